@@ -1,0 +1,1 @@
+"""Everything cypherloop needs at question time: settings, graph access, models, the agent graph."""

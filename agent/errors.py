@@ -1,0 +1,91 @@
+"""One exception tree for cypherloop. Every message is one actionable line, never a secret."""
+
+from __future__ import annotations
+
+
+class CypherloopError(Exception):
+    """Base class: the CLI prints ``str(error)`` on one line and exits non-zero."""
+
+    exit_code = 1
+
+
+class ConfigError(CypherloopError):
+    """A setting is missing or wrong (names the variable to fix)."""
+
+    exit_code = 2
+
+
+class GraphError(CypherloopError):
+    """Anything that went wrong talking to the graph database."""
+
+    def __init__(self, message: str, *, db_message: str | None = None) -> None:
+        super().__init__(message)
+        self.db_message = db_message if db_message is not None else message
+
+
+class GraphUnavailable(GraphError):
+    """The database cannot be reached (down, wrong URI, server failed to start)."""
+
+
+class GraphAuthError(GraphError):
+    """The database refused the credentials."""
+
+
+class UnknownGraph(GraphError):
+    """The named graph does not exist."""
+
+
+class CypherSyntaxError(GraphError):
+    """The database rejected the query at parse/plan time (EXPLAIN); carries the database's message."""
+
+
+class CypherExecutionError(GraphError):
+    """The query planned but failed while running; carries the database's message."""
+
+
+class QueryTimeout(GraphError):
+    """The query ran past its time limit and was stopped."""
+
+
+class WriteRefused(GraphError):
+    """The read-only gate refused a query that could change the graph."""
+
+
+class SchemaViolation(GraphError):
+    """The query names labels, relationship types, properties or directions the schema does not have."""
+
+
+class LoaderError(GraphError):
+    """A statement of a Cypher script failed; names the statement number and the database's error."""
+
+    def __init__(self, message: str, *, statement_no: int, db_message: str | None = None) -> None:
+        super().__init__(message, db_message=db_message)
+        self.statement_no = statement_no
+
+
+class ModelError(CypherloopError):
+    """The text-generation model could not be loaded or failed to answer."""
+
+
+class StoreError(CypherloopError):
+    """The feedback store could not read or write."""
+
+
+class InvalidCorrection(StoreError):
+    """A corrected query was refused because it did not run read-only without error."""
+
+
+class DataError(CypherloopError):
+    """An input data file (dataset, recipe, question set) is missing or malformed."""
+
+    exit_code = 2
+
+
+class TrainingError(CypherloopError):
+    """Training, evaluation or promotion failed; the live adapter is unchanged."""
+
+
+class LockBusy(CypherloopError):
+    """Another cypherloop process holds the lock for this job."""
+
+    exit_code = 3

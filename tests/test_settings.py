@@ -1,0 +1,45 @@
+from pathlib import Path
+
+from agent.settings import Settings, redact_url
+
+
+def test_defaults(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = Settings()
+    assert s.graph_backend == "embedded"
+    assert s.home == Path(".cypherloop")
+    assert s.max_attempts == 3
+
+
+def test_seed_names_and_prefix_from_env(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEO4J_URI", "neo4j://db:7687")
+    monkeypatch.setenv("NEO4J_PASSWORD", "s3cret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abc")
+    monkeypatch.setenv("CYPHERLOOP_GRAPH", "movies")
+    monkeypatch.setenv("CYPHERLOOP_MAX_ATTEMPTS", "5")
+    s = Settings()
+    assert s.neo4j_uri == "neo4j://db:7687"
+    assert s.neo4j_password.get_secret_value() == "s3cret"
+    assert s.graph == "movies" and s.max_attempts == 5
+    red = repr(s.redacted())
+    assert "s3cret" not in red and "sk-abc" not in red and "s3cret" not in repr(s)
+
+
+def test_dotenv_file(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CYPHERLOOP_GRAPH=northwind\nNEO4J_DATABASE=shop\n")
+    s = Settings()
+    assert s.graph == "northwind" and s.neo4j_database == "shop"
+
+
+def test_env_beats_dotenv(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CYPHERLOOP_GRAPH=northwind\n")
+    monkeypatch.setenv("CYPHERLOOP_GRAPH", "movies")
+    assert Settings().graph == "movies"
+
+
+def test_redact_url():
+    assert redact_url("redis://:pw@127.0.0.1:6379") == "redis://:***@127.0.0.1:6379"
+    assert redact_url("bolt://neo4j:secret@h:7687/x") == "bolt://neo4j:***@h:7687/x"

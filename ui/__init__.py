@@ -1,0 +1,1 @@
+"""User interfaces: the `cypherloop` command line and the Gradio chat."""
