@@ -1,5 +1,61 @@
 """Graph access: the GraphStore protocol and its backends (embedded/external FalkorDB, Neo4j)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from agent.graphdb.base import GraphSchema, GraphStore, NodeLabel, Pattern, Property, QueryResult, RelType
 
-__all__ = ["GraphSchema", "GraphStore", "NodeLabel", "Pattern", "Property", "QueryResult", "RelType"]
+if TYPE_CHECKING:
+    from agent.settings import Settings
+
+__all__ = [
+    "GraphSchema",
+    "GraphStore",
+    "NodeLabel",
+    "Pattern",
+    "Property",
+    "QueryResult",
+    "RelType",
+    "open_graph",
+]
+
+
+def open_graph(settings: Settings, name: str | None = None) -> GraphStore:
+    """The graph ``name`` (default ``settings.graph``) on the backend ``settings.graph_backend``.
+
+    ``embedded`` starts the home's FalkorDB when it is not running; ``falkordb`` connects to
+    ``settings.falkordb_url``; ``neo4j`` uses ``settings.neo4j_*``. Opening does not check that the
+    graph exists: reads raise ``UnknownGraph``, loader writes create it.
+    """
+    from agent.errors import ConfigError
+
+    name = name or settings.graph
+    common = {
+        "default_timeout_s": settings.query_timeout_s,
+        "default_max_rows": settings.max_rows,
+        "schema_max_chars": settings.schema_max_chars,
+    }
+    if settings.graph_backend == "embedded":
+        from agent.graphdb.embedded import ensure_running
+        from agent.graphdb.falkor import FalkorGraph
+
+        info = ensure_running(settings)
+        return FalkorGraph(
+            name, host=info.host, port=info.port, password=info.password, backend="embedded", **common
+        )
+    if settings.graph_backend == "falkordb":
+        from agent.graphdb.falkor import FalkorGraph
+
+        if not settings.falkordb_url:
+            raise ConfigError(
+                "graph_backend is falkordb but CYPHERLOOP_FALKORDB_URL is not set (e.g. redis://:password@host:6379)"
+            )
+        return FalkorGraph(name, url=settings.falkordb_url, backend="falkordb", **common)
+    if settings.graph_backend == "neo4j":
+        from agent.graphdb.neo4j import Neo4jGraph
+
+        return Neo4jGraph.from_settings(settings, name=name)
+    raise ConfigError(
+        f"unknown CYPHERLOOP_GRAPH_BACKEND {settings.graph_backend!r}; choose embedded, falkordb or neo4j"
+    )

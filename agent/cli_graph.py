@@ -1,0 +1,310 @@
+"""``cypherloop graph …`` and ``cypherloop demo …``.
+
+    cypherloop graph load FILE.cypher [--graph NAME] [--replace]
+    cypherloop graph schema [--graph NAME] [--json]
+    cypherloop graph query "MATCH (n) RETURN count(n)" [--graph NAME] [--json] [--timeout S] [--max-rows N]
+    cypherloop graph stats [--graph NAME] [--json]
+    cypherloop graph stop
+    cypherloop demo init [--seed N] [--force]
+
+Every command takes ``--home DIR`` (default ``CYPHERLOOP_HOME`` or ``./.cypherloop``). User errors
+are raised as ``CypherloopError`` subclasses; the dispatcher prints one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError, DataError, UnknownGraph
+from agent.settings import Settings, load_settings
+
+MAX_CELL = 80
+"""Table cells longer than this are shortened with '…' (``--json`` prints everything)."""
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="cypherloop home directory (default: CYPHERLOOP_HOME or ./.cypherloop)",
+    )
+    return p
+
+
+def _graph_opt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--graph", default=None, help="graph name (default: CYPHERLOOP_GRAPH, 'demo')")
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return load_settings(home=getattr(args, "home", None), graph=getattr(args, "graph", None), **overrides)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        text = "null"
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (dict, list)):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def format_table(columns: list[str], rows: list[list[Any]]) -> str:
+    """An aligned text table: header, rule, one line per row (numbers right-aligned)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells if i < len(r)]) for i, c in enumerate(columns)]
+    numeric = [
+        bool(rows)
+        and all(
+            isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
+            for r in rows
+            if i < len(r) and r[i] is not None
+        )
+        for i in range(len(columns))
+    ]
+
+    def line(values: list[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)
+        ]
+        return " | ".join(parts).rstrip()
+
+    out = [line(columns), "-+-".join("-" * w for w in widths)]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+# --- graph --------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="cypherloop graph",
+        description="Graph database: load Cypher scripts, inspect the schema, run read-only queries.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "load",
+        parents=[common],
+        help="run a multi-statement Cypher script (statements end with ';' at line end)",
+    )
+    p.add_argument("file", type=Path, help="the .cypher script")
+    _graph_opt(p)
+    p.add_argument("--replace", action="store_true", help="delete the graph first")
+
+    p = sub.add_parser("schema", parents=[common], help="labels, relationship types, properties and patterns")
+    _graph_opt(p)
+    p.add_argument("--json", action="store_true", help="structured JSON instead of the prompt text")
+
+    p = sub.add_parser("query", parents=[common], help="run one read-only Cypher query (writes are refused)")
+    p.add_argument("cypher", help='the query, e.g. "MATCH (n) RETURN count(n)"')
+    _graph_opt(p)
+    p.add_argument(
+        "--json", action="store_true", help="print columns, rows, truncated and elapsed_ms as JSON"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="time limit in seconds (default: CYPHERLOOP_QUERY_TIMEOUT_S)",
+    )
+    p.add_argument(
+        "--max-rows", type=int, default=None, metavar="N", help="row cap (default: CYPHERLOOP_MAX_ROWS)"
+    )
+
+    p = sub.add_parser("stats", parents=[common], help="node and relationship counts")
+    _graph_opt(p)
+    p.add_argument("--json", action="store_true")
+
+    sub.add_parser("stop", parents=[common], help="save and stop the embedded FalkorDB of this home")
+    return parser
+
+
+def graph_main(argv: list[str] | None = None) -> int:
+    """``cypherloop graph``; returns the exit code."""
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return {"load": _load, "schema": _schema, "query": _query, "stats": _stats, "stop": _stop}[args.cmd](args)
+
+
+def _open(settings: Settings, name: str | None = None):
+    from agent.graphdb import open_graph
+
+    return open_graph(settings, name)
+
+
+def _load(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.is_file():
+        raise DataError(f"no such Cypher script: {path}")
+    settings = _settings(args)
+    from agent.graphdb.loader import load_script
+
+    store = _open(settings)
+    try:
+        report = load_script(store, path, replace=args.replace, progress=True)
+        counts = store.stats()
+    finally:
+        store.close()
+    nodes, rels = sum(counts["nodes"].values()), sum(counts["relationships"].values())
+    ran = (
+        f"{report.statements} statements in {report.seconds:.1f} s; " if hasattr(report, "statements") else ""
+    )
+    print(
+        f"loaded {path} into graph {store.name!r}: {ran}the graph has {nodes} nodes and {rels} relationships"
+    )
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = _open(settings)
+    try:
+        schema = store.schema(refresh=True)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(schema.to_dict())
+    else:
+        print(schema.to_text(None, max_chars=10**9))
+    return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    if not args.cypher.strip():
+        raise DataError("empty query; pass the Cypher text as one argument")
+    if args.max_rows is not None and args.max_rows <= 0:
+        raise ConfigError("--max-rows must be a positive number")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError("--timeout must be a positive number of seconds")
+    settings = _settings(args)
+    store = _open(settings)
+    try:
+        result = store.query(args.cypher, timeout_s=args.timeout, max_rows=args.max_rows)
+    finally:
+        store.close()
+    if args.json:
+        _print_json(
+            {
+                "columns": result.columns,
+                "rows": result.rows,
+                "truncated": result.truncated,
+                "elapsed_ms": result.elapsed_ms,
+            }
+        )
+        return 0
+    if result.columns:
+        print(format_table(result.columns, result.rows))
+    n = len(result.rows)
+    note = f", truncated at {n} rows" if result.truncated else ""
+    print(f"({n} row{'s' if n != 1 else ''}, {result.elapsed_ms:.1f} ms{note})")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = _open(settings)
+    try:
+        counts = store.stats()
+    finally:
+        store.close()
+    if args.json:
+        _print_json(counts)
+        return 0
+    rows = [["node", k, v] for k, v in counts["nodes"].items()] + [
+        ["relationship", k, v] for k, v in counts["relationships"].items()
+    ]
+    rows.append(["total", "nodes", sum(counts["nodes"].values())])
+    rows.append(["total", "relationships", sum(counts["relationships"].values())])
+    print(format_table(["kind", "name", "count"], rows))
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.graph_backend != "embedded":
+        raise ConfigError(
+            f"`graph stop` stops the embedded FalkorDB; graph_backend is {settings.graph_backend!r}"
+        )
+    from agent.graphdb.embedded import stop
+
+    if stop(settings):
+        print(f"stopped the embedded FalkorDB of {settings.home_dir} (data saved)")
+    else:
+        print(f"the embedded FalkorDB of {settings.home_dir} is not running")
+    return 0
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+DEMO_GRAPH = "demo"
+
+
+def demo_main(argv: list[str] | None = None) -> int:
+    """``cypherloop demo``; returns the exit code."""
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="cypherloop demo", description="The demo e-commerce graph.", parents=[common]
+    )
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    p = sub.add_parser(
+        "init",
+        parents=[common],
+        help=f"build the demo graph {DEMO_GRAPH!r} in the graph database (idempotent)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the documented demo's seed)")
+    p.add_argument("--force", action="store_true", help="rebuild even when the demo graph exists")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    settings = _settings(args)
+    store = _open(settings, DEMO_GRAPH)
+    try:
+        existing = _node_count(store)
+        if existing and not args.force:
+            print(f"demo graph {DEMO_GRAPH!r} already exists ({existing} nodes); use --force to rebuild it")
+            return 0
+        from agent.demo import build_demo
+
+        if existing:
+            store.delete_graph()
+        if args.seed is None:
+            build_demo(store)
+        else:
+            build_demo(store, seed=args.seed)
+        counts = store.stats()
+    finally:
+        store.close()
+    nodes, rels = sum(counts["nodes"].values()), sum(counts["relationships"].values())
+    seed = "" if args.seed is None else f" (seed {args.seed})"
+    print(f"built demo graph {DEMO_GRAPH!r}{seed}: {nodes} nodes, {rels} relationships")
+    return 0
+
+
+def _node_count(store: Any) -> int:
+    try:
+        return sum(store.stats()["nodes"].values())
+    except UnknownGraph:
+        return 0

@@ -1,0 +1,253 @@
+"""The static read-only gate: refuse Cypher that could change the graph before it reaches a database.
+
+Defence in depth, not the only line: every backend also runs model-written queries through the
+database's own read-only mechanism (FalkorDB ``GRAPH.RO_QUERY``, Neo4j READ access + EXPLAIN query
+type). This check is a pure function over the query text:
+
+1. Tokenise like Cypher does: ``//`` and ``/* */`` comments, ``'…'`` / ``"…"`` strings (backslash
+   escapes) and backtick identifiers are recognised, so ``RETURN 'CREATE'`` or a property
+   ``n.`set``` passes, while a keyword outside them is seen.
+2. Look at several variants of the text and refuse if any shows a write: comments as whitespace,
+   comments removed (``CRE/**/ATE``), and the code Unicode-normalised (NFKC, zero-width and other
+   format characters dropped, Cyrillic/Greek look-alikes mapped to Latin, accents stripped, ``\\uXXXX``
+   escapes decoded) so fullwidth or homoglyph keywords are caught.
+3. Refuse write and admin clauses, write/admin procedures, ``CALL {…} IN TRANSACTIONS`` and more than
+   one statement. The message names the clause and its line.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from agent.errors import WriteRefused
+
+# Clauses that write wherever they appear (Neo4j 5+ also accepts INSERT as a synonym of CREATE).
+WRITE_KEYWORDS = frozenset({"CREATE", "MERGE", "SET", "DELETE", "REMOVE", "DROP", "FOREACH", "INSERT"})
+# Administration commands: refused anywhere (they are never variable names in practice).
+ADMIN_KEYWORDS = frozenset({"ALTER", "GRANT", "REVOKE", "DENY", "TERMINATE", "DEALLOCATE", "REALLOCATE", "RENAME"})
+# Admin commands whose first word is also a plausible variable name (``start``, ``show``): refused at
+# the start of a statement or subquery, or when followed by an admin object.
+STATEMENT_START_ADMIN = frozenset({"SHOW", "START", "STOP", "ENABLE", "USE"})
+ADMIN_OBJECTS = frozenset({"DATABASE", "DATABASES", "SERVER", "SERVERS", "USER", "USERS", "ROLE", "ROLES",
+                           "ALIAS", "ALIASES", "PRIVILEGES", "TRANSACTION", "TRANSACTIONS", "COMPOSITE"})
+
+# Procedures and functions that write, administer or reach outside the graph. Patterns are matched
+# case-insensitively against the dotted name; ``*`` matches anything (including dots).
+WRITE_PROCEDURES = (
+    "db.create.*", "db.index.*", "db.idx.*", "db.clearquerycaches", "db.checkpoint", "db.stats.*",
+    "db.awaitindex*", "db.resampleindex*", "db.resampleoutdatedindexes", "db.prepareforreplanning",
+    "dbms.*", "tx.*",
+    "apoc.create.*", "apoc.merge.*", "apoc.refactor.*", "apoc.periodic.*", "apoc.do.*", "apoc.cypher.*",
+    "apoc.load.*", "apoc.export.*", "apoc.import.*", "apoc.trigger.*", "apoc.schema.assert",
+    "apoc.atomic.*", "apoc.lock.*", "apoc.nodes.delete", "apoc.custom.*", "apoc.uuid.*", "apoc.ttl.*",
+    "apoc.systemdb.*", "apoc.redis.*", "apoc.mongo*", "apoc.es.*", "apoc.couchbase.*", "apoc.static.set",
+    "apoc.trigger.*", "apoc.log.*", "apoc.util.sleep", "apoc.warmup.*",
+    "gds.*.write*", "gds.*.mutate*", "gds.graph.drop*", "gds.graph.project*", "gds.graph.create*",
+    "gds.graph.remove*", "gds.graph.nodeproperties.write*", "gds.graph.relationship*.write*",
+    "graph.*",
+)
+# Read procedures inside otherwise refused namespaces (full-text / vector index search).
+READ_PROCEDURE_EXCEPTIONS = (
+    "db.index.fulltext.query*", "db.idx.fulltext.query*", "db.index.vector.query*", "db.idx.vector.query*",
+)
+
+_CONFUSABLES = str.maketrans({
+    # Cyrillic
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ү": "Y", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W",
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ј": "j",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ӏ": "l", "ɡ": "g",
+    # Greek
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X", "ο": "o", "ν": "v", "α": "a", "ι": "i", "κ": "k", "τ": "t",
+    "υ": "u", "ρ": "p",
+    # Latin oddities
+    "ı": "i", "ȷ": "j", "ℓ": "l",
+})
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # word | ident | string | comment | ws | punct
+    text: str
+    line: int
+
+
+def check_read_only(cypher: str) -> None:
+    """Raise ``WriteRefused`` when ``cypher`` could write, administer, or hides more than one statement.
+
+    Pure and cheap; safe to call on every model output. Passing it does not make a query safe on its
+    own: the backends also use the database's read-only mode.
+    """
+    if not isinstance(cypher, str):
+        raise TypeError(f"check_read_only expects a str, not {type(cypher).__name__}")
+    for variant, note in _variants(cypher):
+        reason = _find_write(_tokenize(variant))
+        if reason:
+            raise WriteRefused(f"write refused: the query contains {reason}{note}; only read-only queries may run")
+
+
+def is_read_only(cypher: str) -> bool:
+    """``True`` when ``check_read_only`` lets the query through."""
+    try:
+        check_read_only(cypher)
+    except WriteRefused:
+        return False
+    return True
+
+
+# --- variants of the text --------------------------------------------------------------------
+def _variants(cypher: str) -> list[tuple[str, str]]:
+    raw = _tokenize(cypher)
+    out = [(cypher, "")]
+    # Comments removed outright: `CRE/**/ATE` becomes `CREATE`.
+    joined = "".join("" if t.kind == "comment" else t.text for t in raw)
+    if joined != cypher:
+        out.append((joined, " (hidden by a comment)"))
+    # The code (outside strings and comments) normalised: fullwidth, homoglyph and zero-width tricks.
+    normalised = "".join(_normalise(t.text) if t.kind in ("word", "punct", "ws") else
+                         ("" if t.kind == "comment" else t.text) for t in raw)
+    if normalised != joined:
+        out.append((normalised, " (after Unicode normalisation)"))
+    # `\uXXXX` escapes decoded everywhere, in case a parser resolves them before lexing.
+    if re.search(r"\\u[0-9A-Fa-f]{4}", cypher):
+        decoded = re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)), cypher)
+        out.append((decoded, " (after decoding \\u escapes)"))
+    return out
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf", "Me"))
+
+
+# --- tokenizer -------------------------------------------------------------------------------
+_WORD = re.compile(r"\w+")
+
+
+def _tokenize(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    i, n, line = 0, len(text), 1
+    while i < n:
+        c = text[i]
+        start = i
+        if c.isspace():
+            while i < n and text[i].isspace():
+                i += 1
+            kind = "ws"
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            kind = "comment"
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            kind = "comment"
+        elif c in "'\"":
+            j = i + 1
+            while j < n and text[j] != c:
+                j += 2 if text[j] == "\\" else 1
+            if j >= n:  # unterminated: treat the quote as punctuation and keep reading code
+                i, kind = i + 1, "punct"
+            else:
+                i, kind = j + 1, "string"
+        elif c == "`":
+            j = i + 1
+            while j < n:
+                if text[j] == "`":
+                    if text.startswith("``", j):
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                i, kind = i + 1, "punct"
+            else:
+                i, kind = j + 1, "ident"
+        else:
+            m = _WORD.match(text, i)
+            if m:
+                i, kind = m.end(), "word"
+            else:
+                i, kind = i + 1, "punct"
+        chunk = text[start:i]
+        toks.append(_Tok(kind, chunk, line))
+        line += chunk.count("\n")
+    return toks
+
+
+# --- the rules -------------------------------------------------------------------------------
+def _find_write(tokens: list[_Tok]) -> str | None:
+    sig = [t for t in tokens if t.kind not in ("ws", "comment")]
+    for k, t in enumerate(sig):
+        prev = sig[k - 1] if k else None
+        nxt = sig[k + 1] if k + 1 < len(sig) else None
+        where = f" (line {t.line})"
+        if t.kind == "punct" and t.text == ";":
+            if nxt is not None:
+                return "more than one statement (text after ';')" + where
+            continue
+        if t.kind != "word":
+            continue
+        word = t.text.upper()
+        after_dot = (prev is not None and prev.text == "." and k >= 2
+                     and sig[k - 2].kind in ("word", "ident") and not sig[k - 2].text[:1].isdigit())
+        if after_dot:  # a property key such as `n.set` (dotted procedure names are checked below)
+            continue
+        # a label or type (`:Set`), a parameter (`$set`), a map key, a variable before its label or
+        # property (`{set: 1}`, `(create:Person)`, `set.name`): no clause sits next to `:`, after `$`
+        # or before `.`
+        name_like = (prev is not None and prev.text in (":", "$")) or (nxt is not None and nxt.text in (":", "."))
+        if word in WRITE_KEYWORDS and not name_like:
+            if word == "DELETE" and prev is not None and prev.text.upper() in ("DETACH", "NODETACH"):
+                return f"{prev.text.upper()} DELETE" + where
+            return word + where
+        if word == "LOAD" and nxt is not None and nxt.text.upper() == "CSV":
+            return "LOAD CSV" + where
+        if word in ADMIN_KEYWORDS and not name_like:
+            return f"the admin command {word}" + where
+        if word in STATEMENT_START_ADMIN and not name_like:
+            at_start = prev is None or prev.text in ("{", ";") or prev.text.upper() in ("UNION", "ALL")
+            if at_start or (nxt is not None and nxt.text.upper() in ADMIN_OBJECTS):
+                return f"the admin command {word}" + where
+        if word == "IN" and prev is not None and prev.text == "}":
+            ahead = [x.text.upper() for x in sig[k + 1:k + 5]]
+            if "TRANSACTIONS" in ahead:
+                return "CALL { … } IN TRANSACTIONS" + where
+        if word == "CALL" or (nxt is not None and nxt.text == "."):
+            name, end = _dotted_name(sig, k + 1 if word == "CALL" else k)
+            is_call = word == "CALL" or (end < len(sig) and sig[end].text == "(")
+            if name and is_call and _is_write_procedure(name):
+                return f"the write/admin procedure {name}" + where
+    return None
+
+
+def _dotted_name(sig: list[_Tok], k: int) -> tuple[str, int]:
+    parts: list[str] = []
+    while k < len(sig) and sig[k].kind in ("word", "ident"):
+        text = sig[k].text
+        parts.append(text[1:-1].replace("``", "`") if sig[k].kind == "ident" else text)
+        if k + 1 < len(sig) and sig[k + 1].text == ".":
+            k += 2
+        else:
+            k += 1
+            break
+    return ".".join(parts), k
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(re.escape(pattern).replace(r"\*", ".*") + r"\Z", re.IGNORECASE)
+
+
+_WRITE_PROC_RES = tuple(_glob(p) for p in WRITE_PROCEDURES)
+_READ_PROC_RES = tuple(_glob(p) for p in READ_PROCEDURE_EXCEPTIONS)
+
+
+def _is_write_procedure(name: str) -> bool:
+    name = _normalise(name).strip()
+    if any(r.match(name) for r in _READ_PROC_RES):
+        return False
+    return any(r.match(name) for r in _WRITE_PROC_RES)

@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+import pytest
+
+from ui.cli import COMMANDS, main
+
+
+def test_top_level_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_no_arguments_prints_usage_and_fails(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_unknown_command_is_one_clear_line(capsys):
+    assert main(["frobnicate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown command" in err[0]
+
+
+def test_help_does_not_import_heavy_packages():
+    code = "import sys; from ui.cli import main; main(['--help']); print(sorted(m for m in ('torch','transformers','gradio','chromadb','peft','trl') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_subcommand_has_help(name, capsys):
+    assert main([name, "--help"]) == 0
+    assert "usage" in capsys.readouterr().out.lower()
