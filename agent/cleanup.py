@@ -1,0 +1,167 @@
+"""Turn a model's raw reply into one Cypher statement (pure; no database, no model).
+
+Small models wrap their query in code fences, chat tokens, "Cypher:" prefixes and explanations, or
+write several statements. ``clean_cypher`` keeps the first statement and nothing else; it never
+repairs or removes clauses (a write clause stays, so the read-only gate can refuse it). A reply
+without any Cypher becomes ``""`` and the agent reports "no Cypher query in the reply".
+"""
+
+from __future__ import annotations
+
+import re
+
+SPECIAL_TOKEN = re.compile(r"<\|[^|>\s]{1,40}\|>|</?s>|\[/?INST\]")
+ROLE_HEADER = re.compile(r"^\s*(?:assistant|system|user)\s*\n", re.IGNORECASE)
+FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
+PREFIX = re.compile(r"^\s*(?:cypher\s+query|cypher|query|answer|corrected\s+query)\s*[:=]\s*", re.IGNORECASE)
+LANG_TAG = re.compile(r"^\s*(?:cypher|sql|neo4j)\s*$", re.IGNORECASE)
+
+# Where a statement may start. Keywords need a following token that looks like Cypher, so prose such
+# as "to match the customers" does not count; matching is case-insensitive.
+_START = (
+    r"(?:OPTIONAL\s+)?MATCH\s*(?:\(|\w+\s*=)"
+    r"|UNWIND\s+[\[\w$]"
+    r"|WITH\s+[\w*$\[{(]"
+    r"|CALL\s*[\w{(]"
+    r"|RETURN\s+[\w*$'\"(\[{-]"
+    r"|CREATE\s*[(\w]"
+    r"|MERGE\s*\("
+    r"|(?:DETACH\s+)?DELETE\s+\w"
+    r"|DROP\s+\w"
+    r"|LOAD\s+CSV\b"
+    r"|FOREACH\s*\("
+    r"|(?:EXPLAIN|PROFILE)\s+\w"
+)
+STATEMENT_START = re.compile(rf"(?:{_START})", re.IGNORECASE)
+LINE_START = re.compile(rf"^\s*(?:{_START})", re.IGNORECASE)
+# A clause that begins a new statement when it follows a completed RETURN (no UNION in between).
+NEW_STATEMENT = re.compile(r"^\s*(?:(?:OPTIONAL\s+)?MATCH|CREATE|MERGE|UNWIND|CALL)\b", re.IGNORECASE)
+CONTINUATION = re.compile(
+    r"^\s*(?:OPTIONAL|MATCH|WHERE|AND|OR|XOR|NOT|WITH|RETURN|ORDER|SKIP|LIMIT|UNION|UNWIND|CALL|YIELD|"
+    r"CASE|WHEN|THEN|ELSE|END|AS|DISTINCT|ASC|DESC|ASCENDING|DESCENDING|CREATE|MERGE|SET|DELETE|DETACH|"
+    r"REMOVE|FOREACH|ON|IN|IS|STARTS|ENDS|CONTAINS|COLLECT|COUNT|EXISTS|USE)\b",
+    re.IGNORECASE,
+)
+# "This query returns …", "Note: …", "Explanation" — a sentence, not Cypher.
+PROSE_LINE = re.compile(r"^\s*(?:[A-Z][a-z']*[,:]?(?:\s+[\w'’,-]+){2,}[.!?:]?\s*$|(?:Note|Explanation|Output|Result)s?\b)")
+CYPHER_CHARS = re.compile(r"[()\[\]{}=<>.]")
+
+
+def clean_cypher(raw: str) -> str:
+    """The first Cypher statement in a model reply, or ``""`` when the reply has none."""
+    if not raw:
+        return ""
+    text = SPECIAL_TOKEN.sub("\n", raw).replace("\r\n", "\n")
+    text = ROLE_HEADER.sub("", text, count=1)
+    fenced = _first_fence(text)
+    if fenced is not None:
+        text = fenced
+    start = _find_start(text)
+    if start is None:
+        return ""
+    return _first_statement(text[start:])
+
+
+def _first_fence(text: str) -> str | None:
+    """Content of the first code fence that holds Cypher (a fence with only prose is skipped)."""
+    for m in FENCE.finditer(text):
+        body = m.group(2)
+        if _find_start(body) is not None:
+            return body
+    return None
+
+
+def _find_start(text: str) -> int | None:
+    """Offset where the statement begins: a line that starts with a clause, else the first inline clause."""
+    offset = 0
+    for line in text.split("\n"):
+        body = PREFIX.sub("", line, count=1)
+        if LINE_START.match(body):
+            return offset + (len(line) - len(body)) + (len(body) - len(body.lstrip()))
+        offset += len(line) + 1
+    # Inline: "The query is: MATCH (n) RETURN n". Only upper-case keywords count here.
+    m = re.search(rf"(?:{_START})", text)
+    return m.start() if m else None
+
+
+def _first_statement(text: str) -> str:
+    """Cut at the first top-level ``;``, at trailing prose, or where a second statement begins."""
+    text = _cut_at_semicolon(text)
+    lines: list[str] = []
+    seen_return = False
+    blank_before = False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if not stripped:
+            if lines:
+                blank_before = True
+            continue
+        if stripped.startswith("```"):
+            break
+        if stripped.startswith("//") and not lines:
+            continue
+        if lines:
+            if seen_return and NEW_STATEMENT.match(stripped) and not _ends_with_union(lines):
+                break
+            if _is_prose(stripped) or (blank_before and not CONTINUATION.match(stripped) and not CYPHER_CHARS.search(stripped)):
+                break
+            if blank_before and LANG_TAG.match(stripped):
+                break
+        lines.append(line.rstrip())
+        blank_before = False
+        if re.search(r"\bRETURN\b", _mask_strings(stripped), re.IGNORECASE) and _depth(lines) == 0:
+            seen_return = True
+        if re.match(r"^\s*UNION\b", stripped, re.IGNORECASE):
+            seen_return = False
+    out = "\n".join(lines).strip()
+    out = _strip_inline_trailing_prose(out)
+    return out.rstrip(";").strip().strip("`").strip()
+
+
+def _cut_at_semicolon(text: str) -> str:
+    """Everything before the first ``;`` that is outside strings and comments."""
+    quote: str | None = None
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c in "'\"`":
+            quote = c
+        elif c == ";":
+            return text[:i]
+        i += 1
+    return text
+
+
+def _mask_strings(text: str) -> str:
+    """Replace string literal contents with ``_`` (same length) so keywords inside strings are ignored."""
+    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], text)
+
+
+def _depth(lines: list[str]) -> int:
+    masked = _mask_strings("\n".join(lines))
+    return sum(masked.count(c) for c in "([{") - sum(masked.count(c) for c in ")]}")
+
+
+def _ends_with_union(lines: list[str]) -> bool:
+    return bool(re.search(r"\bUNION(?:\s+ALL)?\s*$", lines[-1], re.IGNORECASE))
+
+
+def _is_prose(line: str) -> bool:
+    if CONTINUATION.match(line) or LINE_START.match(line):
+        return False
+    if line.startswith(("-", "(", "<", "'", '"', "[", "{", ")", "]", "}", ",")):
+        return False
+    return bool(PROSE_LINE.match(line)) and not re.search(r"[()\[\]{}=<>]", line)
+
+
+def _strip_inline_trailing_prose(text: str) -> str:
+    """``RETURN n.name This returns …`` → ``RETURN n.name`` (a sentence glued after the last clause)."""
+    masked = _mask_strings(text)
+    m = re.search(r"(?<=[\w)\]}'\"*])(?:\s*\.)?\s+(?=(?:This|That|It|Here|Note|The query|This query|Explanation)\b[^()\[\]{}=<>]*$)", masked)
+    return text[: m.start()].rstrip() if m else text

@@ -1,0 +1,204 @@
+"""``cypherloop ask`` and ``cypherloop eval``.
+
+    cypherloop ask "How many customers are there?" [--graph NAME] [--json] [--home DIR]
+                   [--backend transformers|llamacpp|openai] [--model NAME] [--adapter active|none|DIR]
+    cypherloop eval --graph NAME --dataset FILE.jsonl [--limit N] [--out predictions.jsonl] [--json]
+
+``ask`` prints the answer, the Cypher and a table of rows, and logs the exchange to the feedback
+store when one can be opened (a failing store never costs the answer: one warning, then silence).
+``eval`` prints execution accuracy, executable share, first-try vs after-retry accuracy, accuracy
+per category and latency p50/p95; ``--out`` writes one prediction per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+# --- shared options -------------------------------------------------------------------------------
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", type=Path, default=None, help="cypherloop home directory (default: CYPHERLOOP_HOME or ./.cypherloop)")
+    p.add_argument("--graph", default=None, help="graph name (default: CYPHERLOOP_GRAPH, 'demo')")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--backend", choices=["transformers", "llamacpp", "openai"], default=None, help="model backend (default: CYPHERLOOP_MODEL_BACKEND)")
+    p.add_argument("--model", default=None, help="base model (transformers/llamacpp) or model name (openai)")
+    p.add_argument("--adapter", default=None, help="LoRA adapter: active (registry), none, a version or a directory")
+    p.add_argument("--max-attempts", type=int, default=None, help="generate/correct attempts per question (default 3)")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from env/.env with the command-line overrides on top."""
+    backend = args.backend
+    overrides: dict[str, Any] = {
+        "home": args.home,
+        "graph": args.graph,
+        "model_backend": backend,
+        "adapter": args.adapter,
+        "max_attempts": args.max_attempts,
+        "temperature": args.temperature,
+    }
+    if args.model:
+        chosen = backend or load_settings(home=args.home).model_backend
+        overrides["openai_model" if chosen == "openai" else "base_model"] = args.model
+    return load_settings(**overrides)
+
+
+def _open_graph_checked(settings: Settings, name: str | None = None) -> Any:
+    """Open the graph and read its schema now, so a wrong name fails with one clear line."""
+    from agent.graphdb import open_graph
+
+    store = open_graph(settings, name)
+    store.schema()
+    return store
+
+
+def open_feedback_store(settings: Settings, *, quiet: bool = False) -> Any | None:
+    """The Chroma feedback store when it is installed and opens; None otherwise (one warning)."""
+    try:
+        from feedback_store.chroma import ChromaFeedbackStore
+
+        return ChromaFeedbackStore(settings)
+    except Exception as e:  # noqa: BLE001 - the store is optional for answering
+        if not quiet:
+            print(f"warning: feedback store unavailable, answering without few-shot examples or logging: {e}", file=sys.stderr)
+        return None
+
+
+def _quiet_libraries() -> None:
+    """Offline, and no library chatter on the terminal (set before the libraries are imported)."""
+    for key, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+        ("ANONYMIZED_TELEMETRY", "False"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+    ):
+        os.environ.setdefault(key, value)
+    # bitsandbytes (imported by transformers/peft when installed) warns about optional CPU kernels.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
+
+# --- ask ------------------------------------------------------------------------------------------
+def _ask_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cypherloop ask", description="Answer one question about the graph: question → Cypher → rows → answer.")
+    p.add_argument("question", nargs="+", help="the question (quote it, or pass several words)")
+    _add_common(p)
+    p.add_argument("--no-log", action="store_true", help="do not record the exchange in the feedback store")
+    return p
+
+
+def format_result(out: dict[str, Any]) -> str:
+    """Answer, Cypher and a table of rows, for the terminal."""
+    lines = [out.get("answer", "")]
+    if out.get("cypher"):
+        lines += ["", "Cypher:", *("  " + line for line in out["cypher"].splitlines())]
+    if out.get("columns") and out.get("rows"):
+        lines += ["", _table(out["columns"], out["rows"])]
+    n_attempts = len(out.get("attempts") or [])
+    meta = [f"{len(out.get('rows') or [])} row(s)" + (" (truncated)" if out.get("truncated") else "")]
+    if n_attempts:
+        meta.append(f"{n_attempts} attempt{'s' if n_attempts != 1 else ''}")
+    meta += [f"{out.get('latency_ms', 0) / 1000:.2f} s", out.get("model_version", "")]
+    lines += ["", "(" + "; ".join(m for m in meta if m) + ")"]
+    return "\n".join(lines)
+
+
+def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
+    shown = rows[:limit]
+    try:
+        from agent.cli_graph import format_table
+
+        text = format_table(list(columns), [list(r) for r in shown])
+    except ImportError:  # pragma: no cover - cli_graph ships with the package
+        text = "\n".join([" | ".join(columns)] + [" | ".join(json.dumps(v, default=str) for v in r) for r in shown])
+    if len(rows) > limit:
+        text += f"\n… {len(rows) - limit} more rows (use --json for all)"
+    return text
+
+
+def ask_main(argv: list[str] | None = None) -> int:
+    """``cypherloop ask``: 0 when the agent replied (answer, no data, refusal or "could not answer"), 1 when
+    the database or the model failed (``status == "error"``; ``--json`` always carries ``status``)."""
+    args = _ask_parser().parse_args(argv)
+    question = " ".join(args.question).strip()
+    _quiet_libraries()
+    from agent.graph import CypherAgent
+    from agent.models.factory import make_generator
+
+    settings = settings_from_args(args)
+    store = _open_graph_checked(settings)
+    try:
+        generator = make_generator(settings)
+        feedback = None if args.no_log and settings.few_shot_k == 0 else open_feedback_store(settings)
+        agent = CypherAgent(settings, store, generator, feedback)
+        out = agent.ask(question)
+        if not args.no_log:
+            agent.log(out)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(format_result(out))
+    if out["status"] == "error":
+        print(f"error: {out['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- eval -----------------------------------------------------------------------------------------
+def _eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cypherloop eval",
+        description="Execution accuracy of the agent on a JSONL question set (id, question, cypher[, category]).",
+    )
+    _add_common(p)
+    p.add_argument("--dataset", required=True, type=Path, help="JSONL file with id, question, cypher (gold) and optional category")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    p.add_argument("--out", type=Path, default=None, help="write predictions (id, question, predicted_cypher, correct, attempts, latency_ms) as JSONL")
+    p.add_argument("--few-shot", action="store_true", help="retrieve few-shot examples from the feedback store (off: reproducible zero-shot)")
+    return p
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    """``cypherloop eval``: prints the report; 0 when it ran, non-zero for bad input."""
+    args = _eval_parser().parse_args(argv)
+    from agent.errors import DataError
+    from agent.evaluation import load_dataset, run_eval
+
+    if args.limit is not None and args.limit < 1:
+        raise DataError("--limit must be at least 1")
+    items = load_dataset(args.dataset)
+    _quiet_libraries()
+    from agent.graph import CypherAgent
+    from agent.models.factory import make_generator
+
+    settings = settings_from_args(args)
+    store = _open_graph_checked(settings)
+    try:
+        feedback = open_feedback_store(settings) if args.few_shot else None
+        agent = CypherAgent(settings, store, make_generator(settings), feedback)
+        report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=args.out, dataset=str(args.dataset), label=settings.graph)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(report.summary(), ensure_ascii=False, indent=2))
+    else:
+        print(report.text())
+        if args.out:
+            print(f"predictions: {args.out}")
+    return 0
+
+
+__all__ = ["ask_main", "eval_main", "format_result", "open_feedback_store", "settings_from_args"]

@@ -1,0 +1,443 @@
+"""The agent: question → Cypher → checked → run read-only → repaired on error → answer (LangGraph).
+
+    check_scope ─(refused)──────────────────────────────────────────────► END
+        │
+    retrieve → generate → validate ─(ok)→ execute ─(ok)→ answer ────────► END
+                   ▲          │ (error)      │ (error)
+                   └─ correct ◄──────────────┘   (while loop_step < max_attempts)
+                              └─(max_attempts reached)→ give_up ────────► END
+
+Runtime dependencies and limits travel as the graph's context (``AgentContext``), so one compiled
+graph serves every graph store, generator and setting. Transient database faults
+(``GraphUnavailable``) are retried by the nodes' ``RetryPolicy``; the model's correction loop only
+sees errors the model can fix (syntax, schema, refused writes, runtime errors, timeouts).
+
+``CypherAgent`` wraps it for callers: ``ask`` returns a dict, ``stream`` yields step events for a UI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import RetryPolicy
+
+from agent.answer import AnswerWriter, write_answer
+from agent.cleanup import clean_cypher
+from agent.errors import (
+    CypherloopError,
+    GraphAuthError,
+    GraphError,
+    GraphUnavailable,
+    QueryTimeout,
+    UnknownGraph,
+    WriteRefused,
+)
+from agent.graphdb.base import GraphStore
+from agent.models.base import CypherGenerator
+from agent.prompt import ErrorFeedback, Example
+from agent.schema_check import check_cypher
+from agent.scope import check_scope
+from agent.state import InputState, OutputState, State
+
+log = logging.getLogger(__name__)
+
+NO_CYPHER_ERROR = (
+    "The reply contained no Cypher query. Answer with one read-only Cypher query only "
+    "(for example starting with MATCH), without any explanation."
+)
+GIVE_UP_ANSWER = "Sorry, I could not answer this question: after {n} attempt{s} no query worked. The last error was: {error}"
+UNAVAILABLE_ANSWER = "Sorry, I could not answer this question because a service is unavailable: {error}"
+
+# Faults the model cannot fix: they end the run with status "error" (GraphUnavailable after the retries).
+INFRASTRUCTURE_ERRORS = (GraphUnavailable, GraphAuthError, UnknownGraph)
+# Transient faults: retried by LangGraph with backoff, never shown to the model.
+DB_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.25, backoff_factor=2.0, max_interval=2.0, retry_on=GraphUnavailable)
+
+
+@dataclass(kw_only=True)
+class AgentContext:
+    """Run-scoped dependencies and limits (LangGraph context). Build with ``from_settings``."""
+
+    graph_store: GraphStore
+    """Where queries run (read-only)."""
+    generator: CypherGenerator
+    """The model that writes Cypher."""
+    feedback_store: Any | None = None
+    """Optional FeedbackStore for few-shot retrieval (``similar_examples``)."""
+    graph_name: str = ""
+    """Graph name used to scope few-shot retrieval; defaults to graph_store.name."""
+    max_attempts: int = 3
+    """Model calls per question (first try + corrections)."""
+    few_shot_k: int = 3
+    """Examples retrieved per question (0 disables retrieval)."""
+    schema_max_chars: int = 6000
+    """Schema text longer than this is pruned to the question."""
+    query_timeout_s: float = 10.0
+    """Time limit for each model-written query."""
+    max_rows: int = 1000
+    """Row cap for each model-written query."""
+    answer_writer: AnswerWriter | None = None
+    """Optional model-written answer sentence (off by default)."""
+    examples_override: list[Example] | None = None
+    """Fixed few-shot examples instead of the store (benchmarks); None uses the store."""
+
+    @classmethod
+    def from_settings(cls, settings: Any, graph_store: GraphStore, generator: CypherGenerator, feedback_store: Any | None = None, **extra: Any) -> AgentContext:
+        return cls(
+            graph_store=graph_store,
+            generator=generator,
+            feedback_store=feedback_store,
+            graph_name=getattr(graph_store, "name", "") or settings.graph,
+            max_attempts=settings.max_attempts,
+            few_shot_k=settings.few_shot_k,
+            schema_max_chars=settings.schema_max_chars,
+            query_timeout_s=settings.query_timeout_s,
+            max_rows=settings.max_rows,
+            **extra,
+        )
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _emit(runtime: Runtime[AgentContext], step: str, **data: Any) -> None:
+    """A step event for ``stream`` (a no-op when nobody streams)."""
+    writer = getattr(runtime, "stream_writer", None)
+    if writer is not None:
+        writer({"step": step, "label": data.pop("label", step), **data})
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _failure(state: State, stage: str, error: str, cypher: str, fixes: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "error": error,
+        "cypher": cypher,
+        "attempts": [{"attempt": state.loop_step, "cypher": cypher, "raw": state.raw, "error": error, "stage": stage, "fixes": fixes or [], "row_count": None}],
+    }
+
+
+def _db_message(e: GraphError) -> str:
+    return (getattr(e, "db_message", None) or str(e)).strip()
+
+
+# --- nodes ----------------------------------------------------------------------------------------
+def check_scope_node(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Refuse empty input, small talk, write requests and prompt injection before anything runs."""
+    start = time.perf_counter()
+    decision = check_scope(state.question)
+    if decision.in_scope:
+        return {"timings": {"check_scope": _ms(start)}}
+    _emit(runtime, "refused", reason=decision.reason)
+    return {"scope": decision.reason, "status": "refused", "answer": decision.reply, "timings": {"check_scope": _ms(start)}}
+
+
+def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Schema text pruned to the question, and similar verified examples from the feedback store."""
+    start = time.perf_counter()
+    ctx = runtime.context
+    _emit(runtime, "retrieving")
+    schema = ctx.graph_store.schema()
+    examples: list[Example] = []
+    if ctx.examples_override is not None:
+        examples = list(ctx.examples_override)[: ctx.few_shot_k] if ctx.few_shot_k else []
+    elif ctx.feedback_store is not None and ctx.few_shot_k > 0:
+        try:
+            found = ctx.feedback_store.similar_examples(state.question, ctx.graph_name or ctx.graph_store.name, k=ctx.few_shot_k)
+            examples = [Example(e.question, e.cypher) for e in found if getattr(e, "cypher", None)]
+        except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it
+            log.warning("few-shot retrieval failed, answering without examples: %s", e)
+    return {
+        "schema_text": schema.to_text(state.question, ctx.schema_max_chars),
+        "schema_fingerprint": schema.fingerprint(),
+        "examples": examples,
+        "timings": {"retrieve": _ms(start)},
+    }
+
+
+def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """First attempt: the model writes a query from the question, schema and examples."""
+    start = time.perf_counter()
+    gen = runtime.context.generator
+    _emit(runtime, "generating", attempt=state.loop_step + 1)
+    raw = gen.generate(state.question, state.schema_text, state.examples, None)
+    return {"raw": raw or "", "loop_step": 1, "model_version": gen.version, "timings": {"generate": _ms(start)}}
+
+
+def correct(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """A later attempt: the model sees the failed query and the database's (or checker's) message."""
+    start = time.perf_counter()
+    gen = runtime.context.generator
+    attempt = state.loop_step + 1
+    _emit(runtime, "retry", attempt=attempt, label=f"retry {attempt}", error=state.error)
+    failed = state.cypher or state.raw.strip() or "(no query)"
+    feedback = ErrorFeedback(cypher=failed, error=state.error or "the query failed")
+    raw = gen.generate(state.question, state.schema_text, state.examples, feedback)
+    return {"raw": raw or "", "loop_step": 1, "model_version": gen.version, "timings": {"correct": _ms(start)}}
+
+
+def validate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Clean the reply; static read-only gate; schema check (with direction fix); EXPLAIN."""
+    from agent.graphdb.readonly import check_read_only
+
+    start = time.perf_counter()
+    ctx = runtime.context
+    _emit(runtime, "validating", attempt=state.loop_step)
+    timing = {"validate": 0.0}
+
+    def fail(error: str, cypher: str, fixes: list[str] | None = None) -> dict[str, Any]:
+        timing["validate"] = _ms(start)
+        return {**_failure(state, "validate", error, cypher, fixes), "fixes": fixes or [], "timings": timing}
+
+    cypher = clean_cypher(state.raw)
+    if not cypher:
+        return fail(NO_CYPHER_ERROR, "")
+    try:
+        check_read_only(cypher)
+    except WriteRefused as e:
+        return fail(f"{str(e).rstrip('.')}. Write a query that only reads (MATCH … RETURN).", cypher)
+    checked = check_cypher(cypher, ctx.graph_store.schema())
+    if not checked.ok:
+        return fail(checked.message(), cypher, checked.fixes)
+    cypher = checked.cypher
+    try:
+        ctx.graph_store.explain(cypher)
+    except INFRASTRUCTURE_ERRORS:
+        raise  # GraphUnavailable is retried by the node's RetryPolicy
+    except GraphError as e:
+        return fail(_db_message(e), cypher, checked.fixes)
+    timing["validate"] = _ms(start)
+    return {"cypher": cypher, "error": None, "fixes": checked.fixes, "timings": timing}
+
+
+def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run the validated query read-only with a timeout and a row cap."""
+    start = time.perf_counter()
+    ctx = runtime.context
+    _emit(runtime, "executing", attempt=state.loop_step)
+    fixes = list(state.fixes)
+    try:
+        res = ctx.graph_store.query(state.cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows)
+    except INFRASTRUCTURE_ERRORS:
+        raise  # GraphUnavailable is retried by the node's RetryPolicy
+    except GraphError as e:
+        message = _db_message(e)
+        if isinstance(e, QueryTimeout):
+            message += f" (time limit {ctx.query_timeout_s:g} s: write a simpler, more selective query, e.g. with LIMIT)"
+        return {**_failure(state, "execute", message, state.cypher, fixes), "timings": {"execute": _ms(start)}}
+    record = {"attempt": state.loop_step, "cypher": state.cypher, "raw": state.raw, "error": None, "stage": "execute", "fixes": fixes, "row_count": len(res.rows)}
+    return {
+        "columns": list(res.columns),
+        "rows": [list(r) for r in res.rows],
+        "truncated": bool(res.truncated),
+        "error": None,
+        "attempts": [record],
+        "timings": {"execute": _ms(start)},
+    }
+
+
+def answer(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """A short sentence from the rows; "no matching data" when there are none."""
+    start = time.perf_counter()
+    text = write_answer(state.question, state.columns, state.rows, state.truncated, runtime.context.answer_writer)
+    status = "ok" if state.rows else "no_data"
+    return {"answer": text, "status": status, "timings": {"answer": _ms(start)}}
+
+
+def give_up(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """No query worked within max_attempts: say so, with the last error."""
+    n = state.loop_step
+    return {
+        "answer": GIVE_UP_ANSWER.format(n=n, s="" if n == 1 else "s", error=state.error or "unknown error"),
+        "status": "failed",
+        "rows": [],
+        "columns": [],
+        "timings": {"give_up": 0.0},
+    }
+
+
+# --- routers --------------------------------------------------------------------------------------
+def route_after_scope(state: State) -> Literal["retrieve", "__end__"]:
+    return END if state.status == "refused" else "retrieve"
+
+
+def _retry_or_give_up(state: State, runtime: Runtime[AgentContext]) -> Literal["correct", "give_up"]:
+    return "correct" if state.loop_step < runtime.context.max_attempts else "give_up"
+
+
+def route_after_validate(state: State, runtime: Runtime[AgentContext]) -> Literal["execute", "correct", "give_up"]:
+    return "execute" if state.error is None else _retry_or_give_up(state, runtime)
+
+
+def route_after_execute(state: State, runtime: Runtime[AgentContext]) -> Literal["answer", "correct", "give_up"]:
+    return "answer" if state.error is None else _retry_or_give_up(state, runtime)
+
+
+def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
+    """A fresh compiled graph (tests build their own; ``graph`` below is the shared one)."""
+    builder = StateGraph(State, context_schema=AgentContext, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("check_scope", check_scope_node)
+    builder.add_node("retrieve", retrieve, retry_policy=retry_policy)
+    builder.add_node("generate", generate)
+    builder.add_node("correct", correct)
+    builder.add_node("validate", validate, retry_policy=retry_policy)
+    builder.add_node("execute", execute, retry_policy=retry_policy)
+    builder.add_node("answer", answer)
+    builder.add_node("give_up", give_up)
+    builder.add_edge(START, "check_scope")
+    builder.add_conditional_edges("check_scope", route_after_scope)
+    builder.add_edge("retrieve", "generate")
+    builder.add_edge("generate", "validate")
+    builder.add_edge("correct", "validate")
+    builder.add_conditional_edges("validate", route_after_validate)
+    builder.add_conditional_edges("execute", route_after_execute)
+    builder.add_edge("answer", END)
+    builder.add_edge("give_up", END)
+    return builder.compile(name="cypherloop-agent")
+
+
+graph = build_graph()
+
+
+# --- the convenience wrapper ------------------------------------------------------------------------
+OUTPUT_FIELDS = tuple(f.name for f in fields(OutputState))
+
+
+class CypherAgent:
+    """Question in, answer out: the compiled graph with its dependencies bound.
+
+    ``ask(question) -> dict`` returns the OutputState fields plus ``question``, ``graph``,
+    ``session_id`` and ``latency_ms`` (wall time); ``timings`` holds milliseconds per node.
+    ``stream(question)`` yields step events and ends with an ``answer`` event carrying that dict.
+    Infrastructure failures (database down after retries, model not loadable) do not raise: they
+    come back with ``status == "error"`` and the message in ``error``.
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        graph_store: GraphStore,
+        generator: CypherGenerator,
+        feedback_store: Any | None = None,
+        *,
+        answer_writer: AnswerWriter | None = None,
+        examples: list[Example] | None = None,
+        compiled: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.graph_store = graph_store
+        self.generator = generator
+        self.feedback_store = feedback_store
+        self.context = AgentContext.from_settings(settings, graph_store, generator, feedback_store, answer_writer=answer_writer, examples_override=examples)
+        self.graph = compiled if compiled is not None else graph
+        self._log_warned = False
+
+    @property
+    def model_version(self) -> str:
+        return self.generator.version
+
+    def ask(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """Answer one question; never raises for database/model outages (status "error")."""
+        result: dict[str, Any] | None = None
+        for event in self.stream(question, session_id=session_id, conversation=conversation):
+            if event["step"] == "answer":
+                result = event["output"]
+        assert result is not None
+        return result
+
+    def stream(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None) -> Iterator[dict[str, Any]]:
+        """Step events for a UI, in order, e.g.::
+
+            {"step": "retrieving", "label": "retrieving"}
+            {"step": "generating", "label": "generating", "attempt": 1}
+            {"step": "validating", "label": "validating", "attempt": 1}
+            {"step": "retry", "label": "retry 2", "attempt": 2, "error": "Unknown label :Custmer …"}
+            {"step": "validating", "label": "validating", "attempt": 2}
+            {"step": "executing", "label": "executing", "attempt": 2}
+            {"step": "answer", "label": "answer", "output": {...same dict as ask()...}}
+
+        A refused question yields ``{"step": "refused", "reason": …}`` then the answer event.
+        """
+        start = time.perf_counter()
+        final: dict[str, Any] = {}
+        inp = InputState(question=question or "", conversation=list(conversation or []))
+        error: CypherloopError | None = None
+        try:
+            for mode, chunk in self.graph.stream(inp, context=self.context, stream_mode=["custom", "values"]):
+                if mode == "custom":
+                    yield chunk
+                else:
+                    final = chunk if isinstance(chunk, dict) else asdict(chunk)
+        except CypherloopError as e:
+            error = e
+            log.warning("agent failed: %s", e)
+        output = self._output(final, question, session_id, start, error)
+        yield {"step": "answer", "label": "answer", "output": output}
+
+    def _output(self, final: dict[str, Any], question: str, session_id: str, start: float, error: CypherloopError | None) -> dict[str, Any]:
+        out = {name: final.get(name, getattr(OutputState(), name)) for name in OUTPUT_FIELDS}
+        out["attempts"] = [dict(a) for a in out["attempts"]]
+        if error is not None:
+            out.update(status="error", error=str(error), answer=UNAVAILABLE_ANSWER.format(error=error), rows=[], columns=[])
+        out["model_version"] = out["model_version"] or self.generator.version
+        latency = _ms(start)
+        out["timings"] = {**out["timings"], "total": latency}
+        out.update(question=question, graph=self.context.graph_name, session_id=session_id, latency_ms=latency)
+        return out
+
+    # --- logging to the feedback store ---------------------------------------------------------------
+    def interaction(self, output: dict[str, Any]) -> Any:
+        """The ``feedback_store.base.Interaction`` for an ``ask`` result."""
+        from feedback_store.base import Interaction
+
+        ran = output.get("status") in ("ok", "no_data")
+        return Interaction(
+            question=output.get("question", ""),
+            graph=output.get("graph", self.context.graph_name),
+            final_cypher=output.get("cypher") or None,
+            answer=output.get("answer", ""),
+            row_count=len(output.get("rows") or []),
+            attempts=[{"cypher": a.get("cypher"), "error": a.get("error"), "stage": a.get("stage")} for a in output.get("attempts", [])],
+            latency_ms=float(output.get("latency_ms", 0.0)),
+            model_version=output.get("model_version", ""),
+            schema_fingerprint=output.get("schema_fingerprint", ""),
+            session_id=output.get("session_id", ""),
+            ok=ran,
+        )
+
+    def log(self, output: dict[str, Any]) -> str | None:
+        """Log an ``ask`` result to the feedback store; returns the interaction id, None when not logged.
+
+        Never raises: a failing store is reported once as a warning and the answer stands.
+        """
+        if self.feedback_store is None or (output.get("status") == "refused" and not output.get("question", "").strip()):
+            return None
+        try:
+            return self.feedback_store.log_interaction(self.interaction(output))
+        except Exception as e:  # noqa: BLE001 - logging must never cost the answer
+            if not self._log_warned:
+                log.warning("could not log the interaction to the feedback store: %s", e)
+                self._log_warned = True
+            return None
+
+
+def make_agent(settings: Any, graph_store: GraphStore | None = None, generator: CypherGenerator | None = None, feedback_store: Any | None = None) -> CypherAgent:
+    """A CypherAgent from settings: opens the graph and builds the generator when not given."""
+    if graph_store is None:
+        from agent.graphdb import open_graph
+
+        graph_store = open_graph(settings)
+    if generator is None:
+        from agent.models.factory import make_generator
+
+        generator = make_generator(settings)
+    return CypherAgent(settings, graph_store, generator, feedback_store)
+
+
+__all__ = ["AgentContext", "CypherAgent", "build_graph", "graph", "make_agent"]

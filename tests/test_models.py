@@ -1,0 +1,300 @@
+"""Generators: local transformers (+ hot-swapped PEFT adapter), OpenAI-compatible (HTTP boundary), llama.cpp."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from agent_helpers import make_lora_adapter, make_tiny_model_dir, respx_for_openai
+from pydantic import SecretStr
+
+from agent.adapters import write_active
+from agent.errors import ModelError
+from agent.models.base import CypherGenerator
+from agent.prompt import ErrorFeedback, Example
+
+SCHEMA = "Node properties:\nCustomer {name: STRING}\nRelationship properties:\nThe relationships:\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+# --- base model conversion ------------------------------------------------------------------------
+def test_default_base_is_converted_once_to_safetensors(settings):
+    from agent.models.local import CONVERTED_MARKER, ensure_base_model
+
+    path = ensure_base_model(settings)  # shared with the other tests of the session (cl_home)
+    assert path == settings.path("models", "smollm2-135m-instruct")
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", CONVERTED_MARKER):
+        assert (path / name).is_file(), name
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    t = time.perf_counter()
+    assert ensure_base_model(settings) == path
+    assert time.perf_counter() - t < 0.5
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not [p for p in path.parent.iterdir() if ".tmp-" in p.name]
+
+
+def test_conversion_is_locked_and_replaces_a_broken_attempt(settings_for, tmp_path, monkeypatch):
+    from agent.models import local
+
+    calls = []
+
+    def fake_convert(gguf, out_dir):
+        calls.append(out_dir)
+        time.sleep(0.2)
+        out_dir.mkdir(parents=True)
+        (out_dir / "config.json").write_text("{}")
+        (out_dir / local.CONVERTED_MARKER).write_text("{}")
+
+    monkeypatch.setattr(local, "convert_gguf", fake_convert)
+    s = settings_for(tmp_path)
+    broken = s.path("models", "smollm2-135m-instruct")
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text("half-written")  # no marker: an interrupted conversion
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(local.ensure_base_model(s))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(set(results)) == 1
+    assert (broken / local.CONVERTED_MARKER).is_file() and (broken / "config.json").read_text() == "{}"
+
+
+def test_hf_id_missing_from_cache_is_a_clear_error(settings, monkeypatch):
+    from agent.models.local import ensure_base_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="never downloads"):
+        ensure_base_model(settings.model_copy(update={"base_model": "no-such-org/no-such-model-xyz"}))
+
+
+def test_missing_gguf_file_is_a_clear_error(settings, tmp_path):
+    from agent.models.local import ensure_base_model
+
+    with pytest.raises(ModelError, match="not found"):
+        ensure_base_model(settings.model_copy(update={"base_model": str(tmp_path / "nope.gguf")}))
+
+
+# --- transformers generator ------------------------------------------------------------------------
+def _tiny_settings(settings, tiny_dir, **kw):
+    return settings.model_copy(update={"base_model": str(tiny_dir), "temperature": 0.0, "max_new_tokens": 8, "adapter": "none", **kw})
+
+
+def test_transformers_generator_conforms_and_is_greedy_at_temperature_zero(settings, tiny_dir):
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir))
+    assert isinstance(gen, CypherGenerator)
+    a = gen.generate("How many customers?", SCHEMA)
+    b = gen.generate("How many customers?", SCHEMA)
+    assert isinstance(a, str) and a == b
+    c = gen.generate("How many customers?", SCHEMA, [Example("q", "MATCH (n) RETURN n")], ErrorFeedback("MATCH", "bad"))
+    assert isinstance(c, str)
+    assert gen.version == "tiny-llama+base"
+
+
+def test_adapter_follows_the_registry_pointer_without_reloading_the_base(settings_for, tmp_path, tiny_dir):
+    from agent.models.local import TransformersGenerator
+
+    home = tmp_path / "home"
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0001", seed=1)
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0002", seed=2)
+    s = settings_for(home, base_model=str(tiny_dir), temperature=0.0, max_new_tokens=6, adapter="active")
+    gen = TransformersGenerator(s)
+
+    base_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+base"
+    model_id = id(gen.model)
+
+    write_active(home, "v0001")
+    v1_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+v0001"
+    assert v1_out != base_out
+    peft_model = gen._peft
+    loads = []
+    original = peft_model.load_adapter
+    peft_model.load_adapter = lambda *a, **k: (loads.append(a), original(*a, **k))[1]
+    gen.generate("q?", SCHEMA)  # unchanged pointer: nothing reloaded
+    assert loads == []
+
+    time.sleep(0.01)
+    write_active(home, "v0002")
+    v2_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+v0002" and v2_out != v1_out
+    assert len(loads) == 1
+    assert gen.resident_adapters == ["a_v0002"]  # the old adapter was released
+
+    time.sleep(0.01)
+    write_active(home, None)
+    assert gen.generate("q?", SCHEMA) == base_out
+    assert gen.version == "tiny-llama+base"
+
+    time.sleep(0.01)
+    write_active(home, "v0001")
+    assert gen.generate("q?", SCHEMA) == v1_out
+    assert id(gen.model) == model_id
+
+
+def test_pinned_adapter_directory(settings_for, tmp_path, tiny_dir):
+    from agent.models.local import TransformersGenerator
+
+    adapter = make_lora_adapter(tiny_dir, tmp_path / "my-adapter")
+    gen = TransformersGenerator(settings_for(tmp_path / "h", base_model=str(tiny_dir), temperature=0.0, max_new_tokens=4, adapter=str(adapter)))
+    gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+my-adapter"
+
+
+def test_missing_pinned_adapter_is_a_clear_error(settings_for, tmp_path, tiny_dir):
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(settings_for(tmp_path, base_model=str(tiny_dir), adapter="v0042"))
+    with pytest.raises(ModelError, match="adapter 'v0042' not found"):
+        gen.generate("q?", SCHEMA)
+
+
+def test_real_default_model_generates_text(settings):
+    """The packaged SmolLM2 (converted base) answers; untuned it writes prose, which is fine here."""
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(settings.model_copy(update={"max_new_tokens": 24, "adapter": "none"}))
+    out = gen.generate("How many customers are there?", SCHEMA)
+    assert isinstance(out, str) and out
+    assert "<|im_end|>" not in out
+    assert gen.version == "smollm2-135m-instruct+base"
+
+
+# --- OpenAI-compatible -------------------------------------------------------------------------------
+def _completion(content: str, model: str = "my-lora") -> dict:
+    # Shape recorded from a vLLM 0.x OpenAI-compatible server's /v1/chat/completions response.
+    return {
+        "id": "chatcmpl-7f3c2a",
+        "object": "chat.completion",
+        "created": 1732300000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
+        "usage": {"prompt_tokens": 112, "total_tokens": 124, "completion_tokens": 12},
+    }
+
+
+def _openai_settings(settings, **kw):
+    return settings.model_copy(update={"model_backend": "openai", "openai_model": "my-lora", "openai_base_url": "http://vllm.test:8000/v1", **kw})
+
+
+def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    with respx_for_openai() as mock:
+        route = mock.post("http://vllm.test:8000/v1/chat/completions").mock(
+            return_value=httpx.Response(200, json=_completion(" MATCH (c:Customer) RETURN count(c) "))
+        )
+        gen = OpenAICompatGenerator(_openai_settings(settings))
+        assert isinstance(gen, CypherGenerator)
+        out = gen.generate("How many customers?", SCHEMA, [Example("a?", "MATCH (a) RETURN a")])
+    assert out == "MATCH (c:Customer) RETURN count(c)"
+    assert gen.version == "openai:my-lora"
+    body = json.loads(route.calls.last.request.content)
+    assert body["model"] == "my-lora"
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert "Customer {name: STRING}" in body["messages"][0]["content"] and "Question: a?" in body["messages"][0]["content"]
+    assert body["temperature"] == 0.1 and body["top_p"] == 0.9 and body["max_tokens"] == settings.max_new_tokens
+    assert body["repetition_penalty"] == 1.1  # extra_body, for vLLM/Ollama
+    assert "<|im_end|>" in body["stop"]
+
+
+def test_openai_proper_gets_no_nonstandard_parameters(settings):
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    s = settings.model_copy(update={"model_backend": "openai", "openai_model": "gpt-4o-mini", "openai_base_url": None, "openai_api_key": SecretStr("sk-test"), "temperature": 0.0})
+    with respx_for_openai() as mock:
+        route = mock.post("https://api.openai.com/v1/chat/completions").mock(return_value=httpx.Response(200, json=_completion("MATCH (n) RETURN n", "gpt-4o-mini")))
+        assert OpenAICompatGenerator(s).generate("q?", SCHEMA) == "MATCH (n) RETURN n"
+    body = json.loads(route.calls.last.request.content)
+    assert "repetition_penalty" not in body and "stop" not in body and "top_p" not in body
+    assert body["temperature"] == 0.0
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-test"
+
+
+@pytest.mark.parametrize(
+    "status, payload, match",
+    [
+        (404, {"error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "code": 404}}, "not found"),
+        (401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}, "API key"),
+        (400, {"error": {"message": "maximum context length is 2048 tokens", "type": "BadRequestError", "code": 400}}, "context length"),
+    ],
+)
+def test_openai_compat_errors_become_model_errors(settings, status, payload, match):
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    with respx_for_openai() as mock:
+        mock.post("http://vllm.test:8000/v1/chat/completions").mock(return_value=httpx.Response(status, json=payload))
+        gen = OpenAICompatGenerator(_openai_settings(settings), max_retries=0)
+        with pytest.raises(ModelError, match=match):
+            gen.generate("q?", SCHEMA)
+
+
+def test_openai_unreachable_server_is_a_model_error(settings):
+    import httpcore2
+
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    with respx_for_openai() as mock:
+        mock.post("http://vllm.test:8000/v1/chat/completions").mock(side_effect=httpcore2.ConnectError("connection refused"))
+        gen = OpenAICompatGenerator(_openai_settings(settings), max_retries=0)
+        with pytest.raises(ModelError, match="cannot reach"):
+            gen.generate("q?", SCHEMA)
+
+
+def test_openai_without_key_is_a_config_error(settings, monkeypatch):
+    from agent.errors import ConfigError
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        OpenAICompatGenerator(settings.model_copy(update={"openai_base_url": None, "openai_api_key": None}))
+
+
+# --- llama.cpp ---------------------------------------------------------------------------------------
+HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+
+
+@pytest.mark.skipif(HAS_LLAMA_CPP, reason="llama-cpp-python is installed")
+def test_llamacpp_missing_is_a_clear_error(settings):
+    from agent.models.llamacpp import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(settings.model_copy(update={"model_backend": "llamacpp", "adapter": "none"}))
+    with pytest.raises(ModelError, match=r"pip install 'cypherloop\[llamacpp\]'"):
+        gen.generate("q?", SCHEMA)
+
+
+@pytest.mark.skipif(not HAS_LLAMA_CPP, reason="llama-cpp-python not installed (optional extra 'llamacpp')")
+def test_llamacpp_generates_with_the_packaged_gguf(settings):
+    from agent.models.llamacpp import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(settings.model_copy(update={"model_backend": "llamacpp", "adapter": "none", "max_new_tokens": 16}))
+    out = gen.generate("How many customers are there?", SCHEMA)
+    assert isinstance(out, str)
+    assert gen.version == "smollm2-135m-instruct+base"
+
+
+# --- factory -------------------------------------------------------------------------------------------
+def test_factory_picks_the_backend(settings):
+    from agent.models.factory import make_generator
+    from agent.models.llamacpp import LlamaCppGenerator
+    from agent.models.local import TransformersGenerator
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    assert isinstance(make_generator(settings), TransformersGenerator)
+    assert isinstance(make_generator(_openai_settings(settings)), OpenAICompatGenerator)
+    assert isinstance(make_generator(settings.model_copy(update={"model_backend": "llamacpp"})), LlamaCppGenerator)
+    # constructing never loads a model or touches the network
+    assert make_generator(settings)._model is None

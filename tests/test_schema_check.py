@@ -1,0 +1,133 @@
+import pytest
+
+from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, RelType
+from agent.schema_check import check_cypher
+
+
+def _props(**kw):
+    return tuple(Property(k, v) for k, v in kw.items())
+
+
+SHOP = GraphSchema(
+    labels=(
+        NodeLabel("Customer", _props(customer_id="STRING", name="STRING", email="STRING", city="STRING", country="STRING", segment="STRING", joined="STRING")),
+        NodeLabel("Product", _props(product_id="STRING", name="STRING", price="FLOAT", stock="INTEGER", rating="FLOAT")),
+        NodeLabel("Category", _props(name="STRING")),
+        NodeLabel("Supplier", _props(supplier_id="STRING", name="STRING", country="STRING")),
+        NodeLabel("Order", _props(order_id="STRING", date="STRING", status="STRING", total="FLOAT")),
+    ),
+    relationships=(
+        RelType("PLACED"),
+        RelType("CONTAINS", _props(quantity="INTEGER", unit_price="FLOAT")),
+        RelType("IN_CATEGORY"),
+        RelType("SUPPLIES"),
+        RelType("REVIEWED", _props(stars="INTEGER", text="STRING", date="STRING")),
+        RelType("REFERRED"),
+    ),
+    patterns=(
+        Pattern("Customer", "PLACED", "Order"),
+        Pattern("Order", "CONTAINS", "Product"),
+        Pattern("Product", "IN_CATEGORY", "Category"),
+        Pattern("Supplier", "SUPPLIES", "Product"),
+        Pattern("Customer", "REVIEWED", "Product"),
+        Pattern("Customer", "REFERRED", "Customer"),
+    ),
+)
+
+VALID = [
+    "MATCH (c:Customer) RETURN count(c)",
+    "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, o.total",
+    "MATCH (o:Order)<-[:PLACED]-(c:Customer) RETURN c.name",
+    "MATCH (c:Customer)-[:PLACED]->(o)-[:CONTAINS]->(p:Product) RETURN p.name, sum(o.total)",
+    "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) WHERE r.stars >= 4 RETURN p.name, avg(r.stars)",
+    "MATCH (o:Order)-[c:CONTAINS {quantity: 2}]->(p:Product) RETURN c.unit_price",
+    "MATCH (a:Customer)-[:REFERRED]->(b:Customer) RETURN a.name, b.name",
+    "MATCH (a:Customer)-[:REFERRED]-(b:Customer) RETURN a.name",
+    "MATCH (p:Product)-[:IN_CATEGORY]-(c:Category) RETURN c.name",  # undirected, exists one way
+    "MATCH (c:Customer)-[:PLACED*1..2]->(x) RETURN x",
+    "MATCH (s:Supplier)-->(p:Product) RETURN s.name",  # untyped
+    "MATCH (n) RETURN labels(n), count(*)",
+    "MATCH (c:Customer {city: 'Berlin'}) RETURN c.email",
+    "MATCH (c:Customer) WHERE c.name = 'x.y (z:Nope)-[:BAD]->()' RETURN c",  # strings are ignored
+    "MATCH (c:Customer) WITH c.city AS city, count(*) AS n RETURN city, n",
+    "MATCH (c:Customer) RETURN c {.name, .city}",
+    "MATCH (c:Customer) RETURN [x IN collect(c) | x.whatever] AS xs",  # x is not bound in a pattern
+    "UNWIND [1, 2] AS x RETURN x",
+    "MATCH p = (c:Customer)-[:PLACED]->(:Order) RETURN length(p)",
+    "MATCH (p:Product) WHERE size((p)<-[:CONTAINS]-()) > 1 RETURN p.name",
+    "MATCH (`c`:`Customer`) RETURN `c`.`name`",
+    "CALL db.labels() YIELD label RETURN label",
+]
+
+
+@pytest.mark.parametrize("cypher", VALID)
+def test_valid_queries_pass_unchanged(cypher):
+    r = check_cypher(cypher, SHOP)
+    assert r.ok, r.errors
+    assert r.cypher == cypher
+    assert r.fixes == []
+
+
+ERRORS = [
+    ("MATCH (c:Costumer) RETURN c", ["Unknown label :Costumer", "Did you mean :Customer?"]),
+    ("MATCH (c:Customer)-[:BOUGHT]->(p:Product) RETURN p", ["Unknown relationship type :BOUGHT"]),
+    ("MATCH (c:Customer) RETURN c.nmae", ["Unknown property 'c.nmae'", "Did you mean 'name'?"]),
+    ("MATCH (p:Product) WHERE p.title = 'x' RETURN p", ["Unknown property 'p.title'"]),
+    ("MATCH (c:Customer {town: 'Berlin'}) RETURN c", ["Unknown property 'town'"]),
+    ("MATCH (:Customer)-[r:REVIEWED]->(:Product) RETURN r.rating", ["Unknown property 'r.rating'"]),
+    # neither direction exists
+    ("MATCH (c:Customer)-[:SUPPLIES]->(p:Product) RETURN p", ["no (:Customer)-[:SUPPLIES]->(:Product) pattern", "(:Supplier)-[:SUPPLIES]->(:Product)"]),
+    ("MATCH (c:Customer)-[:CONTAINS]-(p:Product) RETURN p", ["in either direction"]),
+    ("MATCH (n) WHERE n:Custmer RETURN n", ["Unknown label :Custmer"]),
+]
+
+
+@pytest.mark.parametrize("cypher, fragments", ERRORS)
+def test_errors_name_the_problem(cypher, fragments):
+    r = check_cypher(cypher, SHOP)
+    assert not r.ok
+    msg = r.message()
+    for f in fragments:
+        assert f in msg, msg
+
+
+FIXES = [
+    ("MATCH (o:Order)-[:PLACED]->(c:Customer) RETURN c.name", "MATCH (o:Order)<-[:PLACED]-(c:Customer) RETURN c.name"),
+    ("MATCH (c:Customer)<-[:PLACED]-(o:Order) RETURN count(o)", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)"),
+    ("MATCH (p:Product)-[:SUPPLIES]->(s:Supplier) RETURN s.name", "MATCH (p:Product)<-[:SUPPLIES]-(s:Supplier) RETURN s.name"),
+    # only one side labelled, and the label comes from elsewhere in the query
+    ("MATCH (o:Order) MATCH (o)-[:PLACED]->(c) RETURN c", "MATCH (o:Order) MATCH (o)<-[:PLACED]-(c) RETURN c"),
+    # a chain with one wrong hop
+    (
+        "MATCH (c:Customer)-[:PLACED]->(o:Order)<-[:CONTAINS]-(p:Product) RETURN p.name",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order)-[:CONTAINS]->(p:Product) RETURN p.name",
+    ),
+    # properties and variable length are kept
+    (
+        "MATCH (p:Product)-[r:CONTAINS {quantity: 1}]->(o:Order) RETURN r.unit_price",
+        "MATCH (p:Product)<-[r:CONTAINS {quantity: 1}]-(o:Order) RETURN r.unit_price",
+    ),
+]
+
+
+@pytest.mark.parametrize("cypher, fixed", FIXES)
+def test_direction_fix(cypher, fixed):
+    r = check_cypher(cypher, SHOP)
+    assert r.ok, r.errors
+    assert r.cypher == fixed
+    assert r.fixes and "reversed" in r.fixes[0]
+
+
+def test_self_relationship_is_never_flipped():
+    r = check_cypher("MATCH (a:Customer)<-[:REFERRED]-(b:Customer) RETURN a", SHOP)
+    assert r.ok and r.fixes == []
+
+
+def test_empty_schema_checks_nothing():
+    r = check_cypher("MATCH (x:Anything)-[:GOES]->(y) RETURN x.foo", GraphSchema())
+    assert r.ok and r.cypher.startswith("MATCH (x:Anything)")
+
+
+def test_errors_are_deduplicated():
+    r = check_cypher("MATCH (c:Customer) WHERE c.nmae = 'a' OR c.nmae = 'b' RETURN c.nmae", SHOP)
+    assert len(r.errors) == 1
