@@ -1,0 +1,610 @@
+"""The feedback store on Chroma: interactions, feedback and verified examples.
+
+Three collections, each record's document is its *question* (the only text that is embedded):
+
+- ``interactions``: every answered question (the full ``Interaction`` as JSON in metadata).
+- ``feedback``: 👍/👎 on an interaction, with the correction and its result fingerprint.
+- ``examples``: verified question → Cypher pairs (from 👍 or from corrections that ran), each
+  ``pending`` until reviewed unless the store was built with ``review_*=False``.
+
+Ids are content hashes (``stable_id``) and every write is get-then-add, so writing the same thing
+twice changes nothing (and never resets a review). Each public write is complete when it returns;
+where one call writes two records (a 👍 or a correction also writes its example), the example is
+written first, so a process killed in between leaves a pending example and no dangling feedback,
+and repeating the call completes it.
+
+Embedded mode (``PersistentClient``) and several processes (the UI and ``cypherloop feedback``):
+Chroma's SQLite log is safe across processes, but each process keeps its own in-memory HNSW
+index and flushes it to the shared folder every ``sync_threshold`` writes. Measured here (chromadb
+1.5.9): a process whose index went stale while another process flushed and purged the log later
+flushed its stale index over the other's, and ~900 of 3,000 records vanished from similarity
+search (``get`` still found them). So in embedded mode every operation holds a file lock in the
+store folder, and a process that sees another writer's token (``.generation``) reopens its client
+before touching the index (~10 ms). Without the reopen the same test fails (lost vectors, or Chroma's
+"Error finding id"); with it, two processes hammering one folder lose nothing, and a writer killed
+with SIGKILL at any point (mid index flush included) loses no write that had returned: Chroma's
+SQLite log is committed before ``add`` returns and replayed into the index on the next open.
+Caveat: the reopen only refreshes if this module holds the folder's only ``PersistentClient`` in
+the process (Chroma shares one system per path); do not open raw clients on a live store folder.
+A Chroma server (``HttpClient``) serialises writers itself; no lock is taken there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from agent.errors import InvalidCorrection, StoreError
+from feedback_store.base import Feedback, Interaction, ReviewStatus, VerifiedExample, stable_id
+
+COLLECTIONS = ("interactions", "feedback", "examples")
+STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "rejected")
+LOCK_TIMEOUT_S = 60.0
+HNSW: dict[str, Any] = {"space": "cosine"}
+"""Index settings for new collections. Tests lower ``sync_threshold`` so flushes happen every few writes."""
+_PAGE = 500
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def _canon(value: Any) -> Any:
+    """A JSON-stable form of a row value: floats rounded, dict keys sorted by json.dumps later."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return int(value) if value.is_integer() else round(value, 9)
+    if isinstance(value, dict):
+        return {str(k): _canon(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canon(v) for v in value]
+    return str(value)
+
+
+def result_fingerprint(rows: Sequence[Sequence[Any]]) -> str:
+    """Hash of a result as a multiset of rows (order-free, float-tolerant): same rows → same hash."""
+    lines = sorted(json.dumps(_canon(list(r)), sort_keys=True, ensure_ascii=False, separators=(",", ":")) for r in rows)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:32]
+
+
+def _norm_cypher(cypher: str) -> str:
+    return cypher.strip().rstrip(";").strip()
+
+
+def _norm_question(question: str) -> str:
+    return " ".join(question.split())
+
+
+def _example_id(graph: str, question: str, cypher: str) -> str:
+    return stable_id("example", graph, _norm_question(question).lower(), " ".join(_norm_cypher(cypher).split()))
+
+
+def _atomic_write(path: Path, text: str, durable: bool = True) -> None:
+    """Readers see the old or the new file, never a torn one; ``durable`` also survives power loss."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _from_record(cls: type, meta: dict[str, Any]) -> Any:
+    data = json.loads(meta["record"])
+    names = {f.name for f in fields(cls)}
+    obj = cls(**{k: v for k, v in data.items() if k in names})
+    if hasattr(obj, "status") and "status" in meta:
+        obj.status = meta["status"]  # the review may have changed it since the record was written
+    return obj
+
+
+# --- connection: one per store folder per process -------------------------------------------------
+
+
+class _Embedded:
+    """A ``PersistentClient`` shared by every store on one folder in this process, plus the lock."""
+
+    def __init__(self, path: Path) -> None:
+        from filelock import FileLock
+
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(path / ".cypherloop.lock"), timeout=LOCK_TIMEOUT_S)
+        self._token_file = path / ".generation"
+        self._seen: str | None = None
+        self._client: Any = None
+        self._thread_lock = threading.RLock()
+
+    def _read_token(self) -> str | None:
+        try:
+            return self._token_file.read_text() or None
+        except FileNotFoundError:
+            return None
+
+    def _open(self) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self._client = chromadb.PersistentClient(path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False))
+
+    def reopen(self) -> None:
+        if self._client is not None:
+            with suppress(Exception):  # a failed close must not block the reopen
+                self._client.close()
+        self._open()
+
+    @contextmanager
+    def session(self, write: bool) -> Iterator[Any]:
+        """Hold the folder lock; reopen if another process wrote; on writes, leave our token."""
+        from filelock import Timeout
+
+        with self._thread_lock:
+            try:
+                # Short polls: the holder drops the lock between writes only while it embeds the next
+                # question (~10 ms), and filelock's default 50 ms poll would starve the other process.
+                self._lock.acquire(poll_interval=0.002)
+            except Timeout as e:
+                raise StoreError(f"feedback store {self.path} is locked by another process for over {LOCK_TIMEOUT_S:.0f} s") from e
+            try:
+                token = self._read_token()
+                if self._client is None:
+                    self._open()
+                    self._seen = token
+                elif token != self._seen:
+                    self.reopen()
+                    self._seen = token
+                if write:
+                    # Written before the Chroma call: a writer killed in between only costs others a reopen.
+                    new = uuid.uuid4().hex
+                    _atomic_write(self._token_file, new, durable=False)  # only live processes read it
+                    self._seen = new
+                yield self._client
+            finally:
+                self._lock.release()
+
+    def close(self) -> None:
+        with self._thread_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+class _Remote:
+    """An ``HttpClient`` to a Chroma server (the server serialises concurrent writers)."""
+
+    def __init__(self, url: str) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        u = urlparse(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise StoreError(f"chroma_url must look like http://host:8000, got {url!r}")
+        self.path = url
+        try:
+            self._client = chromadb.HttpClient(
+                host=u.hostname,
+                port=u.port or (443 if u.scheme == "https" else 8000),
+                ssl=u.scheme == "https",
+                settings=ChromaSettings(anonymized_telemetry=False),
+            )
+        except Exception as e:  # noqa: BLE001 - connection errors come in many types
+            raise StoreError(f"cannot reach the Chroma server at {url}: {e}") from e
+
+    @contextmanager
+    def session(self, write: bool) -> Iterator[Any]:
+        yield self._client
+
+    def close(self) -> None:
+        pass
+
+
+_EMBEDDED: dict[Path, _Embedded] = {}
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def _embedded(path: Path) -> _Embedded:
+    path = path.expanduser().resolve()
+    with _EMBEDDED_LOCK:
+        if path not in _EMBEDDED:
+            _EMBEDDED[path] = _Embedded(path)
+        return _EMBEDDED[path]
+
+
+# --- the store ----------------------------------------------------------------------------------------
+
+
+class ChromaFeedbackStore:
+    """``FeedbackStore`` on Chroma (embedded by default, a server when ``chroma_url`` is set).
+
+    ``source`` is a ``Settings`` (uses ``chroma_url`` or ``<home>/feedback/chroma``), a folder, or
+    an ``http(s)://`` URL. ``review_thumbs_up`` / ``review_corrections``: whether pairs from 👍 /
+    from corrections start ``pending`` (True, the default) or ``approved``.
+    """
+
+    def __init__(
+        self,
+        source: Any = None,
+        *,
+        review_thumbs_up: bool = True,
+        review_corrections: bool = True,
+    ) -> None:
+        if source is None:
+            from agent.settings import load_settings
+
+            source = load_settings()
+        if isinstance(source, (str, Path)):
+            text = str(source)
+            self._conn: _Embedded | _Remote = _Remote(text) if text.startswith(("http://", "https://")) else _embedded(Path(text))
+        elif getattr(source, "chroma_url", None):
+            self._conn = _Remote(source.chroma_url)
+        elif hasattr(source, "path"):
+            self._conn = _embedded(Path(source.path("feedback", "chroma")))
+        else:
+            raise StoreError(f"ChromaFeedbackStore needs Settings, a folder or a URL, got {type(source).__name__}")
+        self.review_thumbs_up = review_thumbs_up
+        self.review_corrections = review_corrections
+        from feedback_store.embeddings import embedding_function
+
+        self._ef = embedding_function()
+        self._handles: tuple[Any, dict[str, Any]] | None = None  # (client, collections), refetched after a reopen
+
+    @property
+    def location(self) -> str:
+        """The folder or server URL (for messages)."""
+        return str(self._conn.path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def warm_up(self) -> None:
+        """Load the embedding model and open the collections now (the UI calls this at start-up)."""
+        self._ef(["warm up"])
+        self.counts()
+
+    # --- plumbing -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _cols(self, write: bool = False) -> Iterator[dict[str, Any]]:
+        with self._conn.session(write) as client:
+            try:
+                if self._handles is None or self._handles[0] is not client:
+                    self._handles = (client, {
+                        name: client.get_or_create_collection(name, embedding_function=self._ef, configuration={"hnsw": dict(HNSW)})
+                        for name in COLLECTIONS
+                    })
+                yield self._handles[1]
+            except (StoreError, InvalidCorrection):
+                raise
+            except Exception as e:
+                if type(e).__module__.startswith("chromadb") or "chroma" in type(e).__name__.lower():
+                    raise StoreError(f"feedback store {self.location}: {type(e).__name__}: {e}") from e
+                raise
+
+    @staticmethod
+    def _get_all(col: Any, where: dict[str, Any] | None = None, ids: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        if ids is not None:
+            got = col.get(ids=ids, include=["metadatas"])
+            return list(zip(got["ids"], got["metadatas"], strict=True))
+        offset = 0
+        while True:
+            got = col.get(where=where, include=["metadatas"], limit=_PAGE, offset=offset)
+            out += list(zip(got["ids"], got["metadatas"], strict=True))
+            if len(got["ids"]) < _PAGE:
+                return out
+            offset += _PAGE
+
+    def _embed(self, question: str) -> tuple[str, Any]:
+        """(document, vector) for a question, computed *before* taking the lock (it holds no lock)."""
+        doc = _norm_question(question) or "(empty)"
+        return doc, self._ef([doc])[0]
+
+    @staticmethod
+    def _add_if_absent(col: Any, rid: str, doc: tuple[str, Any], meta: dict[str, Any]) -> bool:
+        if col.get(ids=[rid], include=[])["ids"]:
+            return False
+        col.add(ids=[rid], documents=[doc[0]], embeddings=[doc[1]], metadatas=[meta])
+        return True
+
+    # --- interactions ----------------------------------------------------------------------------------
+
+    def log_interaction(self, interaction: Interaction) -> str:
+        """Store an interaction (fills ``created_at`` and ``id`` when empty); returns its id."""
+        it = interaction
+        if not it.created_at:
+            it.created_at = time.time()
+        if not it.id:
+            it.id = stable_id("interaction", it.graph, it.session_id, it.question, it.final_cypher or "", it.answer, repr(it.created_at))
+        meta = {
+            "graph": it.graph,
+            "session_id": it.session_id,
+            "created_at": float(it.created_at),
+            "ok": bool(it.ok),
+            "model_version": it.model_version,
+            "row_count": int(it.row_count),
+            "record": json.dumps(asdict(it), default=str, ensure_ascii=False),
+        }
+        doc = self._embed(it.question)
+        with self._cols(write=True) as c:
+            self._add_if_absent(c["interactions"], it.id, doc, meta)
+        return it.id
+
+    def get_interaction(self, interaction_id: str) -> Interaction | None:
+        with self._cols() as c:
+            got = self._get_all(c["interactions"], ids=[interaction_id])
+        return _from_record(Interaction, got[0][1]) if got else None
+
+    def iter_interactions(self, graph: str | None = None) -> Iterator[Interaction]:
+        with self._cols() as c:
+            got = self._get_all(c["interactions"], where={"graph": graph} if graph else None)
+        items = sorted((_from_record(Interaction, m) for _, m in got), key=lambda x: (x.created_at, x.id))
+        yield from items
+
+    # --- feedback ------------------------------------------------------------------------------------------
+
+    def _feedback_meta(self, fb: Feedback, it: Interaction | None, example_id: str) -> dict[str, Any]:
+        return {
+            "interaction_id": fb.interaction_id,
+            "verdict": fb.verdict,
+            "status": fb.status,
+            "has_correction": bool(fb.corrected_cypher),
+            "graph": it.graph if it else "",
+            "question": it.question if it else "",
+            "example_id": example_id,
+            "created_at": float(fb.created_at),
+            "record": json.dumps(asdict(fb), ensure_ascii=False),
+        }
+
+    def _example_meta(self, ex: VerifiedExample) -> dict[str, Any]:
+        return {
+            "graph": ex.graph,
+            "status": ex.status,
+            "source": ex.source,
+            "interaction_id": ex.interaction_id or "",
+            "created_at": float(ex.created_at),
+            "record": json.dumps(asdict(ex), ensure_ascii=False),
+        }
+
+    def _write_feedback(self, fb: Feedback, it: Interaction | None, example: VerifiedExample | None) -> Feedback:
+        now = time.time()
+        fb.created_at = fb.created_at or now
+        if not fb.id:
+            fb.id = stable_id("feedback", fb.interaction_id, fb.verdict, _norm_cypher(fb.corrected_cypher or ""), fb.comment)
+        doc = self._embed(it.question if it else "(unknown interaction)")
+        with self._cols(write=True) as c:
+            existing = self._get_all(c["feedback"], ids=[fb.id])
+            if existing:  # the same feedback again: a no-op, and its review status is kept
+                return _from_record(Feedback, existing[0][1])
+            if example is not None:
+                example.created_at = example.created_at or now
+                self._add_if_absent(c["examples"], example.id, doc, self._example_meta(example))
+            self._add_if_absent(c["feedback"], fb.id, doc, self._feedback_meta(fb, it, example.id if example else ""))
+        return fb
+
+    def add_feedback(self, feedback: Feedback) -> str:
+        """Store 👍/👎. A 👍 on an answered interaction also records its pair as a verified example.
+
+        A 👎 carrying ``corrected_cypher`` must go through ``add_correction`` (it has to run first).
+        """
+        if feedback.corrected_cypher:
+            raise InvalidCorrection("a corrected query must be stored with add_correction(), which runs it first")
+        if feedback.verdict not in ("up", "down"):
+            raise StoreError(f"verdict must be 'up' or 'down', got {feedback.verdict!r}")
+        it = self.get_interaction(feedback.interaction_id)
+        if it is None:
+            raise StoreError(f"no interaction {feedback.interaction_id!r} in the feedback store")
+        example = None
+        if feedback.verdict == "up" and it.ok and it.final_cypher:
+            example = VerifiedExample(
+                question=it.question,
+                cypher=_norm_cypher(it.final_cypher),
+                graph=it.graph,
+                source="thumbs_up",
+                status="pending" if self.review_thumbs_up else "approved",
+                interaction_id=it.id,
+            )
+            example.id = _example_id(it.graph, it.question, it.final_cypher)
+        return self._write_feedback(feedback, it, example).id
+
+    def withdraw_feedback(self, interaction_id: str, verdict: str) -> int:
+        """Undo a 👍/👎 (Gradio sends ``liked == ""`` when a thumb is clicked again).
+
+        Deletes that verdict's plain feedback (corrections stay) and the still-pending example a
+        👍 created; a pair a reviewer already approved stays. Returns how many records went.
+        """
+        with self._cols(write=True) as c:
+            got = self._get_all(c["feedback"], where={"$and": [{"interaction_id": interaction_id}, {"verdict": verdict}, {"has_correction": False}]})
+            ids = [i for i, _ in got]
+            ex_ids = [m["example_id"] for _, m in got if m.get("example_id")]
+            drop_ex = [i for i, m in self._get_all(c["examples"], ids=ex_ids) if m.get("status") == "pending"] if ex_ids else []
+            if ids:
+                c["feedback"].delete(ids=ids)
+            if drop_ex:
+                c["examples"].delete(ids=drop_ex)
+        return len(ids) + len(drop_ex)
+
+    def add_correction(self, interaction_id: str, corrected_cypher: str, graph_store: Any, comment: str = "") -> Feedback:
+        """Run the correction read-only through ``graph_store.query``; store it (👎 + example) only if it ran.
+
+        Raises ``InvalidCorrection`` (and stores nothing) when it is empty, fails, or is a write.
+        """
+        from agent.errors import CypherloopError
+
+        cypher = _norm_cypher(corrected_cypher or "")
+        if not cypher:
+            raise InvalidCorrection("the corrected query is empty")
+        it = self.get_interaction(interaction_id)
+        if it is None:
+            raise StoreError(f"no interaction {interaction_id!r} in the feedback store")
+        store_graph = getattr(graph_store, "name", None)
+        if store_graph and it.graph and store_graph != it.graph:
+            raise InvalidCorrection(f"the correction ran on graph {store_graph!r}, but the question was asked on {it.graph!r}")
+        try:
+            result = graph_store.query(cypher)
+        except CypherloopError as e:
+            msg = getattr(e, "db_message", None) or str(e)
+            raise InvalidCorrection(f"correction refused ({type(e).__name__}): {msg}") from e
+        except Exception as e:  # noqa: BLE001 - any failure to run means: not verified
+            raise InvalidCorrection(f"correction refused: {type(e).__name__}: {e}") from e
+        fp = result_fingerprint(result.rows)
+        status: ReviewStatus = "pending" if self.review_corrections else "approved"
+        example = VerifiedExample(
+            question=it.question,
+            cypher=cypher,
+            graph=it.graph,
+            source="correction",
+            status=status,
+            result_fingerprint=fp,
+            interaction_id=it.id,
+        )
+        example.id = _example_id(it.graph, it.question, cypher)
+        fb = Feedback(interaction_id=it.id, verdict="down", corrected_cypher=cypher, comment=comment, result_fingerprint=fp, status=status)
+        return self._write_feedback(fb, it, example)
+
+    # --- review ---------------------------------------------------------------------------------------------
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id of a feedback record or example from a unique prefix (for the CLI)."""
+        prefix = prefix.strip()
+        with self._cols() as c:
+            ids = {i for name in ("feedback", "examples") for i, _ in self._get_all(c[name])}
+        if prefix in ids:
+            return prefix
+        hits = sorted(i for i in ids if i.startswith(prefix)) if len(prefix) >= 4 else []
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise StoreError(f"no feedback or example with id {prefix!r}")
+        raise StoreError(f"id prefix {prefix!r} is ambiguous ({len(hits)} matches); give more characters")
+
+    def review(self, item_id: str, status: ReviewStatus) -> None:
+        """Approve or reject a feedback record or example; its linked example/feedback follow."""
+        if status not in STATUSES:
+            raise StoreError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        with self._cols(write=True) as c:
+            fb = dict(self._get_all(c["feedback"], ids=[item_id]))
+            ex: dict[str, dict[str, Any]] = {}
+            if item_id in fb:
+                ex_id = fb[item_id].get("example_id") or ""
+            elif self._get_all(c["examples"], ids=[item_id]):
+                ex_id = item_id
+            else:
+                raise StoreError(f"no feedback or example with id {item_id!r}")
+            if ex_id:
+                ex = dict(self._get_all(c["examples"], ids=[ex_id]))
+                fb.update(self._get_all(c["feedback"], where={"example_id": ex_id}))
+            for name, items in (("examples", ex), ("feedback", fb)):  # one call per collection, example first
+                if items:
+                    ids = list(items)
+                    metas = [{**items[i], "status": status, "record": json.dumps({**json.loads(items[i]["record"]), "status": status}, ensure_ascii=False)} for i in ids]
+                    c[name].update(ids=ids, metadatas=metas)
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    def similar_examples(self, question: str, graph: str, k: int = 3, approved_only: bool = False) -> list[Any]:
+        """Verified examples of ``graph`` most similar to ``question`` (rejected ones never)."""
+        from agent.prompt import Example
+
+        if k <= 0 or not question.strip():
+            return []
+        status = {"status": "approved"} if approved_only else {"status": {"$ne": "rejected"}}
+        with self._cols() as c:
+            col = c["examples"]
+            if col.count() == 0:
+                return []
+            res = col.query(query_texts=[_norm_question(question)], n_results=k, where={"$and": [{"graph": graph}, status]}, include=["metadatas"])
+        metas = (res.get("metadatas") or [[]])[0]
+        out = []
+        for m in metas:
+            ex = _from_record(VerifiedExample, m)
+            out.append(Example(question=ex.question, cypher=ex.cypher))
+        return out
+
+    def list_feedback(self, status: ReviewStatus | None = None, limit: int = 200) -> list[Feedback]:
+        """Feedback, newest first."""
+        with self._cols() as c:
+            got = self._get_all(c["feedback"], where={"status": status} if status else None)
+        items = sorted((_from_record(Feedback, m) for _, m in got), key=lambda f: (-f.created_at, f.id))
+        return items[:limit] if limit else items
+
+    def feedback_rows(self, status: ReviewStatus | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Feedback with the interaction's question, graph and example id (for the UI and CLI tables)."""
+        with self._cols() as c:
+            got = self._get_all(c["feedback"], where={"status": status} if status else None)
+        rows = []
+        for fid, m in got:
+            fb = _from_record(Feedback, m)
+            rows.append({**asdict(fb), "id": fid, "question": m.get("question", ""), "graph": m.get("graph", ""), "example_id": m.get("example_id", "")})
+        rows.sort(key=lambda r: (-r["created_at"], r["id"]))
+        return rows[:limit] if limit else rows
+
+    def list_examples(self, graph: str | None = None, status: ReviewStatus | None = None) -> list[VerifiedExample]:
+        """Verified examples, oldest first (a stable order for exports)."""
+        conds: list[dict[str, Any]] = [x for x in ({"graph": graph} if graph else None, {"status": status} if status else None) if x]
+        where = None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
+        with self._cols() as c:
+            got = self._get_all(c["examples"], where=where)
+        return sorted((_from_record(VerifiedExample, m) for _, m in got), key=lambda e: (e.created_at, e.id))
+
+    def export_examples(self, path: Any, graph: str | None = None, status: Sequence[ReviewStatus] = ("approved",)) -> int:
+        """Write verified examples as JSONL (question, cypher, graph, source, status, result_fingerprint, id)."""
+        wanted = (status,) if isinstance(status, str) else tuple(status)
+        bad = [s for s in wanted if s not in STATUSES]
+        if bad:
+            raise StoreError(f"unknown status {bad[0]!r}; choose from {', '.join(STATUSES)}")
+        items = [e for e in self.list_examples(graph=graph) if e.status in wanted]
+        lines = [
+            json.dumps(
+                {
+                    "question": e.question,
+                    "cypher": e.cypher,
+                    "graph": e.graph,
+                    "source": e.source,
+                    "status": e.status,
+                    "result_fingerprint": e.result_fingerprint,
+                    "id": e.id,
+                },
+                ensure_ascii=False,
+            )
+            for e in items
+        ]
+        _atomic_write(Path(path), "".join(line + "\n" for line in lines))
+        return len(lines)
+
+    def counts(self) -> dict[str, int]:
+        """interactions, up, down, corrections, examples, examples_pending/approved/rejected, feedback_pending."""
+        with self._cols() as c:
+            n_inter = c["interactions"].count()
+            fb = [m for _, m in self._get_all(c["feedback"])]
+            ex = [m for _, m in self._get_all(c["examples"])]
+        out = {
+            "interactions": n_inter,
+            "up": sum(1 for m in fb if m["verdict"] == "up"),
+            "down": sum(1 for m in fb if m["verdict"] == "down"),
+            "corrections": sum(1 for m in fb if m.get("has_correction")),
+            "feedback_pending": sum(1 for m in fb if m.get("status") == "pending"),
+            "examples": len(ex),
+        }
+        for s in STATUSES:
+            out[f"examples_{s}"] = sum(1 for m in ex if m.get("status") == s)
+        return out

