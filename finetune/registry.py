@@ -1,0 +1,347 @@
+"""Adapter registry: versions under ``<home>/adapters/vNNNN/``, the atomic ACTIVE pointer, promote / rollback / export.
+
+Layout::
+
+    <home>/adapters/
+        v0001/  adapter_config.json  adapter_model.safetensors  loss.png  loss.jsonl  meta.json
+        v0002/  ...
+        ACTIVE        {"version": "v0002"}        (agent.adapters.write_active: temp + fsync + rename)
+        HISTORY.json  {"stack": ["v0001", "v0002"], "events": [...]}   (written atomically)
+
+A version is copied into ``.tmp-vNNNN-*`` and renamed into place only when complete, so a killed
+run never leaves half a version and never touches ACTIVE. ``stack`` lists promotions in order;
+rollback pops the live one and re-activates the one before it (or the base model when none is left).
+Every change happens under ``<home>/locks/registry.lock``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent.adapters import adapters_dir, atomic_write_text, read_active, write_active
+from agent.errors import CypherloopError, TrainingError
+
+META_FILE = "meta.json"
+HISTORY_FILE = "HISTORY.json"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+VERSION_RE = re.compile(r"^v(\d{4,})$")
+
+
+class UnknownVersion(CypherloopError):
+    """The named adapter version does not exist in the registry."""
+
+    exit_code = 2
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            with p.open("rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AdapterRegistry:
+    """The versions of one cypherloop home. Cheap to build; every call reads the disk afresh."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.home = Path(home)
+        self.root = adapters_dir(self.home)
+
+    # ------------------------------------------------------------------ reading
+    def versions(self) -> list[str]:
+        """Complete versions, oldest first (temp folders of killed runs are not versions)."""
+        if not self.root.is_dir():
+            return []
+        found = [p.name for p in self.root.iterdir() if p.is_dir() and VERSION_RE.match(p.name) and (p / META_FILE).is_file()]
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def resolve(self, version: str) -> str:
+        """``v3``, ``3``, ``v0003``, ``latest`` or ``active`` → ``v0003`` (UnknownVersion if absent)."""
+        v = str(version).strip()
+        versions = self.versions()
+        if v == "latest":
+            if not versions:
+                raise UnknownVersion("the registry has no versions yet; run `cypherloop retrain` or `cypherloop train`")
+            return versions[-1]
+        if v == "active":
+            active = self.active()
+            if active is None:
+                raise UnknownVersion("no adapter is active (the base model answers)")
+            return active
+        m = re.fullmatch(r"v?(\d+)", v)
+        name = f"v{int(m.group(1)):04d}" if m else v
+        if name not in versions:
+            raise UnknownVersion(f"no adapter version {version!r}; have: {', '.join(versions) or 'none'}")
+        return name
+
+    def path(self, version: str) -> Path:
+        return self.root / self.resolve(version)
+
+    def meta(self, version: str) -> dict[str, Any]:
+        name = self.resolve(version)
+        return json.loads((self.root / name / META_FILE).read_text())
+
+    def active(self) -> str | None:
+        a = read_active(self.home)
+        return a.version if a else None
+
+    def list(self) -> list[dict[str, Any]]:
+        """meta.json of every version with ``active`` added, oldest first."""
+        active = self.active()
+        out = []
+        for v in self.versions():
+            try:
+                m = self.meta(v)
+            except (OSError, json.JSONDecodeError):
+                m = {"version": v, "error": "unreadable meta.json"}
+            m["active"] = v == active
+            out.append(m)
+        return out
+
+    def history(self) -> dict[str, Any]:
+        try:
+            h = json.loads((self.root / HISTORY_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            h = {}
+        return {"stack": list(h.get("stack", [])), "events": list(h.get("events", []))}
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def lock(self, timeout: float = 60.0) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        lock_path = self.home / "locks" / "registry.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(lock_path), timeout=timeout):
+                yield
+        except Timeout as e:
+            from agent.errors import LockBusy
+
+            raise LockBusy(f"the adapter registry is locked by another process ({lock_path})") from e
+
+    def add(self, adapter_dir: Path | str, meta: dict[str, Any], extra_files: dict[str, Path | str] | None = None) -> str:
+        """Copy a trained adapter in as the next version; returns its name. Nothing is visible until complete."""
+        src = Path(adapter_dir)
+        files = [src / f for f in ADAPTER_FILES if (src / f).is_file()]
+        if not (src / "adapter_config.json").is_file() or len(files) < 2:
+            raise TrainingError(f"{src} is not a PEFT adapter (needs adapter_config.json and adapter_model.safetensors)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.lock():
+            for stale in self.root.glob(".tmp-*"):  # left by a killed add (adds only run under this lock)
+                shutil.rmtree(stale, ignore_errors=True)
+            numbers = [int(v[1:]) for v in self.versions()]
+            numbers += [int(p.name[1:]) for p in self.root.iterdir() if VERSION_RE.match(p.name)]  # incomplete dirs too
+            version = f"v{(max(numbers) + 1 if numbers else 1):04d}"
+            tmp = self.root / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            try:
+                for f in files:
+                    shutil.copy2(f, tmp / f.name)
+                for name, path in (extra_files or {}).items():
+                    if path and Path(path).is_file():
+                        shutil.copy2(path, tmp / name)
+                full = {
+                    "version": version,
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "created_ts": time.time(),
+                    "status": "candidate",
+                    **meta,
+                    "files": sorted(p.name for p in tmp.iterdir()),
+                }
+                full["version"] = version
+                (tmp / META_FILE).write_text(json.dumps(full, indent=2, default=str))
+                _fsync_tree(tmp)
+                os.rename(tmp, self.root / version)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return version
+
+    def update_meta(self, version: str, **updates: Any) -> dict[str, Any]:
+        """Merge fields into a version's meta.json (atomic replace)."""
+        with self.lock():
+            name = self.resolve(version)
+            meta = self.meta(name)
+            meta.update(updates)
+            atomic_write_text(self.root / name / META_FILE, json.dumps(meta, indent=2, default=str))
+            return meta
+
+    def promote(self, version: str, reason: str = "manual") -> str:
+        """Make ``version`` live (ACTIVE switched atomically) and push it on the history stack."""
+        with self.lock():
+            name = self.resolve(version)
+            hist = self._reconciled_history()
+            current = self.active()
+            if current == name:
+                return name
+            hist["stack"].append(name)
+            hist["events"].append({"at": time.time(), "action": "promote", "version": name, "previous": current, "reason": reason})
+            self._write_history(hist)
+            write_active(self.home, name)
+            self._set_status(name, "promoted", promoted_at=time.time())
+            return name
+
+    def rollback(self, reason: str = "manual") -> str | None:
+        """Re-activate the previously promoted version (None: back to the base model); returns the new live one."""
+        with self.lock():
+            hist = self._reconciled_history()
+            current = self.active()
+            if not hist["stack"] and current is None:
+                raise TrainingError("nothing to roll back: no adapter was promoted")
+            if hist["stack"]:
+                hist["stack"].pop()
+            while hist["stack"] and hist["stack"][-1] not in self.versions():
+                hist["stack"].pop()  # a version deleted by hand
+            previous = hist["stack"][-1] if hist["stack"] else None
+            hist["events"].append({"at": time.time(), "action": "rollback", "version": previous, "previous": current, "reason": reason})
+            self._write_history(hist)
+            write_active(self.home, previous)
+            if current:
+                self._set_status(current, "rolled_back", rolled_back_at=time.time())
+            return previous
+
+    def _reconciled_history(self) -> dict[str, Any]:
+        """HISTORY.json, with a promotion that crashed before ACTIVE switched dropped from the stack."""
+        hist = self.history()
+        current, stack = self.active(), hist["stack"]
+        if current is None:
+            stack.clear()  # the base model is live only when nothing is left on the stack
+        elif current in stack:
+            del stack[len(stack) - stack[::-1].index(current):]  # entries above it never went live
+        else:
+            stack.append(current)  # ACTIVE was set by hand (write_active): adopt it
+        return hist
+
+    def _write_history(self, hist: dict[str, Any]) -> None:
+        hist["events"] = hist["events"][-500:]
+        atomic_write_text(self.root / HISTORY_FILE, json.dumps(hist, indent=2))
+
+    def _set_status(self, name: str, status: str, **more: Any) -> None:
+        meta_path = self.root / name / META_FILE
+        meta = json.loads(meta_path.read_text())
+        meta.update(status=status, **more)
+        atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
+
+    # ------------------------------------------------------------------ export
+    def export_gguf(self, version: str, out: Path | str | None = None, converter: Path | str | None = None,
+                    base_dir: Path | str | None = None) -> Path:
+        """A GGUF LoRA that llama.cpp / Ollama load next to the base model's GGUF.
+
+        With ``converter`` (llama.cpp's ``convert_lora_to_gguf.py``) and a base-model folder, that script
+        writes it; otherwise the ``gguf`` package does, with the same names, shapes and keys (llama and
+        qwen2 architectures; q/k rows permuted for llama as llama.cpp's converter does).
+        """
+        name = self.resolve(version)
+        src = self.root / name
+        meta = self.meta(name)
+        out_path = Path(out) if out else src / f"adapter-{name}.gguf"
+        base = Path(base_dir) if base_dir else Path(meta.get("base_model_path") or "")
+        if converter:
+            if not base.is_dir():
+                raise TrainingError(f"the llama.cpp converter needs the base model folder (config.json); {base} is missing")
+            cmd = [sys.executable, str(converter), str(src), "--base", str(base), "--outfile", str(out_path), "--outtype", "f32"]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+                raise TrainingError(f"convert_lora_to_gguf.py failed: {tail[0]}")
+            return out_path
+        config_path = base / "config.json"
+        if not config_path.is_file():
+            raise TrainingError(f"export needs the base model's config.json (looked in {base}); pass --base DIR")
+        write_gguf_lora(src, json.loads(config_path.read_text()), out_path)
+        return out_path
+
+
+# ---------------------------------------------------------------------- GGUF LoRA writer
+_ARCHS = {"LlamaForCausalLM": ("llama", True), "MistralForCausalLM": ("llama", True), "Qwen2ForCausalLM": ("qwen2", False)}
+
+
+def _permute_rows(b: Any, n_head: int) -> Any:
+    """llama.cpp's q/k row permutation (convert_hf_to_gguf LlamaModel.permute) applied to LoRA B's rows."""
+    rows = b.shape[0]
+    return b.reshape(n_head, 2, rows // n_head // 2, *b.shape[1:]).swapaxes(1, 2).reshape(b.shape)
+
+
+def write_gguf_lora(adapter_dir: Path, base_config: dict[str, Any], out_path: Path) -> Path:
+    """Write a PEFT LoRA (safetensors) as a llama.cpp GGUF adapter (general.type=adapter, f32 tensors)."""
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    arch_name = (base_config.get("architectures") or ["?"])[0]
+    if arch_name not in _ARCHS:
+        raise TrainingError(
+            f"built-in GGUF export supports {', '.join(_ARCHS)}; for {arch_name} use llama.cpp's convert_lora_to_gguf.py (--converter PATH)"
+        )
+    arch, permute_qk = _ARCHS[arch_name]
+    lcfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    if lcfg.get("use_dora") or lcfg.get("peft_type", "LORA") != "LORA":
+        raise TrainingError("GGUF export supports plain LoRA adapters only (not DoRA or other PEFT types)")
+    alpha = float(lcfg["lora_alpha"])
+    if lcfg.get("use_rslora"):
+        alpha = alpha * (lcfg["r"] ** 0.5)  # llama.cpp scales by alpha / r; rsLoRA means alpha / sqrt(r)
+    weights_file = adapter_dir / "adapter_model.safetensors"
+    if not weights_file.is_file():
+        raise TrainingError(f"{weights_file} missing (GGUF export reads safetensors adapters)")
+    tensors = load_file(str(weights_file))
+    n_layers = int(base_config["num_hidden_layers"])
+    n_head = int(base_config["num_attention_heads"])
+    n_kv = int(base_config.get("num_key_value_heads") or n_head)
+    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2, n_layers)
+
+    pairs: dict[str, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        base_key = key.replace("base_model.model.", "", 1)
+        for part in ("A", "B"):
+            marker = f".lora_{part}.weight"
+            if base_key.endswith(marker):
+                pairs.setdefault(base_key[: -len(marker)], {})[part] = value
+                break
+        else:
+            raise TrainingError(f"unexpected tensor {key!r} in the adapter (only lora_A / lora_B are exported)")
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    writer.add_name(f"cypherloop {adapter_dir.name}")
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for module, ab in sorted(pairs.items()):
+        if "A" not in ab or "B" not in ab:
+            raise TrainingError(f"{module}: lora_A or lora_B missing")
+        gguf_name = tmap.get_name(module)
+        if gguf_name is None:
+            raise TrainingError(f"no GGUF name for {module} ({arch})")
+        a = np.ascontiguousarray(ab["A"].astype(np.float32))  # (r, n_in)
+        b = ab["B"].astype(np.float32)  # (n_out, r)
+        if permute_qk and module.endswith("q_proj"):
+            b = _permute_rows(b, n_head)
+        elif permute_qk and module.endswith("k_proj"):
+            b = _permute_rows(b, n_kv)
+        writer.add_tensor(f"{gguf_name}.weight.lora_a", a)
+        writer.add_tensor(f"{gguf_name}.weight.lora_b", np.ascontiguousarray(b))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(tmp, out_path)
+    return out_path

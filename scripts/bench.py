@@ -1,0 +1,35 @@
+"""`make bench`: every benchmark in one run, each writing JSON under bench-output/.
+
+Reads ../shared/bench (graphs and dev question sets); never used by tests. Results are copied by
+hand into docs/BENCHMARKS.md with the command, machine and date.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = [
+    ["scripts/check_bench_graphs.py"],
+    ["scripts/bench_datagen.py"],
+    ["scripts/bench_agent.py"],
+]
+
+
+def main() -> int:
+    if not (ROOT.parent / "shared" / "bench").is_dir():
+        print("bench: ../shared/bench not found; the benchmarks need the dev graphs and question sets", file=sys.stderr)
+        return 2
+    for step in STEPS:
+        print(f"== {' '.join(step)}", flush=True)
+        code = subprocess.call([sys.executable, *step], cwd=ROOT)
+        if code:
+            print(f"bench: {step[0]} failed with exit code {code}", file=sys.stderr)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Test support for the training tests: a tiny random-init Llama with the SmolLM2 tokenizer, and tiny datasets.
+
+The model (2 layers, hidden 64, ~3 M parameters, almost all of it the 49k-token embedding) trains a step in
+well under a second on 2 cores, so pipeline tests run the real trl/peft code in seconds. It is built once
+per test session into pytest's base temp folder (a file lock makes concurrent builders wait).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from agent.prompt import training_record
+
+SHOP_SCHEMA = (
+    "Node labels and properties:\n"
+    "(:Customer {customer_id: STRING, name: STRING, city: STRING, country: STRING, segment: STRING})\n"
+    "(:Product {product_id: STRING, name: STRING, price: FLOAT, stock: INTEGER, rating: FLOAT})\n"
+    "(:Order {order_id: STRING, date: STRING, status: STRING, total: FLOAT})\n"
+    "Relationships:\n(:Customer)-[:PLACED]->(:Order)\n(:Order)-[:CONTAINS {quantity: INTEGER}]->(:Product)"
+)
+
+
+def tiny_model_dir(base_temp: Path) -> Path:
+    """Build (once) and return a folder with a tiny random Llama + the SmolLM2 tokenizer and chat template."""
+    out = Path(base_temp) / "tiny-llama"
+    if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
+        return out
+    from filelock import FileLock
+
+    with FileLock(str(out) + ".lock"):
+        if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
+            return out
+        import torch
+        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+        from agent.models.local import PACKAGED_MODELS, packaged_gguf
+
+        gguf = packaged_gguf("smollm2-135m-instruct")
+        assert gguf.name == PACKAGED_MODELS["smollm2-135m-instruct"][1]
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        config = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            tie_word_embeddings=True,
+        )
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        os.replace(tmp, out)
+    return out
+
+
+def cypher_pairs(n: int, offset: int = 0) -> list[tuple[str, str]]:
+    """Simple, learnable question → Cypher pairs over the shop schema."""
+    cities = ["Paris", "Berlin", "Rome", "Oslo", "Lisbon", "Madrid"]
+    shapes = [
+        ("How many customers live in {c}?", "MATCH (c:Customer {{city: '{c}'}}) RETURN count(c)"),
+        ("List the names of customers in {c}.", "MATCH (c:Customer {{city: '{c}'}}) RETURN c.name"),
+        ("How many orders did customers from {c} place?", "MATCH (c:Customer {{city: '{c}'}})-[:PLACED]->(o:Order) RETURN count(o)"),
+    ]
+    out = []
+    for i in range(offset, offset + n):
+        q, c = shapes[i % len(shapes)]
+        city = cities[(i // len(shapes)) % len(cities)]
+        out.append((q.format(c=city) + ("" if i < 18 else f" (variant {i})"), c.format(c=city)))
+    return out
+
+
+def write_dataset(folder: Path, n_train: int = 24, n_heldout: int = 6, graph: str = "shop") -> Path:
+    """A dataset folder in finetune.dataset's format: train.jsonl, heldout.jsonl, feedback_regression.jsonl."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def line(i: int, q: str, c: str, source: str) -> str:
+        rec = {"id": f"{source}-{i}", "question": q, "cypher": c, "graph": graph, "source": source, "category": "test"}
+        rec.update(training_record(q, c, SHOP_SCHEMA))
+        return json.dumps(rec)
+
+    train = cypher_pairs(n_train)
+    held = cypher_pairs(n_heldout, offset=n_train)
+    (folder / "train.jsonl").write_text("".join(line(i, q, c, "offline") + "\n" for i, (q, c) in enumerate(train)))
+    (folder / "heldout.jsonl").write_text("".join(line(i, q, c, "offline") + "\n" for i, (q, c) in enumerate(held)))
+    (folder / "feedback_regression.jsonl").write_text("")
+    (folder / "summary.json").write_text(json.dumps({"train": n_train, "heldout": n_heldout, "feedback_regression": 0}))
+    return folder

@@ -1,0 +1,160 @@
+"""One retraining round end to end (tiny model, real trl, real gate on the shop graph), the lock, failures."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from finetune_helpers import tiny_model_dir, write_dataset
+
+from agent.adapters import read_active
+from agent.errors import LockBusy
+from agent.models.base import ScriptedGenerator
+from finetune.registry import AdapterRegistry
+from finetune.retrain import list_reports, retrain, retrain_lock, retrain_running
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["train.max_steps=2", "train.eval_steps=2", "train.per_device_train_batch_size=4", "train.gradient_accumulation_steps=1",
+         "data.max_eval_samples=4", "lora.r=4", "gate.max_heldout=3", "gate.max_new_tokens=6"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return tiny_model_dir(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("rt-data"))
+
+
+@pytest.fixture
+def home_settings(settings, tiny, tmp_path):
+    """Settings with a fresh home for adapters/reports (the graph server stays the shared test one)."""
+    return settings.model_copy(update={"base_model": str(tiny), "device": "cpu"}), tmp_path
+
+
+def _with_home(settings, home):
+    s = settings.model_copy(update={"home": home})
+    s.__dict__.pop("home_dir", None)  # cached_property of the copied object
+    return s
+
+
+def test_round_trains_gates_promotes_and_reports(home_settings, data, shop):
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
+    assert report.status == "promoted" and report.version == "v0001"
+    assert read_active(home).version == "v0001" and report.active_before is None and report.active_after == "v0001"
+    meta = AdapterRegistry(home).meta("v0001")
+    assert meta["gate"]["decision"] == "promote" and meta["status"] == "promoted"
+    assert meta["recipe"] == "tiny-cpu" and len(meta["dataset_hash"]) == 64 and meta["metrics"]["global_step"] == 2
+    assert meta["base_model_path"] == str(settings.base_model) and (home / "adapters" / "v0001" / "loss.png").is_file()
+    assert meta["eval"]["candidate"]["heldout"]["n"] == 3
+    folder = Path(report.report_dir)
+    saved = json.loads((folder / "report.json").read_text())
+    assert saved["dataset"]["counts"] == {"train": 24, "heldout": 6, "feedback_regression": 0}
+    assert saved["gate"]["candidate"]["heldout"]["n"] == 3 and saved["status"] == "promoted"
+    assert (folder / "loss.png").is_file() and "![loss](loss.png)" in (folder / "report.md").read_text()
+    assert "| heldout |" in (folder / "report.md").read_text()
+    assert list_reports(home)[0]["version"] == "v0001"
+
+    # same data + same recipe again: nothing to do; with force: a new version gated against v0001
+    again = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
+    assert again.status == "skipped" and again.version == "v0001"
+    forced = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop, force=True)
+    assert forced.version == "v0002" and forced.gate["active_version"] == "v0001"
+    assert forced.gate["active"]["heldout"]["n"] == 3 and forced.status in ("promoted", "rejected")
+
+
+def _scripted_factory(good_for: str):
+    """Gate generators: the adapter whose folder name contains ``good_for`` answers correctly."""
+    gold = {"How many customers live in Berlin?": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)"}
+
+    def make(settings, adapter):
+        good = adapter is not None and good_for in str(adapter)
+        script = {q: c for q, c in gold.items()} if good else {"*": "MATCH (p:Product) RETURN p.name"}
+        return lambda: ScriptedGenerator(script if good else {"*": "MATCH (p:Product) RETURN p.name"}, version=str(adapter))
+
+    return make
+
+
+def _gate_data(tmp_path: Path) -> Path:
+    d = write_dataset(tmp_path / "gd")
+    (d / "heldout.jsonl").write_text(json.dumps({"id": "h", "question": "How many customers live in Berlin?",
+                                                 "cypher": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)"}) + "\n")
+    return d
+
+
+def test_a_worse_candidate_is_registered_but_never_goes_live(home_settings, shop, tmp_path):
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    d = _gate_data(tmp_path)
+    first = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=d, graph_store=shop, generator_factory=_scripted_factory("runs"))
+    assert first.status == "promoted"  # the run folder's adapter answers correctly; the base does not
+    second = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=d, graph_store=shop, force=True,
+                     generator_factory=_scripted_factory("adapters/v0001"))
+    assert second.status == "rejected" and second.version == "v0002"
+    assert read_active(home).version == "v0001"
+    meta = AdapterRegistry(home).meta("v0002")
+    assert meta["status"] == "rejected" and meta["gate"]["decision"] == "reject"
+    assert meta["gate"]["heldout"] == 0.0 and meta["gate"]["active_heldout"] == 1.0
+
+
+def test_a_failing_round_changes_nothing_live_and_reports_the_error(home_settings, shop, data):
+    settings, home = home_settings
+    s = _with_home(settings, home)
+
+    def broken(settings, adapter):
+        def make():
+            raise RuntimeError("model exploded")
+
+        return make
+
+    with pytest.raises(RuntimeError):
+        retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop, generator_factory=broken)
+    assert AdapterRegistry(home).versions() == [] and read_active(home) is None
+    rep = list_reports(home)[0]
+    assert rep["status"] == "failed" and "model exploded" in rep["error"]
+
+
+def _hold_lock(home: str, seconds: float, ready) -> None:
+    with retrain_lock(Path(home)):
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_two_retrains_never_overlap(home_settings, data, tmp_path):
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(home), 3.0, ready))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        assert retrain_running(home)
+        with pytest.raises(LockBusy, match="another retrain is running .pid"):
+            retrain(s, "shop", "tiny-cpu", dataset_dir=data, wait=False)
+        t0 = time.time()
+        with pytest.raises(LockBusy):
+            retrain(s, "shop", "tiny-cpu", dataset_dir=data, wait=True, lock_timeout=0.5)
+        assert time.time() - t0 >= 0.4
+        # the CLI: --no-wait exits cleanly with code 3 and one line
+        env = {"CYPHERLOOP_HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+        proc = subprocess.run([sys.executable, "-m", "ui.cli", "retrain", "--graph", "shop", "--data", str(data), "--no-wait"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 3 and proc.stderr.strip().startswith("error: another retrain is running")
+        # a waiting one gets the lock once the holder is done
+        t0 = time.time()
+        with retrain_lock(home, wait=True, timeout=60):
+            waited = time.time() - t0
+        assert waited > 0.1
+    finally:
+        holder.join(30)
+    assert not retrain_running(home)
