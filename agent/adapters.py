@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ACTIVE_FILE = "ACTIVE"
+# Adapters that ship inside the package, per packaged base model: what serves until one is promoted.
+SHIPPED_ADAPTERS = {"smollm2-135m-instruct": "general-v1"}
+SHIPPED_PREFIX = "shipped-"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,18 @@ def read_active(home: Path) -> ActiveAdapter | None:
         return None
     path = adapters_dir(home) / version
     return ActiveAdapter(version, path) if path.is_dir() else None
+
+
+def shipped_adapter(base_model: str) -> ActiveAdapter | None:
+    """The adapter shipped in the package for ``base_model`` (a packaged base's name), or None.
+
+    ``agent/data/adapters/<name>/`` holds the PEFT files and TRAINING.md (how it was trained, its scores).
+    """
+    name = SHIPPED_ADAPTERS.get(str(base_model))
+    if not name:
+        return None
+    path = Path(__file__).resolve().parent / "data" / "adapters" / name
+    return ActiveAdapter(SHIPPED_PREFIX + name, path) if (path / "adapter_config.json").is_file() else None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

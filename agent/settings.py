@@ -7,7 +7,6 @@ nothing below the CLI reads ``os.environ`` itself. ``.env.example`` documents ev
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -55,7 +54,7 @@ class Settings(BaseSettings):
     # --- model -------------------------------------------------------------------------
     model_backend: ModelBackend = Field("transformers", description="transformers (local), llamacpp (GGUF, optional extra) or openai (any OpenAI-compatible server).")
     base_model: str = Field(DEFAULT_BASE_MODEL, description="Base model: the packaged default, a Hugging Face id in the local cache, or a local directory.")
-    adapter: str = Field("active", description="LoRA adapter: 'active' (follow the registry), 'none', or a directory.")
+    adapter: str = Field("active", description="LoRA adapter: 'active' (follow the registry; until a version is promoted, the adapter shipped for the packaged base), 'none' (the base alone), or a directory.")
     openai_model: str = Field("gpt-4o-mini", description="Model name for model_backend=openai (an OpenAI model, a vLLM LoRA name, an Ollama tag).")
     openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"), description="API key for OpenAI or a compatible server (never logged).")
     openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"), description="Base URL of an OpenAI-compatible server (vLLM, Ollama …); empty for OpenAI.")
@@ -81,9 +80,10 @@ class Settings(BaseSettings):
     ui_password: SecretStr | None = Field(None, description="Password for ui_username (never logged).")
 
     # --- derived paths -------------------------------------------------------------------
-    @cached_property
+    @property
     def home_dir(self) -> Path:
-        """Absolute home directory (created on first use by whoever writes there)."""
+        """Absolute home directory (created on first use by whoever writes there). A property, not a cached
+        one: ``model_copy(update={"home": ...})`` copies the instance dict, so a cached value would follow."""
         return self.home.expanduser().resolve()
 
     def path(self, *parts: str) -> Path:

@@ -195,7 +195,7 @@ def _steps(settings, rec, report, registry, store, dataset_dir, dataset_options,
     make = generator_factory or gatemod.adapter_generator
     decision = gatemod.run_gate(
         make(eval_settings, Path(result.adapter_dir)),
-        make(eval_settings, registry.path(active) if active else None),
+        make(eval_settings, registry.path(active) if active else _shipped_path(base_name)),
         store,
         heldout,
         regression,
@@ -258,6 +258,14 @@ def default_recipe() -> str:
 def retrain_once(settings: Any, recipe: str | None = None) -> RetrainReport:
     """One round for the UI's Retrain button: the settings' graph, the default recipe, never waits for a lock."""
     return retrain(settings, settings.graph, recipe or default_recipe(), wait=False)
+
+
+def _shipped_path(base_name: str) -> Path | None:
+    """What serves while nothing is promoted: the adapter shipped for a packaged base (else the base itself)."""
+    from agent.adapters import shipped_adapter
+
+    shipped = shipped_adapter(base_name)
+    return shipped.path if shipped else None
 
 
 def _acc(score: Any) -> float | None:

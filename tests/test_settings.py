@@ -43,3 +43,12 @@ def test_env_beats_dotenv(monkeypatch, tmp_path):
 def test_redact_url():
     assert redact_url("redis://:pw@127.0.0.1:6379") == "redis://:***@127.0.0.1:6379"
     assert redact_url("bolt://neo4j:secret@h:7687/x") == "bolt://neo4j:***@h:7687/x"
+
+
+def test_model_copy_with_another_home_moves_every_path(tmp_path):
+    from agent.settings import Settings
+
+    first = Settings(home=tmp_path / "a")
+    assert first.path("x") == (tmp_path / "a" / "x").resolve()
+    second = first.model_copy(update={"home": tmp_path / "b"})
+    assert second.path("x") == (tmp_path / "b" / "x").resolve()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import ACTIVE_FILE, adapters_dir, read_active
+from agent.adapters import ACTIVE_FILE, adapters_dir, read_active, shipped_adapter
 from agent.errors import ModelError
 from agent.prompt import ErrorFeedback, Example, build_messages, prompt_token_ids
 
@@ -196,9 +196,10 @@ def _adapter_name(version: str) -> str:
 class AdapterFollower:
     """Which adapter should serve now; re-reads the registry pointer only when the file changed."""
 
-    def __init__(self, setting: str, home: Path) -> None:
+    def __init__(self, setting: str, home: Path, fallback: Any = None) -> None:
         self.setting = (setting or "none").strip()
         self.home = Path(home)
+        self.fallback = AdapterRef(fallback.version, fallback.path) if fallback else None  # serves while none is active
         self._stamp: tuple[int, int, int] | None | object = object()
         self._current: AdapterRef | None = None
 
@@ -215,7 +216,7 @@ class AdapterFollower:
                 stamp = None
             if stamp != self._stamp:
                 active = read_active(self.home)
-                self._current = AdapterRef(active.version, active.path) if active else None
+                self._current = AdapterRef(active.version, active.path) if active else self.fallback
                 self._stamp = stamp
             return self._current
         path = Path(s).expanduser()
@@ -233,7 +234,7 @@ class TransformersGenerator:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.base_name = base_display_name(settings.base_model)
-        self.adapters = AdapterFollower(settings.adapter, settings.home_dir)
+        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, shipped_adapter(settings.base_model))
         self._lock = threading.RLock()
         self._model: Any = None
         self._tokenizer: Any = None

@@ -1,0 +1,40 @@
+"""The adapter shipped in the package serves the packaged base until the registry promotes one."""
+
+from __future__ import annotations
+
+import json
+
+from agent.adapters import shipped_adapter, write_active
+from agent.models.local import AdapterFollower, TransformersGenerator
+
+
+def test_shipped_adapter_is_a_loadable_lora_for_the_default_base():
+    shipped = shipped_adapter("smollm2-135m-instruct")
+    assert shipped is not None and shipped.version == "shipped-general-v1"
+    config = json.loads((shipped.path / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 16
+    from safetensors import safe_open
+
+    with safe_open(str(shipped.path / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert any("lora_A" in k for k in keys) and any("lora_B" in k for k in keys)
+    assert (shipped.path / "TRAINING.md").is_file()
+    assert shipped_adapter("/some/other/model") is None
+
+
+def test_follower_serves_the_shipped_adapter_until_a_version_is_promoted(tmp_path):
+    shipped = shipped_adapter("smollm2-135m-instruct")
+    follower = AdapterFollower("active", tmp_path, shipped)
+    assert follower.current().version == "shipped-general-v1"
+    (tmp_path / "adapters" / "v0001").mkdir(parents=True)
+    write_active(tmp_path, "v0001")
+    assert follower.current().version == "v0001"
+    write_active(tmp_path, None)
+    assert follower.current().version == "shipped-general-v1"
+    assert AdapterFollower("none", tmp_path, shipped).current() is None
+
+
+def test_default_generator_names_the_shipped_adapter_without_loading(settings):
+    gen = TransformersGenerator(settings.model_copy(update={"base_model": "smollm2-135m-instruct", "adapter": "active"}))
+    assert gen.version.endswith("+shipped-general-v1")
+    assert TransformersGenerator(settings.model_copy(update={"adapter": "none"})).version.endswith("+base")
