@@ -283,7 +283,7 @@ def write_gguf_lora(adapter_dir: Path, base_config: dict[str, Any], out_path: Pa
     """Write a PEFT LoRA (safetensors) as a llama.cpp GGUF adapter (general.type=adapter, f32 tensors)."""
     import gguf
     import numpy as np
-    from safetensors.numpy import load_file
+    from safetensors.torch import load_file
 
     arch_name = (base_config.get("architectures") or ["?"])[0]
     if arch_name not in _ARCHS:
@@ -300,7 +300,7 @@ def write_gguf_lora(adapter_dir: Path, base_config: dict[str, Any], out_path: Pa
     weights_file = adapter_dir / "adapter_model.safetensors"
     if not weights_file.is_file():
         raise TrainingError(f"{weights_file} missing (GGUF export reads safetensors adapters)")
-    tensors = load_file(str(weights_file))
+    tensors = {k: v.float().numpy() for k, v in load_file(str(weights_file)).items()}  # bf16 adapters too
     n_layers = int(base_config["num_hidden_layers"])
     n_head = int(base_config["num_attention_heads"])
     n_kv = int(base_config.get("num_key_value_heads") or n_head)

@@ -38,3 +38,20 @@ def test_default_generator_names_the_shipped_adapter_without_loading(settings):
     gen = TransformersGenerator(settings.model_copy(update={"base_model": "smollm2-135m-instruct", "adapter": "active"}))
     assert gen.version.endswith("+shipped-general-v1")
     assert TransformersGenerator(settings.model_copy(update={"adapter": "none"})).version.endswith("+base")
+
+
+def test_llamacpp_backend_gets_the_shipped_adapter_as_gguf_lora(settings, tmp_path):
+    """llama.cpp loads LoRAs as GGUF: a PEFT-only folder is converted once into the home."""
+    import gguf
+
+    from agent.models.llamacpp import adapter_gguf
+    from agent.models.local import AdapterRef
+
+    shipped = shipped_adapter("smollm2-135m-instruct")
+    s = settings.model_copy(update={"base_model": "smollm2-135m-instruct"})
+    path = adapter_gguf(AdapterRef(shipped.version, shipped.path), s)
+    assert path.is_file() and path.parent == s.path("models", "lora-gguf")
+    reader = gguf.GGUFReader(str(path))
+    names = [t.name for t in reader.tensors]
+    assert any(n.endswith("lora_a") for n in names) and any(n.endswith("lora_b") for n in names)
+    assert adapter_gguf(AdapterRef(shipped.version, shipped.path), s) == path  # converted once

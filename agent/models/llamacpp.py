@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ModelError
+from agent.adapters import shipped_adapter
 from agent.models.local import PACKAGED_MODELS, AdapterFollower, AdapterRef, base_display_name, packaged_gguf
 from agent.prompt import ErrorFeedback, Example, build_messages
 
@@ -46,8 +47,9 @@ def gguf_base_path(settings: Any) -> Path:
     raise ModelError(f"the llamacpp backend needs a GGUF base model (a .gguf file), not {name!r}")
 
 
-def adapter_gguf(ref: AdapterRef) -> Path:
-    """The GGUF LoRA file inside an adapter folder."""
+def adapter_gguf(ref: AdapterRef, settings: Any = None) -> Path:
+    """The GGUF LoRA file inside an adapter folder; for a PEFT-only folder (the shipped adapter, a fresh
+    registry version) one converted once into ``<home>/models/lora-gguf/`` when ``settings`` is given."""
     if ref.path.is_file() and ref.path.suffix == ".gguf":
         return ref.path
     for name in ADAPTER_FILES:
@@ -56,10 +58,34 @@ def adapter_gguf(ref: AdapterRef) -> Path:
     found = sorted(ref.path.glob("*.gguf"))
     if found:
         return found[0]
+    if settings is not None and (ref.path / "adapter_config.json").is_file():
+        return _converted_lora(ref, settings)
     raise ModelError(
         f"adapter {ref.version} has no GGUF LoRA for llama.cpp in {ref.path} "
         f"(expected {ADAPTER_FILES[0]}; convert the PEFT adapter with llama.cpp's convert_lora_to_gguf.py)"
     )
+
+
+def _converted_lora(ref: AdapterRef, settings: Any) -> Path:
+    import json
+    import os
+
+    from agent.models.local import ensure_base_model
+
+    out = settings.path("models", "lora-gguf", f"{ref.version}.gguf")
+    if out.is_file() and out.stat().st_mtime >= (ref.path / "adapter_model.safetensors").stat().st_mtime:
+        return out
+    from finetune.registry import write_gguf_lora
+
+    config = json.loads((ensure_base_model(settings) / "config.json").read_text())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp-{os.getpid()}")
+    try:
+        write_gguf_lora(ref.path, config, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
 
 
 class LlamaCppGenerator:
@@ -69,7 +95,7 @@ class LlamaCppGenerator:
         self.settings = settings
         self.base_path = gguf_base_path(settings)
         self.base_name = base_display_name(settings.base_model)
-        self.adapters = AdapterFollower(settings.adapter, settings.home_dir)
+        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, shipped_adapter(settings.base_model))
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self._lock = threading.RLock()
@@ -93,7 +119,7 @@ class LlamaCppGenerator:
             if self.n_threads:
                 kwargs["n_threads"] = self.n_threads
             if want is not None:
-                kwargs["lora_path"] = str(adapter_gguf(want))
+                kwargs["lora_path"] = str(adapter_gguf(want, self.settings))
             try:
                 self._llm = llama_cpp.Llama(**kwargs)
             except Exception as e:  # noqa: BLE001
