@@ -15,6 +15,8 @@ STEPS = [
     ["scripts/check_bench_graphs.py"],
     ["scripts/bench_datagen.py"],
     ["scripts/bench_agent.py"],
+    ["scripts/bench_latency.py", "--backends", "transformers,llamacpp"],
+    ["scripts/bench_plots.py"],
 ]
 
 

@@ -1,0 +1,92 @@
+"""Dev benchmark: question -> answer latency through the real agent on this machine (never a test).
+
+    .venv/bin/python scripts/bench_latency.py [--n 30] [--backends transformers,llamacpp] [--adapters shipped,none]
+
+Warm agent (model loaded, three warm-up questions not counted) on the demo graph of a scratch home;
+questions are offline-generated demo questions (fixed seed), so anyone can re-run it without
+../shared. Reports p50 / p95 / mean of ``CypherAgent.ask`` wall time and the per-node medians, per
+backend and adapter, and writes ``bench-output/latency.json``. max_attempts is the default (3): a wrong
+first query that the database rejects costs a repair round, as it does for users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench-output"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="bench_latency")
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--backends", default="transformers")
+    ap.add_argument("--adapters", default="shipped,none")
+    ap.add_argument("--home", type=Path, default=Path("/tmp/cl-bench-latency"))
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from agent.demo import build_demo
+    from agent.evaluation import percentile
+    from agent.graph import CypherAgent
+    from agent.graphdb import open_graph
+    from agent.models.factory import make_generator
+    from agent.settings import Settings
+    from finetune.synth_offline import generate_pairs
+
+    base_settings = Settings(home=args.home, graph="demo")
+    store = open_graph(base_settings, "demo")
+    try:
+        store.query("MATCH (n) RETURN count(n)")
+    except Exception:  # noqa: BLE001 - not built yet
+        build_demo(store, replace=True)
+    pairs, _ = generate_pairs(store, args.n + 3, seed=11)
+    questions = [p.question for p in pairs]
+    results = {}
+    for backend in args.backends.split(","):
+        for adapter in args.adapters.split(","):
+            s = base_settings.model_copy(update={"model_backend": backend, "adapter": "active" if adapter == "shipped" else "none"})
+            try:
+                agent = CypherAgent(s, store, make_generator(s))
+                for q in questions[:3]:
+                    agent.ask(q)
+            except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
+                results[f"{backend}/{adapter}"] = {"error": f"{type(e).__name__}: {e}"}
+                print(f"{backend}/{adapter}: unavailable ({e})", flush=True)
+                continue
+            lat, nodes, statuses, attempts = [], {}, {}, []
+            for q in questions[3:]:
+                t0 = time.perf_counter()
+                r = agent.ask(q)
+                lat.append((time.perf_counter() - t0) * 1000)
+                statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+                attempts.append(r["attempts"] if isinstance(r["attempts"], int) else len(r["attempts"]))
+                for k, v in (r.get("timings") or {}).items():
+                    nodes.setdefault(k, []).append(v)
+            one = [x for x, a in zip(lat, attempts, strict=True) if a == 1]
+            results[f"{backend}/{adapter}"] = {
+                "model_version": agent.ask(questions[0]).get("model_version"),
+                "n": len(lat), "p50_ms": round(percentile(lat, 50), 1), "p95_ms": round(percentile(lat, 95), 1),
+                "mean_ms": round(statistics.mean(lat), 1), "one_attempt_n": len(one),
+                "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
+                "statuses": statuses, "node_median_ms": {k: round(statistics.median(v), 1) for k, v in nodes.items()},
+            }
+            print(f"{backend}/{adapter}: {json.dumps(results[f'{backend}/{adapter}'])}", flush=True)
+    OUT.mkdir(exist_ok=True)
+    report = {"command": " ".join(["scripts/bench_latency.py", *sys.argv[1:]]), "date": dt.date.today().isoformat(),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}", "results": results}
+    (OUT / "latency.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
