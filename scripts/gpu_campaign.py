@@ -443,6 +443,7 @@ def phase_latency(args: argparse.Namespace) -> dict[str, Any]:
         lat.append((time.perf_counter() - t0) * 1000)
         statuses[res.get("status")] = statuses.get(res.get("status"), 0) + 1
         stages.append(res.get("timings"))
+        print(f"latency {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} {res.get('timings')}", flush=True)  # partial output if cut off
     return {"gpu": _gpu(), "adapter": s.adapter, "n": len(lat), "p50_ms": round(percentile(lat, 50), 1),
             "p95_ms": round(percentile(lat, 95), 1), "mean_ms": round(sum(lat) / len(lat), 1), "statuses": statuses,
             "timings_sample": stages[:5]}
