@@ -112,8 +112,9 @@ def main() -> int:
             "offline_n": sizes, "general_extra_rows": extra_rows, "made": time.strftime("%Y-%m-%d %H:%M:%S")}
     (args.out / "c3" / "prep.json").write_text(json.dumps(meta, indent=2))
     # Call 1 also runs the 7B-class throughput run: it needs a tokenizer and a slice of the data, no graph.
-    from agent.models.local import ensure_base_model
     from transformers import AutoTokenizer
+
+    from agent.models.local import ensure_base_model
 
     AutoTokenizer.from_pretrained(str(ensure_base_model(settings))).save_pretrained(args.out / "c1" / "tokenizer")
     (args.out / "c1" / "b7data").mkdir()

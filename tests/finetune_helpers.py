@@ -32,32 +32,9 @@ def tiny_model_dir(base_temp: Path) -> Path:
     with FileLock(str(out) + ".lock"):
         if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
             return out
-        import torch
-        from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+        from agent_helpers import make_tiny_model_dir
 
-        from agent.models.local import PACKAGED_MODELS, packaged_gguf
-
-        gguf = packaged_gguf("smollm2-135m-instruct")
-        assert gguf.name == PACKAGED_MODELS["smollm2-135m-instruct"][1]
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        config = LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
-            tie_word_embeddings=True,
-        )
-        torch.manual_seed(0)
-        model = LlamaForCausalLM(config)
-        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-        model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
+        tmp = make_tiny_model_dir(out.with_name(out.name + f".tmp{os.getpid()}"), seed=0)
         os.replace(tmp, out)
     return out
 

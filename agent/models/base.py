@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from agent.prompt import ErrorFeedback, Example
+from agent.prompt import ErrorFeedback, Example, build_messages
 
 
 @runtime_checkable
@@ -24,6 +24,23 @@ class CypherGenerator(Protocol):
         error_feedback: ErrorFeedback | None = None,
     ) -> str:
         """Return the model's raw text for one question (or for a correction when ``error_feedback``)."""
+
+
+class ChatGenerator:
+    """Base of the model-backed generators: ``generate`` renders the one shared prompt and hands the chat
+    messages to the subclass's ``complete(messages, max_new_tokens=None) -> str``."""
+
+    def generate(
+        self,
+        question: str,
+        schema_text: str,
+        examples: Sequence[Example] = (),
+        error_feedback: ErrorFeedback | None = None,
+    ) -> str:
+        return self.complete(build_messages(question, schema_text, examples, error_feedback))
+
+    def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
+        raise NotImplementedError
 
 
 Script = Callable[[str, ErrorFeedback | None, int], str]

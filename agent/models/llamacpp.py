@@ -12,14 +12,13 @@ directory exists, so training and serving see the same tokens.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ModelError
 from agent.adapters import shipped_adapter
+from agent.errors import ModelError
+from agent.models.base import ChatGenerator
 from agent.models.local import PACKAGED_MODELS, AdapterFollower, AdapterRef, base_display_name, packaged_gguf
-from agent.prompt import ErrorFeedback, Example, build_messages
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama-cpp-python: pip install 'cypherloop[llamacpp]' "
@@ -88,7 +87,7 @@ def _converted_lora(ref: AdapterRef, settings: Any) -> Path:
     return out
 
 
-class LlamaCppGenerator:
+class LlamaCppGenerator(ChatGenerator):
     """``CypherGenerator`` on llama.cpp with an optional GGUF LoRA that follows the registry."""
 
     def __init__(self, settings: Any, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
@@ -143,14 +142,6 @@ class LlamaCppGenerator:
                         self._tokenizer = None
         return self._tokenizer
 
-    def generate(
-        self,
-        question: str,
-        schema_text: str,
-        examples: Sequence[Example] = (),
-        error_feedback: ErrorFeedback | None = None,
-    ) -> str:
-        return self.complete(build_messages(question, schema_text, examples, error_feedback))
 
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         s = self.settings

@@ -27,14 +27,14 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.adapters import ACTIVE_FILE, adapters_dir, read_active, shipped_adapter
 from agent.errors import ModelError
-from agent.prompt import ErrorFeedback, Example, build_messages, prompt_token_ids
+from agent.models.base import ChatGenerator
+from agent.prompt import prompt_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class AdapterFollower:
 
 
 # --- the generator ------------------------------------------------------------------------------------
-class TransformersGenerator:
+class TransformersGenerator(ChatGenerator):
     """``CypherGenerator`` on a local transformers model with an optional hot-swapped PEFT adapter."""
 
     def __init__(self, settings: Any) -> None:
@@ -352,15 +352,6 @@ class TransformersGenerator:
             return self._peft.disable_adapter()
         return contextlib.nullcontext()
 
-    def generate(
-        self,
-        question: str,
-        schema_text: str,
-        examples: Sequence[Example] = (),
-        error_feedback: ErrorFeedback | None = None,
-    ) -> str:
-        messages = build_messages(question, schema_text, examples, error_feedback)
-        return self.complete(messages)
 
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         """Generate the assistant turn for chat ``messages`` (the serving half of the prompt contract)."""

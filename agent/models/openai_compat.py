@@ -8,17 +8,16 @@ to servers that accept it (anything but api.openai.com, as ``extra_body``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import ConfigError, ModelError
-from agent.prompt import ErrorFeedback, Example, build_messages
+from agent.models.base import ChatGenerator
 
 OPENAI_HOST = "api.openai.com"
 STOP = ["<|im_end|>", "<|endoftext|>"]
 
 
-class OpenAICompatGenerator:
+class OpenAICompatGenerator(ChatGenerator):
     """Chat completions over the ``openai`` client (``settings.openai_*``)."""
 
     def __init__(self, settings: Any, client: Any | None = None, *, timeout_s: float = 60.0, max_retries: int = 2) -> None:
@@ -44,14 +43,6 @@ class OpenAICompatGenerator:
     def version(self) -> str:
         return f"openai:{self.model}"
 
-    def generate(
-        self,
-        question: str,
-        schema_text: str,
-        examples: Sequence[Example] = (),
-        error_feedback: ErrorFeedback | None = None,
-    ) -> str:
-        return self.complete(build_messages(question, schema_text, examples, error_feedback))
 
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         import openai
