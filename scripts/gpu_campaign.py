@@ -259,7 +259,7 @@ class BatchScorer:
             outs += self.tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         return outs
 
-    def score(self, graph: Any, items: list[dict[str, Any]], schema_text: Any) -> dict[str, Any]:
+    def score(self, graph: Any, items: list[dict[str, Any]], schema_text: Any, examples: Any = None) -> dict[str, Any]:
         """``items``: dicts with question and cypher (gold). Returns accuracy and per-item correctness."""
         from agent.cleanup import clean_cypher
         from agent.evaluation import results_match
@@ -268,7 +268,7 @@ class BatchScorer:
 
         items = items[:EVAL_LIMIT] if EVAL_LIMIT else items
         t0 = time.perf_counter()
-        msgs = [build_messages(it["question"], schema_text(it["question"])) for it in items]
+        msgs = [build_messages(it["question"], schema_text(it["question"]), examples(it) if examples else ()) for it in items]
         raw = self.predict(msgs)
         gen_s = time.perf_counter() - t0
         correct, executable, rows_out = [], 0, []
@@ -361,7 +361,26 @@ def _export_adapter(src: Path, dst: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- loop
+class PoolRetriever:
+    """The agent's few-shot retrieval over the corrections so far: cosine similarity of the packaged MiniLM
+    embeddings (precomputed on the CPU by gpu_prep, the same model and normalisation the feedback store uses)."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def examples(self, item: dict, pool: list[dict], k: int = 3) -> list[Any]:
+        from agent.prompt import Example
+
+        q = self.vectors.get(item["id"])
+        cands = [c for c in pool if c["id"] != item["id"] and c["id"] in self.vectors]
+        if q is None or not cands or k <= 0:
+            return []
+        sims = sorted(((sum(a * b for a, b in zip(q, self.vectors[c["id"]], strict=True)), i) for i, c in enumerate(cands)), reverse=True)
+        return [Example(cands[i]["question"], cands[i]["cypher"]) for _, i in sims[:k]]
+
+
 def phase_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """Rounds 0..3; resumable: each finished round is saved in STATE (a later call goes on from there)."""
     from agent.graphdb import open_graph
     from finetune.dataset import BuildSpec, build_dataset
 
@@ -370,15 +389,23 @@ def phase_loop(args: argparse.Namespace) -> dict[str, Any]:
     splits = {g: _dev_split(args.data / f"dev_{g}.jsonl") for g in graphs}
     if args.loop_heldout:  # a fixed prefix of the (shuffled) held-out split, to fit the machine's call limit
         splits = {g: (h[:args.loop_heldout], c) for g, (h, c) in splits.items()}
-    scorer = BatchScorer(_base())
-    corrections: dict[str, list[dict]] = {g: [] for g in graphs}
-    rounds = []
-    adapter = None
-    for r in range(4):
+    vectors: dict[str, list[float]] = {}
+    for g in graphs:
+        emb = args.data / f"emb_{g}.json"
+        if emb.is_file():
+            vectors.update(json.loads(emb.read_text()))
+    retriever = PoolRetriever(vectors)
+    state_file = STATE / "loop-state.json"
+    st = json.loads(state_file.read_text()) if state_file.is_file() else {"rounds": [], "corrections": {g: [] for g in graphs}}
+    rounds, corrections = st["rounds"], st["corrections"]
+    if rounds:
+        print(f"loop: resuming after round {rounds[-1]['round']}", flush=True)
+    scorer = BatchScorer(_base(), batch_size=256)
+    for r in range(len(rounds), 4):
         t0 = time.perf_counter()
         if r == 0:
             data_dir = args.data / "syn"
-        else:  # the product's builder: synthetic pairs + approved corrections, corrections weighted x3
+        else:  # the product's builder: synthetic pairs + approved corrections, corrections weighted xN
             data_dir = STATE / f"loop-data-{r}"
             shutil.rmtree(data_dir, ignore_errors=True)
             parts = []
@@ -398,55 +425,79 @@ def phase_loop(args: argparse.Namespace) -> dict[str, Any]:
             random.Random(r).shuffle(lines)
             (data_dir / "train.jsonl").write_text("\n".join(lines) + "\n")
         m = _train(_recipe(LOOP_RECIPE, []), data_dir, STATE / f"loop-{r}", _base(), budget_s=args.train_budget)
-        adapter = m["adapter_dir"]
         train_s = time.perf_counter() - t0
-        scorer.use(adapter)
+        scorer.use(m["adapter_dir"])
         rec: dict[str, Any] = {"round": r, "train_records": m.get("n_train"), "train_s": round(train_s, 1),
-                               "train_loss": m.get("train_loss"), "eval_loss": m.get("eval_loss"),
-                               "corrections_so_far": {g: len(corrections[g]) for g in graphs}, "heldout": {}, "stream": {}}
+                               "train_steps": m.get("global_step"), "train_loss": m.get("train_loss"), "eval_loss": m.get("eval_loss"),
+                               "corrections_so_far": {g: len(corrections[g]) for g in graphs},
+                               "heldout": {}, "heldout_retrieval": {}, "stream": {}}
         for g, (heldout, chunks) in splits.items():
-            rec["heldout"][g] = _strip(scorer.score(graphs[g], heldout, _schema_fn(graphs[g])))
+            schema = _schema_fn(graphs[g])
+            rec["heldout"][g] = _strip(scorer.score(graphs[g], heldout, schema))
+            # as the agent serves: the 3 most similar verified examples (the corrections so far) in the prompt
+            if corrections[g]:
+                rec["heldout_retrieval"][g] = _strip(scorer.score(graphs[g], heldout, schema,
+                                                                  examples=lambda it, g=g: retriever.examples(it, corrections[g])))
+            else:
+                rec["heldout_retrieval"][g] = rec["heldout"][g]
             if r < 3:
-                sc = scorer.score(graphs[g], chunks[r], _schema_fn(graphs[g]))
+                sc = scorer.score(graphs[g], chunks[r], schema, examples=lambda it, g=g: retriever.examples(it, corrections[g]))
                 rec["stream"][g] = _strip(sc)
                 wrong = [it for it, row in zip(chunks[r], sc["items"], strict=False) if not row["ok"]]
                 corrections[g] += [{"id": it["id"], "question": it["question"], "cypher": it["cypher"]} for it in wrong]
+        rec["round_s"] = round(time.perf_counter() - t0, 1)
         rounds.append(rec)
-        print(json.dumps({k: v for k, v in rec.items()}, default=str)[:800], flush=True)
-        (STATE / "loop-partial.json").write_text(json.dumps(rounds, default=str))
+        print(json.dumps(rec, default=str)[:1200], flush=True)
+        state_file.write_text(json.dumps({"rounds": rounds, "corrections": corrections}, default=str))
         (args.out / "loop-partial.json").write_text(json.dumps(rounds, default=str))
-    # held-out questions never trained on: check it
+    # held-out questions never trained on (nor retrieved): check it
     held_q = {it["question"] for g in splits for it in splits[g][0]}
     trained_q = {c["question"] for g in corrections for c in corrections[g]}
-    return {"gpu": _gpu(), "recipe": LOOP_RECIPE, "correction_weight": args.correction_weight,
+    return {"gpu": _gpu(), "recipe": LOOP_RECIPE, "correction_weight": args.correction_weight, "train_budget_s": args.train_budget,
+            "retrieval": "top-3 cosine over the corrections so far (packaged all-MiniLM-L6-v2, precomputed)" if vectors else "none",
             "split": {g: {"heldout": len(splits[g][0]), "stream": [len(c) for c in splits[g][1]]} for g in splits},
             "heldout_trained_on": len(held_q & trained_q), "rounds": rounds}
 
 
 # ----------------------------------------------------------------------------------------------- latency
 def phase_latency(args: argparse.Namespace) -> dict[str, Any]:
+    """The real agent (CypherAgent.ask: retrieve, generate, check, run, repair, answer) on the demo graph with
+    the shipped adapter, once per KV-cache mode; every question is printed as it goes."""
+    import torch
+
     from agent.evaluation import percentile
     from agent.graph import CypherAgent
     from agent.graphdb import open_graph
     from agent.models.factory import make_generator
 
-    adapter = STATE / "shipped-adapter"
-    s = _settings(graph="demo", adapter=str(adapter) if adapter.is_dir() else "none", device="auto")
-    agent = CypherAgent(s, open_graph(s, "demo"), make_generator(s))
     items = _heldout_demo(args, limit=args.latency_n + 3)
-    for it in items[:3]:  # warm-up
-        agent.ask(it["question"])
-    lat, statuses, stages = [], {}, []
-    for it in items[3:]:
-        t0 = time.perf_counter()
-        res = agent.ask(it["question"])
-        lat.append((time.perf_counter() - t0) * 1000)
-        statuses[res.get("status")] = statuses.get(res.get("status"), 0) + 1
-        stages.append(res.get("timings"))
-        print(f"latency {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} {res.get('timings')}", flush=True)  # partial output if cut off
-    return {"gpu": _gpu(), "adapter": s.adapter, "n": len(lat), "p50_ms": round(percentile(lat, 50), 1),
-            "p95_ms": round(percentile(lat, 95), 1), "mean_ms": round(sum(lat) / len(lat), 1), "statuses": statuses,
-            "timings_sample": stages[:5]}
+    out: dict[str, Any] = {"gpu": _gpu(), "adapter": "shipped (general-v1)", "runs": {}}
+    for cache in ("dynamic", "static"):
+        s = _settings(graph="demo", adapter="active", device="auto", generation_cache=cache)
+        agent = CypherAgent(s, open_graph(s, "demo"), make_generator(s))
+        warm = []
+        for it in items[:3]:  # warm-up (the static cache compiles here)
+            t0 = time.perf_counter()
+            agent.ask(it["question"])
+            warm.append(round((time.perf_counter() - t0) * 1000))
+        print(f"latency {cache}: warm-up {warm} ms", flush=True)
+        lat, statuses = [], {}
+        for it in items[3:]:
+            torch.cuda.synchronize() if torch.cuda.is_available() else None
+            t0 = time.perf_counter()
+            res = agent.ask(it["question"])
+            lat.append((time.perf_counter() - t0) * 1000)
+            statuses[res.get("status")] = statuses.get(res.get("status"), 0) + 1
+            t = res.get("timings") or {}
+            print(f"latency {cache} {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} {t}", flush=True)
+        out["runs"][cache] = {"n": len(lat), "warmup_ms": warm, "p50_ms": round(percentile(lat, 50), 1),
+                              "p95_ms": round(percentile(lat, 95), 1), "mean_ms": round(sum(lat) / len(lat), 1),
+                              "statuses": statuses, "latencies_ms": [round(x, 1) for x in lat]}
+        (args.out / "latency-partial.json").write_text(json.dumps(out, default=str))
+        del agent
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    return out
 
 
 PHASES = {"b7": phase_b7, "setup": phase_setup, "speed": phase_speed, "general": phase_general, "loop": phase_loop,

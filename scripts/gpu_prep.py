@@ -62,6 +62,7 @@ def main() -> int:
             load_script(store, src, replace=True)
             shutil.copy(src, data / "graphs" / src.name)
             shutil.copy(SHARED / "bench" / "dev" / f"{name}.jsonl", data / f"dev_{name}.jsonl")
+            _embed_questions(data / f"dev_{name}.jsonl", data / f"emb_{name}.json")
         stores[name] = store
         t0 = time.perf_counter()
         pairs, report = generate_pairs(store, sizes[name], seed=1)
@@ -124,6 +125,16 @@ def main() -> int:
         size = sum(f.stat().st_size for f in (args.out / c).rglob("*") if f.is_file())
         print(f"{c}: {size / 2**20:.1f} MiB")
     return 0
+
+
+def _embed_questions(src: Path, out: Path) -> None:
+    """The feedback store's embedding of each dev question (for the loop's few-shot retrieval on the GPU)."""
+    from feedback_store.chroma import _norm_question
+    from feedback_store.embeddings import embed
+
+    items = [json.loads(ln) for ln in src.read_text().splitlines() if ln.strip()]
+    vecs = embed([_norm_question(it["question"]) for it in items])
+    out.write_text(json.dumps({it["id"]: [round(x, 5) for x in v] for it, v in zip(items, vecs, strict=True)}))
 
 
 def _sample_csv(data: Path, n: int) -> Path:

@@ -104,6 +104,15 @@ def test_transformers_generator_conforms_and_is_greedy_at_temperature_zero(setti
     assert gen.version == "tiny-llama+base"
 
 
+def test_static_cache_generates_what_the_dynamic_cache_does(settings, tiny_dir):
+    from agent.models.local import TransformersGenerator
+
+    dynamic = TransformersGenerator(_tiny_settings(settings, tiny_dir))
+    static = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
+    for q in ("How many customers?", "Which products cost more than 10?"):
+        assert static.generate(q, SCHEMA) == dynamic.generate(q, SCHEMA)
+
+
 def test_adapter_follows_the_registry_pointer_without_reloading_the_base(settings_for, tmp_path, tiny_dir):
     from agent.models.local import TransformersGenerator
 

@@ -368,6 +368,8 @@ class TransformersGenerator(ChatGenerator):
                 "eos_token_id": self._stop_ids,
                 "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0],
             }
+            if s.generation_cache == "static":
+                kwargs["cache_implementation"] = "static"
             if s.temperature > 0:
                 kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
             else:
