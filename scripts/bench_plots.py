@@ -60,14 +60,24 @@ def main() -> int:
     loop_file = gpu / "loop.json" if (gpu / "loop.json").is_file() else gpu / "loop-partial.json"
     data = json.loads(loop_file.read_text())
     rounds = data["rounds"] if isinstance(data, dict) else data
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for g in ("movies", "northwind"):
-        xs = [r["round"] for r in rounds]
-        ax.plot(xs, [100 * r["heldout"][g]["accuracy"] for r in rounds], "o-", label=f"{g} held-out accuracy")
-        ax.plot(xs, [100 * r["heldout"][g]["executable"] for r in rounds], "x--", label=f"{g} held-out executable")
-    ax.set(xlabel="feedback round (0 = synthetic data only)", ylabel="% of held-out questions", ylim=(0, 100),
-           xticks=[r["round"] for r in rounds], title="Feedback loop on the dev graphs (SmolLM2-135M)")
-    ax.legend(fontsize=8)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = [r["round"] for r in rounds]
+    for g, colour in (("movies", "tab:blue"), ("northwind", "tab:orange")):
+        if all("heldout_retrieval" in r for r in rounds):
+            ax.plot(xs, [100 * r["heldout_retrieval"][g]["accuracy"] for r in rounds], "o-", color=colour,
+                    label=f"{g}: adapter + retrieved corrections (as served)")
+        ax.plot(xs, [100 * r["heldout"][g]["accuracy"] for r in rounds], "x--", color=colour, label=f"{g}: adapter alone")
+        ax2.plot(xs, [100 * r["heldout"][g]["executable"] for r in rounds], "x--", color=colour, label=f"{g}: adapter alone")
+        if all("heldout_retrieval" in r for r in rounds):
+            ax2.plot(xs, [100 * r["heldout_retrieval"][g]["executable"] for r in rounds], "o-", color=colour,
+                     label=f"{g}: + retrieval")
+    ax.set(xlabel="feedback round (0 = synthetic data only)", ylabel="% of held-out questions correct",
+           xticks=xs, title="Held-out execution accuracy per round")
+    ax2.set(xlabel="feedback round", ylabel="% of held-out queries that run", ylim=(0, 100), xticks=xs,
+            title="Held-out queries that execute")
+    ax.legend(fontsize=7)
+    ax2.legend(fontsize=7)
+    fig.suptitle("Feedback loop on the dev graphs (SmolLM2-135M, H200)")
     fig.tight_layout()
     fig.savefig(BENCH / "loop-accuracy.png", dpi=120)
     print("wrote", *sorted(p.name for p in BENCH.glob("*.png")))

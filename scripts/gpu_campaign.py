@@ -489,7 +489,8 @@ def phase_latency(args: argparse.Namespace) -> dict[str, Any]:
             lat.append((time.perf_counter() - t0) * 1000)
             statuses[res.get("status")] = statuses.get(res.get("status"), 0) + 1
             t = res.get("timings") or {}
-            print(f"latency {cache} {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} {t}", flush=True)
+            why = f" {str(res.get('error'))[:300]!r}" if res.get("status") in ("error", "failed") else ""
+            print(f"latency {cache} {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} {t}{why}", flush=True)
         out["runs"][cache] = {"n": len(lat), "warmup_ms": warm, "p50_ms": round(percentile(lat, 50), 1),
                               "p95_ms": round(percentile(lat, 95), 1), "mean_ms": round(sum(lat) / len(lat), 1),
                               "statuses": statuses, "latencies_ms": [round(x, 1) for x in lat]}

@@ -113,6 +113,29 @@ def test_static_cache_generates_what_the_dynamic_cache_does(settings, tiny_dir):
         assert static.generate(q, SCHEMA) == dynamic.generate(q, SCHEMA)
 
 
+def test_a_failing_static_cache_falls_back_to_the_dynamic_cache(settings, tiny_dir, caplog):
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
+    model = gen.model
+    real = model.generate
+    calls = []
+
+    def flaky(**kw):
+        calls.append(kw.get("cache_implementation"))
+        if kw.get("cache_implementation") == "static":
+            raise RuntimeError("compiled step broke")
+        return real(**kw)
+
+    model.generate = flaky
+    expected = TransformersGenerator(_tiny_settings(settings, tiny_dir)).generate("How many customers?", SCHEMA)
+    with caplog.at_level("WARNING"):
+        assert gen.generate("How many customers?", SCHEMA) == expected
+        assert gen.generate("How many customers?", SCHEMA) == expected
+    assert calls == ["static", None, None]  # tried once, then the dynamic cache for good
+    assert "static KV cache failed" in caplog.text and "compiled step broke" in caplog.text
+
+
 def test_adapter_follows_the_registry_pointer_without_reloading_the_base(settings_for, tmp_path, tiny_dir):
     from agent.models.local import TransformersGenerator
 

@@ -242,6 +242,7 @@ class TransformersGenerator(ChatGenerator):
         self._peft: Any = None  # PeftModel around _model once an adapter was loaded
         self._loaded: AdapterRef | None = None  # adapter in use; None serves the base
         self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
+        self._static_cache_failed = False  # generation_cache=static broke once: the dynamic cache from then on
 
     # --- identity ---------------------------------------------------------------------------------
     @property
@@ -353,6 +354,12 @@ class TransformersGenerator(ChatGenerator):
         return contextlib.nullcontext()
 
 
+    def _generate(self, runner: Any, input_ids: Any, kwargs: dict[str, Any]) -> Any:
+        import torch
+
+        with torch.inference_mode(), self._adapter_context():
+            return runner.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         """Generate the assistant turn for chat ``messages`` (the serving half of the prompt contract)."""
         import torch
@@ -368,16 +375,26 @@ class TransformersGenerator(ChatGenerator):
                 "eos_token_id": self._stop_ids,
                 "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0],
             }
-            if s.generation_cache == "static":
+            if s.generation_cache == "static" and not self._static_cache_failed:
                 kwargs["cache_implementation"] = "static"
             if s.temperature > 0:
                 kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            runner = self._peft if self._loaded is not None else model
             try:
-                with torch.inference_mode(), self._adapter_context():
-                    runner = self._peft if self._loaded is not None else model
-                    out = runner.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+                out = self._generate(runner, input_ids, kwargs)
             except Exception as e:  # noqa: BLE001
-                raise ModelError(f"generation failed: {e}") from e
+                if "cache_implementation" not in kwargs:
+                    raise ModelError(f"generation failed: {e}") from e
+                # The static cache (and the compiled decoding step it brings) is an optimisation: when it
+                # breaks on this machine, say so once and serve with the dynamic cache from then on.
+                log.warning("generation with the static KV cache failed (%s: %s); using the dynamic cache from now on",
+                            type(e).__name__, e)
+                self._static_cache_failed = True
+                kwargs.pop("cache_implementation")
+                try:
+                    out = self._generate(runner, input_ids, kwargs)
+                except Exception as e2:  # noqa: BLE001
+                    raise ModelError(f"generation failed: {e2}") from e2
             return tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
