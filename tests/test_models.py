@@ -153,6 +153,7 @@ def test_adapter_follows_the_registry_pointer_without_reloading_the_base(setting
     v1_out = gen.generate("q?", SCHEMA)
     assert gen.version == "tiny-llama+v0001"
     assert v1_out != base_out
+    assert gen._merged  # served with the LoRA folded into the weights
     peft_model = gen._peft
     loads = []
     original = peft_model.load_adapter
@@ -170,12 +171,27 @@ def test_adapter_follows_the_registry_pointer_without_reloading_the_base(setting
     time.sleep(0.01)
     write_active(home, None)
     assert gen.generate("q?", SCHEMA) == base_out
-    assert gen.version == "tiny-llama+base"
+    assert gen.version == "tiny-llama+base" and not gen._merged
 
     time.sleep(0.01)
     write_active(home, "v0001")
     assert gen.generate("q?", SCHEMA) == v1_out
     assert id(gen.model) == model_id
+
+
+def test_a_merged_adapter_answers_what_the_unmerged_one_does(settings_for, tmp_path, tiny_dir, monkeypatch):
+    from agent.models.local import TransformersGenerator
+
+    adapter = make_lora_adapter(tiny_dir, tmp_path / "my-adapter", seed=3)
+    s = settings_for(tmp_path / "h", base_model=str(tiny_dir), temperature=0.0, max_new_tokens=8, adapter=str(adapter))
+    merged = TransformersGenerator(s)
+    questions = ("How many customers?", "Which products cost more than 10?", "q?")
+    got = [merged.generate(q, SCHEMA) for q in questions]
+    assert merged._merged
+    monkeypatch.setattr(TransformersGenerator, "_merge", lambda self: None)
+    unmerged = TransformersGenerator(s)
+    assert [unmerged.generate(q, SCHEMA) for q in questions] == got
+    assert not unmerged._merged
 
 
 def test_pinned_adapter_directory(settings_for, tmp_path, tiny_dir):
