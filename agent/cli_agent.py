@@ -166,7 +166,7 @@ def _eval_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--dataset", required=True, type=Path, help="JSONL file with id, question, cypher (gold) and optional category")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
-    p.add_argument("--out", type=Path, default=None, help="write predictions (id, question, predicted_cypher, correct, attempts, latency_ms) as JSONL")
+    p.add_argument("--out", type=Path, default=None, help="predictions file (id, question, predicted_cypher, correct, attempts, latency_ms), JSONL; default <home>/eval/<graph>-<time>.jsonl")
     p.add_argument("--few-shot", action="store_true", help="retrieve few-shot examples from the feedback store (off: reproducible zero-shot)")
     return p
 
@@ -185,6 +185,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     from agent.models.factory import make_generator
 
     settings = settings_from_args(args)
+    if args.out is None:
+        import time
+
+        args.out = settings.home_dir / "eval" / f"{settings.graph}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     store = _open_graph_checked(settings)
     try:
         feedback = open_feedback_store(settings) if args.few_shot else None
@@ -196,8 +200,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         print(json.dumps(report.summary(), ensure_ascii=False, indent=2))
     else:
         print(report.text())
-        if args.out:
-            print(f"predictions: {args.out}")
+        print(f"predictions: {args.out}")
     return 0
 
 

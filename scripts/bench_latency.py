@@ -1,6 +1,10 @@
 """Dev benchmark: question -> answer latency through the real agent on this machine (never a test).
 
     .venv/bin/python scripts/bench_latency.py [--n 30] [--backends transformers,llamacpp] [--adapters shipped,none]
+    .venv/bin/python scripts/bench_latency.py --adapters shipped-unmerged,shipped --temperature 0   # merge A/B
+
+``shipped-unmerged`` serves the shipped adapter without folding it into the weights (transformers
+backend; what it did before adapters were merged), for an A/B at equal outputs (``--temperature 0``).
 
 Warm agent (model loaded, three warm-up questions not counted) on the demo graph of a scratch home;
 questions are offline-generated demo questions (fixed seed), so anyone can re-run it without
@@ -32,6 +36,7 @@ def main() -> int:
     ap.add_argument("--backends", default="transformers")
     ap.add_argument("--adapters", default="shipped,none")
     ap.add_argument("--home", type=Path, default=Path("/tmp/cl-bench-latency"))
+    ap.add_argument("--temperature", type=float, default=None, help="default: the product's (0.1); 0 for equal outputs across configurations")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -54,9 +59,15 @@ def main() -> int:
     results = {}
     for backend in args.backends.split(","):
         for adapter in args.adapters.split(","):
-            s = base_settings.model_copy(update={"model_backend": backend, "adapter": "active" if adapter == "shipped" else "none"})
+            upd = {"model_backend": backend, "adapter": "active" if adapter.startswith("shipped") else "none"}
+            if args.temperature is not None:
+                upd["temperature"] = args.temperature
+            s = base_settings.model_copy(update=upd)
             try:
-                agent = CypherAgent(s, store, make_generator(s))
+                generator = make_generator(s)
+                if adapter == "shipped-unmerged":
+                    generator._merge = lambda: None  # keep the LoRA layers separate
+                agent = CypherAgent(s, store, generator)
                 for q in questions[:3]:
                     agent.ask(q)
             except Exception as e:  # noqa: BLE001 - report the configuration as unavailable

@@ -155,6 +155,15 @@ def test_eval_reports_and_writes_predictions(shop, cl_home, scripted, capsys, tm
     assert [x["correct"] for x in lines] == [True, True, False]
 
 
+def test_eval_without_out_writes_predictions_into_the_home(shop, cl_home, scripted, capsys):
+    scripted(_eval_script())
+    assert main(["eval", *_args(cl_home, "--dataset", str(EVAL3))]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("predictions: "))
+    path = Path(line.removeprefix("predictions: "))
+    assert path.parent == Path(cl_home) / "eval" and path.is_file()
+    assert len(path.read_text().splitlines()) == 3
+
+
 def test_eval_json_and_limit(shop, cl_home, scripted, capsys):
     scripted(_eval_script())
     assert main(["eval", *_args(cl_home, "--dataset", str(EVAL3), "--limit", "2", "--json")]) == 0
