@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,9 @@ def _quiet_libraries() -> None:
         os.environ.setdefault(key, value)
     # bitsandbytes (imported by transformers/peft when installed) warns about optional CPU kernels.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # Deprecation notices between the ML libraries (peft calling transformers' older names) are for
+    # their developers, not for someone asking a question.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)(\.|$)")
 
 
 # --- ask ------------------------------------------------------------------------------------------
