@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     repetition_penalty: float = Field(1.1, gt=0, description="Repetition penalty (seeds: 1.1).")
     max_new_tokens: int = Field(200, gt=0, description="Longest Cypher the model may write, in tokens.")
     generation_cache: Literal["dynamic", "static"] = Field(
-        "dynamic", description="KV cache of the transformers backend: 'static' pre-allocates it and lets transformers compile the decoding step (CUDA graphs); worth it on a GPU, not on a CPU.")
+        "dynamic", description="KV cache of the transformers backend: 'static' pre-allocates it and lets transformers compile the decoding step on a GPU (experimental; falls back to 'dynamic' with a warning if it fails).")
 
     # --- agent -------------------------------------------------------------------------
     max_attempts: int = Field(3, ge=1, description="Generate/correct attempts per question before giving up.")
