@@ -36,11 +36,13 @@ class EvalItem:
     category: str = ""
 
 
-def load_dataset(path: str | Path) -> list[EvalItem]:
+def load_dataset(path: str | Path, require_id: bool = True) -> list[EvalItem]:
     """Read a JSONL question set (``id``, ``question``, ``cypher``, optional ``category``).
 
-    Raises ``DataError`` with one line naming the file and line for anything malformed.
+    Raises ``DataError`` with one line naming the file and line for anything malformed. Without
+    ``require_id`` a line may leave ``id`` out: it is then ``line-N``.
     """
+    required = REQUIRED_KEYS if require_id else tuple(k for k in REQUIRED_KEYS if k != "id")
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -58,11 +60,11 @@ def load_dataset(path: str | Path) -> list[EvalItem]:
         except json.JSONDecodeError as e:
             raise DataError(f"{p}:{no}: not valid JSON ({e.msg})") from None
         if not isinstance(obj, dict):
-            raise DataError(f"{p}:{no}: expected a JSON object with {', '.join(REQUIRED_KEYS)}")
-        missing = [k for k in REQUIRED_KEYS if not str(obj.get(k) or "").strip()]
+            raise DataError(f"{p}:{no}: expected a JSON object with {', '.join(required)}")
+        missing = [k for k in required if not str(obj.get(k) or "").strip()]
         if missing:
-            raise DataError(f"{p}:{no}: missing {', '.join(missing)} (each line needs {', '.join(REQUIRED_KEYS)})")
-        item_id = str(obj["id"])
+            raise DataError(f"{p}:{no}: missing {', '.join(missing)} (each line needs {', '.join(required)})")
+        item_id = str(obj.get("id") or f"line-{no}")
         if item_id in seen:
             raise DataError(f"{p}:{no}: duplicate id {item_id!r}")
         seen.add(item_id)

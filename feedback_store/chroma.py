@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -83,6 +83,15 @@ def result_fingerprint(rows: Sequence[Sequence[Any]]) -> str:
 
 def _norm_cypher(cypher: str) -> str:
     return cypher.strip().rstrip(";").strip()
+
+
+@dataclass
+class ImportReport:
+    """What ``import_examples`` did: counts, and the refused lines (1-based) with the reason."""
+
+    added: int = 0
+    present: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
 
 
 def _norm_question(question: str) -> str:
@@ -480,6 +489,42 @@ class ChromaFeedbackStore:
         example.id = _example_id(it.graph, it.question, cypher)
         fb = Feedback(interaction_id=it.id, verdict="down", corrected_cypher=cypher, comment=comment, result_fingerprint=fp, status=status)
         return self._write_feedback(fb, it, example)
+
+    def import_examples(self, pairs: Sequence[tuple[str, str]], graph_store: Any, status: ReviewStatus = "approved") -> ImportReport:
+        """Verified examples from the user's own question → Cypher pairs (``source="import"``).
+
+        Each query is run read-only through ``graph_store.query`` first, as a correction is: one that is
+        empty, fails or writes is refused (and reported), never stored. Pairs already present are skipped.
+        """
+        from agent.errors import CypherloopError
+
+        graph = getattr(graph_store, "name", None) or ""
+        report = ImportReport()
+        ready: list[tuple[VerifiedExample, tuple[str, Any]]] = []
+        for n, (question, cypher) in enumerate(pairs, 1):
+            question, cypher = " ".join((question or "").split()), _norm_cypher(cypher or "")
+            if not question or not cypher:
+                report.refused.append((n, "a question and a Cypher query are both needed"))
+                continue
+            try:
+                result = graph_store.query(cypher)
+            except CypherloopError as e:
+                report.refused.append((n, f"{type(e).__name__}: {getattr(e, 'db_message', None) or e}"))
+                continue
+            except Exception as e:  # noqa: BLE001 - any failure to run means: not verified
+                report.refused.append((n, f"{type(e).__name__}: {e}"))
+                continue
+            ex = VerifiedExample(question=question, cypher=cypher, graph=graph, source="import", status=status,
+                                 result_fingerprint=result_fingerprint(result.rows), created_at=time.time())
+            ex.id = _example_id(graph, question, cypher)
+            ready.append((ex, self._embed(question)))
+        with self._cols(write=True) as c:
+            for ex, doc in ready:
+                if self._add_if_absent(c["examples"], ex.id, doc, self._example_meta(ex)):
+                    report.added += 1
+                else:
+                    report.present += 1
+        return report
 
     # --- review ---------------------------------------------------------------------------------------------
 

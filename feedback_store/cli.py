@@ -3,6 +3,7 @@
     cypherloop feedback stats
     cypherloop feedback list [--status pending] [--kind examples|feedback|all] [--limit N]
     cypherloop feedback export FILE [--graph NAME] [--status approved[,pending]]
+    cypherloop feedback import FILE.jsonl [--graph NAME] [--pending]
     cypherloop feedback review ID approve|reject
 
 IDs may be given as a unique prefix (as ``list`` prints them). Safe to run while the UI is open:
@@ -14,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 STATUSES = ("pending", "approved", "rejected")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cypherloop feedback", description="Feedback store: stats | list | export | review.")
+    p = argparse.ArgumentParser(prog="cypherloop feedback", description="Feedback store: stats | list | export | import | review.")
     p.add_argument("--home", type=Path, default=None, help="cypherloop home directory (default: settings)")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -37,10 +39,38 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--graph", default=None, help="only this graph (default: all)")
     ex.add_argument("--status", default="approved", help="comma-separated statuses to export (default: approved)")
 
+    im = sub.add_parser("import", help="verified examples from your own question/Cypher pairs (JSONL), each run read-only first")
+    im.add_argument("file", type=Path, help="JSONL, one object a line with 'question' and 'cypher'")
+    im.add_argument("--graph", default=None, help="graph the queries are for (default: settings)")
+    im.add_argument("--pending", action="store_true", help="store them for review instead of approved")
+
     rv = sub.add_parser("review", help="approve or reject a correction / example")
     rv.add_argument("id", help="id (or unique prefix) of a feedback record or example")
     rv.add_argument("decision", choices=("approve", "reject"))
     return p
+
+
+def _import(args: argparse.Namespace, store: Any) -> int:
+    """0 when every pair was stored (or was there already); 1 when some were refused (listed)."""
+    from agent.cli_agent import _open_graph_checked
+    from agent.evaluation import load_dataset
+    from agent.settings import load_settings
+
+    pairs = [(it.question, it.cypher) for it in load_dataset(args.file, require_id=False)]
+    settings = load_settings(home=args.home, **({"graph": args.graph} if args.graph else {}))
+    graph = _open_graph_checked(settings)
+    try:
+        report = store.import_examples(pairs, graph, status="pending" if args.pending else "approved")
+    finally:
+        graph.close()
+    status = "pending review" if args.pending else "approved"
+    print(f"graph {settings.graph}: {report.added} examples imported ({status}), {report.present} already present, "
+          f"{len(report.refused)} refused")
+    for n, why in report.refused[:10]:
+        print(f"  line {n}: {_short(why, 160)}")
+    if len(report.refused) > 10:
+        print(f"  … and {len(report.refused) - 10} more")
+    return 1 if report.refused else 0
 
 
 def _short(text: str | None, width: int) -> str:
@@ -92,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         n = store.export_examples(args.file, graph=args.graph, status=wanted)
         print(f"wrote {n} examples to {args.file}")
         return 0
+
+    if args.action == "import":
+        return _import(args, store)
 
     if args.action == "review":
         item = store.resolve_id(args.id)

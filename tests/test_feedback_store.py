@@ -384,3 +384,70 @@ def test_cli_stats_list_export_review(settings_for, tmp_path, shop, capsys):
     assert main(["feedback", "--home", str(home), "export", str(out_file), "--status", "bogus"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error:") for line in err)
+
+
+# --- importing the user's own examples --------------------------------------------------------------------
+
+
+def test_import_runs_each_query_first_and_stores_only_those_that_ran(store, shop):
+    pairs = [
+        ("How many customers are there?", COUNT_CUSTOMERS),
+        ("List the names of all customers", CUSTOMER_NAMES),
+        ("Delete every customer", "MATCH (c:Customer) DETACH DELETE c"),
+        ("Which widgets are blue?", "MATCH (w:Widget RETURN w"),
+        ("", COUNT_CUSTOMERS),
+        ("How many customers are there?", COUNT_CUSTOMERS),  # a duplicate of line 1
+    ]
+    before = shop.query(COUNT_CUSTOMERS).rows
+    report = store.import_examples(pairs, shop)
+    assert (report.added, report.present) == (2, 1)
+    assert [n for n, _ in report.refused] == [3, 4, 5]
+    assert "ReadOnly" in report.refused[0][1] or "read-only" in report.refused[0][1].lower()
+    assert shop.query(COUNT_CUSTOMERS).rows == before  # the write never ran
+    got = {e.question: e for e in store.list_examples(graph="shop")}
+    assert set(got) == {"How many customers are there?", "List the names of all customers"}
+    assert {(e.source, e.status) for e in got.values()} == {("import", "approved")}
+    assert got["How many customers are there?"].result_fingerprint == result_fingerprint(before)
+    # the agent retrieves them at once
+    assert store.similar_examples("count the customers", "shop", k=1, approved_only=True) == [Example("How many customers are there?", COUNT_CUSTOMERS)]
+    # again: nothing new
+    assert store.import_examples(pairs[:2], shop).present == 2
+
+
+def test_cli_import(settings_for, tmp_path, capsys):
+    from conftest import SHOP_SCRIPT
+
+    from agent.graphdb import open_graph
+    from agent.graphdb.embedded import stop
+    from agent.graphdb.loader import load_script
+    from ui.cli import main
+
+    home = tmp_path / "home"
+    graph = open_graph(settings_for(home), "shop")
+    try:
+        load_script(graph, SHOP_SCRIPT, replace=True, progress=False)
+        good = tmp_path / "good.jsonl"
+        good.write_text(json.dumps({"question": "How many customers are there?", "cypher": COUNT_CUSTOMERS}) + "\n\n")
+        assert main(["feedback", "--home", str(home), "import", str(good), "--graph", "shop", "--pending"]) == 0
+        assert "1 examples imported (pending review), 0 already present, 0 refused" in capsys.readouterr().out
+        assert [e.status for e in ChromaFeedbackStore(settings_for(home)).list_examples(graph="shop")] == ["pending"]
+
+        mixed = tmp_path / "mixed.jsonl"
+        mixed.write_text("\n".join(json.dumps({"question": q, "cypher": c}) for q, c in (
+            ("List the names of all customers", CUSTOMER_NAMES), ("Drop it all", "MATCH (n) DETACH DELETE n"))) + "\n")
+        assert main(["feedback", "--home", str(home), "import", str(mixed), "--graph", "shop"]) == 1
+        out = capsys.readouterr().out
+        assert "1 examples imported (approved), 0 already present, 1 refused" in out and "line 2:" in out
+
+        # bad files: one line on stderr, non-zero, nothing stored
+        bad = tmp_path / "bad.jsonl"
+        for content in ('{"question": "q"}\n', "{not json\n", ""):
+            bad.write_text(content)
+            assert main(["feedback", "--home", str(home), "import", str(bad), "--graph", "shop"]) != 0
+        assert main(["feedback", "--home", str(home), "import", str(tmp_path / "missing.jsonl")]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 4 and all(line.startswith("error:") for line in err)
+        assert len(ChromaFeedbackStore(settings_for(home)).list_examples(graph="shop")) == 2
+    finally:
+        graph.close()
+        stop(settings_for(home))

@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("agent.cli_graph", "demo_main", "demo graph: init"),
     "ask": ("agent.cli_agent", "ask_main", "answer one question with the agent"),
     "eval": ("agent.cli_agent", "eval_main", "execution accuracy of the agent on a JSONL question set"),
-    "feedback": ("feedback_store.cli", "main", "feedback store: stats | list | export | review"),
+    "feedback": ("feedback_store.cli", "main", "feedback store: stats | list | export | import | review"),
     "ui": ("ui.app", "main", "open the Gradio chat"),
     "data": ("finetune.cli_data", "main", "training data: teacher | generate | review | build"),
     "train": ("finetune.cli_train", "train_main", "train a LoRA/QLoRA adapter from a recipe"),
