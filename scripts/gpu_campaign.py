@@ -490,7 +490,10 @@ def phase_latency(args: argparse.Namespace) -> dict[str, Any]:
             statuses[res.get("status")] = statuses.get(res.get("status"), 0) + 1
             t = res.get("timings") or {}
             why = f" {str(res.get('error'))[:300]!r}" if res.get("status") in ("error", "failed") else ""
-            print(f"latency {cache} {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} {t}{why}", flush=True)
+            # how long each raw model reply was, in tokens: tells slow steps from replies that do not stop
+            toks = [len(agent.generator.tokenizer(a.get("raw") or "")["input_ids"]) for a in res.get("attempts") or []
+                    if hasattr(getattr(agent, "generator", None), "tokenizer")]
+            print(f"latency {cache} {len(lat)}: {lat[-1]:.0f} ms {res.get('status')} reply tokens {toks} {t}{why}", flush=True)
         out["runs"][cache] = {"n": len(lat), "warmup_ms": warm, "p50_ms": round(percentile(lat, 50), 1),
                               "p95_ms": round(percentile(lat, 95), 1), "mean_ms": round(sum(lat) / len(lat), 1),
                               "statuses": statuses, "latencies_ms": [round(x, 1) for x in lat]}
