@@ -123,18 +123,20 @@ def test_a_failing_round_changes_nothing_live_and_reports_the_error(home_setting
     assert rep["status"] == "failed" and "model exploded" in rep["error"]
 
 
-def _hold_lock(home: str, seconds: float, ready) -> None:
+def _hold_lock(home: str, ready, release, hold_after_release: float) -> None:
+    """Hold the retrain lock until told to let go, then a little longer (so a waiter really waits)."""
     with retrain_lock(Path(home)):
         ready.set()
-        time.sleep(seconds)
+        release.wait(120)
+        time.sleep(hold_after_release)
 
 
 def test_two_retrains_never_overlap(home_settings, data, tmp_path):
     settings, home = home_settings
     s = _with_home(settings, home)
     ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(home), 3.0, ready))
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(home), ready, release, 1.0))
     holder.start()
     try:
         assert ready.wait(60)
@@ -150,11 +152,13 @@ def test_two_retrains_never_overlap(home_settings, data, tmp_path):
         proc = subprocess.run([sys.executable, "-m", "ui.cli", "retrain", "--graph", "shop", "--data", str(data), "--no-wait"],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 3 and proc.stderr.strip().startswith("error: another retrain is running")
-        # a waiting one gets the lock once the holder is done
+        # a waiting one gets the lock once the holder is done (the holder lets go ~1 s after this)
+        release.set()
         t0 = time.time()
         with retrain_lock(home, wait=True, timeout=60):
             waited = time.time() - t0
         assert waited > 0.1
     finally:
+        release.set()
         holder.join(30)
     assert not retrain_running(home)
