@@ -85,6 +85,19 @@ def _norm_cypher(cypher: str) -> str:
     return cypher.strip().rstrip(";").strip()
 
 
+def _run_verified(graph_store: Any, cypher: str, what: str) -> Any:
+    """Run ``cypher`` through the read-only ``graph_store.query``; ``InvalidCorrection`` when it fails or writes."""
+    from agent.errors import CypherloopError
+
+    try:
+        return graph_store.query(cypher)
+    except CypherloopError as e:
+        msg = getattr(e, "db_message", None) or str(e)
+        raise InvalidCorrection(f"{what} refused ({type(e).__name__}): {msg}") from e
+    except Exception as e:  # noqa: BLE001 - any failure to run means: not verified
+        raise InvalidCorrection(f"{what} refused: {type(e).__name__}: {e}") from e
+
+
 @dataclass
 class ImportReport:
     """What ``import_examples`` did: counts, and the refused lines (1-based) with the reason."""
@@ -457,8 +470,6 @@ class ChromaFeedbackStore:
 
         Raises ``InvalidCorrection`` (and stores nothing) when it is empty, fails, or is a write.
         """
-        from agent.errors import CypherloopError
-
         cypher = _norm_cypher(corrected_cypher or "")
         if not cypher:
             raise InvalidCorrection("the corrected query is empty")
@@ -468,13 +479,7 @@ class ChromaFeedbackStore:
         store_graph = getattr(graph_store, "name", None)
         if store_graph and it.graph and store_graph != it.graph:
             raise InvalidCorrection(f"the correction ran on graph {store_graph!r}, but the question was asked on {it.graph!r}")
-        try:
-            result = graph_store.query(cypher)
-        except CypherloopError as e:
-            msg = getattr(e, "db_message", None) or str(e)
-            raise InvalidCorrection(f"correction refused ({type(e).__name__}): {msg}") from e
-        except Exception as e:  # noqa: BLE001 - any failure to run means: not verified
-            raise InvalidCorrection(f"correction refused: {type(e).__name__}: {e}") from e
+        result = _run_verified(graph_store, cypher, "correction")
         fp = result_fingerprint(result.rows)
         status: ReviewStatus = "pending" if self.review_corrections else "approved"
         example = VerifiedExample(
@@ -496,23 +501,18 @@ class ChromaFeedbackStore:
         Each query is run read-only through ``graph_store.query`` first, as a correction is: one that is
         empty, fails or writes is refused (and reported), never stored. Pairs already present are skipped.
         """
-        from agent.errors import CypherloopError
-
         graph = getattr(graph_store, "name", None) or ""
         report = ImportReport()
         ready: list[tuple[VerifiedExample, tuple[str, Any]]] = []
         for n, (question, cypher) in enumerate(pairs, 1):
-            question, cypher = " ".join((question or "").split()), _norm_cypher(cypher or "")
+            question, cypher = _norm_question(question or ""), _norm_cypher(cypher or "")
             if not question or not cypher:
                 report.refused.append((n, "a question and a Cypher query are both needed"))
                 continue
             try:
-                result = graph_store.query(cypher)
-            except CypherloopError as e:
-                report.refused.append((n, f"{type(e).__name__}: {getattr(e, 'db_message', None) or e}"))
-                continue
-            except Exception as e:  # noqa: BLE001 - any failure to run means: not verified
-                report.refused.append((n, f"{type(e).__name__}: {e}"))
+                result = _run_verified(graph_store, cypher, "query")
+            except InvalidCorrection as e:
+                report.refused.append((n, str(e)))
                 continue
             ex = VerifiedExample(question=question, cypher=cypher, graph=graph, source="import", status=status,
                                  result_fingerprint=result_fingerprint(result.rows), created_at=time.time())

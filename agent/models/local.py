@@ -350,8 +350,8 @@ class TransformersGenerator(ChatGenerator):
 
     def _merge(self) -> None:
         """Fold the active LoRA into the base weights: one matmul per projection instead of three, which is
-        most of a token's cost for a small model (kernel launches on a GPU, memory passes on a CPU). Undone
-        exactly enough (fp32) or to bf16 rounding before the next swap."""
+        most of a token's cost for a small model (kernel launches on a GPU, memory passes on a CPU).
+        Unmerged before the next swap: exactly in fp32, to bf16 rounding on a GPU."""
         try:
             self._peft.merge_adapter()
             self._merged = True
