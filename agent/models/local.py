@@ -372,7 +372,6 @@ class TransformersGenerator(ChatGenerator):
             return self._peft.disable_adapter()
         return contextlib.nullcontext()
 
-
     def _generate(self, runner: Any, input_ids: Any, kwargs: dict[str, Any]) -> Any:
         import torch
 
