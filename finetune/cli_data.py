@@ -1,7 +1,7 @@
 """``cypherloop data …``: training data.
 
     cypherloop data teacher  --graph NAME [--themes 5] [--questions-per-theme 20] [--paraphrases 10] [--out DIR]
-    cypherloop data generate --graph NAME --offline --n 5000 --out pairs.jsonl [--seed 0]
+    cypherloop data generate --graph NAME --n 5000 --out pairs.jsonl [--seed 0] [--paraphrases 3]
     cypherloop data review   --graph NAME list [--status pending] [--result error]
     cypherloop data review   --graph NAME approve ID [ID ...] | reject ID [ID ...] | approve-all-pass
     cypherloop data build    --graph NAME [--offline FILE] [--teacher DIR|FILE] [--pairs FILE] [--extra FILE ...]
@@ -54,15 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-json-mode", action="store_true", help="do not ask for response_format=json_object")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    g = sub.add_parser("generate", parents=[common], help="offline schema-grounded pairs (no LLM, no network)",
-                       description="Question → Cypher pairs from the graph's schema and real values; every pair "
-                                   "executed and kept only if it runs and returns the same rows twice.")
-    g.add_argument("--offline", action="store_true", help="use the offline generator (required; the LLM pipeline "
-                   "is `cypherloop data teacher`)")
+    g = sub.add_parser("generate", parents=[common], help="offline compositional pairs (no LLM, no network)",
+                       description="Question → Cypher pairs composed from the graph's schema and real paths (1–3 hops, "
+                                   "filters, aggregates, grouping, ordering …); every query executed read-only and kept "
+                                   "only with a stable, informative result; each rendered as several questions.")
+    g.add_argument("--offline", action="store_true", help=argparse.SUPPRESS)  # the default; kept for old scripts
     g.add_argument("--n", type=int, default=5000, help="pairs to generate (default 5000)")
     g.add_argument("--out", type=Path, required=True, help="output JSONL file")
     g.add_argument("--seed", type=int, default=0, help="random seed (same graph + seed → same pairs)")
-    g.add_argument("--shapes", default=None, help="comma-separated subset of shapes (default: all)")
+    g.add_argument("--paraphrases", type=int, default=3, help="questions rendered per kept query (default 3)")
+    g.add_argument("--frames", "--shapes", dest="frames", default=None,
+                   help="comma-separated subset of question frames (default: all)")
     g.add_argument("--timeout", type=float, default=2.0, help="per-query time limit in seconds (default 2)")
     g.add_argument("--report", type=Path, default=None, help="also write the per-shape report as JSON here")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -140,27 +142,35 @@ def _teacher(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from agent.graphdb import open_graph
-    from finetune.synth_offline import SHAPES, generate_pairs, write_pairs
+    from finetune.synth import FRAMES, generate_pairs, write_pairs
 
-    if not args.offline:
-        raise DataError("only the offline generator runs here: add --offline (the LLM pipeline is `cypherloop data teacher`)")
-    shapes = None
-    if args.shapes:
-        shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
-        bad = [s for s in shapes if s not in SHAPES]
+    frames = None
+    if args.frames:
+        frames = [s.strip() for s in args.frames.split(",") if s.strip()]
+        bad = [s for s in frames if s not in FRAMES]
         if bad:
-            raise DataError(f"unknown shape {bad[0]!r}; choose from {', '.join(SHAPES)}")
+            raise DataError(f"unknown frame {bad[0]!r}; choose from {', '.join(FRAMES)}")
+    if args.n < 1 or args.paraphrases < 1:
+        raise DataError("--n and --paraphrases must be at least 1")
     settings = _settings(args)
     graph = open_graph(settings, args.graph)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.n, desc=f"pairs ({graph.name})", unit="pair", dynamic_ncols=True)
     try:
-        pairs, report = generate_pairs(graph, args.n, seed=args.seed, shapes=shapes, timeout_s=args.timeout,
-                                       progress=not args.quiet)
+        pairs, report = generate_pairs(graph, args.n, seed=args.seed, frames=frames, timeout_s=args.timeout,
+                                       paraphrases=args.paraphrases,
+                                       progress=(lambda k: bar.update(k - bar.n)) if bar is not None else None)
     finally:
+        if bar is not None:
+            bar.close()
         graph.close()
     n = write_pairs(pairs, args.out)
     print(report.table())
-    print(f"\n{n} pairs from graph {report.graph!r} in {report.seconds:.1f} s ({report.pairs_per_second:.0f}/s, "
-          f"{report.queries} queries) → {args.out}")
+    print(f"\n{n} pairs from {report.queries_kept} queries on graph {report.graph!r} in {report.seconds:.1f} s "
+          f"({report.pairs_per_second:.0f}/s, {report.db_queries} database queries) → {args.out}")
     if n < args.n:
         print(f"note: asked for {args.n}; this graph's schema and values gave {n} distinct valid pairs", file=sys.stderr)
     if args.report:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError, DataError
+from agent.prompt import Example
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -234,6 +235,7 @@ class _Rec:
     original_id: str
     weight: int = 1
     schema_text: str | None = None  # extra data: the row's own schema
+    examples: tuple[Any, ...] = ()  # few-shot examples rendered into this record's prompt (bootstrap)
     nq: str = ""
     nc: str = ""
 
@@ -292,8 +294,9 @@ def _read_offline(path: Path, graph: str, dropped: Counter) -> list[_Rec]:
         if r.get("graph") and r["graph"] != graph:
             dropped["other_graph"] += 1
             continue
+        shots = tuple(Example(str(e["question"]), str(e["cypher"])) for e in (r.get("examples") or []))
         out.append(_Rec(str(r.get("question") or ""), str(r.get("cypher") or ""), graph, "offline",
-                        str(r.get("category") or "offline"), str(path), str(r.get("id") or i)))
+                        str(r.get("category") or "offline"), str(path), str(r.get("id") or i), examples=shots))
     return out
 
 
@@ -424,7 +427,7 @@ def _read_feedback(store: Any, graph: str, weight: int) -> list[_Rec]:
 
 def _auto_offline(settings: Any, graph_store: Any, n: int, seed: int) -> Path:
     """``<home>/data/offline/<graph>.jsonl``, generated when missing or when the schema changed."""
-    from finetune.synth_offline import generate_pairs, write_pairs
+    from finetune.synth import generate_pairs, write_pairs
 
     path = settings.path("data", "offline", f"{graph_store.name}.jsonl")
     stamp = path.with_suffix(".schema")
@@ -577,7 +580,7 @@ def build_dataset(settings: Any, spec: BuildSpec, *, graph_store: Any = None, fe
                    "provenance": {"source": r.source, "file": r.file, "original_id": r.original_id, "weight": r.weight}}
             if copy is not None:
                 rec["copy"] = copy
-            rec.update(training_record(r.question, r.cypher, schema_for(r)))
+            rec.update(training_record(r.question, r.cypher, schema_for(r), r.examples))
             return rec
 
         rng = random.Random(spec.seed)

@@ -461,7 +461,7 @@ class TeacherResult:
 
 def classify(graph: GraphStore, cypher: str, timeout_s: float, max_rows: int) -> tuple[str, int, str | None]:
     """Run a query read-only: ('pass' | 'no_data' | 'error', row count, the database's message)."""
-    from finetune.synth_offline import _no_data
+    from finetune.synth.run import says_nothing
 
     if not cypher.strip():
         return "error", 0, "the reply held no Cypher query"
@@ -469,7 +469,7 @@ def classify(graph: GraphStore, cypher: str, timeout_s: float, max_rows: int) ->
         res = graph.query(cypher, timeout_s=timeout_s, max_rows=max_rows)
     except GraphError as e:
         return "error", 0, e.db_message or str(e)
-    if not res.rows or _no_data(res.rows):
+    if not res.rows or says_nothing(res.rows):
         return "no_data", len(res.rows), None
     return "pass", len(res.rows), None
 

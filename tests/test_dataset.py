@@ -15,7 +15,7 @@ import pytest
 from agent.errors import DataError
 from feedback_store.base import Feedback, Interaction
 from finetune.dataset import BuildSpec, build_dataset, held_out, normalize_cypher, normalize_question
-from finetune.synth_offline import generate_pairs, write_pairs
+from finetune.synth import generate_pairs, write_pairs
 
 # Corrections use an alias the offline generator never writes, so each forms its own group.
 CANDIDATE_CITIES = ["Paris", "Berlin", "Madrid", "London", "Munich", "Lyon", "Hamburg", "New York"]

@@ -1,0 +1,973 @@
+"""The query grammar: a question's structure, sampled from real data and compiled to Cypher.
+
+A ``Query`` is a small tree of nodes joined by relationship hops (0–3 hops, either direction, any
+pattern the schema has; a chain, or a star around the focus), filters on any node or hop of it
+(equality, ranges, CONTAINS / STARTS WITH / ENDS WITH, IN, IS NULL, dates, numbers stored as text),
+existence or absence of a further relationship, and a *frame* — what the question asks for:
+
+    list      entities (their naming key, or the whole node)     "Which movies did Tom Hanks act in?"
+    props     1–3 properties of path nodes (a lookup when anchored) "What is the tagline of The Matrix?"
+    pairs     an entity with a related one                        "List each movie with its director."
+    count     how many                                            "How many people were born before 1950?"
+    aggregate sum/avg/min/max of a node or relationship property  "What is the average rating of …?"
+    distinct  the distinct values of a property                   "Which countries do our suppliers come from?"
+    first     N entities in storage order (LIMIT, no ORDER BY)    "List the first 3 products in …"
+    top       ORDER BY a property … LIMIT N                        "Top 5 products by unit price"
+    group     a count or aggregate per group key (+ top N)        "How many movies has each person directed?"
+    having    groups filtered on their aggregate (WITH … WHERE)   "Who acted in more than 5 movies?"
+    collect   a group key with the collected related keys         "For each category, list its products."
+
+Queries are sampled by walking the profile's sampled nodes and edges, so every filter value is
+taken from an entity on the walk and the conjunction of filters holds for at least that walk: most
+sampled queries return rows. ``render.py`` turns the same structure into English; ``run.py`` runs,
+checks and keeps them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from finetune.synth.cypher import ident, lit, num
+from finetune.synth.english import plural, split_words
+from finetune.synth.profile import _MISSING, Label, Profile, Prop, Rel, is_number
+
+FRAMES: dict[str, float] = {
+    "list": 16, "props": 10, "pairs": 4, "count": 12, "aggregate": 8, "distinct": 4, "first": 7, "top": 9,
+    "group": 12, "having": 6, "collect": 2,
+}
+"""Every frame with its sampling weight."""
+
+HOPS_WEIGHTS = {0: 0.28, 1: 0.42, 2: 0.22, 3: 0.08}
+FILTERS_WEIGHTS = {0: 0.25, 1: 0.5, 2: 0.25}
+
+FILTER_OPS: dict[str, tuple[str, ...]] = {
+    "key": ("eq", "contains", "starts"),
+    "category": ("eq", "eq", "ne", "in"),
+    "text": ("contains", "starts", "ends", "eq"),
+    "number": ("gt", "lt", "ge", "le", "between", "eq"),
+    "numtext": ("gt", "lt", "between"),
+    "date": ("after", "before", "between", "year"),
+    "datetext": ("after", "before", "between", "year", "month"),
+    "bool": ("true", "false"),
+    "id": ("eq",),
+}
+AGGS = ("avg", "sum", "min", "max")
+ROW_LIMITS = (3, 5, 10, 3, 5)
+
+
+@dataclass
+class Node:
+    label: Label
+    var: str
+    id: int  # the sampled node on the walk
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.label.nodes.get(self.id, {})
+
+
+@dataclass
+class Hop:
+    parent: int
+    child: int
+    rel: Rel
+    outward: bool  # the parent is the pattern's start: (parent)-[:T]->(child)
+    edge: int
+    var: str = ""  # set when a filter or the return uses the relationship
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.rel.edges[self.edge][2]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Something a query returns, orders by or aggregates: a node (its key or itself) or a property."""
+
+    on: str  # "node" | "hop"
+    index: int
+    prop: Prop | None = None  # None: the node itself (or its key, by the query's return style)
+
+
+@dataclass
+class Filter:
+    on: str  # "node" | "hop"
+    index: int
+    prop: Prop
+    op: str  # eq ne gt ge lt le between contains starts ends in null notnull true false after before year month
+    value: Any = None
+    value2: Any = None
+
+    @property
+    def inline(self) -> bool:
+        """Equality on a node's key is written into the node pattern: ``(p:Person {name: 'Tom Hanks'})``."""
+        return self.op == "eq" and self.on == "node" and self.prop.kind == "key"
+
+
+@dataclass
+class Exists:
+    node: int
+    rel: Rel
+    outward: bool
+    negated: bool
+
+
+@dataclass
+class Agg:
+    func: str  # count sum avg min max collect
+    target: Ref | None  # None: count(*) style over the focus node
+    distinct: bool = False
+
+
+@dataclass
+class Query:
+    frame: str
+    nodes: list[Node]
+    hops: list[Hop] = field(default_factory=list)
+    filters: list[Filter] = field(default_factory=list)
+    exists: list[Exists] = field(default_factory=list)
+    returns: list[Ref] = field(default_factory=list)
+    style: str = "key"  # how an entity is returned: "key" (its naming property) or "node" (the whole node)
+    agg: Agg | None = None
+    group: list[Ref] = field(default_factory=list)
+    order: Ref | str | None = None  # a Ref, or "agg" to order by the aggregate
+    desc: bool = True
+    limit: int | None = None
+    having: tuple[str, int] | None = None
+    distinct: bool = False  # RETURN DISTINCT (decided by run.py: only when rows repeat)
+    dedupe_first: bool = False  # WITH DISTINCT <focus> before aggregating (decided by run.py)
+    split_match: int = 0  # >0: the hop index where a second MATCH clause starts
+    opener: str = ""  # rendering choice made with the structure (it decides the return style)
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def anchored(self, i: int) -> Filter | None:
+        return next((f for f in self.filters if f.on == "node" and f.index == i and f.inline), None)
+
+    def pinned(self, i: int) -> bool:
+        """Node ``i`` is one entity: named by its key, or filtered to one value of a unique property."""
+        return any(f.on == "node" and f.index == i and f.op == "eq" and (f.prop.kind in ("key", "id") or
+                   len(f.prop.counts) >= 0.9 * max(1, f.prop.present)) for f in self.filters)
+
+    def children(self, i: int) -> list[int]:
+        return [j for j, h in enumerate(self.hops) if h.parent == i]
+
+    def features(self) -> list[str]:
+        """The constructs this query uses (for the coverage report)."""
+        out = [f"frame:{self.frame}", f"hops:{len(self.hops)}"]
+        if len(self.hops) >= 2:
+            out.append("shape:" + ("chain" if all(h.parent == i for i, h in enumerate(self.hops)) else "star"))
+        out += [f"dir:{'out' if h.outward else 'in'}" for h in self.hops]
+        out += sorted({f"filter:{f.op}" for f in self.filters})
+        out += sorted({f"filter_kind:{f.prop.kind}" for f in self.filters})
+        if any(f.on == "hop" for f in self.filters):
+            out.append("filter:on_relationship")
+        if any(f.on == "node" and f.index > 0 and not f.inline for f in self.filters):
+            out.append("filter:on_path_node")
+        out.append(f"filters:{len(self.filters)}")
+        out += ["negation" if e.negated else "existence" for e in self.exists]
+        if self.agg:
+            out.append(f"agg:{self.agg.func}" + ("_distinct" if self.agg.distinct else ""))
+        if self.group:
+            out.append("group_by")
+        if self.order is not None:
+            out.append("order_by_" + ("aggregate" if self.order == "agg" else "property"))
+        if self.limit:
+            out.append("limit")
+        if self.having:
+            out.append("with_having")
+        if self.distinct:
+            out.append("return_distinct")
+        if self.dedupe_first:
+            out.append("with_distinct")
+        if self.split_match:
+            out.append("repeated_match")
+        if any(r.on == "hop" for r in self.returns) or (self.agg and self.agg.target and self.agg.target.on == "hop"):
+            out.append("relationship_property")
+        if self.style == "node" and self.frame in ("list", "first"):
+            out.append("return_node")
+        if any(f.prop.kind == "numtext" for f in self.filters) or (
+                self.agg and self.agg.target and self.agg.target.prop and self.agg.target.prop.kind == "numtext"):
+            out.append("to_float")
+        return out
+
+
+# ================================================================================================
+# Compiling to Cypher
+# ================================================================================================
+
+
+def _agg_alias(q: Query) -> str:
+    a = q.agg
+    assert a is not None
+    if a.func == "count":
+        lab = q.nodes[a.target.index].label if a.target and a.target.on == "node" else q.nodes[0].label
+        return "num" + "".join(w[:1].upper() + w[1:] for w in plural(" ".join(split_words(lab.label))).split())
+    prop = a.target.prop if a.target else None
+    words = split_words(prop.name) if prop else ["value"]
+    stem = "".join(w[:1].upper() + w[1:] for w in words)
+    if a.func == "collect":
+        lab = q.nodes[a.target.index].label if a.target else q.nodes[0].label
+        return "".join(w.lower() for w in split_words(lab.label)[:1]) + "List"
+    return {"avg": "avg", "sum": "total", "min": "min", "max": "max"}[a.func] + stem
+
+
+def expr(q: Query, ref: Ref, *, entity: bool = True) -> str:
+    """Cypher for a Ref; numbers stored as text read through toFloat when aggregated or ordered."""
+    if ref.on == "hop":
+        h = q.hops[ref.index]
+        assert ref.prop is not None
+        return f"{h.var}.{ident(ref.prop.name)}"
+    node = q.nodes[ref.index]
+    if ref.prop is not None:
+        return f"{node.var}.{ident(ref.prop.name)}"
+    if entity and q.style == "key" and node.label.key is not None:
+        return f"{node.var}.{ident(node.label.key.name)}"
+    return node.var
+
+
+def _numeric(q: Query, ref: Ref) -> str:
+    e = expr(q, ref)
+    return f"toFloat({e})" if ref.prop is not None and ref.prop.kind == "numtext" else e
+
+
+def _filter_expr(q: Query, f: Filter) -> str:
+    var = q.hops[f.index].var if f.on == "hop" else q.nodes[f.index].var
+    p = f"{var}.{ident(f.prop.name)}"
+    kind = f.prop.kind
+    if kind == "numtext" and f.op in ("gt", "lt", "ge", "le", "between", "eq"):
+        p = f"toFloat({p})"
+    v = f.value
+    if kind == "date":
+        fn = {"DATE": "date", "LOCALDATETIME": "localdatetime"}.get(f.prop.db_type, "datetime")
+
+        def dlit(x: Any) -> str:
+            return f"{fn}('{str(x)[:10]}')"
+    else:
+        def dlit(x: Any) -> str:
+            return lit(str(x)[:10])
+    ops = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    if f.op in ops:
+        return f"{p} {ops[f.op]} {lit(v)}"
+    if f.op == "between":
+        return f"{p} >= {lit(v)} AND {p} <= {lit(f.value2)}"
+    if f.op == "contains":
+        return f"{p} CONTAINS {lit(v)}"
+    if f.op == "starts":
+        return f"{p} STARTS WITH {lit(v)}"
+    if f.op == "ends":
+        return f"{p} ENDS WITH {lit(v)}"
+    if f.op == "in":
+        return f"{p} IN {lit(list(v))}"
+    if f.op == "null":
+        return f"{p} IS NULL"
+    if f.op == "notnull":
+        return f"{p} IS NOT NULL"
+    if f.op in ("true", "false"):
+        return f"{p} = {f.op}"
+    if f.op == "after":
+        return f"{p} > {dlit(v)}"
+    if f.op == "before":
+        return f"{p} < {dlit(v)}"
+    if f.op in ("year", "month"):
+        if kind == "date":
+            lo, hi = _period(str(v), f.op)
+            return f"{p} >= {dlit(lo)} AND {p} < {dlit(hi)}"
+        return f"{p} STARTS WITH {lit(str(v))}"
+    raise ValueError(f"unknown filter op {f.op}")
+
+
+def _period(v: str, op: str) -> tuple[str, str]:
+    y = int(v[:4])
+    if op == "year":
+        return f"{y:04d}-01-01", f"{y + 1:04d}-01-01"
+    m = int(v[5:7])
+    return f"{y:04d}-{m:02d}-01", (f"{y + 1:04d}-01-01" if m == 12 else f"{y:04d}-{m + 1:02d}-01")
+
+
+def _node_pat(q: Query, i: int, seen: set[int]) -> str:
+    n = q.nodes[i]
+    if i in seen:
+        return f"({n.var})"
+    seen.add(i)
+    f = q.anchored(i)
+    inline = f" {{{ident(f.prop.name)}: {lit(f.value)}}}" if f else ""
+    return f"({n.var}:{ident(n.label.label)}{inline})"
+
+
+def _rel_pat(h: Hop, left_is_parent: bool) -> str:
+    inner = f"[{h.var}:{ident(h.rel.type)}]" if h.var else f"[:{ident(h.rel.type)}]"
+    # the arrow points from the pattern's start to its end
+    forward = h.outward == left_is_parent
+    return f"-{inner}->" if forward else f"<-{inner}-"
+
+
+def _chain_order(q: Query) -> list[tuple[int, list[int]]]:
+    """The hops as linear pieces: [(first node, [hop indexes …])], written left to right.
+
+    A chain (every hop leaves the node before it) is one piece; a star around the focus is written
+    through the focus when it has two branches (``(a)<-[]-(f)-[]->(b)``), else as comma-separated pieces.
+    """
+    if not q.hops:
+        return [(0, [])]
+    if all(h.parent == h.child - 1 for h in q.hops):
+        return [(0, list(range(len(q.hops))))]
+    return [(0, [j]) for j in range(len(q.hops))]
+
+
+def _piece(q: Query, start: int, hop_ids: list[int], seen: set[int], reverse: bool) -> str:
+    """One linear pattern; ``reverse`` writes it from its far end back to ``start``."""
+    nodes = [start] + [q.hops[j].child for j in hop_ids]
+    if not reverse:
+        out = _node_pat(q, nodes[0], seen)
+        for j, nxt in zip(hop_ids, nodes[1:], strict=True):
+            out += _rel_pat(q.hops[j], True) + _node_pat(q, nxt, seen)
+        return out
+    out = _node_pat(q, nodes[-1], seen)
+    for j, nxt in zip(reversed(hop_ids), reversed(nodes[:-1]), strict=True):
+        out += _rel_pat(q.hops[j], False) + _node_pat(q, nxt, seen)
+    return out
+
+
+def _match(q: Query) -> str:
+    pieces = _chain_order(q)
+    seen: set[int] = set()
+    if len(pieces) == 2 and len(pieces[0][1]) == 1 and len(pieces[1][1]) == 1:
+        # two branches around the focus: one path through it, (a)<-[]-(f)-[]->(b)
+        a, b = pieces[0][1][0], pieces[1][1][0]
+        text = _piece(q, 0, [a], seen, reverse=True) + _rel_pat(q.hops[b], True) + _node_pat(q, q.hops[b].child, seen)
+        return "MATCH " + text
+    clauses: list[str] = []
+    for start, hop_ids in pieces:
+        if q.split_match and len(hop_ids) > q.split_match:
+            first, rest = hop_ids[: q.split_match], hop_ids[q.split_match:]
+            mid = q.hops[rest[0]].parent
+            clauses.append(_piece(q, start, first, seen, _prefer_reverse(q, start, first)))
+            clauses.append("MATCH " + _piece(q, mid, rest, seen, False))
+            continue
+        clauses.append(_piece(q, start, hop_ids, seen, _prefer_reverse(q, start, hop_ids)))
+    if len(clauses) > 1 and not q.split_match:
+        return "MATCH " + ", ".join(clauses)
+    return "MATCH " + " ".join(clauses) if not q.split_match else "MATCH " + clauses[0] + " " + " ".join(clauses[1:])
+
+
+def _prefer_reverse(q: Query, start: int, hop_ids: list[int]) -> bool:
+    """Write a chain so that most arrows point right, as people usually write Cypher (ties: focus first)."""
+    if not hop_ids:
+        return False
+    right = sum(1 for j in hop_ids if q.hops[j].outward)
+    return right * 2 < len(hop_ids)
+
+
+def _where(q: Query) -> str:
+    conds = [_filter_expr(q, f) for f in q.filters if not f.inline]
+    for e in q.exists:
+        v = q.nodes[e.node].var
+        other = e.rel.end if e.outward else e.rel.start
+        pat = f"({v})-[:{ident(e.rel.type)}]->(:{ident(other.label)})" if e.outward else \
+            f"({v})<-[:{ident(e.rel.type)}]-(:{ident(other.label)})"
+        conds.append(("NOT " if e.negated else "") + pat)
+    return (" WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _agg_expr(q: Query) -> str:
+    a = q.agg
+    assert a is not None
+    d = "DISTINCT " if a.distinct else ""
+    if a.func == "count":
+        return f"count({d}{expr(q, a.target, entity=False) if a.target else q.nodes[0].var})"
+    assert a.target is not None
+    if a.func == "collect":
+        return f"collect({d}{expr(q, a.target)})"
+    return f"{a.func}({d}{_numeric(q, a.target)})"
+
+
+def compile_cypher(q: Query) -> str:
+    """The Cypher text of a query (one canonical writing per structure)."""
+    text = _match(q) + _where(q)
+    if q.dedupe_first:
+        keep = sorted({q.nodes[0].var} | {q.nodes[g.index].var for g in q.group if g.on == "node"})
+        text += " WITH DISTINCT " + ", ".join(keep)
+    if q.agg is None:
+        cols = [expr(q, r) for r in q.returns]
+        text += " RETURN " + ("DISTINCT " if q.distinct else "") + ", ".join(cols)
+        if q.order is not None and isinstance(q.order, Ref):
+            text += f" ORDER BY {_numeric(q, q.order)}{' DESC' if q.desc else ''}"
+        if q.limit:
+            text += f" LIMIT {q.limit}"
+        return text
+    alias = _agg_alias(q)
+    keys = [expr(q, g) for g in q.group]
+    if q.having is not None:
+        op, k = q.having
+        carry = sorted({q.nodes[g.index].var for g in q.group if g.on == "node"})
+        text += f" WITH {', '.join(carry)}, {_agg_expr(q)} AS {alias} WHERE {alias} {op} {k}"
+        cols = [expr(q, r) for r in q.returns] or keys
+        text += " RETURN " + ", ".join(cols)
+        if q.order == "agg":
+            text += f" ORDER BY {alias}{' DESC' if q.desc else ''}"
+        if q.limit:
+            text += f" LIMIT {q.limit}"
+        return text
+    named = q.order == "agg" or bool(keys)
+    text += " RETURN " + ", ".join([*keys, _agg_expr(q) + (f" AS {alias}" if named else "")])
+    if q.order == "agg":
+        text += f" ORDER BY {alias}{' DESC' if q.desc else ''}"
+    if q.limit:
+        text += f" LIMIT {q.limit}"
+    return text
+
+
+def tie_probe(q: Query) -> tuple[str, int] | None:
+    """For ORDER BY … LIMIT k: a query whose last column is the sort key, cut at k+1 rows, and k.
+
+    The pair is kept only when rows k and k+1 differ in that key (no tie at the cut).
+    """
+    if not q.limit or q.order is None:
+        return None
+    text = compile_cypher(q)
+    body = text[: text.rfind(f" LIMIT {q.limit}")]
+    if q.order == "agg":  # the aggregate is already the last column
+        return f"{body} LIMIT {q.limit + 1}", q.limit
+    assert isinstance(q.order, Ref)
+    ret, order = body.rfind(" RETURN "), body.rfind(" ORDER BY ")
+    cols = body[ret + len(" RETURN "): order]
+    return f"{body[:ret]} RETURN {cols}, {_numeric(q, q.order)} AS __sort_key{body[order:]} LIMIT {q.limit + 1}", q.limit
+
+
+# ================================================================================================
+# Sampling
+# ================================================================================================
+
+
+class Sampler:
+    """Samples query structures over a profile (deterministic for a seed)."""
+
+    def __init__(self, profile: Profile, seed: int = 0) -> None:
+        self.P = profile
+        self.rng = random.Random(seed)
+        self.labels = [lab for lab in profile.labels.values() if lab.nodes]
+        self._thresholds: dict[int, list[float]] = {}
+
+    # --- public ---------------------------------------------------------------------------------------
+    def sample(self, frame: str | None = None) -> Query | None:
+        """One query structure, or None when this draw did not fit the graph (the caller draws again)."""
+        rng = self.rng
+        frame = frame or rng.choices(list(FRAMES), weights=list(FRAMES.values()))[0]
+        hops = rng.choices(list(HOPS_WEIGHTS), weights=list(HOPS_WEIGHTS.values()))[0]
+        if frame in ("pairs", "collect", "having") or (frame == "group" and rng.random() < 0.75):
+            hops = max(1, hops)
+        if frame == "props" and hops == 0 and rng.random() < 0.7:
+            frame = "lookup"
+        q = self._walk(frame, hops)
+        if q is None:
+            return None
+        self._add_filters(q)
+        if rng.random() < 0.12 and frame not in ("lookup",):
+            self._add_exists(q)
+        if frame not in ("props", "lookup", "count", "pairs", "list") and q.pinned(0):
+            return None  # ranking, grouping or aggregating one entity says nothing
+        ok = getattr(self, f"_frame_{frame}")(q)
+        if not ok or any(q.pinned(g.index) for g in q.group if g.on == "node" and g.prop is None):
+            return None
+        _prune(q)
+        if q.frame == "lookup":
+            q.frame = "props"
+        if len(q.hops) >= 2 and rng.random() < 0.15:
+            types = [h.rel.type for h in q.hops]
+            if all(h.parent == h.child - 1 for h in q.hops) and len(set(types)) == len(types):
+                q.split_match = rng.randint(1, len(q.hops) - 1)
+        self._name_hop_vars(q)
+        return q
+
+    # --- the path ---------------------------------------------------------------------------------------
+    def _focus_label(self, frame: str) -> Label | None:
+        rng = self.rng
+        cands = self.labels
+        if frame in ("list", "first", "top", "pairs", "lookup"):
+            cands = [lab for lab in cands if lab.key is not None] or cands
+        if not cands:
+            return None
+        weights = [1 + math.sqrt(len(self.P.rels_at(lab.label))) for lab in cands]
+        return rng.choices(cands, weights=weights)[0]
+
+    def _walk(self, frame: str, hops: int) -> Query | None:
+        rng = self.rng
+        focus = self._focus_label(frame)
+        if focus is None:
+            return None
+        for _ in range(8):
+            start = rng.choice(list(focus.nodes))
+            q = Query(frame, [Node(focus, focus.var, start)])
+            used: set[tuple[str, int]] = set()
+            star = rng.random() < 0.3
+            ok = True
+            for h in range(hops):
+                parent = 0 if (star and h > 0) or h == 0 else len(q.nodes) - 1
+                pnode = q.nodes[parent]
+                options = [(r, o) for r, o in self.P.rels_at(pnode.label.label)
+                           if pnode.id in (r.out if o else r.inc)]
+                if parent > 0:  # do not walk straight back along the hop that led here, mostly
+                    back = q.hops[parent - 1] if parent - 1 < len(q.hops) else None
+                    if back is not None and rng.random() < 0.8:
+                        options = [(r, o) for r, o in options if not (r is back.rel and o != back.outward)] or options
+                if not options:
+                    ok = False
+                    break
+                rel, out = rng.choice(options)
+                edges = [e for e in (rel.out if out else rel.inc)[pnode.id] if (rel.type, e) not in used]
+                if not edges:
+                    ok = False
+                    break
+                e = rng.choice(edges)
+                used.add((rel.type, e))
+                src, dst, _ = rel.edges[e]
+                child_id = dst if out else src
+                child_label = rel.end if out else rel.start
+                if any(n.id == child_id and n.label is child_label for n in q.nodes):
+                    ok = False  # a cycle back to a node already on the path
+                    break
+                q.nodes.append(Node(child_label, self._var(q, child_label), child_id))
+                q.hops.append(Hop(parent, len(q.nodes) - 1, rel, out, e))
+            if ok:
+                return q
+        return None
+
+    @staticmethod
+    def _var(q: Query, label: Label) -> str:
+        taken = {n.var for n in q.nodes}
+        if label.var not in taken:
+            return label.var
+        i = 2
+        while f"{label.var}{i}" in taken:
+            i += 1
+        return f"{label.var}{i}"
+
+    @staticmethod
+    def _name_hop_vars(q: Query) -> None:
+        used = {r.index for r in q.returns if r.on == "hop"} | {f.index for f in q.filters if f.on == "hop"}
+        if q.agg and q.agg.target and q.agg.target.on == "hop":
+            used.add(q.agg.target.index)
+        if isinstance(q.order, Ref) and q.order.on == "hop":
+            used.add(q.order.index)
+        taken = {n.var for n in q.nodes}
+        for j in sorted(used):
+            name = "r" if "r" not in taken else f"r{j + 1}"
+            q.hops[j].var = name
+            taken.add(name)
+
+    # --- filters -------------------------------------------------------------------------------------
+    def _add_filters(self, q: Query) -> None:
+        rng = self.rng
+        n = rng.choices(list(FILTERS_WEIGHTS), weights=list(FILTERS_WEIGHTS.values()))[0]
+        leaves = [i for i in range(1, len(q.nodes)) if not q.children(i)]
+        # A leaf of a path is usually named ("movies that Tom Hanks acted in").
+        for i in leaves:
+            if rng.random() < 0.7 and q.nodes[i].label.key is not None:
+                f = self._filter_on(q, "node", i, anchor=True)
+                if f:
+                    q.filters.append(f)
+        if q.frame == "lookup":
+            f = self._filter_on(q, "node", 0, anchor=True)
+            if f is None:
+                return
+            q.filters.append(f)
+            return
+        for _ in range(n - min(n, len([f for f in q.filters if f.inline]) // 2)):
+            targets = [("node", i) for i in range(len(q.nodes)) if q.anchored(i) is None]
+            targets += [("hop", j) for j, h in enumerate(q.hops) if h.data]
+            if not targets:
+                break
+            weights = [3 if t == ("node", 0) else (1.5 if t[0] == "node" else 1) for t in targets]
+            on, idx = rng.choices(targets, weights=weights)[0]
+            f = self._filter_on(q, on, idx)
+            if f and not any(g.on == f.on and g.index == f.index and g.prop is f.prop for g in q.filters):
+                q.filters.append(f)
+
+    def _filter_on(self, q: Query, on: str, idx: int, anchor: bool = False) -> Filter | None:
+        rng = self.rng
+        if on == "node":
+            owner = q.nodes[idx].label
+            data = q.nodes[idx].data
+            props = owner.props
+        else:
+            data = q.hops[idx].data
+            props = q.hops[idx].rel.props
+        if anchor:
+            key = q.nodes[idx].label.key
+            if key is None or key.name not in data or data[key.name] not in q.nodes[idx].label.unique_keys:
+                return None
+            return Filter("node", idx, key, "eq", data[key.name])
+        # IS NULL / IS NOT NULL on properties some entities lack
+        nullable = [p for p in props.values() if p.nullable and p.kind not in ("other", "list")]
+        if nullable and rng.random() < 0.1:
+            p = rng.choice(nullable)
+            return Filter(on, idx, p, "notnull" if data.get(p.name) is not None else "null")
+        cands = [p for p in props.values() if p.kind in FILTER_OPS and data.get(p.name) is not None
+                 and not (on == "node" and idx == 0 and p.kind == "id")]
+        if on == "node" and idx > 0:
+            cands = [p for p in cands if p.kind != "key"]  # a named path node is an anchor, handled above
+        if not cands:
+            return None
+        p = rng.choice(cands)
+        ops = FILTER_OPS[p.kind]
+        if p.kind == "key":  # naming the focus itself makes a lookup, sampled as its own frame
+            ops = ("contains", "starts", "contains")
+        op = rng.choice(ops)
+        return self._valued(on, idx, p, op, data[p.name])
+
+    def _valued(self, on: str, idx: int, p: Prop, op: str, v: Any) -> Filter | None:
+        """A filter with ``op`` whose value the walk's entity (value ``v``) satisfies."""
+        rng = self.rng
+        if p.kind in ("number", "numtext"):
+            if not is_number(v, numtext=True):
+                return None
+            x = float(v)
+            ts = self._thresholds_of(p)
+            if op == "eq":
+                if isinstance(v, float) and not float(v).is_integer():
+                    return None
+                return Filter(on, idx, p, "eq", int(x) if p.kind == "number" else v)
+            below = [t for t in ts if t < x]
+            above = [t for t in ts if t > x]
+            if op in ("gt", "ge") and below:
+                return Filter(on, idx, p, op, rng.choice(below))
+            if op in ("lt", "le") and above:
+                return Filter(on, idx, p, op, rng.choice(above))
+            if op == "between" and below and above:
+                return Filter(on, idx, p, op, rng.choice(below), rng.choice(above))
+            return None
+        if p.kind in ("date", "datetext"):
+            iso = str(v)
+            if not re.match(r"^\d{4}-\d{2}-\d{2}", iso):
+                return None
+            if op in ("year", "month"):
+                return Filter(on, idx, p, op, iso[:4] if op == "year" else iso[:7])
+            dates = sorted({str(x)[:10] for x in p.values if re.match(r"^\d{4}-\d{2}-\d{2}", str(x))})
+            below = [d for d in dates if d < iso[:10]]
+            above = [d for d in dates if d > iso[:10]]
+            if op == "after" and below:
+                return Filter(on, idx, p, op, _round_date(rng.choice(below), rng))
+            if op == "before" and above:
+                return Filter(on, idx, p, op, _round_date(rng.choice(above), rng, up=True))
+            if op == "between" and below and above:
+                lo, hi = _round_date(rng.choice(below), rng), _round_date(rng.choice(above), rng, up=True)
+                return Filter(on, idx, p, "between", lo, hi) if lo < hi else None
+            return None
+        if p.kind == "bool":
+            return Filter(on, idx, p, "true" if v else "false")
+        if not isinstance(v, str) or not v.strip() or v.strip() in _MISSING:
+            return None
+        if op == "eq" or p.kind == "id":
+            return Filter(on, idx, p, "eq", v)
+        if op == "ne":
+            others = [x for x in p.values[:30] if x != v and isinstance(x, str)]
+            return Filter(on, idx, p, "ne", rng.choice(others)) if others else None
+        if op == "in":
+            others = [x for x in p.values[:30] if x != v and isinstance(x, str)]
+            if not others:
+                return None
+            vals = [v, *rng.sample(others, min(len(others), rng.choice([1, 1, 2])))]
+            rng.shuffle(vals)
+            return Filter(on, idx, p, "in", tuple(vals))
+        words = re.findall(r"[A-Za-z][A-Za-z'-]{2,}", v)
+        if op == "contains":
+            if not words:
+                return None
+            return Filter(on, idx, p, "contains", rng.choice(words))
+        if op == "starts":
+            prefix = words[0] if words and v.startswith(words[0]) and rng.random() < 0.6 else v[: rng.choice([1, 1, 2, 3])]
+            return Filter(on, idx, p, "starts", prefix) if prefix.strip() else None
+        if op == "ends":
+            tail = words[-1] if words and v.endswith(words[-1]) else None
+            return Filter(on, idx, p, "ends", tail) if tail else None
+        return None
+
+    def _thresholds_of(self, p: Prop) -> list[float]:
+        key = id(p)
+        if key not in self._thresholds:
+            nums = sorted(float(v) for v in p.values if is_number(v, numtext=True))
+            out: list[float] = []
+            if len(nums) >= 3:
+                for qt in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+                    t = _nice(nums[min(len(nums) - 1, int(qt * len(nums)))])
+                    if t not in out:
+                        out.append(t)
+            self._thresholds[key] = out
+        return self._thresholds[key]
+
+    def _add_exists(self, q: Query) -> None:
+        rng = self.rng
+        i = 0 if rng.random() < 0.8 else rng.randrange(len(q.nodes))
+        node = q.nodes[i]
+        if q.anchored(i):
+            return
+        used = {(h.rel.type, h.outward) for h in q.hops if h.parent == i}
+        options = [(r, o) for r, o in self.P.rels_at(node.label.label) if (r.type, o) not in used]
+        if not options:
+            return
+        rel, out = rng.choice(options)
+        table = rel.out if out else rel.inc
+        has = node.id in table
+        if has and len([n for n in node.label.nodes if n in table]) >= 0.95 * len(node.label.nodes):
+            return  # nearly every node has one: saying so filters nothing
+        q.exists.append(Exists(i, rel, out, negated=not has))
+
+    # --- frames -------------------------------------------------------------------------------------
+    def _entity_style(self, q: Query) -> None:
+        """The opener decides whether an entity comes back as its name or as the whole node (see render)."""
+        rng = self.rng
+        if q.nodes[0].label.key is None:
+            q.opener = rng.choice(["find", "show", "retrieve"])
+            q.style = "node"
+            return
+        q.opener = rng.choices(["which", "list", "what", "name", "find", "show", "retrieve", "names"],
+                               weights=[5, 5, 3, 2, 2, 2, 1, 3])[0]
+        q.style = "node" if q.opener in ("find", "show", "retrieve") else "key"
+
+    def _frame_list(self, q: Query) -> bool:
+        self._entity_style(q)
+        q.returns = [Ref("node", 0)]
+        if q.style == "key" and self.rng.random() < 0.2:
+            extra = self._shown_prop(q.nodes[0].label, exclude=q.nodes[0].label.key)
+            if extra:
+                q.returns.append(Ref("node", 0, extra))
+        return True
+
+    def _frame_first(self, q: Query) -> bool:
+        self._frame_list(q)
+        q.limit = self.rng.choice(ROW_LIMITS)
+        return True
+
+    def _frame_lookup(self, q: Query) -> bool:
+        if not q.anchored(0):
+            return False
+        lab = q.nodes[0].label
+        props = [p for p in lab.props.values() if p is not lab.key and p.kind not in ("other",)
+                 and q.nodes[0].data.get(p.name) is not None]
+        if not props:
+            return False
+        k = self.rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
+        q.returns = [Ref("node", 0, p) for p in self.rng.sample(props, min(k, len(props)))]
+        return True
+
+    def _frame_props(self, q: Query) -> bool:
+        rng = self.rng
+        if q.frame == "lookup":
+            return self._frame_lookup(q)
+        lab = q.nodes[0].label
+        props = [p for p in lab.props.values() if p.kind not in ("other", "list") and p is not lab.key]
+        if not props:
+            return False
+        chosen = rng.sample(props, min(len(props), rng.choices([1, 2], weights=[3, 2])[0]))
+        q.returns = ([Ref("node", 0)] if lab.key is not None and rng.random() < 0.6 else [])
+        q.returns += [Ref("node", 0, p) for p in chosen]
+        q.style = "key"
+        return True
+
+    def _frame_pairs(self, q: Query) -> bool:
+        j = self.rng.choice([h.child for h in q.hops if h.parent == 0 and q.anchored(h.child) is None] or [0])
+        if j == 0 or q.nodes[0].label.key is None or q.nodes[j].label.key is None:
+            return False
+        q.style = "key"
+        q.returns = [Ref("node", 0), Ref("node", j)]
+        return True
+
+    def _frame_count(self, q: Query) -> bool:
+        q.agg = Agg("count", None)
+        return True
+
+    def _agg_target(self, q: Query) -> Ref | None:
+        rng = self.rng
+        fixed = {id(f.prop) for f in q.filters if f.op in ("eq", "in")}
+        refs = [Ref("node", 0, p) for p in q.nodes[0].label.usable("number", "numtext") if not p.is_year
+                and id(p) not in fixed]
+        refs += [Ref("hop", j, p) for j, h in enumerate(q.hops) if h.parent == 0
+                 for p in h.rel.usable("number", "numtext")]
+        return rng.choice(refs) if refs else None
+
+    def _frame_aggregate(self, q: Query) -> bool:
+        target = self._agg_target(q)
+        years = [p for p in q.nodes[0].label.usable("number", "date", "datetext") if (p.is_year or p.kind != "number")
+                 and not any(f.prop is p for f in q.filters)]
+        if years and (target is None or self.rng.random() < 0.25):  # the earliest / latest year or date
+            q.agg = Agg(self.rng.choice(("min", "max")), Ref("node", 0, self.rng.choice(years)))
+            return True
+        if target is None:
+            return False
+        q.agg = Agg(self.rng.choice(AGGS), target)
+        return True
+
+    def _frame_distinct(self, q: Query) -> bool:
+        lab = q.nodes[0].label
+        props = [p for p in lab.usable("category", "number", "key", "text") if len(p.counts) < 0.8 * p.present
+                 and not any(f.prop is p and f.on == "node" and f.index == 0 for f in q.filters)]
+        if not props:
+            return False
+        q.returns = [Ref("node", 0, self.rng.choice(props))]
+        q.distinct = True
+        q.style = "key"
+        return True
+
+    def _frame_top(self, q: Query) -> bool:
+        rng = self.rng
+        lab = q.nodes[0].label
+        props = [p for p in lab.usable("number", "numtext", "date", "datetext")
+                 if not any(f.prop is p for f in q.filters)]
+        hop_props = [(j, p) for j, h in enumerate(q.hops) if h.parent == 0 for p in h.rel.usable("number", "numtext")]
+        if not props and not hop_props:
+            return False
+        if hop_props and (not props or rng.random() < 0.25):
+            j, p = rng.choice(hop_props)
+            order = Ref("hop", j, p)
+        else:
+            order = Ref("node", 0, rng.choice(props))
+        q.style = "key" if lab.key is not None else "node"
+        q.opener = "top"
+        q.returns = [Ref("node", 0), order]
+        q.order, q.desc, q.limit = order, rng.random() < 0.7, rng.choice((1, 3, 5, 10, 3, 5))
+        return True
+
+    def _group_key(self, q: Query) -> Ref | None:
+        """Group by a related node's key (via a hop from the focus), or by a category property of the focus."""
+        rng = self.rng
+        cands: list[Ref] = []
+        for h in q.hops:
+            if h.parent == 0 and q.anchored(h.child) is None and q.nodes[h.child].label.key is not None:
+                cands.append(Ref("node", h.child))
+        cats = [Ref("node", 0, p) for p in q.nodes[0].label.usable("category")
+                if not any(f.prop is p for f in q.filters)]
+        if cats and (not cands or rng.random() < 0.3):
+            return rng.choice(cats)
+        return rng.choice(cands) if cands else None
+
+    def _frame_group(self, q: Query) -> bool:
+        rng = self.rng
+        g = self._group_key(q)
+        if g is None:
+            return False
+        if rng.random() < 0.6:
+            q.agg = Agg("count", None)
+        else:
+            target = self._agg_target(q)
+            if target is None:
+                q.agg = Agg("count", None)
+            else:
+                q.agg = Agg(rng.choice(AGGS), target)
+        q.group = [g]
+        q.style = "key"
+        if rng.random() < 0.5:
+            q.order, q.desc, q.limit = "agg", rng.random() < 0.8, rng.choice((1, 3, 5, 5, 10))
+        return True
+
+    def _frame_having(self, q: Query) -> bool:
+        rng = self.rng
+        g = next((Ref("node", h.child) for h in q.hops if h.parent == 0 and q.anchored(h.child) is None
+                  and q.nodes[h.child].label.key is not None), None)
+        if g is None:
+            return False
+        q.agg = Agg("count", None)
+        q.group = [g]
+        q.style = "key"
+        op = rng.choice([">", ">=", ">", "<"])
+        q.having = (op, rng.choice([1, 2, 2, 3, 3, 4, 5, 10]))
+        q.returns = [g]
+        return True
+
+    def _frame_collect(self, q: Query) -> bool:
+        g = self._group_key(q)
+        if g is None or g.prop is not None or q.nodes[0].label.key is None:
+            return False
+        q.agg = Agg("collect", Ref("node", 0))
+        q.group = [g]
+        q.style = "key"
+        return True
+
+    def _shown_prop(self, lab: Label, exclude: Prop | None) -> Prop | None:
+        props = [p for p in lab.usable("number", "category", "date", "datetext", "numtext") if p is not exclude]
+        return self.rng.choice(props) if props else None
+
+
+def _prune(q: Query) -> None:
+    """Drop leaf hops that say nothing: an unnamed, unfiltered node that nothing returns or groups by
+    ("products that suppliers supply" is every product). Real questions do not mention them."""
+    while True:
+        used = {r.index for r in [*q.returns, *q.group] if r.on == "node"}
+        if q.agg and q.agg.target and q.agg.target.on == "node":
+            used.add(q.agg.target.index)
+        if isinstance(q.order, Ref) and q.order.on == "node":
+            used.add(q.order.index)
+        hop_used = {r.index for r in q.returns if r.on == "hop"} | {f.index for f in q.filters if f.on == "hop"}
+        if q.agg and q.agg.target and q.agg.target.on == "hop":
+            hop_used.add(q.agg.target.index)
+        if isinstance(q.order, Ref) and q.order.on == "hop":
+            hop_used.add(q.order.index)
+        victim = None
+        for j, h in enumerate(q.hops):
+            c = h.child
+            if q.children(c) or c in used or j in hop_used or any(f.on == "node" and f.index == c for f in q.filters) \
+                    or any(e.node == c for e in q.exists):
+                continue
+            victim = j
+            break
+        if victim is None:
+            return
+        _remove_hop(q, victim)
+
+
+def _remove_hop(q: Query, j: int) -> None:
+    """Remove hop ``j`` and its (leaf) child node, renumbering every reference."""
+    c = q.hops[j].child
+    del q.hops[j]
+    del q.nodes[c]
+
+    def node_ix(i: int) -> int:
+        return i - 1 if i > c else i
+
+    def hop_ix(i: int) -> int:
+        return i - 1 if i > j else i
+
+    for h in q.hops:
+        h.parent, h.child = node_ix(h.parent), node_ix(h.child)
+
+    def fix(r: Ref) -> Ref:
+        return Ref(r.on, node_ix(r.index) if r.on == "node" else hop_ix(r.index), r.prop)
+
+    for f in q.filters:
+        f.index = node_ix(f.index) if f.on == "node" else hop_ix(f.index)
+    for e in q.exists:
+        e.node = node_ix(e.node)
+    q.returns = [fix(r) for r in q.returns]
+    q.group = [fix(r) for r in q.group]
+    if q.agg and q.agg.target:
+        q.agg.target = fix(q.agg.target)
+    if isinstance(q.order, Ref):
+        q.order = fix(q.order)
+
+
+def _nice(x: float) -> float | int:
+    """Round a threshold the way a person would (2 significant digits)."""
+    if x == 0:
+        return 0
+    r = float(f"{x:.2g}")
+    return int(r) if r.is_integer() else r
+
+
+def _round_date(iso: str, rng: random.Random, up: bool = False) -> str:
+    """A date as people pick one: the day itself, the first of its month, or the first of its year."""
+    choice = rng.random()
+    if choice < 0.4:
+        return iso[:10]
+    y, m = int(iso[:4]), int(iso[5:7])
+    if choice < 0.75:
+        if up:
+            y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+        return f"{y:04d}-{m:02d}-01"
+    return f"{y + 1 if up else y:04d}-01-01"
+
+
+__all__ = ["FRAMES", "Agg", "Exists", "Filter", "Hop", "Node", "Query", "Ref", "Sampler", "compile_cypher",
+           "expr", "num", "tie_probe"]

@@ -1,0 +1,633 @@
+"""English questions from query structures (``grammar.Query``), with many surface forms per construct.
+
+A question is a *frame* (what is asked: "How many …?", "List the …", "Which 3 … have the most …?")
+around noun phrases built recursively from the query's tree: a node's noun (or a synonym), its
+filters as post-modifiers ("released after 2000", "whose title contains 'Matrix'", "from Germany"),
+and its hops as relative clauses ("that Tom Hanks acted in", "directed by people born before 1950",
+"who supply products in the Beverages category"). Property names come as words ("unit price"), as
+quoted identifiers ('unitPrice') or bare identifiers; values with or without quotes; numbers and
+dates as people write them. Every choice is drawn from the renderer's seeded RNG, so no wording of
+one construct is tied to another.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from finetune.synth.english import (
+    Noun,
+    Verb,
+    article,
+    cap,
+    is_plural,
+    plural,
+    say_date,
+    say_month,
+    say_num,
+)
+from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref
+from finetune.synth.profile import Prop
+
+AGG_WORDS = {"avg": ["average", "average", "mean"], "sum": ["total", "total", "combined", "sum of the"],
+             "min": ["minimum", "lowest", "smallest"], "max": ["maximum", "highest", "largest"]}
+POLITE = ["Can you tell me {q}", "Could you tell me {q}", "I'd like to know {q}", "Please tell me {q}",
+          "I want to know {q}"]
+POLITE_IMPERATIVE = ["Please {q}", "Can you {q}", "Could you {q}", "I need you to {q}"]
+
+
+class Renderer:
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self._nouns: dict[int, Noun] = {}
+
+    # --- small choices ---------------------------------------------------------------------------
+    def pick(self, options: list[str]) -> str:
+        return self.rng.choice(options)
+
+    def noun(self, q: Query, i: int) -> Noun:
+        if i not in self._nouns:
+            base = q.nodes[i].label.noun
+            syn = base.synonyms()
+            self._nouns[i] = syn[1] if len(syn) > 1 and self.rng.random() < 0.2 else base
+        return self._nouns[i]
+
+    def pname(self, p: Prop) -> str:
+        """A property as a question names it: "unit price", 'unitPrice' or unitPrice."""
+        r = self.rng.random()
+        if r < 0.72 or p.words == p.name:
+            return p.words
+        return f"'{p.name}'" if r < 0.88 else p.name
+
+    def pname_plural(self, p: Prop) -> str:
+        return plural(p.words) if self.rng.random() < 0.85 else f"'{p.name}' values"
+
+    def value(self, v: Any, p: Prop | None = None, quote: float = 0.65) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return say_num(v)
+        s = str(v)
+        if p is not None and p.kind in ("date", "datetext") and len(s) >= 10:
+            return say_date(s, self.rng.randrange(3))
+        r = self.rng.random()
+        if r < quote:
+            return f"'{s}'"
+        if r < quote + 0.08:
+            return f'"{s}"'
+        return s
+
+    # --- noun phrases ---------------------------------------------------------------------------------
+    def anchor(self, q: Query, i: int) -> str:
+        """How a question names one entity: "Tom Hanks", "the movie 'The Matrix'", "order 10248"."""
+        f = q.anchored(i)
+        assert f is not None
+        n = self.noun(q, i)
+        v = f.value
+        if f.prop.kind == "key" and not isinstance(v, (int, float)):
+            name = self.value(v, quote=0.45)
+            r = self.rng.random()
+            if n.person and r < 0.75 or r < 0.45:
+                return name
+            if r < 0.85:
+                if f.prop.name.lower() == "title" and self.rng.random() < 0.5:
+                    return f"{self.pick(['the', 'a'])} {n.singular} titled {name}"
+                return f"the {n.singular} {name}"
+            return self.pick([f"the {n.singular} named {name}", f"the {n.singular} called {name}",
+                              f"the {n.singular} with {f.prop.words} {name}"])
+        shown = say_num(v) if isinstance(v, (int, float)) else str(v)
+        return self.pick([f"{n.singular} {shown}", f"{n.singular} #{shown}", f"the {n.singular} with {self.pname(f.prop)} {shown}",
+                          f"{n.singular} {self.pname(f.prop)} {shown}"])
+
+    def np(self, q: Query, i: int, *, plural_: bool = True, skip_hop: int | None = None, det: str = "",
+           mods: bool = True) -> str:
+        """The noun phrase of node ``i``: noun + filters + relative clauses for its hops (recursively)."""
+        if q.anchored(i) is not None:
+            return self.anchor(q, i)
+        n = self.noun(q, i)
+        pre, post = [], []
+        if mods:
+            for f in q.filters:
+                if f.on == "node" and f.index == i:
+                    a, b = self.filter_phrase(f, plural_)
+                    pre += [a] if a else []
+                    post += [b] if b else []
+            for e in q.exists:
+                if e.node == i:
+                    post.append(self.exists_phrase(q, e, plural_))
+        for j in q.children(i):
+            if j != skip_hop:
+                post.append(self.hop_clause(q, j, plural_))
+        head = " ".join([*pre, n.plural if plural_ else n.singular])
+        text = " ".join(x for x in [det, head, self._join(post)] if x)
+        return text
+
+    def _join(self, parts: list[str]) -> str:
+        if len(parts) <= 1:
+            return "".join(parts)
+        return ", ".join(parts[:-1]) + self.pick([" and ", ", and ", " and "]) + parts[-1]
+
+    def hop_clause(self, q: Query, j: int, parent_plural: bool) -> str:
+        """The relative clause for hop ``j`` seen from its parent: "who acted in movies …", "directed by …"."""
+        h = q.hops[j]
+        parent = self.noun(q, h.parent)
+        v = h.rel.verb
+        tail = self.hop_filters(q, j)
+        if h.outward:
+            one = q.anchored(h.child) is None and self.rng.random() < 0.3
+            other = self.np(q, h.child, plural_=not one)
+            if one:
+                other = article(other)
+            verb = v.finite(parent_plural) if self.rng.random() < 0.7 else v.perfect(parent_plural)
+            return f"{parent.rel} {verb} {other}{tail}"
+        child_anchor = q.anchored(h.child) is not None
+        other = self.np(q, h.child, plural_=not child_anchor)
+        if v.passive and self.rng.random() < 0.5:
+            return f"{v.passive} {other}{tail}"
+        return f"that {other} {v.finite(not child_anchor)}{tail}"
+
+    def hop_filters(self, q: Query, j: int) -> str:
+        fs = [f for f in q.filters if f.on == "hop" and f.index == j]
+        if not fs:
+            return ""
+        return " " + self._join([self.filter_phrase(f, True)[1] or "" for f in fs])
+
+    def exists_phrase(self, q: Query, e: Exists, plural_: bool) -> str:
+        n = q.nodes[e.node].label.noun
+        other = (e.rel.end if e.outward else e.rel.start).noun
+        v = e.rel.verb
+        if e.outward:
+            if e.negated:
+                return self.pick([f"{n.rel} {v.negated(plural_)} any {other.plural}",
+                                  f"{n.rel} {'have' if plural_ else 'has'} never {v.participle or v.base} any {other.singular}"
+                                  if not v.copula else f"{n.rel} {v.negated(plural_)} any {other.singular}"])
+            return self.pick([f"{n.rel} {v.finite(plural_)} at least one {other.singular}",
+                              f"{n.rel} {v.perfect(plural_)} some {other.plural}"])
+        if e.negated:
+            opts = [f"that no {other.singular} {v.finite(False)}"]
+            if v.passive:
+                opts.append(f"that {'have' if plural_ else 'has'} never been {v.passive[:-3]}")
+            return self.pick(opts)
+        opts = [f"that at least one {other.singular} {v.finite(False)}"]
+        if v.passive:
+            opts.append(f"that {'have' if plural_ else 'has'} been {v.passive} at least one {other.singular}")
+        return self.pick(opts)
+
+    def filter_phrase(self, f: Filter, plural_: bool) -> tuple[str, str]:
+        """(pre-modifier, post-modifier) for a filter; one of them is empty."""
+        p, op, rng = f.prop, f.op, self.rng
+        pn = self.pname(p)
+        part = p.participle if p.participle and rng.random() < 0.75 else ""
+        have = "have" if plural_ else "has"
+        be = "are" if plural_ else "is"
+        their = "their" if plural_ else "its"
+        if op in ("true", "false"):
+            words = p.words.split()
+            adj = " ".join(words[1:]) if words[0] in ("is", "has") and len(words) > 1 else p.words
+            if op == "true":
+                return self.pick([(adj, ""), ("", f"that {be} {adj}"), ("", f"marked as {adj}"),
+                                  ("", f"where {pn} is true")])  # type: ignore[list-item]
+            return self.pick([("", f"that {be} not {adj}"), ("", f"not marked as {adj}"),
+                              ("", f"where {pn} is false")])  # type: ignore[list-item]
+        if op == "null":
+            return "", self.pick([f"without a {pn}", f"with no {pn}", f"that {have} no {pn}", f"whose {pn} is missing",
+                                  f"with an unknown {pn}", f"where the {pn} is not set"])
+        if op == "notnull":
+            return "", self.pick([f"with a {pn}", f"that {have} a {pn}", f"whose {pn} is known",
+                                  f"with a {pn} on record", f"where {pn} is set", f"with a {pn} listed"])
+        if p.kind in ("date", "datetext"):
+            return "", self._date_phrase(f, pn, part)
+        if p.kind in ("number", "numtext"):
+            return "", self._number_phrase(f, pn, part, plural_)
+        v = self.value(f.value, p)
+        if op == "eq":
+            if p.is_location and rng.random() < 0.6:
+                return "", self.pick([f"from {v}", f"in {v}", f"located in {v}", f"based in {v}"])
+            return "", self.pick([f"whose {pn} is {v}", f"with {pn} {v}", f"with a {pn} of {v}", f"with the {pn} {v}",
+                                  f"where the {pn} is {v}", f"that {have} {article(pn)} {v}" if False else f"having {pn} {v}"])
+        if op == "ne":
+            if p.is_location and rng.random() < 0.5:
+                return "", self.pick([f"not from {v}", f"outside {v}", f"not located in {v}"])
+            return "", self.pick([f"whose {pn} is not {v}", f"with a {pn} other than {v}", f"where the {pn} isn't {v}"])
+        if op == "in":
+            vals = [self.value(x, p) for x in f.value]
+            listed = ", ".join(vals[:-1]) + self.pick([" or ", " or ", ", or "]) + vals[-1]
+            if p.is_location and rng.random() < 0.5:
+                return "", self.pick([f"from {listed}", f"in {listed}", f"located in either {listed}"])
+            return "", self.pick([f"whose {pn} is {listed}", f"with {pn} {listed}", f"with a {pn} of either {listed}",
+                                  f"whose {pn} is one of {', '.join(vals)}"])
+        q = f"'{f.value}'" if rng.random() < 0.85 else f'"{f.value}"'
+        if op == "contains":
+            return "", self.pick([f"whose {pn} contains {q}", f"with {q} in {their} {pn}", f"with a {pn} containing {q}",
+                                  f"whose {pn} includes {q}", f"with a {pn} that mentions {q}",
+                                  f"whose {pn} has the word {q} in it"])
+        if op == "starts":
+            return "", self.pick([f"whose {pn} starts with {q}", f"with a {pn} beginning with {q}",
+                                  f"whose {pn} begins with {q}", f"with a {pn} starting with {q}"])
+        if op == "ends":
+            return "", self.pick([f"whose {pn} ends with {q}", f"with a {pn} ending in {q}", f"whose {pn} ends in {q}"])
+        raise ValueError(op)
+
+    def _number_phrase(self, f: Filter, pn: str, part: str, plural_: bool) -> str:
+        p, op = f.prop, f.op
+        v = self.value(f.value, p)
+        if part:
+            return {"gt": self.pick([f"{part} after {v}", f"{part} later than {v}", f"{part} since {v}" if False else f"{part} after {v}"]),
+                    "ge": self.pick([f"{part} in {v} or later", f"{part} in or after {v}"]),
+                    "lt": self.pick([f"{part} before {v}", f"{part} earlier than {v}", f"{part} prior to {v}"]),
+                    "le": self.pick([f"{part} in {v} or earlier", f"{part} in or before {v}"]),
+                    "eq": self.pick([f"{part} in {v}", f"{part} in the year {v}"]),
+                    "between": self.pick([f"{part} between {v} and {self.value(f.value2, p)}",
+                                          f"{part} from {v} to {self.value(f.value2, p)}"])}[op]
+        plural_words = is_plural(p.words.split()[0]) or is_plural(p.words.split()[-1])
+        if plural_words and p.kind == "number" and op in ("gt", "lt", "ge", "le") and self.rng.random() < 0.6:
+            word = {"gt": "more than", "lt": "fewer than", "ge": "at least", "le": "at most"}[op]
+            return f"with {word} {v} {pn}"
+        if op == "eq":
+            return self.pick([f"with a {pn} of {v}", f"whose {pn} is {v}", f"with {pn} equal to {v}", f"with {pn} {v}"])
+        if op == "between":
+            w = self.value(f.value2, p)
+            return self.pick([f"with a {pn} between {v} and {w}", f"whose {pn} is between {v} and {w}",
+                              f"with {pn} from {v} to {w}", f"with a {pn} in the range {v} to {w}"])
+        words = {"gt": ["above", "greater than", "more than", "over", "higher than", "exceeding"],
+                 "ge": ["of at least", "of {v} or more"], "lt": ["below", "less than", "under", "lower than"],
+                 "le": ["of at most", "of {v} or less"]}[op]
+        w = self.pick(words)
+        if "{v}" in w:
+            return self.pick([f"with a {pn} {w.format(v=v)}", f"whose {pn} is {w.format(v=v)[3:]}"])
+        return self.pick([f"with a {pn} {w} {v}", f"whose {pn} is {w} {v}", f"with {pn} {w} {v}", f"where {pn} is {w} {v}"])
+
+    def _date_phrase(self, f: Filter, pn: str, part: str) -> str:
+        op = f.op
+        if op in ("year", "month"):
+            when = str(f.value) if op == "year" else say_month(str(f.value) + "-01")
+            return self.pick([f"{part} in {when}"] if part else [f"with a {pn} in {when}", f"whose {pn} is in {when}",
+                                                                 f"with {pn} during {when}"])
+        d = say_date(str(f.value), self.rng.randrange(3))
+        if op == "between":
+            d2 = say_date(str(f.value2), self.rng.randrange(3))
+            return f"{part} between {d} and {d2}" if part else self.pick(
+                [f"with a {pn} between {d} and {d2}", f"whose {pn} is between {d} and {d2}"])
+        word = self.pick(["after", "later than"] if op == "after" else ["before", "earlier than", "prior to"])
+        return f"{part} {word} {d}" if part else self.pick([f"with a {pn} {word} {d}", f"whose {pn} is {word} {d}"])
+
+    # --- frames --------------------------------------------------------------------------------------------
+    def question(self, q: Query) -> str:
+        self._nouns = {}
+        text = getattr(self, f"_q_{q.frame}")(q)
+        text = cap(text)
+        if self.rng.random() < 0.04:
+            body = text[:1].lower() + text[1:]
+            if text.endswith("?"):
+                text = cap(self.pick(POLITE).format(q=body))
+            else:
+                text = cap(self.pick(POLITE_IMPERATIVE).format(q=body.rstrip(".")) + ("?" if self.rng.random() < 0.5 else "."))
+        return text
+
+    def _main_hop(self, q: Query) -> int | None:
+        """A hop of the focus that can become the question's main verb ("Which movies did Tom Hanks act in?")."""
+        hops = q.children(0)
+        if len(hops) == 1 and self.rng.random() < 0.6:
+            return hops[0]
+        return None
+
+    def _verb_question(self, q: Query, j: int, head: str) -> str:
+        """ "{head} did Tom Hanks act in" / "{head} acted in movies …" / "{head} were directed by …"."""
+        h = q.hops[j]
+        v: Verb = h.rel.verb
+        tail = self.hop_filters(q, j)
+        if h.outward:
+            other = self.np(q, h.child)
+            return f"{head} {v.finite(True) if not head.startswith('Who') else v.finite(False)} {other}{tail}"
+        anchor = q.anchored(h.child) is not None
+        other = self.np(q, h.child, plural_=not anchor)
+        if v.passive and self.rng.random() < 0.4:
+            return f"{head} {'were' if not v.present else 'are'} {v.passive} {other}{tail}"
+        return f"{head} {v.ask(other, not anchor)}{tail}"
+
+    def _entity_opener(self, q: Query, np_text: str, count: int | None = None) -> str:
+        k = f"{count} " if count else ""
+        o = q.opener
+        if o == "which":
+            return self.pick([f"Which {np_text} are there?", f"Which are the {np_text}?"])
+        if o == "list":
+            return self.pick([f"List the {k}{np_text}.", f"List all {np_text}." if not k else f"List {k}{np_text}.",
+                              f"Give me a list of {k}{np_text}."])
+        if o == "what":
+            return self.pick([f"What are the {k}{np_text}?", f"What {k}{np_text} are there?"])
+        if o == "name":
+            return self.pick([f"Name the {k}{np_text}.", f"Name {k}{np_text}." if k else f"Name all {np_text}."])
+        if o == "names":
+            key = q.nodes[0].label.key
+            kw = plural(key.words) if key is not None else "names"
+            return self.pick([f"What are the {kw} of the {k}{np_text}?", f"List the {kw} of {k}{np_text}.",
+                              f"Give me the {kw} of {k}{np_text}."])
+        if o == "find":
+            return self.pick([f"Find {k}{np_text}." if k else f"Find all {np_text}.", f"Find the {k}{np_text}."])
+        if o == "show":
+            return self.pick([f"Show me the {k}{np_text}.", f"Show {k}{np_text}." if k else f"Show all {np_text}.",
+                              f"Display the {k}{np_text}."])
+        return self.pick([f"Retrieve the {k}{np_text}.", f"Retrieve {k}{np_text}." if k else f"Retrieve all {np_text}.",
+                          f"Return the {k}{np_text}."])
+
+    def _with_extra(self, q: Query, text: str) -> str:
+        extra = [r.prop for r in q.returns[1:] if r.prop is not None]
+        if not extra:
+            return text
+        end = text[-1]
+        names = " and ".join(self.pname(p) for p in extra)
+        return text[:-1] + self.pick([f", with their {names}", f" along with their {names}", f" and their {names}"]) + end
+
+    def _q_list(self, q: Query) -> str:
+        j = self._main_hop(q) if q.opener in ("which",) else None
+        if j is not None:
+            n = self.noun(q, 0)
+            head = "Who" if n.person and not self._has_mods(q, 0) and self.rng.random() < 0.7 else \
+                f"Which {self.np(q, 0, skip_hop=j)}"
+            text = self._verb_question(q, j, head) + "?"
+            return self._with_extra(q, text)
+        return self._with_extra(q, self._entity_opener(q, self.np(q, 0)))
+
+    def _has_mods(self, q: Query, i: int) -> bool:
+        return any(f.on == "node" and f.index == i for f in q.filters) or any(e.node == i for e in q.exists) or \
+            len(q.children(i)) > 1
+
+    def _q_first(self, q: Query) -> str:
+        k = q.limit or 3
+        np_text = self.np(q, 0)
+        if self.rng.random() < 0.55:
+            lead = {"which": "List", "list": "List", "what": "Give me", "name": "Name", "names": "List", "find": "Find",
+                    "show": "Show", "retrieve": "Retrieve"}[q.opener]
+            first = self.pick(["first", "first", "first"])
+            if q.opener == "names":
+                key = q.nodes[0].label.key
+                kw = plural(key.words) if key is not None else "names"
+                return self._with_extra(q, f"List the {kw} of the first {k} {np_text}.")
+            return self._with_extra(q, f"{lead} the {first} {k} {np_text}.")
+        if q.opener == "which":
+            return self._with_extra(q, self.pick([f"List {k} {np_text}.", f"Give me {k} {np_text}.",
+                                                  f"Name any {k} {np_text}."]))
+        return self._with_extra(q, self._entity_opener(q, np_text, count=k))
+
+    def _q_props(self, q: Query) -> str:
+        props = [r.prop for r in q.returns if r.prop is not None]
+        with_key = any(r.prop is None for r in q.returns)
+        if q.anchored(0) is not None:
+            return self._lookup(q, props)
+        np_text = self.np(q, 0)
+        names = self._and([self.pname_plural(p) if i == 0 and self.rng.random() < 0.7 else self.pname(p)
+                           for i, p in enumerate(props)])
+        if with_key:
+            key = q.nodes[0].label.key
+            assert key is not None
+            return self.pick([f"List the {np_text} with their {names}.", f"Show the {np_text} and their {names}.",
+                              f"What are the {plural(key.words)} and {names} of {np_text}?",
+                              f"For each of the {np_text}, give the {key.words} and the {names}.",
+                              f"Give me the {np_text} along with their {names}."])
+        return self.pick([f"What are the {names} of {np_text}?", f"List the {names} of {np_text}.",
+                          f"Show the {names} of the {np_text}.", f"Give me the {names} for {np_text}.",
+                          f"What {names} do {np_text} have?"])
+
+    def _and(self, items: list[str]) -> str:
+        return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+    def _lookup(self, q: Query, props: list[Prop]) -> str:
+        ref = self.anchor(q, 0)
+        if len(props) == 1:
+            p = props[0]
+            pn = self.pname(p)
+            if p.participle and self.rng.random() < 0.7:
+                return self.pick([f"When was {ref} {p.participle}?", f"In what year was {ref} {p.participle}?"]
+                                 if p.kind == "number" else [f"When was {ref} {p.participle}?"])
+            opts = [f"What is the {pn} of {ref}?", f"Tell me the {pn} of {ref}.", f"What's the {pn} of {ref}?",
+                    f"Show the {pn} for {ref}.", f"Give me the {pn} of {ref}."]
+            if not ref.startswith("the "):
+                opts.append(f"What is {ref}'s {pn}?")
+            if p.is_location and p.words in ("city", "country", "region", "state"):
+                opts.append(f"In which {p.words} is {ref}?")
+            return self.pick(opts)
+        names = self._and([self.pname(p) for p in props])
+        return self.pick([f"What are the {names} of {ref}?", f"Give me the {names} of {ref}.",
+                          f"Show {ref}'s {names}." if not ref.startswith("the ") else f"Show the {names} of {ref}."])
+
+    def _q_pairs(self, q: Query) -> str:
+        j = q.returns[1].index
+        hop = next(h for h in q.hops if h.child == j)
+        v = hop.rel.verb
+        other = self.noun(q, j)
+        np_text = self.np(q, 0, skip_hop=q.hops.index(hop))
+        other_np = self.np(q, j)
+        if hop.outward:
+            rel = self.pick([f"the {other_np} that they {v.finite(True)}", f"the {other_np} they {v.finite(True)}"]) \
+                if other_np == other.plural else f"the {other_np} that they {v.finite(True)}"
+        else:
+            rel = f"the {other_np} that {v.finite(True)} them" if not v.passive or self.rng.random() < 0.5 \
+                else f"the {other_np} they were {v.passive}"
+        return self.pick([f"List the {np_text} and {rel}.", f"Show each of the {np_text} with {rel}.",
+                          f"For the {np_text}, list {rel}.", f"Give me the {np_text} together with {rel}."])
+
+    def _q_count(self, q: Query) -> str:
+        j = self._main_hop(q)
+        if j is not None:
+            head = f"How many {self.np(q, 0, skip_hop=j)}"
+            return self._verb_question(q, j, head) + "?"
+        np_text = self.np(q, 0)
+        return self.pick([f"How many {np_text} are there?", f"How many {np_text} are there?", f"How many {np_text}?",
+                          f"Count the {np_text}.", f"What is the number of {np_text}?",
+                          f"Give me the number of {np_text}.", f"How many {np_text} do we have?",
+                          f"What's the total number of {np_text}?"])
+
+    def _agg_word(self, func: str, p: Prop | None) -> str:
+        if p is not None and (p.kind in ("date", "datetext") or p.is_year) and func in ("min", "max"):
+            return self.pick(["earliest", "first"] if func == "min" else ["latest", "most recent"])
+        return self.pick(AGG_WORDS[func])
+
+    def _agg_target_text(self, q: Query, ref: Ref) -> str:
+        assert ref.prop is not None
+        pn = self.pname(ref.prop)
+        if ref.on == "hop":
+            h = q.hops[ref.index]
+            return self.pick([f"{pn}", f"{pn}", f"'{h.rel.type}' {pn}", f"{pn} on the {h.rel.type} relationships"])
+        return pn
+
+    def _q_aggregate(self, q: Query) -> str:
+        a = q.agg
+        assert a is not None and a.target is not None
+        word = self._agg_word(a.func, a.target.prop)
+        target = self._agg_target_text(q, a.target)
+        np_text = self.np(q, 0)
+        return self.pick([f"What is the {word} {target} of {np_text}?", f"What's the {word} {target} among {np_text}?",
+                          f"Find the {word} {target} of {np_text}.", f"Calculate the {word} {target} of {np_text}.",
+                          f"What is the {word} {target} for {np_text}?"])
+
+    def _q_distinct(self, q: Query) -> str:
+        p = q.returns[0].prop
+        assert p is not None
+        np_text = self.np(q, 0)
+        pl = self.pname_plural(p)
+        opts = [f"What are the distinct {pl} of {np_text}?", f"List the different {pl} of {np_text}.",
+                f"Which {pl} do {np_text} have?", f"Show the unique {pl} among {np_text}.",
+                f"What {pl} are there among {np_text}?"]
+        if p.is_location:
+            opts.append(f"Which {pl} are {np_text} from?")
+        return self.pick(opts)
+
+    def _order_words(self, p: Prop, desc: bool) -> str:
+        if p.kind in ("date", "datetext") or p.is_year:
+            if p.participle == "born":
+                return self.pick(["youngest"] if desc else ["oldest"])
+            return self.pick(["most recent", "latest", "newest"] if desc else ["earliest", "oldest"])
+        return ""
+
+    def _q_top(self, q: Query) -> str:
+        assert isinstance(q.order, Ref) and q.order.prop is not None
+        k = q.limit or 1
+        p = q.order.prop
+        pn = self._agg_target_text(q, q.order) if q.order.on == "hop" else self.pname(p)
+        hi = "highest" if q.desc else "lowest"
+        dates = [x for x in q.nodes[0].label.props.values() if x.kind in ("date", "datetext") or x.is_year]
+        special = self._order_words(p, q.desc) if q.order.on == "node" and len(dates) == 1 else ""
+        n = self.noun(q, 0)
+        if k == 1:
+            np_sing = self.np(q, 0, plural_=False)
+            opts = [f"Which {np_sing} has the {hi} {pn}?", f"What is the {np_sing} with the {hi} {pn}?",
+                    f"Find the {np_sing} with the {hi} {pn}."]
+            if special:
+                opts.append(f"Which is the {special} {np_sing}?")
+            if n.person:
+                opts.append(f"Who has the {hi} {pn} among {self.np(q, 0)}?")
+            return self.pick(opts)
+        np_text = self.np(q, 0)
+        opts = [f"What are the top {k} {np_text} by {pn}?", f"Which {k} {np_text} have the {hi} {pn}?",
+                f"List the {k} {np_text} with the {hi} {pn}.", f"Show the top {k} {np_text} ranked by {pn}.",
+                f"Top {k} {np_text} by {pn}" + ("" if q.desc else " (lowest first)"),
+                f"Give me the {k} {np_text} with the {hi} {pn}."]
+        if not q.desc:
+            opts = [o for o in opts if "top" not in o.lower() or "lowest" in o] + [f"Which {k} {np_text} have the smallest {pn}?"]
+        if special:
+            opts.append(f"List the {k} {special} {np_text}.")
+            opts.append(f"What are the {k} {special} {np_text}?")
+        return self.pick(opts)
+
+    # --- grouping ------------------------------------------------------------------------------------------
+    def _group_parts(self, q: Query) -> tuple[str, str, str, Hop | None]:
+        """(focus NP without the group hop, "each <group>", group plural NP, the hop to the group node or None)."""
+        g = q.group[0]
+        if g.prop is not None:  # a property of the focus
+            pn = self.pname(g.prop)
+            return self.np(q, 0), f"each {pn}", plural(g.prop.words), None
+        hop = next(h for h in q.hops if h.child == g.index)
+        x = self.np(q, 0, skip_hop=q.hops.index(hop))
+        each = self.np(q, g.index, plural_=False, det="each")
+        return x, each, self.np(q, g.index), hop
+
+    def _count_phrase(self, q: Query, x: str, each: str, hop: Hop | None) -> list[str]:
+        if hop is None:
+            return [f"How many {x} are there in {each}?", f"Count the {x} by {each[5:]}.", f"Number of {x} per {each[5:]}",
+                    f"For {each}, how many {x} are there?", f"How many {x} does {each} have?"]
+        v = hop.rel.verb
+        if not hop.outward:  # the group node is the start: (g)-[:R]->(x)
+            out = [f"How many {x} {'has' if not v.copula else 'is'} {each} {v.participle if not v.copula else v.base}?",
+                   f"Count the {x} {each} {v.finite(False)}.", f"For {each}, how many {x} did they {v.base}?"
+                   if not v.copula and not v.present else f"For {each}, how many {x} {v.ask('they', True)}?"]
+            if v.passive:
+                out.append(f"Number of {x} {v.passive} {each}")
+            return out
+        return [f"How many {x} {v.finite(True)} {each}?", f"For {each}, how many {x} {v.finite(True)} it?",
+                f"Count the {x} that {v.finite(True)} {each}.", f"Number of {x} that {v.finite(True)} {each}"]
+
+    def _q_group(self, q: Query) -> str:
+        a = q.agg
+        assert a is not None
+        x, each, groups, hop = self._group_parts(q)
+        if q.order == "agg" and q.limit:
+            return self._group_top(q, x, groups, hop)
+        if a.func == "count":
+            text = self.pick(self._count_phrase(q, x, each, hop))
+        else:
+            assert a.target is not None
+            word = self._agg_word(a.func, a.target.prop)
+            target = self._agg_target_text(q, a.target)
+            text = self.pick([f"What is the {word} {target} of {x} for {each}?",
+                              f"For {each}, what is the {word} {target} of the {x}?",
+                              f"{word.capitalize()} {target} of {x} per {each[5:]}",
+                              f"Show {each} with the {word} {target} of its {x}."])
+        return text if text[-1] in "?." else text + self.pick(["", "?", "."])
+
+    def _group_top(self, q: Query, x: str, groups: str, hop: Hop | None) -> str:
+        a = q.agg
+        assert a is not None
+        k = q.limit or 1
+        most = "most" if q.desc else "fewest"
+        if a.func != "count":
+            assert a.target is not None
+            word = self._agg_word(a.func, a.target.prop)
+            target = self._agg_target_text(q, a.target)
+            hi = "highest" if q.desc else "lowest"
+            if k == 1:
+                return self.pick([f"Which {groups[:-1] if groups.endswith('s') and False else groups} has the {hi} {word} {target} of {x}?"
+                                  .replace(groups, self._singular_groups(q, groups)),
+                                  f"Find the {self._singular_groups(q, groups)} with the {hi} {word} {target} of {x}."])
+            return self.pick([f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
+                              f"Top {k} {groups} by {word} {target} of {x}",
+                              f"List the {k} {groups} with the {hi} {word} {target} of {x}."])
+        if hop is None:
+            g = q.group[0].prop
+            assert g is not None
+            if k == 1:
+                return self.pick([f"Which {self.pname(g)} has the {most} {x}?", f"What {self.pname(g)} has the {most} {x}?"])
+            return self.pick([f"Which {k} {plural(g.words)} have the {most} {x}?",
+                              f"Top {k} {plural(g.words)} by number of {x}"])
+        v = hop.rel.verb
+        gsing = self._singular_groups(q, groups)
+        if not hop.outward:  # (g)-[:R]->(x): "Which person directed the most movies?"
+            if k == 1:
+                return self.pick([f"Which {gsing} {v.finite(False)} the {most} {x}?",
+                                  f"Which {gsing} {v.perfect(False)} the {most} {x}?"] +
+                                 ([f"Who {v.finite(False)} the {most} {x}?"] if q.nodes[q.group[0].index].label.noun.person
+                                  and gsing == q.nodes[q.group[0].index].label.noun.singular else []))
+            return self.pick([f"Which {k} {groups} {v.perfect(True)} the {most} {x}?",
+                              f"Top {k} {groups} by number of {x} {v.passive[:-3] if v.passive else ''}".rstrip(),
+                              f"List the {k} {groups} that {v.finite(True)} the {most} {x}."])
+        if k == 1:
+            return self.pick([f"Which {gsing} has the {most} {x} that {v.finite(True)} it?",
+                              f"Which {gsing} do the {most} {x} {v.base if not v.copula else 'belong to'}?"
+                              if not v.copula else f"Which {gsing} has the {most} {x}?"])
+        return self.pick([f"Which {k} {groups} have the {most} {x} that {v.finite(True)} them?",
+                          f"Top {k} {groups} by number of {x} that {v.finite(True)} them",
+                          f"List the {k} {groups} with the {most} {x}."])
+
+    def _singular_groups(self, q: Query, groups: str) -> str:
+        g = q.group[0]
+        if g.prop is not None:
+            return g.prop.words
+        return self.np(q, g.index, plural_=False)
+
+    def _q_having(self, q: Query) -> str:
+        assert q.having is not None
+        op, k = q.having
+        x, _, groups, hop = self._group_parts(q)
+        assert hop is not None
+        v = hop.rel.verb
+        amount = {">": self.pick(["more than", "over"]), ">=": "at least", "<": "fewer than"}[op]
+        if not hop.outward:  # (g)-[:R]->(x)
+            opts = [f"Which {groups} {v.perfect(True)} {amount} {k} {x}?",
+                    f"List the {groups} that {v.finite(True)} {amount} {k} {x}.",
+                    f"Find {groups} who {v.finite(True)} {amount} {k} {x}."]
+            if q.nodes[q.group[0].index].label.noun.person and groups == q.nodes[q.group[0].index].label.noun.plural:
+                opts.append(f"Who {v.finite(False)} {amount} {k} {x}?")
+            return self.pick(opts)
+        return self.pick([f"Which {groups} have {amount} {k} {x} that {v.finite(True)} them?",
+                          f"List the {groups} with {amount} {k} {x}.",
+                          f"Find the {groups} that {amount} {k} {x} {v.finite(True)}."])
+
+    def _q_collect(self, q: Query) -> str:
+        x, each, groups, hop = self._group_parts(q)
+        assert hop is not None
+        v = hop.rel.verb
+        if not hop.outward:
+            return self.pick([f"For {each}, list the {x} they {v.finite(True)}.", f"List {each} with the {x} they {v.finite(True)}.",
+                              f"Show {each} and the {x} {v.passive or 'related to'} them." if v.passive else
+                              f"Show {each} and its {x}."])
+        return self.pick([f"For {each}, list the {x} that {v.finite(True)} it.", f"List {each} with its {x}.",
+                          f"Show {each} together with the {x} that {v.finite(True)} it."])

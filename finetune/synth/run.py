@@ -1,0 +1,323 @@
+"""Run sampled queries read-only and keep the ones that make good training pairs.
+
+A candidate (``grammar.Query``) is kept when its query runs within a short timeout, returns rows
+that say something (not only nulls or zeros), is written with DISTINCT only where rows would repeat
+(and counts or averages over repeated nodes count each node once), and — when it orders and cuts
+(ORDER BY … LIMIT k) — has no tie at the cut. Each kept query is rendered as several questions
+(paraphrases by rendering variety); pairs are de-duplicated on normalised question and query.
+
+Candidates are sampled sequentially from one seeded sampler and checked in parallel batches whose
+results are consumed in order, so a run is deterministic for a graph and seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import DataError, GraphError
+from agent.graphdb.base import GraphStore
+from finetune.synth.grammar import FRAMES, Agg, Query, Ref, Sampler, compile_cypher, tie_probe
+from finetune.synth.profile import Profile, profile_graph
+from finetune.synth.render import Renderer
+
+BATCH = 64
+"""Candidates sampled, then checked in parallel, per round."""
+
+
+@dataclass
+class Pair:
+    """A kept question → Cypher pair (one JSONL line)."""
+
+    question: str
+    cypher: str
+    category: str
+    graph: str
+    row_count: int
+    source: str = "synth"
+    features: tuple[str, ...] = ()
+    query_id: str = ""  # the same for every paraphrase of one query (held-out splits keep them together)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "cypher": self.cypher, "category": self.category, "graph": self.graph,
+                "source": self.source, "row_count": self.row_count, "query_id": self.query_id,
+                "features": list(self.features)}
+
+
+@dataclass
+class GenerationReport:
+    """What a run produced: pairs, distinct queries, rejections per frame and coverage per construct."""
+
+    graph: str
+    requested: int
+    kept: int = 0
+    queries_kept: int = 0
+    seconds: float = 0.0
+    profile_seconds: float = 0.0
+    db_queries: int = 0
+    sampled: int = 0
+    rejected: dict[str, Counter] = field(default_factory=dict)
+    coverage: Counter = field(default_factory=Counter)
+    exhausted: bool = False
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.kept / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"graph": self.graph, "requested": self.requested, "kept": self.kept, "queries_kept": self.queries_kept,
+                "seconds": round(self.seconds, 2), "profile_seconds": round(self.profile_seconds, 2),
+                "db_queries": self.db_queries, "sampled": self.sampled, "exhausted": self.exhausted,
+                "rejected": {k: dict(v) for k, v in self.rejected.items()}, "coverage": dict(sorted(self.coverage.items()))}
+
+    def table(self) -> str:
+        """Markdown: kept queries per construct, and why candidates were dropped."""
+        lines = ["| construct | queries |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in sorted(self.coverage.items())]
+        reasons = Counter()
+        for c in self.rejected.values():
+            reasons.update(c)
+        lines.append("")
+        lines.append(f"{self.kept} pairs from {self.queries_kept} distinct queries; {self.sampled} candidates sampled, "
+                     f"{self.db_queries} database queries, {self.seconds:.1f} s. Dropped: "
+                     + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+        return "\n".join(lines)
+
+
+def says_nothing(rows: list[list[Any]]) -> bool:
+    """True for answers that carry no information: every cell empty, or one row of zeros/empties."""
+    empty = (None, "", [], {})
+    if all(all(c in empty for c in row) for row in rows):
+        return True
+    return len(rows) == 1 and all(
+        c in empty or (isinstance(c, (int, float)) and not isinstance(c, bool) and c == 0) for c in rows[0])
+
+
+def _has_duplicates(rows: list[list[Any]]) -> bool:
+    seen = set()
+    for r in rows:
+        key = json.dumps(r, sort_keys=True, default=str)
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+class Checker:
+    """Runs one candidate's queries and settles its final form (or the reason it is dropped)."""
+
+    def __init__(self, graph: GraphStore, timeout_s: float, max_rows: int) -> None:
+        self.graph, self.timeout_s, self.max_rows = graph, timeout_s, max_rows
+
+    def _run(self, cypher: str, counter: list[int]) -> Any:
+        counter[0] += 1
+        try:
+            return self.graph.query(cypher, timeout_s=self.timeout_s, max_rows=self.max_rows)
+        except GraphError:
+            return None
+
+    def check(self, q: Query) -> tuple[Query | None, str, int, int]:
+        """(final query or None, reason, row count, database queries used)."""
+        n = [0]
+        q = self._settle_distinct(q, n)
+        if q is None:
+            return None, "error", 0, n[0]
+        res = self._run(compile_cypher(q), n)
+        if res is None:
+            return None, "error", 0, n[0]
+        if not res.rows:
+            return None, "empty", 0, n[0]
+        if res.truncated:
+            return None, "too_many_rows", 0, n[0]
+        if says_nothing(res.rows):
+            return None, "no_information", 0, n[0]
+        if q.limit and len(res.rows) < q.limit and q.frame in ("top", "first") and q.limit > 1:
+            return None, "fewer_than_limit", 0, n[0]
+        if q.order is not None and q.limit:
+            probe = tie_probe(q)
+            assert probe is not None
+            text, k = probe
+            pr = self._run(text, n)
+            if pr is None:
+                return None, "error", 0, n[0]
+            if len(pr.rows) > k and pr.rows[k - 1][-1] == pr.rows[k][-1]:
+                return None, "tie_at_limit", 0, n[0]
+        if q.group and q.agg and q.agg.func != "collect" and len(res.rows) < 2 and not q.limit:
+            return None, "single_group", 0, n[0]
+        return q, "kept", len(res.rows), n[0]
+
+    def _settle_distinct(self, q: Query, n: list[int]) -> Query | None:
+        """DISTINCT only where it changes the answer: repeated rows, nodes counted twice, averages over repeats."""
+        if not q.hops:
+            return q
+        if q.agg is None and not q.distinct:
+            body = copy.copy(q)
+            body.limit = None
+            body.order = None
+            res = self._run(compile_cypher(body), n)
+            if res is None:
+                return None
+            if _has_duplicates(res.rows):
+                q = copy.copy(q)
+                q.distinct = True
+            return q
+        if q.agg is not None and q.agg.func in ("count", "collect"):
+            plain = self._run(compile_cypher(q), n)
+            dq = copy.copy(q)
+            dq.agg = Agg(q.agg.func, q.agg.target, distinct=True)
+            distinct = self._run(compile_cypher(dq), n)
+            if plain is None or distinct is None:
+                return None
+            canon = [sorted(json.dumps(r, sort_keys=True, default=str) for r in x.rows) for x in (plain, distinct)]
+            return q if canon[0] == canon[1] else dq
+        if q.agg is not None and q.agg.func in ("sum", "avg") and q.agg.target and q.agg.target.on == "node":
+            v = q.nodes[0].var
+            probe = copy.copy(q)
+            text = compile_cypher(probe)
+            cut = text.find(" RETURN ") if " WITH " not in text else text.find(" WITH ")
+            res = self._run(text[:cut] + f" RETURN count({v}), count(DISTINCT {v})", n)
+            if res is None:
+                return None
+            if res.rows and res.rows[0][0] != res.rows[0][1]:
+                q = copy.copy(q)
+                q.dedupe_first = True
+        return q
+
+
+def query_id(cypher: str) -> str:
+    from finetune.dataset import normalize_cypher
+
+    return hashlib.sha1(normalize_cypher(cypher).encode()).hexdigest()[:12]
+
+
+def generate_pairs(
+    graph: GraphStore,
+    n: int,
+    *,
+    seed: int = 0,
+    frames: Iterable[str] | None = None,
+    paraphrases: int = 3,
+    timeout_s: float = 2.0,
+    max_rows: int = 1000,
+    workers: int = 4,
+    max_sampled: int | None = None,
+    profile: Profile | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[Pair], GenerationReport]:
+    """Up to ``n`` executed, de-duplicated pairs (``paraphrases`` renderings per kept query), with a report."""
+    from finetune.dataset import normalize_cypher, normalize_question
+
+    chosen = list(frames) if frames is not None else list(FRAMES)
+    unknown = [f for f in chosen if f not in FRAMES]
+    if unknown:
+        raise DataError(f"unknown frame(s) {', '.join(unknown)}; choose from {', '.join(FRAMES)}")
+    if n <= 0:
+        raise DataError("the number of pairs must be positive")
+    start = time.perf_counter()
+    report = GenerationReport(graph.name, n, rejected={f: Counter() for f in chosen})
+    if profile is None:
+        profile = profile_graph(graph, seed=seed)
+    report.profile_seconds = time.perf_counter() - start
+    if not any(lab.nodes for lab in profile.labels.values()):
+        raise DataError(f"graph {graph.name!r} has no nodes to generate questions about")
+    sampler = Sampler(profile, seed)
+    renderer = Renderer(seed)
+    checker = Checker(graph, timeout_s, max_rows)
+    weights = {f: FRAMES[f] for f in chosen}
+    seen_q: set[str] = set()
+    seen_c: set[str] = set()
+    pairs: list[Pair] = []
+    limit = max_sampled if max_sampled is not None else max(2000, n * 40)
+    stale = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while len(pairs) < n and report.sampled < limit:
+            batch: list[Query] = []
+            while len(batch) < BATCH and report.sampled < limit:
+                frame = sampler.rng.choices(list(weights), weights=list(weights.values()))[0]
+                q = sampler.sample(frame)
+                report.sampled += 1
+                if q is None:
+                    report.rejected[frame]["no_fit"] += 1
+                    continue
+                if normalize_cypher(compile_cypher(q)) in seen_c:
+                    report.rejected[frame]["duplicate"] += 1
+                    continue
+                batch.append(q)
+            before = len(pairs)
+            for q, (final, reason, rows, used) in zip(batch, pool.map(checker.check, batch), strict=True):
+                report.db_queries += used
+                if final is None:
+                    report.rejected[q.frame][reason] += 1
+                    continue
+                cypher = compile_cypher(final)
+                nc = normalize_cypher(cypher)
+                if nc in seen_c:
+                    report.rejected[q.frame]["duplicate"] += 1
+                    continue
+                seen_c.add(nc)
+                qid = hashlib.sha1(nc.encode()).hexdigest()[:12]
+                features = tuple(final.features())
+                added = 0
+                for _ in range(paraphrases * 2):
+                    if added >= paraphrases or len(pairs) >= n:
+                        break
+                    question = renderer.question(final)
+                    nq = normalize_question(question)
+                    if nq in seen_q:
+                        continue
+                    seen_q.add(nq)
+                    pairs.append(Pair(question, cypher, final.frame, graph.name, rows, features=features, query_id=qid))
+                    added += 1
+                if added:
+                    report.queries_kept += 1
+                    report.coverage.update(features)
+                if len(pairs) >= n:
+                    break
+            if progress is not None:
+                progress(len(pairs))
+            stale = stale + 1 if len(pairs) == before else 0
+            if stale >= 20:  # twenty rounds without a new pair: this graph has no more to give
+                report.exhausted = True
+                break
+    report.exhausted = report.exhausted or (len(pairs) < n)
+    report.kept = len(pairs)
+    report.seconds = time.perf_counter() - start
+    return pairs, report
+
+
+def write_pairs(pairs: Iterable[Pair], path: Path) -> int:
+    """Write pairs as JSONL (atomically); returns the count."""
+    from agent.adapters import atomic_write_text
+
+    lines = [json.dumps(p.to_dict(), ensure_ascii=False) for p in pairs]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    return len(lines)
+
+
+def read_pairs(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file of pairs (for the dataset builder and tests)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
+    out = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from e
+    return out
+
+
+__all__ = ["GenerationReport", "Pair", "Ref", "generate_pairs", "query_id", "read_pairs", "write_pairs"]
