@@ -77,6 +77,19 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Put the complete folder ``tmp`` at ``target``: the old one is renamed aside first and removed last, so a
+    crash leaves either the old folder or the new one (or, between the two renames, ``target.old``)."""
+    import shutil
+
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def write_active(home: Path, version: str | None) -> None:
     """Switch the live adapter atomically (``None``: serve the base model)."""
     atomic_write_text(adapters_dir(home) / ACTIVE_FILE, json.dumps({"version": version}))

@@ -35,6 +35,9 @@ from agent.errors import CypherloopError, TrainingError
 META_FILE = "meta.json"
 HISTORY_FILE = "HISTORY.json"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt")
+"""A full fine-tuned model (``finetune.full``) is a version too: these files, served instead of the base."""
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 
@@ -137,11 +140,21 @@ class AdapterRegistry:
             raise LockBusy(f"the adapter registry is locked by another process ({lock_path})") from e
 
     def add(self, adapter_dir: Path | str, meta: dict[str, Any], extra_files: dict[str, Path | str] | None = None) -> str:
-        """Copy a trained adapter in as the next version; returns its name. Nothing is visible until complete."""
+        """Copy a trained adapter (or a full fine-tuned model) in as the next version; returns its name.
+
+        Nothing is visible until complete. A full model's meta gets ``kind: full``, an adapter's ``kind: lora``.
+        """
         src = Path(adapter_dir)
-        files = [src / f for f in ADAPTER_FILES if (src / f).is_file()]
-        if not (src / "adapter_config.json").is_file() or len(files) < 2:
-            raise TrainingError(f"{src} is not a PEFT adapter (needs adapter_config.json and adapter_model.safetensors)")
+        if (src / "adapter_config.json").is_file():
+            files = [src / f for f in ADAPTER_FILES if (src / f).is_file()]
+            meta = {"kind": "lora", **meta}
+        else:
+            files = [src / f for f in MODEL_FILES if (src / f).is_file()]
+            meta = {"kind": "full", **meta}
+        names = {f.name for f in files}
+        if not ({"adapter_config.json", "adapter_model.safetensors"} <= names or {"config.json", "model.safetensors"} <= names):
+            raise TrainingError(f"{src} is neither a PEFT adapter (adapter_config.json + adapter_model.safetensors) nor a "
+                                "model (config.json + model.safetensors)")
         self.root.mkdir(parents=True, exist_ok=True)
         with self.lock():
             for stale in self.root.glob(".tmp-*"):  # left by a killed add (adds only run under this lock)

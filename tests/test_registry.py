@@ -139,8 +139,40 @@ def test_list_marks_the_active_version(reg, adapters):
 
 
 def test_add_refuses_a_folder_that_is_not_an_adapter(reg, tmp_path):
-    with pytest.raises(TrainingError, match="not a PEFT adapter"):
+    with pytest.raises(TrainingError, match="neither a PEFT adapter"):
         reg.add(tmp_path, {})
+
+
+def test_full_model_versions_are_added_served_and_rolled_back(reg, tiny, adapters, settings, tmp_path):
+    """A full fine-tune (finetune.full) is a version like an adapter; the agent's generator swaps the whole
+    model in when it goes live and back to base + adapter when it is rolled back."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agent.models.local import TransformersGenerator
+
+    full = tmp_path / "full"
+    model = AutoModelForCausalLM.from_pretrained(str(tiny))
+    with torch.no_grad():
+        model.model.norm.weight.mul_(2.0)  # a different model with the same shape
+    model.save_pretrained(str(full))
+    AutoTokenizer.from_pretrained(str(tiny)).save_pretrained(str(full))
+    lora = reg.add(adapters[0], {})
+    v = reg.add(full, {"graph": "shop"})
+    assert reg.meta(v)["kind"] == "full" and reg.meta(lora)["kind"] == "lora"
+    assert {"config.json", "model.safetensors", "meta.json"} <= {p.name for p in reg.path(v).iterdir()}
+    reg.promote(lora)
+    reg.promote(v)
+    s = settings.model_copy(update={"home": reg.home, "base_model": str(tiny), "adapter": "active", "max_new_tokens": 4})
+    gen = TransformersGenerator(s)
+    gen.load()
+    assert gen.version.endswith(f"+{v}") and gen._model_path == reg.path(v) and gen._peft is None
+    norm = float(gen.model.model.norm.weight.sum())
+    gen.generate("How many customers?", "Node properties:\nCustomer {name: STRING}")
+    reg.rollback()  # back to the LoRA on the base
+    gen.sync_adapter()
+    assert gen.version.endswith(f"+{lora}") and gen._model_path == tiny.resolve() and gen._peft is not None
+    assert abs(float(gen.model.model.norm.weight.sum()) - norm / 2) < 1e-3
 
 
 def test_hot_swap_agent_answers_with_the_new_adapter_without_rebuild(reg, adapters, tiny, shop, settings):

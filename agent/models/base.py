@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from agent.prompt import ErrorFeedback, Example, build_messages
+
+
+@dataclass(frozen=True)
+class PromptInput:
+    """One request of a batch: what ``generate`` takes for one question."""
+
+    question: str
+    schema_text: str
+    examples: Sequence[Example] = ()
+    error_feedback: ErrorFeedback | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        return build_messages(self.question, self.schema_text, self.examples, self.error_feedback)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One reply of a batch, with the sum of its tokens' log-probabilities when the backend reports them."""
+
+    text: str
+    logprob: float | None = None
 
 
 @runtime_checkable
@@ -25,10 +47,28 @@ class CypherGenerator(Protocol):
     ) -> str:
         """Return the model's raw text for one question (or for a correction when ``error_feedback``)."""
 
+    def generate_batch(
+        self,
+        prompts: Sequence[PromptInput],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
+    ) -> list[list[Generation]]:
+        """``n`` replies for each prompt, in order (``temperature`` overrides the setting; 0 is greedy)."""
+
 
 class ChatGenerator:
     """Base of the model-backed generators: ``generate`` renders the one shared prompt and hands the chat
-    messages to the subclass's ``complete(messages, max_new_tokens=None) -> str``."""
+    messages to the subclass's ``complete(messages, max_new_tokens=None) -> str``.
+
+    ``generate_batch`` answers many prompts, ``n`` replies each (``temperature`` overrides the setting;
+    0 is greedy). Backends that can batch override it; this default asks one reply at a time.
+    """
+
+    def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
+                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+        return [[Generation(self.complete(p.messages(), max_new_tokens)) for _ in range(n)] for p in prompts]
 
     def generate(
         self,
@@ -61,6 +101,11 @@ class ScriptedGenerator:
     @property
     def version(self) -> str:
         return self._version
+
+    def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
+                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+        return [[Generation(self.generate(p.question, p.schema_text, p.examples, p.error_feedback)) for _ in range(n)]
+                for p in prompts]
 
     def generate(self, question, schema_text, examples=(), error_feedback=None) -> str:
         call_no = len(self.calls)

@@ -22,18 +22,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.adapters import ACTIVE_FILE, adapters_dir, read_active, shipped_adapter
 from agent.errors import ModelError
-from agent.models.base import ChatGenerator
+from agent.models.base import ChatGenerator, Generation, PromptInput
 from agent.prompt import prompt_token_ids
 
 log = logging.getLogger(__name__)
@@ -182,10 +184,15 @@ def resolve_device(device: str) -> str:
 # --- adapters -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AdapterRef:
-    """An adapter to serve: its version label and folder."""
+    """A version to serve: its label and folder. A folder with ``config.json`` and no ``adapter_config.json``
+    is a whole fine-tuned model (a full fine-tune), served instead of the base; otherwise a PEFT adapter."""
 
     version: str
     path: Path
+
+    @property
+    def full_model(self) -> bool:
+        return (self.path / "config.json").is_file() and not (self.path / "adapter_config.json").is_file()
 
 
 def _adapter_name(version: str) -> str:
@@ -244,6 +251,7 @@ class TransformersGenerator(ChatGenerator):
         self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
         self._merged = False  # the active adapter is folded into the base weights
         self._static_cache_failed = False  # generation_cache=static broke once: the dynamic cache from then on
+        self._model_path: Path | None = None  # the weights in memory: the base, or a full fine-tuned version
 
     # --- identity ---------------------------------------------------------------------------------
     @property
@@ -276,7 +284,8 @@ class TransformersGenerator(ChatGenerator):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            path = ensure_base_model(self.settings)
+            want = self._safe_current()
+            path = want.path if want is not None and want.full_model else ensure_base_model(self.settings)
             self._device = resolve_device(self.settings.device)
             dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32
             try:
@@ -285,7 +294,10 @@ class TransformersGenerator(ChatGenerator):
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"could not load the base model from {path}: {e}") from e
             self._model = model.to(self._device).eval()
+            self._model_path = Path(path)
             self._stop_ids = self._find_stop_ids()
+            if want is not None and want.full_model:
+                self._loaded = want
             return self
 
     def _find_stop_ids(self) -> list[int]:
@@ -319,6 +331,8 @@ class TransformersGenerator(ChatGenerator):
             want = self.adapters.current()
             if want == self._loaded:
                 return want
+            if want is not None and want.full_model or (self._loaded is not None and self._loaded.full_model):
+                return self._swap_model(want)
             self._unmerge()
             if want is None:
                 log.info("serving the base model (adapter %s disabled)", self._loaded.version if self._loaded else "-")
@@ -347,6 +361,26 @@ class TransformersGenerator(ChatGenerator):
             log.info("serving adapter %s from %s", want.version, want.path)
             self._loaded = want
             return want
+
+    def _swap_model(self, want: AdapterRef | None) -> AdapterRef | None:
+        """Replace the weights in memory: a full fine-tuned version, or back to the base (then its adapter)."""
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        path = want.path if want is not None and want.full_model else ensure_base_model(self.settings)
+        dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"could not load model version {want.version if want else 'base'} from {path}: {e}") from e
+        self._model = model.to(self._device).eval()
+        self._model_path = Path(path)
+        self._peft, self._resident, self._merged, self._loaded = None, {}, False, None
+        if want is not None and want.full_model:
+            log.info("serving full model %s from %s", want.version, path)
+            self._loaded = want
+            return want
+        return self.sync_adapter()  # the base again: apply the adapter the setting asks for, if any
 
     def _merge(self) -> None:
         """Fold the active LoRA into the base weights: one matmul per projection instead of three, which is
@@ -399,7 +433,7 @@ class TransformersGenerator(ChatGenerator):
                 kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            runner = self._peft if self._loaded is not None else model
+            runner = self._peft if self._loaded is not None and not self._loaded.full_model else model
             try:
                 out = self._generate(runner, input_ids, kwargs)
             except Exception as e:  # noqa: BLE001
@@ -416,3 +450,68 @@ class TransformersGenerator(ChatGenerator):
                 except Exception as e2:  # noqa: BLE001
                     raise ModelError(f"generation failed: {e2}") from e2
             return tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
+
+    def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
+                       max_new_tokens: int | None = None, batch_size: int | None = None) -> list[list[Generation]]:
+        """``n`` replies per prompt from batched ``generate`` calls (left-padded prompts), with log-probabilities.
+
+        Greedy when the temperature is 0 (then ``n`` > 1 repeats the one reply); sampled otherwise.
+        """
+        import torch
+
+        if not prompts:
+            return []
+        with self._lock:
+            self.sync_adapter()
+            tok, s = self._tokenizer, self.settings
+            temp = s.temperature if temperature is None else temperature
+            pad = tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0]
+            size = batch_size or (64 if self._device.startswith("cuda") else 8)
+            ids = [prompt_token_ids(tok, p.messages()) for p in prompts]
+            runner = self._peft if self._loaded is not None and not self._loaded.full_model else self._model
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens or s.max_new_tokens,
+                "repetition_penalty": s.repetition_penalty,
+                "eos_token_id": self._stop_ids,
+                "pad_token_id": pad,
+                "return_dict_in_generate": True,
+                "output_scores": True,
+            }
+            if temp > 0:
+                kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, num_return_sequences=n)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            out: list[list[Generation]] = []
+            for start in range(0, len(ids), size):
+                chunk = ids[start: start + size]
+                width = max(len(x) for x in chunk)
+                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, x in enumerate(chunk):
+                    input_ids[row, width - len(x):] = torch.tensor(x, dtype=torch.long)
+                    mask[row, width - len(x):] = 1
+                input_ids, mask = input_ids.to(self._device), mask.to(self._device)
+                try:
+                    with torch.inference_mode(), self._adapter_context():
+                        res = runner.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+                        scores = self._model.compute_transition_scores(res.sequences, res.scores, normalize_logits=True)
+                except Exception as e:  # noqa: BLE001
+                    raise ModelError(f"batched generation failed: {e}") from e
+                new = res.sequences[:, width:].tolist()
+                scores = scores.float().cpu().tolist()
+                per = n if temp > 0 else 1
+                for i in range(len(chunk)):
+                    gens = []
+                    for j in range(per):
+                        row = i * per + j
+                        toks, lp = [], 0.0
+                        for t, sc in zip(new[row], scores[row], strict=False):
+                            if t == pad and t not in self._stop_ids:
+                                break
+                            lp += sc if math.isfinite(sc) else 0.0
+                            if t in self._stop_ids:
+                                break
+                            toks.append(t)
+                        gens.append(Generation(tok.decode(toks, skip_special_tokens=True).strip(), lp))
+                    out.append(gens if temp > 0 else gens * n)
+            return out
