@@ -172,6 +172,8 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N questions")
     p.add_argument("--out", type=Path, default=None, help="predictions file (id, question, predicted_cypher, correct, attempts, latency_ms), JSONL; default <home>/eval/<graph>-<time>.jsonl")
     p.add_argument("--few-shot", action="store_true", help="retrieve few-shot examples from the feedback store (off: reproducible zero-shot)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="first replies of N questions per batched model call (fast on a GPU; latencies then exclude generation)")
     return p
 
 
@@ -197,7 +199,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         feedback = open_feedback_store(settings) if args.few_shot else None
         agent = CypherAgent(settings, store, make_generator(settings), feedback)
-        report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=args.out, dataset=str(args.dataset), label=settings.graph)
+        report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=args.out, dataset=str(args.dataset),
+                          label=settings.graph, batch_size=max(1, args.batch_size))
     finally:
         store.close()
     if args.json:

@@ -102,6 +102,11 @@ def normalize_row(row: Sequence[Any] | Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((normalize_value(v) for v in values), key=repr))
 
 
+def result_key(rows: Iterable[Any]) -> tuple[Any, ...]:
+    """A hashable form of a result: equal for two results exactly when ``results_match`` says they match."""
+    return tuple(sorted(Counter(normalize_row(r) for r in rows).items(), key=repr))
+
+
 def results_match(gold_rows: Iterable[Any], pred_rows: Iterable[Any]) -> bool:
     """True when both results hold the same rows as multisets (see the module doc for the rule)."""
     return Counter(normalize_row(r) for r in gold_rows) == Counter(normalize_row(r) for r in pred_rows)
@@ -232,12 +237,15 @@ def run_eval(
     label: str = "",
     dataset: str = "",
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
+    batch_size: int = 1,
 ) -> EvalReport:
     """Ask ``agent`` every question and score it against the gold query run on ``gold_store``.
 
     ``agent`` needs ``ask(question) -> dict`` (CypherAgent output) and, without ``gold_store``, a
     ``graph_store``. Predictions are written line by line to ``predictions_path`` (if given) so an
-    interrupted run keeps what it did.
+    interrupted run keeps what it did. With ``batch_size`` > 1 and an agent that can ``prefetch``, the
+    first replies of each chunk of questions come from one batched model call (the rest of the agent —
+    checks, execution, repair rounds — runs per question as usual); latencies then exclude generation.
     """
     from tqdm import tqdm
 
@@ -255,13 +263,18 @@ def run_eval(
     start = time.perf_counter()
     try:
         bar = tqdm(chosen, desc=label or "eval", unit="q", disable=not progress, dynamic_ncols=True)
-        for item in bar:
+        drafts: dict[int, Any] = {}
+        batched = batch_size > 1 and hasattr(agent, "prefetch")
+        for pos, item in enumerate(bar):
+            if batched and pos not in drafts:
+                chunk = chosen[pos: pos + batch_size]
+                drafts = dict(zip(range(pos, pos + len(chunk)), agent.prefetch([c.question for c in chunk]), strict=True))
             try:
                 gold = store.query(item.cypher, timeout_s=max(timeout_s, 30.0), max_rows=max_rows)
                 gold_rows, gold_error = gold.rows, None
             except GraphError as e:
                 gold_rows, gold_error = [], str(getattr(e, "db_message", None) or e)
-            out = agent.ask(item.question)
+            out = agent.ask(item.question, draft=drafts.pop(pos)) if batched else agent.ask(item.question)
             executed = out.get("status") in ("ok", "no_data")
             n_attempts = len(out.get("attempts") or [])
             correct = gold_error is None and executed and results_match(gold_rows, out.get("rows") or [])

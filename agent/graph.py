@@ -2,10 +2,16 @@
 
     check_scope ─(refused)──────────────────────────────────────────────► END
         │
-    retrieve → generate → validate ─(ok)→ execute ─(ok)→ answer ────────► END
-                   ▲          │ (error)      │ (error)
-                   └─ correct ◄──────────────┘   (while loop_step < max_attempts)
-                              └─(max_attempts reached)→ give_up ────────► END
+    retrieve → generate ─(n candidates)→ vote ─┐
+                   │                            ▼
+                   └──────────────────────► validate ─(ok)→ execute ─(ok)→ answer ──► END
+                              ▲                 │ (error)      │ (error)
+                              └──── correct ◄───┴──────────────┘  (while loop_step < max_attempts)
+                                       └─(max_attempts reached)→ give_up ────────────► END
+
+With ``candidates`` > 1 the first attempt samples several replies in one batched call (the greedy one
+first); ``vote`` runs each read-only and keeps the reply whose result most of them agree on
+(execution-checked candidates); the agreement is the answer's confidence.
 
 Runtime dependencies and limits travel as the graph's context (``AgentContext``), so one compiled
 graph serves every graph store, generator and setting. Transient database faults
@@ -38,8 +44,9 @@ from agent.errors import (
     UnknownGraph,
     WriteRefused,
 )
+from agent.evaluation import result_key
 from agent.graphdb.base import GraphStore
-from agent.models.base import CypherGenerator
+from agent.models.base import CypherGenerator, Generation, PromptInput
 from agent.prompt import ErrorFeedback, Example
 from agent.schema_check import check_cypher
 from agent.scope import check_scope
@@ -86,6 +93,14 @@ class AgentContext:
     """Optional model-written answer sentence (off by default)."""
     examples_override: list[Example] | None = None
     """Fixed few-shot examples instead of the store (benchmarks); None uses the store."""
+    example_pool: Any | None = None
+    """The graph's bootstrap pool (``feedback_store.pool.ExamplePool``) for few-shot retrieval; None: off."""
+    pool_k: int = 0
+    """Examples retrieved from the bootstrap pool per question (after the store's verified examples)."""
+    candidates: int = 1
+    """Replies sampled for the first attempt; more than one turns on execution-checked voting."""
+    candidate_temperature: float = 0.7
+    """Sampling temperature of the extra candidates (the first is greedy)."""
 
     @classmethod
     def from_settings(cls, settings: Any, graph_store: GraphStore, generator: CypherGenerator, feedback_store: Any | None = None, **extra: Any) -> AgentContext:
@@ -99,6 +114,9 @@ class AgentContext:
             schema_max_chars=settings.schema_max_chars,
             query_timeout_s=settings.query_timeout_s,
             max_rows=settings.max_rows,
+            pool_k=getattr(settings, "pool_k", 0),
+            candidates=getattr(settings, "candidates", 1),
+            candidate_temperature=getattr(settings, "candidate_temperature", 0.7),
             **extra,
         )
 
@@ -153,6 +171,13 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             examples = [Example(e.question, e.cypher) for e in found if getattr(e, "cypher", None)]
         except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it
             log.warning("few-shot retrieval failed, answering without examples: %s", e)
+    if ctx.examples_override is None and ctx.example_pool is not None and ctx.pool_k > 0:
+        try:
+            seen = {e.question.strip().lower() for e in examples}
+            found = ctx.example_pool.similar_examples(state.question, ctx.graph_name or ctx.graph_store.name, k=ctx.pool_k)
+            examples += [e for e in found if e.question.strip().lower() not in seen]
+        except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it
+            log.warning("bootstrap-pool retrieval failed, answering without its examples: %s", e)
     return {
         "schema_text": schema.to_text(state.question, ctx.schema_max_chars),
         "schema_fingerprint": schema.fingerprint(),
@@ -161,13 +186,80 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     }
 
 
+def first_replies(generator: CypherGenerator, prompts: list[PromptInput], ctx: AgentContext) -> list[list[Generation]]:
+    """The first attempt's replies for each prompt: one, or ``ctx.candidates`` (greedy first, then sampled)."""
+    if ctx.candidates <= 1:
+        if len(prompts) == 1:
+            p = prompts[0]
+            return [[Generation(generator.generate(p.question, p.schema_text, p.examples, None) or "")]]
+        return generator.generate_batch(prompts, n=1)
+    greedy = generator.generate_batch(prompts, n=1, temperature=0.0)
+    sampled = generator.generate_batch(prompts, n=ctx.candidates - 1, temperature=ctx.candidate_temperature)
+    return [g + s for g, s in zip(greedy, sampled, strict=True)]
+
+
 def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """First attempt: the model writes a query from the question, schema and examples."""
+    """First attempt: the model writes a query (or several candidates) from the question, schema and examples."""
     start = time.perf_counter()
-    gen = runtime.context.generator
+    ctx = runtime.context
+    gen = ctx.generator
     _emit(runtime, "generating", attempt=state.loop_step + 1)
-    raw = gen.generate(state.question, state.schema_text, state.examples, None)
-    return {"raw": raw or "", "loop_step": 1, "model_version": gen.version, "timings": {"generate": _ms(start)}}
+    if state.draft:
+        replies = list(state.draft)
+    else:
+        replies = first_replies(gen, [PromptInput(state.question, state.schema_text, state.examples)], ctx)[0]
+    update: dict[str, Any] = {"raw": replies[0].text or "", "loop_step": 1, "model_version": gen.version,
+                              "timings": {"generate": _ms(start)}}
+    if len(replies) > 1:
+        update["candidates"] = replies
+    return update
+
+
+def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Run every candidate read-only; keep the reply whose (non-empty) result most candidates agree on.
+
+    Ties go to the group holding the greedy reply, then to the higher summed log-probability. Candidates
+    that fail the checks or the database take no part; when none returns rows the greedy reply stands.
+    """
+    from agent.graphdb.readonly import check_read_only
+
+    start = time.perf_counter()
+    ctx = runtime.context
+    _emit(runtime, "voting", candidates=len(state.candidates))
+    schema = ctx.graph_store.schema()
+    groups: dict[Any, list[int]] = {}
+    outcome: dict[str, Any] = {}
+    for i, cand in enumerate(state.candidates):
+        cypher = clean_cypher(cand.text)
+        if not cypher:
+            continue
+        if cypher in outcome:
+            key = outcome[cypher]
+        else:
+            key = None
+            try:
+                check_read_only(cypher)
+                checked = check_cypher(cypher, schema)
+                if checked.ok:
+                    res = ctx.graph_store.query(checked.cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows)
+                    key = result_key(res.rows) if res.rows else None
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except GraphError:
+                key = None
+            outcome[cypher] = key
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    chosen, agreement = 0, 0.0
+    if groups:
+        def rank(members: list[int]) -> tuple[int, int, float]:
+            logprob = max((state.candidates[i].logprob or float("-inf")) for i in members)
+            return (len(members), int(0 in members), logprob)
+
+        best = max(groups.values(), key=rank)
+        chosen = 0 if 0 in best else max(best, key=lambda i: state.candidates[i].logprob or float("-inf"))
+        agreement = round(len(best) / len(state.candidates), 3)
+    return {"raw": state.candidates[chosen].text or "", "agreement": agreement, "timings": {"vote": _ms(start)}}
 
 
 def correct(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -271,6 +363,10 @@ def _retry_or_give_up(state: State, runtime: Runtime[AgentContext]) -> Literal["
     return "correct" if state.loop_step < runtime.context.max_attempts else "give_up"
 
 
+def route_after_generate(state: State) -> Literal["vote", "validate"]:
+    return "vote" if len(state.candidates) > 1 else "validate"
+
+
 def route_after_validate(state: State, runtime: Runtime[AgentContext]) -> Literal["execute", "correct", "give_up"]:
     return "execute" if state.error is None else _retry_or_give_up(state, runtime)
 
@@ -285,6 +381,7 @@ def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
     builder.add_node("check_scope", check_scope_node)
     builder.add_node("retrieve", retrieve, retry_policy=retry_policy)
     builder.add_node("generate", generate)
+    builder.add_node("vote", vote, retry_policy=retry_policy)
     builder.add_node("correct", correct)
     builder.add_node("validate", validate, retry_policy=retry_policy)
     builder.add_node("execute", execute, retry_policy=retry_policy)
@@ -293,7 +390,8 @@ def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
     builder.add_edge(START, "check_scope")
     builder.add_conditional_edges("check_scope", route_after_scope)
     builder.add_edge("retrieve", "generate")
-    builder.add_edge("generate", "validate")
+    builder.add_conditional_edges("generate", route_after_generate)
+    builder.add_edge("vote", "validate")
     builder.add_edge("correct", "validate")
     builder.add_conditional_edges("validate", route_after_validate)
     builder.add_conditional_edges("execute", route_after_execute)
@@ -306,6 +404,13 @@ graph = build_graph()
 
 
 # --- the convenience wrapper ------------------------------------------------------------------------
+@dataclass
+class _PlainRuntime:
+    """Enough of LangGraph's Runtime to call a node outside the graph (``prefetch`` runs ``retrieve``)."""
+
+    context: AgentContext
+    stream_writer: Any = None
+
 OUTPUT_FIELDS = tuple(f.name for f in fields(OutputState))
 
 
@@ -329,12 +434,19 @@ class CypherAgent:
         answer_writer: AnswerWriter | None = None,
         examples: list[Example] | None = None,
         compiled: Any | None = None,
+        example_pool: Any | None = None,
     ) -> None:
         self.settings = settings
         self.graph_store = graph_store
         self.generator = generator
         self.feedback_store = feedback_store
-        self.context = AgentContext.from_settings(settings, graph_store, generator, feedback_store, answer_writer=answer_writer, examples_override=examples)
+        if example_pool is None and getattr(settings, "pool_k", 0) > 0:
+            from feedback_store.pool import ExamplePool
+
+            example_pool = ExamplePool.open(settings.home_dir, getattr(graph_store, "name", "") or settings.graph,
+                                            settings.pool_min_similarity)
+        self.context = AgentContext.from_settings(settings, graph_store, generator, feedback_store, answer_writer=answer_writer,
+                                                  examples_override=examples, example_pool=example_pool)
         self.graph = compiled if compiled is not None else graph
         self._log_warned = False
 
@@ -342,16 +454,30 @@ class CypherAgent:
     def model_version(self) -> str:
         return self.generator.version
 
-    def ask(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None) -> dict[str, Any]:
-        """Answer one question; never raises for database/model outages (status "error")."""
+    def ask(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None,
+            draft: list[Generation] | None = None) -> dict[str, Any]:
+        """Answer one question; never raises for database/model outages (status "error").
+
+        ``draft``: first replies computed ahead by ``prefetch`` (the model is not asked again for them).
+        """
         result: dict[str, Any] | None = None
-        for event in self.stream(question, session_id=session_id, conversation=conversation):
+        for event in self.stream(question, session_id=session_id, conversation=conversation, draft=draft):
             if event["step"] == "answer":
                 result = event["output"]
         assert result is not None
         return result
 
-    def stream(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None) -> Iterator[dict[str, Any]]:
+    def prefetch(self, questions: list[str]) -> list[list[Generation]]:
+        """First replies for many questions from batched model calls, built exactly as ``ask`` builds its
+        prompt (same schema text and retrieved examples); pass each to ``ask(question, draft=…)``."""
+        prompts = []
+        for q in questions:
+            st = retrieve(State(question=q), _PlainRuntime(self.context))
+            prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
+        return first_replies(self.generator, prompts, self.context)
+
+    def stream(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None,
+               draft: list[Generation] | None = None) -> Iterator[dict[str, Any]]:
         """Step events for a UI, in order, e.g.::
 
             {"step": "retrieving", "label": "retrieving"}
@@ -366,7 +492,7 @@ class CypherAgent:
         """
         start = time.perf_counter()
         final: dict[str, Any] = {}
-        inp = InputState(question=question or "", conversation=list(conversation or []))
+        inp = InputState(question=question or "", conversation=list(conversation or []), draft=list(draft or []))
         error: CypherloopError | None = None
         try:
             for mode, chunk in self.graph.stream(inp, context=self.context, stream_mode=["custom", "values"]):

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # --- agent -------------------------------------------------------------------------
     max_attempts: int = Field(3, ge=1, description="Generate/correct attempts per question before giving up.")
     few_shot_k: int = Field(3, ge=0, description="Verified examples retrieved from the feedback store per question.")
+    pool_k: int = Field(0, ge=0, description="Examples retrieved per question from the graph's bootstrap pool (`cypherloop bootstrap`); 0 turns it off.")
+    pool_min_similarity: float = Field(0.5, ge=-1, le=1, description="Bootstrap-pool examples less similar than this (cosine, MiniLM) are never retrieved.")
+    candidates: int = Field(1, ge=1, le=32, description="Replies sampled for a question's first attempt; above 1, each is run read-only and the most agreed-on result wins.")
+    candidate_temperature: float = Field(0.7, gt=0, description="Sampling temperature of the extra candidates (the first is greedy).")
     schema_max_chars: int = Field(6000, gt=0, description="Schema text longer than this is pruned to what the question needs.")
 
     # --- feedback store ----------------------------------------------------------------

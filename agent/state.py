@@ -11,6 +11,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+from agent.models.base import Generation
 from agent.prompt import Example
 
 Status = Literal["", "ok", "no_data", "refused", "failed", "error"]
@@ -37,6 +38,10 @@ class InputState:
     """Earlier turns as ``{"role", "content"}`` (caller). Kept for the UI and logs; the prompt format
     has no conversation turns, so training and serving stay identical."""
 
+    draft: list[Generation] = field(default_factory=list)
+    """First replies computed ahead for this question (batched evaluation, ``CypherAgent.prefetch``);
+    generate uses them instead of calling the model (caller)."""
+
 
 @dataclass(kw_only=True)
 class State(InputState):
@@ -59,6 +64,12 @@ class State(InputState):
 
     cypher: str = ""
     """The latest query: cleaned and direction-fixed (validate); the one that ran, when status is ok/no_data."""
+
+    candidates: list[Generation] = field(default_factory=list)
+    """The first attempt's replies when several were sampled (generate); vote picks one."""
+
+    agreement: float | None = None
+    """Share of the candidates whose query returned the chosen result (vote); None with one candidate."""
 
     fixes: list[str] = field(default_factory=list)
     """Automatic repairs applied to the current query, e.g. a reversed relationship (validate)."""
@@ -131,6 +142,9 @@ class OutputState:
 
     schema_fingerprint: str = ""
     """See State.schema_fingerprint."""
+
+    agreement: float | None = None
+    """See State.agreement."""
 
     timings: dict[str, float] = field(default_factory=dict)
     """See State.timings."""

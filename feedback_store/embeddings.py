@@ -30,15 +30,17 @@ def model_dir() -> str:
 
 
 def load_model() -> Any:
-    """The SentenceTransformer, loaded once per process from the packaged folder, on the CPU."""
+    """The SentenceTransformer, loaded once per process from the packaged folder (on CUDA when present)."""
     global _model
     if _model is None:
         with _model_lock:
             if _model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
+                import torch
                 from sentence_transformers import SentenceTransformer
 
-                _model = SentenceTransformer(model_dir(), device="cpu", local_files_only=True)
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+                _model = SentenceTransformer(model_dir(), device=device, local_files_only=True)
     return _model
 
 

@@ -375,3 +375,67 @@ def test_in_scope_questions(question):
     from agent.scope import check_scope
 
     assert check_scope(question).in_scope, question
+
+
+# --- execution-checked candidates, batched first replies, the bootstrap pool ------------------------------
+def test_candidates_vote_for_the_result_most_of_them_agree_on(settings, shop):
+    wrong = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
+    broken = "MATCH (c:Custmer) RETURN count(c)"
+    gen = ScriptedGenerator([wrong, COUNT_CUSTOMERS, broken, "MATCH (x:Customer) RETURN count(x)", wrong.lower()])
+    agent = make_agent(settings.model_copy(update={"candidates": 5}), shop, gen)
+    out = agent.ask("How many customers are there?")
+    # 12 customers (two candidates) beats 4 (the greedy reply) and 0 (the lower-cased label matches nothing);
+    # the misspelt label never runs
+    assert out["status"] == "ok" and out["rows"] == [[12]] and out["agreement"] == 0.4
+    assert len(gen.calls) == 5
+
+
+def test_candidates_larger_group_beats_the_greedy_reply(settings, shop):
+    wrong = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
+    gen = ScriptedGenerator([wrong, COUNT_CUSTOMERS, "MATCH (x:Customer) RETURN count(x)", COUNT_CUSTOMERS + " LIMIT 5"])
+    agent = make_agent(settings.model_copy(update={"candidates": 4}), shop, gen)
+    out = agent.ask("How many customers are there?")
+    assert out["rows"] == [[12]] and out["agreement"] == 0.75 and out["cypher"].startswith("MATCH (c:Customer) RETURN")
+
+
+def test_candidates_none_runs_falls_back_to_the_greedy_reply_and_the_repair_loop(settings, shop):
+    gen = ScriptedGenerator(["MATCH (c:Custmer) RETURN count(c)", "MATCH (c:Custmer) RETURN c", COUNT_CUSTOMERS])
+    agent = make_agent(settings.model_copy(update={"candidates": 2}), shop, gen)
+    out = agent.ask("How many customers are there?")
+    assert out["agreement"] == 0.0 and out["status"] == "ok" and len(out["attempts"]) == 2
+
+
+def test_batched_evaluation_equals_one_question_at_a_time(settings, shop):
+    from agent.evaluation import EvalItem, run_eval
+
+    script = {"How many customers?": COUNT_CUSTOMERS, "Names of customers in Germany?":
+              "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN c.name", "*": "MATCH (p:Product) RETURN count(p)"}
+    items = [EvalItem(f"q{i}", q, gold) for i, (q, gold) in enumerate([
+        ("How many customers?", COUNT_CUSTOMERS), ("Names of customers in Germany?",
+                                                    "MATCH (c:Customer {country: 'Germany'}) RETURN c.name"),
+        ("How many products?", "MATCH (p:Product) RETURN count(p)"), ("How many orders?", "MATCH (o:Order) RETURN count(o)")])]
+    one = run_eval(make_agent(settings, shop, ScriptedGenerator(script)), items, progress=False)
+    gen = ScriptedGenerator(script)
+    batched = run_eval(make_agent(settings, shop, gen), items, progress=False, batch_size=3)
+    assert [p["correct"] for p in one.predictions] == [p["correct"] for p in batched.predictions] == [True, True, True, False]
+    assert len(gen.calls) == 4  # each first reply asked once, in the batch; no repair round was needed
+
+
+def test_bootstrap_pool_examples_are_retrieved_for_their_graph_only(settings, shop, tmp_path):
+    from feedback_store.pool import ExamplePool, build_pool
+
+    pairs = [{"question": "How many customers live in Berlin?", "cypher": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)",
+              "query_id": "a"},
+             {"question": "Which products cost more than 100?", "cypher": "MATCH (p:Product) WHERE p.price > 100 RETURN p.name",
+              "query_id": "b"}]
+    folder = tmp_path / "pool"
+    assert build_pool(folder, pairs, graph="shop") == 2
+    pool = ExamplePool(folder, "shop", min_similarity=0.3)
+    assert [e.question for e in pool.similar_examples("How many customers are in Paris?", "shop", k=1)] == [pairs[0]["question"]]
+    assert pool.similar_examples("How many customers are in Paris?", "movies", k=1) == []
+    assert pool.similar_examples("zzz qqq", "shop", k=2) == []  # nothing above the similarity floor
+    assert [r[0]["query_id"] for r in pool.neighbours([0], k=1)] == ["b"]  # never the row's own query
+    gen = RecordingGenerator([COUNT_CUSTOMERS])
+    agent = make_agent(settings.model_copy(update={"pool_k": 1, "few_shot_k": 0}), shop, gen, example_pool=pool)
+    agent.ask("How many customers are in Paris?")
+    assert [e.question for e in gen.seen[0]["examples"]] == [pairs[0]["question"]]
