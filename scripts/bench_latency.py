@@ -46,7 +46,7 @@ def main() -> int:
     from agent.graphdb import open_graph
     from agent.models.factory import make_generator
     from agent.settings import Settings
-    from finetune.synth_offline import generate_pairs
+    from finetune.synth import generate_pairs
 
     base_settings = Settings(home=args.home, graph="demo")
     store = open_graph(base_settings, "demo")

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("finetune.cli_data", "main", "training data: teacher | generate | review | build"),
     "train": ("finetune.cli_train", "train_main", "train a LoRA/QLoRA adapter from a recipe"),
     "adapters": ("finetune.cli_train", "adapters_main", "adapter registry: list | show | promote | rollback | export"),
+    "bootstrap": ("finetune.cli_bootstrap", "main", "make a graph answerable: generate, fine-tune, index, promote"),
     "retrain": ("finetune.cli_train", "retrain_main", "build dataset, train, evaluate, gate and promote, once"),
     "scheduler": ("finetune.cli_train", "scheduler_main", "run retrain on a cron schedule or after N new corrections"),
 }

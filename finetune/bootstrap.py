@@ -1,0 +1,414 @@
+"""``cypherloop bootstrap``: make a new graph answerable in one command.
+
+    cypherloop bootstrap --graph movies [--budget-minutes 10] [--device auto|cpu|cuda]
+
+Stages, each resumable (``<home>/bootstrap/<graph>/state.json`` records what finished; a killed run
+continues where it stopped, training from its last checkpoint):
+
+    profile   what the graph holds (labels, properties and their kinds, patterns)
+    generate  compositional question → Cypher pairs, every query run read-only (finetune.synth)
+    index     a held-out split of the generated queries; the rest becomes the graph's example pool,
+              embedded for few-shot retrieval (feedback_store.pool)
+    build     the training set: pool pairs (half of them with retrieved pool examples in the prompt,
+              as the agent serves them) + general multi-schema rows + approved corrections
+    train     a full fine-tune of the base (finetune.full) within what is left of the budget
+    evaluate  first-attempt execution accuracy on the held-out questions: the new model vs the live one
+    promote   the new model becomes a registry version; it goes live only if it is at least as good
+
+The plan scales with the device: on a GPU tens of thousands of pairs and minutes of training; on a
+CPU a few thousand pairs, a smaller training set and a budget that still ends within ~30 minutes.
+``cypherloop retrain`` rounds reuse the pool this writes (pool pairs + corrections).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.adapters import atomic_write_text
+from agent.errors import ConfigError, DataError
+
+log = logging.getLogger("cypherloop.bootstrap")
+
+STAGES = ("profile", "generate", "index", "build", "train", "evaluate", "promote")
+GENERAL_DATA = Path(__file__).resolve().parent / "data" / "general.jsonl.gz"
+GENERAL_SCHEMAS = Path(__file__).resolve().parent / "data" / "general_schemas.json.gz"
+HELDOUT_FRAC = 0.04
+"""Share of the generated queries held out for the gate (every paraphrase of a query goes with it)."""
+
+
+@dataclass
+class Plan:
+    """How big each stage is, from the device and the time budget (fixed when a run starts)."""
+
+    device: str
+    budget_s: float
+    pairs: int
+    general_rows: int
+    eval_n: int
+    few_shot_frac: float
+    few_shot_k: int
+    recipe: str
+    eval_reserve_s: float
+    train_overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def make(cls, device: str, budget_minutes: float | None, pairs: int | None = None, general_rows: int | None = None,
+             eval_n: int | None = None, few_shot_frac: float = 0.5, recipe: str | None = None,
+             train_overrides: list[str] | None = None) -> Plan:
+        gpu = device.startswith("cuda")
+        budget = 60.0 * (budget_minutes if budget_minutes else (10 if gpu else 30))
+        if budget < 60:
+            raise ConfigError("--budget-minutes must be at least 1")
+        scale = min(1.0, budget / (600 if gpu else 1800))
+        return cls(
+            device=device,
+            budget_s=budget,
+            pairs=pairs or max(200, int((40000 if gpu else 3000) * scale)),
+            general_rows=general_rows if general_rows is not None else max(50, int((4000 if gpu else 300) * scale)),
+            eval_n=eval_n or (200 if gpu else max(20, int(60 * scale))),
+            few_shot_frac=few_shot_frac,
+            few_shot_k=3,
+            recipe=recipe or ("full-gpu" if gpu else "full-cpu"),
+            eval_reserve_s=(60.0 if gpu else 0.25 * budget),
+            train_overrides=list(train_overrides or []),
+        )
+
+
+@dataclass
+class BootstrapReport:
+    """What a run did (``<home>/bootstrap/<graph>/report.json``)."""
+
+    graph: str
+    plan: dict[str, Any]
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str = "running"  # running | promoted | rejected | trained | failed
+    version: str | None = None
+    message: str = ""
+
+    def table(self) -> str:
+        lines = ["| stage | seconds | result |", "|---|---:|---|"]
+        for name in STAGES:
+            st = self.stages.get(name)
+            if st:
+                lines.append(f"| {name} | {st.get('seconds', 0):.1f} | {st.get('summary', '')} |")
+        lines.append(f"\n{self.status}: {self.message}")
+        return "\n".join(lines)
+
+
+class Bootstrap:
+    """One graph's bootstrap in ``<home>/bootstrap/<graph>/``; ``run()`` does (or resumes) every stage."""
+
+    def __init__(self, settings: Any, graph: str, *, budget_minutes: float | None = None, device: str = "auto",
+                 pairs: int | None = None, general_rows: int | None = None, eval_n: int | None = None,
+                 fresh: bool = False, promote: bool = True, seed: int = 0, graph_store: Any | None = None,
+                 progress: bool = True, workers: int | None = None, stop_after: str | None = None,
+                 recipe: str | None = None, train_overrides: list[str] | None = None,
+                 on_stage: Callable[[str, float, str], None] | None = None) -> None:
+        if stop_after is not None and stop_after not in STAGES:
+            raise ConfigError(f"--stop-after must be one of {', '.join(STAGES)}")
+        self.stop_after = stop_after
+        self.settings = settings
+        self.graph = graph
+        self.dir = settings.path("bootstrap", graph)
+        self.promote_ok = promote
+        self.seed = seed
+        self.progress = progress
+        self.workers = workers
+        self.on_stage = on_stage
+        self._store = graph_store
+        self._own_store = graph_store is None
+        if fresh and self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.state = self._load_state()
+        if "plan" not in self.state:
+            dev = _resolve_device(device)
+            self.state["plan"] = asdict(Plan.make(dev, budget_minutes, pairs, general_rows, eval_n, recipe=recipe,
+                                                  train_overrides=train_overrides))
+            self.state["seed"] = seed
+        self.plan = Plan(**self.state["plan"])
+
+    # --- state ---------------------------------------------------------------------------------
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"stages": {}, "started_at": time.time()}
+
+    def _save_state(self) -> None:
+        atomic_write_text(self.dir / "state.json", json.dumps(self.state, indent=2, default=str))
+
+    def _done(self, stage: str) -> bool:
+        return bool(self.state["stages"].get(stage, {}).get("done"))
+
+    def elapsed(self) -> float:
+        return sum(float(s.get("seconds", 0)) for s in self.state["stages"].values())
+
+    def _emit(self, stage: str, fraction: float, message: str = "") -> None:
+        info = {"graph": self.graph, "stage": stage, "stage_no": STAGES.index(stage) + 1, "stages": len(STAGES),
+                "fraction": round(fraction, 3), "message": message, "at": time.time()}
+        atomic_write_text(self.dir / "progress.json", json.dumps(info))
+        if self.on_stage is not None:
+            self.on_stage(stage, fraction, message)
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from agent.graphdb import open_graph
+
+            self._store = open_graph(self.settings, self.graph)
+        return self._store
+
+    # --- the run -------------------------------------------------------------------------------
+    def run(self) -> BootstrapReport:
+        from finetune.retrain import retrain_lock
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fingerprint = self.store.schema().fingerprint()
+        if self.state.get("schema_fingerprint") not in (None, fingerprint):
+            log.warning("the graph's schema changed since this bootstrap started: starting over")
+            shutil.rmtree(self.dir)
+            self.dir.mkdir(parents=True)
+            plan = self.state["plan"]
+            self.state = {"stages": {}, "started_at": time.time(), "plan": plan, "seed": self.seed}
+        self.state["schema_fingerprint"] = fingerprint
+        self._save_state()
+        report = BootstrapReport(self.graph, dict(self.state["plan"]))
+        try:
+            with retrain_lock(self.settings.home_dir, wait=False):
+                for stage in STAGES:
+                    if not self._done(stage):
+                        self._emit(stage, 0.0, "starting")
+                        t0 = time.perf_counter()
+                        info = getattr(self, f"_{stage}")()
+                        previous = float(self.state["stages"].get(stage, {}).get("seconds", 0))
+                        self.state["stages"][stage] = {"done": True, "seconds": round(previous + time.perf_counter() - t0, 2),
+                                                       **info}
+                        self._save_state()
+                        self._emit(stage, 1.0, info.get("summary", ""))
+                    report.stages[stage] = self.state["stages"][stage]
+                    if stage == self.stop_after:
+                        break
+            promo = self.state["stages"].get("promote") or {"status": "paused",
+                                                            "summary": f"stopped after {self.stop_after}; run again to go on"}
+            report.status, report.version, report.message = promo["status"], promo.get("version"), promo["summary"]
+        finally:
+            if self._own_store and self._store is not None:
+                self._store.close()
+        atomic_write_text(self.dir / "report.json", json.dumps(asdict(report), indent=2, default=str))
+        return report
+
+    # --- stages ----------------------------------------------------------------------------------
+    def _profile(self) -> dict[str, Any]:
+        from finetune.synth import profile_graph
+
+        p = profile_graph(self.store, seed=self.seed)
+        if not any(lab.nodes for lab in p.labels.values()):
+            raise DataError(f"graph {self.graph!r} has no nodes: load data first (cypherloop graph load FILE --graph {self.graph})")
+        summary = {lab.label: {"nodes": lab.count, "key": lab.key.name if lab.key else None,
+                               "properties": {n: x.kind for n, x in lab.props.items()}} for lab in p.labels.values()}
+        rels = [{"pattern": f"(:{r.start.label})-[:{r.type}]->(:{r.end.label})", "edges_sampled": len(r.edges),
+                 "properties": {n: x.kind for n, x in r.props.items()}} for r in p.rels]
+        atomic_write_text(self.dir / "profile.json", json.dumps({"labels": summary, "patterns": rels}, indent=2))
+        return {"summary": f"{len(p.labels)} labels, {len(p.rels)} patterns"}
+
+    def _generate(self) -> dict[str, Any]:
+        from finetune.synth import generate_pairs, write_pairs
+
+        bar = _bar(self.progress, self.plan.pairs, f"generate ({self.graph})", "pair")
+        last = [0]
+
+        def tick(n: int) -> None:
+            if bar is not None:
+                bar.update(n - last[0])
+            last[0] = n
+            self._emit("generate", n / self.plan.pairs, f"{n} pairs")
+
+        try:
+            pairs, rep = generate_pairs(self.store, self.plan.pairs, seed=self.seed, workers=self.workers or 4,
+                                        progress=tick)
+        finally:
+            if bar is not None:
+                bar.close()
+        if not pairs:
+            raise DataError(f"no usable question/query pair could be generated on graph {self.graph!r}")
+        write_pairs(pairs, self.dir / "pairs.jsonl")
+        atomic_write_text(self.dir / "generation.json", json.dumps(rep.to_dict(), indent=2))
+        return {"pairs": len(pairs), "queries": rep.queries_kept,
+                "summary": f"{len(pairs)} pairs from {rep.queries_kept} queries ({rep.db_queries} database queries)"}
+
+    def _index(self) -> dict[str, Any]:
+        from feedback_store.pool import build_pool, pool_dir
+        from finetune.synth import read_pairs
+
+        pairs = read_pairs(self.dir / "pairs.jsonl")
+        ids = sorted({p["query_id"] for p in pairs})
+        cut = max(1, min(self.plan.eval_n, int(len(ids) * HELDOUT_FRAC) or 1))
+        held = set(sorted(ids, key=lambda q: hashlib.sha256(f"heldout:{q}".encode()).hexdigest())[:cut])
+        heldout, pool, seen = [], [], set()
+        for i, p in enumerate(pairs):
+            if p["query_id"] in held:
+                if p["query_id"] not in seen:  # one question per held-out query
+                    seen.add(p["query_id"])
+                    heldout.append({"id": f"{self.graph}-h{i}", "question": p["question"], "cypher": p["cypher"],
+                                    "category": p.get("category", "")})
+            else:
+                pool.append(p)
+        atomic_write_text(self.dir / "heldout.jsonl", "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in heldout))
+        atomic_write_text(self.dir / "pool_pairs.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pool))
+        self._emit("index", 0.1, f"embedding {len(pool)} questions")
+        n = build_pool(pool_dir(self.settings.home_dir, self.graph), pool, graph=self.graph,
+                       schema_fingerprint=self.state.get("schema_fingerprint", ""))
+        return {"pool": n, "heldout": len(heldout), "summary": f"pool of {n} pairs indexed, {len(heldout)} held-out questions"}
+
+    def _build(self) -> dict[str, Any]:
+        from feedback_store.pool import ExamplePool, pool_dir
+        from finetune.dataset import BuildSpec, build_dataset
+
+        rng = random.Random(self.seed)
+        pool = ExamplePool(pool_dir(self.settings.home_dir, self.graph), self.graph)
+        rows = [json.loads(x) for x in (self.dir / "pool_pairs.jsonl").read_text(encoding="utf-8").splitlines() if x]
+        chosen = [i for i in range(len(rows)) if rng.random() < self.plan.few_shot_frac]
+        shots = pool.neighbours(chosen, self.plan.few_shot_k)
+        for i, found in zip(chosen, shots, strict=True):
+            rows[i]["examples"] = [{"question": r["question"], "cypher": r["cypher"]} for r in found]
+        with_shots = self.dir / "train_pairs.jsonl"
+        atomic_write_text(with_shots, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        extra = []
+        if self.plan.general_rows > 0:
+            extra = [self._general_sample(self.plan.general_rows, rng)]
+        feedback = _has_feedback(self.settings)
+        spec = BuildSpec(graph=self.graph, out_dir=self.dir / "dataset", offline=[with_shots], extra=extra,
+                         feedback=feedback, heldout_frac=0.0, regression_frac=0.0, seed=self.seed)
+        summary = build_dataset(self.settings, spec, graph_store=self.store)
+        return {"train": summary.counts.get("train", 0), "dataset_hash": summary.dataset_hash,
+                "summary": f"{summary.counts.get('train', 0)} training records "
+                           f"({', '.join(f'{k} {v}' for k, v in summary.by_source.get('train', {}).items())})"}
+
+    def _general_sample(self, n: int, rng: random.Random) -> Path:
+        """``n`` general multi-schema rows (the packaged text2cypher data), each with its schema text."""
+        with gzip.open(GENERAL_SCHEMAS, "rt", encoding="utf-8") as f:
+            schemas = json.load(f)
+        with gzip.open(GENERAL_DATA, "rt", encoding="utf-8") as f:
+            rows = [json.loads(x) for x in f if x.strip()]
+        rng.shuffle(rows)
+        out = self.dir / "general_sample.jsonl"
+        lines = [json.dumps({"question": r["question"], "cypher": r["cypher"], "database": r["database"],
+                             "category": r["category"], "schema": schemas[r["database"]]}, ensure_ascii=False)
+                 for r in rows[:n]]
+        atomic_write_text(out, "\n".join(lines) + "\n")
+        return out
+
+    def _train(self) -> dict[str, Any]:
+        from finetune.full import FullConfig, train_full
+        from finetune.train import resolve_base_model
+
+        info = self.state["stages"].setdefault("train", {})
+        if "budget_s" not in info:  # fixed once, so a resumed run trains under the same settings
+            info["budget_s"] = round(max(30.0, self.plan.budget_s - self.elapsed() - self.plan.eval_reserve_s), 1)
+            self._save_state()
+        cfg = FullConfig.load(self.plan.recipe, [f"budget_s={info['budget_s']}", f"seed={self.seed}",
+                                                 *self.plan.train_overrides])
+        base = resolve_base_model(self.settings, None)
+        bar = _bar(self.progress, 1, f"train ({self.graph}, ≤{info['budget_s']:.0f} s)", "step")
+
+        def tick(step: int, total: int, loss: float) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.n = step
+                bar.set_postfix(loss=f"{loss:.3f}")
+                bar.refresh()
+            self._emit("train", step / max(1, total), f"step {step}/{total}, loss {loss:.3f}")
+
+        try:
+            result = train_full(self.dir / "dataset", base, self.dir / "run", cfg, device=self.plan.device, progress=tick)
+        finally:
+            if bar is not None:
+                bar.close()
+        m = result.metrics
+        return {"model_dir": result.model_dir, "metrics": m, "budget_s": info["budget_s"],
+                "summary": f"{m['steps']} steps ({m['epochs']} epochs) in {m['train_seconds']:.0f} s, "
+                           f"{m['tokens_per_second']:.0f} tokens/s, loss {m['final_loss']}"}
+
+    def _evaluate(self) -> dict[str, Any]:
+        from agent.adapters import read_active, shipped_adapter
+        from agent.evaluation import load_dataset, run_eval
+        from agent.graph import CypherAgent
+        from agent.models.local import TransformersGenerator
+
+        items = load_dataset(self.dir / "heldout.jsonl")
+        settings = self.settings.model_copy(update={"temperature": 0.0, "few_shot_k": 0, "pool_k": 0, "candidates": 1,
+                                                    "max_attempts": 1, "device": self.plan.device})
+        model_dir = self.state["stages"]["train"]["model_dir"]
+        live = read_active(self.settings.home_dir) or shipped_adapter(self.settings.base_model)
+        scores = {}
+        for side, adapter in (("new", model_dir), ("live", str(live.path) if live else "none")):
+            gen = TransformersGenerator(settings.model_copy(update={"adapter": adapter}))
+            agent = CypherAgent(settings, self.store, gen, None)
+            rep = run_eval(agent, items, gold_store=self.store, progress=self.progress, label=f"{side} ({self.graph})",
+                           batch_size=64 if self.plan.device.startswith("cuda") else 8)
+            scores[side] = {"accuracy": round(rep.accuracy, 4), "correct": rep.correct, "n": rep.n,
+                            "executable": round(rep.executable_share, 4), "model_version": rep.model_version,
+                            "per_category": rep.per_category}
+            del gen, agent
+        new, old = scores["new"]["accuracy"], scores["live"]["accuracy"]
+        return {"scores": scores, "live_version": live.version if live else None,
+                "summary": f"held-out accuracy: new {new:.1%} vs live {old:.1%} ({scores['new']['n']} questions)"}
+
+    def _promote(self) -> dict[str, Any]:
+        from finetune.registry import AdapterRegistry
+
+        ev = self.state["stages"]["evaluate"]
+        new, old = ev["scores"]["new"]["accuracy"], ev["scores"]["live"]["accuracy"]
+        train = self.state["stages"]["train"]
+        reg = AdapterRegistry(self.settings.home_dir)
+        version = reg.add(Path(train["model_dir"]), {
+            "graph": self.graph, "source": "bootstrap", "base_model": self.settings.base_model,
+            "dataset_hash": self.state["stages"]["build"]["dataset_hash"], "train": train["metrics"],
+            "metrics": {"heldout_accuracy": new, "live_heldout_accuracy": old, "heldout_n": ev["scores"]["new"]["n"]},
+            "schema_fingerprint": self.state.get("schema_fingerprint"),
+        }, extra_files={"loss.jsonl": Path(train["model_dir"]).parent / "loss.jsonl"})
+        better = new + 1e-9 >= old
+        if better and self.promote_ok:
+            reg.promote(version, reason=f"bootstrap of {self.graph}: held-out {new:.1%} ≥ {old:.1%}")
+            status, text = "promoted", f"{version} is live (held-out {new:.1%} vs {old:.1%})"
+        elif better:
+            status, text = "trained", f"{version} trained, not promoted on request (held-out {new:.1%} vs {old:.1%})"
+        else:
+            status, text = "rejected", f"{version} kept as a candidate: held-out {new:.1%} < live {old:.1%}"
+        reg.update_meta(version, gate={"decision": status, "new": new, "live": old})
+        return {"status": status, "version": version, "summary": text}
+
+
+def _has_feedback(settings: Any) -> bool:
+    return (settings.path("feedback", "chroma")).exists()
+
+
+def _resolve_device(device: str) -> str:
+    if device and device != "auto":
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("--device cuda was asked for, but torch sees no CUDA device")
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _bar(enabled: bool, total: int, desc: str, unit: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)
