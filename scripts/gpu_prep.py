@@ -38,13 +38,14 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="tiny sizes, for a CPU dry run of the campaign")
     args = ap.parse_args()
 
+    from finetune.synth_offline import generate_pairs, write_pairs
+
     from agent.demo import build_demo
     from agent.graphdb import open_graph
     from agent.graphdb.loader import load_script
     from agent.models.local import packaged_gguf
     from agent.settings import Settings
     from finetune.dataset import BuildSpec, build_dataset
-    from finetune.synth_offline import generate_pairs, write_pairs
 
     sizes = {k: (60 if args.small else v) for k, v in OFFLINE_N.items()}
     extra_rows = 200 if args.small else GENERAL_EXTRA_ROWS
