@@ -1,9 +1,17 @@
 """Check a Cypher query against the graph's schema before it reaches the database (pure).
 
 Finds labels, relationship types and property keys the schema does not have, and relationship
-patterns that go the wrong way. When a pattern exists in the schema only in the opposite direction,
-the arrow is flipped (``(:Order)-[:PLACED]->(:Customer)`` → ``(:Order)<-[:PLACED]-(:Customer)``)
-and the fix is reported; everything else is reported as an error for the model to correct.
+patterns that go the wrong way, and repairs what the schema alone decides (each repair is reported
+as a fix; what stays unclear is reported as an error for the model to correct):
+
+- a relationship type the schema lacks, between two known labels that the schema connects by exactly
+  one type, becomes that type (``(c:Customer)-[:ORD]->(o:Order)`` → ``-[:PLACED]->``);
+- an unknown label, type or property close to exactly one known name (same letters up to case, or a
+  close spelling) becomes that name (``:Custmer`` → ``:Customer``, ``p.Name`` → ``p.name``);
+- a pattern that exists only the other way round has its arrow flipped
+  (``(:Order)-[:PLACED]->(:Customer)`` → ``(:Order)<-[:PLACED]-(:Customer)``).
+
+A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
 The parser is deliberately light (regular expressions over the query with string literals masked):
 it checks what it can see — node and relationship patterns, ``var.prop`` on variables bound in a
@@ -67,11 +75,97 @@ class _Rel:
     span: tuple[int, int]
 
 
-def check_cypher(cypher: str, schema: GraphSchema) -> SchemaCheck:
-    """Check ``cypher`` against ``schema``; returns the (direction-fixed) query, errors and fixes."""
-    result = SchemaCheck(cypher=cypher)
+def check_cypher(cypher: str, schema: GraphSchema, repair: bool = True) -> SchemaCheck:
+    """Check ``cypher`` against ``schema``; returns the repaired query, errors and fixes (see the module doc)."""
     if schema.is_empty or not cypher.strip():
-        return result
+        return SchemaCheck(cypher=cypher)
+    if not repair:
+        return _check(cypher, schema)
+    repaired, fixes = repair_names(cypher, schema)
+    result = _check(repaired, schema)
+    result.fixes = fixes + result.fixes
+    return result
+
+
+REPAIR_CUTOFF = 0.75
+"""How close (difflib ratio) an unknown name must be to a known one to be replaced by it."""
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    same_case = [k for k in known if k.lower() == name.lower()]
+    if len(same_case) == 1:
+        return same_case[0]
+    close = difflib.get_close_matches(name, sorted(known), n=2, cutoff=REPAIR_CUTOFF)
+    if len(close) == 1 or (len(close) == 2 and difflib.SequenceMatcher(None, name, close[0]).ratio()
+                           > difflib.SequenceMatcher(None, name, close[1]).ratio() + 0.05):
+        return close[0]
+    return None
+
+
+def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
+    """Replace unknown labels, relationship types and properties where the schema leaves one choice."""
+    masked = mask(cypher)
+    chains = _parse_chains(masked)
+    labels = {x.label for x in schema.labels}
+    types = {x.type for x in schema.relationships}
+    var_labels: dict[str, set[str]] = {}
+    for chain in chains:
+        for item in chain:
+            if isinstance(item, _Node) and item.var:
+                var_labels.setdefault(item.var, set()).update(x for x in item.labels)
+    edits: dict[tuple[int, int], str] = {}
+    fixes: list[str] = []
+
+    def replace_in(span: tuple[int, int], old: str, new: str, what: str) -> None:
+        text = masked[span[0]:span[1]]
+        m = re.search(rf"(?<![\w`]){re.escape(old)}(?![\w`])|`{re.escape(old)}`", text)
+        if m:
+            edits[(span[0] + m.start(), span[0] + m.end())] = new
+            fixes.append(f"replaced {what} {old!r} with {new!r} (not in the schema)")
+
+    label_map: dict[str, str] = {}
+    for chain in chains:
+        for item in chain:
+            if isinstance(item, _Node):
+                for lab in item.labels:
+                    if lab not in labels:
+                        new = _closest(lab, labels)
+                        if new:
+                            label_map[lab] = new
+                            replace_in(item.span, lab, new, "label")
+    for var, labs in var_labels.items():
+        var_labels[var] = {label_map.get(x, x) for x in labs}
+    for chain in chains:
+        for i in range(1, len(chain) - 1, 2):
+            left, rel, right = chain[i - 1], chain[i], chain[i + 1]
+            assert isinstance(left, _Node) and isinstance(rel, _Rel) and isinstance(right, _Node)
+            for typ in rel.types:
+                if typ in types:
+                    continue
+                a = {label_map.get(x, x) for x in left.labels} or var_labels.get(left.var or "", set())
+                b = {label_map.get(x, x) for x in right.labels} or var_labels.get(right.var or "", set())
+                between = {p.type for p in schema.patterns if (p.start in a and p.end in b) or (p.start in b and p.end in a)}
+                new = next(iter(between)) if len(between) == 1 else _closest(typ, between or types)
+                if new:
+                    replace_in(rel.span, typ, new, "relationship type")
+    for m in PROP_ACCESS.finditer(masked):
+        var, prop = _unquote(m.group("var")), _unquote(m.group("prop"))
+        owners = [schema.label(x) for x in var_labels.get(var, set())]
+        known = {p.name for o in owners if o is not None for p in o.properties}
+        if known and prop not in known:
+            new = _closest(prop, known)
+            if new:
+                start = m.start("prop")
+                edits[(start, m.end("prop"))] = new
+                fixes.append(f"replaced property {var}.{prop} with {var}.{new} (not in the schema)")
+    out = cypher
+    for (a, b), text in sorted(edits.items(), reverse=True):
+        out = out[:a] + text + out[b:]
+    return out, fixes
+
+
+def _check(cypher: str, schema: GraphSchema) -> SchemaCheck:
+    result = SchemaCheck(cypher=cypher)
     masked = mask(cypher)
     chains = _parse_chains(masked)
     label_names = {x.label for x in schema.labels}

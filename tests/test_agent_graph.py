@@ -109,10 +109,19 @@ def test_runtime_error_is_corrected(shop, settings):
 
 
 def test_schema_error_is_corrected(shop, settings):
-    gen = ScriptedGenerator(["MATCH (c:Costumer) RETURN count(c)", COUNT_CUSTOMERS])
+    gen = ScriptedGenerator(["MATCH (w:Warehouse) RETURN count(w)", COUNT_CUSTOMERS])
     out = make_agent(settings, shop, gen).ask("How many customers are there?")
     assert out["status"] == "ok"
-    assert "Did you mean :Customer?" in gen.calls[1][1].error
+    assert "Unknown label :Warehouse" in gen.calls[1][1].error
+
+
+def test_schema_repair_saves_a_model_round(shop, settings):
+    """A misspelt label the schema alone can fix is repaired before the model is asked again."""
+    gen = ScriptedGenerator(["MATCH (c:Costumer) RETURN count(c)", "MATCH (x) RETURN 0"])
+    out = make_agent(settings, shop, gen).ask("How many customers are there?")
+    assert out["status"] == "ok" and out["rows"] == [[12]] and len(gen.calls) == 1
+    assert out["cypher"] == "MATCH (c:Customer) RETURN count(c)"
+    assert any("replaced label" in f for f in out["attempts"][0]["fixes"])
 
 
 def test_gives_up_after_max_attempts_with_the_last_error(shop, settings):
@@ -380,7 +389,7 @@ def test_in_scope_questions(question):
 # --- execution-checked candidates, batched first replies, the bootstrap pool ------------------------------
 def test_candidates_vote_for_the_result_most_of_them_agree_on(settings, shop):
     wrong = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
-    broken = "MATCH (c:Custmer) RETURN count(c)"
+    broken = "MATCH (w:Warehouse) RETURN count(w)"
     gen = ScriptedGenerator([wrong, COUNT_CUSTOMERS, broken, "MATCH (x:Customer) RETURN count(x)", wrong.lower()])
     agent = make_agent(settings.model_copy(update={"candidates": 5}), shop, gen)
     out = agent.ask("How many customers are there?")
@@ -399,7 +408,7 @@ def test_candidates_larger_group_beats_the_greedy_reply(settings, shop):
 
 
 def test_candidates_none_runs_falls_back_to_the_greedy_reply_and_the_repair_loop(settings, shop):
-    gen = ScriptedGenerator(["MATCH (c:Custmer) RETURN count(c)", "MATCH (c:Custmer) RETURN c", COUNT_CUSTOMERS])
+    gen = ScriptedGenerator(["MATCH (w:Warehouse) RETURN count(w)", "MATCH (w:Warehouse) RETURN w", COUNT_CUSTOMERS])
     agent = make_agent(settings.model_copy(update={"candidates": 2}), shop, gen)
     out = agent.ask("How many customers are there?")
     assert out["agreement"] == 0.0 and out["status"] == "ok" and len(out["attempts"]) == 2

@@ -16,7 +16,7 @@ from ui.app import ChatController, UnavailableAgent, answer_markdown, build_app,
 from ui.training_tab import NOT_YET, TrainingHooks, adapter_versions, loss_images
 
 GOOD = "MATCH (c:Customer) RETURN c.name AS name, c.city AS city ORDER BY name LIMIT 5"
-BAD_LABEL = "MATCH (c:Custmer) RETURN c.name AS name"
+BAD_LABEL = "MATCH (c:Clientele) RETURN c.name AS name"
 CORRECTED = "MATCH (p:Product) RETURN p.name AS product ORDER BY product LIMIT 3"
 
 
@@ -63,7 +63,7 @@ def test_retry_steps_are_shown(shop, home_settings, store):
     ctrl = controller(shop, home_settings, store, [BAD_LABEL, GOOD])
     _, (msgs, _, frame, _) = ask(ctrl, "Who are our customers?")
     steps = msgs[1]["content"]
-    assert "🔁 retry 2" in steps and "Custmer" in steps
+    assert "🔁 retry 2" in steps and "Clientele" in steps
     assert "2 attempts" in msgs[1]["metadata"]["title"]
     assert len(frame) == 5
 
