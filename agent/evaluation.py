@@ -285,6 +285,8 @@ def run_eval(
                 "correct": bool(correct),
                 "attempts": n_attempts,
                 "latency_ms": round(float(out.get("latency_ms") or 0.0), 1),
+                "timings": out.get("timings") or {},
+                "agreement": out.get("agreement"),
                 "category": item.category,
                 "status": out.get("status", ""),
                 "error": out.get("error"),

@@ -252,7 +252,7 @@ class Bootstrap:
 
         pairs = read_pairs(self.dir / "pairs.jsonl")
         ids = sorted({p["query_id"] for p in pairs})
-        cut = max(1, min(self.plan.eval_n, int(len(ids) * HELDOUT_FRAC) or 1))
+        cut = max(1, min(self.plan.eval_n, max(int(len(ids) * HELDOUT_FRAC), len(ids) // 10)))
         held = set(sorted(ids, key=lambda q: hashlib.sha256(f"heldout:{q}".encode()).hexdigest())[:cut])
         heldout, pool, seen = [], [], set()
         for i, p in enumerate(pairs):

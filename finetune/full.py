@@ -251,10 +251,15 @@ def train_full(
     if cfg.compile and on_cuda:
         step_fn = torch.compile(_forward_loss, dynamic=True)
 
-    def lr_at(step: int) -> float:
+    def lr_at(step: int, seconds: float = 0.0) -> float:
+        """Linear warm-up, then cosine decay over the run's progress: steps done of all planned, or — with a
+        time budget — the share of the budget spent, whichever is further (so a budgeted run still anneals)."""
         if step < cfg.warmup_steps:
             return cfg.learning_rate * (step + 1) / max(1, cfg.warmup_steps)
-        frac = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        frac = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+        if cfg.budget_s:
+            frac = max(frac, seconds / cfg.budget_s)
+        frac = min(1.0, frac)
         return cfg.learning_rate * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
     losses: list[dict[str, Any]] = []
@@ -268,9 +273,12 @@ def train_full(
         while state["batch"] < len(batches) and state["step"] < total_steps:
             idx = batches[state["batch"]]
             input_ids, attn, labels = _collate([examples[i] for i in idx], cfg.pad_multiple, pad_id)
-            input_ids, attn, labels = input_ids.to(dev), attn.to(dev), labels.to(dev)
+            n_tokens, n_targets = int(attn.sum()), int((labels != -100).sum())  # counted here: no GPU sync
+            if on_cuda:
+                input_ids, attn, labels = (t.pin_memory().to(dev, non_blocking=True) for t in (input_ids, attn, labels))
+            lr = lr_at(state["step"], time.perf_counter() - started)
             for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"])
+                g["lr"] = lr
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 loss = step_fn(decoder, head, input_ids, attn, labels)
             loss.backward()
@@ -280,20 +288,21 @@ def train_full(
             opt.zero_grad(set_to_none=True)
             state["step"] += 1
             state["batch"] += 1
-            state["tokens"] += int(attn.sum())
-            state["target_tokens"] += int((labels != -100).sum())
-            if state["step"] % cfg.log_every == 0 or state["step"] == total_steps:
+            state["tokens"] += n_tokens
+            state["target_tokens"] += n_targets
+            now = time.perf_counter()
+            out_of_time = bool(cfg.budget_s) and now - started >= cfg.budget_s
+            if state["step"] % cfg.log_every == 0 or state["step"] == total_steps or out_of_time:
                 value = float(loss.detach())
                 state["train_s"] = time.perf_counter() - started
-                losses.append({"step": state["step"], "loss": round(value, 5), "lr": lr_at(state["step"] - 1),
+                losses.append({"step": state["step"], "loss": round(value, 5), "lr": lr,
                                "seconds": round(state["train_s"], 2)})
                 with loss_log.open("a") as f:
                     f.write(json.dumps(losses[-1]) + "\n")
                 if progress is not None:
                     progress(state["step"], total_steps, value)
-            now = time.perf_counter()
             state["train_s"] = now - started
-            if cfg.budget_s and state["train_s"] >= cfg.budget_s:
+            if out_of_time:
                 stopped_by_budget = True
                 break
             if now - last_save >= cfg.save_every_s:

