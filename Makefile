@@ -31,8 +31,10 @@ test-all: install system-deps
 bench: install
 	$(BIN)/python scripts/bench.py
 
+## lint: ruff, and the layer contracts of docs/ARCHITECTURE.md (import-linter, see pyproject.toml)
 lint: install
 	$(BIN)/ruff check agent feedback_store finetune ui tests scripts
+	$(BIN)/lint-imports
 
 install: $(STAMP)
 

@@ -36,12 +36,20 @@ def format_value(value: Any) -> str:
             return f"{value:,.2f}".rstrip("0").rstrip(".")
         return f"{value:.4g}"
     if isinstance(value, dict):
-        for key in (*NAME_KEYS, *sorted(k for k in value if k.endswith(("name", "title", "_id", "Name", "ID", "Id")))):
+        for key in (
+            *NAME_KEYS,
+            *sorted(k for k in value if k.endswith(("name", "title", "_id", "Name", "ID", "Id"))),
+        ):
             if key in value and value[key] is not None:
                 return format_value(value[key])
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     elif isinstance(value, (list, tuple)):
-        text = "[" + ", ".join(format_value(v) for v in value[:MAX_LISTED]) + (", …" if len(value) > MAX_LISTED else "") + "]"
+        text = (
+            "["
+            + ", ".join(format_value(v) for v in value[:MAX_LISTED])
+            + (", …" if len(value) > MAX_LISTED else "")
+            + "]"
+        )
     else:
         text = str(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
@@ -68,7 +76,9 @@ def format_answer(
     if n == 1 and len(cols) == 1:
         return f"The answer is {format_value(rows[0][0])}.{note}"
     if n == 1:
-        parts = ", ".join(f"{_column_name(c)}: {format_value(v)}" for c, v in zip(cols, rows[0], strict=False))
+        parts = ", ".join(
+            f"{_column_name(c)}: {format_value(v)}" for c, v in zip(cols, rows[0], strict=False)
+        )
         return f"Found 1 result: {parts}.{note}"
     if len(cols) == 1:
         values = [format_value(r[0]) for r in rows[:MAX_LISTED]]
@@ -98,4 +108,8 @@ def write_answer(
         text = (writer(question, list(columns), [list(r) for r in rows[:MAX_LISTED]]) or "").strip()
     except Exception:  # noqa: BLE001 - a phrasing aid must never cost the answer
         return plain
-    return text + (f" (showing the first {len(rows)} rows; there are more)" if truncated and text else "") if text else plain
+    return (
+        text + (f" (showing the first {len(rows)} rows; there are more)" if truncated and text else "")
+        if text
+        else plain
+    )

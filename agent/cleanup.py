@@ -43,7 +43,9 @@ CONTINUATION = re.compile(
     re.IGNORECASE,
 )
 # "This query returns …", "Note: …", "Explanation" — a sentence, not Cypher.
-PROSE_LINE = re.compile(r"^\s*(?:[A-Z][a-z']*[,:]?(?:\s+[\w'’,-]+){2,}[.!?:]?\s*$|(?:Note|Explanation|Output|Result)s?\b)")
+PROSE_LINE = re.compile(
+    r"^\s*(?:[A-Z][a-z']*[,:]?(?:\s+[\w'’,-]+){2,}[.!?:]?\s*$|(?:Note|Explanation|Output|Result)s?\b)"
+)
 CYPHER_CHARS = re.compile(r"[()\[\]{}=<>.]")
 
 
@@ -103,7 +105,9 @@ def _first_statement(text: str) -> str:
         if lines:
             if seen_return and NEW_STATEMENT.match(stripped) and not _ends_with_union(lines):
                 break
-            if _is_prose(stripped) or (blank_before and not CONTINUATION.match(stripped) and not CYPHER_CHARS.search(stripped)):
+            if _is_prose(stripped) or (
+                blank_before and not CONTINUATION.match(stripped) and not CYPHER_CHARS.search(stripped)
+            ):
                 break
             if blank_before and LANG_TAG.match(stripped):
                 break
@@ -140,7 +144,11 @@ def _cut_at_semicolon(text: str) -> str:
 
 def _mask_strings(text: str) -> str:
     """Replace string literal contents with ``_`` (same length) so keywords inside strings are ignored."""
-    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], text)
+    return re.sub(
+        r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"",
+        lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1],
+        text,
+    )
 
 
 def _depth(lines: list[str]) -> int:
@@ -163,5 +171,9 @@ def _is_prose(line: str) -> bool:
 def _strip_inline_trailing_prose(text: str) -> str:
     """``RETURN n.name This returns …`` → ``RETURN n.name`` (a sentence glued after the last clause)."""
     masked = _mask_strings(text)
-    m = re.search(r"(?<=[\w)\]}'\"*])(?:\s*\.)?\s+(?=(?:This|That|It|Here|Note|The query|This query|Explanation)\b[^()\[\]{}=<>]*$)", masked)
+    m = re.search(
+        r"(?<=[\w)\]}'\"*])(?:\s*\.)?\s+(?=(?:This|That|It|Here|Note|The query|This "
+        r"query|Explanation)\b[^()\[\]{}=<>]*$)",
+        masked,
+    )
     return text[: m.start()].rstrip() if m else text

@@ -1,12 +1,11 @@
-"""Execution accuracy: run gold and predicted queries, compare results as multisets of rows.
+"""Execution accuracy: run gold and predicted queries, compare their results.
 
-Scoring rule (``../shared/bench/README.md``): a prediction is correct when its rows equal the gold
-rows as a multiset, ignoring column order within a row, comparing floats at 4 significant digits,
-and nodes/relationships by their properties (rows already hold them as property dicts).
+A prediction is correct when its rows are **the same result** as the gold rows
+(``agent.core.cypher_text.same_result``: the benchmark's rule, defined once for the whole project).
 
-``run_eval`` is shared by ``cypherloop eval``, ``scripts/bench_agent.py`` and finetune's promotion
-gate: it takes any object with ``ask(question) -> dict`` (a ``CypherAgent``) and a graph store for
-the gold queries, and returns an ``EvalReport``.
+``run_eval`` is shared by ``cypherloop eval``, ``scripts/bench_agent.py`` and finetune's promotion gate:
+it asks a ``CypherAgent`` every question, runs the gold query on a graph store, and returns an
+``EvalReport``.
 """
 
 from __future__ import annotations
@@ -14,13 +13,19 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import DataError, GraphError
+from tqdm import tqdm
+
+from agent.core.cypher_text import same_result
+from agent.core.errors import DataError, GraphError
+from agent.core.files import iter_jsonl
+from agent.graph import CypherAgent
+from agent.graphdb.base import GraphStore
+from agent.models.base import Generation
 
 REQUIRED_KEYS = ("id", "question", "cypher")
 
@@ -44,21 +49,9 @@ def load_dataset(path: str | Path, require_id: bool = True) -> list[EvalItem]:
     """
     required = REQUIRED_KEYS if require_id else tuple(k for k in REQUIRED_KEYS if k != "id")
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"dataset {p} not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read dataset {p}: {e}") from e
     items: list[EvalItem] = []
     seen: set[str] = set()
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}:{no}: not valid JSON ({e.msg})") from None
+    for no, obj in iter_jsonl(p):
         if not isinstance(obj, dict):
             raise DataError(f"{p}:{no}: expected a JSON object with {', '.join(required)}")
         missing = [k for k in required if not str(obj.get(k) or "").strip()]
@@ -68,48 +61,12 @@ def load_dataset(path: str | Path, require_id: bool = True) -> list[EvalItem]:
         if item_id in seen:
             raise DataError(f"{p}:{no}: duplicate id {item_id!r}")
         seen.add(item_id)
-        items.append(EvalItem(item_id, str(obj["question"]), str(obj["cypher"]), str(obj.get("category") or "")))
+        items.append(
+            EvalItem(item_id, str(obj["question"]), str(obj["cypher"]), str(obj.get("category") or ""))
+        )
     if not items:
         raise DataError(f"dataset {p} has no questions")
     return items
-
-
-# --- result comparison ---------------------------------------------------------------------------------
-def normalize_value(value: Any) -> Any:
-    """A hashable, comparison-friendly form of one result value."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return ("b", value) if isinstance(value, bool) else value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ("nan",)
-        if math.isinf(value):
-            return value
-        if value.is_integer() and abs(value) < 1e15:
-            return int(value)
-        return float(f"{value:.4g}")
-    if isinstance(value, Mapping):
-        return ("map", tuple(sorted((str(k), normalize_value(v)) for k, v in value.items())))
-    if isinstance(value, (list, tuple)):
-        return ("list", tuple(normalize_value(v) for v in value))
-    return str(value)
-
-
-def normalize_row(row: Sequence[Any] | Mapping[str, Any]) -> tuple[Any, ...]:
-    """A row as an order-free tuple of normalised values (column order inside a row is ignored)."""
-    values = row.values() if isinstance(row, Mapping) else row
-    return tuple(sorted((normalize_value(v) for v in values), key=repr))
-
-
-def result_key(rows: Iterable[Any]) -> tuple[Any, ...]:
-    """A hashable form of a result: equal for two results exactly when ``results_match`` says they match."""
-    return tuple(sorted(Counter(normalize_row(r) for r in rows).items(), key=repr))
-
-
-def results_match(gold_rows: Iterable[Any], pred_rows: Iterable[Any]) -> bool:
-    """True when both results hold the same rows as multisets (see the module doc for the rule)."""
-    return Counter(normalize_row(r) for r in gold_rows) == Counter(normalize_row(r) for r in pred_rows)
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -165,6 +122,26 @@ class EvalReport:
     def latency_p95_ms(self) -> float:
         return percentile(self.latencies_ms, 95)
 
+    def add(self, pred: dict[str, Any]) -> None:
+        """Count one prediction record (``predict``); a failed gold query is counted apart, not scored."""
+        self.predictions.append(pred)
+        self.model_version = self.model_version or pred.get("model_version", "")
+        if pred["gold_error"] is not None:
+            self.gold_errors += 1
+            return
+        correct = pred["correct"]
+        self.n += 1
+        self.correct += int(correct)
+        self.executable += int(pred["status"] in ("ok", "no_data"))
+        self.first_try_correct += int(correct and pred["attempts"] <= 1)
+        self.after_retry_correct += int(correct and pred["attempts"] > 1)
+        self.latencies_ms.append(pred["latency_ms"])
+        cat = self.per_category.setdefault(pred["category"], {"n": 0, "correct": 0, "accuracy": 0.0})
+        cat["n"] += 1
+        cat["correct"] += int(correct)
+        cat["accuracy"] = round(cat["correct"] / cat["n"], 4)
+        self.per_category = dict(sorted(self.per_category.items()))
+
     def beats(self, other: EvalReport, margin: float = 0.0) -> bool:
         """Strictly more accurate than ``other`` by more than ``margin`` (for promotion gates)."""
         return self.accuracy > other.accuracy + margin
@@ -195,8 +172,10 @@ class EvalReport:
     def text(self) -> str:
         """A short human-readable report."""
         lines = [
-            f"execution accuracy  {self.correct}/{self.n} = {self.accuracy:.1%}" + (f"  ({self.model_version})" if self.model_version else ""),
-            f"first try           {self.first_try_correct}/{self.n} = {self.first_try_accuracy:.1%}; after retry +{self.after_retry_correct}",
+            f"execution accuracy  {self.correct}/{self.n} = {self.accuracy:.1%}"
+            + (f"  ({self.model_version})" if self.model_version else ""),
+            f"first try           {self.first_try_correct}/{self.n} = {self.first_try_accuracy:.1%}; after "
+            f"retry +{self.after_retry_correct}",
             f"executable queries  {self.executable}/{self.n} = {self.executable_share:.1%}",
             f"latency             p50 {self.latency_p50_ms:.0f} ms, p95 {self.latency_p95_ms:.0f} ms",
         ]
@@ -206,7 +185,9 @@ class EvalReport:
             lines.append("per category:")
             width = max(len(c) for c in self.per_category)
             for cat, m in sorted(self.per_category.items()):
-                lines.append(f"  {cat or '(none)':<{width}}  {int(m['correct'])}/{int(m['n'])} = {m['accuracy']:.1%}")
+                lines.append(
+                    f"  {cat or '(none)':<{width}}  {int(m['correct'])}/{int(m['n'])} = {m['accuracy']:.1%}"
+                )
         return "\n".join(lines)
 
 
@@ -219,18 +200,48 @@ def compare_reports(reports: Mapping[str, EvalReport] | Sequence[EvalReport]) ->
     ]
     for name, r in items:
         lines.append(
-            f"| {name} | {r.n} | {r.accuracy:.1%} ({r.correct}) | {r.first_try_accuracy:.1%} | {r.executable_share:.1%} "
+            f"| {name} | {r.n} | {r.accuracy:.1%} ({r.correct}) | {r.first_try_accuracy:.1%} | "
+            f"{r.executable_share:.1%} "
             f"| {r.latency_p50_ms / 1000:.2f} s | {r.latency_p95_ms / 1000:.2f} s |"
         )
     return "\n".join(lines)
 
 
 # --- running ---------------------------------------------------------------------------------------
+def predict(agent: CypherAgent, gold_store: GraphStore, item: EvalItem,
+            draft: list[Generation] | None = None) -> dict[str, Any]:
+    """Ask one question, run its gold query, and compare: the prediction record (one JSONL line).
+
+    ``draft``: the question's first replies, computed ahead by ``CypherAgent.prefetch``."""
+    ctx = agent.context
+    try:
+        gold = gold_store.query(item.cypher, timeout_s=max(ctx.query_timeout_s, 30.0), max_rows=ctx.max_rows)
+        gold_rows, gold_error = gold.rows, None
+    except GraphError as e:
+        gold_rows, gold_error = [], str(getattr(e, "db_message", None) or e)
+    answer = agent.ask(item.question, draft=draft)
+    return {
+        "id": item.id,
+        "question": item.question,
+        "predicted_cypher": answer.cypher,
+        "correct": bool(gold_error is None and answer.ran and same_result(gold_rows, answer.rows)),
+        "attempts": len(answer.attempts),
+        "latency_ms": round(float(answer.latency_ms), 1),
+        "timings": answer.timings,
+        "agreement": answer.agreement,
+        "category": item.category,
+        "status": answer.status,
+        "error": answer.error,
+        "gold_error": gold_error,
+        "model_version": answer.model_version,
+    }
+
+
 def run_eval(
-    agent: Any,
+    agent: CypherAgent,
     items: Sequence[EvalItem],
     *,
-    gold_store: Any | None = None,
+    gold_store: GraphStore | None = None,
     limit: int | None = None,
     progress: bool = True,
     predictions_path: str | Path | None = None,
@@ -239,23 +250,14 @@ def run_eval(
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
     batch_size: int = 1,
 ) -> EvalReport:
-    """Ask ``agent`` every question and score it against the gold query run on ``gold_store``.
-
-    ``agent`` needs ``ask(question) -> dict`` (CypherAgent output) and, without ``gold_store``, a
-    ``graph_store``. Predictions are written line by line to ``predictions_path`` (if given) so an
-    interrupted run keeps what it did. With ``batch_size`` > 1 and an agent that can ``prefetch``, the
-    first replies of each chunk of questions come from one batched model call (the rest of the agent —
-    checks, execution, repair rounds — runs per question as usual); latencies then exclude generation.
-    """
-    from tqdm import tqdm
-
+    """Ask ``agent`` every question and score it against the gold query run on ``gold_store`` (default: the
+    agent's graph store). Predictions are written line by line to ``predictions_path`` (if given) so an
+    interrupted run keeps what it did. With ``batch_size`` > 1 the first replies of each chunk of questions
+    come from one batched model call (``CypherAgent.prefetch``; the checks, execution and repair rounds run
+    per question as usual); latencies then exclude generation."""
     store = gold_store if gold_store is not None else agent.graph_store
-    ctx = getattr(agent, "context", None)
-    timeout_s = getattr(ctx, "query_timeout_s", 30.0)
-    max_rows = getattr(ctx, "max_rows", 1000)
     chosen = list(items[:limit] if limit else items)
-    report = EvalReport(label=label, dataset=dataset, graph=getattr(store, "name", ""))
-    cats: dict[str, list[int]] = {}
+    report = EvalReport(label=label, dataset=dataset, graph=store.name)
     out_file = None
     if predictions_path:
         Path(predictions_path).parent.mkdir(parents=True, exist_ok=True)
@@ -263,60 +265,24 @@ def run_eval(
     start = time.perf_counter()
     try:
         bar = tqdm(chosen, desc=label or "eval", unit="q", disable=not progress, dynamic_ncols=True)
-        drafts: dict[int, Any] = {}
-        batched = batch_size > 1 and hasattr(agent, "prefetch")
+        drafts: dict[int, list[Generation]] = {}
         for pos, item in enumerate(bar):
-            if batched and pos not in drafts:
+            if batch_size > 1 and pos not in drafts:
                 chunk = chosen[pos: pos + batch_size]
-                drafts = dict(zip(range(pos, pos + len(chunk)), agent.prefetch([c.question for c in chunk]), strict=True))
-            try:
-                gold = store.query(item.cypher, timeout_s=max(timeout_s, 30.0), max_rows=max_rows)
-                gold_rows, gold_error = gold.rows, None
-            except GraphError as e:
-                gold_rows, gold_error = [], str(getattr(e, "db_message", None) or e)
-            out = agent.ask(item.question, draft=drafts.pop(pos)) if batched else agent.ask(item.question)
-            executed = out.get("status") in ("ok", "no_data")
-            n_attempts = len(out.get("attempts") or [])
-            correct = gold_error is None and executed and results_match(gold_rows, out.get("rows") or [])
-            pred = {
-                "id": item.id,
-                "question": item.question,
-                "predicted_cypher": out.get("cypher") or "",
-                "correct": bool(correct),
-                "attempts": n_attempts,
-                "latency_ms": round(float(out.get("latency_ms") or 0.0), 1),
-                "timings": out.get("timings") or {},
-                "agreement": out.get("agreement"),
-                "category": item.category,
-                "status": out.get("status", ""),
-                "error": out.get("error"),
-                "gold_error": gold_error,
-            }
-            report.predictions.append(pred)
+                drafts = dict(zip(range(pos, pos + len(chunk)), agent.prefetch([c.question for c in chunk]),
+                                  strict=True))
+            pred = predict(agent, store, item, drafts.pop(pos, None))
+            report.add(pred)
             if out_file:
                 out_file.write(json.dumps(pred, ensure_ascii=False, default=str) + "\n")
                 out_file.flush()
             if on_prediction:
                 on_prediction(pred)
-            report.model_version = report.model_version or out.get("model_version", "")
-            if gold_error is not None:
-                report.gold_errors += 1
-                continue
-            report.n += 1
-            report.correct += int(correct)
-            report.executable += int(executed)
-            report.first_try_correct += int(correct and n_attempts <= 1)
-            report.after_retry_correct += int(correct and n_attempts > 1)
-            report.latencies_ms.append(pred["latency_ms"])
-            c = cats.setdefault(item.category, [0, 0])
-            c[0] += 1
-            c[1] += int(correct)
             bar.set_postfix(acc=f"{report.accuracy:.0%}")
     finally:
         if out_file:
             out_file.close()
     report.wall_s = time.perf_counter() - start
-    report.per_category = {k: {"n": v[0], "correct": v[1], "accuracy": round(v[1] / v[0], 4)} for k, v in sorted(cats.items())}
     return report
 
 
@@ -325,9 +291,7 @@ __all__ = [
     "EvalReport",
     "compare_reports",
     "load_dataset",
-    "normalize_row",
-    "normalize_value",
     "percentile",
-    "results_match",
+    "predict",
     "run_eval",
 ]

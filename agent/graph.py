@@ -18,7 +18,8 @@ graph serves every graph store, generator and setting. Transient database faults
 (``GraphUnavailable``) are retried by the nodes' ``RetryPolicy``; the model's correction loop only
 sees errors the model can fix (syntax, schema, refused writes, runtime errors, timeouts).
 
-``CypherAgent`` wraps it for callers: ``ask`` returns a dict, ``stream`` yields step events for a UI.
+``CypherAgent`` wraps it for callers: ``ask`` returns an ``AgentAnswer``, ``stream`` yields step events for a
+UI. Build one with ``agent.factory.make_agent``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from langgraph.types import RetryPolicy
 
 from agent.answer import AnswerWriter, write_answer
 from agent.cleanup import clean_cypher
-from agent.errors import (
+from agent.core.cypher_text import result_fingerprint
+from agent.core.errors import (
     CypherloopError,
     GraphAuthError,
     GraphError,
@@ -44,13 +46,15 @@ from agent.errors import (
     UnknownGraph,
     WriteRefused,
 )
-from agent.evaluation import result_key
+from agent.core.feedback import AgentStore, ExampleSource, Interaction
+from agent.core.prompt import ErrorFeedback, Example
+from agent.core.settings import Settings
 from agent.graphdb.base import GraphStore
+from agent.graphdb.readonly import check_read_only
 from agent.models.base import CypherGenerator, Generation, PromptInput
-from agent.prompt import ErrorFeedback, Example
 from agent.schema_check import check_cypher
 from agent.scope import check_scope
-from agent.state import InputState, OutputState, State
+from agent.state import AgentAnswer, Attempt, InputState, OutputState, State
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +62,18 @@ NO_CYPHER_ERROR = (
     "The reply contained no Cypher query. Answer with one read-only Cypher query only "
     "(for example starting with MATCH), without any explanation."
 )
-GIVE_UP_ANSWER = "Sorry, I could not answer this question: after {n} attempt{s} no query worked. The last error was: {error}"
+GIVE_UP_ANSWER = (
+    "Sorry, I could not answer this question: after {n} attempt{s} no query worked. "
+    "The last error was: {error}"
+)
 UNAVAILABLE_ANSWER = "Sorry, I could not answer this question because a service is unavailable: {error}"
 
 # Faults the model cannot fix: they end the run with status "error" (GraphUnavailable after the retries).
 INFRASTRUCTURE_ERRORS = (GraphUnavailable, GraphAuthError, UnknownGraph)
 # Transient faults: retried by LangGraph with backoff, never shown to the model.
-DB_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.25, backoff_factor=2.0, max_interval=2.0, retry_on=GraphUnavailable)
+DB_RETRY = RetryPolicy(
+    max_attempts=3, initial_interval=0.25, backoff_factor=2.0, max_interval=2.0, retry_on=GraphUnavailable
+)
 
 
 @dataclass(kw_only=True)
@@ -75,8 +84,8 @@ class AgentContext:
     """Where queries run (read-only)."""
     generator: CypherGenerator
     """The model that writes Cypher."""
-    feedback_store: Any | None = None
-    """Optional FeedbackStore for few-shot retrieval (``similar_examples``)."""
+    feedback_store: AgentStore | None = None
+    """Optional feedback store: few-shot retrieval (``similar_examples``) and the interaction log."""
     graph_name: str = ""
     """Graph name used to scope few-shot retrieval; defaults to graph_store.name."""
     max_attempts: int = 3
@@ -93,7 +102,7 @@ class AgentContext:
     """Optional model-written answer sentence (off by default)."""
     examples_override: list[Example] | None = None
     """Fixed few-shot examples instead of the store (benchmarks); None uses the store."""
-    example_pool: Any | None = None
+    example_pool: ExampleSource | None = None
     """The graph's bootstrap pool (``feedback_store.pool.ExamplePool``) for few-shot retrieval; None: off."""
     pool_k: int = 0
     """Examples retrieved from the bootstrap pool per question (after the store's verified examples)."""
@@ -103,7 +112,8 @@ class AgentContext:
     """Sampling temperature of the extra candidates (the first is greedy)."""
 
     @classmethod
-    def from_settings(cls, settings: Any, graph_store: GraphStore, generator: CypherGenerator, feedback_store: Any | None = None, **extra: Any) -> AgentContext:
+    def from_settings(cls, settings: Settings, graph_store: GraphStore, generator: CypherGenerator,
+                      feedback_store: AgentStore | None = None, **extra: Any) -> AgentContext:
         return cls(
             graph_store=graph_store,
             generator=generator,
@@ -114,9 +124,9 @@ class AgentContext:
             schema_max_chars=settings.schema_max_chars,
             query_timeout_s=settings.query_timeout_s,
             max_rows=settings.max_rows,
-            pool_k=getattr(settings, "pool_k", 0),
-            candidates=getattr(settings, "candidates", 1),
-            candidate_temperature=getattr(settings, "candidate_temperature", 0.7),
+            pool_k=settings.pool_k,
+            candidates=settings.candidates,
+            candidate_temperature=settings.candidate_temperature,
             **extra,
         )
 
@@ -133,12 +143,15 @@ def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-def _failure(state: State, stage: str, error: str, cypher: str, fixes: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "error": error,
-        "cypher": cypher,
-        "attempts": [{"attempt": state.loop_step, "cypher": cypher, "raw": state.raw, "error": error, "stage": stage, "fixes": fixes or [], "row_count": None}],
-    }
+def _attempt(state: State, stage: Literal["validate", "execute"], cypher: str, error: str | None,
+             fixes: list[str] | None = None, row_count: int | None = None) -> Attempt:
+    return Attempt(attempt=state.loop_step, cypher=cypher, raw=state.raw, error=error, stage=stage,
+                   fixes=fixes or [], row_count=row_count)
+
+
+def _failure(state: State, stage: Literal["validate", "execute"], error: str, cypher: str,
+             fixes: list[str] | None = None) -> dict[str, Any]:
+    return {"error": error, "cypher": cypher, "attempts": [_attempt(state, stage, cypher, error, fixes)]}
 
 
 def _db_message(e: GraphError) -> str:
@@ -153,7 +166,12 @@ def check_scope_node(state: State, runtime: Runtime[AgentContext]) -> dict[str, 
     if decision.in_scope:
         return {"timings": {"check_scope": _ms(start)}}
     _emit(runtime, "refused", reason=decision.reason)
-    return {"scope": decision.reason, "status": "refused", "answer": decision.reply, "timings": {"check_scope": _ms(start)}}
+    return {
+        "scope": decision.reason,
+        "status": "refused",
+        "answer": decision.reply,
+        "timings": {"check_scope": _ms(start)},
+    }
 
 
 def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -167,14 +185,19 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         examples = list(ctx.examples_override)[: ctx.few_shot_k] if ctx.few_shot_k else []
     elif ctx.feedback_store is not None and ctx.few_shot_k > 0:
         try:
-            found = ctx.feedback_store.similar_examples(state.question, ctx.graph_name or ctx.graph_store.name, k=ctx.few_shot_k)
-            examples = [Example(e.question, e.cypher) for e in found if getattr(e, "cypher", None)]
+            graph = ctx.graph_name or ctx.graph_store.name
+            examples = [
+                e
+                for e in ctx.feedback_store.similar_examples(state.question, graph, k=ctx.few_shot_k)
+                if e.cypher
+            ]
         except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it
             log.warning("few-shot retrieval failed, answering without examples: %s", e)
     if ctx.examples_override is None and ctx.example_pool is not None and ctx.pool_k > 0:
         try:
             seen = {e.question.strip().lower() for e in examples}
-            found = ctx.example_pool.similar_examples(state.question, ctx.graph_name or ctx.graph_store.name, k=ctx.pool_k)
+            found = ctx.example_pool.similar_examples(state.question, ctx.graph_name or ctx.graph_store.name,
+                                                      k=ctx.pool_k)
             examples += [e for e in found if e.question.strip().lower() not in seen]
         except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it
             log.warning("bootstrap-pool retrieval failed, answering without its examples: %s", e)
@@ -186,8 +209,11 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     }
 
 
-def first_replies(generator: CypherGenerator, prompts: list[PromptInput], ctx: AgentContext) -> list[list[Generation]]:
-    """The first attempt's replies for each prompt: one, or ``ctx.candidates`` (greedy first, then sampled)."""
+def first_replies(
+    generator: CypherGenerator, prompts: list[PromptInput], ctx: AgentContext
+) -> list[list[Generation]]:
+    """The first attempt's replies for each prompt: one, or ``ctx.candidates`` (greedy first, then
+    sampled)."""
     if ctx.candidates <= 1:
         if len(prompts) == 1:
             p = prompts[0]
@@ -199,7 +225,8 @@ def first_replies(generator: CypherGenerator, prompts: list[PromptInput], ctx: A
 
 
 def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """First attempt: the model writes a query (or several candidates) from the question, schema and examples."""
+    """First attempt: the model writes a query (or several candidates) from the question, schema and
+    examples."""
     start = time.perf_counter()
     ctx = runtime.context
     gen = ctx.generator
@@ -221,8 +248,6 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     Ties go to the group holding the greedy reply, then to the higher summed log-probability. Candidates
     that fail the checks or the database take no part; when none returns rows the greedy reply stands.
     """
-    from agent.graphdb.readonly import check_read_only
-
     start = time.perf_counter()
     ctx = runtime.context
     _emit(runtime, "voting", candidates=len(state.candidates))
@@ -241,8 +266,10 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                 check_read_only(cypher)
                 checked = check_cypher(cypher, schema)
                 if checked.ok:
-                    res = ctx.graph_store.query(checked.cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows)
-                    key = result_key(res.rows) if res.rows else None
+                    res = ctx.graph_store.query(
+                        checked.cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows
+                    )
+                    key = result_fingerprint(res.rows) if res.rows else None
             except INFRASTRUCTURE_ERRORS:
                 raise
             except GraphError:
@@ -259,7 +286,11 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         best = max(groups.values(), key=rank)
         chosen = 0 if 0 in best else max(best, key=lambda i: state.candidates[i].logprob or float("-inf"))
         agreement = round(len(best) / len(state.candidates), 3)
-    return {"raw": state.candidates[chosen].text or "", "agreement": agreement, "timings": {"vote": _ms(start)}}
+    return {
+        "raw": state.candidates[chosen].text or "",
+        "agreement": agreement,
+        "timings": {"vote": _ms(start)},
+    }
 
 
 def correct(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -271,13 +302,16 @@ def correct(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     failed = state.cypher or state.raw.strip() or "(no query)"
     feedback = ErrorFeedback(cypher=failed, error=state.error or "the query failed")
     raw = gen.generate(state.question, state.schema_text, state.examples, feedback)
-    return {"raw": raw or "", "loop_step": 1, "model_version": gen.version, "timings": {"correct": _ms(start)}}
+    return {
+        "raw": raw or "",
+        "loop_step": 1,
+        "model_version": gen.version,
+        "timings": {"correct": _ms(start)},
+    }
 
 
 def validate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Clean the reply; static read-only gate; schema check (with direction fix); EXPLAIN."""
-    from agent.graphdb.readonly import check_read_only
-
     start = time.perf_counter()
     ctx = runtime.context
     _emit(runtime, "validating", attempt=state.loop_step)
@@ -321,9 +355,13 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     except GraphError as e:
         message = _db_message(e)
         if isinstance(e, QueryTimeout):
-            message += f" (time limit {ctx.query_timeout_s:g} s: write a simpler, more selective query, e.g. with LIMIT)"
-        return {**_failure(state, "execute", message, state.cypher, fixes), "timings": {"execute": _ms(start)}}
-    record = {"attempt": state.loop_step, "cypher": state.cypher, "raw": state.raw, "error": None, "stage": "execute", "fixes": fixes, "row_count": len(res.rows)}
+            message += (f" (time limit {ctx.query_timeout_s:g} s: write a simpler, more selective query, "
+                        "e.g. with LIMIT)")
+        return {
+            **_failure(state, "execute", message, state.cypher, fixes),
+            "timings": {"execute": _ms(start)},
+        }
+    record = _attempt(state, "execute", state.cypher, None, fixes, row_count=len(res.rows))
     return {
         "columns": list(res.columns),
         "rows": [list(r) for r in res.rows],
@@ -337,7 +375,9 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 def answer(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """A short sentence from the rows; "no matching data" when there are none."""
     start = time.perf_counter()
-    text = write_answer(state.question, state.columns, state.rows, state.truncated, runtime.context.answer_writer)
+    text = write_answer(
+        state.question, state.columns, state.rows, state.truncated, runtime.context.answer_writer
+    )
     status = "ok" if state.rows else "no_data"
     return {"answer": text, "status": status, "timings": {"answer": _ms(start)}}
 
@@ -367,17 +407,23 @@ def route_after_generate(state: State) -> Literal["vote", "validate"]:
     return "vote" if len(state.candidates) > 1 else "validate"
 
 
-def route_after_validate(state: State, runtime: Runtime[AgentContext]) -> Literal["execute", "correct", "give_up"]:
+def route_after_validate(
+    state: State, runtime: Runtime[AgentContext]
+) -> Literal["execute", "correct", "give_up"]:
     return "execute" if state.error is None else _retry_or_give_up(state, runtime)
 
 
-def route_after_execute(state: State, runtime: Runtime[AgentContext]) -> Literal["answer", "correct", "give_up"]:
+def route_after_execute(
+    state: State, runtime: Runtime[AgentContext]
+) -> Literal["answer", "correct", "give_up"]:
     return "answer" if state.error is None else _retry_or_give_up(state, runtime)
 
 
 def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
     """A fresh compiled graph (tests build their own; ``graph`` below is the shared one)."""
-    builder = StateGraph(State, context_schema=AgentContext, input_schema=InputState, output_schema=OutputState)
+    builder = StateGraph(
+        State, context_schema=AgentContext, input_schema=InputState, output_schema=OutputState
+    )
     builder.add_node("check_scope", check_scope_node)
     builder.add_node("retrieve", retrieve, retry_policy=retry_policy)
     builder.add_node("generate", generate)
@@ -411,57 +457,68 @@ class _PlainRuntime:
     context: AgentContext
     stream_writer: Any = None
 
+
 OUTPUT_FIELDS = tuple(f.name for f in fields(OutputState))
+StepEvent = dict[str, Any]
+"""``{"step", "label", …}``; the last one is ``{"step": "answer", "output": AgentAnswer}``."""
 
 
 class CypherAgent:
-    """Question in, answer out: the compiled graph with its dependencies bound.
+    """Question in, answer out: the compiled graph with its dependencies bound (``agent.factory.make_agent``).
 
-    ``ask(question) -> dict`` returns the OutputState fields plus ``question``, ``graph``,
-    ``session_id`` and ``latency_ms`` (wall time); ``timings`` holds milliseconds per node.
-    ``stream(question)`` yields step events and ends with an ``answer`` event carrying that dict.
-    Infrastructure failures (database down after retries, model not loadable) do not raise: they
-    come back with ``status == "error"`` and the message in ``error``.
+    ``ask(question) -> AgentAnswer``; ``timings`` holds milliseconds per node. ``stream(question)`` yields
+    step events and ends with an ``answer`` event carrying that AgentAnswer. Infrastructure failures
+    (database down after retries, model not loadable) do not raise: they come back with
+    ``status == "error"`` and the message in ``error``. ``close()`` (or ``with``) closes the graph store when
+    the agent opened it.
     """
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         graph_store: GraphStore,
         generator: CypherGenerator,
-        feedback_store: Any | None = None,
+        feedback_store: AgentStore | None = None,
         *,
         answer_writer: AnswerWriter | None = None,
         examples: list[Example] | None = None,
         compiled: Any | None = None,
-        example_pool: Any | None = None,
+        example_pool: ExampleSource | None = None,
+        owns_graph_store: bool = False,
     ) -> None:
         self.settings = settings
         self.graph_store = graph_store
         self.generator = generator
         self.feedback_store = feedback_store
-        if example_pool is None and getattr(settings, "pool_k", 0) > 0:
-            from feedback_store.pool import ExamplePool
-
-            example_pool = ExamplePool.open(settings.home_dir, getattr(graph_store, "name", "") or settings.graph,
-                                            settings.pool_min_similarity)
-        self.context = AgentContext.from_settings(settings, graph_store, generator, feedback_store, answer_writer=answer_writer,
-                                                  examples_override=examples, example_pool=example_pool)
+        self.context = AgentContext.from_settings(settings, graph_store, generator, feedback_store,
+                                                  answer_writer=answer_writer, examples_override=examples,
+                                                  example_pool=example_pool)
         self.graph = compiled if compiled is not None else graph
+        self._owns_graph_store = owns_graph_store
         self._log_warned = False
 
     @property
     def model_version(self) -> str:
         return self.generator.version
 
-    def ask(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None,
-            draft: list[Generation] | None = None) -> dict[str, Any]:
+    def close(self) -> None:
+        """Close the graph store if this agent opened it."""
+        if self._owns_graph_store:
+            self.graph_store.close()
+
+    def __enter__(self) -> CypherAgent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ask(self, question: str, session_id: str = "", draft: list[Generation] | None = None) -> AgentAnswer:
         """Answer one question; never raises for database/model outages (status "error").
 
         ``draft``: first replies computed ahead by ``prefetch`` (the model is not asked again for them).
         """
-        result: dict[str, Any] | None = None
-        for event in self.stream(question, session_id=session_id, conversation=conversation, draft=draft):
+        result: AgentAnswer | None = None
+        for event in self.stream(question, session_id=session_id, draft=draft):
             if event["step"] == "answer":
                 result = event["output"]
         assert result is not None
@@ -476,8 +533,9 @@ class CypherAgent:
             prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
         return first_replies(self.generator, prompts, self.context)
 
-    def stream(self, question: str, session_id: str = "", conversation: list[dict[str, str]] | None = None,
-               draft: list[Generation] | None = None) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, question: str, session_id: str = "", draft: list[Generation] | None = None
+    ) -> Iterator[StepEvent]:
         """Step events for a UI, in order, e.g.::
 
             {"step": "retrieving", "label": "retrieving"}
@@ -486,15 +544,15 @@ class CypherAgent:
             {"step": "retry", "label": "retry 2", "attempt": 2, "error": "Unknown label :Custmer …"}
             {"step": "validating", "label": "validating", "attempt": 2}
             {"step": "executing", "label": "executing", "attempt": 2}
-            {"step": "answer", "label": "answer", "output": {...same dict as ask()...}}
+            {"step": "answer", "label": "answer", "output": AgentAnswer(...)}
 
         A refused question yields ``{"step": "refused", "reason": …}`` then the answer event.
         """
         start = time.perf_counter()
         final: dict[str, Any] = {}
-        inp = InputState(question=question or "", conversation=list(conversation or []), draft=list(draft or []))
         error: CypherloopError | None = None
         try:
+            inp = InputState(question=question or "", draft=list(draft or []))
             for mode, chunk in self.graph.stream(inp, context=self.context, stream_mode=["custom", "values"]):
                 if mode == "custom":
                     yield chunk
@@ -503,49 +561,53 @@ class CypherAgent:
         except CypherloopError as e:
             error = e
             log.warning("agent failed: %s", e)
-        output = self._output(final, question, session_id, start, error)
-        yield {"step": "answer", "label": "answer", "output": output}
+        yield {
+            "step": "answer",
+            "label": "answer",
+            "output": self._answer(final, question, session_id, start, error),
+        }
 
-    def _output(self, final: dict[str, Any], question: str, session_id: str, start: float, error: CypherloopError | None) -> dict[str, Any]:
-        out = {name: final.get(name, getattr(OutputState(), name)) for name in OUTPUT_FIELDS}
-        out["attempts"] = [dict(a) for a in out["attempts"]]
+    def _answer(self, final: dict[str, Any], question: str, session_id: str, start: float,
+                error: CypherloopError | None) -> AgentAnswer:
+        out = AgentAnswer(**{name: final[name] for name in OUTPUT_FIELDS if name in final})
+        out.attempts = [Attempt(**a) for a in out.attempts]
         if error is not None:
-            out.update(status="error", error=str(error), answer=UNAVAILABLE_ANSWER.format(error=error), rows=[], columns=[])
-        out["model_version"] = out["model_version"] or self.generator.version
-        latency = _ms(start)
-        out["timings"] = {**out["timings"], "total": latency}
-        out.update(question=question, graph=self.context.graph_name, session_id=session_id, latency_ms=latency)
+            out.status, out.error, out.answer = "error", str(error), UNAVAILABLE_ANSWER.format(error=error)
+            out.rows, out.columns = [], []
+        out.model_version = out.model_version or self.generator.version
+        out.latency_ms = _ms(start)
+        out.timings = {**out.timings, "total": out.latency_ms}
+        out.question, out.graph, out.session_id = question, self.context.graph_name, session_id
         return out
 
     # --- logging to the feedback store ---------------------------------------------------------------
-    def interaction(self, output: dict[str, Any]) -> Any:
-        """The ``feedback_store.base.Interaction`` for an ``ask`` result."""
-        from feedback_store.base import Interaction
-
-        ran = output.get("status") in ("ok", "no_data")
+    def interaction(self, answer: AgentAnswer) -> Interaction:
+        """The feedback store's record of an answer."""
         return Interaction(
-            question=output.get("question", ""),
-            graph=output.get("graph", self.context.graph_name),
-            final_cypher=output.get("cypher") or None,
-            answer=output.get("answer", ""),
-            row_count=len(output.get("rows") or []),
-            attempts=[{"cypher": a.get("cypher"), "error": a.get("error"), "stage": a.get("stage")} for a in output.get("attempts", [])],
-            latency_ms=float(output.get("latency_ms", 0.0)),
-            model_version=output.get("model_version", ""),
-            schema_fingerprint=output.get("schema_fingerprint", ""),
-            session_id=output.get("session_id", ""),
-            ok=ran,
+            question=answer.question,
+            graph=answer.graph or self.context.graph_name,
+            final_cypher=answer.cypher or None,
+            answer=answer.answer,
+            row_count=len(answer.rows),
+            attempts=[
+                {"cypher": a["cypher"], "error": a["error"], "stage": a["stage"]} for a in answer.attempts
+            ],
+            latency_ms=float(answer.latency_ms),
+            model_version=answer.model_version,
+            schema_fingerprint=answer.schema_fingerprint,
+            session_id=answer.session_id,
+            ok=answer.ran,
         )
 
-    def log(self, output: dict[str, Any]) -> str | None:
-        """Log an ``ask`` result to the feedback store; returns the interaction id, None when not logged.
+    def log(self, answer: AgentAnswer) -> str | None:
+        """Log an answer to the feedback store; returns the interaction id, None when not logged.
 
         Never raises: a failing store is reported once as a warning and the answer stands.
         """
-        if self.feedback_store is None or (output.get("status") == "refused" and not output.get("question", "").strip()):
+        if self.feedback_store is None or (answer.status == "refused" and not answer.question.strip()):
             return None
         try:
-            return self.feedback_store.log_interaction(self.interaction(output))
+            return self.feedback_store.log_interaction(self.interaction(answer))
         except Exception as e:  # noqa: BLE001 - logging must never cost the answer
             if not self._log_warned:
                 log.warning("could not log the interaction to the feedback store: %s", e)
@@ -553,17 +615,4 @@ class CypherAgent:
             return None
 
 
-def make_agent(settings: Any, graph_store: GraphStore | None = None, generator: CypherGenerator | None = None, feedback_store: Any | None = None) -> CypherAgent:
-    """A CypherAgent from settings: opens the graph and builds the generator when not given."""
-    if graph_store is None:
-        from agent.graphdb import open_graph
-
-        graph_store = open_graph(settings)
-    if generator is None:
-        from agent.models.factory import make_generator
-
-        generator = make_generator(settings)
-    return CypherAgent(settings, graph_store, generator, feedback_store)
-
-
-__all__ = ["AgentContext", "CypherAgent", "build_graph", "graph", "make_agent"]
+__all__ = ["AgentContext", "CypherAgent", "StepEvent", "build_graph", "graph"]

@@ -36,7 +36,9 @@ REL = re.compile(
 )
 PROP_ACCESS = re.compile(rf"(?<![\w.`$])(?P<var>{_IDENT})\.(?P<prop>{_IDENT})")
 MAP_KEY = re.compile(rf"(?:^|[{{,])\s*(?P<key>{_IDENT})\s*:")
-LABEL_PREDICATE = re.compile(rf"\bWHERE\s+(?:NOT\s+)?(?P<var>{_IDENT})\s*:\s*(?P<label>{_IDENT})", re.IGNORECASE)
+LABEL_PREDICATE = re.compile(
+    rf"\bWHERE\s+(?:NOT\s+)?(?P<var>{_IDENT})\s*:\s*(?P<label>{_IDENT})", re.IGNORECASE
+)
 STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 COMMENT = re.compile(r"//[^\n]*")
 
@@ -76,7 +78,8 @@ class _Rel:
 
 
 def check_cypher(cypher: str, schema: GraphSchema, repair: bool = True) -> SchemaCheck:
-    """Check ``cypher`` against ``schema``; returns the repaired query, errors and fixes (see the module doc)."""
+    """Check ``cypher`` against ``schema``; returns the repaired query, errors and fixes (see the module
+    doc)."""
     if schema.is_empty or not cypher.strip():
         return SchemaCheck(cypher=cypher)
     if not repair:
@@ -144,7 +147,11 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
                     continue
                 a = {label_map.get(x, x) for x in left.labels} or var_labels.get(left.var or "", set())
                 b = {label_map.get(x, x) for x in right.labels} or var_labels.get(right.var or "", set())
-                between = {p.type for p in schema.patterns if (p.start in a and p.end in b) or (p.start in b and p.end in a)}
+                between = {
+                    p.type
+                    for p in schema.patterns
+                    if (p.start in a and p.end in b) or (p.start in b and p.end in a)
+                }
                 new = next(iter(between)) if len(between) == 1 else _closest(typ, between or types)
                 if new:
                     replace_in(rel.span, typ, new, "relationship type")
@@ -208,34 +215,9 @@ def _check(cypher: str, schema: GraphSchema) -> SchemaCheck:
             _check_prop(errors, prop, sorted(var_types[var]), schema, kind="rel", var=var)
 
     # Directions: only when every type and label involved is known (unknown names are reported above).
-    edits: list[tuple[tuple[int, int], str]] = []
-    if schema.patterns:
-        for chain in chains:
-            for i in range(1, len(chain) - 1, 2):
-                left, rel, right = chain[i - 1], chain[i], chain[i + 1]
-                assert isinstance(left, _Node) and isinstance(rel, _Rel) and isinstance(right, _Node)
-                left_labels = _resolved(left, var_labels)
-                right_labels = _resolved(right, var_labels)
-                if not rel.types or (not left_labels and not right_labels):
-                    continue
-                if any(t not in rel_names for t in rel.types) or any(x not in label_names for x in left_labels | right_labels):
-                    continue
-                if rel.direction == "--":
-                    if not (_pattern_exists(schema, left_labels, rel.types, right_labels) or _pattern_exists(schema, right_labels, rel.types, left_labels)):
-                        known = ", ".join(str(p) for p in schema.patterns if p.type in rel.types) or "none"
-                        errors.append(f"The schema has no {_show(left_labels, rel, right_labels)} pattern in either direction; patterns with {'|'.join(':' + t for t in rel.types)}: {known}.")
-                    continue
-                start, end = (left_labels, right_labels) if rel.direction == "->" else (right_labels, left_labels)
-                if _pattern_exists(schema, start, rel.types, end):
-                    continue
-                shown = _show(left_labels, rel, right_labels)
-                if _pattern_exists(schema, end, rel.types, start):
-                    edits.append((rel.span, _flip(cypher[rel.span[0] : rel.span[1]])))
-                    result.fixes.append(f"reversed {shown}: the schema has it only the other way round")
-                else:
-                    known = ", ".join(str(p) for p in schema.patterns if p.type in rel.types) or "none"
-                    errors.append(f"The schema has no {shown} pattern; patterns with {'|'.join(':' + t for t in rel.types)}: {known}.")
-
+    edits = (
+        _check_directions(cypher, chains, var_labels, schema, result.fixes, errors) if schema.patterns else []
+    )
     if edits:
         out = cypher
         for (a, b), text in sorted(edits, reverse=True):
@@ -243,6 +225,56 @@ def _check(cypher: str, schema: GraphSchema) -> SchemaCheck:
         result.cypher = out
     result.errors = list(dict.fromkeys(errors))  # de-duplicate, keep order
     return result
+
+
+def _check_directions(
+    cypher: str,
+    chains: list[list[_Node | _Rel]],
+    var_labels: dict[str, set[str]],
+    schema: GraphSchema,
+    fixes: list[str],
+    errors: list[str],
+) -> list[tuple[tuple[int, int], str]]:
+    """Relationship directions against the schema's patterns: flip the ones that exist only the other way
+    round (returned as edits, reported in ``fixes``), report the ones that exist in neither."""
+    label_names = {x.label for x in schema.labels}
+    rel_names = {x.type for x in schema.relationships}
+    edits: list[tuple[tuple[int, int], str]] = []
+    for chain in chains:
+        for i in range(1, len(chain) - 1, 2):
+            left, rel, right = chain[i - 1], chain[i], chain[i + 1]
+            assert isinstance(left, _Node) and isinstance(rel, _Rel) and isinstance(right, _Node)
+            left_labels = _resolved(left, var_labels)
+            right_labels = _resolved(right, var_labels)
+            if not rel.types or (not left_labels and not right_labels):
+                continue
+            if any(t not in rel_names for t in rel.types) or any(
+                x not in label_names for x in left_labels | right_labels
+            ):
+                continue  # reported as unknown names
+            if rel.direction == "--":
+                if not (_pattern_exists(schema, left_labels, rel.types, right_labels)
+                        or _pattern_exists(schema, right_labels, rel.types, left_labels)):
+                    errors.append(
+                        f"The schema has no {_show(left_labels, rel, right_labels)} pattern in either "
+                        f"direction; {_known_patterns(schema, rel)}."
+                    )
+                continue
+            start, end = (left_labels, right_labels) if rel.direction == "->" else (right_labels, left_labels)
+            if _pattern_exists(schema, start, rel.types, end):
+                continue
+            shown = _show(left_labels, rel, right_labels)
+            if _pattern_exists(schema, end, rel.types, start):
+                edits.append((rel.span, _flip(cypher[rel.span[0] : rel.span[1]])))
+                fixes.append(f"reversed {shown}: the schema has it only the other way round")
+            else:
+                errors.append(f"The schema has no {shown} pattern; {_known_patterns(schema, rel)}.")
+    return edits
+
+
+def _known_patterns(schema: GraphSchema, rel: _Rel) -> str:
+    known = ", ".join(str(p) for p in schema.patterns if p.type in rel.types) or "none"
+    return f"patterns with {'|'.join(':' + t for t in rel.types)}: {known}"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -302,12 +334,20 @@ def _skip_ws(text: str, pos: int) -> int:
 
 def _node(m: re.Match[str]) -> _Node:
     labels = [x for x in _names(m.group("labels"))]
-    return _Node(_unquote(m.group("var")) if m.group("var") else None, labels, _map_keys(m.group("props")), m.span())
+    return _Node(
+        _unquote(m.group("var")) if m.group("var") else None, labels, _map_keys(m.group("props")), m.span()
+    )
 
 
 def _rel(m: re.Match[str]) -> _Rel:
     direction = "<-" if m.group("left") else "->" if m.group("right") else "--"
-    return _Rel(_unquote(m.group("var")) if m.group("var") else None, _names(m.group("types")), _map_keys(m.group("props")), direction, m.span())
+    return _Rel(
+        _unquote(m.group("var")) if m.group("var") else None,
+        _names(m.group("types")),
+        _map_keys(m.group("props")),
+        direction,
+        m.span(),
+    )
 
 
 def _resolved(node: _Node, var_labels: dict[str, set[str]]) -> set[str]:
@@ -318,7 +358,8 @@ def _resolved(node: _Node, var_labels: dict[str, set[str]]) -> set[str]:
 
 def _pattern_exists(schema: GraphSchema, start: set[str], types: list[str], end: set[str]) -> bool:
     return any(
-        p.type in types and (not start or p.start in start) and (not end or p.end in end) for p in schema.patterns
+        p.type in types and (not start or p.start in start) and (not end or p.end in end)
+        for p in schema.patterns
     )
 
 
@@ -341,7 +382,9 @@ def _show(left: set[str], rel: _Rel, right: set[str]) -> str:
     return node(left) + mid + node(right)
 
 
-def _check_prop(errors: list[str], prop: str, owners: list[str], schema: GraphSchema, *, kind: str, var: str | None = None) -> None:
+def _check_prop(
+    errors: list[str], prop: str, owners: list[str], schema: GraphSchema, *, kind: str, var: str | None = None
+) -> None:
     known: set[str] = set()
     any_owner = False
     for owner in owners:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-REFUSAL_EMPTY = "Please ask a question about the data in the graph, for example \"How many customers are there?\""
+REFUSAL_EMPTY = (
+    'Please ask a question about the data in the graph, for example "How many customers are there?"'
+)
 REFUSAL_GREETING = (
     "Hello! I answer questions about the data in this graph. Ask me something like "
     "\"How many customers are there?\" or \"Which products are in the Books category?\""
@@ -33,7 +35,11 @@ _GREETING_WORDS = (
 GREETING = re.compile(rf"^(?:\W*(?:{_GREETING_WORDS})\b)+\W*$", re.IGNORECASE)
 
 # Imperative requests that change data: at the start, after a polite lead-in, or as raw write Cypher.
-_LEAD = r"^\s*(?:(?:please|pls|kindly|now|then|and|also|ok(?:ay)?|hey|hi)[\s,]+)*(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?|i\s+(?:want|need|would\s+like)\s+(?:you\s+)?to\s+|let'?s\s+|go\s+ahead\s+and\s+|try\s+to\s+)?"
+_LEAD = (
+    r"^\s*(?:(?:please|pls|kindly|now|then|and|also|ok(?:ay)?|hey|hi)[\s,]+)*"
+    r"(?:(?:can|could|would|will)\s+you\s+(?:please\s+)?|i\s+(?:want|need|would\s+like)\s+(?:you\s+)?to\s+"
+    r"|let'?s\s+|go\s+ahead\s+and\s+|try\s+to\s+)?"
+)
 _WRITE_VERBS = (
     r"delete|remove|drop|create(?!\s+(?:a|an|me\s+a)\s+(?:list|table|summary|report|overview|chart|breakdown))|insert|update|change|modify|edit|set|rename|merge|erase|wipe|clear|truncate|"
     r"destroy|reset|replace|overwrite|add(?!\s+up\b)|put|write|store|save|purge|detach|increase|decrease|raise|lower|"

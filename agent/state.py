@@ -8,11 +8,11 @@ a reducer (``Annotated[..., reducer]``) accumulate across the correction loop.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal, TypedDict
 
+from agent.core.prompt import Example
 from agent.models.base import Generation
-from agent.prompt import Example
 
 Status = Literal["", "ok", "no_data", "refused", "failed", "error"]
 """ok: answered from rows · no_data: the query ran and matched nothing · refused: out of scope, database
@@ -27,16 +27,25 @@ def merge_timings(old: dict[str, float], new: dict[str, float]) -> dict[str, flo
     return out
 
 
+class Attempt(TypedDict):
+    """One model call whose fate is known (``State.attempts``)."""
+
+    attempt: int
+    cypher: str
+    raw: str
+    error: str | None
+    """None when the query ran."""
+    stage: Literal["validate", "execute"]
+    fixes: list[str]
+    row_count: int | None
+
+
 @dataclass(kw_only=True)
 class InputState:
     """What the caller provides."""
 
     question: str
     """The user's question (caller)."""
-
-    conversation: list[dict[str, str]] = field(default_factory=list)
-    """Earlier turns as ``{"role", "content"}`` (caller). Kept for the UI and logs; the prompt format
-    has no conversation turns, so training and serving stay identical."""
 
     draft: list[Generation] = field(default_factory=list)
     """First replies computed ahead for this question (batched evaluation, ``CypherAgent.prefetch``);
@@ -63,7 +72,8 @@ class State(InputState):
     """The model's latest raw reply (generate, correct)."""
 
     cypher: str = ""
-    """The latest query: cleaned and direction-fixed (validate); the one that ran, when status is ok/no_data."""
+    """The latest query: cleaned and direction-fixed (validate); the one that ran, when status is
+    ok/no_data."""
 
     candidates: list[Generation] = field(default_factory=list)
     """The first attempt's replies when several were sampled (generate); vote picks one."""
@@ -77,9 +87,8 @@ class State(InputState):
     loop_step: Annotated[int, operator.add] = 0
     """Model calls so far, +1 per generate/correct; routers compare it with max_attempts."""
 
-    attempts: Annotated[list[dict[str, Any]], operator.add] = field(default_factory=list)
-    """One record per model call once its fate is known (validate on failure, execute otherwise):
-    ``{"attempt", "cypher", "raw", "error", "stage", "fixes", "row_count"}``; error None when it ran."""
+    attempts: Annotated[list[Attempt], operator.add] = field(default_factory=list)
+    """One record per model call once its fate is known (validate on failure, execute otherwise)."""
 
     error: str | None = None
     """Message of the last failure (validate, execute), fed back by correct; None after a success."""
@@ -108,7 +117,7 @@ class State(InputState):
 
 @dataclass(kw_only=True)
 class OutputState:
-    """What the caller gets back (``CypherAgent.ask`` adds latency_ms, question, graph, session_id)."""
+    """What the graph returns (``CypherAgent`` wraps it in an ``AgentAnswer``)."""
 
     answer: str = ""
     """See State.answer."""
@@ -125,7 +134,7 @@ class OutputState:
     truncated: bool = False
     """See State.truncated."""
 
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     """See State.attempts."""
 
     error: str | None = None
@@ -148,3 +157,29 @@ class OutputState:
 
     timings: dict[str, float] = field(default_factory=dict)
     """See State.timings."""
+
+
+@dataclass(kw_only=True)
+class AgentAnswer(OutputState):
+    """What ``CypherAgent.ask`` returns and the CLI, the UI and evaluation read: the graph's output plus the
+    call's identity and wall time. ``to_dict()`` is the ``cypherloop ask --json`` object."""
+
+    question: str = ""
+    """The question as asked (CypherAgent)."""
+
+    graph: str = ""
+    """The graph it was asked on (CypherAgent)."""
+
+    session_id: str = ""
+    """The caller's session, e.g. one browser tab (caller)."""
+
+    latency_ms: float = 0.0
+    """Wall time of the whole call (CypherAgent)."""
+
+    @property
+    def ran(self) -> bool:
+        """The final query ran (with or without rows)."""
+        return self.status in ("ok", "no_data")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -31,26 +31,36 @@ A Chroma server (``HttpClient``) serialises writers itself; no lock is taken the
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from agent.errors import InvalidCorrection, StoreError
-from feedback_store.base import Feedback, Interaction, ReviewStatus, VerifiedExample, stable_id
+from agent.core.cypher_text import result_fingerprint, squash_spaces, strip_statement
+from agent.core.errors import CypherloopError, InvalidCorrection, StoreError
+from agent.core.feedback import (
+    REVIEW_STATUSES,
+    Feedback,
+    FeedbackRow,
+    ImportReport,
+    Interaction,
+    ReadOnlyQuery,
+    ReviewStatus,
+    VerifiedExample,
+    stable_id,
+)
+from agent.core.files import atomic_write_text, jsonl_text
+from agent.core.prompt import Example
+from agent.core.settings import Settings, load_settings
+from feedback_store.embeddings import embedding_function
 
 COLLECTIONS = ("interactions", "feedback", "examples")
-STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "rejected")
 LOCK_TIMEOUT_S = 60.0
 HNSW: dict[str, Any] = {"space": "cosine"}
 """Index settings for new collections. Tests lower ``sync_threshold`` so flushes happen every few writes."""
@@ -60,35 +70,9 @@ _PAGE = 500
 # --- pure helpers -------------------------------------------------------------------------------
 
 
-def _canon(value: Any) -> Any:
-    """A JSON-stable form of a row value: floats rounded, dict keys sorted by json.dumps later."""
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        return int(value) if value.is_integer() else round(value, 9)
-    if isinstance(value, dict):
-        return {str(k): _canon(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canon(v) for v in value]
-    return str(value)
-
-
-def result_fingerprint(rows: Sequence[Sequence[Any]]) -> str:
-    """Hash of a result as a multiset of rows (order-free, float-tolerant): same rows → same hash."""
-    lines = sorted(json.dumps(_canon(list(r)), sort_keys=True, ensure_ascii=False, separators=(",", ":")) for r in rows)
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:32]
-
-
-def _norm_cypher(cypher: str) -> str:
-    return cypher.strip().rstrip(";").strip()
-
-
-def _run_verified(graph_store: Any, cypher: str, what: str) -> Any:
-    """Run ``cypher`` through the read-only ``graph_store.query``; ``InvalidCorrection`` when it fails or writes."""
-    from agent.errors import CypherloopError
-
+def _run_verified(graph_store: ReadOnlyQuery, cypher: str, what: str) -> Any:
+    """Run ``cypher`` through the read-only ``graph_store.query``; ``InvalidCorrection`` when it fails or
+    writes."""
     try:
         return graph_store.query(cypher)
     except CypherloopError as e:
@@ -98,37 +82,10 @@ def _run_verified(graph_store: Any, cypher: str, what: str) -> Any:
         raise InvalidCorrection(f"{what} refused: {type(e).__name__}: {e}") from e
 
 
-@dataclass
-class ImportReport:
-    """What ``import_examples`` did: counts, and the refused lines (1-based) with the reason."""
-
-    added: int = 0
-    present: int = 0
-    refused: list[tuple[int, str]] = field(default_factory=list)
-
-
-def _norm_question(question: str) -> str:
-    return " ".join(question.split())
-
-
 def _example_id(graph: str, question: str, cypher: str) -> str:
-    return stable_id("example", graph, _norm_question(question).lower(), " ".join(_norm_cypher(cypher).split()))
-
-
-def _atomic_write(path: Path, text: str, durable: bool = True) -> None:
-    """Readers see the old or the new file, never a torn one; ``durable`` also survives power loss."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return stable_id(
+        "example", graph, squash_spaces(question).lower(), squash_spaces(strip_statement(cypher))
+    )
 
 
 def _from_record(cls: type, meta: dict[str, Any]) -> Any:
@@ -167,7 +124,9 @@ class _Embedded:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        self._client = chromadb.PersistentClient(path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False))
+        self._client = chromadb.PersistentClient(
+            path=str(self.path), settings=ChromaSettings(anonymized_telemetry=False)
+        )
 
     def reopen(self) -> None:
         if self._client is not None:
@@ -186,7 +145,9 @@ class _Embedded:
                 # question (~10 ms), and filelock's default 50 ms poll would starve the other process.
                 self._lock.acquire(poll_interval=0.002)
             except Timeout as e:
-                raise StoreError(f"feedback store {self.path} is locked by another process for over {LOCK_TIMEOUT_S:.0f} s") from e
+                raise StoreError(
+                    f"feedback store {self.path} is locked by another process for over {LOCK_TIMEOUT_S:.0f} s"
+                ) from e
             try:
                 token = self._read_token()
                 if self._client is None:
@@ -198,7 +159,7 @@ class _Embedded:
                 if write:
                     # Written before the Chroma call: a writer killed in between only costs others a reopen.
                     new = uuid.uuid4().hex
-                    _atomic_write(self._token_file, new, durable=False)  # only live processes read it
+                    atomic_write_text(self._token_file, new, durable=False)  # only live processes read it
                     self._seen = new
                 yield self._client
             finally:
@@ -265,30 +226,33 @@ class ChromaFeedbackStore:
 
     def __init__(
         self,
-        source: Any = None,
+        source: Settings | Path | str | None = None,
         *,
         review_thumbs_up: bool = True,
         review_corrections: bool = True,
     ) -> None:
         if source is None:
-            from agent.settings import load_settings
-
             source = load_settings()
         if isinstance(source, (str, Path)):
             text = str(source)
-            self._conn: _Embedded | _Remote = _Remote(text) if text.startswith(("http://", "https://")) else _embedded(Path(text))
-        elif getattr(source, "chroma_url", None):
-            self._conn = _Remote(source.chroma_url)
-        elif hasattr(source, "path"):
-            self._conn = _embedded(Path(source.path("feedback", "chroma")))
+            remote = text.startswith(("http://", "https://"))
+            self._conn: _Embedded | _Remote = _Remote(text) if remote else _embedded(Path(text))
+        elif isinstance(source, Settings):
+            self._conn = (
+                _Remote(source.chroma_url)
+                if source.chroma_url
+                else _embedded(source.path("feedback", "chroma"))
+            )
         else:
-            raise StoreError(f"ChromaFeedbackStore needs Settings, a folder or a URL, got {type(source).__name__}")
+            raise StoreError(
+                f"ChromaFeedbackStore needs Settings, a folder or a URL, got {type(source).__name__}"
+            )
         self.review_thumbs_up = review_thumbs_up
         self.review_corrections = review_corrections
-        from feedback_store.embeddings import embedding_function
-
         self._ef = embedding_function()
-        self._handles: tuple[Any, dict[str, Any]] | None = None  # (client, collections), refetched after a reopen
+        self._handles: tuple[Any, dict[str, Any]] | None = (
+            None  # (client, collections), refetched after a reopen
+        )
 
     @property
     def location(self) -> str:
@@ -310,10 +274,15 @@ class ChromaFeedbackStore:
         with self._conn.session(write) as client:
             try:
                 if self._handles is None or self._handles[0] is not client:
-                    self._handles = (client, {
-                        name: client.get_or_create_collection(name, embedding_function=self._ef, configuration={"hnsw": dict(HNSW)})
-                        for name in COLLECTIONS
-                    })
+                    self._handles = (
+                        client,
+                        {
+                            name: client.get_or_create_collection(
+                                name, embedding_function=self._ef, configuration={"hnsw": dict(HNSW)}
+                            )
+                            for name in COLLECTIONS
+                        },
+                    )
                 yield self._handles[1]
             except (StoreError, InvalidCorrection):
                 raise
@@ -323,7 +292,9 @@ class ChromaFeedbackStore:
                 raise
 
     @staticmethod
-    def _get_all(col: Any, where: dict[str, Any] | None = None, ids: list[str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    def _get_all(
+        col: Any, where: dict[str, Any] | None = None, ids: list[str] | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         if ids is not None:
             got = col.get(ids=ids, include=["metadatas"])
@@ -338,7 +309,7 @@ class ChromaFeedbackStore:
 
     def _embed(self, question: str) -> tuple[str, Any]:
         """(document, vector) for a question, computed *before* taking the lock (it holds no lock)."""
-        doc = _norm_question(question) or "(empty)"
+        doc = squash_spaces(question) or "(empty)"
         return doc, self._ef([doc])[0]
 
     @staticmethod
@@ -356,7 +327,15 @@ class ChromaFeedbackStore:
         if not it.created_at:
             it.created_at = time.time()
         if not it.id:
-            it.id = stable_id("interaction", it.graph, it.session_id, it.question, it.final_cypher or "", it.answer, repr(it.created_at))
+            it.id = stable_id(
+                "interaction",
+                it.graph,
+                it.session_id,
+                it.question,
+                it.final_cypher or "",
+                it.answer,
+                repr(it.created_at),
+            )
         meta = {
             "graph": it.graph,
             "session_id": it.session_id,
@@ -407,11 +386,19 @@ class ChromaFeedbackStore:
             "record": json.dumps(asdict(ex), ensure_ascii=False),
         }
 
-    def _write_feedback(self, fb: Feedback, it: Interaction | None, example: VerifiedExample | None) -> Feedback:
+    def _write_feedback(
+        self, fb: Feedback, it: Interaction | None, example: VerifiedExample | None
+    ) -> Feedback:
         now = time.time()
         fb.created_at = fb.created_at or now
         if not fb.id:
-            fb.id = stable_id("feedback", fb.interaction_id, fb.verdict, _norm_cypher(fb.corrected_cypher or ""), fb.comment)
+            fb.id = stable_id(
+                "feedback",
+                fb.interaction_id,
+                fb.verdict,
+                strip_statement(fb.corrected_cypher or ""),
+                fb.comment,
+            )
         doc = self._embed(it.question if it else "(unknown interaction)")
         with self._cols(write=True) as c:
             existing = self._get_all(c["feedback"], ids=[fb.id])
@@ -420,7 +407,9 @@ class ChromaFeedbackStore:
             if example is not None:
                 example.created_at = example.created_at or now
                 self._add_if_absent(c["examples"], example.id, doc, self._example_meta(example))
-            self._add_if_absent(c["feedback"], fb.id, doc, self._feedback_meta(fb, it, example.id if example else ""))
+            self._add_if_absent(
+                c["feedback"], fb.id, doc, self._feedback_meta(fb, it, example.id if example else "")
+            )
         return fb
 
     def add_feedback(self, feedback: Feedback) -> str:
@@ -429,7 +418,9 @@ class ChromaFeedbackStore:
         A 👎 carrying ``corrected_cypher`` must go through ``add_correction`` (it has to run first).
         """
         if feedback.corrected_cypher:
-            raise InvalidCorrection("a corrected query must be stored with add_correction(), which runs it first")
+            raise InvalidCorrection(
+                "a corrected query must be stored with add_correction(), which runs it first"
+            )
         if feedback.verdict not in ("up", "down"):
             raise StoreError(f"verdict must be 'up' or 'down', got {feedback.verdict!r}")
         it = self.get_interaction(feedback.interaction_id)
@@ -439,7 +430,7 @@ class ChromaFeedbackStore:
         if feedback.verdict == "up" and it.ok and it.final_cypher:
             example = VerifiedExample(
                 question=it.question,
-                cypher=_norm_cypher(it.final_cypher),
+                cypher=strip_statement(it.final_cypher),
                 graph=it.graph,
                 source="thumbs_up",
                 status="pending" if self.review_thumbs_up else "approved",
@@ -455,22 +446,36 @@ class ChromaFeedbackStore:
         👍 created; a pair a reviewer already approved stays. Returns how many records went.
         """
         with self._cols(write=True) as c:
-            got = self._get_all(c["feedback"], where={"$and": [{"interaction_id": interaction_id}, {"verdict": verdict}, {"has_correction": False}]})
+            got = self._get_all(
+                c["feedback"],
+                where={
+                    "$and": [
+                        {"interaction_id": interaction_id},
+                        {"verdict": verdict},
+                        {"has_correction": False},
+                    ]
+                },
+            )
             ids = [i for i, _ in got]
             ex_ids = [m["example_id"] for _, m in got if m.get("example_id")]
-            drop_ex = [i for i, m in self._get_all(c["examples"], ids=ex_ids) if m.get("status") == "pending"] if ex_ids else []
+            drop_ex = (
+                [i for i, m in self._get_all(c["examples"], ids=ex_ids) if m.get("status") == "pending"]
+                if ex_ids
+                else []
+            )
             if ids:
                 c["feedback"].delete(ids=ids)
             if drop_ex:
                 c["examples"].delete(ids=drop_ex)
         return len(ids) + len(drop_ex)
 
-    def add_correction(self, interaction_id: str, corrected_cypher: str, graph_store: Any, comment: str = "") -> Feedback:
+    def add_correction(self, interaction_id: str, corrected_cypher: str, graph_store: ReadOnlyQuery,
+                       comment: str = "") -> Feedback:
         """Run the correction read-only through ``graph_store.query``; store it (👎 + example) only if it ran.
 
         Raises ``InvalidCorrection`` (and stores nothing) when it is empty, fails, or is a write.
         """
-        cypher = _norm_cypher(corrected_cypher or "")
+        cypher = strip_statement(corrected_cypher or "")
         if not cypher:
             raise InvalidCorrection("the corrected query is empty")
         it = self.get_interaction(interaction_id)
@@ -478,7 +483,9 @@ class ChromaFeedbackStore:
             raise StoreError(f"no interaction {interaction_id!r} in the feedback store")
         store_graph = getattr(graph_store, "name", None)
         if store_graph and it.graph and store_graph != it.graph:
-            raise InvalidCorrection(f"the correction ran on graph {store_graph!r}, but the question was asked on {it.graph!r}")
+            raise InvalidCorrection(
+                f"the correction ran on graph {store_graph!r}, but the question was asked on {it.graph!r}"
+            )
         result = _run_verified(graph_store, cypher, "correction")
         fp = result_fingerprint(result.rows)
         status: ReviewStatus = "pending" if self.review_corrections else "approved"
@@ -492,10 +499,18 @@ class ChromaFeedbackStore:
             interaction_id=it.id,
         )
         example.id = _example_id(it.graph, it.question, cypher)
-        fb = Feedback(interaction_id=it.id, verdict="down", corrected_cypher=cypher, comment=comment, result_fingerprint=fp, status=status)
+        fb = Feedback(
+            interaction_id=it.id,
+            verdict="down",
+            corrected_cypher=cypher,
+            comment=comment,
+            result_fingerprint=fp,
+            status=status,
+        )
         return self._write_feedback(fb, it, example)
 
-    def import_examples(self, pairs: Sequence[tuple[str, str]], graph_store: Any, status: ReviewStatus = "approved") -> ImportReport:
+    def import_examples(self, pairs: Sequence[tuple[str, str]], graph_store: ReadOnlyQuery,
+                        status: ReviewStatus = "approved") -> ImportReport:
         """Verified examples from the user's own question → Cypher pairs (``source="import"``).
 
         Each query is run read-only through ``graph_store.query`` first, as a correction is: one that is
@@ -505,7 +520,7 @@ class ChromaFeedbackStore:
         report = ImportReport()
         ready: list[tuple[VerifiedExample, tuple[str, Any]]] = []
         for n, (question, cypher) in enumerate(pairs, 1):
-            question, cypher = _norm_question(question or ""), _norm_cypher(cypher or "")
+            question, cypher = squash_spaces(question or ""), strip_statement(cypher or "")
             if not question or not cypher:
                 report.refused.append((n, "a question and a Cypher query are both needed"))
                 continue
@@ -514,8 +529,15 @@ class ChromaFeedbackStore:
             except InvalidCorrection as e:
                 report.refused.append((n, str(e)))
                 continue
-            ex = VerifiedExample(question=question, cypher=cypher, graph=graph, source="import", status=status,
-                                 result_fingerprint=result_fingerprint(result.rows), created_at=time.time())
+            ex = VerifiedExample(
+                question=question,
+                cypher=cypher,
+                graph=graph,
+                source="import",
+                status=status,
+                result_fingerprint=result_fingerprint(result.rows),
+                created_at=time.time(),
+            )
             ex.id = _example_id(graph, question, cypher)
             ready.append((ex, self._embed(question)))
         with self._cols(write=True) as c:
@@ -544,8 +566,8 @@ class ChromaFeedbackStore:
 
     def review(self, item_id: str, status: ReviewStatus) -> None:
         """Approve or reject a feedback record or example; its linked example/feedback follow."""
-        if status not in STATUSES:
-            raise StoreError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        if status not in REVIEW_STATUSES:
+            raise StoreError(f"status must be one of {', '.join(REVIEW_STATUSES)}, got {status!r}")
         with self._cols(write=True) as c:
             fb = dict(self._get_all(c["feedback"], ids=[item_id]))
             ex: dict[str, dict[str, Any]] = {}
@@ -561,15 +583,25 @@ class ChromaFeedbackStore:
             for name, items in (("examples", ex), ("feedback", fb)):  # one call per collection, example first
                 if items:
                     ids = list(items)
-                    metas = [{**items[i], "status": status, "record": json.dumps({**json.loads(items[i]["record"]), "status": status}, ensure_ascii=False)} for i in ids]
+                    metas = [
+                        {
+                            **items[i],
+                            "status": status,
+                            "record": json.dumps(
+                                {**json.loads(items[i]["record"]), "status": status}, ensure_ascii=False
+                            ),
+                        }
+                        for i in ids
+                    ]
                     c[name].update(ids=ids, metadatas=metas)
 
-    # --- reading ------------------------------------------------------------------------------------------------
+    # --- reading
+    # ------------------------------------------------------------------------------------------------
 
-    def similar_examples(self, question: str, graph: str, k: int = 3, approved_only: bool = False) -> list[Any]:
+    def similar_examples(
+        self, question: str, graph: str, k: int = 3, approved_only: bool = False
+    ) -> list[Example]:
         """Verified examples of ``graph`` most similar to ``question`` (rejected ones never)."""
-        from agent.prompt import Example
-
         if k <= 0 or not question.strip():
             return []
         status = {"status": "approved"} if approved_only else {"status": {"$ne": "rejected"}}
@@ -577,7 +609,12 @@ class ChromaFeedbackStore:
             col = c["examples"]
             if col.count() == 0:
                 return []
-            res = col.query(query_texts=[_norm_question(question)], n_results=k, where={"$and": [{"graph": graph}, status]}, include=["metadatas"])
+            res = col.query(
+                query_texts=[squash_spaces(question)],
+                n_results=k,
+                where={"$and": [{"graph": graph}, status]},
+                include=["metadatas"],
+            )
         metas = (res.get("metadatas") or [[]])[0]
         out = []
         for m in metas:
@@ -592,52 +629,53 @@ class ChromaFeedbackStore:
         items = sorted((_from_record(Feedback, m) for _, m in got), key=lambda f: (-f.created_at, f.id))
         return items[:limit] if limit else items
 
-    def feedback_rows(self, status: ReviewStatus | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def feedback_rows(self, status: ReviewStatus | None = None, limit: int = 200) -> list[FeedbackRow]:
         """Feedback with the interaction's question, graph and example id (for the UI and CLI tables)."""
         with self._cols() as c:
             got = self._get_all(c["feedback"], where={"status": status} if status else None)
         rows = []
         for fid, m in got:
             fb = _from_record(Feedback, m)
-            rows.append({**asdict(fb), "id": fid, "question": m.get("question", ""), "graph": m.get("graph", ""), "example_id": m.get("example_id", "")})
+            rows.append(
+                {
+                    **asdict(fb),
+                    "id": fid,
+                    "question": m.get("question", ""),
+                    "graph": m.get("graph", ""),
+                    "example_id": m.get("example_id", ""),
+                }
+            )
         rows.sort(key=lambda r: (-r["created_at"], r["id"]))
         return rows[:limit] if limit else rows
 
-    def list_examples(self, graph: str | None = None, status: ReviewStatus | None = None) -> list[VerifiedExample]:
+    def list_examples(
+        self, graph: str | None = None, status: ReviewStatus | None = None
+    ) -> list[VerifiedExample]:
         """Verified examples, oldest first (a stable order for exports)."""
-        conds: list[dict[str, Any]] = [x for x in ({"graph": graph} if graph else None, {"status": status} if status else None) if x]
+        conds: list[dict[str, Any]] = [
+            x for x in ({"graph": graph} if graph else None, {"status": status} if status else None) if x
+        ]
         where = None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
         with self._cols() as c:
             got = self._get_all(c["examples"], where=where)
         return sorted((_from_record(VerifiedExample, m) for _, m in got), key=lambda e: (e.created_at, e.id))
 
-    def export_examples(self, path: Any, graph: str | None = None, status: Sequence[ReviewStatus] = ("approved",)) -> int:
-        """Write verified examples as JSONL (question, cypher, graph, source, status, result_fingerprint, id)."""
+    def export_examples(self, path: Path | str, graph: str | None = None,
+                        status: Sequence[ReviewStatus] = ("approved",)) -> int:
+        """Write verified examples as JSONL (question, cypher, graph, source, status, result_fingerprint,
+        id)."""
         wanted = (status,) if isinstance(status, str) else tuple(status)
-        bad = [s for s in wanted if s not in STATUSES]
+        bad = [s for s in wanted if s not in REVIEW_STATUSES]
         if bad:
-            raise StoreError(f"unknown status {bad[0]!r}; choose from {', '.join(STATUSES)}")
+            raise StoreError(f"unknown status {bad[0]!r}; choose from {', '.join(REVIEW_STATUSES)}")
         items = [e for e in self.list_examples(graph=graph) if e.status in wanted]
-        lines = [
-            json.dumps(
-                {
-                    "question": e.question,
-                    "cypher": e.cypher,
-                    "graph": e.graph,
-                    "source": e.source,
-                    "status": e.status,
-                    "result_fingerprint": e.result_fingerprint,
-                    "id": e.id,
-                },
-                ensure_ascii=False,
-            )
-            for e in items
-        ]
-        _atomic_write(Path(path), "".join(line + "\n" for line in lines))
-        return len(lines)
+        fields_ = ("question", "cypher", "graph", "source", "status", "result_fingerprint", "id")
+        atomic_write_text(Path(path), jsonl_text({k: getattr(e, k) for k in fields_} for e in items))
+        return len(items)
 
     def counts(self) -> dict[str, int]:
-        """interactions, up, down, corrections, examples, examples_pending/approved/rejected, feedback_pending."""
+        """interactions, up, down, corrections, examples, examples_pending/approved/rejected,
+        feedback_pending."""
         with self._cols() as c:
             n_inter = c["interactions"].count()
             fb = [m for _, m in self._get_all(c["feedback"])]
@@ -650,6 +688,6 @@ class ChromaFeedbackStore:
             "feedback_pending": sum(1 for m in fb if m.get("status") == "pending"),
             "examples": len(ex),
         }
-        for s in STATUSES:
+        for s in REVIEW_STATUSES:
             out[f"examples_{s}"] = sum(1 for m in ex if m.get("status") == s)
         return out

@@ -8,10 +8,11 @@ the first call (so importing this module, or opening a store that only reads, co
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from typing import Any
+
+from agent.core.env import library_defaults
 
 EMBEDDING_NAME = "cypherloop-minilm-l6-v2"
 """Name recorded in each Chroma collection's configuration; reopening checks it."""
@@ -35,7 +36,7 @@ def load_model() -> Any:
     if _model is None:
         with _model_lock:
             if _model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder never needs the hub
+                library_defaults()  # before sentence-transformers imports the Hugging Face libraries
                 import torch
                 from sentence_transformers import SentenceTransformer
 
@@ -60,7 +61,8 @@ def embed(texts: list[str]) -> list[list[float]]:
     previous = torch.get_num_threads()
     single = len(texts) <= SMALL_BATCH and previous > 1
     if single:
-        torch.set_num_threads(1)  # process-wide, so restored at once; a concurrent generation slows for ~10 ms
+        # process-wide, so restored at once; a concurrent generation slows for ~10 ms
+        torch.set_num_threads(1)
     try:
         vectors = model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
     finally:

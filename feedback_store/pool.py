@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import replace_dir
-from agent.errors import StoreError
-from agent.prompt import Example
+from agent.core.errors import StoreError
+from agent.core.files import replace_dir
+from agent.core.prompt import Example
+from agent.core.settings import Settings
+from feedback_store.embeddings import embed
 
 POOL_FILE = "pool.jsonl"
 VECTORS_FILE = "vectors.npy"
@@ -44,19 +46,21 @@ def build_pool(folder: Path, pairs: Sequence[dict[str, Any]], *, graph: str, sch
     """Embed the pairs' questions and write the pool atomically (a temp folder renamed into place)."""
     import numpy as np
 
-    from feedback_store.embeddings import embed
-
     folder = Path(folder)
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    rows = [{"question": p["question"], "cypher": p["cypher"], "query_id": p.get("query_id", "")} for p in pairs]
+    rows = [
+        {"question": p["question"], "cypher": p["cypher"], "query_id": p.get("query_id", "")} for p in pairs
+    ]
     vectors = []
     for start in range(0, len(rows), batch_size):
         vectors += embed([_norm(r["question"]) for r in rows[start:start + batch_size]])
     matrix = np.asarray(vectors, dtype=np.float16).reshape(len(rows), -1)
     np.save(tmp / VECTORS_FILE, matrix)
-    (tmp / POOL_FILE).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    (tmp / POOL_FILE).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     meta = {"graph": graph, "count": len(rows), "schema_fingerprint": schema_fingerprint,
             "embedding": "all-MiniLM-L6-v2", "created_at": time.time()}
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -81,6 +85,13 @@ class ExamplePool:
         folder = pool_dir(home, graph)
         return cls(folder, graph, min_similarity) if (folder / META_FILE).is_file() else None
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ExamplePool | None:
+        """The pool the agent retrieves from under these settings (``pool_k`` > 0), or None."""
+        if settings.pool_k <= 0:
+            return None
+        return cls.open(settings.home_dir, settings.graph, settings.pool_min_similarity)
+
     def meta(self) -> dict[str, Any]:
         return json.loads((self.folder / META_FILE).read_text())
 
@@ -97,19 +108,25 @@ class ExamplePool:
             if self._rows is not None:
                 return
             try:
-                rows = [json.loads(x) for x in (self.folder / POOL_FILE).read_text(encoding="utf-8").splitlines() if x]
+                rows = [
+                    json.loads(x)
+                    for x in (self.folder / POOL_FILE).read_text(encoding="utf-8").splitlines()
+                    if x
+                ]
                 matrix = np.load(self.folder / VECTORS_FILE).astype(np.float32)
             except (OSError, ValueError) as e:
                 raise StoreError(f"cannot read the example pool in {self.folder}: {e}") from e
             if matrix.shape[0] != len(rows):
-                raise StoreError(f"the example pool in {self.folder} is inconsistent; run `cypherloop bootstrap` again")
+                raise StoreError(
+                    f"the example pool in {self.folder} is inconsistent; run `cypherloop bootstrap` again"
+                )
             self._matrix, self._rows = matrix, rows
 
-    def search(self, question: str, k: int, *, exclude: set[str] | None = None) -> list[tuple[float, dict[str, Any]]]:
+    def search(
+        self, question: str, k: int, *, exclude: set[str] | None = None
+    ) -> list[tuple[float, dict[str, Any]]]:
         """(similarity, row) of the ``k`` nearest questions at or above the floor, best first."""
         import numpy as np
-
-        from feedback_store.embeddings import embed
 
         if k <= 0 or not question.strip():
             return []
@@ -153,7 +170,9 @@ class ExamplePool:
             for r, i in enumerate(part):
                 order = top[r][np.argsort(-sims[r, top[r]])]
                 own = rows[i].get("query_id")
-                found = [rows[int(j)] for j in order if int(j) != i and rows[int(j)].get("query_id") != own][:k]
+                found = [rows[int(j)] for j in order if int(j) != i and rows[int(j)].get("query_id") != own][
+                    :k
+                ]
                 out.append(found)
         return out
 

@@ -34,8 +34,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import atomic_write_text
-from agent.errors import ConfigError, DataError
+from tqdm import tqdm
+
+from agent.core.adapters import live_adapter
+from agent.core.errors import ConfigError, DataError
+from agent.core.files import atomic_write_text, jsonl_text, read_jsonl
+from agent.core.settings import Settings
+from agent.evaluation import load_dataset, run_eval
+from agent.factory import make_agent
+from agent.graphdb import GraphStore, open_graph
+from agent.models.local import TransformersGenerator
+from feedback_store.pool import ExamplePool, build_pool, pool_dir
+from finetune.dataset import BuildSpec, build_dataset
+from finetune.full import FullConfig, train_full
+from finetune.registry import AdapterRegistry
+from finetune.retrain import retrain_lock
+from finetune.synth import generate_pairs, profile_graph, read_pairs, write_pairs
+from finetune.train import resolve_base_model
 
 log = logging.getLogger("cypherloop.bootstrap")
 
@@ -62,9 +77,17 @@ class Plan:
     train_overrides: list[str] = field(default_factory=list)
 
     @classmethod
-    def make(cls, device: str, budget_minutes: float | None, pairs: int | None = None, general_rows: int | None = None,
-             eval_n: int | None = None, few_shot_frac: float = 0.5, recipe: str | None = None,
-             train_overrides: list[str] | None = None) -> Plan:
+    def make(
+        cls,
+        device: str,
+        budget_minutes: float | None,
+        pairs: int | None = None,
+        general_rows: int | None = None,
+        eval_n: int | None = None,
+        few_shot_frac: float = 0.5,
+        recipe: str | None = None,
+        train_overrides: list[str] | None = None,
+    ) -> Plan:
         gpu = device.startswith("cuda")
         budget = 60.0 * (budget_minutes if budget_minutes else (10 if gpu else 30))
         if budget < 60:
@@ -74,7 +97,9 @@ class Plan:
             device=device,
             budget_s=budget,
             pairs=pairs or max(200, int((40000 if gpu else 3000) * scale)),
-            general_rows=general_rows if general_rows is not None else max(50, int((4000 if gpu else 300) * scale)),
+            general_rows=general_rows
+            if general_rows is not None
+            else max(50, int((4000 if gpu else 300) * scale)),
             eval_n=eval_n or (200 if gpu else max(20, int(60 * scale))),
             few_shot_frac=few_shot_frac,
             few_shot_k=3,
@@ -108,12 +133,27 @@ class BootstrapReport:
 class Bootstrap:
     """One graph's bootstrap in ``<home>/bootstrap/<graph>/``; ``run()`` does (or resumes) every stage."""
 
-    def __init__(self, settings: Any, graph: str, *, budget_minutes: float | None = None, device: str = "auto",
-                 pairs: int | None = None, general_rows: int | None = None, eval_n: int | None = None,
-                 fresh: bool = False, promote: bool = True, seed: int = 0, graph_store: Any | None = None,
-                 progress: bool = True, workers: int | None = None, stop_after: str | None = None,
-                 recipe: str | None = None, train_overrides: list[str] | None = None,
-                 on_stage: Callable[[str, float, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        graph: str,
+        *,
+        budget_minutes: float | None = None,
+        device: str = "auto",
+        pairs: int | None = None,
+        general_rows: int | None = None,
+        eval_n: int | None = None,
+        fresh: bool = False,
+        promote: bool = True,
+        seed: int = 0,
+        graph_store: GraphStore | None = None,
+        progress: bool = True,
+        workers: int | None = None,
+        stop_after: str | None = None,
+        recipe: str | None = None,
+        train_overrides: list[str] | None = None,
+        on_stage: Callable[[str, float, str], None] | None = None,
+    ) -> None:
         if stop_after is not None and stop_after not in STAGES:
             raise ConfigError(f"--stop-after must be one of {', '.join(STAGES)}")
         self.stop_after = stop_after
@@ -132,8 +172,17 @@ class Bootstrap:
         self.state = self._load_state()
         if "plan" not in self.state:
             dev = _resolve_device(device)
-            self.state["plan"] = asdict(Plan.make(dev, budget_minutes, pairs, general_rows, eval_n, recipe=recipe,
-                                                  train_overrides=train_overrides))
+            self.state["plan"] = asdict(
+                Plan.make(
+                    dev,
+                    budget_minutes,
+                    pairs,
+                    general_rows,
+                    eval_n,
+                    recipe=recipe,
+                    train_overrides=train_overrides,
+                )
+            )
             self.state["seed"] = seed
         self.plan = Plan(**self.state["plan"])
 
@@ -154,8 +203,15 @@ class Bootstrap:
         return sum(float(s.get("seconds", 0)) for s in self.state["stages"].values())
 
     def _emit(self, stage: str, fraction: float, message: str = "") -> None:
-        info = {"graph": self.graph, "stage": stage, "stage_no": STAGES.index(stage) + 1, "stages": len(STAGES),
-                "fraction": round(fraction, 3), "message": message, "at": time.time()}
+        info = {
+            "graph": self.graph,
+            "stage": stage,
+            "stage_no": STAGES.index(stage) + 1,
+            "stages": len(STAGES),
+            "fraction": round(fraction, 3),
+            "message": message,
+            "at": time.time(),
+        }
         atomic_write_text(self.dir / "progress.json", json.dumps(info))
         if self.on_stage is not None:
             self.on_stage(stage, fraction, message)
@@ -163,15 +219,11 @@ class Bootstrap:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from agent.graphdb import open_graph
-
             self._store = open_graph(self.settings, self.graph)
         return self._store
 
     # --- the run -------------------------------------------------------------------------------
     def run(self) -> BootstrapReport:
-        from finetune.retrain import retrain_lock
-
         self.dir.mkdir(parents=True, exist_ok=True)
         fingerprint = self.store.schema().fingerprint()
         if self.state.get("schema_fingerprint") not in (None, fingerprint):
@@ -191,16 +243,25 @@ class Bootstrap:
                         t0 = time.perf_counter()
                         info = getattr(self, f"_{stage}")()
                         previous = float(self.state["stages"].get(stage, {}).get("seconds", 0))
-                        self.state["stages"][stage] = {"done": True, "seconds": round(previous + time.perf_counter() - t0, 2),
-                                                       **info}
+                        self.state["stages"][stage] = {
+                            "done": True,
+                            "seconds": round(previous + time.perf_counter() - t0, 2),
+                            **info,
+                        }
                         self._save_state()
                         self._emit(stage, 1.0, info.get("summary", ""))
                     report.stages[stage] = self.state["stages"][stage]
                     if stage == self.stop_after:
                         break
-            promo = self.state["stages"].get("promote") or {"status": "paused",
-                                                            "summary": f"stopped after {self.stop_after}; run again to go on"}
-            report.status, report.version, report.message = promo["status"], promo.get("version"), promo["summary"]
+            promo = self.state["stages"].get("promote") or {
+                "status": "paused",
+                "summary": f"stopped after {self.stop_after}; run again to go on",
+            }
+            report.status, report.version, report.message = (
+                promo["status"],
+                promo.get("version"),
+                promo["summary"],
+            )
         finally:
             if self._own_store and self._store is not None:
                 self._store.close()
@@ -209,21 +270,34 @@ class Bootstrap:
 
     # --- stages ----------------------------------------------------------------------------------
     def _profile(self) -> dict[str, Any]:
-        from finetune.synth import profile_graph
-
         p = profile_graph(self.store, seed=self.seed)
         if not any(lab.nodes for lab in p.labels.values()):
-            raise DataError(f"graph {self.graph!r} has no nodes: load data first (cypherloop graph load FILE --graph {self.graph})")
-        summary = {lab.label: {"nodes": lab.count, "key": lab.key.name if lab.key else None,
-                               "properties": {n: x.kind for n, x in lab.props.items()}} for lab in p.labels.values()}
-        rels = [{"pattern": f"(:{r.start.label})-[:{r.type}]->(:{r.end.label})", "edges_sampled": len(r.edges),
-                 "properties": {n: x.kind for n, x in r.props.items()}} for r in p.rels]
-        atomic_write_text(self.dir / "profile.json", json.dumps({"labels": summary, "patterns": rels}, indent=2))
+            raise DataError(
+                f"graph {self.graph!r} has no nodes: load data first (cypherloop graph load FILE --graph "
+                f"{self.graph})"
+            )
+        summary = {
+            lab.label: {
+                "nodes": lab.count,
+                "key": lab.key.name if lab.key else None,
+                "properties": {n: x.kind for n, x in lab.props.items()},
+            }
+            for lab in p.labels.values()
+        }
+        rels = [
+            {
+                "pattern": f"(:{r.start.label})-[:{r.type}]->(:{r.end.label})",
+                "edges_sampled": len(r.edges),
+                "properties": {n: x.kind for n, x in r.props.items()},
+            }
+            for r in p.rels
+        ]
+        atomic_write_text(
+            self.dir / "profile.json", json.dumps({"labels": summary, "patterns": rels}, indent=2)
+        )
         return {"summary": f"{len(p.labels)} labels, {len(p.rels)} patterns"}
 
     def _generate(self) -> dict[str, Any]:
-        from finetune.synth import generate_pairs, write_pairs
-
         bar = _bar(self.progress, self.plan.pairs, f"generate ({self.graph})", "pair")
         last = [0]
 
@@ -234,8 +308,9 @@ class Bootstrap:
             self._emit("generate", n / self.plan.pairs, f"{n} pairs")
 
         try:
-            pairs, rep = generate_pairs(self.store, self.plan.pairs, seed=self.seed, workers=self.workers or 4,
-                                        progress=tick)
+            pairs, rep = generate_pairs(
+                self.store, self.plan.pairs, seed=self.seed, workers=self.workers or 4, progress=tick
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -243,13 +318,14 @@ class Bootstrap:
             raise DataError(f"no usable question/query pair could be generated on graph {self.graph!r}")
         write_pairs(pairs, self.dir / "pairs.jsonl")
         atomic_write_text(self.dir / "generation.json", json.dumps(rep.to_dict(), indent=2))
-        return {"pairs": len(pairs), "queries": rep.queries_kept,
-                "summary": f"{len(pairs)} pairs from {rep.queries_kept} queries ({rep.db_queries} database queries)"}
+        return {
+            "pairs": len(pairs),
+            "queries": rep.queries_kept,
+            "summary": f"{len(pairs)} pairs from {rep.queries_kept} queries ({rep.db_queries} database "
+                       f"queries)",
+        }
 
     def _index(self) -> dict[str, Any]:
-        from feedback_store.pool import build_pool, pool_dir
-        from finetune.synth import read_pairs
-
         pairs = read_pairs(self.dir / "pairs.jsonl")
         ids = sorted({p["query_id"] for p in pairs})
         cut = max(1, min(self.plan.eval_n, max(int(len(ids) * HELDOUT_FRAC), len(ids) // 10)))
@@ -259,30 +335,37 @@ class Bootstrap:
             if p["query_id"] in held:
                 if p["query_id"] not in seen:  # one question per held-out query
                     seen.add(p["query_id"])
-                    heldout.append({"id": f"{self.graph}-h{i}", "question": p["question"], "cypher": p["cypher"],
-                                    "category": p.get("category", "")})
+                    heldout.append(
+                        {
+                            "id": f"{self.graph}-h{i}",
+                            "question": p["question"],
+                            "cypher": p["cypher"],
+                            "category": p.get("category", ""),
+                        }
+                    )
             else:
                 pool.append(p)
-        atomic_write_text(self.dir / "heldout.jsonl", "".join(json.dumps(h, ensure_ascii=False) + "\n" for h in heldout))
-        atomic_write_text(self.dir / "pool_pairs.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pool))
+        atomic_write_text(self.dir / "heldout.jsonl", jsonl_text(heldout))
+        atomic_write_text(self.dir / "pool_pairs.jsonl", jsonl_text(pool))
         self._emit("index", 0.1, f"embedding {len(pool)} questions")
         n = build_pool(pool_dir(self.settings.home_dir, self.graph), pool, graph=self.graph,
                        schema_fingerprint=self.state.get("schema_fingerprint", ""))
-        return {"pool": n, "heldout": len(heldout), "summary": f"pool of {n} pairs indexed, {len(heldout)} held-out questions"}
+        return {
+            "pool": n,
+            "heldout": len(heldout),
+            "summary": f"pool of {n} pairs indexed, {len(heldout)} held-out questions",
+        }
 
     def _build(self) -> dict[str, Any]:
-        from feedback_store.pool import ExamplePool, pool_dir
-        from finetune.dataset import BuildSpec, build_dataset
-
         rng = random.Random(self.seed)
         pool = ExamplePool(pool_dir(self.settings.home_dir, self.graph), self.graph)
-        rows = [json.loads(x) for x in (self.dir / "pool_pairs.jsonl").read_text(encoding="utf-8").splitlines() if x]
+        rows = read_jsonl(self.dir / "pool_pairs.jsonl")
         chosen = [i for i in range(len(rows)) if rng.random() < self.plan.few_shot_frac]
         shots = pool.neighbours(chosen, self.plan.few_shot_k)
         for i, found in zip(chosen, shots, strict=True):
             rows[i]["examples"] = [{"question": r["question"], "cypher": r["cypher"]} for r in found]
         with_shots = self.dir / "train_pairs.jsonl"
-        atomic_write_text(with_shots, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        atomic_write_text(with_shots, jsonl_text(rows))
         extra = []
         if self.plan.general_rows > 0:
             extra = [self._general_sample(self.plan.general_rows, rng)]
@@ -290,9 +373,12 @@ class Bootstrap:
         spec = BuildSpec(graph=self.graph, out_dir=self.dir / "dataset", offline=[with_shots], extra=extra,
                          feedback=feedback, heldout_frac=0.0, regression_frac=0.0, seed=self.seed)
         summary = build_dataset(self.settings, spec, graph_store=self.store)
-        return {"train": summary.counts.get("train", 0), "dataset_hash": summary.dataset_hash,
-                "summary": f"{summary.counts.get('train', 0)} training records "
-                           f"({', '.join(f'{k} {v}' for k, v in summary.by_source.get('train', {}).items())})"}
+        return {
+            "train": summary.counts.get("train", 0),
+            "dataset_hash": summary.dataset_hash,
+            "summary": f"{summary.counts.get('train', 0)} training records "
+            f"({', '.join(f'{k} {v}' for k, v in summary.by_source.get('train', {}).items())})",
+        }
 
     def _general_sample(self, n: int, rng: random.Random) -> Path:
         """``n`` general multi-schema rows (the packaged text2cypher data), each with its schema text."""
@@ -309,12 +395,11 @@ class Bootstrap:
         return out
 
     def _train(self) -> dict[str, Any]:
-        from finetune.full import FullConfig, train_full
-        from finetune.train import resolve_base_model
-
         info = self.state["stages"].setdefault("train", {})
         if "budget_s" not in info:  # fixed once, so a resumed run trains under the same settings
-            info["budget_s"] = round(max(30.0, self.plan.budget_s - self.elapsed() - self.plan.eval_reserve_s), 1)
+            info["budget_s"] = round(
+                max(30.0, self.plan.budget_s - self.elapsed() - self.plan.eval_reserve_s), 1
+            )
             self._save_state()
         cfg = FullConfig.load(self.plan.recipe, [f"budget_s={info['budget_s']}", f"seed={self.seed}",
                                                  *self.plan.train_overrides])
@@ -330,7 +415,9 @@ class Bootstrap:
             self._emit("train", step / max(1, total), f"step {step}/{total}, loss {loss:.3f}")
 
         try:
-            result = train_full(self.dir / "dataset", base, self.dir / "run", cfg, device=self.plan.device, progress=tick)
+            result = train_full(
+                self.dir / "dataset", base, self.dir / "run", cfg, device=self.plan.device, progress=tick
+            )
         finally:
             if bar is not None:
                 bar.close()
@@ -340,56 +427,80 @@ class Bootstrap:
                            f"{m['tokens_per_second']:.0f} tokens/s, loss {m['final_loss']}"}
 
     def _evaluate(self) -> dict[str, Any]:
-        from agent.adapters import read_active, shipped_adapter
-        from agent.evaluation import load_dataset, run_eval
-        from agent.graph import CypherAgent
-        from agent.models.local import TransformersGenerator
-
         items = load_dataset(self.dir / "heldout.jsonl")
-        settings = self.settings.model_copy(update={"temperature": 0.0, "few_shot_k": 0, "pool_k": 0, "candidates": 1,
-                                                    "max_attempts": 1, "device": self.plan.device})
+        settings = self.settings.model_copy(
+            update={
+                "temperature": 0.0,
+                "few_shot_k": 0,
+                "pool_k": 0,
+                "candidates": 1,
+                "max_attempts": 1,
+                "device": self.plan.device,
+            }
+        )
         model_dir = self.state["stages"]["train"]["model_dir"]
-        live = read_active(self.settings.home_dir) or shipped_adapter(self.settings.base_model)
+        live = live_adapter(self.settings.home_dir, self.settings.base_model)
         scores = {}
         for side, adapter in (("new", model_dir), ("live", str(live.path) if live else "none")):
             gen = TransformersGenerator(settings.model_copy(update={"adapter": adapter}))
-            agent = CypherAgent(settings, self.store, gen, None)
-            rep = run_eval(agent, items, gold_store=self.store, progress=self.progress, label=f"{side} ({self.graph})",
-                           batch_size=64 if self.plan.device.startswith("cuda") else 8)
+            agent = make_agent(settings, graph_store=self.store, generator=gen)
+            rep = run_eval(
+                agent,
+                items,
+                gold_store=self.store,
+                progress=self.progress,
+                label=f"{side} ({self.graph})",
+                batch_size=64 if self.plan.device.startswith("cuda") else 8,
+            )
             scores[side] = {"accuracy": round(rep.accuracy, 4), "correct": rep.correct, "n": rep.n,
                             "executable": round(rep.executable_share, 4), "model_version": rep.model_version,
                             "per_category": rep.per_category}
             del gen, agent
         new, old = scores["new"]["accuracy"], scores["live"]["accuracy"]
-        return {"scores": scores, "live_version": live.version if live else None,
-                "summary": f"held-out accuracy: new {new:.1%} vs live {old:.1%} ({scores['new']['n']} questions)"}
+        return {
+            "scores": scores,
+            "live_version": live.version if live else None,
+            "summary": f"held-out accuracy: new {new:.1%} vs live {old:.1%} ({scores['new']['n']} questions)",
+        }
 
     def _promote(self) -> dict[str, Any]:
-        from finetune.registry import AdapterRegistry
-
         ev = self.state["stages"]["evaluate"]
         new, old = ev["scores"]["new"]["accuracy"], ev["scores"]["live"]["accuracy"]
         train = self.state["stages"]["train"]
         reg = AdapterRegistry(self.settings.home_dir)
-        version = reg.add(Path(train["model_dir"]), {
-            "graph": self.graph, "source": "bootstrap", "base_model": self.settings.base_model,
-            "dataset_hash": self.state["stages"]["build"]["dataset_hash"], "train": train["metrics"],
-            "metrics": {"heldout_accuracy": new, "live_heldout_accuracy": old, "heldout_n": ev["scores"]["new"]["n"]},
-            "schema_fingerprint": self.state.get("schema_fingerprint"),
-        }, extra_files={"loss.jsonl": Path(train["model_dir"]).parent / "loss.jsonl"})
+        version = reg.add(
+            Path(train["model_dir"]),
+            {
+                "graph": self.graph,
+                "source": "bootstrap",
+                "base_model": self.settings.base_model,
+                "dataset_hash": self.state["stages"]["build"]["dataset_hash"],
+                "train": train["metrics"],
+                "metrics": {
+                    "heldout_accuracy": new,
+                    "live_heldout_accuracy": old,
+                    "heldout_n": ev["scores"]["new"]["n"],
+                },
+                "schema_fingerprint": self.state.get("schema_fingerprint"),
+            },
+            extra_files={"loss.jsonl": Path(train["model_dir"]).parent / "loss.jsonl"},
+        )
         better = new + 1e-9 >= old
         if better and self.promote_ok:
             reg.promote(version, reason=f"bootstrap of {self.graph}: held-out {new:.1%} ≥ {old:.1%}")
             status, text = "promoted", f"{version} is live (held-out {new:.1%} vs {old:.1%})"
         elif better:
-            status, text = "trained", f"{version} trained, not promoted on request (held-out {new:.1%} vs {old:.1%})"
+            status, text = (
+                "trained",
+                f"{version} trained, not promoted on request (held-out {new:.1%} vs {old:.1%})",
+            )
         else:
             status, text = "rejected", f"{version} kept as a candidate: held-out {new:.1%} < live {old:.1%}"
         reg.update_meta(version, gate={"decision": status, "new": new, "live": old})
         return {"status": status, "version": version, "summary": text}
 
 
-def _has_feedback(settings: Any) -> bool:
+def _has_feedback(settings: Settings) -> bool:
     return (settings.path("feedback", "chroma")).exists()
 
 
@@ -409,6 +520,4 @@ def _resolve_device(device: str) -> str:
 def _bar(enabled: bool, total: int, desc: str, unit: str) -> Any:
     if not enabled:
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True)

@@ -3,106 +3,35 @@
     cypherloop data build --graph shop --offline pairs.jsonl --teacher .cypherloop/data/teacher/shop \
         --feedback --out .cypherloop/data/datasets/shop
 
-The top of the module holds the normalisation the generators share; the builder (``build_dataset``,
-``BuildSpec``, ``BuildSummary``) follows.
-
-Normalised forms: two questions are "the same" when they differ only in case, punctuation and
-spacing; two queries when they differ only in whitespace, keyword/function case, a trailing ``;``,
-quote style and the names of their variables (``MATCH (c:Customer) RETURN c.name`` equals
-``match (x:Customer) return x.name``). Labels, relationship types, property keys and literals stay
-as written: they change what a query means.
+Questions and queries are compared in their normalised forms (``agent.core.cypher_text``:
+``normalize_question``, ``normalize_cypher``). A built dataset is a folder with ``train.jsonl``,
+``heldout.jsonl``, ``feedback_regression.jsonl`` and ``summary.json``; ``dataset_hash`` is its identity.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import json
 import random
-import re
 import sys
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, DataError
-from agent.prompt import Example
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-_TOKEN = re.compile(
-    r"""(?P<ws>\s+)
-      |(?P<comment>//[^\n]*|/\*.*?\*/)
-      |(?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-      |(?P<ident>`(?:[^`]|``)*`|[A-Za-z_][A-Za-z0-9_]*)
-      |(?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
-      |(?P<param>\$[A-Za-z_][A-Za-z0-9_]*)
-      |(?P<punct>\.\.|<>|<=|>=|=~|->|<-|.)""",
-    re.VERBOSE | re.DOTALL,
-)
-
-# Words that are never variables (clauses, operators, literals, sort orders).
-_KEYWORDS = frozenset(
-    ["match", "optional", "where", "return", "with", "order", "by", "limit", "skip", "distinct", "as", "and", "or", "not", "xor", "in", "is", "null", "true", "false", "starts", "ends", "contains", "unwind", "call", "yield", "asc", "desc", "ascending", "descending", "case", "when", "then", "else", "end", "union", "all", "exists", "any", "none", "single", "create", "merge", "set", "delete", "detach", "remove", "foreach", "on", "load", "csv", "from", "headers", "using", "index", "explain", "profile", "count"]
-)
-
-
-def normalize_question(text: str) -> str:
-    """Lower-case words of the question, accents kept, punctuation and spacing dropped."""
-    text = unicodedata.normalize("NFKC", text or "").lower()
-    return " ".join(_WORD.findall(text))
-
-
-def normalize_cypher(cypher: str) -> str:
-    """A canonical one-line form of a query (see the module docstring)."""
-    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer((cypher or "").strip())]
-    tokens = [(k, t) for k, t in tokens if k not in ("ws", "comment")]
-    while tokens and tokens[-1][1] == ";":
-        tokens.pop()
-    renamed: dict[str, str] = {}
-    out: list[str] = []
-    plain = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-    tokens = [("ident", t[1:-1].replace("``", "`")) if k == "ident" and t.startswith("`") and plain.match(t[1:-1]) else (k, t)
-              for k, t in tokens]
-    for i, (kind, text) in enumerate(tokens):
-        if kind == "ident":
-            prev = tokens[i - 1][1] if i else ""
-            nxt = tokens[i + 1][1] if i + 1 < len(tokens) else ""
-            low = text.lower()
-            if prev in (":", ".", "|") or (prev == "$"):
-                out.append(text)  # label, type, property key: case matters
-            elif nxt == "(" or low in _KEYWORDS:
-                out.append(low)  # function or keyword
-            elif nxt == ":" and _inside_map(tokens, i):
-                out.append(text)  # a property key in a {key: value} map
-            else:
-                if text not in renamed:
-                    renamed[text] = f"v{len(renamed)}"
-                out.append(renamed[text])
-        elif kind == "string":
-            body = text[1:-1]
-            out.append("'" + body.replace("\\'", "'").replace('\\"', '"') + "'")
-        else:
-            out.append(text)
-    return " ".join(out)
-
-
-def _inside_map(tokens: list[tuple[str | None, str]], i: int) -> bool:
-    """True when token ``i`` is a key of a ``{…}`` map (the nearest unclosed bracket is ``{``)."""
-    depth = 0
-    for j in range(i - 1, -1, -1):
-        t = tokens[j][1]
-        if t in ")]}":
-            depth += 1
-        elif t in "([{":
-            if depth == 0:
-                return t == "{"
-            depth -= 1
-    return False
-
+from agent.core.cypher_text import normalize_cypher, normalize_question
+from agent.core.errors import ConfigError, DataError
+from agent.core.feedback import FeedbackStore, stable_id
+from agent.core.files import atomic_write_text, jsonl_text, read_jsonl
+from agent.core.prompt import PROMPT_VERSION, Example, training_record
+from agent.core.settings import Settings
+from agent.graphdb import GraphSchema, GraphStore, NodeLabel, Pattern, Property, RelType, open_graph
+from feedback_store.chroma import ChromaFeedbackStore
+from finetune.review import ReviewFile, review_path, trainable
+from finetune.synth import generate_pairs, write_pairs
 
 # ============================================================================================
 # The builder
@@ -124,11 +53,23 @@ def _inside_map(tokens: list[tuple[str | None, str]], i: int) -> bool:
 # held-out question or query is dropped.
 
 
-SOURCE_PRIORITY = {"correction": 6, "thumbs_up": 5, "import": 5, "pairs": 4, "teacher": 3, "offline": 2, "extra": 1}
+SOURCE_PRIORITY = {
+    "correction": 6,
+    "thumbs_up": 5,
+    "import": 5,
+    "pairs": 4,
+    "teacher": 3,
+    "offline": 2,
+    "extra": 1,
+}
 FEEDBACK_SOURCES = ("correction", "thumbs_up", "import")
 SPLIT_SALT = "cypherloop-heldout-v1"
 """Part of the split hash. Changing it reshuffles every held-out set ever built: don't."""
-FILES = {"train": "train.jsonl", "heldout": "heldout.jsonl", "feedback_regression": "feedback_regression.jsonl"}
+FILES = {
+    "train": "train.jsonl",
+    "heldout": "heldout.jsonl",
+    "feedback_regression": "feedback_regression.jsonl",
+}
 
 
 @dataclass
@@ -158,36 +99,20 @@ class BuildSpec:
     many pairs first if it does not exist (what an unattended retrain round wants)."""
 
     @classmethod
-    def for_retrain(cls, settings: Any, graph: str | None = None, out_dir: Path | None = None, **overrides: Any) -> BuildSpec:
+    def for_retrain(cls, settings: Settings, graph: str | None = None, out_dir: Path | None = None,
+                    **overrides: Any) -> BuildSpec:
         """The unattended round's recipe: offline pairs (generated once), teacher data when a review file
         exists, approved feedback; written to ``<home>/datasets/<graph>``."""
-        from finetune.review import review_path
-
         graph = graph or settings.graph
         teacher = [review_path(settings, graph)] if review_path(settings, graph).exists() else []
-        values: dict[str, Any] = {"graph": graph, "out_dir": Path(out_dir) if out_dir else settings.path("datasets", graph),
-                                  "teacher": teacher, "feedback": True, "auto_offline_n": 5000}
+        values: dict[str, Any] = {
+            "graph": graph,
+            "teacher": teacher,
+            "feedback": True,
+            "auto_offline_n": 5000,
+            "out_dir": Path(out_dir) if out_dir else settings.path("datasets", graph),
+        }
         values.update(overrides)
-        return cls(**values)
-
-    @classmethod
-    def coerce(cls, settings: Any, spec: Any) -> BuildSpec:
-        """A ``BuildSpec`` from a spec or a mapping (``out`` is accepted for ``out_dir``); a mapping that
-        names no source gets the retrain defaults."""
-        if isinstance(spec, cls):
-            return spec
-        if not isinstance(spec, dict):
-            raise ConfigError(f"build_dataset needs a BuildSpec or a mapping, got {type(spec).__name__}")
-        values = dict(spec)
-        if "out" in values:
-            values["out_dir"] = values.pop("out")
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown dataset option(s): {', '.join(unknown)}")
-        sources = ("offline", "teacher", "pairs", "extra", "feedback")
-        if not any(values.get(k) for k in sources):
-            return cls.for_retrain(settings, **values)
         return cls(**values)
 
 
@@ -210,11 +135,17 @@ class BuildSummary:
         return self.out_dir
 
     def to_dict(self) -> dict[str, Any]:
-        from agent.prompt import PROMPT_VERSION
-
-        return {"graph": self.graph, "counts": self.counts, "by_source": self.by_source, "by_category": self.by_category,
-                "dropped": self.dropped, "dataset_hash": self.dataset_hash, "schema_fingerprint": self.schema_fingerprint,
-                "prompt_version": PROMPT_VERSION, "files": self.files}
+        return {
+            "graph": self.graph,
+            "counts": self.counts,
+            "by_source": self.by_source,
+            "by_category": self.by_category,
+            "dropped": self.dropped,
+            "dataset_hash": self.dataset_hash,
+            "schema_fingerprint": self.schema_fingerprint,
+            "prompt_version": PROMPT_VERSION,
+            "files": self.files,
+        }
 
     def table(self) -> str:
         lines = ["| split | examples | by source |", "|---|---:|---|"]
@@ -235,7 +166,7 @@ class _Rec:
     original_id: str
     weight: int = 1
     schema_text: str | None = None  # extra data: the row's own schema
-    examples: tuple[Any, ...] = ()  # few-shot examples rendered into this record's prompt (bootstrap)
+    examples: tuple[Example, ...] = ()  # few-shot examples rendered into this record's prompt (bootstrap)
     nq: str = ""
     nc: str = ""
 
@@ -249,8 +180,6 @@ class _Rec:
 
     @property
     def id(self) -> str:
-        from feedback_store.base import stable_id
-
         return stable_id(self.graph, self.nq, self.nc)[:16]
 
 
@@ -263,14 +192,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"no such file: {path}")
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from e
-        return rows
+        return read_jsonl(path)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with path.open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -295,14 +217,22 @@ def _read_offline(path: Path, graph: str, dropped: Counter) -> list[_Rec]:
             dropped["other_graph"] += 1
             continue
         shots = tuple(Example(str(e["question"]), str(e["cypher"])) for e in (r.get("examples") or []))
-        out.append(_Rec(str(r.get("question") or ""), str(r.get("cypher") or ""), graph, "offline",
-                        str(r.get("category") or "offline"), str(path), str(r.get("id") or i), examples=shots))
+        out.append(
+            _Rec(
+                str(r.get("question") or ""),
+                str(r.get("cypher") or ""),
+                graph,
+                "offline",
+                str(r.get("category") or "offline"),
+                str(path),
+                str(r.get("id") or i),
+                examples=shots,
+            )
+        )
     return out
 
 
 def _read_teacher(path: Path, graph: str, include_pending_pass: bool, dropped: Counter) -> list[_Rec]:
-    from finetune.review import ReviewFile, trainable
-
     review = ReviewFile(path)
     if not review.path.exists():
         raise DataError(f"no teacher review file at {review.path}; run `cypherloop data teacher` first")
@@ -315,9 +245,29 @@ def _read_teacher(path: Path, graph: str, include_pending_pass: bool, dropped: C
             dropped["teacher_not_approved"] += 1
             continue
         theme = str(item.get("theme") or "teacher")
-        out.append(_Rec(item["question"], item.get("cypher") or "", graph, "teacher", theme, str(review.path), item["id"]))
+        out.append(
+            _Rec(
+                item["question"],
+                item.get("cypher") or "",
+                graph,
+                "teacher",
+                theme,
+                str(review.path),
+                item["id"],
+            )
+        )
         for j, para in enumerate(item.get("paraphrases") or []):
-            out.append(_Rec(para, item.get("cypher") or "", graph, "teacher", theme, str(review.path), f"{item['id']}#p{j + 1}"))
+            out.append(
+                _Rec(
+                    para,
+                    item.get("cypher") or "",
+                    graph,
+                    "teacher",
+                    theme,
+                    str(review.path),
+                    f"{item['id']}#p{j + 1}",
+                )
+            )
     return out
 
 
@@ -333,10 +283,9 @@ def _truthy(v: Any) -> bool:
     return str(v).strip().lower() in ("true", "1", "yes")
 
 
-def schema_from_structured(data: dict[str, Any]) -> Any:
-    """A ``GraphSchema`` from a Neo4j-style structured schema (node_props / rel_props / relationships)."""
-    from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, RelType
-
+def schema_from_structured(data: dict[str, Any]) -> GraphSchema:
+    """A ``GraphSchema`` from a Neo4j-style structured schema (node_props / rel_props / relationships), as
+    the multi-schema text2cypher files carry it."""
     def props(items: list[dict[str, Any]]) -> tuple[Property, ...]:
         out = []
         for p in items or []:
@@ -346,7 +295,11 @@ def schema_from_structured(data: dict[str, Any]) -> Any:
             distinct = p.get("distinct_count")
             # like our own schema reader: sample values only for low-cardinality strings (the distinct
             # count when given; otherwise fewer values than the sampler's five, all short)
-            low = distinct <= 10 if distinct is not None else (len(values) < 5 and all(len(str(v)) <= 40 for v in values))
+            low = (
+                distinct <= 10
+                if distinct is not None
+                else (len(values) < 5 and all(len(str(v)) <= 40 for v in values))
+            )
             if typ == "STRING" and values and low:
                 samples = tuple(values[:5])
             out.append(Property(str(p.get("property")), typ, samples))
@@ -359,11 +312,10 @@ def schema_from_structured(data: dict[str, Any]) -> Any:
     )
 
 
-def _load_schemas(path: Path) -> dict[str, Any]:
-    """database → GraphSchema (or raw schema text) from a schemas CSV (database, schema, structured_schema)."""
-    import ast
-
-    out: dict[str, Any] = {}
+def _load_schemas(path: Path) -> dict[str, GraphSchema | str]:
+    """database → GraphSchema (or raw schema text) from a schemas CSV (database, schema,
+    structured_schema)."""
+    out: dict[str, GraphSchema | str] = {}
     for r in _read_table(path):
         db = r.get("database")
         if not db:
@@ -387,14 +339,24 @@ def _read_extra(path: Path, spec: BuildSpec, max_chars: int, dropped: Counter) -
     schemas: dict[str, Any] = {}
     if rows and "schema" not in rows[0]:
         if "database" not in rows[0]:
-            raise DataError(f"{path}: extra files need a 'schema' column, or a 'database' column and a schemas file")
-        schema_file = Path(spec.extra_schemas) if spec.extra_schemas else path.parent / "text2cypher_schemas.csv"
+            raise DataError(
+                f"{path}: extra files need a 'schema' column, or a 'database' column and a schemas file"
+            )
+        schema_file = (
+            Path(spec.extra_schemas) if spec.extra_schemas else path.parent / "text2cypher_schemas.csv"
+        )
         if not schema_file.is_file():
-            raise DataError(f"{path}: no schemas file {schema_file} for its 'database' column (pass --extra-schemas)")
+            raise DataError(
+                f"{path}: no schemas file {schema_file} for its 'database' column (pass --extra-schemas)"
+            )
         schemas = _load_schemas(schema_file)
     out = []
     for i, r in enumerate(rows, 1):
-        if _truthy(r.get("syntax_error")) or _truthy(r.get("timeout")) or str(r.get("false_schema") or "").strip():
+        if (
+            _truthy(r.get("syntax_error"))
+            or _truthy(r.get("timeout"))
+            or str(r.get("false_schema") or "").strip()
+        ):
             dropped["extra_flagged"] += 1
             continue
         question = str(r.get(spec.extra_question_col) or "")
@@ -415,20 +377,22 @@ def _read_extra(path: Path, spec: BuildSpec, max_chars: int, dropped: Counter) -
     return out
 
 
-def _read_feedback(store: Any, graph: str, weight: int) -> list[_Rec]:
+def _read_feedback(store: FeedbackStore, graph: str, weight: int) -> list[_Rec]:
     out = []
     for ex in store.list_examples(graph=graph, status="approved"):
         if ex.status != "approved":
             continue
         src = ex.source if ex.source in FEEDBACK_SOURCES else "thumbs_up"
-        out.append(_Rec(ex.question, ex.cypher, graph, src, f"feedback_{src}", "feedback_store", ex.id, weight=weight))
+        out.append(
+            _Rec(
+                ex.question, ex.cypher, graph, src, f"feedback_{src}", "feedback_store", ex.id, weight=weight
+            )
+        )
     return out
 
 
-def _auto_offline(settings: Any, graph_store: Any, n: int, seed: int) -> Path:
+def _auto_offline(settings: Settings, graph_store: GraphStore, n: int, seed: int) -> Path:
     """``<home>/data/offline/<graph>.jsonl``, generated when missing or when the schema changed."""
-    from finetune.synth import generate_pairs, write_pairs
-
     path = settings.path("data", "offline", f"{graph_store.name}.jsonl")
     stamp = path.with_suffix(".schema")
     fingerprint = graph_store.schema().fingerprint()
@@ -436,7 +400,7 @@ def _auto_offline(settings: Any, graph_store: Any, n: int, seed: int) -> Path:
         return path
     pairs, _ = generate_pairs(graph_store, n, seed=seed)
     write_pairs(pairs, path)
-    stamp.write_text(fingerprint)
+    atomic_write_text(stamp, fingerprint)
     return path
 
 
@@ -479,147 +443,183 @@ def _groups(recs: list[_Rec]) -> list[list[_Rec]]:
 # --- build -----------------------------------------------------------------------------------------
 
 
-def build_dataset(settings: Any, spec: BuildSpec, *, graph_store: Any = None, feedback_store: Any = None,
-                  log: Any = None) -> BuildSummary:
-    """Mix, de-duplicate, split and write the dataset described by ``spec``; returns its summary."""
-    from agent.prompt import training_record
+def dataset_hash(folder: Path | str) -> str:
+    """A built dataset's identity: a hash of its three split files as written (a missing one counts as empty).
 
-    spec = BuildSpec.coerce(settings, spec)
+    The registry records it with every adapter and a retrain round skips data it already trained on with
+    the same recipe; every split counts, because the held-out and regression sets decide the gate.
+    """
+    digest = hashlib.sha256()
+    for split, name in FILES.items():
+        path = Path(folder) / name
+        digest.update(split.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"") + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def build_dataset(settings: Settings, spec: BuildSpec, *, graph_store: GraphStore | None = None,
+                  feedback_store: FeedbackStore | None = None) -> BuildSummary:
+    """Mix, de-duplicate, split and write the dataset described by ``spec``; returns its summary."""
     if not 0 <= spec.heldout_frac < 1 or not 0 <= spec.regression_frac < 1:
         raise ConfigError("--heldout-frac must be in [0, 1)")
     if spec.feedback_weight < 1:
         raise ConfigError("--feedback-weight must be at least 1")
     own_graph = graph_store is None
-    if own_graph:
-        from agent.graphdb import open_graph
-
-        graph_store = open_graph(settings, spec.graph)
+    store = open_graph(settings, spec.graph) if graph_store is None else graph_store
     try:
-        schema = graph_store.schema()
+        schema = store.schema()  # an unknown graph fails here, before any source is read
         dropped: Counter = Counter()
-        recs: list[_Rec] = []
-        if spec.feedback:
-            store = feedback_store
-            if store is None:
-                from feedback_store.chroma import ChromaFeedbackStore
-
-                store = ChromaFeedbackStore(settings)
-            recs += _read_feedback(store, spec.graph, spec.feedback_weight)
-        for p in spec.pairs:
-            recs += _read_pairs(Path(p), spec.graph, spec.question_col, spec.cypher_col)
-        for p in spec.teacher:
-            recs += _read_teacher(Path(p), spec.graph, spec.teacher_pending_pass, dropped)
-        offline = list(spec.offline)
-        if not offline and spec.auto_offline_n > 0:
-            offline = [_auto_offline(settings, graph_store, spec.auto_offline_n, spec.seed)]
-        for p in offline:
-            recs += _read_offline(Path(p), spec.graph, dropped)
-        for p in spec.extra:
-            recs += _read_extra(Path(p), spec, settings.schema_max_chars, dropped)
-        if not recs:
-            raise DataError("nothing to build from: give --offline, --teacher, --pairs, --extra or --feedback")
-
-        # normalise, drop empties, de-duplicate per (graph, question): the higher source wins
-        kept: dict[tuple[str, str], _Rec] = {}
-        for r in recs:
-            r.question, r.cypher = r.question.strip(), r.cypher.strip()
-            r.nq, r.nc = normalize_question(r.question), normalize_cypher(r.cypher)
-            if not r.nq or not r.nc:
-                dropped["empty"] += 1
-                continue
-            key = (r.graph, r.nq)
-            old = kept.get(key)
-            if old is None:
-                kept[key] = r
-                continue
-            winner, loser = (r, old) if SOURCE_PRIORITY[r.source] > SOURCE_PRIORITY[old.source] else (old, r)
-            dropped["duplicate" if winner.nc == loser.nc else "conflict"] += 1
-            kept[key] = winner
-        recs = list(kept.values())
-
-        # split graph-bound groups; extra rows train unless they repeat a held-out question or query
-        train: list[_Rec] = []
-        heldout: list[_Rec] = []
-        regression: list[_Rec] = []
-        bound = [r for r in recs if r.bound]
-        for group in _groups(bound):
-            has_feedback = any(r.feedback for r in group)
-            anchor = min(group, key=lambda r: (_h(r.nq), r.nq)).nq
-            if held_out(anchor, spec.regression_frac if has_feedback else spec.heldout_frac):
-                for r in group:
-                    (regression if r.feedback else heldout).append(r)
-            else:
-                train.extend(group)
-        held_q = {r.nq for r in heldout + regression}
-        held_c = {r.nc for r in heldout + regression}
-        for r in recs:
-            if r.bound:
-                continue
-            if r.nq in held_q or r.nc in held_c:
-                dropped["extra_repeats_heldout"] += 1
-                continue
-            train.append(r)
-        leak_q = {r.nq for r in train} & held_q
-        leak_c = {r.nc for r in train} & held_c
-        if leak_q or leak_c:  # cannot happen by construction; refuse to write a leaking dataset
-            raise DataError(f"internal error: {len(leak_q)} questions / {len(leak_c)} queries in both train and held-out")
-
-        # render through the shared prompt module
-        schema_cache: dict[str, str] = {}
-
-        def schema_for(r: _Rec) -> str:
-            if r.schema_text is not None:
-                return r.schema_text
-            if len(graph_store.schema_text()) <= settings.schema_max_chars:
-                return schema_cache.setdefault("", graph_store.schema_text())
-            return graph_store.schema_text(r.question)
-
-        def line(r: _Rec, copy: int | None = None) -> dict[str, Any]:
-            rec = {"id": r.id, "question": r.question, "cypher": r.cypher, "graph": r.graph, "source": r.source,
-                   "category": r.category, "weight": r.weight,
-                   "provenance": {"source": r.source, "file": r.file, "original_id": r.original_id, "weight": r.weight}}
-            if copy is not None:
-                rec["copy"] = copy
-            rec.update(training_record(r.question, r.cypher, schema_for(r), r.examples))
-            return rec
-
-        rng = random.Random(spec.seed)
-        train_lines = [line(r, k) for r in sorted(train, key=lambda r: r.id) for k in range(r.weight)]
-        rng.shuffle(train_lines)
-        heldout_lines = [line(r) for r in sorted(heldout, key=lambda r: r.id)]
-        regression_lines = [line(r) for r in sorted(regression, key=lambda r: r.id)]
-
-        out = Path(spec.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        from agent.adapters import atomic_write_text
-
-        digest = hashlib.sha256()
-        files = {}
-        for split, lines in (("train", train_lines), ("heldout", heldout_lines), ("feedback_regression", regression_lines)):
-            text = "".join(json.dumps(x, ensure_ascii=False, sort_keys=True) + "\n" for x in lines)
-            atomic_write_text(out / FILES[split], text)
-            digest.update(split.encode() + b"\0" + text.encode("utf-8") + b"\0")
-            files[split] = str(out / FILES[split])
-
-        def tally(items: Iterable[_Rec], attr: str) -> dict[str, int]:
-            return dict(sorted(Counter(getattr(r, attr) for r in items).items()))
-
-        summary = BuildSummary(
-            out_dir=out,
-            graph=spec.graph,
-            counts={"train": len(train_lines), "train_unique": len(train), "heldout": len(heldout),
-                    "feedback_regression": len(regression)},
-            by_source={"train": tally(train, "source"), "heldout": tally(heldout, "source"),
-                       "feedback_regression": tally(regression, "source")},
-            by_category={"train": tally(train, "category"), "heldout": tally(heldout, "category"),
-                         "feedback_regression": tally(regression, "category")},
-            dropped=dict(sorted(dropped.items())),
-            dataset_hash=digest.hexdigest()[:16],
-            schema_fingerprint=schema.fingerprint(),
-            files=files,
-        )
-        atomic_write_text(out / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
-        return summary
+        recs = _dedupe(_gather(settings, spec, store, feedback_store, dropped), dropped)
+        train, heldout, regression = _split(recs, spec, dropped)
+        splits = {"train": train, "heldout": heldout, "feedback_regression": regression}
+        return _write(settings, spec, store, splits, dropped, schema.fingerprint())
     finally:
         if own_graph:
-            graph_store.close()
+            store.close()
+
+
+def _gather(
+    settings: Settings,
+    spec: BuildSpec,
+    graph_store: GraphStore,
+    feedback_store: FeedbackStore | None,
+    dropped: Counter,
+) -> list[_Rec]:
+    """Every record of every source the spec names, highest priority first."""
+    recs: list[_Rec] = []
+    if spec.feedback:
+        recs += _read_feedback(
+            feedback_store or ChromaFeedbackStore(settings), spec.graph, spec.feedback_weight
+        )
+    for p in spec.pairs:
+        recs += _read_pairs(Path(p), spec.graph, spec.question_col, spec.cypher_col)
+    for p in spec.teacher:
+        recs += _read_teacher(Path(p), spec.graph, spec.teacher_pending_pass, dropped)
+    offline = list(spec.offline)
+    if not offline and spec.auto_offline_n > 0:
+        offline = [_auto_offline(settings, graph_store, spec.auto_offline_n, spec.seed)]
+    for p in offline:
+        recs += _read_offline(Path(p), spec.graph, dropped)
+    for p in spec.extra:
+        recs += _read_extra(Path(p), spec, settings.schema_max_chars, dropped)
+    if not recs:
+        raise DataError("nothing to build from: give --offline, --teacher, --pairs, --extra or --feedback")
+    return recs
+
+
+def _dedupe(recs: list[_Rec], dropped: Counter) -> list[_Rec]:
+    """Normalise, drop empties, keep one record per (graph, question): the higher source wins."""
+    kept: dict[tuple[str, str], _Rec] = {}
+    for r in recs:
+        r.question, r.cypher = r.question.strip(), r.cypher.strip()
+        r.nq, r.nc = normalize_question(r.question), normalize_cypher(r.cypher)
+        if not r.nq or not r.nc:
+            dropped["empty"] += 1
+            continue
+        key = (r.graph, r.nq)
+        old = kept.get(key)
+        if old is None:
+            kept[key] = r
+            continue
+        winner, loser = (r, old) if SOURCE_PRIORITY[r.source] > SOURCE_PRIORITY[old.source] else (old, r)
+        dropped["duplicate" if winner.nc == loser.nc else "conflict"] += 1
+        kept[key] = winner
+    return list(kept.values())
+
+
+def _split(recs: list[_Rec], spec: BuildSpec, dropped: Counter) -> tuple[list[_Rec], list[_Rec], list[_Rec]]:
+    """(train, heldout, regression): graph-bound groups go to one side whole; extra rows train unless they
+    repeat a held-out question or query."""
+    train: list[_Rec] = []
+    heldout: list[_Rec] = []
+    regression: list[_Rec] = []
+    for group in _groups([r for r in recs if r.bound]):
+        has_feedback = any(r.feedback for r in group)
+        anchor = min(group, key=lambda r: (_h(r.nq), r.nq)).nq
+        if held_out(anchor, spec.regression_frac if has_feedback else spec.heldout_frac):
+            for r in group:
+                (regression if r.feedback else heldout).append(r)
+        else:
+            train.extend(group)
+    held_q = {r.nq for r in heldout + regression}
+    held_c = {r.nc for r in heldout + regression}
+    for r in recs:
+        if r.bound:
+            continue
+        if r.nq in held_q or r.nc in held_c:
+            dropped["extra_repeats_heldout"] += 1
+            continue
+        train.append(r)
+    leak_q = {r.nq for r in train} & held_q
+    leak_c = {r.nc for r in train} & held_c
+    if leak_q or leak_c:  # cannot happen by construction; refuse to write a leaking dataset
+        raise DataError(
+            f"internal error: {len(leak_q)} questions / {len(leak_c)} queries in both train and held-out"
+        )
+    return train, heldout, regression
+
+
+def _write(settings: Settings, spec: BuildSpec, graph_store: GraphStore, splits: dict[str, list[_Rec]],
+           dropped: Counter, schema_fingerprint: str) -> BuildSummary:
+    """Render every record through the shared prompt module, write the splits and summary.json."""
+    whole_schema = graph_store.schema_text()
+    fits = len(whole_schema) <= settings.schema_max_chars
+
+    def line(r: _Rec, copy: int | None = None) -> dict[str, Any]:
+        schema = (
+            r.schema_text
+            if r.schema_text is not None
+            else whole_schema
+            if fits
+            else graph_store.schema_text(r.question)
+        )
+        rec = {
+            "id": r.id,
+            "question": r.question,
+            "cypher": r.cypher,
+            "graph": r.graph,
+            "source": r.source,
+            "category": r.category,
+            "weight": r.weight,
+            "provenance": {
+                "source": r.source,
+                "file": r.file,
+                "original_id": r.original_id,
+                "weight": r.weight,
+            },
+        }
+        if copy is not None:
+            rec["copy"] = copy
+        rec.update(training_record(r.question, r.cypher, schema, r.examples))
+        return rec
+
+    lines = {
+        "train": [line(r, k) for r in sorted(splits["train"], key=lambda r: r.id) for k in range(r.weight)]
+    }
+    random.Random(spec.seed).shuffle(lines["train"])
+    for split in ("heldout", "feedback_regression"):
+        lines[split] = [line(r) for r in sorted(splits[split], key=lambda r: r.id)]
+    out = Path(spec.out_dir)
+    for split, name in FILES.items():
+        atomic_write_text(out / name, jsonl_text(lines[split], sort_keys=True))
+
+    def tally(items: Iterable[_Rec], attr: str) -> dict[str, int]:
+        return dict(sorted(Counter(getattr(r, attr) for r in items).items()))
+
+    summary = BuildSummary(
+        out_dir=out,
+        graph=spec.graph,
+        counts={
+            "train": len(lines["train"]),
+            "train_unique": len(splits["train"]),
+            "heldout": len(splits["heldout"]),
+            "feedback_regression": len(splits["feedback_regression"]),
+        },
+        by_source={split: tally(items, "source") for split, items in splits.items()},
+        by_category={split: tally(items, "category") for split, items in splits.items()},
+        dropped=dict(sorted(dropped.items())),
+        dataset_hash=dataset_hash(out),
+        schema_fingerprint=schema_fingerprint,
+        files={split: str(out / name) for split, name in FILES.items()},
+    )
+    atomic_write_text(out / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
+    return summary

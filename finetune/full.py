@@ -1,6 +1,7 @@
 """Full fine-tuning of a small base (≤ 1B parameters) with a plain PyTorch loop.
 
-    python -m finetune.full --data DATASET_DIR --base MODEL_DIR --output RUN_DIR [--recipe full-gpu] [key=value …]
+    python -m finetune.full --data DATASET_DIR --base MODEL_DIR --output RUN_DIR [--recipe full-gpu]
+    [key=value …]
 
 For a 135M–1B model the whole network trains faster than a LoRA through trl's SFTTrainer and learns a
 new graph better (docs/BENCHMARKS.md). What makes the loop fast:
@@ -20,7 +21,6 @@ RUN_DIR/train_result.json is written last.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
-from agent.adapters import atomic_write_text, replace_dir
-from agent.errors import ConfigError, DataError, TrainingError
+from agent.core.errors import ConfigError, DataError, TrainingError
+from agent.core.files import atomic_write_text, read_jsonl, replace_dir
+from finetune.dataset import dataset_hash
 
 log = logging.getLogger("cypherloop.full")
 
@@ -50,25 +51,34 @@ class FullConfig:
     """Settings of a full fine-tune (a YAML recipe's ``full:`` section; every field can be overridden)."""
 
     learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate (AdamW)"})
-    min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak"})
+    min_lr_ratio: float = field(
+        default=0.1, metadata={"help": "cosine decay ends at this fraction of the peak"}
+    )
     warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps"})
     epochs: float = field(default=2.0, metadata={"help": "passes over the training set (fractions allowed)"})
     tokens_per_batch: int = field(default=32768, metadata={"help": "padded tokens per optimizer step"})
     max_length: int = field(default=2048, metadata={"help": "longer examples are dropped"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     grad_clip: float = field(default=1.0, metadata={"help": "gradient norm clip (0: off)"})
-    budget_s: float = field(default=0.0, metadata={"help": "stop after this many seconds of training (0: no limit)"})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model (CUDA; fixed-size buckets)"})
+    budget_s: float = field(
+        default=0.0, metadata={"help": "stop after this many seconds of training (0: no limit)"}
+    )
+    compile: bool = field(
+        default=False, metadata={"help": "torch.compile the model (CUDA; fixed-size buckets)"}
+    )
     pad_multiple: int = field(default=64, metadata={"help": "pad batch lengths to a multiple of this"})
     seed: int = field(default=0, metadata={"help": "batch order and initialisation seed"})
     save_every_s: float = field(default=300.0, metadata={"help": "checkpoint cadence in seconds"})
     log_every: int = field(default=10, metadata={"help": "log the loss every N steps"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA, fp32 on CPU), bf16, fp32"})
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bf16 autocast on CUDA, fp32 on CPU), bf16, fp32"}
+    )
     save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved weights"})
 
     @classmethod
     def load(cls, recipe: str | Path | None, overrides: Sequence[str] = ()) -> FullConfig:
-        """A config from a shipped recipe name or a YAML file (its ``full:`` section) plus ``key=value`` overrides.
+        """A config from a shipped recipe name or a YAML file (its ``full:`` section) plus ``key=value``
+        overrides.
 
         An unknown key — in the file or an override — is an error naming the key, never silently ignored.
         """
@@ -85,7 +95,9 @@ class FullConfig:
                 raise ConfigError(f"{path}: expected a mapping with a 'full:' section")
             extra = sorted(set(data) - {"full", "description"})
             if extra:
-                raise ConfigError(f"{path}: unknown section(s) {', '.join(extra)} (a full recipe has 'full:' only)")
+                raise ConfigError(
+                    f"{path}: unknown section(s) {', '.join(extra)} (a full recipe has 'full:' only)"
+                )
             values.update(data.get("full") or {})
         for item in overrides:
             key, sep, raw = item.partition("=")
@@ -108,7 +120,9 @@ class FullConfig:
         if cfg.dtype not in ("auto", "bf16", "fp32"):
             raise ConfigError(f"full fine-tune setting dtype={cfg.dtype!r}: choose auto, bf16 or fp32")
         if cfg.tokens_per_batch < 64 or cfg.epochs <= 0 or cfg.learning_rate <= 0:
-            raise ConfigError("full fine-tune settings: tokens_per_batch ≥ 64, epochs > 0 and learning_rate > 0")
+            raise ConfigError(
+                "full fine-tune settings: tokens_per_batch ≥ 64, epochs > 0 and learning_rate > 0"
+            )
         return cfg
 
 
@@ -140,20 +154,27 @@ class FullResult:
 
 
 # --------------------------------------------------------------------------------------------- data
-def tokenize_records(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[tuple[list[int], int]]:
+def tokenize_records(
+    tokenizer: Any, records: list[dict[str, Any]], max_length: int
+) -> list[tuple[list[int], int]]:
     """(token ids, prompt length) per record: the serving prompt, then the assistant turn as the target.
 
     The assistant turn's tokens are those the chat template adds after the generation prompt (the Cypher
     and the end-of-turn token), so training teaches exactly the text serving decodes, and where to stop.
     """
-    prompts = [tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False) for r in records]
+    prompts = [
+        tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
+        for r in records
+    ]
     fulls = [tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=False) for r in records]
     out: list[tuple[list[int], int]] = []
     p_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     f_ids = tokenizer(fulls, add_special_tokens=False)["input_ids"]
     for p, f, r in zip(p_ids, f_ids, records, strict=True):
         if f[: len(p)] != p:  # a template that rewrites the prompt: fall back to prompt + completion text
-            c = tokenizer(r["completion"][0]["content"] + (tokenizer.eos_token or ""), add_special_tokens=False)["input_ids"]
+            c = tokenizer(
+                r["completion"][0]["content"] + (tokenizer.eos_token or ""), add_special_tokens=False
+            )["input_ids"]
             f = p + c
         if len(f) > max_length or len(f) <= len(p):
             continue
@@ -161,7 +182,9 @@ def tokenize_records(tokenizer: Any, records: list[dict[str, Any]], max_length: 
     return out
 
 
-def make_batches(lengths: list[int], tokens_per_batch: int, pad_multiple: int, rng: random.Random) -> list[list[int]]:
+def make_batches(
+    lengths: list[int], tokens_per_batch: int, pad_multiple: int, rng: random.Random
+) -> list[list[int]]:
     """Indexes grouped by similar length so that a batch's padded size stays under ``tokens_per_batch``."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
     batches: list[list[int]] = []
@@ -182,14 +205,6 @@ def _round_up(n: int, m: int) -> int:
     return ((n + m - 1) // m) * m if m > 1 else n
 
 
-def dataset_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 # --------------------------------------------------------------------------------------------- the run
 def train_full(
     data_dir: Path,
@@ -202,7 +217,7 @@ def train_full(
 ) -> FullResult:
     """Train the whole model on ``data_dir/train.jsonl``; resume RUN_DIR's checkpoint when there is one."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     output_dir = Path(output_dir)
     train_file = Path(data_dir) / "train.jsonl"
@@ -211,14 +226,14 @@ def train_full(
     if (output_dir / RESULT_FILE).is_file():
         return FullResult.load(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    data_hash = dataset_hash(train_file)
+    data_hash = dataset_hash(data_dir)
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     on_cuda = dev.startswith("cuda")
     autocast = on_cuda and cfg.dtype in ("auto", "bf16")
     torch.manual_seed(cfg.seed)
 
     tok = AutoTokenizer.from_pretrained(str(base_model), local_files_only=True)
-    records = [json.loads(line) for line in train_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = read_jsonl(train_file)
     if not records:
         raise DataError(f"{train_file} is empty")
     t0 = time.perf_counter()
@@ -230,37 +245,15 @@ def train_full(
     steps_per_epoch = len(make_batches(lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(0)))
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
 
-    model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32, local_files_only=True)
-    model.config.use_cache = False
-    model.to(dev).train()
-    decoder, head = model.get_decoder(), model.get_output_embeddings()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                            betas=(0.9, 0.95), fused=on_cuda)
-    state = {"step": 0, "epoch": 0, "batch": 0, "tokens": 0, "target_tokens": 0, "train_s": 0.0}
-    ckpt = output_dir / CKPT_DIR
-    if (ckpt / "state.json").is_file():
-        saved = json.loads((ckpt / "state.json").read_text())
-        if saved.get("dataset_hash") != data_hash or saved.get("config") != asdict(cfg):
-            raise TrainingError(f"{output_dir} holds a run on other data or settings; use a new output folder")
-        model.load_state_dict(torch.load(ckpt / "model.pt", map_location=dev))
-        opt.load_state_dict(torch.load(ckpt / "optim.pt", map_location=dev))
-        state.update(saved["state"])
+    model, opt, state = _model_and_optimizer(base_model, cfg, dev, output_dir / CKPT_DIR, data_hash)
+    if state["step"]:
         log.info("resumed at step %d of %d", state["step"], total_steps)
+    ckpt = output_dir / CKPT_DIR
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
 
     step_fn = _forward_loss
     if cfg.compile and on_cuda:
         step_fn = torch.compile(_forward_loss, dynamic=True)
-
-    def lr_at(step: int, seconds: float = 0.0) -> float:
-        """Linear warm-up, then cosine decay over the run's progress: steps done of all planned, or — with a
-        time budget — the share of the budget spent, whichever is further (so a budgeted run still anneals)."""
-        if step < cfg.warmup_steps:
-            return cfg.learning_rate * (step + 1) / max(1, cfg.warmup_steps)
-        frac = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
-        if cfg.budget_s:
-            frac = max(frac, seconds / cfg.budget_s)
-        frac = min(1.0, frac)
-        return cfg.learning_rate * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
     losses: list[dict[str, Any]] = []
     loss_log = output_dir / LOSS_LOG
@@ -269,14 +262,18 @@ def train_full(
     stopped_by_budget = False
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     while state["step"] < total_steps:
-        batches = make_batches(lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(cfg.seed + state["epoch"]))
+        batches = make_batches(
+            lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(cfg.seed + state["epoch"])
+        )
         while state["batch"] < len(batches) and state["step"] < total_steps:
             idx = batches[state["batch"]]
             input_ids, attn, labels = _collate([examples[i] for i in idx], cfg.pad_multiple, pad_id)
             n_tokens, n_targets = int(attn.sum()), int((labels != -100).sum())  # counted here: no GPU sync
             if on_cuda:
-                input_ids, attn, labels = (t.pin_memory().to(dev, non_blocking=True) for t in (input_ids, attn, labels))
-            lr = lr_at(state["step"], time.perf_counter() - started)
+                input_ids, attn, labels = (
+                    t.pin_memory().to(dev, non_blocking=True) for t in (input_ids, attn, labels)
+                )
+            lr = learning_rate(cfg, total_steps, state["step"], time.perf_counter() - started)
             for g in opt.param_groups:
                 g["lr"] = lr
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
@@ -316,6 +313,56 @@ def train_full(
     if on_cuda:
         torch.cuda.synchronize()
     state["train_s"] = time.perf_counter() - started
+    return _save_run(model, tok, cfg, state, losses, output_dir, base_model, data_hash, total_steps,
+                     steps_per_epoch, len(examples), tokenize_s, stopped_by_budget, dev)
+
+
+def _model_and_optimizer(base_model: Path, cfg: FullConfig, dev: str, ckpt: Path,
+                         data_hash: str) -> tuple[Any, Any, dict[str, Any]]:
+    """The model in training mode, its AdamW and the loop's state, resumed from ``ckpt`` when it holds a
+    checkpoint of the same data and settings."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32, local_files_only=True)
+    model.config.use_cache = False
+    model.to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
+                            betas=(0.9, 0.95), fused=dev.startswith("cuda"))
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "tokens": 0, "target_tokens": 0,
+                             "train_s": 0.0}
+    if (ckpt / "state.json").is_file():
+        saved = json.loads((ckpt / "state.json").read_text())
+        if saved.get("dataset_hash") != data_hash or saved.get("config") != asdict(cfg):
+            raise TrainingError(f"{ckpt.parent} holds a run on other data or settings; use a new output "
+                                "folder")
+        model.load_state_dict(torch.load(ckpt / "model.pt", map_location=dev))
+        opt.load_state_dict(torch.load(ckpt / "optim.pt", map_location=dev))
+        state.update(saved["state"])
+    return model, opt, state
+
+
+def learning_rate(cfg: FullConfig, total_steps: int, step: int, seconds: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay over the run's progress: steps done of all planned, or — with a
+    time budget — the share of the budget spent, whichever is further (so a budgeted run still anneals)."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / max(1, cfg.warmup_steps)
+    frac = (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps)
+    if cfg.budget_s:
+        frac = max(frac, seconds / cfg.budget_s)
+    frac = min(1.0, frac)
+    cosine = 0.5 * (1 + math.cos(math.pi * frac))
+    return cfg.learning_rate * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def _save_run(model: Any, tok: Any, cfg: FullConfig, state: dict[str, Any], losses: list[dict[str, Any]],
+              output_dir: Path, base_model: Path, data_hash: str, total_steps: int, steps_per_epoch: int,
+              n_examples: int, tokenize_s: float, stopped_by_budget: bool, dev: str) -> FullResult:
+    """The trained model into RUN_DIR/model/ (atomically), the metrics, and train_result.json last."""
+    import torch
+
+    on_cuda = dev.startswith("cuda")
+    ckpt = output_dir / CKPT_DIR
     model_dir = output_dir / "model"
     tmp = output_dir / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -327,16 +374,26 @@ def train_full(
     n_params = sum(p.numel() for p in model.parameters())
     tps = state["tokens"] / state["train_s"] if state["train_s"] else 0.0
     metrics = {
-        "steps": state["step"], "total_steps": total_steps, "epochs": round(state["step"] / max(1, steps_per_epoch), 3),
-        "examples": len(examples), "tokens": state["tokens"], "target_tokens": state["target_tokens"],
-        "train_seconds": round(state["train_s"], 2), "tokenize_seconds": round(tokenize_s, 2),
-        "tokens_per_second": round(tps, 1), "final_loss": losses[-1]["loss"] if losses else None,
-        "stopped_by_budget": stopped_by_budget, "parameters": n_params, "device": dev,
+        "steps": state["step"],
+        "total_steps": total_steps,
+        "epochs": round(state["step"] / max(1, steps_per_epoch), 3),
+        "examples": n_examples,
+        "tokens": state["tokens"],
+        "target_tokens": state["target_tokens"],
+        "train_seconds": round(state["train_s"], 2),
+        "tokenize_seconds": round(tokenize_s, 2),
+        "tokens_per_second": round(tps, 1),
+        "final_loss": losses[-1]["loss"] if losses else None,
+        "stopped_by_budget": stopped_by_budget,
+        "parameters": n_params,
+        "device": dev,
         # model FLOPs utilisation against the H100/H200 dense bf16 peak: 6·N per non-padding token
         "mfu_h200": round(6 * n_params * tps / 989e12, 4) if on_cuda else None,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if on_cuda else None,
     }
-    result = FullResult(str(output_dir), str(model_dir), str(base_model), data_hash, asdict(cfg), metrics, time.time())
+    result = FullResult(
+        str(output_dir), str(model_dir), str(base_model), data_hash, asdict(cfg), metrics, time.time()
+    )
     atomic_write_text(output_dir / RESULT_FILE, json.dumps(asdict(result), indent=2))
     shutil.rmtree(ckpt, ignore_errors=True)
     return result
@@ -369,7 +426,9 @@ def _collate(batch: list[tuple[list[int], int]], pad_multiple: int, pad_id: int)
     return input_ids, attn, labels
 
 
-def _save_checkpoint(model: Any, opt: Any, state: dict[str, Any], ckpt: Path, data_hash: str, cfg: FullConfig) -> None:
+def _save_checkpoint(
+    model: Any, opt: Any, state: dict[str, Any], ckpt: Path, data_hash: str, cfg: FullConfig
+) -> None:
     """Weights, optimizer and position, written to a temp folder and renamed (a kill leaves the old one)."""
     import torch
 
@@ -378,7 +437,9 @@ def _save_checkpoint(model: Any, opt: Any, state: dict[str, Any], ckpt: Path, da
     tmp.mkdir(parents=True)
     torch.save(model.state_dict(), tmp / "model.pt")
     torch.save(opt.state_dict(), tmp / "optim.pt")
-    (tmp / "state.json").write_text(json.dumps({"state": state, "dataset_hash": data_hash, "config": asdict(cfg)}))
+    (tmp / "state.json").write_text(
+        json.dumps({"state": state, "dataset_hash": data_hash, "config": asdict(cfg)})
+    )
     replace_dir(tmp, ckpt)
 
 
@@ -391,7 +452,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m finetune.full", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="dataset folder with train.jsonl (finetune.dataset)")
     p.add_argument("--base", required=True, help="base model directory (safetensors)")
-    p.add_argument("--output", required=True, help="run folder (checkpoint/, model/, loss.jsonl, train_result.json)")
+    p.add_argument(
+        "--output", required=True, help="run folder (checkpoint/, model/, loss.jsonl, train_result.json)"
+    )
     p.add_argument("--recipe", default="full-gpu", help="shipped recipe (full-gpu, full-cpu) or a YAML file")
     p.add_argument("--device", default="auto")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. budget_s=170 epochs=1")

@@ -22,13 +22,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import atomic_write_text
-from agent.errors import DataError
+from agent.core.errors import DataError
+from agent.core.files import atomic_write_text
+from agent.core.settings import Settings
+from agent.evaluation import EvalItem, load_dataset, run_eval
+from agent.factory import make_agent
+from agent.graphdb import GraphStore
 from agent.models.base import CypherGenerator
+from agent.models.local import TransformersGenerator
+from feedback_store.pool import ExamplePool
 
 log = logging.getLogger("cypherloop.gate")
 
 GeneratorFactory = Callable[[], CypherGenerator]
+GeneratorFactoryMaker = Callable[[Settings, "Path | None"], GeneratorFactory]
+"""``(settings, adapter folder or None) -> GeneratorFactory``: ``adapter_generator``, or a scripted one in
+tests."""
 
 
 @dataclass
@@ -66,7 +75,9 @@ class GateDecision:
         return d
 
 
-def gate_settings(settings: Any, max_attempts: int | None = None, max_new_tokens: int | None = None) -> Any:
+def gate_settings(
+    settings: Settings, max_attempts: int | None = None, max_new_tokens: int | None = None
+) -> Settings:
     """Evaluation settings: greedy, no few-shot, optional caps (the gate's numbers must be reproducible)."""
     update: dict[str, Any] = {"temperature": 0.0, "few_shot_k": 0}
     if max_attempts:
@@ -76,33 +87,31 @@ def gate_settings(settings: Any, max_attempts: int | None = None, max_new_tokens
     return settings.model_copy(update=update)
 
 
-def adapter_generator(settings: Any, adapter: str | Path | None) -> GeneratorFactory:
+def adapter_generator(settings: Settings, adapter: str | Path | None) -> GeneratorFactory:
     """A factory for the local transformers generator pinned to one adapter folder (None: the base model)."""
 
     def make() -> CypherGenerator:
-        from agent.models.local import TransformersGenerator
-
-        return TransformersGenerator(settings.model_copy(update={"adapter": str(adapter) if adapter else "none"}))
+        return TransformersGenerator(
+            settings.model_copy(update={"adapter": str(adapter) if adapter else "none"})
+        )
 
     return make
 
 
-def load_questions(path: Path | None, limit: int | None = None) -> list[Any]:
+def load_questions(path: Path | None, limit: int | None = None) -> list[EvalItem]:
     """EvalItems of a JSONL question set; a missing or empty file is an empty set."""
-    from agent.evaluation import load_dataset
-
     if path is None or not Path(path).is_file() or not Path(path).read_text().strip():
         return []
     items = load_dataset(path)
     return items[:limit] if limit else items
 
 
-def score(generator: CypherGenerator, graph_store: Any, items: Sequence[Any], settings: Any, label: str = "") -> SetScore:
-    """Execution accuracy of ``generator`` on ``items`` through a CypherAgent over ``graph_store``."""
-    from agent.evaluation import run_eval
-    from agent.graph import CypherAgent
-
-    agent = CypherAgent(settings, graph_store, generator, feedback_store=None)
+def score(generator: CypherGenerator, graph_store: GraphStore, items: Sequence[EvalItem], settings: Settings,
+          label: str = "") -> SetScore:
+    """Execution accuracy of ``generator`` on ``items`` through the agent over ``graph_store`` (no few-shot
+    store)."""
+    agent = make_agent(settings, graph_store=graph_store, generator=generator,
+                       example_pool=ExamplePool.for_settings(settings))
     report = run_eval(agent, items, gold_store=graph_store, progress=False, label=label)
     return SetScore(
         n=report.n,
@@ -114,21 +123,30 @@ def score(generator: CypherGenerator, graph_store: Any, items: Sequence[Any], se
     )
 
 
-def _items_key(items: Sequence[Any]) -> str:
-    text = json.dumps([[getattr(i, "id", ""), i.question, i.cypher] for i in items])
+def _items_key(items: Sequence[EvalItem]) -> str:
+    text = json.dumps([[i.id, i.question, i.cypher] for i in items])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _eval_key(settings: Any) -> str:
-    keys = ("max_attempts", "max_new_tokens", "temperature", "repetition_penalty", "schema_max_chars", "max_rows")
-    return hashlib.sha256(json.dumps({k: getattr(settings, k, None) for k in keys}, default=str).encode()).hexdigest()[:12]
+def _eval_key(settings: Settings) -> str:
+    keys = (
+        "max_attempts",
+        "max_new_tokens",
+        "temperature",
+        "repetition_penalty",
+        "schema_max_chars",
+        "max_rows",
+    )
+    return hashlib.sha256(
+        json.dumps({k: getattr(settings, k, None) for k in keys}, default=str).encode()
+    ).hexdigest()[:12]
 
 
 def _score_sets(
     factory: GeneratorFactory,
-    graph_store: Any,
-    sets: dict[str, Sequence[Any]],
-    settings: Any,
+    graph_store: GraphStore,
+    sets: dict[str, Sequence[EvalItem]],
+    settings: Settings,
     side: str,
     cache: Path | None = None,
     cache_id: str | None = None,
@@ -147,7 +165,11 @@ def _score_sets(
             if not items:
                 out[name] = None
                 continue
-            key = f"{cache_id}|{graph_store.name}|{_items_key(items)}|{_eval_key(settings)}" if cache_id else None
+            key = (
+                f"{cache_id}|{graph_store.name}|{_items_key(items)}|{_eval_key(settings)}"
+                if cache_id
+                else None
+            )
             if key and key in cached:
                 out[name] = SetScore(**{**cached[key], "cached": True})
                 log.info("gate: %s on %s: %.1f %% (cached)", side, name, 100 * out[name].accuracy)
@@ -155,7 +177,14 @@ def _score_sets(
             if generator is None:
                 generator = factory()
             out[name] = score(generator, graph_store, items, settings, label=f"{side}/{name}")
-            log.info("gate: %s on %s: %d/%d = %.1f %%", side, name, out[name].correct, out[name].n, 100 * out[name].accuracy)
+            log.info(
+                "gate: %s on %s: %d/%d = %.1f %%",
+                side,
+                name,
+                out[name].correct,
+                out[name].n,
+                100 * out[name].accuracy,
+            )
             if key and cache is not None:
                 cached[key] = asdict(out[name])
                 atomic_write_text(cache, json.dumps(cached, indent=1))
@@ -168,11 +197,11 @@ def _score_sets(
 def run_gate(
     candidate: GeneratorFactory,
     active: GeneratorFactory,
-    graph_store: Any,
-    heldout: Sequence[Any],
-    regression: Sequence[Any] = (),
+    graph_store: GraphStore,
+    heldout: Sequence[EvalItem],
+    regression: Sequence[EvalItem] = (),
     *,
-    settings: Any,
+    settings: Settings,
     margin: float = 0.0,
     active_version: str | None = None,
     score_cache: Path | None = None,
@@ -187,7 +216,9 @@ def run_gate(
         raise DataError("the gate needs held-out questions (heldout.jsonl is empty); nothing was promoted")
     sets = {"heldout": list(heldout), "regression": list(regression)}
     cand = _score_sets(candidate, graph_store, sets, settings, "candidate")
-    act = _score_sets(active, graph_store, sets, settings, "active", cache=score_cache, cache_id=active_cache_id)
+    act = _score_sets(
+        active, graph_store, sets, settings, "active", cache=score_cache, cache_id=active_cache_id
+    )
     failures = []
     for name in sets:
         c, a = cand[name], act[name]
@@ -198,11 +229,17 @@ def run_gate(
     if failures:
         reason = "candidate is worse: " + "; ".join(failures)
     else:
-        parts = [f"{n} {cand[n].accuracy:.1%} ≥ {act[n].accuracy:.1%} + {margin:.1%}" for n in sets if cand[n] is not None and act[n] is not None]
+        parts = [
+            f"{n} {cand[n].accuracy:.1%} ≥ {act[n].accuracy:.1%} + {margin:.1%}"
+            for n in sets
+            if cand[n] is not None and act[n] is not None
+        ]
         if cand["regression"] is None:
             parts.append("no verified-feedback regression questions yet")
         reason = "candidate is at least as good: " + "; ".join(parts)
-    eval_settings = {k: getattr(settings, k, None) for k in ("max_attempts", "max_new_tokens", "temperature", "few_shot_k")}
+    eval_settings = {
+        k: getattr(settings, k, None) for k in ("max_attempts", "max_new_tokens", "temperature", "few_shot_k")
+    }
     return GateDecision(
         promote=not failures,
         reason=reason,

@@ -1,11 +1,12 @@
-"""Adapter registry: versions under ``<home>/adapters/vNNNN/``, the atomic ACTIVE pointer, promote / rollback / export.
+"""Adapter registry: versions under ``<home>/adapters/vNNNN/``, the atomic ACTIVE pointer, promote / rollback
+/ export.
 
 Layout::
 
     <home>/adapters/
         v0001/  adapter_config.json  adapter_model.safetensors  loss.png  loss.jsonl  meta.json
         v0002/  ...
-        ACTIVE        {"version": "v0002"}        (agent.adapters.write_active: temp + fsync + rename)
+        ACTIVE        {"version": "v0002"}        (agent.core.adapters.write_active: temp + fsync + rename)
         HISTORY.json  {"stack": ["v0001", "v0002"], "events": [...]}   (written atomically)
 
 A version is copied into ``.tmp-vNNNN-*`` and renamed into place only when complete, so a killed
@@ -29,16 +30,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import adapters_dir, atomic_write_text, read_active, write_active
-from agent.errors import CypherloopError, TrainingError
+from filelock import FileLock, Timeout
 
-META_FILE = "meta.json"
-HISTORY_FILE = "HISTORY.json"
+from agent.core.adapters import (
+    HISTORY_FILE,
+    META_FILE,
+    VERSION_RE,
+    adapters_dir,
+    read_active,
+    read_meta,
+    version_dirs,
+    write_active,
+)
+from agent.core.errors import CypherloopError, LockBusy, TrainingError
+from agent.core.files import atomic_write_text
+from agent.models.gguf_lora import write_gguf_lora
+
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-               "special_tokens_map.json", "chat_template.jinja", "vocab.json", "merges.txt")
+MODEL_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+)
 """A full fine-tuned model (``finetune.full``) is a version too: these files, served instead of the base."""
-VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 
 class UnknownVersion(CypherloopError):
@@ -69,10 +89,7 @@ class AdapterRegistry:
     # ------------------------------------------------------------------ reading
     def versions(self) -> list[str]:
         """Complete versions, oldest first (temp folders of killed runs are not versions)."""
-        if not self.root.is_dir():
-            return []
-        found = [p.name for p in self.root.iterdir() if p.is_dir() and VERSION_RE.match(p.name) and (p / META_FILE).is_file()]
-        return sorted(found, key=lambda v: int(v[1:]))
+        return [p.name for p in version_dirs(self.home)]
 
     def resolve(self, version: str) -> str:
         """``v3``, ``3``, ``v0003``, ``latest`` or ``active`` → ``v0003`` (UnknownVersion if absent)."""
@@ -80,7 +97,9 @@ class AdapterRegistry:
         versions = self.versions()
         if v == "latest":
             if not versions:
-                raise UnknownVersion("the registry has no versions yet; run `cypherloop retrain` or `cypherloop train`")
+                raise UnknownVersion(
+                    "the registry has no versions yet; run `cypherloop retrain` or `cypherloop train`"
+                )
             return versions[-1]
         if v == "active":
             active = self.active()
@@ -107,15 +126,11 @@ class AdapterRegistry:
     def list(self) -> list[dict[str, Any]]:
         """meta.json of every version with ``active`` added, oldest first."""
         active = self.active()
-        out = []
-        for v in self.versions():
-            try:
-                m = self.meta(v)
-            except (OSError, json.JSONDecodeError):
-                m = {"version": v, "error": "unreadable meta.json"}
-            m["active"] = v == active
-            out.append(m)
-        return out
+        return [{**read_meta(d), "active": d.name == active} for d in version_dirs(self.home)]
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Every version as a table row (``version_summary``), oldest first: ``adapters list`` and the UI."""
+        return [version_summary(m) for m in self.list()]
 
     def history(self) -> dict[str, Any]:
         try:
@@ -127,22 +142,21 @@ class AdapterRegistry:
     # ------------------------------------------------------------------ writing
     @contextmanager
     def lock(self, timeout: float = 60.0) -> Iterator[None]:
-        from filelock import FileLock, Timeout
-
         lock_path = self.home / "locks" / "registry.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with FileLock(str(lock_path), timeout=timeout):
                 yield
         except Timeout as e:
-            from agent.errors import LockBusy
-
             raise LockBusy(f"the adapter registry is locked by another process ({lock_path})") from e
 
-    def add(self, adapter_dir: Path | str, meta: dict[str, Any], extra_files: dict[str, Path | str] | None = None) -> str:
+    def add(
+        self, adapter_dir: Path | str, meta: dict[str, Any], extra_files: dict[str, Path | str] | None = None
+    ) -> str:
         """Copy a trained adapter (or a full fine-tuned model) in as the next version; returns its name.
 
-        Nothing is visible until complete. A full model's meta gets ``kind: full``, an adapter's ``kind: lora``.
+        Nothing is visible until complete. A full model's meta gets ``kind: full``, an adapter's ``kind:
+        lora``.
         """
         src = Path(adapter_dir)
         if (src / "adapter_config.json").is_file():
@@ -152,15 +166,21 @@ class AdapterRegistry:
             files = [src / f for f in MODEL_FILES if (src / f).is_file()]
             meta = {"kind": "full", **meta}
         names = {f.name for f in files}
-        if not ({"adapter_config.json", "adapter_model.safetensors"} <= names or {"config.json", "model.safetensors"} <= names):
-            raise TrainingError(f"{src} is neither a PEFT adapter (adapter_config.json + adapter_model.safetensors) nor a "
-                                "model (config.json + model.safetensors)")
+        if not (
+            {"adapter_config.json", "adapter_model.safetensors"} <= names
+            or {"config.json", "model.safetensors"} <= names
+        ):
+            raise TrainingError(
+                f"{src} is neither a PEFT adapter (adapter_config.json + adapter_model.safetensors) nor a "
+                "model (config.json + model.safetensors)"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         with self.lock():
             for stale in self.root.glob(".tmp-*"):  # left by a killed add (adds only run under this lock)
                 shutil.rmtree(stale, ignore_errors=True)
             numbers = [int(v[1:]) for v in self.versions()]
-            numbers += [int(p.name[1:]) for p in self.root.iterdir() if VERSION_RE.match(p.name)]  # incomplete dirs too
+            # incomplete dirs too
+            numbers += [int(p.name[1:]) for p in self.root.iterdir() if VERSION_RE.match(p.name)]
             version = f"v{(max(numbers) + 1 if numbers else 1):04d}"
             tmp = self.root / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
@@ -205,14 +225,23 @@ class AdapterRegistry:
             if current == name:
                 return name
             hist["stack"].append(name)
-            hist["events"].append({"at": time.time(), "action": "promote", "version": name, "previous": current, "reason": reason})
+            hist["events"].append(
+                {
+                    "at": time.time(),
+                    "action": "promote",
+                    "version": name,
+                    "previous": current,
+                    "reason": reason,
+                }
+            )
             self._write_history(hist)
             write_active(self.home, name)
             self._set_status(name, "promoted", promoted_at=time.time())
             return name
 
     def rollback(self, reason: str = "manual") -> str | None:
-        """Re-activate the previously promoted version (None: back to the base model); returns the new live one."""
+        """Re-activate the previously promoted version (None: back to the base model); returns the new live
+        one."""
         with self.lock():
             hist = self._reconciled_history()
             current = self.active()
@@ -223,7 +252,15 @@ class AdapterRegistry:
             while hist["stack"] and hist["stack"][-1] not in self.versions():
                 hist["stack"].pop()  # a version deleted by hand
             previous = hist["stack"][-1] if hist["stack"] else None
-            hist["events"].append({"at": time.time(), "action": "rollback", "version": previous, "previous": current, "reason": reason})
+            hist["events"].append(
+                {
+                    "at": time.time(),
+                    "action": "rollback",
+                    "version": previous,
+                    "previous": current,
+                    "reason": reason,
+                }
+            )
             self._write_history(hist)
             write_active(self.home, previous)
             if current:
@@ -268,8 +305,20 @@ class AdapterRegistry:
         base = Path(base_dir) if base_dir else Path(meta.get("base_model_path") or "")
         if converter:
             if not base.is_dir():
-                raise TrainingError(f"the llama.cpp converter needs the base model folder (config.json); {base} is missing")
-            cmd = [sys.executable, str(converter), str(src), "--base", str(base), "--outfile", str(out_path), "--outtype", "f32"]
+                raise TrainingError(
+                    f"the llama.cpp converter needs the base model folder (config.json); {base} is missing"
+                )
+            cmd = [
+                sys.executable,
+                str(converter),
+                str(src),
+                "--base",
+                str(base),
+                "--outfile",
+                str(out_path),
+                "--outtype",
+                "f32",
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -277,84 +326,31 @@ class AdapterRegistry:
             return out_path
         config_path = base / "config.json"
         if not config_path.is_file():
-            raise TrainingError(f"export needs the base model's config.json (looked in {base}); pass --base DIR")
+            raise TrainingError(
+                f"export needs the base model's config.json (looked in {base}); pass --base DIR"
+            )
         write_gguf_lora(src, json.loads(config_path.read_text()), out_path)
         return out_path
 
 
-# ---------------------------------------------------------------------- GGUF LoRA writer
-_ARCHS = {"LlamaForCausalLM": ("llama", True), "MistralForCausalLM": ("llama", True), "Qwen2ForCausalLM": ("qwen2", False)}
+def version_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """One version as a table row, from the meta.json fields ``retrain`` and ``train --register`` write."""
+    metrics, gate = meta.get("metrics") or {}, meta.get("gate") or {}
+    return {
+        "live": bool(meta.get("active")),
+        "version": meta.get("version", "?"),
+        "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(meta["created_ts"]))
+        if meta.get("created_ts")
+        else "",
+        "recipe": meta.get("recipe", ""),
+        "base_model": meta.get("base_model", ""),
+        "train_loss": metrics.get("train_loss"),
+        "eval_loss": metrics.get("eval_loss"),
+        "heldout": gate.get("heldout"),
+        "heldout_before": gate.get("active_heldout"),
+        "regression": gate.get("regression"),
+        "regression_before": gate.get("active_regression"),
+        "gate": gate.get("decision", ""),
+        "status": meta.get("status", ""),
+    }
 
-
-def _permute_rows(b: Any, n_head: int) -> Any:
-    """llama.cpp's q/k row permutation (convert_hf_to_gguf LlamaModel.permute) applied to LoRA B's rows."""
-    rows = b.shape[0]
-    return b.reshape(n_head, 2, rows // n_head // 2, *b.shape[1:]).swapaxes(1, 2).reshape(b.shape)
-
-
-def write_gguf_lora(adapter_dir: Path, base_config: dict[str, Any], out_path: Path) -> Path:
-    """Write a PEFT LoRA (safetensors) as a llama.cpp GGUF adapter (general.type=adapter, f32 tensors)."""
-    import gguf
-    import numpy as np
-    from safetensors.torch import load_file
-
-    arch_name = (base_config.get("architectures") or ["?"])[0]
-    if arch_name not in _ARCHS:
-        raise TrainingError(
-            f"built-in GGUF export supports {', '.join(_ARCHS)}; for {arch_name} use llama.cpp's convert_lora_to_gguf.py (--converter PATH)"
-        )
-    arch, permute_qk = _ARCHS[arch_name]
-    lcfg = json.loads((adapter_dir / "adapter_config.json").read_text())
-    if lcfg.get("use_dora") or lcfg.get("peft_type", "LORA") != "LORA":
-        raise TrainingError("GGUF export supports plain LoRA adapters only (not DoRA or other PEFT types)")
-    alpha = float(lcfg["lora_alpha"])
-    if lcfg.get("use_rslora"):
-        alpha = alpha * (lcfg["r"] ** 0.5)  # llama.cpp scales by alpha / r; rsLoRA means alpha / sqrt(r)
-    weights_file = adapter_dir / "adapter_model.safetensors"
-    if not weights_file.is_file():
-        raise TrainingError(f"{weights_file} missing (GGUF export reads safetensors adapters)")
-    tensors = {k: v.float().numpy() for k, v in load_file(str(weights_file)).items()}  # bf16 adapters too
-    n_layers = int(base_config["num_hidden_layers"])
-    n_head = int(base_config["num_attention_heads"])
-    n_kv = int(base_config.get("num_key_value_heads") or n_head)
-    tmap = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA if arch == "llama" else gguf.MODEL_ARCH.QWEN2, n_layers)
-
-    pairs: dict[str, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        base_key = key.replace("base_model.model.", "", 1)
-        for part in ("A", "B"):
-            marker = f".lora_{part}.weight"
-            if base_key.endswith(marker):
-                pairs.setdefault(base_key[: -len(marker)], {})[part] = value
-                break
-        else:
-            raise TrainingError(f"unexpected tensor {key!r} in the adapter (only lora_A / lora_B are exported)")
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    writer = gguf.GGUFWriter(str(tmp), arch)
-    writer.add_type(gguf.GGUFType.ADAPTER)
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
-    writer.add_name(f"cypherloop {adapter_dir.name}")
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    for module, ab in sorted(pairs.items()):
-        if "A" not in ab or "B" not in ab:
-            raise TrainingError(f"{module}: lora_A or lora_B missing")
-        gguf_name = tmap.get_name(module)
-        if gguf_name is None:
-            raise TrainingError(f"no GGUF name for {module} ({arch})")
-        a = np.ascontiguousarray(ab["A"].astype(np.float32))  # (r, n_in)
-        b = ab["B"].astype(np.float32)  # (n_out, r)
-        if permute_qk and module.endswith("q_proj"):
-            b = _permute_rows(b, n_head)
-        elif permute_qk and module.endswith("k_proj"):
-            b = _permute_rows(b, n_kv)
-        writer.add_tensor(f"{gguf_name}.weight.lora_a", a)
-        writer.add_tensor(f"{gguf_name}.weight.lora_b", np.ascontiguousarray(b))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, out_path)
-    return out_path

@@ -14,26 +14,27 @@ running teacher never lose each other's decisions.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent.errors import DataError
+from agent.core.errors import DataError
+from agent.core.files import iter_jsonl, write_jsonl
+from agent.core.settings import Settings
 
 RESULTS = ("pass", "no_data", "error")
 STATUSES = ("pending", "approved", "rejected")
 REVIEW_FILE = "review.jsonl"
 
 
-def teacher_dir(settings: Any, graph: str) -> Path:
+def teacher_dir(settings: Settings, graph: str) -> Path:
     """Default output directory of the teacher pipeline for a graph."""
     return settings.path("data", "teacher", graph)
 
 
-def review_path(settings: Any, graph: str) -> Path:
+def review_path(settings: Settings, graph: str) -> Path:
     return teacher_dir(settings, graph) / REVIEW_FILE
 
 
@@ -51,13 +52,7 @@ class ReviewFile:
         if not self.path.exists():
             return []
         items = []
-        for i, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{self.path}:{i}: not valid JSON ({e.msg})") from e
+        for i, item in iter_jsonl(self.path):
             if not isinstance(item, dict) or "id" not in item or "question" not in item:
                 raise DataError(f"{self.path}:{i}: a review item needs at least 'id' and 'question'")
             items.append(item)
@@ -72,7 +67,10 @@ class ReviewFile:
                 and (result is None or x.get("result") == result)]
 
     def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {"result": dict.fromkeys(RESULTS, 0), "status": dict.fromkeys(STATUSES, 0)}
+        out: dict[str, dict[str, int]] = {
+            "result": dict.fromkeys(RESULTS, 0),
+            "status": dict.fromkeys(STATUSES, 0),
+        }
         for x in self.load():
             out["result"][x.get("result", "error")] = out["result"].get(x.get("result", "error"), 0) + 1
             out["status"][x.get("status", "pending")] = out["status"].get(x.get("status", "pending"), 0) + 1
@@ -88,10 +86,7 @@ class ReviewFile:
             yield
 
     def _save(self, items: list[dict[str, Any]]) -> None:
-        from agent.adapters import atomic_write_text
-
-        text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items)
-        atomic_write_text(self.path, text)
+        write_jsonl(self.path, items)
 
     def merge(self, new_items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add or refresh items; a person's decision survives unless the query itself changed."""
@@ -100,9 +95,13 @@ class ReviewFile:
             for item in new_items:
                 old = current.get(item["id"])
                 if old is not None and old.get("cypher") == item.get("cypher"):
-                    item = {**item, "status": old.get("status", "pending"), "reviewed_at": old.get("reviewed_at"),
-                            "paraphrases": item.get("paraphrases") or old.get("paraphrases", []),
-                            "created_at": old.get("created_at", item.get("created_at"))}
+                    item = {
+                        **item,
+                        "status": old.get("status", "pending"),
+                        "reviewed_at": old.get("reviewed_at"),
+                        "paraphrases": item.get("paraphrases") or old.get("paraphrases", []),
+                        "created_at": old.get("created_at", item.get("created_at")),
+                    }
                 current[item["id"]] = item
             items = list(current.values())
             self._save(items)

@@ -22,8 +22,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import atomic_write_text
-from agent.errors import ConfigError, LockBusy
+from agent.core.errors import ConfigError, LockBusy
+from agent.core.feedback import FeedbackStore
+from agent.core.files import atomic_write_text
+from agent.core.settings import Settings
+from feedback_store.chroma import ChromaFeedbackStore
+from finetune.retrain import retrain
 
 log = logging.getLogger("cypherloop.scheduler")
 
@@ -54,15 +58,17 @@ def update_state(home: Path, graph: str, **fields: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- counting corrections
-def approved_corrections(store: Any, graph: str) -> int:
+def approved_corrections(store: FeedbackStore, graph: str) -> int:
     """Approved verified examples of ``graph`` that came from corrections (the FeedbackStore protocol)."""
-    return sum(1 for e in store.list_examples(graph=graph, status="approved") if getattr(e, "source", "") == "correction")
+    return sum(
+        1
+        for e in store.list_examples(graph=graph, status="approved")
+        if getattr(e, "source", "") == "correction"
+    )
 
 
-def store_counter(settings: Any) -> Callable[[], int]:
+def store_counter(settings: Settings) -> Callable[[], int]:
     """A counter over the configured feedback store (opened once, reused by every poll)."""
-    from feedback_store.chroma import ChromaFeedbackStore
-
     store = ChromaFeedbackStore(settings)
     return lambda: approved_corrections(store, settings.graph)
 
@@ -75,7 +81,9 @@ def parse_cron(expr: str) -> Any:
     try:
         return CronTrigger.from_crontab(expr)
     except ValueError as e:
-        raise ConfigError(f"bad cron expression {expr!r}: {e} (five fields: minute hour day month weekday)") from e
+        raise ConfigError(
+            f"bad cron expression {expr!r}: {e} (five fields: minute hour day month weekday)"
+        ) from e
 
 
 def missed_cron_slot(expr: str, last_run: float | None, now: float | None = None) -> bool:
@@ -94,8 +102,15 @@ def missed_cron_slot(expr: str, last_run: float | None, now: float | None = None
 class Runner:
     """What a scheduled job does: one retrain round, state bookkeeping, optional stop after ``max_runs``."""
 
-    def __init__(self, settings: Any, recipe: str, overrides: list[str], retrain_fn: Callable[..., Any] | None = None,
-                 counter: Callable[[], int] | None = None, max_runs: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        recipe: str,
+        overrides: list[str],
+        retrain_fn: Callable[..., Any] | None = None,
+        counter: Callable[[], int] | None = None,
+        max_runs: int | None = None,
+    ) -> None:
         self.settings, self.recipe, self.overrides = settings, recipe, list(overrides)
         self.retrain_fn = retrain_fn
         self.counter = counter
@@ -113,9 +128,7 @@ class Runner:
         return self.settings.graph
 
     def run_round(self, trigger: str, corrections: int | None = None) -> Any:
-        fn = self.retrain_fn
-        if fn is None:
-            from finetune.retrain import retrain as fn
+        fn = self.retrain_fn or retrain
         log.info("scheduler: retrain %s with %s (%s)", self.graph, self.recipe, trigger)
         started = time.time()
         status, version = "failed", None
@@ -129,7 +142,12 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - a failed round must not stop the scheduler
             log.error("scheduler: retrain failed: %s", e)
         finally:
-            fields: dict[str, Any] = {"last_run": started, "last_trigger": trigger, "last_status": status, "last_version": version}
+            fields: dict[str, Any] = {
+                "last_run": started,
+                "last_trigger": trigger,
+                "last_status": status,
+                "last_version": version,
+            }
             if corrections is not None and status != "busy":
                 fields["corrections_seen"] = corrections
             fields["runs"] = int(read_state(self.home).get(self.graph, {}).get("runs", 0)) + 1
@@ -171,8 +189,9 @@ def _job(runner_id: str, kind: str, every_n: int = 0) -> None:
         runner.check_corrections(every_n)
 
 
-def build_scheduler(settings: Any, *, persistent: bool | None = None, blocking: bool = True) -> Any:
-    """A BlockingScheduler (or Background for tests) with the SQLite job store when SQLAlchemy is installed."""
+def build_scheduler(settings: Settings, *, persistent: bool | None = None, blocking: bool = True) -> Any:
+    """A BlockingScheduler (or Background for tests) with the SQLite job store when SQLAlchemy is
+    installed."""
     import importlib.util
 
     from apscheduler.executors.pool import ThreadPoolExecutor
@@ -193,7 +212,7 @@ def build_scheduler(settings: Any, *, persistent: bool | None = None, blocking: 
 
 
 def run_scheduler(
-    settings: Any,
+    settings: Settings,
     *,
     recipe: str,
     cron: str | None = None,
@@ -226,12 +245,20 @@ def run_scheduler(
         entry = read_state(settings.home_dir).get(settings.graph, {})
         if missed_cron_slot(cron, entry.get("last_run")):
             log.info("scheduler: a cron slot passed while the scheduler was down; running once now")
-            sched.add_job(_job, "date", args=[runner_id, "cron"], id=f"{job_id}-catchup", replace_existing=True)
+            sched.add_job(
+                _job, "date", args=[runner_id, "cron"], id=f"{job_id}-catchup", replace_existing=True
+            )
         sched.add_job(_job, trigger, args=[runner_id, "cron"], id=job_id, replace_existing=True)
         what = f"cron {cron!r}"
     else:
-        sched.add_job(_job, IntervalTrigger(seconds=poll_s), args=[runner_id, "corrections", every_n], id=job_id,
-                      replace_existing=True, next_run_time=datetime.now().astimezone())
+        sched.add_job(
+            _job,
+            IntervalTrigger(seconds=poll_s),
+            args=[runner_id, "corrections", every_n],
+            id=job_id,
+            replace_existing=True,
+            next_run_time=datetime.now().astimezone(),
+        )
         what = f"every {every_n} approved corrections (polled every {poll_s:g} s)"
     update_state(settings.home_dir, settings.graph, mode=what, recipe=recipe, started=time.time())
     log.info("scheduler for graph %s: %s, recipe %s", settings.graph, what, recipe)

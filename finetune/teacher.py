@@ -8,7 +8,7 @@ Four steps, as in the seeds:
    ``questions_per_theme`` questions per theme (JSON mode where the server has it; the parser also
    reads plain lists).
 2. **Cypher.** One query per question, asked with the project's own prompt
-   (``agent.prompt.build_messages``) and cleaned with ``agent.cleanup.clean_cypher``.
+   (``agent.core.prompt.build_messages``) and cleaned with ``agent.cleanup.clean_cypher``.
 3. **Execution.** Every query runs read-only against the graph (``GraphStore.query``) and is sorted
    into Pass / No data / Error; all of them go to the review file (``finetune.review``) as
    ``pending``: a person approves or rejects them with ``cypherloop data review``.
@@ -35,8 +35,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, GraphError, ModelError
+from agent.cleanup import clean_cypher
+from agent.core.cypher_text import normalize_question, says_nothing
+from agent.core.errors import ConfigError, GraphError, ModelError
+from agent.core.feedback import stable_id
+from agent.core.files import atomic_write_text
+from agent.core.prompt import build_messages
+from agent.core.settings import Settings
 from agent.graphdb.base import GraphStore
+from finetune.review import ReviewFile, teacher_dir
 
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     # USD per million tokens (input, output), list prices; longest matching prefix wins.
@@ -65,7 +72,8 @@ QUESTIONS_PROMPT = (
     'Write {n} different questions about the theme "{theme}" that one read-only Cypher query over '
     "this schema can answer. Ask them the way a person would, mixing lookups, filters, counts and "
     "other aggregations, rankings and questions that follow several relationships; use the example "
-    'values from the schema where a question needs a name or a value. Answer as JSON: {{"questions": ["...", "..."]}}'
+    'values from the schema where a question needs a name or a value. Answer as JSON: {{"questions": ["...", '
+    '"..."]}}'
 )
 PARAPHRASE_PROMPT = (
     "Rewrite this question in {n} different ways a person might ask it. Keep its meaning and every "
@@ -178,7 +186,9 @@ class _RateLimiter:
 
 
 def cache_key(model: str, messages: Sequence[dict[str, str]], params: dict[str, Any]) -> str:
-    blob = json.dumps({"model": model, "messages": list(messages), "params": params}, sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {"model": model, "messages": list(messages), "params": params}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -187,7 +197,7 @@ class TeacherClient:
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         cache_dir: Path,
         *,
         model: str | None = None,
@@ -235,15 +245,19 @@ class TeacherClient:
             return None  # a torn write from a killed run: ask again
 
     def _store(self, key: str, record: dict[str, Any]) -> None:
-        from agent.adapters import atomic_write_text
-
         path = self._cache_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(record, ensure_ascii=False))
 
     # --- one request ------------------------------------------------------------------------------
-    def complete(self, messages: Sequence[dict[str, str]], *, json_mode: bool = False, temperature: float = 0.0,
-                 max_tokens: int | None = None) -> str:
+    def complete(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        json_mode: bool = False,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
+    ) -> str:
         """The assistant's text for ``messages`` (from the cache when this exact request was made before)."""
         params: dict[str, Any] = {"temperature": temperature}
         if max_tokens:
@@ -263,10 +277,21 @@ class TeacherClient:
         content = (choice.message.content if choice and choice.message else None) or ""
         usage = body.usage.model_dump() if getattr(body, "usage", None) is not None else {}
         self.usage.record(usage, cached=False)
-        self._store(key, {"model": self.model, "messages": list(messages), "params": params, "content": content,
-                          "usage": {"prompt_tokens": usage.get("prompt_tokens"),
-                                    "completion_tokens": usage.get("completion_tokens")},
-                          "response_id": getattr(body, "id", None), "created_at": time.time()})
+        self._store(
+            key,
+            {
+                "model": self.model,
+                "messages": list(messages),
+                "params": params,
+                "content": content,
+                "usage": {
+                    "prompt_tokens": usage.get("prompt_tokens"),
+                    "completion_tokens": usage.get("completion_tokens"),
+                },
+                "response_id": getattr(body, "id", None),
+                "created_at": time.time(),
+            },
+        )
         return content
 
     def _call(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Any:
@@ -292,10 +317,17 @@ class TeacherClient:
             except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError,
                     openai.APITimeoutError, openai.APIStatusError) as e:
                 status = getattr(e, "status_code", None)
-                if isinstance(e, openai.APIStatusError) and status is not None and status != 429 and status < 500:
+                if (
+                    isinstance(e, openai.APIStatusError)
+                    and status is not None
+                    and status != 429
+                    and status < 500
+                ):
                     raise ModelError(f"the teacher endpoint answered HTTP {status}: {_short(e)}") from e
                 if attempt >= self.max_retries:
-                    raise ModelError(f"the teacher endpoint kept failing after {attempt + 1} tries: {_short(e)}") from e
+                    raise ModelError(
+                        f"the teacher endpoint kept failing after {attempt + 1} tries: {_short(e)}"
+                    ) from e
                 delay = _retry_after(e)
                 if delay is None:
                     delay = min(self.max_delay_s, self.base_delay_s * (2 ** attempt))
@@ -368,7 +400,8 @@ _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(\d+\))\s*")
 
 
 def parse_list(text: str, key: str) -> list[str]:
-    """A list of strings from a reply: JSON ({key: [...]}, a bare list, JSON inside prose) or numbered lines."""
+    """A list of strings from a reply: JSON ({key: [...]}, a bare list, JSON inside prose) or numbered
+    lines."""
     for candidate in _json_candidates(text):
         try:
             data = json.loads(candidate)
@@ -415,7 +448,14 @@ def _list_from(data: Any, key: str) -> list[str] | None:
         if isinstance(item, str):
             out.append(item.strip())
         elif isinstance(item, dict):
-            text = next((item[k] for k in ("question", "theme", "name", "text", "paraphrase") if isinstance(item.get(k), str)), None)
+            text = next(
+                (
+                    item[k]
+                    for k in ("question", "theme", "name", "text", "paraphrase")
+                    if isinstance(item.get(k), str)
+                ),
+                None,
+            )
             if text:
                 out.append(text.strip())
     return [x for x in out if x]
@@ -454,15 +494,15 @@ class TeacherResult:
 
     def summary(self) -> str:
         c = self.counts
-        return (f"{self.questions} questions: {c.get('pass', 0)} pass, {c.get('no_data', 0)} no data, "
-                f"{c.get('error', 0)} error; {self.paraphrases} paraphrases\nreview file: {self.review_path}\n"
-                f"{self.usage.summary()}")
+        return (
+            f"{self.questions} questions: {c.get('pass', 0)} pass, {c.get('no_data', 0)} no data, "
+            f"{c.get('error', 0)} error; {self.paraphrases} paraphrases\nreview file: {self.review_path}\n"
+            f"{self.usage.summary()}"
+        )
 
 
 def classify(graph: GraphStore, cypher: str, timeout_s: float, max_rows: int) -> tuple[str, int, str | None]:
     """Run a query read-only: ('pass' | 'no_data' | 'error', row count, the database's message)."""
-    from finetune.synth.run import says_nothing
-
     if not cypher.strip():
         return "error", 0, "the reply held no Cypher query"
     try:
@@ -475,7 +515,7 @@ def classify(graph: GraphStore, cypher: str, timeout_s: float, max_rows: int) ->
 
 
 def run_teacher(
-    settings: Any,
+    settings: Settings,
     graph: GraphStore,
     config: TeacherConfig | None = None,
     out_dir: Path | None = None,
@@ -485,31 +525,51 @@ def run_teacher(
     progress: bool = True,
 ) -> TeacherResult:
     """The four steps; returns counts and usage. Safe to re-run: it resumes from the cache."""
-    from agent.cleanup import clean_cypher
-    from agent.prompt import build_messages
-    from feedback_store.base import stable_id
-    from finetune.dataset import normalize_question
-    from finetune.review import ReviewFile, teacher_dir
-
     cfg = config or TeacherConfig()
     out = Path(out_dir) if out_dir else teacher_dir(settings, graph.name)
     out.mkdir(parents=True, exist_ok=True)
     client = TeacherClient(settings, out / "cache", model=cfg.model, http_client=http_client,
                            max_retries=cfg.max_retries, rpm=cfg.rpm, sleep=sleep)
     schema_text = graph.schema_text()
-
-    def ask_json(prompt: str, temperature: float) -> dict[str, Any]:
-        return {"messages": [{"role": "system", "content": JSON_SYSTEM}, {"role": "user", "content": prompt}],
-                "json_mode": cfg.json_mode, "temperature": temperature}
-
     # 1. themes, then questions per theme
-    text = client.complete(**ask_json(THEMES_PROMPT.format(schema=schema_text, n=cfg.themes), cfg.question_temperature))
+    asked = _questions(client, cfg, schema_text, progress)
+    # 2. one Cypher query per question, with the serving prompt
+    answers = client.complete_many(
+        [{"messages": build_messages(q, schema_text), "temperature": cfg.cypher_temperature}
+         for _, q in asked],
+        concurrency=cfg.concurrency, desc="cypher", progress=progress)
+    # 3. run every query read-only and sort it
+    now = time.time()
+    items = [_review_item(settings, graph, client.model, theme, question, clean_cypher(raw), now)
+             for (theme, question), raw in zip(asked, answers, strict=True)]
+    review = ReviewFile(out)
+    merged = review.merge(items)
+    # 4. paraphrases of what passed (or a person approved)
+    para_total = _paraphrase(client, cfg, review, merged, graph.name, progress)
+    counts = {"pass": 0, "no_data": 0, "error": 0}
+    for x in items:
+        counts[x["result"]] += 1
+    atomic_write_text(out / "usage.json", json.dumps(client.usage.to_dict(), indent=2))
+    return TeacherResult(out, review.path, counts, len(items), para_total, client.usage)
+
+
+def _json_request(cfg: TeacherConfig, prompt: str, temperature: float) -> dict[str, Any]:
+    return {"messages": [{"role": "system", "content": JSON_SYSTEM}, {"role": "user", "content": prompt}],
+            "json_mode": cfg.json_mode, "temperature": temperature}
+
+
+def _questions(client: TeacherClient, cfg: TeacherConfig, schema_text: str,
+               progress: bool) -> list[tuple[str, str]]:
+    """(theme, question) pairs: the teacher names themes, then writes questions per theme (de-duplicated)."""
+    text = client.complete(**_json_request(cfg, THEMES_PROMPT.format(schema=schema_text, n=cfg.themes),
+                                           cfg.question_temperature))
     themes = _unique(parse_list(text, "themes"))[: cfg.themes]
     if not themes:
         raise ModelError(f"the teacher returned no themes (reply: {text[:200]!r})")
-    replies = client.complete_many(
-        [ask_json(QUESTIONS_PROMPT.format(schema=schema_text, n=cfg.questions_per_theme, theme=t), cfg.question_temperature)
-         for t in themes], concurrency=cfg.concurrency, desc="questions", progress=progress)
+    prompts = [QUESTIONS_PROMPT.format(schema=schema_text, n=cfg.questions_per_theme, theme=t)
+               for t in themes]
+    replies = client.complete_many([_json_request(cfg, q, cfg.question_temperature) for q in prompts],
+                                   concurrency=cfg.concurrency, desc="questions", progress=progress)
     asked: list[tuple[str, str]] = []
     seen: set[str] = set()
     for theme, reply in zip(themes, replies, strict=True):
@@ -517,54 +577,41 @@ def run_teacher(
             if normalize_question(q) and normalize_question(q) not in seen:
                 seen.add(normalize_question(q))
                 asked.append((theme, q))
+    return asked
 
-    # 2. one Cypher query per question, with the serving prompt
-    answers = client.complete_many(
-        [{"messages": build_messages(q, schema_text), "temperature": cfg.cypher_temperature} for _, q in asked],
-        concurrency=cfg.concurrency, desc="cypher", progress=progress)
 
-    # 3. run every query read-only and sort it
-    now = time.time()
-    items = []
-    for (theme, question), raw in zip(asked, answers, strict=True):
-        cypher = clean_cypher(raw)
-        result, rows, error = classify(graph, cypher, settings.query_timeout_s, settings.max_rows)
-        items.append({"id": stable_id("teacher", graph.name, normalize_question(question))[:16], "graph": graph.name,
-                      "theme": theme, "question": question, "cypher": cypher, "result": result, "error": error,
-                      "row_count": rows, "status": "pending", "paraphrases": [], "model": client.model,
-                      "created_at": now, "reviewed_at": None})
-    review = ReviewFile(out)
-    merged = review.merge(items)
+def _review_item(settings: Settings, graph: GraphStore, model: str, theme: str, question: str, cypher: str,
+                 created_at: float) -> dict[str, Any]:
+    """A review file item: the query run read-only and sorted into pass / no_data / error."""
+    result, rows, error = classify(graph, cypher, settings.query_timeout_s, settings.max_rows)
+    return {"id": stable_id("teacher", graph.name, normalize_question(question))[:16], "graph": graph.name,
+            "theme": theme, "question": question, "cypher": cypher, "result": result, "error": error,
+            "row_count": rows, "status": "pending", "paraphrases": [], "model": model,
+            "created_at": created_at, "reviewed_at": None}
 
-    # 4. paraphrases of what passed (or a person approved)
-    todo = [x for x in merged if x.get("graph") == graph.name and x.get("status") != "rejected"
+
+def _paraphrase(client: TeacherClient, cfg: TeacherConfig, review: ReviewFile, merged: list[dict[str, Any]],
+                graph: str, progress: bool) -> int:
+    """Paraphrases of every item that passed (or a person approved), stored on the items; returns how many."""
+    todo = [x for x in merged if x.get("graph") == graph and x.get("status") != "rejected"
             and (x.get("result") == "pass" or x.get("status") == "approved")]
-    para_total = 0
-    if cfg.paraphrases > 0 and todo:
-        replies = client.complete_many(
-            [ask_json(PARAPHRASE_PROMPT.format(n=cfg.paraphrases, question=x["question"], cypher=x["cypher"]),
-                      cfg.paraphrase_temperature) for x in todo],
-            concurrency=cfg.concurrency, desc="paraphrases", progress=progress)
-        updates = {}
-        for item, reply in zip(todo, replies, strict=True):
-            own = normalize_question(item["question"])
-            paras = [p for p in _unique(parse_list(reply, "paraphrases")) if normalize_question(p) != own][: cfg.paraphrases]
-            updates[item["id"]] = {"paraphrases": paras}
-            para_total += len(paras)
-        review.update(updates)
-
-    counts = {"pass": 0, "no_data": 0, "error": 0}
-    for x in items:
-        counts[x["result"]] += 1
-    from agent.adapters import atomic_write_text
-
-    atomic_write_text(out / "usage.json", json.dumps(client.usage.to_dict(), indent=2))
-    return TeacherResult(out, review.path, counts, len(items), para_total, client.usage)
+    if cfg.paraphrases <= 0 or not todo:
+        return 0
+    prompts = [PARAPHRASE_PROMPT.format(n=cfg.paraphrases, question=x["question"], cypher=x["cypher"])
+               for x in todo]
+    replies = client.complete_many([_json_request(cfg, q, cfg.paraphrase_temperature) for q in prompts],
+                                   concurrency=cfg.concurrency, desc="paraphrases", progress=progress)
+    updates, total = {}, 0
+    for item, reply in zip(todo, replies, strict=True):
+        own = normalize_question(item["question"])
+        paras = [p for p in _unique(parse_list(reply, "paraphrases")) if normalize_question(p) != own]
+        updates[item["id"]] = {"paraphrases": paras[: cfg.paraphrases]}
+        total += len(paras[: cfg.paraphrases])
+    review.update(updates)
+    return total
 
 
 def _unique(items: list[str]) -> list[str]:
-    from finetune.dataset import normalize_question
-
     seen: set[str] = set()
     out = []
     for x in items:

@@ -12,9 +12,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The agent table of docs/BENCHMARKS.md §0: 50 questions a graph, llama.cpp when installed (4x faster on a CPU).
+# The agent table of docs/BENCHMARKS.md §0: 50 questions a graph, llama.cpp when installed (4x faster on a
+# CPU).
 _BACKEND = "llamacpp" if importlib.util.find_spec("llama_cpp") else "transformers"
-_AGENT = ["scripts/bench_agent.py", "--backend", _BACKEND, "--limit", "50", "--max-new-tokens", "128", "--no-progress"]
+_AGENT = [
+    "scripts/bench_agent.py",
+    "--backend",
+    _BACKEND,
+    "--limit",
+    "50",
+    "--max-new-tokens",
+    "128",
+    "--no-progress",
+]
 STEPS = [
     ["scripts/check_bench_graphs.py"],
     ["scripts/bench_datagen.py"],
@@ -27,7 +37,10 @@ STEPS = [
 
 def main() -> int:
     if not (ROOT.parent / "shared" / "bench").is_dir():
-        print("bench: ../shared/bench not found; the benchmarks need the dev graphs and question sets", file=sys.stderr)
+        print(
+            "bench: ../shared/bench not found; the benchmarks need the dev graphs and question sets",
+            file=sys.stderr,
+        )
         return 2
     for step in STEPS:
         print(f"== {' '.join(step)}", flush=True)

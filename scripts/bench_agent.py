@@ -62,7 +62,7 @@ class InMemoryExamples:
     """A FeedbackStore-shaped retriever over a fixed pool (``similar_examples`` only)."""
 
     def __init__(self, pool: list, graph: str) -> None:
-        from agent.prompt import Example
+        from agent.core.prompt import Example
 
         self.graph = graph
         self.examples = [Example(x.question, x.cypher) for x in pool]
@@ -104,7 +104,11 @@ def ensure_graph(settings, name: str):
 
 
 def machine() -> dict[str, object]:
-    info: dict[str, object] = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    info: dict[str, object] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
     try:
         import torch
 
@@ -115,7 +119,9 @@ def machine() -> dict[str, object]:
         pass
     try:
         with open("/proc/cpuinfo") as f:
-            info["cpu"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+            info["cpu"] = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None
+            )
     except OSError:
         pass
     return info
@@ -123,21 +129,36 @@ def machine() -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--home", type=Path, default=OUT_DIR / "home", help="cypherloop home for the bench graphs and the converted model")
+    p.add_argument(
+        "--home",
+        type=Path,
+        default=OUT_DIR / "home",
+        help="cypherloop home for the bench graphs and the converted model",
+    )
     p.add_argument("--graphs", nargs="+", default=None, help="graph names (default: every dev/*.jsonl)")
-    p.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N questions of each graph's eval split")
+    p.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="evaluate only the first N questions of each graph's eval split",
+    )
     p.add_argument("--backend", default=None, help="model backend (default: settings)")
     p.add_argument("--model", default=None, help="base model / OpenAI model name")
     p.add_argument("--adapter", default="none", help="adapter (default none: the base model)")
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--out", type=Path, default=OUT_DIR / "agent.json")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--keep-server", action="store_true", help="leave the bench home's FalkorDB running afterwards")
+    p.add_argument(
+        "--keep-server", action="store_true", help="leave the bench home's FalkorDB running afterwards"
+    )
     args = p.parse_args(argv)
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from agent.core.env import library_defaults
+
+    library_defaults()
     if not BENCH.is_dir():
         print(f"bench: {BENCH} not found (dev graphs and question sets)", file=sys.stderr)
         return 2
@@ -147,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: unknown configuration(s) {unknown}; choose from {list(CONFIGS)}", file=sys.stderr)
         return 2
 
-    from agent.graph import build_graph
+    from agent.core.settings import Settings
     from agent.models.factory import make_generator
-    from agent.settings import Settings
 
     overrides: dict[str, object] = {"home": args.home, "graph_backend": "embedded", "adapter": args.adapter}
     if args.backend:
@@ -158,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         overrides["max_new_tokens"] = args.max_new_tokens
     base = Settings(_env_file=None, **overrides)
     if args.model:
-        base = base.model_copy(update={"openai_model" if base.model_backend == "openai" else "base_model": args.model})
+        base = base.model_copy(
+            update={"openai_model" if base.model_backend == "openai" else "base_model": args.model}
+        )
     generator = make_generator(base)  # one model for every configuration
     graphs = args.graphs or sorted(x.stem for x in (BENCH / "dev").glob("*.jsonl"))
 
     try:
-        return _run(args, argv, configs, base, generator, graphs, compiled=build_graph())
+        return _run(args, argv, configs, base, generator, graphs)
     finally:
         if not args.keep_server:
             from agent.graphdb.embedded import stop
@@ -171,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             stop(base)
 
 
-def _run(args, argv, configs, base, generator, graphs, compiled) -> int:
+def _run(args, argv, configs, base, generator, graphs) -> int:
     from agent.evaluation import compare_reports, load_dataset, run_eval
-    from agent.graph import CypherAgent
+    from agent.factory import make_agent
 
     results: list[dict[str, object]] = []
     tables: list[str] = []
@@ -191,16 +213,35 @@ def _run(args, argv, configs, base, generator, graphs, compiled) -> int:
         try:
             for config in configs:
                 s = settings.model_copy(update=CONFIGS[config])
-                agent = CypherAgent(s, store, generator, retriever if s.few_shot_k else None, compiled=compiled)
+                agent = make_agent(
+                    s,
+                    graph_store=store,
+                    generator=generator,
+                    feedback_store=retriever if s.few_shot_k else None,
+                )
                 pred_path = OUT_DIR / f"agent-{name}-{config}.jsonl"
-                report = run_eval(agent, evaluated, progress=not args.no_progress, predictions_path=pred_path, label=f"{name}/{config}", dataset=f"dev/{name}.jsonl")
+                report = run_eval(
+                    agent,
+                    evaluated,
+                    progress=not args.no_progress,
+                    predictions_path=pred_path,
+                    label=f"{name}/{config}",
+                    dataset=f"dev/{name}.jsonl",
+                )
                 reports[LABELS[config]] = report
                 results.append({"graph": name, "config": config, "pool_size": len(pool), **report.summary()})
-                print(f"{name}/{config}: accuracy {report.accuracy:.1%} ({report.correct}/{report.n}), executable {report.executable_share:.1%}, "
-                      f"p50 {report.latency_p50_ms / 1000:.2f} s, p95 {report.latency_p95_ms / 1000:.2f} s", file=sys.stderr)
+                print(
+                    f"{name}/{config}: accuracy {report.accuracy:.1%} ({report.correct}/{report.n}), "
+                    f"executable {report.executable_share:.1%}, "
+                    f"p50 {report.latency_p50_ms / 1000:.2f} s, p95 {report.latency_p95_ms / 1000:.2f} s",
+                    file=sys.stderr,
+                )
         finally:
             store.close()
-        tables.append(f"### {name} ({len(evaluated)} questions, few-shot pool {len(pool)})\n\n" + compare_reports(reports))
+        tables.append(
+            f"### {name} ({len(evaluated)} questions, few-shot pool {len(pool)})\n\n"
+            + compare_reports(reports)
+        )
 
     command = "scripts/bench_agent.py " + " ".join(argv if argv is not None else sys.argv[1:])
     doc = {
@@ -209,14 +250,32 @@ def _run(args, argv, configs, base, generator, graphs, compiled) -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "model_version": generator.version,
-        "settings": {k: v for k, v in base.redacted().items() if k in ("model_backend", "base_model", "adapter", "temperature", "top_p", "repetition_penalty", "max_new_tokens", "query_timeout_s", "max_rows")},
+        "settings": {
+            k: v
+            for k, v in base.redacted().items()
+            if k
+            in (
+                "model_backend",
+                "base_model",
+                "adapter",
+                "temperature",
+                "top_p",
+                "repetition_penalty",
+                "max_new_tokens",
+                "query_timeout_s",
+                "max_rows",
+            )
+        },
         "wall_s": round(time.time() - started, 1),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, default=str))
     print(f"## Agent benchmark — {doc['date']} — {generator.version}\n")
-    print(f"`{doc['command']}` on {doc['machine'].get('cpu') or doc['machine']['platform']} ({doc['machine']['cpus']} CPUs)\n")
+    print(
+        f"`{doc['command']}` on {doc['machine'].get('cpu') or doc['machine']['platform']} "
+        f"({doc['machine']['cpus']} CPUs)\n"
+    )
     print("\n\n".join(tables))
     print(f"\nJSON: {args.out}")
     return 0

@@ -25,21 +25,25 @@ SCRIPTS = {"countries": ROOT / "docs" / "benchmarks" / "heldout" / "countries.cy
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from agent.core.env import library_defaults
+
+    library_defaults()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=50000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--graphs", nargs="+", default=["movies", "northwind", "countries"])
-    p.add_argument("--home", type=Path, default=None, help="cypherloop home (default: a temporary one, removed after)")
+    p.add_argument(
+        "--home", type=Path, default=None, help="cypherloop home (default: a temporary one, removed after)"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the raw reports here")
     args = p.parse_args(argv)
     import json
 
-    from agent.evaluation import results_match
+    from agent.core.cypher_text import same_result
+    from agent.core.settings import Settings
     from agent.graphdb import open_graph
     from agent.graphdb.embedded import stop
     from agent.graphdb.loader import load_script
-    from agent.settings import Settings
     from finetune.synth import generate_pairs
 
     tmp = None
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             pairs, report = generate_pairs(graph, args.n, seed=args.seed)
             t = time.perf_counter()
             firsts = list({x.query_id: x for x in pairs}.values())
-            bad = sum(1 for x in firsts if not _still_good(graph, x, results_match))
+            bad = sum(1 for x in firsts if not _still_good(graph, x, same_result))
             verify_s = time.perf_counter() - t
             results[name] = (load, pairs, report, bad, verify_s)
             graph.close()
@@ -71,12 +75,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Generator, `--n {args.n} --seed {args.seed}`, {platform.machine()} {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, embedded FalkorDB.\n")
-    print("| graph | nodes / rels | pairs | distinct queries | seconds | pairs/s | database queries | re-run check |")
+    print(
+        "| graph | nodes / rels | pairs | distinct queries | seconds | pairs/s | database queries | re-run "
+        "check |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, (load, pairs, report, bad, verify_s) in results.items():
         check = "all run, same rows" if not bad else f"{bad} failed"
-        print(f"| {name} | {load.nodes:,} / {load.relationships:,} | {len(pairs):,} | {report.queries_kept:,} | "
-              f"{report.seconds:.1f} | {report.pairs_per_second:.0f} | {report.db_queries:,} | {check} ({verify_s:.1f} s) |")
+        print(
+            f"| {name} | {load.nodes:,} / {load.relationships:,} | {len(pairs):,} | {report.queries_kept:,} "
+            "| "
+            f"{report.seconds:.1f} | {report.pairs_per_second:.0f} | {report.db_queries:,} | {check} "
+            f"({verify_s:.1f} s) |"
+        )
     names = list(results)
     constructs = sorted({k for r in results.values() for k in r[2].coverage})
     print("\n| construct (queries) | " + " | ".join(names) + " |")
@@ -85,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {c} | " + " | ".join(str(results[n][2].coverage.get(c, 0)) for n in names) + " |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({n: {**r[2].to_dict(), "rerun_failures": r[3], "rerun_seconds": round(r[4], 1)}
-                                         for n, r in results.items()}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    n: {**r[2].to_dict(), "rerun_failures": r[3], "rerun_seconds": round(r[4], 1)}
+                    for n, r in results.items()
+                },
+                indent=1,
+            )
+        )
     return 0 if all(r[3] == 0 for r in results.values()) else 1
 
 

@@ -1,7 +1,9 @@
 """Dev benchmark: question -> answer latency through the real agent on this machine (never a test).
 
-    .venv/bin/python scripts/bench_latency.py [--n 30] [--backends transformers,llamacpp] [--adapters shipped,none]
-    .venv/bin/python scripts/bench_latency.py --adapters shipped-unmerged,shipped --temperature 0   # merge A/B
+    .venv/bin/python scripts/bench_latency.py [--n 30] [--backends transformers,llamacpp] [--adapters
+    shipped,none]
+    .venv/bin/python scripts/bench_latency.py --adapters shipped-unmerged,shipped --temperature 0   # merge
+    A/B
 
 ``shipped-unmerged`` serves the shipped adapter without folding it into the weights (transformers
 backend; what it did before adapters were merged), for an A/B at equal outputs (``--temperature 0``).
@@ -36,16 +38,23 @@ def main() -> int:
     ap.add_argument("--backends", default="transformers")
     ap.add_argument("--adapters", default="shipped,none")
     ap.add_argument("--home", type=Path, default=Path("/tmp/cl-bench-latency"))
-    ap.add_argument("--temperature", type=float, default=None, help="default: the product's (0.1); 0 for equal outputs across configurations")
+    ap.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="default: the product's (0.1); 0 for equal outputs across configurations",
+    )
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from agent.core.env import library_defaults
 
+    library_defaults()
+
+    from agent.core.settings import Settings
     from agent.demo import build_demo
     from agent.evaluation import percentile
-    from agent.graph import CypherAgent
+    from agent.factory import make_agent
     from agent.graphdb import open_graph
     from agent.models.factory import make_generator
-    from agent.settings import Settings
     from finetune.synth import generate_pairs
 
     base_settings = Settings(home=args.home, graph="demo")
@@ -67,7 +76,7 @@ def main() -> int:
                 generator = make_generator(s)
                 if adapter == "shipped-unmerged":
                     generator._merge = lambda: None  # keep the LoRA layers separate
-                agent = CypherAgent(s, store, generator)
+                agent = make_agent(s, graph_store=store, generator=generator)
                 for q in questions[:3]:
                     agent.ask(q)
             except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
@@ -79,22 +88,30 @@ def main() -> int:
                 t0 = time.perf_counter()
                 r = agent.ask(q)
                 lat.append((time.perf_counter() - t0) * 1000)
-                statuses[r["status"]] = statuses.get(r["status"], 0) + 1
-                attempts.append(r["attempts"] if isinstance(r["attempts"], int) else len(r["attempts"]))
-                for k, v in (r.get("timings") or {}).items():
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+                attempts.append(len(r.attempts))
+                for k, v in r.timings.items():
                     nodes.setdefault(k, []).append(v)
             one = [x for x, a in zip(lat, attempts, strict=True) if a == 1]
             results[f"{backend}/{adapter}"] = {
-                "model_version": agent.ask(questions[0]).get("model_version"),
-                "n": len(lat), "p50_ms": round(percentile(lat, 50), 1), "p95_ms": round(percentile(lat, 95), 1),
-                "mean_ms": round(statistics.mean(lat), 1), "one_attempt_n": len(one),
+                "model_version": agent.ask(questions[0]).model_version,
+                "n": len(lat),
+                "p50_ms": round(percentile(lat, 50), 1),
+                "p95_ms": round(percentile(lat, 95), 1),
+                "mean_ms": round(statistics.mean(lat), 1),
+                "one_attempt_n": len(one),
                 "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
-                "statuses": statuses, "node_median_ms": {k: round(statistics.median(v), 1) for k, v in nodes.items()},
+                "statuses": statuses,
+                "node_median_ms": {k: round(statistics.median(v), 1) for k, v in nodes.items()},
             }
             print(f"{backend}/{adapter}: {json.dumps(results[f'{backend}/{adapter}'])}", flush=True)
     OUT.mkdir(exist_ok=True)
-    report = {"command": " ".join(["scripts/bench_latency.py", *sys.argv[1:]]), "date": dt.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}", "results": results}
+    report = {
+        "command": " ".join(["scripts/bench_latency.py", *sys.argv[1:]]),
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "results": results,
+    }
     (OUT / "latency.json").write_text(json.dumps(report, indent=2))
     return 0
 

@@ -38,7 +38,9 @@ def main() -> int:
     ax.plot(*zip(*train, strict=True), label="train loss")
     if ev:
         ax.plot(*zip(*ev, strict=True), "o-", label="eval loss")
-    ax.set(xlabel="optimizer step", ylabel="loss", title="general-v1 (shipped adapter), SmolLM2-135M, one H200")
+    ax.set(
+        xlabel="optimizer step", ylabel="loss", title="general-v1 (shipped adapter), SmolLM2-135M, one H200"
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(BENCH / "loss-general-v1.png", dpi=120)
@@ -49,9 +51,16 @@ def main() -> int:
     for name in ("seeds-qlora", "fast-gpu"):
         tr, _ = _loss(gpu / f"speed-{name}-loss.jsonl")
         run = speed["runs"][name]
-        ax.plot(*zip(*tr, strict=True), marker=".", label=f"{name}: {run['tokens_per_second']:,.0f} tok/s, eval loss {run['eval_loss']:.3f}")
-    ax.set(xlabel="optimizer step (effective batch 16)", ylabel="train loss",
-           title=f"seeds' QLoRA vs fast-gpu, same data and steps ({speed['ratio_tokens_per_second']}x tokens/s)")
+        ax.plot(
+            *zip(*tr, strict=True),
+            marker=".",
+            label=f"{name}: {run['tokens_per_second']:,.0f} tok/s, eval loss {run['eval_loss']:.3f}",
+        )
+    ax.set(
+        xlabel="optimizer step (effective batch 16)",
+        ylabel="train loss",
+        title=f"seeds' QLoRA vs fast-gpu, same data and steps ({speed['ratio_tokens_per_second']}x tokens/s)",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(BENCH / "loss-speed-ab.png", dpi=120)
@@ -66,8 +75,20 @@ def main() -> int:
         if all("heldout_retrieval" in r for r in rounds):
             ax.plot(xs, [100 * r["heldout_retrieval"][g]["accuracy"] for r in rounds], "o-", color=colour,
                     label=f"{g}: adapter + retrieved corrections (as served)")
-        ax.plot(xs, [100 * r["heldout"][g]["accuracy"] for r in rounds], "x--", color=colour, label=f"{g}: adapter alone")
-        ax2.plot(xs, [100 * r["heldout"][g]["executable"] for r in rounds], "x--", color=colour, label=f"{g}: adapter alone")
+        ax.plot(
+            xs,
+            [100 * r["heldout"][g]["accuracy"] for r in rounds],
+            "x--",
+            color=colour,
+            label=f"{g}: adapter alone",
+        )
+        ax2.plot(
+            xs,
+            [100 * r["heldout"][g]["executable"] for r in rounds],
+            "x--",
+            color=colour,
+            label=f"{g}: adapter alone",
+        )
         if all("heldout_retrieval" in r for r in rounds):
             ax2.plot(xs, [100 * r["heldout_retrieval"][g]["executable"] for r in rounds], "o-", color=colour,
                      label=f"{g}: + retrieval")

@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="use this home and leave its server running")
     args = parser.parse_args(argv)
 
+    from agent.core.settings import Settings
     from agent.graphdb import open_graph
     from agent.graphdb.embedded import stop
     from agent.graphdb.loader import load_script
-    from agent.settings import Settings
 
     scripts = sorted(args.graphs_dir.glob("*.cypher"))
     if not scripts:
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             stop(settings)
             shutil.rmtree(home, ignore_errors=True)
-    print("all benchmark graphs load with the declared counts" if not failures else f"{failures} mismatch(es)")
+    print(
+        "all benchmark graphs load with the declared counts" if not failures else f"{failures} mismatch(es)"
+    )
     return 1 if failures else 0
 
 

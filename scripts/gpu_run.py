@@ -10,7 +10,8 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 6                     python3 scripts/gpu_run.py train:countries heldout
 
 (Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
-A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8 GPU_RUN_LIMIT=10.
+A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8
+GPU_RUN_LIMIT=10.
 Every graph has its own home (/tmp/h-<graph>): its embedded FalkorDB, bootstrap folder and registry. The
 work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` — the commands a user runs — with
 settings from the environment. Results land in $OUT as JSON, logs beside them.
@@ -30,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SITE = Path("/tmp/site")
 FINAL = Path(os.environ.get("OUT", "/tmp/out"))
-OUT = Path("/tmp/gpu-results")  # everything lands here; $OUT gets one tarball per call (8 files come back at most)
+# everything lands here; $OUT gets one tarball per call (8 files come back at most)
+OUT = Path("/tmp/gpu-results")
 BENCH = Path("/tmp/bench")
 GRAPHS = {"movies": BENCH / "movies.cypher", "northwind": BENCH / "northwind.cypher",
           "countries": ROOT / "docs" / "benchmarks" / "heldout" / "countries.cypher"}
@@ -38,7 +40,11 @@ DEV = {"movies": BENCH / "dev_movies.jsonl", "northwind": BENCH / "dev_northwind
        "countries": ROOT / "docs" / "benchmarks" / "heldout" / "questions.jsonl"}
 BUDGET_MIN = {"movies": 5, "northwind": 5.5, "countries": 4}
 DEVICE = os.environ.get("GPU_RUN_DEVICE", "cuda")
-DRY = {k: os.environ[f"GPU_RUN_{k.upper()}"] for k in ("pairs", "eval_n", "limit") if os.environ.get(f"GPU_RUN_{k.upper()}")}
+DRY = {
+    k: os.environ[f"GPU_RUN_{k.upper()}"]
+    for k in ("pairs", "eval_n", "limit")
+    if os.environ.get(f"GPU_RUN_{k.upper()}")
+}
 SHIPPED = ROOT / "agent" / "data" / "adapters" / "general-v1"
 ABLATIONS = {  # configuration -> settings (environment)
     "bootstrap": {},
@@ -51,17 +57,32 @@ BEFORE = {"shipped general-v1 (before)": {"CYPHERLOOP_ADAPTER": str(SHIPPED)}}
 
 def env_for(graph: str, **extra: str) -> dict[str, str]:
     path = [str(SITE), "/tmp/minilm", str(ROOT)]
-    return {**os.environ, "PYTHONPATH": ":".join(path), "CYPHERLOOP_HOME": f"/tmp/h-{graph}", "CYPHERLOOP_GRAPH": graph,
-            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-            "CYPHERLOOP_TEMPERATURE": "0", "CYPHERLOOP_MAX_ATTEMPTS": "1", "CYPHERLOOP_MAX_NEW_TOKENS": "160", **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": ":".join(path),
+        "CYPHERLOOP_HOME": f"/tmp/h-{graph}",
+        "CYPHERLOOP_GRAPH": graph,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "CYPHERLOOP_TEMPERATURE": "0",
+        "CYPHERLOOP_MAX_ATTEMPTS": "1",
+        "CYPHERLOOP_MAX_NEW_TOKENS": "160",
+        **extra,
+    }
 
 
 def cli(graph: str, *args: str, log: str, **extra: str) -> subprocess.Popen:
     OUT.mkdir(parents=True, exist_ok=True)
     f = open(OUT / log, "a")  # noqa: SIM115 - closed with the process
     print(f"$ cypherloop {' '.join(args)}  [{graph}]", flush=True)
-    return subprocess.Popen([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env_for(graph, **extra), stdout=f,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", *args],
+        cwd=ROOT,
+        env=env_for(graph, **extra),
+        stdout=f,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_all(procs: list[subprocess.Popen]) -> None:
@@ -79,7 +100,10 @@ def phase_install() -> None:
     phase_bench()
     import torch
 
-    print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, {torch.cuda.get_device_name(0)}", flush=True)
+    print(
+        f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, {torch.cuda.get_device_name(0)}",
+        flush=True,
+    )
 
 
 def phase_bench() -> None:
@@ -90,19 +114,54 @@ def phase_bench() -> None:
 def phase_setup() -> None:
     procs = []
     for g, script in GRAPHS.items():
-        subprocess.run([sys.executable, "-m", "ui.cli", "graph", "load", str(script), "--graph", g, "--replace"],
-                       cwd=ROOT, env=env_for(g), check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "ui.cli", "graph", "load", str(script), "--graph", g, "--replace"],
+            cwd=ROOT,
+            env=env_for(g),
+            check=True,
+            capture_output=True,
+        )
         dry = [f"--{k.replace('_', '-')}={v}" for k, v in DRY.items() if k != "limit"]
-        procs.append(cli(g, "bootstrap", "--graph", g, "--budget-minutes", str(BUDGET_MIN[g]), "--device", DEVICE,
-                         "--stop-after", "generate", "--quiet", "--json", *dry, log=f"bootstrap-{g}.log"))
+        procs.append(
+            cli(
+                g,
+                "bootstrap",
+                "--graph",
+                g,
+                "--budget-minutes",
+                str(BUDGET_MIN[g]),
+                "--device",
+                DEVICE,
+                "--stop-after",
+                "generate",
+                "--quiet",
+                "--json",
+                *dry,
+                log=f"bootstrap-{g}.log",
+            )
+        )
     wait_all(procs)
 
 
 def phase_index() -> None:
     shutil.rmtree("/tmp/minilm", ignore_errors=True)
     shutil.copytree(ROOT / ".gpu" / "minilm", "/tmp/minilm")
-    wait_all([cli(g, "bootstrap", "--graph", g, "--stop-after", "build", "--quiet", "--json", log=f"bootstrap-{g}.log")
-              for g in GRAPHS])
+    wait_all(
+        [
+            cli(
+                g,
+                "bootstrap",
+                "--graph",
+                g,
+                "--stop-after",
+                "build",
+                "--quiet",
+                "--json",
+                log=f"bootstrap-{g}.log",
+            )
+            for g in GRAPHS
+        ]
+    )
 
 
 def phase_part0() -> None:
@@ -118,8 +177,17 @@ def phase_model() -> None:
     (pkg / meta["name"]).write_bytes(blob)
     t0 = time.perf_counter()
     first = next(iter(GRAPHS))
-    subprocess.run([sys.executable, "-c", "from agent.settings import load_settings; from agent.models.local import "
-                    "ensure_base_model; print(ensure_base_model(load_settings()))"], cwd=ROOT, env=env_for(first), check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from agent.core.settings import load_settings; from agent.models.local import "
+            "ensure_base_model; print(ensure_base_model(load_settings()))",
+        ],
+        cwd=ROOT,
+        env=env_for(first),
+        check=True,
+    )
     converted = Path(f"/tmp/h-{first}") / "models" / "smollm2-135m-instruct"
     for g in GRAPHS:
         target = Path(f"/tmp/h-{g}") / "models" / "smollm2-135m-instruct"
@@ -138,13 +206,29 @@ def phase_train(graph: str) -> None:
             shutil.copy(state / name, OUT / f"{graph}-{name}")
     if (state / "run" / "loss.jsonl").is_file():
         shutil.copy(state / "run" / "loss.jsonl", OUT / f"{graph}-loss.jsonl")
-    print((OUT / f"{graph}-report.json").read_text()[:1500] if (OUT / f"{graph}-report.json").exists() else "no report",
-          flush=True)
+    print(
+        (OUT / f"{graph}-report.json").read_text()[:1500]
+        if (OUT / f"{graph}-report.json").exists()
+        else "no report",
+        flush=True,
+    )
 
 
-def run_eval(graph: str, label: str, extra: dict[str, str], limit: int | None = int(DRY.get("limit", 0)) or None) -> dict:
-    args = ["eval", "--graph", graph, "--dataset", str(DEV[graph]), "--batch-size", "64", "--json",
-            "--out", str(OUT / f"pred-{graph}-{label.replace(' ', '_').replace('+', 'plus').replace('(', '').replace(')', '')}.jsonl")]
+def run_eval(
+    graph: str, label: str, extra: dict[str, str], limit: int | None = int(DRY.get("limit", 0)) or None
+) -> dict:
+    args = [
+        "eval",
+        "--graph",
+        graph,
+        "--dataset",
+        str(DEV[graph]),
+        "--batch-size",
+        "64",
+        "--json",
+        "--out",
+        str(OUT / f"pred-{graph}-{_file_label(label)}.jsonl"),
+    ]
     if limit:
         args += ["--limit", str(limit)]
     t0 = time.perf_counter()
@@ -155,16 +239,21 @@ def run_eval(graph: str, label: str, extra: dict[str, str], limit: int | None = 
     except ValueError:
         summary = {"error": (res.stderr or res.stdout)[-1500:]}
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
-    print(f"{graph} | {label} | {summary.get('accuracy')} | {summary.get('n')} | {summary['wall_s']} s", flush=True)
+    print(
+        f"{graph} | {label} | {summary.get('accuracy')} | {summary.get('n')} | {summary['wall_s']} s",
+        flush=True,
+    )
     return summary
 
 
 def phase_ablate(graph: str, before: bool = False) -> None:
-    """Every configuration on the graph's whole question set; the bootstrap's model pinned (promoted or not)."""
+    """Every configuration on the graph's whole question set; the bootstrap's model pinned (promoted or
+    not)."""
     model = f"/tmp/h-{graph}/bootstrap/{graph}/run/model"
     results = {}
     for label, extra in ({**BEFORE, **ABLATIONS} if before else ABLATIONS).items():
-        results[label] = run_eval(graph, label, {"CYPHERLOOP_ADAPTER": model, **extra})  # extra may pin another
+        # extra may pin another
+        results[label] = run_eval(graph, label, {"CYPHERLOOP_ADAPTER": model, **extra})
         (OUT / f"ablation-{graph}.json").write_text(json.dumps(results, indent=1))
 
 
@@ -173,14 +262,17 @@ def phase_heldout() -> None:
 
 
 def phase_latency(graph: str = "movies") -> None:
-    """Single stream, the full agent, one question at a time (the first 100 dev questions), product defaults."""
+    """Single stream, the full agent, one question at a time (the first 100 dev questions), product
+    defaults."""
     model = f"/tmp/h-{graph}/bootstrap/{graph}/run/model"
     extra = {"CYPHERLOOP_ADAPTER": model, "CYPHERLOOP_MAX_ATTEMPTS": "3", "CYPHERLOOP_TEMPERATURE": "0.1"}
     args = ["eval", "--graph", graph, "--dataset", str(DEV[graph]), "--limit", "100", "--json",
             "--out", str(OUT / f"latency-{graph}.jsonl")]
     res = subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env_for(graph, **extra),
                          capture_output=True, text=True)
-    (OUT / f"latency-{graph}.json").write_text(res.stdout[res.stdout.find("{"):] if "{" in res.stdout else res.stderr[-2000:])
+    (OUT / f"latency-{graph}.json").write_text(
+        res.stdout[res.stdout.find("{") :] if "{" in res.stdout else res.stderr[-2000:]
+    )
     print(res.stdout[-800:], flush=True)
 
 
@@ -208,6 +300,10 @@ def main(argv: list[str]) -> int:
         with tarfile.open(FINAL / f"results-{tag}.tgz", "w:gz") as tar:
             tar.add(OUT, arcname="results")
     return code
+
+
+def _file_label(label: str) -> str:
+    return label.replace(" ", "_").replace("+", "plus").replace("(", "").replace(")", "")
 
 
 if __name__ == "__main__":

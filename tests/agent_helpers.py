@@ -56,7 +56,9 @@ def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 1) -> Path:
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(str(base_dir))
-    cfg = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False)
+    cfg = LoraConfig(
+        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False
+    )
     peft_model = get_peft_model(base, cfg)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
@@ -102,6 +104,10 @@ def respx_for_openai():
             @classmethod
             async def from_async_httpx_response(cls, httpx_response, target, **kwargs):
                 await httpx_response.aread()
-                return httpcore2.Response(status=httpx_response.status_code, headers=httpx_response.headers.raw, content=httpx_response.content)
+                return httpcore2.Response(
+                    status=httpx_response.status_code,
+                    headers=httpx_response.headers.raw,
+                    content=httpx_response.content,
+                )
 
     return respx.mock(using="httpcore2")

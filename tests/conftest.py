@@ -12,19 +12,17 @@ Settings here ignore the developer's ``.env`` so a local Neo4j configuration can
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+from agent.core.env import library_defaults
+from agent.core.settings import Settings
+from agent.graphdb import GraphStore, open_graph
 
-from agent.graphdb import GraphStore, open_graph  # noqa: E402
-from agent.settings import Settings  # noqa: E402
+library_defaults()  # offline, no telemetry: before a test imports a library that reads them
 
 DATA = Path(__file__).parent / "data"
 SHOP_SCRIPT = DATA / "shop.cypher"

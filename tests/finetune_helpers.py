@@ -1,4 +1,5 @@
-"""Test support for the training tests: a tiny random-init Llama with the SmolLM2 tokenizer, and tiny datasets.
+"""Test support for the training tests: a tiny random-init Llama with the SmolLM2 tokenizer, and tiny
+datasets.
 
 The model (2 layers, hidden 64, ~3 M parameters, almost all of it the 49k-token embedding) trains a step in
 well under a second on 2 cores, so pipeline tests run the real trl/peft code in seconds. It is built once
@@ -11,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from agent.prompt import training_record
+from agent.core.prompt import training_record
 
 SHOP_SCHEMA = (
     "Node labels and properties:\n"
@@ -45,7 +46,10 @@ def cypher_pairs(n: int, offset: int = 0) -> list[tuple[str, str]]:
     shapes = [
         ("How many customers live in {c}?", "MATCH (c:Customer {{city: '{c}'}}) RETURN count(c)"),
         ("List the names of customers in {c}.", "MATCH (c:Customer {{city: '{c}'}}) RETURN c.name"),
-        ("How many orders did customers from {c} place?", "MATCH (c:Customer {{city: '{c}'}})-[:PLACED]->(o:Order) RETURN count(o)"),
+        (
+            "How many orders did customers from {c} place?",
+            "MATCH (c:Customer {{city: '{c}'}})-[:PLACED]->(o:Order) RETURN count(o)",
+        ),
     ]
     out = []
     for i in range(offset, offset + n):
@@ -56,19 +60,33 @@ def cypher_pairs(n: int, offset: int = 0) -> list[tuple[str, str]]:
 
 
 def write_dataset(folder: Path, n_train: int = 24, n_heldout: int = 6, graph: str = "shop") -> Path:
-    """A dataset folder in finetune.dataset's format: train.jsonl, heldout.jsonl, feedback_regression.jsonl."""
+    """A dataset folder in finetune.dataset's format: train.jsonl, heldout.jsonl,
+    feedback_regression.jsonl."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
     def line(i: int, q: str, c: str, source: str) -> str:
-        rec = {"id": f"{source}-{i}", "question": q, "cypher": c, "graph": graph, "source": source, "category": "test"}
+        rec = {
+            "id": f"{source}-{i}",
+            "question": q,
+            "cypher": c,
+            "graph": graph,
+            "source": source,
+            "category": "test",
+        }
         rec.update(training_record(q, c, SHOP_SCHEMA))
         return json.dumps(rec)
 
     train = cypher_pairs(n_train)
     held = cypher_pairs(n_heldout, offset=n_train)
-    (folder / "train.jsonl").write_text("".join(line(i, q, c, "offline") + "\n" for i, (q, c) in enumerate(train)))
-    (folder / "heldout.jsonl").write_text("".join(line(i, q, c, "offline") + "\n" for i, (q, c) in enumerate(held)))
+    (folder / "train.jsonl").write_text(
+        "".join(line(i, q, c, "offline") + "\n" for i, (q, c) in enumerate(train))
+    )
+    (folder / "heldout.jsonl").write_text(
+        "".join(line(i, q, c, "offline") + "\n" for i, (q, c) in enumerate(held))
+    )
     (folder / "feedback_regression.jsonl").write_text("")
-    (folder / "summary.json").write_text(json.dumps({"train": n_train, "heldout": n_heldout, "feedback_regression": 0}))
+    (folder / "summary.json").write_text(
+        json.dumps({"train": n_train, "heldout": n_heldout, "feedback_regression": 0})
+    )
     return folder

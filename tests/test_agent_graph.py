@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import pytest
 
 from agent.answer import NO_DATA
-from agent.errors import GraphUnavailable
+from agent.core.errors import GraphUnavailable
+from agent.core.prompt import ErrorFeedback, Example
 from agent.graph import CypherAgent, build_graph
 from agent.models.base import ScriptedGenerator
-from agent.prompt import ErrorFeedback, Example
 
 COUNT_CUSTOMERS = "MATCH (c:Customer) RETURN count(c) AS customers"
 
@@ -30,7 +29,14 @@ class RecordingGenerator:
         self.seen: list[dict] = []
 
     def generate(self, question, schema_text, examples=(), error_feedback=None):
-        self.seen.append({"question": question, "schema_text": schema_text, "examples": list(examples), "error_feedback": error_feedback})
+        self.seen.append(
+            {
+                "question": question,
+                "schema_text": schema_text,
+                "examples": list(examples),
+                "error_feedback": error_feedback,
+            }
+        )
         return self.replies[min(len(self.seen) - 1, len(self.replies) - 1)]
 
 
@@ -69,49 +75,51 @@ def _nodes(shop):
 def test_success_first_try(shop, settings):
     gen = ScriptedGenerator(["```cypher\n" + COUNT_CUSTOMERS + "\n```<|im_end|>"], version="scripted-v1")
     out = make_agent(settings, shop, gen).ask("How many customers are there?", session_id="s1")
-    assert out["status"] == "ok"
-    assert out["cypher"] == COUNT_CUSTOMERS
-    assert out["columns"] == ["customers"] and out["rows"] == [[12]]
-    assert out["answer"] == "The answer is 12."
-    assert len(out["attempts"]) == 1 and out["attempts"][0]["error"] is None and out["attempts"][0]["row_count"] == 1
-    assert out["model_version"] == "scripted-v1"
-    assert out["session_id"] == "s1" and out["graph"] == "shop" and out["question"] == "How many customers are there?"
-    assert out["schema_fingerprint"] == shop.schema().fingerprint()
+    assert out.status == "ok"
+    assert out.cypher == COUNT_CUSTOMERS
+    assert out.columns == ["customers"] and out.rows == [[12]]
+    assert out.answer == "The answer is 12."
+    assert len(out.attempts) == 1 and out.attempts[0]["error"] is None and out.attempts[0]["row_count"] == 1
+    assert out.model_version == "scripted-v1"
+    assert out.session_id == "s1" and out.graph == "shop" and out.question == "How many customers are there?"
+    assert out.schema_fingerprint == shop.schema().fingerprint()
     for node in ("check_scope", "retrieve", "generate", "validate", "execute", "answer", "total"):
-        assert node in out["timings"] and out["timings"][node] >= 0
-    assert "correct" not in out["timings"]
-    assert out["latency_ms"] >= out["timings"]["generate"]
+        assert node in out.timings and out.timings[node] >= 0
+    assert "correct" not in out.timings
+    assert out.latency_ms >= out.timings["generate"]
     assert len(gen.calls) == 1 and gen.calls[0][1] is None
 
 
 def test_syntax_error_is_corrected_with_the_database_message(shop, settings):
     gen = ScriptedGenerator(["MATCH (c:Customer) RETURN count(c", COUNT_CUSTOMERS])
     out = make_agent(settings, shop, gen).ask("How many customers are there?")
-    assert out["status"] == "ok" and out["rows"] == [[12]]
+    assert out.status == "ok" and out.rows == [[12]]
     assert len(gen.calls) == 2
     feedback = gen.calls[1][1]
     assert isinstance(feedback, ErrorFeedback)
     assert feedback.cypher == "MATCH (c:Customer) RETURN count(c"
     assert "Invalid input" in feedback.error and "column: 34" in feedback.error  # FalkorDB's own words
-    first, second = out["attempts"]
+    first, second = out.attempts
     assert first["stage"] == "validate" and first["error"] == feedback.error
     assert second["error"] is None
-    assert out["timings"]["correct"] >= 0
+    assert out.timings["correct"] >= 0
 
 
 def test_runtime_error_is_corrected(shop, settings):
-    gen = ScriptedGenerator(["MATCH (c:Customer) RETURN c.name / 2", "MATCH (c:Customer {city: 'Berlin'}) RETURN c.name"])
+    gen = ScriptedGenerator(
+        ["MATCH (c:Customer) RETURN c.name / 2", "MATCH (c:Customer {city: 'Berlin'}) RETURN c.name"]
+    )
     out = make_agent(settings, shop, gen).ask("Which customers live in Berlin?")
-    assert out["status"] == "ok"
-    assert sorted(r[0] for r in out["rows"]) == ["Alice Meyer", "Felix Wagner"]
-    assert out["attempts"][0]["stage"] == "execute" and "Type mismatch" in out["attempts"][0]["error"]
+    assert out.status == "ok"
+    assert sorted(r[0] for r in out.rows) == ["Alice Meyer", "Felix Wagner"]
+    assert out.attempts[0]["stage"] == "execute" and "Type mismatch" in out.attempts[0]["error"]
     assert "Type mismatch" in gen.calls[1][1].error
 
 
 def test_schema_error_is_corrected(shop, settings):
     gen = ScriptedGenerator(["MATCH (w:Warehouse) RETURN count(w)", COUNT_CUSTOMERS])
     out = make_agent(settings, shop, gen).ask("How many customers are there?")
-    assert out["status"] == "ok"
+    assert out.status == "ok"
     assert "Unknown label :Warehouse" in gen.calls[1][1].error
 
 
@@ -119,43 +127,53 @@ def test_schema_repair_saves_a_model_round(shop, settings):
     """A misspelt label the schema alone can fix is repaired before the model is asked again."""
     gen = ScriptedGenerator(["MATCH (c:Costumer) RETURN count(c)", "MATCH (x) RETURN 0"])
     out = make_agent(settings, shop, gen).ask("How many customers are there?")
-    assert out["status"] == "ok" and out["rows"] == [[12]] and len(gen.calls) == 1
-    assert out["cypher"] == "MATCH (c:Customer) RETURN count(c)"
-    assert any("replaced label" in f for f in out["attempts"][0]["fixes"])
+    assert out.status == "ok" and out.rows == [[12]] and len(gen.calls) == 1
+    assert out.cypher == "MATCH (c:Customer) RETURN count(c)"
+    assert any("replaced label" in f for f in out.attempts[0]["fixes"])
 
 
 def test_gives_up_after_max_attempts_with_the_last_error(shop, settings):
-    gen = ScriptedGenerator(["MATCH (c:Customer) RETURN count(c", "MATCH (c:Customer RETURN c", "Sorry, I don't know Cypher."])
+    gen = ScriptedGenerator(
+        ["MATCH (c:Customer) RETURN count(c", "MATCH (c:Customer RETURN c", "Sorry, I don't know Cypher."]
+    )
     out = make_agent(settings, shop, gen).ask("How many customers are there?")
-    assert out["status"] == "failed"
+    assert out.status == "failed"
     assert len(gen.calls) == 3 == settings.max_attempts
-    assert len(out["attempts"]) == 3 and all(a["error"] for a in out["attempts"])
-    assert out["answer"].startswith("Sorry, I could not answer this question: after 3 attempts")
-    assert "no Cypher query" in out["answer"] and out["error"] in out["answer"]
-    assert out["rows"] == []
+    assert len(out.attempts) == 3 and all(a["error"] for a in out.attempts)
+    assert out.answer.startswith("Sorry, I could not answer this question: after 3 attempts")
+    assert "no Cypher query" in out.answer and out.error in out.answer
+    assert out.rows == []
 
 
 def test_max_attempts_from_settings(shop, settings):
     gen = ScriptedGenerator(["MATCH (c:Customer) RETURN count(c"])
-    out = make_agent(settings.model_copy(update={"max_attempts": 1}), shop, gen).ask("How many customers are there?")
-    assert out["status"] == "failed" and len(gen.calls) == 1
-    assert "after 1 attempt " in out["answer"]
+    out = make_agent(settings.model_copy(update={"max_attempts": 1}), shop, gen).ask(
+        "How many customers are there?"
+    )
+    assert out.status == "failed" and len(gen.calls) == 1
+    assert "after 1 attempt " in out.answer
 
 
 def test_empty_result_says_no_data(shop, settings):
     gen = ScriptedGenerator(["MATCH (c:Customer {city: 'Atlantis'}) RETURN c.name"])
     out = make_agent(settings, shop, gen).ask("Which customers live in Atlantis?")
-    assert out["status"] == "no_data"
-    assert out["answer"] == NO_DATA and out["rows"] == []
+    assert out.status == "no_data"
+    assert out.answer == NO_DATA and out.rows == []
     assert len(gen.calls) == 1  # an empty result is an answer, not an error
 
 
 def test_write_attempt_is_refused_and_nothing_changes(shop, settings):
     before = _nodes(shop)
-    gen = ScriptedGenerator(["MATCH (n) DETACH DELETE n", "CREATE (:Customer {name: 'Mallory'})", "MATCH (c:Customer) SET c.name = 'x' RETURN c"])
+    gen = ScriptedGenerator(
+        [
+            "MATCH (n) DETACH DELETE n",
+            "CREATE (:Customer {name: 'Mallory'})",
+            "MATCH (c:Customer) SET c.name = 'x' RETURN c",
+        ]
+    )
     out = make_agent(settings, shop, gen).ask("How many customers are there?")
-    assert out["status"] == "failed"
-    assert all("write refused" in a["error"] for a in out["attempts"])
+    assert out.status == "failed"
+    assert all("write refused" in a["error"] for a in out.attempts)
     assert "write refused" in gen.calls[1][1].error
     assert _nodes(shop) == before
 
@@ -177,25 +195,30 @@ def test_write_attempt_is_refused_and_nothing_changes(shop, settings):
 def test_out_of_scope_is_refused_without_touching_the_database(settings, question, reason):
     gen = ScriptedGenerator(lambda *a: pytest.fail("the model was called"))
     out = make_agent(settings, UntouchableStore(), gen).ask(question)
-    assert out["status"] == "refused" and out["scope"] == reason
-    assert out["answer"] and out["rows"] == [] and out["cypher"] == "" and out["attempts"] == []
+    assert out.status == "refused" and out.scope == reason
+    assert out.answer and out.rows == [] and out.cypher == "" and out.attempts == []
     assert gen.calls == []
-    assert set(out["timings"]) == {"check_scope", "total"}
+    assert set(out.timings) == {"check_scope", "total"}
 
 
 def test_in_scope_questions_about_changes_are_answered(shop, settings):
     gen = ScriptedGenerator(["MATCH (o:Order) WHERE o.date STARTS WITH '2024' RETURN count(o)"])
     out = make_agent(settings, shop, gen).ask("How many orders were created in 2024?")
-    assert out["status"] == "ok" and out["rows"][0][0] > 0
+    assert out.status == "ok" and out.rows[0][0] > 0
 
 
 def test_wrong_direction_is_fixed_without_another_model_call(shop, settings):
-    gen = ScriptedGenerator(["MATCH (o:Order)-[:PLACED]->(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"])
+    gen = ScriptedGenerator(
+        ["MATCH (o:Order)-[:PLACED]->(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"]
+    )
     out = make_agent(settings, shop, gen).ask("How many orders did Alice Meyer place?")
-    assert out["status"] == "ok" and out["rows"] == [[3]]
-    assert out["cypher"] == "MATCH (o:Order)<-[:PLACED]-(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"
+    assert out.status == "ok" and out.rows == [[3]]
+    assert (
+        out.cypher
+        == "MATCH (o:Order)<-[:PLACED]-(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"
+    )
     assert len(gen.calls) == 1
-    assert out["attempts"][0]["fixes"] and "reversed" in out["attempts"][0]["fixes"][0]
+    assert out.attempts[0]["fixes"] and "reversed" in out.attempts[0]["fixes"][0]
 
 
 # --- transient faults -----------------------------------------------------------------------------------
@@ -203,37 +226,31 @@ def test_transient_fault_is_retried_by_the_node_policy_not_the_model(shop, setti
     store = FlakyStore(shop, failures=1)
     gen = ScriptedGenerator([COUNT_CUSTOMERS])
     out = make_agent(settings, store, gen).ask("How many customers are there?")
-    assert out["status"] == "ok" and out["rows"] == [[12]]
+    assert out.status == "ok" and out.rows == [[12]]
     assert store.query_calls == 2 and len(gen.calls) == 1
-    assert len(out["attempts"]) == 1
+    assert len(out.attempts) == 1
 
 
 def test_database_down_is_a_clear_error_not_a_model_retry(shop, settings):
     store = FlakyStore(shop, failures=99)
     gen = ScriptedGenerator([COUNT_CUSTOMERS])
     out = make_agent(settings, store, gen).ask("How many customers are there?")
-    assert out["status"] == "error"
-    assert "connection reset by peer" in out["error"] and "unavailable" in out["answer"]
+    assert out.status == "error"
+    assert "connection reset by peer" in out.error and "unavailable" in out.answer
     assert len(gen.calls) == 1 and store.query_calls == 3  # RetryPolicy max_attempts
 
 
 def test_model_failure_is_a_clear_error(shop, settings):
-    from agent.errors import ModelError
+    from agent.core.errors import ModelError
 
     def boom(*a):
         raise ModelError("could not load the base model")
 
     out = make_agent(settings, shop, ScriptedGenerator(boom)).ask("How many customers are there?")
-    assert out["status"] == "error" and "could not load the base model" in out["error"]
+    assert out.status == "error" and "could not load the base model" in out.error
 
 
 # --- few-shot, schema, streaming --------------------------------------------------------------------------
-@dataclass
-class _Verified:
-    question: str
-    cypher: str
-
-
 class FakeFeedbackStore:
     """Protocol-conforming stand-in for the Chroma store (the real one has its own tests)."""
 
@@ -244,7 +261,10 @@ class FakeFeedbackStore:
         if self.fail:
             raise RuntimeError("chroma is down")
         self.queries.append((question, graph, k))
-        return [_Verified("How many orders are there?", "MATCH (o:Order) RETURN count(o)"), _Verified("q2", "MATCH (p:Product) RETURN p.name")][:k]
+        return [
+            Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
+            Example("q2", "MATCH (p:Product) RETURN p.name"),
+        ][:k]
 
     def log_interaction(self, interaction):
         if self.fail:
@@ -258,22 +278,30 @@ def test_examples_come_from_the_feedback_store(shop, settings):
     gen = RecordingGenerator([COUNT_CUSTOMERS])
     agent = make_agent(settings.model_copy(update={"few_shot_k": 2}), shop, gen, feedback_store=store)
     out = agent.ask("How many customers are there?")
-    assert out["status"] == "ok"
+    assert out.status == "ok"
     assert store.queries == [("How many customers are there?", "shop", 2)]
-    assert gen.seen[0]["examples"] == [Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"), Example("q2", "MATCH (p:Product) RETURN p.name")]
+    assert gen.seen[0]["examples"] == [
+        Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
+        Example("q2", "MATCH (p:Product) RETURN p.name"),
+    ]
 
 
 def test_a_failing_feedback_store_costs_neither_answer_nor_log(shop, settings):
     store = FakeFeedbackStore(fail=True)
     agent = make_agent(settings, shop, RecordingGenerator([COUNT_CUSTOMERS]), feedback_store=store)
     out = agent.ask("How many customers are there?")
-    assert out["status"] == "ok"
+    assert out.status == "ok"
     assert agent.log(out) is None and agent.log(out) is None  # warned once, never raised
 
 
 def test_interaction_has_what_the_feedback_store_needs(shop, settings):
     store = FakeFeedbackStore()
-    agent = make_agent(settings, shop, ScriptedGenerator(["MATCH (c:Customer) RETURN count(c", COUNT_CUSTOMERS], version="v9"), feedback_store=store)
+    agent = make_agent(
+        settings,
+        shop,
+        ScriptedGenerator(["MATCH (c:Customer) RETURN count(c", COUNT_CUSTOMERS], version="v9"),
+        feedback_store=store,
+    )
     out = agent.ask("How many customers are there?", session_id="sess")
     assert agent.log(out) == "id-1"
     i = store.logged[0]
@@ -281,12 +309,14 @@ def test_interaction_has_what_the_feedback_store_needs(shop, settings):
         "How many customers are there?", "shop", COUNT_CUSTOMERS, 1, "v9", "sess", True,
     )
     assert [a["error"] is None for a in i.attempts] == [False, True]
-    assert i.schema_fingerprint == shop.schema().fingerprint() and i.latency_ms > 0 and i.answer == out["answer"]
+    assert i.schema_fingerprint == shop.schema().fingerprint() and i.latency_ms > 0 and i.answer == out.answer
 
 
 def test_schema_is_pruned_to_the_question(shop, settings):
     gen = RecordingGenerator([COUNT_CUSTOMERS])
-    make_agent(settings.model_copy(update={"schema_max_chars": 400}), shop, gen).ask("How many customers are there?")
+    make_agent(settings.model_copy(update={"schema_max_chars": 400}), shop, gen).ask(
+        "How many customers are there?"
+    )
     text = gen.seen[0]["schema_text"]
     assert len(text) <= 400 < len(shop.schema().to_text())
     assert "Customer {" in text and "Supplier {" not in text
@@ -295,9 +325,19 @@ def test_schema_is_pruned_to_the_question(shop, settings):
 def test_stream_yields_steps_then_the_answer(shop, settings):
     gen = ScriptedGenerator(["MATCH (c:Customer) RETURN count(c", COUNT_CUSTOMERS])
     events = list(make_agent(settings, shop, gen).stream("How many customers are there?"))
-    assert [e["label"] for e in events] == ["retrieving", "generating", "validating", "retry 2", "validating", "executing", "answer"]
-    assert events[3]["step"] == "retry" and events[3]["attempt"] == 2 and "Invalid input" in events[3]["error"]
-    assert events[-1]["output"]["status"] == "ok"
+    assert [e["label"] for e in events] == [
+        "retrieving",
+        "generating",
+        "validating",
+        "retry 2",
+        "validating",
+        "executing",
+        "answer",
+    ]
+    assert (
+        events[3]["step"] == "retry" and events[3]["attempt"] == 2 and "Invalid input" in events[3]["error"]
+    )
+    assert events[-1]["output"].status == "ok"
 
 
 def test_stream_of_a_refusal(settings):
@@ -308,7 +348,16 @@ def test_stream_of_a_refusal(settings):
 def test_module_level_graph_is_compiled():
     from agent.graph import graph
 
-    assert set(graph.get_graph().nodes) >= {"check_scope", "retrieve", "generate", "validate", "execute", "correct", "answer", "give_up"}
+    assert set(graph.get_graph().nodes) >= {
+        "check_scope",
+        "retrieve",
+        "generate",
+        "validate",
+        "execute",
+        "correct",
+        "answer",
+        "give_up",
+    }
 
 
 # --- the real default model -----------------------------------------------------------------------------
@@ -321,11 +370,11 @@ def test_end_to_end_with_the_real_default_model(shop, settings):
     start = time.perf_counter()
     out = agent.ask("How many customers are there?")
     assert time.perf_counter() - start < 120
-    assert out["status"] in ("ok", "no_data", "failed")
-    assert out["model_version"] == "smollm2-135m-instruct+base"
-    assert 1 <= len(out["attempts"]) <= s.max_attempts
-    assert isinstance(out["answer"], str) and out["answer"]
-    assert out["timings"]["generate"] > 0
+    assert out.status in ("ok", "no_data", "failed")
+    assert out.model_version == "smollm2-135m-instruct+base"
+    assert 1 <= len(out.attempts) <= s.max_attempts
+    assert isinstance(out.answer, str) and out.answer
+    assert out.timings["generate"] > 0
 
 
 # --- pure parts used by the nodes ------------------------------------------------------------------------
@@ -342,9 +391,19 @@ def test_end_to_end_with_the_real_default_model(shop, settings):
         (["c"], [[{"name": "Alice Meyer", "city": "Berlin"}]], False, "The answer is Alice Meyer."),
         (["c.name", "c.city"], [["Alice", "Berlin"]], False, "Found 1 result: name: Alice, city: Berlin."),
         (["name"], [["a"], ["b"], ["c"]], False, "Found 3 results: a, b, c."),
-        (["name"], [[str(i)] for i in range(12)], False, "Found 12 results: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more."),
+        (
+            ["name"],
+            [[str(i)] for i in range(12)],
+            False,
+            "Found 12 results: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more.",
+        ),
         (["name"], [["a"], ["b"]], True, "Found 2 results: a, b. (showing the first 2 rows; there are more)"),
-        (["name", "n"], [["a", 1], ["b", 2]], False, "Found 2 rows with name, n; the first is name: a, n: 1."),
+        (
+            ["name", "n"],
+            [["a", 1], ["b", 2]],
+            False,
+            "Found 2 rows with name, n; the first is name: a, n: 1.",
+        ),
         (["p"], [[["x", "y"]]], False, "The answer is [x, y]."),
     ],
 )
@@ -358,7 +417,10 @@ def test_answer_writer_is_optional_and_never_costs_the_answer():
     from agent.answer import write_answer
 
     rows = [["a", 1], ["b", 2]]
-    assert write_answer("q?", ["name", "n"], rows, writer=lambda q, c, r: "Alice has 1 and Bob 2.") == "Alice has 1 and Bob 2."
+    assert (
+        write_answer("q?", ["name", "n"], rows, writer=lambda q, c, r: "Alice has 1 and Bob 2.")
+        == "Alice has 1 and Bob 2."
+    )
     assert write_answer("q?", ["name", "n"], rows, writer=lambda q, c, r: 1 / 0).startswith("Found 2 rows")
     assert write_answer("q?", ["n"], [], writer=lambda q, c, r: "invented!") == NO_DATA
     assert write_answer("q?", ["n"], [[3]], writer=lambda q, c, r: "invented!") == "The answer is 3."
@@ -390,61 +452,93 @@ def test_in_scope_questions(question):
 def test_candidates_vote_for_the_result_most_of_them_agree_on(settings, shop):
     wrong = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
     broken = "MATCH (w:Warehouse) RETURN count(w)"
-    gen = ScriptedGenerator([wrong, COUNT_CUSTOMERS, broken, "MATCH (x:Customer) RETURN count(x)", wrong.lower()])
+    gen = ScriptedGenerator(
+        [wrong, COUNT_CUSTOMERS, broken, "MATCH (x:Customer) RETURN count(x)", wrong.lower()]
+    )
     agent = make_agent(settings.model_copy(update={"candidates": 5}), shop, gen)
     out = agent.ask("How many customers are there?")
     # 12 customers (two candidates) beats 4 (the greedy reply) and 0 (the lower-cased label matches nothing);
     # the misspelt label never runs
-    assert out["status"] == "ok" and out["rows"] == [[12]] and out["agreement"] == 0.4
+    assert out.status == "ok" and out.rows == [[12]] and out.agreement == 0.4
     assert len(gen.calls) == 5
 
 
 def test_candidates_larger_group_beats_the_greedy_reply(settings, shop):
     wrong = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
-    gen = ScriptedGenerator([wrong, COUNT_CUSTOMERS, "MATCH (x:Customer) RETURN count(x)", COUNT_CUSTOMERS + " LIMIT 5"])
+    gen = ScriptedGenerator(
+        [wrong, COUNT_CUSTOMERS, "MATCH (x:Customer) RETURN count(x)", COUNT_CUSTOMERS + " LIMIT 5"]
+    )
     agent = make_agent(settings.model_copy(update={"candidates": 4}), shop, gen)
     out = agent.ask("How many customers are there?")
-    assert out["rows"] == [[12]] and out["agreement"] == 0.75 and out["cypher"].startswith("MATCH (c:Customer) RETURN")
+    assert out.rows == [[12]] and out.agreement == 0.75 and out.cypher.startswith("MATCH (c:Customer) RETURN")
 
 
 def test_candidates_none_runs_falls_back_to_the_greedy_reply_and_the_repair_loop(settings, shop):
-    gen = ScriptedGenerator(["MATCH (w:Warehouse) RETURN count(w)", "MATCH (w:Warehouse) RETURN w", COUNT_CUSTOMERS])
+    gen = ScriptedGenerator(
+        ["MATCH (w:Warehouse) RETURN count(w)", "MATCH (w:Warehouse) RETURN w", COUNT_CUSTOMERS]
+    )
     agent = make_agent(settings.model_copy(update={"candidates": 2}), shop, gen)
     out = agent.ask("How many customers are there?")
-    assert out["agreement"] == 0.0 and out["status"] == "ok" and len(out["attempts"]) == 2
+    assert out.agreement == 0.0 and out.status == "ok" and len(out.attempts) == 2
 
 
 def test_batched_evaluation_equals_one_question_at_a_time(settings, shop):
     from agent.evaluation import EvalItem, run_eval
 
-    script = {"How many customers?": COUNT_CUSTOMERS, "Names of customers in Germany?":
-              "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN c.name", "*": "MATCH (p:Product) RETURN count(p)"}
-    items = [EvalItem(f"q{i}", q, gold) for i, (q, gold) in enumerate([
-        ("How many customers?", COUNT_CUSTOMERS), ("Names of customers in Germany?",
-                                                    "MATCH (c:Customer {country: 'Germany'}) RETURN c.name"),
-        ("How many products?", "MATCH (p:Product) RETURN count(p)"), ("How many orders?", "MATCH (o:Order) RETURN count(o)")])]
+    script = {
+        "How many customers?": COUNT_CUSTOMERS,
+        "Names of customers in Germany?": "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN c.name",
+        "*": "MATCH (p:Product) RETURN count(p)",
+    }
+    items = [
+        EvalItem(f"q{i}", q, gold)
+        for i, (q, gold) in enumerate(
+            [
+                ("How many customers?", COUNT_CUSTOMERS),
+                ("Names of customers in Germany?", "MATCH (c:Customer {country: 'Germany'}) RETURN c.name"),
+                ("How many products?", "MATCH (p:Product) RETURN count(p)"),
+                ("How many orders?", "MATCH (o:Order) RETURN count(o)"),
+            ]
+        )
+    ]
     one = run_eval(make_agent(settings, shop, ScriptedGenerator(script)), items, progress=False)
     gen = ScriptedGenerator(script)
     batched = run_eval(make_agent(settings, shop, gen), items, progress=False, batch_size=3)
-    assert [p["correct"] for p in one.predictions] == [p["correct"] for p in batched.predictions] == [True, True, True, False]
+    assert (
+        [p["correct"] for p in one.predictions]
+        == [p["correct"] for p in batched.predictions]
+        == [True, True, True, False]
+    )
     assert len(gen.calls) == 4  # each first reply asked once, in the batch; no repair round was needed
 
 
 def test_bootstrap_pool_examples_are_retrieved_for_their_graph_only(settings, shop, tmp_path):
     from feedback_store.pool import ExamplePool, build_pool
 
-    pairs = [{"question": "How many customers live in Berlin?", "cypher": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)",
-              "query_id": "a"},
-             {"question": "Which products cost more than 100?", "cypher": "MATCH (p:Product) WHERE p.price > 100 RETURN p.name",
-              "query_id": "b"}]
+    pairs = [
+        {
+            "question": "How many customers live in Berlin?",
+            "cypher": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)",
+            "query_id": "a",
+        },
+        {
+            "question": "Which products cost more than 100?",
+            "cypher": "MATCH (p:Product) WHERE p.price > 100 RETURN p.name",
+            "query_id": "b",
+        },
+    ]
     folder = tmp_path / "pool"
     assert build_pool(folder, pairs, graph="shop") == 2
     pool = ExamplePool(folder, "shop", min_similarity=0.3)
-    assert [e.question for e in pool.similar_examples("How many customers are in Paris?", "shop", k=1)] == [pairs[0]["question"]]
+    assert [e.question for e in pool.similar_examples("How many customers are in Paris?", "shop", k=1)] == [
+        pairs[0]["question"]
+    ]
     assert pool.similar_examples("How many customers are in Paris?", "movies", k=1) == []
     assert pool.similar_examples("zzz qqq", "shop", k=2) == []  # nothing above the similarity floor
     assert [r[0]["query_id"] for r in pool.neighbours([0], k=1)] == ["b"]  # never the row's own query
     gen = RecordingGenerator([COUNT_CUSTOMERS])
-    agent = make_agent(settings.model_copy(update={"pool_k": 1, "few_shot_k": 0}), shop, gen, example_pool=pool)
+    agent = make_agent(
+        settings.model_copy(update={"pool_k": 1, "few_shot_k": 0}), shop, gen, example_pool=pool
+    )
     agent.ask("How many customers are in Paris?")
     assert [e.question for e in gen.seen[0]["examples"]] == [pairs[0]["question"]]

@@ -39,9 +39,29 @@ def test_bootstrap_runs_end_to_end_and_resumes_after_a_kill(home, tiny):
     from feedback_store.pool import ExamplePool
     from finetune.registry import AdapterRegistry
 
-    cmd = [sys.executable, "-m", "ui.cli", "bootstrap", "--graph", "shop", "--budget-minutes", "4", "--pairs", "240",
-           "--eval-n", "8", "--general-rows", "20", "--device", "cpu", "--quiet", "--set", "save_every_s=0",
-           "--set", "tokens_per_batch=2048"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ui.cli",
+        "bootstrap",
+        "--graph",
+        "shop",
+        "--budget-minutes",
+        "4",
+        "--pairs",
+        "240",
+        "--eval-n",
+        "8",
+        "--general-rows",
+        "20",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--set",
+        "save_every_s=0",
+        "--set",
+        "tokens_per_batch=2048",
+    ]
     env = {**os.environ, "CYPHERLOOP_HOME": str(home.home), "CYPHERLOOP_BASE_MODEL": str(tiny),
            "CYPHERLOOP_MAX_NEW_TOKENS": "24", "CYPHERLOOP_EMBEDDED_PORT": "0",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -80,7 +100,9 @@ def test_bootstrap_runs_end_to_end_and_resumes_after_a_kill(home, tiny):
     pool = ExamplePool.open(Path(home.home), "shop")
     heldout = {json.loads(x)["cypher"] for x in (folder / "heldout.jsonl").read_text().splitlines()}
     assert pool is not None and len(pool) == report["stages"]["index"]["pool"] > 0
-    assert not heldout & {json.loads(x)["cypher"] for x in (folder / "pool" / "pool.jsonl").read_text().splitlines()}
+    assert not heldout & {
+        json.loads(x)["cypher"] for x in (folder / "pool" / "pool.jsonl").read_text().splitlines()
+    }
     assert ExamplePool.open(Path(home.home), "movies") is None  # scoped to the graph
     # a further run finds everything done and changes nothing
     again = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""The app in a real browser: ask, 👎, edit the Cypher, run it, save it; the correction is in Chroma and in Review.
+"""The app in a real browser: ask, 👎, edit the Cypher, run it, save it; the correction is in Chroma and in
+Review.
 
 Headless Debian Chromium through Playwright (``make test`` installs ``chromium``; Playwright cannot
 download its own browsers here). The app runs in this process on a free port, over the read-only
@@ -46,7 +47,9 @@ def running_app(shop, settings_for, tmp_path):
     store.warm_up()  # load MiniLM now, not inside the first answer
     agent = CypherAgent(settings, shop, ScriptedGenerator({"*": SCRIPTED}), store)
     app = build_app(agent, store, settings)
-    app.queue().launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    app.queue().launch(
+        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True
+    )
     try:
         yield app, store, settings
     finally:
@@ -127,8 +130,21 @@ def test_thumbs_down_correction_reaches_chroma_and_review(running_app, page, tmp
     [example] = store.list_examples(status="pending")
     assert (example.question, example.cypher, example.source) == (QUESTION, CORRECTED, "correction")
     cli = subprocess.run(
-        [sys.executable, "-m", "ui.cli", "feedback", "--home", str(settings.home_dir), "list", "--kind", "examples"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            sys.executable,
+            "-m",
+            "ui.cli",
+            "feedback",
+            "--home",
+            str(settings.home_dir),
+            "list",
+            "--kind",
+            "examples",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert cli.returncode == 0, cli.stderr
     assert example.id[:12] in cli.stdout and "correction" in cli.stdout

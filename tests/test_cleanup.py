@@ -43,8 +43,10 @@ CASES = [
     ("```cypher\n" + Q + "\n```\n```cypher\nMATCH (p:Product) RETURN p\n```", Q),
     # multi-line queries are kept whole
     (
-        "MATCH (c:Customer)-[:PLACED]->(o:Order)\nWHERE o.total > 100\nRETURN c.name, count(o) AS orders\nORDER BY orders DESC\nLIMIT 5",
-        "MATCH (c:Customer)-[:PLACED]->(o:Order)\nWHERE o.total > 100\nRETURN c.name, count(o) AS orders\nORDER BY orders DESC\nLIMIT 5",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order)\nWHERE o.total > 100\nRETURN c.name, count(o) AS "
+        "orders\nORDER BY orders DESC\nLIMIT 5",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order)\nWHERE o.total > 100\nRETURN c.name, count(o) AS "
+        "orders\nORDER BY orders DESC\nLIMIT 5",
     ),
     (
         "MATCH (c:Customer)\nRETURN c.name AS name\nUNION\nMATCH (s:Supplier)\nRETURN s.name AS name",
@@ -59,7 +61,10 @@ CASES = [
     ("optional match (c:Customer) return c.name", "optional match (c:Customer) return c.name"),
     # semicolons and keywords inside strings are not statement ends
     ("MATCH (p:Product {name: 'a;b'}) RETURN p", "MATCH (p:Product {name: 'a;b'}) RETURN p"),
-    ('MATCH (p:Product) WHERE p.name = "MATCH (x) RETURN x" RETURN p', 'MATCH (p:Product) WHERE p.name = "MATCH (x) RETURN x" RETURN p'),
+    (
+        'MATCH (p:Product) WHERE p.name = "MATCH (x) RETURN x" RETURN p',
+        'MATCH (p:Product) WHERE p.name = "MATCH (x) RETURN x" RETURN p',
+    ),
     # write clauses are kept, so the read-only gate can refuse them
     ("MATCH (n) DETACH DELETE n", "MATCH (n) DETACH DELETE n"),
     ("CREATE (c:Customer {name: 'x'})", "CREATE (c:Customer {name: 'x'})"),

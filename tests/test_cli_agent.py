@@ -25,7 +25,7 @@ def scripted(monkeypatch):
             made["gen"] = ScriptedGenerator(script, version=version)
             return made["gen"]
 
-        monkeypatch.setattr("agent.models.factory.make_generator", fake_make_generator)
+        monkeypatch.setattr("agent.factory.make_generator", fake_make_generator)
         return made
 
     return install
@@ -33,7 +33,12 @@ def scripted(monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
-    for var in ("CYPHERLOOP_HOME", "CYPHERLOOP_GRAPH", "CYPHERLOOP_GRAPH_BACKEND", "CYPHERLOOP_MODEL_BACKEND"):
+    for var in (
+        "CYPHERLOOP_HOME",
+        "CYPHERLOOP_GRAPH",
+        "CYPHERLOOP_GRAPH_BACKEND",
+        "CYPHERLOOP_MODEL_BACKEND",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -63,10 +68,33 @@ def test_ask_json(shop, cl_home, scripted, capsys):
 
 def test_ask_overrides_reach_the_settings(shop, cl_home, scripted, capsys):
     made = scripted(["MATCH (c:Customer) RETURN count(c)"])
-    main(["ask", "How many customers?", *_args(cl_home, "--no-log", "--backend", "openai", "--model", "my-lora", "--adapter", "none", "--max-attempts", "2")])
+    main(
+        [
+            "ask",
+            "How many customers?",
+            *_args(
+                cl_home,
+                "--no-log",
+                "--backend",
+                "openai",
+                "--model",
+                "my-lora",
+                "--adapter",
+                "none",
+                "--max-attempts",
+                "2",
+            ),
+        ]
+    )
     s = made["settings"]
     assert (s.model_backend, s.openai_model, s.adapter, s.max_attempts) == ("openai", "my-lora", "none", 2)
-    main(["ask", "How many customers?", *_args(cl_home, "--no-log", "--backend", "transformers", "--model", "/models/phi-3")])
+    main(
+        [
+            "ask",
+            "How many customers?",
+            *_args(cl_home, "--no-log", "--backend", "transformers", "--model", "/models/phi-3"),
+        ]
+    )
     assert made["settings"].base_model == "/models/phi-3"
 
 
@@ -83,7 +111,7 @@ def test_ask_that_cannot_be_answered_still_replies(shop, cl_home, scripted, caps
 
 
 def test_ask_with_the_model_failing_exits_one(shop, cl_home, monkeypatch, capsys):
-    from agent.errors import ModelError
+    from agent.core.errors import ModelError
 
     def broken(settings):
         def boom(*a):
@@ -91,7 +119,7 @@ def test_ask_with_the_model_failing_exits_one(shop, cl_home, monkeypatch, capsys
 
         return ScriptedGenerator(boom)
 
-    monkeypatch.setattr("agent.models.factory.make_generator", broken)
+    monkeypatch.setattr("agent.factory.make_generator", broken)
     assert main(["ask", "How many customers?", *_args(cl_home, "--no-log")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: the model server failed: 503"]
@@ -104,17 +132,25 @@ def test_ask_unknown_graph_is_one_line(shop, cl_home, scripted, capsys):
     assert code != 0 and len(err) == 1 and "no_such_graph" in err[0]
 
 
-def test_ask_logs_the_interaction_to_the_feedback_store(shop, cl_home, scripted, capsys, monkeypatch, tmp_path):
+def test_ask_logs_the_interaction_to_the_feedback_store(
+    shop, cl_home, scripted, capsys, monkeypatch, tmp_path
+):
     pytest.importorskip("chromadb")
     from feedback_store.chroma import ChromaFeedbackStore
 
-    monkeypatch.setattr("agent.cli_agent.open_feedback_store", lambda settings, quiet=False: ChromaFeedbackStore(tmp_path / "chroma"))
+    monkeypatch.setattr(
+        "ui.cli_agent.open_feedback_store",
+        lambda settings, quiet=False: ChromaFeedbackStore(tmp_path / "chroma"),
+    )
     scripted(["MATCH (c:Customer) RETURN count(c) AS n"], version="scripted+v0001")
     question = "How many customers are there?"
     assert main(["ask", question, *_args(cl_home)]) == 0
     logged = list(ChromaFeedbackStore(tmp_path / "chroma").iter_interactions("shop"))
     assert [i.question for i in logged] == [question]
-    assert logged[0].final_cypher == "MATCH (c:Customer) RETURN count(c) AS n" and logged[0].model_version == "scripted+v0001"
+    assert (
+        logged[0].final_cypher == "MATCH (c:Customer) RETURN count(c) AS n"
+        and logged[0].model_version == "scripted+v0001"
+    )
     assert logged[0].row_count == 1 and logged[0].ok
 
 
@@ -126,12 +162,14 @@ def test_ask_survives_a_broken_feedback_store(shop, cl_home, scripted, capsys, m
         def log_interaction(self, *a, **k):
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr("agent.cli_agent.open_feedback_store", lambda settings, quiet=False: Broken())
+    monkeypatch.setattr("ui.cli_agent.open_feedback_store", lambda settings, quiet=False: Broken())
     scripted(["MATCH (c:Customer) RETURN count(c)"])
     assert main(["ask", "How many customers?", *_args(cl_home)]) == 0
     captured = capsys.readouterr()
     assert "The answer is 12." in captured.out
-    assert [r.message for r in caplog.records].count("could not log the interaction to the feedback store: disk full") == 1
+    assert [r.message for r in caplog.records].count(
+        "could not log the interaction to the feedback store: disk full"
+    ) == 1
 
 
 # --- eval ----------------------------------------------------------------------------------------------

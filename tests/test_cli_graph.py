@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from agent.cli_graph import format_table
 from agent.graphdb import embedded
 from ui.cli import main
+from ui.cli_graph import format_table
 
 
 @pytest.fixture

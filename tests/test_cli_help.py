@@ -25,7 +25,9 @@ def test_unknown_command_is_one_clear_line(capsys):
 
 
 def test_help_does_not_import_heavy_packages():
-    code = "import sys; from ui.cli import main; main(['--help']); print(sorted(m for m in ('torch','transformers','gradio','chromadb','peft','trl') if m in sys.modules))"
+    heavy = "('torch','transformers','gradio','chromadb','peft','trl')"
+    code = ("import sys; from ui.cli import main; main(['--help']); "
+            f"print(sorted(m for m in {heavy} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("[]")
 

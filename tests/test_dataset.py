@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import DataError
-from feedback_store.base import Feedback, Interaction
-from finetune.dataset import BuildSpec, build_dataset, held_out, normalize_cypher, normalize_question
+from agent.core.cypher_text import normalize_cypher, normalize_question
+from agent.core.errors import DataError
+from agent.core.feedback import Feedback, Interaction
+from finetune.dataset import BuildSpec, build_dataset, held_out
 from finetune.synth import generate_pairs, write_pairs
 
 # Corrections use an alias the offline generator never writes, so each forms its own group.
@@ -57,8 +58,13 @@ def feedback(shop, tmp_path_factory):
               "pending": _city(False, taken)}
 
     def correct(city: str) -> str:
-        it = Interaction(question=correction_question(city), graph="shop", final_cypher="MATCH (c:Customer) RETURN c.name",
-                         answer="…", row_count=12)
+        it = Interaction(
+            question=correction_question(city),
+            graph="shop",
+            final_cypher="MATCH (c:Customer) RETURN c.name",
+            answer="…",
+            row_count=12,
+        )
         iid = store.log_interaction(it)
         return store.add_correction(iid, correction_query(city), shop).id
 
@@ -78,16 +84,46 @@ def feedback(shop, tmp_path_factory):
 def teacher_file(tmp_path_factory) -> Path:
     q = "MATCH (p:Product)-[:IN_CATEGORY]->(c:Category {name: 'Books'}) RETURN p.name AS book"
     items = [
-        {"id": "t1", "graph": "shop", "theme": "catalogue", "question": "Which products are books?", "cypher": q,
-         "result": "pass", "status": "approved", "paraphrases": ["List every book we sell.", "What books do we have?"]},
-        {"id": "t2", "graph": "shop", "theme": "catalogue", "question": "Which suppliers ship from Italy?",
-         "cypher": "MATCH (s:Supplier {country: 'Italy'}) RETURN s.name AS supplier", "result": "pass", "status": "pending",
-         "paraphrases": []},
-        {"id": "t3", "graph": "shop", "theme": "catalogue", "question": "Which products are bad?",
-         "cypher": "MATCH (p:Product) WHERE p.rating < 1 RETURN p.name AS bad", "result": "no_data", "status": "rejected",
-         "paraphrases": []},
-        {"id": "t4", "graph": "shop", "theme": "orders", "question": "Which orders broke?",
-         "cypher": "MATCH (o:Order RETURN o", "result": "error", "status": "pending", "paraphrases": []},
+        {
+            "id": "t1",
+            "graph": "shop",
+            "theme": "catalogue",
+            "question": "Which products are books?",
+            "cypher": q,
+            "result": "pass",
+            "status": "approved",
+            "paraphrases": ["List every book we sell.", "What books do we have?"],
+        },
+        {
+            "id": "t2",
+            "graph": "shop",
+            "theme": "catalogue",
+            "question": "Which suppliers ship from Italy?",
+            "cypher": "MATCH (s:Supplier {country: 'Italy'}) RETURN s.name AS supplier",
+            "result": "pass",
+            "status": "pending",
+            "paraphrases": [],
+        },
+        {
+            "id": "t3",
+            "graph": "shop",
+            "theme": "catalogue",
+            "question": "Which products are bad?",
+            "cypher": "MATCH (p:Product) WHERE p.rating < 1 RETURN p.name AS bad",
+            "result": "no_data",
+            "status": "rejected",
+            "paraphrases": [],
+        },
+        {
+            "id": "t4",
+            "graph": "shop",
+            "theme": "orders",
+            "question": "Which orders broke?",
+            "cypher": "MATCH (o:Order RETURN o",
+            "result": "error",
+            "status": "pending",
+            "paraphrases": [],
+        },
     ]
     path = tmp_path_factory.mktemp("teacher") / "review.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in items))
@@ -101,9 +137,20 @@ def pairs_file(offline_file, tmp_path_factory) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["instruction", "cypher"])
-        w.writerow(["How many orders are delivered?", "MATCH (o:Order {status: 'delivered'}) RETURN count(o) AS delivered"])
-        w.writerow(["Which customers are in the Consumer segment?", "MATCH (c:Customer {segment: 'Consumer'}) RETURN c.name AS who"])
-        w.writerow([first["question"].upper(), first["cypher"]])  # the same pair as an offline one: a duplicate
+        w.writerow(
+            [
+                "How many orders are delivered?",
+                "MATCH (o:Order {status: 'delivered'}) RETURN count(o) AS delivered",
+            ]
+        )
+        w.writerow(
+            [
+                "Which customers are in the Consumer segment?",
+                "MATCH (c:Customer {segment: 'Consumer'}) RETURN c.name AS who",
+            ]
+        )
+        # the same pair as an offline one: a duplicate
+        w.writerow([first["question"].upper(), first["cypher"]])
     return path
 
 
@@ -113,22 +160,37 @@ def _read(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def built(shop, offline_file, feedback, teacher_file, pairs_file, tmp_path_factory):
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
     store, cities = feedback
     out = tmp_path_factory.mktemp("dataset")
-    spec = BuildSpec(graph="shop", out_dir=out, offline=[offline_file], teacher=[teacher_file], pairs=[pairs_file],
-                     feedback=True, feedback_weight=3, heldout_frac=0.15, regression_frac=0.5)
-    summary = build_dataset(Settings(_env_file=None, home=out / "home"), spec, graph_store=shop, feedback_store=store)
+    spec = BuildSpec(
+        graph="shop",
+        out_dir=out,
+        offline=[offline_file],
+        teacher=[teacher_file],
+        pairs=[pairs_file],
+        feedback=True,
+        feedback_weight=3,
+        heldout_frac=0.15,
+        regression_frac=0.5,
+    )
+    summary = build_dataset(
+        Settings(_env_file=None, home=out / "home"), spec, graph_store=shop, feedback_store=store
+    )
     return summary, out, cities
 
 
 def test_heldout_never_trained_on(built):
     summary, out, _ = built
-    train, heldout, regression = (_read(out / f) for f in ("train.jsonl", "heldout.jsonl", "feedback_regression.jsonl"))
+    train, heldout, regression = (
+        _read(out / f) for f in ("train.jsonl", "heldout.jsonl", "feedback_regression.jsonl")
+    )
     assert heldout and regression and len(train) > len(heldout)
     held = heldout + regression
-    assert not {normalize_question(x["question"]) for x in train} & {normalize_question(x["question"]) for x in held}
+    assert not {normalize_question(x["question"]) for x in train} & {
+        normalize_question(x["question"]) for x in held
+    }
     assert not {normalize_cypher(x["cypher"]) for x in train} & {normalize_cypher(x["cypher"]) for x in held}
     # held-out files hold each example once (the gate reads them by id)
     assert len({x["id"] for x in heldout}) == len(heldout)
@@ -140,14 +202,18 @@ def test_feedback_approved_in_rejected_and_pending_out(built):
     everywhere = [x["question"] for rows in lines.values() for x in rows]
     train_q = [x["question"] for x in lines["train.jsonl"]]
     assert train_q.count(correction_question(cities["train"])) == 3  # weighted by repetition
-    assert correction_question(cities["regression"]) in [x["question"] for x in lines["feedback_regression.jsonl"]]
+    assert correction_question(cities["regression"]) in [
+        x["question"] for x in lines["feedback_regression.jsonl"]
+    ]
     assert correction_question(cities["regression"]) not in train_q
     assert correction_question(cities["rejected"]) not in everywhere
     assert correction_question(cities["pending"]) not in everywhere
     src = {x["question"]: x["source"] for rows in lines.values() for x in rows}
     assert src[correction_question(cities["train"])] == "correction"
     assert src.get("How many suppliers do we work with?") == "thumbs_up"
-    assert all(x["source"] in ("correction", "thumbs_up", "import") for x in lines["feedback_regression.jsonl"])
+    assert all(
+        x["source"] in ("correction", "thumbs_up", "import") for x in lines["feedback_regression.jsonl"]
+    )
 
 
 def test_teacher_items_and_paraphrases(built):
@@ -156,9 +222,16 @@ def test_teacher_items_and_paraphrases(built):
     by_q = {x["question"]: x for x in rows}
     assert "Which products are bad?" not in by_q and "Which orders broke?" not in by_q  # rejected / error
     assert "Which suppliers ship from Italy?" in by_q  # a pending Pass trains, as in the seeds
-    group = [by_q[q] for q in ("Which products are books?", "List every book we sell.", "What books do we have?")]
+    group = [
+        by_q[q] for q in ("Which products are books?", "List every book we sell.", "What books do we have?")
+    ]
     assert len({x["cypher"] for x in group}) == 1
-    sides = {f for f in ("train.jsonl", "heldout.jsonl") for x in _read(out / f) if x["question"] in {g["question"] for g in group}}
+    sides = {
+        f
+        for f in ("train.jsonl", "heldout.jsonl")
+        for x in _read(out / f)
+        if x["question"] in {g["question"] for g in group}
+    }
     assert len(sides) == 1  # a question and its paraphrases share one side
     assert group[1]["provenance"]["original_id"] == "t1#p1"
 
@@ -177,11 +250,14 @@ def test_provenance_and_prompt_format(built, shop):
     assert data["counts"]["heldout"] == len(_read(out / "heldout.jsonl"))
     assert set(data["by_source"]["train"]) >= {"offline", "teacher", "pairs", "correction"}
     assert data["dropped"]["duplicate"] >= 1  # the CSV row repeating an offline pair
-    assert data["dataset_hash"] == summary.dataset_hash and data["schema_fingerprint"] == shop.schema().fingerprint()
+    assert (
+        data["dataset_hash"] == summary.dataset_hash
+        and data["schema_fingerprint"] == shop.schema().fingerprint()
+    )
 
 
 def test_split_is_stable_across_rebuilds(shop, offline_file, built, tmp_path):
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
     _, out, _ = built
     side = {normalize_question(x["question"]): "held" for x in _read(out / "heldout.jsonl")}
@@ -190,8 +266,12 @@ def test_split_is_stable_across_rebuilds(shop, offline_file, built, tmp_path):
     lines = offline_file.read_text().splitlines()
     half.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
     settings = Settings(_env_file=None, home=tmp_path / "home")
-    s1 = build_dataset(settings, BuildSpec(graph="shop", out_dir=tmp_path / "a", offline=[half], seed=1), graph_store=shop)
-    s2 = build_dataset(settings, BuildSpec(graph="shop", out_dir=tmp_path / "b", offline=[half], seed=2), graph_store=shop)
+    s1 = build_dataset(
+        settings, BuildSpec(graph="shop", out_dir=tmp_path / "a", offline=[half], seed=1), graph_store=shop
+    )
+    s2 = build_dataset(
+        settings, BuildSpec(graph="shop", out_dir=tmp_path / "b", offline=[half], seed=2), graph_store=shop
+    )
     assert (tmp_path / "a" / "heldout.jsonl").read_bytes() == (tmp_path / "b" / "heldout.jsonl").read_bytes()
     assert s1.dataset_hash != s2.dataset_hash  # train order follows the seed
     again = {normalize_question(x["question"]): "held" for x in _read(tmp_path / "a" / "heldout.jsonl")}
@@ -201,11 +281,17 @@ def test_split_is_stable_across_rebuilds(shop, offline_file, built, tmp_path):
 
 
 def test_extra_multi_schema_rows(shop, offline_file, tmp_path):
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
     schemas = tmp_path / "text2cypher_schemas.csv"
-    structured = {"node_props": {"Team": [{"property": "name", "type": "STRING", "values": ["Reds", "Blues"], "distinct_count": 2}]},
-                  "rel_props": {}, "relationships": [{"start": "Player", "type": "PLAYS_FOR", "end": "Team"}], "metadata": {}}
+    structured = {
+        "node_props": {
+            "Team": [{"property": "name", "type": "STRING", "values": ["Reds", "Blues"], "distinct_count": 2}]
+        },
+        "rel_props": {},
+        "relationships": [{"start": "Player", "type": "PLAYS_FOR", "end": "Team"}],
+        "metadata": {},
+    }
     with schemas.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["database", "schema", "structured_schema"])
@@ -214,55 +300,111 @@ def test_extra_multi_schema_rows(shop, offline_file, tmp_path):
     extra = tmp_path / "extra.csv"
     with extra.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["question", "cypher", "type", "database", "syntax_error", "timeout", "returns_results", "false_schema"])
-        w.writerow(["Which teams exist?", "MATCH (t:Team) RETURN t.name", "Simple", "football", "False", "False", "True", ""])
-        w.writerow(["Broken one?", "MATCH (t:Team RETURN t", "Simple", "football", "True", "False", "False", ""])
+        w.writerow(
+            [
+                "question",
+                "cypher",
+                "type",
+                "database",
+                "syntax_error",
+                "timeout",
+                "returns_results",
+                "false_schema",
+            ]
+        )
+        w.writerow(
+            [
+                "Which teams exist?",
+                "MATCH (t:Team) RETURN t.name",
+                "Simple",
+                "football",
+                "False",
+                "False",
+                "True",
+                "",
+            ]
+        )
+        w.writerow(
+            ["Broken one?", "MATCH (t:Team RETURN t", "Simple", "football", "True", "False", "False", ""]
+        )
         w.writerow([held_q["question"], held_q["cypher"], "Simple", "football", "False", "False", "True", ""])
-    s = build_dataset(Settings(_env_file=None, home=tmp_path / "home"),
-                      BuildSpec(graph="shop", out_dir=tmp_path / "ds", offline=[offline_file], extra=[extra]), graph_store=shop)
+    s = build_dataset(
+        Settings(_env_file=None, home=tmp_path / "home"),
+        BuildSpec(graph="shop", out_dir=tmp_path / "ds", offline=[offline_file], extra=[extra]),
+        graph_store=shop,
+    )
     rows = [x for x in _read(tmp_path / "ds" / "train.jsonl") if x["source"] == "extra"]
     assert [x["question"] for x in rows] == ["Which teams exist?"]
-    assert rows[0]["graph"] == "football" and "Team {name: STRING [\"Reds\", \"Blues\"]}" in rows[0]["prompt"][0]["content"]
+    assert (
+        rows[0]["graph"] == "football"
+        and 'Team {name: STRING ["Reds", "Blues"]}' in rows[0]["prompt"][0]["content"]
+    )
     assert "(:Player)-[:PLAYS_FOR]->(:Team)" in rows[0]["prompt"][0]["content"]
     assert not any(x["source"] == "extra" for x in _read(tmp_path / "ds" / "heldout.jsonl"))
     assert s.dropped["extra_flagged"] == 1 and s.dropped["extra_repeats_heldout"] == 1
 
 
 def _read_first_heldout(shop, offline_file, tmp_path) -> dict:
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
-    build_dataset(Settings(_env_file=None, home=tmp_path / "home"),
-                  BuildSpec(graph="shop", out_dir=tmp_path / "probe", offline=[offline_file]), graph_store=shop)
+    build_dataset(
+        Settings(_env_file=None, home=tmp_path / "home"),
+        BuildSpec(graph="shop", out_dir=tmp_path / "probe", offline=[offline_file]),
+        graph_store=shop,
+    )
     return _read(tmp_path / "probe" / "heldout.jsonl")[0]
 
 
 def test_pairs_columns_are_configurable(shop, tmp_path):
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
     mine = tmp_path / "mine.jsonl"
-    mine.write_text(json.dumps({"q": "How many products are there?", "query": "MATCH (p:Product) RETURN count(p)"}) + "\n")
+    mine.write_text(
+        json.dumps({"q": "How many products are there?", "query": "MATCH (p:Product) RETURN count(p)"}) + "\n"
+    )
     settings = Settings(_env_file=None, home=tmp_path / "home")
-    s = build_dataset(settings, BuildSpec(graph="shop", out_dir=tmp_path / "ds", pairs=[mine], question_col="q",
-                                          cypher_col="query", heldout_frac=0), graph_store=shop)
+    s = build_dataset(
+        settings,
+        BuildSpec(
+            graph="shop",
+            out_dir=tmp_path / "ds",
+            pairs=[mine],
+            question_col="q",
+            cypher_col="query",
+            heldout_frac=0,
+        ),
+        graph_store=shop,
+    )
     assert s.counts["train"] == 1 and s.by_source["train"] == {"pairs": 1}
     with pytest.raises(DataError, match="no column 'instruction'"):
-        build_dataset(settings, BuildSpec(graph="shop", out_dir=tmp_path / "ds2", pairs=[mine]), graph_store=shop)
-
-
-def test_retrain_can_pass_a_mapping(shop, offline_file, tmp_path):
-    from agent.settings import Settings
-
-    s = build_dataset(Settings(_env_file=None, home=tmp_path / "home"),
-                      {"graph": "shop", "out": tmp_path / "ds", "offline": [offline_file]}, graph_store=shop)
-    assert s.out == tmp_path / "ds" and (tmp_path / "ds" / "train.jsonl").is_file()
+        build_dataset(
+            settings, BuildSpec(graph="shop", out_dir=tmp_path / "ds2", pairs=[mine]), graph_store=shop
+        )
 
 
 def test_cli_build(shop, settings, offline_file, tmp_path, capsys):
     from ui.cli import main
 
     out = tmp_path / "ds"
-    assert main(["data", "build", "--home", str(settings.home), "--graph", "shop", "--offline", str(offline_file),
-                 "--heldout-frac", "0.2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "build",
+                "--home",
+                str(settings.home),
+                "--graph",
+                "shop",
+                "--offline",
+                str(offline_file),
+                "--heldout-frac",
+                "0.2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "| train |" in capsys.readouterr().out
     assert (out / "summary.json").is_file() and (out / "feedback_regression.jsonl").is_file()
     assert main(["data", "build", "--home", str(settings.home), "--graph", "shop", "--out", str(out)]) != 0

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import pytest
 
+from agent.core.errors import GraphError
 from agent.demo import ORDERS_FROM, ORDERS_TO, build_demo, generate
-from agent.errors import GraphError
 from agent.graphdb.base import Pattern
 
 SCALE = 0.05
 
 # docs/HELPERS.md, "share one schema"
 EXPECTED_LABELS = {
-    "Customer": {"customer_id": "STRING", "name": "STRING", "email": "STRING", "city": "STRING", "country": "STRING",
-                 "segment": "STRING", "joined": "STRING"},
-    "Product": {"product_id": "STRING", "name": "STRING", "price": "FLOAT", "stock": "INTEGER", "rating": "FLOAT"},
+    "Customer": {
+        "customer_id": "STRING",
+        "name": "STRING",
+        "email": "STRING",
+        "city": "STRING",
+        "country": "STRING",
+        "segment": "STRING",
+        "joined": "STRING",
+    },
+    "Product": {
+        "product_id": "STRING",
+        "name": "STRING",
+        "price": "FLOAT",
+        "stock": "INTEGER",
+        "rating": "FLOAT",
+    },
     "Category": {"name": "STRING"},
     "Supplier": {"supplier_id": "STRING", "name": "STRING", "country": "STRING"},
     "Order": {"order_id": "STRING", "date": "STRING", "status": "STRING", "total": "FLOAT"},
 }
 EXPECTED_RELS = {
-    "PLACED": {}, "CONTAINS": {"quantity": "INTEGER", "unit_price": "FLOAT"}, "IN_CATEGORY": {}, "SUPPLIES": {},
-    "REVIEWED": {"stars": "INTEGER", "text": "STRING", "date": "STRING"}, "REFERRED": {},
+    "PLACED": {},
+    "CONTAINS": {"quantity": "INTEGER", "unit_price": "FLOAT"},
+    "IN_CATEGORY": {},
+    "SUPPLIES": {},
+    "REVIEWED": {"stars": "INTEGER", "text": "STRING", "date": "STRING"},
+    "REFERRED": {},
 }
 EXPECTED_PATTERNS = {
     Pattern("Customer", "PLACED", "Order"), Pattern("Order", "CONTAINS", "Product"),
@@ -34,7 +51,8 @@ SAMPLE_QUERIES = [
     "ORDER BY o.order_id LIMIT 10",
     "MATCH (o:Order)-[l:CONTAINS]->(p:Product) RETURN o.order_id, p.product_id, l.quantity, l.unit_price "
     "ORDER BY o.order_id, p.product_id LIMIT 10",
-    "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) RETURN c.customer_id, p.product_id, r.stars, r.text, r.date "
+    "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) RETURN c.customer_id, p.product_id, r.stars, r.text, "
+    "r.date "
     "ORDER BY c.customer_id, p.product_id LIMIT 10",
     "MATCH (p:Product) RETURN p.product_id, p.name, p.price, p.stock, p.rating ORDER BY p.product_id",
 ]
@@ -50,7 +68,13 @@ def test_generate_is_deterministic():
 def test_full_scale_sizes_and_distributions():
     data = generate()
     counts = data.counts()
-    assert counts["labels"] == {"Category": 12, "Customer": 600, "Order": 2500, "Product": 250, "Supplier": 20}
+    assert counts["labels"] == {
+        "Category": 12,
+        "Customer": 600,
+        "Order": 2500,
+        "Product": 250,
+        "Supplier": 20,
+    }
     assert 3000 < counts["nodes"] < 4000 and counts["relationships"] > 7000
     # a few big cities hold many customers; prices log-normal with a long tail; popularity is skewed
     from collections import Counter
@@ -87,7 +111,9 @@ def test_generated_invariants():
         d = order_date[line["order_id"]]
         bought[(cust, line["product_id"])] = min(d, bought.get((cust, line["product_id"]), d))
     for r in data.reviewed:
-        assert (r["customer_id"], r["product_id"]) in bought and r["date"] > bought[(r["customer_id"], r["product_id"])]
+        assert (r["customer_id"], r["product_id"]) in bought and r["date"] > bought[
+            (r["customer_id"], r["product_id"])
+        ]
         assert 1 <= r["stars"] <= 5 and r["text"]
     for ref in data.referred:
         assert joined[ref["from"]] < joined[ref["to"]]
@@ -102,7 +128,9 @@ def _sample(store) -> list:
 def test_build_into_graph_is_deterministic(scratch_graph):
     counts = build_demo(scratch_graph, seed=7, scale=SCALE)
     stats = scratch_graph.stats()
-    assert stats["nodes"] == counts["labels"] and stats["relationships"] == {k: v for k, v in counts["types"].items() if v}
+    assert stats["nodes"] == counts["labels"] and stats["relationships"] == {
+        k: v for k, v in counts["types"].items() if v
+    }
     assert sum(stats["nodes"].values()) == counts["nodes"]
     first = _sample(scratch_graph)
     assert first[0] and first[1] and first[3]
@@ -130,6 +158,14 @@ def test_schema_matches_helpers(scratch_graph):
     status = next(p for p in schema.label("Order").properties if p.name == "status")
     assert set(status.samples) <= {"delivered", "cancelled", "returned", "shipped", "pending"}
     # ids are indexed
-    indexed = {(r[0], r[1][0] if isinstance(r[1], list) else r[1]) for r in scratch_graph.query("CALL db.indexes()").rows}
-    for pair in [("Customer", "customer_id"), ("Product", "product_id"), ("Order", "order_id"), ("Supplier", "supplier_id")]:
+    indexed = {
+        (r[0], r[1][0] if isinstance(r[1], list) else r[1])
+        for r in scratch_graph.query("CALL db.indexes()").rows
+    }
+    for pair in [
+        ("Customer", "customer_id"),
+        ("Product", "product_id"),
+        ("Order", "order_id"),
+        ("Supplier", "supplier_id"),
+    ]:
         assert pair in indexed

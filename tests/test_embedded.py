@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import GraphUnavailable
+from agent.core.errors import GraphUnavailable
+from agent.core.settings import Settings
 from agent.graphdb import embedded, open_graph
 from agent.graphdb.embedded import ServerInfo, ensure_running, running, start_throwaway, stop
-from agent.settings import Settings
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
@@ -79,8 +79,10 @@ def test_data_survives_kill_9(home):
 
 def test_two_processes_share_one_server(home):
     code = (
-        "import json, sys; from agent.settings import Settings; from agent.graphdb.embedded import ensure_running;"
-        "i = ensure_running(Settings(_env_file=None, home=sys.argv[1], graph_backend='embedded', embedded_port=0));"
+        "import json, sys; from agent.core.settings import Settings; from agent.graphdb.embedded import "
+        "ensure_running;"
+        "i = ensure_running(Settings(_env_file=None, home=sys.argv[1], graph_backend='embedded', "
+        "embedded_port=0));"
         "print(json.dumps([i.pid, i.port]))"
     )
     procs = [

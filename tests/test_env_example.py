@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
-from agent.settings import Settings
+from agent.core.settings import Settings
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 

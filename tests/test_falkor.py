@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agent.errors import (
+from agent.core.errors import (
     ConfigError,
     CypherExecutionError,
     CypherSyntaxError,
@@ -223,10 +223,10 @@ def test_static_gate_refuses_writes(shop):
 
 def test_database_read_only_mode_is_mapped(scratch_graph, monkeypatch):
     """With the static gate switched off, GRAPH.RO_QUERY itself refuses the write."""
-    import agent.graphdb.readonly as readonly
+    import agent.graphdb.falkor as falkor
 
     scratch_graph.write("CREATE (:Keep)")
-    monkeypatch.setattr(readonly, "check_read_only", lambda cypher: None)
+    monkeypatch.setattr(falkor, "check_read_only", lambda cypher: None)
     with pytest.raises(WriteRefused) as e:
         scratch_graph.query("CREATE (:Intruder)")
     assert "read-only" in e.value.db_message

@@ -18,17 +18,25 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import InvalidCorrection, StoreError
-from agent.prompt import Example
-from feedback_store.base import Feedback, FeedbackStore, Interaction
-from feedback_store.chroma import ChromaFeedbackStore, result_fingerprint
+from agent.core.cypher_text import result_fingerprint
+from agent.core.errors import InvalidCorrection, StoreError
+from agent.core.feedback import Feedback, FeedbackStore, Interaction
+from agent.core.prompt import Example
+from feedback_store.chroma import ChromaFeedbackStore
 
 COUNT_CUSTOMERS = "MATCH (c:Customer) RETURN count(c) AS customers"
 CUSTOMER_NAMES = "MATCH (c:Customer) RETURN c.name AS name ORDER BY name"
 
 
-def interaction(question: str = "How many customers are there?", graph: str = "shop", cypher: str | None = COUNT_CUSTOMERS, **kw) -> Interaction:
-    return Interaction(question=question, graph=graph, final_cypher=cypher, answer="some answer", row_count=1, **kw)
+def interaction(
+    question: str = "How many customers are there?",
+    graph: str = "shop",
+    cypher: str | None = COUNT_CUSTOMERS,
+    **kw,
+) -> Interaction:
+    return Interaction(
+        question=question, graph=graph, final_cypher=cypher, answer="some answer", row_count=1, **kw
+    )
 
 
 @pytest.fixture
@@ -48,7 +56,12 @@ def test_settings_put_the_store_in_home(settings):
 
 
 def test_interaction_round_trip_and_idempotent_ids(store, tmp_path):
-    it = interaction(attempts=[{"cypher": "MATCH (x) RETURN x", "error": "boom"}], latency_ms=12.5, model_version="m+v1", session_id="s1")
+    it = interaction(
+        attempts=[{"cypher": "MATCH (x) RETURN x", "error": "boom"}],
+        latency_ms=12.5,
+        model_version="m+v1",
+        session_id="s1",
+    )
     iid = store.log_interaction(it)
     assert iid == it.id and len(iid) == 32 and it.created_at > 0
     again = store.log_interaction(it)  # the same object (same content, same id): a no-op
@@ -68,7 +81,13 @@ def test_thumbs_up_creates_a_pending_example_once(store):
     fid = store.add_feedback(Feedback(iid, "up"))
     assert store.add_feedback(Feedback(iid, "up")) == fid  # same feedback again changes nothing
     [ex] = store.list_examples()
-    assert (ex.question, ex.cypher, ex.source, ex.status, ex.interaction_id) == ("How many customers are there?", COUNT_CUSTOMERS, "thumbs_up", "pending", iid)
+    assert (ex.question, ex.cypher, ex.source, ex.status, ex.interaction_id) == (
+        "How many customers are there?",
+        COUNT_CUSTOMERS,
+        "thumbs_up",
+        "pending",
+        iid,
+    )
     c = store.counts()
     assert (c["up"], c["down"], c["examples_pending"], c["feedback_pending"]) == (1, 0, 1, 1)
     # approving keeps its status when the same 👍 arrives again
@@ -114,12 +133,19 @@ def test_valid_correction_is_stored_with_its_fingerprint(store, shop):
     iid = store.log_interaction(interaction(cypher="MATCH (c:Customer) RETURN c.email"))
     fb = store.add_correction(iid, CUSTOMER_NAMES + ";", shop, comment="names, not emails")
     expected = result_fingerprint(shop.query(CUSTOMER_NAMES).rows)
-    assert fb.result_fingerprint == expected and fb.corrected_cypher == CUSTOMER_NAMES and fb.status == "pending"
+    assert (
+        fb.result_fingerprint == expected and fb.corrected_cypher == CUSTOMER_NAMES and fb.status == "pending"
+    )
     assert fb.verdict == "down" and fb.comment == "names, not emails"
     [stored] = store.list_feedback()
     assert stored == fb
     [ex] = store.list_examples()
-    assert (ex.cypher, ex.source, ex.result_fingerprint, ex.status) == (CUSTOMER_NAMES, "correction", expected, "pending")
+    assert (ex.cypher, ex.source, ex.result_fingerprint, ex.status) == (
+        CUSTOMER_NAMES,
+        "correction",
+        expected,
+        "pending",
+    )
     # the same correction again is a no-op
     assert store.add_correction(iid, CUSTOMER_NAMES, shop, comment="names, not emails").id == fb.id
     assert store.counts()["corrections"] == 1
@@ -150,12 +176,6 @@ def test_correction_on_another_graph_is_refused(store, shop):
         store.add_correction(iid, CUSTOMER_NAMES, shop)
 
 
-def test_result_fingerprint_is_order_free_and_float_tolerant():
-    assert result_fingerprint([[1, "a"], [2.0, "b"]]) == result_fingerprint([[2, "b"], [1.0, "a"]])
-    assert result_fingerprint([[{"b": 1, "a": 2}]]) == result_fingerprint([[{"a": 2, "b": 1}]])
-    assert result_fingerprint([[1]]) != result_fingerprint([[1], [1]])
-
-
 def test_similarity_search_is_filtered_by_graph(store, shop):
     pairs = [
         ("How many customers are there?", COUNT_CUSTOMERS, "shop"),
@@ -168,7 +188,9 @@ def test_similarity_search_is_filtered_by_graph(store, shop):
     got = store.similar_examples("count the customers", "shop", k=2)
     assert got[0] == Example("How many customers are there?", COUNT_CUSTOMERS)
     assert len(got) == 2 and all(isinstance(e, Example) for e in got)
-    assert store.similar_examples("count the customers", "demo", k=5) == [Example("How many customers do we have in total?", COUNT_CUSTOMERS)]
+    assert store.similar_examples("count the customers", "demo", k=5) == [
+        Example("How many customers do we have in total?", COUNT_CUSTOMERS)
+    ]
     assert store.similar_examples("count the customers", "nowhere", k=5) == []
     assert store.similar_examples("count the customers", "shop", k=0) == []
     # approved_only, and rejected never come back
@@ -176,8 +198,12 @@ def test_similarity_search_is_filtered_by_graph(store, shop):
     ids = {e.question: e.id for e in store.list_examples(graph="shop")}
     store.review(ids["How many customers are there?"], "approved")
     store.review(ids["List the names of all customers"], "rejected")
-    assert store.similar_examples("customers", "shop", k=5, approved_only=True) == [Example("How many customers are there?", COUNT_CUSTOMERS)]
-    assert Example("List the names of all customers", CUSTOMER_NAMES) not in store.similar_examples("customers", "shop", k=5)
+    assert store.similar_examples("customers", "shop", k=5, approved_only=True) == [
+        Example("How many customers are there?", COUNT_CUSTOMERS)
+    ]
+    assert Example("List the names of all customers", CUSTOMER_NAMES) not in store.similar_examples(
+        "customers", "shop", k=5
+    )
 
 
 def test_review_links_feedback_and_example(store, shop):
@@ -212,7 +238,10 @@ def test_export_jsonl(store, shop, tmp_path):
     }
     assert row["result_fingerprint"] == fb.result_fingerprint
     assert store.export_examples(out, status=("approved", "pending")) == 2
-    assert store.export_examples(out, graph="demo", status=("approved", "pending")) == 0 and out.read_text() == ""
+    assert (
+        store.export_examples(out, graph="demo", status=("approved", "pending")) == 0
+        and out.read_text() == ""
+    )
     with pytest.raises(StoreError):
         store.export_examples(out, status=("nonsense",))
 
@@ -222,7 +251,7 @@ def test_export_jsonl(store, shop, tmp_path):
 CHILD = r"""
 import os, sys, time
 import feedback_store.chroma as fc
-from feedback_store.base import Feedback, Interaction
+from agent.core.feedback import Feedback, Interaction
 fc.HNSW.update(sync_threshold=10, batch_size=5)  # flush the index every few writes: the hazardous case
 path, tag, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 store = fc.ChromaFeedbackStore(path)
@@ -231,7 +260,8 @@ print("READY", flush=True)
 while not os.path.exists(go):
     time.sleep(0.005)
 for i in range(n):
-    it = Interaction(question=f"question {tag} number {i}", graph="g", final_cypher=f"RETURN {i}", answer="x", row_count=1, created_at=1.0 + i)
+    it = Interaction(question=f"question {tag} number {i}", graph="g", final_cypher=f"RETURN {i}",
+    answer="x", row_count=1, created_at=1.0 + i)
     iid = store.log_interaction(it)
     print("I", iid, flush=True)
     store.add_feedback(Feedback(iid, "up"))
@@ -242,8 +272,19 @@ print("DONE", store.counts()["interactions"], flush=True)
 
 def _child(path: Path, tag: str, n: int, go: Path) -> subprocess.Popen:
     """A writer process: prints READY, waits for the file ``go``, then logs and 👍s ``n`` questions."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(path), tag, str(n), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), tag, str(n), str(go)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def test_two_processes_writing_at_once_lose_nothing(tmp_path, monkeypatch):
@@ -257,7 +298,9 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path, monkeypatch):
     go = tmp_path / "go"
     procs = [_child(path, tag, n, go) for tag in ("a", "b")]
     for p in procs:  # both have loaded torch + MiniLM; then they start writing together
-        assert p.stdout is not None and p.stdout.readline().strip() == "READY", p.stderr.read()[-2000:] if p.stderr else ""
+        assert p.stdout is not None and p.stdout.readline().strip() == "READY", (
+            p.stderr.read()[-2000:] if p.stderr else ""
+        )
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
     seen = []
@@ -303,11 +346,16 @@ def test_kill_9_between_writes_loses_nothing_returned(tmp_path):
     for iid in logged:
         assert reopened.get_interaction(iid) is not None, iid
     found = {e.question for e in reopened.similar_examples("question number", "g", k=1000)}
-    assert {reopened.get_interaction(i).question for i in thumbed} <= found  # in the vector index, not only in SQLite
+    assert {
+        reopened.get_interaction(i).question for i in thumbed
+    } <= found  # in the vector index, not only in SQLite
     # and the store still takes writes and searches
     iid = reopened.log_interaction(interaction(graph="g"))
     reopened.add_feedback(Feedback(iid, "up"))
-    assert reopened.similar_examples("How many customers?", "g", k=1)[0].question == "How many customers are there?"
+    assert (
+        reopened.similar_examples("How many customers?", "g", k=1)[0].question
+        == "How many customers are there?"
+    )
 
 
 # --- a Chroma server (HttpClient) ------------------------------------------------------------------------
@@ -325,7 +373,11 @@ def chroma_server(tmp_path):
     if not Path(exe).exists():
         pytest.skip("the chroma CLI is not installed")
     port = _free_port()
-    proc = subprocess.Popen([exe, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -344,7 +396,9 @@ def test_http_client_when_chroma_url_is_set(chroma_server, settings, shop):
     assert s.location == chroma_server
     iid = s.log_interaction(interaction())
     fb = s.add_correction(iid, CUSTOMER_NAMES, shop)
-    assert s.similar_examples("customer names", "shop", k=1) == [Example("How many customers are there?", CUSTOMER_NAMES)]
+    assert s.similar_examples("customer names", "shop", k=1) == [
+        Example("How many customers are there?", CUSTOMER_NAMES)
+    ]
     assert s.list_feedback()[0].id == fb.id
 
 
@@ -362,7 +416,11 @@ def test_cli_stats_list_export_review(settings_for, tmp_path, shop, capsys):
     home = tmp_path / "home"
     s = ChromaFeedbackStore(settings_for(home))
     fb = s.add_correction(s.log_interaction(interaction()), CUSTOMER_NAMES, shop)
-    s.add_feedback(Feedback(s.log_interaction(interaction("Count the orders", cypher="MATCH (o:Order) RETURN count(o)")), "up"))
+    s.add_feedback(
+        Feedback(
+            s.log_interaction(interaction("Count the orders", cypher="MATCH (o:Order) RETURN count(o)")), "up"
+        )
+    )
 
     assert main(["feedback", "--home", str(home), "stats", "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)
@@ -409,7 +467,9 @@ def test_import_runs_each_query_first_and_stores_only_those_that_ran(store, shop
     assert {(e.source, e.status) for e in got.values()} == {("import", "approved")}
     assert got["How many customers are there?"].result_fingerprint == result_fingerprint(before)
     # the agent retrieves them at once
-    assert store.similar_examples("count the customers", "shop", k=1, approved_only=True) == [Example("How many customers are there?", COUNT_CUSTOMERS)]
+    assert store.similar_examples("count the customers", "shop", k=1, approved_only=True) == [
+        Example("How many customers are there?", COUNT_CUSTOMERS)
+    ]
     # again: nothing new
     assert store.import_examples(pairs[:2], shop).present == 2
 
@@ -427,14 +487,28 @@ def test_cli_import(settings_for, tmp_path, capsys):
     try:
         load_script(graph, SHOP_SCRIPT, replace=True, progress=False)
         good = tmp_path / "good.jsonl"
-        good.write_text(json.dumps({"question": "How many customers are there?", "cypher": COUNT_CUSTOMERS}) + "\n\n")
-        assert main(["feedback", "--home", str(home), "import", str(good), "--graph", "shop", "--pending"]) == 0
+        good.write_text(
+            json.dumps({"question": "How many customers are there?", "cypher": COUNT_CUSTOMERS}) + "\n\n"
+        )
+        assert (
+            main(["feedback", "--home", str(home), "import", str(good), "--graph", "shop", "--pending"]) == 0
+        )
         assert "1 examples imported (pending review), 0 already present, 0 refused" in capsys.readouterr().out
-        assert [e.status for e in ChromaFeedbackStore(settings_for(home)).list_examples(graph="shop")] == ["pending"]
+        assert [e.status for e in ChromaFeedbackStore(settings_for(home)).list_examples(graph="shop")] == [
+            "pending"
+        ]
 
         mixed = tmp_path / "mixed.jsonl"
-        mixed.write_text("\n".join(json.dumps({"question": q, "cypher": c}) for q, c in (
-            ("List the names of all customers", CUSTOMER_NAMES), ("Drop it all", "MATCH (n) DETACH DELETE n"))) + "\n")
+        mixed.write_text(
+            "\n".join(
+                json.dumps({"question": q, "cypher": c})
+                for q, c in (
+                    ("List the names of all customers", CUSTOMER_NAMES),
+                    ("Drop it all", "MATCH (n) DETACH DELETE n"),
+                )
+            )
+            + "\n"
+        )
         assert main(["feedback", "--home", str(home), "import", str(mixed), "--graph", "shop"]) == 1
         out = capsys.readouterr().out
         assert "1 examples imported (approved), 0 already present, 1 refused" in out and "line 2:" in out

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from finetune_helpers import tiny_model_dir
 
-from agent.errors import ConfigError
-from agent.prompt import training_record
+from agent.core.errors import ConfigError
+from agent.core.prompt import training_record
 from finetune.full import FullConfig, FullResult, make_batches, tokenize_records, train_full
 
 SCHEMA = "Node properties:\nThing {id: INTEGER, name: STRING}"
@@ -28,8 +28,12 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("full-data")
-    recs = [training_record(f"How many things are called t{i}?", f"MATCH (n:Thing {{name: 't{i}'}}) RETURN count(n)", SCHEMA)
-            for i in range(48)]
+    recs = [
+        training_record(
+            f"How many things are called t{i}?", f"MATCH (n:Thing {{name: 't{i}'}}) RETURN count(n)", SCHEMA
+        )
+        for i in range(48)
+    ]
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     return folder
 
@@ -66,14 +70,18 @@ def test_targets_are_the_assistant_turn_and_batches_respect_the_budget(tiny, dat
 
 
 def test_the_loop_learns_and_writes_a_servable_model(tiny, data, tmp_path):
-    cfg = FullConfig.load("full-cpu", ["epochs=6", "learning_rate=1e-2", "warmup_steps=1", "tokens_per_batch=2048",
-                                       "log_every=1"])
+    cfg = FullConfig.load(
+        "full-cpu",
+        ["epochs=6", "learning_rate=1e-2", "warmup_steps=1", "tokens_per_batch=2048", "log_every=1"],
+    )
     result = train_full(data, tiny, tmp_path / "run", cfg)
     losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
     assert losses[-1] < 0.7 * losses[0], losses
     m = result.metrics
     assert m["steps"] == m["total_steps"] and m["examples"] == 48 and 0 < m["target_tokens"] < m["tokens"]
-    assert (Path(result.model_dir) / "model.safetensors").is_file() and (Path(result.model_dir) / "tokenizer.json").is_file()
+    assert (Path(result.model_dir) / "model.safetensors").is_file() and (
+        Path(result.model_dir) / "tokenizer.json"
+    ).is_file()
     assert not (tmp_path / "run" / "checkpoint").exists()
     again = train_full(data, tiny, tmp_path / "run", cfg)  # finished: returns the result, trains nothing
     assert again.metrics == result.metrics and FullResult.load(tmp_path / "run").model_dir == result.model_dir
@@ -81,8 +89,23 @@ def test_the_loop_learns_and_writes_a_servable_model(tiny, data, tmp_path):
 
 def test_a_killed_run_resumes_from_its_checkpoint(tiny, data, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "finetune.full", "--data", str(data), "--base", str(tiny), "--output", str(run),
-           "--recipe", "full-cpu", "epochs=6", "tokens_per_batch=1024", "save_every_s=0", "log_every=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "finetune.full",
+        "--data",
+        str(data),
+        "--base",
+        str(tiny),
+        "--output",
+        str(run),
+        "--recipe",
+        "full-cpu",
+        "epochs=6",
+        "tokens_per_batch=1024",
+        "save_every_s=0",
+        "log_every=1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "checkpoint" / "state.json"

@@ -6,13 +6,15 @@ import json
 
 import pytest
 
-from agent.errors import DataError
+from agent.core.errors import DataError
 from agent.evaluation import EvalItem
 from agent.models.base import ScriptedGenerator
 from finetune.gate import gate_settings, load_questions, run_gate
 
 HELDOUT = [
-    EvalItem("h1", "How many customers live in Berlin?", "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)"),
+    EvalItem(
+        "h1", "How many customers live in Berlin?", "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)"
+    ),
     EvalItem("h2", "Which customers live in Madrid?", "MATCH (c:Customer {city: 'Madrid'}) RETURN c.name"),
     EvalItem("h3", "How many products are there?", "MATCH (p:Product) RETURN count(p)"),
     EvalItem("h4", "List the category names.", "MATCH (c:Category) RETURN c.name"),
@@ -41,7 +43,9 @@ def eval_settings(settings):
 
 
 def test_gate_promotes_a_better_candidate(shop, eval_settings):
-    d = run_gate(scripted(ALL, "good"), scripted(HALF, "live"), shop, HELDOUT, REGRESSION, settings=eval_settings)
+    d = run_gate(
+        scripted(ALL, "good"), scripted(HALF, "live"), shop, HELDOUT, REGRESSION, settings=eval_settings
+    )
     assert d.promote and d.decision == "promote"
     assert d.candidate["heldout"].accuracy == 1.0 and d.active["heldout"].accuracy == 0.5
     assert d.candidate["regression"].accuracy == 1.0 and d.active["regression"].accuracy == 0.5
@@ -50,20 +54,39 @@ def test_gate_promotes_a_better_candidate(shop, eval_settings):
 
 
 def test_gate_refuses_a_worse_candidate(shop, eval_settings):
-    d = run_gate(scripted(HALF, "bad"), scripted(ALL, "live"), shop, HELDOUT, REGRESSION, settings=eval_settings)
+    d = run_gate(
+        scripted(HALF, "bad"), scripted(ALL, "live"), shop, HELDOUT, REGRESSION, settings=eval_settings
+    )
     assert not d.promote and "worse" in d.reason and "heldout" in d.reason
 
 
 def test_gate_refuses_a_candidate_that_regresses_on_feedback_only(shop, eval_settings):
     heldout_only = {i.question for i in HELDOUT}
-    d = run_gate(scripted(heldout_only, "cand"), scripted(ALL, "live"), shop, HELDOUT, REGRESSION, settings=eval_settings)
+    d = run_gate(
+        scripted(heldout_only, "cand"),
+        scripted(ALL, "live"),
+        shop,
+        HELDOUT,
+        REGRESSION,
+        settings=eval_settings,
+    )
     assert d.candidate["heldout"].accuracy == d.active["heldout"].accuracy == 1.0
     assert not d.promote and "regression" in d.reason and "heldout" not in d.reason.split(":", 1)[1]
 
 
 def test_equal_passes_but_a_margin_demands_more(shop, eval_settings):
-    assert run_gate(scripted(HALF, "a"), scripted(HALF, "b"), shop, HELDOUT, REGRESSION, settings=eval_settings).promote
-    d = run_gate(scripted(HALF, "a"), scripted(HALF, "b"), shop, HELDOUT, REGRESSION, settings=eval_settings, margin=0.05)
+    assert run_gate(
+        scripted(HALF, "a"), scripted(HALF, "b"), shop, HELDOUT, REGRESSION, settings=eval_settings
+    ).promote
+    d = run_gate(
+        scripted(HALF, "a"),
+        scripted(HALF, "b"),
+        shop,
+        HELDOUT,
+        REGRESSION,
+        settings=eval_settings,
+        margin=0.05,
+    )
     assert not d.promote and d.margin == 0.05
 
 
@@ -86,7 +109,16 @@ def test_active_scores_are_cached(shop, eval_settings, tmp_path):
         return scripted(HALF, "live")()
 
     for _ in range(2):
-        d = run_gate(scripted(ALL, "c"), active, shop, HELDOUT, REGRESSION, settings=eval_settings, score_cache=cache, active_cache_id="base+v0001")
+        d = run_gate(
+            scripted(ALL, "c"),
+            active,
+            shop,
+            HELDOUT,
+            REGRESSION,
+            settings=eval_settings,
+            score_cache=cache,
+            active_cache_id="base+v0001",
+        )
     assert len(built) == 1 and d.active["heldout"].cached and d.active["heldout"].accuracy == 0.5
 
 
@@ -100,5 +132,7 @@ def test_load_questions_empty_or_missing(tmp_path):
     f = tmp_path / "q.jsonl"
     f.write_text("")
     assert load_questions(f) == []
-    f.write_text("".join(json.dumps({"id": i.id, "question": i.question, "cypher": i.cypher}) + "\n" for i in HELDOUT))
+    f.write_text(
+        "".join(json.dumps({"id": i.id, "question": i.question, "cypher": i.cypher}) + "\n" for i in HELDOUT)
+    )
     assert [i.id for i in load_questions(f, limit=2)] == ["h1", "h2"]

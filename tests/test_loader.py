@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import DataError, LoaderError
+from agent.core.errors import DataError, LoaderError
 from agent.graphdb.loader import LoadReport, load_script, split_statements
 
 GOOD = """\
@@ -18,7 +18,8 @@ CREATE (:Product {product_id: r.id, price: r.price});
 MATCH (c:Customer {customer_id: 'C1'}), (p:Product)
 CREATE (c)-[:REVIEWED {stars: 5, text: 'good;
 really good'}]->(p);
-MATCH (c:Customer {customer_id: 'C2'}), (p:Product {product_id: 'P1'}) CREATE (c)-[:REVIEWED {stars: 2, text: 'meh'}]->(p)
+MATCH (c:Customer {customer_id: 'C2'}), (p:Product {product_id: 'P1'})
+CREATE (c)-[:REVIEWED {stars: 2, text: 'meh'}]->(p)
 """
 
 BROKEN = """\
@@ -93,7 +94,8 @@ def test_replace(tmp_path, scratch_graph):
     path.write_text(GOOD, encoding="utf-8")
     load_script(scratch_graph, path)
     twice = load_script(scratch_graph, path)
-    assert (twice.nodes, twice.relationships) == (8, 3 + 2 * 4 + 2 * 2)  # the second run's MATCHes see both copies
+    # the second run's MATCHes see both copies
+    assert (twice.nodes, twice.relationships) == (8, 3 + 2 * 4 + 2 * 2)
     replaced = load_script(scratch_graph, path, replace=True)
     assert (replaced.nodes, replaced.relationships) == (4, 3)
 

@@ -1,4 +1,5 @@
-"""Generators: local transformers (+ hot-swapped PEFT adapter), OpenAI-compatible (HTTP boundary), llama.cpp."""
+"""Generators: local transformers (+ hot-swapped PEFT adapter), OpenAI-compatible (HTTP boundary),
+llama.cpp."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 from agent_helpers import make_lora_adapter, make_tiny_model_dir, respx_for_openai
 from pydantic import SecretStr
 
-from agent.adapters import write_active
-from agent.errors import ModelError
+from agent.core.adapters import write_active
+from agent.core.errors import ModelError
+from agent.core.prompt import ErrorFeedback, Example
 from agent.models.base import CypherGenerator
-from agent.prompt import ErrorFeedback, Example
 
 SCHEMA = "Node properties:\nCustomer {name: STRING}\nRelationship properties:\nThe relationships:\n"
 
@@ -32,7 +33,13 @@ def test_default_base_is_converted_once_to_safetensors(settings):
 
     path = ensure_base_model(settings)  # shared with the other tests of the session (cl_home)
     assert path == settings.path("models", "smollm2-135m-instruct")
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json", CONVERTED_MARKER):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "generation_config.json",
+        CONVERTED_MARKER,
+    ):
         assert (path / name).is_file(), name
     config = json.loads((path / "config.json").read_text())
     assert "quantization_config" not in config
@@ -88,7 +95,9 @@ def test_missing_gguf_file_is_a_clear_error(settings, tmp_path):
 
 # --- transformers generator ------------------------------------------------------------------------
 def _tiny_settings(settings, tiny_dir, **kw):
-    return settings.model_copy(update={"base_model": str(tiny_dir), "temperature": 0.0, "max_new_tokens": 8, "adapter": "none", **kw})
+    return settings.model_copy(
+        update={"base_model": str(tiny_dir), "temperature": 0.0, "max_new_tokens": 8, "adapter": "none", **kw}
+    )
 
 
 def test_transformers_generator_conforms_and_is_greedy_at_temperature_zero(settings, tiny_dir):
@@ -99,7 +108,9 @@ def test_transformers_generator_conforms_and_is_greedy_at_temperature_zero(setti
     a = gen.generate("How many customers?", SCHEMA)
     b = gen.generate("How many customers?", SCHEMA)
     assert isinstance(a, str) and a == b
-    c = gen.generate("How many customers?", SCHEMA, [Example("q", "MATCH (n) RETURN n")], ErrorFeedback("MATCH", "bad"))
+    c = gen.generate(
+        "How many customers?", SCHEMA, [Example("q", "MATCH (n) RETURN n")], ErrorFeedback("MATCH", "bad")
+    )
     assert isinstance(c, str)
     assert gen.version == "tiny-llama+base"
 
@@ -128,7 +139,9 @@ def test_a_failing_static_cache_falls_back_to_the_dynamic_cache(settings, tiny_d
         return real(**kw)
 
     model.generate = flaky
-    expected = TransformersGenerator(_tiny_settings(settings, tiny_dir)).generate("How many customers?", SCHEMA)
+    expected = TransformersGenerator(_tiny_settings(settings, tiny_dir)).generate(
+        "How many customers?", SCHEMA
+    )
     with caplog.at_level("WARNING"):
         assert gen.generate("How many customers?", SCHEMA) == expected
         assert gen.generate("How many customers?", SCHEMA) == expected
@@ -183,7 +196,9 @@ def test_a_merged_adapter_answers_what_the_unmerged_one_does(settings_for, tmp_p
     from agent.models.local import TransformersGenerator
 
     adapter = make_lora_adapter(tiny_dir, tmp_path / "my-adapter", seed=3)
-    s = settings_for(tmp_path / "h", base_model=str(tiny_dir), temperature=0.0, max_new_tokens=8, adapter=str(adapter))
+    s = settings_for(
+        tmp_path / "h", base_model=str(tiny_dir), temperature=0.0, max_new_tokens=8, adapter=str(adapter)
+    )
     merged = TransformersGenerator(s)
     questions = ("How many customers?", "Which products cost more than 10?", "q?")
     got = [merged.generate(q, SCHEMA) for q in questions]
@@ -198,7 +213,11 @@ def test_pinned_adapter_directory(settings_for, tmp_path, tiny_dir):
     from agent.models.local import TransformersGenerator
 
     adapter = make_lora_adapter(tiny_dir, tmp_path / "my-adapter")
-    gen = TransformersGenerator(settings_for(tmp_path / "h", base_model=str(tiny_dir), temperature=0.0, max_new_tokens=4, adapter=str(adapter)))
+    gen = TransformersGenerator(
+        settings_for(
+            tmp_path / "h", base_model=str(tiny_dir), temperature=0.0, max_new_tokens=4, adapter=str(adapter)
+        )
+    )
     gen.generate("q?", SCHEMA)
     assert gen.version == "tiny-llama+my-adapter"
 
@@ -230,13 +249,28 @@ def _completion(content: str, model: str = "my-lora") -> dict:
         "object": "chat.completion",
         "created": 1732300000,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": None, "finish_reason": "stop", "stop_reason": None}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": None,
+                "finish_reason": "stop",
+                "stop_reason": None,
+            }
+        ],
         "usage": {"prompt_tokens": 112, "total_tokens": 124, "completion_tokens": 12},
     }
 
 
 def _openai_settings(settings, **kw):
-    return settings.model_copy(update={"model_backend": "openai", "openai_model": "my-lora", "openai_base_url": "http://vllm.test:8000/v1", **kw})
+    return settings.model_copy(
+        update={
+            "model_backend": "openai",
+            "openai_model": "my-lora",
+            "openai_base_url": "http://vllm.test:8000/v1",
+            **kw,
+        }
+    )
 
 
 def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
@@ -254,8 +288,13 @@ def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
     body = json.loads(route.calls.last.request.content)
     assert body["model"] == "my-lora"
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
-    assert "Customer {name: STRING}" in body["messages"][0]["content"] and "Question: a?" in body["messages"][0]["content"]
-    assert body["temperature"] == 0.1 and body["top_p"] == 0.9 and body["max_tokens"] == settings.max_new_tokens
+    assert (
+        "Customer {name: STRING}" in body["messages"][0]["content"]
+        and "Question: a?" in body["messages"][0]["content"]
+    )
+    assert (
+        body["temperature"] == 0.1 and body["top_p"] == 0.9 and body["max_tokens"] == settings.max_new_tokens
+    )
     assert body["repetition_penalty"] == 1.1  # extra_body, for vLLM/Ollama
     assert "<|im_end|>" in body["stop"]
 
@@ -263,9 +302,19 @@ def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
 def test_openai_proper_gets_no_nonstandard_parameters(settings):
     from agent.models.openai_compat import OpenAICompatGenerator
 
-    s = settings.model_copy(update={"model_backend": "openai", "openai_model": "gpt-4o-mini", "openai_base_url": None, "openai_api_key": SecretStr("sk-test"), "temperature": 0.0})
+    s = settings.model_copy(
+        update={
+            "model_backend": "openai",
+            "openai_model": "gpt-4o-mini",
+            "openai_base_url": None,
+            "openai_api_key": SecretStr("sk-test"),
+            "temperature": 0.0,
+        }
+    )
     with respx_for_openai() as mock:
-        route = mock.post("https://api.openai.com/v1/chat/completions").mock(return_value=httpx.Response(200, json=_completion("MATCH (n) RETURN n", "gpt-4o-mini")))
+        route = mock.post("https://api.openai.com/v1/chat/completions").mock(
+            return_value=httpx.Response(200, json=_completion("MATCH (n) RETURN n", "gpt-4o-mini"))
+        )
         assert OpenAICompatGenerator(s).generate("q?", SCHEMA) == "MATCH (n) RETURN n"
     body = json.loads(route.calls.last.request.content)
     assert "repetition_penalty" not in body and "stop" not in body and "top_p" not in body
@@ -276,16 +325,42 @@ def test_openai_proper_gets_no_nonstandard_parameters(settings):
 @pytest.mark.parametrize(
     "status, payload, match",
     [
-        (404, {"error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "code": 404}}, "not found"),
-        (401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}, "API key"),
-        (400, {"error": {"message": "maximum context length is 2048 tokens", "type": "BadRequestError", "code": 400}}, "context length"),
+        (
+            404,
+            {"error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "code": 404}},
+            "not found",
+        ),
+        (
+            401,
+            {
+                "error": {
+                    "message": "Incorrect API key provided",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            },
+            "API key",
+        ),
+        (
+            400,
+            {
+                "error": {
+                    "message": "maximum context length is 2048 tokens",
+                    "type": "BadRequestError",
+                    "code": 400,
+                }
+            },
+            "context length",
+        ),
     ],
 )
 def test_openai_compat_errors_become_model_errors(settings, status, payload, match):
     from agent.models.openai_compat import OpenAICompatGenerator
 
     with respx_for_openai() as mock:
-        mock.post("http://vllm.test:8000/v1/chat/completions").mock(return_value=httpx.Response(status, json=payload))
+        mock.post("http://vllm.test:8000/v1/chat/completions").mock(
+            return_value=httpx.Response(status, json=payload)
+        )
         gen = OpenAICompatGenerator(_openai_settings(settings), max_retries=0)
         with pytest.raises(ModelError, match=match):
             gen.generate("q?", SCHEMA)
@@ -297,14 +372,16 @@ def test_openai_unreachable_server_is_a_model_error(settings):
     from agent.models.openai_compat import OpenAICompatGenerator
 
     with respx_for_openai() as mock:
-        mock.post("http://vllm.test:8000/v1/chat/completions").mock(side_effect=httpcore2.ConnectError("connection refused"))
+        mock.post("http://vllm.test:8000/v1/chat/completions").mock(
+            side_effect=httpcore2.ConnectError("connection refused")
+        )
         gen = OpenAICompatGenerator(_openai_settings(settings), max_retries=0)
         with pytest.raises(ModelError, match="cannot reach"):
             gen.generate("q?", SCHEMA)
 
 
 def test_openai_without_key_is_a_config_error(settings, monkeypatch):
-    from agent.errors import ConfigError
+    from agent.core.errors import ConfigError
     from agent.models.openai_compat import OpenAICompatGenerator
 
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
@@ -328,7 +405,9 @@ def test_llamacpp_missing_is_a_clear_error(settings):
 def test_llamacpp_generates_with_the_packaged_gguf(settings):
     from agent.models.llamacpp import LlamaCppGenerator
 
-    gen = LlamaCppGenerator(settings.model_copy(update={"model_backend": "llamacpp", "adapter": "none", "max_new_tokens": 16}))
+    gen = LlamaCppGenerator(
+        settings.model_copy(update={"model_backend": "llamacpp", "adapter": "none", "max_new_tokens": 16})
+    )
     out = gen.generate("How many customers are there?", SCHEMA)
     assert isinstance(out, str)
     assert gen.version == "smollm2-135m-instruct+base"
@@ -343,6 +422,8 @@ def test_factory_picks_the_backend(settings):
 
     assert isinstance(make_generator(settings), TransformersGenerator)
     assert isinstance(make_generator(_openai_settings(settings)), OpenAICompatGenerator)
-    assert isinstance(make_generator(settings.model_copy(update={"model_backend": "llamacpp"})), LlamaCppGenerator)
+    assert isinstance(
+        make_generator(settings.model_copy(update={"model_backend": "llamacpp"})), LlamaCppGenerator
+    )
     # constructing never loads a model or touches the network
     assert make_generator(settings)._model is None

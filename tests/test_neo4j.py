@@ -28,7 +28,7 @@ import pytest
 from neo4j import exceptions as nx
 from neo4j.api import ServerInfo
 
-from agent.errors import (
+from agent.core.errors import (
     ConfigError,
     CypherExecutionError,
     CypherSyntaxError,
@@ -39,9 +39,9 @@ from agent.errors import (
     UnknownGraph,
     WriteRefused,
 )
+from agent.core.settings import Settings
 from agent.graphdb.base import GraphStore, Pattern
 from agent.graphdb.neo4j import READ_ONLY_QUERY_TYPE, Neo4jGraph, map_driver_error, render_plan, to_plain
-from agent.settings import Settings
 
 # --- (a) the wire path over FalkorDB's Bolt port ---------------------------------------------------
 
@@ -65,11 +65,15 @@ def bolt_server(tmp_path_factory):
     from agent.graphdb.embedded import start_throwaway, stop
 
     port = _free_bolt_port()
-    info = start_throwaway(tmp_path_factory.mktemp("bolt"), module_args=["BOLT_PORT", str(port)], appendonly=False)
+    info = start_throwaway(
+        tmp_path_factory.mktemp("bolt"), module_args=["BOLT_PORT", str(port)], appendonly=False
+    )
     # READ sessions read the graph named "mode" (see the module docstring): put the data there natively.
     info.redis().execute_command(
-        "GRAPH.QUERY", "mode",
-        "CREATE (c:Customer {customer_id: 'C1', name: 'Ann', city: 'Berlin', tags: ['vip', 'eu'], score: 1.5})"
+        "GRAPH.QUERY",
+        "mode",
+        "CREATE (c:Customer {customer_id: 'C1', name: 'Ann', city: 'Berlin', tags: ['vip', 'eu'], score: "
+        "1.5})"
         "-[:PLACED {channel: 'web'}]->(o:Order {order_id: 'O1', total: 9.5}), "
         "(:Customer {customer_id: 'C2', name: 'Bo', city: 'Paris'})",
     )
@@ -165,8 +169,17 @@ def test_from_settings(monkeypatch, tmp_path, bolt_server):
     info, port = bolt_server
     with pytest.raises(ConfigError, match="NEO4J_URI"):
         Neo4jGraph.from_settings(Settings(_env_file=None, home=tmp_path, graph_backend="neo4j"))
-    s = Settings(_env_file=None, home=tmp_path, graph_backend="neo4j", graph="bolt", neo4j_uri=f"bolt://127.0.0.1:{port}",
-                 neo4j_username="falkordb", neo4j_password=info.password, neo4j_database="falkordb", max_rows=7)
+    s = Settings(
+        _env_file=None,
+        home=tmp_path,
+        graph_backend="neo4j",
+        graph="bolt",
+        neo4j_uri=f"bolt://127.0.0.1:{port}",
+        neo4j_username="falkordb",
+        neo4j_password=info.password,
+        neo4j_database="falkordb",
+        max_rows=7,
+    )
     from agent.graphdb import open_graph
 
     g = open_graph(s)
@@ -198,7 +211,10 @@ PLAN = {
 def summary(**metadata: Any) -> neo4j.ResultSummary:
     """A real ResultSummary, as the driver builds it from a server's SUCCESS metadata."""
     return neo4j.ResultSummary(
-        ADDRESS, had_key=True, had_record=True, metadata={"server": ServerInfo(ADDRESS, (5, 7)), "db": "neo4j", **metadata}
+        ADDRESS,
+        had_key=True,
+        had_record=True,
+        metadata={"server": ServerInfo(ADDRESS, (5, 7)), "db": "neo4j", **metadata},
     )
 
 
@@ -235,7 +251,9 @@ class FakeSession:
 
     def run(self, query, parameters=None, **kwargs):
         text = query.text if isinstance(query, neo4j.Query) else query
-        self.driver.calls.append({"text": text, "params": parameters, "timeout": getattr(query, "timeout", None), **self.config})
+        self.driver.calls.append(
+            {"text": text, "params": parameters, "timeout": getattr(query, "timeout", None), **self.config}
+        )
         answer = self.driver.handler(text, parameters or {}, self.config)
         if isinstance(answer, BaseException):
             raise answer
@@ -259,7 +277,9 @@ class FakeDriver:
 
 def graph_with(handler, **kwargs) -> tuple[Neo4jGraph, FakeDriver]:
     driver = FakeDriver(handler)
-    return Neo4jGraph("neo4j://db.example:7687", "neo4j", "hunter2", database="shopdb", driver=driver, **kwargs), driver
+    return Neo4jGraph(
+        "neo4j://db.example:7687", "neo4j", "hunter2", database="shopdb", driver=driver, **kwargs
+    ), driver
 
 
 def explain_then(query_type: str | None, keys=("name",), rows=(("Ann",), ("Bo",))):
@@ -280,11 +300,16 @@ def test_read_query_type_passes():
     assert result.columns == ["name"] and result.rows == [["Ann"], ["Bo"]] and not result.truncated
     assert "ProduceResults" in result.plan and "NodeByLabelScan" in result.plan
     explain, run = driver.calls
-    assert explain["text"].startswith("EXPLAIN ") and run["text"] == "MATCH (c:Customer) RETURN c.name AS name"
+    assert (
+        explain["text"].startswith("EXPLAIN ") and run["text"] == "MATCH (c:Customer) RETURN c.name AS name"
+    )
     for call in driver.calls:
         assert call["default_access_mode"] == neo4j.READ_ACCESS and call["database"] == "shopdb"
     assert run["timeout"] == 3.0 and run["params"] == {"x": 1}
-    assert g.query("MATCH (c:Customer) RETURN c.name AS name", timeout_s=0.5) and driver.calls[-1]["timeout"] == 0.5
+    assert (
+        g.query("MATCH (c:Customer) RETURN c.name AS name", timeout_s=0.5)
+        and driver.calls[-1]["timeout"] == 0.5
+    )
 
 
 @pytest.mark.parametrize("query_type", ["w", "rw", "s", None])
@@ -300,7 +325,10 @@ def test_non_read_query_type_is_refused(query_type):
 
 def test_explain_returns_plan_text():
     g, _ = graph_with(explain_then("r"))
-    assert g.explain("MATCH (c:Customer) RETURN c.name AS name") == "ProduceResults (name)\n  NodeByLabelScan (c)"
+    assert (
+        g.explain("MATCH (c:Customer) RETURN c.name AS name")
+        == "ProduceResults (name)\n  NodeByLabelScan (c)"
+    )
     assert render_plan(None) == ""
 
 
@@ -323,30 +351,97 @@ def test_row_cap():
 @pytest.mark.parametrize(
     ("error", "phase", "expected", "hint"),
     [
-        (server_error("Neo.ClientError.Statement.SyntaxError", "Invalid input 'RETRN': expected ...\n\"RETRN 1\"\n ^"),
-         "explain", CypherSyntaxError, "Invalid input 'RETRN'"),
-        (server_error("Neo.ClientError.Statement.SemanticError", "Variable `x` not defined"), "explain", CypherSyntaxError, "`x`"),
-        (server_error("Neo.ClientError.Procedure.ProcedureNotFound", "There is no procedure with the name `foo.bar`"),
-         "explain", CypherSyntaxError, "foo.bar"),
-        (server_error("Neo.ClientError.Security.Unauthorized", "The client is unauthorized due to authentication failure."),
-         "connect", GraphAuthError, "check NEO4J_USERNAME/NEO4J_PASSWORD"),
-        (nx.ServiceUnavailable("Couldn't connect to db.example:7687"), "connect", GraphUnavailable, "check NEO4J_URI"),
-        (nx.SessionExpired("Failed to read from defunct connection"), "run", GraphUnavailable, "check NEO4J_URI"),
-        (server_error("Neo.ClientError.Database.DatabaseNotFound", "Graph not found: shopdb"), "run", UnknownGraph,
-         "check NEO4J_DATABASE"),
-        (server_error("Neo.TransientError.General.DatabaseUnavailable", "Database 'shopdb' is unavailable."), "run",
-         GraphUnavailable, "unavailable"),
-        (server_error("Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
-                      "The transaction has been terminated."), "run", QueryTimeout, "time limit"),
-        (server_error("Neo.ClientError.Statement.AccessMode", "Writing in read access mode not allowed."), "run",
-         WriteRefused, "read access mode"),
-        (server_error("Neo.ClientError.Statement.ArithmeticError", "/ by zero"), "run", CypherExecutionError, "/ by zero"),
-        (server_error("Neo.DatabaseError.General.UnknownError", "An unknown error occurred"), "run", CypherExecutionError,
-         "unknown error"),
+        (
+            server_error(
+                "Neo.ClientError.Statement.SyntaxError",
+                "Invalid input 'RETRN': expected ...\n\"RETRN 1\"\n ^",
+            ),
+            "explain",
+            CypherSyntaxError,
+            "Invalid input 'RETRN'",
+        ),
+        (
+            server_error("Neo.ClientError.Statement.SemanticError", "Variable `x` not defined"),
+            "explain",
+            CypherSyntaxError,
+            "`x`",
+        ),
+        (
+            server_error(
+                "Neo.ClientError.Procedure.ProcedureNotFound", "There is no procedure with the name `foo.bar`"
+            ),
+            "explain",
+            CypherSyntaxError,
+            "foo.bar",
+        ),
+        (
+            server_error(
+                "Neo.ClientError.Security.Unauthorized",
+                "The client is unauthorized due to authentication failure.",
+            ),
+            "connect",
+            GraphAuthError,
+            "check NEO4J_USERNAME/NEO4J_PASSWORD",
+        ),
+        (
+            nx.ServiceUnavailable("Couldn't connect to db.example:7687"),
+            "connect",
+            GraphUnavailable,
+            "check NEO4J_URI",
+        ),
+        (
+            nx.SessionExpired("Failed to read from defunct connection"),
+            "run",
+            GraphUnavailable,
+            "check NEO4J_URI",
+        ),
+        (
+            server_error("Neo.ClientError.Database.DatabaseNotFound", "Graph not found: shopdb"),
+            "run",
+            UnknownGraph,
+            "check NEO4J_DATABASE",
+        ),
+        (
+            server_error(
+                "Neo.TransientError.General.DatabaseUnavailable", "Database 'shopdb' is unavailable."
+            ),
+            "run",
+            GraphUnavailable,
+            "unavailable",
+        ),
+        (
+            server_error(
+                "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
+                "The transaction has been terminated.",
+            ),
+            "run",
+            QueryTimeout,
+            "time limit",
+        ),
+        (
+            server_error("Neo.ClientError.Statement.AccessMode", "Writing in read access mode not allowed."),
+            "run",
+            WriteRefused,
+            "read access mode",
+        ),
+        (
+            server_error("Neo.ClientError.Statement.ArithmeticError", "/ by zero"),
+            "run",
+            CypherExecutionError,
+            "/ by zero",
+        ),
+        (
+            server_error("Neo.DatabaseError.General.UnknownError", "An unknown error occurred"),
+            "run",
+            CypherExecutionError,
+            "unknown error",
+        ),
     ],
 )
 def test_error_mapping(error, phase, expected, hint):
-    mapped = map_driver_error(error, uri="neo4j://db.example:7687", username="neo4j", database="shopdb", phase=phase)
+    mapped = map_driver_error(
+        error, uri="neo4j://db.example:7687", username="neo4j", database="shopdb", phase=phase
+    )
     assert type(mapped) is expected
     assert hint in str(mapped) and "\n" not in str(mapped)
     assert "hunter2" not in str(mapped)
@@ -371,7 +466,9 @@ def test_errors_raised_by_the_driver_are_mapped():
     def handler(text, params, config):
         if text.startswith("EXPLAIN"):
             return FakeResult(("n",), (), {"type": "r"})
-        return server_error("Neo.ClientError.Transaction.TransactionTimedOut", "The transaction has been terminated.")
+        return server_error(
+            "Neo.ClientError.Transaction.TransactionTimedOut", "The transaction has been terminated."
+        )
 
     g, _ = graph_with(handler)
     with pytest.raises(QueryTimeout):
@@ -389,7 +486,9 @@ def test_write_uses_write_mode():
     g, driver = graph_with(lambda text, params, config: FakeResult(("n",), ((3,),), {"type": "w"}))
     result = g.write("UNWIND $rows AS r CREATE (:A {x: r})", {"rows": [1, 2, 3]})
     assert result.rows == [[3]]
-    assert driver.calls[0]["default_access_mode"] == neo4j.WRITE_ACCESS and driver.calls[0]["params"] == {"rows": [1, 2, 3]}
+    assert driver.calls[0]["default_access_mode"] == neo4j.WRITE_ACCESS and driver.calls[0]["params"] == {
+        "rows": [1, 2, 3]
+    }
 
 
 def _hydrator():
@@ -403,11 +502,17 @@ def test_plain_values():
     h = _hydrator()
     c = h.hydrate_node(1, ["Customer"], {"name": "Ann", "joined": neo4j.time.Date(2021, 3, 14)}, "4:x:1")
     o = h.hydrate_node(2, ["Order"], {"total": 9.5}, "4:x:2")
-    r = h.hydrate_relationship(10, 1, 2, "PLACED", {"at": neo4j.time.DateTime(2024, 5, 1, 12, 30)}, "5:x:10", "4:x:1", "4:x:2")
+    r = h.hydrate_relationship(
+        10, 1, 2, "PLACED", {"at": neo4j.time.DateTime(2024, 5, 1, 12, 30)}, "5:x:10", "4:x:1", "4:x:2"
+    )
     path = h.hydrate_path([c, o], [r], [1, 1])
     assert to_plain(c) == {"name": "Ann", "joined": "2021-03-14"}
     assert to_plain(r) == {"at": "2024-05-01T12:30:00.000000000"}
-    assert to_plain(path) == [{"name": "Ann", "joined": "2021-03-14"}, {"at": "2024-05-01T12:30:00.000000000"}, {"total": 9.5}]
+    assert to_plain(path) == [
+        {"name": "Ann", "joined": "2021-03-14"},
+        {"at": "2024-05-01T12:30:00.000000000"},
+        {"total": 9.5},
+    ]
     assert to_plain(neo4j.time.Duration(months=14, days=3)) == "P1Y2M3D"
     assert to_plain(neo4j.spatial.CartesianPoint((1.0, 2.0))) == {"srid": 7203, "coordinates": [1.0, 2.0]}
     assert to_plain({"xs": [neo4j.time.Date(2020, 1, 1), None, True]}) == {"xs": ["2020-01-01", None, True]}
@@ -416,7 +521,10 @@ def test_plain_values():
 def _schema_handler(apoc: bool):
     """Answers the backend's schema reads like a small Neo4j with or without APOC."""
     h = _hydrator()
-    viz_nodes = [h.hydrate_node(-1, ["Customer"], {"name": "Customer"}, "-1"), h.hydrate_node(-2, ["Order"], {"name": "Order"}, "-2")]
+    viz_nodes = [
+        h.hydrate_node(-1, ["Customer"], {"name": "Customer"}, "-1"),
+        h.hydrate_node(-2, ["Order"], {"name": "Order"}, "-2"),
+    ]
     viz_rel = h.hydrate_relationship(-3, -1, -2, "PLACED", {}, "-3", "-1", "-2")
     seen: list[str] = []
 
@@ -424,22 +532,46 @@ def _schema_handler(apoc: bool):
         seen.append(text)
         if "apoc.meta.data" in text:
             if not apoc:
-                return server_error("Neo.ClientError.Procedure.ProcedureNotFound",
-                                    "There is no procedure with the name `apoc.meta.data` registered for this database instance.")
+                return server_error(
+                    "Neo.ClientError.Procedure.ProcedureNotFound",
+                    "There is no procedure with the name `apoc.meta.data` registered for this database "
+                    "instance.",
+                )
             if "elementType = 'node'" in text and "type = 'RELATIONSHIP'" in text and "other_node" in text:
                 return FakeResult(("output",), [({"start": "Customer", "type": "PLACED", "end": "Order"},)])
             if "elementType = 'node'" in text:
-                return FakeResult(("output",), [
-                    ({"label": "Customer", "properties": [{"property": "name", "type": "STRING"}, {"property": "city", "type": "STRING"}]},),
-                    ({"label": "Order", "properties": [{"property": "total", "type": "FLOAT"}]},),
-                ])
-            return FakeResult(("output",), [({"type": "PLACED", "properties": [{"property": "channel", "type": "STRING"}]},)])
+                return FakeResult(
+                    ("output",),
+                    [
+                        (
+                            {
+                                "label": "Customer",
+                                "properties": [
+                                    {"property": "name", "type": "STRING"},
+                                    {"property": "city", "type": "STRING"},
+                                ],
+                            },
+                        ),
+                        ({"label": "Order", "properties": [{"property": "total", "type": "FLOAT"}]},),
+                    ],
+                )
+            return FakeResult(
+                ("output",),
+                [({"type": "PLACED", "properties": [{"property": "channel", "type": "STRING"}]},)],
+            )
         if "db.schema.nodeTypeProperties" in text:
-            return FakeResult(("nodeLabels", "propertyName", "propertyTypes"), [
-                (["Customer"], "name", ["String"]), (["Customer"], "city", ["String"]), (["Order"], "total", ["Double"]),
-            ])
+            return FakeResult(
+                ("nodeLabels", "propertyName", "propertyTypes"),
+                [
+                    (["Customer"], "name", ["String"]),
+                    (["Customer"], "city", ["String"]),
+                    (["Order"], "total", ["Double"]),
+                ],
+            )
         if "db.schema.relTypeProperties" in text:
-            return FakeResult(("relType", "propertyName", "propertyTypes"), [(":`PLACED`", "channel", ["String"])])
+            return FakeResult(
+                ("relType", "propertyName", "propertyTypes"), [(":`PLACED`", "channel", ["String"])]
+            )
         if "db.schema.visualization" in text:
             return FakeResult(("nodes", "relationships"), [(viz_nodes, [viz_rel])])
         if "db.labels" in text:
@@ -447,7 +579,16 @@ def _schema_handler(apoc: bool):
         if "db.relationshipTypes" in text:
             return FakeResult(("relationshipType",), [("PLACED",)])
         if "count(" in text and "RETURN v" not in text:
-            return FakeResult(("c",), [({"`Customer`": 3, "`Order`": 4, "`PLACED`": 4}[text.split(":")[1].split(")")[0].split("]")[0]],)])
+            return FakeResult(
+                ("c",),
+                [
+                    (
+                        {"`Customer`": 3, "`Order`": 4, "`PLACED`": 4}[
+                            text.split(":")[1].split(")")[0].split("]")[0]
+                        ],
+                    )
+                ],
+            )
         if "x.`city`" in text:  # low cardinality: samples, most frequent first
             return FakeResult(("v", "c"), [("Berlin", 2), ("Paris", 1)])
         if "x.`name`" in text:  # high cardinality: no samples
@@ -473,7 +614,11 @@ def test_schema_with_and_without_apoc(apoc, caplog):
     assert props["name"].samples == ()
     assert schema.label("Order").properties[0].type == "FLOAT"
     placed = schema.rel("PLACED")
-    assert placed.count == 4 and placed.properties[0].name == "channel" and placed.properties[0].samples == ("web",)
+    assert (
+        placed.count == 4
+        and placed.properties[0].name == "channel"
+        and placed.properties[0].samples == ("web",)
+    )
     assert schema.patterns == (Pattern("Customer", "PLACED", "Order"),)
     assert "Customer {name: STRING, city: STRING [\"Berlin\", \"Paris\"]}" in g.schema_text()
     assert all(c["default_access_mode"] == neo4j.READ_ACCESS for c in driver.calls)
@@ -489,13 +634,17 @@ def test_schema_with_and_without_apoc(apoc, caplog):
 
 
 def test_schema_error_other_than_missing_procedure_propagates():
-    g, _ = graph_with(lambda *a: server_error("Neo.ClientError.Security.Forbidden", "Executing procedure is not allowed"))
+    g, _ = graph_with(
+        lambda *a: server_error("Neo.ClientError.Security.Forbidden", "Executing procedure is not allowed")
+    )
     with pytest.raises(CypherExecutionError, match="not allowed"):
         g.schema()
 
 
 def test_list_graphs_falls_back_and_close():
-    g, driver = graph_with(lambda text, params, config: server_error("Neo.ClientError.Security.Forbidden", "no"))
+    g, driver = graph_with(
+        lambda text, params, config: server_error("Neo.ClientError.Security.Forbidden", "no")
+    )
     assert g.list_graphs() == ["shopdb"]
     g.close()
     assert driver.closed

@@ -5,18 +5,23 @@ from __future__ import annotations
 import pytest
 from agent_helpers import make_tiny_model_dir, smollm2_tokenizer
 
-from agent.prompt import ErrorFeedback, Example, build_messages, prompt_token_ids, training_record
+from agent.core.prompt import ErrorFeedback, Example, build_messages, prompt_token_ids, training_record
 
 SCHEMA = (
     "Node properties:\nCustomer {name: STRING, city: STRING [\"Berlin\", \"Paris\"]}\nOrder {total: FLOAT}\n"
     "Relationship properties:\nThe relationships:\n(:Customer)-[:PLACED]->(:Order)"
 )
 CASES = [
-    pytest.param("How many customers are there?", "MATCH (c:Customer) RETURN count(c)", (), None, id="zero-shot"),
+    pytest.param(
+        "How many customers are there?", "MATCH (c:Customer) RETURN count(c)", (), None, id="zero-shot"
+    ),
     pytest.param(
         "Which customers live in Berlin?",
         "MATCH (c:Customer {city: 'Berlin'})\nRETURN c.name",
-        (Example("How many orders?", "MATCH (o:Order) RETURN count(o)"), Example("Customers in Paris?", "MATCH (c:Customer {city: 'Paris'}) RETURN c.name")),
+        (
+            Example("How many orders?", "MATCH (o:Order) RETURN count(o)"),
+            Example("Customers in Paris?", "MATCH (c:Customer {city: 'Paris'}) RETURN c.name"),
+        ),
         None,
         id="few-shot",
     ),
@@ -47,15 +52,26 @@ def sft_prepare(tmp_path_factory, tokenizer):
     out = tmp_path_factory.mktemp("sft_out")
 
     def prepare(records: list[dict]) -> list[dict]:
-        args = SFTConfig(output_dir=str(out), report_to=[], max_length=4096, per_device_train_batch_size=2, use_cpu=True, dataset_num_proc=None)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tokenizer)
+        args = SFTConfig(
+            output_dir=str(out),
+            report_to=[],
+            max_length=4096,
+            per_device_train_batch_size=2,
+            use_cpu=True,
+            dataset_num_proc=None,
+        )
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=Dataset.from_list(records), processing_class=tokenizer
+        )
         return [dict(row) for row in trainer.train_dataset]
 
     return prepare
 
 
 def test_chat_template_is_chatml(tokenizer):
-    text = tokenizer.apply_chat_template(build_messages("q?", SCHEMA), add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(
+        build_messages("q?", SCHEMA), add_generation_prompt=True, tokenize=False
+    )
     assert text.startswith("<|im_start|>system\nYou write Cypher queries")
     assert text.endswith("<|im_start|>user\nq?<|im_end|>\n<|im_start|>assistant\n")
 
@@ -90,17 +106,29 @@ def test_training_record_shape():
 
 
 def test_prompt_contains_schema_examples_and_feedback():
-    msgs = build_messages("Q?", SCHEMA, [Example("a?", "MATCH (a) RETURN a")], ErrorFeedback("MATCH (x) RETURN y", "Variable `y` not defined"))
+    msgs = build_messages(
+        "Q?",
+        SCHEMA,
+        [Example("a?", "MATCH (a) RETURN a")],
+        ErrorFeedback("MATCH (x) RETURN y", "Variable `y` not defined"),
+    )
     assert SCHEMA in msgs[0]["content"] and "Question: a?\nCypher: MATCH (a) RETURN a" in msgs[0]["content"]
     assert "MATCH (x) RETURN y" in msgs[1]["content"] and "Variable `y` not defined" in msgs[1]["content"]
 
 
 def test_pruned_schema_text_keeps_what_the_question_needs():
-    """The agent prompts with ``GraphSchema.to_text(question, max_chars)``: a big schema shrinks to the question."""
+    """The agent prompts with ``GraphSchema.to_text(question, max_chars)``: a big schema shrinks to the
+    question."""
     from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, RelType
 
-    labels = tuple(NodeLabel(f"Thing{i}", (Property("name", "STRING"), Property(f"field{i}", "INTEGER"))) for i in range(60))
-    labels += (NodeLabel("Customer", (Property("name", "STRING"),)), NodeLabel("Order", (Property("total", "FLOAT"),)))
+    labels = tuple(
+        NodeLabel(f"Thing{i}", (Property("name", "STRING"), Property(f"field{i}", "INTEGER")))
+        for i in range(60)
+    )
+    labels += (
+        NodeLabel("Customer", (Property("name", "STRING"),)),
+        NodeLabel("Order", (Property("total", "FLOAT"),)),
+    )
     schema = GraphSchema(labels, (RelType("PLACED"),), (Pattern("Customer", "PLACED", "Order"),))
     full = schema.to_text()
     pruned = schema.to_text("Which customer placed the largest order?", max_chars=400)

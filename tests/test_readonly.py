@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from agent.errors import GraphError, WriteRefused
+from agent.core.errors import GraphError, WriteRefused
 from agent.graphdb.readonly import check_read_only, is_read_only
 
 WRITES = [
@@ -101,7 +101,8 @@ READS = [
     "// create a report\nMATCH (n) RETURN count(n) /* delete nothing */",
     "MATCH (p:Product) RETURN p.`set`, p.`delete` LIMIT 1",
     "MATCH (c:Customer) WITH c.city AS city, count(*) AS n RETURN city, n ORDER BY n DESC",
-    "MATCH p = (a:Customer)-[:REFERRED*1..3]->(b:Customer) RETURN length(p) AS hops ORDER BY hops DESC LIMIT 1",
+    "MATCH p = (a:Customer)-[:REFERRED*1..3]->(b:Customer) RETURN length(p) AS hops ORDER BY hops DESC LIMIT "
+    "1",
     "UNWIND ['create', 'merge', 'set'] AS word RETURN toUpper(word) AS w",
     "MATCH (c:Customer) WHERE c.email STARTS WITH 'alice' RETURN c.email;",
     "MATCH (start:Customer)-[:PLACED]->(o:Order) RETURN start.name, o.order_id LIMIT 3",
@@ -109,16 +110,19 @@ READS = [
     "MATCH (:Customer)-[rv:REVIEWED]->(:Product) WHERE rv.text <> 'REMOVE me' RETURN avg(rv.stars) AS stars",
     "MATCH (o:Order) WHERE o.date >= '2024-01-01' RETURN o.status, count(*) AS n ORDER BY o.status",
     "MATCH (n:Customer) RETURN n.name AS `create`, n.city AS `delete` LIMIT 1",
-    "RETURN \"it's a \\\"set\\\" of things; really\" AS s",
+    'RETURN "it\'s a \\"set\\" of things; really" AS s',
     "MATCH (c:Customer) RETURN c.name AS name, c.joined AS since ORDER BY since LIMIT 2",
 ]
 
 
 def snapshot(store) -> dict:
     """Counts, a checksum of every id/label/type/property, the indexes and the graphs on the server."""
-    nodes = store.query("MATCH (n) RETURN id(n), labels(n), properties(n) ORDER BY id(n)", max_rows=100_000).rows
+    nodes = store.query(
+        "MATCH (n) RETURN id(n), labels(n), properties(n) ORDER BY id(n)", max_rows=100_000
+    ).rows
     rels = store.query(
-        "MATCH (a)-[r]->(b) RETURN id(r), type(r), id(a), id(b), properties(r) ORDER BY id(r)", max_rows=100_000
+        "MATCH (a)-[r]->(b) RETURN id(r), type(r), id(a), id(b), properties(r) ORDER BY id(r)",
+        max_rows=100_000,
     ).rows
     indexes = store.query("CALL db.indexes()", max_rows=10_000).rows
     blob = json.dumps([nodes, rels], sort_keys=True, default=str).encode()
@@ -207,8 +211,14 @@ def test_database_read_only_mode_is_a_second_layer(shop, baseline):
     import redis
 
     graph = shop._graph()  # the FalkorDB client's graph handle; its ro_query is GRAPH.RO_QUERY
-    for cypher in ["CREATE (:Hacked)", "MATCH (n) DETACH DELETE n", "MATCH (c:Customer) SET c.name = 'x'",
-                   "MERGE (:Hacked)", "MATCH (c:Customer) REMOVE c.email", "CREATE INDEX FOR (c:Customer) ON (c.name)"]:
+    for cypher in [
+        "CREATE (:Hacked)",
+        "MATCH (n) DETACH DELETE n",
+        "MATCH (c:Customer) SET c.name = 'x'",
+        "MERGE (:Hacked)",
+        "MATCH (c:Customer) REMOVE c.email",
+        "CREATE INDEX FOR (c:Customer) ON (c.name)",
+    ]:
         with pytest.raises(redis.ResponseError, match="read-only"):
             graph.ro_query(cypher)
     # the backend's internal read path (no static gate) maps the same refusal to WriteRefused

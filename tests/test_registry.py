@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from finetune_helpers import tiny_model_dir
 
-from agent.adapters import read_active, write_active
-from agent.errors import TrainingError
+from agent.core.adapters import read_active, write_active
+from agent.core.errors import TrainingError
 from finetune.registry import AdapterRegistry, UnknownVersion, write_gguf_lora
 
 
@@ -27,7 +27,14 @@ def make_adapter(tiny: Path, folder: Path, seed: int, r: int = 4) -> Path:
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny)), LoraConfig(r=r, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny)),
+        LoraConfig(
+            r=r,
+            lora_alpha=8,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        ),
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -50,12 +57,18 @@ def adapters(tiny, tmp_path_factory) -> list[Path]:
 def test_add_numbers_versions_and_keeps_meta(reg, adapters, tmp_path):
     plot = tmp_path / "loss.png"
     plot.write_bytes(b"\x89PNG")
-    v1 = reg.add(adapters[0], {"recipe": "tiny-cpu", "metrics": {"train_loss": 1.0}}, extra_files={"loss.png": plot})
+    v1 = reg.add(
+        adapters[0], {"recipe": "tiny-cpu", "metrics": {"train_loss": 1.0}}, extra_files={"loss.png": plot}
+    )
     v2 = reg.add(adapters[1], {"recipe": "tiny-cpu"})
     assert (v1, v2) == ("v0001", "v0002") and reg.versions() == ["v0001", "v0002"]
     meta = reg.meta("1")
-    assert meta["version"] == "v0001" and meta["status"] == "candidate" and meta["metrics"]["train_loss"] == 1.0
-    assert {"adapter_config.json", "adapter_model.safetensors", "loss.png", "meta.json"} <= {p.name for p in reg.path("v1").iterdir()}
+    assert (
+        meta["version"] == "v0001" and meta["status"] == "candidate" and meta["metrics"]["train_loss"] == 1.0
+    )
+    assert {"adapter_config.json", "adapter_model.safetensors", "loss.png", "meta.json"} <= {
+        p.name for p in reg.path("v1").iterdir()
+    }
     assert reg.resolve("latest") == "v0002" and reg.active() is None
     with pytest.raises(UnknownVersion):
         reg.resolve("v9")
@@ -80,7 +93,9 @@ def _add_in_child(home: str, adapter: str, q) -> None:
 def test_concurrent_adds_get_distinct_versions(reg, adapters):
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_add_in_child, args=(str(reg.home), str(adapters[i % 2]), q)) for i in range(3)]
+    procs = [
+        ctx.Process(target=_add_in_child, args=(str(reg.home), str(adapters[i % 2]), q)) for i in range(3)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -116,7 +131,8 @@ def test_history_survives_a_crash_between_history_and_pointer(reg, adapters):
     h["stack"].append("v0002")
     (reg.root / "HISTORY.json").write_text(json.dumps(h))
     assert reg.active() == "v0001"
-    assert reg.rollback() is None  # the torn v0002 entry never went live: rollback leaves v0001 for the base model
+    # the torn v0002 entry never went live: rollback leaves v0001 for the base model
+    assert reg.rollback() is None
     assert reg.active() is None and reg.history()["stack"] == []
     with pytest.raises(TrainingError):
         reg.rollback()
@@ -163,7 +179,9 @@ def test_full_model_versions_are_added_served_and_rolled_back(reg, tiny, adapter
     assert {"config.json", "model.safetensors", "meta.json"} <= {p.name for p in reg.path(v).iterdir()}
     reg.promote(lora)
     reg.promote(v)
-    s = settings.model_copy(update={"home": reg.home, "base_model": str(tiny), "adapter": "active", "max_new_tokens": 4})
+    s = settings.model_copy(
+        update={"home": reg.home, "base_model": str(tiny), "adapter": "active", "max_new_tokens": 4}
+    )
     gen = TransformersGenerator(s)
     gen.load()
     assert gen.version.endswith(f"+{v}") and gen._model_path == reg.path(v) and gen._peft is None
@@ -176,25 +194,36 @@ def test_full_model_versions_are_added_served_and_rolled_back(reg, tiny, adapter
 
 
 def test_hot_swap_agent_answers_with_the_new_adapter_without_rebuild(reg, adapters, tiny, shop, settings):
-    """A CypherAgent built once follows ACTIVE: after each promote / rollback its answers carry the new version."""
+    """A CypherAgent built once follows ACTIVE: after each promote / rollback its answers carry the new
+    version."""
     from agent.graph import CypherAgent
     from agent.models.local import TransformersGenerator
 
     reg.add(adapters[0], {})
     reg.add(adapters[1], {})
-    s = settings.model_copy(update={"home": reg.home, "base_model": str(tiny), "adapter": "active", "max_new_tokens": 4,
-                                    "temperature": 0.0, "max_attempts": 1, "few_shot_k": 0, "device": "cpu"})
+    s = settings.model_copy(
+        update={
+            "home": reg.home,
+            "base_model": str(tiny),
+            "adapter": "active",
+            "max_new_tokens": 4,
+            "temperature": 0.0,
+            "max_attempts": 1,
+            "few_shot_k": 0,
+            "device": "cpu",
+        }
+    )
     generator = TransformersGenerator(s)
     agent = CypherAgent(s, shop, generator)
-    assert agent.ask("How many customers are there?")["model_version"].endswith("+base")
+    assert agent.ask("How many customers are there?").model_version.endswith("+base")
     model_id = id(generator.model)
     reg.promote("v1")
     first = agent.ask("How many customers are there?")
-    assert first["model_version"].endswith("+v0001") and generator.version.endswith("+v0001")
+    assert first.model_version.endswith("+v0001") and generator.version.endswith("+v0001")
     reg.promote("v2")
-    assert agent.ask("How many customers are there?")["model_version"].endswith("+v0002")
+    assert agent.ask("How many customers are there?").model_version.endswith("+v0002")
     reg.rollback()
-    assert agent.ask("How many customers are there?")["model_version"].endswith("+v0001")
+    assert agent.ask("How many customers are there?").model_version.endswith("+v0001")
     assert id(generator.model) == model_id  # same base model object: swapped, not rebuilt
 
 
@@ -214,7 +243,11 @@ def test_export_gguf_writes_llama_cpp_lora(reg, adapters, tiny):
         f = fields[key]
         return bytes(f.parts[f.data[0]]).decode()
 
-    assert text("general.architecture") == "llama" and text("general.type") == "adapter" and text("adapter.type") == "lora"
+    assert (
+        text("general.architecture") == "llama"
+        and text("general.type") == "adapter"
+        and text("adapter.type") == "lora"
+    )
     assert float(fields["adapter.lora.alpha"].parts[-1][0]) == 8.0
     tensors = {t.name: t for t in reader.tensors}
     cfg = json.loads((tiny / "config.json").read_text())
@@ -223,7 +256,10 @@ def test_export_gguf_writes_llama_cpp_lora(reg, adapters, tiny):
     # shapes follow llama.cpp: lora_a (r, n_in), lora_b (n_out, r) in numpy order
     a = tensors["blk.0.attn_v.weight.lora_a"]
     b = tensors["blk.0.attn_v.weight.lora_b"]
-    hidden, kv_dim = cfg["hidden_size"], cfg["hidden_size"] // cfg["num_attention_heads"] * cfg["num_key_value_heads"]
+    hidden, kv_dim = (
+        cfg["hidden_size"],
+        cfg["hidden_size"] // cfg["num_attention_heads"] * cfg["num_key_value_heads"],
+    )
     assert tuple(a.data.shape) == (4, hidden) and tuple(b.data.shape) == (kv_dim, 4)
     # values: v is copied as is; q's B rows are permuted exactly like llama.cpp permutes the base q weight
     st = load_file(str(reg.path(v) / "adapter_model.safetensors"))
@@ -231,7 +267,9 @@ def test_export_gguf_writes_llama_cpp_lora(reg, adapters, tiny):
     assert np.array_equal(np.asarray(b.data), st[key.format("v", "B")])
     q_b = st[key.format("q", "B")]
     n_head = cfg["num_attention_heads"]
-    permuted = q_b.reshape(n_head, 2, q_b.shape[0] // n_head // 2, q_b.shape[1]).swapaxes(1, 2).reshape(q_b.shape)
+    permuted = (
+        q_b.reshape(n_head, 2, q_b.shape[0] // n_head // 2, q_b.shape[1]).swapaxes(1, 2).reshape(q_b.shape)
+    )
     assert np.array_equal(np.asarray(tensors["blk.0.attn_q.weight.lora_b"].data), permuted)
 
 
@@ -245,8 +283,21 @@ def test_export_gguf_names_match_the_packaged_base_gguf(tmp_path):
 
     base = gguf.GGUFReader(str(packaged_gguf("smollm2-135m-instruct")))
     base_names = {t.name: tuple(int(x) for x in t.shape) for t in base.tensors}
-    cfg = {"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3}
-    dims = {"q_proj": (576, 576), "k_proj": (192, 576), "v_proj": (192, 576), "o_proj": (576, 576), "gate_proj": (1536, 576), "up_proj": (1536, 576), "down_proj": (576, 1536)}
+    cfg = {
+        "architectures": ["LlamaForCausalLM"],
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+    }
+    dims = {
+        "q_proj": (576, 576),
+        "k_proj": (192, 576),
+        "v_proj": (192, 576),
+        "o_proj": (576, 576),
+        "gate_proj": (1536, 576),
+        "up_proj": (1536, 576),
+        "down_proj": (576, 1536),
+    }
     tensors = {}
     for layer in (0, 29):
         for mod, (n_out, n_in) in dims.items():
@@ -273,7 +324,10 @@ def test_export_needs_the_base_config(reg, adapters):
         reg.export_gguf(v)
 
 
-@pytest.mark.skipif(not os.environ.get("LLAMA_CPP_DIR"), reason="set LLAMA_CPP_DIR to a llama.cpp checkout to compare with its converter")
+@pytest.mark.skipif(
+    not os.environ.get("LLAMA_CPP_DIR"),
+    reason="set LLAMA_CPP_DIR to a llama.cpp checkout to compare with its converter",
+)
 def test_export_matches_llama_cpp_converter(reg, adapters, tiny, tmp_path):
     """The built-in writer and llama.cpp's convert_lora_to_gguf.py produce the same tensors."""
     import gguf
@@ -281,7 +335,11 @@ def test_export_matches_llama_cpp_converter(reg, adapters, tiny, tmp_path):
 
     v = reg.add(adapters[0], {"base_model_path": str(tiny)})
     ours = reg.export_gguf(v, out=tmp_path / "ours.gguf")
-    theirs = reg.export_gguf(v, out=tmp_path / "theirs.gguf", converter=Path(os.environ["LLAMA_CPP_DIR"]) / "convert_lora_to_gguf.py")
+    theirs = reg.export_gguf(
+        v,
+        out=tmp_path / "theirs.gguf",
+        converter=Path(os.environ["LLAMA_CPP_DIR"]) / "convert_lora_to_gguf.py",
+    )
     a = {t.name: t for t in gguf.GGUFReader(str(ours)).tensors}
     b = {t.name: t for t in gguf.GGUFReader(str(theirs)).tensors}
     assert a.keys() == b.keys()
@@ -290,20 +348,40 @@ def test_export_matches_llama_cpp_converter(reg, adapters, tiny, tmp_path):
 
 # --------------------------------------------------------------------------- the CLI
 def test_adapters_cli_list_show_promote_rollback_export(reg, adapters, tiny, monkeypatch, capsys):
-    from finetune.cli_train import adapters_main
     from ui.cli import main
+    from ui.cli_train import adapters_main
 
     monkeypatch.setenv("CYPHERLOOP_HOME", str(reg.home))
-    assert adapters_main(["list"]) == 0 and "no adapter versions" in capsys.readouterr().out
-    reg.add(adapters[0], {"recipe": "tiny-cpu", "base_model": "tiny", "base_model_path": str(tiny), "metrics": {"train_loss": 1.25, "eval_loss": 0.5},
-                          "gate": {"decision": "promote", "heldout": 0.5, "active_heldout": 0.25}})
-    reg.add(adapters[1], {"recipe": "tiny-cpu", "gate": {"decision": "reject", "heldout": 0.1, "active_heldout": 0.5}})
+    assert adapters_main(["list"]) == 0
+    out = capsys.readouterr().out
+    # the default base's adapter
+    assert "no adapter versions" in out and "live: shipped-general-v1 (shipped" in out
+    reg.add(
+        adapters[0],
+        {
+            "recipe": "tiny-cpu",
+            "base_model": "tiny",
+            "base_model_path": str(tiny),
+            "metrics": {"train_loss": 1.25, "eval_loss": 0.5},
+            "gate": {"decision": "promote", "heldout": 0.5, "active_heldout": 0.25},
+        },
+    )
+    reg.add(
+        adapters[1],
+        {"recipe": "tiny-cpu", "gate": {"decision": "reject", "heldout": 0.1, "active_heldout": 0.5}},
+    )
     assert adapters_main(["promote", "1"]) == 0 and "v0001 is live" in capsys.readouterr().out
     assert adapters_main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "*  v0001" in out and "1.2500" in out and "50% (was 25%)" in out and "promote" in out and "reject" in out
+    assert (
+        "*  v0001" in out
+        and "1.2500" in out
+        and "50% (was 25%)" in out
+        and "promote" in out
+        and "reject" in out
+    )
     assert adapters_main(["show", "latest"]) == 0 and '"version": "v0002"' in capsys.readouterr().out
-    assert adapters_main(["rollback"]) == 0 and "base model" in capsys.readouterr().out
+    assert adapters_main(["rollback"]) == 0 and "rolled back: shipped-general-v1" in capsys.readouterr().out
     assert adapters_main(["export", "v1", "--gguf"]) == 0 and "adapter-v0001.gguf" in capsys.readouterr().out
     assert main(["adapters", "promote", "v9"]) == 2 and "no adapter version 'v9'" in capsys.readouterr().err
     assert main(["adapters", "rollback"]) == 1 and "nothing to roll back" in capsys.readouterr().err

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 from finetune_helpers import tiny_model_dir, write_dataset
 
-from agent.adapters import read_active
-from agent.errors import LockBusy
+from agent.core.adapters import read_active
+from agent.core.errors import LockBusy
 from agent.models.base import ScriptedGenerator
+from finetune.dataset import dataset_hash
 from finetune.registry import AdapterRegistry
 from finetune.retrain import list_reports, retrain, retrain_lock, retrain_running
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICK = ["train.max_steps=2", "train.eval_steps=2", "train.per_device_train_batch_size=4", "train.gradient_accumulation_steps=1",
-         "data.max_eval_samples=4", "lora.r=4", "gate.max_heldout=3", "gate.max_new_tokens=6"]
+QUICK = ["max_steps=2", "eval_steps=2", "per_device_train_batch_size=4", "gradient_accumulation_steps=1",
+         "max_eval_samples=4", "lora_r=4", "gate_max_heldout=3", "gate_max_new_tokens=6"]
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +51,22 @@ def test_round_trains_gates_promotes_and_reports(home_settings, data, shop):
     s = _with_home(settings, home)
     report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
     assert report.status == "promoted" and report.version == "v0001"
-    assert read_active(home).version == "v0001" and report.active_before is None and report.active_after == "v0001"
+    assert (
+        read_active(home).version == "v0001"
+        and report.active_before is None
+        and report.active_after == "v0001"
+    )
     meta = AdapterRegistry(home).meta("v0001")
     assert meta["gate"]["decision"] == "promote" and meta["status"] == "promoted"
-    assert meta["recipe"] == "tiny-cpu" and len(meta["dataset_hash"]) == 64 and meta["metrics"]["global_step"] == 2
-    assert meta["base_model_path"] == str(settings.base_model) and (home / "adapters" / "v0001" / "loss.png").is_file()
+    assert (
+        meta["recipe"] == "tiny-cpu"
+        and meta["dataset_hash"] == dataset_hash(data)
+        and meta["metrics"]["global_step"] == 2
+    )
+    assert (
+        meta["base_model_path"] == str(settings.base_model)
+        and (home / "adapters" / "v0001" / "loss.png").is_file()
+    )
     assert meta["eval"]["candidate"]["heldout"]["n"] == 3
     folder = Path(report.report_dir)
     saved = json.loads((folder / "report.json").read_text())
@@ -79,15 +91,25 @@ def _scripted_factory(good_for: str):
     def make(settings, adapter):
         good = adapter is not None and good_for in str(adapter)
         script = {q: c for q, c in gold.items()} if good else {"*": "MATCH (p:Product) RETURN p.name"}
-        return lambda: ScriptedGenerator(script if good else {"*": "MATCH (p:Product) RETURN p.name"}, version=str(adapter))
+        return lambda: ScriptedGenerator(
+            script if good else {"*": "MATCH (p:Product) RETURN p.name"}, version=str(adapter)
+        )
 
     return make
 
 
 def _gate_data(tmp_path: Path) -> Path:
     d = write_dataset(tmp_path / "gd")
-    (d / "heldout.jsonl").write_text(json.dumps({"id": "h", "question": "How many customers live in Berlin?",
-                                                 "cypher": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)"}) + "\n")
+    (d / "heldout.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "h",
+                "question": "How many customers live in Berlin?",
+                "cypher": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)",
+            }
+        )
+        + "\n"
+    )
     return d
 
 
@@ -95,7 +117,15 @@ def test_a_worse_candidate_is_registered_but_never_goes_live(home_settings, shop
     settings, home = home_settings
     s = _with_home(settings, home)
     d = _gate_data(tmp_path)
-    first = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=d, graph_store=shop, generator_factory=_scripted_factory("runs"))
+    first = retrain(
+        s,
+        "shop",
+        "tiny-cpu",
+        overrides=QUICK,
+        dataset_dir=d,
+        graph_store=shop,
+        generator_factory=_scripted_factory("runs"),
+    )
     assert first.status == "promoted"  # the run folder's adapter answers correctly; the base does not
     second = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=d, graph_store=shop, force=True,
                      generator_factory=_scripted_factory("adapters/v0001"))
@@ -117,7 +147,15 @@ def test_a_failing_round_changes_nothing_live_and_reports_the_error(home_setting
         return make
 
     with pytest.raises(RuntimeError):
-        retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop, generator_factory=broken)
+        retrain(
+            s,
+            "shop",
+            "tiny-cpu",
+            overrides=QUICK,
+            dataset_dir=data,
+            graph_store=shop,
+            generator_factory=broken,
+        )
     assert AdapterRegistry(home).versions() == [] and read_active(home) is None
     rep = list_reports(home)[0]
     assert rep["status"] == "failed" and "model exploded" in rep["error"]
@@ -149,8 +187,14 @@ def test_two_retrains_never_overlap(home_settings, data, tmp_path):
         assert time.time() - t0 >= 0.4
         # the CLI: --no-wait exits cleanly with code 3 and one line
         env = {"CYPHERLOOP_HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-        proc = subprocess.run([sys.executable, "-m", "ui.cli", "retrain", "--graph", "shop", "--data", str(data), "--no-wait"],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ui.cli", "retrain", "--graph", "shop", "--data", str(data), "--no-wait"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 3 and proc.stderr.strip().startswith("error: another retrain is running")
         # a waiting one gets the lock once the holder is done (the holder lets go ~1 s after this)
         release.set()

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.errors import ConfigError, LockBusy
+from agent.core.errors import ConfigError, LockBusy
 from finetune.schedule import approved_corrections, missed_cron_slot, parse_cron, read_state, run_scheduler
 
 
@@ -61,7 +61,11 @@ def test_n_new_corrections_trigger_one_round_and_survive_a_restart(home_settings
     finally:
         runner.stop()
     state = read_state(home_settings.home_dir)["shop"]
-    assert state["corrections_seen"] == 3 and state["last_status"] == "promoted" and state["last_version"] == "v0001"
+    assert (
+        state["corrections_seen"] == 3
+        and state["last_status"] == "promoted"
+        and state["last_version"] == "v0001"
+    )
 
     # a restart keeps the baseline: 5 approved (2 new) does not trigger, 6 does
     fake2 = FakeRetrain()
@@ -90,15 +94,27 @@ def test_a_busy_lock_does_not_consume_the_corrections(home_settings):
 def test_blocking_scheduler_stops_after_max_runs(home_settings):
     fake = FakeRetrain()
     done = {}
-    t = threading.Thread(target=lambda: done.setdefault("r", run_scheduler(home_settings, recipe="tiny-cpu", every_n=1, poll_s=0.1,
-                                                                          retrain_fn=fake, counter=lambda: 1, max_runs=1)))
+    t = threading.Thread(
+        target=lambda: done.setdefault(
+            "r",
+            run_scheduler(
+                home_settings,
+                recipe="tiny-cpu",
+                every_n=1,
+                poll_s=0.1,
+                retrain_fn=fake,
+                counter=lambda: 1,
+                max_runs=1,
+            ),
+        )
+    )
     t.start()
     t.join(30)
     assert not t.is_alive() and len(fake.calls) == 1
 
 
 def test_counting_uses_the_real_feedback_store(settings, shop, tmp_path):
-    from feedback_store.base import Interaction
+    from agent.core.feedback import Interaction
     from feedback_store.chroma import ChromaFeedbackStore
 
     store = ChromaFeedbackStore(tmp_path / "chroma")
@@ -106,8 +122,13 @@ def test_counting_uses_the_real_feedback_store(settings, shop, tmp_path):
         assert approved_corrections(store, "shop") == 0
         ids = []
         for i, city in enumerate(["Berlin", "Paris"]):
-            it = Interaction(question=f"customers in {city}? {i}", graph="shop", final_cypher="MATCH (c:Customer) RETURN c.name",
-                             answer="...", row_count=1)
+            it = Interaction(
+                question=f"customers in {city}? {i}",
+                graph="shop",
+                final_cypher="MATCH (c:Customer) RETURN c.name",
+                answer="...",
+                row_count=1,
+            )
             iid = store.log_interaction(it)
             fb = store.add_correction(iid, f"MATCH (c:Customer {{city: '{city}'}}) RETURN c.name", shop)
             ids.append(fb.id)
@@ -134,13 +155,30 @@ def test_cron_mode_runs_a_missed_slot_at_start(home_settings):
 
     update_state(home_settings.home_dir, "shop", last_run=time.time() - 3 * 86400)
     fake = FakeRetrain()
-    runner = run_scheduler(home_settings, recipe="tiny-cpu", cron="0 3 * * *", retrain_fn=fake, blocking=False, persistent=True, max_runs=1)
+    runner = run_scheduler(
+        home_settings,
+        recipe="tiny-cpu",
+        cron="0 3 * * *",
+        retrain_fn=fake,
+        blocking=False,
+        persistent=True,
+        max_runs=1,
+    )
     assert runner.done.wait(20) and len(fake.calls) == 1
     assert read_state(home_settings.home_dir)["shop"]["last_trigger"] == "cron"
 
 
 def test_exactly_one_trigger(home_settings):
     with pytest.raises(ConfigError):
-        run_scheduler(home_settings, recipe="tiny-cpu", retrain_fn=FakeRetrain(), counter=lambda: 0, blocking=False)
+        run_scheduler(
+            home_settings, recipe="tiny-cpu", retrain_fn=FakeRetrain(), counter=lambda: 0, blocking=False
+        )
     with pytest.raises(ConfigError):
-        run_scheduler(home_settings, recipe="tiny-cpu", cron="0 3 * * *", every_n=2, retrain_fn=FakeRetrain(), blocking=False)
+        run_scheduler(
+            home_settings,
+            recipe="tiny-cpu",
+            cron="0 3 * * *",
+            every_n=2,
+            retrain_fn=FakeRetrain(),
+            blocking=False,
+        )

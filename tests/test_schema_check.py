@@ -10,8 +10,22 @@ def _props(**kw):
 
 SHOP = GraphSchema(
     labels=(
-        NodeLabel("Customer", _props(customer_id="STRING", name="STRING", email="STRING", city="STRING", country="STRING", segment="STRING", joined="STRING")),
-        NodeLabel("Product", _props(product_id="STRING", name="STRING", price="FLOAT", stock="INTEGER", rating="FLOAT")),
+        NodeLabel(
+            "Customer",
+            _props(
+                customer_id="STRING",
+                name="STRING",
+                email="STRING",
+                city="STRING",
+                country="STRING",
+                segment="STRING",
+                joined="STRING",
+            ),
+        ),
+        NodeLabel(
+            "Product",
+            _props(product_id="STRING", name="STRING", price="FLOAT", stock="INTEGER", rating="FLOAT"),
+        ),
         NodeLabel("Category", _props(name="STRING")),
         NodeLabel("Supplier", _props(supplier_id="STRING", name="STRING", country="STRING")),
         NodeLabel("Order", _props(order_id="STRING", date="STRING", status="STRING", total="FLOAT")),
@@ -76,7 +90,10 @@ ERRORS = [
     ("MATCH (c:Customer {town: 'Berlin'}) RETURN c", ["Unknown property 'town'"]),
     ("MATCH (:Customer)-[r:REVIEWED]->(:Product) RETURN r.rating", ["Unknown property 'r.rating'"]),
     # neither direction exists
-    ("MATCH (c:Customer)-[:SUPPLIES]->(p:Product) RETURN p", ["no (:Customer)-[:SUPPLIES]->(:Product) pattern", "(:Supplier)-[:SUPPLIES]->(:Product)"]),
+    (
+        "MATCH (c:Customer)-[:SUPPLIES]->(p:Product) RETURN p",
+        ["no (:Customer)-[:SUPPLIES]->(:Product) pattern", "(:Supplier)-[:SUPPLIES]->(:Product)"],
+    ),
     ("MATCH (c:Customer)-[:CONTAINS]-(p:Product) RETURN p", ["in either direction"]),
     ("MATCH (n) WHERE n:Custmer RETURN n", ["Unknown label :Custmer"]),
 ]
@@ -92,11 +109,23 @@ def test_errors_name_the_problem(cypher, fragments):
 
 
 FIXES = [
-    ("MATCH (o:Order)-[:PLACED]->(c:Customer) RETURN c.name", "MATCH (o:Order)<-[:PLACED]-(c:Customer) RETURN c.name"),
-    ("MATCH (c:Customer)<-[:PLACED]-(o:Order) RETURN count(o)", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)"),
-    ("MATCH (p:Product)-[:SUPPLIES]->(s:Supplier) RETURN s.name", "MATCH (p:Product)<-[:SUPPLIES]-(s:Supplier) RETURN s.name"),
+    (
+        "MATCH (o:Order)-[:PLACED]->(c:Customer) RETURN c.name",
+        "MATCH (o:Order)<-[:PLACED]-(c:Customer) RETURN c.name",
+    ),
+    (
+        "MATCH (c:Customer)<-[:PLACED]-(o:Order) RETURN count(o)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)",
+    ),
+    (
+        "MATCH (p:Product)-[:SUPPLIES]->(s:Supplier) RETURN s.name",
+        "MATCH (p:Product)<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
+    ),
     # only one side labelled, and the label comes from elsewhere in the query
-    ("MATCH (o:Order) MATCH (o)-[:PLACED]->(c) RETURN c", "MATCH (o:Order) MATCH (o)<-[:PLACED]-(c) RETURN c"),
+    (
+        "MATCH (o:Order) MATCH (o)-[:PLACED]->(c) RETURN c",
+        "MATCH (o:Order) MATCH (o)<-[:PLACED]-(c) RETURN c",
+    ),
     # a chain with one wrong hop
     (
         "MATCH (c:Customer)-[:PLACED]->(o:Order)<-[:CONTAINS]-(p:Product) RETURN p.name",
@@ -129,21 +158,37 @@ def test_empty_schema_checks_nothing():
 
 
 def test_errors_are_deduplicated():
-    r = check_cypher("MATCH (c:Customer) WHERE c.nmae = 'a' OR c.nmae = 'b' RETURN c.nmae", SHOP, repair=False)
+    r = check_cypher(
+        "MATCH (c:Customer) WHERE c.nmae = 'a' OR c.nmae = 'b' RETURN c.nmae", SHOP, repair=False
+    )
     assert len(r.errors) == 1
 
 
 REPAIRS = [
     # the one type the schema has between two labels (then the direction fix)
-    ("MATCH (c:Customer)-[:ORD]->(o:Order) RETURN count(o)", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)"),
-    ("MATCH (o:Order)-[:ORD]->(c:Customer) RETURN c.name", "MATCH (o:Order)<-[:PLACED]-(c:Customer) RETURN c.name"),
-    ("MATCH (o:Order)-[:HAS_PRODUCT]->(p) MATCH (p:Product) RETURN p.name",
-     "MATCH (o:Order)-[:CONTAINS]->(p) MATCH (p:Product) RETURN p.name"),
+    (
+        "MATCH (c:Customer)-[:ORD]->(o:Order) RETURN count(o)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)",
+    ),
+    (
+        "MATCH (o:Order)-[:ORD]->(c:Customer) RETURN c.name",
+        "MATCH (o:Order)<-[:PLACED]-(c:Customer) RETURN c.name",
+    ),
+    (
+        "MATCH (o:Order)-[:HAS_PRODUCT]->(p) MATCH (p:Product) RETURN p.name",
+        "MATCH (o:Order)-[:CONTAINS]->(p) MATCH (p:Product) RETURN p.name",
+    ),
     # a close spelling or another case of exactly one known name
     ("MATCH (c:Costumer) RETURN c", "MATCH (c:Customer) RETURN c"),
     ("MATCH (c:customer) RETURN c.Name", "MATCH (c:Customer) RETURN c.name"),
-    ("MATCH (c:Customer) WHERE c.nmae = 'a' RETURN c.nmae", "MATCH (c:Customer) WHERE c.name = 'a' RETURN c.name"),
-    ("MATCH (p:Product)-[:IN_CATEGROY]->(c:Category) RETURN c.name", "MATCH (p:Product)-[:IN_CATEGORY]->(c:Category) RETURN c.name"),
+    (
+        "MATCH (c:Customer) WHERE c.nmae = 'a' RETURN c.nmae",
+        "MATCH (c:Customer) WHERE c.name = 'a' RETURN c.name",
+    ),
+    (
+        "MATCH (p:Product)-[:IN_CATEGROY]->(c:Category) RETURN c.name",
+        "MATCH (p:Product)-[:IN_CATEGORY]->(c:Category) RETURN c.name",
+    ),
 ]
 
 
@@ -159,7 +204,10 @@ def test_repairs_leave_real_choices_to_the_model():
     # The rule is the schema's, not the question's: Customer and Product are joined directly by REVIEWED only,
     # so :BOUGHT becomes :REVIEWED even if the user meant the path through orders. A name close to nothing
     # known stays an error for the model.
-    assert check_cypher("MATCH (c:Customer)-[:BOUGHT]->(p:Product) RETURN p", SHOP).cypher.count(":REVIEWED") == 1
+    assert (
+        check_cypher("MATCH (c:Customer)-[:BOUGHT]->(p:Product) RETURN p", SHOP).cypher.count(":REVIEWED")
+        == 1
+    )
     r = check_cypher("MATCH (w:Warehouse) RETURN w", SHOP)
     assert not r.ok and "Unknown label :Warehouse" in r.message()
     r = check_cypher("MATCH (p:Product) WHERE p.title = 'x' RETURN p", SHOP)

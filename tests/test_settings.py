@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from agent.settings import Settings, redact_url
+from agent.core.settings import Settings, redact_url
 
 
 def test_defaults(monkeypatch, tmp_path):
@@ -46,7 +46,7 @@ def test_redact_url():
 
 
 def test_model_copy_with_another_home_moves_every_path(tmp_path):
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
     first = Settings(home=tmp_path / "a")
     assert first.path("x") == (tmp_path / "a" / "x").resolve()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.adapters import shipped_adapter, write_active
+from agent.core.adapters import shipped_adapter, write_active
 from agent.models.local import AdapterFollower, TransformersGenerator
 
 
@@ -23,19 +23,20 @@ def test_shipped_adapter_is_a_loadable_lora_for_the_default_base():
 
 
 def test_follower_serves_the_shipped_adapter_until_a_version_is_promoted(tmp_path):
-    shipped = shipped_adapter("smollm2-135m-instruct")
-    follower = AdapterFollower("active", tmp_path, shipped)
+    follower = AdapterFollower("active", tmp_path, "smollm2-135m-instruct")
     assert follower.current().version == "shipped-general-v1"
     (tmp_path / "adapters" / "v0001").mkdir(parents=True)
     write_active(tmp_path, "v0001")
     assert follower.current().version == "v0001"
     write_active(tmp_path, None)
     assert follower.current().version == "shipped-general-v1"
-    assert AdapterFollower("none", tmp_path, shipped).current() is None
+    assert AdapterFollower("none", tmp_path, "smollm2-135m-instruct").current() is None
 
 
 def test_default_generator_names_the_shipped_adapter_without_loading(settings):
-    gen = TransformersGenerator(settings.model_copy(update={"base_model": "smollm2-135m-instruct", "adapter": "active"}))
+    gen = TransformersGenerator(
+        settings.model_copy(update={"base_model": "smollm2-135m-instruct", "adapter": "active"})
+    )
     assert gen.version.endswith("+shipped-general-v1")
     assert TransformersGenerator(settings.model_copy(update={"adapter": "none"})).version.endswith("+base")
 
@@ -44,8 +45,8 @@ def test_llamacpp_backend_gets_the_shipped_adapter_as_gguf_lora(settings, tmp_pa
     """llama.cpp loads LoRAs as GGUF: a PEFT-only folder is converted once into the home."""
     import gguf
 
+    from agent.core.adapters import AdapterRef
     from agent.models.llamacpp import adapter_gguf
-    from agent.models.local import AdapterRef
 
     shipped = shipped_adapter("smollm2-135m-instruct")
     s = settings.model_copy(update={"base_model": "smollm2-135m-instruct"})

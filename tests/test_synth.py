@@ -34,7 +34,7 @@ def demo_pairs(demo):
 
 
 def test_every_frame_yields_runnable_queries_on_the_demo_graph(demo, demo_pairs):
-    from agent.evaluation import results_match
+    from agent.core.cypher_text import same_result as results_match
 
     pairs, report = demo_pairs
     assert len(pairs) == 1500, report.table()
@@ -47,15 +47,46 @@ def test_every_frame_yields_runnable_queries_on_the_demo_graph(demo, demo_pairs)
 
 
 def test_constructs_compose(demo_pairs):
-    """Paths of 0–3 hops both ways × filters of every kind × every return form, as the coverage report counts."""
+    """Paths of 0–3 hops both ways × filters of every kind × every return form, as the coverage report
+    counts."""
     _, report = demo_pairs
     cov = report.coverage
-    for construct in ("hops:0", "hops:1", "hops:2", "hops:3", "dir:in", "dir:out", "shape:chain", "shape:star",
-                      "filter:eq", "filter:gt", "filter:lt", "filter:contains", "filter:starts", "filter:in",
-                      "filter:notnull", "filter:on_relationship", "filter:on_path_node", "negation",
-                      "agg:count", "agg:avg", "agg:sum", "agg:min", "agg:max", "agg:collect", "group_by",
-                      "order_by_property", "order_by_aggregate", "limit", "with_having", "return_distinct",
-                      "return_node", "repeated_match", "relationship_property", "filters:2"):
+    for construct in (
+        "hops:0",
+        "hops:1",
+        "hops:2",
+        "hops:3",
+        "dir:in",
+        "dir:out",
+        "shape:chain",
+        "shape:star",
+        "filter:eq",
+        "filter:gt",
+        "filter:lt",
+        "filter:contains",
+        "filter:starts",
+        "filter:in",
+        "filter:notnull",
+        "filter:on_relationship",
+        "filter:on_path_node",
+        "negation",
+        "agg:count",
+        "agg:avg",
+        "agg:sum",
+        "agg:min",
+        "agg:max",
+        "agg:collect",
+        "group_by",
+        "order_by_property",
+        "order_by_aggregate",
+        "limit",
+        "with_having",
+        "return_distinct",
+        "return_node",
+        "repeated_match",
+        "relationship_property",
+        "filters:2",
+    ):
         assert cov[construct] > 0, f"{construct} never kept:\n{report.table()}"
     # composition, not one feature per query: many queries traverse, filter and aggregate at once
     assert cov["filters:2"] + cov.get("filters:3", 0) > 0.1 * report.queries_kept
@@ -81,7 +112,9 @@ def test_questions_read_like_people_ask(demo_pairs):
     assert sum(p.question[-1] in "?." for p in pairs) > 0.9 * len(pairs)
     qs = [p.question for p in pairs]
     assert sum(q.startswith("How many") for q in qs) > 20
-    assert any(q.startswith(("Which", "Who")) for q in qs) and any(q.startswith(("List", "Show", "Find")) for q in qs)
+    assert any(q.startswith(("Which", "Who")) for q in qs) and any(
+        q.startswith(("List", "Show", "Find")) for q in qs
+    )
     # property names come as words and sometimes as identifiers; values quoted and bare
     assert any("'" in q for q in qs) and any(re.search(r"\b[a-z]+(_[a-z]+|[A-Z][a-z]+)\b", q) for q in qs)
 
@@ -107,7 +140,7 @@ def test_same_seed_same_pairs_other_seed_other_pairs(demo):
 
 
 def test_frame_subset_and_unknown_frame(shop):
-    from agent.errors import DataError
+    from agent.core.errors import DataError
 
     pairs, _ = generate_pairs(shop, 40, frames=["having", "group"])
     assert pairs and {p.category for p in pairs} <= {"having", "group"}
@@ -168,7 +201,9 @@ def test_words_and_plurals():
     assert split_words("customer_id") == ["customer", "ID"]
     assert split_words("ACTED_IN") == ["acted", "in"]
     assert plural("person") == "people" and plural("category") == "categories"
-    assert plural("quantity per unit") == "quantities per unit" and plural("units in stock") == "units in stock"
+    assert (
+        plural("quantity per unit") == "quantities per unit" and plural("units in stock") == "units in stock"
+    )
     assert plural("customer ID") == "customer IDs"
 
 
@@ -181,8 +216,27 @@ def test_cli_generate(shop, settings, tmp_path, capsys):
     assert code == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 40
-    assert {"question", "cypher", "category", "graph", "source", "row_count", "query_id", "features"} <= set(lines[0])
+    assert {"question", "cypher", "category", "graph", "source", "row_count", "query_id", "features"} <= set(
+        lines[0]
+    )
     assert "| construct | queries |" in capsys.readouterr().out
-    assert main(["data", "generate", "--home", str(settings.home), "--graph", "shop", "--n", "5", "--out", str(out),
-                 "--frames", "nope"]) != 0
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--home",
+                str(settings.home),
+                "--graph",
+                "shop",
+                "--n",
+                "5",
+                "--out",
+                str(out),
+                "--frames",
+                "nope",
+            ]
+        )
+        != 0
+    )
     assert "unknown frame" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from agent.errors import ConfigError, ModelError
+from agent.core.errors import ConfigError, ModelError
 from finetune.review import ReviewFile
 from finetune.teacher import TeacherClient, TeacherConfig, parse_list, price_for, run_teacher
 
@@ -26,7 +26,10 @@ class Recorded:
     """A MockTransport handler serving the recordings; counts requests; optional scripted failures first."""
 
     def __init__(self, failures: list[httpx2.Response] | None = None) -> None:
-        self.steps = {name: json.loads((RECORDINGS / f"{name}.json").read_text()) for name in ("themes", "questions", "cypher", "paraphrases")}
+        self.steps = {
+            name: json.loads((RECORDINGS / f"{name}.json").read_text())
+            for name in ("themes", "questions", "cypher", "paraphrases")
+        }
         self.failures = list(failures or [])
         self.requests: list[dict] = []
 
@@ -68,7 +71,9 @@ class NoNetwork:
 
 @pytest.fixture
 def tsettings(settings):
-    return settings.model_copy(update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": None, "teacher_model": "gpt-4o"})
+    return settings.model_copy(
+        update={"openai_api_key": SecretStr("sk-test"), "openai_base_url": None, "teacher_model": "gpt-4o"}
+    )
 
 
 def _run(tsettings, shop, out, handler, sleeps=None):
@@ -83,8 +88,13 @@ def test_pipeline_sorts_pass_no_data_error(tsettings, shop, tmp_path):
     items = {x["question"]: x for x in ReviewFile(tmp_path).load()}
     assert len(items) == 7 and all(x["status"] == "pending" for x in items.values())
     assert items["Which customers live in Berlin?"]["result"] == "pass"
-    assert items["Which customers live in Berlin?"]["cypher"] == "MATCH (c:Customer {city: 'Berlin'}) RETURN c.name"  # fence stripped
-    assert items["How many customers are there per country?"]["cypher"].startswith("MATCH")  # "Cypher:" prefix stripped
+    # fence stripped
+    assert (
+        items["Which customers live in Berlin?"]["cypher"]
+        == "MATCH (c:Customer {city: 'Berlin'}) RETURN c.name"
+    )
+    # "Cypher:" prefix stripped
+    assert items["How many customers are there per country?"]["cypher"].startswith("MATCH")
     assert items["Which customers live in Atlantis?"]["result"] == "no_data"
     assert items["What is the total of order O99?"]["result"] == "no_data"
     assert items["Delete the cancelled orders."]["result"] == "error"  # refused by the read-only gate
@@ -94,13 +104,19 @@ def test_pipeline_sorts_pass_no_data_error(tsettings, shop, tmp_path):
     assert shop.query("MATCH (o:Order {status: 'cancelled'}) RETURN count(o)").rows[0][0] > 0
     # paraphrases only for passing items; the question itself is not its own paraphrase
     assert items["Which customers live in Berlin?"]["paraphrases"] == [
-        "Who are our customers in Berlin?", "List the customers based in Berlin.", "Show me every customer from Berlin."]
-    assert items["Which products did Alice Meyer order?"]["paraphrases"][0] == "What has Alice Meyer bought?"  # a plain list
+        "Who are our customers in Berlin?",
+        "List the customers based in Berlin.",
+        "Show me every customer from Berlin.",
+    ]
+    # a plain list
+    assert items["Which products did Alice Meyer order?"]["paraphrases"][0] == "What has Alice Meyer bought?"
     assert items["Which customers live in Atlantis?"]["paraphrases"] == []
     assert result.paraphrases == 9
     # 1 themes + 2 question lists + 7 queries + 3 paraphrase requests, all answered once
     assert len(rec.requests) == 13
-    assert rec.requests[0]["response_format"] == {"type": "json_object"} and rec.requests[0]["model"] == "gpt-4o"
+    assert (
+        rec.requests[0]["response_format"] == {"type": "json_object"} and rec.requests[0]["model"] == "gpt-4o"
+    )
     u = result.usage
     assert (u.http_calls, u.responses, u.cached, u.retries) == (13, 13, 0, 0)
     assert u.prompt_tokens == 412 + 431 + 429 + (520 + 520 + 522 + 524 + 521 + 519 + 520) + 160 + 165 + 170
@@ -124,8 +140,11 @@ def test_second_run_resumes_from_cache_without_http_calls(tsettings, shop, tmp_p
 
 
 def test_retries_a_429_honouring_retry_after_then_succeeds(tsettings, shop, tmp_path):
-    limited = httpx2.Response(429, headers={"retry-after": "0.25"},
-                              json={"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})
+    limited = httpx2.Response(
+        429,
+        headers={"retry-after": "0.25"},
+        json={"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+    )
     rec = Recorded(failures=[limited])
     sleeps: list[float] = []
     result = _run(tsettings, shop, tmp_path, rec, sleeps)
@@ -151,7 +170,9 @@ def test_missing_api_key_is_a_clear_config_error(settings, shop, tmp_path, monke
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env here
-    code = main(["data", "teacher", "--home", str(settings.home), "--graph", "shop", "--out", str(tmp_path / "t")])
+    code = main(
+        ["data", "teacher", "--home", str(settings.home), "--graph", "shop", "--out", str(tmp_path / "t")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == ConfigError.exit_code and len(err) == 1 and "OPENAI_API_KEY" in err[0]
 

@@ -8,12 +8,13 @@ import sys
 
 import pytest
 
-from agent.errors import ModelError
+from agent.core.errors import ModelError
 from agent.graph import CypherAgent
 from agent.models.base import ScriptedGenerator
+from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from ui.app import ChatController, UnavailableAgent, answer_markdown, build_app, step_line
-from ui.training_tab import NOT_YET, TrainingHooks, adapter_versions, loss_images
+from ui.training_tab import TrainingHooks, adapter_versions, loss_images
 
 GOOD = "MATCH (c:Customer) RETURN c.name AS name, c.city AS city ORDER BY name LIMIT 5"
 BAD_LABEL = "MATCH (c:Clientele) RETURN c.name AS name"
@@ -51,7 +52,9 @@ def test_answer_streams_steps_then_answer_cypher_and_rows(shop, home_settings, s
     assert msgs[0] == {"role": "user", "content": "Who are our customers?"}
     assert msgs[1]["metadata"]["status"] == "done"
     assert f"```cypher\n{GOOD}\n```" in msgs[2]["content"] and "5 rows" in msgs[2]["content"]
-    assert list(frame.columns) == ["name", "city"] and len(frame) == 5 and frame.iloc[0]["name"] == "Alice Meyer"
+    assert (
+        list(frame.columns) == ["name", "city"] and len(frame) == 5 and frame.iloc[0]["name"] == "Alice Meyer"
+    )
     assert status == ""
     # the interaction was logged, and both assistant messages point at it
     [it] = list(store.iter_interactions())
@@ -97,7 +100,9 @@ def test_database_down_is_a_clear_message(settings_for, tmp_path, store):
         port = s.getsockname()[1]  # nothing listens here once closed
     settings = settings_for(tmp_path / "down", graph_backend="falkordb", falkordb_url=f"redis://127.0.0.1:{port}")
     graph = open_graph(settings, "shop")
-    ctrl = ChatController(CypherAgent(settings, graph, ScriptedGenerator({"*": GOOD}), store), store, settings)
+    ctrl = ChatController(
+        CypherAgent(settings, graph, ScriptedGenerator({"*": GOOD}), store), store, settings
+    )
     _, (msgs, _, _, _) = ask(ctrl, "Who are our customers?")
     assert msgs[-1]["content"].startswith("⚠️") and "unavailable" in msgs[-1]["content"].lower()
     assert ctrl.run_correction(GOOD)[1].startswith("❌")
@@ -121,9 +126,13 @@ def test_thumbs_up_undo_and_switch(shop, home_settings, store):
     ctrl = controller(shop, home_settings, store, {"*": GOOD})
     _, (_, state, _, _) = ask(ctrl, "Who are our customers?")
     r = ctrl.like(state, 2, True)
-    assert r["status"].startswith("👍") and store.counts()["up"] == 1 and store.counts()["examples_pending"] == 1
+    assert (
+        r["status"].startswith("👍") and store.counts()["up"] == 1 and store.counts()["examples_pending"] == 1
+    )
     r = ctrl.like(r["state"], 2, "")  # a second click on the same thumb undoes it
-    assert r["status"] == "Feedback withdrawn." and store.counts()["up"] == 0 and store.counts()["examples"] == 0
+    assert (
+        r["status"] == "Feedback withdrawn." and store.counts()["up"] == 0 and store.counts()["examples"] == 0
+    )
     r = ctrl.like(r["state"], [2], False)
     assert r["show_panel"] is True and r["cypher"] == GOOD and r["question"] == "Who are our customers?"
     assert store.counts()["down"] == 1
@@ -140,7 +149,11 @@ def test_correction_panel_run_and_save(shop, home_settings, store):
     state = ctrl.like(state, 2, False)["state"]
 
     frame, status = ctrl.run_correction(CORRECTED)
-    assert status.startswith("✅ 3 rows") and list(frame["product"]) == ["Ceramic Mug Set", "Cypher in Practice", "Espresso Machine"]
+    assert status.startswith("✅ 3 rows") and list(frame["product"]) == [
+        "Ceramic Mug Set",
+        "Cypher in Practice",
+        "Espresso Machine",
+    ]
     frame, status = ctrl.run_correction("MATCH (c:Customer) DETACH DELETE c")
     assert frame is None and status.startswith("❌ WriteRefused")
     frame, status = ctrl.run_correction("MATCH (c:Customer RETURN c")
@@ -155,7 +168,8 @@ def test_correction_panel_run_and_save(shop, home_settings, store):
     assert (fb.corrected_cypher, fb.comment, fb.verdict) == (CORRECTED, "wanted products", "down")
 
     table = ctrl.review_rows("pending")
-    assert list(table["cypher"]) == [CORRECTED] and list(table["kind"]) == ["example"]  # the plain 👎 is superseded
+    # the plain 👎 is superseded
+    assert list(table["cypher"]) == [CORRECTED] and list(table["kind"]) == ["example"]
     table, status = ctrl.review(table.iloc[0]["id"], "approve")
     assert status.endswith("approved.") and table.empty
     assert list(ctrl.review_rows("approved")["cypher"]) == [CORRECTED]
@@ -173,10 +187,22 @@ def test_schema_tables(shop, home_settings, store):
 
 
 def test_formatting_helpers():
-    assert step_line({"step": "retry", "label": "retry 2", "attempt": 2, "error": "x" * 1000}).startswith("🔁 retry 2: previous error: x")
+    assert step_line({"step": "retry", "label": "retry 2", "attempt": 2, "error": "x" * 1000}).startswith(
+        "🔁 retry 2: previous error: x"
+    )
     assert len(step_line({"step": "retry", "label": "retry 2", "error": "x" * 1000})) < 400
-    assert answer_markdown({"status": "failed", "answer": "Sorry", "cypher": "MATCH (n) RETURN n"}).count("Last query tried") == 1
-    assert answer_markdown({"status": "no_data", "answer": "No matching data.", "cypher": "RETURN 1", "rows": []}).find("0 rows") > 0
+    assert (
+        answer_markdown(AgentAnswer(status="failed", answer="Sorry", cypher="MATCH (n) RETURN n")).count(
+            "Last query tried"
+        )
+        == 1
+    )
+    assert (
+        answer_markdown(AgentAnswer(status="no_data", answer="No matching data.", cypher="RETURN 1")).find(
+            "0 rows"
+        )
+        > 0
+    )
 
 
 # --- Training tab ---------------------------------------------------------------------------------------
@@ -194,29 +220,43 @@ def _fake_version(home, name, meta, loss=True):
         Image.new("RGB", (20, 10), "white").save(d / "loss.png")
 
 
-def test_training_hooks_before_training_lands(home_settings, monkeypatch):
-    monkeypatch.setitem(sys.modules, "finetune.retrain", None)  # import fails as if not written yet
-    monkeypatch.setitem(sys.modules, "finetune.registry", None)
-    hooks = TrainingHooks(home_settings)
-    assert NOT_YET in hooks.retrain() and NOT_YET in hooks.promote("v0001") and NOT_YET in hooks.rollback()
-    assert adapter_versions(home_settings.home_dir) == [] and loss_images(home_settings.home_dir) == []
-
-
 def test_training_versions_scores_loss_and_promote_rollback(home_settings):
-    pytest.importorskip("finetune.registry")
     home = home_settings.home_dir
-    _fake_version(home, "v0001", {"version": "v0001", "status": "candidate", "metrics": {"execution_accuracy": 0.41, "train_loss": 0.3}})
-    _fake_version(home, "v0002", {"version": "v0002", "status": "candidate", "execution_accuracy": 0.52}, loss=False)
+    # meta.json as retrain writes it (finetune.retrain._meta)
+    _fake_version(
+        home,
+        "v0001",
+        {
+            "version": "v0001",
+            "status": "rejected",
+            "recipe": "tiny-cpu",
+            "metrics": {"train_loss": 0.3},
+            "gate": {"decision": "reject", "heldout": 0.41, "active_heldout": 0.5},
+        },
+    )
+    _fake_version(
+        home,
+        "v0002",
+        {"version": "v0002", "status": "candidate", "gate": {"decision": "promote", "heldout": 0.52}},
+        loss=False,
+    )
     rows = adapter_versions(home)
     assert [r["version"] for r in rows] == ["v0001", "v0002"]
-    assert rows[0]["execution_accuracy"] == 0.41 and rows[1]["execution_accuracy"] == 0.52
+    assert (rows[0]["heldout"], rows[0]["heldout_before"], rows[0]["train_loss"], rows[0]["gate"]) == (
+        0.41,
+        0.5,
+        0.3,
+        "reject",
+    )
+    assert rows[1]["heldout"] == 0.52 and rows[1]["train_loss"] is None
     assert [caption for _, caption in loss_images(home)] == ["v0001 loss"]
 
     hooks = TrainingHooks(home_settings)
+    assert hooks.live().startswith("shipped-general-v1")  # the shipped adapter serves until a promotion
     assert hooks.promote("v0002").startswith("Promoted v0002")
-    assert [r["active"] for r in adapter_versions(home)] == [False, True]
-    assert "base model" in hooks.rollback()
-    assert not any(r["active"] for r in adapter_versions(home))
+    assert [r["live"] for r in adapter_versions(home)] == [False, True] and hooks.live() == "v0002"
+    assert "shipped-general-v1" in hooks.rollback()
+    assert not any(r["live"] for r in adapter_versions(home))
     assert hooks.promote(None) == "Choose a version to promote."
 
 
@@ -238,9 +278,12 @@ def test_retrain_runs_in_the_background_one_at_a_time(home_settings):
     hooks.wait(10)
     assert "finished" in hooks.retrain_status and "version: v0003" in hooks.retrain_status and len(calls) == 1
 
-    retrain_mod = pytest.importorskip("finetune.retrain")
-    assert TrainingHooks(home_settings)._retrain_callable() is retrain_mod.retrain_once  # the real hook, when it exists
-    report = retrain_mod.RetrainReport(graph="shop", recipe="tiny-cpu", status="promoted", version="v0004", message="v0004: promote (better)")
+    from finetune import retrain as retrain_mod
+
+    assert TrainingHooks(home_settings).retrain_fn is retrain_mod.retrain_once
+    report = retrain_mod.RetrainReport(
+        graph="shop", recipe="tiny-cpu", status="promoted", version="v0004", message="v0004: promote (better)"
+    )
     hooks = TrainingHooks(home_settings, retrain_fn=lambda settings: report)
     hooks.retrain()
     hooks.wait(10)
@@ -265,8 +308,21 @@ def test_build_app_returns_blocks_with_the_tabs(shop, home_settings, store):
     app = build_app(agent, store, home_settings)
     assert isinstance(app, gr.Blocks)
     ids = {getattr(b, "elem_id", None) for b in app.blocks.values()}
-    for needed in ("chat", "question", "ask", "rows", "correction-panel", "correction-code", "run-correction", "save-correction",
-                   "review-table", "review-approve", "schema-labels", "training-versions", "training-retrain"):
+    for needed in (
+        "chat",
+        "question",
+        "ask",
+        "rows",
+        "correction-panel",
+        "correction-code",
+        "run-correction",
+        "save-correction",
+        "review-table",
+        "review-approve",
+        "schema-labels",
+        "training-versions",
+        "training-retrain",
+    ):
         assert needed in ids
     assert isinstance(app.controller, ChatController)
 
@@ -274,6 +330,7 @@ def test_build_app_returns_blocks_with_the_tabs(shop, home_settings, store):
 def test_ui_help_does_not_import_gradio():
     import subprocess
 
-    code = "import sys; from ui.cli import main; main(['ui', '--help']); print('gradio' in sys.modules, 'chromadb' in sys.modules)"
+    code = ("import sys; from ui.cli import main; main(['ui', '--help']); "
+            "print('gradio' in sys.modules, 'chromadb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")

@@ -2,8 +2,8 @@
 
     cypherloop ui [--host H] [--port N] [--graph NAME] [--home DIR]
 
-``build_app(agent, store, settings)`` builds the ``gr.Blocks``; ``main`` only wires the parts
-(graph, generator, feedback store, agent) and launches. The handlers live on ``ChatController`` as
+``build_app(agent, store, settings)`` builds the ``gr.Blocks``; ``main`` only builds the parts (the
+feedback store, ``agent.factory.make_agent``) and launches. The handlers live on ``ChatController`` as
 plain methods over plain values, so tests call them without a browser.
 
 Flow of one question: the answer streams its steps (retrieving, generating, validating, executing,
@@ -19,12 +19,24 @@ against that interaction; a 👎 opens the correction panel, whose Run goes thro
 
 import argparse
 import json
-import os
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol
 
-from agent.errors import CypherloopError, InvalidCorrection
+from agent.core.env import quiet_libraries
+from agent.core.errors import ConfigError, CypherloopError, InvalidCorrection
+from agent.core.feedback import Feedback, FeedbackStore
+from agent.core.settings import Settings, load_settings
+from agent.factory import make_agent
+from agent.graph import StepEvent
+from agent.graphdb import GraphStore, open_graph
+from agent.state import AgentAnswer
+from feedback_store.chroma import ChromaFeedbackStore
+from feedback_store.pool import ExamplePool
+from ui.training_tab import TrainingHooks, build_training_tab
 
 STEP_ICONS = {
     "retrieving": "🔎",
@@ -74,46 +86,67 @@ def step_line(event: dict[str, Any]) -> str:
     return line
 
 
-def answer_markdown(output: dict[str, Any]) -> str:
+def answer_markdown(answer: AgentAnswer) -> str:
     """The answer message: the sentence, the final Cypher as a code block, a footer."""
-    status = output.get("status", "")
-    text = output.get("answer") or "(no answer)"
-    if status == "error":
+    text = answer.answer or "(no answer)"
+    if answer.status == "error":
         return f"⚠️ {text}"
     parts = [text]
-    if output.get("cypher"):
-        label = "Last query tried" if status == "failed" else "Cypher"
-        parts.append(f"{label}:\n```cypher\n{output['cypher'].strip()}\n```")
-    if status in ("ok", "no_data"):
-        n = len(output.get("rows") or [])
-        more = " (truncated)" if output.get("truncated") else ""
-        tries = len(output.get("attempts") or [])
-        parts.append(f"*{n} row{'s' if n != 1 else ''}{more} · {tries} attempt{'s' if tries != 1 else ''} · {output.get('latency_ms', 0):.0f} ms · {output.get('model_version', '')}*")
+    if answer.cypher:
+        label = "Last query tried" if answer.status == "failed" else "Cypher"
+        parts.append(f"{label}:\n```cypher\n{answer.cypher.strip()}\n```")
+    if answer.ran:
+        n, tries = len(answer.rows), len(answer.attempts)
+        more = " (truncated)" if answer.truncated else ""
+        parts.append(f"*{n} row{'s' if n != 1 else ''}{more} · {tries} attempt{'s' if tries != 1 else ''} · "
+                     f"{answer.latency_ms:.0f} ms · {answer.model_version}*")
     return "\n\n".join(parts)
 
 
 def new_state() -> dict[str, Any]:
     """Per-browser-session state: the messages shown, which interaction each answer belongs to."""
-    return {"session_id": uuid.uuid4().hex[:16], "messages": [], "answers": {}, "verdicts": {}, "target": None}
+    return {
+        "session_id": uuid.uuid4().hex[:16],
+        "messages": [],
+        "answers": {},
+        "verdicts": {},
+        "target": None,
+    }
+
+
+class ChatAgent(Protocol):
+    """What the chat needs from an agent (``agent.graph.CypherAgent``, or ``UnavailableAgent``)."""
+
+    graph_store: GraphStore | None
+
+    def stream(self, question: str, session_id: str = "") -> Iterator[StepEvent]: ...
+
+    def log(self, answer: AgentAnswer) -> str | None: ...
+
+
+def error_answer(text: str, question: str, session_id: str = "", graph: str = "") -> AgentAnswer:
+    """An answer that reports a failure (status "error")."""
+    return AgentAnswer(
+        answer=text, status="error", error=text, question=question, session_id=session_id, graph=graph
+    )
 
 
 class UnavailableAgent:
     """Stands in for the agent when the database or model could not be set up: every answer says why."""
 
-    def __init__(self, reason: str, graph_store: Any = None, graph: str = "") -> None:
+    def __init__(self, reason: str, graph_store: GraphStore | None = None, graph: str = "") -> None:
         self.reason = reason
         self.graph_store = graph_store
         self.graph = graph
 
-    def stream(self, question: str, session_id: str = "", conversation: Any = None):
-        yield {
-            "step": "answer",
-            "output": {"answer": f"Sorry, I cannot answer right now: {self.reason}", "status": "error", "error": self.reason,
-                       "cypher": "", "rows": [], "columns": [], "attempts": [], "question": question, "graph": self.graph,
-                       "session_id": session_id, "latency_ms": 0.0, "model_version": ""},
-        }
+    def stream(self, question: str, session_id: str = "") -> Iterator[StepEvent]:
+        answer = error_answer(
+            f"Sorry, I cannot answer right now: {self.reason}", question, session_id, self.graph
+        )
+        answer.error = self.reason
+        yield {"step": "answer", "output": answer}
 
-    def log(self, output: dict[str, Any]) -> None:
+    def log(self, answer: AgentAnswer) -> str | None:
         return None
 
 
@@ -123,13 +156,14 @@ class UnavailableAgent:
 class ChatController:
     """Everything the app does, as methods over plain values (Gradio wiring is in ``build_app``)."""
 
-    def __init__(self, agent: Any, store: Any, settings: Any, graph_store: Any = None) -> None:
+    def __init__(self, agent: ChatAgent, store: FeedbackStore | None, settings: Settings,
+                 graph_store: GraphStore | None = None) -> None:
         self.agent = agent
         self.store = store
         self.settings = settings
         self.graph_store = graph_store if graph_store is not None else getattr(agent, "graph_store", None)
 
-    # --- chat -------------------------------------------------------------------------------------------
+    # --- chat -----------------------------------------------------------------------------------------------
     def respond(self, question: str, state: dict[str, Any] | None):
         """Stream one answer. Yields ``(messages, state, rows_frame, status_text)`` after every step."""
         state = state or new_state()
@@ -143,44 +177,46 @@ class ChatController:
         msgs.append(steps)
         yield msgs, state, None, ""
         lines: list[str] = []
-        output: dict[str, Any] | None = None
+        answer: AgentAnswer | None = None
         try:
             for event in self.agent.stream(question, session_id=state["session_id"]):
                 if event.get("step") == "answer":
-                    output = event.get("output") or {}
+                    answer = event["output"]
                     break
                 lines.append(step_line(event))
                 steps["content"] = "\n".join(lines)
                 steps["metadata"] = {"title": f"Working… {lines[-1]}", "status": "pending"}
                 yield msgs, state, None, ""
         except Exception as e:  # noqa: BLE001 - the promise: a clear message, never a traceback
-            output = {"answer": f"Sorry, something failed while answering: {type(e).__name__}: {e}", "status": "error", "cypher": "", "rows": [], "columns": []}
-        output = output or {"answer": "Sorry, the agent returned no answer.", "status": "error", "rows": [], "columns": []}
-        output.setdefault("question", question)
-        output.setdefault("session_id", state["session_id"])
-        tries = len(output.get("attempts") or [])
+            answer = error_answer(
+                f"Sorry, something failed while answering: {type(e).__name__}: {e}",
+                question,
+                state["session_id"],
+            )
+        answer = answer or error_answer("Sorry, the agent returned no answer.", question, state["session_id"])
+        tries = len(answer.attempts)
         steps["content"] = "\n".join(lines) or "(no steps)"
-        steps["metadata"] = {"title": f"Steps · {tries} attempt{'s' if tries != 1 else ''} · {output.get('latency_ms', 0):.0f} ms", "status": "done"}
-        msgs.append({"role": "assistant", "content": answer_markdown(output)})
+        steps["metadata"] = {
+            "title": f"Steps · {tries} attempt{'s' if tries != 1 else ''} · {answer.latency_ms:.0f} ms",
+            "status": "done",
+        }
+        msgs.append({"role": "assistant", "content": answer_markdown(answer)})
         status = ""
         iid = None
         try:
-            iid = self.agent.log(output)  # the agent logs every answer, outages included (ok=False)
+            iid = self.agent.log(answer)  # the agent logs every answer, outages included (ok=False)
         except Exception as e:  # noqa: BLE001
             status = f"⚠️ This answer was not logged (feedback store: {e}); 👍/👎 cannot be stored for it."
-        if iid is None and not status and self.store is not None and output.get("status") != "error":
+        if iid is None and not status and self.store is not None and answer.status != "error":
             status = "⚠️ This answer was not logged to the feedback store; 👍/👎 cannot be stored for it."
-        info = {"interaction_id": iid, "cypher": output.get("cypher") or "", "question": question}
+        info = {"interaction_id": iid, "cypher": answer.cypher, "question": question}
         for i in (len(msgs) - 2, len(msgs) - 1):  # the steps message and the answer message
             state["answers"][i] = info
-        rows = rows_frame(output.get("columns") or [], output.get("rows") or [])
-        yield msgs, state, rows, status
+        yield msgs, state, rows_frame(answer.columns, answer.rows), status
 
-    # --- 👍 / 👎 ----------------------------------------------------------------------------------------------
+    # --- 👍 / 👎 ------------------------------------------------------------------------------------------
     def like(self, state: dict[str, Any] | None, index: Any, liked: Any) -> dict[str, Any]:
         """Store (or undo) a thumb. Returns {status, show_panel, cypher, question, state}."""
-        from feedback_store.base import Feedback
-
         state = state or new_state()
         if isinstance(index, (list, tuple)):
             index = index[0]
@@ -216,10 +252,14 @@ class ChatController:
             if state.get("target") and state["target"].get("interaction_id") == iid:
                 state["target"] = None
                 result["show_panel"] = False
-            result["status"] = "👍 stored: this question and query will be reviewed for training." if verdict == "up" else "Feedback withdrawn."
+            result["status"] = (
+                "👍 stored: this question and query will be reviewed for training."
+                if verdict == "up"
+                else "Feedback withdrawn."
+            )
         return result
 
-    # --- correction panel ----------------------------------------------------------------------------------
+    # --- correction panel -----------------------------------------------------------------------------------
     def run_correction(self, cypher: str) -> tuple[Any, str]:
         """Run the edited query read-only (same gate as the agent). Returns (rows frame, status)."""
         cypher = (cypher or "").strip()
@@ -235,9 +275,13 @@ class ChatController:
             return None, f"❌ {type(e).__name__}: {_short(str(e), 600)}"
         n = len(res.rows)
         more = " (truncated)" if res.truncated else ""
-        return rows_frame(res.columns, res.rows), f"✅ {n} row{'s' if n != 1 else ''}{more} in {res.elapsed_ms:.0f} ms. Save it if this is right."
+        return rows_frame(
+            res.columns, res.rows
+        ), f"✅ {n} row{'s' if n != 1 else ''}{more} in {res.elapsed_ms:.0f} ms. Save it if this is right."
 
-    def save_correction(self, cypher: str, comment: str, state: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    def save_correction(
+        self, cypher: str, comment: str, state: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any]]:
         """store.add_correction for the 👎'd answer. Returns (status, state)."""
         state = state or new_state()
         target = state.get("target")
@@ -246,7 +290,9 @@ class ChatController:
         if self.graph_store is None:
             return "⚠️ The graph database is unavailable.", state
         try:
-            fb = self.store.add_correction(target["interaction_id"], cypher or "", self.graph_store, comment=comment or "")
+            fb = self.store.add_correction(
+                target["interaction_id"], cypher or "", self.graph_store, comment=comment or ""
+            )
         except InvalidCorrection as e:
             return f"❌ Not saved: {e}", state
         except CypherloopError as e:
@@ -256,7 +302,7 @@ class ChatController:
         note = "pending review (Review tab)" if fb.status == "pending" else fb.status
         return f"✅ Correction saved ({fb.id[:12]}, {note}).", state
 
-    # --- review ------------------------------------------------------------------------------------------------
+    # --- review ---------------------------------------------------------------------------------------------
     def review_rows(self, status: str = "pending") -> Any:
         """Examples and stand-alone feedback with the given status ('all' for every status)."""
         import pandas as pd
@@ -267,9 +313,14 @@ class ChatController:
             examples = self.store.list_examples(status=wanted)
             all_feedback = self.store.feedback_rows(limit=0)
         except Exception as e:  # noqa: BLE001
-            return pd.DataFrame([[f"feedback store unavailable: {e}"] + [""] * (len(REVIEW_COLUMNS) - 1)], columns=REVIEW_COLUMNS)
+            return pd.DataFrame(
+                [[f"feedback store unavailable: {e}"] + [""] * (len(REVIEW_COLUMNS) - 1)],
+                columns=REVIEW_COLUMNS,
+            )
         for e in sorted(examples, key=lambda x: -x.created_at):
-            rows.append([e.id, "example", e.status, e.source, e.graph, e.question, e.cypher, _when(e.created_at)])
+            rows.append(
+                [e.id, "example", e.status, e.source, e.graph, e.question, e.cypher, _when(e.created_at)]
+            )
         corrected = {f["interaction_id"] for f in all_feedback if f["corrected_cypher"]}
         for f in all_feedback:
             if wanted and f["status"] != wanted:
@@ -277,7 +328,18 @@ class ChatController:
             if f["example_id"] or (not f["corrected_cypher"] and f["interaction_id"] in corrected):
                 continue  # shown through its example, or superseded by a correction of the same answer
             kind = "👎" if f["verdict"] == "down" else "👍"
-            rows.append([f["id"], f"feedback {kind}", f["status"], f["comment"] or "no correction", f["graph"], f["question"], f["corrected_cypher"] or "", _when(f["created_at"])])
+            rows.append(
+                [
+                    f["id"],
+                    f"feedback {kind}",
+                    f["status"],
+                    f["comment"] or "no correction",
+                    f["graph"],
+                    f["question"],
+                    f["corrected_cypher"] or "",
+                    _when(f["created_at"]),
+                ]
+            )
         return pd.DataFrame(rows, columns=REVIEW_COLUMNS)
 
     def review(self, item_id: str, decision: str, status_filter: str = "pending") -> tuple[Any, str]:
@@ -292,7 +354,7 @@ class ChatController:
             return self.review_rows(status_filter), f"⚠️ {e}"
         return self.review_rows(status_filter), f"{item_id[:12]}: {status}."
 
-    # --- schema ------------------------------------------------------------------------------------------------
+    # --- schema ---------------------------------------------------------------------------------------------
     def schema_tables(self) -> tuple[Any, Any, str]:
         """(labels frame, relationships frame, markdown with patterns or the error)."""
         import pandas as pd
@@ -311,21 +373,27 @@ class ChatController:
         def props(ps: Any) -> str:
             return ", ".join(f"{p.name}: {p.type}" for p in ps)
 
-        labels = pd.DataFrame([[x.label, nodes.get(x.label, x.count), props(x.properties)] for x in schema.labels], columns=["label", "nodes", "properties"])
-        types = pd.DataFrame([[x.type, rels.get(x.type, x.count), props(x.properties)] for x in schema.relationships], columns=["relationship", "count", "properties"])
+        labels = pd.DataFrame(
+            [[x.label, nodes.get(x.label, x.count), props(x.properties)] for x in schema.labels],
+            columns=["label", "nodes", "properties"],
+        )
+        types = pd.DataFrame(
+            [[x.type, rels.get(x.type, x.count), props(x.properties)] for x in schema.relationships],
+            columns=["relationship", "count", "properties"],
+        )
         name = getattr(self.graph_store, "name", "")
-        text = f"**Graph `{name}`** · {sum(v or 0 for v in nodes.values())} nodes · {sum(v or 0 for v in rels.values())} relationships\n\n"
+        n_nodes, n_rels = sum(v or 0 for v in nodes.values()), sum(v or 0 for v in rels.values())
+        text = f"**Graph `{name}`** · {n_nodes} nodes · {n_rels} relationships\n\n"
         text += "\n".join(f"- `{p}`" for p in schema.patterns) or "(no relationship patterns)"
         return labels, types, text
 
 
 def _when(ts: float) -> str:
-    import time
-
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else ""
 
 
-# --- the app ----------------------------------------------------------------------------------------------------
+# --- the app
+# ----------------------------------------------------------------------------------------------------
 
 CSS = """
 #chat .message-wrap pre { white-space: pre-wrap; }
@@ -333,184 +401,213 @@ CSS = """
 """
 
 
-def build_app(agent: Any, store: Any, settings: Any, *, graph_store: Any = None, training: Any = None, title: str = "cypherloop") -> Any:
+def build_app(agent: ChatAgent, store: FeedbackStore | None, settings: Settings, *,
+              graph_store: GraphStore | None = None, training: TrainingHooks | None = None,
+              title: str = "cypherloop") -> Any:
     """The Gradio Blocks: Chat, Review, Schema and Training tabs.
 
-    ``agent`` needs ``stream(question, session_id=...)`` (step events ending in an ``answer`` event)
-    and ``log(output) -> interaction id``; ``store`` is a FeedbackStore with the Chroma extras
-    (``withdraw_feedback``, ``feedback_rows``, ``resolve_id``); ``graph_store`` defaults to
-    ``agent.graph_store``; ``training`` is a ``ui.training_tab.TrainingHooks`` (built from settings
-    when None).
+    ``agent`` streams step events ending in an ``answer`` event and logs answers (``ChatAgent``); ``store`` is
+    the ``FeedbackStore``; ``graph_store`` defaults to ``agent.graph_store``; ``training`` is the Training
+    tab's ``TrainingHooks`` (built from settings when None).
     """
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio as gr
-
-    from ui.training_tab import TrainingHooks, build_training_tab
 
     ctrl = ChatController(agent, store, settings, graph_store)
     hooks = training if training is not None else TrainingHooks(settings)
-    graph_name = getattr(ctrl.graph_store, "name", None) or getattr(settings, "graph", "")
+    graph_name = getattr(ctrl.graph_store, "name", None) or settings.graph
 
     with gr.Blocks(title=title, analytics_enabled=False) as app:
         app.controller = ctrl  # for tests and embedding
         state = gr.State(new_state)
         gr.Markdown(f"## cypherloop · graph `{graph_name}`")
         with gr.Tabs(elem_id="tabs"):
-            # ---------------------------------------------------------------- chat
-            with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
-                chatbot = gr.Chatbot(elem_id="chat", height=480, feedback_options=("Like", "Dislike"), buttons=["copy"], label="Chat")
-                with gr.Row():
-                    question = gr.Textbox(placeholder="Ask a question about the graph…", show_label=False, scale=8, elem_id="question", autofocus=True)
-                    ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-                chat_status = gr.Markdown(elem_id="chat-status")
-                rows = gr.Dataframe(label="Rows", elem_id="rows", interactive=False, wrap=True)
-                with gr.Column(visible=False, elem_id="correction-panel") as panel:
-                    gr.Markdown("### Correct the query")
-                    panel_question = gr.Markdown(elem_id="correction-question")
-                    code = gr.Code(label="Cypher", language=None, interactive=True, lines=4, elem_id="correction-code")
-                    comment = gr.Textbox(label="Comment (optional)", elem_id="correction-comment")
-                    with gr.Row():
-                        run = gr.Button("Run", elem_id="run-correction")
-                        save = gr.Button("Save correction", variant="primary", elem_id="save-correction")
-                    correction_status = gr.Markdown(elem_id="correction-status")
-                    correction_rows = gr.Dataframe(label="Result", elem_id="correction-rows", interactive=False, wrap=True)
-
-            # ---------------------------------------------------------------- review
-            with gr.Tab("Review", id="review-tab", elem_id="review-tab") as review_tab:
-                gr.Markdown("Approve or reject verified examples and corrections before they can enter training. Click a row to select it.")
-                with gr.Row():
-                    review_filter = gr.Dropdown(["pending", "approved", "rejected", "all"], value="pending", label="Show", elem_id="review-filter", scale=1)
-                    review_id = gr.Textbox(label="Selected id", elem_id="review-id", scale=3)
-                    approve = gr.Button("Approve", variant="primary", elem_id="review-approve", scale=1)
-                    reject = gr.Button("Reject", variant="stop", elem_id="review-reject", scale=1)
-                    review_refresh = gr.Button("Refresh", elem_id="review-refresh", scale=1)
-                review_status = gr.Markdown(elem_id="review-status")
-                review_table = gr.Dataframe(headers=REVIEW_COLUMNS, elem_id="review-table", interactive=False, wrap=True)
-
-            # ---------------------------------------------------------------- schema
-            with gr.Tab("Schema", id="schema-tab", elem_id="schema-tab") as schema_tab:
-                schema_text = gr.Markdown(elem_id="schema-summary")
-                with gr.Row():
-                    labels_df = gr.Dataframe(label="Node labels", elem_id="schema-labels", interactive=False, wrap=True)
-                    rels_df = gr.Dataframe(label="Relationship types", elem_id="schema-rels", interactive=False, wrap=True)
-                schema_refresh = gr.Button("Refresh", elem_id="schema-refresh")
-
-            # ---------------------------------------------------------------- training
+            chat = _chat_tab(gr)
+            review = _review_tab(gr)
+            schema = _schema_tab(gr)
             with gr.Tab("Training", id="training-tab", elem_id="training-tab") as training_tab:
                 training_view, training_outputs = build_training_tab(hooks, store)
-
-        # ---------------------------------------------------------------- events
-        def on_submit(q, st):
-            for msgs, st2, frame, status in ctrl.respond(q, st):
-                shown = [dict(m) for m in msgs]  # a copy per yield: Gradio diffs successive values
-                yield shown, st2, gr.update() if frame is None else frame, status, ""
-
-        submit_outputs = [chatbot, state, rows, chat_status, question]
-        question.submit(on_submit, [question, state], submit_outputs)
-        ask.click(on_submit, [question, state], submit_outputs)
-
-        def on_clear(st):
-            st = st or new_state()
-            st.update(messages=[], answers={}, target=None)
-            return st, gr.update(visible=False), ""
-
-        chatbot.clear(on_clear, [state], [state, panel, chat_status])
-
-        def on_like(st, data: gr.LikeData):
-            r = ctrl.like(st, data.index, data.liked)
-            panel_update = gr.update() if r["show_panel"] is None else gr.update(visible=r["show_panel"])
-            code_update = gr.update(value=r["cypher"]) if r["cypher"] is not None else gr.update()
-            q_update = gr.update(value=f"**Question:** {r['question']}") if r["question"] else gr.update()
-            return r["state"], panel_update, code_update, q_update, r["status"], ("" if r["show_panel"] else gr.update())
-
-        chatbot.like(on_like, [state], [state, panel, code, panel_question, chat_status, correction_status])
-
-        def on_run(c):
-            frame, status = ctrl.run_correction(c)
-            return (frame if frame is not None else gr.update(value=None)), status
-
-        run.click(on_run, [code], [correction_rows, correction_status])
-
-        def on_save(c, note, st, flt):
-            status, st2 = ctrl.save_correction(c, note, st)
-            return status, st2, ctrl.review_rows(flt)
-
-        save.click(on_save, [code, comment, state, review_filter], [correction_status, state, review_table])
-
-        review_refresh.click(ctrl.review_rows, [review_filter], [review_table])
-        review_filter.change(ctrl.review_rows, [review_filter], [review_table])
-        review_tab.select(ctrl.review_rows, [review_filter], [review_table])
-
-        def on_select(evt: gr.SelectData):
-            row = evt.row_value if getattr(evt, "row_value", None) else None
-            return row[0] if row else gr.update()
-
-        review_table.select(on_select, None, [review_id])
-        approve.click(lambda i, f: ctrl.review(i, "approve", f), [review_id, review_filter], [review_table, review_status])
-        reject.click(lambda i, f: ctrl.review(i, "reject", f), [review_id, review_filter], [review_table, review_status])
-
-        schema_refresh.click(ctrl.schema_tables, None, [labels_df, rels_df, schema_text])
-        schema_tab.select(ctrl.schema_tables, None, [labels_df, rels_df, schema_text])
+        _wire_chat(gr, ctrl, state, chat, review)
+        _wire_review(gr, ctrl, review)
+        schema.refresh.click(ctrl.schema_tables, None, [schema.labels, schema.rels, schema.text])
+        schema.tab.select(ctrl.schema_tables, None, [schema.labels, schema.rels, schema.text])
         training_tab.select(training_view, None, training_outputs)
     return app
 
 
-# --- command line --------------------------------------------------------------------------------------------------
+def _chat_tab(gr: Any) -> SimpleNamespace:
+    """The chat, the rows under it and the (hidden) correction panel."""
+    c = SimpleNamespace()
+    with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
+        c.chatbot = gr.Chatbot(
+            elem_id="chat", height=480, feedback_options=("Like", "Dislike"), buttons=["copy"], label="Chat"
+        )
+        with gr.Row():
+            c.question = gr.Textbox(placeholder="Ask a question about the graph…", show_label=False, scale=8,
+                                    elem_id="question", autofocus=True)
+            c.ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+        c.status = gr.Markdown(elem_id="chat-status")
+        c.rows = gr.Dataframe(label="Rows", elem_id="rows", interactive=False, wrap=True)
+        with gr.Column(visible=False, elem_id="correction-panel") as c.panel:
+            gr.Markdown("### Correct the query")
+            c.panel_question = gr.Markdown(elem_id="correction-question")
+            c.code = gr.Code(
+                label="Cypher", language=None, interactive=True, lines=4, elem_id="correction-code"
+            )
+            c.comment = gr.Textbox(label="Comment (optional)", elem_id="correction-comment")
+            with gr.Row():
+                c.run = gr.Button("Run", elem_id="run-correction")
+                c.save = gr.Button("Save correction", variant="primary", elem_id="save-correction")
+            c.correction_status = gr.Markdown(elem_id="correction-status")
+            c.correction_rows = gr.Dataframe(
+                label="Result", elem_id="correction-rows", interactive=False, wrap=True
+            )
+    return c
+
+
+def _review_tab(gr: Any) -> SimpleNamespace:
+    """Examples and corrections waiting for a reviewer."""
+    r = SimpleNamespace()
+    with gr.Tab("Review", id="review-tab", elem_id="review-tab") as r.tab:
+        gr.Markdown("Approve or reject verified examples and corrections before they can enter training. "
+                    "Click a row to select it.")
+        with gr.Row():
+            r.filter = gr.Dropdown(["pending", "approved", "rejected", "all"], value="pending", label="Show",
+                                   elem_id="review-filter", scale=1)
+            r.id = gr.Textbox(label="Selected id", elem_id="review-id", scale=3)
+            r.approve = gr.Button("Approve", variant="primary", elem_id="review-approve", scale=1)
+            r.reject = gr.Button("Reject", variant="stop", elem_id="review-reject", scale=1)
+            r.refresh = gr.Button("Refresh", elem_id="review-refresh", scale=1)
+        r.status = gr.Markdown(elem_id="review-status")
+        r.table = gr.Dataframe(headers=REVIEW_COLUMNS, elem_id="review-table", interactive=False, wrap=True)
+    return r
+
+
+def _schema_tab(gr: Any) -> SimpleNamespace:
+    """Labels, relationship types and patterns of the graph."""
+    s = SimpleNamespace()
+    with gr.Tab("Schema", id="schema-tab", elem_id="schema-tab") as s.tab:
+        s.text = gr.Markdown(elem_id="schema-summary")
+        with gr.Row():
+            s.labels = gr.Dataframe(
+                label="Node labels", elem_id="schema-labels", interactive=False, wrap=True
+            )
+            s.rels = gr.Dataframe(
+                label="Relationship types", elem_id="schema-rels", interactive=False, wrap=True
+            )
+        s.refresh = gr.Button("Refresh", elem_id="schema-refresh")
+    return s
+
+
+def _wire_chat(
+    gr: Any, ctrl: ChatController, state: Any, c: SimpleNamespace, review: SimpleNamespace
+) -> None:
+    """Ask, clear, 👍/👎 and the correction panel's Run / Save."""
+
+    def on_submit(q, st):
+        for msgs, st2, frame, status in ctrl.respond(q, st):
+            shown = [dict(m) for m in msgs]  # a copy per yield: Gradio diffs successive values
+            yield shown, st2, gr.update() if frame is None else frame, status, ""
+
+    submit_outputs = [c.chatbot, state, c.rows, c.status, c.question]
+    c.question.submit(on_submit, [c.question, state], submit_outputs)
+    c.ask.click(on_submit, [c.question, state], submit_outputs)
+
+    def on_clear(st):
+        st = st or new_state()
+        st.update(messages=[], answers={}, target=None)
+        return st, gr.update(visible=False), ""
+
+    c.chatbot.clear(on_clear, [state], [state, c.panel, c.status])
+
+    def on_like(st, data: gr.LikeData):
+        r = ctrl.like(st, data.index, data.liked)
+        panel_update = gr.update() if r["show_panel"] is None else gr.update(visible=r["show_panel"])
+        code_update = gr.update(value=r["cypher"]) if r["cypher"] is not None else gr.update()
+        q_update = gr.update(value=f"**Question:** {r['question']}") if r["question"] else gr.update()
+        return (
+            r["state"],
+            panel_update,
+            code_update,
+            q_update,
+            r["status"],
+            ("" if r["show_panel"] else gr.update()),
+        )
+
+    c.chatbot.like(
+        on_like, [state], [state, c.panel, c.code, c.panel_question, c.status, c.correction_status]
+    )
+
+    def on_run(code):
+        frame, status = ctrl.run_correction(code)
+        return (frame if frame is not None else gr.update(value=None)), status
+
+    c.run.click(on_run, [c.code], [c.correction_rows, c.correction_status])
+
+    def on_save(code, note, st, flt):
+        status, st2 = ctrl.save_correction(code, note, st)
+        return status, st2, ctrl.review_rows(flt)
+
+    c.save.click(
+        on_save, [c.code, c.comment, state, review.filter], [c.correction_status, state, review.table]
+    )
+
+
+def _wire_review(gr: Any, ctrl: ChatController, r: SimpleNamespace) -> None:
+    """Filter, refresh, select a row, approve / reject."""
+    r.refresh.click(ctrl.review_rows, [r.filter], [r.table])
+    r.filter.change(ctrl.review_rows, [r.filter], [r.table])
+    r.tab.select(ctrl.review_rows, [r.filter], [r.table])
+
+    def on_select(evt: gr.SelectData):
+        row = evt.row_value if getattr(evt, "row_value", None) else None
+        return row[0] if row else gr.update()
+
+    r.table.select(on_select, None, [r.id])
+    r.approve.click(lambda i, f: ctrl.review(i, "approve", f), [r.id, r.filter], [r.table, r.status])
+    r.reject.click(lambda i, f: ctrl.review(i, "reject", f), [r.id, r.filter], [r.table, r.status])
+
+
+# --- command line
+# --------------------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cypherloop ui", description="Open the Gradio chat over your graph (binds 127.0.0.1 by default).")
+    p = argparse.ArgumentParser(
+        prog="cypherloop ui", description="Open the Gradio chat over your graph (binds 127.0.0.1 by default)."
+    )
     p.add_argument("--host", default=None, help="address to bind (default: settings.ui_host, 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: settings.ui_port, 7860)")
     p.add_argument("--graph", default=None, help="graph name (default: settings.graph)")
-    p.add_argument("--home", type=Path, default=None, help="cypherloop home directory (default: settings.home)")
+    p.add_argument(
+        "--home", type=Path, default=None, help="cypherloop home directory (default: settings.home)"
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build the parts from settings and launch; prints the URL and serves until Ctrl+C."""
     args = _parser().parse_args(argv)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    from agent.errors import ConfigError
-    from agent.settings import load_settings
-    from feedback_store.chroma import ChromaFeedbackStore
-
+    quiet_libraries()
     settings = load_settings(home=args.home, graph=args.graph, ui_host=args.host, ui_port=args.port)
     store = ChromaFeedbackStore(settings)
     store.warm_up()
-    graph_store, generator, problems = None, None, []
-    try:
-        from agent.graphdb import open_graph
-
-        graph_store = open_graph(settings)
-    except CypherloopError as e:
-        problems.append(f"the graph database is unavailable ({e})")
-    try:
-        from agent.models.factory import make_generator
-
-        generator = make_generator(settings)
-    except CypherloopError as e:
-        problems.append(f"the model is unavailable ({e})")
-    if problems:
-        agent: Any = UnavailableAgent("; ".join(problems), graph_store, settings.graph)
-        print(f"warning: {'; '.join(problems)}; the chat will say so")
-    else:
-        from agent.graph import CypherAgent
-
-        agent = CypherAgent(settings, graph_store, generator, store)
-
-    app = build_app(agent, store, settings, graph_store=graph_store)
+    agent = start_agent(settings, store)
+    app = build_app(agent, store, settings)
     auth = None
     if settings.ui_username and settings.ui_password:
         auth = (settings.ui_username, settings.ui_password.get_secret_value())
     try:
-        app.queue().launch(server_name=settings.ui_host, server_port=settings.ui_port, auth=auth, prevent_thread_lock=True, quiet=True, css=CSS)
+        app.queue().launch(server_name=settings.ui_host, server_port=settings.ui_port, auth=auth,
+                           prevent_thread_lock=True, quiet=True, css=CSS)
     except OSError as e:
-        raise ConfigError(f"cannot listen on {settings.ui_host}:{settings.ui_port} ({e}); pass --port or set CYPHERLOOP_UI_PORT") from e
+        raise ConfigError(f"cannot listen on {settings.ui_host}:{settings.ui_port} ({e}); pass --port or set "
+                          "CYPHERLOOP_UI_PORT") from e
     host = "127.0.0.1" if settings.ui_host in ("0.0.0.0", "::") else settings.ui_host
-    print(f"cypherloop UI: http://{host}:{app.server_port}/  (graph {settings.graph}, feedback in {store.location}){' · login required' if auth else ''}")
+    login = " · login required" if auth else ""
+    print(
+        f"cypherloop UI: http://{host}:{app.server_port}/  (graph {settings.graph}, feedback in "
+        f"{store.location}){login}"
+    )
     print("Press Ctrl+C to stop.", flush=True)
     try:
         app.block_thread()
@@ -518,6 +615,24 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         app.close()
-        if graph_store is not None:
-            graph_store.close()
+        if agent.graph_store is not None:
+            agent.graph_store.close()
     return 0
+
+
+def start_agent(settings: Settings, store: FeedbackStore) -> ChatAgent:
+    """The agent (``make_agent``), or an ``UnavailableAgent`` that says why when the graph or the model is not
+    there: the app starts either way, so Review and Training stay usable."""
+    try:
+        graph_store = open_graph(settings)
+    except CypherloopError as e:
+        problem = f"the graph database is unavailable ({e})"
+        print(f"warning: {problem}; the chat will say so")
+        return UnavailableAgent(problem, None, settings.graph)
+    try:
+        return make_agent(settings, graph_store=graph_store, feedback_store=store,
+                          example_pool=ExamplePool.for_settings(settings))
+    except CypherloopError as e:
+        problem = f"the model is unavailable ({e})"
+        print(f"warning: {problem}; the chat will say so")
+        return UnavailableAgent(problem, graph_store, settings.graph)

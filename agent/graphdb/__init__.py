@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from agent.core.errors import ConfigError
+from agent.core.settings import Settings
 from agent.graphdb.base import GraphSchema, GraphStore, NodeLabel, Pattern, Property, QueryResult, RelType
-
-if TYPE_CHECKING:
-    from agent.settings import Settings
+from agent.graphdb.embedded import ensure_running
+from agent.graphdb.falkor import FalkorGraph
 
 __all__ = [
     "GraphSchema",
@@ -28,8 +27,6 @@ def open_graph(settings: Settings, name: str | None = None) -> GraphStore:
     ``settings.falkordb_url``; ``neo4j`` uses ``settings.neo4j_*``. Opening does not check that the
     graph exists: reads raise ``UnknownGraph``, loader writes create it.
     """
-    from agent.errors import ConfigError
-
     name = name or settings.graph
     common = {
         "default_timeout_s": settings.query_timeout_s,
@@ -37,23 +34,18 @@ def open_graph(settings: Settings, name: str | None = None) -> GraphStore:
         "schema_max_chars": settings.schema_max_chars,
     }
     if settings.graph_backend == "embedded":
-        from agent.graphdb.embedded import ensure_running
-        from agent.graphdb.falkor import FalkorGraph
-
         info = ensure_running(settings)
         return FalkorGraph(
             name, host=info.host, port=info.port, password=info.password, backend="embedded", **common
         )
     if settings.graph_backend == "falkordb":
-        from agent.graphdb.falkor import FalkorGraph
-
         if not settings.falkordb_url:
             raise ConfigError(
                 "graph_backend is falkordb but CYPHERLOOP_FALKORDB_URL is not set (e.g. redis://:password@host:6379)"
             )
         return FalkorGraph(name, url=settings.falkordb_url, backend="falkordb", **common)
     if settings.graph_backend == "neo4j":
-        from agent.graphdb.neo4j import Neo4jGraph
+        from agent.graphdb.neo4j import Neo4jGraph  # defers the neo4j driver to Neo4j users
 
         return Neo4jGraph.from_settings(settings, name=name)
     raise ConfigError(

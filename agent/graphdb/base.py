@@ -76,22 +76,14 @@ class GraphSchema:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GraphSchema:
-        def props(items: list[dict[str, Any]]) -> tuple[Property, ...]:
-            return tuple(Property(p["name"], p["type"], tuple(p.get("samples", ()))) for p in items)
-
-        return cls(
-            labels=tuple(NodeLabel(x["label"], props(x.get("properties", [])), x.get("count")) for x in data.get("labels", [])),
-            relationships=tuple(RelType(x["type"], props(x.get("properties", [])), x.get("count")) for x in data.get("relationships", [])),
-            patterns=tuple(Pattern(x["start"], x["type"], x["end"]) for x in data.get("patterns", [])),
-        )
-
     def fingerprint(self) -> str:
-        """Stable hash of the structure (labels, types, property names/types, patterns), not of counts or samples."""
+        """Stable hash of the structure (labels, types, property names/types, patterns), not of counts or
+        samples."""
         shape = {
             "labels": sorted((x.label, sorted((p.name, p.type) for p in x.properties)) for x in self.labels),
-            "rels": sorted((x.type, sorted((p.name, p.type) for p in x.properties)) for x in self.relationships),
+            "rels": sorted(
+                (x.type, sorted((p.name, p.type) for p in x.properties)) for x in self.relationships
+            ),
             "patterns": sorted((p.start, p.type, p.end) for p in self.patterns),
         }
         return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
@@ -113,14 +105,18 @@ class GraphSchema:
             return text
         return _render(*self._pruned(question, max_chars))
 
-    def _pruned(self, question: str, max_chars: int) -> tuple[tuple[NodeLabel, ...], tuple[RelType, ...], tuple[Pattern, ...]]:
+    def _pruned(
+        self, question: str, max_chars: int
+    ) -> tuple[tuple[NodeLabel, ...], tuple[RelType, ...], tuple[Pattern, ...]]:
         words = {w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) > 2}
 
         def score(name: str, props: tuple[Property, ...]) -> int:
             tokens = _split_identifier(name)
             s = 3 * sum(1 for t in tokens if t in words or t.rstrip("s") in words or t + "s" in words)
             s += sum(1 for p in props if any(t in words for t in _split_identifier(p.name)))
-            s += sum(1 for p in props for v in p.samples if isinstance(v, str) and v.lower() in question.lower())
+            s += sum(
+                1 for p in props for v in p.samples if isinstance(v, str) and v.lower() in question.lower()
+            )
             return s
 
         ranked = sorted(self.labels, key=lambda x: -score(x.label, x.properties))

@@ -35,8 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.errors import GraphUnavailable
-from agent.settings import Settings
+from agent.core.errors import GraphUnavailable
+from agent.core.files import atomic_write_text
+from agent.core.settings import Settings
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -67,9 +68,8 @@ class ServerInfo:
             socket_timeout=socket_timeout,
             socket_connect_timeout=PROBE_SOCKET_TIMEOUT_S,
             decode_responses=True,
-            retry=Retry(
-                NoBackoff(), 0
-            ),  # redis-py retries 3x with backoff by default: seconds lost per probe
+            # redis-py retries 3x with backoff by default: seconds lost per probe
+            retry=Retry(NoBackoff(), 0),
         )
 
 
@@ -83,18 +83,7 @@ def data_dir(settings: Settings) -> Path:
 
 def _write_private(path: Path, text: str) -> None:
     """Write atomically with mode 0600 (the file may hold the password)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text, mode=0o600)
 
 
 def _password(directory: Path) -> str:
@@ -399,7 +388,8 @@ def ensure_running(settings: Settings, timeout_s: float = START_TIMEOUT_S) -> Se
             return info
     except Timeout as e:
         raise GraphUnavailable(
-            f"timed out waiting for the lock {d / 'server.lock'}; is another cypherloop starting the database?"
+            f"timed out waiting for the lock {d / 'server.lock'}; is another cypherloop starting the "
+            "database?"
         ) from e
 
 

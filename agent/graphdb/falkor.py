@@ -19,7 +19,8 @@ from datetime import date, datetime
 from datetime import time as dtime
 from typing import Any
 
-from agent.errors import (
+from agent.core.cypher_text import quote_ident as _quote
+from agent.core.errors import (
     ConfigError,
     CypherExecutionError,
     CypherloopError,
@@ -31,8 +32,9 @@ from agent.errors import (
     UnknownGraph,
     WriteRefused,
 )
+from agent.core.settings import redact_url
 from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, QueryResult, RelType
-from agent.settings import redact_url
+from agent.graphdb.readonly import check_read_only
 
 SOCKET_TIMEOUT_S = 60.0
 """Socket timeout of read/admin connections; a query's own timeout plus a margin when longer."""
@@ -143,11 +145,6 @@ def infer_properties(records: list[dict[str, Any]]) -> tuple[Property, ...]:
     return tuple(props)
 
 
-def _quote(name: str) -> str:
-    """A label/type/property name as a backquoted Cypher identifier."""
-    return "`" + name.replace("`", "``") + "`"
-
-
 # --- the backend ------------------------------------------------------------------------------
 
 
@@ -207,7 +204,8 @@ class FalkorGraph:
                 f"FalkorDB at {self._where} refused the password; check CYPHERLOOP_FALKORDB_URL"
             )
         return GraphAuthError(
-            f"the embedded FalkorDB at {self._where} refused the password in <home>/falkordb/credentials.json; "
+            f"the embedded FalkorDB at {self._where} refused the password in "
+            "<home>/falkordb/credentials.json; "
             "run `cypherloop graph stop` then retry"
         )
 
@@ -320,8 +318,6 @@ class FalkorGraph:
         return self.name in self.list_graphs()
 
     def explain(self, cypher: str, params: dict[str, Any] | None = None) -> str:
-        from agent.graphdb.readonly import check_read_only
-
         check_read_only(cypher)
         self._require_graph()
         try:
@@ -338,8 +334,6 @@ class FalkorGraph:
         timeout_s: float | None = None,
         max_rows: int | None = None,
     ) -> QueryResult:
-        from agent.graphdb.readonly import check_read_only
-
         check_read_only(cypher)
         self._require_graph()
         timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
@@ -449,7 +443,8 @@ class FalkorGraph:
             rows = self._ro(exact, timeout_ms=PATTERN_SCAN_TIMEOUT_MS)
         except QueryTimeout:  # a huge graph: patterns among the first edges only
             rows = self._ro(
-                f"MATCH (a)-[:{q}]->(b) WITH a, b LIMIT {PATTERN_FALLBACK_LIMIT} RETURN DISTINCT labels(a), labels(b)"
+                f"MATCH (a)-[:{q}]->(b) WITH a, b LIMIT {PATTERN_FALLBACK_LIMIT} RETURN DISTINCT labels(a), "
+                "labels(b)"
             )
         found = {Pattern(s, rtype, e) for la, lb in rows for s in la or () for e in lb or ()}
         return sorted(found, key=lambda p: (p.start, p.end))

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import DataError, GraphError, LoaderError, UnknownGraph
+from agent.core.errors import DataError, GraphError, LoaderError, UnknownGraph
 from agent.graphdb.base import GraphStore
 
 FIRST_LINE_CHARS = 80
@@ -48,7 +48,11 @@ def split_statements(script: str) -> list[tuple[int, str]]:
 
     while i < n:
         c = script[i]
-        if start_line is None and not c.isspace() and not (quote is None and not in_block and script.startswith("//", i)):
+        if (
+            start_line is None
+            and not c.isspace()
+            and not (quote is None and not in_block and script.startswith("//", i))
+        ):
             start_line = line
         if quote is not None:
             buf.append(c)
@@ -96,7 +100,9 @@ def _rest_of_line_is_blank(script: str, i: int) -> bool:
     return not rest or rest.startswith("//")
 
 
-def load_script(store: GraphStore, path: str | Path, *, replace: bool = False, progress: bool = False) -> LoadReport:
+def load_script(
+    store: GraphStore, path: str | Path, *, replace: bool = False, progress: bool = False
+) -> LoadReport:
     """Run every statement of ``path`` against ``store``; ``replace`` deletes the graph first.
 
     Raises ``DataError`` for a missing/unreadable/empty file and ``LoaderError`` (statement number,
@@ -118,7 +124,14 @@ def load_script(store: GraphStore, path: str | Path, *, replace: bool = False, p
     started = time.perf_counter()
     if replace:
         store.delete_graph()
-    bar = tqdm(statements, desc=f"loading {path.name}", unit="stmt", disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(
+        statements,
+        desc=f"loading {path.name}",
+        unit="stmt",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
     for number, (lineno, statement) in enumerate(bar, start=1):
         try:
             store.write(statement)
@@ -139,4 +152,6 @@ def load_script(store: GraphStore, path: str | Path, *, replace: bool = False, p
         stats = store.stats()
     except UnknownGraph:  # a script that created nothing leaves no graph behind on FalkorDB
         stats = {"nodes": {}, "relationships": {}}
-    return LoadReport(len(statements), seconds, sum(stats["nodes"].values()), sum(stats["relationships"].values()))
+    return LoadReport(
+        len(statements), seconds, sum(stats["nodes"].values()), sum(stats["relationships"].values())
+    )

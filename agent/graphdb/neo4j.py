@@ -11,7 +11,7 @@ Schema: ``apoc.meta.data`` (neo4j-graphrag's queries, as langchain-neo4j uses th
 installed; otherwise ``db.schema.nodeTypeProperties()``, ``db.schema.relTypeProperties()`` and
 ``db.schema.visualization()``. Low-cardinality string properties get a few sample values.
 
-Driver errors become ``agent.errors`` with one actionable line ("check NEO4J_URI"); the password never
+Driver errors become ``agent.core.errors`` with one actionable line ("check NEO4J_URI"); the password never
 appears in a message.
 """
 
@@ -26,7 +26,9 @@ from typing import Any
 import neo4j
 from neo4j import exceptions as nx
 
-from agent.errors import (
+from agent.core.cypher_text import quote_ident as quote_name
+from agent.core.cypher_text import unquote_ident
+from agent.core.errors import (
     ConfigError,
     CypherExecutionError,
     CypherSyntaxError,
@@ -37,9 +39,9 @@ from agent.errors import (
     UnknownGraph,
     WriteRefused,
 )
+from agent.core.settings import Settings, redact_url
 from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, QueryResult, RelType
 from agent.graphdb.readonly import check_read_only
-from agent.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,8 @@ class Neo4jGraph:
 
     @classmethod
     def from_settings(cls, settings: Settings, name: str | None = None) -> Neo4jGraph:
-        """The backend for ``graph_backend=neo4j`` (``NEO4J_URI`` / ``NEO4J_USERNAME`` / ``NEO4J_PASSWORD``)."""
+        """The backend for ``graph_backend=neo4j`` (``NEO4J_URI`` / ``NEO4J_USERNAME`` /
+        ``NEO4J_PASSWORD``)."""
         if not settings.neo4j_uri:
             raise ConfigError("NEO4J_URI is not set: set it to your Neo4j address, e.g. neo4j://localhost:7687")
         password = settings.neo4j_password.get_secret_value() if settings.neo4j_password else None
@@ -154,7 +157,9 @@ class Neo4jGraph:
     @contextmanager
     def _session(self, mode: str = neo4j.READ_ACCESS, database: str | None = None) -> Iterator[Any]:
         try:
-            with self._driver.session(database=database or self.database, default_access_mode=mode) as session:
+            with self._driver.session(
+                database=database or self.database, default_access_mode=mode
+            ) as session:
                 yield session
         except GraphError:
             raise
@@ -170,7 +175,9 @@ class Neo4jGraph:
         with self._session() as s:
             s.run(neo4j.Query("RETURN 1 AS ok", timeout=CONNECT_TIMEOUT_S)).consume()
 
-    def _read(self, cypher: str, params: dict[str, Any] | None = None, *, database: str | None = None) -> list[dict[str, Any]]:
+    def _read(
+        self, cypher: str, params: dict[str, Any] | None = None, *, database: str | None = None
+    ) -> list[dict[str, Any]]:
         """Trusted internal reads (schema, stats): READ session, no gate, plain values."""
         with self._session(neo4j.READ_ACCESS, database) as s:
             try:
@@ -183,7 +190,9 @@ class Neo4jGraph:
     # --- read-only queries ----------------------------------------------------------------------
     def _explain_summary(self, session: Any, cypher: str, params: dict[str, Any] | None) -> Any:
         try:
-            return session.run(neo4j.Query(f"EXPLAIN {cypher}", timeout=self.default_timeout_s), params or {}).consume()
+            return session.run(
+                neo4j.Query(f"EXPLAIN {cypher}", timeout=self.default_timeout_s), params or {}
+            ).consume()
         except (nx.Neo4jError, nx.DriverError) as e:
             raise self._map_error(e, phase="explain") from e
 
@@ -232,7 +241,9 @@ class Neo4jGraph:
             except (nx.Neo4jError, nx.DriverError) as e:
                 raise self._map_error(e) from e
         elapsed = (time.perf_counter() - started) * 1000
-        return QueryResult(columns, rows, truncated, elapsed, plan=render_plan(getattr(summary, "plan", None)) or None)
+        return QueryResult(
+            columns, rows, truncated, elapsed, plan=render_plan(getattr(summary, "plan", None)) or None
+        )
 
     # --- writes (loaders and admin only) -------------------------------------------------------
     def write(self, cypher: str, params: dict[str, Any] | None = None) -> QueryResult:
@@ -261,7 +272,10 @@ class Neo4jGraph:
             except (CypherSyntaxError, CypherExecutionError):
                 if i == len(statements) - 1:
                     raise
-        for kind, show in (("CONSTRAINT", "SHOW CONSTRAINTS YIELD name"), ("INDEX", "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP'")):
+        for kind, show in (
+            ("CONSTRAINT", "SHOW CONSTRAINTS YIELD name"),
+            ("INDEX", "SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP'"),
+        ):
             try:
                 names = [r["name"] for r in self._read(show)]
             except GraphError:
@@ -289,7 +303,9 @@ class Neo4jGraph:
                 if not _is_procedure_missing(e):
                     raise
                 self._apoc = False
-                log.warning("APOC is not installed on %s: reading the schema through db.schema.* instead", self.uri)
+                log.warning(
+                    "APOC is not installed on %s: reading the schema through db.schema.* instead", self.uri
+                )
         if raw is None:
             raw = self._builtin_schema()
         node_props, rel_props, patterns = raw
@@ -304,7 +320,9 @@ class Neo4jGraph:
         )
         return GraphSchema(labels, rels, tuple(sorted(set(patterns), key=lambda p: (p.start, p.type, p.end))))
 
-    def _apoc_schema(self) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[tuple[str, str]]], list[Pattern]]:
+    def _apoc_schema(
+        self,
+    ) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[tuple[str, str]]], list[Pattern]]:
         from neo4j_graphrag.schema import (
             BASE_ENTITY_LABEL,
             BASE_KG_BUILDER_LABEL,
@@ -319,17 +337,27 @@ class Neo4jGraph:
         node_rows = self._read(NODE_PROPERTIES_QUERY, {"EXCLUDED_LABELS": excluded, "SAMPLE": SAMPLE_SCAN})
         rel_rows = self._read(REL_PROPERTIES_QUERY, {"EXCLUDED_LABELS": EXCLUDED_RELS, "SAMPLE": SAMPLE_SCAN})
         pat_rows = self._read(REL_QUERY, {"EXCLUDED_LABELS": excluded, "SAMPLE": SAMPLE_SCAN})
-        nodes = {r["output"]["label"]: [(p["property"], _type_name(p["type"])) for p in r["output"]["properties"]] for r in node_rows}
-        rels = {r["output"]["type"]: [(p["property"], _type_name(p["type"])) for p in r["output"]["properties"]] for r in rel_rows}
+        nodes = {
+            r["output"]["label"]: [(p["property"], _type_name(p["type"])) for p in r["output"]["properties"]]
+            for r in node_rows
+        }
+        rels = {
+            r["output"]["type"]: [(p["property"], _type_name(p["type"])) for p in r["output"]["properties"]]
+            for r in rel_rows
+        }
         patterns = [Pattern(r["output"]["start"], r["output"]["type"], r["output"]["end"]) for r in pat_rows]
         for p in patterns:
             rels.setdefault(p.type, [])
         return nodes, rels, patterns
 
-    def _builtin_schema(self) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[tuple[str, str]]], list[Pattern]]:
+    def _builtin_schema(
+        self,
+    ) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[tuple[str, str]]], list[Pattern]]:
         nodes: dict[str, list[tuple[str, str]]] = {}
-        for r in self._read("CALL db.schema.nodeTypeProperties() YIELD nodeLabels, propertyName, propertyTypes "
-                            "RETURN nodeLabels, propertyName, propertyTypes"):
+        for r in self._read(
+            "CALL db.schema.nodeTypeProperties() YIELD nodeLabels, propertyName, propertyTypes "
+            "RETURN nodeLabels, propertyName, propertyTypes"
+        ):
             for label in r["nodeLabels"] or ():
                 props = nodes.setdefault(label, [])
                 if r["propertyName"] and all(p[0] != r["propertyName"] for p in props):
@@ -344,7 +372,9 @@ class Neo4jGraph:
         patterns = []
         with self._session(neo4j.READ_ACCESS) as s:
             try:
-                for record in s.run(neo4j.Query("CALL db.schema.visualization()", timeout=self.default_timeout_s)):
+                for record in s.run(
+                    neo4j.Query("CALL db.schema.visualization()", timeout=self.default_timeout_s)
+                ):
                     names = {n.element_id: _viz_name(n) for n in record["nodes"]}
                     for rel in record["relationships"]:
                         start = names.get(rel.start_node.element_id) or _viz_name(rel.start_node)
@@ -362,7 +392,8 @@ class Neo4jGraph:
             samples: tuple[Any, ...] = ()
             if type_ == "STRING":
                 rows = self._read(
-                    f"{match} WHERE x.{quote_name(prop)} IS NOT NULL WITH x.{quote_name(prop)} AS v LIMIT $scan "
+                    f"{match} WHERE x.{quote_name(prop)} IS NOT NULL WITH x.{quote_name(prop)} AS v LIMIT "
+                    "$scan "
                     "RETURN v, count(*) AS c ORDER BY c DESC, v LIMIT $k",
                     {"scan": SAMPLE_SCAN, "k": LOW_CARDINALITY + 1},
                 )
@@ -386,7 +417,10 @@ class Neo4jGraph:
 
     def list_graphs(self) -> list[str]:
         try:
-            rows = self._read("SHOW DATABASES YIELD name, type WHERE type <> 'system' RETURN DISTINCT name", database="system")
+            rows = self._read(
+                "SHOW DATABASES YIELD name, type WHERE type <> 'system' RETURN DISTINCT name",
+                database="system",
+            )
             return sorted(r["name"] for r in rows)
         except GraphError:
             return [self.database or self.name]
@@ -409,27 +443,42 @@ class Neo4jGraph:
 
 
 # --- connecting ---------------------------------------------------------------------------------
-def _connect(uri: str, username: str | None, password: str | None, database: str | None, driver_config: dict[str, Any] | None):
+def _connect(
+    uri: str,
+    username: str | None,
+    password: str | None,
+    database: str | None,
+    driver_config: dict[str, Any] | None,
+):
     """langchain-neo4j's ``Neo4jGraph`` without its schema refresh; its errors mapped to ours."""
     from langchain_neo4j import Neo4jGraph as LangchainNeo4jGraph
 
-    config = {"connection_timeout": CONNECT_TIMEOUT_S, "connection_acquisition_timeout": 2 * CONNECT_TIMEOUT_S,
-              "max_transaction_retry_time": 0, **(driver_config or {})}
+    config = {
+        "connection_timeout": CONNECT_TIMEOUT_S,
+        "connection_acquisition_timeout": 2 * CONNECT_TIMEOUT_S,
+        "max_transaction_retry_time": 0,
+        **(driver_config or {}),
+    }
     no_auth = password is None
     try:
         return LangchainNeo4jGraph(
             url=uri,
             username="" if no_auth else (username or "neo4j"),
             password="" if no_auth else password,
-            database=database or "neo4j",  # only used by langchain's own helpers; our sessions pass `database`
+            database=database
+            or "neo4j",  # only used by langchain's own helpers; our sessions pass `database`
             refresh_schema=False,
             driver_config=config,
         )
     except (ValueError, nx.Neo4jError, nx.DriverError) as e:
         cause = e if isinstance(e, (nx.Neo4jError, nx.DriverError)) else (e.__cause__ or e.__context__)
         if isinstance(cause, (nx.Neo4jError, nx.DriverError)):
-            raise map_driver_error(cause, uri=redact_url(uri), username=username, database=database, phase="connect") from e
-        raise ConfigError(f"invalid NEO4J_URI {redact_url(uri)!r}: {_one_line(str(e))}; check NEO4J_URI") from e
+            raise map_driver_error(
+                cause, uri=redact_url(uri), username=username, database=database, phase="connect"
+            ) from e
+        raise ConfigError(
+            f"invalid NEO4J_URI {redact_url(uri)!r}: {_one_line(str(e))}; check NEO4J_URI"
+        ) from e
 
 
 def map_driver_error(
@@ -438,25 +487,37 @@ def map_driver_error(
     """A neo4j driver exception as one of ours, with a one-line, actionable message and no secret."""
     where = f"Neo4j at {uri}"
     db = f"database {database!r}" if database else "the default database"
-    if isinstance(e, nx.AuthError) or (isinstance(e, nx.Neo4jError) and (e.code or "").startswith("Neo.ClientError.Security.Unauthorized")):
-        return GraphAuthError(f"{where} refused the credentials of user {username!r}: check NEO4J_USERNAME/NEO4J_PASSWORD",
-                              db_message=_db_message(e))
+    if isinstance(e, nx.AuthError) or (
+        isinstance(e, nx.Neo4jError) and (e.code or "").startswith("Neo.ClientError.Security.Unauthorized")
+    ):
+        return GraphAuthError(
+            f"{where} refused the credentials of user {username!r}: check NEO4J_USERNAME/NEO4J_PASSWORD",
+            db_message=_db_message(e),
+        )
     if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired)):
         return GraphUnavailable(f"cannot reach {where}: check NEO4J_URI and that the server is running",
                                 db_message=_db_message(e))
     if isinstance(e, nx.ConfigurationError):
-        return GraphUnavailable(f"cannot connect to {where}: {_one_line(str(e))}; check NEO4J_URI", db_message=_db_message(e))
+        return GraphUnavailable(
+            f"cannot connect to {where}: {_one_line(str(e))}; check NEO4J_URI", db_message=_db_message(e)
+        )
     if isinstance(e, nx.Neo4jError):
         code = e.code or ""
         msg = _db_message(e)
         if code == "Neo.ClientError.Database.DatabaseNotFound":
             return UnknownGraph(f"{where} has no {db}: check NEO4J_DATABASE", db_message=msg)
-        if code in ("Neo.TransientError.General.DatabaseUnavailable", "Neo.TransientError.Database.DatabaseUnavailable") \
-                or isinstance(e, nx.DatabaseUnavailable):
-            return GraphUnavailable(f"{db} on {where} is unavailable (stopped or starting): start it, or check NEO4J_DATABASE",
-                                    db_message=msg)
+        if code in (
+            "Neo.TransientError.General.DatabaseUnavailable",
+            "Neo.TransientError.Database.DatabaseUnavailable",
+        ) or isinstance(e, nx.DatabaseUnavailable):
+            return GraphUnavailable(
+                f"{db} on {where} is unavailable (stopped or starting): start it, or check NEO4J_DATABASE",
+                db_message=msg,
+            )
         if code in _TIMEOUT_CODES or "TimedOut" in code:
-            return QueryTimeout(f"the query ran past its time limit and was stopped: {_one_line(msg)}", db_message=msg)
+            return QueryTimeout(
+                f"the query ran past its time limit and was stopped: {_one_line(msg)}", db_message=msg
+            )
         if code in _WRITE_CODES:
             return WriteRefused(f"write refused by Neo4j: {_one_line(msg)}", db_message=msg)
         if code in _SYNTAX_CODES or isinstance(e, nx.CypherSyntaxError):
@@ -464,7 +525,9 @@ def map_driver_error(
         if phase == "explain" and code.startswith("Neo.ClientError."):
             return CypherSyntaxError(f"Neo4j rejected the query: {_one_line(msg)}", db_message=msg)
         if phase == "connect":
-            return GraphUnavailable(f"cannot use {where}: {_one_line(msg)}; check NEO4J_URI/NEO4J_DATABASE", db_message=msg)
+            return GraphUnavailable(
+                f"cannot use {where}: {_one_line(msg)}; check NEO4J_URI/NEO4J_DATABASE", db_message=msg
+            )
         return CypherExecutionError(f"the query failed in Neo4j: {_one_line(msg)}", db_message=msg)
     return GraphError(f"{where}: {_one_line(str(e))}", db_message=_db_message(e))
 
@@ -527,11 +590,6 @@ def render_plan(plan: Any, indent: int = 0) -> str:
     return "\n".join([line, *(render_plan(c, indent + 1) for c in plan.get("children") or ())])
 
 
-def quote_name(name: str) -> str:
-    """A label, type, property or index name as a backtick-quoted Cypher identifier."""
-    return "`" + str(name).replace("`", "``") + "`"
-
-
 def _type_name(raw: Any) -> str:
     text = str(raw).strip()
     upper = text.upper()
@@ -541,8 +599,7 @@ def _type_name(raw: Any) -> str:
 
 
 def _strip_rel_type(raw: str) -> str:
-    text = str(raw).lstrip(":")
-    return text[1:-1].replace("``", "`") if text.startswith("`") and text.endswith("`") else text
+    return unquote_ident(str(raw).lstrip(":"))
 
 
 def _viz_name(node: Any) -> str:

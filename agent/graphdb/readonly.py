@@ -4,8 +4,9 @@ Defence in depth, not the only line: every backend also runs model-written queri
 database's own read-only mechanism (FalkorDB ``GRAPH.RO_QUERY``, Neo4j READ access + EXPLAIN query
 type). This check is a pure function over the query text:
 
-1. Tokenise like Cypher does: ``//`` and ``/* */`` comments, ``'…'`` / ``"…"`` strings (backslash
-   escapes) and backtick identifiers are recognised, so ``RETURN 'CREATE'`` or a property
+1. Tokenise like Cypher does (``agent.core.cypher_text.tokenize``): ``//`` and ``/* */`` comments,
+   ``'…'`` / ``"…"`` strings (backslash escapes) and backtick identifiers are recognised, so ``RETURN
+   'CREATE'`` or a property
    ``n.`set``` passes, while a keyword outside them is seen.
 2. Look at several variants of the text and refuse if any shows a write: comments as whitespace,
    comments removed (``CRE/**/ATE``), and the code Unicode-normalised (NFKC, zero-width and other
@@ -19,14 +20,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
-from agent.errors import WriteRefused
+from agent.core.cypher_text import Token as _Tok
+from agent.core.cypher_text import tokenize as _tokenize
+from agent.core.errors import WriteRefused
 
 # Clauses that write wherever they appear (Neo4j 5+ also accepts INSERT as a synonym of CREATE).
 WRITE_KEYWORDS = frozenset({"CREATE", "MERGE", "SET", "DELETE", "REMOVE", "DROP", "FOREACH", "INSERT"})
 # Administration commands: refused anywhere (they are never variable names in practice).
-ADMIN_KEYWORDS = frozenset({"ALTER", "GRANT", "REVOKE", "DENY", "TERMINATE", "DEALLOCATE", "REALLOCATE", "RENAME"})
+ADMIN_KEYWORDS = frozenset(
+    {"ALTER", "GRANT", "REVOKE", "DENY", "TERMINATE", "DEALLOCATE", "REALLOCATE", "RENAME"}
+)
 # Admin commands whose first word is also a plausible variable name (``start``, ``show``): refused at
 # the start of a statement or subquery, or when followed by an admin object.
 STATEMENT_START_ADMIN = frozenset({"SHOW", "START", "STOP", "ENABLE", "USE"})
@@ -68,13 +72,6 @@ _CONFUSABLES = str.maketrans({
 })
 
 
-@dataclass(frozen=True)
-class _Tok:
-    kind: str  # word | ident | string | comment | ws | punct
-    text: str
-    line: int
-
-
 def check_read_only(cypher: str) -> None:
     """Raise ``WriteRefused`` when ``cypher`` could write, administer, or hides more than one statement.
 
@@ -86,7 +83,9 @@ def check_read_only(cypher: str) -> None:
     for variant, note in _variants(cypher):
         reason = _find_write(_tokenize(variant))
         if reason:
-            raise WriteRefused(f"write refused: the query contains {reason}{note}; only read-only queries may run")
+            raise WriteRefused(
+                f"write refused: the query contains {reason}{note}; only read-only queries may run"
+            )
 
 
 def is_read_only(cypher: str) -> bool:
@@ -124,61 +123,6 @@ def _normalise(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf", "Me"))
 
 
-# --- tokenizer -------------------------------------------------------------------------------
-_WORD = re.compile(r"\w+")
-
-
-def _tokenize(text: str) -> list[_Tok]:
-    toks: list[_Tok] = []
-    i, n, line = 0, len(text), 1
-    while i < n:
-        c = text[i]
-        start = i
-        if c.isspace():
-            while i < n and text[i].isspace():
-                i += 1
-            kind = "ws"
-        elif text.startswith("//", i):
-            j = text.find("\n", i)
-            i = n if j < 0 else j
-            kind = "comment"
-        elif text.startswith("/*", i):
-            j = text.find("*/", i + 2)
-            i = n if j < 0 else j + 2
-            kind = "comment"
-        elif c in "'\"":
-            j = i + 1
-            while j < n and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            if j >= n:  # unterminated: treat the quote as punctuation and keep reading code
-                i, kind = i + 1, "punct"
-            else:
-                i, kind = j + 1, "string"
-        elif c == "`":
-            j = i + 1
-            while j < n:
-                if text[j] == "`":
-                    if text.startswith("``", j):
-                        j += 2
-                        continue
-                    break
-                j += 1
-            if j >= n:
-                i, kind = i + 1, "punct"
-            else:
-                i, kind = j + 1, "ident"
-        else:
-            m = _WORD.match(text, i)
-            if m:
-                i, kind = m.end(), "word"
-            else:
-                i, kind = i + 1, "punct"
-        chunk = text[start:i]
-        toks.append(_Tok(kind, chunk, line))
-        line += chunk.count("\n")
-    return toks
-
-
 # --- the rules -------------------------------------------------------------------------------
 def _find_write(tokens: list[_Tok]) -> str | None:
     sig = [t for t in tokens if t.kind not in ("ws", "comment")]
@@ -200,7 +144,9 @@ def _find_write(tokens: list[_Tok]) -> str | None:
         # a label or type (`:Set`), a parameter (`$set`), a map key, a variable before its label or
         # property (`{set: 1}`, `(create:Person)`, `set.name`): no clause sits next to `:`, after `$`
         # or before `.`
-        name_like = (prev is not None and prev.text in (":", "$")) or (nxt is not None and nxt.text in (":", "."))
+        name_like = (prev is not None and prev.text in (":", "$")) or (
+            nxt is not None and nxt.text in (":", ".")
+        )
         if word in WRITE_KEYWORDS and not name_like:
             if word == "DELETE" and prev is not None and prev.text.upper() in ("DETACH", "NODETACH"):
                 return f"{prev.text.upper()} DELETE" + where

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from agent.prompt import ErrorFeedback, Example, build_messages
+from agent.core.prompt import ErrorFeedback, Example, build_messages
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,9 @@ class ScriptedGenerator:
     A function receives ``(question, error_feedback, call_no)``. Used by tests and by the browser test.
     """
 
-    def __init__(self, script: Sequence[str] | dict[str, str | Sequence[str]] | Script, version: str = "scripted") -> None:
+    def __init__(
+        self, script: Sequence[str] | dict[str, str | Sequence[str]] | Script, version: str = "scripted"
+    ) -> None:
         self._script = script
         self._version = version
         self.calls: list[tuple[str, ErrorFeedback | None]] = []
@@ -104,8 +106,13 @@ class ScriptedGenerator:
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
                        max_new_tokens: int | None = None) -> list[list[Generation]]:
-        return [[Generation(self.generate(p.question, p.schema_text, p.examples, p.error_feedback)) for _ in range(n)]
-                for p in prompts]
+        return [
+            [
+                Generation(self.generate(p.question, p.schema_text, p.examples, p.error_feedback))
+                for _ in range(n)
+            ]
+            for p in prompts
+        ]
 
     def generate(self, question, schema_text, examples=(), error_feedback=None) -> str:
         call_no = len(self.calls)

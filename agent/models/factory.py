@@ -1,26 +1,26 @@
-"""Pick the generator the settings ask for. Heavy libraries load only when the generator is used."""
+"""Pick the generator the settings ask for. Heavy libraries (torch, llama.cpp, openai) load only when a
+generator is used."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from agent.errors import ConfigError
+from agent.core.errors import ConfigError
+from agent.core.settings import Settings
 from agent.models.base import CypherGenerator
+from agent.models.llamacpp import LlamaCppGenerator
+from agent.models.local import TransformersGenerator
+from agent.models.openai_compat import OpenAICompatGenerator
 
 
-def make_generator(settings: Any) -> CypherGenerator:
-    """``settings.model_backend``: transformers (local + PEFT), llamacpp (GGUF), openai (compatible server)."""
+def make_generator(settings: Settings) -> CypherGenerator:
+    """``settings.model_backend``: transformers (local + PEFT), llamacpp (GGUF), openai (compatible
+    server)."""
     backend = settings.model_backend
     if backend == "transformers":
-        from agent.models.local import TransformersGenerator
-
         return TransformersGenerator(settings)
     if backend == "llamacpp":
-        from agent.models.llamacpp import LlamaCppGenerator
-
         return LlamaCppGenerator(settings)
     if backend == "openai":
-        from agent.models.openai_compat import OpenAICompatGenerator
-
         return OpenAICompatGenerator(settings)
-    raise ConfigError(f"unknown CYPHERLOOP_MODEL_BACKEND {backend!r}; choose transformers, llamacpp or openai")
+    raise ConfigError(
+        f"unknown CYPHERLOOP_MODEL_BACKEND {backend!r}; choose transformers, llamacpp or openai"
+    )

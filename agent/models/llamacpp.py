@@ -11,14 +11,25 @@ directory exists, so training and serving see the same tokens.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import shipped_adapter
-from agent.errors import ModelError
+from agent.core.adapters import AdapterRef
+from agent.core.errors import ModelError
+from agent.core.prompt import prompt_token_ids
+from agent.core.settings import Settings
 from agent.models.base import ChatGenerator
-from agent.models.local import PACKAGED_MODELS, AdapterFollower, AdapterRef, base_display_name, packaged_gguf
+from agent.models.gguf_lora import write_gguf_lora
+from agent.models.local import (
+    PACKAGED_MODELS,
+    AdapterFollower,
+    base_display_name,
+    ensure_base_model,
+    packaged_gguf,
+)
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama-cpp-python: pip install 'cypherloop[llamacpp]' "
@@ -36,7 +47,7 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def gguf_base_path(settings: Any) -> Path:
+def gguf_base_path(settings: Settings) -> Path:
     name = settings.base_model
     if name in PACKAGED_MODELS:
         return packaged_gguf(name)
@@ -46,7 +57,7 @@ def gguf_base_path(settings: Any) -> Path:
     raise ModelError(f"the llamacpp backend needs a GGUF base model (a .gguf file), not {name!r}")
 
 
-def adapter_gguf(ref: AdapterRef, settings: Any = None) -> Path:
+def adapter_gguf(ref: AdapterRef, settings: Settings | None = None) -> Path:
     """The GGUF LoRA file inside an adapter folder; for a PEFT-only folder (the shipped adapter, a fresh
     registry version) one converted once into ``<home>/models/lora-gguf/`` when ``settings`` is given."""
     if ref.path.is_file() and ref.path.suffix == ".gguf":
@@ -65,17 +76,10 @@ def adapter_gguf(ref: AdapterRef, settings: Any = None) -> Path:
     )
 
 
-def _converted_lora(ref: AdapterRef, settings: Any) -> Path:
-    import json
-    import os
-
-    from agent.models.local import ensure_base_model
-
+def _converted_lora(ref: AdapterRef, settings: Settings) -> Path:
     out = settings.path("models", "lora-gguf", f"{ref.version}.gguf")
     if out.is_file() and out.stat().st_mtime >= (ref.path / "adapter_model.safetensors").stat().st_mtime:
         return out
-    from finetune.registry import write_gguf_lora
-
     config = json.loads((ensure_base_model(settings) / "config.json").read_text())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp-{os.getpid()}")
@@ -90,11 +94,11 @@ def _converted_lora(ref: AdapterRef, settings: Any) -> Path:
 class LlamaCppGenerator(ChatGenerator):
     """``CypherGenerator`` on llama.cpp with an optional GGUF LoRA that follows the registry."""
 
-    def __init__(self, settings: Any, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(self, settings: Settings, *, n_ctx: int = 4096, n_threads: int | None = None) -> None:
         self.settings = settings
         self.base_path = gguf_base_path(settings)
         self.base_name = base_display_name(settings.base_model)
-        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, shipped_adapter(settings.base_model))
+        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model)
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self._lock = threading.RLock()
@@ -114,7 +118,11 @@ class LlamaCppGenerator(ChatGenerator):
             if self._llm is not None and want == self._loaded:
                 return self._llm
             llama_cpp = import_llama_cpp()
-            kwargs: dict[str, Any] = {"model_path": str(self.base_path), "n_ctx": self.n_ctx, "verbose": False}
+            kwargs: dict[str, Any] = {
+                "model_path": str(self.base_path),
+                "n_ctx": self.n_ctx,
+                "verbose": False,
+            }
             if self.n_threads:
                 kwargs["n_threads"] = self.n_threads
             if want is not None:
@@ -122,7 +130,10 @@ class LlamaCppGenerator(ChatGenerator):
             try:
                 self._llm = llama_cpp.Llama(**kwargs)
             except Exception as e:  # noqa: BLE001
-                raise ModelError(f"llama.cpp could not load {self.base_path.name}{' with ' + want.version if want else ''}: {e}") from e
+                raise ModelError(
+                    "llama.cpp could not load "
+                    f"{self.base_path.name}{' with ' + want.version if want else ''}: {e}"
+                ) from e
             self._loaded = want
             return self._llm
 
@@ -157,8 +168,6 @@ class LlamaCppGenerator(ChatGenerator):
             try:
                 tok = self._hf_tokenizer()
                 if tok is not None:
-                    from agent.prompt import prompt_token_ids
-
                     ids = prompt_token_ids(tok, messages)
                     out = llm.create_completion(prompt=ids, **sampling)
                     return (out["choices"][0]["text"] or "").strip()

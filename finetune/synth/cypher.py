@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from agent.core.cypher_text import cypher_name as ident  # bare when it can be, backquoted otherwise
 
-
-def ident(name: str) -> str:
-    """A label / type / property as Cypher: bare when it can be, backquoted otherwise."""
-    if _IDENT.match(name):
-        return name
-    return "`" + name.replace("`", "``") + "`"
+__all__ = ["ident", "lit", "num"]
 
 
 def num(x: float | int) -> str:

@@ -18,8 +18,30 @@ _INFLECT = inflect.engine()
 
 ACRONYMS = {"id": "ID", "url": "URL", "uri": "URI", "ip": "IP", "iso": "ISO", "sku": "SKU", "isbn": "ISBN",
             "imdb": "IMDb", "usa": "USA", "uk": "UK", "api": "API"}
-PREPOSITIONS = frozenset(["in", "of", "at", "on", "from", "to", "with", "for", "by", "per", "via", "near", "under",
-                          "into", "onto", "over", "about", "as", "within", "between"])
+PREPOSITIONS = frozenset(
+    [
+        "in",
+        "of",
+        "at",
+        "on",
+        "from",
+        "to",
+        "with",
+        "for",
+        "by",
+        "per",
+        "via",
+        "near",
+        "under",
+        "into",
+        "onto",
+        "over",
+        "about",
+        "as",
+        "within",
+        "between",
+    ]
+)
 # Words that mark a person-like label: "who" instead of "that", "Who …?" questions.
 PERSON_WORDS = frozenset(["person", "people", "user", "customer", "employee", "actor", "actress", "director",
                           "author", "student", "teacher", "member", "patient", "doctor", "artist", "player",
@@ -29,54 +51,206 @@ PERSON_WORDS = frozenset(["person", "people", "user", "customer", "employee", "a
                           "athlete", "coach", "individual", "human", "guest", "host", "user", "follower",
                           "scholar", "candidate", "voter", "worker", "staff", "leader", "president"])
 # A few common synonyms so questions do not always use the label's own word.
-SYNONYMS = {"movie": ["film"], "film": ["movie"], "person": ["individual"], "customer": ["client"],
-            "product": ["item"], "employee": ["staff member"], "company": ["firm"], "organization": ["organisation"],
-            "article": ["paper"], "city": ["town"], "country": ["nation"], "order": ["purchase order"],
-            "supplier": ["vendor"], "book": ["title"], "song": ["track"], "user": ["account"]}
-COPULA_HEADS = frozenset(["part", "member", "friend", "friends", "parent", "child", "owner", "head", "capital",
-                          "subclass", "instance", "type", "kind", "sibling", "spouse", "partner", "colleague",
-                          "neighbour", "neighbor", "sequel", "prequel", "successor", "predecessor", "version",
-                          "copy", "next", "adjacent", "close", "similar", "equal", "opposite", "near", "located",
-                          "based", "related", "connected", "linked", "associated", "tagged", "married"])
+SYNONYMS = {
+    "movie": ["film"],
+    "film": ["movie"],
+    "person": ["individual"],
+    "customer": ["client"],
+    "product": ["item"],
+    "employee": ["staff member"],
+    "company": ["firm"],
+    "organization": ["organisation"],
+    "article": ["paper"],
+    "city": ["town"],
+    "country": ["nation"],
+    "order": ["purchase order"],
+    "supplier": ["vendor"],
+    "book": ["title"],
+    "song": ["track"],
+    "user": ["account"],
+}
+COPULA_HEADS = frozenset(
+    [
+        "part",
+        "member",
+        "friend",
+        "friends",
+        "parent",
+        "child",
+        "owner",
+        "head",
+        "capital",
+        "subclass",
+        "instance",
+        "type",
+        "kind",
+        "sibling",
+        "spouse",
+        "partner",
+        "colleague",
+        "neighbour",
+        "neighbor",
+        "sequel",
+        "prequel",
+        "successor",
+        "predecessor",
+        "version",
+        "copy",
+        "next",
+        "adjacent",
+        "close",
+        "similar",
+        "equal",
+        "opposite",
+        "near",
+        "located",
+        "based",
+        "related",
+        "connected",
+        "linked",
+        "associated",
+        "tagged",
+        "married",
+    ]
+)
 ADJECTIVE_HEADS = frozenset(["next", "adjacent", "close", "similar", "equal", "opposite", "near"])
 STATE_PARTICIPLES = frozenset(["located", "based", "born", "married", "related", "assigned", "interested",
                                "involved", "connected", "linked", "associated", "tagged", "named", "situated",
                                "employed", "enrolled", "registered", "listed", "classified"])
-INTRANSITIVE = frozenset(["interact", "work", "live", "arrive", "travel", "respond", "reply", "belong", "depend",
-                          "participate", "collaborate", "talk", "speak", "listen", "compete", "vote", "contribute",
-                          "act", "star", "play", "appear", "happen", "occur", "exist", "stay", "sleep", "die"])
+INTRANSITIVE = frozenset(
+    [
+        "interact",
+        "work",
+        "live",
+        "arrive",
+        "travel",
+        "respond",
+        "reply",
+        "belong",
+        "depend",
+        "participate",
+        "collaborate",
+        "talk",
+        "speak",
+        "listen",
+        "compete",
+        "vote",
+        "contribute",
+        "act",
+        "star",
+        "play",
+        "appear",
+        "happen",
+        "occur",
+        "exist",
+        "stay",
+        "sleep",
+        "die",
+    ]
+)
 _IRREGULAR = [
-    ("write", "wrote", "written"), ("buy", "bought", "bought"), ("sell", "sold", "sold"), ("make", "made", "made"),
-    ("know", "knew", "known"), ("teach", "taught", "taught"), ("lead", "led", "led"), ("win", "won", "won"),
-    ("pay", "paid", "paid"), ("hold", "held", "held"), ("build", "built", "built"), ("send", "sent", "sent"),
-    ("give", "gave", "given"), ("take", "took", "taken"), ("see", "saw", "seen"), ("do", "did", "done"),
-    ("run", "ran", "run"), ("meet", "met", "met"), ("find", "found", "found"), ("tell", "told", "told"),
-    ("get", "got", "got"), ("leave", "left", "left"), ("lose", "lost", "lost"), ("bring", "brought", "brought"),
-    ("fight", "fought", "fought"), ("drive", "drove", "driven"), ("speak", "spoke", "spoken"),
-    ("begin", "began", "begun"), ("choose", "chose", "chosen"), ("eat", "ate", "eaten"), ("fly", "flew", "flown"),
-    ("grow", "grew", "grown"), ("hear", "heard", "heard"), ("keep", "kept", "kept"), ("sit", "sat", "sat"),
-    ("stand", "stood", "stood"), ("become", "became", "become"), ("come", "came", "come"), ("go", "went", "gone"),
-    ("have", "had", "had"), ("sing", "sang", "sung"), ("draw", "drew", "drawn"), ("read", "read", "read"),
-    ("lend", "lent", "lent"), ("spend", "spent", "spent"), ("feel", "felt", "felt"), ("shoot", "shot", "shot"),
-    ("steal", "stole", "stolen"), ("wear", "wore", "worn"), ("forgive", "forgave", "forgiven"),
-    ("ship", "shipped", "shipped"), ("star", "starred", "starred"), ("refer", "referred", "referred"),
+    ("write", "wrote", "written"),
+    ("buy", "bought", "bought"),
+    ("sell", "sold", "sold"),
+    ("make", "made", "made"),
+    ("know", "knew", "known"),
+    ("teach", "taught", "taught"),
+    ("lead", "led", "led"),
+    ("win", "won", "won"),
+    ("pay", "paid", "paid"),
+    ("hold", "held", "held"),
+    ("build", "built", "built"),
+    ("send", "sent", "sent"),
+    ("give", "gave", "given"),
+    ("take", "took", "taken"),
+    ("see", "saw", "seen"),
+    ("do", "did", "done"),
+    ("run", "ran", "run"),
+    ("meet", "met", "met"),
+    ("find", "found", "found"),
+    ("tell", "told", "told"),
+    ("get", "got", "got"),
+    ("leave", "left", "left"),
+    ("lose", "lost", "lost"),
+    ("bring", "brought", "brought"),
+    ("fight", "fought", "fought"),
+    ("drive", "drove", "driven"),
+    ("speak", "spoke", "spoken"),
+    ("begin", "began", "begun"),
+    ("choose", "chose", "chosen"),
+    ("eat", "ate", "eaten"),
+    ("fly", "flew", "flown"),
+    ("grow", "grew", "grown"),
+    ("hear", "heard", "heard"),
+    ("keep", "kept", "kept"),
+    ("sit", "sat", "sat"),
+    ("stand", "stood", "stood"),
+    ("become", "became", "become"),
+    ("come", "came", "come"),
+    ("go", "went", "gone"),
+    ("have", "had", "had"),
+    ("sing", "sang", "sung"),
+    ("draw", "drew", "drawn"),
+    ("read", "read", "read"),
+    ("lend", "lent", "lent"),
+    ("spend", "spent", "spent"),
+    ("feel", "felt", "felt"),
+    ("shoot", "shot", "shot"),
+    ("steal", "stole", "stolen"),
+    ("wear", "wore", "worn"),
+    ("forgive", "forgave", "forgiven"),
+    ("ship", "shipped", "shipped"),
+    ("star", "starred", "starred"),
+    ("refer", "referred", "referred"),
 ]
 _VERB_FORMS: dict[str, tuple[str, str, str]] = {}
 for _b, _p, _pp in _IRREGULAR:
     _VERB_FORMS[_b] = _VERB_FORMS[_p] = (_b, _p, _pp)
 # Regular past tenses whose base the rules below get wrong.
-_ED_BASE = {"created": "create", "completed": "complete", "included": "include", "provided": "provide",
-            "featured": "feature", "described": "describe", "subscribed": "subscribe", "scheduled": "schedule",
-            "visited": "visit", "edited": "edit", "credited": "credit", "followed": "follow", "allowed": "allow",
-            "travelled": "travel", "cancelled": "cancel", "labelled": "label", "rated": "rate", "liked": "like",
-            "placed": "place", "purchased": "purchase", "reviewed": "review", "directed": "direct",
-            "produced": "produce", "acted": "act", "ordered": "order", "supplied": "supply", "used": "use",
-            "owned": "own", "managed": "manage", "contained": "contain", "hosted": "host", "posted": "post",
-            "invited": "invite", "united": "unite", "wrote": "write", "located": "locate", "based": "base"}
+_ED_BASE = {
+    "created": "create",
+    "completed": "complete",
+    "included": "include",
+    "provided": "provide",
+    "featured": "feature",
+    "described": "describe",
+    "subscribed": "subscribe",
+    "scheduled": "schedule",
+    "visited": "visit",
+    "edited": "edit",
+    "credited": "credit",
+    "followed": "follow",
+    "allowed": "allow",
+    "travelled": "travel",
+    "cancelled": "cancel",
+    "labelled": "label",
+    "rated": "rate",
+    "liked": "like",
+    "placed": "place",
+    "purchased": "purchase",
+    "reviewed": "review",
+    "directed": "direct",
+    "produced": "produce",
+    "acted": "act",
+    "ordered": "order",
+    "supplied": "supply",
+    "used": "use",
+    "owned": "own",
+    "managed": "manage",
+    "contained": "contain",
+    "hosted": "host",
+    "posted": "post",
+    "invited": "invite",
+    "united": "unite",
+    "wrote": "write",
+    "located": "locate",
+    "based": "base",
+}
 
 
 def split_words(identifier: str) -> list[str]:
-    """``unitPrice`` → ['unit', 'price']; ``customer_id`` → ['customer', 'ID']; ``ACTED_IN`` → ['acted', 'in']."""
+    """``unitPrice`` → ['unit', 'price']; ``customer_id`` → ['customer', 'ID']; ``ACTED_IN`` → ['acted',
+    'in']."""
     raw = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", identifier or "")
     return [ACRONYMS.get(w.lower(), w.lower()) for w in raw] or [identifier]
 
@@ -87,7 +261,8 @@ def words_of(identifier: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def plural(phrase: str) -> str:
-    """Plural of a noun phrase's head: "unit price" → "unit prices", "quantity per unit" → "quantities per unit"."""
+    """Plural of a noun phrase's head: "unit price" → "unit prices", "quantity per unit" → "quantities per
+    unit"."""
     words = phrase.split(" ")
     cut = next((i for i, w in enumerate(words) if i and w in PREPOSITIONS), len(words))
     head, tail = words[:cut], words[cut:]
@@ -155,7 +330,8 @@ class Noun:
 
 @dataclass(frozen=True)
 class Verb:
-    """A relationship type in English. ``copula``: "is part of"; otherwise a verb with an optional particle."""
+    """A relationship type in English. ``copula``: "is part of"; otherwise a verb with an optional
+    particle."""
 
     copula: bool
     base: str  # verb: "act in" / copula: "part of"
@@ -183,7 +359,9 @@ class Verb:
     def negated(self, plural_subject: bool) -> str:
         """ "never acted in", "do not supply", "are not part of"."""
         if self.copula:
-            return ("are not " + (self.plural_noun or self.base)) if plural_subject else ("is not " + self.base)
+            return (
+                ("are not " + (self.plural_noun or self.base)) if plural_subject else ("is not " + self.base)
+            )
         if not self.present:
             return "never " + self.past
         return ("do not " if plural_subject else "does not ") + self.base
@@ -262,17 +440,27 @@ def verb_of(rel_type: str, end_label: str | None = None) -> Verb:
     tail = (" " + " ".join(rest)) if rest else ""
     if head in ("is", "are", "was", "were", "be") and rest:
         return Verb(True, " ".join(rest))
-    if head in PREPOSITIONS or head in COPULA_HEADS or (rest and rest[-1] == "by" and head.endswith("ed")) or (
-        head in STATE_PARTICIPLES and rest
+    if (
+        head in PREPOSITIONS
+        or head in COPULA_HEADS
+        or (rest and rest[-1] == "by" and head.endswith("ed"))
+        or (head in STATE_PARTICIPLES and rest)
     ):
         if head in ADJECTIVE_HEADS and not rest:
             words = [head, "to"]  # SIMILAR → "similar to"
         phrase = " ".join(words)
-        if head in ("located", "based", "related", "connected", "linked", "associated", "tagged") and not rest:
+        if (
+            head in ("located", "based", "related", "connected", "linked", "associated", "tagged")
+            and not rest
+        ):
             phrase = f"{head} {'to' if head in ('related', 'connected', 'linked') else 'in'}"
         plural_noun = ""
-        if head in COPULA_HEADS and head not in ("part", "type", "kind", "friends") and head not in ADJECTIVE_HEADS \
-                and not head.endswith("ed"):
+        if (
+            head in COPULA_HEADS
+            and head not in ("part", "type", "kind", "friends")
+            and head not in ADJECTIVE_HEADS
+            and not head.endswith("ed")
+        ):
             plural_noun = " ".join([plural(head), *rest])  # MEMBER_OF: "are members of" / "is a member of"
             phrase = f"{article(head).split()[0]} {phrase}"
         return Verb(True, phrase, plural_noun=plural_noun)
@@ -294,7 +482,8 @@ def verb_of(rel_type: str, end_label: str | None = None) -> Verb:
 
 
 def prop_words(label: str, prop: str) -> str:
-    """``Product.productName`` → "name"; ``Product.unitPrice`` → "unit price"; ``Customer.customerID`` → "customer ID"."""
+    """``Product.productName`` → "name"; ``Product.unitPrice`` → "unit price"; ``Customer.customerID`` →
+    "customer ID"."""
     words = split_words(prop)
     lab = split_words(label)
     if len(words) > len(lab) and words[: len(lab)] == lab and words[len(lab):] != ["ID"]:

@@ -10,7 +10,8 @@ existence or absence of a further relationship, and a *frame* — what the quest
     pairs     an entity with a related one                        "List each movie with its director."
     count     how many                                            "How many people were born before 1950?"
     aggregate sum/avg/min/max of a node or relationship property  "What is the average rating of …?"
-    distinct  the distinct values of a property                   "Which countries do our suppliers come from?"
+    distinct  the distinct values of a property                   "Which countries do our suppliers come
+    from?"
     first     N entities in storage order (LIMIT, no ORDER BY)    "List the first 3 products in …"
     top       ORDER BY a property … LIMIT N                        "Top 5 products by unit price"
     group     a count or aggregate per group key (+ top N)        "How many movies has each person directed?"
@@ -98,7 +99,8 @@ class Filter:
     on: str  # "node" | "hop"
     index: int
     prop: Prop
-    op: str  # eq ne gt ge lt le between contains starts ends in null notnull true false after before year month
+    # eq ne gt ge lt le between contains starts ends in null notnull true false after before year month
+    op: str
     value: Any = None
     value2: Any = None
 
@@ -159,7 +161,9 @@ class Query:
         """The constructs this query uses (for the coverage report)."""
         out = [f"frame:{self.frame}", f"hops:{len(self.hops)}"]
         if len(self.hops) >= 2:
-            out.append("shape:" + ("chain" if all(h.parent == i for i, h in enumerate(self.hops)) else "star"))
+            out.append(
+                "shape:" + ("chain" if all(h.parent == i for i, h in enumerate(self.hops)) else "star")
+            )
         out += [f"dir:{'out' if h.outward else 'in'}" for h in self.hops]
         out += sorted({f"filter:{f.op}" for f in self.filters})
         out += sorted({f"filter_kind:{f.prop.kind}" for f in self.filters})
@@ -185,12 +189,15 @@ class Query:
             out.append("with_distinct")
         if self.split_match:
             out.append("repeated_match")
-        if any(r.on == "hop" for r in self.returns) or (self.agg and self.agg.target and self.agg.target.on == "hop"):
+        if any(r.on == "hop" for r in self.returns) or (
+            self.agg and self.agg.target and self.agg.target.on == "hop"
+        ):
             out.append("relationship_property")
         if self.style == "node" and self.frame in ("list", "first"):
             out.append("return_node")
         if any(f.prop.kind == "numtext" for f in self.filters) or (
-                self.agg and self.agg.target and self.agg.target.prop and self.agg.target.prop.kind == "numtext"):
+            self.agg and self.agg.target and self.agg.target.prop and self.agg.target.prop.kind == "numtext"
+        ):
             out.append("to_float")
         return out
 
@@ -205,7 +212,9 @@ def _agg_alias(q: Query) -> str:
     assert a is not None
     if a.func == "count":
         lab = q.nodes[a.target.index].label if a.target and a.target.on == "node" else q.nodes[0].label
-        return "num" + "".join(w[:1].upper() + w[1:] for w in plural(" ".join(split_words(lab.label))).split())
+        return "num" + "".join(
+            w[:1].upper() + w[1:] for w in plural(" ".join(split_words(lab.label))).split()
+        )
     prop = a.target.prop if a.target else None
     words = split_words(prop.name) if prop else ["value"]
     stem = "".join(w[:1].upper() + w[1:] for w in words)
@@ -338,7 +347,11 @@ def _match(q: Query) -> str:
     if len(pieces) == 2 and len(pieces[0][1]) == 1 and len(pieces[1][1]) == 1:
         # two branches around the focus: one path through it, (a)<-[]-(f)-[]->(b)
         a, b = pieces[0][1][0], pieces[1][1][0]
-        text = _piece(q, 0, [a], seen, reverse=True) + _rel_pat(q.hops[b], True) + _node_pat(q, q.hops[b].child, seen)
+        text = (
+            _piece(q, 0, [a], seen, reverse=True)
+            + _rel_pat(q.hops[b], True)
+            + _node_pat(q, q.hops[b].child, seen)
+        )
         return "MATCH " + text
     clauses: list[str] = []
     for start, hop_ids in pieces:
@@ -351,7 +364,11 @@ def _match(q: Query) -> str:
         clauses.append(_piece(q, start, hop_ids, seen, _prefer_reverse(q, start, hop_ids)))
     if len(clauses) > 1 and not q.split_match:
         return "MATCH " + ", ".join(clauses)
-    return "MATCH " + " ".join(clauses) if not q.split_match else "MATCH " + clauses[0] + " " + " ".join(clauses[1:])
+    return (
+        "MATCH " + " ".join(clauses)
+        if not q.split_match
+        else "MATCH " + clauses[0] + " " + " ".join(clauses[1:])
+    )
 
 
 def _prefer_reverse(q: Query, start: int, hop_ids: list[int]) -> bool:
@@ -435,7 +452,10 @@ def tie_probe(q: Query) -> tuple[str, int] | None:
     assert isinstance(q.order, Ref)
     ret, order = body.rfind(" RETURN "), body.rfind(" ORDER BY ")
     cols = body[ret + len(" RETURN "): order]
-    return f"{body[:ret]} RETURN {cols}, {_numeric(q, q.order)} AS __sort_key{body[order:]} LIMIT {q.limit + 1}", q.limit
+    return (
+        f"{body[:ret]} RETURN {cols}, {_numeric(q, q.order)} AS __sort_key{body[order:]} LIMIT {q.limit + 1}",
+        q.limit,
+    )
 
 
 # ================================================================================================
@@ -513,7 +533,9 @@ class Sampler:
                 if parent > 0:  # do not walk straight back along the hop that led here, mostly
                     back = q.hops[parent - 1] if parent - 1 < len(q.hops) else None
                     if back is not None and rng.random() < 0.8:
-                        options = [(r, o) for r, o in options if not (r is back.rel and o != back.outward)] or options
+                        options = [
+                            (r, o) for r, o in options if not (r is back.rel and o != back.outward)
+                        ] or options
                 if not options:
                     ok = False
                     break
@@ -679,7 +701,11 @@ class Sampler:
                 return None
             return Filter(on, idx, p, "contains", rng.choice(words))
         if op == "starts":
-            prefix = words[0] if words and v.startswith(words[0]) and rng.random() < 0.6 else v[: rng.choice([1, 1, 2, 3])]
+            prefix = (
+                words[0]
+                if words and v.startswith(words[0]) and rng.random() < 0.6
+                else v[: rng.choice([1, 1, 2, 3])]
+            )
             return Filter(on, idx, p, "starts", prefix) if prefix.strip() else None
         if op == "ends":
             tail = words[-1] if words and v.endswith(words[-1]) else None
@@ -791,8 +817,11 @@ class Sampler:
 
     def _frame_aggregate(self, q: Query) -> bool:
         target = self._agg_target(q)
-        years = [p for p in q.nodes[0].label.usable("number", "date", "datetext") if (p.is_year or p.kind != "number")
-                 and not any(f.prop is p for f in q.filters)]
+        years = [
+            p
+            for p in q.nodes[0].label.usable("number", "date", "datetext")
+            if (p.is_year or p.kind != "number") and not any(f.prop is p for f in q.filters)
+        ]
         if years and (target is None or self.rng.random() < 0.25):  # the earliest / latest year or date
             q.agg = Agg(self.rng.choice(("min", "max")), Ref("node", 0, self.rng.choice(years)))
             return True
@@ -817,7 +846,9 @@ class Sampler:
         lab = q.nodes[0].label
         props = [p for p in lab.usable("number", "numtext", "date", "datetext")
                  if not any(f.prop is p for f in q.filters)]
-        hop_props = [(j, p) for j, h in enumerate(q.hops) if h.parent == 0 for p in h.rel.usable("number", "numtext")]
+        hop_props = [
+            (j, p) for j, h in enumerate(q.hops) if h.parent == 0 for p in h.rel.usable("number", "numtext")
+        ]
         if not props and not hop_props:
             return False
         if hop_props and (not props or rng.random() < 0.25):
@@ -832,7 +863,8 @@ class Sampler:
         return True
 
     def _group_key(self, q: Query) -> Ref | None:
-        """Group by a related node's key (via a hop from the focus), or by a category property of the focus."""
+        """Group by a related node's key (via a hop from the focus), or by a category property of the
+        focus."""
         rng = self.rng
         cands: list[Ref] = []
         for h in q.hops:
@@ -887,7 +919,9 @@ class Sampler:
         return True
 
     def _shown_prop(self, lab: Label, exclude: Prop | None) -> Prop | None:
-        props = [p for p in lab.usable("number", "category", "date", "datetext", "numtext") if p is not exclude]
+        props = [
+            p for p in lab.usable("number", "category", "date", "datetext", "numtext") if p is not exclude
+        ]
         return self.rng.choice(props) if props else None
 
 
@@ -900,7 +934,9 @@ def _prune(q: Query) -> None:
             used.add(q.agg.target.index)
         if isinstance(q.order, Ref) and q.order.on == "node":
             used.add(q.order.index)
-        hop_used = {r.index for r in q.returns if r.on == "hop"} | {f.index for f in q.filters if f.on == "hop"}
+        hop_used = {r.index for r in q.returns if r.on == "hop"} | {
+            f.index for f in q.filters if f.on == "hop"
+        }
         if q.agg and q.agg.target and q.agg.target.on == "hop":
             hop_used.add(q.agg.target.index)
         if isinstance(q.order, Ref) and q.order.on == "hop":
@@ -908,8 +944,13 @@ def _prune(q: Query) -> None:
         victim = None
         for j, h in enumerate(q.hops):
             c = h.child
-            if q.children(c) or c in used or j in hop_used or any(f.on == "node" and f.index == c for f in q.filters) \
-                    or any(e.node == c for e in q.exists):
+            if (
+                q.children(c)
+                or c in used
+                or j in hop_used
+                or any(f.on == "node" and f.index == c for f in q.filters)
+                or any(e.node == c for e in q.exists)
+            ):
                 continue
             victim = j
             break

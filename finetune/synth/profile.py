@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.graphdb.base import GraphStore
+from finetune.synth.cypher import ident
 from finetune.synth.english import Noun, Verb, plural, prop_words, split_words, verb_of, words_of
 
 NODE_SAMPLE = 5000
@@ -179,7 +180,16 @@ def classify(name: str, values: list[Any], db_type: str) -> tuple[str, list[Any]
     id_like = bool(_ID_NAME.search(name) or re.search(r"(^|_)(code|key|sku|isbn)$", name, re.IGNORECASE))
     if all(_NUMERIC_TEXT.match(v.strip()) for v in usable[:300]) and not id_like and len(counts) > 5:
         return "numtext", distinct, counts
-    if id_like or name.lower() in ("email", "phone", "fax", "url", "homepage", "postalcode", "zip", "picture"):
+    if id_like or name.lower() in (
+        "email",
+        "phone",
+        "fax",
+        "url",
+        "homepage",
+        "postalcode",
+        "zip",
+        "picture",
+    ):
         return "id", distinct, counts
     if len(counts) <= 60 and len(counts) <= 0.5 * len(usable) and avg_len <= 40:
         return "category", distinct, counts
@@ -241,7 +251,9 @@ def _props_of(records: list[dict[str, Any]], db_types: dict[str, str], label: st
         vals = [rec.get(name) for rec in records if rec.get(name) is not None]
         kind, distinct, counts = classify(name, vals, db_types.get(name, ""))
         words = prop_words(label, name) if label else words_of(name)
-        props[name] = Prop(name, words, kind, distinct, counts, len(vals), len(records), db_types.get(name, ""))
+        props[name] = Prop(
+            name, words, kind, distinct, counts, len(vals), len(records), db_types.get(name, "")
+        )
         _participle(props[name])
     return props
 
@@ -263,8 +275,6 @@ def _pick_var(label: str, used: set[str]) -> str:
 
 def profile_graph(graph: GraphStore, *, timeout_s: float = 30.0, seed: int = 0) -> Profile:
     """Read the schema, sampled nodes and sampled relationships (one query per label and per pattern)."""
-    from finetune.synth.cypher import ident
-
     schema = graph.schema()
     labels: dict[str, Label] = {}
     used: set[str] = set()
@@ -274,12 +284,19 @@ def profile_graph(graph: GraphStore, *, timeout_s: float = 30.0, seed: int = 0) 
     for nl in schema.labels:
         if not nl.label:
             continue
-        rows = graph.query(f"MATCH (n:{ident(nl.label)}) WITH n LIMIT {NODE_SAMPLE} RETURN id(n), properties(n)",
-                           timeout_s=timeout_s, max_rows=NODE_SAMPLE).rows
+        rows = graph.query(
+            f"MATCH (n:{ident(nl.label)}) WITH n LIMIT {NODE_SAMPLE} RETURN id(n), properties(n)",
+            timeout_s=timeout_s,
+            max_rows=NODE_SAMPLE,
+        ).rows
         nodes = {int(r[0]): r[1] for r in rows if isinstance(r[1], dict)}
         props = _props_of(list(nodes.values()), {p.name: p.type for p in nl.properties}, nl.label)
-        lab = Label(nl.label, var_of[nl.label], Noun.of_label(nl.label), nl.count or len(nodes), props, nodes=nodes)
-        scored = sorted(((s, p.name) for p in props.values() if (s := _key_score(nl.label, p)) > 0), reverse=True)
+        lab = Label(
+            nl.label, var_of[nl.label], Noun.of_label(nl.label), nl.count or len(nodes), props, nodes=nodes
+        )
+        scored = sorted(
+            ((s, p.name) for p in props.values() if (s := _key_score(nl.label, p)) > 0), reverse=True
+        )
         if scored:
             lab.key = props[scored[0][1]]
             if lab.key.kind in ("text", "category"):
@@ -294,7 +311,10 @@ def profile_graph(graph: GraphStore, *, timeout_s: float = 30.0, seed: int = 0) 
             continue
         rows = graph.query(
             f"MATCH (a:{ident(a.label)})-[r:{ident(pat.type)}]->(b:{ident(b.label)}) WITH a, r, b "
-            f"LIMIT {EDGE_SAMPLE} RETURN id(a), id(b), properties(r)", timeout_s=timeout_s, max_rows=EDGE_SAMPLE).rows
+            f"LIMIT {EDGE_SAMPLE} RETURN id(a), id(b), properties(r)",
+            timeout_s=timeout_s,
+            max_rows=EDGE_SAMPLE,
+        ).rows
         edges = [(int(x), int(y), p if isinstance(p, dict) else {}) for x, y, p in rows]
         rng.shuffle(edges)
         out: dict[int, list[int]] = defaultdict(list)
@@ -303,6 +323,8 @@ def profile_graph(graph: GraphStore, *, timeout_s: float = 30.0, seed: int = 0) 
             out[x].append(i)
             inc[y].append(i)
         rt = rel_types.get(pat.type)
-        props = _props_of([e[2] for e in edges], {p.name: p.type for p in (rt.properties if rt else ())}, None)
+        props = _props_of(
+            [e[2] for e in edges], {p.name: p.type for p in (rt.properties if rt else ())}, None
+        )
         rels.append(Rel(a, pat.type, b, verb_of(pat.type, b.label), props, edges, dict(out), dict(inc)))
     return Profile(graph.name, labels, rels)

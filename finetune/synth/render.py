@@ -96,8 +96,14 @@ class Renderer:
             return self.pick([f"the {n.singular} named {name}", f"the {n.singular} called {name}",
                               f"the {n.singular} with {f.prop.words} {name}"])
         shown = say_num(v) if isinstance(v, (int, float)) else str(v)
-        return self.pick([f"{n.singular} {shown}", f"{n.singular} #{shown}", f"the {n.singular} with {self.pname(f.prop)} {shown}",
-                          f"{n.singular} {self.pname(f.prop)} {shown}"])
+        return self.pick(
+            [
+                f"{n.singular} {shown}",
+                f"{n.singular} #{shown}",
+                f"the {n.singular} with {self.pname(f.prop)} {shown}",
+                f"{n.singular} {self.pname(f.prop)} {shown}",
+            ]
+        )
 
     def np(self, q: Query, i: int, *, plural_: bool = True, skip_hop: int | None = None, det: str = "",
            mods: bool = True) -> str:
@@ -128,7 +134,8 @@ class Renderer:
         return ", ".join(parts[:-1]) + self.pick([" and ", ", and ", " and "]) + parts[-1]
 
     def hop_clause(self, q: Query, j: int, parent_plural: bool) -> str:
-        """The relative clause for hop ``j`` seen from its parent: "who acted in movies …", "directed by …"."""
+        """The relative clause for hop ``j`` seen from its parent: "who acted in movies …", "directed by
+        …"."""
         h = q.hops[j]
         parent = self.noun(q, h.parent)
         v = h.rel.verb
@@ -158,9 +165,15 @@ class Renderer:
         v = e.rel.verb
         if e.outward:
             if e.negated:
-                return self.pick([f"{n.rel} {v.negated(plural_)} any {other.plural}",
-                                  f"{n.rel} {'have' if plural_ else 'has'} never {v.participle or v.base} any {other.singular}"
-                                  if not v.copula else f"{n.rel} {v.negated(plural_)} any {other.singular}"])
+                return self.pick(
+                    [
+                        f"{n.rel} {v.negated(plural_)} any {other.plural}",
+                        f"{n.rel} {'have' if plural_ else 'has'} never {v.participle or v.base} any "
+                        f"{other.singular}"
+                        if not v.copula
+                        else f"{n.rel} {v.negated(plural_)} any {other.singular}",
+                    ]
+                )
             return self.pick([f"{n.rel} {v.finite(plural_)} at least one {other.singular}",
                               f"{n.rel} {v.perfect(plural_)} some {other.plural}"])
         if e.negated:
@@ -190,8 +203,16 @@ class Renderer:
             return self.pick([("", f"that {be} not {adj}"), ("", f"not marked as {adj}"),
                               ("", f"where {pn} is false")])  # type: ignore[list-item]
         if op == "null":
-            return "", self.pick([f"without a {pn}", f"with no {pn}", f"that {have} no {pn}", f"whose {pn} is missing",
-                                  f"with an unknown {pn}", f"where the {pn} is not set"])
+            return "", self.pick(
+                [
+                    f"without a {pn}",
+                    f"with no {pn}",
+                    f"that {have} no {pn}",
+                    f"whose {pn} is missing",
+                    f"with an unknown {pn}",
+                    f"where the {pn} is not set",
+                ]
+            )
         if op == "notnull":
             return "", self.pick([f"with a {pn}", f"that {have} a {pn}", f"whose {pn} is known",
                                   f"with a {pn} on record", f"where {pn} is set", f"with a {pn} listed"])
@@ -203,48 +224,87 @@ class Renderer:
         if op == "eq":
             if p.is_location and rng.random() < 0.6:
                 return "", self.pick([f"from {v}", f"in {v}", f"located in {v}", f"based in {v}"])
-            return "", self.pick([f"whose {pn} is {v}", f"with {pn} {v}", f"with a {pn} of {v}", f"with the {pn} {v}",
-                                  f"where the {pn} is {v}", f"that {have} {article(pn)} {v}" if False else f"having {pn} {v}"])
+            return "", self.pick(
+                [
+                    f"whose {pn} is {v}",
+                    f"with {pn} {v}",
+                    f"with a {pn} of {v}",
+                    f"with the {pn} {v}",
+                    f"where the {pn} is {v}",
+                    f"that {have} {article(pn)} {v}" if False else f"having {pn} {v}",
+                ]
+            )
         if op == "ne":
             if p.is_location and rng.random() < 0.5:
                 return "", self.pick([f"not from {v}", f"outside {v}", f"not located in {v}"])
-            return "", self.pick([f"whose {pn} is not {v}", f"with a {pn} other than {v}", f"where the {pn} isn't {v}"])
+            return "", self.pick(
+                [f"whose {pn} is not {v}", f"with a {pn} other than {v}", f"where the {pn} isn't {v}"]
+            )
         if op == "in":
             vals = [self.value(x, p) for x in f.value]
             listed = ", ".join(vals[:-1]) + self.pick([" or ", " or ", ", or "]) + vals[-1]
             if p.is_location and rng.random() < 0.5:
                 return "", self.pick([f"from {listed}", f"in {listed}", f"located in either {listed}"])
-            return "", self.pick([f"whose {pn} is {listed}", f"with {pn} {listed}", f"with a {pn} of either {listed}",
-                                  f"whose {pn} is one of {', '.join(vals)}"])
+            return "", self.pick(
+                [
+                    f"whose {pn} is {listed}",
+                    f"with {pn} {listed}",
+                    f"with a {pn} of either {listed}",
+                    f"whose {pn} is one of {', '.join(vals)}",
+                ]
+            )
         q = f"'{f.value}'" if rng.random() < 0.85 else f'"{f.value}"'
         if op == "contains":
-            return "", self.pick([f"whose {pn} contains {q}", f"with {q} in {their} {pn}", f"with a {pn} containing {q}",
-                                  f"whose {pn} includes {q}", f"with a {pn} that mentions {q}",
-                                  f"whose {pn} has the word {q} in it"])
+            return "", self.pick(
+                [
+                    f"whose {pn} contains {q}",
+                    f"with {q} in {their} {pn}",
+                    f"with a {pn} containing {q}",
+                    f"whose {pn} includes {q}",
+                    f"with a {pn} that mentions {q}",
+                    f"whose {pn} has the word {q} in it",
+                ]
+            )
         if op == "starts":
             return "", self.pick([f"whose {pn} starts with {q}", f"with a {pn} beginning with {q}",
                                   f"whose {pn} begins with {q}", f"with a {pn} starting with {q}"])
         if op == "ends":
-            return "", self.pick([f"whose {pn} ends with {q}", f"with a {pn} ending in {q}", f"whose {pn} ends in {q}"])
+            return "", self.pick(
+                [f"whose {pn} ends with {q}", f"with a {pn} ending in {q}", f"whose {pn} ends in {q}"]
+            )
         raise ValueError(op)
 
     def _number_phrase(self, f: Filter, pn: str, part: str, plural_: bool) -> str:
         p, op = f.prop, f.op
         v = self.value(f.value, p)
         if part:
-            return {"gt": self.pick([f"{part} after {v}", f"{part} later than {v}", f"{part} since {v}" if False else f"{part} after {v}"]),
-                    "ge": self.pick([f"{part} in {v} or later", f"{part} in or after {v}"]),
-                    "lt": self.pick([f"{part} before {v}", f"{part} earlier than {v}", f"{part} prior to {v}"]),
-                    "le": self.pick([f"{part} in {v} or earlier", f"{part} in or before {v}"]),
-                    "eq": self.pick([f"{part} in {v}", f"{part} in the year {v}"]),
-                    "between": self.pick([f"{part} between {v} and {self.value(f.value2, p)}",
-                                          f"{part} from {v} to {self.value(f.value2, p)}"])}[op]
+            return {
+                "gt": self.pick(
+                    [
+                        f"{part} after {v}",
+                        f"{part} later than {v}",
+                        f"{part} since {v}" if False else f"{part} after {v}",
+                    ]
+                ),
+                "ge": self.pick([f"{part} in {v} or later", f"{part} in or after {v}"]),
+                "lt": self.pick([f"{part} before {v}", f"{part} earlier than {v}", f"{part} prior to {v}"]),
+                "le": self.pick([f"{part} in {v} or earlier", f"{part} in or before {v}"]),
+                "eq": self.pick([f"{part} in {v}", f"{part} in the year {v}"]),
+                "between": self.pick(
+                    [
+                        f"{part} between {v} and {self.value(f.value2, p)}",
+                        f"{part} from {v} to {self.value(f.value2, p)}",
+                    ]
+                ),
+            }[op]
         plural_words = is_plural(p.words.split()[0]) or is_plural(p.words.split()[-1])
         if plural_words and p.kind == "number" and op in ("gt", "lt", "ge", "le") and self.rng.random() < 0.6:
             word = {"gt": "more than", "lt": "fewer than", "ge": "at least", "le": "at most"}[op]
             return f"with {word} {v} {pn}"
         if op == "eq":
-            return self.pick([f"with a {pn} of {v}", f"whose {pn} is {v}", f"with {pn} equal to {v}", f"with {pn} {v}"])
+            return self.pick(
+                [f"with a {pn} of {v}", f"whose {pn} is {v}", f"with {pn} equal to {v}", f"with {pn} {v}"]
+            )
         if op == "between":
             w = self.value(f.value2, p)
             return self.pick([f"with a {pn} between {v} and {w}", f"whose {pn} is between {v} and {w}",
@@ -255,21 +315,30 @@ class Renderer:
         w = self.pick(words)
         if "{v}" in w:
             return self.pick([f"with a {pn} {w.format(v=v)}", f"whose {pn} is {w.format(v=v)[3:]}"])
-        return self.pick([f"with a {pn} {w} {v}", f"whose {pn} is {w} {v}", f"with {pn} {w} {v}", f"where {pn} is {w} {v}"])
+        return self.pick(
+            [f"with a {pn} {w} {v}", f"whose {pn} is {w} {v}", f"with {pn} {w} {v}", f"where {pn} is {w} {v}"]
+        )
 
     def _date_phrase(self, f: Filter, pn: str, part: str) -> str:
         op = f.op
         if op in ("year", "month"):
             when = str(f.value) if op == "year" else say_month(str(f.value) + "-01")
-            return self.pick([f"{part} in {when}"] if part else [f"with a {pn} in {when}", f"whose {pn} is in {when}",
-                                                                 f"with {pn} during {when}"])
+            return self.pick(
+                [f"{part} in {when}"]
+                if part
+                else [f"with a {pn} in {when}", f"whose {pn} is in {when}", f"with {pn} during {when}"]
+            )
         d = say_date(str(f.value), self.rng.randrange(3))
         if op == "between":
             d2 = say_date(str(f.value2), self.rng.randrange(3))
             return f"{part} between {d} and {d2}" if part else self.pick(
                 [f"with a {pn} between {d} and {d2}", f"whose {pn} is between {d} and {d2}"])
         word = self.pick(["after", "later than"] if op == "after" else ["before", "earlier than", "prior to"])
-        return f"{part} {word} {d}" if part else self.pick([f"with a {pn} {word} {d}", f"whose {pn} is {word} {d}"])
+        return (
+            f"{part} {word} {d}"
+            if part
+            else self.pick([f"with a {pn} {word} {d}", f"whose {pn} is {word} {d}"])
+        )
 
     # --- frames --------------------------------------------------------------------------------------------
     def question(self, q: Query) -> str:
@@ -281,11 +350,15 @@ class Renderer:
             if text.endswith("?"):
                 text = cap(self.pick(POLITE).format(q=body))
             else:
-                text = cap(self.pick(POLITE_IMPERATIVE).format(q=body.rstrip(".")) + ("?" if self.rng.random() < 0.5 else "."))
+                text = cap(
+                    self.pick(POLITE_IMPERATIVE).format(q=body.rstrip("."))
+                    + ("?" if self.rng.random() < 0.5 else ".")
+                )
         return text
 
     def _main_hop(self, q: Query) -> int | None:
-        """A hop of the focus that can become the question's main verb ("Which movies did Tom Hanks act in?")."""
+        """A hop of the focus that can become the question's main verb ("Which movies did Tom Hanks act
+        in?")."""
         hops = q.children(0)
         if len(hops) == 1 and self.rng.random() < 0.6:
             return hops[0]
@@ -311,24 +384,43 @@ class Renderer:
         if o == "which":
             return self.pick([f"Which {np_text} are there?", f"Which are the {np_text}?"])
         if o == "list":
-            return self.pick([f"List the {k}{np_text}.", f"List all {np_text}." if not k else f"List {k}{np_text}.",
-                              f"Give me a list of {k}{np_text}."])
+            return self.pick(
+                [
+                    f"List the {k}{np_text}.",
+                    f"List all {np_text}." if not k else f"List {k}{np_text}.",
+                    f"Give me a list of {k}{np_text}.",
+                ]
+            )
         if o == "what":
             return self.pick([f"What are the {k}{np_text}?", f"What {k}{np_text} are there?"])
         if o == "name":
-            return self.pick([f"Name the {k}{np_text}.", f"Name {k}{np_text}." if k else f"Name all {np_text}."])
+            return self.pick(
+                [f"Name the {k}{np_text}.", f"Name {k}{np_text}." if k else f"Name all {np_text}."]
+            )
         if o == "names":
             key = q.nodes[0].label.key
             kw = plural(key.words) if key is not None else "names"
             return self.pick([f"What are the {kw} of the {k}{np_text}?", f"List the {kw} of {k}{np_text}.",
                               f"Give me the {kw} of {k}{np_text}."])
         if o == "find":
-            return self.pick([f"Find {k}{np_text}." if k else f"Find all {np_text}.", f"Find the {k}{np_text}."])
+            return self.pick(
+                [f"Find {k}{np_text}." if k else f"Find all {np_text}.", f"Find the {k}{np_text}."]
+            )
         if o == "show":
-            return self.pick([f"Show me the {k}{np_text}.", f"Show {k}{np_text}." if k else f"Show all {np_text}.",
-                              f"Display the {k}{np_text}."])
-        return self.pick([f"Retrieve the {k}{np_text}.", f"Retrieve {k}{np_text}." if k else f"Retrieve all {np_text}.",
-                          f"Return the {k}{np_text}."])
+            return self.pick(
+                [
+                    f"Show me the {k}{np_text}.",
+                    f"Show {k}{np_text}." if k else f"Show all {np_text}.",
+                    f"Display the {k}{np_text}.",
+                ]
+            )
+        return self.pick(
+            [
+                f"Retrieve the {k}{np_text}.",
+                f"Retrieve {k}{np_text}." if k else f"Retrieve all {np_text}.",
+                f"Return the {k}{np_text}.",
+            ]
+        )
 
     def _with_extra(self, q: Query, text: str) -> str:
         extra = [r.prop for r in q.returns[1:] if r.prop is not None]
@@ -336,7 +428,11 @@ class Renderer:
             return text
         end = text[-1]
         names = " and ".join(self.pname(p) for p in extra)
-        return text[:-1] + self.pick([f", with their {names}", f" along with their {names}", f" and their {names}"]) + end
+        return (
+            text[:-1]
+            + self.pick([f", with their {names}", f" along with their {names}", f" and their {names}"])
+            + end
+        )
 
     def _q_list(self, q: Query) -> str:
         j = self._main_hop(q) if q.opener in ("which",) else None
@@ -349,15 +445,26 @@ class Renderer:
         return self._with_extra(q, self._entity_opener(q, self.np(q, 0)))
 
     def _has_mods(self, q: Query, i: int) -> bool:
-        return any(f.on == "node" and f.index == i for f in q.filters) or any(e.node == i for e in q.exists) or \
-            len(q.children(i)) > 1
+        return (
+            any(f.on == "node" and f.index == i for f in q.filters)
+            or any(e.node == i for e in q.exists)
+            or len(q.children(i)) > 1
+        )
 
     def _q_first(self, q: Query) -> str:
         k = q.limit or 3
         np_text = self.np(q, 0)
         if self.rng.random() < 0.55:
-            lead = {"which": "List", "list": "List", "what": "Give me", "name": "Name", "names": "List", "find": "Find",
-                    "show": "Show", "retrieve": "Retrieve"}[q.opener]
+            lead = {
+                "which": "List",
+                "list": "List",
+                "what": "Give me",
+                "name": "Name",
+                "names": "List",
+                "find": "Find",
+                "show": "Show",
+                "retrieve": "Retrieve",
+            }[q.opener]
             first = self.pick(["first", "first", "first"])
             if q.opener == "names":
                 key = q.nodes[0].label.key
@@ -380,10 +487,15 @@ class Renderer:
         if with_key:
             key = q.nodes[0].label.key
             assert key is not None
-            return self.pick([f"List the {np_text} with their {names}.", f"Show the {np_text} and their {names}.",
-                              f"What are the {plural(key.words)} and {names} of {np_text}?",
-                              f"For each of the {np_text}, give the {key.words} and the {names}.",
-                              f"Give me the {np_text} along with their {names}."])
+            return self.pick(
+                [
+                    f"List the {np_text} with their {names}.",
+                    f"Show the {np_text} and their {names}.",
+                    f"What are the {plural(key.words)} and {names} of {np_text}?",
+                    f"For each of the {np_text}, give the {key.words} and the {names}.",
+                    f"Give me the {np_text} along with their {names}.",
+                ]
+            )
         return self.pick([f"What are the {names} of {np_text}?", f"List the {names} of {np_text}.",
                           f"Show the {names} of the {np_text}.", f"Give me the {names} for {np_text}.",
                           f"What {names} do {np_text} have?"])
@@ -397,18 +509,31 @@ class Renderer:
             p = props[0]
             pn = self.pname(p)
             if p.participle and self.rng.random() < 0.7:
-                return self.pick([f"When was {ref} {p.participle}?", f"In what year was {ref} {p.participle}?"]
-                                 if p.kind == "number" else [f"When was {ref} {p.participle}?"])
-            opts = [f"What is the {pn} of {ref}?", f"Tell me the {pn} of {ref}.", f"What's the {pn} of {ref}?",
-                    f"Show the {pn} for {ref}.", f"Give me the {pn} of {ref}."]
+                return self.pick(
+                    [f"When was {ref} {p.participle}?", f"In what year was {ref} {p.participle}?"]
+                    if p.kind == "number"
+                    else [f"When was {ref} {p.participle}?"]
+                )
+            opts = [
+                f"What is the {pn} of {ref}?",
+                f"Tell me the {pn} of {ref}.",
+                f"What's the {pn} of {ref}?",
+                f"Show the {pn} for {ref}.",
+                f"Give me the {pn} of {ref}.",
+            ]
             if not ref.startswith("the "):
                 opts.append(f"What is {ref}'s {pn}?")
             if p.is_location and p.words in ("city", "country", "region", "state"):
                 opts.append(f"In which {p.words} is {ref}?")
             return self.pick(opts)
         names = self._and([self.pname(p) for p in props])
-        return self.pick([f"What are the {names} of {ref}?", f"Give me the {names} of {ref}.",
-                          f"Show {ref}'s {names}." if not ref.startswith("the ") else f"Show the {names} of {ref}."])
+        return self.pick(
+            [
+                f"What are the {names} of {ref}?",
+                f"Give me the {names} of {ref}.",
+                f"Show {ref}'s {names}." if not ref.startswith("the ") else f"Show the {names} of {ref}.",
+            ]
+        )
 
     def _q_pairs(self, q: Query) -> str:
         j = q.returns[1].index
@@ -418,8 +543,13 @@ class Renderer:
         np_text = self.np(q, 0, skip_hop=q.hops.index(hop))
         other_np = self.np(q, j)
         if hop.outward:
-            rel = self.pick([f"the {other_np} that they {v.finite(True)}", f"the {other_np} they {v.finite(True)}"]) \
-                if other_np == other.plural else f"the {other_np} that they {v.finite(True)}"
+            rel = (
+                self.pick(
+                    [f"the {other_np} that they {v.finite(True)}", f"the {other_np} they {v.finite(True)}"]
+                )
+                if other_np == other.plural
+                else f"the {other_np} that they {v.finite(True)}"
+            )
         else:
             rel = f"the {other_np} that {v.finite(True)} them" if not v.passive or self.rng.random() < 0.5 \
                 else f"the {other_np} they were {v.passive}"
@@ -432,10 +562,18 @@ class Renderer:
             head = f"How many {self.np(q, 0, skip_hop=j)}"
             return self._verb_question(q, j, head) + "?"
         np_text = self.np(q, 0)
-        return self.pick([f"How many {np_text} are there?", f"How many {np_text} are there?", f"How many {np_text}?",
-                          f"Count the {np_text}.", f"What is the number of {np_text}?",
-                          f"Give me the number of {np_text}.", f"How many {np_text} do we have?",
-                          f"What's the total number of {np_text}?"])
+        return self.pick(
+            [
+                f"How many {np_text} are there?",
+                f"How many {np_text} are there?",
+                f"How many {np_text}?",
+                f"Count the {np_text}.",
+                f"What is the number of {np_text}?",
+                f"Give me the number of {np_text}.",
+                f"How many {np_text} do we have?",
+                f"What's the total number of {np_text}?",
+            ]
+        )
 
     def _agg_word(self, func: str, p: Prop | None) -> str:
         if p is not None and (p.kind in ("date", "datetext") or p.is_year) and func in ("min", "max"):
@@ -447,7 +585,9 @@ class Renderer:
         pn = self.pname(ref.prop)
         if ref.on == "hop":
             h = q.hops[ref.index]
-            return self.pick([f"{pn}", f"{pn}", f"'{h.rel.type}' {pn}", f"{pn} on the {h.rel.type} relationships"])
+            return self.pick(
+                [f"{pn}", f"{pn}", f"'{h.rel.type}' {pn}", f"{pn} on the {h.rel.type} relationships"]
+            )
         return pn
 
     def _q_aggregate(self, q: Query) -> str:
@@ -456,9 +596,15 @@ class Renderer:
         word = self._agg_word(a.func, a.target.prop)
         target = self._agg_target_text(q, a.target)
         np_text = self.np(q, 0)
-        return self.pick([f"What is the {word} {target} of {np_text}?", f"What's the {word} {target} among {np_text}?",
-                          f"Find the {word} {target} of {np_text}.", f"Calculate the {word} {target} of {np_text}.",
-                          f"What is the {word} {target} for {np_text}?"])
+        return self.pick(
+            [
+                f"What is the {word} {target} of {np_text}?",
+                f"What's the {word} {target} among {np_text}?",
+                f"Find the {word} {target} of {np_text}.",
+                f"Calculate the {word} {target} of {np_text}.",
+                f"What is the {word} {target} for {np_text}?",
+            ]
+        )
 
     def _q_distinct(self, q: Query) -> str:
         p = q.returns[0].prop
@@ -503,7 +649,9 @@ class Renderer:
                 f"Top {k} {np_text} by {pn}" + ("" if q.desc else " (lowest first)"),
                 f"Give me the {k} {np_text} with the {hi} {pn}."]
         if not q.desc:
-            opts = [o for o in opts if "top" not in o.lower() or "lowest" in o] + [f"Which {k} {np_text} have the smallest {pn}?"]
+            opts = [o for o in opts if "top" not in o.lower() or "lowest" in o] + [
+                f"Which {k} {np_text} have the smallest {pn}?"
+            ]
         if special:
             opts.append(f"List the {k} {special} {np_text}.")
             opts.append(f"What are the {k} {special} {np_text}?")
@@ -511,7 +659,8 @@ class Renderer:
 
     # --- grouping ------------------------------------------------------------------------------------------
     def _group_parts(self, q: Query) -> tuple[str, str, str, Hop | None]:
-        """(focus NP without the group hop, "each <group>", group plural NP, the hop to the group node or None)."""
+        """(focus NP without the group hop, "each <group>", group plural NP, the hop to the group node or
+        None)."""
         g = q.group[0]
         if g.prop is not None:  # a property of the focus
             pn = self.pname(g.prop)
@@ -523,13 +672,23 @@ class Renderer:
 
     def _count_phrase(self, q: Query, x: str, each: str, hop: Hop | None) -> list[str]:
         if hop is None:
-            return [f"How many {x} are there in {each}?", f"Count the {x} by {each[5:]}.", f"Number of {x} per {each[5:]}",
-                    f"For {each}, how many {x} are there?", f"How many {x} does {each} have?"]
+            return [
+                f"How many {x} are there in {each}?",
+                f"Count the {x} by {each[5:]}.",
+                f"Number of {x} per {each[5:]}",
+                f"For {each}, how many {x} are there?",
+                f"How many {x} does {each} have?",
+            ]
         v = hop.rel.verb
         if not hop.outward:  # the group node is the start: (g)-[:R]->(x)
-            out = [f"How many {x} {'has' if not v.copula else 'is'} {each} {v.participle if not v.copula else v.base}?",
-                   f"Count the {x} {each} {v.finite(False)}.", f"For {each}, how many {x} did they {v.base}?"
-                   if not v.copula and not v.present else f"For {each}, how many {x} {v.ask('they', True)}?"]
+            out = [
+                f"How many {x} {'has' if not v.copula else 'is'} {each} "
+                f"{v.participle if not v.copula else v.base}?",
+                f"Count the {x} {each} {v.finite(False)}.",
+                f"For {each}, how many {x} did they {v.base}?"
+                if not v.copula and not v.present
+                else f"For {each}, how many {x} {v.ask('they', True)}?",
+            ]
             if v.passive:
                 out.append(f"Number of {x} {v.passive} {each}")
             return out
@@ -565,9 +724,14 @@ class Renderer:
             target = self._agg_target_text(q, a.target)
             hi = "highest" if q.desc else "lowest"
             if k == 1:
-                return self.pick([f"Which {groups[:-1] if groups.endswith('s') and False else groups} has the {hi} {word} {target} of {x}?"
-                                  .replace(groups, self._singular_groups(q, groups)),
-                                  f"Find the {self._singular_groups(q, groups)} with the {hi} {word} {target} of {x}."])
+                return self.pick(
+                    [
+                        f"Which {groups} has the {hi} {word} {target} of {x}?".replace(
+                            groups, self._singular_groups(q, groups)
+                        ),
+                        f"Find the {self._singular_groups(q, groups)} with the {hi} {word} {target} of {x}.",
+                    ]
+                )
             return self.pick([f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
                               f"Top {k} {groups} by {word} {target} of {x}",
                               f"List the {k} {groups} with the {hi} {word} {target} of {x}."])
@@ -575,20 +739,37 @@ class Renderer:
             g = q.group[0].prop
             assert g is not None
             if k == 1:
-                return self.pick([f"Which {self.pname(g)} has the {most} {x}?", f"What {self.pname(g)} has the {most} {x}?"])
+                return self.pick(
+                    [
+                        f"Which {self.pname(g)} has the {most} {x}?",
+                        f"What {self.pname(g)} has the {most} {x}?",
+                    ]
+                )
             return self.pick([f"Which {k} {plural(g.words)} have the {most} {x}?",
                               f"Top {k} {plural(g.words)} by number of {x}"])
         v = hop.rel.verb
         gsing = self._singular_groups(q, groups)
         if not hop.outward:  # (g)-[:R]->(x): "Which person directed the most movies?"
             if k == 1:
-                return self.pick([f"Which {gsing} {v.finite(False)} the {most} {x}?",
-                                  f"Which {gsing} {v.perfect(False)} the {most} {x}?"] +
-                                 ([f"Who {v.finite(False)} the {most} {x}?"] if q.nodes[q.group[0].index].label.noun.person
-                                  and gsing == q.nodes[q.group[0].index].label.noun.singular else []))
-            return self.pick([f"Which {k} {groups} {v.perfect(True)} the {most} {x}?",
-                              f"Top {k} {groups} by number of {x} {v.passive[:-3] if v.passive else ''}".rstrip(),
-                              f"List the {k} {groups} that {v.finite(True)} the {most} {x}."])
+                return self.pick(
+                    [
+                        f"Which {gsing} {v.finite(False)} the {most} {x}?",
+                        f"Which {gsing} {v.perfect(False)} the {most} {x}?",
+                    ]
+                    + (
+                        [f"Who {v.finite(False)} the {most} {x}?"]
+                        if q.nodes[q.group[0].index].label.noun.person
+                        and gsing == q.nodes[q.group[0].index].label.noun.singular
+                        else []
+                    )
+                )
+            return self.pick(
+                [
+                    f"Which {k} {groups} {v.perfect(True)} the {most} {x}?",
+                    f"Top {k} {groups} by number of {x} {v.passive[:-3] if v.passive else ''}".rstrip(),
+                    f"List the {k} {groups} that {v.finite(True)} the {most} {x}.",
+                ]
+            )
         if k == 1:
             return self.pick([f"Which {gsing} has the {most} {x} that {v.finite(True)} it?",
                               f"Which {gsing} do the {most} {x} {v.base if not v.copula else 'belong to'}?"
@@ -614,7 +795,10 @@ class Renderer:
             opts = [f"Which {groups} {v.perfect(True)} {amount} {k} {x}?",
                     f"List the {groups} that {v.finite(True)} {amount} {k} {x}.",
                     f"Find {groups} who {v.finite(True)} {amount} {k} {x}."]
-            if q.nodes[q.group[0].index].label.noun.person and groups == q.nodes[q.group[0].index].label.noun.plural:
+            if (
+                q.nodes[q.group[0].index].label.noun.person
+                and groups == q.nodes[q.group[0].index].label.noun.plural
+            ):
                 opts.append(f"Who {v.finite(False)} {amount} {k} {x}?")
             return self.pick(opts)
         return self.pick([f"Which {groups} have {amount} {k} {x} that {v.finite(True)} them?",
@@ -626,8 +810,14 @@ class Renderer:
         assert hop is not None
         v = hop.rel.verb
         if not hop.outward:
-            return self.pick([f"For {each}, list the {x} they {v.finite(True)}.", f"List {each} with the {x} they {v.finite(True)}.",
-                              f"Show {each} and the {x} {v.passive or 'related to'} them." if v.passive else
-                              f"Show {each} and its {x}."])
+            return self.pick(
+                [
+                    f"For {each}, list the {x} they {v.finite(True)}.",
+                    f"List {each} with the {x} they {v.finite(True)}.",
+                    f"Show {each} and the {x} {v.passive or 'related to'} them."
+                    if v.passive
+                    else f"Show {each} and its {x}.",
+                ]
+            )
         return self.pick([f"For {each}, list the {x} that {v.finite(True)} it.", f"List {each} with its {x}.",
                           f"Show {each} together with the {x} that {v.finite(True)} it."])

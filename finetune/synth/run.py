@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import DataError, GraphError
+from agent.core.cypher_text import normalize_cypher, normalize_question, same_result, says_nothing
+from agent.core.errors import DataError, GraphError
+from agent.core.files import read_jsonl, write_jsonl
 from agent.graphdb.base import GraphStore
 from finetune.synth.grammar import FRAMES, Agg, Query, Ref, Sampler, compile_cypher, tie_probe
 from finetune.synth.profile import Profile, profile_graph
@@ -47,9 +49,16 @@ class Pair:
     query_id: str = ""  # the same for every paraphrase of one query (held-out splits keep them together)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "cypher": self.cypher, "category": self.category, "graph": self.graph,
-                "source": self.source, "row_count": self.row_count, "query_id": self.query_id,
-                "features": list(self.features)}
+        return {
+            "question": self.question,
+            "cypher": self.cypher,
+            "category": self.category,
+            "graph": self.graph,
+            "source": self.source,
+            "row_count": self.row_count,
+            "query_id": self.query_id,
+            "features": list(self.features),
+        }
 
 
 @dataclass
@@ -73,10 +82,19 @@ class GenerationReport:
         return self.kept / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"graph": self.graph, "requested": self.requested, "kept": self.kept, "queries_kept": self.queries_kept,
-                "seconds": round(self.seconds, 2), "profile_seconds": round(self.profile_seconds, 2),
-                "db_queries": self.db_queries, "sampled": self.sampled, "exhausted": self.exhausted,
-                "rejected": {k: dict(v) for k, v in self.rejected.items()}, "coverage": dict(sorted(self.coverage.items()))}
+        return {
+            "graph": self.graph,
+            "requested": self.requested,
+            "kept": self.kept,
+            "queries_kept": self.queries_kept,
+            "seconds": round(self.seconds, 2),
+            "profile_seconds": round(self.profile_seconds, 2),
+            "db_queries": self.db_queries,
+            "sampled": self.sampled,
+            "exhausted": self.exhausted,
+            "rejected": {k: dict(v) for k, v in self.rejected.items()},
+            "coverage": dict(sorted(self.coverage.items())),
+        }
 
     def table(self) -> str:
         """Markdown: kept queries per construct, and why candidates were dropped."""
@@ -86,19 +104,13 @@ class GenerationReport:
         for c in self.rejected.values():
             reasons.update(c)
         lines.append("")
-        lines.append(f"{self.kept} pairs from {self.queries_kept} distinct queries; {self.sampled} candidates sampled, "
-                     f"{self.db_queries} database queries, {self.seconds:.1f} s. Dropped: "
-                     + ", ".join(f"{k} {v}" for k, v in reasons.most_common()))
+        lines.append(
+            f"{self.kept} pairs from {self.queries_kept} distinct queries; {self.sampled} candidates "
+            "sampled, "
+            f"{self.db_queries} database queries, {self.seconds:.1f} s. Dropped: "
+            + ", ".join(f"{k} {v}" for k, v in reasons.most_common())
+        )
         return "\n".join(lines)
-
-
-def says_nothing(rows: list[list[Any]]) -> bool:
-    """True for answers that carry no information: every cell empty, or one row of zeros/empties."""
-    empty = (None, "", [], {})
-    if all(all(c in empty for c in row) for row in rows):
-        return True
-    return len(rows) == 1 and all(
-        c in empty or (isinstance(c, (int, float)) and not isinstance(c, bool) and c == 0) for c in rows[0])
 
 
 def _has_duplicates(rows: list[list[Any]]) -> bool:
@@ -155,7 +167,8 @@ class Checker:
         return q, "kept", len(res.rows), n[0]
 
     def _settle_distinct(self, q: Query, n: list[int]) -> Query | None:
-        """DISTINCT only where it changes the answer: repeated rows, nodes counted twice, averages over repeats."""
+        """DISTINCT only where it changes the answer: repeated rows, nodes counted twice, averages over
+        repeats."""
         if not q.hops:
             return q
         if q.agg is None and not q.distinct:
@@ -176,8 +189,7 @@ class Checker:
             distinct = self._run(compile_cypher(dq), n)
             if plain is None or distinct is None:
                 return None
-            canon = [sorted(json.dumps(r, sort_keys=True, default=str) for r in x.rows) for x in (plain, distinct)]
-            return q if canon[0] == canon[1] else dq
+            return q if same_result(plain.rows, distinct.rows) else dq
         if q.agg is not None and q.agg.func in ("sum", "avg") and q.agg.target and q.agg.target.on == "node":
             v = q.nodes[0].var
             probe = copy.copy(q)
@@ -193,8 +205,7 @@ class Checker:
 
 
 def query_id(cypher: str) -> str:
-    from finetune.dataset import normalize_cypher
-
+    """The same for every paraphrase of one query: a hash of its normalised form."""
     return hashlib.sha1(normalize_cypher(cypher).encode()).hexdigest()[:12]
 
 
@@ -212,9 +223,8 @@ def generate_pairs(
     profile: Profile | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[Pair], GenerationReport]:
-    """Up to ``n`` executed, de-duplicated pairs (``paraphrases`` renderings per kept query), with a report."""
-    from finetune.dataset import normalize_cypher, normalize_question
-
+    """Up to ``n`` executed, de-duplicated pairs (``paraphrases`` renderings per kept query), with a
+    report."""
     chosen = list(frames) if frames is not None else list(FRAMES)
     unknown = [f for f in chosen if f not in FRAMES]
     if unknown:
@@ -274,7 +284,9 @@ def generate_pairs(
                     if nq in seen_q:
                         continue
                     seen_q.add(nq)
-                    pairs.append(Pair(question, cypher, final.frame, graph.name, rows, features=features, query_id=qid))
+                    pairs.append(
+                        Pair(question, cypher, final.frame, graph.name, rows, features=features, query_id=qid)
+                    )
                     added += 1
                 if added:
                     report.queries_kept += 1
@@ -295,29 +307,12 @@ def generate_pairs(
 
 def write_pairs(pairs: Iterable[Pair], path: Path) -> int:
     """Write pairs as JSONL (atomically); returns the count."""
-    from agent.adapters import atomic_write_text
-
-    lines = [json.dumps(p.to_dict(), ensure_ascii=False) for p in pairs]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
-    return len(lines)
+    return write_jsonl(path, (p.to_dict() for p in pairs))
 
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
     """Read a JSONL file of pairs (for the dataset builder and tests)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no such file: {path}")
-    out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from e
-    return out
+    return read_jsonl(path)
 
 
 __all__ = ["GenerationReport", "Pair", "Ref", "generate_pairs", "query_id", "read_pairs", "write_pairs"]

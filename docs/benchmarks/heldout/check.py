@@ -7,7 +7,7 @@ removed afterwards): once as written, once with every UNWIND batch and every run
 relationship statements in reverse order, so that nodes and relationships get other internal ids
 and another storage order. Then, for each question in ``questions.jsonl``:
 - the gold runs read-only on both loads, returns at least one row and fewer than the eval's row cap;
-- both results are the same by the project's own scoring rule (``agent.evaluation.results_match``);
+- both results are the same by the project's own scoring rule (``agent.core.cypher_text.same_result``);
 - a gold ending in ``ORDER BY … LIMIT n`` has no tie at the cut: the sort keys of rows n and n+1 differ
   (checked by running the query again with the keys added as extra columns and ``LIMIT n+1``).
 It also checks the file itself (ids, categories, source) and the graph's declared counts. Prints one
@@ -137,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per question")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from agent.evaluation import load_dataset, results_match
+    from agent.core.cypher_text import same_result as results_match
+    from agent.evaluation import load_dataset
     from agent.graphdb import open_graph
     from agent.graphdb.embedded import stop
     from agent.graphdb.loader import load_script
-    from agent.settings import Settings
+    from agent.core.settings import Settings
 
     problems: list[str] = []
     raw = [json.loads(x) for x in args.questions.read_text(encoding="utf-8").splitlines() if x.strip()]

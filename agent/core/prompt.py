@@ -49,10 +49,14 @@ def build_messages(
     """Chat messages (system, user) for one question; the model's reply is the Cypher."""
     system = SYSTEM_PROMPT.format(schema=schema_text.strip())
     if examples:
-        system += EXAMPLES_HEADER + "".join(f"\nQuestion: {e.question.strip()}\nCypher: {e.cypher.strip()}" for e in examples)
+        system += EXAMPLES_HEADER + "".join(
+            f"\nQuestion: {e.question.strip()}\nCypher: {e.cypher.strip()}" for e in examples
+        )
     user = question.strip()
     if error_feedback is not None:
-        user = CORRECTION_PROMPT.format(question=user, cypher=error_feedback.cypher.strip(), error=error_feedback.error.strip())
+        user = CORRECTION_PROMPT.format(
+            question=user, cypher=error_feedback.cypher.strip(), error=error_feedback.error.strip()
+        )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -63,7 +67,8 @@ def training_record(
     examples: Sequence[Example] = (),
     error_feedback: ErrorFeedback | None = None,
 ) -> dict[str, Any]:
-    """A conversational prompt/completion record as trl's SFTTrainer expects it (loss on the completion only)."""
+    """A conversational prompt/completion record as trl's SFTTrainer expects it (loss on the completion
+    only)."""
     return {
         "prompt": build_messages(question, schema_text, examples, error_feedback),
         "completion": [{"role": "assistant", "content": cypher.strip()}],

@@ -19,8 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, DataError, UnknownGraph
-from agent.settings import Settings, load_settings
+from agent.core.errors import ConfigError, DataError
+from agent.core.settings import Settings, load_settings
+from agent.demo import build_demo, node_count
+from agent.graphdb import GraphStore, open_graph
+from agent.graphdb.embedded import stop
+from agent.graphdb.loader import load_script
 
 MAX_CELL = 80
 """Table cells longer than this are shortened with '…' (``--json`` prints everything)."""
@@ -150,9 +154,7 @@ def graph_main(argv: list[str] | None = None) -> int:
     return {"load": _load, "schema": _schema, "query": _query, "stats": _stats, "stop": _stop}[args.cmd](args)
 
 
-def _open(settings: Settings, name: str | None = None):
-    from agent.graphdb import open_graph
-
+def _open(settings: Settings, name: str | None = None) -> GraphStore:
     return open_graph(settings, name)
 
 
@@ -161,8 +163,6 @@ def _load(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise DataError(f"no such Cypher script: {path}")
     settings = _settings(args)
-    from agent.graphdb.loader import load_script
-
     store = _open(settings)
     try:
         report = load_script(store, path, replace=args.replace, progress=True)
@@ -170,11 +170,9 @@ def _load(args: argparse.Namespace) -> int:
     finally:
         store.close()
     nodes, rels = sum(counts["nodes"].values()), sum(counts["relationships"].values())
-    ran = (
-        f"{report.statements} statements in {report.seconds:.1f} s; " if hasattr(report, "statements") else ""
-    )
     print(
-        f"loaded {path} into graph {store.name!r}: {ran}the graph has {nodes} nodes and {rels} relationships"
+        f"loaded {path} into graph {store.name!r}: {report.statements} statements in {report.seconds:.1f} s; "
+        f"the graph has {nodes} nodes and {rels} relationships"
     )
     return 0
 
@@ -249,8 +247,6 @@ def _stop(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"`graph stop` stops the embedded FalkorDB; graph_backend is {settings.graph_backend!r}"
         )
-    from agent.graphdb.embedded import stop
-
     if stop(settings):
         print(f"stopped the embedded FalkorDB of {settings.home_dir} (data saved)")
     else:
@@ -282,29 +278,14 @@ def demo_main(argv: list[str] | None = None) -> int:
     settings = _settings(args)
     store = _open(settings, DEMO_GRAPH)
     try:
-        existing = _node_count(store)
+        existing = node_count(store)
         if existing and not args.force:
             print(f"demo graph {DEMO_GRAPH!r} already exists ({existing} nodes); use --force to rebuild it")
             return 0
-        from agent.demo import build_demo
-
-        if existing:
-            store.delete_graph()
-        if args.seed is None:
-            build_demo(store)
-        else:
-            build_demo(store, seed=args.seed)
-        counts = store.stats()
+        counts = build_demo(store, **({} if args.seed is None else {"seed": args.seed}), replace=True)
     finally:
         store.close()
-    nodes, rels = sum(counts["nodes"].values()), sum(counts["relationships"].values())
+    nodes, rels = counts["nodes"], counts["relationships"]
     seed = "" if args.seed is None else f" (seed {args.seed})"
     print(f"built demo graph {DEMO_GRAPH!r}{seed}: {nodes} nodes, {rels} relationships")
     return 0
-
-
-def _node_count(store: Any) -> int:
-    try:
-        return sum(store.stats()["nodes"].values())
-    except UnknownGraph:
-        return 0

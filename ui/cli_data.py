@@ -1,10 +1,12 @@
 """``cypherloop data …``: training data.
 
-    cypherloop data teacher  --graph NAME [--themes 5] [--questions-per-theme 20] [--paraphrases 10] [--out DIR]
+    cypherloop data teacher  --graph NAME [--themes 5] [--questions-per-theme 20] [--paraphrases 10] [--out
+    DIR]
     cypherloop data generate --graph NAME --n 5000 --out pairs.jsonl [--seed 0] [--paraphrases 3]
     cypherloop data review   --graph NAME list [--status pending] [--result error]
     cypherloop data review   --graph NAME approve ID [ID ...] | reject ID [ID ...] | approve-all-pass
-    cypherloop data build    --graph NAME [--offline FILE] [--teacher DIR|FILE] [--pairs FILE] [--extra FILE ...]
+    cypherloop data build    --graph NAME [--offline FILE] [--teacher DIR|FILE] [--pairs FILE] [--extra FILE
+    ...]
                              [--feedback] [--feedback-weight 3] [--heldout-frac 0.15] [--seed 0] --out DIR
 
 Every command takes ``--home DIR`` (default ``CYPHERLOOP_HOME`` or ``./.cypherloop``).
@@ -16,9 +18,17 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from agent.errors import DataError
-from agent.settings import Settings, load_settings
+from tqdm import tqdm
+
+from agent.core.errors import DataError
+from agent.core.settings import Settings, load_settings
+from agent.graphdb import open_graph
+from finetune.dataset import BuildSpec, build_dataset
+from finetune.review import ReviewFile, review_path
+from finetune.synth import FRAMES, generate_pairs, write_pairs
+from finetune.teacher import TeacherConfig, run_teacher
 
 
 def _common() -> argparse.ArgumentParser:
@@ -35,18 +45,34 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _parser() -> argparse.ArgumentParser:
     common = _common()
-    p = argparse.ArgumentParser(prog="cypherloop data", description="Training data: the teacher pipeline, the offline "
-                                "generator, reviewing teacher output, building the dataset.")
+    p = argparse.ArgumentParser(
+        prog="cypherloop data",
+        description="Training data: the teacher pipeline, the offline "
+        "generator, reviewing teacher output, building the dataset.",
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{teacher,generate,review,build}")
 
-    t = sub.add_parser("teacher", parents=[common], help="the seeds' teacher pipeline (OpenAI-compatible endpoint)",
-                       description="Themes → questions → Cypher → run and sort (Pass / No data / Error) → paraphrases. "
-                                   "Cached: a re-run resumes and pays nothing twice. Needs OPENAI_API_KEY "
-                                   "(and OPENAI_BASE_URL for vLLM, Ollama …).")
+    for add in (_teacher_parser, _generate_parser, _review_parser, _build_parser):
+        add(sub, common)
+    return p
+
+
+def _teacher_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``data teacher``: the seeds' pipeline over an OpenAI-compatible endpoint."""
+    t = sub.add_parser(
+        "teacher",
+        parents=[common],
+        help="the seeds' teacher pipeline (OpenAI-compatible endpoint)",
+        description="Themes → questions → Cypher → run and sort (Pass / No data / Error) → paraphrases. "
+        "Cached: a re-run resumes and pays nothing twice. Needs OPENAI_API_KEY "
+        "(and OPENAI_BASE_URL for vLLM, Ollama …).",
+    )
     t.add_argument("--themes", type=int, default=5, help="themes to ask for (default 5)")
     t.add_argument("--questions-per-theme", type=int, default=20, help="questions per theme (seeds: 20)")
     t.add_argument("--paraphrases", type=int, default=10, help="paraphrases per passing question (seeds: 10)")
-    t.add_argument("--out", type=Path, default=None, help="output folder (default <home>/data/teacher/<graph>)")
+    t.add_argument(
+        "--out", type=Path, default=None, help="output folder (default <home>/data/teacher/<graph>)"
+    )
     t.add_argument("--model", default=None, help="teacher model (default CYPHERLOOP_TEACHER_MODEL)")
     t.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
     t.add_argument("--rpm", type=float, default=None, help="at most this many requests per minute")
@@ -54,11 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-json-mode", action="store_true", help="do not ask for response_format=json_object")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
-    g = sub.add_parser("generate", parents=[common], help="offline compositional pairs (no LLM, no network)",
-                       description="Question → Cypher pairs composed from the graph's schema and real paths (1–3 hops, "
-                                   "filters, aggregates, grouping, ordering …); every query executed read-only and kept "
-                                   "only with a stable, informative result; each rendered as several questions.")
-    g.add_argument("--offline", action="store_true", help=argparse.SUPPRESS)  # the default; kept for old scripts
+
+def _generate_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``data generate``: compositional pairs from the graph, no LLM."""
+    g = sub.add_parser(
+        "generate",
+        parents=[common],
+        help="offline compositional pairs (no LLM, no network)",
+        description="Question → Cypher pairs composed from the graph's schema and real paths (1–3 hops, "
+        "filters, aggregates, grouping, ordering …); every query executed read-only and kept "
+        "only with a stable, informative result; each rendered as several questions.",
+    )
+    # the default; kept for old scripts
+    g.add_argument("--offline", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--n", type=int, default=5000, help="pairs to generate (default 5000)")
     g.add_argument("--out", type=Path, required=True, help="output JSONL file")
     g.add_argument("--seed", type=int, default=0, help="random seed (same graph + seed → same pairs)")
@@ -69,10 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--report", type=Path, default=None, help="also write the per-shape report as JSON here")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _review_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``data review``: list, approve or reject the teacher's items."""
     r = sub.add_parser("review", parents=[common], help="review the teacher's output",
                        description="List, approve or reject teacher items (ids: a unique prefix is enough).")
-    r.add_argument("--file", type=Path, default=None, help="review file (default <home>/data/teacher/<graph>/review.jsonl)")
-    rsub = r.add_subparsers(dest="action", required=True, metavar="{list,approve,reject,approve-all-pass,stats}")
+    r.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        help="review file (default <home>/data/teacher/<graph>/review.jsonl)",
+    )
+    rsub = r.add_subparsers(
+        dest="action", required=True, metavar="{list,approve,reject,approve-all-pass,stats}"
+    )
     ls = rsub.add_parser("list", help="list items")
     ls.add_argument("--status", choices=("pending", "approved", "rejected"), default=None)
     ls.add_argument("--result", choices=("pass", "no_data", "error"), default=None)
@@ -84,28 +128,59 @@ def _parser() -> argparse.ArgumentParser:
     rsub.add_parser("approve-all-pass", help="approve every pending item whose query returned rows")
     rsub.add_parser("stats", help="counts per result and status")
 
-    b = sub.add_parser("build", parents=[common], help="mix, de-duplicate and split the training dataset",
-                       description="Writes train.jsonl, heldout.jsonl, feedback_regression.jsonl and summary.json.")
-    b.add_argument("--offline", type=Path, action="append", default=[], help="offline pairs (JSONL); repeatable")
-    b.add_argument("--teacher", type=Path, action="append", default=[], help="teacher folder or review.jsonl; repeatable")
+
+def _build_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``data build``: mix, de-duplicate and split the dataset."""
+    b = sub.add_parser(
+        "build",
+        parents=[common],
+        help="mix, de-duplicate and split the training dataset",
+        description="Writes train.jsonl, heldout.jsonl, feedback_regression.jsonl and summary.json.",
+    )
+    b.add_argument(
+        "--offline", type=Path, action="append", default=[], help="offline pairs (JSONL); repeatable"
+    )
+    b.add_argument(
+        "--teacher", type=Path, action="append", default=[], help="teacher folder or review.jsonl; repeatable"
+    )
     b.add_argument("--teacher-approved-only", action="store_true",
                    help="only approved teacher items (default: approved + pending Pass, as in the seeds)")
-    b.add_argument("--pairs", type=Path, action="append", default=[], help="your own pairs (CSV or JSONL); repeatable")
-    b.add_argument("--question-col", default="instruction", help="question column of --pairs (default: instruction)")
+    b.add_argument(
+        "--pairs", type=Path, action="append", default=[], help="your own pairs (CSV or JSONL); repeatable"
+    )
+    b.add_argument(
+        "--question-col", default="instruction", help="question column of --pairs (default: instruction)"
+    )
     b.add_argument("--cypher-col", default="cypher", help="Cypher column of --pairs (default: cypher)")
-    b.add_argument("--extra", type=Path, nargs="+", action="extend", default=[],
-                   help="multi-schema files (CSV/JSONL with a 'schema' column, or a 'database' column + schemas file)")
+    b.add_argument(
+        "--extra",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=[],
+        help="multi-schema files (CSV/JSONL with a 'schema' column, or a 'database' column + schemas file)",
+    )
     b.add_argument("--extra-schemas", type=Path, default=None,
                    help="schemas CSV for --extra (default: text2cypher_schemas.csv next to the file)")
     b.add_argument("--max-extra", type=int, default=None, help="at most this many rows per extra file")
     b.add_argument("--feedback", action="store_true", help="include approved corrections and 👍 pairs")
-    b.add_argument("--feedback-weight", type=int, default=3, help="repeat each feedback example this many times (default 3)")
-    b.add_argument("--heldout-frac", type=float, default=0.15, help="share held out, never trained on (default 0.15)")
+    b.add_argument(
+        "--feedback-weight",
+        type=int,
+        default=3,
+        help="repeat each feedback example this many times (default 3)",
+    )
+    b.add_argument(
+        "--heldout-frac", type=float, default=0.15, help="share held out, never trained on (default 0.15)"
+    )
     b.add_argument("--regression-frac", type=float, default=None,
                    help="share of verified feedback kept as the regression set (default: --heldout-frac)")
-    b.add_argument("--seed", type=int, default=0, help="shuffle seed of train.jsonl (the split does not depend on it)")
+    b.add_argument(
+        "--seed", type=int, default=0, help="shuffle seed of train.jsonl (the split does not depend on it)"
+    )
     b.add_argument("--out", type=Path, default=None, help="output folder (default <home>/datasets/<graph>)")
-    return p
+
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,16 +192,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _teacher(args: argparse.Namespace) -> int:
-    from agent.graphdb import open_graph
-    from finetune.teacher import TeacherConfig, run_teacher
-
     for name in ("themes", "questions_per_theme", "concurrency"):
         if getattr(args, name) < 1:
             raise DataError(f"--{name.replace('_', '-')} must be at least 1")
     settings = _settings(args)
-    cfg = TeacherConfig(themes=args.themes, questions_per_theme=args.questions_per_theme, paraphrases=args.paraphrases,
-                        concurrency=args.concurrency, rpm=args.rpm, max_retries=args.max_retries,
-                        json_mode=not args.no_json_mode, model=args.model)
+    cfg = TeacherConfig(
+        themes=args.themes,
+        questions_per_theme=args.questions_per_theme,
+        paraphrases=args.paraphrases,
+        concurrency=args.concurrency,
+        rpm=args.rpm,
+        max_retries=args.max_retries,
+        json_mode=not args.no_json_mode,
+        model=args.model,
+    )
     graph = open_graph(settings, args.graph)
     try:
         result = run_teacher(settings, graph, cfg, args.out, progress=not args.quiet)
@@ -141,9 +220,6 @@ def _teacher(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from agent.graphdb import open_graph
-    from finetune.synth import FRAMES, generate_pairs, write_pairs
-
     frames = None
     if args.frames:
         frames = [s.strip() for s in args.frames.split(",") if s.strip()]
@@ -156,23 +232,32 @@ def _generate(args: argparse.Namespace) -> int:
     graph = open_graph(settings, args.graph)
     bar = None
     if not args.quiet:
-        from tqdm import tqdm
-
         bar = tqdm(total=args.n, desc=f"pairs ({graph.name})", unit="pair", dynamic_ncols=True)
     try:
-        pairs, report = generate_pairs(graph, args.n, seed=args.seed, frames=frames, timeout_s=args.timeout,
-                                       paraphrases=args.paraphrases,
-                                       progress=(lambda k: bar.update(k - bar.n)) if bar is not None else None)
+        pairs, report = generate_pairs(
+            graph,
+            args.n,
+            seed=args.seed,
+            frames=frames,
+            timeout_s=args.timeout,
+            paraphrases=args.paraphrases,
+            progress=(lambda k: bar.update(k - bar.n)) if bar is not None else None,
+        )
     finally:
         if bar is not None:
             bar.close()
         graph.close()
     n = write_pairs(pairs, args.out)
     print(report.table())
-    print(f"\n{n} pairs from {report.queries_kept} queries on graph {report.graph!r} in {report.seconds:.1f} s "
-          f"({report.pairs_per_second:.0f}/s, {report.db_queries} database queries) → {args.out}")
+    print(
+        f"\n{n} pairs from {report.queries_kept} queries on graph {report.graph!r} in {report.seconds:.1f} s "
+        f"({report.pairs_per_second:.0f}/s, {report.db_queries} database queries) → {args.out}"
+    )
     if n < args.n:
-        print(f"note: asked for {args.n}; this graph's schema and values gave {n} distinct valid pairs", file=sys.stderr)
+        print(
+            f"note: asked for {args.n}; this graph's schema and values gave {n} distinct valid pairs",
+            file=sys.stderr,
+        )
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report.to_dict(), indent=2))
@@ -183,8 +268,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    from finetune.review import ReviewFile, review_path
-
     settings = _settings(args)
     path = args.file or review_path(settings, args.graph or settings.graph)
     review = ReviewFile(path)
@@ -220,8 +303,6 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from finetune.dataset import BuildSpec, build_dataset
-
     settings = _settings(args)
     graph = args.graph or settings.graph
     spec = BuildSpec(

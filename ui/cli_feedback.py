@@ -15,13 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-STATUSES = ("pending", "approved", "rejected")
+from agent.core.errors import DataError
+from agent.core.feedback import REVIEW_STATUSES, FeedbackStore
+from agent.core.settings import load_settings
+from agent.evaluation import load_dataset
+from agent.factory import open_graph_checked
+from feedback_store.chroma import ChromaFeedbackStore
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cypherloop feedback", description="Feedback store: stats | list | export | import | review.")
+    p = argparse.ArgumentParser(
+        prog="cypherloop feedback", description="Feedback store: stats | list | export | import | review."
+    )
     p.add_argument("--home", type=Path, default=None, help="cypherloop home directory (default: settings)")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -29,17 +35,26 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     ls = sub.add_parser("list", help="list verified examples and feedback")
-    ls.add_argument("--status", choices=STATUSES, default=None, help="only items with this review status")
-    ls.add_argument("--kind", choices=("all", "examples", "feedback"), default="all", help="what to list (default: all)")
+    ls.add_argument(
+        "--status", choices=REVIEW_STATUSES, default=None, help="only items with this review status"
+    )
+    ls.add_argument(
+        "--kind", choices=("all", "examples", "feedback"), default="all", help="what to list (default: all)"
+    )
     ls.add_argument("--graph", default=None, help="only examples of this graph")
     ls.add_argument("--limit", type=int, default=50, help="at most this many of each kind (0: all)")
 
     ex = sub.add_parser("export", help="write verified examples as JSONL for training")
     ex.add_argument("file", type=Path, help="output .jsonl file")
     ex.add_argument("--graph", default=None, help="only this graph (default: all)")
-    ex.add_argument("--status", default="approved", help="comma-separated statuses to export (default: approved)")
+    ex.add_argument(
+        "--status", default="approved", help="comma-separated statuses to export (default: approved)"
+    )
 
-    im = sub.add_parser("import", help="verified examples from your own question/Cypher pairs (JSONL), each run read-only first")
+    im = sub.add_parser(
+        "import",
+        help="verified examples from your own question/Cypher pairs (JSONL), each run read-only first",
+    )
     im.add_argument("file", type=Path, help="JSONL, one object a line with 'question' and 'cypher'")
     im.add_argument("--graph", default=None, help="graph the queries are for (default: settings)")
     im.add_argument("--pending", action="store_true", help="store them for review instead of approved")
@@ -50,22 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _import(args: argparse.Namespace, store: Any) -> int:
+def _import(args: argparse.Namespace, store: FeedbackStore) -> int:
     """0 when every pair was stored (or was there already); 1 when some were refused (listed)."""
-    from agent.cli_agent import _open_graph_checked
-    from agent.evaluation import load_dataset
-    from agent.settings import load_settings
-
     pairs = [(it.question, it.cypher) for it in load_dataset(args.file, require_id=False)]
     settings = load_settings(home=args.home, **({"graph": args.graph} if args.graph else {}))
-    graph = _open_graph_checked(settings)
+    graph = open_graph_checked(settings)
     try:
         report = store.import_examples(pairs, graph, status="pending" if args.pending else "approved")
     finally:
         graph.close()
     status = "pending review" if args.pending else "approved"
-    print(f"graph {settings.graph}: {report.added} examples imported ({status}), {report.present} already present, "
-          f"{len(report.refused)} refused")
+    print(
+        f"graph {settings.graph}: {report.added} examples imported ({status}), {report.present} already "
+        "present, "
+        f"{len(report.refused)} refused"
+    )
     for n, why in report.refused[:10]:
         print(f"  line {n}: {_short(why, 160)}")
     if len(report.refused) > 10:
@@ -80,11 +94,6 @@ def _short(text: str | None, width: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-
-    from agent.errors import DataError
-    from agent.settings import load_settings
-    from feedback_store.chroma import ChromaFeedbackStore
-
     store = ChromaFeedbackStore(load_settings(home=args.home))
 
     if args.action == "stats":
@@ -104,21 +113,29 @@ def main(argv: list[str] | None = None) -> int:
             items = items[-args.limit :] if args.limit else items
             print(f"examples ({len(items)}):")
             for e in items:
-                print(f"  {e.id[:12]}  {e.status:<8}  {e.source:<10}  {e.graph:<10}  {_short(e.question, 50):<50}  {_short(e.cypher, 70)}")
+                print(
+                    f"  {e.id[:12]}  {e.status:<8}  {e.source:<10}  {e.graph:<10}  "
+                    f"{_short(e.question, 50):<50}  {_short(e.cypher, 70)}"
+                )
         if args.kind in ("all", "feedback"):
             rows = store.feedback_rows(status=args.status, limit=args.limit)
             print(f"feedback ({len(rows)}):")
             for r in rows:
                 verdict = "up" if r["verdict"] == "up" else "down"
                 what = _short(r["corrected_cypher"], 70) if r["corrected_cypher"] else "(no correction)"
-                print(f"  {r['id'][:12]}  {r['status']:<8}  {verdict:<4}  {r['graph']:<10}  {_short(r['question'], 50):<50}  {what}")
+                print(
+                    f"  {r['id'][:12]}  {r['status']:<8}  {verdict:<4}  {r['graph']:<10}  "
+                    f"{_short(r['question'], 50):<50}  {what}"
+                )
         return 0
 
     if args.action == "export":
         wanted = tuple(s.strip() for s in args.status.split(",") if s.strip())
-        bad = [s for s in wanted if s not in STATUSES]
+        bad = [s for s in wanted if s not in REVIEW_STATUSES]
         if bad or not wanted:
-            raise DataError(f"--status takes {', '.join(STATUSES)} (comma-separated), got {args.status!r}")
+            raise DataError(
+                f"--status takes {', '.join(REVIEW_STATUSES)} (comma-separated), got {args.status!r}"
+            )
         n = store.export_examples(args.file, graph=args.graph, status=wanted)
         print(f"wrote {n} examples to {args.file}")
         return 0

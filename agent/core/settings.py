@@ -37,47 +37,120 @@ class Settings(BaseSettings):
     )
 
     # --- where state lives -------------------------------------------------------------
-    home: Path = Field(Path(".cypherloop"), description="Directory for all state: database files, models, adapters, feedback, logs.")
+    home: Path = Field(
+        Path(".cypherloop"),
+        description="Directory for all state: database files, models, adapters, feedback, logs.",
+    )
 
     # --- graph -------------------------------------------------------------------------
-    graph_backend: GraphBackend = Field("embedded", description="embedded (FalkorDB started by cypherloop), falkordb (external, by URL) or neo4j.")
-    graph: str = Field("demo", description="Graph name (FalkorDB graph key; for Neo4j, a label for logs and adapters).")
-    falkordb_url: str | None = Field(None, description="External FalkorDB, e.g. redis://:password@host:6379 (graph_backend=falkordb).")
-    embedded_port: int = Field(0, description="TCP port of the embedded FalkorDB on 127.0.0.1; 0 picks a free one.")
+    graph_backend: GraphBackend = Field(
+        "embedded",
+        description="embedded (FalkorDB started by cypherloop), falkordb (external, by URL) or neo4j.",
+    )
+    graph: str = Field(
+        "demo", description="Graph name (FalkorDB graph key; for Neo4j, a label for logs and adapters)."
+    )
+    falkordb_url: str | None = Field(
+        None, description="External FalkorDB, e.g. redis://:password@host:6379 (graph_backend=falkordb)."
+    )
+    embedded_port: int = Field(
+        0, description="TCP port of the embedded FalkorDB on 127.0.0.1; 0 picks a free one."
+    )
     neo4j_uri: str | None = Field(None, validation_alias=_env("NEO4J_URI"), description="Neo4j URI, e.g. neo4j://localhost:7687.")
     neo4j_username: str = Field("neo4j", validation_alias=_env("NEO4J_USERNAME"), description="Neo4j user.")
-    neo4j_password: SecretStr | None = Field(None, validation_alias=_env("NEO4J_PASSWORD"), description="Neo4j password (never logged).")
-    neo4j_database: str | None = Field(None, validation_alias=_env("NEO4J_DATABASE"), description="Neo4j database name; empty for the server default.")
+    neo4j_password: SecretStr | None = Field(
+        None, validation_alias=_env("NEO4J_PASSWORD"), description="Neo4j password (never logged)."
+    )
+    neo4j_database: str | None = Field(
+        None,
+        validation_alias=_env("NEO4J_DATABASE"),
+        description="Neo4j database name; empty for the server default.",
+    )
     query_timeout_s: float = Field(10.0, gt=0, description="Per-query time limit for model-written queries.")
-    max_rows: int = Field(1000, gt=0, description="Row cap for model-written queries; more rows set truncated=True.")
+    max_rows: int = Field(
+        1000, gt=0, description="Row cap for model-written queries; more rows set truncated=True."
+    )
 
     # --- model -------------------------------------------------------------------------
-    model_backend: ModelBackend = Field("transformers", description="transformers (local), llamacpp (GGUF, optional extra) or openai (any OpenAI-compatible server).")
-    base_model: str = Field(DEFAULT_BASE_MODEL, description="Base model: the packaged default, a Hugging Face id in the local cache, or a local directory.")
-    adapter: str = Field("active", description="LoRA adapter: 'active' (follow the registry; until a version is promoted, the adapter shipped for the packaged base), 'none' (the base alone), or a directory.")
-    openai_model: str = Field("gpt-4o-mini", description="Model name for model_backend=openai (an OpenAI model, a vLLM LoRA name, an Ollama tag).")
-    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"), description="API key for OpenAI or a compatible server (never logged).")
-    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"), description="Base URL of an OpenAI-compatible server (vLLM, Ollama …); empty for OpenAI.")
-    teacher_model: str = Field("gpt-4o", description="Teacher model for `cypherloop data teacher` (the seeds used GPT-4).")
+    model_backend: ModelBackend = Field(
+        "transformers",
+        description="transformers (local), llamacpp (GGUF, optional extra) or openai (any OpenAI-compatible "
+                    "server).",
+    )
+    base_model: str = Field(
+        DEFAULT_BASE_MODEL,
+        description="Base model: the packaged default, a Hugging Face id in the local cache, or a local "
+                    "directory.",
+    )
+    adapter: str = Field(
+        "active",
+        description="LoRA adapter: 'active' (follow the registry; until a version is promoted, the adapter "
+                    "shipped for the packaged base), 'none' (the base alone), or a directory.",
+    )
+    openai_model: str = Field(
+        "gpt-4o-mini",
+        description="Model name for model_backend=openai (an OpenAI model, a vLLM LoRA name, an Ollama tag).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=_env("OPENAI_API_KEY"),
+        description="API key for OpenAI or a compatible server (never logged).",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=_env("OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (vLLM, Ollama …); empty for OpenAI.",
+    )
+    teacher_model: str = Field(
+        "gpt-4o", description="Teacher model for `cypherloop data teacher` (the seeds used GPT-4)."
+    )
     device: str = Field("auto", description="Torch device for the local model: auto, cpu, cuda, cuda:N.")
     temperature: float = Field(0.1, ge=0, description="Sampling temperature (seeds: 0.1). 0 means greedy.")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (seeds: 0.9).")
     repetition_penalty: float = Field(1.1, gt=0, description="Repetition penalty (seeds: 1.1).")
     max_new_tokens: int = Field(200, gt=0, description="Longest Cypher the model may write, in tokens.")
     generation_cache: Literal["dynamic", "static"] = Field(
-        "dynamic", description="KV cache of the transformers backend: 'static' pre-allocates it and lets transformers compile the decoding step on a GPU (experimental; falls back to 'dynamic' with a warning if it fails).")
+        "dynamic",
+        description="KV cache of the transformers backend: 'static' pre-allocates it and lets transformers "
+                    "compile the decoding step on a GPU (experimental; falls back to 'dynamic' with a "
+                    "warning if it fails).",
+    )
 
     # --- agent -------------------------------------------------------------------------
     max_attempts: int = Field(3, ge=1, description="Generate/correct attempts per question before giving up.")
-    few_shot_k: int = Field(3, ge=0, description="Verified examples retrieved from the feedback store per question.")
-    pool_k: int = Field(0, ge=0, description="Examples retrieved per question from the graph's bootstrap pool (`cypherloop bootstrap`); 0 turns it off.")
-    pool_min_similarity: float = Field(0.5, ge=-1, le=1, description="Bootstrap-pool examples less similar than this (cosine, MiniLM) are never retrieved.")
-    candidates: int = Field(1, ge=1, le=32, description="Replies sampled for a question's first attempt; above 1, each is run read-only and the most agreed-on result wins.")
-    candidate_temperature: float = Field(0.7, gt=0, description="Sampling temperature of the extra candidates (the first is greedy).")
-    schema_max_chars: int = Field(6000, gt=0, description="Schema text longer than this is pruned to what the question needs.")
+    few_shot_k: int = Field(
+        3, ge=0, description="Verified examples retrieved from the feedback store per question."
+    )
+    pool_k: int = Field(
+        0,
+        ge=0,
+        description="Examples retrieved per question from the graph's bootstrap pool (`cypherloop "
+                    "bootstrap`); 0 turns it off.",
+    )
+    pool_min_similarity: float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="Bootstrap-pool examples less similar than this (cosine, MiniLM) are never retrieved.",
+    )
+    candidates: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Replies sampled for a question's first attempt; above 1, each is run read-only and the "
+                    "most agreed-on result wins.",
+    )
+    candidate_temperature: float = Field(
+        0.7, gt=0, description="Sampling temperature of the extra candidates (the first is greedy)."
+    )
+    schema_max_chars: int = Field(
+        6000, gt=0, description="Schema text longer than this is pruned to what the question needs."
+    )
 
     # --- feedback store ----------------------------------------------------------------
-    chroma_url: str | None = Field(None, description="Chroma server URL (http://host:8000); empty for the embedded store in home.")
+    chroma_url: str | None = Field(
+        None, description="Chroma server URL (http://host:8000); empty for the embedded store in home."
+    )
 
     # --- UI ----------------------------------------------------------------------------
     ui_host: str = Field("127.0.0.1", description="Address the Gradio app binds to.")

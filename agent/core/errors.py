@@ -1,6 +1,14 @@
-"""One exception tree for cypherloop. Every message is one actionable line, never a secret."""
+"""One exception tree for cypherloop. Every message is one actionable line, never a secret.
+
+``run_guarded`` is where the tree meets a terminal: every command-line entry point runs through it, so a
+``CypherloopError`` becomes one line on stderr and its ``exit_code``, never a traceback.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
 
 
 class CypherloopError(Exception):
@@ -51,10 +59,6 @@ class WriteRefused(GraphError):
     """The read-only gate refused a query that could change the graph."""
 
 
-class SchemaViolation(GraphError):
-    """The query names labels, relationship types, properties or directions the schema does not have."""
-
-
 class LoaderError(GraphError):
     """A statement of a Cypher script failed; names the statement number and the database's error."""
 
@@ -89,3 +93,25 @@ class LockBusy(CypherloopError):
     """Another cypherloop process holds the lock for this job."""
 
     exit_code = 3
+
+
+def run_guarded(fn: Callable[[], int | None]) -> int:
+    """Run a command; turn every failure into one line on stderr and a non-zero exit code."""
+    try:
+        return int(fn() or 0)
+    except CypherloopError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # argparse errors and --help
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except Exception as e:  # noqa: BLE001 - the promise is: never a traceback for the user
+        if os.environ.get("CYPHERLOOP_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(e).__name__}: {e} (set CYPHERLOOP_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
