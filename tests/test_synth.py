@@ -38,7 +38,9 @@ def test_every_frame_yields_runnable_queries_on_the_demo_graph(demo, demo_pairs)
 
     pairs, report = demo_pairs
     assert len(pairs) == 1500, report.table()
-    assert {p.category for p in pairs} == set(FRAMES), set(FRAMES) - {p.category for p in pairs}
+    # every frame but "same", which needs two relationship types between one pair of labels (the demo has
+    # none; test_decades_lists_roles_and_the_same_node covers it)
+    assert {p.category for p in pairs} == set(FRAMES) - {"same"}, set(FRAMES) - {p.category for p in pairs}
     for p in pairs[::3]:
         first = demo.query(p.cypher, timeout_s=10)
         second = demo.query(p.cypher, timeout_s=10)
@@ -211,8 +213,23 @@ def test_cli_generate(shop, settings, tmp_path, capsys):
     from ui.cli import main
 
     out = tmp_path / "pairs.jsonl"
-    code = main(["data", "generate", "--home", str(settings.home), "--graph", "shop", "--n", "40",
-                 "--out", str(out), "--seed", "2", "--quiet"])
+    code = main(
+        [
+            "data",
+            "generate",
+            "--home",
+            str(settings.home),
+            "--graph",
+            "shop",
+            "--n",
+            "40",
+            "--out",
+            str(out),
+            "--seed",
+            "2",
+            "--quiet",
+        ]
+    )
     assert code == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 40
@@ -240,3 +257,45 @@ def test_cli_generate(shop, settings, tmp_path, capsys):
         != 0
     )
     assert "unknown frame" in capsys.readouterr().err
+
+
+def test_decades_lists_roles_and_the_same_node(scratch_graph):
+    """Constructs people use on a movie-like graph: decades of a year, a value in a list property, role nouns
+    ("directors"), one person on two relationships to the same movie, a relationship's own property."""
+    scratch_graph.write("UNWIND range(0, 29) AS i CREATE (:Person {name: 'P' + toString(i), born: 1940 + i})")
+    scratch_graph.write(
+        "UNWIND range(0, 19) AS j CREATE (:Movie {title: 'M' + toString(j), released: 1975 + j * 2})"
+    )
+    scratch_graph.write(
+        "MATCH (p:Person), (m:Movie) "
+        "WHERE toInteger(substring(p.name, 1)) % 5 = toInteger(substring(m.title, 1)) % 5 "
+        "CREATE (p)-[:ACTED_IN {roles: ['Role' + p.name, 'Extra']}]->(m)"
+    )
+    scratch_graph.write(
+        "MATCH (p:Person), (m:Movie) "
+        "WHERE toInteger(substring(p.name, 1)) = toInteger(substring(m.title, 1)) CREATE (p)-[:DIRECTED]->(m)"
+    )
+    pairs, report = generate_pairs(scratch_graph, 1500, seed=3)
+    cov = report.coverage
+    for construct in (
+        "filter:decade",
+        "filter:has",
+        "list_property",
+        "role_noun",
+        "same_node",
+        "frame:relprop",
+    ):
+        assert cov[construct] > 0, f"{construct} never kept:\n{report.table()}"
+    text = "\n".join(f"{p.question} || {p.cypher}" for p in pairs)
+    assert re.search(r"in the (19)?\d0s", text) and re.search(r">= 19\d0 AND \w+\.\w+ < 19\d0", text)
+    assert "directors" in text or "actors" in text
+    same = [p for p in pairs if "same_node" in p.features]
+    assert all(
+        re.search(
+            r"MATCH \((\w+):\w+\)-\[:\w+\]->\(\w+:\w+\)<-\[:\w+\]-\(\1\)|"
+            r"MATCH \((\w+):\w+\)<-\[:\w+\]-\(\w+:\w+\)-\[:\w+\]->\(\2\)",
+            p.cypher,
+        )
+        for p in same
+    ), same[:3]
+    assert any("the same" in p.question for p in same)

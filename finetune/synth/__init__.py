@@ -14,5 +14,14 @@ from finetune.synth.grammar import FRAMES
 from finetune.synth.profile import Profile, profile_graph
 from finetune.synth.run import GenerationReport, Pair, generate_pairs, query_id, read_pairs, write_pairs
 
-__all__ = ["FRAMES", "GenerationReport", "Pair", "Profile", "generate_pairs", "profile_graph", "query_id",
-           "read_pairs", "write_pairs"]
+__all__ = [
+    "FRAMES",
+    "GenerationReport",
+    "Pair",
+    "Profile",
+    "generate_pairs",
+    "profile_graph",
+    "query_id",
+    "read_pairs",
+    "write_pairs",
+]

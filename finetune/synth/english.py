@@ -16,8 +16,19 @@ import inflect
 
 _INFLECT = inflect.engine()
 
-ACRONYMS = {"id": "ID", "url": "URL", "uri": "URI", "ip": "IP", "iso": "ISO", "sku": "SKU", "isbn": "ISBN",
-            "imdb": "IMDb", "usa": "USA", "uk": "UK", "api": "API"}
+ACRONYMS = {
+    "id": "ID",
+    "url": "URL",
+    "uri": "URI",
+    "ip": "IP",
+    "iso": "ISO",
+    "sku": "SKU",
+    "isbn": "ISBN",
+    "imdb": "IMDb",
+    "usa": "USA",
+    "uk": "UK",
+    "api": "API",
+}
 PREPOSITIONS = frozenset(
     [
         "in",
@@ -43,13 +54,62 @@ PREPOSITIONS = frozenset(
     ]
 )
 # Words that mark a person-like label: "who" instead of "that", "Who …?" questions.
-PERSON_WORDS = frozenset(["person", "people", "user", "customer", "employee", "actor", "actress", "director",
-                          "author", "student", "teacher", "member", "patient", "doctor", "artist", "player",
-                          "manager", "writer", "reviewer", "friend", "contact", "client", "buyer", "seller",
-                          "owner", "officer", "character", "producer", "musician", "singer", "speaker",
-                          "researcher", "scientist", "engineer", "developer", "founder", "politician",
-                          "athlete", "coach", "individual", "human", "guest", "host", "user", "follower",
-                          "scholar", "candidate", "voter", "worker", "staff", "leader", "president"])
+PERSON_WORDS = frozenset(
+    [
+        "person",
+        "people",
+        "user",
+        "customer",
+        "employee",
+        "actor",
+        "actress",
+        "director",
+        "author",
+        "student",
+        "teacher",
+        "member",
+        "patient",
+        "doctor",
+        "artist",
+        "player",
+        "manager",
+        "writer",
+        "reviewer",
+        "friend",
+        "contact",
+        "client",
+        "buyer",
+        "seller",
+        "owner",
+        "officer",
+        "character",
+        "producer",
+        "musician",
+        "singer",
+        "speaker",
+        "researcher",
+        "scientist",
+        "engineer",
+        "developer",
+        "founder",
+        "politician",
+        "athlete",
+        "coach",
+        "individual",
+        "human",
+        "guest",
+        "host",
+        "user",
+        "follower",
+        "scholar",
+        "candidate",
+        "voter",
+        "worker",
+        "staff",
+        "leader",
+        "president",
+    ]
+)
 # A few common synonyms so questions do not always use the label's own word.
 SYNONYMS = {
     "movie": ["film"],
@@ -114,9 +174,29 @@ COPULA_HEADS = frozenset(
     ]
 )
 ADJECTIVE_HEADS = frozenset(["next", "adjacent", "close", "similar", "equal", "opposite", "near"])
-STATE_PARTICIPLES = frozenset(["located", "based", "born", "married", "related", "assigned", "interested",
-                               "involved", "connected", "linked", "associated", "tagged", "named", "situated",
-                               "employed", "enrolled", "registered", "listed", "classified"])
+STATE_PARTICIPLES = frozenset(
+    [
+        "located",
+        "based",
+        "born",
+        "married",
+        "related",
+        "assigned",
+        "interested",
+        "involved",
+        "connected",
+        "linked",
+        "associated",
+        "tagged",
+        "named",
+        "situated",
+        "employed",
+        "enrolled",
+        "registered",
+        "listed",
+        "classified",
+    ]
+)
 INTRANSITIVE = frozenset(
     [
         "interact",
@@ -246,6 +326,63 @@ _ED_BASE = {
     "located": "locate",
     "based": "base",
 }
+
+
+# Who does what: the noun for the subject of a verb ("people who direct" → "directors"). A list, not a rule:
+# "order" → "orderer" or "place" → "placer" would read wrong; a verb missing here gets no role noun.
+ROLE_NOUNS = {
+    "act": "actor",
+    "direct": "director",
+    "produce": "producer",
+    "write": "writer",
+    "review": "reviewer",
+    "follow": "follower",
+    "supply": "supplier",
+    "buy": "buyer",
+    "purchase": "buyer",
+    "sell": "seller",
+    "own": "owner",
+    "manage": "manager",
+    "teach": "teacher",
+    "lead": "leader",
+    "create": "creator",
+    "edit": "editor",
+    "invest": "investor",
+    "visit": "visitor",
+    "rate": "rater",
+    "employ": "employer",
+    "play": "player",
+    "sing": "singer",
+    "compose": "composer",
+    "publish": "publisher",
+    "develop": "developer",
+    "design": "designer",
+    "found": "founder",
+    "attend": "attendee",
+    "subscribe": "subscriber",
+    "author": "author",
+    "host": "host",
+    "ship": "shipper",
+    "report": "reporter",
+    "mentor": "mentor",
+    "coach": "coach",
+    "train": "trainer",
+    "use": "user",
+    "like": "fan",
+    "watch": "viewer",
+    "read": "reader",
+    "borrow": "borrower",
+    "contribute": "contributor",
+}
+
+
+def role_noun(verb: Verb) -> Noun | None:
+    """ "directors" for DIRECTED, "actors" for ACTED_IN, "followers" for FOLLOWS; None for verbs not
+    listed."""
+    if verb.copula:
+        return None
+    word = ROLE_NOUNS.get(verb.base.split(" ")[0])
+    return Noun(word, plural(word), True) if word else None
 
 
 def split_words(identifier: str) -> list[str]:
@@ -434,7 +571,7 @@ def verb_of(rel_type: str, end_label: str | None = None) -> Verb:
     words = split_words(rel_type)
     if end_label:  # IN_CATEGORY to :Category → "in" (the label's noun comes with the entity)
         tail = split_words(end_label)
-        if len(words) > len(tail) and words[-len(tail):] == tail:
+        if len(words) > len(tail) and words[-len(tail) :] == tail:
             words = words[: -len(tail)]
     head, rest = words[0], words[1:]
     tail = (" " + " ".join(rest)) if rest else ""
@@ -477,8 +614,15 @@ def verb_of(rel_type: str, end_label: str | None = None) -> Verb:
         base = head
         past = part = _past(base)
         present = True
-    return Verb(False, base + tail, past + tail, part + tail, _third(base) + tail, present,
-                bool(rest) or base in INTRANSITIVE)
+    return Verb(
+        False,
+        base + tail,
+        past + tail,
+        part + tail,
+        _third(base) + tail,
+        present,
+        bool(rest) or base in INTRANSITIVE,
+    )
 
 
 def prop_words(label: str, prop: str) -> str:
@@ -486,8 +630,8 @@ def prop_words(label: str, prop: str) -> str:
     "customer ID"."""
     words = split_words(prop)
     lab = split_words(label)
-    if len(words) > len(lab) and words[: len(lab)] == lab and words[len(lab):] != ["ID"]:
-        words = words[len(lab):]
+    if len(words) > len(lab) and words[: len(lab)] == lab and words[len(lab) :] != ["ID"]:
+        words = words[len(lab) :]
     return " ".join(words)
 
 
@@ -505,8 +649,20 @@ def say_num(x: float | int) -> str:
     return f"{int(x):,}" if abs(x) >= 10000 else str(int(x))
 
 
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def say_date(iso: str, style: int) -> str:

@@ -33,12 +33,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finetune.synth.cypher import ident, lit, num
-from finetune.synth.english import plural, split_words
+from finetune.synth.english import plural, role_noun, split_words
 from finetune.synth.profile import _MISSING, Label, Profile, Prop, Rel, is_number
 
 FRAMES: dict[str, float] = {
-    "list": 16, "props": 10, "pairs": 4, "count": 12, "aggregate": 8, "distinct": 4, "first": 7, "top": 9,
-    "group": 12, "having": 6, "collect": 2,
+    "list": 16,
+    "props": 10,
+    "pairs": 4,
+    "count": 12,
+    "aggregate": 8,
+    "distinct": 4,
+    "first": 7,
+    "top": 9,
+    "group": 12,
+    "having": 6,
+    "collect": 2,
+    "same": 2,
+    "relprop": 3,
 }
 """Every frame with its sampling weight."""
 
@@ -49,12 +60,13 @@ FILTER_OPS: dict[str, tuple[str, ...]] = {
     "key": ("eq", "contains", "starts"),
     "category": ("eq", "eq", "ne", "in"),
     "text": ("contains", "starts", "ends", "eq"),
-    "number": ("gt", "lt", "ge", "le", "between", "eq"),
+    "number": ("gt", "lt", "ge", "le", "between", "eq", "decade"),
     "numtext": ("gt", "lt", "between"),
     "date": ("after", "before", "between", "year"),
     "datetext": ("after", "before", "between", "year", "month"),
     "bool": ("true", "false"),
     "id": ("eq",),
+    "list": ("has", "has", "size"),
 }
 AGGS = ("avg", "sum", "min", "max")
 ROW_LIMITS = (3, 5, 10, 3, 5)
@@ -144,6 +156,8 @@ class Query:
     dedupe_first: bool = False  # WITH DISTINCT <focus> before aggregating (decided by run.py)
     split_match: int = 0  # >0: the hop index where a second MATCH clause starts
     opener: str = ""  # rendering choice made with the structure (it decides the return style)
+    role_hops: set[int] = field(default_factory=set)  # hops said as a role noun of their parent ("directors")
+    cycle: bool = False  # hops 0 and 1 both join the focus to the same node ("… and … the same movie")
 
     # --- helpers -------------------------------------------------------------------------------------
     def anchored(self, i: int) -> Filter | None:
@@ -151,8 +165,13 @@ class Query:
 
     def pinned(self, i: int) -> bool:
         """Node ``i`` is one entity: named by its key, or filtered to one value of a unique property."""
-        return any(f.on == "node" and f.index == i and f.op == "eq" and (f.prop.kind in ("key", "id") or
-                   len(f.prop.counts) >= 0.9 * max(1, f.prop.present)) for f in self.filters)
+        return any(
+            f.on == "node"
+            and f.index == i
+            and f.op == "eq"
+            and (f.prop.kind in ("key", "id") or len(f.prop.counts) >= 0.9 * max(1, f.prop.present))
+            for f in self.filters
+        )
 
     def children(self, i: int) -> list[int]:
         return [j for j, h in enumerate(self.hops) if h.parent == i]
@@ -189,6 +208,14 @@ class Query:
             out.append("with_distinct")
         if self.split_match:
             out.append("repeated_match")
+        if self.role_hops:
+            out.append("role_noun")
+        if self.cycle:
+            out.append("same_node")
+        if any(f.prop.kind == "list" for f in self.filters) or any(
+            r.prop is not None and r.prop.kind == "list" for r in self.returns
+        ):
+            out.append("list_property")
         if any(r.on == "hop" for r in self.returns) or (
             self.agg and self.agg.target and self.agg.target.on == "hop"
         ):
@@ -256,8 +283,10 @@ def _filter_expr(q: Query, f: Filter) -> str:
         def dlit(x: Any) -> str:
             return f"{fn}('{str(x)[:10]}')"
     else:
+
         def dlit(x: Any) -> str:
             return lit(str(x)[:10])
+
     ops = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
     if f.op in ops:
         return f"{p} {ops[f.op]} {lit(v)}"
@@ -281,6 +310,12 @@ def _filter_expr(q: Query, f: Filter) -> str:
         return f"{p} > {dlit(v)}"
     if f.op == "before":
         return f"{p} < {dlit(v)}"
+    if f.op == "decade":
+        return f"{p} >= {int(v)} AND {p} < {int(v) + 10}"
+    if f.op == "has":
+        return f"{lit(v)} IN {p}"
+    if f.op == "size":
+        return f"size({p}) {v[0]} {v[1]}"
     if f.op in ("year", "month"):
         if kind == "date":
             lo, hi = _period(str(v), f.op)
@@ -342,8 +377,12 @@ def _piece(q: Query, start: int, hop_ids: list[int], seen: set[int], reverse: bo
 
 
 def _match(q: Query) -> str:
-    pieces = _chain_order(q)
     seen: set[int] = set()
+    if q.cycle:  # (f)-[:R1]->(y)<-[:R2]-(f): the focus reaches one node twice
+        a, b = q.hops[0], q.hops[1]
+        text = _node_pat(q, 0, seen) + _rel_pat(a, True) + _node_pat(q, a.child, seen)
+        return "MATCH " + text + _rel_pat(b, False) + _node_pat(q, 0, seen)
+    pieces = _chain_order(q)
     if len(pieces) == 2 and len(pieces[0][1]) == 1 and len(pieces[1][1]) == 1:
         # two branches around the focus: one path through it, (a)<-[]-(f)-[]->(b)
         a, b = pieces[0][1][0], pieces[1][1][0]
@@ -356,7 +395,7 @@ def _match(q: Query) -> str:
     clauses: list[str] = []
     for start, hop_ids in pieces:
         if q.split_match and len(hop_ids) > q.split_match:
-            first, rest = hop_ids[: q.split_match], hop_ids[q.split_match:]
+            first, rest = hop_ids[: q.split_match], hop_ids[q.split_match :]
             mid = q.hops[rest[0]].parent
             clauses.append(_piece(q, start, first, seen, _prefer_reverse(q, start, first)))
             clauses.append("MATCH " + _piece(q, mid, rest, seen, False))
@@ -384,8 +423,11 @@ def _where(q: Query) -> str:
     for e in q.exists:
         v = q.nodes[e.node].var
         other = e.rel.end if e.outward else e.rel.start
-        pat = f"({v})-[:{ident(e.rel.type)}]->(:{ident(other.label)})" if e.outward else \
-            f"({v})<-[:{ident(e.rel.type)}]-(:{ident(other.label)})"
+        pat = (
+            f"({v})-[:{ident(e.rel.type)}]->(:{ident(other.label)})"
+            if e.outward
+            else f"({v})<-[:{ident(e.rel.type)}]-(:{ident(other.label)})"
+        )
         conds.append(("NOT " if e.negated else "") + pat)
     return (" WHERE " + " AND ".join(conds)) if conds else ""
 
@@ -451,7 +493,7 @@ def tie_probe(q: Query) -> tuple[str, int] | None:
         return f"{body} LIMIT {q.limit + 1}", q.limit
     assert isinstance(q.order, Ref)
     ret, order = body.rfind(" RETURN "), body.rfind(" ORDER BY ")
-    cols = body[ret + len(" RETURN "): order]
+    cols = body[ret + len(" RETURN ") : order]
     return (
         f"{body[:ret]} RETURN {cols}, {_numeric(q, q.order)} AS __sort_key{body[order:]} LIMIT {q.limit + 1}",
         q.limit,
@@ -482,6 +524,10 @@ class Sampler:
             hops = max(1, hops)
         if frame == "props" and hops == 0 and rng.random() < 0.7:
             frame = "lookup"
+        if frame == "same":
+            return self._same()
+        if frame == "relprop":
+            hops = 1
         q = self._walk(frame, hops)
         if q is None:
             return None
@@ -493,6 +539,7 @@ class Sampler:
         ok = getattr(self, f"_frame_{frame}")(q)
         if not ok or any(q.pinned(g.index) for g in q.group if g.on == "node" and g.prop is None):
             return None
+        self._mark_roles(q)
         _prune(q)
         if q.frame == "lookup":
             q.frame = "props"
@@ -528,8 +575,11 @@ class Sampler:
             for h in range(hops):
                 parent = 0 if (star and h > 0) or h == 0 else len(q.nodes) - 1
                 pnode = q.nodes[parent]
-                options = [(r, o) for r, o in self.P.rels_at(pnode.label.label)
-                           if pnode.id in (r.out if o else r.inc)]
+                options = [
+                    (r, o)
+                    for r, o in self.P.rels_at(pnode.label.label)
+                    if pnode.id in (r.out if o else r.inc)
+                ]
                 if parent > 0:  # do not walk straight back along the hop that led here, mostly
                     back = q.hops[parent - 1] if parent - 1 < len(q.hops) else None
                     if back is not None and rng.random() < 0.8:
@@ -628,8 +678,13 @@ class Sampler:
         if nullable and rng.random() < 0.1:
             p = rng.choice(nullable)
             return Filter(on, idx, p, "notnull" if data.get(p.name) is not None else "null")
-        cands = [p for p in props.values() if p.kind in FILTER_OPS and data.get(p.name) is not None
-                 and not (on == "node" and idx == 0 and p.kind == "id")]
+        cands = [
+            p
+            for p in props.values()
+            if p.kind in FILTER_OPS
+            and data.get(p.name) is not None
+            and not (on == "node" and idx == 0 and p.kind == "id")
+        ]
         if on == "node" and idx > 0:
             cands = [p for p in cands if p.kind != "key"]  # a named path node is an anchor, handled above
         if not cands:
@@ -653,6 +708,8 @@ class Sampler:
                 if isinstance(v, float) and not float(v).is_integer():
                     return None
                 return Filter(on, idx, p, "eq", int(x) if p.kind == "number" else v)
+            if op == "decade":
+                return Filter(on, idx, p, "decade", int(x) // 10 * 10) if p.is_year else None
             below = [t for t in ts if t < x]
             above = [t for t in ts if t > x]
             if op in ("gt", "ge") and below:
@@ -681,6 +738,14 @@ class Sampler:
             return None
         if p.kind == "bool":
             return Filter(on, idx, p, "true" if v else "false")
+        if p.kind == "list":
+            items = [x for x in (v or []) if isinstance(x, str) and x.strip()]
+            if op == "size" and isinstance(v, (list, tuple)):
+                n = len(v)
+                return Filter(
+                    on, idx, p, "size", rng.choice([("=", n), (">", n - 1)] if n > 1 else [("=", n)])
+                )
+            return Filter(on, idx, p, "has", rng.choice(items)) if items else None
         if not isinstance(v, str) or not v.strip() or v.strip() in _MISSING:
             return None
         if op == "eq" or p.kind == "id":
@@ -750,8 +815,10 @@ class Sampler:
             q.opener = rng.choice(["find", "show", "retrieve"])
             q.style = "node"
             return
-        q.opener = rng.choices(["which", "list", "what", "name", "find", "show", "retrieve", "names"],
-                               weights=[5, 5, 3, 2, 2, 2, 1, 3])[0]
+        q.opener = rng.choices(
+            ["which", "list", "what", "name", "find", "show", "retrieve", "names"],
+            weights=[5, 5, 3, 2, 2, 2, 1, 3],
+        )[0]
         q.style = "node" if q.opener in ("find", "show", "retrieve") else "key"
 
     def _frame_list(self, q: Query) -> bool:
@@ -772,8 +839,11 @@ class Sampler:
         if not q.anchored(0):
             return False
         lab = q.nodes[0].label
-        props = [p for p in lab.props.values() if p is not lab.key and p.kind not in ("other",)
-                 and q.nodes[0].data.get(p.name) is not None]
+        props = [
+            p
+            for p in lab.props.values()
+            if p is not lab.key and p.kind not in ("other",) and q.nodes[0].data.get(p.name) is not None
+        ]
         if not props:
             return False
         k = self.rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
@@ -789,7 +859,7 @@ class Sampler:
         if not props:
             return False
         chosen = rng.sample(props, min(len(props), rng.choices([1, 2], weights=[3, 2])[0]))
-        q.returns = ([Ref("node", 0)] if lab.key is not None and rng.random() < 0.6 else [])
+        q.returns = [Ref("node", 0)] if lab.key is not None and rng.random() < 0.6 else []
         q.returns += [Ref("node", 0, p) for p in chosen]
         q.style = "key"
         return True
@@ -809,10 +879,17 @@ class Sampler:
     def _agg_target(self, q: Query) -> Ref | None:
         rng = self.rng
         fixed = {id(f.prop) for f in q.filters if f.op in ("eq", "in")}
-        refs = [Ref("node", 0, p) for p in q.nodes[0].label.usable("number", "numtext") if not p.is_year
-                and id(p) not in fixed]
-        refs += [Ref("hop", j, p) for j, h in enumerate(q.hops) if h.parent == 0
-                 for p in h.rel.usable("number", "numtext")]
+        refs = [
+            Ref("node", 0, p)
+            for p in q.nodes[0].label.usable("number", "numtext")
+            if not p.is_year and id(p) not in fixed
+        ]
+        refs += [
+            Ref("hop", j, p)
+            for j, h in enumerate(q.hops)
+            if h.parent == 0
+            for p in h.rel.usable("number", "numtext")
+        ]
         return rng.choice(refs) if refs else None
 
     def _frame_aggregate(self, q: Query) -> bool:
@@ -832,8 +909,12 @@ class Sampler:
 
     def _frame_distinct(self, q: Query) -> bool:
         lab = q.nodes[0].label
-        props = [p for p in lab.usable("category", "number", "key", "text") if len(p.counts) < 0.8 * p.present
-                 and not any(f.prop is p and f.on == "node" and f.index == 0 for f in q.filters)]
+        props = [
+            p
+            for p in lab.usable("category", "number", "key", "text")
+            if len(p.counts) < 0.8 * p.present
+            and not any(f.prop is p and f.on == "node" and f.index == 0 for f in q.filters)
+        ]
         if not props:
             return False
         q.returns = [Ref("node", 0, self.rng.choice(props))]
@@ -844,8 +925,11 @@ class Sampler:
     def _frame_top(self, q: Query) -> bool:
         rng = self.rng
         lab = q.nodes[0].label
-        props = [p for p in lab.usable("number", "numtext", "date", "datetext")
-                 if not any(f.prop is p for f in q.filters)]
+        props = [
+            p
+            for p in lab.usable("number", "numtext", "date", "datetext")
+            if not any(f.prop is p for f in q.filters)
+        ]
         hop_props = [
             (j, p) for j, h in enumerate(q.hops) if h.parent == 0 for p in h.rel.usable("number", "numtext")
         ]
@@ -870,8 +954,11 @@ class Sampler:
         for h in q.hops:
             if h.parent == 0 and q.anchored(h.child) is None and q.nodes[h.child].label.key is not None:
                 cands.append(Ref("node", h.child))
-        cats = [Ref("node", 0, p) for p in q.nodes[0].label.usable("category")
-                if not any(f.prop is p for f in q.filters)]
+        cats = [
+            Ref("node", 0, p)
+            for p in q.nodes[0].label.usable("category")
+            if not any(f.prop is p for f in q.filters)
+        ]
         if cats and (not cands or rng.random() < 0.3):
             return rng.choice(cats)
         return rng.choice(cands) if cands else None
@@ -897,8 +984,14 @@ class Sampler:
 
     def _frame_having(self, q: Query) -> bool:
         rng = self.rng
-        g = next((Ref("node", h.child) for h in q.hops if h.parent == 0 and q.anchored(h.child) is None
-                  and q.nodes[h.child].label.key is not None), None)
+        g = next(
+            (
+                Ref("node", h.child)
+                for h in q.hops
+                if h.parent == 0 and q.anchored(h.child) is None and q.nodes[h.child].label.key is not None
+            ),
+            None,
+        )
         if g is None:
             return False
         q.agg = Agg("count", None)
@@ -917,6 +1010,111 @@ class Sampler:
         q.group = [g]
         q.style = "key"
         return True
+
+    def _mark_roles(self, q: Query) -> None:
+        """Say some hops of the focus as a role noun: "directors of movies released after 2000" for "people
+        who directed movies released after 2000", "actors" for "people who acted in a movie"."""
+        if q.frame not in ("list", "first", "count", "top", "distinct", "aggregate", "props", "lookup"):
+            return
+        for j in q.children(0):
+            h = q.hops[j]
+            if not h.outward or role_noun(h.rel.verb) is None or q.anchored(0) is not None:
+                continue
+            bare = not (
+                q.children(h.child)
+                or q.anchored(h.child)
+                or any(f.on == "node" and f.index == h.child for f in q.filters)
+            )
+            if self.rng.random() < (0.5 if bare else 0.25):
+                q.role_hops.add(j)
+
+    def _same(self) -> Query | None:
+        """The focus joined to one node by two relationship types: "people who directed and acted in the same
+        movie" (both from the focus) or "movies directed and written by the same person" (both into it)."""
+        rng = self.rng
+        pairs = [
+            (a, b, out)
+            for lab in self.labels
+            for out in (True, False)
+            for a in self.P.rels_at(lab.label)
+            for b in self.P.rels_at(lab.label)
+            if a[1] == out
+            and b[1] == out
+            and a[0].type < b[0].type
+            and (a[0].end if out else a[0].start) is (b[0].end if out else b[0].start)
+        ]
+        if not pairs:
+            return None
+        (ra, _), (rb, _), out = rng.choice(pairs)
+        focus = ra.start if out else ra.end
+        other = ra.end if out else ra.start
+        ends = {}
+        for e in (ra.out if out else ra.inc).items():
+            ends[e[0]] = {(ra.edges[i][1] if out else ra.edges[i][0]) for i in e[1]}
+        found = []
+        for x, ys in ends.items():
+            table = rb.out if out else rb.inc
+            both = ys & {(rb.edges[i][1] if out else rb.edges[i][0]) for i in table.get(x, [])}
+            if both:
+                found.append((x, sorted(both)[0]))
+        if not found:
+            return None
+        x, y = rng.choice(found)
+        ea = next(
+            i for i in (ra.out if out else ra.inc)[x] if (ra.edges[i][1] if out else ra.edges[i][0]) == y
+        )
+        eb = next(
+            i for i in (rb.out if out else rb.inc)[x] if (rb.edges[i][1] if out else rb.edges[i][0]) == y
+        )
+        q = Query("same", [Node(focus, focus.var, x)], cycle=True)
+        q.nodes.append(Node(other, self._var(q, other), y))
+        q.hops = [Hop(0, 1, ra, out, ea), Hop(0, 1, rb, out, eb)]
+        if rng.random() < 0.3:
+            f = self._filter_on(q, "node", 0)
+            if f:
+                q.filters.append(f)
+        kind = rng.choice(["list", "list", "count", "first"])
+        if kind == "count":
+            q.agg = Agg("count", None)  # run.py counts each entity once when the pattern repeats it
+        else:
+            self._frame_list(q)
+            q.returns = q.returns[:1]
+            if kind == "first":
+                q.limit = rng.choice(ROW_LIMITS)
+        if focus.key is None and q.agg is None:
+            return None
+        self._name_hop_vars(q)
+        return q
+
+    def _frame_relprop(self, q: Query) -> bool:
+        """A property of the relationship between two entities: "What roles did Tom Hanks have in …"."""
+        if not q.hops:
+            return False
+        h = q.hops[0]
+        props = [
+            p
+            for p in h.rel.props.values()
+            if p.kind in ("list", "number", "text", "category", "numtext")
+            and h.data.get(p.name) not in (None, "", [])
+        ]
+        if not props:
+            return False
+        if q.anchored(h.child) is None:
+            f = self._filter_on(q, "node", h.child, anchor=True)
+            if f is None:
+                return False
+            q.filters.append(f)
+        q.filters = [
+            f
+            for f in q.filters
+            if not (f.on == "hop" and f.index == 0)
+            and not (f.on == "node" and f.index == h.child and not f.inline)
+        ]
+        q.style = "key"
+        q.returns = ([Ref("node", 0)] if q.anchored(0) is None else []) + [
+            Ref("hop", 0, self.rng.choice(props))
+        ]
+        return q.nodes[0].label.key is not None
 
     def _shown_prop(self, lab: Label, exclude: Prop | None) -> Prop | None:
         props = [
@@ -948,6 +1146,8 @@ def _prune(q: Query) -> None:
                 q.children(c)
                 or c in used
                 or j in hop_used
+                or j in q.role_hops
+                or q.cycle
                 or any(f.on == "node" and f.index == c for f in q.filters)
                 or any(e.node == c for e in q.exists)
             ):
@@ -981,6 +1181,7 @@ def _remove_hop(q: Query, j: int) -> None:
         f.index = node_ix(f.index) if f.on == "node" else hop_ix(f.index)
     for e in q.exists:
         e.node = node_ix(e.node)
+    q.role_hops = {hop_ix(x) for x in q.role_hops if x != j}
     q.returns = [fix(r) for r in q.returns]
     q.group = [fix(r) for r in q.group]
     if q.agg and q.agg.target:
@@ -1010,5 +1211,18 @@ def _round_date(iso: str, rng: random.Random, up: bool = False) -> str:
     return f"{y + 1 if up else y:04d}-01-01"
 
 
-__all__ = ["FRAMES", "Agg", "Exists", "Filter", "Hop", "Node", "Query", "Ref", "Sampler", "compile_cypher",
-           "expr", "num", "tie_probe"]
+__all__ = [
+    "FRAMES",
+    "Agg",
+    "Exists",
+    "Filter",
+    "Hop",
+    "Node",
+    "Query",
+    "Ref",
+    "Sampler",
+    "compile_cypher",
+    "expr",
+    "num",
+    "tie_probe",
+]

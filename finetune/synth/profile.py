@@ -30,16 +30,61 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?
 _NUMERIC_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
 _MISSING = {"", "NULL", "null", "None", "N/A", "n/a"}
 _ID_NAME = re.compile(r"(^|_)id$|Id$|ID$", re.IGNORECASE)
-LOCATION_WORDS = frozenset(["city", "country", "state", "region", "town", "county", "province", "continent",
-                            "location", "place", "area"])
-MONEY_WORDS = frozenset(["price", "cost", "amount", "total", "revenue", "budget", "salary", "fee", "freight",
-                         "value", "spend", "spent", "income", "sales"])
-_PARTICIPLE_NOUNS = {"born": "birth", "released": "release", "created": "creation", "updated": "update",
-                     "joined": "join", "published": "publication", "founded": "founding", "died": "death",
-                     "started": "start", "ended": "end", "registered": "registration", "opened": "opening",
-                     "shipped": "shipping", "delivered": "delivery", "completed": "completion",
-                     "established": "establishment", "launched": "launch", "recorded": "recording",
-                     "posted": "posting", "hired": "hiring"}
+LOCATION_WORDS = frozenset(
+    [
+        "city",
+        "country",
+        "state",
+        "region",
+        "town",
+        "county",
+        "province",
+        "continent",
+        "location",
+        "place",
+        "area",
+    ]
+)
+MONEY_WORDS = frozenset(
+    [
+        "price",
+        "cost",
+        "amount",
+        "total",
+        "revenue",
+        "budget",
+        "salary",
+        "fee",
+        "freight",
+        "value",
+        "spend",
+        "spent",
+        "income",
+        "sales",
+    ]
+)
+_PARTICIPLE_NOUNS = {
+    "born": "birth",
+    "released": "release",
+    "created": "creation",
+    "updated": "update",
+    "joined": "join",
+    "published": "publication",
+    "founded": "founding",
+    "died": "death",
+    "started": "start",
+    "ended": "end",
+    "registered": "registration",
+    "opened": "opening",
+    "shipped": "shipping",
+    "delivered": "delivery",
+    "completed": "completion",
+    "established": "establishment",
+    "launched": "launch",
+    "recorded": "recording",
+    "posted": "posting",
+    "hired": "hiring",
+}
 
 
 @dataclass
@@ -74,8 +119,11 @@ class Prop:
 
     @property
     def is_year(self) -> bool:
-        return self.kind == "number" and bool(self.values) and all(
-            isinstance(v, int) and 1000 <= v <= 2200 for v in self.values[:200])
+        return (
+            self.kind == "number"
+            and bool(self.values)
+            and all(isinstance(v, int) and 1000 <= v <= 2200 for v in self.values[:200])
+        )
 
     @property
     def plural_words(self) -> str:

@@ -22,6 +22,7 @@ from finetune.synth.english import (
     cap,
     is_plural,
     plural,
+    role_noun,
     say_date,
     say_month,
     say_num,
@@ -29,10 +30,19 @@ from finetune.synth.english import (
 from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref
 from finetune.synth.profile import Prop
 
-AGG_WORDS = {"avg": ["average", "average", "mean"], "sum": ["total", "total", "combined", "sum of the"],
-             "min": ["minimum", "lowest", "smallest"], "max": ["maximum", "highest", "largest"]}
-POLITE = ["Can you tell me {q}", "Could you tell me {q}", "I'd like to know {q}", "Please tell me {q}",
-          "I want to know {q}"]
+AGG_WORDS = {
+    "avg": ["average", "average", "mean"],
+    "sum": ["total", "total", "combined", "sum of the"],
+    "min": ["minimum", "lowest", "smallest"],
+    "max": ["maximum", "highest", "largest"],
+}
+POLITE = [
+    "Can you tell me {q}",
+    "Could you tell me {q}",
+    "I'd like to know {q}",
+    "Please tell me {q}",
+    "I want to know {q}",
+]
 POLITE_IMPERATIVE = ["Please {q}", "Can you {q}", "Could you {q}", "I need you to {q}"]
 
 
@@ -93,8 +103,13 @@ class Renderer:
                 if f.prop.name.lower() == "title" and self.rng.random() < 0.5:
                     return f"{self.pick(['the', 'a'])} {n.singular} titled {name}"
                 return f"the {n.singular} {name}"
-            return self.pick([f"the {n.singular} named {name}", f"the {n.singular} called {name}",
-                              f"the {n.singular} with {f.prop.words} {name}"])
+            return self.pick(
+                [
+                    f"the {n.singular} named {name}",
+                    f"the {n.singular} called {name}",
+                    f"the {n.singular} with {f.prop.words} {name}",
+                ]
+            )
         shown = say_num(v) if isinstance(v, (int, float)) else str(v)
         return self.pick(
             [
@@ -105,8 +120,16 @@ class Renderer:
             ]
         )
 
-    def np(self, q: Query, i: int, *, plural_: bool = True, skip_hop: int | None = None, det: str = "",
-           mods: bool = True) -> str:
+    def np(
+        self,
+        q: Query,
+        i: int,
+        *,
+        plural_: bool = True,
+        skip_hop: int | None = None,
+        det: str = "",
+        mods: bool = True,
+    ) -> str:
         """The noun phrase of node ``i``: noun + filters + relative clauses for its hops (recursively)."""
         if q.anchored(i) is not None:
             return self.anchor(q, i)
@@ -121,8 +144,22 @@ class Renderer:
             for e in q.exists:
                 if e.node == i:
                     post.append(self.exists_phrase(q, e, plural_))
+        role = next((j for j in q.children(i) if j in q.role_hops and j != skip_hop), None)
+        if role is not None:  # "directors (of movies released after 2000)" for "people who directed …"
+            n = role_noun(q.hops[role].rel.verb) or n
+            c = q.hops[role].child
+            bare = not (
+                q.children(c)
+                or q.anchored(c) is not None
+                or any(f.on == "node" and f.index == c for f in q.filters)
+                or any(e.node == c for e in q.exists)
+            )
+            if not bare:
+                post.insert(
+                    0, "of " + self.np(q, c, plural_=q.anchored(c) is None) + self.hop_filters(q, role)
+                )
         for j in q.children(i):
-            if j != skip_hop:
+            if j != skip_hop and j != role:
                 post.append(self.hop_clause(q, j, plural_))
         head = " ".join([*pre, n.plural if plural_ else n.singular])
         text = " ".join(x for x in [det, head, self._join(post)] if x)
@@ -174,8 +211,12 @@ class Renderer:
                         else f"{n.rel} {v.negated(plural_)} any {other.singular}",
                     ]
                 )
-            return self.pick([f"{n.rel} {v.finite(plural_)} at least one {other.singular}",
-                              f"{n.rel} {v.perfect(plural_)} some {other.plural}"])
+            return self.pick(
+                [
+                    f"{n.rel} {v.finite(plural_)} at least one {other.singular}",
+                    f"{n.rel} {v.perfect(plural_)} some {other.plural}",
+                ]
+            )
         if e.negated:
             opts = [f"that no {other.singular} {v.finite(False)}"]
             if v.passive:
@@ -198,10 +239,17 @@ class Renderer:
             words = p.words.split()
             adj = " ".join(words[1:]) if words[0] in ("is", "has") and len(words) > 1 else p.words
             if op == "true":
-                return self.pick([(adj, ""), ("", f"that {be} {adj}"), ("", f"marked as {adj}"),
-                                  ("", f"where {pn} is true")])  # type: ignore[list-item]
-            return self.pick([("", f"that {be} not {adj}"), ("", f"not marked as {adj}"),
-                              ("", f"where {pn} is false")])  # type: ignore[list-item]
+                return self.pick(
+                    [
+                        (adj, ""),
+                        ("", f"that {be} {adj}"),
+                        ("", f"marked as {adj}"),
+                        ("", f"where {pn} is true"),
+                    ]
+                )  # type: ignore[list-item]
+            return self.pick(
+                [("", f"that {be} not {adj}"), ("", f"not marked as {adj}"), ("", f"where {pn} is false")]
+            )  # type: ignore[list-item]
         if op == "null":
             return "", self.pick(
                 [
@@ -214,8 +262,41 @@ class Renderer:
                 ]
             )
         if op == "notnull":
-            return "", self.pick([f"with a {pn}", f"that {have} a {pn}", f"whose {pn} is known",
-                                  f"with a {pn} on record", f"where {pn} is set", f"with a {pn} listed"])
+            return "", self.pick(
+                [
+                    f"with a {pn}",
+                    f"that {have} a {pn}",
+                    f"whose {pn} is known",
+                    f"with a {pn} on record",
+                    f"where {pn} is set",
+                    f"with a {pn} listed",
+                ]
+            )
+        if op == "decade":
+            d = int(f.value)
+            decade = self.pick([f"the {d}s", f"the {d}s", f"the '{str(d)[2:]}s", f"the {str(d)[2:]}s"])
+            if part:
+                return "", self.pick([f"{part} in {decade}", f"{part} during {decade}"])
+            return "", self.pick([f"with a {pn} in {decade}", f"whose {pn} falls in {decade}"])
+        if op == "has":
+            v = self.value(f.value, p, quote=0.85)
+            return "", self.pick(
+                [
+                    f"with {v} among {their} {self.pname_plural(p)}",
+                    f"whose {pn} include {v}",
+                    f"with {v} in {their} {pn}",
+                    f"where {pn} contains {v}",
+                ]
+            )
+        if op == "size":
+            cmp, n = f.value
+            many = "exactly" if cmp == "=" else "more than"
+            return "", self.pick(
+                [
+                    f"with {many} {n} {self.pname_plural(p) if n != 1 else p.words}",
+                    f"whose number of {self.pname_plural(p)} is {'more than ' if cmp == '>' else ''}{n}",
+                ]
+            )
         if p.kind in ("date", "datetext"):
             return "", self._date_phrase(f, pn, part)
         if p.kind in ("number", "numtext"):
@@ -266,8 +347,14 @@ class Renderer:
                 ]
             )
         if op == "starts":
-            return "", self.pick([f"whose {pn} starts with {q}", f"with a {pn} beginning with {q}",
-                                  f"whose {pn} begins with {q}", f"with a {pn} starting with {q}"])
+            return "", self.pick(
+                [
+                    f"whose {pn} starts with {q}",
+                    f"with a {pn} beginning with {q}",
+                    f"whose {pn} begins with {q}",
+                    f"with a {pn} starting with {q}",
+                ]
+            )
         if op == "ends":
             return "", self.pick(
                 [f"whose {pn} ends with {q}", f"with a {pn} ending in {q}", f"whose {pn} ends in {q}"]
@@ -283,7 +370,6 @@ class Renderer:
                     [
                         f"{part} after {v}",
                         f"{part} later than {v}",
-                        f"{part} since {v}" if False else f"{part} after {v}",
                     ]
                 ),
                 "ge": self.pick([f"{part} in {v} or later", f"{part} in or after {v}"]),
@@ -307,11 +393,20 @@ class Renderer:
             )
         if op == "between":
             w = self.value(f.value2, p)
-            return self.pick([f"with a {pn} between {v} and {w}", f"whose {pn} is between {v} and {w}",
-                              f"with {pn} from {v} to {w}", f"with a {pn} in the range {v} to {w}"])
-        words = {"gt": ["above", "greater than", "more than", "over", "higher than", "exceeding"],
-                 "ge": ["of at least", "of {v} or more"], "lt": ["below", "less than", "under", "lower than"],
-                 "le": ["of at most", "of {v} or less"]}[op]
+            return self.pick(
+                [
+                    f"with a {pn} between {v} and {w}",
+                    f"whose {pn} is between {v} and {w}",
+                    f"with {pn} from {v} to {w}",
+                    f"with a {pn} in the range {v} to {w}",
+                ]
+            )
+        words = {
+            "gt": ["above", "greater than", "more than", "over", "higher than", "exceeding"],
+            "ge": ["of at least", "of {v} or more"],
+            "lt": ["below", "less than", "under", "lower than"],
+            "le": ["of at most", "of {v} or less"],
+        }[op]
         w = self.pick(words)
         if "{v}" in w:
             return self.pick([f"with a {pn} {w.format(v=v)}", f"whose {pn} is {w.format(v=v)[3:]}"])
@@ -331,8 +426,11 @@ class Renderer:
         d = say_date(str(f.value), self.rng.randrange(3))
         if op == "between":
             d2 = say_date(str(f.value2), self.rng.randrange(3))
-            return f"{part} between {d} and {d2}" if part else self.pick(
-                [f"with a {pn} between {d} and {d2}", f"whose {pn} is between {d} and {d2}"])
+            return (
+                f"{part} between {d} and {d2}"
+                if part
+                else self.pick([f"with a {pn} between {d} and {d2}", f"whose {pn} is between {d} and {d2}"])
+            )
         word = self.pick(["after", "later than"] if op == "after" else ["before", "earlier than", "prior to"])
         return (
             f"{part} {word} {d}"
@@ -400,8 +498,13 @@ class Renderer:
         if o == "names":
             key = q.nodes[0].label.key
             kw = plural(key.words) if key is not None else "names"
-            return self.pick([f"What are the {kw} of the {k}{np_text}?", f"List the {kw} of {k}{np_text}.",
-                              f"Give me the {kw} of {k}{np_text}."])
+            return self.pick(
+                [
+                    f"What are the {kw} of the {k}{np_text}?",
+                    f"List the {kw} of {k}{np_text}.",
+                    f"Give me the {kw} of {k}{np_text}.",
+                ]
+            )
         if o == "find":
             return self.pick(
                 [f"Find {k}{np_text}." if k else f"Find all {np_text}.", f"Find the {k}{np_text}."]
@@ -438,8 +541,11 @@ class Renderer:
         j = self._main_hop(q) if q.opener in ("which",) else None
         if j is not None:
             n = self.noun(q, 0)
-            head = "Who" if n.person and not self._has_mods(q, 0) and self.rng.random() < 0.7 else \
-                f"Which {self.np(q, 0, skip_hop=j)}"
+            head = (
+                "Who"
+                if n.person and not self._has_mods(q, 0) and self.rng.random() < 0.7
+                else f"Which {self.np(q, 0, skip_hop=j)}"
+            )
             text = self._verb_question(q, j, head) + "?"
             return self._with_extra(q, text)
         return self._with_extra(q, self._entity_opener(q, self.np(q, 0)))
@@ -472,8 +578,9 @@ class Renderer:
                 return self._with_extra(q, f"List the {kw} of the first {k} {np_text}.")
             return self._with_extra(q, f"{lead} the {first} {k} {np_text}.")
         if q.opener == "which":
-            return self._with_extra(q, self.pick([f"List {k} {np_text}.", f"Give me {k} {np_text}.",
-                                                  f"Name any {k} {np_text}."]))
+            return self._with_extra(
+                q, self.pick([f"List {k} {np_text}.", f"Give me {k} {np_text}.", f"Name any {k} {np_text}."])
+            )
         return self._with_extra(q, self._entity_opener(q, np_text, count=k))
 
     def _q_props(self, q: Query) -> str:
@@ -482,8 +589,12 @@ class Renderer:
         if q.anchored(0) is not None:
             return self._lookup(q, props)
         np_text = self.np(q, 0)
-        names = self._and([self.pname_plural(p) if i == 0 and self.rng.random() < 0.7 else self.pname(p)
-                           for i, p in enumerate(props)])
+        names = self._and(
+            [
+                self.pname_plural(p) if i == 0 and self.rng.random() < 0.7 else self.pname(p)
+                for i, p in enumerate(props)
+            ]
+        )
         if with_key:
             key = q.nodes[0].label.key
             assert key is not None
@@ -496,9 +607,15 @@ class Renderer:
                     f"Give me the {np_text} along with their {names}.",
                 ]
             )
-        return self.pick([f"What are the {names} of {np_text}?", f"List the {names} of {np_text}.",
-                          f"Show the {names} of the {np_text}.", f"Give me the {names} for {np_text}.",
-                          f"What {names} do {np_text} have?"])
+        return self.pick(
+            [
+                f"What are the {names} of {np_text}?",
+                f"List the {names} of {np_text}.",
+                f"Show the {names} of the {np_text}.",
+                f"Give me the {names} for {np_text}.",
+                f"What {names} do {np_text} have?",
+            ]
+        )
 
     def _and(self, items: list[str]) -> str:
         return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -551,10 +668,19 @@ class Renderer:
                 else f"the {other_np} that they {v.finite(True)}"
             )
         else:
-            rel = f"the {other_np} that {v.finite(True)} them" if not v.passive or self.rng.random() < 0.5 \
+            rel = (
+                f"the {other_np} that {v.finite(True)} them"
+                if not v.passive or self.rng.random() < 0.5
                 else f"the {other_np} they were {v.passive}"
-        return self.pick([f"List the {np_text} and {rel}.", f"Show each of the {np_text} with {rel}.",
-                          f"For the {np_text}, list {rel}.", f"Give me the {np_text} together with {rel}."])
+            )
+        return self.pick(
+            [
+                f"List the {np_text} and {rel}.",
+                f"Show each of the {np_text} with {rel}.",
+                f"For the {np_text}, list {rel}.",
+                f"Give me the {np_text} together with {rel}.",
+            ]
+        )
 
     def _q_count(self, q: Query) -> str:
         j = self._main_hop(q)
@@ -611,9 +737,13 @@ class Renderer:
         assert p is not None
         np_text = self.np(q, 0)
         pl = self.pname_plural(p)
-        opts = [f"What are the distinct {pl} of {np_text}?", f"List the different {pl} of {np_text}.",
-                f"Which {pl} do {np_text} have?", f"Show the unique {pl} among {np_text}.",
-                f"What {pl} are there among {np_text}?"]
+        opts = [
+            f"What are the distinct {pl} of {np_text}?",
+            f"List the different {pl} of {np_text}.",
+            f"Which {pl} do {np_text} have?",
+            f"Show the unique {pl} among {np_text}.",
+            f"What {pl} are there among {np_text}?",
+        ]
         if p.is_location:
             opts.append(f"Which {pl} are {np_text} from?")
         return self.pick(opts)
@@ -636,18 +766,25 @@ class Renderer:
         n = self.noun(q, 0)
         if k == 1:
             np_sing = self.np(q, 0, plural_=False)
-            opts = [f"Which {np_sing} has the {hi} {pn}?", f"What is the {np_sing} with the {hi} {pn}?",
-                    f"Find the {np_sing} with the {hi} {pn}."]
+            opts = [
+                f"Which {np_sing} has the {hi} {pn}?",
+                f"What is the {np_sing} with the {hi} {pn}?",
+                f"Find the {np_sing} with the {hi} {pn}.",
+            ]
             if special:
                 opts.append(f"Which is the {special} {np_sing}?")
             if n.person:
                 opts.append(f"Who has the {hi} {pn} among {self.np(q, 0)}?")
             return self.pick(opts)
         np_text = self.np(q, 0)
-        opts = [f"What are the top {k} {np_text} by {pn}?", f"Which {k} {np_text} have the {hi} {pn}?",
-                f"List the {k} {np_text} with the {hi} {pn}.", f"Show the top {k} {np_text} ranked by {pn}.",
-                f"Top {k} {np_text} by {pn}" + ("" if q.desc else " (lowest first)"),
-                f"Give me the {k} {np_text} with the {hi} {pn}."]
+        opts = [
+            f"What are the top {k} {np_text} by {pn}?",
+            f"Which {k} {np_text} have the {hi} {pn}?",
+            f"List the {k} {np_text} with the {hi} {pn}.",
+            f"Show the top {k} {np_text} ranked by {pn}.",
+            f"Top {k} {np_text} by {pn}" + ("" if q.desc else " (lowest first)"),
+            f"Give me the {k} {np_text} with the {hi} {pn}.",
+        ]
         if not q.desc:
             opts = [o for o in opts if "top" not in o.lower() or "lowest" in o] + [
                 f"Which {k} {np_text} have the smallest {pn}?"
@@ -692,8 +829,12 @@ class Renderer:
             if v.passive:
                 out.append(f"Number of {x} {v.passive} {each}")
             return out
-        return [f"How many {x} {v.finite(True)} {each}?", f"For {each}, how many {x} {v.finite(True)} it?",
-                f"Count the {x} that {v.finite(True)} {each}.", f"Number of {x} that {v.finite(True)} {each}"]
+        return [
+            f"How many {x} {v.finite(True)} {each}?",
+            f"For {each}, how many {x} {v.finite(True)} it?",
+            f"Count the {x} that {v.finite(True)} {each}.",
+            f"Number of {x} that {v.finite(True)} {each}",
+        ]
 
     def _q_group(self, q: Query) -> str:
         a = q.agg
@@ -707,10 +848,14 @@ class Renderer:
             assert a.target is not None
             word = self._agg_word(a.func, a.target.prop)
             target = self._agg_target_text(q, a.target)
-            text = self.pick([f"What is the {word} {target} of {x} for {each}?",
-                              f"For {each}, what is the {word} {target} of the {x}?",
-                              f"{word.capitalize()} {target} of {x} per {each[5:]}",
-                              f"Show {each} with the {word} {target} of its {x}."])
+            text = self.pick(
+                [
+                    f"What is the {word} {target} of {x} for {each}?",
+                    f"For {each}, what is the {word} {target} of the {x}?",
+                    f"{word.capitalize()} {target} of {x} per {each[5:]}",
+                    f"Show {each} with the {word} {target} of its {x}.",
+                ]
+            )
         return text if text[-1] in "?." else text + self.pick(["", "?", "."])
 
     def _group_top(self, q: Query, x: str, groups: str, hop: Hop | None) -> str:
@@ -732,9 +877,13 @@ class Renderer:
                         f"Find the {self._singular_groups(q, groups)} with the {hi} {word} {target} of {x}.",
                     ]
                 )
-            return self.pick([f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
-                              f"Top {k} {groups} by {word} {target} of {x}",
-                              f"List the {k} {groups} with the {hi} {word} {target} of {x}."])
+            return self.pick(
+                [
+                    f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
+                    f"Top {k} {groups} by {word} {target} of {x}",
+                    f"List the {k} {groups} with the {hi} {word} {target} of {x}.",
+                ]
+            )
         if hop is None:
             g = q.group[0].prop
             assert g is not None
@@ -745,10 +894,33 @@ class Renderer:
                         f"What {self.pname(g)} has the {most} {x}?",
                     ]
                 )
-            return self.pick([f"Which {k} {plural(g.words)} have the {most} {x}?",
-                              f"Top {k} {plural(g.words)} by number of {x}"])
+            return self.pick(
+                [
+                    f"Which {k} {plural(g.words)} have the {most} {x}?",
+                    f"Top {k} {plural(g.words)} by number of {x}",
+                ]
+            )
         v = hop.rel.verb
         gsing = self._singular_groups(q, groups)
+        role = role_noun(v) if hop.outward and x == self.noun(q, 0).plural else None  # x bare: nothing lost
+        if (
+            role is not None and q.desc and self.rng.random() < 0.5
+        ):  # (x)-[:FOLLOWS]->(g): "the most followers"
+            if k == 1:
+                return self.pick(
+                    [
+                        f"Which {gsing} has the most {role.plural}?",
+                        f"Who has the most {role.plural}?"
+                        if q.nodes[q.group[0].index].label.noun.person
+                        else f"Which {gsing} has the most {role.plural}?",
+                    ]
+                )
+            return self.pick(
+                [
+                    f"Which {k} {groups} have the most {role.plural}?",
+                    f"Top {k} {groups} by number of {role.plural}",
+                ]
+            )
         if not hop.outward:  # (g)-[:R]->(x): "Which person directed the most movies?"
             if k == 1:
                 return self.pick(
@@ -771,12 +943,21 @@ class Renderer:
                 ]
             )
         if k == 1:
-            return self.pick([f"Which {gsing} has the {most} {x} that {v.finite(True)} it?",
-                              f"Which {gsing} do the {most} {x} {v.base if not v.copula else 'belong to'}?"
-                              if not v.copula else f"Which {gsing} has the {most} {x}?"])
-        return self.pick([f"Which {k} {groups} have the {most} {x} that {v.finite(True)} them?",
-                          f"Top {k} {groups} by number of {x} that {v.finite(True)} them",
-                          f"List the {k} {groups} with the {most} {x}."])
+            return self.pick(
+                [
+                    f"Which {gsing} has the {most} {x} that {v.finite(True)} it?",
+                    f"Which {gsing} do the {most} {x} {v.base if not v.copula else 'belong to'}?"
+                    if not v.copula
+                    else f"Which {gsing} has the {most} {x}?",
+                ]
+            )
+        return self.pick(
+            [
+                f"Which {k} {groups} have the {most} {x} that {v.finite(True)} them?",
+                f"Top {k} {groups} by number of {x} that {v.finite(True)} them",
+                f"List the {k} {groups} with the {most} {x}.",
+            ]
+        )
 
     def _singular_groups(self, q: Query, groups: str) -> str:
         g = q.group[0]
@@ -792,18 +973,121 @@ class Renderer:
         v = hop.rel.verb
         amount = {">": self.pick(["more than", "over"]), ">=": "at least", "<": "fewer than"}[op]
         if not hop.outward:  # (g)-[:R]->(x)
-            opts = [f"Which {groups} {v.perfect(True)} {amount} {k} {x}?",
-                    f"List the {groups} that {v.finite(True)} {amount} {k} {x}.",
-                    f"Find {groups} who {v.finite(True)} {amount} {k} {x}."]
+            opts = [
+                f"Which {groups} {v.perfect(True)} {amount} {k} {x}?",
+                f"List the {groups} that {v.finite(True)} {amount} {k} {x}.",
+                f"Find {groups} who {v.finite(True)} {amount} {k} {x}.",
+            ]
             if (
                 q.nodes[q.group[0].index].label.noun.person
                 and groups == q.nodes[q.group[0].index].label.noun.plural
             ):
                 opts.append(f"Who {v.finite(False)} {amount} {k} {x}?")
             return self.pick(opts)
-        return self.pick([f"Which {groups} have {amount} {k} {x} that {v.finite(True)} them?",
-                          f"List the {groups} with {amount} {k} {x}.",
-                          f"Find the {groups} that {amount} {k} {x} {v.finite(True)}."])
+        return self.pick(
+            [
+                f"Which {groups} have {amount} {k} {x} that {v.finite(True)} them?",
+                f"List the {groups} with {amount} {k} {x}.",
+                f"Find the {groups} that {amount} {k} {x} {v.finite(True)}.",
+            ]
+        )
+
+    def _q_same(self, q: Query) -> str:
+        """ "Which people directed and acted in the same movie?" / "Movies directed and written by the same
+        person"."""
+        a, b = (h.rel.verb for h in q.hops[:2])
+        y = self.noun(q, 1)
+        if q.hops[0].outward:  # the focus did both to one y
+            np_text = self._focus_only(q)
+            both = self.pick(
+                [f"{a.finite(True)} and {b.finite(True)}", f"both {a.finite(True)} and {b.finite(True)}"]
+            )
+            same = f"the same {y.singular}"
+            if q.agg is not None:
+                return self.pick(
+                    [f"How many {np_text} {both} {same}?", f"Count the {np_text} who {both} {same}."]
+                )
+            if q.limit:
+                return (
+                    f"{self.pick(['List', 'Name', 'Show'])} the first {q.limit} {np_text} who {both} {same}."
+                )
+            n = self.noun(q, 0)
+            heads = [f"Which {np_text} {both} {same}?", f"List the {np_text} who {both} {same}."]
+            if n.person and np_text == n.plural:
+                heads.append(f"Who {a.finite(False)} and {b.finite(False)} {same}?")
+            return self.pick(heads)
+        np_text = self._focus_only(q)
+        done = (
+            f"{a.passive[:-3]} and {b.passive}"
+            if a.passive and b.passive
+            else f"that {article(y.singular).split()[0]} {y.singular} {a.finite(False)} and {b.finite(False)}"
+        )
+        same = f"the same {y.singular}" if a.passive and b.passive else ""
+        tail = (
+            f"{done} {same}".strip()
+            if same
+            else f"that the same {y.singular} {a.finite(False)} and {b.finite(False)}"
+        )
+        if q.agg is not None:
+            return self.pick(
+                [
+                    f"How many {np_text} were {tail}?" if same else f"How many {np_text} are there {tail}?",
+                    f"Count the {np_text} {tail}.",
+                ]
+            )
+        if q.limit:
+            return f"List the first {q.limit} {np_text} {tail}."
+        return self.pick(
+            [
+                f"Which {np_text} were {tail}?"
+                if same
+                else f"Which {np_text} did the same {y.singular} {a.base} and {b.base}?",
+                f"List the {np_text} {tail}.",
+            ]
+        )
+
+    def _focus_only(self, q: Query) -> str:
+        """The focus's noun with its own filters (a cycle's hops are said by the frame)."""
+        saved = q.hops
+        q.hops = []
+        try:
+            return self.np(q, 0)
+        finally:
+            q.hops = saved
+
+    def _q_relprop(self, q: Query) -> str:
+        """ "What roles did Keanu Reeves have in The Matrix?" — a property of the relationship itself."""
+        ref = next(r for r in q.returns if r.on == "hop")
+        assert ref.prop is not None
+        h = q.hops[ref.index]
+        v = h.rel.verb
+        pn = self.pname_plural(ref.prop) if ref.prop.kind == "list" else self.pname(ref.prop)
+        other = self.np(q, h.child, plural_=False)
+        if q.anchored(0) is not None:
+            who = self.anchor(q, 0)
+            return self.pick(
+                [
+                    f"What {'are' if ref.prop.kind == 'list' else 'is'} the {pn} of {who} for {other}?",
+                    f"What {pn} did {who} have when they {v.finite(False)} {other}?"
+                    if not v.copula and not v.present
+                    else f"What {pn} does {who} have for {other}?",
+                    f"Show the '{h.rel.type}' {pn} between {who} and {other}.",
+                ]
+            )
+        focus = self.np(q, 0, skip_hop=ref.index)
+        who = "who" if self.noun(q, 0).person else "that"
+        if h.outward:
+            rel = f"{who} {v.finite(True)} {other}"
+        else:
+            rel = f"{v.passive} {other}" if v.passive else f"that {other} {v.finite(False)}"
+        return self.pick(
+            [
+                f"List the {focus} {rel} and their {pn}.",
+                f"What are the {pn} of the {focus} {rel}?",
+                f"For each of the {focus} {rel}, give the {pn}.",
+                f"Show the {focus} {rel} with the {pn}.",
+            ]
+        )
 
     def _q_collect(self, q: Query) -> str:
         x, each, groups, hop = self._group_parts(q)
@@ -819,5 +1103,10 @@ class Renderer:
                     else f"Show {each} and its {x}.",
                 ]
             )
-        return self.pick([f"For {each}, list the {x} that {v.finite(True)} it.", f"List {each} with its {x}.",
-                          f"Show {each} together with the {x} that {v.finite(True)} it."])
+        return self.pick(
+            [
+                f"For {each}, list the {x} that {v.finite(True)} it.",
+                f"List {each} with its {x}.",
+                f"Show {each} together with the {x} that {v.finite(True)} it.",
+            ]
+        )
