@@ -99,17 +99,21 @@ class BuildSpec:
     many pairs first if it does not exist (what an unattended retrain round wants)."""
 
     @classmethod
-    def for_retrain(cls, settings: Settings, graph: str | None = None, out_dir: Path | None = None,
-                    **overrides: Any) -> BuildSpec:
-        """The unattended round's recipe: offline pairs (generated once), teacher data when a review file
-        exists, approved feedback; written to ``<home>/datasets/<graph>``."""
+    def for_retrain(
+        cls, settings: Settings, graph: str | None = None, out_dir: Path | None = None, **overrides: Any
+    ) -> BuildSpec:
+        """The unattended round's recipe: the graph's bootstrap pool when ``cypherloop bootstrap`` made one
+        (its training pairs, with their few-shot examples), else offline pairs generated once; teacher data
+        when a review file exists; approved feedback; written to ``<home>/datasets/<graph>``."""
         graph = graph or settings.graph
         teacher = [review_path(settings, graph)] if review_path(settings, graph).exists() else []
+        pool = settings.path("bootstrap", graph, "train_pairs.jsonl")
         values: dict[str, Any] = {
             "graph": graph,
             "teacher": teacher,
             "feedback": True,
-            "auto_offline_n": 5000,
+            "offline": [pool] if pool.is_file() else [],
+            "auto_offline_n": 0 if pool.is_file() else 5000,
             "out_dir": Path(out_dir) if out_dir else settings.path("datasets", graph),
         }
         values.update(overrides)
@@ -204,8 +208,10 @@ def _need_columns(path: Path, rows: list[dict[str, Any]], *cols: str) -> None:
     have = set(rows[0])
     missing = [c for c in cols if c not in have]
     if missing:
-        raise DataError(f"{path}: no column {missing[0]!r} (columns: {', '.join(sorted(map(str, have)))}); "
-                        "choose others with --question-col / --cypher-col")
+        raise DataError(
+            f"{path}: no column {missing[0]!r} (columns: {', '.join(sorted(map(str, have)))}); "
+            "choose others with --question-col / --cypher-col"
+        )
 
 
 def _read_offline(path: Path, graph: str, dropped: Counter) -> list[_Rec]:
@@ -274,9 +280,18 @@ def _read_teacher(path: Path, graph: str, include_pending_pass: bool, dropped: C
 def _read_pairs(path: Path, graph: str, qcol: str, ccol: str) -> list[_Rec]:
     rows = _read_table(path)
     _need_columns(path, rows, qcol, ccol)
-    return [_Rec(str(r.get(qcol) or ""), str(r.get(ccol) or ""), graph, "pairs",
-                 str(r.get("category") or r.get("type") or "user"), str(path), str(r.get("id") or i))
-            for i, r in enumerate(rows, 1)]
+    return [
+        _Rec(
+            str(r.get(qcol) or ""),
+            str(r.get(ccol) or ""),
+            graph,
+            "pairs",
+            str(r.get("category") or r.get("type") or "user"),
+            str(path),
+            str(r.get("id") or i),
+        )
+        for i, r in enumerate(rows, 1)
+    ]
 
 
 def _truthy(v: Any) -> bool:
@@ -286,6 +301,7 @@ def _truthy(v: Any) -> bool:
 def schema_from_structured(data: dict[str, Any]) -> GraphSchema:
     """A ``GraphSchema`` from a Neo4j-style structured schema (node_props / rel_props / relationships), as
     the multi-schema text2cypher files carry it."""
+
     def props(items: list[dict[str, Any]]) -> tuple[Property, ...]:
         out = []
         for p in items or []:
@@ -369,9 +385,18 @@ def _read_extra(path: Path, spec: BuildSpec, max_chars: int, dropped: Counter) -
                 dropped["extra_no_schema"] += 1
                 continue
             text = sch if isinstance(sch, str) else sch.to_text(question, max_chars=max_chars)
-        out.append(_Rec(question, str(r.get(spec.extra_cypher_col) or ""), db, "extra",
-                        str(r.get("type") or r.get("category") or "extra"), str(path), str(r.get("id") or i),
-                        schema_text=text))
+        out.append(
+            _Rec(
+                question,
+                str(r.get(spec.extra_cypher_col) or ""),
+                db,
+                "extra",
+                str(r.get("type") or r.get("category") or "extra"),
+                str(path),
+                str(r.get("id") or i),
+                schema_text=text,
+            )
+        )
         if spec.max_extra and len(out) >= spec.max_extra:
             break
     return out
@@ -456,8 +481,13 @@ def dataset_hash(folder: Path | str) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_dataset(settings: Settings, spec: BuildSpec, *, graph_store: GraphStore | None = None,
-                  feedback_store: FeedbackStore | None = None) -> BuildSummary:
+def build_dataset(
+    settings: Settings,
+    spec: BuildSpec,
+    *,
+    graph_store: GraphStore | None = None,
+    feedback_store: FeedbackStore | None = None,
+) -> BuildSummary:
     """Mix, de-duplicate, split and write the dataset described by ``spec``; returns its summary."""
     if not 0 <= spec.heldout_frac < 1 or not 0 <= spec.regression_frac < 1:
         raise ConfigError("--heldout-frac must be in [0, 1)")
@@ -558,8 +588,14 @@ def _split(recs: list[_Rec], spec: BuildSpec, dropped: Counter) -> tuple[list[_R
     return train, heldout, regression
 
 
-def _write(settings: Settings, spec: BuildSpec, graph_store: GraphStore, splits: dict[str, list[_Rec]],
-           dropped: Counter, schema_fingerprint: str) -> BuildSummary:
+def _write(
+    settings: Settings,
+    spec: BuildSpec,
+    graph_store: GraphStore,
+    splits: dict[str, list[_Rec]],
+    dropped: Counter,
+    schema_fingerprint: str,
+) -> BuildSummary:
     """Render every record through the shared prompt module, write the splits and summary.json."""
     whole_schema = graph_store.schema_text()
     fits = len(whole_schema) <= settings.schema_max_chars

@@ -54,8 +54,12 @@ def feedback(shop, tmp_path_factory):
 
     store = ChromaFeedbackStore(tmp_path_factory.mktemp("chroma"))
     taken: set[str] = set()
-    cities = {"train": _city(False, taken), "regression": _city(True, taken), "rejected": _city(False, taken),
-              "pending": _city(False, taken)}
+    cities = {
+        "train": _city(False, taken),
+        "regression": _city(True, taken),
+        "rejected": _city(False, taken),
+        "pending": _city(False, taken),
+    }
 
     def correct(city: str) -> str:
         it = Interaction(
@@ -72,8 +76,13 @@ def feedback(shop, tmp_path_factory):
     store.review(correct(cities["regression"]), "approved")
     store.review(correct(cities["rejected"]), "rejected")
     correct(cities["pending"])
-    up = Interaction(question="How many suppliers do we work with?", graph="shop",
-                     final_cypher="MATCH (s:Supplier) RETURN count(s) AS suppliers", answer="3", row_count=1)
+    up = Interaction(
+        question="How many suppliers do we work with?",
+        graph="shop",
+        final_cypher="MATCH (s:Supplier) RETURN count(s) AS suppliers",
+        answer="3",
+        row_count=1,
+    )
     fb = store.add_feedback(Feedback(interaction_id=store.log_interaction(up), verdict="up"))
     store.review(fb, "approved")
     yield store, cities
@@ -411,3 +420,35 @@ def test_cli_build(shop, settings, offline_file, tmp_path, capsys):
     assert (out / "summary.json").is_file() and (out / "feedback_regression.jsonl").is_file()
     assert main(["data", "build", "--home", str(settings.home), "--graph", "shop", "--out", str(out)]) != 0
     assert "nothing to build from" in capsys.readouterr().err
+
+
+def test_retrain_rounds_use_the_bootstrap_pool_when_there_is_one(shop, tmp_path):
+    """The scheduled round builds from the same data as the bootstrap (its pool's training pairs, few-shot
+    examples included) plus approved corrections, instead of generating a pool of its own."""
+    from agent.core.settings import Settings
+
+    settings = Settings(_env_file=None, home=tmp_path / "home")
+    spec = BuildSpec.for_retrain(settings, "shop")
+    assert spec.offline == [] and spec.auto_offline_n == 5000 and spec.feedback
+    pool = settings.path("bootstrap", "shop", "train_pairs.jsonl")
+    pool.parent.mkdir(parents=True)
+    pool.write_text(
+        json.dumps(
+            {
+                "question": "How many customers are there?",
+                "cypher": "MATCH (c:Customer) RETURN count(c)",
+                "examples": [
+                    {
+                        "question": "How many products are there?",
+                        "cypher": "MATCH (p:Product) RETURN count(p)",
+                    }
+                ],
+            }
+        )
+        + "\n"
+    )
+    spec = BuildSpec.for_retrain(settings, "shop", out_dir=tmp_path / "ds", feedback=False, heldout_frac=0.0)
+    assert spec.offline == [pool] and spec.auto_offline_n == 0
+    summary = build_dataset(settings, spec, graph_store=shop)
+    (rec,) = _read(summary.out_dir / "train.jsonl")
+    assert "Examples:" in rec["prompt"][0]["content"] and "MATCH (p:Product)" in rec["prompt"][0]["content"]
