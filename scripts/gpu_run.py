@@ -5,9 +5,12 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 1  carry .gpu/w       python3 scripts/gpu_run.py install imports setup   # wheels, graphs, generate
     call 2  carry .gpu/minilm  python3 scripts/gpu_run.py index               # pool indexes + training sets
     call 3  carry .gpu/m1      python3 scripts/gpu_run.py part0
-    call 4  carry .gpu/m2      python3 scripts/gpu_run.py model train:movies ablate:movies
-    call 5                     python3 scripts/gpu_run.py train:northwind ablate:northwind
-    call 6                     python3 scripts/gpu_run.py train:countries heldout
+    call 4  carry .gpu/m2      python3 scripts/gpu_run.py model trainall      # the bootstraps side by side
+    call 5                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
+
+(or one graph at a time: ``train:movies ablate:movies``, ``train:countries heldout``.) The H200 runs one
+135M training at ~11 % MFU, so the three bootstraps share it (each under its own budget, all within the
+10 minutes) and so do the evaluations.
 
 (Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
 A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8
@@ -38,11 +41,11 @@ GRAPHS = {"movies": BENCH / "movies.cypher", "northwind": BENCH / "northwind.cyp
           "countries": ROOT / "docs" / "benchmarks" / "heldout" / "countries.cypher"}
 DEV = {"movies": BENCH / "dev_movies.jsonl", "northwind": BENCH / "dev_northwind.jsonl",
        "countries": ROOT / "docs" / "benchmarks" / "heldout" / "questions.jsonl"}
-BUDGET_MIN = {"movies": 5, "northwind": 5.5, "countries": 4}
+BUDGET_MIN = {g: float(os.environ.get("GPU_RUN_BUDGET_MIN", "8")) for g in GRAPHS}
 DEVICE = os.environ.get("GPU_RUN_DEVICE", "cuda")
 DRY = {
     k: os.environ[f"GPU_RUN_{k.upper()}"]
-    for k in ("pairs", "eval_n", "limit")
+    for k in ("pairs", "general_rows", "eval_n", "limit")
     if os.environ.get(f"GPU_RUN_{k.upper()}")
 }
 SHIPPED = ROOT / "agent" / "data" / "adapters" / "general-v1"
@@ -205,20 +208,48 @@ def phase_model() -> None:
 
 
 def phase_train(graph: str) -> None:
-    proc = cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", log=f"bootstrap-{graph}.log")
-    proc.wait()
+    cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", log=f"bootstrap-{graph}.log").wait()
+    _collect(graph)
+
+
+def phase_trainall() -> None:
+    """Every graph's bootstrap at once (one H200 has room for three 135M trainings)."""
+    wait_all([cli(g, "bootstrap", "--graph", g, "--quiet", "--json", log=f"bootstrap-{g}.log")
+              for g in GRAPHS])
+    for g in GRAPHS:
+        _collect(g)
+
+
+def _collect(graph: str) -> None:
     state = Path(f"/tmp/h-{graph}") / "bootstrap" / graph
     for name in ("report.json", "state.json", "generation.json", "profile.json"):
         if (state / name).is_file():
             shutil.copy(state / name, OUT / f"{graph}-{name}")
     if (state / "run" / "loss.jsonl").is_file():
         shutil.copy(state / "run" / "loss.jsonl", OUT / f"{graph}-loss.jsonl")
-    print(
-        (OUT / f"{graph}-report.json").read_text()[:1500]
-        if (OUT / f"{graph}-report.json").exists()
-        else "no report",
-        flush=True,
-    )
+    report = OUT / f"{graph}-report.json"
+    if report.exists():
+        r = json.loads(report.read_text())
+        summaries = {k: v.get("summary") for k, v in r.get("stages", {}).items()}
+        print(graph, r.get("status"), summaries, flush=True)
+    else:
+        print(graph, "no report", flush=True)
+
+
+def phase_ablateall(workers: str = "4") -> None:
+    """Every configuration of every graph, ``workers`` evaluations at a time (each its own process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
+    for g in GRAPHS:
+        model = f"/tmp/h-{g}/bootstrap/{g}/run/model"
+        for label, extra in ABLATIONS.items():
+            jobs.append((g, label, {"CYPHERLOOP_ADAPTER": model, **extra}))
+    with ThreadPoolExecutor(int(workers)) as pool:
+        done = list(pool.map(lambda j: (j[0], j[1], run_eval(*j)), jobs))
+    for g in GRAPHS:
+        results = {label: r for gg, label, r in done if gg == g}
+        (OUT / f"ablation-{g}.json").write_text(json.dumps(results, indent=1))
 
 
 def run_eval(
