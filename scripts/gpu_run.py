@@ -5,12 +5,14 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 1  carry .gpu/w       python3 scripts/gpu_run.py install imports setup   # wheels, graphs, generate
     call 2  carry .gpu/minilm  python3 scripts/gpu_run.py index               # pool indexes + training sets
     call 3  carry .gpu/m1      python3 scripts/gpu_run.py part0
-    call 4  carry .gpu/m2      python3 scripts/gpu_run.py model trainall      # the bootstraps side by side
-    call 5                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
+    call 4  carry .gpu/m2      python3 scripts/gpu_run.py model train:movies
+    call 5                     python3 scripts/gpu_run.py train:northwind
+    call 6                     python3 scripts/gpu_run.py train:countries
+    call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
 
-(or one graph at a time: ``train:movies ablate:movies``, ``train:countries heldout``.) The H200 runs one
-135M training at ~11 % MFU, so the three bootstraps share it (each under its own budget, all within the
-10 minutes) and so do the evaluations.
+Trainings side by side (``trainall``) bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
+alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
+do overlap (they wait on the database and the host as much as on the GPU).
 
 (Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
 A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8
@@ -213,7 +215,8 @@ def phase_train(graph: str) -> None:
 
 
 def phase_trainall() -> None:
-    """Every graph's bootstrap at once (one H200 has room for three 135M trainings)."""
+    """Every graph's bootstrap at once: no faster than one after the other (see the docstring), kept to
+    repeat that measurement."""
     wait_all([cli(g, "bootstrap", "--graph", g, "--quiet", "--json", log=f"bootstrap-{g}.log")
               for g in GRAPHS])
     for g in GRAPHS:
