@@ -276,8 +276,10 @@ def generate_pairs(
                 qid = hashlib.sha1(nc.encode()).hexdigest()[:12]
                 features = tuple(final.features())
                 added = 0
-                for _ in range(paraphrases * 2):
-                    if added >= paraphrases or len(pairs) >= n:
+                # an unconditioned query is rare among distinct ones but common in people's questions
+                wanted = paraphrases * (2 if not final.filters and not final.exists else 1)
+                for _ in range(wanted * 2):
+                    if added >= wanted or len(pairs) >= n:
                         break
                     question = renderer.question(final)
                     nq = normalize_question(question)
