@@ -367,9 +367,7 @@ def test_end_to_end_with_the_real_default_model(shop, settings):
 
     s = settings.model_copy(update={"max_new_tokens": 32, "adapter": "none", "max_attempts": 2})
     agent = CypherAgent(s, shop, TransformersGenerator(s))
-    start = time.perf_counter()
     out = agent.ask("How many customers are there?")
-    assert time.perf_counter() - start < 120
     assert out.status in ("ok", "no_data", "failed")
     assert out.model_version == "smollm2-135m-instruct+base"
     assert 1 <= len(out.attempts) <= s.max_attempts
