@@ -1,18 +1,31 @@
-"""Dev benchmark: question -> answer latency through the real agent on this machine (never a test).
+"""Dev benchmark: question -> answer latency through the real agent, with the latency trace (never a test).
 
-    .venv/bin/python scripts/bench_latency.py [--n 30] [--backends transformers,llamacpp] [--adapters
-    shipped,none]
-    .venv/bin/python scripts/bench_latency.py --adapters shipped-unmerged,shipped --temperature 0   # merge
-    A/B
+    .venv/bin/python scripts/bench_latency.py [--n 30] [--backends ctranslate2,transformers] [--adapters
+    shipped,none] [--temperature 0]
+    .venv/bin/python scripts/bench_latency.py --graph movies --dataset ../shared/bench/dev/movies.jsonl \\
+        --graph-file ../shared/bench/graphs/movies.cypher --n 100 --backends ctranslate2,transformers \\
+        --temperature 0
+    .venv/bin/python scripts/bench_latency.py --adapters shipped-unmerged,shipped --temperature 0  # merge A/B
 
-``shipped-unmerged`` serves the shipped adapter without folding it into the weights (transformers
-backend; what it did before adapters were merged), for an A/B at equal outputs (``--temperature 0``).
+Each configuration (backend × adapter) gets a warm agent built by ``agent.factory.make_agent`` (the
+product's path: the generator ``make_generator`` builds, the graph's schema, the checks, read-only runs and up
+to ``max_attempts`` repair rounds), ``--warmup`` questions not counted, then ``--n`` questions one at a time
+(single stream). Per question it records the agent's per-node timings (check_scope, retrieve, generate,
+validate, execute, correct, answer …), the graph's own overhead (total minus the nodes), and the generator's
+``GenerationTrace`` of every model call: prompt tokens (and those served from a prefix cache), generated
+tokens, tokenizer time, prefill (time to the first token), time per decoding step, host-side time outside
+the model's steps. ``--profile K`` (CUDA only) runs K more questions under ``torch.profiler`` and reports the
+GPU's kernel time against the wall time of the generate node: the host-side share on a GPU.
 
-Warm agent (model loaded, three warm-up questions not counted) on the demo graph of a scratch home;
-questions are offline-generated demo questions (fixed seed), so anyone can re-run it without
-../shared. Reports p50 / p95 / mean of ``CypherAgent.ask`` wall time and the per-node medians, per
-backend and adapter, and writes ``bench-output/latency.json``. max_attempts is the default (3): a wrong
-first query that the database rejects costs a repair round, as it does for users.
+Questions: offline-generated demo questions (fixed seed; anyone can re-run it without ../shared), or the
+first ``--warmup + --n`` of a JSONL set (``--dataset``, e.g. a dev set) on ``--graph`` (loaded from
+``--graph-file`` into the scratch home when it is missing). With several backends, each question's first
+reply, final query and status are compared with the first backend's (greedy ``--temperature 0`` for
+equal-answer checks). Writes ``--out`` (default ``bench-output/latency.json``) with every question's record.
+
+``shipped`` is the adapter shipped for the default base (``agent/data/adapters/general-v1``), ``active`` the
+home's live one, ``none`` the bare base, anything else a folder; ``shipped-unmerged`` serves the shipped
+adapter without folding it into the weights (transformers backend), for an A/B at equal outputs.
 """
 
 from __future__ import annotations
@@ -26,93 +39,250 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench-output"
+TRACE_FIELDS = ("prompt_tokens", "cached_prompt_tokens", "new_tokens", "tokenize_ms", "prefill_ms",
+                "decode_ms", "step_ms", "host_ms", "total_ms")
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
+
+
+def _questions(args: argparse.Namespace, store: Any) -> list[str]:
+    want = args.warmup + args.n
+    if args.dataset:
+        from agent.evaluation import load_dataset
+
+        return [item.question for item in load_dataset(args.dataset, require_id=False)[:want]]
+    from finetune.synth import generate_pairs
+
+    pairs, _ = generate_pairs(store, want, seed=11)
+    return [p.question for p in pairs]
+
+
+def _adapter_setting(name: str, base_model: str) -> str:
+    from agent.core.adapters import shipped_adapter
+
+    if name.startswith("shipped"):
+        ref = shipped_adapter(base_model)
+        if ref is None:
+            raise SystemExit(f"no adapter is shipped for {base_model}")
+        return str(ref.path)
+    return name
+
+
+def _profile(agent: Any, questions: list[str]) -> dict[str, Any]:
+    """GPU kernel time against wall time for a few questions (torch.profiler; CUDA only)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    if not torch.cuda.is_available():
+        return {"skipped": "no CUDA device"}
+    out = []
+    for q in questions:
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            t0 = time.perf_counter()
+            r = agent.ask(q)
+            wall = (time.perf_counter() - t0) * 1000
+        kernel_us = 0.0
+        launches = 0
+        for e in prof.events():
+            if str(getattr(e, "device_type", "")).endswith("CUDA"):
+                kernel_us += getattr(e, "device_time", 0.0) or getattr(e, "cuda_time", 0.0) or 0.0
+                launches += 1
+        out.append({"question": q, "wall_ms": round(wall, 1), "generate_ms": r.timings.get("generate"),
+                    "gpu_kernel_ms": round(kernel_us / 1000, 1), "kernels": launches})
+    return {"questions": out}
+
+
+def run_config(args: argparse.Namespace, base: Any, store: Any, backend: str, adapter: str,
+               questions: list[str]) -> dict[str, Any]:
+    from agent.evaluation import percentile
+    from agent.factory import make_agent
+    from agent.models.factory import make_generator
+
+    upd: dict[str, Any] = {"model_backend": backend, "adapter": _adapter_setting(adapter, base.base_model)}
+    if args.temperature is not None:
+        upd["temperature"] = args.temperature
+    s = base.model_copy(update=upd)
+    t0 = time.perf_counter()
+    generator = make_generator(s)
+    if adapter == "shipped-unmerged":
+        generator._merge = lambda: None  # keep the LoRA layers separate
+    agent = make_agent(s, graph_store=store, generator=generator)
+    for q in questions[: args.warmup]:
+        agent.ask(q)
+    warm_s = round(time.perf_counter() - t0, 1)
+    traces = getattr(generator, "traces", None)
+    records = []
+    for q in questions[args.warmup:]:
+        if traces is not None:
+            traces.clear()
+        t = time.perf_counter()
+        r = agent.ask(q)
+        wall = (time.perf_counter() - t) * 1000
+        nodes = {k: v for k, v in r.timings.items() if k != "total"}
+        records.append({
+            "question": q,
+            "latency_ms": round(wall, 3),
+            "status": r.status,
+            "attempts": len(r.attempts),
+            "first_reply": r.attempts[0]["raw"] if r.attempts else "",
+            "cypher": r.cypher,
+            "rows": len(r.rows),
+            "timings": r.timings,
+            "graph_overhead_ms": round(r.timings.get("total", wall) - sum(nodes.values()), 3),
+            "model_calls": [tr.to_dict() for tr in traces] if traces is not None else [],
+        })
+        print(f"{backend}/{adapter} {len(records)}: {wall:.0f} ms {r.status} "
+              f"{[c['new_tokens'] for c in records[-1]['model_calls']]} tokens", flush=True)
+    lat = [x["latency_ms"] for x in records]
+    one = [x["latency_ms"] for x in records if x["attempts"] <= 1]
+    calls = [c for x in records for c in x["model_calls"]]
+    firsts = [x["model_calls"][0] for x in records if x["model_calls"]]
+    nodes: dict[str, list[float]] = {}
+    for x in records:
+        for k, v in x["timings"].items():
+            nodes.setdefault(k, []).append(v)
+    statuses: dict[str, int] = {}
+    for x in records:
+        statuses[x["status"]] = statuses.get(x["status"], 0) + 1
+    summary = {
+        "model_version": generator.version,
+        "settings": {"model_backend": backend, "adapter": adapter, "temperature": s.temperature,
+                     "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
+                     "device": s.device, "ct2_quantization": getattr(s, "ct2_quantization", None)},
+        "load_and_warmup_s": warm_s,
+        "n": len(lat),
+        "p50_ms": round(percentile(lat, 50), 1),
+        "p95_ms": round(percentile(lat, 95), 1),
+        "mean_ms": round(statistics.mean(lat), 1),
+        "one_attempt_n": len(one),
+        "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
+        "statuses": statuses,
+        "node_median_ms": {k: _median(v) for k, v in nodes.items()},
+        "node_p95_ms": {k: round(percentile(v, 95), 3) for k, v in nodes.items()},
+        "graph_overhead_median_ms": _median([x["graph_overhead_ms"] for x in records]),
+        "model_calls": len(calls),
+        "model_calls_per_question_mean": round(len(calls) / max(1, len(records)), 2),
+        "first_call_median": {f: _median([c[f] for c in firsts]) for f in TRACE_FIELDS},
+        "all_calls_median": {f: _median([c[f] for c in calls]) for f in TRACE_FIELDS},
+        "all_calls_max_new_tokens": max((c["new_tokens"] for c in calls), default=0),
+    }
+    if args.profile:
+        summary["profile"] = _profile(agent, questions[: args.profile])
+    print(f"{backend}/{adapter}: {json.dumps(summary)}", flush=True)
+    return {"summary": summary, "questions": records}
+
+
+def agreement(reference: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
+    """How often another configuration answered exactly as the reference did, question by question."""
+    pairs = list(zip(reference, other, strict=False))
+    n = len(pairs)
+
+    def share(key: str) -> float:
+        return round(sum(a[key] == b[key] for a, b in pairs) / max(1, n), 4)
+
+    return {"n": n, "same_first_reply": share("first_reply"), "same_final_cypher": share("cypher"),
+            "same_status": share("status"),
+            "differing_first_replies": [{"question": a["question"], "reference": a["first_reply"],
+                                         "other": b["first_reply"]}
+                                        for a, b in pairs if a["first_reply"] != b["first_reply"]]}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench_latency")
     ap.add_argument("--n", type=int, default=30)
-    ap.add_argument("--backends", default="transformers")
-    ap.add_argument("--adapters", default="shipped,none")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--backends", default="ctranslate2,transformers")
+    ap.add_argument("--adapters", default="shipped", help="comma-separated: shipped, active, none, a folder")
     ap.add_argument("--home", type=Path, default=Path("/tmp/cl-bench-latency"))
-    ap.add_argument(
-        "--temperature",
-        type=float,
-        default=None,
-        help="default: the product's (0.1); 0 for equal outputs across configurations",
-    )
+    ap.add_argument("--graph", default="demo")
+    ap.add_argument("--graph-file", type=Path, default=None,
+                    help="Cypher script loaded when the graph is empty")
+    ap.add_argument("--dataset", type=Path, default=None, help="JSONL question set (default: demo questions)")
+    ap.add_argument("--device", default=None, help="torch device (default: the setting, auto)")
+    ap.add_argument("--profile", type=int, default=0, help="questions profiled on CUDA after the timed ones")
+    ap.add_argument("--out", type=Path, default=OUT / "latency.json")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="an earlier report: every configuration here is compared with its first one")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="default: the product's (0.1); 0 for equal outputs across configurations")
     args = ap.parse_args()
     from agent.core.env import library_defaults
 
     library_defaults()
 
-    from agent.core.settings import Settings
+    from agent.core.settings import load_settings
     from agent.demo import build_demo
-    from agent.evaluation import percentile
-    from agent.factory import make_agent
     from agent.graphdb import open_graph
-    from agent.models.factory import make_generator
-    from finetune.synth import generate_pairs
+    from agent.graphdb.loader import load_script
 
-    base_settings = Settings(home=args.home, graph="demo")
-    store = open_graph(base_settings, "demo")
+    overrides: dict[str, Any] = {"home": args.home, "graph": args.graph}
+    if args.device:
+        overrides["device"] = args.device
+    base_settings = load_settings(**overrides)
+    store = open_graph(base_settings, args.graph)
     try:
-        store.query("MATCH (n) RETURN count(n)")
-    except Exception:  # noqa: BLE001 - not built yet
-        build_demo(store, replace=True)
-    pairs, _ = generate_pairs(store, args.n + 3, seed=11)
-    questions = [p.question for p in pairs]
-    results = {}
+        empty = not store.query("MATCH (n) RETURN count(n)").rows[0][0]
+    except Exception:  # noqa: BLE001 - the graph does not exist yet
+        empty = True
+    if empty:
+        if args.graph_file:
+            load_script(store, args.graph_file, replace=True)
+        elif args.graph == "demo":
+            build_demo(store, replace=True)
+        else:
+            raise SystemExit(f"graph {args.graph!r} is empty in {args.home}; pass --graph-file")
+    questions = _questions(args, store)
+    results: dict[str, Any] = {}
     for backend in args.backends.split(","):
         for adapter in args.adapters.split(","):
-            upd = {"model_backend": backend, "adapter": "active" if adapter.startswith("shipped") else "none"}
-            if args.temperature is not None:
-                upd["temperature"] = args.temperature
-            s = base_settings.model_copy(update=upd)
+            key = f"{backend}/{adapter}"
             try:
-                generator = make_generator(s)
-                if adapter == "shipped-unmerged":
-                    generator._merge = lambda: None  # keep the LoRA layers separate
-                agent = make_agent(s, graph_store=store, generator=generator)
-                for q in questions[:3]:
-                    agent.ask(q)
+                results[key] = run_config(args, base_settings, store, backend, adapter, questions)
             except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
-                results[f"{backend}/{adapter}"] = {"error": f"{type(e).__name__}: {e}"}
-                print(f"{backend}/{adapter}: unavailable ({e})", flush=True)
-                continue
-            lat, nodes, statuses, attempts = [], {}, {}, []
-            for q in questions[3:]:
-                t0 = time.perf_counter()
-                r = agent.ask(q)
-                lat.append((time.perf_counter() - t0) * 1000)
-                statuses[r.status] = statuses.get(r.status, 0) + 1
-                attempts.append(len(r.attempts))
-                for k, v in r.timings.items():
-                    nodes.setdefault(k, []).append(v)
-            one = [x for x, a in zip(lat, attempts, strict=True) if a == 1]
-            results[f"{backend}/{adapter}"] = {
-                "model_version": agent.ask(questions[0]).model_version,
-                "n": len(lat),
-                "p50_ms": round(percentile(lat, 50), 1),
-                "p95_ms": round(percentile(lat, 95), 1),
-                "mean_ms": round(statistics.mean(lat), 1),
-                "one_attempt_n": len(one),
-                "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
-                "statuses": statuses,
-                "node_median_ms": {k: round(statistics.median(v), 1) for k, v in nodes.items()},
-            }
-            print(f"{backend}/{adapter}: {json.dumps(results[f'{backend}/{adapter}'])}", flush=True)
-    OUT.mkdir(exist_ok=True)
+                results[key] = {"error": f"{type(e).__name__}: {e}"}
+                print(f"{key}: unavailable ({e})", flush=True)
+    keys = [k for k, v in results.items() if "questions" in v]
+    compared = {}
+    if args.reference:
+        earlier = json.loads(args.reference.read_text())["results"]
+        ref_key = next(k for k, v in earlier.items() if "questions" in v)
+        for k in keys:
+            compared[f"{k} vs {ref_key} ({args.reference.name})"] = agreement(earlier[ref_key]["questions"],
+                                                                           results[k]["questions"])
+    for k in keys[1:]:
+        ref = next(r for r in keys if r.split("/")[1] == k.split("/")[1])
+        if ref != k:
+            compared[f"{k} vs {ref}"] = agreement(results[ref]["questions"], results[k]["questions"])
+    for name, c in compared.items():
+        brief = {x: y for x, y in c.items() if x != "differing_first_replies"}
+        print(f"{name}: {json.dumps(brief)}", flush=True)
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = {"name": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    except ImportError:
+        pass
     report = {
         "command": " ".join(["scripts/bench_latency.py", *sys.argv[1:]]),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average_at_end": os.getloadavg(),
+        "gpu": gpu,
         "results": results,
+        "agreement": compared,
     }
-    (OUT / "latency.json").write_text(json.dumps(report, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=str))
+    print(f"wrote {args.out}", flush=True)
     return 0
 
 

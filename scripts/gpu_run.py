@@ -9,6 +9,7 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 5                     python3 scripts/gpu_run.py train:northwind
     call 6                     python3 scripts/gpu_run.py train:countries
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
+    any call after 4           python3 scripts/gpu_run.py latency:movies      # the latency trace, ~5 min
 
 Trainings side by side (``trainall``) bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -303,18 +304,26 @@ def phase_heldout() -> None:
 
 
 def phase_latency(graph: str = "movies") -> None:
-    """Single stream, the full agent, one question at a time (the first 100 dev questions), product
-    defaults."""
-    model = f"/tmp/h-{graph}/bootstrap/{graph}/run/model"
-    extra = {"CYPHERLOOP_ADAPTER": model, "CYPHERLOOP_MAX_ATTEMPTS": "3", "CYPHERLOOP_TEMPERATURE": "0.1"}
-    args = ["eval", "--graph", graph, "--dataset", str(DEV[graph]), "--limit", "100", "--json",
-            "--out", str(OUT / f"latency-{graph}.jsonl")]
-    res = subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=ROOT, env=env_for(graph, **extra),
-                         capture_output=True, text=True)
-    (OUT / f"latency-{graph}.json").write_text(
-        res.stdout[res.stdout.find("{") :] if "{" in res.stdout else res.stderr[-2000:]
-    )
-    print(res.stdout[-800:], flush=True)
+    """Where a question's time goes on this GPU: ``scripts/bench_latency.py`` (the product's agent through
+    ``make_agent``, single stream) over the first 100 dev questions after 3 warm-up ones, the default model
+    with the shipped adapter on the transformers backend, product defaults (temperature 0.1, 200 new tokens at
+    most, 3 attempts); per question the node timings and every model call's trace (prompt and generated
+    tokens, prefill, time per decoding step, host-side time); then 3 questions under torch.profiler (GPU
+    kernel time against wall time). Needs the phases install, part0 and model before it (the graph is loaded
+    if missing)."""
+    n = DRY.get("limit", "100")
+    args = [sys.executable, "scripts/bench_latency.py", "--graph", graph, "--graph-file", str(GRAPHS[graph]),
+            "--dataset", str(DEV[graph]), "--n", n, "--warmup", "3", "--backends", "transformers",
+            "--adapters", "shipped", "--home", f"/tmp/h-{graph}", "--device", DEVICE, "--profile", "3",
+            "--out", str(OUT / f"latency-{graph}.json")]
+    env = env_for(graph, CYPHERLOOP_MAX_ATTEMPTS="3", CYPHERLOOP_TEMPERATURE="0.1",
+                  CYPHERLOOP_MAX_NEW_TOKENS="200")
+    with open(OUT / f"latency-{graph}.log", "w") as log:
+        res = subprocess.run(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    lines = (OUT / f"latency-{graph}.log").read_text().splitlines()
+    print("\n".join(line[:1500] for line in lines[-8:]), flush=True)
+    if res.returncode:
+        raise RuntimeError(f"bench_latency exited {res.returncode}")
 
 
 def main(argv: list[str]) -> int:

@@ -115,6 +115,22 @@ def test_transformers_generator_conforms_and_is_greedy_at_temperature_zero(setti
     assert gen.version == "tiny-llama+base"
 
 
+def test_each_call_leaves_a_latency_trace(settings, tiny_dir):
+    from agent.core.prompt import build_messages, prompt_token_ids
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir))
+    gen.generate("How many customers?", SCHEMA)
+    gen.generate("Which products cost more than 10?", SCHEMA)
+    assert len(gen.traces) == 2
+    t = gen.traces[-1]
+    want = prompt_token_ids(gen.tokenizer, build_messages("Which products cost more than 10?", SCHEMA))
+    assert t.backend == "transformers" and t.prompt_tokens == len(want) and t.cached_prompt_tokens == 0
+    assert 1 <= t.new_tokens <= 8  # max_new_tokens, the stop token counted when it came
+    assert t.prefill_ms > 0 and t.total_ms >= t.prefill_ms + t.decode_ms and t.host_ms >= 0
+    assert set(t.to_dict()) >= {"prompt_tokens", "new_tokens", "prefill_ms", "step_ms", "host_ms"}
+
+
 def test_static_cache_generates_what_the_dynamic_cache_does(settings, tiny_dir):
     from agent.models.local import TransformersGenerator
 

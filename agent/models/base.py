@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -28,6 +30,65 @@ class Generation:
 
     text: str
     logprob: float | None = None
+
+
+@dataclass
+class GenerationTrace:
+    """Where one model call spent its time (the latency trace of docs/BENCHMARKS.md). The backends fill it
+    in ``complete``; ``ChatGenerator.traces`` keeps the last ones."""
+
+    backend: str
+    prompt_tokens: int = 0
+    """Tokens of the rendered chat prompt."""
+    cached_prompt_tokens: int = 0
+    """Of those, tokens whose state came from a prefix cache (not recomputed)."""
+    new_tokens: int = 0
+    """Tokens the model generated, the stop token included."""
+    tokenize_ms: float = 0.0
+    """Chat template and tokenizer."""
+    prefill_ms: float = 0.0
+    """From the start of generation to the first new token (the prompt's forward pass)."""
+    decode_ms: float = 0.0
+    """From the first new token to the last."""
+    total_ms: float = 0.0
+    """The whole call, from messages to text."""
+
+    @property
+    def step_ms(self) -> float:
+        """Mean time of one decoding step after the first token."""
+        return self.decode_ms / (self.new_tokens - 1) if self.new_tokens > 1 else 0.0
+
+    @property
+    def host_ms(self) -> float:
+        """Time outside the model's prefill and decode steps: adapter check, template, tokenizer, detokenizer,
+        the runtime's set-up."""
+        return max(0.0, self.total_ms - self.prefill_ms - self.decode_ms)
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {"backend": self.backend, "prompt_tokens": self.prompt_tokens,
+                "cached_prompt_tokens": self.cached_prompt_tokens, "new_tokens": self.new_tokens,
+                "tokenize_ms": round(self.tokenize_ms, 3), "prefill_ms": round(self.prefill_ms, 3),
+                "decode_ms": round(self.decode_ms, 3), "step_ms": round(self.step_ms, 3),
+                "host_ms": round(self.host_ms, 3), "total_ms": round(self.total_ms, 3)}
+
+
+class StepClock:
+    """Timestamps of a generation's steps: ``tick()`` once before the prompt's forward pass and once per new
+    token; fills a ``GenerationTrace``'s prefill and decode times."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def tick(self) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def fill(self, trace: GenerationTrace) -> GenerationTrace:
+        t = self.stamps
+        trace.new_tokens = max(0, len(t) - 1)
+        if len(t) > 1:
+            trace.prefill_ms = (t[1] - t[0]) * 1000
+            trace.decode_ms = (t[-1] - t[1]) * 1000
+        return trace
 
 
 @runtime_checkable
@@ -64,7 +125,19 @@ class ChatGenerator:
 
     ``generate_batch`` answers many prompts, ``n`` replies each (``temperature`` overrides the setting;
     0 is greedy). Backends that can batch override it; this default asks one reply at a time.
+
+    ``traces`` holds the ``GenerationTrace`` of the last ``TRACE_KEEP`` ``complete`` calls (the latency
+    trace reads and clears it).
     """
+
+    TRACE_KEEP = 256
+
+    @property
+    def traces(self) -> deque[GenerationTrace]:
+        found = self.__dict__.get("_traces")
+        if found is None:
+            found = self.__dict__["_traces"] = deque(maxlen=self.TRACE_KEEP)
+        return found
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
                        max_new_tokens: int | None = None) -> list[list[Generation]]:

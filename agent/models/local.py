@@ -39,7 +39,7 @@ from agent.core.adapters import ACTIVE_FILE, AdapterRef, adapters_dir, live_adap
 from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
-from agent.models.base import ChatGenerator, Generation, PromptInput
+from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,20 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _ClockStreamer:
+    """transformers' streamer interface (``put`` per step, ``end``), used only to time the steps: ``generate``
+    hands it the prompt before the forward pass, then each new token."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+
+    def put(self, value: Any) -> None:
+        self.clock.tick()
+
+    def end(self) -> None:
+        pass
 
 
 # --- adapters -------------------------------------------------------------------------------------
@@ -413,12 +427,18 @@ class TransformersGenerator(ChatGenerator):
         """Generate the assistant turn for chat ``messages`` (the serving half of the prompt contract)."""
         import torch
 
+        start = time.perf_counter()
         with self._lock:
             self.sync_adapter()
             tok, model, s = self._tokenizer, self._model, self.settings
+            trace = GenerationTrace("transformers")
+            t = time.perf_counter()
             ids = prompt_token_ids(tok, messages)
+            trace.tokenize_ms, trace.prompt_tokens = (time.perf_counter() - t) * 1000, len(ids)
             input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
+            clock = StepClock()
             kwargs: dict[str, Any] = {
+                "streamer": _ClockStreamer(clock),
                 "max_new_tokens": max_new_tokens or s.max_new_tokens,
                 "repetition_penalty": s.repetition_penalty,
                 "eos_token_id": self._stop_ids,
@@ -446,11 +466,15 @@ class TransformersGenerator(ChatGenerator):
                 )
                 self._static_cache_failed = True
                 kwargs.pop("cache_implementation")
+                clock.stamps.clear()
                 try:
                     out = self._generate(runner, input_ids, kwargs)
                 except Exception as e2:  # noqa: BLE001
                     raise ModelError(f"generation failed: {e2}") from e2
-            return tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
+            text = tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
+            trace.total_ms = (time.perf_counter() - start) * 1000
+            self.traces.append(clock.fill(trace))
+            return text
 
     def generate_batch(
         self,
