@@ -7,7 +7,7 @@
                    └──────────────────────► validate ─(ok)→ execute ─(ok)→ answer ──► END
                               ▲                 │ (error)      │ (error)
                               └──── correct ◄───┴──────────────┘  (while loop_step < max_attempts)
-                                       └─(max_attempts reached)→ give_up ────────────► END
+                                       └─(max_attempts reached, or a timeout)→ give_up ► END
 
 With ``candidates`` > 1 the first attempt samples several replies in one batched call (the greedy one
 first); ``vote`` runs each read-only and keeps the reply whose result most of them agree on
@@ -16,7 +16,8 @@ first); ``vote`` runs each read-only and keeps the reply whose result most of th
 Runtime dependencies and limits travel as the graph's context (``AgentContext``), so one compiled
 graph serves every graph store, generator and setting. Transient database faults
 (``GraphUnavailable``) are retried by the nodes' ``RetryPolicy``; the model's correction loop only
-sees errors the model can fix (syntax, schema, refused writes, runtime errors, timeouts).
+sees errors the model can fix (syntax, schema, refused writes, runtime errors). A query that runs past
+its time limit ends the question: another attempt would cost the full limit again.
 
 ``CypherAgent`` wraps it for callers: ``ask`` returns an ``AgentAnswer``, ``stream`` yields step events for a
 UI. Build one with ``agent.factory.make_agent``.
@@ -359,6 +360,7 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                         "e.g. with LIMIT)")
         return {
             **_failure(state, "execute", message, state.cypher, fixes),
+            "timed_out": isinstance(e, QueryTimeout),
             "timings": {"execute": _ms(start)},
         }
     record = _attempt(state, "execute", state.cypher, None, fixes, row_count=len(res.rows))
@@ -416,7 +418,9 @@ def route_after_validate(
 def route_after_execute(
     state: State, runtime: Runtime[AgentContext]
 ) -> Literal["answer", "correct", "give_up"]:
-    return "answer" if state.error is None else _retry_or_give_up(state, runtime)
+    if state.error is None:
+        return "answer"
+    return "give_up" if state.timed_out else _retry_or_give_up(state, runtime)
 
 
 def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):

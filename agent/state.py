@@ -102,6 +102,10 @@ class State(InputState):
     truncated: bool = False
     """More rows existed than the row cap (execute)."""
 
+    timed_out: bool = False
+    """A query ran past the time limit (execute): the question ends there (give_up) instead of running
+    its remaining attempts at full cost each."""
+
     answer: str = ""
     """The sentence shown to the user (answer, give_up, check_scope on refusal)."""
 

@@ -127,6 +127,173 @@ def first_statement_end(text: str) -> int | None:
     return None
 
 
+def statements(text: str) -> list[tuple[int, str]]:
+    """A script split at each ``;`` that ends its line (only blanks or a ``//`` comment after it):
+    ``[(line where the statement starts, statement text without the ';' and ``//`` comments)]``.
+
+    ``;`` inside strings, backquoted names and comments, or followed by more code on its line, does not
+    split. ``/* */`` comments stay (they may span lines); a last statement without ``;`` counts.
+    """
+    toks = tokenize(text)
+    out: list[tuple[int, str]] = []
+    buf: list[Token] = []
+
+    def flush() -> None:
+        body = "".join(t.text for t in buf).strip()
+        if body:
+            first = next(t for t in buf if t.kind != "ws")
+            out.append((first.line, body))
+        buf.clear()
+
+    for k, t in enumerate(toks):
+        if t.kind == "comment" and t.text.startswith("//"):
+            continue
+        if t.kind == "punct" and t.text == ";" and _line_ends(toks, k + 1):
+            flush()
+            continue
+        buf.append(t)
+    flush()
+    return out
+
+
+def _line_ends(toks: list[Token], k: int) -> bool:
+    """True when nothing but blanks and a ``//`` comment follows position ``k`` on its line."""
+    for t in toks[k:]:
+        if t.kind == "ws":
+            if "\n" in t.text:
+                return True
+            continue
+        return t.kind == "comment" and t.text.startswith("//")
+    return True
+
+
+def _is_name(t: Token) -> bool:
+    return t.kind == "ident" or (t.kind == "word" and not t.text[0].isdigit())
+
+
+def canonical_query(text: str) -> str:
+    """The one form of a query that reaches the database: comments removed, every run of whitespace
+    (and a comment counts as whitespace) one space, no space around the ``.`` of a dotted name
+    (``db . labels`` → ``db.labels``), no trailing ``;``; strings and backquoted names untouched.
+
+    FalkorDB's parser crashes on a comment inside a dotted procedure name (``CALL db./**/labels()``):
+    what it parses never holds a comment.
+    """
+    sig: list[Token] = []
+    gap: list[bool] = []  # gap[k]: whitespace or a comment stood before sig[k]
+    pending = False
+    for t in tokenize(text or ""):
+        if t.kind in ("ws", "comment"):
+            pending = bool(sig)
+            continue
+        sig.append(t)
+        gap.append(pending)
+        pending = False
+    while sig and sig[-1].kind == "punct" and sig[-1].text == ";":
+        sig.pop()
+    dots = {k for k, t in enumerate(sig)
+            if t.text == "." and 0 < k < len(sig) - 1 and _is_name(sig[k - 1]) and _is_name(sig[k + 1])}
+    out = []
+    for k, t in enumerate(sig):
+        if gap[k] and k not in dots and k - 1 not in dots:
+            out.append(" ")
+        out.append(t.text)
+    return "".join(out)
+
+
+def with_row_limit(text: str, limit: int) -> str:
+    """``text`` returning at most ``limit`` rows, the cap applied inside the database: ``LIMIT limit``
+    appended to the final ``RETURN`` (or a smaller literal ``LIMIT`` already there kept, a larger one
+    lowered). Unchanged when that cannot be done textually (a ``UNION``, no final ``RETURN``, a
+    ``LIMIT`` expression): the server's own result-set cap still holds. Same rows as reading the first
+    ``limit`` rows of the full result, without computing the rest."""
+    sig = [t for t in tokenize(text) if t.kind not in ("ws", "comment")]
+    depth, last_return, last_limit = 0, None, None
+    for k, t in enumerate(sig):
+        if t.kind == "punct" and t.text in "([{":
+            depth += 1
+        elif t.kind == "punct" and t.text in ")]}":
+            depth -= 1
+        elif depth == 0 and t.kind == "word":
+            word = t.text.upper()
+            if word == "UNION":
+                return text
+            if word == "RETURN":
+                last_return, last_limit = k, None
+            elif word == "LIMIT" and last_return is not None:
+                last_limit = k
+    if last_return is None:
+        return text
+    if last_limit is None:
+        return f"{text} LIMIT {limit}"
+    tail = sig[last_limit + 1:]
+    if len(tail) == 1 and tail[0].kind == "word" and tail[0].text.isdigit():
+        if int(tail[0].text) <= limit:
+            return text
+        cut = text.rstrip()
+        assert cut.endswith(tail[0].text)
+        return cut[: len(cut) - len(tail[0].text)] + str(limit)
+    return text
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What a read may be before the database parses it (``Settings.query_limits()`` builds one).
+
+    FalkorDB parses outside the query timeout and its parser backtracks: each level of nesting costs it
+    2–3× more (depth 20 took 6.5 s, depth 26 wedged the server), so depth and the parse cost are bounded.
+    ``range()`` allocates its whole list before the query-memory check (``range(1, 1e8)`` took 1.6 GB),
+    so its literal span is bounded and its bounds must be literals.
+    """
+
+    max_chars: int = 4000
+    max_depth: int = 10
+    max_cost: int = 16384
+    max_hops: int = 40
+    max_range: int = 1_000_000
+
+
+NESTING_OPENERS = {"(": ")", "[": "]", "{": "}"}
+UNARY = frozenset({"NOT", "-", "+"})
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How hard a query is to parse: ``depth`` is the deepest nesting (brackets, ``CASE … END``,
+    a run of unary ``NOT`` / ``-`` / ``+``), ``cost`` sums ``2 ** level`` over the tokens (FalkorDB's
+    parser backtracks: its time grows about 2–3× per level of nesting, and adds up over siblings),
+    ``hops`` counts relationship patterns (a ``-`` or ``<`` right after a ``)``)."""
+
+    depth: int
+    cost: int
+    hops: int
+
+
+def query_shape(text: str) -> Shape:
+    """The ``Shape`` of a query (pure; linear in its length)."""
+    sig = [t for t in tokenize(text or "") if t.kind not in ("ws", "comment")]
+    stack: list[str] = []
+    depth = cost = hops = run = 0
+    prev = ""
+    for t in sig:
+        word = t.text.upper() if t.kind == "word" else t.text if t.kind == "punct" else ""
+        if word in UNARY:
+            run += 1
+        else:
+            run = 0
+        if t.kind == "punct" and t.text in NESTING_OPENERS or word == "CASE":
+            stack.append(t.text.upper())
+        elif stack and (t.kind == "punct" and t.text in NESTING_OPENERS.values() or word == "END"):
+            stack.pop()
+        level = len(stack) + run
+        depth = max(depth, level)
+        cost += 2 ** min(level, 40)
+        if prev == ")" and t.text in ("-", "<"):
+            hops += 1
+        prev = t.text if t.kind == "punct" else ""
+    return Shape(depth, cost, hops)
+
+
 # ============================================================================================
 # Identifiers and keywords
 # ============================================================================================

@@ -55,7 +55,12 @@ class QueryTimeout(GraphError):
     """The query ran past its time limit and was stopped."""
 
 
-class WriteRefused(GraphError):
+class QueryRefused(GraphError):
+    """The gate refused a query before the database saw it (too long, too deeply nested, a procedure
+    off the allow-list, a write)."""
+
+
+class WriteRefused(QueryRefused):
     """The read-only gate refused a query that could change the graph."""
 
 

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.core.cypher_text import QueryLimits
+
 GraphBackend = Literal["embedded", "falkordb", "neo4j"]
 ModelBackend = Literal["transformers", "llamacpp", "openai"]
 
@@ -69,6 +71,34 @@ class Settings(BaseSettings):
     query_timeout_s: float = Field(10.0, gt=0, description="Per-query time limit for model-written queries.")
     max_rows: int = Field(
         1000, gt=0, description="Row cap for model-written queries; more rows set truncated=True."
+    )
+    max_query_chars: int = Field(
+        4000, gt=0, description="Longest query (characters) a read may be, and the longest Cypher stored as "
+                                "feedback; checked before the database sees it."
+    )
+    max_query_depth: int = Field(
+        10, gt=0, le=16,
+        description="Deepest nesting (brackets, CASE, NOT) a read may have: FalkorDB's parse time grows 2-3x "
+                    "per level, outside the query timeout.",
+    )
+    max_question_chars: int = Field(
+        2000, gt=0, description="Longest question the agent answers or the feedback store keeps."
+    )
+    db_query_memory_mb: int = Field(
+        1024, ge=0,
+        description="Embedded FalkorDB: memory one query may use (QUERY_MEM_CAPACITY); 0 = no limit."
+    )
+    db_max_memory_mb: int = Field(
+        0, ge=0,
+        description="Embedded FalkorDB: maxmemory of the server (data; writes fail beyond it); 0 = no limit."
+    )
+    db_resultset_size: int = Field(
+        100_000, gt=0, description="Embedded FalkorDB: most rows any query returns (RESULTSET_SIZE)."
+    )
+    db_write_timeout_s: float = Field(
+        3600.0, gt=0,
+        description="Embedded FalkorDB: time limit of loader writes, and the most any query may ask for "
+                    "(TIMEOUT_MAX); reads default to query_timeout_s (TIMEOUT_DEFAULT)."
     )
 
     # --- model -------------------------------------------------------------------------
@@ -168,6 +198,10 @@ class Settings(BaseSettings):
     def path(self, *parts: str) -> Path:
         """A path inside the home directory."""
         return self.home_dir.joinpath(*parts)
+
+    def query_limits(self) -> QueryLimits:
+        """The bounds every read is checked against before the database sees it."""
+        return QueryLimits(max_chars=self.max_query_chars, max_depth=self.max_query_depth)
 
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords removed."""

@@ -24,20 +24,28 @@ def open_graph(settings: Settings, name: str | None = None) -> GraphStore:
     """The graph ``name`` (default ``settings.graph``) on the backend ``settings.graph_backend``.
 
     ``embedded`` starts the home's FalkorDB when it is not running; ``falkordb`` connects to
-    ``settings.falkordb_url``; ``neo4j`` uses ``settings.neo4j_*``. Opening does not check that the
-    graph exists: reads raise ``UnknownGraph``, loader writes create it.
+    ``settings.falkordb_url``; ``neo4j`` uses ``settings.neo4j_*``. The embedded store reconnects by
+    itself: when the server is gone it re-reads the home's server state and restarts it. Opening does
+    not check that the graph exists: reads raise ``UnknownGraph``, loader writes create it.
     """
     name = name or settings.graph
     common = {
         "default_timeout_s": settings.query_timeout_s,
         "default_max_rows": settings.max_rows,
         "schema_max_chars": settings.schema_max_chars,
+        "limits": settings.query_limits(),
+        "write_timeout_s": settings.db_write_timeout_s,
     }
     if settings.graph_backend == "embedded":
         info = ensure_running(settings)
-        return FalkorGraph(
-            name, host=info.host, port=info.port, password=info.password, backend="embedded", **common
-        )
+
+        def reconnect() -> tuple[str, int, str]:
+            """Where the home's server listens now; restarted (on its old port when free) if it died."""
+            again = ensure_running(settings)
+            return again.host, again.port, again.password
+
+        return FalkorGraph(name, host=info.host, port=info.port, password=info.password, backend="embedded",
+                           reconnect=reconnect, **common)
     if settings.graph_backend == "falkordb":
         if not settings.falkordb_url:
             raise ConfigError(

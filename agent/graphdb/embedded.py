@@ -14,6 +14,10 @@ cypherloop process on the same home (CLI, UI, retraining job):
         server.lock        file lock around start/stop
         redis.log, appendonlydir/, dump.rdb
 
+The server's own limits come from the settings of the process that starts it (``server_limits``):
+TIMEOUT_DEFAULT (reads without a timeout), TIMEOUT_MAX, RESULTSET_SIZE, QUERY_MEM_CAPACITY and
+``maxmemory``; a changed setting takes effect at the next start (``cypherloop graph stop``).
+
 ``ensure_running`` returns the running server or starts one under the lock; a stale pidfile
 (process gone, a zombie, an unrelated process that reused the pid, or our own server no longer
 answering) is detected and recovered. ``stop`` saves and shuts the server down cleanly.
@@ -194,6 +198,8 @@ def _free_port(preferred: int | None = None) -> int:
     """``preferred`` when it is free on 127.0.0.1, else a port the OS picks."""
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # as redis-server binds: connections of a server that died (TIME_WAIT) do not block its port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError:
@@ -275,12 +281,29 @@ def _log_tail(log: Path, lines: int = 3) -> str:
     return " | ".join((warnings or [x.strip() for x in text])[-lines:])
 
 
+def server_limits(settings: Settings) -> tuple[list[str], list[str]]:
+    """FalkorDB module arguments and redis.conf lines that bound what one query (or the server) may
+    take, from the settings."""
+    args = [
+        "TIMEOUT_DEFAULT", str(max(1, round(settings.query_timeout_s * 1000))),
+        "TIMEOUT_MAX", str(max(1, round(settings.db_write_timeout_s * 1000))),
+        "RESULTSET_SIZE", str(settings.db_resultset_size),
+    ]
+    if settings.db_query_memory_mb:
+        args += ["QUERY_MEM_CAPACITY", str(settings.db_query_memory_mb * 1024 * 1024)]
+    conf = []
+    if settings.db_max_memory_mb:
+        conf += [f"maxmemory {settings.db_max_memory_mb}mb", "maxmemory-policy noeviction"]
+    return args, conf
+
+
 def _launch(
     directory: Path,
     *,
     password: str,
     port: int,
     module_args: Sequence[str] = (),
+    conf_lines: Sequence[str] = (),
     appendonly: bool = True,
     timeout_s: float = START_TIMEOUT_S,
 ) -> ServerInfo:
@@ -300,6 +323,7 @@ def _launch(
         # the config path in the process title lets a stale pidfile be told from our server
         'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"',
     ]
+    lines += list(conf_lines)
     if appendonly:
         lines += ["appendonly yes", "appendfsync everysec", f"save {SAVE_RULES}"]
     else:
@@ -374,10 +398,12 @@ def ensure_running(settings: Settings, timeout_s: float = START_TIMEOUT_S) -> Se
             password = _password(d)
             previous = _read_json(d / "server.json").get("port")
             attempts = 1 if settings.embedded_port else 3
+            module_args, conf_lines = server_limits(settings)
             for attempt in range(attempts):
                 port = settings.embedded_port or _free_port(previous if attempt == 0 else None)
                 try:
-                    info = _launch(d, password=password, port=port, timeout_s=timeout_s)
+                    info = _launch(d, password=password, port=port, module_args=module_args,
+                                   conf_lines=conf_lines, timeout_s=timeout_s)
                     break
                 except GraphUnavailable:
                     if attempt == attempts - 1:  # a port race with another program: try another port

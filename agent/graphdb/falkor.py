@@ -7,19 +7,31 @@ Bolt client disconnects, and a timed-out query takes a moment to abort.
 
 FalkorDB treats a missing key as an empty graph, so reads check ``GRAPH.LIST`` first and raise
 ``UnknownGraph`` naming the graphs that do exist; ``write`` (loaders) may create the graph.
+
+Hardening (issue 14): every read passes ``guard_query`` (bounds, procedure allow-list) and the database
+gets its canonical text; the row cap travels into the query as a ``LIMIT`` (``with_row_limit``); the
+client never re-sends a command (redis-py's retries off: a timed-out query is not run again). With a
+``reconnect`` callable (the embedded backend passes ``ensure_running``) a lost connection re-reads where
+the server is, restarting it when it is gone, and the call is made once more, unless the query was
+running when the server died: that query is remembered and refused from then on, so a query that kills
+the server cannot do it twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import re
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, datetime
 from datetime import time as dtime
 from typing import Any
 
 from agent.core.cypher_text import quote_ident as _quote
+from agent.core.cypher_text import with_row_limit
 from agent.core.errors import (
     ConfigError,
     CypherExecutionError,
@@ -28,13 +40,14 @@ from agent.core.errors import (
     GraphAuthError,
     GraphError,
     GraphUnavailable,
+    QueryRefused,
     QueryTimeout,
     UnknownGraph,
     WriteRefused,
 )
 from agent.core.settings import redact_url
 from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, QueryResult, RelType
-from agent.graphdb.readonly import check_read_only
+from agent.graphdb.readonly import QueryLimits, guard_query
 
 SOCKET_TIMEOUT_S = 60.0
 """Socket timeout of read/admin connections; a query's own timeout plus a margin when longer."""
@@ -52,6 +65,9 @@ MAX_SAMPLE_LEN = 60
 PATTERN_SCAN_TIMEOUT_MS = 5000
 """Exact DISTINCT pattern scan per relationship type; on timeout fall back to a LIMITed scan."""
 PATTERN_FALLBACK_LIMIT = 10000
+
+Endpoint = tuple[str, int, str]
+"""(host, port, password) of a server: what a ``reconnect`` callable returns."""
 
 RO_REFUSED = "to be executed only on read-only queries"
 TIMED_OUT = "timed out"
@@ -163,6 +179,9 @@ class FalkorGraph:
         default_timeout_s: float = 10.0,
         default_max_rows: int = 1000,
         schema_max_chars: int = 6000,
+        limits: QueryLimits | None = None,
+        write_timeout_s: float = 3600.0,
+        reconnect: Callable[[], Endpoint] | None = None,
     ) -> None:
         if not name:
             raise ConfigError("a graph name is required (set CYPHERLOOP_GRAPH or pass --graph)")
@@ -177,6 +196,11 @@ class FalkorGraph:
             with contextlib.suppress(ValueError):
                 password = urlparse(url).password  # kept only to scrub it from error messages
         self._host, self._port, self._password, self._url = host, port, password, url
+        self.limits = limits or QueryLimits()
+        self.write_timeout_s = write_timeout_s
+        self._reconnect = reconnect
+        self._lock = threading.Lock()
+        self._suspects: set[str] = set()  # queries that were running when the server died
         self._clients: dict[float, Any] = {}
         self._schema: GraphSchema | None = None
         self._known_to_exist = False
@@ -216,7 +240,10 @@ class FalkorGraph:
             return self._clients[key]
         import redis
         from falkordb import FalkorDB
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        no_retry = Retry(NoBackoff(), 0)  # a command is sent once: never re-run a query that timed out
         try:
             if self._url:
                 url = self._url
@@ -225,7 +252,8 @@ class FalkorGraph:
                 elif url.startswith("falkors://"):
                     url = "rediss://" + url[len("falkors://") :]
                 pool = redis.ConnectionPool.from_url(
-                    url, decode_responses=True, socket_timeout=key, socket_connect_timeout=10.0
+                    url, decode_responses=True, socket_timeout=key, socket_connect_timeout=10.0,
+                    retry=no_retry,
                 )
                 db = FalkorDB(connection_pool=pool)
             else:
@@ -235,6 +263,7 @@ class FalkorGraph:
                     password=self._password,
                     socket_timeout=key,
                     socket_connect_timeout=10.0,
+                    retry=no_retry,
                 )
         except ValueError as e:  # a malformed URL
             raise ConfigError(f"CYPHERLOOP_FALKORDB_URL {self._where!r} is not a redis:// URL") from e
@@ -249,10 +278,43 @@ class FalkorGraph:
         return self._db(socket_timeout).select_graph(self.name)
 
     def _execute(self, *args: Any) -> Any:
+        def run() -> Any:
+            try:
+                return self._db().connection.execute_command(*args)
+            except Exception as e:  # noqa: BLE001
+                raise self._map(e) from e
+
+        return self._reconnecting(run)
+
+    def _reconnecting(self, run: Callable[[], Any], query: str | None = None) -> Any:
+        """``run()``; when the server is unreachable and a ``reconnect`` is set, find (or restart) the
+        server and run once more. A ``query`` that was in flight when the connection dropped is not run
+        again: it is remembered and refused from then on."""
         try:
-            return self._db().connection.execute_command(*args)
-        except Exception as e:  # noqa: BLE001
-            raise self._map(e) from e
+            return run()
+        except GraphUnavailable as e:
+            if self._reconnect is None:
+                raise
+            lost_midway = query is not None and not _while_connecting(e)
+            self._reconnect_now()
+            if lost_midway:
+                assert query is not None
+                self._suspects.add(query)
+                raise CypherExecutionError(
+                    "the database stopped while this query ran (it was restarted); the query is not run "
+                    "again",
+                    db_message="the database stopped while this query ran; write a simpler query",
+                ) from e
+            return run()
+
+    def _reconnect_now(self) -> None:
+        """Re-read where the server listens (restarting it when it is gone) and drop the old clients."""
+        assert self._reconnect is not None
+        with self._lock:
+            host, port, password = self._reconnect()
+            self.close()
+            self._host, self._port, self._password = host, port, password
+            self._known_to_exist = False
 
     # --- errors ---------------------------------------------------------------------------------
     def _map(self, e: Exception, *, syntax: bool = False) -> CypherloopError:
@@ -261,7 +323,7 @@ class FalkorGraph:
 
         if isinstance(e, CypherloopError):
             return e
-        msg = " ".join(str(e).split())  # one line: the CLI prints it as is
+        msg = readable_error(str(e))  # one line: the CLI prints it as is
         if self._password:
             msg = msg.replace(self._password, "***")
         low = msg.lower()
@@ -310,6 +372,13 @@ class FalkorGraph:
         self._known_to_exist = True
 
     # --- GraphStore -----------------------------------------------------------------------------
+    def _guarded(self, cypher: str) -> str:
+        text = guard_query(cypher, self.limits)
+        if text in self._suspects:
+            raise QueryRefused("query refused: it was running when the database stopped earlier; write a "
+                               "simpler query")
+        return text
+
     def list_graphs(self) -> list[str]:
         return sorted(self._execute("GRAPH.LIST") or [])
 
@@ -318,13 +387,16 @@ class FalkorGraph:
         return self.name in self.list_graphs()
 
     def explain(self, cypher: str, params: dict[str, Any] | None = None) -> str:
-        check_read_only(cypher)
+        text = self._guarded(cypher)
         self._require_graph()
-        try:
-            plan = self._graph().explain(cypher, params)
-        except Exception as e:  # noqa: BLE001
-            raise self._map(e, syntax=True) from e
-        return str(plan)
+
+        def run() -> Any:
+            try:
+                return self._graph().explain(text, params)
+            except Exception as e:  # noqa: BLE001
+                raise self._map(e, syntax=True) from e
+
+        return str(self._reconnecting(run, text))
 
     def query(
         self,
@@ -334,17 +406,22 @@ class FalkorGraph:
         timeout_s: float | None = None,
         max_rows: int | None = None,
     ) -> QueryResult:
-        check_read_only(cypher)
+        text = self._guarded(cypher)
         self._require_graph()
         timeout_s = self.default_timeout_s if timeout_s is None else timeout_s
         max_rows = self.default_max_rows if max_rows is None else max_rows
         timeout_ms = max(1, math.ceil(timeout_s * 1000))
-        graph = self._graph(max(SOCKET_TIMEOUT_S, timeout_s + TIMEOUT_MARGIN_S))
+        limited = with_row_limit(text, max_rows + 1)  # one more row than the cap says "truncated"
+
+        def run() -> Any:
+            graph = self._graph(max(SOCKET_TIMEOUT_S, timeout_s + TIMEOUT_MARGIN_S))
+            try:
+                return graph.ro_query(limited, params, timeout=timeout_ms)
+            except Exception as e:  # noqa: BLE001
+                raise self._classify(e, text, params) from e
+
         start = time.perf_counter()
-        try:
-            res = graph.ro_query(cypher, params, timeout=timeout_ms)
-        except Exception as e:  # noqa: BLE001
-            raise self._classify(e, cypher, params) from e
+        res = self._reconnecting(run, text)
         elapsed = (time.perf_counter() - start) * 1000
         rows = res.result_set or []
         return QueryResult(
@@ -369,12 +446,16 @@ class FalkorGraph:
         return err
 
     def write(self, cypher: str, params: dict[str, Any] | None = None) -> QueryResult:
-        graph = self._graph(WRITE_SOCKET_TIMEOUT_S)
         start = time.perf_counter()
-        try:
-            res = graph.query(cypher, params)
-        except Exception as e:  # noqa: BLE001
-            raise self._classify(e, cypher, params) from e
+
+        def run() -> Any:
+            try:
+                graph = self._graph(max(WRITE_SOCKET_TIMEOUT_S, self.write_timeout_s + TIMEOUT_MARGIN_S))
+                return graph.query(cypher, params, timeout=max(1, math.ceil(self.write_timeout_s * 1000)))
+            except Exception as e:  # noqa: BLE001
+                raise self._classify(e, cypher, params) from e
+
+        res = self._reconnecting(run, cypher)
         self._schema = None
         self._known_to_exist = False
         elapsed = (time.perf_counter() - start) * 1000
@@ -405,10 +486,13 @@ class FalkorGraph:
     # --- schema -----------------------------------------------------------------------------------
     def _ro(self, cypher: str, timeout_ms: int | None = None) -> list[list[Any]]:
         """An internal read (schema, stats): no gate (the text is ours), raw client values."""
-        try:
-            return self._graph().ro_query(cypher, timeout=timeout_ms).result_set or []
-        except Exception as e:  # noqa: BLE001
-            raise self._map(e, syntax=True) from e
+        def run() -> list[list[Any]]:
+            try:
+                return self._graph().ro_query(cypher, timeout=timeout_ms).result_set or []
+            except Exception as e:  # noqa: BLE001
+                raise self._map(e, syntax=True) from e
+
+        return self._reconnecting(run)
 
     def stats(self) -> dict[str, dict[str, int]]:
         self._require_graph()
@@ -451,6 +535,33 @@ class FalkorGraph:
 
     def schema_text(self, question: str | None = None) -> str:
         return self.schema().to_text(question, max_chars=self.schema_max_chars)
+
+
+_FALKOR_SYNTAX = re.compile(
+    r"errMsg:\s*(?P<msg>.*?)\s+line:\s*(?P<line>\d+),\s*column:\s*(?P<col>\d+),\s*offset:\s*\d+\s+"
+    r"errCtx:\s*(?P<ctx>.*?)\s+errCtxOffset:\s*(?P<off>\d+)\s*$",
+    re.DOTALL,
+)
+
+
+def readable_error(message: str) -> str:
+    """A database message on one line; FalkorDB's parser errors (``errMsg: … line: 1, column: 10, offset:
+    9 errCtx: … errCtxOffset: 9``) as ``Invalid input 'x': expected … (line 1, column 10, at 'x) RETURN
+    n')``."""
+    m = _FALKOR_SYNTAX.search(message)
+    if m is None:
+        return " ".join(message.split())
+    ctx, off = m["ctx"], int(m["off"])
+    near = " ".join(ctx[off:off + 30].split()) or "the end of the query"
+    near = repr(near) if ctx[off:] else near
+    head = " ".join((message[:m.start()] + m["msg"]).split())
+    return f"{head} (line {m['line']}, column {m['col']}, at {near})"
+
+
+def _while_connecting(e: GraphUnavailable) -> bool:
+    """True when the connection failed before the command was sent (nothing ran)."""
+    text = str(e).lower()
+    return "connecting to" in text or "connection refused" in text
 
 
 def _columns(header: Any) -> list[str]:

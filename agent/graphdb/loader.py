@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.core.cypher_text import canonical_query, statements
 from agent.core.errors import DataError, GraphError, LoaderError, UnknownGraph
 from agent.graphdb.base import GraphStore
 
@@ -31,73 +32,9 @@ class LoadReport:
 
 
 def split_statements(script: str) -> list[tuple[int, str]]:
-    """``[(line number where the statement starts, statement without its ';'), ...]``."""
-    out: list[tuple[int, str]] = []
-    buf: list[str] = []
-    start_line: int | None = None
-    quote: str | None = None  # the open quote character: ', " or `
-    in_block = False  # inside /* */
-    i, n, line = 0, len(script), 1
-
-    def flush() -> None:
-        nonlocal buf, start_line
-        text = "".join(buf).strip()
-        if text:
-            out.append((start_line or line, text))
-        buf, start_line = [], None
-
-    while i < n:
-        c = script[i]
-        if (
-            start_line is None
-            and not c.isspace()
-            and not (quote is None and not in_block and script.startswith("//", i))
-        ):
-            start_line = line
-        if quote is not None:
-            buf.append(c)
-            if c == "\\" and quote != "`" and i + 1 < n:
-                buf.append(script[i + 1])
-                line += script[i + 1] == "\n"
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-        elif in_block:
-            buf.append(c)
-            if script.startswith("*/", i):
-                buf.append("/")
-                in_block = False
-                i += 2
-                continue
-        elif script.startswith("//", i):
-            j = script.find("\n", i)
-            i = n if j < 0 else j
-            continue
-        elif script.startswith("/*", i):
-            buf.append("/*")
-            in_block = True
-            i += 2
-            continue
-        elif c in "'\"`":
-            quote = c
-            buf.append(c)
-        elif c == ";" and _rest_of_line_is_blank(script, i + 1):
-            flush()
-        else:
-            buf.append(c)
-        if c == "\n":
-            line += 1
-        i += 1
-    flush()
-    return out
-
-
-def _rest_of_line_is_blank(script: str, i: int) -> bool:
-    end = script.find("\n", i)
-    rest = script[i:] if end < 0 else script[i:end]
-    rest = rest.strip()
-    return not rest or rest.startswith("//")
+    """``[(line number where the statement starts, statement without its ';'), ...]``: the shared
+    tokenizer's ``agent.core.cypher_text.statements``."""
+    return statements(script)
 
 
 def load_script(
@@ -134,7 +71,7 @@ def load_script(
     )
     for number, (lineno, statement) in enumerate(bar, start=1):
         try:
-            store.write(statement)
+            store.write(canonical_query(statement))
         except GraphError as e:
             bar.close()
             first = statement.splitlines()[0].strip()

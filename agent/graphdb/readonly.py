@@ -14,6 +14,11 @@ type). This check is a pure function over the query text:
    escapes decoded) so fullwidth or homoglyph keywords are caught.
 3. Refuse write and admin clauses, write/admin procedures, ``CALL {…} IN TRANSACTIONS`` and more than
    one statement. The message names the clause and its line.
+
+``guard_query`` is what the backends run on every read: the checks above, then the bounds that keep a
+query from crashing or wedging the database (``QueryLimits``: length, nesting depth and parse cost,
+relationship hops, ``range()`` size), the procedure allow-list, and it returns the canonical text
+(``agent.core.cypher_text.canonical_query``: no comments, whitespace normalised) that the database gets.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from agent.core.cypher_text import QueryLimits, canonical_query, query_shape
 from agent.core.cypher_text import Token as _Tok
 from agent.core.cypher_text import tokenize as _tokenize
-from agent.core.errors import WriteRefused
+from agent.core.errors import QueryRefused, WriteRefused
 
 # Clauses that write wherever they appear (Neo4j 5+ also accepts INSERT as a synonym of CREATE).
 WRITE_KEYWORDS = frozenset({"CREATE", "MERGE", "SET", "DELETE", "REMOVE", "DROP", "FOREACH", "INSERT"})
@@ -56,6 +62,29 @@ WRITE_PROCEDURES = (
 READ_PROCEDURE_EXCEPTIONS = (
     "db.index.fulltext.query*", "db.idx.fulltext.query*", "db.index.vector.query*", "db.idx.vector.query*",
 )
+
+# The only procedures a read may CALL (case-insensitive globs over the dotted name): schema listings,
+# index searches and FalkorDB's read-only graph algorithms. Anything else is refused before the database
+# parses it.
+ALLOWED_PROCEDURES = (
+    "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.indexes", "db.constraints", "db.meta.stats",
+    "db.schema.visualization", "db.schema.nodeTypeProperties", "db.schema.relTypeProperties",
+    "db.idx.fulltext.queryNodes", "db.idx.fulltext.queryRelationships",
+    "db.idx.vector.queryNodes", "db.idx.vector.queryRelationships",
+    "db.index.fulltext.queryNodes", "db.index.fulltext.queryRelationships",
+    "db.index.vector.queryNodes", "db.index.vector.queryRelationships",
+    "algo.pageRank", "algo.BFS", "algo.betweenness", "algo.WCC", "algo.labelPropagation", "algo.SPpaths",
+    "algo.SSpaths", "algo.MSF", "algo.CDLP",
+)
+
+# Words after which a write keyword can only be an expression (a variable named ``create``), and the
+# tokens that may follow such a variable: ``count(create)``, ``RETURN set``, ``WITH delete AS d``.
+_EXPRESSION_BEFORE = frozenset({"(", ",", "[", "=", "<", ">", "+", "*", "/", "%", "^", "RETURN", "WITH",
+                                "WHERE", "AND", "OR", "XOR", "IN", "BY", "DISTINCT", "UNWIND", "AS"})
+_EXPRESSION_AFTER = frozenset({")", ",", "]", "}", "=", "<", ">", "+", "*", "/", "%", "^", "AS", "AND",
+                               "OR", "XOR", "IN", "IS", "ORDER", "LIMIT", "SKIP", "STARTS", "ENDS",
+                               "CONTAINS", "ASC", "DESC", "ASCENDING", "DESCENDING", "RETURN", "WITH",
+                               "WHERE", "MATCH", "OPTIONAL", "UNWIND", "UNION", "CALL"})
 
 _CONFUSABLES = str.maketrans({
     # Cyrillic
@@ -147,7 +176,11 @@ def _find_write(tokens: list[_Tok]) -> str | None:
         name_like = (prev is not None and prev.text in (":", "$")) or (
             nxt is not None and nxt.text in (":", ".")
         )
-        if word in WRITE_KEYWORDS and not name_like:
+        variable = (prev is not None and (prev.text.upper() if prev.kind == "word" else prev.text)
+                    in _EXPRESSION_BEFORE
+                    and (nxt is None or (nxt.text.upper() if nxt.kind == "word" else nxt.text)
+                         in _EXPRESSION_AFTER))
+        if word in WRITE_KEYWORDS and not name_like and not variable:
             if word == "DELETE" and prev is not None and prev.text.upper() in ("DETACH", "NODETACH"):
                 return f"{prev.text.upper()} DELETE" + where
             return word + where
@@ -197,3 +230,81 @@ def _is_write_procedure(name: str) -> bool:
     if any(r.match(name) for r in _READ_PROC_RES):
         return False
     return any(r.match(name) for r in _WRITE_PROC_RES)
+
+
+
+# --- bounds and the allow-list ---------------------------------------------------------------
+def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
+    """The canonical text of ``cypher`` when it may run read-only; ``QueryRefused`` (or ``WriteRefused``)
+    naming the first bound or rule it breaks otherwise."""
+    limits = limits or QueryLimits()
+    if not isinstance(cypher, str):
+        raise TypeError(f"guard_query expects a str, not {type(cypher).__name__}")
+    if len(cypher) > limits.max_chars:
+        raise QueryRefused(f"query refused: it is {len(cypher)} characters long, the limit is "
+                           f"{limits.max_chars} (CYPHERLOOP_MAX_QUERY_CHARS)")
+    check_read_only(cypher)
+    text = canonical_query(cypher)
+    if not text:
+        raise QueryRefused("query refused: it is empty")
+    check_read_only(text)
+    shape = query_shape(text)
+    if shape.depth > limits.max_depth:
+        raise QueryRefused(f"query refused: it nests {shape.depth} levels deep (brackets, CASE, NOT), the "
+                           f"limit is {limits.max_depth} (CYPHERLOOP_MAX_QUERY_DEPTH); write it flatter")
+    if shape.cost > limits.max_cost:
+        raise QueryRefused(f"query refused: too many deeply nested expressions (parse cost {shape.cost}, "
+                           f"limit {limits.max_cost}); write it flatter")
+    if shape.hops > limits.max_hops:
+        raise QueryRefused(f"query refused: it has {shape.hops} relationship patterns, the limit is "
+                           f"{limits.max_hops}")
+    sig = [t for t in _tokenize(text) if t.kind not in ("ws", "comment")]
+    for k, t in enumerate(sig):
+        word = t.text.upper() if t.kind == "word" else ""
+        if word == "CALL" and k + 1 < len(sig) and sig[k + 1].kind in ("word", "ident"):
+            name, _ = _dotted_name(sig, k + 1)
+            if not any(r.match(_normalise(name)) for r in _ALLOWED_PROC_RES):
+                raise QueryRefused(f"query refused: the procedure {name} is not one a read may call "
+                                   f"(allowed: {', '.join(ALLOWED_PROCEDURES[:6])}, … index searches, "
+                                   "algo.*)")
+        if word == "RANGE" and k + 1 < len(sig) and sig[k + 1].text == "(" and not (
+                k and sig[k - 1].text == "."):
+            _check_range(sig, k + 2, limits.max_range)
+    return text
+
+
+_ALLOWED_PROC_RES = tuple(_glob(p) for p in ALLOWED_PROCEDURES)
+
+
+def _check_range(sig: list[_Tok], k: int, max_range: int) -> None:
+    """``range(a, b[, step])`` with integer literal arguments spanning at most ``max_range`` values."""
+    args: list[list[str]] = [[]]
+    depth = 0
+    while k < len(sig):
+        text = sig[k].text
+        if text in ("(", "[", "{"):
+            depth += 1
+        elif text in (")", "]", "}"):
+            if depth == 0:
+                break
+            depth -= 1
+        elif text == "," and depth == 0:
+            args.append([])
+            k += 1
+            continue
+        args[-1].append(text)
+        k += 1
+    values = [_int_literal(a) for a in args]
+    if len(values) not in (2, 3) or any(v is None for v in values):
+        raise QueryRefused("query refused: range() takes integer literals here (range(1, 10)), "
+                           "not expressions")
+    start, end, step = values[0], values[1], values[2] if len(values) == 3 else 1
+    assert start is not None and end is not None and step is not None
+    count = 0 if step == 0 else max(0, (end - start) // step + 1)
+    if count > max_range:
+        raise QueryRefused(f"query refused: range() would build {count} values, the limit is {max_range}")
+
+
+def _int_literal(parts: list[str]) -> int | None:
+    text = "".join(parts)
+    return int(text) if re.fullmatch(r"[+-]?\d{1,18}", text) else None

@@ -1,0 +1,257 @@
+"""Issue 14: no query may crash, wedge or exhaust the embedded FalkorDB, and its users survive a restart.
+
+Each test reproduces one defect of the issue against the real embedded server; before the fix each failed
+(the server died, the query ran for seconds, the agent answered with status=error, …).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from agent.core.errors import CypherExecutionError, QueryRefused, WriteRefused
+from agent.factory import make_agent
+from agent.graphdb import open_graph
+from agent.graphdb.embedded import ServerInfo, ensure_running, running, stop
+from agent.graphdb.loader import load_script
+from agent.graphdb.readonly import guard_query
+from agent.models.base import ScriptedGenerator
+from tests.conftest import SHOP_SCRIPT
+
+# --- defect 1: comments inside a procedure name crashed the server (signal 6 in its parser) ----------
+
+CRASHERS = [
+    "CALL db./**/labels()",
+    "CALL db./* x */labels()",
+    "CALL db.\n//x\nlabels()",
+    "CALL db . /* a */ labels ( )",
+]
+
+
+@pytest.mark.parametrize("cypher", CRASHERS)
+def test_a_comment_inside_a_procedure_name_does_not_crash_the_server(shop, cypher):
+    pid = running_pid(shop)
+    rows = shop.query(cypher).rows
+    assert sorted(r[0] for r in rows) == ["Category", "Customer", "Order", "Product", "Supplier"]
+    assert running_pid(shop) == pid  # the same process answered: it did not die and come back
+
+
+def test_the_database_gets_the_canonical_text():
+    assert guard_query("MATCH (n)  // who\n RETURN /* all */ n.name ;") == "MATCH (n) RETURN n.name"
+    assert guard_query("CALL db.idx./**/fulltext.queryNodes('Product', 'lamp')") == (
+        "CALL db.idx.fulltext.queryNodes('Product', 'lamp')")
+
+
+@pytest.mark.parametrize("cypher", [
+    "CALL dbms.procedures()",
+    "CALL db.idx.fulltext./**/createNodeIndex('Product', 'name')",
+    "CALL algo.nonexistent()",
+    "CALL apoc.meta.graph()",
+    "CALL `db`.`idx`.`fulltext`.`drop`('Product')",
+])
+def test_procedures_off_the_allow_list_are_refused(shop, cypher):
+    with pytest.raises(QueryRefused):
+        shop.query(cypher)
+
+
+def test_allowed_procedures_still_run(shop):
+    assert shop.query("CALL db.relationshipTypes() YIELD relationshipType RETURN count(*)").rows == [[6]]
+    assert shop.query("CALL db.propertyKeys()").rows
+
+
+# --- defect 8: a variable named like a keyword ------------------------------------------------------
+
+@pytest.mark.parametrize("cypher", [
+    "MATCH (create:Product) RETURN count(create)",
+    "MATCH (set:Product) WITH set RETURN set.name ORDER BY set.name LIMIT 1",
+    "UNWIND [1, 2] AS delete RETURN delete",
+    "MATCH (merge:Customer) RETURN merge.name, count(merge) AS n ORDER BY n DESC LIMIT 1",
+])
+def test_a_variable_named_like_a_write_keyword_reads(shop, cypher):
+    assert shop.query(cypher).rows
+
+
+@pytest.mark.parametrize("cypher", [
+    "MATCH (create) CREATE (x)",
+    "MATCH (n) WITH n, count(*) AS c SET n.c = c",
+    "MATCH (n) WITH n AS set DELETE set",
+    "UNWIND [1] AS create CREATE (:Hacked)",
+])
+def test_a_keyword_named_variable_does_not_hide_a_write(cypher):
+    with pytest.raises(WriteRefused):
+        guard_query(cypher)
+
+
+# --- defect 3: parsing is outside the timeout, so nesting is bounded before the database sees it -----
+
+DEEP = {
+    "parentheses": "RETURN " + "(" * 26 + "1" + ")" * 26,
+    "lists": "RETURN " + "[" * 26 + "1" + "]" * 26,
+    "maps": "RETURN " + "{a:" * 26 + "1" + "}" * 26,
+    "case": "RETURN " + "CASE WHEN true THEN " * 26 + "1" + " END" * 26,
+    "not": "RETURN " + "NOT " * 26 + "true",
+    "minus": "RETURN " + "-" * 40 + "1",
+    "comprehension": "RETURN " + "[x IN " * 26 + "[1]" + " | x]" * 26,
+    "functions": "RETURN " + "abs(" * 26 + "1" + ")" * 26,
+    "siblings": "RETURN " + ", ".join("(" * 9 + "1" + ")" * 9 + f" AS c{i}" for i in range(40)),
+    "hops": "MATCH (a)" + "-[]->()" * 300 + " RETURN count(*)",
+    "100k deep": "RETURN " + "(" * 100_000 + "1" + ")" * 100_000,
+}
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_deep_nesting_is_refused_before_the_database(shop, name, monkeypatch):
+    sent: list[str] = []
+    monkeypatch.setattr(type(shop), "_reconnecting", lambda self, run, query=None: sent.append(query))
+    with pytest.raises(QueryRefused):
+        shop.query(DEEP[name])
+    assert sent == []  # nothing reached the server
+
+
+def test_nesting_a_person_writes_passes(shop):
+    cypher = ("MATCH (c:Customer)-[:PLACED]->(o:Order) WHERE (c.city IN ['Berlin', 'Paris'] AND "
+              "NOT (o.status = 'cancelled')) RETURN c.name, collect(CASE WHEN size([x IN [1, 2] | x]) > 1 "
+              "THEN {n: (1 + (2 * 3))} ELSE null END)[0] AS m LIMIT 3")
+    assert shop.query(cypher).rows
+
+
+def test_a_long_query_is_refused(shop):
+    with pytest.raises(QueryRefused, match="CYPHERLOOP_MAX_QUERY_CHARS"):
+        shop.query("RETURN '" + "x" * 100_000 + "'")
+
+
+# --- defects 4 and 5: the row cap runs in the database; huge lists are refused ------------------------
+
+def test_the_row_cap_is_applied_in_the_database(shop):
+    # the full result would fail at x = 5000 (division by zero): the database stops at the cap first
+    res = shop.query("UNWIND range(1, 1000000) AS x RETURN 1 / (x - 5000) AS y", max_rows=1000)
+    assert len(res.rows) == 1000 and res.truncated
+    assert shop.query("UNWIND range(1, 1000) AS x RETURN x", max_rows=1000).truncated is False
+    assert len(shop.query("UNWIND range(1, 50) AS x RETURN x LIMIT 7", max_rows=10).rows) == 7
+
+
+def test_a_cartesian_product_stops_at_the_cap(shop):
+    res = shop.query("UNWIND range(1, 1000) AS a UNWIND range(1, 1000) AS b "
+                     "RETURN a, b, 1 / (a - 2) AS boom", max_rows=500)
+    assert len(res.rows) == 500 and res.truncated
+
+
+@pytest.mark.parametrize("cypher", [
+    "UNWIND range(1, 100000000) AS x RETURN x",
+    "RETURN size(range(0, 1000000000, 2))",
+    "WITH 100000000 AS n UNWIND range(1, n) AS x RETURN count(x)",
+])
+def test_huge_ranges_are_refused(shop, cypher):
+    with pytest.raises(QueryRefused, match="range"):
+        shop.query(cypher)
+
+
+def test_the_embedded_server_runs_with_its_limits(settings):
+    info = ensure_running(settings)
+    client = info.redis()
+    try:
+        config = dict(client.execute_command("GRAPH.CONFIG", "GET", "*"))
+    finally:
+        client.close()
+    assert config["TIMEOUT_DEFAULT"] == 10_000 and config["TIMEOUT_MAX"] == 3_600_000
+    assert config["RESULTSET_SIZE"] == 100_000
+    assert config["QUERY_MEM_CAPACITY"] == 1024 * 1024 * 1024
+
+
+# --- defect 5: a timed-out query is not run again ----------------------------------------------------
+
+SLOW = "UNWIND range(1, 1000000) AS a UNWIND range(1, 1000000) AS b RETURN count(*)"
+
+
+def test_a_timed_out_query_ends_the_question(settings, shop):
+    gen = ScriptedGenerator([SLOW, SLOW, SLOW])
+    with make_agent(settings.model_copy(update={"query_timeout_s": 0.5}), graph_store=shop,
+                    generator=gen) as agent:
+        out = agent.ask("How many pairs of numbers are there?")
+    assert out.status == "failed" and "time limit" in (out.error or "")
+    assert len(gen.calls) == 1  # the model was not asked to try again at full cost
+    assert [a["stage"] for a in out.attempts] == ["execute"]
+
+
+# --- defect 2: a restarted server --------------------------------------------------------------------
+
+def running_pid(store) -> int:
+    client = ServerInfo(store._host, store._port, store._password, 0).redis()
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+def kill9(info: ServerInfo) -> None:
+    os.kill(info.pid, signal.SIGKILL)
+    while running_or_zombie(info.pid):
+        threading.Event().wait(0.05)
+
+
+def running_or_zombie(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def own_home(tmp_path, settings_for):
+    """A home with its own embedded server and the shop graph (stopped afterwards)."""
+    s = settings_for(tmp_path / "home")
+    store = open_graph(s)
+    load_script(store, SHOP_SCRIPT, replace=True)
+    store.close()
+    yield s
+    stop(s)
+
+
+def test_an_agent_answers_after_the_server_is_killed(own_home):
+    gen = ScriptedGenerator(lambda q, fb, n: "MATCH (c:Customer) RETURN count(c)")
+    with make_agent(own_home, generator=gen) as agent:
+        assert agent.ask("How many customers are there?").rows == [[12]]
+        before = running(own_home)
+        kill9(before)
+        out = agent.ask("How many customers are there?")
+        assert out.status == "ok" and out.rows == [[12]], out.error
+    after = running(own_home)
+    assert after.pid != before.pid and after.port == before.port  # restarted, on the same port
+
+
+def test_a_query_running_when_the_server_dies_is_not_run_again(own_home):
+    store = open_graph(own_home)
+    info = running(own_home)
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            store.query(SLOW, timeout_s=600)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            outcome.append(e)
+
+    worker = threading.Thread(target=ask)
+    worker.start()
+    watcher = info.redis()
+    try:  # wait until the server is running the query, then kill it
+        while not any("graph.RO_QUERY" in str(c.get("cmd", "")) or "graph.ro_query" in str(c.get("cmd", ""))
+                      for c in watcher.client_list()):
+            threading.Event().wait(0.02)
+    finally:
+        watcher.close()
+    kill9(info)
+    worker.join()
+    assert isinstance(outcome[0], CypherExecutionError) and "stopped while this query ran" in str(outcome[0])
+    with pytest.raises(QueryRefused, match="running when the database stopped"):
+        store.query(SLOW)
+    assert store.query("MATCH (p:Product) RETURN count(p)").rows == [[12]]
+    store.close()
