@@ -69,6 +69,9 @@ GIVE_UP_ANSWER = (
 )
 UNAVAILABLE_ANSWER = "Sorry, I could not answer this question because a service is unavailable: {error}"
 
+EXAMPLES_MAX_CHARS = 4000
+"""Few-shot examples in one prompt, in characters (about 1,000 tokens of SmolLM2's tokenizer)."""
+
 # Faults the model cannot fix: they end the run with status "error" (GraphUnavailable after the retries).
 INFRASTRUCTURE_ERRORS = (GraphUnavailable, GraphAuthError, UnknownGraph)
 # Transient faults: retried by LangGraph with backoff, never shown to the model.
@@ -111,6 +114,10 @@ class AgentContext:
     """Replies sampled for the first attempt; more than one turns on execution-checked voting."""
     candidate_temperature: float = 0.7
     """Sampling temperature of the extra candidates (the first is greedy)."""
+    max_question_chars: int = 2000
+    """Longer questions are refused before anything runs."""
+    examples_max_chars: int = EXAMPLES_MAX_CHARS
+    """Budget of the few-shot examples in the prompt (characters, about a third as many tokens)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, graph_store: GraphStore, generator: CypherGenerator,
@@ -128,6 +135,7 @@ class AgentContext:
             pool_k=settings.pool_k,
             candidates=settings.candidates,
             candidate_temperature=settings.candidate_temperature,
+            max_question_chars=settings.max_question_chars,
             **extra,
         )
 
@@ -163,6 +171,12 @@ def _db_message(e: GraphError) -> str:
 def check_scope_node(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Refuse empty input, small talk, write requests and prompt injection before anything runs."""
     start = time.perf_counter()
+    limit = runtime.context.max_question_chars
+    if len(state.question) > limit:
+        reply = f"Sorry, that question is too long ({len(state.question)} characters; the limit is {limit})."
+        _emit(runtime, "refused", reason="too_long")
+        return {"scope": "too_long", "status": "refused", "answer": reply,
+                "timings": {"check_scope": _ms(start)}}
     decision = check_scope(state.question)
     if decision.in_scope:
         return {"timings": {"check_scope": _ms(start)}}
@@ -205,9 +219,21 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     return {
         "schema_text": schema.to_text(state.question, ctx.schema_max_chars),
         "schema_fingerprint": schema.fingerprint(),
-        "examples": examples,
+        "examples": within_budget(examples, ctx.examples_max_chars),
         "timings": {"retrieve": _ms(start)},
     }
+
+
+def within_budget(examples: list[Example], max_chars: int) -> list[Example]:
+    """The examples, in order, while their text fits ``max_chars`` (one that alone is larger is skipped):
+    a 10 MB stored question can never become the prompt."""
+    kept, used = [], 0
+    for e in examples:
+        size = len(e.question) + len(e.cypher)
+        if used + size <= max_chars:
+            kept.append(e)
+            used += size
+    return kept
 
 
 def first_replies(

@@ -57,7 +57,8 @@ class State(InputState):
     """Everything the nodes share."""
 
     scope: str = ""
-    """Why the question was refused: "", "empty", "greeting", "write_request", "injection" (check_scope)."""
+    """Why the question was refused: "", "empty", "too_long", "greeting", "write_request", "injection"
+    (check_scope)."""
 
     schema_text: str = ""
     """Schema for the prompt, pruned to the question when large (retrieve)."""

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from agent.core.cypher_text import result_fingerprint, squash_spaces, strip_statement
+from agent.core.cypher_text import clip, result_fingerprint, squash_spaces, strip_statement, valid_text
 from agent.core.errors import CypherloopError, InvalidCorrection, StoreError
 from agent.core.feedback import (
     REVIEW_STATUSES,
@@ -238,6 +238,8 @@ class ChromaFeedbackStore:
             remote = text.startswith(("http://", "https://"))
             self._conn: _Embedded | _Remote = _Remote(text) if remote else _embedded(Path(text))
         elif isinstance(source, Settings):
+            if not source.chroma_url:
+                source.private_home()
             self._conn = (
                 _Remote(source.chroma_url)
                 if source.chroma_url
@@ -249,6 +251,11 @@ class ChromaFeedbackStore:
             )
         self.review_thumbs_up = review_thumbs_up
         self.review_corrections = review_corrections
+        limits = source if isinstance(source, Settings) else Settings.model_construct()
+        self.max_question_chars = limits.max_question_chars
+        """Longest question stored (longer ones are refused at import, clipped in the log)."""
+        self.max_cypher_chars = limits.max_query_chars
+        """Longest Cypher stored (corrections and imports refused beyond it, the log clipped)."""
         self._ef = embedding_function()
         self._handles: tuple[Any, dict[str, Any]] | None = (
             None  # (client, collections), refetched after a reopen
@@ -323,7 +330,7 @@ class ChromaFeedbackStore:
 
     def log_interaction(self, interaction: Interaction) -> str:
         """Store an interaction (fills ``created_at`` and ``id`` when empty); returns its id."""
-        it = interaction
+        it = self._bounded(interaction)
         if not it.created_at:
             it.created_at = time.time()
         if not it.id:
@@ -349,6 +356,28 @@ class ChromaFeedbackStore:
         with self._cols(write=True) as c:
             self._add_if_absent(c["interactions"], it.id, doc, meta)
         return it.id
+
+    def _bounded(self, it: Interaction) -> Interaction:
+        """The interaction as the log keeps it: valid UTF-8, each text clipped to the store's limits."""
+        q, c = self.max_question_chars, self.max_cypher_chars
+        it.question = clip(valid_text(it.question), q)
+        it.final_cypher = clip(valid_text(it.final_cypher), c) if it.final_cypher else it.final_cypher
+        it.answer = clip(valid_text(it.answer), 4 * c)
+        it.attempts = [{k: clip(valid_text(v), c) if isinstance(v, str) else v for k, v in a.items()}
+                       for a in it.attempts[:16]]
+        return it
+
+    def _too_long(self, question: str, cypher: str) -> str | None:
+        """Why a question/Cypher pair may not be stored (too long, invalid characters), or None."""
+        if len(question) > self.max_question_chars:
+            return (f"the question is {len(question)} characters long, the limit is "
+                    f"{self.max_question_chars} (CYPHERLOOP_MAX_QUESTION_CHARS)")
+        if len(cypher) > self.max_cypher_chars:
+            return (f"the Cypher is {len(cypher)} characters long, the limit is {self.max_cypher_chars} "
+                    "(CYPHERLOOP_MAX_QUERY_CHARS)")
+        if valid_text(question) != question or valid_text(cypher) != cypher:
+            return "the text holds an invalid character (a lone surrogate such as \\ud800)"
+        return None
 
     def get_interaction(self, interaction_id: str) -> Interaction | None:
         with self._cols() as c:
@@ -478,6 +507,9 @@ class ChromaFeedbackStore:
         cypher = strip_statement(corrected_cypher or "")
         if not cypher:
             raise InvalidCorrection("the corrected query is empty")
+        why = self._too_long("", cypher)
+        if why:
+            raise InvalidCorrection(f"correction refused: {why}")
         it = self.get_interaction(interaction_id)
         if it is None:
             raise StoreError(f"no interaction {interaction_id!r} in the feedback store")
@@ -523,6 +555,10 @@ class ChromaFeedbackStore:
             question, cypher = squash_spaces(question or ""), strip_statement(cypher or "")
             if not question or not cypher:
                 report.refused.append((n, "a question and a Cypher query are both needed"))
+                continue
+            why = self._too_long(question, cypher)
+            if why:
+                report.refused.append((n, why))
                 continue
             try:
                 result = _run_verified(graph_store, cypher, "query")
@@ -670,7 +706,10 @@ class ChromaFeedbackStore:
             raise StoreError(f"unknown status {bad[0]!r}; choose from {', '.join(REVIEW_STATUSES)}")
         items = [e for e in self.list_examples(graph=graph) if e.status in wanted]
         fields_ = ("question", "cypher", "graph", "source", "status", "result_fingerprint", "id")
-        atomic_write_text(Path(path), jsonl_text({k: getattr(e, k) for k in fields_} for e in items))
+        try:
+            atomic_write_text(Path(path), jsonl_text({k: getattr(e, k) for k in fields_} for e in items))
+        except OSError as e:
+            raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
         return len(items)
 
     def counts(self) -> dict[str, int]:

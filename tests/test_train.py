@@ -288,21 +288,19 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny, data, tmp_path):
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            if last_complete_checkpoint(out) is not None:
-                break
+        # wait on progress, not on the clock: a loaded machine may take many minutes to get here
+        while proc.poll() is None and last_complete_checkpoint(out) is None:
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait(timeout=30)
+        proc.wait()
     killed_at = last_complete_checkpoint(out)
     assert killed_at is not None and not (out / "train_result.json").exists()
     step = int(killed_at.rsplit("-", 1)[1])
     assert step < 40
 
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = TrainResult.load(out)
     assert result.resumed_from is not None and int(result.resumed_from.rsplit("-", 1)[1]) >= step

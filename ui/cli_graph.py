@@ -160,6 +160,8 @@ def _open(settings: Settings, name: str | None = None) -> GraphStore:
 
 def _load(args: argparse.Namespace) -> int:
     path: Path = args.file
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a Cypher script")
     if not path.is_file():
         raise DataError(f"no such Cypher script: {path}")
     settings = _settings(args)

@@ -387,6 +387,19 @@ def unquote_ident(text: str) -> str:
 _QUESTION_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` with lone surrogates (``\\ud800`` from a JSON file) replaced by U+FFFD: storable as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text or "")
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with ``…`` when cut (for logs, never for queries)."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
 def squash_spaces(text: str) -> str:
     """Runs of whitespace as one space, trimmed."""
     return " ".join((text or "").split())

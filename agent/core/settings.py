@@ -7,13 +7,15 @@ nothing below the CLI reads ``os.environ`` itself. ``.env.example`` documents ev
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.core.cypher_text import QueryLimits
+from agent.core.errors import ConfigError
 
 GraphBackend = Literal["embedded", "falkordb", "neo4j"]
 ModelBackend = Literal["transformers", "llamacpp", "openai"]
@@ -56,7 +58,7 @@ class Settings(BaseSettings):
         None, description="External FalkorDB, e.g. redis://:password@host:6379 (graph_backend=falkordb)."
     )
     embedded_port: int = Field(
-        0, description="TCP port of the embedded FalkorDB on 127.0.0.1; 0 picks a free one."
+        0, ge=0, le=65535, description="TCP port of the embedded FalkorDB on 127.0.0.1; 0 picks a free one."
     )
     neo4j_uri: str | None = Field(None, validation_alias=_env("NEO4J_URI"), description="Neo4j URI, e.g. neo4j://localhost:7687.")
     neo4j_username: str = Field("neo4j", validation_alias=_env("NEO4J_USERNAME"), description="Neo4j user.")
@@ -199,6 +201,18 @@ class Settings(BaseSettings):
         """A path inside the home directory."""
         return self.home_dir.joinpath(*parts)
 
+    def private_home(self) -> Path:
+        """The home directory, created when missing, readable by its owner only (0700): it holds every
+        logged question, the database and its password. Called by whoever first writes there."""
+        home = self.home_dir
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            if home.stat().st_mode & 0o077 and home.stat().st_uid == os.getuid():
+                os.chmod(home, 0o700)
+        except OSError:
+            pass  # not ours to change: the files inside keep their own modes
+        return home
+
     def query_limits(self) -> QueryLimits:
         """The bounds every read is checked against before the database sees it."""
         return QueryLimits(max_chars=self.max_query_chars, max_depth=self.max_query_depth)
@@ -224,6 +238,34 @@ def redact_url(text: str) -> str:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from env and ``.env``, with explicit overrides (CLI flags) on top."""
+    """Settings from env and ``.env``, with explicit overrides (CLI flags) on top.
+
+    A wrong value is a ``ConfigError`` on one line naming the variable, the value and what is wrong.
+    """
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as e:
+        raise ConfigError(settings_error(e)) from e
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (``query_timeout_s`` → ``CYPHERLOOP_QUERY_TIMEOUT_S``)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"CYPHERLOOP_{field.upper()}"
+
+
+def settings_error(e: Exception) -> str:
+    """A pydantic ``ValidationError`` of ``Settings`` as one line: ``invalid setting CYPHERLOOP_X='v': …``."""
+    parts = []
+    for err in getattr(e, "errors", lambda: [])():
+        loc = str(err.get("loc", ("?",))[0])
+        field = next((n for n, f in Settings.model_fields.items() if n == loc or (
+            isinstance(f.validation_alias, AliasChoices) and loc in f.validation_alias.choices)), loc)
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f"={str(value)[:60]!r}"
+        parts.append(f"{env_name(field)}{shown}: {str(err.get('msg', 'invalid')).lower()}")
+    return "invalid setting " + "; ".join(parts) if parts else f"invalid settings: {' '.join(str(e).split())}"

@@ -384,6 +384,7 @@ def ensure_running(settings: Settings, timeout_s: float = START_TIMEOUT_S) -> Se
 
     d = data_dir(settings)
     try:
+        settings.private_home()
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise GraphUnavailable(
