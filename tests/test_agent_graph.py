@@ -96,7 +96,7 @@ def test_syntax_error_is_corrected_with_the_database_message(shop, settings):
     feedback = gen.calls[1][1]
     assert isinstance(feedback, ErrorFeedback)
     assert feedback.cypher == "MATCH (c:Customer) RETURN count(c"
-    assert "Invalid input" in feedback.error and "column: 34" in feedback.error  # FalkorDB's own words
+    assert "Invalid input" in feedback.error and "column 34" in feedback.error  # FalkorDB's own words
     first, second = out.attempts
     assert first["stage"] == "validate" and first["error"] == feedback.error
     assert second["error"] is None
