@@ -96,6 +96,8 @@ class AgentContext:
     """Model calls per question (first try + corrections)."""
     few_shot_k: int = 3
     """Examples retrieved per question (0 disables retrieval)."""
+    few_shot_min_similarity: float = 0.5
+    """Retrieved examples less similar to the question than this (cosine) are dropped."""
     schema_max_chars: int = 6000
     """Schema text longer than this is pruned to the question."""
     query_timeout_s: float = 10.0
@@ -129,6 +131,7 @@ class AgentContext:
             graph_name=getattr(graph_store, "name", "") or settings.graph,
             max_attempts=settings.max_attempts,
             few_shot_k=settings.few_shot_k,
+            few_shot_min_similarity=settings.few_shot_min_similarity,
             schema_max_chars=settings.schema_max_chars,
             query_timeout_s=settings.query_timeout_s,
             max_rows=settings.max_rows,
@@ -203,7 +206,9 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             graph = ctx.graph_name or ctx.graph_store.name
             examples = [
                 e
-                for e in ctx.feedback_store.similar_examples(state.question, graph, k=ctx.few_shot_k)
+                for e in ctx.feedback_store.similar_examples(
+                    state.question, graph, k=ctx.few_shot_k, min_similarity=ctx.few_shot_min_similarity
+                )
                 if e.cypher
             ]
         except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it

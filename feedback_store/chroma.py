@@ -635,9 +635,11 @@ class ChromaFeedbackStore:
     # ------------------------------------------------------------------------------------------------
 
     def similar_examples(
-        self, question: str, graph: str, k: int = 3, approved_only: bool = False
+        self, question: str, graph: str, k: int = 3, approved_only: bool = False, min_similarity: float = -1.0
     ) -> list[Example]:
-        """Verified examples of ``graph`` most similar to ``question`` (rejected ones never)."""
+        """Up to ``k`` verified examples of ``graph`` most similar to ``question``, none less similar than
+        ``min_similarity`` (cosine; the collections use the cosine space, distance = 1 - similarity);
+        rejected ones never."""
         if k <= 0 or not question.strip():
             return []
         status = {"status": "approved"} if approved_only else {"status": {"$ne": "rejected"}}
@@ -649,11 +651,14 @@ class ChromaFeedbackStore:
                 query_texts=[squash_spaces(question)],
                 n_results=k,
                 where={"$and": [{"graph": graph}, status]},
-                include=["metadatas"],
+                include=["metadatas", "distances"],
             )
         metas = (res.get("metadatas") or [[]])[0]
+        distances = (res.get("distances") or [[]])[0]
         out = []
-        for m in metas:
+        for m, distance in zip(metas, distances, strict=True):
+            if 1.0 - float(distance) < min_similarity:
+                continue
             ex = _from_record(VerifiedExample, m)
             out.append(Example(question=ex.question, cypher=ex.cypher))
         return out
@@ -713,16 +718,17 @@ class ChromaFeedbackStore:
         return len(items)
 
     def counts(self) -> dict[str, int]:
-        """interactions, up, down, corrections, examples, examples_pending/approved/rejected,
-        feedback_pending."""
+        """interactions, up, down (answers with that verdict), corrections, examples,
+        examples_pending/approved/rejected, feedback_pending."""
         with self._cols() as c:
             n_inter = c["interactions"].count()
             fb = [m for _, m in self._get_all(c["feedback"])]
             ex = [m for _, m in self._get_all(c["examples"])]
+        # an answer counts once per verdict: a 👎 and the correction saved for it are one "down"
         out = {
             "interactions": n_inter,
-            "up": sum(1 for m in fb if m["verdict"] == "up"),
-            "down": sum(1 for m in fb if m["verdict"] == "down"),
+            "up": len({m["interaction_id"] for m in fb if m["verdict"] == "up"}),
+            "down": len({m["interaction_id"] for m in fb if m["verdict"] == "down"}),
             "corrections": sum(1 for m in fb if m.get("has_correction")),
             "feedback_pending": sum(1 for m in fb if m.get("status") == "pending"),
             "examples": len(ex),

@@ -123,9 +123,10 @@ class ExamplePool:
             self._matrix, self._rows = matrix, rows
 
     def search(
-        self, question: str, k: int, *, exclude: set[str] | None = None
+        self, question: str, k: int, *, exclude: set[str] | None = None, min_similarity: float | None = None
     ) -> list[tuple[float, dict[str, Any]]]:
-        """(similarity, row) of the ``k`` nearest questions at or above the floor, best first."""
+        """(similarity, row) of the ``k`` nearest questions at or above the floor (the pool's own, or
+        ``min_similarity`` when that is higher), best first."""
         import numpy as np
 
         if k <= 0 or not question.strip():
@@ -138,10 +139,11 @@ class ExamplePool:
         sims = self._matrix @ q
         want = min(len(sims), k + len(exclude or ()) * 4 + 8)
         top = np.argpartition(-sims, want - 1)[:want]
+        floor = max(self.min_similarity, -1.0 if min_similarity is None else min_similarity)
         out = []
         for i in top[np.argsort(-sims[top])]:
             row = self._rows[int(i)]
-            if float(sims[i]) < self.min_similarity:
+            if float(sims[i]) < floor:
                 break
             if exclude and (row.get("query_id") in exclude or _norm(row["question"]) in exclude):
                 continue
@@ -176,8 +178,11 @@ class ExamplePool:
                 out.append(found)
         return out
 
-    def similar_examples(self, question: str, graph: str, k: int = 3, **_: Any) -> list[Example]:
-        """The FeedbackStore retrieval contract: the ``k`` most similar pool pairs as few-shot examples."""
+    def similar_examples(self, question: str, graph: str, k: int = 3, approved_only: bool = False,
+                         min_similarity: float = -1.0) -> list[Example]:
+        """The ``ExampleSource`` contract: the ``k`` most similar pool pairs above the floor as few-shot
+        examples (every pair in a pool counts as approved)."""
         if graph != self.graph:
             return []
-        return [Example(r["question"], r["cypher"]) for _, r in self.search(question, k)]
+        found = self.search(question, k, min_similarity=min_similarity)
+        return [Example(r["question"], r["cypher"]) for _, r in found]

@@ -76,7 +76,8 @@ class InMemoryExamples:
             print(f"bench: embeddings unavailable ({e}); few-shot by word overlap", file=sys.stderr)
             self._embed = None
 
-    def similar_examples(self, question: str, graph: str, k: int = 3, approved_only: bool = False) -> list:
+    def similar_examples(self, question: str, graph: str, k: int = 3, approved_only: bool = False,
+                         min_similarity: float = -1.0) -> list:
         if not self.examples or k <= 0:
             return []
         if self._vectors is not None and self._embed is not None:

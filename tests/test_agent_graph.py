@@ -255,10 +255,10 @@ class FakeFeedbackStore:
     def __init__(self, fail=False):
         self.fail, self.queries, self.logged = fail, [], []
 
-    def similar_examples(self, question, graph, k=3, approved_only=False):
+    def similar_examples(self, question, graph, k=3, approved_only=False, min_similarity=-1.0):
         if self.fail:
             raise RuntimeError("chroma is down")
-        self.queries.append((question, graph, k))
+        self.queries.append((question, graph, k, min_similarity))
         return [
             Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
             Example("q2", "MATCH (p:Product) RETURN p.name"),
@@ -274,10 +274,11 @@ class FakeFeedbackStore:
 def test_examples_come_from_the_feedback_store(shop, settings):
     store = FakeFeedbackStore()
     gen = RecordingGenerator([COUNT_CUSTOMERS])
-    agent = make_agent(settings.model_copy(update={"few_shot_k": 2}), shop, gen, feedback_store=store)
+    tuned = settings.model_copy(update={"few_shot_k": 2, "few_shot_min_similarity": 0.42})
+    agent = make_agent(tuned, shop, gen, feedback_store=store)
     out = agent.ask("How many customers are there?")
     assert out.status == "ok"
-    assert store.queries == [("How many customers are there?", "shop", 2)]
+    assert store.queries == [("How many customers are there?", "shop", 2, 0.42)]  # the floor travels
     assert gen.seen[0]["examples"] == [
         Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
         Example("q2", "MATCH (p:Product) RETURN p.name"),

@@ -170,6 +170,14 @@ def test_invalid_correction_is_refused_and_stores_nothing(store, shop, bad, why)
     assert shop.query("MATCH (c:Customer {name: 'intruder'}) RETURN count(c)").rows == [[0]]
 
 
+def test_a_thumbs_down_and_its_correction_count_as_one_down(store, shop):
+    iid = store.log_interaction(interaction())
+    store.add_feedback(Feedback(iid, "down"))
+    store.add_correction(iid, CUSTOMER_NAMES, shop)
+    c = store.counts()
+    assert (c["down"], c["corrections"]) == (1, 1)
+
+
 def test_correction_on_another_graph_is_refused(store, shop):
     iid = store.log_interaction(interaction(graph="demo"))
     with pytest.raises(InvalidCorrection, match="graph"):
@@ -204,6 +212,17 @@ def test_similarity_search_is_filtered_by_graph(store, shop):
     assert Example("List the names of all customers", CUSTOMER_NAMES) not in store.similar_examples(
         "customers", "shop", k=5
     )
+
+
+def test_similarity_floor_drops_unrelated_examples(store):
+    """Issue 16: one customers → orders correction must not be handed to a question about products."""
+    q = "Which customers placed more than 3 orders?"
+    cypher = "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n WHERE n > 3 RETURN c.name"
+    store.add_feedback(Feedback(store.log_interaction(interaction(q, "shop", cypher)), "up"))
+    assert store.similar_examples("How many products are there?", "shop", k=3) == [Example(q, cypher)]
+    assert store.similar_examples("How many products are there?", "shop", k=3, min_similarity=0.5) == []
+    assert store.similar_examples("Which customers placed more than 5 orders?", "shop", k=3,
+                                  min_similarity=0.5) == [Example(q, cypher)]
 
 
 def test_review_links_feedback_and_example(store, shop):

@@ -114,9 +114,10 @@ class ExampleSource(Protocol):
     """Few-shot retrieval: what the agent reads from the feedback store."""
 
     def similar_examples(
-        self, question: str, graph: str, k: int = 3, approved_only: bool = False
+        self, question: str, graph: str, k: int = 3, approved_only: bool = False, min_similarity: float = -1.0
     ) -> list[Example]:
-        """Verified examples of ``graph`` most similar to ``question`` (rejected ones never)."""
+        """Up to ``k`` verified examples of ``graph`` most similar to ``question``, none less similar than
+        ``min_similarity`` (cosine of the question embeddings; -1 keeps all), rejected ones never."""
         ...
 
 

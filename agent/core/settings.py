@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     few_shot_k: int = Field(
         3, ge=0, description="Verified examples retrieved from the feedback store per question."
     )
+    few_shot_min_similarity: float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="Verified examples less similar to the question than this (cosine, MiniLM) are never "
+                    "retrieved: an unrelated example misleads a small model more than no example.",
+    )
     pool_k: int = Field(
         0,
         ge=0,
