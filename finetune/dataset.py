@@ -316,9 +316,11 @@ def schema_from_structured(data: dict[str, Any]) -> GraphSchema:
                 if distinct is not None
                 else (len(values) < 5 and all(len(str(v)) <= 40 for v in values))
             )
+            more = 0
             if typ == "STRING" and values and low:
                 samples = tuple(values[:5])
-            out.append(Property(str(p.get("property")), typ, samples))
+                more = max(0, (distinct if distinct is not None else len(values)) - len(samples))
+            out.append(Property(str(p.get("property")), typ, samples, more))
         return tuple(out)
 
     return GraphSchema(

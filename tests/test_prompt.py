@@ -134,3 +134,16 @@ def test_pruned_schema_text_keeps_what_the_question_needs():
     pruned = schema.to_text("Which customer placed the largest order?", max_chars=400)
     assert len(pruned) <= 400 < len(full)
     assert "Customer {" in pruned and "Order {" in pruned and "(:Customer)-[:PLACED]->(:Order)" in pruned
+
+
+def test_a_cut_sample_list_says_how_many_more():
+    """Issue 16: 5 of 6 authors shown without a word reads as all of them, to a model and to a person."""
+    from agent.graphdb.base import GraphSchema, NodeLabel
+    from agent.graphdb.falkor import infer_properties
+
+    authors = [{"author": a} for a in ("Austen", "Borges", "Calvino", "Dickens", "Eco", "Fontane")]
+    few = [{"author": a} for a in ("Austen", "Borges")]
+    cut = GraphSchema((NodeLabel("Book", infer_properties(authors)),)).to_text()
+    whole = GraphSchema((NodeLabel("Book", infer_properties(few)),)).to_text()
+    assert 'Book {author: STRING ["Austen", "Borges", "Calvino", "Dickens", "Eco", … 1 more]}' in cut
+    assert 'Book {author: STRING ["Austen", "Borges"]}' in whole

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
+"""2: a cut list of sample values in the schema text ends with "… N more" (agent.graphdb.base)."""
 
 SYSTEM_PROMPT = (
     "You write Cypher queries for a graph database. Use only the node labels, relationship types, "

@@ -21,6 +21,7 @@ class Property:
     name: str
     type: str  # "STRING", "INTEGER", "FLOAT", "BOOLEAN", "LIST", "DATE", "DATETIME", "POINT", "MAP" …
     samples: tuple[Any, ...] = ()  # a few distinct values, only for low-cardinality strings
+    more: int = 0  # distinct values seen beyond ``samples`` (the text says "… N more": the list is cut)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class GraphSchema:
 
         Format (stable: training data is rendered with it, so changing it changes what the model saw):
             Node properties:
-            Customer {name: STRING, city: STRING ["Berlin", "Paris"]}
+            Customer {name: STRING, city: STRING ["Berlin", "Paris", "Rome", "Lyon", "Oslo", … 2 more]}
             Relationship properties:
             RATED {stars: INTEGER}
             The relationships:
@@ -144,7 +145,10 @@ def _fmt_props(props: tuple[Property, ...]) -> str:
     for p in props:
         s = f"{p.name}: {p.type}"
         if p.samples:
-            s += " [" + ", ".join(json.dumps(v, ensure_ascii=False) for v in p.samples) + "]"
+            values = [json.dumps(v, ensure_ascii=False) for v in p.samples]
+            if p.more > 0:
+                values.append(f"… {p.more} more")
+            s += " [" + ", ".join(values) + "]"
         parts.append(s)
     return "{" + ", ".join(parts) + "}"
 

@@ -151,13 +151,15 @@ def infer_properties(records: list[dict[str, Any]]) -> tuple[Property, ...]:
         types = Counter(value_type(v) for v in vals)
         typ = "FLOAT" if set(types) == {"INTEGER", "FLOAT"} else types.most_common(1)[0][0]
         samples: tuple[Any, ...] = ()
+        more = 0
         if typ == "STRING":
             counts = Counter(v for v in vals if isinstance(v, str))
             if len(counts) <= LOW_CARDINALITY and all(len(v) <= MAX_SAMPLE_LEN for v in counts):
                 samples = tuple(
                     v for v, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_SAMPLES]
                 )
-        props.append(Property(key, typ, samples))
+                more = len(counts) - len(samples)
+        props.append(Property(key, typ, samples, more))
     return tuple(props)
 
 

@@ -390,6 +390,7 @@ class Neo4jGraph:
         match = f"MATCH (x:{quote_name(name)})" if kind == "node" else f"MATCH ()-[x:{quote_name(name)}]->()"
         for prop, type_ in props:
             samples: tuple[Any, ...] = ()
+            more = 0
             if type_ == "STRING":
                 rows = self._read(
                     f"{match} WHERE x.{quote_name(prop)} IS NOT NULL WITH x.{quote_name(prop)} AS v LIMIT "
@@ -399,7 +400,8 @@ class Neo4jGraph:
                 )
                 if len(rows) <= LOW_CARDINALITY:
                     samples = tuple(r["v"] for r in rows[:MAX_SAMPLES] if isinstance(r["v"], str))
-            out.append(Property(prop, type_, samples))
+                    more = max(0, len(rows) - MAX_SAMPLES)
+            out.append(Property(prop, type_, samples, more))
         return tuple(out)
 
     def stats(self) -> dict[str, dict[str, int]]:
