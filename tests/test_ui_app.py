@@ -147,6 +147,9 @@ def test_correction_panel_run_and_save(shop, home_settings, store):
     _, (_, state, _, _) = ask(ctrl, "Who are our customers?")
     assert ctrl.save_correction(CORRECTED, "", state)[0] == "Click 👎 on an answer first."
     state = ctrl.like(state, 2, False)["state"]
+    # a 👎 without a correction (yet) is pending in the Review tab
+    table = ctrl.review_rows("pending")
+    assert list(table["kind"]) == ["feedback 👎"] and list(table["question"]) == ["Who are our customers?"]
 
     frame, status = ctrl.run_correction(CORRECTED)
     assert status.startswith("✅ 3 rows") and list(frame["product"]) == [
@@ -163,13 +166,16 @@ def test_correction_panel_run_and_save(shop, home_settings, store):
     status, state = ctrl.save_correction("MATCH (c:Customer) SET c.name = 'x' RETURN c", "", state)
     assert status.startswith("❌ Not saved") and store.counts() == before
     status, state = ctrl.save_correction(CORRECTED, "wanted products", state)
-    assert status.startswith("✅ Correction saved") and "pending review" in status
+    assert status.startswith("✅ Correction saved") and "waiting for review in the Review tab." in status
+    assert "))" not in status
     [fb] = [f for f in store.list_feedback() if f.corrected_cypher]
     assert (fb.corrected_cypher, fb.comment, fb.verdict) == (CORRECTED, "wanted products", "down")
 
     table = ctrl.review_rows("pending")
     # the plain 👎 is superseded
     assert list(table["cypher"]) == [CORRECTED] and list(table["kind"]) == ["example"]
+    assert f"saved as {table.iloc[0]['id'][:12]}," in status  # the id the Review tab lists
+    assert store.counts()["down"] == 1
     table, status = ctrl.review(table.iloc[0]["id"], "approve")
     assert status.endswith("approved.") and table.empty
     assert list(ctrl.review_rows("approved")["cypher"]) == [CORRECTED]
@@ -203,6 +209,26 @@ def test_formatting_helpers():
         )
         > 0
     )
+
+
+def test_failed_answers_have_a_footer_and_times_are_in_seconds():
+    failed = answer_markdown(AgentAnswer(status="failed", answer="Sorry", cypher="MATCH (n) RETURN n",
+                                         latency_ms=124120, model_version="smollm2+v0001"))
+    assert failed.endswith("*no query worked · 2 min 4 s · smollm2+v0001*")
+    ok = answer_markdown(AgentAnswer(status="ok", answer="3 rows", cypher="RETURN 1", rows=[[1]],
+                                     columns=["x"], latency_ms=812))
+    assert "· 0.8 s" in ok and " ms" not in ok
+
+
+def test_thumbs_wait_for_the_answer(shop, home_settings, store):
+    ctrl = controller(shop, home_settings, store, {"*": GOOD})
+    _, (_, state, _, _) = ask(ctrl, "Who are our customers?")
+    stream = ctrl.respond("How many customers?", state)
+    _, state, _, _ = next(stream)  # the question is shown, the answer is still being written
+    r = ctrl.like(state, 2, False)
+    assert r["status"].startswith("Wait for the answer") and store.counts()["down"] == 0
+    state = list(stream)[-1][1]
+    assert ctrl.like(state, 2, False)["show_panel"] is True
 
 
 # --- Training tab ---------------------------------------------------------------------------------------

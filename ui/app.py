@@ -47,6 +47,8 @@ STEP_ICONS = {
     "refused": "🚫",
 }
 MAX_ERROR_CHARS = 300
+FEEDBACK_OPTIONS = ("Like", "Dislike")
+"""The Chatbot's thumbs; while an answer streams the chat shows none (``_wire_chat``)."""
 REVIEW_COLUMNS = ["id", "kind", "status", "source", "graph", "question", "cypher", "created"]
 
 
@@ -86,8 +88,20 @@ def step_line(event: dict[str, Any]) -> str:
     return line
 
 
+def seconds(ms: float) -> str:
+    """A duration for people: ``0.8 s``, ``12.4 s``, ``2 min 4 s``."""
+    s = (ms or 0.0) / 1000
+    if s < 60:
+        return f"{s:.1f} s"
+    return f"{int(s // 60)} min {round(s % 60)} s"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
 def answer_markdown(answer: AgentAnswer) -> str:
-    """The answer message: the sentence, the final Cypher as a code block, a footer."""
+    """The answer message: the sentence, the final Cypher as a code block, a footer (answered or not)."""
     text = answer.answer or "(no answer)"
     if answer.status == "error":
         return f"⚠️ {text}"
@@ -95,11 +109,15 @@ def answer_markdown(answer: AgentAnswer) -> str:
     if answer.cypher:
         label = "Last query tried" if answer.status == "failed" else "Cypher"
         parts.append(f"{label}:\n```cypher\n{answer.cypher.strip()}\n```")
+    footer = []
     if answer.ran:
-        n, tries = len(answer.rows), len(answer.attempts)
-        more = " (truncated)" if answer.truncated else ""
-        parts.append(f"*{n} row{'s' if n != 1 else ''}{more} · {tries} attempt{'s' if tries != 1 else ''} · "
-                     f"{answer.latency_ms:.0f} ms · {answer.model_version}*")
+        footer.append(_plural(len(answer.rows), "row") + (" (truncated)" if answer.truncated else ""))
+    elif answer.status == "failed":
+        footer.append("no query worked")
+    if answer.attempts:
+        footer.append(_plural(len(answer.attempts), "attempt"))
+    footer += [seconds(answer.latency_ms), answer.model_version]
+    parts.append("*" + " · ".join(x for x in footer if x) + "*")
     return "\n\n".join(parts)
 
 
@@ -111,6 +129,7 @@ def new_state() -> dict[str, Any]:
         "answers": {},
         "verdicts": {},
         "target": None,
+        "busy": False,
     }
 
 
@@ -175,6 +194,7 @@ class ChatController:
         msgs.append({"role": "user", "content": question})
         steps = {"role": "assistant", "content": "", "metadata": {"title": "Working…", "status": "pending"}}
         msgs.append(steps)
+        state["busy"] = True  # 👍/👎 wait for the answer (the buttons are hidden meanwhile, see build_app)
         yield msgs, state, None, ""
         lines: list[str] = []
         answer: AgentAnswer | None = None
@@ -197,7 +217,7 @@ class ChatController:
         tries = len(answer.attempts)
         steps["content"] = "\n".join(lines) or "(no steps)"
         steps["metadata"] = {
-            "title": f"Steps · {tries} attempt{'s' if tries != 1 else ''} · {answer.latency_ms:.0f} ms",
+            "title": f"Steps · {_plural(tries, 'attempt')} · {seconds(answer.latency_ms)}",
             "status": "done",
         }
         msgs.append({"role": "assistant", "content": answer_markdown(answer)})
@@ -212,6 +232,7 @@ class ChatController:
         info = {"interaction_id": iid, "cypher": answer.cypher, "question": question}
         for i in (len(msgs) - 2, len(msgs) - 1):  # the steps message and the answer message
             state["answers"][i] = info
+        state["busy"] = False
         yield msgs, state, rows_frame(answer.columns, answer.rows), status
 
     # --- 👍 / 👎 ------------------------------------------------------------------------------------------
@@ -222,6 +243,9 @@ class ChatController:
             index = index[0]
         info = state["answers"].get(int(index)) if index is not None else None
         result = {"state": state, "show_panel": None, "cypher": None, "question": None, "status": ""}
+        if state.get("busy"):
+            result["status"] = "Wait for the answer to finish before rating it."
+            return result
         if info is None:
             result["status"] = "That message is not an answer."
             return result
@@ -277,7 +301,7 @@ class ChatController:
         more = " (truncated)" if res.truncated else ""
         return rows_frame(
             res.columns, res.rows
-        ), f"✅ {n} row{'s' if n != 1 else ''}{more} in {res.elapsed_ms:.0f} ms. Save it if this is right."
+        ), f"✅ {_plural(n, 'row')}{more} in {seconds(res.elapsed_ms)}. Save it if this is right."
 
     def save_correction(
         self, cypher: str, comment: str, state: dict[str, Any] | None
@@ -299,8 +323,17 @@ class ChatController:
             return f"⚠️ Not saved: {e}", state
         except Exception as e:  # noqa: BLE001
             return f"⚠️ Not saved: {type(e).__name__}: {e}", state
-        note = "pending review (Review tab)" if fb.status == "pending" else fb.status
-        return f"✅ Correction saved ({fb.id[:12]}, {note}).", state
+        shown = self._review_id(fb.id) or fb.id
+        note = "waiting for review in the Review tab" if fb.status == "pending" else fb.status
+        return f"✅ Correction saved as {shown[:12]}, {note}.", state
+
+    def _review_id(self, feedback_id: str) -> str | None:
+        """The id the Review tab lists for a feedback record: its example's when it has one."""
+        try:
+            rows = self.store.feedback_rows(limit=0)
+        except Exception:  # noqa: BLE001 - only the id shown in a message
+            return None
+        return next((r["example_id"] or r["id"] for r in rows if r["id"] == feedback_id), None)
 
     # --- review ---------------------------------------------------------------------------------------------
     def review_rows(self, status: str = "pending") -> Any:
@@ -439,14 +472,14 @@ def _chat_tab(gr: Any) -> SimpleNamespace:
     c = SimpleNamespace()
     with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
         c.chatbot = gr.Chatbot(
-            elem_id="chat", height=480, feedback_options=("Like", "Dislike"), buttons=["copy"], label="Chat"
+            elem_id="chat", height=480, feedback_options=FEEDBACK_OPTIONS, buttons=["copy"], label="Chat"
         )
         with gr.Row():
             c.question = gr.Textbox(placeholder="Ask a question about the graph…", show_label=False, scale=8,
                                     elem_id="question", autofocus=True)
             c.ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
         c.status = gr.Markdown(elem_id="chat-status")
-        c.rows = gr.Dataframe(label="Rows", elem_id="rows", interactive=False, wrap=True)
+        # the correction panel opens right under the chat (above the rows), where the 👎 was clicked
         with gr.Column(visible=False, elem_id="correction-panel") as c.panel:
             gr.Markdown("### Correct the query")
             c.panel_question = gr.Markdown(elem_id="correction-question")
@@ -459,8 +492,10 @@ def _chat_tab(gr: Any) -> SimpleNamespace:
                 c.save = gr.Button("Save correction", variant="primary", elem_id="save-correction")
             c.correction_status = gr.Markdown(elem_id="correction-status")
             c.correction_rows = gr.Dataframe(
-                label="Result", elem_id="correction-rows", interactive=False, wrap=True
+                label="Result", elem_id="correction-rows", interactive=False, wrap=True, visible=False
             )
+        # hidden until an answer has rows: an empty Dataframe shows placeholder headers "1 2 3"
+        c.rows = gr.Dataframe(label="Rows", elem_id="rows", interactive=False, wrap=True, visible=False)
     return c
 
 
@@ -506,7 +541,10 @@ def _wire_chat(
     def on_submit(q, st):
         for msgs, st2, frame, status in ctrl.respond(q, st):
             shown = [dict(m) for m in msgs]  # a copy per yield: Gradio diffs successive values
-            yield shown, st2, gr.update() if frame is None else frame, status, ""
+            # no thumbs while the answer streams: a 👎 on a half-written answer has nothing to correct
+            thumbs = [] if st2.get("busy") else list(FEEDBACK_OPTIONS)
+            rows = gr.update() if frame is None else gr.update(value=frame, visible=len(frame.columns) > 0)
+            yield gr.update(value=shown, feedback_options=thumbs), st2, rows, status, ""
 
     submit_outputs = [c.chatbot, state, c.rows, c.status, c.question]
     c.question.submit(on_submit, [c.question, state], submit_outputs)
@@ -514,7 +552,7 @@ def _wire_chat(
 
     def on_clear(st):
         st = st or new_state()
-        st.update(messages=[], answers={}, target=None)
+        st.update(messages=[], answers={}, target=None, busy=False)
         return st, gr.update(visible=False), ""
 
     c.chatbot.clear(on_clear, [state], [state, c.panel, c.status])
@@ -539,7 +577,8 @@ def _wire_chat(
 
     def on_run(code):
         frame, status = ctrl.run_correction(code)
-        return (frame if frame is not None else gr.update(value=None)), status
+        rows = gr.update(visible=False) if frame is None else gr.update(value=frame, visible=True)
+        return rows, status
 
     c.run.click(on_run, [c.code], [c.correction_rows, c.correction_status])
 
