@@ -346,8 +346,9 @@ def version_summary(meta: dict[str, Any]) -> dict[str, Any]:
         "base_model": meta.get("base_model", ""),
         "train_loss": metrics.get("train_loss"),
         "eval_loss": metrics.get("eval_loss"),
-        "heldout": gate.get("heldout"),
-        "heldout_before": gate.get("active_heldout"),
+        # retrain's gate writes heldout / active_heldout; the bootstrap, the same scores in its metrics
+        "heldout": gate.get("heldout", metrics.get("heldout_accuracy")),
+        "heldout_before": gate.get("active_heldout", metrics.get("live_heldout_accuracy")),
         "regression": gate.get("regression"),
         "regression_before": gate.get("active_regression"),
         "gate": gate.get("decision", ""),

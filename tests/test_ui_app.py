@@ -14,7 +14,14 @@ from agent.models.base import ScriptedGenerator
 from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from ui.app import ChatController, UnavailableAgent, answer_markdown, build_app, step_line
-from ui.training_tab import TrainingHooks, adapter_versions, loss_images
+from ui.training_tab import (
+    TrainingHooks,
+    accuracy_figure,
+    adapter_versions,
+    bootstrap_progress,
+    loss_figure,
+    versions_table,
+)
 
 GOOD = "MATCH (c:Customer) RETURN c.name AS name, c.city AS city ORDER BY name LIMIT 5"
 BAD_LABEL = "MATCH (c:Clientele) RETURN c.name AS name"
@@ -235,15 +242,14 @@ def test_thumbs_wait_for_the_answer(shop, home_settings, store):
 
 
 def _fake_version(home, name, meta, loss=True):
-    from PIL import Image
-
     d = home / "adapters" / name
     d.mkdir(parents=True)
     (d / "meta.json").write_text(json.dumps(meta))
     (d / "adapter_config.json").write_text("{}")
     (d / "adapter_model.safetensors").write_bytes(b"0")
     if loss:
-        Image.new("RGB", (20, 10), "white").save(d / "loss.png")
+        lines = [json.dumps({"step": s, "loss": 2.0 / s}) for s in (1, 2, 3)]
+        (d / "loss.jsonl").write_text("\n".join(lines) + "\n")
 
 
 def test_training_versions_scores_loss_and_promote_rollback(home_settings):
@@ -275,7 +281,14 @@ def test_training_versions_scores_loss_and_promote_rollback(home_settings):
         "reject",
     )
     assert rows[1]["heldout"] == 0.52 and rows[1]["train_loss"] is None
-    assert [caption for _, caption in loss_images(home)] == ["v0001 loss"]
+    fig = loss_figure(home)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["v0001"]  # v0002 has no loss log
+    assert fig.get_size_inches()[0] > fig.get_size_inches()[1]  # drawn wide, shown at its own aspect ratio
+    fig = accuracy_figure(rows)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["v0001", "v0002"]
+    assert loss_figure(home / "nowhere") is None and accuracy_figure([]) is None
+    # the shipped adapter is listed while it serves
+    assert [r["version"] for r in versions_table(home, home_settings.base_model)][0] == "shipped-general-v1"
 
     hooks = TrainingHooks(home_settings)
     assert hooks.live().startswith("shipped-general-v1")  # the shipped adapter serves until a promotion
@@ -360,3 +373,28 @@ def test_ui_help_does_not_import_gradio():
             "print('gradio' in sys.modules, 'chromadb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")
+
+
+def test_bootstrap_runs_as_a_child_process_and_shows_its_progress(home_settings):
+    """The child writes progress.json as ``finetune.bootstrap.Bootstrap._emit`` does, then report.json."""
+    folder = home_settings.home_dir / "bootstrap" / home_settings.graph
+    script = (
+        "import json, os, pathlib, sys; d = pathlib.Path(os.environ['CYPHERLOOP_HOME']) / 'bootstrap' / "
+        "os.environ['CYPHERLOOP_GRAPH']; d.mkdir(parents=True, exist_ok=True); "
+        "(d / 'progress.json').write_text(json.dumps({'graph': 'g', 'stage': 'train', 'stage_no': 5, "
+        "'stages': 7, 'fraction': 0.5, 'message': 'step 10/20', 'at': 0})); "
+        "sys.exit(int(sys.argv[1]))"
+    )
+    hooks = TrainingHooks(home_settings, bootstrap_cmd=lambda s, minutes: [sys.executable, "-c", script, "0"])
+    assert hooks.bootstrap(0).startswith("Give the bootstrap a budget")
+    assert hooks.bootstrap(2).startswith("Bootstrap of")
+    hooks.wait()
+    assert "stage 5/7 **train** 50%" in hooks.bootstrap_status() and "step 10/20" in hooks.bootstrap_status()
+    (folder / "report.json").write_text(json.dumps({"status": "promoted", "message": "v0001 is live"}))
+    assert bootstrap_progress(home_settings.home_dir, home_settings.graph).endswith("promoted: v0001 is live")
+
+    failing = TrainingHooks(home_settings, bootstrap_cmd=lambda s, m: [sys.executable, "-c", "print('boom')"
+                                                                        "; raise SystemExit(3)"])
+    failing.bootstrap(1)
+    failing.wait()
+    assert "The bootstrap stopped: boom" in failing.bootstrap_status()
