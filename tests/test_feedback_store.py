@@ -544,3 +544,18 @@ def test_cli_import(settings_for, tmp_path, capsys):
     finally:
         graph.close()
         stop(settings_for(home))
+
+
+def test_embeddings_match_sentence_transformers():
+    """The plain-transformers embedder pools as the model's sentence-transformers configuration says: stores
+    and pools built with either give the same neighbours."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from feedback_store.embeddings import embed, model_dir
+
+    texts = ["How many customers are there?", "Which products cost more than 100?", "x " * 400]
+    reference = SentenceTransformer(model_dir(), device="cpu", local_files_only=True).encode(
+        texts, normalize_embeddings=True
+    )
+    assert np.allclose(np.asarray(embed(texts)), reference, atol=1e-5)
