@@ -13,10 +13,11 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-all bench lint install system-deps clean
 
-## demo: install, build the demo graph if missing, open the chat (prints the URL)
+## demo: install, build the demo graph if missing, convert and warm the model, open the chat (prints the URL)
 demo: install
 	$(BIN)/cypherloop demo init
 	$(BIN)/cypherloop graph schema --graph demo
+	$(BIN)/cypherloop warm --graph demo
 	$(BIN)/cypherloop ui --graph demo
 
 ## test: install what the tests need (venv, CPU torch, Chromium) and run them

@@ -229,3 +229,23 @@ def test_help(capsys):
     assert "--graph" in capsys.readouterr().out
     assert main(["eval", "--help"]) == 0
     assert "--dataset" in capsys.readouterr().out
+
+
+def test_warm_loads_graph_model_and_feedback_store(shop, cl_home, capsys, tmp_path_factory):
+    """``cypherloop warm`` with a real (tiny) model: everything the first question would load, timed."""
+    from finetune_helpers import tiny_model_dir
+
+    from feedback_store import embeddings
+
+    tiny = tiny_model_dir(tmp_path_factory.getbasetemp())
+    code = main(["warm", *_args(cl_home, "--json", "--model", str(tiny), "--adapter", "none")])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model_version"] == "tiny-llama+base" and set(out["seconds"]) == {"graph", "model", "feedback"}
+    assert embeddings._model is not None
+
+
+def test_warm_unknown_graph_is_one_line(shop, cl_home, capsys):
+    assert main(["warm", "--home", str(cl_home), "--graph", "no_such_graph"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_such_graph" in err[0]

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("ui.cli_graph", "demo_main", "demo graph: init"),
     "ask": ("ui.cli_agent", "ask_main", "answer one question with the agent"),
     "eval": ("ui.cli_agent", "eval_main", "execution accuracy of the agent on a JSONL question set"),
+    "warm": ("ui.cli_agent", "warm_main", "convert and load the model once, so the first question is quick"),
     "feedback": ("ui.cli_feedback", "main", "feedback store: stats | list | export | import | review"),
     "ui": ("ui.app", "main", "open the Gradio chat"),
     "data": ("ui.cli_data", "main", "training data: teacher | generate | review | build"),
