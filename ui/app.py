@@ -50,6 +50,10 @@ MAX_ERROR_CHARS = 300
 FEEDBACK_OPTIONS = ("Like", "Dislike")
 """The Chatbot's thumbs; while an answer streams the chat shows none (``_wire_chat``)."""
 REVIEW_COLUMNS = ["id", "kind", "status", "source", "graph", "question", "cypher", "created"]
+REVIEW_WIDTHS = ["9%", "8%", "7%", "9%", "6%", "22%", "30%", "9%"]
+"""Fixed widths, so the question and the Cypher wrap in full instead of running off the table."""
+ID_CHARS = 12
+"""Ids are shown (Review table, save message) and accepted (a unique prefix) at this length."""
 
 
 # --- small pure helpers ------------------------------------------------------------------------------
@@ -325,7 +329,7 @@ class ChatController:
             return f"⚠️ Not saved: {type(e).__name__}: {e}", state
         shown = self._review_id(fb.id) or fb.id
         note = "waiting for review in the Review tab" if fb.status == "pending" else fb.status
-        return f"✅ Correction saved as {shown[:12]}, {note}.", state
+        return f"✅ Correction saved as {shown[:ID_CHARS]}, {note}.", state
 
     def _review_id(self, feedback_id: str) -> str | None:
         """The id the Review tab lists for a feedback record: its example's when it has one."""
@@ -352,7 +356,8 @@ class ChatController:
             )
         for e in sorted(examples, key=lambda x: -x.created_at):
             rows.append(
-                [e.id, "example", e.status, e.source, e.graph, e.question, e.cypher, _when(e.created_at)]
+                [e.id[:ID_CHARS], "example", e.status, e.source, e.graph, e.question, e.cypher,
+                 _when(e.created_at)]
             )
         corrected = {f["interaction_id"] for f in all_feedback if f["corrected_cypher"]}
         for f in all_feedback:
@@ -363,7 +368,7 @@ class ChatController:
             kind = "👎" if f["verdict"] == "down" else "👍"
             rows.append(
                 [
-                    f["id"],
+                    f["id"][:ID_CHARS],
                     f"feedback {kind}",
                     f["status"],
                     f["comment"] or "no correction",
@@ -385,7 +390,7 @@ class ChatController:
             self.store.review(self.store.resolve_id(item_id), status)
         except CypherloopError as e:
             return self.review_rows(status_filter), f"⚠️ {e}"
-        return self.review_rows(status_filter), f"{item_id[:12]}: {status}."
+        return self.review_rows(status_filter), f"{item_id[:ID_CHARS]}: {status}."
 
     # --- schema ---------------------------------------------------------------------------------------------
     def schema_tables(self) -> tuple[Any, Any, str]:
@@ -513,7 +518,8 @@ def _review_tab(gr: Any) -> SimpleNamespace:
             r.reject = gr.Button("Reject", variant="stop", elem_id="review-reject", scale=1)
             r.refresh = gr.Button("Refresh", elem_id="review-refresh", scale=1)
         r.status = gr.Markdown(elem_id="review-status")
-        r.table = gr.Dataframe(headers=REVIEW_COLUMNS, elem_id="review-table", interactive=False, wrap=True)
+        r.table = gr.Dataframe(headers=REVIEW_COLUMNS, elem_id="review-table", interactive=False, wrap=True,
+                               column_widths=REVIEW_WIDTHS)
     return r
 
 
@@ -523,12 +529,11 @@ def _schema_tab(gr: Any) -> SimpleNamespace:
     with gr.Tab("Schema", id="schema-tab", elem_id="schema-tab") as s.tab:
         s.text = gr.Markdown(elem_id="schema-summary")
         with gr.Row():
-            s.labels = gr.Dataframe(
-                label="Node labels", elem_id="schema-labels", interactive=False, wrap=True
-            )
-            s.rels = gr.Dataframe(
-                label="Relationship types", elem_id="schema-rels", interactive=False, wrap=True
-            )
+            # fixed widths: the properties column wraps in full rather than being cut at the table's edge
+            s.labels = gr.Dataframe(label="Node labels", elem_id="schema-labels", interactive=False,
+                                    wrap=True, column_widths=["22%", "13%", "65%"])
+            s.rels = gr.Dataframe(label="Relationship types", elem_id="schema-rels", interactive=False,
+                                  wrap=True, column_widths=["30%", "13%", "57%"])
         s.refresh = gr.Button("Refresh", elem_id="schema-refresh")
     return s
 
