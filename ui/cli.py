@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from agent.core.env import library_defaults
+from agent.core.env import library_defaults, quiet_libraries
 from agent.core.errors import run_guarded
 
 # name -> (module, function, one-line help)
@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "scheduler": ("ui.cli_train", "scheduler_main",
                   "run retrain on a cron schedule or after N new corrections"),
 }
+
+TRAINING_LOGS = {"train", "retrain", "scheduler", "bootstrap"}
+"""Commands whose output is a training log: library warnings stay on for them; the rest are quiet."""
 
 USAGE = "usage: cypherloop [-h] [--version] COMMAND [ARGS ...]"
 
@@ -61,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cypherloop: unknown command {name!r}; choose from: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
-    library_defaults()
+    if name in TRAINING_LOGS:
+        library_defaults()
+    else:
+        quiet_libraries()
     return run_guarded(lambda: getattr(importlib.import_module(module_name), func_name)(rest))
 
 

@@ -18,20 +18,26 @@ LIBRARY_ENV: dict[str, str] = {
     "TOKENIZERS_PARALLELISM": "false",
     "ANONYMIZED_TELEMETRY": "False",  # Chroma
     "GRADIO_ANALYTICS_ENABLED": "False",
+    # bars of no use offline: the hub's, transformers' "Loading weights", datasets' one per map/filter
+    # (hundreds in a training run); cypherloop draws its own bars (training steps, generation, evaluation)
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
 }
-"""Variable → value for every library default cypherloop relies on (DESIGN.md §5)."""
+"""Variable → value for every library default cypherloop relies on."""
 
 QUIET_ENV: dict[str, str] = {
     "TRANSFORMERS_VERBOSITY": "error",
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
 }
 """Added by ``quiet_libraries``: no library notices between a question and its answer."""
 
 
 def library_defaults() -> None:
-    """Offline and no telemetry (idempotent; the user's own values win)."""
+    """Offline, no telemetry, no library progress bars (idempotent; the user's own values win)."""
     for key, value in LIBRARY_ENV.items():
         os.environ.setdefault(key, value)
+    # bitsandbytes (imported by transformers/peft when installed) warns on CPUs with AVX512-BF16 that it
+    # found no optional `kernels` package: nothing a cypherloop user can or needs to act on.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 
 def quiet_libraries() -> None:
@@ -39,8 +45,6 @@ def quiet_libraries() -> None:
     library_defaults()
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
-    # bitsandbytes (imported by transformers/peft when installed) warns about optional CPU kernels.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    # Deprecation notices between the ML libraries (peft calling transformers' older names) are for
-    # their developers, not for someone asking a question.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)(\.|$)")
+    # Deprecation notices between libraries (peft calling transformers' older names, Gradio's and
+    # Chroma's own) are for their developers, not for someone asking a question.
+    warnings.filterwarnings("ignore", category=FutureWarning)
