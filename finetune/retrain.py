@@ -440,6 +440,21 @@ def report_markdown(r: RetrainReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def round_estimate(home: Path, graph: str, recipe: str) -> str:
+    """What to expect before a round starts: how long the last finished round of this recipe on this graph
+    took (its report), or that the training bar will show an ETA."""
+    finished = ("promoted", "rejected", "trained")
+    for r in list_reports(home):
+        if (r.get("graph"), r.get("recipe")) == (graph, recipe) and r.get("status") in finished:
+            took = float(r.get("finished_at") or 0) - float(r.get("started_at") or 0)
+            if took > 0:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"]))
+                return f"the last {recipe} round on {graph} ({when}) took {took / 60:.0f} min; expect as long"
+    return (f"no earlier {recipe} round on {graph} to go by: on a 2-core CPU a tiny-cpu round takes about a "
+            "quarter of an hour (building the data, training, the gate asking both models); the training bar "
+            "shows its ETA")
+
+
 def list_reports(home: Path) -> list[dict[str, Any]]:
     """Every report.json under ``<home>/reports``, newest first (for the UI's Training tab)."""
     out = []

@@ -174,7 +174,8 @@ def train(
     runtime = runtime_choices(recipe, cuda)
     if state.is_main_process:
         atomic_write_text(output_dir / RECIPE_FILE, recipe.to_yaml())
-        log.info("recipe %s (%s)\n%s", recipe.name, recipe.fingerprint(), recipe.to_yaml())
+        log.info("recipe %s (%s): resolved in %s", recipe.name, recipe.fingerprint()[:12],
+                 output_dir / RECIPE_FILE)
         log.info("runtime: %s; base %s; data %s; output %s; resume from %s", runtime, base_model, data_dir,
                  output_dir, resume_from)
     if cuda:
@@ -337,6 +338,13 @@ def _make_trainer(
             trainer.eval_dataset = _drop_cut_examples(
                 trainer.eval_dataset, args.max_length, "eval", main_process
             )
+    # one step bar with its ETA and the latest loss, instead of transformers' bar plus a raw dict per log line
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if args.process_index == 0:
+        trainer.add_callback(make_step_bar())
     trainable, total = _param_counts(trainer.model)
     if args.process_index == 0:
         log.info(
@@ -654,6 +662,43 @@ def make_meter(path: Path, resume_step: int | None, main_process: bool) -> Any:
             }
 
     return Meter(path, resume_step, main_process)
+
+
+def make_step_bar() -> Any:
+    """A TrainerCallback: one tqdm bar over the optimiser steps (rate and ETA) with the latest losses; where
+    bars are off (``disable_tqdm``: output is not a terminal) one short log line per log step instead."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            if not args.disable_tqdm:
+                self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                                dynamic_ncols=True)
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            shown = {k: f"{logs[k]:.4g}" for k in ("loss", "eval_loss") if isinstance(logs.get(k), float)}
+            if not shown:
+                return
+            if self.bar is not None:
+                self.bar.set_postfix(shown, refresh=False)
+            else:
+                log.info("step %d/%d: %s", state.global_step, state.max_steps,
+                         ", ".join(f"{k} {v}" for k, v in shown.items()))
+
+        def on_train_end(self, args, state, control, **kw):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return StepBar()
 
 
 def make_time_budget(seconds: float) -> Any:

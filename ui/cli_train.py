@@ -18,7 +18,7 @@ from agent.models.local import base_display_name
 from finetune.config import field_help, load_recipe, shipped_recipes
 from finetune.dataset import FILES, dataset_hash
 from finetune.registry import AdapterRegistry
-from finetune.retrain import default_recipe, retrain, train_device
+from finetune.retrain import default_recipe, retrain, round_estimate, train_device
 from finetune.schedule import run_scheduler
 from finetune.train import TrainResult, resolve_base_model, train
 
@@ -299,10 +299,13 @@ def retrain_main(argv: list[str] | None = None) -> int:
 
     _logging()
     settings = _settings(args.graph)
+    recipe = args.recipe or default_recipe()
+    print(f"retrain of graph {settings.graph!r} with recipe {recipe}: "
+          f"{round_estimate(settings.home_dir, settings.graph, Path(recipe).stem)}", flush=True)
     report = retrain(
         settings,
         settings.graph,
-        args.recipe or default_recipe(),
+        recipe,
         overrides=overrides,
         dataset_dir=Path(args.data) if args.data else None,
         promote=not args.no_promote,

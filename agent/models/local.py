@@ -366,7 +366,7 @@ class TransformersGenerator(ChatGenerator):
                 raise ModelError(f"could not load adapter {want.version} from {want.path}: {e}") from e
             self._peft.eval()
             self._merge()
-            log.info("serving adapter %s from %s", want.version, want.path)
+            log.info("serving the adapter in %s", want.path)  # its folder says which (v0003, runs/…/adapter)
             self._loaded = want
             return want
 
