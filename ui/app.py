@@ -50,7 +50,7 @@ MAX_ERROR_CHARS = 300
 FEEDBACK_OPTIONS = ("Like", "Dislike")
 """The Chatbot's thumbs; while an answer streams the chat shows none (``_wire_chat``)."""
 REVIEW_COLUMNS = ["id", "kind", "status", "source", "graph", "question", "cypher", "created"]
-REVIEW_WIDTHS = ["9%", "8%", "7%", "9%", "6%", "22%", "30%", "9%"]
+REVIEW_WIDTHS = ["11%", "8%", "7%", "9%", "6%", "21%", "29%", "9%"]
 """Fixed widths, so the question and the Cypher wrap in full instead of running off the table."""
 ID_CHARS = 12
 """Ids are shown (Review table, save message) and accepted (a unique prefix) at this length."""
