@@ -41,6 +41,7 @@ from finetune.train import LOSS_LOG, read_loss_log
 _SCALARS = (str, int, float, bool)
 VERSION_COLUMNS = ["live", "version", "created", "status", "gate", "heldout", "heldout_before", "train_loss",
                    "recipe"]
+VERSION_WIDTHS = ["6%", "14%", "14%", "9%", "8%", "8%", "10%", "9%", "22%"]
 BOOTSTRAP_LOG = "ui-run.log"
 
 
@@ -335,9 +336,10 @@ def build_training_tab(
     )
     live = gr.Markdown(elem_id="training-live")
     with gr.Row():
-        counts = gr.Dataframe(label="Dataset (feedback store)", elem_id="training-counts", interactive=False)
+        counts = gr.Dataframe(label="Dataset (feedback store)", elem_id="training-counts", interactive=False,
+                              scale=1)
         versions = gr.Dataframe(label="Adapter versions", elem_id="training-versions", interactive=False,
-                                wrap=True)
+                                wrap=True, column_widths=VERSION_WIDTHS, scale=3)
     empty = gr.Markdown(elem_id="training-empty")
     with gr.Row():
         loss = gr.Plot(label="Loss curves", elem_id="training-loss", visible=False, format="png")
