@@ -1,6 +1,6 @@
 """GGUF models through llama.cpp (``llama-cpp-python``, the optional extra ``cypherloop[llamacpp]``).
 
-On a CPU it generates about 4x faster than transformers (docs/BENCHMARKS.md, latency). The base is a GGUF file (the
+On a CPU it generates about 4x faster than transformers (docs/BENCHMARKS.md). The base is a GGUF file (the
 packaged SmolLM2 by default, or ``settings.base_model`` ending in ``.gguf``); the adapter is a LoRA
 in GGUF form (``adapter.gguf`` in the adapter folder, e.g. written by llama.cpp's
 ``convert_lora_to_gguf.py``), passed as ``lora_path``. llama.cpp applies a LoRA at load time, so a
