@@ -302,8 +302,8 @@ def build_training_tab(
         except Exception as e:  # noqa: BLE001
             counts_df = pd.DataFrame({"what": [f"feedback store unavailable: {e}"], "count": [0]})
         rows = versions_table(hooks.home, hooks.settings.base_model)
-        cells = [["✅" if c == "live" and r.get(c) else "" if c == "live" or r.get(c) is None else r[c]
-                  for c in VERSION_COLUMNS] for r in rows]
+        cells = [["✅" if c == "live" and r.get(c) else "" if c == "live" or r.get(c) is None else
+                  round(r[c], 4) if isinstance(r[c], float) else r[c] for c in VERSION_COLUMNS] for r in rows]
         versions_df = pd.DataFrame(cells, columns=VERSION_COLUMNS)
         choices = [r["version"] for r in rows if not r["version"].startswith(SHIPPED_PREFIX)]
         live = f"**Live adapter:** {hooks.live()}"
