@@ -467,7 +467,7 @@ class Bootstrap:
         ev = self.state["stages"]["evaluate"]
         new, old = ev["scores"]["new"]["accuracy"], ev["scores"]["live"]["accuracy"]
         train = self.state["stages"]["train"]
-        reg = AdapterRegistry(self.settings.home_dir)
+        reg = AdapterRegistry(self.settings.home_dir, self.settings)
         version = reg.add(
             Path(train["model_dir"]),
             {

@@ -18,6 +18,7 @@ Every change happens under ``<home>/locks/registry.lock``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -44,6 +45,8 @@ from agent.core.adapters import (
 )
 from agent.core.errors import CypherloopError, LockBusy, TrainingError
 from agent.core.files import atomic_write_text
+from agent.core.settings import Settings
+from agent.models.ctranslate import prepare_live
 from agent.models.gguf_lora import write_gguf_lora
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
@@ -59,6 +62,9 @@ MODEL_FILES = (
     "merges.txt",
 )
 """A full fine-tuned model (``finetune.full``) is a version too: these files, served instead of the base."""
+
+
+log = logging.getLogger(__name__)
 
 
 class UnknownVersion(CypherloopError):
@@ -80,11 +86,27 @@ def _fsync_tree(root: Path) -> None:
 
 
 class AdapterRegistry:
-    """The versions of one cypherloop home. Cheap to build; every call reads the disk afresh."""
+    """The versions of one cypherloop home. Cheap to build; every call reads the disk afresh.
 
-    def __init__(self, home: Path | str) -> None:
+    Given the ``settings`` that serve, a promotion or a rollback also prepares the new live version for the
+    serving backend (``agent.models.ctranslate.prepare_live``: the CTranslate2 conversion), so the first
+    question after it does not wait for that.
+    """
+
+    def __init__(self, home: Path | str, settings: Settings | None = None) -> None:
         self.home = Path(home)
         self.root = adapters_dir(self.home)
+        self.settings = settings
+
+    def _prepare_live(self) -> None:
+        """Convert the live version for the serving backend; a failure is a warning (the pointer has switched,
+        and the server converts on its first question, saying what went wrong there)."""
+        if self.settings is None:
+            return
+        try:
+            prepare_live(self.settings.model_copy(update={"home": self.home}))
+        except CypherloopError as e:
+            log.warning("the live version was not prepared for serving: %s", e)
 
     # ------------------------------------------------------------------ reading
     def versions(self) -> list[str]:
@@ -237,7 +259,8 @@ class AdapterRegistry:
             self._write_history(hist)
             write_active(self.home, name)
             self._set_status(name, "promoted", promoted_at=time.time())
-            return name
+        self._prepare_live()
+        return name
 
     def rollback(self, reason: str = "manual") -> str | None:
         """Re-activate the previously promoted version (None: back to the base model); returns the new live
@@ -265,7 +288,8 @@ class AdapterRegistry:
             write_active(self.home, previous)
             if current:
                 self._set_status(current, "rolled_back", rolled_back_at=time.time())
-            return previous
+        self._prepare_live()
+        return previous
 
     def _reconciled_history(self) -> dict[str, Any]:
         """HISTORY.json, with a promotion that crashed before ACTIVE switched dropped from the stack."""

@@ -175,7 +175,7 @@ def _round(
     settings: Settings, rec: Recipe, report: RetrainReport, store: GraphStore, opts: RoundOptions
 ) -> None:
     """Dataset → train → gate → register (→ promote); fills ``report`` as it goes."""
-    registry = AdapterRegistry(settings.home_dir)
+    registry = AdapterRegistry(settings.home_dir, settings)
     base_name = base_display_name(rec.model.model_name_or_path or settings.base_model)
     live = live_adapter(settings.home_dir, base_name)
     report.active_before = report.active_after = live.version if live else None

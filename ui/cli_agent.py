@@ -1,7 +1,8 @@
 """``cypherloop ask``, ``cypherloop eval`` and ``cypherloop warm``.
 
     cypherloop ask "How many customers are there?" [--graph NAME] [--json] [--home DIR]
-                   [--backend transformers|llamacpp|openai] [--model NAME] [--adapter active|none|DIR]
+                   [--backend auto|ctranslate2|transformers|llamacpp|openai] [--model NAME]
+                   [--adapter active|none|DIR]
     cypherloop eval --graph NAME --dataset FILE.jsonl [--limit N] [--out predictions.jsonl] [--json]
     cypherloop warm [--graph NAME]
 
@@ -48,7 +49,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
         "--backend",
-        choices=["transformers", "llamacpp", "openai"],
+        choices=["auto", "ctranslate2", "transformers", "llamacpp", "openai"],
         default=None,
         help="model backend (default: CYPHERLOOP_MODEL_BACKEND)",
     )

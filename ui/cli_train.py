@@ -136,7 +136,7 @@ def _register(
     promote: bool,
 ) -> str:
     """Add a trained adapter to the registry without the gate (``train --register / --promote``)."""
-    reg = AdapterRegistry(settings.home_dir)
+    reg = AdapterRegistry(settings.home_dir, settings)
     meta = {
         "graph": settings.graph,
         "base_model": base_name,
@@ -190,7 +190,7 @@ def adapters_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     settings = _settings()
-    reg = AdapterRegistry(settings.home_dir)
+    reg = AdapterRegistry(settings.home_dir, settings)
     if args.cmd == "list":
         if args.json:
             print(json.dumps(reg.list(), indent=2, default=str))

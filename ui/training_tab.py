@@ -180,7 +180,7 @@ class TrainingHooks:
         return Path(self.settings.home_dir)
 
     def registry(self) -> AdapterRegistry:
-        return AdapterRegistry(self.home)
+        return AdapterRegistry(self.home, self.settings)
 
     def live(self) -> str:
         """The adapter that serves now, in words."""

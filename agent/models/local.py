@@ -221,6 +221,14 @@ class AdapterFollower:
         self._stamp: tuple[int, int, int] | None | object = object()
         self._current: AdapterRef | None = None
 
+    def current_or_none(self) -> AdapterRef | None:
+        """``current()``, or None when the setting names an adapter that does not exist (for names and logs;
+        generation raises)."""
+        try:
+            return self.current()
+        except ModelError:
+            return None
+
     def current(self) -> AdapterRef | None:
         if self.setting.lower() != "active":
             return resolve_adapter(self.setting, self.home, self.base_model)
@@ -259,14 +267,8 @@ class TransformersGenerator(ChatGenerator):
     # --- identity ---------------------------------------------------------------------------------
     @property
     def version(self) -> str:
-        ref = self._loaded if self._model is not None else self._safe_current()
+        ref = self._loaded if self._model is not None else self.adapters.current_or_none()
         return f"{self.base_name}+{ref.version if ref else 'base'}"
-
-    def _safe_current(self) -> AdapterRef | None:
-        try:
-            return self.adapters.current()
-        except ModelError:
-            return None
 
     @property
     def model(self) -> Any:
@@ -287,7 +289,7 @@ class TransformersGenerator(ChatGenerator):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            want = self._safe_current()
+            want = self.adapters.current_or_none()
             path = want.path if want is not None and want.full_model else ensure_base_model(self.settings)
             self._device = resolve_device(self.settings.device)
             dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32

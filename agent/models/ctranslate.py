@@ -1,0 +1,340 @@
+"""The CPU default: CTranslate2 (prebuilt wheels from PyPI, no source build), int8 weights.
+
+The live adapter is merged into the base (PEFT ``merge_and_unload``, fp32) and the merged model converted
+with CTranslate2's own ``TransformersConverter`` (Llama-architecture models, SmolLM2 included) into
+``<home>/models/ct2/<base>-<version>-<quantization>-<fingerprint>/``, once, under a file lock, written to
+a temp dir and renamed. The fingerprint covers the adapter's (or full model's) files, so a new live adapter
+(``adapter=active`` follows the registry with one ``stat`` per call) is converted on its first question;
+``finetune.registry`` converts a promoted version ahead (``prepare_live``), so it is ready before anyone asks.
+Older conversions of the same base are removed (``KEEP`` stay, for a rollback).
+
+The prompt is rendered by the same Hugging Face tokenizer and chat template as training
+(``agent.core.prompt.prompt_token_ids``). The system turn (instructions + schema) is the same for every
+question on a graph, so it is passed as CTranslate2's ``static_prompt``: its KV state is computed once and
+reused, and each question runs the forward pass over its own few tokens only. That is most of the speed on a
+CPU, where the prompt's ~800 tokens cost more than the ~30 generated ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from agent.core.adapters import AdapterRef
+from agent.core.errors import ModelError
+from agent.core.prompt import prompt_token_ids
+from agent.core.settings import Settings
+from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
+from agent.models.local import STOP_TOKENS, AdapterFollower, base_display_name, ensure_base_model
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = (
+    "the ctranslate2 backend needs the package ctranslate2 (prebuilt wheels): pip install ctranslate2, "
+    "or use CYPHERLOOP_MODEL_BACKEND=transformers"
+)
+MARKER = "cypherloop-ct2.json"
+KEEP = 3
+"""Conversions kept per base model (the live one and the previous ones, for a rollback)."""
+MAX_STATIC_PROMPTS = 64
+"""Distinct system turns whose state CTranslate2 keeps (it never evicts): past this, the model is reloaded."""
+IM_START = "<|im_start|>"
+
+
+def import_ctranslate2() -> Any:
+    try:
+        import ctranslate2
+    except ImportError as e:
+        raise ModelError(INSTALL_HINT) from e
+    return ctranslate2
+
+
+def available() -> bool:
+    """Whether the ctranslate2 package is installed (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ctranslate2") is not None
+
+
+# --- conversion -------------------------------------------------------------------------------------
+def _fingerprint(folder: Path) -> str:
+    """The weights' identity: names, sizes and modification times of the files that make a model or
+    adapter."""
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"):
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:12]
+
+
+def converted_dir(settings: Settings, ref: AdapterRef | None, quantization: str) -> Path:
+    """Where the CTranslate2 model for the base + ``ref`` lives (converted or not)."""
+    base = base_display_name(settings.base_model)
+    source = ref.path if ref is not None else ensure_base_model(settings)
+    label = ref.version if ref is not None else "base"
+    return settings.path("models", "ct2", f"{base}-{label}-{quantization}-{_fingerprint(source)}")
+
+
+def ensure_converted(settings: Settings, ref: AdapterRef | None, quantization: str | None = None) -> Path:
+    """The CTranslate2 model of the base with ``ref`` merged (``ref`` a full model: that model); converts
+    once."""
+    quantization = quantization or settings.ct2_quantization
+    target = converted_dir(settings, ref, quantization)
+    if (target / MARKER).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / ".convert.lock"), timeout=1800):
+        if (target / MARKER).is_file():  # another process finished it meanwhile
+            return target
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        t0 = time.perf_counter()
+        try:
+            _convert(settings, ref, quantization, tmp)
+            if target.exists():  # an incomplete earlier attempt (no marker)
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except ModelError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(
+                f"could not convert {ref.version if ref else 'the base model'} for CTranslate2: {e}"
+            ) from e
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _prune(target)
+    log.info("converted %s for CTranslate2 (%s) in %.1f s", ref.version if ref else "the base", quantization,
+             time.perf_counter() - t0)
+    return target
+
+
+def _convert(settings: Settings, ref: AdapterRef | None, quantization: str, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ct2 = import_ctranslate2()
+    from ctranslate2.converters import TransformersConverter
+
+    source = ref.path if ref is not None and ref.full_model else ensure_base_model(settings)
+    merged = out / "merged"
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+    if ref is not None and not ref.full_model:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(ref.path), is_trainable=False).merge_and_unload()
+    model.save_pretrained(str(merged))
+    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
+    tokenizer.save_pretrained(str(merged))
+    del model
+    TransformersConverter(str(merged), low_cpu_mem_usage=True).convert(
+        str(out / "ct2"), quantization=quantization, force=True
+    )
+    tokenizer.save_pretrained(str(out / "ct2"))  # the same tokenizer and chat template as training
+    shutil.rmtree(merged)
+    for p in (out / "ct2").iterdir():
+        os.replace(p, out / p.name)
+    (out / "ct2").rmdir()
+    (out / MARKER).write_text(json.dumps({
+        "source": str(ref.path if ref else source), "version": ref.version if ref else "base",
+        "quantization": quantization, "ctranslate2": ct2.__version__,
+    }, indent=2))
+
+
+def _prune(keep: Path) -> None:
+    """Remove all but the ``KEEP`` newest conversions of the same base and quantization."""
+    prefix, quant = keep.name.split("-")[0], keep.name.rsplit("-", 2)[-2]
+    same = [p for p in keep.parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and p.name.startswith(prefix) and f"-{quant}-" in p.name]
+    same.sort(key=lambda p: (p == keep, p.stat().st_mtime), reverse=True)
+    for old in same[KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def prepare_live(settings: Settings) -> Path | None:
+    """Convert what ``settings.adapter`` serves now, when CTranslate2 serves (called after a promotion or a
+    rollback so the first question does not pay for it). None when another backend serves."""
+    if resolve_backend(settings) != "ctranslate2":
+        return None
+    ref = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model).current()
+    return ensure_converted(settings, ref)
+
+
+def resolve_backend(settings: Settings) -> str:
+    """``auto``: CTranslate2 on a CPU when it is installed, transformers on a GPU (or without it)."""
+    backend = settings.model_backend
+    if backend != "auto":
+        return backend
+    if settings.device.startswith("cuda") or not available():
+        return "transformers"
+    if settings.device == "cpu":
+        return "ctranslate2"
+    return "transformers" if import_ctranslate2().get_cuda_device_count() > 0 else "ctranslate2"
+
+
+# --- serving ----------------------------------------------------------------------------------------
+def split_static(tokens: list[str]) -> int:
+    """Where the last turn starts (the user's question): everything before it, the system turn, is the static
+    prompt. 0 when the prompt has no earlier turn."""
+    for i in range(len(tokens) - 1, 0, -1):
+        if tokens[i] == IM_START:
+            return i
+    return 0
+
+
+class CTranslate2Generator(ChatGenerator):
+    """``CypherGenerator`` on CTranslate2 (int8 on a CPU) with the live adapter merged, following the
+    registry."""
+
+    def __init__(self, settings: Settings, *, threads: int | None = None) -> None:
+        self.settings = settings
+        self.base_name = base_display_name(settings.base_model)
+        self.adapters = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model)
+        self.threads = threads
+        self._lock = threading.RLock()
+        self._gen: Any = None
+        self._tokenizer: Any = None
+        self._loaded: AdapterRef | None = None
+        self._path: Path | None = None
+        self._stop: list[str] = []
+        self._statics: set[tuple[str, ...]] = set()
+
+    @property
+    def version(self) -> str:
+        ref = self._loaded if self._gen is not None else self.adapters.current_or_none()
+        return f"{self.base_name}+{ref.version if ref else 'base'}"
+
+    @property
+    def tokenizer(self) -> Any:
+        self._ensure()
+        return self._tokenizer
+
+    def _ensure(self) -> Any:
+        """The loaded model for the adapter the setting asks for now (converted and reloaded when it
+        changed)."""
+        with self._lock:
+            want = self.adapters.current()
+            if self._gen is not None and want == self._loaded:
+                return self._gen
+            path = ensure_converted(self.settings, want)
+            if self._gen is None or path != self._path:
+                self._load(path)
+            self._loaded = want
+            if want is not None:
+                log.info("serving %s through CTranslate2 from %s", want.version, path)
+            return self._gen
+
+    def _load(self, path: Path) -> None:
+        ct2 = import_ctranslate2()
+        from transformers import AutoTokenizer
+
+        device = "cuda" if self.settings.device.startswith("cuda") else "cpu"
+        try:
+            self._gen = ct2.Generator(str(path), device=device, compute_type=self.settings.ct2_quantization,
+                                      intra_threads=self.threads or 0)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise ModelError(f"CTranslate2 could not load the model in {path}: {e}") from e
+        vocab = self._tokenizer.get_vocab()
+        stops = [t for t in STOP_TOKENS if t in vocab]
+        eos = self._tokenizer.eos_token
+        self._stop = sorted({*stops, *([eos] if eos else [])})
+        self._path = path
+        self._statics = set()
+
+    def _options(self, temperature: float, max_new_tokens: int | None) -> dict[str, Any]:
+        s = self.settings
+        opts: dict[str, Any] = {
+            "max_length": max_new_tokens or s.max_new_tokens,
+            "repetition_penalty": s.repetition_penalty,
+            "end_token": self._stop,
+            "include_prompt_in_result": False,
+        }
+        if temperature > 0:
+            opts.update(sampling_topk=0, sampling_topp=s.top_p, sampling_temperature=temperature)
+        else:
+            opts.update(sampling_topk=1)
+        return opts
+
+    def _static(self, tokens: list[str]) -> tuple[list[str] | None, list[str]]:
+        """(static prompt, the rest); the static prompt's state is cached by CTranslate2, so their number is
+        bounded: past ``MAX_STATIC_PROMPTS`` distinct ones, the model is reloaded (its cache emptied)."""
+        cut = split_static(tokens)
+        if cut == 0:
+            return None, tokens
+        static = tuple(tokens[:cut])
+        if static not in self._statics:
+            if len(self._statics) >= MAX_STATIC_PROMPTS:
+                assert self._path is not None
+                self._load(self._path)
+            self._statics.add(static)
+        return list(static), tokens[cut:]
+
+    def _tokens(self, messages: list[dict[str, str]]) -> list[str]:
+        return self._tokenizer.convert_ids_to_tokens(prompt_token_ids(self._tokenizer, messages))
+
+    def _text(self, ids: Sequence[int]) -> str:
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+    def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
+        start = time.perf_counter()
+        with self._lock:
+            gen = self._ensure()
+            trace = GenerationTrace("ctranslate2")
+            t = time.perf_counter()
+            tokens = self._tokens(messages)
+            static, rest = self._static(tokens)
+            trace.tokenize_ms, trace.prompt_tokens = (time.perf_counter() - t) * 1000, len(tokens)
+            trace.cached_prompt_tokens = len(static or ())
+            clock = StepClock()
+            opts = self._options(self.settings.temperature, max_new_tokens)
+            clock.tick()
+            try:
+                res = gen.generate_batch([rest], static_prompt=static, callback=lambda _step: clock.tick(),
+                                         **opts)
+            except Exception as e:  # noqa: BLE001
+                raise ModelError(f"CTranslate2 generation failed: {e}") from e
+            text = self._text(res[0].sequences_ids[0])
+            trace.total_ms = (time.perf_counter() - start) * 1000
+            self.traces.append(clock.fill(trace))
+            return text
+
+    def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
+                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+        """``n`` replies per prompt, with summed log-probabilities; one batched call per distinct system turn
+        (its state cached). Greedy when the temperature is 0 (``n`` > 1 then repeats the one reply)."""
+        if not prompts:
+            return []
+        with self._lock:
+            gen = self._ensure()
+            temp = self.settings.temperature if temperature is None else temperature
+            per = n if temp > 0 else 1
+            groups: dict[tuple[str, ...], list[tuple[int, list[str]]]] = {}
+            for i, p in enumerate(prompts):
+                static, rest = self._static(self._tokens(p.messages()))
+                groups.setdefault(tuple(static or ()), []).append((i, rest))
+            out: list[list[Generation]] = [[] for _ in prompts]
+            opts = self._options(temp, max_new_tokens)
+            for static, members in groups.items():
+                batch = [rest for _, rest in members for _ in range(per)]
+                try:
+                    res = gen.generate_batch(batch, static_prompt=list(static) or None, return_scores=True,
+                                             max_batch_size=32, **opts)
+                except Exception as e:  # noqa: BLE001
+                    raise ModelError(f"CTranslate2 batched generation failed: {e}") from e
+                for k, (i, _) in enumerate(members):
+                    gens = [Generation(self._text(r.sequences_ids[0]),
+                                       float(r.scores[0]) if r.scores else None)
+                            for r in res[k * per: (k + 1) * per]]
+                    out[i] = gens if temp > 0 else gens * n
+            return out

@@ -1,0 +1,181 @@
+"""The CTranslate2 backend (the CPU default) and ``generate_batch`` on every installed backend, with the tiny
+test model: real conversion, real CTranslate2, real transformers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+
+import httpx
+import pytest
+from agent_helpers import make_lora_adapter, make_tiny_model_dir, respx_for_openai
+
+from agent.core.adapters import write_active
+from agent.core.errors import ModelError
+from agent.core.prompt import Example
+from agent.models.base import CypherGenerator, Generation, PromptInput
+
+SCHEMA = "Node properties:\nCustomer {name: STRING}\nRelationship properties:\nThe relationships:\n"
+PROMPTS = [
+    PromptInput("How many customers?", SCHEMA),
+    PromptInput("Which products cost more than 10?", SCHEMA, [Example("a?", "MATCH (a) RETURN a")]),
+    PromptInput("q?", SCHEMA),
+]
+needs_ct2 = pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None, reason="ctranslate2 missing")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+def _local(settings_for, home, tiny_dir, backend, **kw):
+    from agent.models.factory import make_generator
+
+    values = {"base_model": str(tiny_dir), "temperature": 0.0, "max_new_tokens": 8, "adapter": "none",
+              "model_backend": backend, "ct2_quantization": "float32", **kw}
+    return make_generator(settings_for(home, **values))
+
+
+# --- generate_batch on every installed backend ---------------------------------------------------------
+LOCAL_BACKENDS = [
+    "transformers",
+    pytest.param("ctranslate2", marks=needs_ct2),
+    pytest.param("llamacpp", marks=pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")),
+]
+
+
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_generate_batch_answers_each_prompt_as_generate_does(settings_for, tmp_path, tiny_dir, backend):
+    if backend == "llamacpp":
+        pytest.skip("the llamacpp backend serves GGUF bases only; the tiny test model has none")
+    gen = _local(settings_for, tmp_path / "h", tiny_dir, backend)
+    assert isinstance(gen, CypherGenerator)
+    single = [gen.generate(p.question, p.schema_text, p.examples) for p in PROMPTS]
+    greedy = gen.generate_batch(PROMPTS, n=2)
+    assert [[g.text for g in replies] for replies in greedy] == [[s, s] for s in single]
+    assert all(isinstance(g, Generation) and isinstance(g.logprob, float) for r in greedy for g in r)
+
+    sampled = gen.generate_batch(PROMPTS, n=3, temperature=1.5, max_new_tokens=6)
+    assert [len(r) for r in sampled] == [3, 3, 3]
+    texts = {g.text for r in sampled for g in r}
+    assert len(texts) > 1  # sampling at a high temperature from a random model: not all the same reply
+    assert gen.generate_batch([], n=2) == []
+
+
+def test_generate_batch_on_the_openai_compatible_backend(settings):
+    """No local model: one request per reply to the server (here a recorded vLLM reply)."""
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    reply = {"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+             "choices": [{"index": 0, "message": {"role": "assistant", "content": "MATCH (n) RETURN n"},
+                          "finish_reason": "stop"}]}
+    s = settings.model_copy(update={"model_backend": "openai", "openai_model": "m",
+                                    "openai_base_url": "http://vllm.test:8000/v1"})
+    with respx_for_openai() as mock:
+        route = mock.post("http://vllm.test:8000/v1/chat/completions").mock(
+            return_value=httpx.Response(200, json=reply))
+        out = OpenAICompatGenerator(s).generate_batch(PROMPTS[:2], n=2)
+    assert [[g.text for g in r] for r in out] == [["MATCH (n) RETURN n"] * 2] * 2
+    assert len(route.calls) == 4
+    assert "Question: a?" in json.loads(route.calls[2].request.content)["messages"][0]["content"]
+
+
+# --- CTranslate2 ------------------------------------------------------------------------------------
+@needs_ct2
+def test_ctranslate2_answers_as_transformers_does_with_the_adapter_merged(settings_for, tmp_path, tiny_dir):
+    adapter = make_lora_adapter(tiny_dir, tmp_path / "my-adapter", seed=3)
+    kw = {"adapter": str(adapter), "max_new_tokens": 10}
+    ct2 = _local(settings_for, tmp_path / "h", tiny_dir, "ctranslate2", **kw)
+    hf = _local(settings_for, tmp_path / "h", tiny_dir, "transformers", **kw)
+    base = _local(settings_for, tmp_path / "h", tiny_dir, "ctranslate2")
+    for p in PROMPTS:
+        want = hf.generate(p.question, p.schema_text, p.examples)
+        assert ct2.generate(p.question, p.schema_text, p.examples) == want
+    assert [ct2.generate(p.question, SCHEMA) for p in PROMPTS] != [base.generate(p.question, SCHEMA)
+                                                                   for p in PROMPTS]
+    assert ct2.version == "tiny-llama+my-adapter"
+    trace = ct2.traces[-1]
+    assert trace.backend == "ctranslate2" and trace.prompt_tokens > trace.cached_prompt_tokens > 0
+    assert 0 < trace.new_tokens <= 11 and trace.total_ms >= trace.prefill_ms + trace.decode_ms
+    assert hf.traces[-1].new_tokens > 0 and hf.traces[-1].cached_prompt_tokens == 0
+
+
+@needs_ct2
+def test_conversion_is_cached_and_redone_when_the_live_adapter_changes(settings_for, tmp_path, tiny_dir):
+    from agent.models import ctranslate
+
+    home = tmp_path / "home"
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0001", seed=1)
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0002", seed=2)
+    gen = _local(settings_for, home, tiny_dir, "ctranslate2", adapter="active")
+    base_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+base"
+
+    write_active(home, "v0001")
+    v1_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+v0001" and v1_out != base_out
+    v1_dir = gen._path
+    assert (v1_dir / ctranslate.MARKER).is_file()
+    stamp = (v1_dir / "model.bin").stat().st_mtime_ns
+    assert ctranslate.ensure_converted(gen.settings, gen._loaded) == v1_dir  # cached: not converted again
+    assert (v1_dir / "model.bin").stat().st_mtime_ns == stamp
+
+    time.sleep(0.01)
+    write_active(home, "v0002")
+    assert gen.generate("q?", SCHEMA) != v1_out and gen.version == "tiny-llama+v0002"
+    write_active(home, "v0001")
+    assert gen.generate("q?", SCHEMA) == v1_out and gen._path == v1_dir  # the kept conversion, reused
+    assert not [p for p in v1_dir.parent.iterdir() if ".tmp-" in p.name]
+
+
+@needs_ct2
+def test_promotion_converts_the_new_live_adapter(settings_for, tmp_path, tiny_dir):
+    from agent.models import ctranslate
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0001", seed=1)
+    (home / "adapters" / "v0001" / "meta.json").write_text(json.dumps({"version": "v0001"}))
+    s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend="ctranslate2",
+                     ct2_quantization="float32")
+    from agent.core.adapters import read_active
+
+    assert AdapterRegistry(home, s).promote("v0001") == "v0001"
+    ref = read_active(home)
+    assert (ctranslate.converted_dir(s, ref, "float32") / ctranslate.MARKER).is_file()
+    AdapterRegistry(home, s.model_copy(update={"model_backend": "transformers"})).rollback()
+    assert read_active(home) is None
+
+
+@needs_ct2
+def test_auto_picks_ctranslate2_on_a_cpu(settings):
+    from agent.models.ctranslate import CTranslate2Generator
+    from agent.models.factory import make_generator
+
+    auto = settings.model_copy(update={"model_backend": "auto"})
+    assert isinstance(make_generator(auto.model_copy(update={"device": "cpu"})), CTranslate2Generator)
+    from agent.models.local import TransformersGenerator
+
+    gpu = auto.model_copy(update={"device": "cuda"})
+    assert isinstance(make_generator(gpu), TransformersGenerator)
+
+
+def test_missing_ctranslate2_is_a_clear_error(settings_for, tmp_path, tiny_dir, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ct2(name, *a, **k):
+        if name == "ctranslate2" or name.startswith("ctranslate2."):
+            raise ImportError("No module named 'ctranslate2'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ct2)
+    from agent.models.ctranslate import CTranslate2Generator
+
+    gen = CTranslate2Generator(settings_for(tmp_path / "h", base_model=str(tiny_dir), adapter="none"))
+    with pytest.raises(ModelError, match="pip install ctranslate2"):
+        gen.generate("q?", SCHEMA)
