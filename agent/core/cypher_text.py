@@ -243,14 +243,20 @@ class QueryLimits:
     FalkorDB parses outside the query timeout and its parser backtracks: each level of nesting costs it
     2–3× more (depth 20 took 6.5 s, depth 26 wedged the server), so depth and the parse cost are bounded.
     ``range()`` allocates its whole list before the query-memory check (``range(1, 1e8)`` took 1.6 GB),
-    so its literal span is bounded and its bounds must be literals.
+    and one expression (``reduce``, a list comprehension) runs to its end whatever the timeout or the
+    memory cap (a ``reduce`` concatenating over a million values ran for minutes, ``reduce(l = [1], x IN
+    range(1, 40) | l + l)`` took the server past 4 GB and the kernel killed it): so ``reduce`` is refused
+    (the guard), range bounds must be literals,
+    each range spans at most ``max_range`` values and all of a query's ranges together at most
+    ``max_range_product`` combinations.
     """
 
     max_chars: int = 4000
     max_depth: int = 10
     max_cost: int = 16384
     max_hops: int = 40
-    max_range: int = 1_000_000
+    max_range: int = 10_000
+    max_range_product: int = 1_000_000
 
 
 NESTING_OPENERS = {"(": ")", "[": "]", "{": "}"}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 from agent.core.cypher_text import QueryLimits, canonical_query, query_shape
 from agent.core.cypher_text import Token as _Tok
@@ -63,9 +64,9 @@ READ_PROCEDURE_EXCEPTIONS = (
     "db.index.fulltext.query*", "db.idx.fulltext.query*", "db.index.vector.query*", "db.idx.vector.query*",
 )
 
-# The only procedures a read may CALL (case-insensitive globs over the dotted name): schema listings,
-# index searches and FalkorDB's read-only graph algorithms. Anything else is refused before the database
-# parses it.
+# The only procedures a read may CALL (case-insensitive globs over the dotted name): schema listings and
+# index searches. Anything else is refused before the database parses it. FalkorDB's algo.* procedures are
+# not here: they ignore the query timeout (algo.labelPropagation({maxIterations: 1e8}) ran for 30 minutes).
 ALLOWED_PROCEDURES = (
     "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.indexes", "db.constraints", "db.meta.stats",
     "db.schema.visualization", "db.schema.nodeTypeProperties", "db.schema.relTypeProperties",
@@ -73,8 +74,6 @@ ALLOWED_PROCEDURES = (
     "db.idx.vector.queryNodes", "db.idx.vector.queryRelationships",
     "db.index.fulltext.queryNodes", "db.index.fulltext.queryRelationships",
     "db.index.vector.queryNodes", "db.index.vector.queryRelationships",
-    "algo.pageRank", "algo.BFS", "algo.betweenness", "algo.WCC", "algo.labelPropagation", "algo.SPpaths",
-    "algo.SSpaths", "algo.MSF", "algo.CDLP",
 )
 
 # Words after which a write keyword can only be an expression (a variable named ``create``), and the
@@ -259,24 +258,35 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
         raise QueryRefused(f"query refused: it has {shape.hops} relationship patterns, the limit is "
                            f"{limits.max_hops}")
     sig = [t for t in _tokenize(text) if t.kind not in ("ws", "comment")]
+    product = 1
+    calls = Counter(t.text.upper() for k, t in enumerate(sig)
+                    if t.kind == "word" and k + 1 < len(sig) and sig[k + 1].text == "(")
+    if calls["REDUCE"]:
+        raise QueryRefused("query refused: reduce() is not allowed in a read (one reduce can grow a value "
+                           "exponentially, beyond the time and memory limits); use UNWIND … RETURN sum(…)")
+    if calls["REPLACE"] > 1:
+        raise QueryRefused("query refused: at most one replace() per query (nested replaces multiply a "
+                           "string's length)")
     for k, t in enumerate(sig):
         word = t.text.upper() if t.kind == "word" else ""
         if word == "CALL" and k + 1 < len(sig) and sig[k + 1].kind in ("word", "ident"):
             name, _ = _dotted_name(sig, k + 1)
             if not any(r.match(_normalise(name)) for r in _ALLOWED_PROC_RES):
                 raise QueryRefused(f"query refused: the procedure {name} is not one a read may call "
-                                   f"(allowed: {', '.join(ALLOWED_PROCEDURES[:6])}, … index searches, "
-                                   "algo.*)")
+                                   f"(allowed: {', '.join(ALLOWED_PROCEDURES[:6])}, … index searches)")
         if word == "RANGE" and k + 1 < len(sig) and sig[k + 1].text == "(" and not (
                 k and sig[k - 1].text == "."):
-            _check_range(sig, k + 2, limits.max_range)
+            product *= _check_range(sig, k + 2, limits.max_range)
+            if product > limits.max_range_product:
+                raise QueryRefused(f"query refused: its range() calls make {product} combinations, the limit "
+                                   f"is {limits.max_range_product}")
     return text
 
 
 _ALLOWED_PROC_RES = tuple(_glob(p) for p in ALLOWED_PROCEDURES)
 
 
-def _check_range(sig: list[_Tok], k: int, max_range: int) -> None:
+def _check_range(sig: list[_Tok], k: int, max_range: int) -> int:
     """``range(a, b[, step])`` with integer literal arguments spanning at most ``max_range`` values."""
     args: list[list[str]] = [[]]
     depth = 0
@@ -303,6 +313,7 @@ def _check_range(sig: list[_Tok], k: int, max_range: int) -> None:
     count = 0 if step == 0 else max(0, (end - start) // step + 1)
     if count > max_range:
         raise QueryRefused(f"query refused: range() would build {count} values, the limit is {max_range}")
+    return max(count, 1)
 
 
 def _int_literal(parts: list[str]) -> int | None:
