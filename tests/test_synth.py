@@ -116,6 +116,12 @@ def test_conditions_and_ordering_in_the_proportions_people_ask(demo_pairs):
     assert share["filters:2"] + share["filters:3"] <= 0.35 * len(pairs), share
     assert sum("LIMIT" in p.cypher for p in pairs) >= 0.15 * len(pairs)
     assert sum("filter_kind:list" in p.features for p in pairs) <= 0.06 * len(pairs)
+    # "Which …" / "List …" mostly return the entities themselves, "Name …" their names
+    entity = [p for p in pairs if p.category in ("list", "first")]
+    which = [p for p in entity if p.question.startswith(("Which", "List all", "List the first"))]
+    assert sum("return_node" in p.features for p in which) >= 0.5 * len(which) > 0
+    named = [p for p in entity if p.question.startswith(("Name ", "Who "))]
+    assert named and not any("return_node" in p.features for p in named)
 
 
 def test_questions_read_like_people_ask(demo_pairs):

@@ -542,8 +542,8 @@ class Renderer:
         if j is not None:
             n = self.noun(q, 0)
             head = (
-                "Who"
-                if n.person and not self._has_mods(q, 0) and self.rng.random() < 0.7
+                "Who"  # "who" asks for a name; "which people" may return the people
+                if n.person and q.style == "key" and not self._has_mods(q, 0)
                 else f"Which {self.np(q, 0, skip_hop=j)}"
             )
             text = self._verb_question(q, j, head) + "?"
@@ -579,7 +579,9 @@ class Renderer:
             return self._with_extra(q, f"{lead} the {first} {k} {np_text}.")
         if q.opener == "which":
             return self._with_extra(
-                q, self.pick([f"List {k} {np_text}.", f"Give me {k} {np_text}.", f"Name any {k} {np_text}."])
+                q,
+                self.pick([f"List {k} {np_text}.", f"Give me {k} {np_text}."]
+                          + ([f"Name any {k} {np_text}."] if q.style == "key" else [])),
             )
         return self._with_extra(q, self._entity_opener(q, np_text, count=k))
 
