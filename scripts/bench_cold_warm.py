@@ -1,0 +1,90 @@
+"""Cold vs warm question latency: a fresh ``cypherloop ask`` process against a question in a process that has
+answered before (as the chat serves every question after its first).
+
+    .venv/bin/python scripts/bench_cold_warm.py --home bench-output/home --graph movies --runs 3
+
+Cold: the wall time of ``python -m ui.cli ask QUESTION --no-log`` (a new interpreter each run: imports,
+graph, model and embedding model loaded, the question answered), after ``cypherloop warm`` has converted
+the packaged model once. Warm: ``make_agent`` in this process, the same question asked ``--runs`` more
+times after a first one; the agent's own latency. Writes ``bench-output/cold_warm.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_agent import OUT_DIR, machine  # noqa: E402
+
+QUESTION = "How many movies are there?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--home", type=Path, default=OUT_DIR / "home")
+    p.add_argument("--graph", default="movies")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--question", default=QUESTION)
+    p.add_argument("--out", type=Path, default=OUT_DIR / "cold_warm.json")
+    args = p.parse_args(argv)
+    base = [sys.executable, "-m", "ui.cli"]
+    common = ["--home", str(args.home), "--graph", args.graph]
+    t = time.perf_counter()
+    warm_cmd = subprocess.run([*base, "warm", *common, "--json"], capture_output=True, text=True)
+    if warm_cmd.returncode != 0:
+        print(warm_cmd.stderr, file=sys.stderr)
+        return 1
+    warm_report = {"wall_s": round(time.perf_counter() - t, 2), **json.loads(warm_cmd.stdout)}
+    cold = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        ask = [*base, "ask", args.question, *common, "--no-log", "--json"]
+        run = subprocess.run(ask, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        answer = json.loads(run.stdout)
+        cold.append({"wall_s": round(wall, 2), "agent_latency_s": round(answer["latency_ms"] / 1000, 2),
+                     "status": answer["status"]})
+    from agent.core.env import quiet_libraries
+
+    quiet_libraries()
+    from agent.core.settings import load_settings
+    from agent.factory import make_agent
+    from feedback_store.chroma import ChromaFeedbackStore
+
+    settings = load_settings(home=args.home, graph=args.graph)
+    warm = []
+    with make_agent(settings, feedback_store=ChromaFeedbackStore(settings)) as agent:
+        first = agent.ask(args.question).latency_ms / 1000
+        for _ in range(args.runs):
+            warm.append(round(agent.ask(args.question).latency_ms / 1000, 2))
+    cold_med = statistics.median(c["wall_s"] for c in cold)
+    warm_med = statistics.median(warm)
+    out = {
+        "command": "scripts/bench_cold_warm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "question": args.question,
+        "warm_command": warm_report,
+        "cold_cli": cold,
+        "warm_in_process_first_s": round(first, 2),
+        "warm_in_process_s": warm,
+        "median_cold_cli_s": cold_med,
+        "median_warm_s": warm_med,
+        "ratio_cold_to_warm": round(cold_med / warm_med, 2) if warm_med else None,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
+    print(json.dumps({k: out[k] for k in ("median_cold_cli_s", "median_warm_s", "ratio_cold_to_warm")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
