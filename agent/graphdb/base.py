@@ -7,11 +7,12 @@ becomes the dict of its properties, a path a list of such dicts, temporal values
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from agent.core.drift import Shape, shape_fingerprint
 
 
 @dataclass(frozen=True)
@@ -77,17 +78,20 @@ class GraphSchema:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def fingerprint(self) -> str:
-        """Stable hash of the structure (labels, types, property names/types, patterns), not of counts or
-        samples."""
-        shape = {
+    def shape(self) -> Shape:
+        """The structure stored queries depend on (labels, types, property names/types, patterns), not counts
+        or samples; JSON-able and sorted (``agent.core.drift``)."""
+        return {
             "labels": sorted((x.label, sorted((p.name, p.type) for p in x.properties)) for x in self.labels),
             "rels": sorted(
                 (x.type, sorted((p.name, p.type) for p in x.properties)) for x in self.relationships
             ),
             "patterns": sorted((p.start, p.type, p.end) for p in self.patterns),
         }
-        return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """Stable hash of ``shape()`` (``agent.core.drift.shape_fingerprint``)."""
+        return shape_fingerprint(self.shape())
 
     # --- prompt text ---------------------------------------------------------------------------
     def to_text(self, question: str | None = None, max_chars: int = 6000) -> str:
