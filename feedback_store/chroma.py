@@ -32,6 +32,7 @@ A Chroma server (``HttpClient``) serialises writers itself; no lock is taken the
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -43,9 +44,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from agent.core.cypher_text import clip, result_fingerprint, squash_spaces, strip_statement, valid_text
+from agent.core.drift import SnapshotStore
 from agent.core.errors import CypherloopError, InvalidCorrection, StoreError
 from agent.core.feedback import (
     REVIEW_STATUSES,
+    Drift,
     Feedback,
     FeedbackRow,
     ImportReport,
@@ -59,6 +62,8 @@ from agent.core.files import atomic_write_text, jsonl_text
 from agent.core.prompt import Example
 from agent.core.settings import Settings, load_settings
 from feedback_store.embeddings import embedding_function
+
+log = logging.getLogger(__name__)
 
 COLLECTIONS = ("interactions", "feedback", "examples")
 LOCK_TIMEOUT_S = 60.0
@@ -95,6 +100,13 @@ def _from_record(cls: type, meta: dict[str, Any]) -> Any:
     if hasattr(obj, "status") and "status" in meta:
         obj.status = meta["status"]  # the review may have changed it since the record was written
     return obj
+
+
+def _updated(meta: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with ``change`` applied to its fields and to the JSON record it carries (kept in step)."""
+    record = json.loads(meta["record"])
+    record.update({k: v for k, v in change.items() if k != "checked_at"})
+    return {**meta, **change, "record": json.dumps(record, ensure_ascii=False)}
 
 
 # --- connection: one per store folder per process -------------------------------------------------
@@ -221,7 +233,9 @@ class ChromaFeedbackStore:
 
     ``source`` is a ``Settings`` (uses ``chroma_url`` or ``<home>/feedback/chroma``), a folder, or
     an ``http(s)://`` URL. ``review_thumbs_up`` / ``review_corrections``: whether pairs from 👍 /
-    from corrections start ``pending`` (True, the default) or ``approved``.
+    from corrections start ``pending`` (True, the default) or ``approved``. ``snapshots``: where the schema
+    of each verified pair is recorded (``<home>/schemas`` when built from ``Settings``; None: fingerprints
+    only).
     """
 
     def __init__(
@@ -230,6 +244,7 @@ class ChromaFeedbackStore:
         *,
         review_thumbs_up: bool = True,
         review_corrections: bool = True,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         if source is None:
             source = load_settings()
@@ -256,6 +271,9 @@ class ChromaFeedbackStore:
         """Longest question stored (longer ones are refused at import, clipped in the log)."""
         self.max_cypher_chars = limits.max_query_chars
         """Longest Cypher stored (corrections and imports refused beyond it, the log clipped)."""
+        if snapshots is None and isinstance(source, Settings):
+            snapshots = SnapshotStore(source.home_dir)
+        self.snapshots = snapshots
         self._ef = embedding_function()
         self._handles: tuple[Any, dict[str, Any]] | None = (
             None  # (client, collections), refetched after a reopen
@@ -405,10 +423,23 @@ class ChromaFeedbackStore:
             "record": json.dumps(asdict(fb), ensure_ascii=False),
         }
 
+    def _stamp(self, graph_store: ReadOnlyQuery) -> str:
+        """The graph's schema fingerprint now (its shape recorded in ``snapshots``); "" when unreadable."""
+        try:
+            schema = graph_store.schema()
+            if self.snapshots is None:
+                return schema.fingerprint()
+            return self.snapshots.record(graph_store.name, schema.shape(), "example")
+        except (CypherloopError, OSError) as e:  # the pair is verified; a missing stamp must not lose it
+            log.warning("could not read the schema of %s to stamp the example: %s", graph_store.name, e)
+            return ""
+
     def _example_meta(self, ex: VerifiedExample) -> dict[str, Any]:
         return {
             "graph": ex.graph,
             "status": ex.status,
+            "drift": ex.drift,
+            "schema_fingerprint": ex.schema_fingerprint,
             "source": ex.source,
             "interaction_id": ex.interaction_id or "",
             "created_at": float(ex.created_at),
@@ -464,6 +495,7 @@ class ChromaFeedbackStore:
                 source="thumbs_up",
                 status="pending" if self.review_thumbs_up else "approved",
                 interaction_id=it.id,
+                schema_fingerprint=it.schema_fingerprint,
             )
             example.id = _example_id(it.graph, it.question, it.final_cypher)
         return self._write_feedback(feedback, it, example).id
@@ -529,6 +561,7 @@ class ChromaFeedbackStore:
             status=status,
             result_fingerprint=fp,
             interaction_id=it.id,
+            schema_fingerprint=self._stamp(graph_store),
         )
         example.id = _example_id(it.graph, it.question, cypher)
         fb = Feedback(
@@ -550,6 +583,7 @@ class ChromaFeedbackStore:
         """
         graph = getattr(graph_store, "name", None) or ""
         report = ImportReport()
+        stamp = self._stamp(graph_store) if pairs else ""
         ready: list[tuple[VerifiedExample, tuple[str, Any]]] = []
         for n, (question, cypher) in enumerate(pairs, 1):
             question, cypher = squash_spaces(question or ""), strip_statement(cypher or "")
@@ -573,6 +607,7 @@ class ChromaFeedbackStore:
                 status=status,
                 result_fingerprint=result_fingerprint(result.rows),
                 created_at=time.time(),
+                schema_fingerprint=stamp,
             )
             ex.id = _example_id(graph, question, cypher)
             ready.append((ex, self._embed(question)))
@@ -619,17 +654,31 @@ class ChromaFeedbackStore:
             for name, items in (("examples", ex), ("feedback", fb)):  # one call per collection, example first
                 if items:
                     ids = list(items)
-                    metas = [
-                        {
-                            **items[i],
-                            "status": status,
-                            "record": json.dumps(
-                                {**json.loads(items[i]["record"]), "status": status}, ensure_ascii=False
-                            ),
-                        }
-                        for i in ids
-                    ]
+                    # A person decided: a failing re-check no longer holds the example out.
+                    metas = [_updated(items[i], {"status": status, **({"drift": ""} if items[i].get("drift")
+                                                                        == "failing" else {})}) for i in ids]
                     c[name].update(ids=ids, metadatas=metas)
+
+    # --- schema drift -----------------------------------------------------------------------------------
+
+    def mark_drift(self, verdicts: dict[str, tuple[Drift, str]], checked_fingerprint: str) -> int:
+        """Record a re-check: ``{example id: (drift, error message)}`` against the schema
+        ``checked_fingerprint``. Only metadata changes (nothing is deleted); an id deleted meanwhile stays
+        deleted. Returns how many examples were marked."""
+        if not verdicts:
+            return 0
+        now = time.time()
+        with self._cols(write=True) as c:
+            current = dict(self._get_all(c["examples"], ids=list(verdicts)))
+            ids = [i for i in verdicts if i in current]
+            if ids:
+                metas = [
+                    _updated(current[i], {"drift": verdicts[i][0], "drift_error": verdicts[i][1],
+                                          "checked_fingerprint": checked_fingerprint, "checked_at": now})
+                    for i in ids
+                ]
+                c["examples"].update(ids=ids, metadatas=metas)
+        return len(ids)
 
     # --- reading
     # ------------------------------------------------------------------------------------------------
@@ -650,7 +699,7 @@ class ChromaFeedbackStore:
             res = col.query(
                 query_texts=[squash_spaces(question)],
                 n_results=k,
-                where={"$and": [{"graph": graph}, status]},
+                where={"$and": [{"graph": graph}, status, {"drift": {"$ne": "failing"}}]},
                 include=["metadatas", "distances"],
             )
         metas = (res.get("metadatas") or [[]])[0]
@@ -735,4 +784,5 @@ class ChromaFeedbackStore:
         }
         for s in REVIEW_STATUSES:
             out[f"examples_{s}"] = sum(1 for m in ex if m.get("status") == s)
+        out["examples_failing"] = sum(1 for m in ex if m.get("drift") == "failing")
         return out

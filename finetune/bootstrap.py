@@ -46,6 +46,7 @@ from agent.graphdb import GraphStore, open_graph
 from agent.models.local import TransformersGenerator
 from feedback_store.pool import ExamplePool, build_pool, pool_dir
 from finetune.dataset import BuildSpec, build_dataset
+from finetune.drift import stamp
 from finetune.full import FullConfig, train_full
 from finetune.registry import AdapterRegistry
 from finetune.retrain import retrain_lock
@@ -225,7 +226,7 @@ class Bootstrap:
     # --- the run -------------------------------------------------------------------------------
     def run(self) -> BootstrapReport:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fingerprint = self.store.schema().fingerprint()
+        fingerprint = stamp(self.settings, self.store, "bootstrap")["schema_fingerprint"]
         if self.state.get("schema_fingerprint") not in (None, fingerprint):
             log.warning("the graph's schema changed since this bootstrap started: starting over")
             shutil.rmtree(self.dir)

@@ -37,6 +37,7 @@ from agent.models.local import base_display_name
 from finetune import gate as gatemod
 from finetune.config import Recipe, load_recipe
 from finetune.dataset import FILES, BuildSpec, build_dataset, dataset_hash
+from finetune.drift import stamp
 from finetune.gate import GateDecision, GeneratorFactoryMaker
 from finetune.registry import AdapterRegistry
 from finetune.train import TrainResult, resolve_base_model, train
@@ -221,7 +222,8 @@ def _round(
     # 4. Register the complete candidate (with its decision), then promote if the gate allows.
     report.version = version = registry.add(
         result.adapter_dir,
-        _meta(settings, rec, report, result, base_dir, base_name, decision),
+        {**_meta(settings, rec, report, result, base_dir, base_name, decision),
+         "schema_fingerprint": stamp(settings, store, "retrain")["schema_fingerprint"]},
         extra_files=_run_files(result),
     )
     if decision.promote and opts.promote:

@@ -2,6 +2,12 @@
 
     cypherloop scheduler --cron "0 3 * * *" --graph demo
     cypherloop scheduler --every-n-corrections 20 --graph demo [--poll-seconds 60]
+    cypherloop scheduler --watch-schema --graph demo [--poll-seconds 60]   (also with either of the above)
+
+With ``--watch-schema`` every poll compares the graph's live schema fingerprint with the one last acted
+on (``state.json``; at first the latest recorded snapshot, ``agent.core.drift``). When it changed, the
+stored examples are re-checked on the new schema (``finetune.drift.recheck_examples``) and a fresh
+``cypherloop bootstrap`` runs for the graph (a new pool, a model trained on the new schema).
 
 APScheduler 3.x ``BlockingScheduler``. Jobs live in a persistent SQLAlchemy (SQLite) job store at
 ``<home>/scheduler/jobs.sqlite`` when SQLAlchemy is installed, else in memory. Either way
@@ -22,11 +28,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.core.drift import SnapshotStore
 from agent.core.errors import ConfigError, LockBusy
 from agent.core.feedback import FeedbackStore
 from agent.core.files import atomic_write_text
 from agent.core.settings import Settings
+from agent.graphdb import GraphStore, open_graph
 from feedback_store.chroma import ChromaFeedbackStore
+from finetune.bootstrap import Bootstrap
+from finetune.drift import recheck_examples
 from finetune.retrain import retrain
 
 log = logging.getLogger("cypherloop.scheduler")
@@ -73,6 +83,11 @@ def store_counter(settings: Settings) -> Callable[[], int]:
     return lambda: approved_corrections(store, settings.graph)
 
 
+def bootstrap_graph(settings: Settings) -> Any:
+    """A fresh ``cypherloop bootstrap`` of ``settings.graph`` (what a schema change starts)."""
+    return Bootstrap(settings, settings.graph, fresh=True, progress=False).run()
+
+
 # ---------------------------------------------------------------------- triggers
 def parse_cron(expr: str) -> Any:
     """An APScheduler CronTrigger from a 5-field crontab line (ConfigError when malformed)."""
@@ -110,10 +125,16 @@ class Runner:
         retrain_fn: Callable[..., Any] | None = None,
         counter: Callable[[], int] | None = None,
         max_runs: int | None = None,
+        bootstrap_fn: Callable[[Settings], Any] | None = None,
+        graph_store: GraphStore | None = None,
+        feedback: FeedbackStore | None = None,
     ) -> None:
         self.settings, self.recipe, self.overrides = settings, recipe, list(overrides)
         self.retrain_fn = retrain_fn
         self.counter = counter
+        self.bootstrap_fn = bootstrap_fn or bootstrap_graph
+        self.graph_store = graph_store
+        self.feedback = feedback
         self.max_runs = max_runs
         self.runs = 0
         self.scheduler: Any = None
@@ -169,6 +190,39 @@ class Runner:
             return True
         return False
 
+    def check_drift(self) -> bool:
+        """Poll: when the live schema differs from the one last acted on, re-check the stored examples and
+        start a bootstrap for the graph. True when it did."""
+        graph_store = self.graph_store or open_graph(self.settings)
+        try:
+            live = graph_store.schema(refresh=True).fingerprint()
+            seen = read_state(self.home).get(self.graph, {}).get("schema_fingerprint")
+            if seen is None:
+                last = SnapshotStore(self.home).latest(self.graph)
+                seen = last.fingerprint if last is not None else live
+                update_state(self.home, self.graph, schema_fingerprint=seen)
+            if seen == live:
+                return False
+            log.info("scheduler: the schema of %s changed (%s → %s)", self.graph, seen, live)
+            if self.feedback is None:
+                self.feedback = ChromaFeedbackStore(self.settings)
+            checked = recheck_examples(self.feedback, graph_store, SnapshotStore(self.home),
+                                       self.settings.query_timeout_s)
+        finally:
+            if self.graph_store is None:
+                graph_store.close()
+        status = "failed"
+        try:
+            status = getattr(self.bootstrap_fn(self.settings), "status", "done")
+        except LockBusy as e:
+            log.warning("scheduler: %s; the bootstrap starts at the next poll", e)
+            return False  # the fingerprint stays unacted on, so the next poll tries again
+        except Exception as e:  # noqa: BLE001 - a failed bootstrap must not stop the scheduler
+            log.error("scheduler: bootstrap after the schema change failed: %s", e)
+        update_state(self.home, self.graph, schema_fingerprint=live, drift_at=time.time(),
+                     drift_from=seen, drift_failing=len(checked.failing), drift_bootstrap=status)
+        return True
+
     def stop(self) -> None:
         self.done.set()
         if self.scheduler is not None and self.scheduler.running:
@@ -185,6 +239,8 @@ def _job(runner_id: str, kind: str, every_n: int = 0) -> None:
         return
     if kind == "cron":
         runner.run_round("cron")
+    elif kind == "drift":
+        runner.check_drift()
     else:
         runner.check_corrections(every_n)
 
@@ -224,17 +280,22 @@ def run_scheduler(
     counter: Callable[[], int] | None = None,
     blocking: bool = True,
     persistent: bool | None = None,
+    watch_schema: bool = False,
+    bootstrap_fn: Callable[[Settings], Any] | None = None,
+    graph_store: GraphStore | None = None,
+    feedback: FeedbackStore | None = None,
 ) -> Runner:
     """Start the scheduler (blocks until stopped when ``blocking``; else returns the running Runner)."""
     from apscheduler.triggers.interval import IntervalTrigger
 
-    if bool(cron) == bool(every_n):
-        raise ConfigError("give exactly one of --cron EXPR or --every-n-corrections N")
+    if cron and every_n or not (cron or every_n or watch_schema):
+        raise ConfigError("give one of --cron EXPR or --every-n-corrections N, and/or --watch-schema")
     if every_n is not None and every_n < 1:
         raise ConfigError("--every-n-corrections must be at least 1")
     if every_n and counter is None:
         counter = store_counter(settings)
-    runner = Runner(settings, recipe, overrides or [], retrain_fn, counter, max_runs)
+    runner = Runner(settings, recipe, overrides or [], retrain_fn, counter, max_runs, bootstrap_fn,
+                    graph_store, feedback)
     runner_id = f"{settings.graph}"
     _RUNNERS[runner_id] = runner
     sched = build_scheduler(settings, persistent=persistent, blocking=blocking)
@@ -250,7 +311,7 @@ def run_scheduler(
             )
         sched.add_job(_job, trigger, args=[runner_id, "cron"], id=job_id, replace_existing=True)
         what = f"cron {cron!r}"
-    else:
+    elif every_n:
         sched.add_job(
             _job,
             IntervalTrigger(seconds=poll_s),
@@ -260,6 +321,13 @@ def run_scheduler(
             next_run_time=datetime.now().astimezone(),
         )
         what = f"every {every_n} approved corrections (polled every {poll_s:g} s)"
+    else:
+        what = ""
+    if watch_schema:
+        sched.add_job(_job, IntervalTrigger(seconds=poll_s), args=[runner_id, "drift"],
+                      id=f"drift-{settings.graph}", replace_existing=True,
+                      next_run_time=datetime.now().astimezone())
+        what = f"{what}{', ' if what else ''}a bootstrap when the schema changes (polled every {poll_s:g} s)"
     update_state(settings.home_dir, settings.graph, mode=what, recipe=recipe, started=time.time())
     log.info("scheduler for graph %s: %s, recipe %s", settings.graph, what, recipe)
     if blocking:

@@ -36,6 +36,7 @@ from agent.graphdb import GraphStore, open_graph
 from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
+from finetune.drift import adapter_drift
 from ui.training_tab import TrainingHooks, build_training_tab
 
 STEP_ICONS = {
@@ -344,19 +345,25 @@ class ChatController:
         """Examples and stand-alone feedback with the given status ('all' for every status)."""
         import pandas as pd
 
-        wanted = None if status in (None, "", "all") else status
+        failing = status == "failing"
+        wanted = None if status in (None, "", "all", "failing") else status
         rows: list[list[Any]] = []
         try:
             examples = self.store.list_examples(status=wanted)
-            all_feedback = self.store.feedback_rows(limit=0)
+            all_feedback = [] if failing else self.store.feedback_rows(limit=0)
         except Exception as e:  # noqa: BLE001
             return pd.DataFrame(
                 [[f"feedback store unavailable: {e}"] + [""] * (len(REVIEW_COLUMNS) - 1)],
                 columns=REVIEW_COLUMNS,
             )
+        if failing:  # examples the last schema re-check found failing: out of retrieval until reviewed
+            examples = [e for e in examples if e.drift == "failing"]
         for e in sorted(examples, key=lambda x: -x.created_at):
+            status_text = e.status
+            if e.drift == "failing":
+                status_text += f" · failing: {_short(e.drift_error, 120)}"
             rows.append(
-                [e.id[:ID_CHARS], "example", e.status, e.source, e.graph, e.question, e.cypher,
+                [e.id[:ID_CHARS], "example", status_text, e.source, e.graph, e.question, e.cypher,
                  _when(e.created_at)]
             )
         corrected = {f["interaction_id"] for f in all_feedback if f["corrected_cypher"]}
@@ -391,6 +398,17 @@ class ChatController:
         except CypherloopError as e:
             return self.review_rows(status_filter), f"⚠️ {e}"
         return self.review_rows(status_filter), f"{item_id[:ID_CHARS]}: {status}."
+
+    # --- schema drift ---------------------------------------------------------------------------------------
+    def drift_banner(self) -> str:
+        """A warning while the live adapter was trained on another schema of this graph ("" otherwise)."""
+        if self.graph_store is None:
+            return ""
+        try:
+            text = adapter_drift(self.settings, self.graph_store)
+        except CypherloopError as e:
+            return f"⚠️ Could not compare the live adapter's schema with the graph: {e}"
+        return f"⚠️ {text}" if text else ""
 
     # --- schema ---------------------------------------------------------------------------------------------
     def schema_tables(self) -> tuple[Any, Any, str]:
@@ -458,6 +476,8 @@ def build_app(agent: ChatAgent, store: FeedbackStore | None, settings: Settings,
         app.controller = ctrl  # for tests and embedding
         state = gr.State(new_state)
         gr.Markdown(f"## cypherloop · graph `{graph_name}`")
+        banner = gr.Markdown(ctrl.drift_banner(), elem_id="drift-banner")
+        app.load(ctrl.drift_banner, None, banner)
         with gr.Tabs(elem_id="tabs"):
             chat = _chat_tab(gr)
             review = _review_tab(gr)
@@ -511,7 +531,8 @@ def _review_tab(gr: Any) -> SimpleNamespace:
         gr.Markdown("Approve or reject verified examples and corrections before they can enter training. "
                     "Click a row to select it.")
         with gr.Row():
-            r.filter = gr.Dropdown(["pending", "approved", "rejected", "all"], value="pending", label="Show",
+            r.filter = gr.Dropdown(["pending", "approved", "rejected", "failing", "all"], value="pending",
+                                   label="Show",
                                    elem_id="review-filter", scale=1)
             r.id = gr.Textbox(label="Selected id", elem_id="review-id", scale=3)
             r.approve = gr.Button("Approve", variant="primary", elem_id="review-approve", scale=1)

@@ -5,6 +5,7 @@
     cypherloop feedback export FILE [--graph NAME] [--status approved[,pending]]
     cypherloop feedback import FILE.jsonl [--graph NAME] [--pending]
     cypherloop feedback review ID approve|reject
+    cypherloop feedback recheck [--graph NAME]
 
 IDs may be given as a unique prefix (as ``list`` prints them). Safe to run while the UI is open:
 the store serialises writers from several processes.
@@ -16,17 +17,20 @@ import argparse
 import json
 from pathlib import Path
 
+from agent.core.drift import SnapshotStore
 from agent.core.errors import DataError
 from agent.core.feedback import REVIEW_STATUSES, FeedbackStore
 from agent.core.settings import load_settings
 from agent.evaluation import load_dataset
 from agent.factory import open_graph_checked
 from feedback_store.chroma import ChromaFeedbackStore
+from finetune.drift import recheck_examples
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="cypherloop feedback", description="Feedback store: stats | list | export | import | review."
+        prog="cypherloop feedback",
+        description="Feedback store: stats | list | export | import | review | recheck."
     )
     p.add_argument("--home", type=Path, default=None, help="cypherloop home directory (default: settings)")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -62,7 +66,32 @@ def _parser() -> argparse.ArgumentParser:
     rv = sub.add_parser("review", help="approve or reject a correction / example")
     rv.add_argument("id", help="id (or unique prefix) of a feedback record or example")
     rv.add_argument("decision", choices=("approve", "reject"))
+
+    rc = sub.add_parser(
+        "recheck",
+        help="re-run every stored example of a graph on its live schema; mark each valid / failing / empty",
+    )
+    rc.add_argument("--graph", default=None, help="graph to re-check (default: settings)")
     return p
+
+
+def _recheck(args: argparse.Namespace, store: FeedbackStore) -> int:
+    """0 when no stored example fails on the live schema; 1 when some do (listed, out of retrieval)."""
+    settings = load_settings(home=args.home, **({"graph": args.graph} if args.graph else {}))
+    graph = open_graph_checked(settings)
+    try:
+        report = recheck_examples(store, graph, SnapshotStore(settings.home_dir), settings.query_timeout_s)
+    finally:
+        graph.close()
+    print(report.summary())
+    for ex_id, question, why in report.failing[:20]:
+        print(f"  {ex_id[:12]}  {_short(question, 50):<50}  {_short(why, 100)}")
+    if len(report.failing) > 20:
+        print(f"  … and {len(report.failing) - 20} more")
+    if report.failing:
+        print("failing examples are no longer retrieved or trained on; review them (Review tab, filter "
+              "'failing', or `cypherloop feedback review ID approve|reject`)")
+    return 1 if report.failing else 0
 
 
 def _import(args: argparse.Namespace, store: FeedbackStore) -> int:
@@ -113,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             items = items[-args.limit :] if args.limit else items
             print(f"examples ({len(items)}):")
             for e in items:
+                flag = "FAILING " if e.drift == "failing" else ""
                 print(
                     f"  {e.id[:12]}  {e.status:<8}  {e.source:<10}  {e.graph:<10}  "
-                    f"{_short(e.question, 50):<50}  {_short(e.cypher, 70)}"
+                    f"{flag}{_short(e.question, 50):<50}  {_short(e.cypher, 70)}"
                 )
         if args.kind in ("all", "feedback"):
             rows = store.feedback_rows(status=args.status, limit=args.limit)
@@ -142,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.action == "import":
         return _import(args, store)
+
+    if args.action == "recheck":
+        return _recheck(args, store)
 
     if args.action == "review":
         item = store.resolve_id(args.id)

@@ -1,7 +1,7 @@
 """``cypherloop graph …`` and ``cypherloop demo …``.
 
     cypherloop graph load FILE.cypher [--graph NAME] [--replace]
-    cypherloop graph schema [--graph NAME] [--json]
+    cypherloop graph schema [--graph NAME] [--json] [--diff]
     cypherloop graph query "MATCH (n) RETURN count(n)" [--graph NAME] [--json] [--timeout S] [--max-rows N]
     cypherloop graph stats [--graph NAME] [--json]
     cypherloop graph stop
@@ -16,15 +16,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from agent.core.drift import SnapshotStore
 from agent.core.errors import ConfigError, DataError
 from agent.core.settings import Settings, load_settings
 from agent.demo import build_demo, node_count
 from agent.graphdb import GraphStore, open_graph
 from agent.graphdb.embedded import stop
 from agent.graphdb.loader import load_script
+from finetune.drift import schema_diff
 
 MAX_CELL = 80
 """Table cells longer than this are shortened with '…' (``--json`` prints everything)."""
@@ -122,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", parents=[common], help="labels, relationship types, properties and patterns")
     _graph_opt(p)
     p.add_argument("--json", action="store_true", help="structured JSON instead of the prompt text")
+    p.add_argument("--diff", action="store_true",
+                   help="what changed since the last recorded snapshot (stored examples, bootstrap, adapters "
+                        "and `feedback recheck` record one)")
 
     p = sub.add_parser("query", parents=[common], help="run one read-only Cypher query (writes are refused)")
     p.add_argument("cypher", help='the query, e.g. "MATCH (n) RETURN count(n)"')
@@ -183,6 +189,8 @@ def _schema(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _open(settings)
     try:
+        if args.diff:
+            return _schema_diff(settings, store, args.json)
         schema = store.schema(refresh=True)
     finally:
         store.close()
@@ -190,6 +198,32 @@ def _schema(args: argparse.Namespace) -> int:
         _print_json(schema.to_dict())
     else:
         print(schema.to_text(None, max_chars=10**9))
+    return 0
+
+
+def _schema_diff(settings: Settings, store: GraphStore, as_json: bool) -> int:
+    snapshots = SnapshotStore(settings.home_dir)
+    last, diff = schema_diff(snapshots, store)
+    live = store.schema().fingerprint()
+    if last is None:
+        snapshots.record(store.name, store.schema().shape(), "schema --diff")
+    if as_json:
+        _print_json({"graph": store.name, "live": live, "snapshot": last.fingerprint if last else None,
+                     "recorded_at": last.recorded_at if last else None, "changed": not diff.empty,
+                     "changes": diff.lines(), **diff.to_dict()})
+        return 0
+    if last is None:
+        print(f"no snapshot of graph {store.name!r} was recorded yet; recorded the live schema ({live}) as "
+              "the baseline for the next --diff")
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.recorded_at))
+    if diff.empty:
+        print(f"graph {store.name!r}: no change since the snapshot of {when} ({live})")
+        return 0
+    print(f"graph {store.name!r}: schema {live} differs from the snapshot {last.fingerprint} of {when} "
+          f"({last.source}):")
+    print("\n".join(diff.lines()))
+    print(f"re-check the stored examples on it: cypherloop feedback recheck --graph {store.name}")
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.adapters import describe, live_adapter
-from agent.core.errors import DataError
+from agent.core.errors import ConfigError, DataError
 from agent.core.settings import Settings, load_settings
 from agent.models.local import base_display_name
 from finetune.config import field_help, load_recipe, shipped_recipes
@@ -334,11 +334,14 @@ def scheduler_main(argv: list[str] | None = None) -> int:
         description="Run `retrain` on a cron schedule or after N new approved corrections (survives "
                     "restarts).",
     )
-    trig = p.add_mutually_exclusive_group(required=True)
+    trig = p.add_mutually_exclusive_group()
     trig.add_argument("--cron", help='crontab expression, e.g. "0 3 * * *" (03:00 every day, local time)')
     trig.add_argument(
         "--every-n-corrections", type=int, metavar="N", help="retrain after N new approved corrections"
     )
+    p.add_argument("--watch-schema", action="store_true",
+                   help="when the graph's schema changes, re-check the stored examples and bootstrap the "
+                        "graph")
     p.add_argument("--graph", help="graph to retrain for (default: CYPHERLOOP_GRAPH)")
     p.add_argument(
         "--recipe", default=None, help="recipe for each round (default: tiny-cpu, fast-gpu on CUDA)"
@@ -359,7 +362,10 @@ def scheduler_main(argv: list[str] | None = None) -> int:
     recipe = args.recipe or default_recipe()
     load_recipe(recipe, overrides)  # fail now, not at 3 am
     settings = _settings(args.graph)
-    trigger = f"cron {args.cron}" if args.cron else f"every {args.every_n_corrections} approved corrections"
+    if not (args.cron or args.every_n_corrections or args.watch_schema):
+        raise ConfigError("give --cron EXPR or --every-n-corrections N, and/or --watch-schema")
+    trigger = (f"cron {args.cron}" if args.cron else f"every {args.every_n_corrections} approved corrections"
+               if args.every_n_corrections else "schema changes")
     print(
         f"scheduler for graph {settings.graph} ({trigger}); Ctrl-C stops it",
         file=sys.stderr,
@@ -372,5 +378,6 @@ def scheduler_main(argv: list[str] | None = None) -> int:
         poll_s=args.poll_seconds,
         overrides=overrides,
         max_runs=args.max_runs,
+        watch_schema=args.watch_schema,
     )
     return 0

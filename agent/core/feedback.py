@@ -17,6 +17,11 @@ from agent.core.prompt import Example
 Verdict = Literal["up", "down"]
 ReviewStatus = Literal["pending", "approved", "rejected"]
 REVIEW_STATUSES: tuple[ReviewStatus, ...] = ("pending", "approved", "rejected")
+Drift = Literal["", "valid", "failing", "empty"]
+"""What the last re-check on the live schema found (``finetune.drift.recheck_examples``): "" not
+re-checked (or reviewed since), valid: the query ran and returned rows, failing: the schema check or the
+database refused it (out of retrieval and training until a person reviews it), empty: it ran and matched
+nothing."""
 
 
 def stable_id(*parts: object) -> str:
@@ -25,10 +30,22 @@ def stable_id(*parts: object) -> str:
     return h[:32]
 
 
+class ShapedSchema(Protocol):
+    """A schema that knows its shape and fingerprint (``agent.graphdb.GraphSchema``; ``agent.core.drift``)."""
+
+    def shape(self) -> dict[str, Any]: ...
+
+    def fingerprint(self) -> str: ...
+
+
 class ReadOnlyQuery(Protocol):
     """A graph to verify a query on: ``query`` runs it read-only (``agent.graphdb.GraphStore`` is one)."""
 
     name: str
+
+    def schema(self, refresh: bool = False) -> ShapedSchema:
+        """The graph's schema: its fingerprint is stamped on what is verified there."""
+        ...
 
     def query(self, cypher: str, params: dict[str, Any] | None = None, *, timeout_s: float | None = None,
               max_rows: int | None = None) -> Any:
@@ -77,12 +94,20 @@ class VerifiedExample:
     question: str
     cypher: str
     graph: str
-    source: Literal["thumbs_up", "correction", "import"] = "thumbs_up"
+    source: Literal["thumbs_up", "correction", "import", "escalation"] = "thumbs_up"
     status: ReviewStatus = "pending"
     result_fingerprint: str | None = None
     interaction_id: str | None = None
     created_at: float = 0.0
     id: str = ""
+    schema_fingerprint: str = ""
+    """The graph's schema fingerprint when the pair was verified ("" for records older than drift checks)."""
+    drift: Drift = ""
+    """What the last re-check found (see ``Drift``)."""
+    drift_error: str = ""
+    """The database's message when the re-check found it failing."""
+    checked_fingerprint: str = ""
+    """The schema fingerprint of the last re-check."""
 
 
 class FeedbackRow(TypedDict):
@@ -170,12 +195,18 @@ class FeedbackStore(AgentStore, Protocol):
         """Verified examples from the user's own pairs, each run read-only first."""
         ...
 
+    def mark_drift(self, verdicts: dict[str, tuple[Drift, str]], checked_fingerprint: str) -> int:
+        """Record a re-check on the live schema: ``{example id: (drift, message)}``; metadata only, never a
+        deletion. Returns how many were marked (``finetune.drift.recheck_examples`` decides the verdicts)."""
+        ...
+
     def resolve_id(self, prefix: str) -> str:
         """The full id of a feedback record or example from a unique prefix."""
         ...
 
     def review(self, item_id: str, status: ReviewStatus) -> None:
-        """Approve or reject a verified example / correction before it may enter training."""
+        """Approve or reject a verified example / correction before it may enter training (a review also
+        clears a failing re-check: the person decided)."""
         ...
 
     def list_feedback(self, status: ReviewStatus | None = None, limit: int = 200) -> list[Feedback]: ...

@@ -1,0 +1,174 @@
+"""Schema drift on the demo graph: the diff, the re-check of stored examples, retrieval and training without
+the failing ones, the scheduler's bootstrap and the live adapter's banner (real FalkorDB, real Chroma)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from agent.core.drift import SnapshotStore, diff_shapes, shape_fingerprint
+from agent.demo import build_demo
+from feedback_store.chroma import ChromaFeedbackStore
+from finetune.dataset import _read_feedback
+from finetune.drift import adapter_drift, recheck_examples
+from finetune.registry import AdapterRegistry
+from finetune.schedule import Runner, read_state
+from ui.app import ID_CHARS, ChatController
+from ui.cli_feedback import main as feedback_main
+from ui.cli_graph import graph_main
+
+USES_CITY = [
+    ("Which customers live in Berlin?", "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name"),
+    ("How many customers are there in each city?", "MATCH (c:Customer) RETURN c.city AS city, count(*) AS n"),
+]
+OTHERS = [
+    ("How many products are there?", "MATCH (p:Product) RETURN count(p) AS products"),
+    ("Which suppliers are there and where are they based?", "MATCH (s:Supplier) RETURN s.name, s.country"),
+    ("List the product categories.", "MATCH (c:Category) RETURN c.name ORDER BY c.name"),
+]
+
+
+@pytest.fixture
+def demo(scratch_graph):
+    build_demo(scratch_graph, seed=7, scale=0.05)
+    scratch_graph.schema(refresh=True)
+    return scratch_graph
+
+
+def rename_city_and_add_a_type(graph) -> None:
+    """Customer.city becomes Customer.town; suppliers get a new relationship type to categories."""
+    graph.write("MATCH (c:Customer) SET c.town = c.city")
+    graph.write("MATCH (c:Customer) SET c.city = NULL")
+    graph.write("MATCH (s:Supplier), (c:Category) WITH s, c LIMIT 5 CREATE (s)-[:SPECIALISES_IN]->(c)")
+    graph.schema(refresh=True)
+
+
+def retrieved(store, graph, question: str) -> list[str]:
+    return [e.question for e in store.similar_examples(question, graph, k=10)]
+
+
+def test_fingerprint_is_the_hash_of_the_shape_and_survives_json(demo):
+    schema = demo.schema()
+    assert shape_fingerprint(json.loads(json.dumps(schema.shape()))) == schema.fingerprint()
+
+
+def test_diff_of_shapes_names_each_kind_of_change():
+    old = {"labels": [["A", [["x", "STRING"], ["y", "INTEGER"]]]], "rels": [["R", []]],
+           "patterns": [["A", "R", "A"]]}
+    new = {"labels": [["A", [["x", "FLOAT"], ["z", "INTEGER"]]], ["B", []]], "rels": [["S", []]],
+           "patterns": [["A", "S", "B"]]}
+    d = diff_shapes(old, new)
+    assert (d.labels_added, d.rels_added, d.rels_removed) == (["B"], ["S"], ["R"])
+    assert d.renamed == [("A", "y", "z")] and d.props_retyped == [("A", "x", "STRING", "FLOAT")]
+    assert d.patterns_added == ["(:A)-[:S]->(:B)"] and d.patterns_removed == ["(:A)-[:R]->(:A)"]
+    assert diff_shapes(new, new).empty and not d.empty
+
+
+def test_rename_and_new_type_diff_recheck_retrieval_training(demo, settings, tmp_path, capsys):
+    """The issue's acceptance: the diff names both changes; the examples that used the property are marked
+    failing and no longer retrieved nor trained on; the others stay."""
+    home = str(settings.home_dir)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"question": q, "cypher": c}) + "\n" for q, c in USES_CITY + OTHERS))
+    assert feedback_main(["--home", home, "import", str(pairs), "--graph", demo.name]) == 0
+    store = ChromaFeedbackStore(settings)
+    before = demo.schema().fingerprint()
+    assert {e.schema_fingerprint for e in store.list_examples(graph=demo.name)} == {before}
+    assert SnapshotStore(home).latest(demo.name).fingerprint == before
+    assert USES_CITY[0][0] in retrieved(store, demo.name, USES_CITY[0][0])
+    capsys.readouterr()
+
+    assert graph_main(["schema", "--diff", "--graph", demo.name, "--home", home]) == 0
+    assert "no change" in capsys.readouterr().out
+
+    rename_city_and_add_a_type(demo)
+    assert graph_main(["schema", "--diff", "--graph", demo.name, "--home", home]) == 0
+    out = capsys.readouterr().out
+    assert "Customer.city renamed to Customer.town" in out
+    assert "+ relationship type :SPECIALISES_IN" in out and "(:Supplier)-[:SPECIALISES_IN]->(:Category)" in out
+
+    assert feedback_main(["--home", home, "recheck", "--graph", demo.name]) == 1  # some fail: exit 1
+    out = capsys.readouterr().out
+    assert "5 stored examples re-checked" in out and "3 valid, 0 empty, 2 failing" in out
+    examples = {e.question: e for e in store.list_examples(graph=demo.name)}
+    assert len(examples) == 5  # nothing deleted
+    for q, _ in USES_CITY:
+        assert examples[q].drift == "failing" and "city" in examples[q].drift_error
+        assert examples[q].checked_fingerprint == demo.schema().fingerprint() != before
+    for q, _ in OTHERS:
+        assert examples[q].drift == "valid"
+    for q, _ in USES_CITY + OTHERS:
+        found = retrieved(store, demo.name, q)
+        assert (q in found) == ((q, examples[q].cypher) in OTHERS)
+    trained = {r.question for r in _read_feedback(store, demo.name, 1)}
+    assert trained == {q for q, _ in OTHERS}
+    assert store.counts()["examples_failing"] == 2
+
+    # the live schema is now the recorded one: the diff is quiet again
+    assert graph_main(["schema", "--diff", "--graph", demo.name, "--home", home]) == 0
+    assert "no change" in capsys.readouterr().out
+
+
+def test_review_decides_about_a_failing_example(demo, tmp_path):
+    store = ChromaFeedbackStore(tmp_path / "chroma", snapshots=SnapshotStore(tmp_path))
+    assert store.import_examples(USES_CITY + OTHERS, demo).added == 5
+    rename_city_and_add_a_type(demo)
+    report = recheck_examples(store, demo, SnapshotStore(tmp_path))
+    assert [q for _, q, _ in report.failing] == [q for q, _ in USES_CITY]
+    keep, drop = (i for i, _, _ in report.failing)
+    ctrl = ChatController(SimpleNamespace(graph_store=demo), store, SimpleNamespace(graph=demo.name), demo)
+    listed = ctrl.review_rows("failing")
+    assert set(listed["id"]) == {keep[:ID_CHARS], drop[:ID_CHARS]}
+    assert all("failing" in s for s in listed["status"])
+    store.review(keep, "approved")  # a person decided to keep it: back in retrieval
+    store.review(drop, "rejected")
+    assert USES_CITY[0][0] in retrieved(store, demo.name, USES_CITY[0][0])
+    assert USES_CITY[1][0] not in retrieved(store, demo.name, USES_CITY[1][0])
+    assert set(ctrl.review_rows("failing")["id"]) == set()
+
+
+def test_the_scheduler_bootstraps_the_graph_when_its_schema_changes(demo, settings, tmp_path):
+    calls = []
+    store = ChromaFeedbackStore(tmp_path / "chroma")
+    store.import_examples(USES_CITY + OTHERS, demo)
+    run_settings = settings.model_copy(update={"graph": demo.name})
+
+    def bootstrap(s):
+        calls.append(s.graph)
+        return SimpleNamespace(status="promoted")
+
+    runner = Runner(run_settings, "tiny-cpu", [], bootstrap_fn=bootstrap, graph_store=demo, feedback=store)
+    assert runner.check_drift() is False  # the first poll takes the live schema as the baseline
+    assert runner.check_drift() is False and calls == []
+    rename_city_and_add_a_type(demo)
+    assert runner.check_drift() is True and calls == [demo.name]
+    state = read_state(settings.home_dir)[demo.name]
+    assert state["drift_failing"] == 2 and state["drift_bootstrap"] == "promoted"
+    assert state["schema_fingerprint"] == demo.schema().fingerprint()
+    assert sum(e.drift == "failing" for e in store.list_examples(graph=demo.name)) == 2
+    assert runner.check_drift() is False and calls == [demo.name]  # acted on once
+
+
+def _register(home: Path, graph: str, fingerprint: str) -> None:
+    src = home / "trained"
+    src.mkdir(parents=True)
+    (src / "adapter_config.json").write_text("{}")
+    (src / "adapter_model.safetensors").write_bytes(b"not read here")
+    reg = AdapterRegistry(home)
+    reg.promote(reg.add(src, {"graph": graph, "schema_fingerprint": fingerprint}), reason="test")
+
+
+def test_banner_while_the_live_adapter_was_trained_on_an_older_schema(demo, settings, tmp_path):
+    own = settings.model_copy(update={"home": tmp_path, "graph": demo.name})
+    ctrl = ChatController(SimpleNamespace(graph_store=demo), None, own, demo)
+    assert adapter_drift(own, demo) is None  # the shipped adapter: trained on no graph in particular
+    shape = demo.schema().shape()
+    _register(tmp_path, demo.name, SnapshotStore(tmp_path).record(demo.name, shape, "retrain"))
+    assert adapter_drift(own, demo) is None and ctrl.drift_banner() == ""
+    rename_city_and_add_a_type(demo)
+    text = ctrl.drift_banner()
+    assert text.startswith("⚠️ The live adapter v0001 was trained on an older schema")
+    assert "Customer.city renamed to Customer.town" in text
