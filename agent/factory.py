@@ -18,7 +18,7 @@ from agent.core.settings import Settings
 from agent.graph import CypherAgent
 from agent.graphdb import GraphStore, open_graph
 from agent.models.base import CypherGenerator
-from agent.models.factory import make_generator
+from agent.models.factory import make_escalation_generator, make_generator
 
 
 def open_graph_checked(settings: Settings, name: str | None = None) -> GraphStore:
@@ -41,24 +41,27 @@ def make_agent(
     example_pool: ExampleSource | None = None,
     examples: list[Example] | None = None,
     answer_writer: AnswerWriter | None = None,
+    escalation: CypherGenerator | None = None,
 ) -> CypherAgent:
     """A ``CypherAgent`` for ``settings.graph``; opens the graph and builds the generator when not given.
 
     ``feedback_store`` gives few-shot retrieval and the interaction log (None: neither); ``example_pool``
     adds the graph's bootstrap pool to retrieval (``feedback_store.pool.ExamplePool.for_settings``);
-    ``examples`` fixes the few-shot examples instead (benchmarks). A graph store opened here is closed with
-    the agent.
+    ``examples`` fixes the few-shot examples instead (benchmarks); ``escalation`` is the larger model for
+    low-confidence questions (default: ``settings.escalate_model``, None when unset). A graph store opened
+    here is closed with the agent.
     """
     own = graph_store is None
     store = open_graph_checked(settings) if graph_store is None else graph_store
     try:
         model = generator if generator is not None else make_generator(settings)
+        bigger = escalation if escalation is not None else make_escalation_generator(settings)
     except BaseException:
         if own:
             store.close()
         raise
     return CypherAgent(settings, store, model, feedback_store, examples=examples, answer_writer=answer_writer,
-                       example_pool=example_pool, owns_graph_store=own)
+                       example_pool=example_pool, owns_graph_store=own, escalation=bigger)
 
 
 __all__ = ["make_agent", "open_graph_checked"]

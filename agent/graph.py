@@ -1,17 +1,23 @@
 """The agent: question → Cypher → checked → run read-only → repaired on error → answer (LangGraph).
 
-    check_scope ─(refused)──────────────────────────────────────────────► END
+    check_scope ─(refused)──────────────────────────────────────────────────────────────► END
         │
     retrieve → generate ─(n candidates)→ vote ─┐
                    │                            ▼
-                   └──────────────────────► validate ─(ok)→ execute ─(ok)→ answer ──► END
-                              ▲                 │ (error)      │ (error)
-                              └──── correct ◄───┴──────────────┘  (while loop_step < max_attempts)
-                                       └─(max_attempts reached, or a timeout)→ give_up ► END
+                   └──────────────────────► validate ─(ok)→ execute ─(ok)→ assess ─→ answer ──► END
+                              ▲                 │ (error)      │ (error)     │ (low)   ▲
+                              └──── correct ◄───┴──────────────┘             ▼         │
+                                       └─(max_attempts reached, or a timeout)→ give_up → escalate ──┘
+                                                                      └──────────┴─(no escalation)─► END
 
 With ``candidates`` > 1 the first attempt samples several replies in one batched call (the greedy one
 first); ``vote`` runs each read-only and keeps the reply whose result most of them agree on
-(execution-checked candidates); the agreement is the answer's confidence.
+(execution-checked candidates). ``assess`` turns the agreement and the repair history into the answer's
+confidence (``confidence_of``); below ``confidence_threshold`` the answer says so, and when an escalation
+model is configured (``CYPHERLOOP_ESCALATE_MODEL``, an OpenAI-compatible server) ``escalate`` asks it with
+the same prompt and checks and runs its query the same way; when it runs, its rows answer, and
+``CypherAgent.log`` stores the pair as a pending example (a teacher in the loop, reviewed like a
+correction). A question the small model gave up on goes there too.
 
 Runtime dependencies and limits travel as the graph's context (``AgentContext``), so one compiled
 graph serves every graph store, generator and setting. Transient database faults
@@ -43,14 +49,15 @@ from agent.core.errors import (
     GraphAuthError,
     GraphError,
     GraphUnavailable,
+    ModelError,
     QueryTimeout,
     UnknownGraph,
     WriteRefused,
 )
-from agent.core.feedback import AgentStore, ExampleSource, Interaction
+from agent.core.feedback import AgentStore, ExampleSource, ExampleWriter, Interaction, VerifiedExample
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
-from agent.graphdb.base import GraphStore
+from agent.graphdb.base import GraphStore, QueryResult
 from agent.graphdb.readonly import check_read_only
 from agent.models.base import CypherGenerator, Generation, PromptInput
 from agent.schema_check import check_cypher
@@ -68,6 +75,16 @@ GIVE_UP_ANSWER = (
     "The last error was: {error}"
 )
 UNAVAILABLE_ANSWER = "Sorry, I could not answer this question because a service is unavailable: {error}"
+LOW_CONFIDENCE_NOTE = "(Low confidence {confidence:.2f}: {doubts}. Please check the query.)"
+
+SINGLE_CANDIDATE = 0.75
+"""Confidence of a first-try answer from one sampled reply: no agreement to measure, so not 1."""
+PER_CORRECTION = 0.5
+"""Each correction round the query needed multiplies the confidence by this."""
+PER_REPAIR = 0.8
+"""Each automatic schema repair (a renamed label, a flipped arrow …) multiplies it by this."""
+WHEN_EMPTY = 0.7
+"""A query that matched nothing multiplies it by this (wrong filters look like this)."""
 
 EXAMPLES_MAX_CHARS = 4000
 """Few-shot examples in one prompt, in characters (about 1,000 tokens of SmolLM2's tokenizer)."""
@@ -120,6 +137,10 @@ class AgentContext:
     """Longer questions are refused before anything runs."""
     examples_max_chars: int = EXAMPLES_MAX_CHARS
     """Budget of the few-shot examples in the prompt (characters, about a third as many tokens)."""
+    confidence_threshold: float = 0.0
+    """Answers below this confidence say so and go to ``escalation`` when there is one; 0: never."""
+    escalation: CypherGenerator | None = None
+    """The larger model low-confidence questions go to (``CYPHERLOOP_ESCALATE_MODEL``); None: none."""
 
     @classmethod
     def from_settings(cls, settings: Settings, graph_store: GraphStore, generator: CypherGenerator,
@@ -139,6 +160,7 @@ class AgentContext:
             candidates=settings.candidates,
             candidate_temperature=settings.candidate_temperature,
             max_question_chars=settings.max_question_chars,
+            confidence_threshold=settings.confidence_threshold,
             **extra,
         )
 
@@ -168,6 +190,67 @@ def _failure(state: State, stage: Literal["validate", "execute"], error: str, cy
 
 def _db_message(e: GraphError) -> str:
     return (getattr(e, "db_message", None) or str(e)).strip()
+
+
+def confidence_of(
+    agreement: float | None, model_calls: int, repairs: int, empty: bool
+) -> tuple[float, list[str]]:
+    """The confidence of an answered question, 0..1, and the doubts behind it in words.
+
+    The candidates' agreement (``SINGLE_CANDIDATE`` with one reply) discounted by the repair history: the
+    correction rounds the query needed, the automatic schema repairs, and an empty result."""
+    doubts = []
+    value = SINGLE_CANDIDATE if agreement is None else agreement
+    if agreement is not None and agreement < 1:
+        doubts.append(f"{agreement:.0%} of the candidates agreed")
+    if model_calls > 1:
+        value *= PER_CORRECTION ** (model_calls - 1)
+        doubts.append(f"the query needed {model_calls - 1} correction{'s' if model_calls > 2 else ''}")
+    if repairs:
+        value *= PER_REPAIR ** repairs
+        doubts.append("the schema check had to repair it")
+    if empty:
+        value *= WHEN_EMPTY
+        doubts.append("it matched nothing")
+    return round(value, 3), doubts
+
+
+def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
+    """Clean a reply; static read-only gate; schema check (with repairs); EXPLAIN. ``(cypher, error, fixes)``,
+    error None when the query may run."""
+    cypher = clean_cypher(raw)
+    if not cypher:
+        return "", NO_CYPHER_ERROR, []
+    try:
+        check_read_only(cypher)
+    except WriteRefused as e:
+        return cypher, f"{str(e).rstrip('.')}. Write a query that only reads (MATCH … RETURN).", []
+    checked = check_cypher(cypher, ctx.graph_store.schema())
+    if not checked.ok:
+        return cypher, checked.message(), checked.fixes
+    try:
+        ctx.graph_store.explain(checked.cypher)
+    except INFRASTRUCTURE_ERRORS:
+        raise  # GraphUnavailable is retried by the node's RetryPolicy
+    except GraphError as e:
+        return checked.cypher, _db_message(e), checked.fixes
+    return checked.cypher, None, checked.fixes
+
+
+def _run(cypher: str, ctx: AgentContext) -> tuple[QueryResult | None, str | None, bool]:
+    """Run a checked query read-only with the timeout and row cap: ``(result, None, False)`` or ``(None,
+    error, timed out)``."""
+    try:
+        res = ctx.graph_store.query(cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows)
+        return res, None, False
+    except INFRASTRUCTURE_ERRORS:
+        raise  # GraphUnavailable is retried by the node's RetryPolicy
+    except GraphError as e:
+        message = _db_message(e)
+        if isinstance(e, QueryTimeout):
+            message += (f" (time limit {ctx.query_timeout_s:g} s: write a simpler, more selective query, "
+                        "e.g. with LIMIT)")
+        return None, message, isinstance(e, QueryTimeout)
 
 
 # --- nodes ----------------------------------------------------------------------------------------
@@ -349,29 +432,11 @@ def validate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     _emit(runtime, "validating", attempt=state.loop_step)
     timing = {"validate": 0.0}
 
-    def fail(error: str, cypher: str, fixes: list[str] | None = None) -> dict[str, Any]:
-        timing["validate"] = _ms(start)
-        return {**_failure(state, "validate", error, cypher, fixes), "fixes": fixes or [], "timings": timing}
-
-    cypher = clean_cypher(state.raw)
-    if not cypher:
-        return fail(NO_CYPHER_ERROR, "")
-    try:
-        check_read_only(cypher)
-    except WriteRefused as e:
-        return fail(f"{str(e).rstrip('.')}. Write a query that only reads (MATCH … RETURN).", cypher)
-    checked = check_cypher(cypher, ctx.graph_store.schema())
-    if not checked.ok:
-        return fail(checked.message(), cypher, checked.fixes)
-    cypher = checked.cypher
-    try:
-        ctx.graph_store.explain(cypher)
-    except INFRASTRUCTURE_ERRORS:
-        raise  # GraphUnavailable is retried by the node's RetryPolicy
-    except GraphError as e:
-        return fail(_db_message(e), cypher, checked.fixes)
+    cypher, error, fixes = _checked(state.raw, ctx)
     timing["validate"] = _ms(start)
-    return {"cypher": cypher, "error": None, "fixes": checked.fixes, "timings": timing}
+    if error is not None:
+        return {**_failure(state, "validate", error, cypher, fixes), "fixes": fixes, "timings": timing}
+    return {"cypher": cypher, "error": None, "fixes": fixes, "timings": timing}
 
 
 def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -380,18 +445,11 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     _emit(runtime, "executing", attempt=state.loop_step)
     fixes = list(state.fixes)
-    try:
-        res = ctx.graph_store.query(state.cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows)
-    except INFRASTRUCTURE_ERRORS:
-        raise  # GraphUnavailable is retried by the node's RetryPolicy
-    except GraphError as e:
-        message = _db_message(e)
-        if isinstance(e, QueryTimeout):
-            message += (f" (time limit {ctx.query_timeout_s:g} s: write a simpler, more selective query, "
-                        "e.g. with LIMIT)")
+    res, message, timed_out = _run(state.cypher, ctx)
+    if res is None:
         return {
-            **_failure(state, "execute", message, state.cypher, fixes),
-            "timed_out": isinstance(e, QueryTimeout),
+            **_failure(state, "execute", message or "the query failed", state.cypher, fixes),
+            "timed_out": timed_out,
             "timings": {"execute": _ms(start)},
         }
     record = _attempt(state, "execute", state.cypher, None, fixes, row_count=len(res.rows))
@@ -405,12 +463,55 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     }
 
 
+def assess(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """The answer's confidence from the candidates' agreement and the repair history (``confidence_of``)."""
+    value, doubts = confidence_of(state.agreement, state.loop_step, len(state.fixes), not state.rows)
+    return {"confidence": value, "doubts": doubts, "timings": {"assess": 0.0}}
+
+
+def escalate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Low confidence (or no answer): ask the escalation model with the same prompt, check and run its query
+    the same way. Its rows answer when it runs; otherwise the small model's outcome stands."""
+    start = time.perf_counter()
+    ctx = runtime.context
+    assert ctx.escalation is not None
+    big = ctx.escalation
+    _emit(runtime, "escalating", model=big.version, label=f"asking {big.version}")
+    done: dict[str, Any] = {"escalated": True}
+    try:
+        raw = big.generate(state.question, state.schema_text, state.examples, None) or ""
+    except ModelError as e:
+        log.warning("escalation to %s failed: %s", big.version, e)
+        return {**done, "escalation_error": str(e), "timings": {"escalate": _ms(start)}}
+    cypher, error, fixes = _checked(raw, ctx)
+    res, stage = None, "validate"
+    if error is None:
+        res, error, _ = _run(cypher, ctx)
+        stage = "execute"
+    record = Attempt(attempt=state.loop_step + 1, cypher=cypher, raw=raw, error=error, stage=stage,
+                     fixes=fixes, row_count=None if res is None else len(res.rows))
+    done.update(attempts=[record], timings={"escalate": _ms(start)})
+    if res is None:
+        log.info("escalation to %s: its query failed too: %s", big.version, error)
+        return {**done, "escalation_error": error,
+                "doubts": state.doubts + [f"{big.version}'s query failed too"]}
+    value, doubts = confidence_of(None, 1, len(fixes), not res.rows)
+    log.info("escalated to %s (small model's confidence %s): its query ran, %d rows", big.version,
+             state.confidence, len(res.rows))
+    return {**done, "raw": raw, "cypher": cypher, "fixes": fixes, "error": None, "columns": list(res.columns),
+            "rows": [list(r) for r in res.rows], "truncated": bool(res.truncated), "answered_by": big.version,
+            "model_version": big.version, "confidence": value, "doubts": doubts}
+
+
 def answer(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """A short sentence from the rows; "no matching data" when there are none."""
+    """A short sentence from the rows ("no matching data" when there are none); a low confidence is said."""
     start = time.perf_counter()
     text = write_answer(
         state.question, state.columns, state.rows, state.truncated, runtime.context.answer_writer
     )
+    if state.confidence is not None and state.confidence < runtime.context.confidence_threshold:
+        doubts = "; ".join(state.doubts) or "an uncertain query"
+        text = f"{text}\n\n{LOW_CONFIDENCE_NOTE.format(confidence=state.confidence, doubts=doubts)}"
     status = "ok" if state.rows else "no_data"
     return {"answer": text, "status": status, "timings": {"answer": _ms(start)}}
 
@@ -421,6 +522,7 @@ def give_up(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     return {
         "answer": GIVE_UP_ANSWER.format(n=n, s="" if n == 1 else "s", error=state.error or "unknown error"),
         "status": "failed",
+        "confidence": 0.0,
         "rows": [],
         "columns": [],
         "timings": {"give_up": 0.0},
@@ -448,10 +550,28 @@ def route_after_validate(
 
 def route_after_execute(
     state: State, runtime: Runtime[AgentContext]
-) -> Literal["answer", "correct", "give_up"]:
+) -> Literal["assess", "correct", "give_up"]:
     if state.error is None:
-        return "answer"
+        return "assess"
     return "give_up" if state.timed_out else _retry_or_give_up(state, runtime)
+
+
+def _may_escalate(state: State, ctx: AgentContext) -> bool:
+    return ctx.escalation is not None and not state.escalated and ctx.confidence_threshold > 0
+
+
+def route_after_assess(state: State, runtime: Runtime[AgentContext]) -> Literal["escalate", "answer"]:
+    low = (state.confidence or 0.0) < runtime.context.confidence_threshold
+    return "escalate" if low and _may_escalate(state, runtime.context) else "answer"
+
+
+def route_after_give_up(state: State, runtime: Runtime[AgentContext]) -> Literal["escalate", "__end__"]:
+    return "escalate" if _may_escalate(state, runtime.context) else END
+
+
+def route_after_escalate(state: State) -> Literal["answer", "__end__"]:
+    """Its query ran, or the small model's answer stands: answer; the small model had given up: end."""
+    return END if state.escalation_error is not None and state.status == "failed" else "answer"
 
 
 def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
@@ -466,6 +586,8 @@ def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
     builder.add_node("correct", correct)
     builder.add_node("validate", validate, retry_policy=retry_policy)
     builder.add_node("execute", execute, retry_policy=retry_policy)
+    builder.add_node("assess", assess)
+    builder.add_node("escalate", escalate, retry_policy=retry_policy)
     builder.add_node("answer", answer)
     builder.add_node("give_up", give_up)
     builder.add_edge(START, "check_scope")
@@ -476,8 +598,10 @@ def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
     builder.add_edge("correct", "validate")
     builder.add_conditional_edges("validate", route_after_validate)
     builder.add_conditional_edges("execute", route_after_execute)
+    builder.add_conditional_edges("assess", route_after_assess)
+    builder.add_conditional_edges("escalate", route_after_escalate)
     builder.add_edge("answer", END)
-    builder.add_edge("give_up", END)
+    builder.add_conditional_edges("give_up", route_after_give_up)
     return builder.compile(name="cypherloop-agent")
 
 
@@ -520,6 +644,7 @@ class CypherAgent:
         compiled: Any | None = None,
         example_pool: ExampleSource | None = None,
         owns_graph_store: bool = False,
+        escalation: CypherGenerator | None = None,
     ) -> None:
         self.settings = settings
         self.graph_store = graph_store
@@ -527,7 +652,7 @@ class CypherAgent:
         self.feedback_store = feedback_store
         self.context = AgentContext.from_settings(settings, graph_store, generator, feedback_store,
                                                   answer_writer=answer_writer, examples_override=examples,
-                                                  example_pool=example_pool)
+                                                  example_pool=example_pool, escalation=escalation)
         self.graph = compiled if compiled is not None else graph
         self._owns_graph_store = owns_graph_store
         self._log_warned = False
@@ -610,6 +735,7 @@ class CypherAgent:
             out.status, out.error, out.answer = "error", str(error), UNAVAILABLE_ANSWER.format(error=error)
             out.rows, out.columns = [], []
         out.model_version = out.model_version or self.generator.version
+        out.answered_by = out.answered_by or (out.model_version if out.ran else "")
         out.latency_ms = _ms(start)
         out.timings = {**out.timings, "total": out.latency_ms}
         out.question, out.graph, out.session_id = question, self.context.graph_name, session_id
@@ -632,6 +758,8 @@ class CypherAgent:
             schema_fingerprint=answer.schema_fingerprint,
             session_id=answer.session_id,
             ok=answer.ran,
+            confidence=answer.confidence,
+            answered_by=answer.answered_by,
         )
 
     def log(self, answer: AgentAnswer) -> str | None:
@@ -642,12 +770,24 @@ class CypherAgent:
         if self.feedback_store is None or (answer.status == "refused" and not answer.question.strip()):
             return None
         try:
-            return self.feedback_store.log_interaction(self.interaction(answer))
+            iid = self.feedback_store.log_interaction(self.interaction(answer))
+            if answer.escalated and answer.escalation_error is None and answer.ran:
+                self._store_escalated(answer, iid)
+            return iid
         except Exception as e:  # noqa: BLE001 - logging must never cost the answer
             if not self._log_warned:
                 log.warning("could not log the interaction to the feedback store: %s", e)
                 self._log_warned = True
             return None
+
+    def _store_escalated(self, answer: AgentAnswer, interaction_id: str) -> None:
+        """The escalation model's verified answer becomes a pending example (reviewed like a correction)."""
+        if not isinstance(self.feedback_store, ExampleWriter):
+            return
+        self.feedback_store.add_example(VerifiedExample(
+            question=answer.question, cypher=answer.cypher, graph=answer.graph or self.context.graph_name,
+            source="escalation", status="pending", result_fingerprint=result_fingerprint(answer.rows),
+            interaction_id=interaction_id, schema_fingerprint=answer.schema_fingerprint))
 
 
 __all__ = ["AgentContext", "CypherAgent", "StepEvent", "build_graph", "graph"]

@@ -82,6 +82,22 @@ class State(InputState):
     agreement: float | None = None
     """Share of the candidates whose query returned the chosen result (vote); None with one candidate."""
 
+    confidence: float | None = None
+    """How far to trust the answer, 0..1, from the agreement and the repair history (assess, give_up,
+    escalate); None for refusals."""
+
+    doubts: list[str] = field(default_factory=list)
+    """Why the confidence is below 1, in words (assess, escalate)."""
+
+    escalated: bool = False
+    """The question went to the escalation model (escalate)."""
+
+    escalation_error: str | None = None
+    """Why the escalation model's answer was not used; None when it answered or was not asked (escalate)."""
+
+    answered_by: str = ""
+    """The generator whose query answered: model_version, or the escalation model's (escalate)."""
+
     fixes: list[str] = field(default_factory=list)
     """Automatic repairs applied to the current query, e.g. a reversed relationship (validate)."""
 
@@ -159,6 +175,21 @@ class OutputState:
 
     agreement: float | None = None
     """See State.agreement."""
+
+    confidence: float | None = None
+    """See State.confidence."""
+
+    doubts: list[str] = field(default_factory=list)
+    """See State.doubts."""
+
+    escalated: bool = False
+    """See State.escalated."""
+
+    escalation_error: str | None = None
+    """See State.escalation_error."""
+
+    answered_by: str = ""
+    """See State.answered_by."""
 
     timings: dict[str, float] = field(default_factory=dict)
     """See State.timings."""

@@ -574,6 +574,17 @@ class ChromaFeedbackStore:
         )
         return self._write_feedback(fb, it, example)
 
+    def add_example(self, example: VerifiedExample) -> str:
+        """Store a verified example as given (the escalated model's answer, a pending example); its id is
+        filled when empty; a no-op when present. Returns the id."""
+        ex = example
+        ex.id = ex.id or _example_id(ex.graph, ex.question, ex.cypher)
+        ex.created_at = ex.created_at or time.time()
+        doc = self._embed(ex.question)
+        with self._cols(write=True) as c:
+            self._add_if_absent(c["examples"], ex.id, doc, self._example_meta(ex))
+        return ex.id
+
     def import_examples(self, pairs: Sequence[tuple[str, str]], graph_store: ReadOnlyQuery,
                         status: ReviewStatus = "approved") -> ImportReport:
         """Verified examples from the user's own question → Cypher pairs (``source="import"``).

@@ -62,7 +62,7 @@ SOURCE_PRIORITY = {
     "offline": 2,
     "extra": 1,
 }
-FEEDBACK_SOURCES = ("correction", "thumbs_up", "import")
+FEEDBACK_SOURCES = ("correction", "thumbs_up", "import", "escalation")
 SPLIT_SALT = "cypherloop-heldout-v1"
 """Part of the split hash. Changing it reshuffles every held-out set ever built: don't."""
 FILES = {

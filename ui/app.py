@@ -122,6 +122,8 @@ def answer_markdown(answer: AgentAnswer) -> str:
     if answer.attempts:
         footer.append(_plural(len(answer.attempts), "attempt"))
     footer += [seconds(answer.latency_ms), answer.model_version]
+    if answer.confidence is not None:
+        footer.append(f"confidence {answer.confidence:.2f}")
     parts.append("*" + " · ".join(x for x in footer if x) + "*")
     return "\n\n".join(parts)
 

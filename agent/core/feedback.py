@@ -71,6 +71,10 @@ class Interaction:
     created_at: float = 0.0  # unix time; the store fills it when 0
     ok: bool = True
     id: str = ""  # the store fills it deterministically when empty
+    confidence: float | None = None
+    """The answer's confidence (agreement and repair history); None for refusals and older records."""
+    answered_by: str = ""
+    """The generator whose query answered (model_version, or the escalation model's when it answered)."""
 
 
 @dataclass
@@ -151,6 +155,16 @@ class InteractionLog(Protocol):
 
     def log_interaction(self, interaction: Interaction) -> str:
         """Store an interaction; returns its id (deterministic)."""
+        ...
+
+
+@runtime_checkable
+class ExampleWriter(Protocol):
+    """Where the agent puts an escalated model's verified answer: a pending example for review."""
+
+    def add_example(self, example: VerifiedExample) -> str:
+        """Store a verified example as given (its id filled when empty); a no-op when present. Returns the
+        id."""
         ...
 
 

@@ -188,6 +188,27 @@ class Settings(BaseSettings):
     candidate_temperature: float = Field(
         0.7, gt=0, description="Sampling temperature of the extra candidates (the first is greedy)."
     )
+    confidence_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Answers whose confidence (the candidates' agreement and the repair history, 0..1) is "
+                    "below this say so, and go to escalate_model when one is set; 0 turns both off.",
+    )
+    escalate_model: str | None = Field(
+        None,
+        description="A larger model on an OpenAI-compatible server that low-confidence questions go to (same "
+                    "prompt, its query checked the same way; its verified answers are stored as pending "
+                    "examples); empty: no escalation.",
+    )
+    escalate_base_url: str | None = Field(
+        None,
+        description="Base URL of escalate_model's server (vLLM, Ollama, llama.cpp …); empty: "
+                    "OPENAI_BASE_URL.",
+    )
+    escalate_api_key: SecretStr | None = Field(
+        None, description="API key of escalate_model's server; empty: OPENAI_API_KEY (never logged)."
+    )
     schema_max_chars: int = Field(
         6000, gt=0, description="Schema text longer than this is pruned to what the question needs."
     )

@@ -12,6 +12,19 @@ from agent.models.local import TransformersGenerator
 from agent.models.openai_compat import OpenAICompatGenerator
 
 
+def make_escalation_generator(settings: Settings) -> CypherGenerator | None:
+    """The larger model low-confidence questions go to (``escalate_model`` on an OpenAI-compatible server), or
+    None when none is set."""
+    if not settings.escalate_model:
+        return None
+    return OpenAICompatGenerator(settings.model_copy(update={
+        "model_backend": "openai",
+        "openai_model": settings.escalate_model,
+        "openai_base_url": settings.escalate_base_url or settings.openai_base_url,
+        "openai_api_key": settings.escalate_api_key or settings.openai_api_key,
+    }))
+
+
 def make_generator(settings: Settings) -> CypherGenerator:
     """``settings.model_backend``: auto (ctranslate2 on a CPU when installed, else transformers), ctranslate2
     (local, adapter merged), transformers (local + PEFT), llamacpp (GGUF), openai (compatible server)."""

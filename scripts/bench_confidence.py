@@ -1,0 +1,151 @@
+"""Dev benchmark: is the answer's confidence worth trusting, and what does escalating unsure questions buy?
+
+    .venv/bin/python scripts/bench_confidence.py --graphs movies northwind --limit 40 --candidates 5
+    .venv/bin/python scripts/bench_confidence.py … --escalate-model NAME --escalate-base-url http://127.0.0.1:8000/v1
+
+Runs the product's own path (``agent.factory.make_agent`` + ``agent.evaluation.run_eval``, batched first
+replies) on a deterministic subset of each dev set in ../shared/bench (the first ``--limit`` questions by
+the hash of their id; loaded into a bench home like ``scripts/bench_agent.py``), with the live model of
+that home (the shipped adapter until one is promoted), no few-shot retrieval, ``--candidates`` replies per
+question and the correction loop.
+
+1. **small**: the model alone, every answer with its confidence (``agent.graph.confidence_of``). The
+   accuracy-vs-coverage curve: answer only when the confidence is at least t — what share is answered,
+   how many of those are right.
+2. with ``--escalate-model`` (an OpenAI-compatible server, e.g. ``transformers serve``): **large** alone
+   (one candidate) and the **cascade** (small, and the large model for answers below
+   ``--threshold``), with the share escalated and each one's accuracy.
+
+Writes ``--out`` (JSON: command, machine, date, settings, the curve, per-question predictions) and prints
+a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench_agent import BENCH, OUT_DIR, ensure_graph, machine
+
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def subset(items: list, limit: int | None) -> list:
+    ordered = sorted(items, key=lambda x: hashlib.sha256(x.id.encode()).hexdigest())
+    return ordered[:limit] if limit else ordered
+
+
+def curve(preds: list[dict]) -> list[dict]:
+    """For each threshold t: the share of questions answered with confidence ≥ t and their accuracy."""
+    scored = [p for p in preds if p["gold_error"] is None]
+    out = []
+    for t in THRESHOLDS:
+        kept = [p for p in scored if (p["confidence"] or 0.0) >= t]
+        right = sum(p["correct"] for p in kept)
+        out.append({"threshold": t, "answered": len(kept),
+                    "coverage": round(len(kept) / max(1, len(scored)), 4), "correct": right,
+                    "accuracy": round(right / len(kept), 4) if kept else None})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--home", type=Path, default=OUT_DIR / "home")
+    p.add_argument("--graphs", nargs="+", default=["movies", "northwind"])
+    p.add_argument("--limit", type=int, default=40, help="questions per graph (deterministic subset)")
+    p.add_argument("--candidates", type=int, default=5)
+    p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threshold", type=float, default=0.5, help="the cascade's confidence threshold")
+    p.add_argument("--escalate-model", default=None)
+    p.add_argument("--escalate-base-url", default=None)
+    p.add_argument("--out", type=Path, default=OUT_DIR / "confidence.json")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    from agent.core.env import library_defaults
+
+    library_defaults()
+    if not BENCH.is_dir():
+        print(f"bench: {BENCH} not found (dev graphs and question sets)", file=sys.stderr)
+        return 2
+    from agent.core.settings import Settings
+    from agent.evaluation import load_dataset, run_eval
+    from agent.factory import make_agent
+    from agent.graphdb.embedded import stop
+    from agent.models.factory import make_escalation_generator, make_generator
+
+    base = Settings(_env_file=None, home=args.home, graph_backend="embedded", few_shot_k=0, pool_k=0,
+                    candidates=args.candidates, max_attempts=args.max_attempts, confidence_threshold=0.0)
+    small = make_generator(base)
+    big = None
+    if args.escalate_model:
+        big = make_escalation_generator(base.model_copy(update={
+            "escalate_model": args.escalate_model, "escalate_base_url": args.escalate_base_url}))
+    started = time.time()
+    runs: list[dict] = []
+    try:
+        for name in args.graphs:
+            items = subset(load_dataset(BENCH / "dev" / f"{name}.jsonl"), args.limit)
+            settings = base.model_copy(update={"graph": name})
+            store = ensure_graph(settings, name)
+            configs = [("small", settings, small, None)]
+            if big is not None:
+                one = settings.model_copy(update={"candidates": 1})
+                cascade = settings.model_copy(update={"confidence_threshold": args.threshold})
+                configs += [("large", one, big, None), ("cascade", cascade, small, big)]
+            try:
+                for label, s, gen, escalation in configs:
+                    agent = make_agent(s, graph_store=store, generator=gen, escalation=escalation)
+                    rep = run_eval(agent, items, progress=not args.no_progress, label=f"{name}/{label}",
+                                   dataset=f"dev/{name}.jsonl", batch_size=args.batch_size)
+                    preds = rep.predictions
+                    runs.append({
+                        "graph": name, "config": label, **rep.summary(),
+                        "escalated": sum(bool(x.get("escalated")) for x in preds),
+                        "answered_by": sorted({x.get("answered_by") or "" for x in preds}),
+                        "curve": curve(preds) if label == "small" else None,
+                        "predictions": [{k: x.get(k) for k in ("id", "correct", "confidence", "agreement",
+                                                                "attempts", "status", "escalated",
+                                                                "answered_by", "latency_ms")} for x in preds],
+                    })
+                    print(f"{name}/{label}: {rep.correct}/{rep.n} = {rep.accuracy:.1%}", file=sys.stderr)
+            finally:
+                store.close()
+    finally:
+        stop(base)
+
+    command = "scripts/bench_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc = {
+        "benchmark": "confidence: accuracy vs coverage, and the cascade",
+        "command": command.strip(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "small": small.version,
+        "large": big.version if big else None,
+        "settings": {"candidates": args.candidates, "max_attempts": args.max_attempts, "few_shot_k": 0,
+                     "threshold": args.threshold, "limit": args.limit, "batch_size": args.batch_size},
+        "wall_s": round(time.time() - started, 1),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2, default=str))
+    for r in runs:
+        print(f"\n### {r['graph']} / {r['config']}: {r['correct']}/{r['n']} = {r['accuracy']:.1%}"
+              f" (escalated {r['escalated']})")
+        if r["curve"]:
+            print("| confidence ≥ | answered | accuracy |\n|---:|---:|---:|")
+            for c in r["curve"]:
+                acc = "–" if c["accuracy"] is None else f"{c['accuracy']:.1%}"
+                print(f"| {c['threshold']:.1f} | {c['answered']} ({c['coverage']:.0%}) | {acc} |")
+    print(f"\nJSON: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
