@@ -30,7 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench_agent import BENCH, OUT_DIR, ensure_graph, machine
+from bench_agent import BENCH, OUT_DIR, ROOT, ensure_graph, machine
+
+sys.path.insert(0, str(ROOT))  # this checkout's packages, not the ones the venv was installed from
 
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
