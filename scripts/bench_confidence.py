@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                 for label, s, gen, escalation in configs:
                     agent = make_agent(s, graph_store=store, generator=gen, escalation=escalation)
                     rep = run_eval(agent, items, progress=not args.no_progress, label=f"{name}/{label}",
-                                   dataset=f"dev/{name}.jsonl", batch_size=args.batch_size)
+                                   dataset=f"dev/{name}.jsonl", batch_size=args.batch_size,
+                                   predictions_path=args.out.with_name(f"{args.out.stem}-{name}-{label}.jsonl"))
                     preds = rep.predictions
                     runs.append({
                         "graph": name, "config": label, **rep.summary(),
