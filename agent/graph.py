@@ -135,6 +135,8 @@ class AgentContext:
     """Sampling temperature of the extra candidates (the first is greedy)."""
     max_question_chars: int = 2000
     """Longer questions are refused before anything runs."""
+    max_query_chars: int = 4000
+    """Longer replies are refused before the gate, the schema check or the database read them."""
     examples_max_chars: int = EXAMPLES_MAX_CHARS
     """Budget of the few-shot examples in the prompt (characters, about a third as many tokens)."""
     confidence_threshold: float = 0.0
@@ -160,6 +162,7 @@ class AgentContext:
             candidates=settings.candidates,
             candidate_temperature=settings.candidate_temperature,
             max_question_chars=settings.max_question_chars,
+            max_query_chars=settings.max_query_chars,
             confidence_threshold=settings.confidence_threshold,
             **extra,
         )
@@ -218,9 +221,15 @@ def confidence_of(
 def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
     """Clean a reply; static read-only gate; schema check (with repairs); EXPLAIN. ``(cypher, error, fixes)``,
     error None when the query may run."""
+    if len(raw) > 4 * ctx.max_query_chars:  # cleaning and checking a huge reply cost seconds
+        return raw[:200], (f"The reply is {len(raw)} characters long; write one short query (at most "
+                           f"{ctx.max_query_chars} characters)."), []
     cypher = clean_cypher(raw)
     if not cypher:
         return "", NO_CYPHER_ERROR, []
+    if len(cypher) > ctx.max_query_chars:
+        return cypher[:200], (f"The query is {len(cypher)} characters long, the limit is "
+                              f"{ctx.max_query_chars}; write a shorter one."), []
     try:
         check_read_only(cypher)
     except WriteRefused as e:

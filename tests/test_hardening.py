@@ -286,3 +286,11 @@ def test_the_chat_answers_after_the_server_is_killed(own_home, tmp_path):
         assert len(frame) == 3 and frame.iloc[0]["name"] == "Alice Meyer", (msgs[-1], status)
     assert running(own_home).pid != before.pid
     store.close()
+
+
+def test_a_huge_reply_is_refused_before_it_is_read(settings, shop):
+    gen = ScriptedGenerator(lambda q, fb, n: "RETURN " + "(" * 100_000 + "1" + ")" * 100_000)
+    with make_agent(settings, graph_store=shop, generator=gen) as agent:
+        out = agent.ask("How deep can you go?")
+    assert out.status == "failed" and "characters long" in out.error
+    assert all(len(a["cypher"]) <= 200 for a in out.attempts)
