@@ -11,7 +11,7 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
     any call after 4           python3 scripts/gpu_run.py latency:movies      # the latency trace, ~5 min
 
-Trainings side by side (``trainall``) bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
+Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
 do overlap (they wait on the database and the host as much as on the GPU).
 
@@ -213,15 +213,6 @@ def phase_model() -> None:
 def phase_train(graph: str) -> None:
     cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", log=f"bootstrap-{graph}.log").wait()
     _collect(graph)
-
-
-def phase_trainall() -> None:
-    """Every graph's bootstrap at once: no faster than one after the other (see the docstring), kept to
-    repeat that measurement."""
-    wait_all([cli(g, "bootstrap", "--graph", g, "--quiet", "--json", log=f"bootstrap-{g}.log")
-              for g in GRAPHS])
-    for g in GRAPHS:
-        _collect(g)
 
 
 def _collect(graph: str) -> None:
