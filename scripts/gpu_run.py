@@ -9,6 +9,7 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 5                     python3 scripts/gpu_run.py train:northwind
     call 6                     python3 scripts/gpu_run.py train:countries
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
+    (or call 6 = trainablate:countries: countries trains while the others are evaluated, 8 at once)
     any call after 4           python3 scripts/gpu_run.py latency:movies      # the latency trace, ~5 min
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
@@ -42,6 +43,8 @@ OUT = Path("/tmp/gpu-results")
 BENCH = Path("/tmp/bench")
 GRAPHS = {"movies": BENCH / "movies.cypher", "northwind": BENCH / "northwind.cypher",
           "countries": ROOT / "docs" / "benchmarks" / "heldout" / "countries.cypher"}
+if os.environ.get("GPU_RUN_GRAPHS"):  # a subset, e.g. "countries"
+    GRAPHS = {g: GRAPHS[g] for g in os.environ["GPU_RUN_GRAPHS"].split(",")}
 DEV = {"movies": BENCH / "dev_movies.jsonl", "northwind": BENCH / "dev_northwind.jsonl",
        "countries": ROOT / "docs" / "benchmarks" / "heldout" / "questions.jsonl"}
 BUDGET_MIN = {g: float(os.environ.get("GPU_RUN_BUDGET_MIN", "8")) for g in GRAPHS}
@@ -52,12 +55,25 @@ DRY = {
     if os.environ.get(f"GPU_RUN_{k.upper()}")
 }
 SHIPPED = ROOT / "agent" / "data" / "adapters" / "general-v1"
-ABLATIONS = {  # configuration -> settings (environment)
+LEVERS = {  # configuration -> settings (environment)
     "bootstrap": {},
     "bootstrap + retrieval": {"CYPHERLOOP_POOL_K": "3"},
     "bootstrap + candidates": {"CYPHERLOOP_CANDIDATES": "4"},
     "bootstrap + both": {"CYPHERLOOP_POOL_K": "3", "CYPHERLOOP_CANDIDATES": "4"},
 }
+# Every lever at each repetition penalty of GPU_RUN_PENALTIES (default "1.0,1.1"); a penalty after the first gets
+# only GPU_RUN_SECOND_LEVERS (default: bootstrap alone and both), to keep the round within the lease.
+PENALTIES = os.environ.get("GPU_RUN_PENALTIES", "1.0,1.1").split(",")
+FIRST = os.environ.get("GPU_RUN_FIRST_LEVERS", ",".join(LEVERS)).split(",")
+SECOND = os.environ.get("GPU_RUN_SECOND_LEVERS", "bootstrap,bootstrap + both").split(",")
+ABLATIONS = {
+    (f"{label} (rp {rp})" if len(PENALTIES) > 1 else label): {**extra, "CYPHERLOOP_REPETITION_PENALTY": rp}
+    for i, rp in enumerate(PENALTIES)
+    for label, extra in LEVERS.items()
+    if (i == 0 and label in FIRST) or (i > 0 and label in SECOND)
+}
+# train settings for every bootstrap (``--set``), e.g. GPU_RUN_SET="epochs=1.5"
+TRAIN_SET = [kv for kv in os.environ.get("GPU_RUN_SET", "").split() if kv]
 BEFORE = {"shipped general-v1 (before)": {"CYPHERLOOP_ADAPTER": str(SHIPPED)}}
 
 
@@ -211,8 +227,23 @@ def phase_model() -> None:
 
 
 def phase_train(graph: str) -> None:
-    cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", log=f"bootstrap-{graph}.log").wait()
+    _train(graph).wait()
     _collect(graph)
+
+
+def _train(graph: str) -> subprocess.Popen:
+    sets = [a for kv in TRAIN_SET for a in ("--set", kv)]
+    return cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", *sets, log=f"bootstrap-{graph}.log")
+
+
+def phase_trainablate(graph: str) -> None:
+    """Train ``graph`` while the other graphs' evaluations run (they wait on the host and the database more
+    than on the GPU), then evaluate ``graph`` as well."""
+    training = _train(graph)
+    phase_ablateall(os.environ.get("GPU_RUN_WORKERS", "8"), [g for g in GRAPHS if g != graph])
+    training.wait()
+    _collect(graph)
+    phase_ablateall(os.environ.get("GPU_RUN_WORKERS", "8"), [graph])
 
 
 def _collect(graph: str) -> None:
@@ -231,18 +262,19 @@ def _collect(graph: str) -> None:
         print(graph, "no report", flush=True)
 
 
-def phase_ablateall(workers: str = "4") -> None:
+def phase_ablateall(workers: str = "4", graphs: list[str] | None = None) -> None:
     """Every configuration of every graph, ``workers`` evaluations at a time (each its own process)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    graphs = list(GRAPHS) if graphs is None else graphs
     jobs = []
-    for g in GRAPHS:
+    for g in graphs:
         model = f"/tmp/h-{g}/bootstrap/{g}/run/model"
         for label, extra in ABLATIONS.items():
             jobs.append((g, label, {"CYPHERLOOP_ADAPTER": model, **extra}))
     with ThreadPoolExecutor(int(workers)) as pool:
         done = list(pool.map(lambda j: (j[0], j[1], run_eval(*j)), jobs))
-    for g in GRAPHS:
+    for g in graphs:
         results = {label: r for gg, label, r in done if gg == g}
         (OUT / f"ablation-{g}.json").write_text(json.dumps(results, indent=1))
 

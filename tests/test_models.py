@@ -296,7 +296,7 @@ def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
         route = mock.post("http://vllm.test:8000/v1/chat/completions").mock(
             return_value=httpx.Response(200, json=_completion(" MATCH (c:Customer) RETURN count(c) "))
         )
-        gen = OpenAICompatGenerator(_openai_settings(settings))
+        gen = OpenAICompatGenerator(_openai_settings(settings, repetition_penalty=1.1))
         assert isinstance(gen, CypherGenerator)
         out = gen.generate("How many customers?", SCHEMA, [Example("a?", "MATCH (a) RETURN a")])
     assert out == "MATCH (c:Customer) RETURN count(c)"
@@ -311,7 +311,7 @@ def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
     assert (
         body["temperature"] == 0.1 and body["top_p"] == 0.9 and body["max_tokens"] == settings.max_new_tokens
     )
-    assert body["repetition_penalty"] == 1.1  # extra_body, for vLLM/Ollama
+    assert body["repetition_penalty"] == 1.1  # extra_body, for vLLM/Ollama, when set away from 1.0
     assert "<|im_end|>" in body["stop"]
 
 

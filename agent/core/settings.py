@@ -145,7 +145,13 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Torch device for the local model: auto, cpu, cuda, cuda:N.")
     temperature: float = Field(0.1, ge=0, description="Sampling temperature (seeds: 0.1). 0 means greedy.")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (seeds: 0.9).")
-    repetition_penalty: float = Field(1.1, gt=0, description="Repetition penalty (seeds: 1.1).")
+    repetition_penalty: float = Field(
+        1.0,
+        gt=0,
+        description="Repetition penalty; 1.0 is off. The seeds used 1.1, but transformers applies it to the prompt's "
+        "tokens too (schema names, the turn-closing token), and 1.0 answered more dev questions correctly "
+        "(docs/BENCHMARKS.md A, round 3).",
+    )
     max_new_tokens: int = Field(200, gt=0, description="Longest Cypher the model may write, in tokens.")
     generation_cache: Literal["dynamic", "static"] = Field(
         "dynamic",
