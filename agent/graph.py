@@ -159,7 +159,7 @@ class AgentContext:
             query_timeout_s=settings.query_timeout_s,
             max_rows=settings.max_rows,
             pool_k=settings.pool_k,
-            candidates=settings.candidates,
+            candidates=settings.resolved_candidates(),
             candidate_temperature=settings.candidate_temperature,
             max_question_chars=settings.max_question_chars,
             max_query_chars=settings.max_query_chars,

@@ -56,13 +56,13 @@ DRY = {
 }
 SHIPPED = ROOT / "agent" / "data" / "adapters" / "general-v1"
 LEVERS = {  # configuration -> settings (environment)
-    "bootstrap": {},
-    "bootstrap + retrieval": {"CYPHERLOOP_POOL_K": "3"},
+    "bootstrap": {"CYPHERLOOP_CANDIDATES": "1"},  # pinned: on a GPU the default is 4
+    "bootstrap + retrieval": {"CYPHERLOOP_POOL_K": "3", "CYPHERLOOP_CANDIDATES": "1"},
     "bootstrap + candidates": {"CYPHERLOOP_CANDIDATES": "4"},
     "bootstrap + both": {"CYPHERLOOP_POOL_K": "3", "CYPHERLOOP_CANDIDATES": "4"},
 }
-# Every lever at each repetition penalty of GPU_RUN_PENALTIES (default "1.0,1.1"); a penalty after the first gets
-# only GPU_RUN_SECOND_LEVERS (default: bootstrap alone and both), to keep the round within the lease.
+# Every lever (GPU_RUN_FIRST_LEVERS) at the first repetition penalty of GPU_RUN_PENALTIES (default "1.0,1.1"),
+# later penalties only GPU_RUN_SECOND_LEVERS (default: bootstrap alone and both): the round fits the lease.
 PENALTIES = os.environ.get("GPU_RUN_PENALTIES", "1.0,1.1").split(",")
 FIRST = os.environ.get("GPU_RUN_FIRST_LEVERS", ",".join(LEVERS)).split(",")
 SECOND = os.environ.get("GPU_RUN_SECOND_LEVERS", "bootstrap,bootstrap + both").split(",")

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from agent.core.settings import Settings, redact_url
+from agent.core.settings import Settings, load_settings, redact_url
 
 
 def test_defaults(monkeypatch, tmp_path):
@@ -52,3 +52,15 @@ def test_model_copy_with_another_home_moves_every_path(tmp_path):
     assert first.path("x") == (tmp_path / "a" / "x").resolve()
     second = first.model_copy(update={"home": tmp_path / "b"})
     assert second.path("x") == (tmp_path / "b" / "x").resolve()
+
+
+def test_candidates_default_to_four_on_a_gpu_and_one_elsewhere(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    s = load_settings()
+    assert s.candidates is None
+    assert s.model_copy(update={"device": "cuda:0"}).resolved_candidates() == 4
+    assert s.model_copy(update={"device": "cpu"}).resolved_candidates() == 1
+    assert s.model_copy(update={"device": "cuda", "model_backend": "openai"}).resolved_candidates() == 1
+    assert s.model_copy(update={"device": "cuda", "candidates": 2}).resolved_candidates() == 2
+    monkeypatch.setenv("CYPHERLOOP_CANDIDATES", "3")
+    assert load_settings().resolved_candidates() == 3
