@@ -136,10 +136,11 @@ def _eval_key(settings: Settings) -> str:
         "repetition_penalty",
         "schema_max_chars",
         "max_rows",
+        "pool_k",
     )
-    return hashlib.sha256(
-        json.dumps({k: getattr(settings, k, None) for k in keys}, default=str).encode()
-    ).hexdigest()[:12]
+    # candidates resolved: the same settings score differently on a GPU (4 by default) than on a CPU (1)
+    values = {k: getattr(settings, k, None) for k in keys} | {"candidates": settings.resolved_candidates()}
+    return hashlib.sha256(json.dumps(values, default=str).encode()).hexdigest()[:12]
 
 
 def _score_sets(

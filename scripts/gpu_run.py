@@ -9,7 +9,8 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 5                     python3 scripts/gpu_run.py train:northwind
     call 6                     python3 scripts/gpu_run.py train:countries
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
-    (or call 6 = trainablate:countries: countries trains while the others are evaluated, 8 at once)
+    (or call 6 = trainablate:countries: countries trains while the others are evaluated, 4 at once; with 8
+    the training ran out of memory on 2026-12-02, docs/BENCHMARKS.md A, round 3)
     any call after 4           python3 scripts/gpu_run.py latency:movies      # the latency trace, ~5 min
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
@@ -240,10 +241,11 @@ def phase_trainablate(graph: str) -> None:
     """Train ``graph`` while the other graphs' evaluations run (they wait on the host and the database more
     than on the GPU), then evaluate ``graph`` as well."""
     training = _train(graph)
-    phase_ablateall(os.environ.get("GPU_RUN_WORKERS", "8"), [g for g in GRAPHS if g != graph])
+    # at most 4 evaluations beside a training: 8 (up to 33 GB each) and a training ran out of memory
+    phase_ablateall(os.environ.get("GPU_RUN_WORKERS", "4"), [g for g in GRAPHS if g != graph])
     training.wait()
     _collect(graph)
-    phase_ablateall(os.environ.get("GPU_RUN_WORKERS", "8"), [graph])
+    phase_ablateall(os.environ.get("GPU_RUN_WORKERS", "4"), [graph])
 
 
 def _collect(graph: str) -> None:
