@@ -162,7 +162,7 @@ def test_the_newcomers_path(running_app, page, tmp_path):
     page.locator("#question textarea").fill(QUESTION)
     page.locator("#ask").click()
     chat = page.locator("#chat")
-    assert generator.started.wait(120)
+    generator.started.wait()
     expect(chat).to_contain_text("Working…")
     expect(chat.locator("button[aria-label='Dislike']")).to_have_count(0)
     expect(chat.locator("button[aria-label='Like']")).to_have_count(0)
@@ -217,7 +217,7 @@ def test_the_newcomers_path(running_app, page, tmp_path):
     cli = subprocess.run(
         [sys.executable, "-m", "ui.cli", "feedback", "--home", str(settings.home_dir), "list", "--kind",
          "examples"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert cli.returncode == 0, cli.stderr
     assert example.id[:12] in cli.stdout and "correction" in cli.stdout

@@ -150,7 +150,6 @@ def test_errors_in_a_real_process_have_no_traceback(cl_home, shop, tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=60,
         env={
             "PATH": "/usr/bin:/bin",
             "HF_HUB_OFFLINE": "1",

@@ -109,11 +109,9 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny, data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = run / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 600  # a safety net only: the test waits on the checkpoint, not on a time
-    while not (state.is_file() and json.loads(state.read_text())["state"]["step"] >= 2):
+    while not (state.is_file() and json.loads(state.read_text())["state"]["step"] >= 2):  # or the run ends
         assert proc.poll() is None, "the run ended before it wrote two checkpoints"
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+        time.sleep(0.2)  # a polling interval, not a limit
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = json.loads(state.read_text())["state"]["step"]

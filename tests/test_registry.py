@@ -99,8 +99,9 @@ def test_concurrent_adds_get_distinct_versions(reg, adapters):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(120)
-    got = sorted(q.get(timeout=5) for _ in procs)
+        p.join()  # each child's exit is the event; a child flushes its queue item before it exits
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    got = sorted(q.get() for _ in procs)
     assert got == ["v0001", "v0002", "v0003"] == reg.versions()
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -161,30 +163,33 @@ def test_a_failing_round_changes_nothing_live_and_reports_the_error(home_setting
     assert rep["status"] == "failed" and "model exploded" in rep["error"]
 
 
-def _hold_lock(home: str, ready, release, hold_after_release: float) -> None:
-    """Hold the retrain lock until told to let go, then a little longer (so a waiter really waits)."""
+def _hold_lock(home: str, ready, release) -> None:
+    """Hold the retrain lock until told to let go; write ``holder-left`` just before letting go."""
     with retrain_lock(Path(home)):
-        ready.set()
-        release.wait(120)
-        time.sleep(hold_after_release)
+        ready.send("held")
+        release.wait()
+        (Path(home) / "holder-left").touch()
 
 
 def test_two_retrains_never_overlap(home_settings, data, tmp_path):
     settings, home = home_settings
     s = _with_home(settings, home)
     ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(home), ready, release, 1.0))
+    ready, ready_child = ctx.Pipe(duplex=False)
+    release = ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(home), ready_child, release))
     holder.start()
     try:
-        assert ready.wait(60)
+        # the holder says it holds the lock, or dies: whichever comes first
+        multiprocessing.connection.wait([ready, holder.sentinel])
+        assert ready.poll() and ready.recv() == "held", f"the lock holder exited with {holder.exitcode}"
         assert retrain_running(home)
         with pytest.raises(LockBusy, match="another retrain is running .pid"):
             retrain(s, "shop", "tiny-cpu", dataset_dir=data, wait=False)
-        t0 = time.time()
+        t0 = time.monotonic()
         with pytest.raises(LockBusy):
             retrain(s, "shop", "tiny-cpu", dataset_dir=data, wait=True, lock_timeout=0.5)
-        assert time.time() - t0 >= 0.4
+        assert time.monotonic() - t0 >= 0.4  # a lower bound: it did wait its lock_timeout before giving up
         # the CLI: --no-wait exits cleanly with code 3 and one line
         env = {"CYPHERLOOP_HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
         proc = subprocess.run(
@@ -193,16 +198,22 @@ def test_two_retrains_never_overlap(home_settings, data, tmp_path):
             env=env,
             capture_output=True,
             text=True,
-            timeout=120,
         )
         assert proc.returncode == 3 and proc.stderr.strip().startswith("error: another retrain is running")
-        # a waiting one gets the lock once the holder is done (the holder lets go ~1 s after this)
+        # a waiting one gets the lock only after the holder has let go (it marks that inside the lock)
+        got: list[bool] = []
+
+        def waiter() -> None:
+            with retrain_lock(home, wait=True):
+                got.append((home / "holder-left").exists())
+
+        t = threading.Thread(target=waiter)
+        t.start()
         release.set()
-        t0 = time.time()
-        with retrain_lock(home, wait=True, timeout=60):
-            waited = time.time() - t0
-        assert waited > 0.1
+        t.join()
+        assert got == [True]
     finally:
         release.set()
-        holder.join(30)
+        holder.join()
+    assert holder.exitcode == 0
     assert not retrain_running(home)

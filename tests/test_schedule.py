@@ -31,13 +31,30 @@ def _runs(settings) -> int:
     return int(read_state(settings.home_dir).get("shop", {}).get("runs", 0))
 
 
-def _wait(cond, timeout=20.0) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
+class PolledCount:
+    """The scheduler's correction counter: a test sets the count, then waits for the scheduler to poll it
+    (an event), never for a time."""
+
+    def __init__(self, n: int = 0) -> None:
+        self.n, self.polls = n, 0
+        self._cv = threading.Condition()
+
+    def __call__(self) -> int:
+        with self._cv:
+            self.polls += 1
+            self._cv.notify_all()
+            return self.n
+
+    def set(self, n: int) -> None:
+        with self._cv:
+            self.n = n
+
+    def wait_for_a_full_poll(self) -> None:
+        """Return once a poll that read the current count has finished (polls run one at a time, so the
+        second call from now starts only after the first one's check is done)."""
+        with self._cv:
+            target = self.polls + 2
+            self._cv.wait_for(lambda: self.polls >= target)
 
 
 @pytest.fixture
@@ -49,17 +66,18 @@ def home_settings(settings, tmp_path):
 
 @pytest.mark.parametrize("persistent", [True, False])
 def test_n_new_corrections_trigger_one_round_and_survive_a_restart(home_settings, persistent):
-    count = {"n": 0}
+    count = PolledCount()
     fake = FakeRetrain()
     runner = run_scheduler(home_settings, recipe="tiny-cpu", every_n=3, poll_s=0.1, retrain_fn=fake,
-                           counter=lambda: count["n"], blocking=False, persistent=persistent)
+                           counter=count, blocking=False, persistent=persistent)
     try:
-        count["n"] = 2
-        time.sleep(0.5)
+        count.set(2)
+        count.wait_for_a_full_poll()
         assert fake.calls == []
-        count["n"] = 3
-        assert _wait(lambda: _runs(home_settings) == 1)
-        time.sleep(0.4)
+        count.set(3)
+        count.wait_for_a_full_poll()
+        assert _runs(home_settings) == 1
+        count.wait_for_a_full_poll()
         assert len(fake.calls) == 1  # not again until 3 more
         graph, recipe, kw = fake.calls[0]
         assert (graph, recipe, kw["wait"]) == ("shop", "tiny-cpu", False)
@@ -74,14 +92,15 @@ def test_n_new_corrections_trigger_one_round_and_survive_a_restart(home_settings
 
     # a restart keeps the baseline: 5 approved (2 new) does not trigger, 6 does
     fake2 = FakeRetrain()
-    count["n"] = 5
+    count.set(5)
     runner = run_scheduler(home_settings, recipe="tiny-cpu", every_n=3, poll_s=0.1, retrain_fn=fake2,
-                           counter=lambda: count["n"], blocking=False, persistent=persistent)
+                           counter=count, blocking=False, persistent=persistent)
     try:
-        time.sleep(0.5)
+        count.wait_for_a_full_poll()
         assert fake2.calls == []
-        count["n"] = 6
-        assert _wait(lambda: _runs(home_settings) == 2)
+        count.set(6)
+        count.wait_for_a_full_poll()
+        assert _runs(home_settings) == 2
     finally:
         runner.stop()
     assert len(fake2.calls) == 1
@@ -91,7 +110,7 @@ def test_a_busy_lock_does_not_consume_the_corrections(home_settings):
     fake = FakeRetrain(fail_with=LockBusy("another retrain is running"))
     runner = run_scheduler(home_settings, recipe="tiny-cpu", every_n=1, poll_s=0.1, retrain_fn=fake,
                            counter=lambda: 4, blocking=False, persistent=False, max_runs=1)
-    assert runner.done.wait(20)
+    assert runner.done.wait()
     state = read_state(home_settings.home_dir)["shop"]
     assert state["last_status"] == "busy" and state.get("corrections_seen", 0) == 0
 
@@ -114,8 +133,8 @@ def test_blocking_scheduler_stops_after_max_runs(home_settings):
         )
     )
     t.start()
-    t.join(30)
-    assert not t.is_alive() and len(fake.calls) == 1
+    t.join()  # the scheduler returning is the event
+    assert len(fake.calls) == 1
 
 
 def test_counting_uses_the_real_feedback_store(settings, shop, tmp_path):
@@ -169,7 +188,7 @@ def test_cron_mode_runs_a_missed_slot_at_start(home_settings):
         persistent=True,
         max_runs=1,
     )
-    assert runner.done.wait(20) and len(fake.calls) == 1
+    assert runner.done.wait() and len(fake.calls) == 1
     assert read_state(home_settings.home_dir)["shop"]["last_trigger"] == "cron"
 
 

@@ -307,14 +307,14 @@ def test_retrain_runs_in_the_background_one_at_a_time(home_settings):
 
     def fake_retrain(settings):
         calls.append(settings)
-        gate.wait(10)
+        gate.wait()  # until the test lets it finish
         return {"version": "v0003", "promoted": True}
 
     hooks = TrainingHooks(home_settings, retrain_fn=fake_retrain)
     assert hooks.retrain().startswith("Retrain started")
     assert hooks.retrain().startswith("A retrain is already running")
     gate.set()
-    hooks.wait(10)
+    hooks.wait()
     assert "finished" in hooks.retrain_status and "version: v0003" in hooks.retrain_status and len(calls) == 1
 
     from finetune import retrain as retrain_mod
@@ -325,7 +325,7 @@ def test_retrain_runs_in_the_background_one_at_a_time(home_settings):
     )
     hooks = TrainingHooks(home_settings, retrain_fn=lambda settings: report)
     hooks.retrain()
-    hooks.wait(10)
+    hooks.wait()
     assert "status: promoted, version: v0004; v0004: promote (better)" in hooks.retrain_status
 
     def failing(settings):
@@ -333,7 +333,7 @@ def test_retrain_runs_in_the_background_one_at_a_time(home_settings):
 
     hooks = TrainingHooks(home_settings, retrain_fn=failing)
     hooks.retrain()
-    hooks.wait(10)
+    hooks.wait()
     assert hooks.retrain_status.startswith("failed") and "no training data" in hooks.retrain_status
 
 
