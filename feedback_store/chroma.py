@@ -662,10 +662,21 @@ class ChromaFeedbackStore:
             if ex_id:
                 ex = dict(self._get_all(c["examples"], ids=[ex_id]))
                 fb.update(self._get_all(c["feedback"], where={"example_id": ex_id}))
+            failing = [(i, m) for i, m in ex.items() if m.get("drift") == "failing"]
+            if status == "approved" and failing:
+                # Approving would put a query that fails on the live schema back into retrieval and
+                # training; only a passing re-check (finetune.drift.approve) or a correction clears it.
+                i, m = failing[0]
+                why = " ".join(str(m.get("drift_error") or "").split())[:200]
+                raise StoreError(
+                    f"example {i[:12]} was not approved: its query fails on the current schema"
+                    f"{f' ({why})' if why else ''}; correct its Cypher or reject it (an approval is "
+                    "accepted once the query passes a re-check on the live schema)"
+                )
             for name, items in (("examples", ex), ("feedback", fb)):  # one call per collection, example first
                 if items:
                     ids = list(items)
-                    # A person decided: a failing re-check no longer holds the example out.
+                    # A rejection settles a failing re-check: the example stays out for good.
                     metas = [_updated(items[i], {"status": status, **({"drift": ""} if items[i].get("drift")
                                                                         == "failing" else {})}) for i in ids]
                     c[name].update(ids=ids, metadatas=metas)

@@ -23,7 +23,7 @@ from typing import Any
 from agent.core.adapters import live_adapter, read_meta
 from agent.core.drift import SchemaDiff, Snapshot, SnapshotStore, diff_shapes
 from agent.core.errors import CypherloopError, GraphAuthError, GraphUnavailable, UnknownGraph
-from agent.core.feedback import Drift, FeedbackStore
+from agent.core.feedback import Drift, FeedbackStore, VerifiedExample
 from agent.core.settings import Settings
 from agent.graphdb import GraphStore
 from agent.schema_check import check_cypher
@@ -91,6 +91,26 @@ def recheck_examples(store: FeedbackStore, graph_store: GraphStore, snapshots: S
         snapshots.record(graph_store.name, schema.shape(), "recheck")
     log.info(report.summary())
     return report
+
+
+def approve(store: FeedbackStore, item_id: str, graph_store: GraphStore | None = None,
+            timeout_s: float | None = None) -> None:
+    """Approve a feedback record or example (the UI's and the CLI's one path). An example the last
+    re-check found failing is first re-checked on the live schema of its graph: approved when it passes
+    now, otherwise the store refuses with the reason (``StoreError``)."""
+    ex = example_of(store, item_id)
+    if ex is not None and ex.drift == "failing" and graph_store is not None and graph_store.name == ex.graph:
+        fingerprint = graph_store.schema(refresh=True).fingerprint()  # the live schema, not a cached one
+        store.mark_drift({ex.id: verdict(ex.cypher, graph_store, timeout_s)}, fingerprint)
+    store.review(item_id, "approved")
+
+
+def example_of(store: FeedbackStore, item_id: str) -> VerifiedExample | None:
+    """The verified example behind an example id or a feedback id (None when there is none)."""
+    examples = {e.id: e for e in store.list_examples()}
+    if item_id not in examples:
+        item_id = next((r["example_id"] for r in store.feedback_rows(limit=0) if r["id"] == item_id), "")
+    return examples.get(item_id)
 
 
 def schema_diff(snapshots: SnapshotStore, graph_store: GraphStore) -> tuple[Snapshot | None, SchemaDiff]:

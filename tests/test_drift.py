@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from agent.core.drift import SnapshotStore, diff_shapes, shape_fingerprint
+from agent.core.errors import StoreError
 from agent.demo import build_demo
 from feedback_store.chroma import ChromaFeedbackStore
 from finetune.dataset import _read_feedback
@@ -17,6 +18,7 @@ from finetune.drift import adapter_drift, recheck_examples
 from finetune.registry import AdapterRegistry
 from finetune.schedule import Runner, read_state
 from ui.app import ID_CHARS, ChatController
+from ui.cli import main as cli_main
 from ui.cli_feedback import main as feedback_main
 from ui.cli_graph import graph_main
 
@@ -120,15 +122,46 @@ def test_review_decides_about_a_failing_example(demo, tmp_path):
     report = recheck_examples(store, demo, SnapshotStore(tmp_path))
     assert [q for _, q, _ in report.failing] == [q for q, _ in USES_CITY]
     keep, drop = (i for i, _, _ in report.failing)
-    ctrl = ChatController(SimpleNamespace(graph_store=demo), store, SimpleNamespace(graph=demo.name), demo)
+    ctrl = ChatController(SimpleNamespace(graph_store=demo), store,
+                          SimpleNamespace(graph=demo.name, query_timeout_s=10.0), demo)
     listed = ctrl.review_rows("failing")
     assert set(listed["id"]) == {keep[:ID_CHARS], drop[:ID_CHARS]}
     assert all("failing" in s for s in listed["status"])
-    store.review(keep, "approved")  # a person decided to keep it: back in retrieval
-    store.review(drop, "rejected")
+
+    # approving a query that fails on the live schema is refused, by the store and through the UI
+    with pytest.raises(StoreError, match=r"not approved: its query fails on the current schema \(.*city"):
+        store.review(keep, "approved")
+    _, message = ctrl.review(keep, "approve", "failing")
+    assert message.startswith("⚠️") and "not approved" in message and "reject it" in message
+    assert USES_CITY[0][0] not in retrieved(store, demo.name, USES_CITY[0][0])
+    assert {e.id: e.drift for e in store.list_examples(graph=demo.name)}[keep] == "failing"
+
+    # once the schema allows it again, approving re-checks it on the live schema and lets it back in
+    demo.write("MATCH (c:Customer) SET c.city = c.town")
+    _, message = ctrl.review(keep, "approve", "failing")
+    assert message.endswith("approved."), message
     assert USES_CITY[0][0] in retrieved(store, demo.name, USES_CITY[0][0])
+    ctrl.review(drop, "reject", "failing")  # a rejection settles a failing one: it stays out
     assert USES_CITY[1][0] not in retrieved(store, demo.name, USES_CITY[1][0])
     assert set(ctrl.review_rows("failing")["id"]) == set()
+
+
+def test_the_cli_refuses_to_approve_a_failing_example(demo, settings, tmp_path, capsys):
+    home = str(settings.home_dir)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"question": q, "cypher": c}) + "\n" for q, c in USES_CITY))
+    assert feedback_main(["--home", home, "import", str(pairs), "--graph", demo.name]) == 0
+    rename_city_and_add_a_type(demo)
+    assert feedback_main(["--home", home, "recheck", "--graph", demo.name]) == 1
+    store = ChromaFeedbackStore(settings)
+    failing = [e.id for e in store.list_examples(graph=demo.name) if e.drift == "failing"]
+    assert len(failing) == 2
+    capsys.readouterr()
+    assert cli_main(["feedback", "--home", home, "review", failing[0][:12], "approve"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not approved" in err and "Traceback" not in err
+    assert {e.id: e.drift for e in store.list_examples(graph=demo.name)}[failing[0]] == "failing"
+    assert USES_CITY[0][0] not in retrieved(store, demo.name, USES_CITY[0][0])
 
 
 def test_the_scheduler_bootstraps_the_graph_when_its_schema_changes(demo, settings, tmp_path):

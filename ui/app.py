@@ -36,7 +36,7 @@ from agent.graphdb import GraphStore, open_graph
 from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
-from finetune.drift import adapter_drift
+from finetune.drift import adapter_drift, approve
 from ui.training_tab import TrainingHooks, build_training_tab
 
 STEP_ICONS = {
@@ -396,7 +396,11 @@ class ChatController:
             return self.review_rows(status_filter), "Select a row (or paste an id) first."
         status = "approved" if decision.startswith("approve") else "rejected"
         try:
-            self.store.review(self.store.resolve_id(item_id), status)
+            resolved = self.store.resolve_id(item_id)
+            if status == "approved":  # an example failing on the live schema is re-checked, not just approved
+                approve(self.store, resolved, self.graph_store, self.settings.query_timeout_s)
+            else:
+                self.store.review(resolved, status)
         except CypherloopError as e:
             return self.review_rows(status_filter), f"⚠️ {e}"
         return self.review_rows(status_filter), f"{item_id[:ID_CHARS]}: {status}."

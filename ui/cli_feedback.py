@@ -24,7 +24,7 @@ from agent.core.settings import load_settings
 from agent.evaluation import load_dataset
 from agent.factory import open_graph_checked
 from feedback_store.chroma import ChromaFeedbackStore
-from finetune.drift import recheck_examples
+from finetune.drift import approve, example_of, recheck_examples
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +90,7 @@ def _recheck(args: argparse.Namespace, store: FeedbackStore) -> int:
         print(f"  … and {len(report.failing) - 20} more")
     if report.failing:
         print("failing examples are no longer retrieved or trained on; review them (Review tab, filter "
-              "'failing', or `cypherloop feedback review ID approve|reject`)")
+              "'failing', or `cypherloop feedback review ID approve|reject`: approving re-checks it first)")
     return 1 if report.failing else 0
 
 
@@ -179,7 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "review":
         item = store.resolve_id(args.id)
         status = "approved" if args.decision == "approve" else "rejected"
-        store.review(item, status)
+        ex = example_of(store, item)
+        if status == "approved" and ex is not None and ex.drift == "failing":  # only if it passes now
+            settings = load_settings(home=args.home, graph=ex.graph)
+            graph = open_graph_checked(settings)
+            try:
+                approve(store, item, graph, settings.query_timeout_s)
+            finally:
+                graph.close()
+        else:
+            store.review(item, status)
         print(f"{item}: {status}")
         return 0
     return 2  # unreachable: argparse requires an action

@@ -219,8 +219,9 @@ class FeedbackStore(AgentStore, Protocol):
         ...
 
     def review(self, item_id: str, status: ReviewStatus) -> None:
-        """Approve or reject a verified example / correction before it may enter training (a review also
-        clears a failing re-check: the person decided)."""
+        """Approve or reject a verified example / correction before it may enter training. Approving an
+        example whose last schema re-check failed raises ``StoreError`` (it would re-enter retrieval and
+        training while its query fails); rejecting one settles it."""
         ...
 
     def list_feedback(self, status: ReviewStatus | None = None, limit: int = 200) -> list[Feedback]: ...
