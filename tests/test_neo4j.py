@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import socket
 from typing import Any
 
@@ -35,6 +36,7 @@ from agent.core.errors import (
     GraphAuthError,
     GraphError,
     GraphUnavailable,
+    QueryRefused,
     QueryTimeout,
     UnknownGraph,
     WriteRefused,
@@ -179,12 +181,14 @@ def test_from_settings(monkeypatch, tmp_path, bolt_server):
         neo4j_password=info.password,
         neo4j_database="falkordb",
         max_rows=7,
+        max_query_chars=500,
     )
     from agent.graphdb import open_graph
 
     g = open_graph(s)
     try:
         assert isinstance(g, Neo4jGraph) and g.name == "bolt" and g.default_max_rows == 7
+        assert g.limits == s.query_limits() and g.limits.max_chars == 500  # the settings' bounds
         assert info.password not in repr(g)
         assert g.stats()["relationships"] == {"PLACED": 1}
     finally:
@@ -337,6 +341,37 @@ def test_static_gate_runs_first():
     with pytest.raises(WriteRefused, match="DETACH DELETE"):
         g.query("MATCH (n) DETACH DELETE n")
     assert driver.calls == []
+
+
+# The FalkorDB backend's gate (readonly.guard_query), applied before anything reaches the driver.
+REFUSED_BEFORE_THE_DRIVER = {
+    "too long": ("MATCH (n) RETURN n.name AS " + "x" * 400, "CYPHERLOOP_MAX_QUERY_CHARS"),
+    "too deep": ("RETURN " + "(" * 12 + "1" + ")" * 12, "CYPHERLOOP_MAX_QUERY_DEPTH"),
+    "too many hops": ("MATCH (a)" + "-[]->()" * 41 + " RETURN a", "relationship patterns"),
+    "a procedure off the allow-list": ("CALL db.clearQueryCaches()", "db.clearQueryCaches"),
+    "a procedure hidden by a comment": ("CALL dbms./**/killQueries(['q'])", "killQueries"),
+    "a huge range": ("UNWIND range(1, 100000000) AS x RETURN x", "range()"),
+    "a write": ("MATCH (n) SET n.x = 1", "SET"),
+    "empty": ("// nothing but a comment", "empty"),
+}
+
+
+@pytest.mark.parametrize("cypher, says", REFUSED_BEFORE_THE_DRIVER.values(), ids=REFUSED_BEFORE_THE_DRIVER)
+def test_the_shared_gate_refuses_before_the_driver_is_called(cypher, says):
+    from agent.core.cypher_text import QueryLimits
+
+    g, driver = graph_with(explain_then("r"), limits=QueryLimits(max_chars=400))
+    for call in (g.query, g.explain):
+        with pytest.raises((QueryRefused, WriteRefused), match=re.escape(says)):
+            call(cypher)
+    assert driver.calls == []  # neither EXPLAIN nor the query reached the driver
+
+
+def test_the_driver_gets_the_canonical_text():
+    g, driver = graph_with(explain_then("r"))
+    g.query("MATCH (c:Customer) // who\n  RETURN /* the names */ c.name AS name")
+    assert [c["text"] for c in driver.calls] == [
+        "EXPLAIN MATCH (c:Customer) RETURN c.name AS name", "MATCH (c:Customer) RETURN c.name AS name"]
 
 
 def test_row_cap():

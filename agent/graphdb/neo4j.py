@@ -1,7 +1,9 @@
 """The Neo4j backend: langchain-neo4j's connection, the neo4j driver's READ sessions, EXPLAIN-checked queries.
 
 Every model-written query passes three gates, as neo4j-graphrag's text2cypher retriever does:
-1. the static clause check (``readonly.check_read_only``);
+1. ``readonly.guard_query``, the same gate as the FalkorDB backend's: the static clause check, the
+   bounds (``QueryLimits``: length, nesting, hops, ``range()`` size) and the procedure allow-list; the
+   driver only ever sees the canonical text it returns;
 2. ``EXPLAIN`` in a READ session, refused unless the summary's query type is read (``"r"``); a
    missing query type is refused too (FalkorDB's Bolt port, for one, reports none);
 3. the query itself in a READ session (``default_access_mode=READ_ACCESS``: a cluster routes it to a
@@ -41,7 +43,7 @@ from agent.core.errors import (
 )
 from agent.core.settings import Settings, redact_url
 from agent.graphdb.base import GraphSchema, NodeLabel, Pattern, Property, QueryResult, RelType
-from agent.graphdb.readonly import check_read_only
+from agent.graphdb.readonly import QueryLimits, guard_query
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class Neo4jGraph:
         schema_max_chars: int = 6000,
         driver: Any = None,
         driver_config: dict[str, Any] | None = None,
+        limits: QueryLimits | None = None,
     ) -> None:
         self.uri = redact_url(uri)
         self.username = username
@@ -121,6 +124,7 @@ class Neo4jGraph:
         self.default_timeout_s = timeout_s
         self.default_max_rows = max_rows
         self.schema_max_chars = schema_max_chars
+        self.limits = limits or QueryLimits()
         self._schema: GraphSchema | None = None
         self._apoc: bool | None = None  # unknown until the first schema read
         self._lc = None
@@ -151,6 +155,7 @@ class Neo4jGraph:
             timeout_s=settings.query_timeout_s,
             max_rows=settings.max_rows,
             schema_max_chars=settings.schema_max_chars,
+            limits=settings.query_limits(),
         )
 
     # --- sessions and errors ------------------------------------------------------------------
@@ -207,9 +212,9 @@ class Neo4jGraph:
             )
 
     def explain(self, cypher: str, params: dict[str, Any] | None = None) -> str:
-        check_read_only(cypher)
+        text = guard_query(cypher, self.limits)
         with self._session(neo4j.READ_ACCESS) as s:
-            summary = self._explain_summary(s, cypher, params)
+            summary = self._explain_summary(s, text, params)
         self._require_read(summary)
         return render_plan(getattr(summary, "plan", None))
 
@@ -221,15 +226,15 @@ class Neo4jGraph:
         timeout_s: float | None = None,
         max_rows: int | None = None,
     ) -> QueryResult:
-        check_read_only(cypher)
+        text = guard_query(cypher, self.limits)
         timeout = self.default_timeout_s if timeout_s is None else timeout_s
         cap = self.default_max_rows if max_rows is None else max_rows
         started = time.perf_counter()
         with self._session(neo4j.READ_ACCESS) as s:
-            summary = self._explain_summary(s, cypher, params)
+            summary = self._explain_summary(s, text, params)
             self._require_read(summary)
             try:
-                result = s.run(neo4j.Query(cypher, timeout=timeout), params or {})
+                result = s.run(neo4j.Query(text, timeout=timeout), params or {})
                 columns = list(result.keys())
                 rows: list[list[Any]] = []
                 truncated = False
