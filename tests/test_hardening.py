@@ -7,6 +7,7 @@ Each test reproduces one defect of the issue against the real embedded server; b
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 
@@ -160,6 +161,63 @@ def test_huge_ranges_are_refused(shop, cypher):
 def test_expressions_that_grow_past_every_limit_are_refused(shop, cypher):
     with pytest.raises(QueryRefused):
         shop.query(cypher)
+
+
+# --- reduce() is read-only: it runs unless it could outgrow every limit ----------------------------------
+
+@pytest.mark.parametrize("cypher, rows", [
+    ("RETURN reduce(total = 0, x IN [1, 2, 3] | total + x) AS n", [[6]]),
+    ("MATCH (p:Product) WITH collect(p) AS ps RETURN reduce(n = 0, p IN ps | n + 1) AS n", [[12]]),
+    ("RETURN reduce(s = '', x IN ['a', 'b', 'c'] | s + x) AS s", [["abc"]]),
+    ("MATCH path = (:Customer {name: 'Alice Meyer'})-[:REFERRED]->(:Customer) "
+     "RETURN reduce(s = '', n IN nodes(path) | s + n.name + ';') AS s", [["Alice Meyer;Claire Dubois;"]]),
+    # the costliest shape the gate lets through: each step copies the list built so far (~1.5 s)
+    ("RETURN size(reduce(l = [], x IN range(1, 10000) | l + [x])) AS n", [[10000]]),
+])
+def test_a_read_only_reduce_runs(shop, cypher, rows):
+    assert shop.query(cypher).rows == rows
+
+
+@pytest.mark.parametrize("cypher, says", [
+    ("RETURN reduce(l = [1], x IN range(1, 40) | l + l)", "uses its accumulator l 2 times"),
+    ("RETURN reduce(s = 'x', x IN range(1, 40) | s + s)", "uses its accumulator s 2 times"),
+    ("RETURN reduce(l = [1], x IN range(1, 40) | [y IN l | [y, y]])", "may not use a list comprehension"),
+    ("RETURN reduce(s = 'x', x IN range(1, 40) | replace(s, 'x', 'xx'))", "may not use replace()"),
+    ("RETURN reduce(s = 'x', x IN range(1, 40) | lpad(s, 1000, 'y'))", "may not use lpad()"),
+    ("RETURN reduce(l = [1], x IN range(1, 40) | reduce(m = l, y IN [1] | m + y))", "may not use reduce()"),
+    ("MATCH (c:Customer) WITH collect(c.name) AS l RETURN reduce(s = '', x IN l | s + x)",
+     "must iterate over range(), a list literal"),
+    ("RETURN reduce(l = [], x IN range(1, 10000) | l + [x, x, x])", "the limit is 6,000,000,000"),
+    ("RETURN reduce(s = '', x IN range(1, 10000) | s + '" + "x" * 1000 + "')", "a character 1"),
+    ("RETURN reduce(s = '', 'x')", "write reduce() as reduce(acc = initial, x IN list | expression)"),
+])
+def test_a_reduce_that_could_outgrow_every_limit_is_refused(shop, cypher, says):
+    with pytest.raises(QueryRefused, match=re.escape(says)):
+        shop.query(cypher)
+
+
+def test_range_limits_come_from_settings_and_their_errors_name_them(tmp_path, settings_for):
+    big = "UNWIND range(1, 20000) AS x RETURN count(x)"
+    limit = r"20000 values, the limit is 10000 \(CYPHERLOOP_MAX_QUERY_RANGE\)"
+    with pytest.raises(QueryRefused, match=limit):
+        guard_query(big)
+    assert guard_query(big, settings_for(tmp_path, max_query_range=20_000).query_limits()) == big
+    product = "UNWIND range(1, 2000) AS a UNWIND range(1, 1000) AS b RETURN count(*)"
+    with pytest.raises(QueryRefused, match=r"the limit is 1000000 \(CYPHERLOOP_MAX_QUERY_RANGE_PRODUCT\)"):
+        guard_query(product)
+    assert guard_query(product, settings_for(tmp_path, max_query_range_product=2_000_000).query_limits())
+
+
+def test_procedures_beyond_the_allow_list_are_opt_in_and_writes_never(tmp_path, settings_for):
+    pagerank = "CALL algo.pageRank('Customer', 'REFERRED') YIELD node, score RETURN node.name, score"
+    refusal = r"algo.pageRank .*ignore the query timeout.*CYPHERLOOP_ALLOWED_PROCEDURES"
+    with pytest.raises(QueryRefused, match=refusal):
+        guard_query(pagerank)
+    opted_in = settings_for(tmp_path, allowed_procedures="algo.pageRank, db.idx.fulltext.drop, dbms.*")
+    assert guard_query(pagerank, opted_in.query_limits()) == pagerank
+    for write in ("CALL db.idx.fulltext.drop('Product')", "CALL dbms.killQueries(['q'])"):
+        with pytest.raises(WriteRefused):
+            guard_query(write, opted_in.query_limits())
 
 
 def test_the_embedded_server_runs_with_its_limits(settings):

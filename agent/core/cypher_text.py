@@ -245,10 +245,13 @@ class QueryLimits:
     ``range()`` allocates its whole list before the query-memory check (``range(1, 1e8)`` took 1.6 GB),
     and one expression (``reduce``, a list comprehension) runs to its end whatever the timeout or the
     memory cap (a ``reduce`` concatenating over a million values ran for minutes, ``reduce(l = [1], x IN
-    range(1, 40) | l + l)`` took the server past 4 GB and the kernel killed it): so ``reduce`` is refused
-    (the guard), range bounds must be literals,
-    each range spans at most ``max_range`` values and all of a query's ranges together at most
-    ``max_range_product`` combinations.
+    range(1, 40) | l + l)`` took the server past 4 GB and the kernel killed it): so range bounds must be
+    literals, each range spans at most ``max_range`` values and all of a query's ranges together at most
+    ``max_range_product`` combinations, and a ``reduce`` may neither grow its accumulator faster than
+    linearly nor build a string or list costing more than ``max_reduce_work`` units of copying (the
+    guard: a list item 100, a character 1; ``reduce(l = [], x IN range(1, 10000) | l + [x])``, 5e9 units,
+    took 1.5 s on a loaded 2-core machine, ``s + 'xxxxxxxxxx'`` over the same range 0.12 s).
+    ``extra_procedures`` are globs a read may CALL beyond the built-in allow-list.
     """
 
     max_chars: int = 4000
@@ -257,6 +260,8 @@ class QueryLimits:
     max_hops: int = 40
     max_range: int = 10_000
     max_range_product: int = 1_000_000
+    max_reduce_work: int = 6_000_000_000
+    extra_procedures: tuple[str, ...] = ()
 
 
 NESTING_OPENERS = {"(": ")", "[": "]", "{": "}"}

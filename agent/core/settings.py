@@ -83,6 +83,20 @@ class Settings(BaseSettings):
         description="Deepest nesting (brackets, CASE, NOT) a read may have: FalkorDB's parse time grows 2-3x "
                     "per level, outside the query timeout.",
     )
+    max_query_range: int = Field(
+        10_000, gt=0,
+        description="Most values one range() in a read may build (FalkorDB allocates the whole list "
+                    "before its memory check); range bounds must be literals.",
+    )
+    max_query_range_product: int = Field(
+        1_000_000, gt=0, description="Most combinations all range() calls of one read may make together."
+    )
+    allowed_procedures: str = Field(
+        "",
+        description="Procedures a read may CALL beyond the built-in schema listings and index searches "
+                    "(comma-separated, * as a wildcard, e.g. algo.pageRank). FalkorDB's algo.* ignore the "
+                    "query timeout: allow only what your graph can bear. Write procedures stay refused.",
+    )
     max_question_chars: int = Field(
         2000, gt=0, description="Longest question the agent answers or the feedback store keeps."
     )
@@ -273,7 +287,13 @@ class Settings(BaseSettings):
 
     def query_limits(self) -> QueryLimits:
         """The bounds every read is checked against before the database sees it."""
-        return QueryLimits(max_chars=self.max_query_chars, max_depth=self.max_query_depth)
+        return QueryLimits(
+            max_chars=self.max_query_chars,
+            max_depth=self.max_query_depth,
+            max_range=self.max_query_range,
+            max_range_product=self.max_query_range_product,
+            extra_procedures=tuple(p.strip() for p in self.allowed_procedures.split(",") if p.strip()),
+        )
 
     def redacted(self) -> dict[str, object]:
         """Settings as a dict safe to log: secrets masked, URL passwords removed."""

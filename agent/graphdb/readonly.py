@@ -17,7 +17,8 @@ type). This check is a pure function over the query text:
 
 ``guard_query`` is what the backends run on every read: the checks above, then the bounds that keep a
 query from crashing or wedging the database (``QueryLimits``: length, nesting depth and parse cost,
-relationship hops, ``range()`` size), the procedure allow-list, and it returns the canonical text
+relationship hops, ``range()`` size, a ``reduce()`` that could outgrow them), the procedure allow-list
+(plus ``CYPHERLOOP_ALLOWED_PROCEDURES``), and it returns the canonical text
 (``agent.core.cypher_text.canonical_query``: no comments, whitespace normalised) that the database gets.
 """
 
@@ -65,8 +66,9 @@ READ_PROCEDURE_EXCEPTIONS = (
 )
 
 # The only procedures a read may CALL (case-insensitive globs over the dotted name): schema listings and
-# index searches. Anything else is refused before the database parses it. FalkorDB's algo.* procedures are
-# not here: they ignore the query timeout (algo.labelPropagation({maxIterations: 1e8}) ran for 30 minutes).
+# index searches, plus what CYPHERLOOP_ALLOWED_PROCEDURES adds. Anything else is refused before the database
+# parses it. FalkorDB's algo.* procedures are not here: they ignore the query timeout
+# (algo.labelPropagation({maxIterations: 1e8}) ran for 30 minutes), so a user opts in to each one.
 ALLOWED_PROCEDURES = (
     "db.labels", "db.relationshipTypes", "db.propertyKeys", "db.indexes", "db.constraints", "db.meta.stats",
     "db.schema.visualization", "db.schema.nodeTypeProperties", "db.schema.relTypeProperties",
@@ -261,50 +263,59 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
     product = 1
     calls = Counter(t.text.upper() for k, t in enumerate(sig)
                     if t.kind == "word" and k + 1 < len(sig) and sig[k + 1].text == "(")
-    if calls["REDUCE"]:
-        raise QueryRefused("query refused: reduce() is not allowed in a read (one reduce can grow a value "
-                           "exponentially, beyond the time and memory limits); use UNWIND … RETURN sum(…)")
     if calls["REPLACE"] > 1:
         raise QueryRefused("query refused: at most one replace() per query (nested replaces multiply a "
                            "string's length)")
+    allowed = _ALLOWED_PROC_RES + tuple(_glob(p) for p in limits.extra_procedures)
     for k, t in enumerate(sig):
         word = t.text.upper() if t.kind == "word" else ""
         if word == "CALL" and k + 1 < len(sig) and sig[k + 1].kind in ("word", "ident"):
             name, _ = _dotted_name(sig, k + 1)
-            if not any(r.match(_normalise(name)) for r in _ALLOWED_PROC_RES):
-                raise QueryRefused(f"query refused: the procedure {name} is not one a read may call "
-                                   f"(allowed: {', '.join(ALLOWED_PROCEDURES[:6])}, … index searches)")
-        if word == "RANGE" and k + 1 < len(sig) and sig[k + 1].text == "(" and not (
-                k and sig[k - 1].text == "."):
-            product *= _check_range(sig, k + 2, limits.max_range)
+            if not any(r.match(_normalise(name)) for r in allowed):
+                why = (" (FalkorDB's algo.* procedures ignore the query timeout)"
+                       if name.lower().startswith("algo.") else "")
+                raise QueryRefused(f"query refused: the procedure {name} is not one a read may call{why}; "
+                                   f"allowed: {', '.join(ALLOWED_PROCEDURES[:3])}, … index searches, and "
+                                   "what CYPHERLOOP_ALLOWED_PROCEDURES adds")
+        is_call = k + 1 < len(sig) and sig[k + 1].text == "(" and not (k and sig[k - 1].text == ".")
+        if word == "RANGE" and is_call:
+            product *= _range_size(_arguments(sig, k + 2)[0], limits.max_range)
             if product > limits.max_range_product:
                 raise QueryRefused(f"query refused: its range() calls make {product} combinations, the limit "
-                                   f"is {limits.max_range_product}")
+                                   f"is {limits.max_range_product} (CYPHERLOOP_MAX_QUERY_RANGE_PRODUCT)")
+        if word == "REDUCE" and is_call:
+            _check_reduce(sig, k + 2, limits)
     return text
 
 
 _ALLOWED_PROC_RES = tuple(_glob(p) for p in ALLOWED_PROCEDURES)
 
 
-def _check_range(sig: list[_Tok], k: int, max_range: int) -> int:
-    """``range(a, b[, step])`` with integer literal arguments spanning at most ``max_range`` values."""
-    args: list[list[str]] = [[]]
+def _arguments(sig: list[_Tok], k: int, separators: tuple[str, ...] = (",",)) -> tuple[list[list[_Tok]], int]:
+    """The tokens of a call's arguments from ``k`` (just after its ``(``), split at the top-level
+    ``separators``, and the index of the closing ``)``."""
+    args: list[list[_Tok]] = [[]]
     depth = 0
     while k < len(sig):
-        text = sig[k].text
+        text = sig[k].text if sig[k].kind == "punct" else ""
         if text in ("(", "[", "{"):
             depth += 1
         elif text in (")", "]", "}"):
             if depth == 0:
                 break
             depth -= 1
-        elif text == "," and depth == 0:
+        elif text in separators and depth == 0:
             args.append([])
             k += 1
             continue
-        args[-1].append(text)
+        args[-1].append(sig[k])
         k += 1
-    values = [_int_literal(a) for a in args]
+    return args, k
+
+
+def _range_size(args: list[list[_Tok]], max_range: int) -> int:
+    """How many values ``range(a, b[, step])`` builds: integer literal arguments, at most ``max_range``."""
+    values = [_int_literal([t.text for t in a]) for a in args]
     if len(values) not in (2, 3) or any(v is None for v in values):
         raise QueryRefused("query refused: range() takes integer literals here (range(1, 10)), "
                            "not expressions")
@@ -312,8 +323,88 @@ def _check_range(sig: list[_Tok], k: int, max_range: int) -> int:
     assert start is not None and end is not None and step is not None
     count = 0 if step == 0 else max(0, (end - start) // step + 1)
     if count > max_range:
-        raise QueryRefused(f"query refused: range() would build {count} values, the limit is {max_range}")
+        raise QueryRefused(f"query refused: range() would build {count} values, the limit is {max_range} "
+                           "(CYPHERLOOP_MAX_QUERY_RANGE)")
     return max(count, 1)
+
+
+# Functions in a reduce() step that can multiply a value's size at once (by name, lowercased, substring).
+_MULTIPLYING_FUNCTIONS = ("replace", "pad", "range", "reduce")
+# Lists whose length the text bounds: a path's nodes or relationships, a node's labels or keys.
+_BOUNDED_LIST_FUNCTIONS = frozenset({"NODES", "RELATIONSHIPS", "LABELS", "KEYS"})
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|true|false|null", re.IGNORECASE)
+
+
+def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> None:
+    """``reduce(acc = init, x IN list | step)`` may run unless it can outgrow every limit.
+
+    A reduce cannot write, but FalkorDB evaluates one expression to its end whatever the timeout or the
+    memory cap, so two shapes are refused: a step that can double the accumulator (it appears twice,
+    ``l + l``; or a comprehension, replace/pad or a nested reduce could copy it), and a string or list
+    accumulator built over a list whose length the text does not bound, or whose quadratic copying
+    (each step copies what was built) would exceed ``max_reduce_work`` bytes. A numeric accumulator
+    (``reduce(total = 0, x IN list | total + x)``) may run over any list.
+    """
+    head, end = _arguments(sig, k)
+    shaped = len(head) == 2 and len(head[0]) >= 3 and head[0][1].text == "="
+    if not shaped or head[0][0].kind not in ("word", "ident"):
+        raise QueryRefused("query refused: write reduce() as reduce(acc = initial, x IN list | expression)")
+    acc, init = head[0][0].text, head[0][2:]
+    parts, _ = _arguments(head[1] + [_Tok("punct", ")", 0)], 0, ("|",))
+    if len(parts) != 2 or len(parts[0]) < 3 or parts[0][1].text.upper() != "IN" or not parts[1]:
+        raise QueryRefused("query refused: write reduce() as reduce(acc = initial, x IN list | expression)")
+    items, step = parts[0][2:], parts[1]
+
+    uses = sum(1 for i, t in enumerate(step) if t.text == acc and t.kind in ("word", "ident")
+               and not (i and step[i - 1].text in (".", "$")))
+    named = f"reduce()'s step uses its accumulator {acc}"
+    if uses > 1:
+        raise QueryRefused(f"query refused: {named} {uses} times, which can double it every step, past every "
+                           f"time and memory limit; use it once ({acc} + x, or {acc} + CASE WHEN … THEN x "
+                           "ELSE 0 END)")
+    for i, t in enumerate(step):
+        calls = i + 1 < len(step) and step[i + 1].text == "("
+        comprehension = t.text == "[" and i + 2 < len(step) and (
+            step[i + 1].text == "(" or step[i + 2].text.upper() == "IN")
+        if comprehension or (calls and t.kind == "word" and any(f in t.text.lower()
+                                                                for f in _MULTIPLYING_FUNCTIONS)):
+            what = "a list comprehension" if comprehension else f"{t.text}()"
+            raise QueryRefused(f"query refused: reduce()'s step may not use {what}: it can multiply the "
+                               "accumulator's size every step, past every time and memory limit")
+
+    numeric = _NUMBER.fullmatch("".join(t.text for t in init)) is not None
+    if numeric and not any(t.kind == "string" or t.text in ("[", "{") for t in step):
+        return  # a number stays a number: constant size over any list
+    length = _bounded_length(items, limits.max_range)
+    if length is None:
+        raise QueryRefused("query refused: reduce() builds a string or list here, so it must iterate over "
+                           "range(), a list literal, or nodes()/relationships() of a path (over collected "
+                           "values the database could not stop it in time); for strings use a join function, "
+                           "for lists collect()")
+    # What one step may add: a list item per comma-separated term (100 units: FalkorDB copies an item in
+    # ~30 ns) and a character per character of string literals (1 unit: strings copy at memcpy speed).
+    growth = 100 * (1 + sum(t.text == "," for t in step))
+    growth += sum(len(t.text) for t in step if t.kind == "string")
+    work = length * length * growth // 2  # every step copies what the steps before it built
+    if work > limits.max_reduce_work:
+        raise QueryRefused(f"query refused: reduce() would copy about {work:,} units building its value over "
+                           f"{length} items (each step copies what was built; a list item counts 100, a "
+                           f"character 1), the limit is {limits.max_reduce_work:,}; iterate over fewer items "
+                           "or add less per step")
+
+
+def _bounded_length(items: list[_Tok], max_range: int) -> int | None:
+    """How long the list a reduce iterates can be when the text says (None when only the data knows)."""
+    if len(items) >= 3 and items[0].text.upper() == "RANGE" and items[1].text == "(":
+        args, end = _arguments(items, 2)
+        return _range_size(args, max_range) if end == len(items) - 1 else None
+    if items and items[0].text.upper() in _BOUNDED_LIST_FUNCTIONS and len(items) > 1 and items[1].text == "(":
+        return max_range  # a path as long as a range may be
+    if items and items[0].text == "[" and items[-1].text == "]":
+        inner, end = _arguments(items, 1)
+        if end == len(items) - 1 and not (len(inner[0]) > 1 and inner[0][1].text.upper() == "IN"):
+            return len(inner)
+    return None
 
 
 def _int_literal(parts: list[str]) -> int | None:
