@@ -190,6 +190,9 @@ def test_a_read_only_reduce_runs(shop, cypher, rows):
     ("RETURN reduce(l = [], x IN range(1, 10000) | l + [x, x, x])", "the limit is 6,000,000,000"),
     ("RETURN reduce(s = '', x IN range(1, 10000) | s + '" + "x" * 1000 + "')", "a character 1"),
     ("RETURN reduce(s = '', 'x')", "write reduce() as reduce(acc = initial, x IN list | expression)"),
+    # 0 + 'a' is '0a': a "numeric" reduce over a million collected strings would copy quadratically
+    ("UNWIND range(1, 1000) AS a UNWIND range(1, 1000) AS b WITH collect(toString(a)) AS l "
+     "RETURN reduce(t = 0, x IN l | t + x)", "the limit there is 10000 (CYPHERLOOP_MAX_QUERY_RANGE)"),
 ])
 def test_a_reduce_that_could_outgrow_every_limit_is_refused(shop, cypher, says):
     with pytest.raises(QueryRefused, match=re.escape(says)):

@@ -267,6 +267,7 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
         raise QueryRefused("query refused: at most one replace() per query (nested replaces multiply a "
                            "string's length)")
     allowed = _ALLOWED_PROC_RES + tuple(_glob(p) for p in limits.extra_procedures)
+    open_ended_reduce = False
     for k, t in enumerate(sig):
         word = t.text.upper() if t.kind == "word" else ""
         if word == "CALL" and k + 1 < len(sig) and sig[k + 1].kind in ("word", "ident"):
@@ -284,7 +285,13 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
                 raise QueryRefused(f"query refused: its range() calls make {product} combinations, the limit "
                                    f"is {limits.max_range_product} (CYPHERLOOP_MAX_QUERY_RANGE_PRODUCT)")
         if word == "REDUCE" and is_call:
-            _check_reduce(sig, k + 2, limits)
+            open_ended_reduce |= _check_reduce(sig, k + 2, limits)
+    if open_ended_reduce and product > limits.max_range:
+        # A number plus a string concatenates (0 + 'a' is '0a'), so a "numeric" reduce over collected
+        # strings copies quadratically: 100,000 of them took 2.4 s; range() must not make millions.
+        raise QueryRefused(f"query refused: a reduce() over collected values in a query whose range() calls "
+                           f"make {product} combinations; the limit there is {limits.max_range} "
+                           "(CYPHERLOOP_MAX_QUERY_RANGE)")
     return text
 
 
@@ -335,15 +342,16 @@ _BOUNDED_LIST_FUNCTIONS = frozenset({"NODES", "RELATIONSHIPS", "LABELS", "KEYS"}
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|true|false|null", re.IGNORECASE)
 
 
-def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> None:
+def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> bool:
     """``reduce(acc = init, x IN list | step)`` may run unless it can outgrow every limit.
 
     A reduce cannot write, but FalkorDB evaluates one expression to its end whatever the timeout or the
     memory cap, so two shapes are refused: a step that can double the accumulator (it appears twice,
     ``l + l``; or a comprehension, replace/pad or a nested reduce could copy it), and a string or list
     accumulator built over a list whose length the text does not bound, or whose quadratic copying
-    (each step copies what was built) would exceed ``max_reduce_work`` bytes. A numeric accumulator
-    (``reduce(total = 0, x IN list | total + x)``) may run over any list.
+    (each step copies what was built) would exceed ``max_reduce_work`` units. A numeric accumulator
+    (``reduce(total = 0, x IN list | total + x)``) may run over any list: True then, when the list is one
+    only the data bounds (the caller bounds what range() may feed it).
     """
     head, end = _arguments(sig, k)
     shaped = len(head) == 2 and len(head[0]) >= 3 and head[0][1].text == "="
@@ -373,9 +381,9 @@ def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> None:
                                "accumulator's size every step, past every time and memory limit")
 
     numeric = _NUMBER.fullmatch("".join(t.text for t in init)) is not None
-    if numeric and not any(t.kind == "string" or t.text in ("[", "{") for t in step):
-        return  # a number stays a number: constant size over any list
     length = _bounded_length(items, limits.max_range)
+    if numeric and not any(t.kind == "string" or t.text in ("[", "{") for t in step):
+        return length is None  # a number stays a number (unless the items are strings: see the caller)
     if length is None:
         raise QueryRefused("query refused: reduce() builds a string or list here, so it must iterate over "
                            "range(), a list literal, or nodes()/relationships() of a path (over collected "
@@ -391,6 +399,7 @@ def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> None:
                            f"{length} items (each step copies what was built; a list item counts 100, a "
                            f"character 1), the limit is {limits.max_reduce_work:,}; iterate over fewer items "
                            "or add less per step")
+    return False
 
 
 def _bounded_length(items: list[_Tok], max_range: int) -> int | None:
