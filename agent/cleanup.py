@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
-SPECIAL_TOKEN = re.compile(r"<\|[^|>\s]{1,40}\|>|</?s>|\[/?INST\]")
-ROLE_HEADER = re.compile(r"^\s*(?:assistant|system|user)\s*\n", re.IGNORECASE)
+# ChatML / Llama 3 (<|…|>), Llama 2 (<s>, [INST]), Gemma (<start_of_turn>, <end_of_turn>, <bos>, <eos>)
+SPECIAL_TOKEN = re.compile(r"<\|[^|>\s]{1,40}\|>|</?s>|\[/?INST\]|<(?:start|end)_of_turn>|<[be]os>")
+ROLE_HEADER = re.compile(r"^\s*(?:assistant|model|system|user)\s*\n", re.IGNORECASE)
 FENCE = re.compile(r"```[ \t]*([\w+-]*)[ \t]*\n?(.*?)(?:```|\Z)", re.DOTALL)
 PREFIX = re.compile(r"^\s*(?:cypher\s+query|cypher|query|answer|corrected\s+query)\s*[:=]\s*", re.IGNORECASE)
 LANG_TAG = re.compile(r"^\s*(?:cypher|sql|neo4j)\s*$", re.IGNORECASE)

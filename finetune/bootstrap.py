@@ -43,7 +43,7 @@ from agent.core.settings import Settings
 from agent.evaluation import load_dataset, run_eval
 from agent.factory import make_agent
 from agent.graphdb import GraphStore, open_graph
-from agent.models.local import TransformersGenerator
+from agent.models.local import TransformersGenerator, check_base_model
 from feedback_store.pool import ExamplePool, build_pool, pool_dir
 from finetune.dataset import BuildSpec, build_dataset
 from finetune.drift import stamp
@@ -225,6 +225,7 @@ class Bootstrap:
 
     # --- the run -------------------------------------------------------------------------------
     def run(self) -> BootstrapReport:
+        check_base_model(self.settings)  # a missing base package fails now, not after generation
         self.dir.mkdir(parents=True, exist_ok=True)
         fingerprint = stamp(self.settings, self.store, "bootstrap")["schema_fingerprint"]
         if self.state.get("schema_fingerprint") not in (None, fingerprint):

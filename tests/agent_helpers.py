@@ -7,6 +7,7 @@ real prompt and tokenisation in about a second instead of loading the 135M model
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -111,3 +112,58 @@ def respx_for_openai():
                 )
 
     return respx.mock(using="httpcore2")
+
+
+GEMMA_TURN_TOKENS = ("<start_of_turn>", "<end_of_turn>")
+
+
+@functools.lru_cache(maxsize=1)
+def gemma_like_tokenizer():
+    """A small byte-level BPE tokenizer shaped like the Gemma 3 270M GGUF's: ``<pad>``/``<eos>``/``<bos>``,
+    Gemma's turn tokens, no chat template. The chat-template, stop-token and training-target tests of the
+    second base run on it without the 253 MB package (``cypherloop[base-gemma]``)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    corpus = [
+        "MATCH (c:Customer {city: 'Berlin'})-[:PLACED]->(o:Order) RETURN c.name, count(o) ORDER BY 1 LIMIT 5",
+        "You write Cypher queries for a graph database. Node properties: Customer name city Order total",
+        "How many customers are there? Which customers live in Paris? system user model",
+    ]
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    fast.add_tokens(list(GEMMA_TURN_TOKENS), special_tokens=True)  # as the GGUF's control tokens load
+    return fast
+
+
+def make_tiny_gemma_dir(path: Path, seed: int = 0) -> Path:
+    """A tiny random Gemma 3 (text) with ``gemma_like_tokenizer`` and the chat template the conversion gives
+    the real base; for the training path's Gemma-specific parts (its decoder and tied head)."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from agent.models.local import default_chat_template
+
+    tok = gemma_like_tokenizer()
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, sliding_window=64,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    model = Gemma3ForCausalLM(config)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path))
+    tok = copy.deepcopy(tok)
+    tok.chat_template = default_chat_template(tok)
+    tok.save_pretrained(str(path))
+    return path

@@ -21,6 +21,11 @@ CASES = [
     (Q + "<|endoftext|>", Q),
     ("<|im_start|>assistant\n" + Q + "<|im_end|>", Q),
     ("<s>" + Q + "</s>", Q),
+    # Gemma's turn format (the gemma3-270m base)
+    (Q + "<end_of_turn>", Q),
+    (Q + "<end_of_turn>\n<start_of_turn>user\nthanks<end_of_turn>", Q),
+    ("<start_of_turn>model\n" + Q + "<end_of_turn><eos>", Q),
+    ("model\n" + Q, Q),
     # prefixes
     ("Cypher: " + Q, Q),
     ("cypher: " + Q, Q),
@@ -73,6 +78,7 @@ CASES = [
     ("The customers are stored as nodes, and you can match them by label.", ""),
     ("", ""),
     ("<|im_end|>", ""),
+    ("<end_of_turn>", ""),
 ]
 
 

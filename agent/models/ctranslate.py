@@ -48,7 +48,8 @@ KEEP = 3
 """Conversions kept per base model (the live one and the previous ones, for a rollback)."""
 MAX_STATIC_PROMPTS = 64
 """Distinct system turns whose state CTranslate2 keeps (it never evicts): past this, the model is reloaded."""
-IM_START = "<|im_start|>"
+TURN_STARTS = ("<|im_start|>", "<start_of_turn>")
+"""Tokens that open a chat turn (ChatML, Gemma): the question's turn starts at the last one."""
 
 
 def import_ctranslate2() -> Any:
@@ -184,12 +185,11 @@ def resolve_backend(settings: Settings) -> str:
 
 # --- serving ----------------------------------------------------------------------------------------
 def split_static(tokens: list[str]) -> int:
-    """Where the last turn starts (the user's question): everything before it, the system turn, is the static
-    prompt. 0 when the prompt has no earlier turn."""
-    for i in range(len(tokens) - 1, 0, -1):
-        if tokens[i] == IM_START:
-            return i
-    return 0
+    """Where the question's turn starts: everything before it, the system turn, is the static prompt. The
+    prompt ends with the model's turn header (the generation prompt), so the question's turn is the one opened
+    before that. 0 when the prompt has no earlier turn."""
+    starts = [i for i, t in enumerate(tokens) if t in TURN_STARTS][:-1]  # the last opens the model's reply
+    return starts[-1] if starts else 0
 
 
 class CTranslate2Generator(ChatGenerator):

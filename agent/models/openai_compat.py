@@ -15,7 +15,9 @@ from agent.core.settings import Settings
 from agent.models.base import ChatGenerator
 
 OPENAI_HOST = "api.openai.com"
-STOP = ["<|im_end|>", "<|endoftext|>"]
+STOP = ["<|im_end|>", "<|endoftext|>", "<end_of_turn>"]
+"""Turn ends of the local chat formats (ChatML, Gemma), for OpenAI-compatible servers that do not stop on
+them."""
 
 
 class OpenAICompatGenerator(ChatGenerator):
