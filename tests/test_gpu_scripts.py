@@ -1,0 +1,45 @@
+"""The GPU staging scripts' plumbing that runs here: a model file split into carry folders and joined back
+(scripts/gpu_stage.py → scripts/gpu_run.py), and each base's own home."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("parts, size", [(2, 1001), (5, 4099), (5, 3)])
+def test_a_split_file_joins_back_and_a_wrong_part_is_refused(tmp_path, parts, size):
+    stage, run = _script("gpu_stage"), _script("gpu_run")
+    src = tmp_path / "model.gguf"
+    src.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    folders = [tmp_path / f"g{i + 1}" for i in range(parts)]
+    for f in folders:
+        f.mkdir()
+    stage.split_file(src, folders, "gguf2")
+    files = [f / f"gguf2.part{i}" for i, f in enumerate(folders)]
+    assert max(p.stat().st_size for p in files) <= -(-size // parts)
+    assert run.join_parts(folders[-1] / "gguf2.json", files) == ("model.gguf", src.read_bytes())
+    files[0].write_bytes(files[0].read_bytes()[:-1] + b"?")
+    with pytest.raises(RuntimeError, match="do not make the staged file"):
+        run.join_parts(folders[-1] / "gguf2.json", files)
+
+
+def test_each_base_has_its_own_home_and_result_names():
+    run = _script("gpu_run")
+    assert run.home("movies", run.DEFAULT_BASE) == Path("/tmp/h-movies")
+    assert run.home("movies", run.GEMMA) == Path("/tmp/h-movies-gemma")
+    env = run.env_for("movies", run.GEMMA)
+    assert env["CYPHERLOOP_HOME"] == "/tmp/h-movies-gemma" and env["CYPHERLOOP_BASE_MODEL"] == "gemma3-270m"
