@@ -439,15 +439,16 @@ def phase_heldout() -> None:
 def phase_latency(graph: str = "movies") -> None:
     """Where a question's time goes on this GPU: ``scripts/bench_latency.py`` (the product's agent through
     ``make_agent``, single stream) over the first 100 dev questions after 3 warm-up ones, the default model
-    with the shipped adapter on the transformers backend, product defaults (temperature 0.1, 200 new tokens at
-    most, 3 attempts); per question the node timings and every model call's trace (prompt and generated
-    tokens, prefill, time per decoding step, host-side time); then 3 questions under torch.profiler (GPU
-    kernel time against wall time). Needs the phases install, part0 and model before it (the graph is loaded
-    if missing)."""
+    with the shipped adapter (another base: its live, bootstrapped model) on the transformers backend, product
+    defaults (temperature 0.1, 200 new tokens at most, 3 attempts); per question the node timings and every
+    model call's trace (prompt and generated tokens, prefill, time per decoding step, host-side time); then 3
+    questions under torch.profiler (GPU kernel time against wall time). Needs the phases install, part0 and
+    model before it (the graph is loaded if missing)."""
     n = DRY.get("limit", "100")
     args = [sys.executable, "scripts/bench_latency.py", "--graph", graph, "--graph-file", str(GRAPHS[graph]),
             "--dataset", str(DEV[graph]), "--n", n, "--warmup", "3", "--backends", "transformers",
-            "--adapters", "shipped", "--home", str(home(graph)), "--device", DEVICE, "--profile", "3",
+            "--adapters", "shipped" if BASE == DEFAULT_BASE else "active", "--home", str(home(graph)),
+            "--device", DEVICE, "--profile", "3",
             "--out", str(OUT / f"latency-{tag(graph)}.json")]
     env = env_for(graph, CYPHERLOOP_MAX_ATTEMPTS="3", CYPHERLOOP_TEMPERATURE="0.1",
                   CYPHERLOOP_MAX_NEW_TOKENS="200")
