@@ -6,6 +6,8 @@
         --graph-file ../shared/bench/graphs/movies.cypher --n 100 --backends ctranslate2,transformers \\
         --temperature 0
     .venv/bin/python scripts/bench_latency.py --adapters shipped-unmerged,shipped --temperature 0  # merge A/B
+    .venv/bin/python scripts/bench_latency.py --backends transformers,ctranslate2:float32,ctranslate2:int8 \
+        --temperature 0  # CTranslate2 compute types against transformers
 
 Each configuration (backend × adapter) gets a warm agent built by ``agent.factory.make_agent`` (the
 product's path: the generator ``make_generator`` builds, the graph's schema, the checks, read-only runs and up
@@ -22,6 +24,10 @@ first ``--warmup + --n`` of a JSONL set (``--dataset``, e.g. a dev set) on ``--g
 ``--graph-file`` into the scratch home when it is missing). With several backends, each question's first
 reply, final query and status are compared with the first backend's (greedy ``--temperature 0`` for
 equal-answer checks). Writes ``--out`` (default ``bench-output/latency.json``) with every question's record.
+
+A backend may name the CTranslate2 weights after a colon (``ctranslate2:float32``,
+``ctranslate2:int8_float32``; the setting ``ct2_quantization`` otherwise). The load average
+(``os.getloadavg``) is recorded before and after each configuration: the machine may be shared.
 
 ``shipped`` is the adapter shipped for the default base (``agent/data/adapters/general-v1``), ``active`` the
 home's live one, ``none`` the bare base, anything else a folder; ``shipped-unmerged`` serves the shipped
@@ -99,36 +105,49 @@ def _profile(agent: Any, questions: list[str]) -> dict[str, Any]:
     return {"questions": out}
 
 
-def run_config(args: argparse.Namespace, base: Any, store: Any, backend: str, adapter: str,
-               questions: list[str]) -> dict[str, Any]:
-    from agent.evaluation import percentile
-    from agent.factory import make_agent
-    from agent.models.factory import make_generator
+class Config:
+    """One backend × adapter: a warm agent built by the product's path, and the questions it was asked."""
 
-    upd: dict[str, Any] = {"model_backend": backend, "adapter": _adapter_setting(adapter, base.base_model)}
-    if args.temperature is not None:
-        upd["temperature"] = args.temperature
-    s = base.model_copy(update=upd)
-    t0 = time.perf_counter()
-    generator = make_generator(s)
-    if adapter == "shipped-unmerged":
-        generator._merge = lambda: None  # keep the LoRA layers separate
-    agent = make_agent(s, graph_store=store, generator=generator)
-    for q in questions[: args.warmup]:
-        agent.ask(q)
-    warm_s = round(time.perf_counter() - t0, 1)
-    traces = getattr(generator, "traces", None)
-    records = []
-    for q in questions[args.warmup:]:
+    def __init__(self, args: argparse.Namespace, base: Any, store: Any, label: str,
+                 questions: list[str]) -> None:
+        from agent.factory import make_agent
+        from agent.models.factory import make_generator
+
+        self.label = label
+        backend_spec, adapter = label.split("/", 1)
+        backend, _, quantization = backend_spec.partition(":")
+        upd: dict[str, Any] = {"model_backend": backend,
+                               "adapter": _adapter_setting(adapter, base.base_model)}
+        if quantization:
+            upd["ct2_quantization"] = quantization
+        if args.temperature is not None:
+            upd["temperature"] = args.temperature
+        self.settings = s = base.model_copy(update=upd)
+        self.backend, self.adapter = backend, adapter
+        self.load_before = os.getloadavg()
+        t0 = time.perf_counter()
+        self.generator = make_generator(s)
+        if adapter == "shipped-unmerged":
+            self.generator._merge = lambda: None  # keep the LoRA layers separate
+        self.agent = make_agent(s, graph_store=store, generator=self.generator)
+        for q in questions[: args.warmup]:
+            self.agent.ask(q)
+        self.warm_s = round(time.perf_counter() - t0, 1)
+        self.records: list[dict[str, Any]] = []
+
+    def ask(self, q: str) -> None:
+        traces = getattr(self.generator, "traces", None)
         if traces is not None:
             traces.clear()
+        load = os.getloadavg()[0]
         t = time.perf_counter()
-        r = agent.ask(q)
+        r = self.agent.ask(q)
         wall = (time.perf_counter() - t) * 1000
         nodes = {k: v for k, v in r.timings.items() if k != "total"}
-        records.append({
+        self.records.append({
             "question": q,
             "latency_ms": round(wall, 3),
+            "load_1min": round(load, 2),
             "status": r.status,
             "attempts": len(r.attempts),
             "first_reply": r.attempts[0]["raw"] if r.attempts else "",
@@ -138,45 +157,88 @@ def run_config(args: argparse.Namespace, base: Any, store: Any, backend: str, ad
             "graph_overhead_ms": round(r.timings.get("total", wall) - sum(nodes.values()), 3),
             "model_calls": [tr.to_dict() for tr in traces] if traces is not None else [],
         })
-        print(f"{backend}/{adapter} {len(records)}: {wall:.0f} ms {r.status} "
-              f"{[c['new_tokens'] for c in records[-1]['model_calls']]} tokens", flush=True)
-    lat = [x["latency_ms"] for x in records]
-    one = [x["latency_ms"] for x in records if x["attempts"] <= 1]
-    calls = [c for x in records for c in x["model_calls"]]
-    firsts = [x["model_calls"][0] for x in records if x["model_calls"]]
-    nodes: dict[str, list[float]] = {}
-    for x in records:
-        for k, v in x["timings"].items():
-            nodes.setdefault(k, []).append(v)
-    statuses: dict[str, int] = {}
-    for x in records:
-        statuses[x["status"]] = statuses.get(x["status"], 0) + 1
-    summary = {
-        "model_version": generator.version,
-        "settings": {"model_backend": backend, "adapter": adapter, "temperature": s.temperature,
-                     "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
-                     "device": s.device, "ct2_quantization": getattr(s, "ct2_quantization", None)},
-        "load_and_warmup_s": warm_s,
-        "n": len(lat),
-        "p50_ms": round(percentile(lat, 50), 1),
-        "p95_ms": round(percentile(lat, 95), 1),
-        "mean_ms": round(statistics.mean(lat), 1),
-        "one_attempt_n": len(one),
-        "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
-        "statuses": statuses,
-        "node_median_ms": {k: _median(v) for k, v in nodes.items()},
-        "node_p95_ms": {k: round(percentile(v, 95), 3) for k, v in nodes.items()},
-        "graph_overhead_median_ms": _median([x["graph_overhead_ms"] for x in records]),
-        "model_calls": len(calls),
-        "model_calls_per_question_mean": round(len(calls) / max(1, len(records)), 2),
-        "first_call_median": {f: _median([c[f] for c in firsts]) for f in TRACE_FIELDS},
-        "all_calls_median": {f: _median([c[f] for c in calls]) for f in TRACE_FIELDS},
-        "all_calls_max_new_tokens": max((c["new_tokens"] for c in calls), default=0),
-    }
-    if args.profile:
-        summary["profile"] = _profile(agent, questions[: args.profile])
-    print(f"{backend}/{adapter}: {json.dumps(summary)}", flush=True)
-    return {"summary": summary, "questions": records}
+        print(f"{self.label} {len(self.records)}: {wall:.0f} ms {r.status} "
+              f"{[c['new_tokens'] for c in self.records[-1]['model_calls']]} tokens (load {load:.1f})",
+              flush=True)
+
+    def report(self, args: argparse.Namespace, questions: list[str]) -> dict[str, Any]:
+        from agent.evaluation import percentile
+
+        s, records = self.settings, self.records
+        lat = [x["latency_ms"] for x in records]
+        one = [x["latency_ms"] for x in records if x["attempts"] <= 1]
+        calls = [c for x in records for c in x["model_calls"]]
+        firsts = [x["model_calls"][0] for x in records if x["model_calls"]]
+        nodes: dict[str, list[float]] = {}
+        for x in records:
+            for k, v in x["timings"].items():
+                nodes.setdefault(k, []).append(v)
+        statuses: dict[str, int] = {}
+        for x in records:
+            statuses[x["status"]] = statuses.get(x["status"], 0) + 1
+        summary = {
+            "model_version": self.generator.version,
+            "settings": {"model_backend": self.backend, "adapter": self.adapter, "temperature": s.temperature,
+                         "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
+                         "device": s.device, "ct2_quantization": getattr(s, "ct2_quantization", None)},
+            "load_and_warmup_s": self.warm_s,
+            "load_average_before": [round(x, 2) for x in self.load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "load_1min_median": _median([x["load_1min"] for x in records]),
+            "n": len(lat),
+            "p50_ms": round(percentile(lat, 50), 1),
+            "p95_ms": round(percentile(lat, 95), 1),
+            "mean_ms": round(statistics.mean(lat), 1),
+            "one_attempt_n": len(one),
+            "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
+            "statuses": statuses,
+            "node_median_ms": {k: _median(v) for k, v in nodes.items()},
+            "node_p95_ms": {k: round(percentile(v, 95), 3) for k, v in nodes.items()},
+            "graph_overhead_median_ms": _median([x["graph_overhead_ms"] for x in records]),
+            "model_calls": len(calls),
+            "model_calls_per_question_mean": round(len(calls) / max(1, len(records)), 2),
+            "first_call_median": {f: _median([c[f] for c in firsts]) for f in TRACE_FIELDS},
+            "all_calls_median": {f: _median([c[f] for c in calls]) for f in TRACE_FIELDS},
+            "all_calls_max_new_tokens": max((c["new_tokens"] for c in calls), default=0),
+        }
+        if args.profile:
+            summary["profile"] = _profile(self.agent, questions[: args.profile])
+        print(f"{self.label}: {json.dumps(summary)}", flush=True)
+        return {"summary": summary, "questions": records}
+
+
+def run_configs(args: argparse.Namespace, base: Any, store: Any, labels: list[str],
+                questions: list[str]) -> dict[str, Any]:
+    """Every configuration over the questions: one after the other, or with ``--interleave`` each question
+    asked of every configuration in turn (the order rotating), so that on a shared machine all of them see the
+    same load."""
+    results: dict[str, Any] = {}
+    timed = questions[args.warmup:]
+
+    def build(label: str) -> Config | None:
+        try:
+            return Config(args, base, store, label, questions)
+        except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
+            results[label] = {"error": f"{type(e).__name__}: {e}"}
+            print(f"{label}: unavailable ({e})", flush=True)
+            return None
+
+    if args.interleave:
+        configs = [c for c in map(build, labels) if c is not None]
+        for i, q in enumerate(timed):
+            for k in range(len(configs)):
+                configs[(i + k) % len(configs)].ask(q)
+    else:
+        configs = []
+        for label in labels:
+            c = build(label)
+            if c is not None:
+                for q in timed:
+                    c.ask(q)
+                configs.append(c)
+    for c in configs:
+        results[c.label] = c.report(args, questions)
+    return {label: results[label] for label in labels if label in results}
 
 
 def agreement(reference: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,6 +272,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=OUT / "latency.json")
     ap.add_argument("--reference", type=Path, default=None,
                     help="an earlier report: every configuration here is compared with its first one")
+    ap.add_argument("--interleave", action="store_true",
+                    help="ask each question of every configuration in turn (fair timings on a shared "
+                         "machine)")
     ap.add_argument("--temperature", type=float, default=None,
                     help="default: the product's (0.1); 0 for equal outputs across configurations")
     args = ap.parse_args()
@@ -239,15 +304,8 @@ def main() -> int:
         else:
             raise SystemExit(f"graph {args.graph!r} is empty in {args.home}; pass --graph-file")
     questions = _questions(args, store)
-    results: dict[str, Any] = {}
-    for backend in args.backends.split(","):
-        for adapter in args.adapters.split(","):
-            key = f"{backend}/{adapter}"
-            try:
-                results[key] = run_config(args, base_settings, store, backend, adapter, questions)
-            except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
-                results[key] = {"error": f"{type(e).__name__}: {e}"}
-                print(f"{key}: unavailable ({e})", flush=True)
+    labels = [f"{b}/{a}" for b in args.backends.split(",") for a in args.adapters.split(",")]
+    results = run_configs(args, base_settings, store, labels, questions)
     keys = [k for k, v in results.items() if "questions" in v]
     compared = {}
     if args.reference:
