@@ -50,6 +50,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench-output"
+GOLD: dict[str, str] = {}
+"""question → gold query, when the question set has them (then each answer is also scored: ``correct``)."""
 TRACE_FIELDS = ("prompt_tokens", "cached_prompt_tokens", "new_tokens", "tokenize_ms", "prefill_ms",
                 "decode_ms", "step_ms", "host_ms", "total_ms")
 
@@ -63,7 +65,9 @@ def _questions(args: argparse.Namespace, store: Any) -> list[str]:
     if args.dataset:
         from agent.evaluation import load_dataset
 
-        return [item.question for item in load_dataset(args.dataset, require_id=False)[:want]]
+        items = load_dataset(args.dataset, require_id=False)[:want]
+        GOLD.update({item.question: item.cypher for item in items if item.cypher})
+        return [item.question for item in items]
     from finetune.synth import generate_pairs
 
     pairs, _ = generate_pairs(store, want, seed=11)
@@ -105,6 +109,14 @@ def _profile(agent: Any, questions: list[str]) -> dict[str, Any]:
     return {"questions": out}
 
 
+def _gold_rows(store: Any, cypher: str) -> list[Any] | None:
+    """The gold query's rows (None when it fails: that question is not scored)."""
+    try:
+        return store.query(cypher, timeout_s=30.0).rows
+    except Exception:  # noqa: BLE001 - a broken gold query scores nothing
+        return None
+
+
 class Config:
     """One backend × adapter: a warm agent built by the product's path, and the questions it was asked."""
 
@@ -135,7 +147,9 @@ class Config:
         self.warm_s = round(time.perf_counter() - t0, 1)
         self.records: list[dict[str, Any]] = []
 
-    def ask(self, q: str) -> None:
+    def ask(self, q: str, gold_rows: list[Any] | None = None) -> None:
+        from agent.core.cypher_text import same_result
+
         traces = getattr(self.generator, "traces", None)
         if traces is not None:
             traces.clear()
@@ -153,6 +167,7 @@ class Config:
             "first_reply": r.attempts[0]["raw"] if r.attempts else "",
             "cypher": r.cypher,
             "rows": len(r.rows),
+            "correct": None if gold_rows is None else bool(r.ran and same_result(gold_rows, r.rows)),
             "timings": r.timings,
             "graph_overhead_ms": round(r.timings.get("total", wall) - sum(nodes.values()), 3),
             "model_calls": [tr.to_dict() for tr in traces] if traces is not None else [],
@@ -192,6 +207,8 @@ class Config:
             "one_attempt_n": len(one),
             "one_attempt_p50_ms": round(percentile(one, 50), 1) if one else None,
             "statuses": statuses,
+            "executable": sum(x["status"] in ("ok", "no_data") for x in records),
+            "correct": sum(bool(x["correct"]) for x in records),
             "node_median_ms": {k: _median(v) for k, v in nodes.items()},
             "node_p95_ms": {k: round(percentile(v, 95), 3) for k, v in nodes.items()},
             "graph_overhead_median_ms": _median([x["graph_overhead_ms"] for x in records]),
@@ -214,6 +231,7 @@ def run_configs(args: argparse.Namespace, base: Any, store: Any, labels: list[st
     same load."""
     results: dict[str, Any] = {}
     timed = questions[args.warmup:]
+    gold = {q: _gold_rows(store, GOLD[q]) for q in timed if q in GOLD}
 
     def build(label: str) -> Config | None:
         try:
@@ -227,14 +245,14 @@ def run_configs(args: argparse.Namespace, base: Any, store: Any, labels: list[st
         configs = [c for c in map(build, labels) if c is not None]
         for i, q in enumerate(timed):
             for k in range(len(configs)):
-                configs[(i + k) % len(configs)].ask(q)
+                configs[(i + k) % len(configs)].ask(q, gold.get(q))
     else:
         configs = []
         for label in labels:
             c = build(label)
             if c is not None:
                 for q in timed:
-                    c.ask(q)
+                    c.ask(q, gold.get(q))
                 configs.append(c)
     for c in configs:
         results[c.label] = c.report(args, questions)
