@@ -69,6 +69,19 @@ def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 1) -> Path:
     return out_dir
 
 
+def make_full_model(base_dir: Path, out_dir: Path) -> Path:
+    """A full fine-tune of the tiny model, as ``finetune.full`` leaves one: the same shape, other weights."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir))
+    with torch.no_grad():
+        model.model.norm.weight.mul_(2.0)
+    model.save_pretrained(str(out_dir))
+    AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(str(out_dir))
+    return out_dir
+
+
 def respx_for_openai():
     """``respx.mock`` that intercepts the ``openai`` client.
 

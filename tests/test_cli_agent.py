@@ -245,6 +245,23 @@ def test_warm_loads_graph_model_and_feedback_store(shop, cl_home, capsys, tmp_pa
     assert embeddings._model is not None
 
 
+def test_warm_converts_the_model_when_ctranslate2_serves(shop, cl_home, capsys, tmp_path_factory):
+    """Under ``auto`` on a CPU the first question would pay CTranslate2's conversion: ``warm`` does it."""
+    pytest.importorskip("ctranslate2")
+    from finetune_helpers import tiny_model_dir
+
+    from agent.core.settings import load_settings
+    from agent.models import ctranslate
+
+    tiny = tiny_model_dir(tmp_path_factory.getbasetemp())
+    args = _args(cl_home, "--backend", "auto", "--model", str(tiny), "--adapter", "none")
+    assert main(["warm", *args]) == 0
+    out = capsys.readouterr().out
+    assert "model (auto: ctranslate2 " in out and "ready: tiny-llama+base" in out
+    s = load_settings(home=cl_home, base_model=str(tiny), adapter="none", model_backend="auto")
+    assert (ctranslate.converted_dir(s, None, s.ct2_quantization) / ctranslate.MARKER).is_file()
+
+
 def test_warm_unknown_graph_is_one_line(shop, cl_home, capsys):
     assert main(["warm", "--home", str(cl_home), "--graph", "no_such_graph"]) != 0
     err = capsys.readouterr().err.strip().splitlines()

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from agent_helpers import make_lora_adapter, make_tiny_model_dir, respx_for_openai
+from agent_helpers import make_full_model, make_lora_adapter, make_tiny_model_dir, respx_for_openai
 
 from agent.core.adapters import write_active
 from agent.core.errors import ModelError
@@ -132,14 +132,15 @@ def test_conversion_is_cached_and_redone_when_the_live_adapter_changes(settings_
 
 
 @needs_ct2
-def test_promotion_converts_the_new_live_adapter(settings_for, tmp_path, tiny_dir):
+@pytest.mark.parametrize("backend", ["ctranslate2", "auto"])
+def test_promotion_converts_the_new_live_adapter(settings_for, tmp_path, tiny_dir, backend):
     from agent.models import ctranslate
     from finetune.registry import AdapterRegistry
 
     home = tmp_path / "home"
     make_lora_adapter(tiny_dir, home / "adapters" / "v0001", seed=1)
     (home / "adapters" / "v0001" / "meta.json").write_text(json.dumps({"version": "v0001"}))
-    s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend="ctranslate2",
+    s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend=backend, device="cpu",
                      ct2_quantization="float32")
     from agent.core.adapters import read_active
 
@@ -153,14 +154,49 @@ def test_promotion_converts_the_new_live_adapter(settings_for, tmp_path, tiny_di
 @needs_ct2
 def test_auto_picks_ctranslate2_on_a_cpu(settings):
     from agent.models.ctranslate import CTranslate2Generator
-    from agent.models.factory import make_generator
-
-    auto = settings.model_copy(update={"model_backend": "auto"})
-    assert isinstance(make_generator(auto.model_copy(update={"device": "cpu"})), CTranslate2Generator)
+    from agent.models.factory import FallbackGenerator, make_generator
     from agent.models.local import TransformersGenerator
 
-    gpu = auto.model_copy(update={"device": "cuda"})
-    assert isinstance(make_generator(gpu), TransformersGenerator)
+    auto = settings.model_copy(update={"model_backend": "auto"})
+    cpu = make_generator(auto.model_copy(update={"device": "cpu"}))
+    assert isinstance(cpu, FallbackGenerator) and isinstance(cpu.primary, CTranslate2Generator)
+    assert isinstance(make_generator(auto.model_copy(update={"device": "cuda"})), TransformersGenerator)
+    assert isinstance(make_generator(auto.model_copy(update={"model_backend": "ctranslate2"})),
+                      CTranslate2Generator)
+
+
+@needs_ct2
+def test_auto_falls_back_to_transformers_when_the_conversion_fails(settings_for, tmp_path, tiny_dir,
+                                                                  monkeypatch, caplog):
+    from agent.models import ctranslate
+
+    def broken(*_a, **_k):
+        raise RuntimeError("unsupported architecture\nsecond line")
+
+    monkeypatch.setattr(ctranslate, "_convert", broken)
+    gen = _local(settings_for, tmp_path / "h", tiny_dir, "auto", device="cpu")
+    want = _local(settings_for, tmp_path / "h", tiny_dir, "transformers").generate("q?", SCHEMA)
+    with caplog.at_level("WARNING", logger="agent.models.factory"):
+        assert gen.generate("q?", SCHEMA) == want
+        assert [g.text for g in gen.generate_batch([PROMPTS[2]])[0]] == [want]
+    warned = [r for r in caplog.records if r.name == "agent.models.factory"]
+    assert len(warned) == 1 and warned[0].exc_info is None
+    msg = warned[0].getMessage()
+    assert "unsupported architecture" in msg and "transformers answers" in msg and "\n" not in msg
+    assert gen.version == "tiny-llama+base" and gen.traces[-1].backend == "transformers"
+
+
+def test_auto_without_the_package_is_transformers_with_one_line(settings_for, tmp_path, tiny_dir,
+                                                                monkeypatch, caplog):
+    from agent.models import ctranslate
+    from agent.models.local import TransformersGenerator
+
+    monkeypatch.setattr(ctranslate, "available", lambda: False)
+    with caplog.at_level("WARNING", logger="agent.models.factory"):
+        gen = _local(settings_for, tmp_path / "h", tiny_dir, "auto", device="cpu")
+    assert isinstance(gen, TransformersGenerator)
+    warned = [r.getMessage() for r in caplog.records if r.name == "agent.models.factory"]
+    assert len(warned) == 1 and "pip install ctranslate2" in warned[0]
 
 
 def test_missing_ctranslate2_is_a_clear_error(settings_for, tmp_path, tiny_dir, monkeypatch):
@@ -179,3 +215,29 @@ def test_missing_ctranslate2_is_a_clear_error(settings_for, tmp_path, tiny_dir, 
     gen = CTranslate2Generator(settings_for(tmp_path / "h", base_model=str(tiny_dir), adapter="none"))
     with pytest.raises(ModelError, match="pip install ctranslate2"):
         gen.generate("q?", SCHEMA)
+
+
+@needs_ct2
+def test_a_promoted_full_model_is_converted_and_answers_as_transformers(settings_for, tmp_path, tiny_dir):
+    """What ``cypherloop bootstrap`` promotes is a full fine-tune: the promotion converts it, under ``auto``
+    on a CPU, and CTranslate2 then serves it with transformers' replies (float32)."""
+    from agent.models import ctranslate
+    from finetune.registry import AdapterRegistry
+
+    full = make_full_model(tiny_dir, tmp_path / "full")
+    home = tmp_path / "home"
+    s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend="auto", device="cpu",
+                     ct2_quantization="float32", temperature=0.0, max_new_tokens=8)
+    reg = AdapterRegistry(home, s)
+    v = reg.add(full, {"graph": "shop"})
+    reg.promote(v)
+    from agent.core.adapters import read_active
+
+    target = ctranslate.converted_dir(s, read_active(home), "float32")
+    assert (target / ctranslate.MARKER).is_file()
+    ct2 = _local(settings_for, home, tiny_dir, "auto", adapter="active", device="cpu", max_new_tokens=8)
+    hf = _local(settings_for, home, tiny_dir, "transformers", adapter="active", max_new_tokens=8)
+    for p in PROMPTS:
+        assert ct2.generate(p.question, p.schema_text, p.examples) == hf.generate(p.question, p.schema_text,
+                                                                                  p.examples)
+    assert ct2.primary._path == target and ct2.version == f"tiny-llama+{v}"

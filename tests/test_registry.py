@@ -163,17 +163,11 @@ def test_add_refuses_a_folder_that_is_not_an_adapter(reg, tmp_path):
 def test_full_model_versions_are_added_served_and_rolled_back(reg, tiny, adapters, settings, tmp_path):
     """A full fine-tune (finetune.full) is a version like an adapter; the agent's generator swaps the whole
     model in when it goes live and back to base + adapter when it is rolled back."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from agent_helpers import make_full_model
 
     from agent.models.local import TransformersGenerator
 
-    full = tmp_path / "full"
-    model = AutoModelForCausalLM.from_pretrained(str(tiny))
-    with torch.no_grad():
-        model.model.norm.weight.mul_(2.0)  # a different model with the same shape
-    model.save_pretrained(str(full))
-    AutoTokenizer.from_pretrained(str(tiny)).save_pretrained(str(full))
+    full = make_full_model(tiny, tmp_path / "full")  # norm weights doubled
     lora = reg.add(adapters[0], {})
     v = reg.add(full, {"graph": "shop"})
     assert reg.meta(v)["kind"] == "full" and reg.meta(lora)["kind"] == "lora"

@@ -30,6 +30,7 @@ from agent.core.settings import Settings, load_settings
 from agent.evaluation import load_dataset, run_eval
 from agent.factory import make_agent, open_graph_checked
 from agent.models.base import PromptInput
+from agent.models.ctranslate import resolve_backend
 from agent.models.factory import make_generator
 from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
@@ -151,6 +152,13 @@ def ask_main(argv: list[str] | None = None) -> int:
 
 
 # --- warm -----------------------------------------------------------------------------------------
+def _backend_label(settings: Settings) -> str:
+    """The backend that serves, e.g. ``auto: ctranslate2 int8``."""
+    backend = resolve_backend(settings)
+    label = f"{backend} {settings.ct2_quantization}" if backend == "ctranslate2" else backend
+    return f"auto: {label}" if settings.model_backend == "auto" else label
+
+
 def warm_main(argv: list[str] | None = None) -> int:
     """``cypherloop warm``: the graph's schema, the model (converted once, with the live adapter, one token
     generated), the embedding model and the feedback store, each timed."""
@@ -181,7 +189,8 @@ def warm_main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     for name, what, run in (
         ("graph", f"graph {settings.graph!r}: schema", graph),
-        ("model", f"model ({settings.model_backend}, {settings.base_model}): converted once, loaded", model),
+        ("model", f"model ({_backend_label(settings)}, {settings.base_model}): converted once, loaded",
+         model),
         ("feedback", "embedding model and feedback store", feedback),
     ):
         if not args.json:

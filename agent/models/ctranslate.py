@@ -219,6 +219,10 @@ class CTranslate2Generator(ChatGenerator):
         self._ensure()
         return self._tokenizer
 
+    def prepare(self) -> None:
+        """Convert (once) and load the model for the adapter that serves now; ``ModelError`` if that fails."""
+        self._ensure()
+
     def _ensure(self) -> Any:
         """The loaded model for the adapter the setting asks for now (converted and reloaded when it
         changed)."""

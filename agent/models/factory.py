@@ -3,13 +3,63 @@ generator is used."""
 
 from __future__ import annotations
 
-from agent.core.errors import ConfigError
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agent.core.errors import ConfigError, ModelError
+from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
-from agent.models.base import CypherGenerator
+from agent.models import ctranslate
+from agent.models.base import CypherGenerator, Generation, PromptInput
 from agent.models.ctranslate import CTranslate2Generator, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
 from agent.models.local import TransformersGenerator
 from agent.models.openai_compat import OpenAICompatGenerator
+
+log = logging.getLogger(__name__)
+
+
+class FallbackGenerator:
+    """``auto`` on a CPU: CTranslate2 answers; when it cannot prepare the model (the conversion or the load
+    failed), transformers answers from then on, after one warning line."""
+
+    def __init__(self, primary: CTranslate2Generator, fallback: Callable[[], CypherGenerator]) -> None:
+        self.primary = primary
+        self._make_fallback = fallback
+        self._fallback: CypherGenerator | None = None
+        self._lock = threading.Lock()
+
+    def serving(self) -> CypherGenerator:
+        """The generator that answers now (CTranslate2's model converted and loaded on first use)."""
+        with self._lock:
+            if self._fallback is None:
+                try:
+                    self.primary.prepare()
+                    return self.primary
+                except ModelError as e:
+                    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                    log.warning("CTranslate2 cannot serve (%s); transformers answers instead", reason)
+                    self._fallback = self._make_fallback()
+            return self._fallback
+
+    @property
+    def version(self) -> str:
+        return (self._fallback or self.primary).version
+
+    @property
+    def traces(self) -> Any:
+        return getattr(self._fallback or self.primary, "traces", None)
+
+    def generate(self, question: str, schema_text: str, examples: Sequence[Example] = (),
+                 error_feedback: ErrorFeedback | None = None) -> str:
+        return self.serving().generate(question, schema_text, examples, error_feedback)
+
+    def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
+                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+        return self.serving().generate_batch(prompts, n=n, temperature=temperature,
+                                             max_new_tokens=max_new_tokens)
 
 
 def make_escalation_generator(settings: Settings) -> CypherGenerator | None:
@@ -27,11 +77,19 @@ def make_escalation_generator(settings: Settings) -> CypherGenerator | None:
 
 def make_generator(settings: Settings) -> CypherGenerator:
     """``settings.model_backend``: auto (ctranslate2 on a CPU when installed, else transformers), ctranslate2
-    (local, adapter merged), transformers (local + PEFT), llamacpp (GGUF), openai (compatible server)."""
+    (local, adapter merged), transformers (local + PEFT), llamacpp (GGUF), openai (compatible server).
+
+    Under ``auto`` transformers stands in, with one log line, when the ctranslate2 package is missing or
+    CTranslate2 cannot convert or load the model."""
     backend = resolve_backend(settings)
+    auto = settings.model_backend == "auto"
     if backend == "ctranslate2":
-        return CTranslate2Generator(settings)
+        ct2 = CTranslate2Generator(settings)
+        return FallbackGenerator(ct2, lambda: TransformersGenerator(settings)) if auto else ct2
     if backend == "transformers":
+        if auto and not settings.device.startswith("cuda") and not ctranslate.available():
+            log.warning("the ctranslate2 package is not installed, so transformers answers (slower on a CPU: "
+                        "pip install ctranslate2)")
         return TransformersGenerator(settings)
     if backend == "llamacpp":
         return LlamaCppGenerator(settings)
