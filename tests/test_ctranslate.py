@@ -103,6 +103,29 @@ def test_ctranslate2_answers_as_transformers_does_with_the_adapter_merged(settin
     assert hf.traces[-1].new_tokens > 0 and hf.traces[-1].cached_prompt_tokens == 0
 
 
+@pytest.mark.parametrize("tokens, cut", [
+    (["<|im_start|>", "system", "S", "<|im_end|>", "<|im_start|>", "user", "Q", "<|im_end|>",
+      "<|im_start|>", "assistant", "Ċ"], 4),
+    (["<bos>", "<start_of_turn>", "user", "S", "Q", "<end_of_turn>", "<start_of_turn>", "model"], 1),
+    (["<|im_start|>", "user", "Q", "<|im_end|>", "<|im_start|>", "assistant"], 0),
+    (["a", "b"], 0),
+])
+def test_the_static_prompt_ends_where_the_question_starts(tokens, cut):
+    from agent.models.ctranslate import split_static
+
+    assert split_static(tokens) == cut
+
+
+@needs_ct2
+def test_the_system_turn_is_cached_once_for_every_question(settings_for, tmp_path, tiny_dir):
+    gen = _local(settings_for, tmp_path / "h", tiny_dir, "ctranslate2")
+    for q in ("How many customers?", "Which customers live in Berlin?"):
+        gen.generate(q, SCHEMA)
+    assert len(gen._statics) == 1
+    trace = gen.traces[-1]
+    assert trace.prompt_tokens - trace.cached_prompt_tokens > 5  # the question and the turn headers
+
+
 @needs_ct2
 def test_conversion_is_cached_and_redone_when_the_live_adapter_changes(settings_for, tmp_path, tiny_dir):
     from agent.models import ctranslate
