@@ -153,7 +153,7 @@ def ask_main(argv: list[str] | None = None) -> int:
 
 # --- warm -----------------------------------------------------------------------------------------
 def _backend_label(settings: Settings) -> str:
-    """The backend that serves, e.g. ``auto: ctranslate2 int8``."""
+    """The backend that serves, e.g. ``auto: ctranslate2 float32``."""
     backend = resolve_backend(settings)
     label = f"{backend} {settings.ct2_quantization}" if backend == "ctranslate2" else backend
     return f"auto: {label}" if settings.model_backend == "auto" else label

@@ -120,14 +120,16 @@ class Settings(BaseSettings):
     # --- model -------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "transformers",
-        description="auto (ctranslate2 on a CPU, transformers on a GPU), ctranslate2 (local, int8, the "
-                    "adapter merged), transformers (local + PEFT), llamacpp (GGUF, optional extra) or openai "
-                    "(any OpenAI-compatible server).",
+        description="auto (ctranslate2 on a CPU, transformers on a GPU; transformers when ctranslate2 is "
+                    "missing or cannot convert the model), ctranslate2 (local, the adapter merged), "
+                    "transformers (local + PEFT), llamacpp (GGUF, optional extra) or openai (any "
+                    "OpenAI-compatible server).",
     )
     ct2_quantization: Literal["int8", "int8_float32", "int16", "float32"] = Field(
-        "int8",
+        "float32",
         description="Weights of the ctranslate2 backend (converted once per live adapter under "
-                    "<home>/models/ct2/).",
+                    "<home>/models/ct2/): float32 writes the transformers backend's replies; int8 is faster "
+                    "but its replies differ (docs/BENCHMARKS.md 5b).",
     )
     base_model: str = Field(
         DEFAULT_BASE_MODEL,

@@ -1,4 +1,6 @@
-"""The CPU default: CTranslate2 (prebuilt wheels from PyPI, no source build), int8 weights.
+"""CTranslate2 on a CPU (``model_backend=auto`` or ``ctranslate2``; prebuilt wheels from PyPI, no build),
+float32 weights by default, which write the transformers backend's replies (int8 is faster, but its replies
+differ; neither is the default backend yet: docs/BENCHMARKS.md 5b).
 
 The live adapter is merged into the base (PEFT ``merge_and_unload``, fp32) and the merged model converted
 with CTranslate2's own ``TransformersConverter`` (Llama-architecture models, SmolLM2 included) into
@@ -193,8 +195,8 @@ def split_static(tokens: list[str]) -> int:
 
 
 class CTranslate2Generator(ChatGenerator):
-    """``CypherGenerator`` on CTranslate2 (int8 on a CPU) with the live adapter merged, following the
-    registry."""
+    """``CypherGenerator`` on CTranslate2 (``ct2_quantization`` weights) with the live adapter merged,
+    following the registry."""
 
     def __init__(self, settings: Settings, *, threads: int | None = None) -> None:
         self.settings = settings
