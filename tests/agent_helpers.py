@@ -49,6 +49,67 @@ def make_tiny_model_dir(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def make_tiny_gguf(path: Path, vocab: int = 1024, seed: int = 0) -> Path:
+    """A tiny random Llama as a GGUF file (F32, 2 layers, hidden 64) with the first ``vocab`` tokens of
+    SmolLM2's tokenizer and the merges among them: converting it runs transformers' real GGUF path in
+    seconds."""
+    import gguf
+    import numpy as np
+
+    from agent.models.local import packaged_gguf
+
+    hidden, ffn, layers, heads, kv_heads = 64, 128, 2, 4, 2
+    fields = gguf.GGUFReader(str(packaged_gguf("smollm2-135m-instruct"))).fields
+    tokens = fields["tokenizer.ggml.tokens"].contents()[:vocab]
+    known = set(tokens)
+    merges = [m for m in fields["tokenizer.ggml.merges"].contents()
+              if len(parts := m.split(" ")) == 2 and parts[0] in known and parts[1] in known
+              and parts[0] + parts[1] in known]
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny-llama")
+    w.add_block_count(layers)
+    w.add_context_length(4096)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(ffn)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_rope_freq_base(100000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_dimension_count(hidden // heads)
+    w.add_vocab_size(len(tokens))
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types(fields["tokenizer.ggml.token_type"].contents()[:vocab])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(0)
+    w.add_pad_token_id(2)
+    w.add_add_bos_token(False)
+    w.add_chat_template(fields["tokenizer.chat_template"].contents())
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    w.add_tensor("token_embd.weight", weight(len(tokens), hidden))
+    w.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
+    kv = kv_heads * hidden // heads
+    for i in range(layers):
+        for name, shape in (("attn_q", (hidden, hidden)), ("attn_k", (kv, hidden)), ("attn_v", (kv, hidden)),
+                            ("attn_output", (hidden, hidden)), ("ffn_gate", (ffn, hidden)),
+                            ("ffn_up", (ffn, hidden)), ("ffn_down", (hidden, ffn))):
+            w.add_tensor(f"blk.{i}.{name}.weight", weight(*shape))
+        for norm in ("attn_norm", "ffn_norm"):
+            w.add_tensor(f"blk.{i}.{norm}.weight", np.ones(hidden, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
 def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 1) -> Path:
     """A random (non-zero) LoRA on the tiny model, saved as a PEFT adapter folder."""
     import torch

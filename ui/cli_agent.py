@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.core.env import quiet_libraries
+from agent.core.env import quiet_libraries, verbose_libraries
 from agent.core.errors import DataError
 from agent.core.feedback import FeedbackStore
 from agent.core.settings import Settings, load_settings
@@ -62,6 +62,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--max-attempts", type=int, default=None, help="generate/correct attempts per question (default 3)"
     )
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy)")
+    p.add_argument("--verbose", action="store_true",
+                   help="let the ML libraries print their notices and progress bars (quiet by default)")
+
+
+def set_library_output(args: argparse.Namespace) -> None:
+    """Quiet libraries, unless ``--verbose``."""
+    if args.verbose:
+        verbose_libraries()
+    else:
+        quiet_libraries()
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -132,7 +142,7 @@ def ask_main(argv: list[str] | None = None) -> int:
     the database or the model failed (``status == "error"``; ``--json`` always carries ``status``)."""
     args = _ask_parser().parse_args(argv)
     question = " ".join(args.question).strip()
-    quiet_libraries()
+    set_library_output(args)
     settings = settings_from_args(args)
     feedback = None if args.no_log and settings.few_shot_k == 0 else open_feedback_store(settings)
     with make_agent(
@@ -170,7 +180,7 @@ def warm_main(argv: list[str] | None = None) -> int:
     )
     _add_common(p)
     args = p.parse_args(argv)
-    quiet_libraries()
+    set_library_output(args)
     settings = settings_from_args(args)
     loaded: dict[str, Any] = {}
 
@@ -247,7 +257,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         raise DataError("--limit must be at least 1")
     items = load_dataset(args.dataset)
-    quiet_libraries()
+    set_library_output(args)
     settings = settings_from_args(args)
     out = args.out or settings.home_dir / "eval" / f"{settings.graph}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     feedback = open_feedback_store(settings) if args.few_shot else None

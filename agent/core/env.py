@@ -4,7 +4,9 @@ Hugging Face, tokenizers, Chroma and Gradio read these variables when they are f
 ``library_defaults()`` runs before them: at the start of every command (``ui.cli.main``,
 ``python -m finetune.train``) and before the embedding model loads. Values the user set win
 (``os.environ.setdefault``); calling it twice changes nothing. ``quiet_libraries()`` adds silence for
-the commands whose output is an answer (``ask``, ``eval``, ``ui``), not a training log.
+the commands whose output is an answer (``ask``, ``eval``, ``warm``, ``ui``), not a training log;
+``verbose_libraries()`` (their ``--verbose``) lets the libraries speak again, and ``libraries_quiet()`` tells
+code that draws a library's bar itself (the GGUF conversion) which one holds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ QUIET_ENV: dict[str, str] = {
 }
 """Added by ``quiet_libraries``: no library notices between a question and its answer."""
 
+_quiet = False
+
 
 def library_defaults() -> None:
     """Offline, no telemetry, no library progress bars (idempotent; the user's own values win)."""
@@ -48,3 +52,20 @@ def quiet_libraries() -> None:
     # Deprecation notices between libraries (peft calling transformers' older names, Gradio's and
     # Chroma's own) are for their developers, not for someone asking a question.
     warnings.filterwarnings("ignore", category=FutureWarning)
+    global _quiet
+    _quiet = True
+
+
+def verbose_libraries() -> None:
+    """Undo ``quiet_libraries`` (a command's ``--verbose``): library notices, warnings and bars show again."""
+    global _quiet
+    _quiet = False
+    for key, value in QUIET_ENV.items():
+        if os.environ.get(key) == value:
+            del os.environ[key]
+    warnings.filterwarnings("default", category=FutureWarning)
+
+
+def libraries_quiet() -> bool:
+    """Whether ``quiet_libraries`` holds in this process (and no ``verbose_libraries`` came after it)."""
+    return _quiet

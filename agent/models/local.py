@@ -24,6 +24,8 @@ a ``stat`` of the registry's pointer file; a new version is loaded with
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import json
 import logging
@@ -33,7 +35,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 from filelock import FileLock
 
 from agent.core.adapters import ACTIVE_FILE, AdapterRef, adapters_dir, live_adapter, resolve_adapter
+from agent.core.env import libraries_quiet
 from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
@@ -253,10 +256,11 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
-        )
+        with _gguf_bar(shown=not libraries_quiet()):
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            loaded = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+            )
     except Exception as e:  # noqa: BLE001
         raise ModelError(
             f"could not read the GGUF model {gguf}: {e} (is the 'gguf' package installed?)"
@@ -286,6 +290,23 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     (out_dir / CONVERTED_MARKER).write_text(
         json.dumps({"source": str(gguf), "size": gguf.stat().st_size, "dtype": "float32"}, indent=2)
     )
+
+
+@contextlib.contextmanager
+def _gguf_bar(shown: bool) -> Iterator[None]:
+    """transformers draws its "Converting and de-quantizing GGUF tensors" bar with ``tqdm.auto`` directly (no
+    transformers or hub setting turns it off): hidden here unless the command runs ``--verbose``."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if shown or bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def _local_model_dir(name: str) -> Path:
@@ -527,8 +548,6 @@ class TransformersGenerator(ChatGenerator):
     # --- generation -------------------------------------------------------------------------------
     def _adapter_context(self) -> Any:
         """Adapter layers off while serving the base, when an adapter was ever loaded."""
-        import contextlib
-
         if self._peft is not None and self._loaded is None:
             return self._peft.disable_adapter()
         return contextlib.nullcontext()
