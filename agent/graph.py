@@ -670,6 +670,12 @@ class CypherAgent:
     def model_version(self) -> str:
         return self.generator.version
 
+    def use_feedback_store(self, store: AgentStore | None) -> None:
+        """Retrieve from and log to ``store`` from the next question on (a cold ``ask`` opens it while the
+        model loads)."""
+        self.feedback_store = store
+        self.context.feedback_store = store
+
     def close(self) -> None:
         """Close the graph store if this agent opened it."""
         if self._owns_graph_store:

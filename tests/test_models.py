@@ -225,6 +225,36 @@ def test_a_merged_adapter_answers_what_the_unmerged_one_does(settings_for, tmp_p
     assert not unmerged._merged
 
 
+def test_a_merged_copy_on_disk_serves_the_adapter_without_peft(settings_for, tmp_path, tiny_dir):
+    """``prepare`` (what ``cypherloop warm`` runs) writes the base with the live LoRA merged; a fresh process
+    then loads that one model, never PEFT (the cold start of issue 16), and answers as the adapter merged in
+    memory does; a new live version swaps the weights."""
+    from agent.models.local import MERGED_MARKER, TransformersGenerator, merged_if_ready
+
+    home = tmp_path / "home"
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0001", seed=1)
+    make_lora_adapter(tiny_dir, home / "adapters" / "v0002", seed=2)
+    write_active(home, "v0001")
+    s = settings_for(home, base_model=str(tiny_dir), temperature=0.0, max_new_tokens=6, adapter="active")
+    questions = ("How many customers?", "q?")
+    in_memory = TransformersGenerator(s)
+    expected = [in_memory.generate(q, SCHEMA) for q in questions]
+    live = in_memory.adapters.current()
+    assert in_memory._merged and merged_if_ready(s, live) is None  # a question writes nothing to disk
+
+    TransformersGenerator(s).prepare()
+    ready = merged_if_ready(s, live)
+    assert ready is not None and (ready / MERGED_MARKER).is_file()
+    cold = TransformersGenerator(s)
+    assert [cold.generate(q, SCHEMA) for q in questions] == expected
+    assert cold._baked and cold._peft is None and cold.version == "tiny-llama+v0001"
+
+    write_active(home, "v0002")
+    v2 = in_memory.generate("q?", SCHEMA)
+    assert cold.generate("q?", SCHEMA) == v2
+    assert cold.version == "tiny-llama+v0002" and not cold._baked and cold._merged
+
+
 def test_pinned_adapter_directory(settings_for, tmp_path, tiny_dir):
     from agent.models.local import TransformersGenerator
 

@@ -10,8 +10,9 @@
 store when one can be opened (a failing store never costs the answer: one warning, then silence).
 ``eval`` prints execution accuracy, executable share, first-try vs after-retry accuracy, accuracy
 per category and latency p50/p95; ``--out`` writes one prediction per line. ``warm`` does once what the
-first question would otherwise pay for (converting the packaged model, the adapter) and loads the rest
-once, so its files are in the page cache (``make demo`` runs it before opening the chat).
+first question would otherwise pay for (converting the packaged model, writing the base with the live
+adapter merged, so a fresh ``ask`` loads one model and never imports peft) and loads the rest once, so
+its files are in the page cache (``make demo`` runs it before opening the chat).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from agent.core.feedback import FeedbackStore
 from agent.core.settings import Settings, load_settings
 from agent.evaluation import load_dataset, run_eval
 from agent.factory import make_agent, open_graph_checked
-from agent.models.base import PromptInput
+from agent.models.base import ChatGenerator, PromptInput
 from agent.models.ctranslate import resolve_backend
 from agent.models.factory import make_generator
 from agent.state import AgentAnswer
@@ -144,17 +145,18 @@ def ask_main(argv: list[str] | None = None) -> int:
     question = " ".join(args.question).strip()
     set_library_output(args)
     settings = settings_from_args(args)
-    feedback = None if args.no_log and settings.few_shot_k == 0 else open_feedback_store(settings)
-    with make_agent(
-        settings, feedback_store=feedback, example_pool=ExamplePool.for_settings(settings)
-    ) as agent:
+    # The model loads in the background while the feedback store (chromadb) opens: a cold process's two
+    # slowest starts overlap. The answer is printed before it is logged (logging embeds the question).
+    with make_agent(settings, example_pool=ExamplePool.for_settings(settings), load_model_now=True) as agent:
+        if not (args.no_log and settings.few_shot_k == 0):
+            agent.use_feedback_store(open_feedback_store(settings))
         answer = agent.ask(question)
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2, default=str), flush=True)
+        else:
+            print(format_result(answer), flush=True)
         if not args.no_log:
             agent.log(answer)
-    if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2, default=str))
-    else:
-        print(format_result(answer))
     if answer.status == "error":
         print(f"error: {answer.error}", file=sys.stderr)
         return 1
@@ -175,8 +177,8 @@ def warm_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="cypherloop warm",
         description="Do now what the first question would: convert the packaged model once (about a minute "
-        "on 2 cores), load it with the live adapter, load the embedding model and open the graph and the "
-        "feedback store. Run it once after installing; `make demo` does.",
+        "on 2 cores), merge the live adapter into it once (kept on disk), load it, load the embedding model "
+        "and open the graph and the feedback store. Run it once after installing; `make demo` does.",
     )
     _add_common(p)
     args = p.parse_args(argv)
@@ -191,6 +193,8 @@ def warm_main(argv: list[str] | None = None) -> int:
 
     def model() -> None:
         loaded["generator"] = gen = make_generator(settings)
+        if isinstance(gen, ChatGenerator):
+            gen.prepare()  # the transformers backend keeps the base with the live LoRA merged, on disk
         gen.generate_batch([PromptInput("How many nodes are there?", loaded["schema"], ())], max_new_tokens=1)
 
     def feedback() -> None:

@@ -127,7 +127,7 @@ class ChatGenerator:
     0 is greedy). Backends that can batch override it; this default asks one reply at a time.
 
     ``traces`` holds the ``GenerationTrace`` of the last ``TRACE_KEEP`` ``complete`` calls (the latency
-    trace reads and clears it).
+    trace reads and clears it). ``prepare`` does the first question's loading ahead.
     """
 
     TRACE_KEEP = 256
@@ -154,6 +154,10 @@ class ChatGenerator:
 
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         raise NotImplementedError
+
+    def prepare(self, keep: bool = True) -> None:
+        """Do now what the first question would (convert, load); ``keep``: also write to disk what would make
+        a later process's start quicker (``cypherloop warm``). Nothing to do for a remote model."""
 
 
 Script = Callable[[str, ErrorFeedback | None, int], str]

@@ -19,7 +19,6 @@ CPU, where the prompt's ~800 tokens cost more than the ~30 generated ones.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,14 +29,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
-from agent.models.local import STOP_TOKENS, AdapterFollower, base_display_name, ensure_base_model
+from agent.models.local import (
+    STOP_TOKENS,
+    AdapterFollower,
+    base_display_name,
+    build_once,
+    ensure_base_model,
+    weights_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +74,12 @@ def available() -> bool:
 
 
 # --- conversion -------------------------------------------------------------------------------------
-def _fingerprint(folder: Path) -> str:
-    """The weights' identity: names, sizes and modification times of the files that make a model or
-    adapter."""
-    h = hashlib.sha256()
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"):
-            st = p.stat()
-            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:12]
-
-
 def converted_dir(settings: Settings, ref: AdapterRef | None, quantization: str) -> Path:
     """Where the CTranslate2 model for the base + ``ref`` lives (converted or not)."""
     base = base_display_name(settings.base_model)
     source = ref.path if ref is not None else ensure_base_model(settings)
     label = ref.version if ref is not None else "base"
-    return settings.path("models", "ct2", f"{base}-{label}-{quantization}-{_fingerprint(source)}")
+    return settings.path("models", "ct2", f"{base}-{label}-{quantization}-{weights_fingerprint(source)}")
 
 
 def ensure_converted(settings: Settings, ref: AdapterRef | None, quantization: str | None = None) -> Path:
@@ -94,31 +87,20 @@ def ensure_converted(settings: Settings, ref: AdapterRef | None, quantization: s
     once."""
     quantization = quantization or settings.ct2_quantization
     target = converted_dir(settings, ref, quantization)
-    if (target / MARKER).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / ".convert.lock"), timeout=1800):
-        if (target / MARKER).is_file():  # another process finished it meanwhile
-            return target
-        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        t0 = time.perf_counter()
-        try:
-            _convert(settings, ref, quantization, tmp)
-            if target.exists():  # an incomplete earlier attempt (no marker)
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except ModelError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise ModelError(
-                f"could not convert {ref.version if ref else 'the base model'} for CTranslate2: {e}"
-            ) from e
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+    try:
+        made = build_once(target, MARKER, lambda tmp: _convert(settings, ref, quantization, tmp),
+                          lock=".convert.lock", timeout=1800)
+    except ModelError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(
+            f"could not convert {ref.version if ref else 'the base model'} for CTranslate2: {e}"
+        ) from e
+    if made:
         _prune(target)
-    log.info("converted %s for CTranslate2 (%s) in %.1f s", ref.version if ref else "the base", quantization,
-             time.perf_counter() - t0)
+        log.info("converted %s for CTranslate2 (%s) in %.1f s", ref.version if ref else "the base",
+                 quantization, time.perf_counter() - t0)
     return target
 
 
@@ -221,7 +203,7 @@ class CTranslate2Generator(ChatGenerator):
         self._ensure()
         return self._tokenizer
 
-    def prepare(self) -> None:
+    def prepare(self, keep: bool = True) -> None:
         """Convert (once) and load the model for the adapter that serves now; ``ModelError`` if that fails."""
         self._ensure()
 

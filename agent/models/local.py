@@ -20,12 +20,20 @@ the promoted version, else the one shipped for the packaged base), checked befor
 a ``stat`` of the registry's pointer file; a new version is loaded with
 ``load_adapter`` / ``set_adapter`` and the old one deleted, on the same base model (no rebuild).
 ``none`` serves the base; a directory or a version name pins one adapter.
+
+Merged copies (the cold start): folding a LoRA into the base costs a cold process ~5-10 s on 2 cores
+(importing peft, injecting 210 LoRA layers, merging them), every time. ``ensure_merged`` writes the base with
+an adapter merged (fp32, PEFT ``merge_and_unload``: the same arithmetic as merging in memory) once to
+``<home>/models/merged/<base>-<version>-<fingerprint>/``, keyed by the adapter's and the base's files;
+``cypherloop warm`` writes it for the live adapter, and ``load`` takes it when it is there, so a fresh
+process loads one model and never imports peft. A different adapter later (a promotion) swaps the weights.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import json
 import logging
@@ -226,25 +234,38 @@ def ensure_base_model(settings: Settings) -> Path:
         return _local_model_dir(settings.base_model)
     find_gguf, dirname = source
     target = settings.path("models", dirname)
-    if (target / CONVERTED_MARKER).is_file():
-        return target
+    found: list[Path] = []
+
+    def convert(tmp: Path) -> None:
+        found.append(find_gguf())  # finding may assemble the GGUF: only once a conversion is needed
+        convert_gguf(found[0], tmp)
+
+    if build_once(target, CONVERTED_MARKER, convert, lock=f".{dirname}.lock"):
+        log.info("converted %s to %s", found[0].name, target)
+    return target
+
+
+def build_once(target: Path, marker: str, write: Callable[[Path], None], *, lock: str,
+               timeout: float = 900) -> bool:
+    """Make the folder ``target`` once with ``write(folder)``: under the file lock ``lock`` (beside it), into
+    a temp folder renamed into place; it is done when ``target/marker`` exists (``write`` writes that last),
+    so a process that waited on the lock finds it made. True when this call made it."""
+    if (target / marker).is_file():
+        return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target.parent / f".{dirname}.lock"), timeout=900):
-        if (target / CONVERTED_MARKER).is_file():  # another process finished it meanwhile
-            return target
-        gguf = find_gguf()
-        tmp = target.parent / f".{dirname}.tmp-{os.getpid()}"
+    with FileLock(str(target.parent / lock), timeout=timeout):
+        if (target / marker).is_file():  # another process finished it meanwhile
+            return False
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            convert_gguf(gguf, tmp)
+            write(tmp)
             if target.exists():  # an incomplete earlier attempt (no marker)
                 shutil.rmtree(target)
             os.replace(tmp, target)
-        except BaseException:
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    log.info("converted %s to %s", gguf.name, target)
-    return target
+    return True
 
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
@@ -290,6 +311,70 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
     (out_dir / CONVERTED_MARKER).write_text(
         json.dumps({"source": str(gguf), "size": gguf.stat().st_size, "dtype": "float32"}, indent=2)
     )
+
+
+MERGED_MARKER = "cypherloop-merged.json"
+KEEP_MERGED = 2
+"""Merged copies kept per base (the live adapter's and the one before it, for a rollback)."""
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """The weights' identity: names, sizes and modification times of the files that make a model or
+    adapter."""
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"):
+            st = p.stat()
+            h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:12]
+
+
+def merged_dir(settings: Settings, ref: AdapterRef) -> Path:
+    """Where the base with the LoRA ``ref`` merged lives (written or not), keyed by both sets of files."""
+    base = ensure_base_model(settings)
+    key = weights_fingerprint(ref.path) + weights_fingerprint(base)[:6]
+    label = re.sub(r"[^\w.-]+", "-", ref.version)
+    return settings.path("models", "merged", f"{base_display_name(settings.base_model)}-{label}-{key}")
+
+
+def merged_if_ready(settings: Settings, ref: AdapterRef | None) -> Path | None:
+    """The merged copy of the base with the LoRA ``ref`` when one was written, else None."""
+    if ref is None or ref.full_model:
+        return None
+    target = merged_dir(settings, ref)
+    return target if (target / MERGED_MARKER).is_file() else None
+
+
+def ensure_merged(settings: Settings, ref: AdapterRef) -> Path:
+    """The base with the LoRA ``ref`` merged, as a model directory; written once (under a lock, atomic)."""
+    target = merged_dir(settings, ref)
+    base = ensure_base_model(settings)
+    try:
+        made = build_once(target, MERGED_MARKER, lambda tmp: _write_merged(base, ref, tmp),
+                          lock=".merge.lock")
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"could not merge adapter {ref.version} into the base model: {e}") from e
+    if made:
+        log.info("merged %s into the base model in %s", ref.version, target)
+        same = sorted((p for p in target.parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+                       and p.name.startswith(base_display_name(settings.base_model) + "-")),
+                      key=lambda p: (p == target, p.stat().st_mtime), reverse=True)
+        for old in same[KEEP_MERGED:]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _write_merged(base: Path, ref: AdapterRef, out: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, local_files_only=True)
+    model = PeftModel.from_pretrained(model, str(ref.path), is_trainable=False).merge_and_unload()
+    model.save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(str(base), local_files_only=True).save_pretrained(str(out))
+    (out / MERGED_MARKER).write_text(json.dumps({"base": str(base), "adapter": str(ref.path),
+                                                 "version": ref.version, "dtype": "float32"}, indent=2))
 
 
 @contextlib.contextmanager
@@ -402,7 +487,8 @@ class TransformersGenerator(ChatGenerator):
         self._peft: Any = None  # PeftModel around _model once an adapter was loaded
         self._loaded: AdapterRef | None = None  # adapter in use; None serves the base
         self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
-        self._merged = False  # the active adapter is folded into the base weights
+        self._merged = False  # the active adapter is folded into the base weights (by PEFT, undoable)
+        self._baked = False  # the weights in memory are a merged copy from disk with _loaded in them
         self._static_cache_failed = (
             False  # generation_cache=static broke once: the dynamic cache from then on
         )
@@ -434,7 +520,7 @@ class TransformersGenerator(ChatGenerator):
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             want = self.adapters.current_or_none()
-            path = want.path if want is not None and want.full_model else ensure_base_model(self.settings)
+            path, baked = self._weights_for(want)
             self._device = resolve_device(self.settings.device)
             dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32
             try:
@@ -445,9 +531,25 @@ class TransformersGenerator(ChatGenerator):
             self._model = model.to(self._device).eval()
             self._model_path = Path(path)
             self._stop_ids = self._find_stop_ids()
-            if want is not None and want.full_model:
-                self._loaded = want
+            if want is not None and (want.full_model or baked):
+                self._loaded, self._baked = want, baked
             return self
+
+    def _weights_for(self, want: AdapterRef | None) -> tuple[Path, bool]:
+        """(model directory to load, whether ``want`` is merged in it): a full version's own folder, the
+        merged copy of the base with a LoRA when one was written, else the base."""
+        if want is not None and want.full_model:
+            return want.path, False
+        baked = merged_if_ready(self.settings, want)
+        return (baked, True) if baked is not None else (ensure_base_model(self.settings), False)
+
+    def prepare(self, keep: bool = True) -> None:
+        """Load what serves now; with ``keep``, first write the merged copy of the base with the live LoRA to
+        disk (``ensure_merged``) and load that."""
+        want = self.adapters.current()
+        if keep and want is not None and not want.full_model and self._model is None:
+            ensure_merged(self.settings, want)
+        self.sync_adapter()
 
     def _find_stop_ids(self) -> list[int]:
         return stop_token_ids(self._tokenizer, getattr(self._model.generation_config, "eos_token_id", None))
@@ -471,7 +573,8 @@ class TransformersGenerator(ChatGenerator):
             want = self.adapters.current()
             if want == self._loaded:
                 return want
-            if want is not None and want.full_model or (self._loaded is not None and self._loaded.full_model):
+            if (self._baked or want is not None and want.full_model
+                    or (self._loaded is not None and self._loaded.full_model)):
                 return self._swap_model(want)
             self._unmerge()
             if want is None:
@@ -508,12 +611,12 @@ class TransformersGenerator(ChatGenerator):
             return want
 
     def _swap_model(self, want: AdapterRef | None) -> AdapterRef | None:
-        """Replace the weights in memory: a full fine-tuned version, or back to the base (then its
-        adapter)."""
+        """Replace the weights in memory: a full fine-tuned version, a merged copy with ``want`` in it, or
+        back to the base (then its adapter)."""
         import torch
         from transformers import AutoModelForCausalLM
 
-        path = want.path if want is not None and want.full_model else ensure_base_model(self.settings)
+        path, baked = self._weights_for(want)
         dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32
         try:
             model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
@@ -523,10 +626,10 @@ class TransformersGenerator(ChatGenerator):
             ) from e
         self._model = model.to(self._device).eval()
         self._model_path = Path(path)
-        self._peft, self._resident, self._merged, self._loaded = None, {}, False, None
-        if want is not None and want.full_model:
-            log.info("serving full model %s from %s", want.version, path)
-            self._loaded = want
+        self._peft, self._resident, self._merged, self._loaded, self._baked = None, {}, False, None, False
+        if want is not None and (want.full_model or baked):
+            log.info("serving %s from %s", want.version, path)
+            self._loaded, self._baked = want, baked
             return want
         return self.sync_adapter()  # the base again: apply the adapter the setting asks for, if any
 
@@ -546,6 +649,13 @@ class TransformersGenerator(ChatGenerator):
         self._merged = False
 
     # --- generation -------------------------------------------------------------------------------
+    def _runner(self) -> Any:
+        """The PeftModel while PEFT holds the adapter, else the plain model (the base, a full version, or a
+        merged copy)."""
+        if self._loaded is not None and not self._loaded.full_model and not self._baked:
+            return self._peft
+        return self._model
+
     def _adapter_context(self) -> Any:
         """Adapter layers off while serving the base, when an adapter was ever loaded."""
         if self._peft is not None and self._loaded is None:
@@ -565,7 +675,7 @@ class TransformersGenerator(ChatGenerator):
         start = time.perf_counter()
         with self._lock:
             self.sync_adapter()
-            tok, model, s = self._tokenizer, self._model, self.settings
+            tok, s = self._tokenizer, self.settings
             trace = GenerationTrace("transformers")
             t = time.perf_counter()
             ids = prompt_token_ids(tok, messages)
@@ -585,7 +695,7 @@ class TransformersGenerator(ChatGenerator):
                 kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            runner = self._peft if self._loaded is not None and not self._loaded.full_model else model
+            runner = self._runner()
             try:
                 out = self._generate(runner, input_ids, kwargs)
             except Exception as e:  # noqa: BLE001
@@ -637,7 +747,7 @@ class TransformersGenerator(ChatGenerator):
             pad = tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0]
             size = batch_size or (64 if self._device.startswith("cuda") else 8)
             ids = [prompt_token_ids(tok, p.messages()) for p in prompts]
-            runner = self._peft if self._loaded is not None and not self._loaded.full_model else self._model
+            runner = self._runner()
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max_new_tokens or s.max_new_tokens,
                 "repetition_penalty": s.repetition_penalty,
