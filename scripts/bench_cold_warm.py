@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_agent import OUT_DIR, machine  # noqa: E402
+from bench_agent import OUT_DIR, ROOT, machine  # noqa: E402
+
+# This checkout's packages, in this process as in the ``ask`` processes (run from ROOT): without it, the
+# in-process half imports whatever checkout the venv was installed from (an editable install).
+sys.path.insert(0, str(ROOT))
 
 QUESTION = "How many movies are there?"
 
@@ -35,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--question", default=QUESTION)
     p.add_argument("--out", type=Path, default=OUT_DIR / "cold_warm.json")
     args = p.parse_args(argv)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     base = [sys.executable, "-m", "ui.cli"]
     common = ["--home", str(args.home), "--graph", args.graph]
     t = time.perf_counter()
-    warm_cmd = subprocess.run([*base, "warm", *common, "--json"], capture_output=True, text=True)
+    warm_cmd = subprocess.run([*base, "warm", *common, "--json"], capture_output=True, text=True, cwd=ROOT)
     if warm_cmd.returncode != 0:
         print(warm_cmd.stderr, file=sys.stderr)
         return 1
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.runs):
         t = time.perf_counter()
         ask = [*base, "ask", args.question, *common, "--no-log", "--json"]
-        run = subprocess.run(ask, capture_output=True, text=True)
+        run = subprocess.run(ask, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - t
         answer = json.loads(run.stdout)
         cold.append({"wall_s": round(wall, 2), "agent_latency_s": round(answer["latency_ms"] / 1000, 2),
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "scripts/bench_cold_warm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "load_avg_1_5_15": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "question": args.question,
         "warm_command": warm_report,
         "cold_cli": cold,
