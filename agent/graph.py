@@ -31,9 +31,11 @@ UI. Build one with ``agent.factory.make_agent``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -583,34 +585,59 @@ def route_after_escalate(state: State) -> Literal["answer", "__end__"]:
     return END if state.escalation_error is not None and state.status == "failed" else "answer"
 
 
-def build_graph(retry_policy: RetryPolicy | None = DB_RETRY):
-    """A fresh compiled graph (tests build their own; ``graph`` below is the shared one)."""
+def _with_context(step: Callable[..., Any], context: AgentContext | None) -> Callable[..., Any]:
+    """``step`` (a node or a router) run with ``context`` when the run brings none; ``step`` itself when no
+    context is bound or it reads none."""
+    if context is None or "runtime" not in inspect.signature(step).parameters:
+        return step
+
+    @functools.wraps(step)  # keeps the signature LangGraph reads (``runtime``) and a router's Literal
+    def bound(state: State, runtime: Runtime[AgentContext]) -> Any:
+        return step(state, runtime if runtime.context is not None else runtime.override(context=context))
+
+    return bound
+
+
+def build_graph(retry_policy: RetryPolicy | None = DB_RETRY, context: AgentContext | None = None):
+    """A fresh compiled graph (tests build their own; ``graph`` below is the shared one).
+
+    ``context``: the dependencies a run uses when it is invoked without one (LangGraph Studio, ``langgraph
+    dev``: the server passes no ``AgentContext``, ``ui.studio.make_graph`` binds one built from the settings);
+    a run's own context still wins.
+    """
     builder = StateGraph(
         State, context_schema=AgentContext, input_schema=InputState, output_schema=OutputState
     )
-    builder.add_node("check_scope", check_scope_node)
-    builder.add_node("retrieve", retrieve, retry_policy=retry_policy)
-    builder.add_node("generate", generate)
-    builder.add_node("vote", vote, retry_policy=retry_policy)
-    builder.add_node("correct", correct)
-    builder.add_node("validate", validate, retry_policy=retry_policy)
-    builder.add_node("execute", execute, retry_policy=retry_policy)
-    builder.add_node("assess", assess)
-    builder.add_node("escalate", escalate, retry_policy=retry_policy)
-    builder.add_node("answer", answer)
-    builder.add_node("give_up", give_up)
+
+    def node(name: str, step: Callable[..., Any], **kw: Any) -> None:
+        builder.add_node(name, _with_context(step, context), **kw)
+
+    def route(name: str, router: Callable[..., Any]) -> None:
+        builder.add_conditional_edges(name, _with_context(router, context))
+
+    node("check_scope", check_scope_node)
+    node("retrieve", retrieve, retry_policy=retry_policy)
+    node("generate", generate)
+    node("vote", vote, retry_policy=retry_policy)
+    node("correct", correct)
+    node("validate", validate, retry_policy=retry_policy)
+    node("execute", execute, retry_policy=retry_policy)
+    node("assess", assess)
+    node("escalate", escalate, retry_policy=retry_policy)
+    node("answer", answer)
+    node("give_up", give_up)
     builder.add_edge(START, "check_scope")
-    builder.add_conditional_edges("check_scope", route_after_scope)
+    route("check_scope", route_after_scope)
     builder.add_edge("retrieve", "generate")
-    builder.add_conditional_edges("generate", route_after_generate)
+    route("generate", route_after_generate)
     builder.add_edge("vote", "validate")
     builder.add_edge("correct", "validate")
-    builder.add_conditional_edges("validate", route_after_validate)
-    builder.add_conditional_edges("execute", route_after_execute)
-    builder.add_conditional_edges("assess", route_after_assess)
-    builder.add_conditional_edges("escalate", route_after_escalate)
+    route("validate", route_after_validate)
+    route("execute", route_after_execute)
+    route("assess", route_after_assess)
+    route("escalate", route_after_escalate)
     builder.add_edge("answer", END)
-    builder.add_conditional_edges("give_up", route_after_give_up)
+    route("give_up", route_after_give_up)
     return builder.compile(name="cypherloop-agent")
 
 

@@ -1,7 +1,9 @@
-"""``langgraph.json``: the LangGraph CLI accepts it, and the graph it names loads and answers (issue 16 #9).
+"""``langgraph.json``: the LangGraph CLI accepts it, and the graph factory it names builds the agent with its
+context from the user's settings and answers (issue 16 #9).
 
-LangGraph Studio / ``langgraph dev`` load ``./agent/graph.py:graph`` by file path, as done here; the graph
-takes its parts (graph store, generator, feedback store) as its run context, ``AgentContext``.
+LangGraph Studio / ``langgraph dev`` load ``./ui/studio.py:make_graph`` by file path and call it with the
+run's config; the server passes no ``AgentContext``, so the factory binds one built from the settings in the
+environment (``CYPHERLOOP_HOME``, ``CYPHERLOOP_GRAPH``). Done here the same way.
 """
 
 from __future__ import annotations
@@ -13,30 +15,61 @@ from pathlib import Path
 
 import pytest
 
+from agent.models.base import ScriptedGenerator
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "langgraph.json"
+COUNT = "MATCH (c:Customer) RETURN count(c) AS customers"
 
 
 def test_the_langgraph_cli_accepts_the_config():
     config = pytest.importorskip("langgraph_cli.config")
     validated = config.validate_config_file(CONFIG)
-    assert validated["graphs"] == {"cypherloop": "./agent/graph.py:graph"}
+    assert validated["graphs"] == {"cypherloop": "./ui/studio.py:make_graph"}
 
 
-def test_the_named_graph_loads_by_path_and_answers(shop, settings, monkeypatch):
-    from agent.models.base import ScriptedGenerator
-    from agent.state import InputState
-
+def _load_named_factory(monkeypatch):
+    """The callable ``langgraph.json`` names, imported from its file as the LangGraph server does."""
     [(name, target)] = json.loads(CONFIG.read_text())["graphs"].items()
     path, attribute = target.split(":")
     spec = importlib.util.spec_from_file_location(f"langgraph_{name}", ROOT / path)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # as the LangGraph server registers it
     spec.loader.exec_module(module)
-    graph = getattr(module, attribute)
+    monkeypatch.setattr(module, "_agents", {})  # this test's settings, not an earlier test's agent
+    return module, getattr(module, attribute)
+
+
+def test_the_named_factory_builds_the_graph_from_the_settings_and_answers(shop, cl_home, monkeypatch):
+    from agent.state import InputState
+
+    made = []
+
+    def scripted_generator(settings):
+        made.append(settings)
+        return ScriptedGenerator({"*": COUNT})
+
+    monkeypatch.setattr("agent.factory.make_generator", scripted_generator)  # no model load in this test
+    monkeypatch.setenv("CYPHERLOOP_HOME", str(cl_home))
+    monkeypatch.setenv("CYPHERLOOP_GRAPH", "shop")
+    module, make_graph = _load_named_factory(monkeypatch)
+
+    graph = make_graph({"configurable": {}})  # the run's config, as the server hands it
     assert {"retrieve", "generate", "validate", "execute", "answer"} <= set(graph.get_graph().nodes)
-    context = module.AgentContext.from_settings(
-        settings, shop, ScriptedGenerator({"*": "MATCH (c:Customer) RETURN count(c) AS customers"})
-    )
-    out = graph.invoke(InputState(question="How many customers are there?"), context=context)
+    out = graph.invoke(InputState(question="How many customers are there?"))  # no context: the server's way
     assert out["status"] == "ok" and out["rows"] == [[shop.stats()["nodes"]["Customer"]]]
+    assert [s.graph for s in made] == ["shop"] and made[0].home_dir == cl_home.resolve()
+    make_graph()  # the next run (or a schema request) reuses the agent: the model is not built again
+    assert len(made) == 1
+    for agent in module._agents.values():
+        agent.close()
+
+
+def test_a_run_that_brings_its_own_context_keeps_it(shop, settings, monkeypatch):
+    from agent.graph import AgentContext, build_graph
+    from agent.state import InputState
+
+    bound = AgentContext.from_settings(settings, shop, ScriptedGenerator({"*": "RETURN 1 AS one"}))
+    own = AgentContext.from_settings(settings, shop, ScriptedGenerator({"*": COUNT}))
+    out = build_graph(context=bound).invoke(InputState(question="How many customers are there?"), context=own)
+    assert out["rows"] == [[shop.stats()["nodes"]["Customer"]]]
