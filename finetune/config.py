@@ -17,6 +17,9 @@ recipe (``RUNTIME_FIELDS``): precision (``bf16``, ``fp16``, ``tf32``, ``use_cpu`
 machine, so one recipe parses on a CPU and trains on a GPU; the loss is always on the completion
 (the prompt contract); evaluation and checkpoint strategy follow ``early_stopping_patience``; the run
 folder is the command's. Heavy packages (trl, transformers) are imported when a recipe is loaded.
+
+A full fine-tune recipe (``full-*.yaml``: one ``full:`` section, ``finetune.full.FullConfig``) is read
+through the same ``parse_fields``, so its unknown fields and bad values fail the same way.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -155,20 +158,25 @@ class Recipe:
 
 
 # ---------------------------------------------------------------------- loading
-def shipped_recipes() -> list[str]:
-    """Names of the LoRA recipes shipped in finetune/recipes/ (a full fine-tune recipe, one ``full:`` section
-    read by ``finetune.full``, lies beside them)."""
-    return sorted(
-        p.stem for p in RECIPES_DIR.glob("*.yaml") if not _is_full_recipe(yaml.safe_load(p.read_text()))
-    )
+RecipeKind = Literal["lora", "full"]
+"""A LoRA/QLoRA recipe (``load_recipe``, `cypherloop train`) or a full fine-tune one (``finetune.full``,
+`cypherloop bootstrap`)."""
 
 
-def _is_full_recipe(config: object) -> bool:
-    return isinstance(config, dict) and FULL_SECTION in config
+def shipped_recipes(kind: RecipeKind | None = None) -> list[str]:
+    """Names of the recipes shipped in finetune/recipes/, of one kind or (``None``) of both."""
+    paths = sorted(RECIPES_DIR.glob("*.yaml"))
+    return [p.stem for p in paths if kind in (None, recipe_kind(yaml.safe_load(p.read_text())))]
 
 
-def recipe_path(name_or_path: str | Path) -> Path:
-    """A shipped recipe by name (``tiny-cpu``) or a YAML file by path."""
+def recipe_kind(config: object) -> RecipeKind:
+    """``full`` for a mapping with a ``full:`` section, else ``lora``."""
+    return "full" if isinstance(config, dict) and FULL_SECTION in config else "lora"
+
+
+def recipe_path(name_or_path: str | Path, kind: RecipeKind | None = None) -> Path:
+    """A shipped recipe by name (``tiny-cpu``) or a YAML file by path; an unknown name lists the shipped
+    recipes of ``kind``."""
     p = Path(name_or_path).expanduser()
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
@@ -177,8 +185,29 @@ def recipe_path(name_or_path: str | Path) -> Path:
     shipped = RECIPES_DIR / f"{name_or_path}.yaml"
     if shipped.is_file():
         return shipped
-    raise DataError(f"unknown recipe {str(name_or_path)!r}; shipped: {', '.join(shipped_recipes())} "
+    raise DataError(f"unknown recipe {str(name_or_path)!r}; shipped: {', '.join(shipped_recipes(kind))} "
                     "(or give a path to a .yaml file)")
+
+
+def read_recipe(name_or_path: str | Path, kind: RecipeKind) -> tuple[Path, dict[str, Any]]:
+    """The recipe file of a shipped name or path, and its mapping; a file of the other kind is a
+    ``DataError`` naming the command that takes it."""
+    path = recipe_path(name_or_path, kind)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise DataError(f"recipe {path}: not valid YAML ({str(e).splitlines()[0]})") from e
+    if not isinstance(config, dict):
+        raise DataError(f"recipe {path}: expected a mapping of field: value, got {type(config).__name__}")
+    if recipe_kind(config) != kind:
+        raise DataError(f"recipe {path} is {_KIND_WORDS[recipe_kind(config)]}, not {_KIND_WORDS[kind]}")
+    return path, config
+
+
+_KIND_WORDS: dict[RecipeKind, str] = {
+    "lora": "a LoRA recipe (`cypherloop train`)",
+    "full": "a full fine-tune recipe (finetune.full, `cypherloop bootstrap`)",
+}
 
 
 def recipe_parser() -> Any:
@@ -195,16 +224,7 @@ def recipe_parser() -> Any:
 def load_recipe(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     """Read a recipe (shipped name or file) and apply command-line ``overrides`` (``--key value`` or
     ``key=value``)."""
-    path = recipe_path(name_or_path)
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise DataError(f"recipe {path}: not valid YAML ({str(e).splitlines()[0]})") from e
-    if not isinstance(config, dict):
-        raise DataError(f"recipe {path}: expected a mapping of field: value, got {type(config).__name__}")
-    if _is_full_recipe(config):
-        raise DataError(f"recipe {path} is a full fine-tune recipe (finetune.full, `cypherloop bootstrap`), "
-                        "not a LoRA recipe")
+    path, config = read_recipe(name_or_path, "lora")
     return parse_recipe(config, overrides, source=str(path), default_name=path.stem)
 
 
@@ -212,30 +232,43 @@ def parse_recipe(config: dict[str, Any], overrides: Sequence[str] = (), *, sourc
                  default_name: str = "custom") -> Recipe:
     """A ``Recipe`` from a field → value mapping plus command-line overrides; every problem is a
     ``DataError``."""
-    parser = recipe_parser()
+    parsed, given = parse_fields(recipe_parser(), config, overrides, source=source, refused=RUNTIME_FIELDS)
+    sft, model, options, gate = parsed
+    if not model.use_peft:
+        raise DataError(f"{source}: cypherloop trains adapters; set use_peft: true")
+    values = {key: _plain(_value_of(parsed, key)) for key in given}
+    return Recipe(
+        name=options.name or default_name, sft=sft, model=model, options=options, gate=gate, values=values
+    )
+
+
+def parse_fields(parser: Any, config: Mapping[str, Any], overrides: Sequence[str] = (), *, source: str,
+                 refused: Mapping[str, str] | None = None) -> tuple[tuple[Any, ...], list[str]]:
+    """The one way a recipe is read, LoRA or full: ``parser`` (a ``trl.TrlParser`` over the recipe's
+    dataclasses) takes the file's ``config`` as its defaults, as ``TrlParser.parse_args_and_config`` does with
+    ``--config``, and the ``overrides`` as its command line. Returns the parsed dataclasses and the field
+    names the file and the overrides gave.
+
+    Every problem is one ``DataError`` line: a field no dataclass has (with the closest name), a field in
+    ``refused`` (with the reason), a value of the wrong type, or a dataclass's own check.
+    """
     known = _known_fields(parser)
     flags = _flags(overrides)
-    given = {**config, **dict.fromkeys(_flag_names(parser, flags, "override"))}
+    given = list({**config, **dict.fromkeys(_flag_names(parser, flags, "override"))})
     for key in given:
-        if key in RUNTIME_FIELDS:
+        if refused and key in refused:
             raise DataError(
-                f"{source}: {key!r} is set at run time ({RUNTIME_FIELDS[key]}); remove it from the recipe"
+                f"{source}: {key!r} is set at run time ({refused[key]}); remove it from the recipe"
             )
         if key not in known:
             raise DataError(f"{source}: unknown field {key!r}{_did_you_mean(key, known)}")
     remaining = parser.set_defaults_with_config(**config)
     assert not remaining, remaining  # every key was checked against the parser's fields above
     try:
-        sft, model, options, gate = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
+        parsed = parser.parse_args_into_dataclasses(args=flags, look_for_args_file=False)
     except (argparse.ArgumentError, ValueError, TypeError) as e:  # a bad value, or a check in a __post_init__
         raise DataError(f"{source}: {e}") from e
-    if not model.use_peft:
-        raise DataError(f"{source}: cypherloop trains adapters; set use_peft: true")
-    parsed = (sft, model, options, gate)
-    values = {key: _plain(_value_of(parsed, key)) for key in given}
-    return Recipe(
-        name=options.name or default_name, sft=sft, model=model, options=options, gate=gate, values=values
-    )
+    return tuple(parsed), given
 
 
 def field_help() -> dict[str, str]:
@@ -303,4 +336,8 @@ def _plain(value: Any) -> Any:
 
 def _did_you_mean(key: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, choices, n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else " (fields: `cypherloop train --list-fields`)"
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    if len(choices) <= 24:  # a full fine-tune recipe's few fields fit on the line
+        return f" (fields: {', '.join(choices)})"
+    return " (fields: `cypherloop train --list-fields`)"

@@ -32,10 +32,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agent.core.errors import ConfigError, DataError, TrainingError
+from agent.core.errors import DataError, TrainingError, run_guarded
 from agent.core.files import atomic_write_text, read_jsonl, replace_dir
+from finetune.config import FULL_SECTION, parse_fields, read_recipe
 from finetune.dataset import dataset_hash
 
 log = logging.getLogger("cypherloop.full")
@@ -43,7 +42,6 @@ log = logging.getLogger("cypherloop.full")
 RESULT_FILE = "train_result.json"
 CKPT_DIR = "checkpoint"
 LOSS_LOG = "loss.jsonl"
-RECIPES = Path(__file__).resolve().parent / "recipes"
 
 
 @dataclass
@@ -75,65 +73,42 @@ class FullConfig:
     )
     save_dtype: str = field(default="bfloat16", metadata={"help": "dtype of the saved weights"})
 
+    def __post_init__(self) -> None:
+        # A YAML integer in a float field (``epochs: 1``) is kept as the float it means, so the recorded
+        # config reads the same whichever way a value was written.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", float) and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+        if self.dtype not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"dtype={self.dtype!r}: choose auto, bf16 or fp32")
+        if self.tokens_per_batch < 64 or self.epochs <= 0 or self.learning_rate <= 0:
+            raise ValueError("tokens_per_batch ≥ 64, epochs > 0 and learning_rate > 0")
+
     @classmethod
     def load(cls, recipe: str | Path | None, overrides: Sequence[str] = ()) -> FullConfig:
-        """A config from a shipped recipe name or a YAML file (its ``full:`` section) plus ``key=value``
-        overrides.
+        """A config from a shipped recipe name or a YAML file (its ``full:`` section) plus overrides
+        (``key=value``, ``full.key=value`` or ``--key value``), read by ``trl.TrlParser`` through
+        ``finetune.config.parse_fields`` as the LoRA recipes are.
 
-        An unknown key — in the file or an override — is an error naming the key, never silently ignored.
+        An unknown key — in the file or an override — is a ``DataError`` naming the key, never ignored.
         """
-        values: dict[str, Any] = {}
+        from trl import TrlParser
+
+        source, section = "full fine-tune settings", {}
         if recipe:
-            path = Path(recipe)
-            if not path.is_file():
-                path = RECIPES / f"{recipe}.yaml"
-            if not path.is_file():
-                names = ", ".join(sorted(p.stem for p in RECIPES.glob("full-*.yaml")))
-                raise ConfigError(f"no full fine-tune recipe {recipe!r} (shipped: {names}; or a YAML file)")
-            data = yaml.safe_load(path.read_text()) or {}
-            if not isinstance(data, dict) or not isinstance(data.get("full", {}), dict):
-                raise ConfigError(f"{path}: expected a mapping with a 'full:' section")
-            extra = sorted(set(data) - {"full", "description"})
+            path, config = read_recipe(recipe, "full")
+            source, section = str(path), config[FULL_SECTION] or {}
+            extra = sorted(set(config) - {FULL_SECTION, "description"})
             if extra:
-                raise ConfigError(
+                raise DataError(
                     f"{path}: unknown section(s) {', '.join(extra)} (a full recipe has 'full:' only)"
                 )
-            values.update(data.get("full") or {})
-        for item in overrides:
-            key, sep, raw = item.partition("=")
-            if not sep:
-                raise ConfigError(f"override {item!r} is not key=value")
-            values[key.strip().removeprefix("full.")] = yaml.safe_load(raw)
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown full fine-tune setting(s): {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(known))})")
-        out: dict[str, Any] = {}
-        for key, value in values.items():
-            typ = known[key].type
-            try:
-                out[key] = {"float": float, "int": int, "bool": _as_bool, "str": str}[typ](value)
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"full fine-tune setting {key}={value!r} is not a valid {typ}") from e
-        cfg = cls(**out)
-        if cfg.dtype not in ("auto", "bf16", "fp32"):
-            raise ConfigError(f"full fine-tune setting dtype={cfg.dtype!r}: choose auto, bf16 or fp32")
-        if cfg.tokens_per_batch < 64 or cfg.epochs <= 0 or cfg.learning_rate <= 0:
-            raise ConfigError(
-                "full fine-tune settings: tokens_per_batch ≥ 64, epochs > 0 and learning_rate > 0"
-            )
+            if not isinstance(section, dict):
+                raise DataError(f"{path}: expected a mapping under 'full:'")
+        words = [w.removeprefix(f"{FULL_SECTION}.") for w in overrides]
+        (cfg,), _ = parse_fields(TrlParser((cls,), exit_on_error=False), section, words, source=source)
         return cfg
-
-
-def _as_bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if str(v).lower() in ("true", "1", "yes"):
-        return True
-    if str(v).lower() in ("false", "0", "no"):
-        return False
-    raise ValueError(v)
 
 
 @dataclass
@@ -468,4 +443,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_guarded(main))

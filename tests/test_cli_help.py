@@ -36,3 +36,12 @@ def test_help_does_not_import_heavy_packages():
 def test_every_subcommand_has_help(name, capsys):
     assert main([name, "--help"]) == 0
     assert "usage" in capsys.readouterr().out.lower()
+
+
+def test_recipe_listings_name_both_kinds(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one help line per option: names are not wrapped at their hyphens
+    assert main(["bootstrap", "--help"]) == 0
+    assert "shipped: full-cpu, full-gpu;" in capsys.readouterr().out
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny-cpu" in out and "full fine-tunes for `cypherloop bootstrap`: full-cpu, full-gpu" in out

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from finetune_helpers import tiny_model_dir
 
-from agent.core.errors import ConfigError
+from agent.core.errors import DataError, run_guarded
 from agent.core.prompt import training_record
+from finetune.config import RECIPES_DIR, load_recipe, shipped_recipes
 from finetune.full import FullConfig, FullResult, make_batches, tokenize_records, train_full
 
 SCHEMA = "Node properties:\nThing {id: INTEGER, name: STRING}"
@@ -38,18 +40,62 @@ def data(tmp_path_factory) -> Path:
     return folder
 
 
-def test_shipped_recipes_parse_and_unknown_or_bad_fields_fail(tmp_path):
-    for name in ("full-gpu", "full-cpu"):
-        assert FullConfig.load(name).tokens_per_batch > 0
+@pytest.mark.parametrize("name", shipped_recipes("full"))
+def test_shipped_full_recipes_parse_through_trl(name):
+    cfg = FullConfig.load(name)
+    section = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())["full"]
+    # every key of the file's full: section became a field, with its value (a YAML 1 in a float field: 1.0)
+    assert {k: getattr(cfg, k) for k in section} == section
+    assert all(type(getattr(cfg, k)) is float for k in ("epochs", "save_every_s", "budget_s"))
+
+
+def test_unknown_or_bad_fields_are_one_line_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("full:\n  learning_rat: 1.0e-4\n")
-    with pytest.raises(ConfigError, match="learning_rat"):
+    with pytest.raises(DataError, match="unknown field 'learning_rat' .did you mean 'learning_rate'"):
         FullConfig.load(bad)
-    with pytest.raises(ConfigError, match="epoch"):
-        FullConfig.load("full-cpu", ["epoch=2"])
-    with pytest.raises(ConfigError, match="budget_s"):
-        FullConfig.load("full-cpu", ["budget_s=soon"])
-    assert FullConfig.load("full-cpu", ["full.epochs=0.5", "compile=true"]).epochs == 0.5
+    sections = tmp_path / "sections.yaml"
+    sections.write_text("full:\n  epochs: 1\ntrain:\n  epochs: 2\n")
+    with pytest.raises(DataError, match="unknown section.s. train"):
+        FullConfig.load(sections)
+    for override, message in [
+        ("epoch=2", "unknown field 'epoch' .did you mean 'epochs'"),
+        ("budget_s=soon", "invalid float value: 'soon'"),
+        ("dtype=fp16", "choose auto, bf16 or fp32"),
+        ("tokens_per_batch=8", "tokens_per_batch ≥ 64"),
+        ("nokey", "field=value"),
+    ]:
+        with pytest.raises(DataError, match=message) as err:
+            FullConfig.load("full-cpu", [override])
+        assert "\n" not in str(err.value)
+
+
+def test_recipes_of_the_other_kind_are_refused_by_name():
+    with pytest.raises(DataError, match="tiny-cpu.yaml is a LoRA recipe"):
+        FullConfig.load("tiny-cpu")
+    with pytest.raises(DataError, match="full-cpu.yaml is a full fine-tune recipe"):
+        load_recipe("full-cpu")
+    with pytest.raises(DataError, match="shipped: full-cpu, full-gpu"):
+        FullConfig.load("no-such-recipe")
+
+
+def test_overrides_as_the_bootstrap_passes_them():
+    """``cypherloop bootstrap`` puts its own budget and seed first and the user's ``--set`` after them: the
+    last value of a field wins; ``full.`` prefixes and ``--field value`` flags work too."""
+    words = ["budget_s=600", "seed=0", "budget_s=170", "full.epochs=0.5", "compile=true", "--seed", "3"]
+    cfg = FullConfig.load("full-cpu", words)
+    assert (cfg.budget_s, cfg.seed, cfg.epochs, cfg.compile) == (170.0, 3, 0.5, True)
+    assert FullConfig.load(None, ["epochs=1"]) == FullConfig(epochs=1.0)
+
+
+def test_the_entry_point_turns_a_bad_setting_into_one_line(tmp_path, capsys):
+    from finetune.full import main
+
+    code = run_guarded(lambda: main(["--data", str(tmp_path), "--base", str(tmp_path), "--output",
+                                     str(tmp_path / "run"), "--recipe", "full-cpu", "epoch=2"]))
+    assert code == DataError.exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: override: unknown field 'epoch'") and err.count("\n") == 1
 
 
 def test_targets_are_the_assistant_turn_and_batches_respect_the_budget(tiny, data):

@@ -21,10 +21,24 @@ SEEDS_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 
 
 def test_the_recipes_ship():
-    assert {"seeds-qlora", "tiny-cpu", "fast-gpu", "general-gpu"} <= set(shipped_recipes())
+    lora, full = {"seeds-qlora", "tiny-cpu", "fast-gpu", "general-gpu"}, {"full-cpu", "full-gpu"}
+    assert lora <= set(shipped_recipes("lora")) and full <= set(shipped_recipes("full"))
+    # the listing names every recipe of either kind, each file once
+    assert shipped_recipes() == sorted(shipped_recipes("lora") + shipped_recipes("full"))
+    assert shipped_recipes() == sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", shipped_recipes())
+def test_every_shipped_recipe_loads_as_its_kind(name):
+    from finetune.full import FullConfig
+
+    if name in shipped_recipes("full"):
+        assert isinstance(FullConfig.load(name), FullConfig)
+    else:
+        assert load_recipe(name).name == name
+
+
+@pytest.mark.parametrize("name", shipped_recipes("lora"))
 def test_every_shipped_recipe_parses_strictly(name):
     from trl import ModelConfig, SFTConfig
 

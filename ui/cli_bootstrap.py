@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from agent.core.settings import load_settings
 from finetune.bootstrap import Bootstrap
+from finetune.config import shipped_recipes
 from finetune.full import FullConfig
 
 
@@ -34,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--recipe",
-        help="full fine-tune recipe (default: full-gpu on CUDA, full-cpu otherwise) or a YAML file",
+        help=f"full fine-tune recipe (shipped: {', '.join(shipped_recipes('full'))}; default full-gpu on "
+        "CUDA, full-cpu otherwise) or a YAML file",
     )
     p.add_argument("--set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting of the recipe, e.g. --set epochs=1 (repeatable)")

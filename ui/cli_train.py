@@ -42,7 +42,9 @@ def _logging(quiet: bool = False) -> None:
 
 
 def _recipe_names() -> str:
-    return ", ".join(shipped_recipes())
+    """The LoRA recipes this command takes, and the full fine-tune ones `cypherloop bootstrap` takes."""
+    return (f"{', '.join(shipped_recipes('lora'))}; full fine-tunes for `cypherloop bootstrap`: "
+            f"{', '.join(shipped_recipes('full'))}")
 
 
 def _parse(p: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
