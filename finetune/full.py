@@ -21,6 +21,7 @@ RUN_DIR/train_result.json is written last.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -204,18 +205,10 @@ def train_full(
     data_hash = dataset_hash(data_dir)
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     on_cuda = dev.startswith("cuda")
-    autocast = on_cuda and cfg.dtype in ("auto", "bf16")
     torch.manual_seed(cfg.seed)
 
     tok = AutoTokenizer.from_pretrained(str(base_model), local_files_only=True)
-    records = read_jsonl(train_file)
-    if not records:
-        raise DataError(f"{train_file} is empty")
-    t0 = time.perf_counter()
-    examples = tokenize_records(tok, records, cfg.max_length)
-    if not examples:
-        raise DataError(f"no example of {train_file} fits max_length={cfg.max_length}")
-    tokenize_s = time.perf_counter() - t0
+    examples, tokenize_s = _load_examples(tok, train_file, cfg.max_length)
     lengths = [len(ids) for ids, _ in examples]
     steps_per_epoch = len(make_batches(lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(0)))
     total_steps = max(1, math.ceil(steps_per_epoch * cfg.epochs))
@@ -224,11 +217,10 @@ def train_full(
     if state["step"]:
         log.info("resumed at step %d of %d", state["step"], total_steps)
     ckpt = output_dir / CKPT_DIR
-    decoder, head = model.get_decoder(), model.get_output_embeddings()
-
     step_fn = _forward_loss
     if cfg.compile and on_cuda:
         step_fn = torch.compile(_forward_loss, dynamic=True)
+    loss_fn = functools.partial(step_fn, model.get_decoder(), model.get_output_embeddings())
 
     losses: list[dict[str, Any]] = []
     loss_log = output_dir / LOSS_LOG
@@ -241,23 +233,11 @@ def train_full(
             lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(cfg.seed + state["epoch"])
         )
         while state["batch"] < len(batches) and state["step"] < total_steps:
-            idx = batches[state["batch"]]
-            input_ids, attn, labels = _collate([examples[i] for i in idx], cfg.pad_multiple, pad_id)
+            batch = _collate([examples[i] for i in batches[state["batch"]]], cfg.pad_multiple, pad_id)
+            _, attn, labels = batch
             n_tokens, n_targets = int(attn.sum()), int((labels != -100).sum())  # counted here: no GPU sync
-            if on_cuda:
-                input_ids, attn, labels = (
-                    t.pin_memory().to(dev, non_blocking=True) for t in (input_ids, attn, labels)
-                )
             lr = learning_rate(cfg, total_steps, state["step"], time.perf_counter() - started)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                loss = step_fn(decoder, head, input_ids, attn, labels)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            loss = _optimizer_step(model, opt, loss_fn, batch, lr, cfg, dev)
             state["step"] += 1
             state["batch"] += 1
             state["tokens"] += n_tokens
@@ -265,12 +245,8 @@ def train_full(
             now = time.perf_counter()
             out_of_time = bool(cfg.budget_s) and now - started >= cfg.budget_s
             if state["step"] % cfg.log_every == 0 or state["step"] == total_steps or out_of_time:
-                value = float(loss.detach())
                 state["train_s"] = time.perf_counter() - started
-                losses.append({"step": state["step"], "loss": round(value, 5), "lr": lr,
-                               "seconds": round(state["train_s"], 2)})
-                with loss_log.open("a") as f:
-                    f.write(json.dumps(losses[-1]) + "\n")
+                value = _log_loss(loss_log, losses, state, loss, lr)
                 if progress is not None:
                     progress(state["step"], total_steps, value)
             state["train_s"] = now - started
@@ -290,6 +266,53 @@ def train_full(
     state["train_s"] = time.perf_counter() - started
     return _save_run(model, tok, cfg, state, losses, output_dir, base_model, data_hash, total_steps,
                      steps_per_epoch, len(examples), tokenize_s, stopped_by_budget, dev)
+
+
+def _load_examples(tok: Any, train_file: Path, max_length: int) -> tuple[list[tuple[list[int], int]], float]:
+    """The training set tokenised (``tokenize_records``) and the seconds that took; an empty or all-too-long
+    set is a DataError."""
+    records = read_jsonl(train_file)
+    if not records:
+        raise DataError(f"{train_file} is empty")
+    t0 = time.perf_counter()
+    examples = tokenize_records(tok, records, max_length)
+    if not examples:
+        raise DataError(f"no example of {train_file} fits max_length={max_length}")
+    return examples, time.perf_counter() - t0
+
+
+def _optimizer_step(model: Any, opt: Any, loss_fn: Callable[[Any, Any, Any], Any],
+                    batch: tuple[Any, Any, Any], lr: float, cfg: FullConfig, dev: str) -> Any:
+    """One step on one batch at learning rate ``lr``: to the device, forward (bf16 autocast on CUDA unless
+    ``dtype`` is fp32), backward, clip, AdamW; returns the loss (not synchronised)."""
+    import torch
+
+    on_cuda = dev.startswith("cuda")
+    if on_cuda:
+        batch = tuple(t.pin_memory().to(dev, non_blocking=True) for t in batch)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda and cfg.dtype in ("auto", "bf16")):
+        loss = loss_fn(*batch)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+
+def _log_loss(
+    loss_log: Path, losses: list[dict[str, Any]], state: dict[str, Any], loss: Any, lr: float
+) -> float:
+    """Append the step's loss to ``losses`` and RUN_DIR/loss.jsonl; returns it as a float (a GPU sync)."""
+    value = float(loss.detach())
+    losses.append(
+        {"step": state["step"], "loss": round(value, 5), "lr": lr, "seconds": round(state["train_s"], 2)}
+    )
+    with loss_log.open("a") as f:
+        f.write(json.dumps(losses[-1]) + "\n")
+    return value
 
 
 def _model_and_optimizer(base_model: Path, cfg: FullConfig, dev: str, ckpt: Path,
