@@ -233,25 +233,46 @@ class Renderer:
         pn = self.pname(p)
         part = p.participle if p.participle and rng.random() < 0.75 else ""
         have = "have" if plural_ else "has"
-        be = "are" if plural_ else "is"
         their = "their" if plural_ else "its"
         if op in ("true", "false"):
-            words = p.words.split()
-            adj = " ".join(words[1:]) if words[0] in ("is", "has") and len(words) > 1 else p.words
-            if op == "true":
-                return self.pick(
-                    [
-                        (adj, ""),
-                        ("", f"that {be} {adj}"),
-                        ("", f"marked as {adj}"),
-                        ("", f"where {pn} is true"),
-                    ]
-                )  # type: ignore[list-item]
+            return self._flag_phrase(f, pn, "are" if plural_ else "is")
+        if op in ("null", "notnull"):
+            return "", self._presence_phrase(op, pn, have)
+        if op == "decade":
+            return "", self._decade_phrase(f, pn, part)
+        if op in ("has", "size"):
+            return "", self._list_phrase(f, pn, their)
+        if p.kind in ("date", "datetext"):
+            return "", self._date_phrase(f, pn, part)
+        if p.kind in ("number", "numtext"):
+            return "", self._number_phrase(f, pn, part, plural_)
+        v = self.value(f.value, p)  # drawn for every op below, "in" too: the random sequence stays the seed's
+        if op in ("eq", "ne", "in"):
+            return "", self._value_phrase(f, pn, v)
+        q = f"'{f.value}'" if rng.random() < 0.85 else f'"{f.value}"'
+        return "", self._text_phrase(op, pn, q, their)
+
+    def _flag_phrase(self, f: Filter, pn: str, be: str) -> tuple[str, str]:
+        """A boolean property: "active customers", "products that are not discontinued"."""
+        words = f.prop.words.split()
+        adj = " ".join(words[1:]) if words[0] in ("is", "has") and len(words) > 1 else f.prop.words
+        if f.op == "true":
             return self.pick(
-                [("", f"that {be} not {adj}"), ("", f"not marked as {adj}"), ("", f"where {pn} is false")]
+                [
+                    (adj, ""),
+                    ("", f"that {be} {adj}"),
+                    ("", f"marked as {adj}"),
+                    ("", f"where {pn} is true"),
+                ]
             )  # type: ignore[list-item]
+        return self.pick(
+            [("", f"that {be} not {adj}"), ("", f"not marked as {adj}"), ("", f"where {pn} is false")]
+        )  # type: ignore[list-item]
+
+    def _presence_phrase(self, op: str, pn: str, have: str) -> str:
+        """A property missing ("without a phone") or set ("with a phone")."""
         if op == "null":
-            return "", self.pick(
+            return self.pick(
                 [
                     f"without a {pn}",
                     f"with no {pn}",
@@ -261,26 +282,31 @@ class Renderer:
                     f"where the {pn} is not set",
                 ]
             )
-        if op == "notnull":
-            return "", self.pick(
-                [
-                    f"with a {pn}",
-                    f"that {have} a {pn}",
-                    f"whose {pn} is known",
-                    f"with a {pn} on record",
-                    f"where {pn} is set",
-                    f"with a {pn} listed",
-                ]
-            )
-        if op == "decade":
-            d = int(f.value)
-            decade = self.pick([f"the {d}s", f"the {d}s", f"the '{str(d)[2:]}s", f"the {str(d)[2:]}s"])
-            if part:
-                return "", self.pick([f"{part} in {decade}", f"{part} during {decade}"])
-            return "", self.pick([f"with a {pn} in {decade}", f"whose {pn} falls in {decade}"])
-        if op == "has":
+        return self.pick(
+            [
+                f"with a {pn}",
+                f"that {have} a {pn}",
+                f"whose {pn} is known",
+                f"with a {pn} on record",
+                f"where {pn} is set",
+                f"with a {pn} listed",
+            ]
+        )
+
+    def _decade_phrase(self, f: Filter, pn: str, part: str) -> str:
+        """A year in a decade: "released in the 1990s", "with a birth year in the '80s"."""
+        d = int(f.value)
+        decade = self.pick([f"the {d}s", f"the {d}s", f"the '{str(d)[2:]}s", f"the {str(d)[2:]}s"])
+        if part:
+            return self.pick([f"{part} in {decade}", f"{part} during {decade}"])
+        return self.pick([f"with a {pn} in {decade}", f"whose {pn} falls in {decade}"])
+
+    def _list_phrase(self, f: Filter, pn: str, their: str) -> str:
+        """A list property: one value among it (``has``) or its length (``size``)."""
+        p = f.prop
+        if f.op == "has":
             v = self.value(f.value, p, quote=0.85)
-            return "", self.pick(
+            return self.pick(
                 [
                     f"with {v} among {their} {self.pname_plural(p)}",
                     f"whose {pn} include {v}",
@@ -288,55 +314,55 @@ class Renderer:
                     f"where {pn} contains {v}",
                 ]
             )
-        if op == "size":
-            cmp, n = f.value
-            many = "exactly" if cmp == "=" else "more than"
-            return "", self.pick(
-                [
-                    f"with {many} {n} {self.pname_plural(p) if n != 1 else p.words}",
-                    f"whose number of {self.pname_plural(p)} is {'more than ' if cmp == '>' else ''}{n}",
-                ]
-            )
-        if p.kind in ("date", "datetext"):
-            return "", self._date_phrase(f, pn, part)
-        if p.kind in ("number", "numtext"):
-            return "", self._number_phrase(f, pn, part, plural_)
-        v = self.value(f.value, p)
+        cmp, n = f.value
+        many = "exactly" if cmp == "=" else "more than"
+        return self.pick(
+            [
+                f"with {many} {n} {self.pname_plural(p) if n != 1 else p.words}",
+                f"whose number of {self.pname_plural(p)} is {'more than ' if cmp == '>' else ''}{n}",
+            ]
+        )
+
+    def _value_phrase(self, f: Filter, pn: str, v: str) -> str:
+        """Equal to a value, not equal to it, or one of several (``eq``, ``ne``, ``in``); ``v`` is the value
+        as said."""
+        p, op, rng = f.prop, f.op, self.rng
         if op == "eq":
             if p.is_location and rng.random() < 0.6:
-                return "", self.pick([f"from {v}", f"in {v}", f"located in {v}", f"based in {v}"])
-            return "", self.pick(
+                return self.pick([f"from {v}", f"in {v}", f"located in {v}", f"based in {v}"])
+            return self.pick(
                 [
                     f"whose {pn} is {v}",
                     f"with {pn} {v}",
                     f"with a {pn} of {v}",
                     f"with the {pn} {v}",
                     f"where the {pn} is {v}",
-                    f"that {have} {article(pn)} {v}" if False else f"having {pn} {v}",
+                    f"having {pn} {v}",
                 ]
             )
         if op == "ne":
             if p.is_location and rng.random() < 0.5:
-                return "", self.pick([f"not from {v}", f"outside {v}", f"not located in {v}"])
-            return "", self.pick(
+                return self.pick([f"not from {v}", f"outside {v}", f"not located in {v}"])
+            return self.pick(
                 [f"whose {pn} is not {v}", f"with a {pn} other than {v}", f"where the {pn} isn't {v}"]
             )
-        if op == "in":
-            vals = [self.value(x, p) for x in f.value]
-            listed = ", ".join(vals[:-1]) + self.pick([" or ", " or ", ", or "]) + vals[-1]
-            if p.is_location and rng.random() < 0.5:
-                return "", self.pick([f"from {listed}", f"in {listed}", f"located in either {listed}"])
-            return "", self.pick(
-                [
-                    f"whose {pn} is {listed}",
-                    f"with {pn} {listed}",
-                    f"with a {pn} of either {listed}",
-                    f"whose {pn} is one of {', '.join(vals)}",
-                ]
-            )
-        q = f"'{f.value}'" if rng.random() < 0.85 else f'"{f.value}"'
+        vals = [self.value(x, p) for x in f.value]
+        listed = ", ".join(vals[:-1]) + self.pick([" or ", " or ", ", or "]) + vals[-1]
+        if p.is_location and rng.random() < 0.5:
+            return self.pick([f"from {listed}", f"in {listed}", f"located in either {listed}"])
+        return self.pick(
+            [
+                f"whose {pn} is {listed}",
+                f"with {pn} {listed}",
+                f"with a {pn} of either {listed}",
+                f"whose {pn} is one of {', '.join(vals)}",
+            ]
+        )
+
+    def _text_phrase(self, op: str, pn: str, q: str, their: str) -> str:
+        """Text that contains, starts with or ends with ``q`` (the quoted fragment)."""
         if op == "contains":
-            return "", self.pick(
+            return self.pick(
                 [
                     f"whose {pn} contains {q}",
                     f"with {q} in {their} {pn}",
@@ -347,7 +373,7 @@ class Renderer:
                 ]
             )
         if op == "starts":
-            return "", self.pick(
+            return self.pick(
                 [
                     f"whose {pn} starts with {q}",
                     f"with a {pn} beginning with {q}",
@@ -356,7 +382,7 @@ class Renderer:
                 ]
             )
         if op == "ends":
-            return "", self.pick(
+            return self.pick(
                 [f"whose {pn} ends with {q}", f"with a {pn} ending in {q}", f"whose {pn} ends in {q}"]
             )
         raise ValueError(op)
@@ -861,47 +887,61 @@ class Renderer:
         return text if text[-1] in "?." else text + self.pick(["", "?", "."])
 
     def _group_top(self, q: Query, x: str, groups: str, hop: Hop | None) -> str:
+        """The groups with the most (or fewest) of x, or the highest (lowest) aggregate of x's property."""
+        assert q.agg is not None
+        k = q.limit or 1
+        if q.agg.func != "count":
+            return self._top_by_aggregate(q, x, groups, k)
+        most = "most" if q.desc else "fewest"
+        if hop is None:
+            return self._top_by_property(q, x, k, most)
+        return self._top_by_hop(q, x, groups, hop, k, most)
+
+    def _top_by_aggregate(self, q: Query, x: str, groups: str, k: int) -> str:
+        """Groups by an aggregate of a property of x: "Which customer has the highest average freight?"."""
         a = q.agg
         assert a is not None
-        k = q.limit or 1
-        most = "most" if q.desc else "fewest"
-        if a.func != "count":
-            assert a.target is not None
-            word = self._agg_word(a.func, a.target.prop)
-            target = self._agg_target_text(q, a.target)
-            hi = "highest" if q.desc else "lowest"
-            if k == 1:
-                return self.pick(
-                    [
-                        f"Which {groups} has the {hi} {word} {target} of {x}?".replace(
-                            groups, self._singular_groups(q, groups)
-                        ),
-                        f"Find the {self._singular_groups(q, groups)} with the {hi} {word} {target} of {x}.",
-                    ]
-                )
+        assert a.target is not None
+        word = self._agg_word(a.func, a.target.prop)
+        target = self._agg_target_text(q, a.target)
+        hi = "highest" if q.desc else "lowest"
+        if k == 1:
             return self.pick(
                 [
-                    f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
-                    f"Top {k} {groups} by {word} {target} of {x}",
-                    f"List the {k} {groups} with the {hi} {word} {target} of {x}.",
+                    f"Which {groups} has the {hi} {word} {target} of {x}?".replace(
+                        groups, self._singular_groups(q, groups)
+                    ),
+                    f"Find the {self._singular_groups(q, groups)} with the {hi} {word} {target} of {x}.",
                 ]
             )
-        if hop is None:
-            g = q.group[0].prop
-            assert g is not None
-            if k == 1:
-                return self.pick(
-                    [
-                        f"Which {self.pname(g)} has the {most} {x}?",
-                        f"What {self.pname(g)} has the {most} {x}?",
-                    ]
-                )
+        return self.pick(
+            [
+                f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
+                f"Top {k} {groups} by {word} {target} of {x}",
+                f"List the {k} {groups} with the {hi} {word} {target} of {x}.",
+            ]
+        )
+
+    def _top_by_property(self, q: Query, x: str, k: int, most: str) -> str:
+        """Groups by a property of x: "Which genre has the most movies?"."""
+        g = q.group[0].prop
+        assert g is not None
+        if k == 1:
             return self.pick(
                 [
-                    f"Which {k} {plural(g.words)} have the {most} {x}?",
-                    f"Top {k} {plural(g.words)} by number of {x}",
+                    f"Which {self.pname(g)} has the {most} {x}?",
+                    f"What {self.pname(g)} has the {most} {x}?",
                 ]
             )
+        return self.pick(
+            [
+                f"Which {k} {plural(g.words)} have the {most} {x}?",
+                f"Top {k} {plural(g.words)} by number of {x}",
+            ]
+        )
+
+    def _top_by_hop(self, q: Query, x: str, groups: str, hop: Hop, k: int, most: str) -> str:
+        """Groups at the other end of a hop: "Which person directed the most movies?"."""
         v = hop.rel.verb
         gsing = self._singular_groups(q, groups)
         role = role_noun(v) if hop.outward and x == self.noun(q, 0).plural else None  # x bare: nothing lost

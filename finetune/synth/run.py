@@ -249,18 +249,7 @@ def generate_pairs(
     stale = 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         while len(pairs) < n and report.sampled < limit:
-            batch: list[Query] = []
-            while len(batch) < BATCH and report.sampled < limit:
-                frame = sampler.rng.choices(list(weights), weights=list(weights.values()))[0]
-                q = sampler.sample(frame)
-                report.sampled += 1
-                if q is None:
-                    report.rejected[frame]["no_fit"] += 1
-                    continue
-                if normalize_cypher(compile_cypher(q)) in seen_c:
-                    report.rejected[frame]["duplicate"] += 1
-                    continue
-                batch.append(q)
+            batch = _sample_batch(sampler, weights, report, limit, seen_c)
             before = len(pairs)
             for q, (final, reason, rows, used) in zip(batch, pool.map(checker.check, batch), strict=True):
                 report.db_queries += used
@@ -275,22 +264,14 @@ def generate_pairs(
                 seen_c.add(nc)
                 qid = hashlib.sha1(nc.encode()).hexdigest()[:12]
                 features = tuple(final.features())
-                added = 0
                 # an unconditioned query is rare among distinct ones but common in people's questions
                 wanted = paraphrases * (2 if not final.filters and not final.exists else 1)
-                for _ in range(wanted * 2):
-                    if added >= wanted or len(pairs) >= n:
-                        break
-                    question = renderer.question(final)
-                    nq = normalize_question(question)
-                    if nq in seen_q:
-                        continue
-                    seen_q.add(nq)
-                    pairs.append(
-                        Pair(question, cypher, final.frame, graph.name, rows, features=features, query_id=qid)
-                    )
-                    added += 1
-                if added:
+                questions = _paraphrase(renderer, final, wanted, n - len(pairs), seen_q)
+                pairs.extend(
+                    Pair(question, cypher, final.frame, graph.name, rows, features=features, query_id=qid)
+                    for question in questions
+                )
+                if questions:
                     report.queries_kept += 1
                     report.coverage.update(features)
                 if len(pairs) >= n:
@@ -305,6 +286,41 @@ def generate_pairs(
     report.kept = len(pairs)
     report.seconds = time.perf_counter() - start
     return pairs, report
+
+
+def _sample_batch(sampler: Sampler, weights: dict[str, float], report: GenerationReport, limit: int,
+                  seen_c: set[str]) -> list[Query]:
+    """Up to ``BATCH`` sampled queries of the weighted frames, not yet kept; the misses are counted in the
+    report."""
+    batch: list[Query] = []
+    while len(batch) < BATCH and report.sampled < limit:
+        frame = sampler.rng.choices(list(weights), weights=list(weights.values()))[0]
+        q = sampler.sample(frame)
+        report.sampled += 1
+        if q is None:
+            report.rejected[frame]["no_fit"] += 1
+            continue
+        if normalize_cypher(compile_cypher(q)) in seen_c:
+            report.rejected[frame]["duplicate"] += 1
+            continue
+        batch.append(q)
+    return batch
+
+
+def _paraphrase(renderer: Renderer, query: Query, wanted: int, room: int, seen_q: set[str]) -> list[str]:
+    """Up to ``wanted`` (and ``room``) questions for one query, none asked before (``seen_q`` is updated), in
+    at most twice as many renderings."""
+    questions: list[str] = []
+    for _ in range(wanted * 2):
+        if len(questions) >= min(wanted, room):
+            break
+        question = renderer.question(query)
+        nq = normalize_question(question)
+        if nq in seen_q:
+            continue
+        seen_q.add(nq)
+        questions.append(question)
+    return questions
 
 
 def write_pairs(pairs: Iterable[Pair], path: Path) -> int:
