@@ -20,6 +20,7 @@ from ui.training_tab import (
     adapter_versions,
     bootstrap_progress,
     loss_figure,
+    training_view,
     versions_table,
 )
 
@@ -250,6 +251,17 @@ def _fake_version(home, name, meta, loss=True):
     if loss:
         lines = [json.dumps({"step": s, "loss": 2.0 / s}) for s in (1, 2, 3)]
         (d / "loss.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_the_training_view_is_built_without_the_tab(home_settings):
+    _fake_version(home_settings.home_dir, "v0001", {"version": "v0001", "status": "candidate"})
+    counts, versions, live, loss, accuracy, empty, choices, _, status = training_view(
+        TrainingHooks(home_settings), None
+    )
+    assert list(counts["what"]) == ["no feedback store"] and "v0001" in list(versions["version"])
+    assert live.startswith("**Live adapter:** shipped-general-v1") and status.startswith("Retrain:")
+    assert loss["visible"] and not accuracy["visible"] and empty == ""  # a loss log, no gate scores yet
+    assert choices["choices"] == ["v0001"] and choices["value"] == "v0001"
 
 
 def test_training_versions_scores_loss_and_promote_rollback(home_settings):

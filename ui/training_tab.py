@@ -285,6 +285,48 @@ def _bootstrap_cmd(settings: Settings, minutes: float) -> list[str]:
             "--budget-minutes", f"{minutes:g}"]
 
 
+def training_view(hooks: TrainingHooks, store: FeedbackStore | None) -> tuple[Any, ...]:
+    """What the tab shows now, in the order of ``build_training_tab``'s outputs: the store's counts, the
+    versions table, the live adapter, the two plots, the no-plots note, the version choices, the bootstrap's
+    and the retrain's status."""
+    import gradio as gr
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    try:
+        counts = store.counts() if store is not None else {"no feedback store": 0}
+        counts_df = pd.DataFrame({"what": list(counts), "count": list(counts.values())})
+    except Exception as e:  # noqa: BLE001
+        counts_df = pd.DataFrame({"what": [f"feedback store unavailable: {e}"], "count": [0]})
+    rows = versions_table(hooks.home, hooks.settings.base_model)
+    cells = [["✅" if c == "live" and r.get(c) else "" if c == "live" or r.get(c) is None else
+              round(r[c], 4) if isinstance(r[c], float) else r[c] for c in VERSION_COLUMNS] for r in rows]
+    versions_df = pd.DataFrame(cells, columns=VERSION_COLUMNS)
+    choices = [r["version"] for r in rows if not r["version"].startswith(SHIPPED_PREFIX)]
+    live = f"**Live adapter:** {hooks.live()}"
+    status = f"Retrain: {hooks.retrain_status}."
+    if hooks.running_elsewhere():
+        status += " A retrain round is running (scheduler or CLI)."
+    loss, accuracy = loss_figure(hooks.home), accuracy_figure(rows)
+    plots = []
+    for fig in (loss, accuracy):
+        plots.append(gr.update(value=fig, visible=fig is not None))
+        if fig is not None:
+            plt.close(fig)  # out of pyplot's registry; Gradio still saves the Figure object itself
+    empty = "" if loss is not None or accuracy is not None else (
+        "No loss or accuracy yet: the plots appear after the first retrain or bootstrap.")
+    return (
+        counts_df,
+        versions_df,
+        live,
+        *plots,
+        empty,
+        gr.update(choices=choices, value=choices[-1] if choices else None),
+        hooks.bootstrap_status(),
+        status,
+    )
+
+
 def build_training_tab(
     hooks: TrainingHooks, store: FeedbackStore | None
 ) -> tuple[Callable[[], tuple[Any, ...]], list[Any]]:
@@ -293,41 +335,7 @@ def build_training_tab(
     import gradio as gr
 
     def view() -> tuple[Any, ...]:
-        import matplotlib.pyplot as plt
-        import pandas as pd
-
-        try:
-            counts = store.counts() if store is not None else {"no feedback store": 0}
-            counts_df = pd.DataFrame({"what": list(counts), "count": list(counts.values())})
-        except Exception as e:  # noqa: BLE001
-            counts_df = pd.DataFrame({"what": [f"feedback store unavailable: {e}"], "count": [0]})
-        rows = versions_table(hooks.home, hooks.settings.base_model)
-        cells = [["✅" if c == "live" and r.get(c) else "" if c == "live" or r.get(c) is None else
-                  round(r[c], 4) if isinstance(r[c], float) else r[c] for c in VERSION_COLUMNS] for r in rows]
-        versions_df = pd.DataFrame(cells, columns=VERSION_COLUMNS)
-        choices = [r["version"] for r in rows if not r["version"].startswith(SHIPPED_PREFIX)]
-        live = f"**Live adapter:** {hooks.live()}"
-        status = f"Retrain: {hooks.retrain_status}."
-        if hooks.running_elsewhere():
-            status += " A retrain round is running (scheduler or CLI)."
-        loss, accuracy = loss_figure(hooks.home), accuracy_figure(rows)
-        plots = []
-        for fig in (loss, accuracy):
-            plots.append(gr.update(value=fig, visible=fig is not None))
-            if fig is not None:
-                plt.close(fig)  # out of pyplot's registry; Gradio still saves the Figure object itself
-        empty = "" if loss is not None or accuracy is not None else (
-            "No loss or accuracy yet: the plots appear after the first retrain or bootstrap.")
-        return (
-            counts_df,
-            versions_df,
-            live,
-            *plots,
-            empty,
-            gr.update(choices=choices, value=choices[-1] if choices else None),
-            hooks.bootstrap_status(),
-            status,
-        )
+        return training_view(hooks, store)
 
     gr.Markdown(
         "Verified examples enter training once approved (Review tab). **Retrain now** trains on them (and "
