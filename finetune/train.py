@@ -282,32 +282,11 @@ def _make_trainer(
 ) -> tuple[Any, Any]:
     """The SFTTrainer and its loss meter: tokenizer, model (4-bit where the runtime allows), LoRA, run-time
     SFTConfig, callbacks."""
-    from accelerate import PartialState
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, EarlyStoppingCallback
-    from trl import SFTTrainer, get_peft_config, get_quantization_config
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer, get_peft_config
 
-    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
-    if not tokenizer.chat_template:
-        raise TrainingError(f"the tokenizer of {base_model} has no chat template; prompts are chat messages")
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-
-    model_kwargs: dict[str, Any] = {
-        "dtype": runtime["dtype_obj"],
-        "attn_implementation": runtime["attn_implementation"],
-    }
-    if runtime["quantization"]:
-        model_kwargs["quantization_config"] = get_quantization_config(
-            dataclasses.replace(recipe.model, dtype=runtime["dtype"])
-        )
-        model_kwargs["device_map"] = {"": PartialState().local_process_index}  # each process its own GPU
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(base_model), **model_kwargs)
-    except (OSError, ValueError) as e:
-        raise TrainingError(f"cannot load base model {base_model}: {e}") from e
-    model.config.use_cache = False
-
+    tokenizer, model = _tokenizer_and_model(recipe, runtime, base_model)
     eval_ds = Dataset.from_list(eval_records) if eval_records else None
     args = sft_args(recipe, runtime, output_dir, has_eval=eval_ds is not None)
     meter = make_meter(
@@ -354,6 +333,36 @@ def _make_trainer(
             100 * trainable / max(total, 1),
         )
     return trainer, meter
+
+
+def _tokenizer_and_model(recipe: Recipe, runtime: dict[str, Any], base_model: Path) -> tuple[Any, Any]:
+    """The base model's tokenizer (its own chat template, as serving uses; pad = eos where it has none) and
+    the model in the runtime's dtype and attention, 4-bit where the runtime allows."""
+    from accelerate import PartialState
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import get_quantization_config
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+    if not tokenizer.chat_template:
+        raise TrainingError(f"the tokenizer of {base_model} has no chat template; prompts are chat messages")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    model_kwargs: dict[str, Any] = {
+        "dtype": runtime["dtype_obj"],
+        "attn_implementation": runtime["attn_implementation"],
+    }
+    if runtime["quantization"]:
+        model_kwargs["quantization_config"] = get_quantization_config(
+            dataclasses.replace(recipe.model, dtype=runtime["dtype"])
+        )
+        model_kwargs["device_map"] = {"": PartialState().local_process_index}  # each process its own GPU
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(base_model), **model_kwargs)
+    except (OSError, ValueError) as e:
+        raise TrainingError(f"cannot load base model {base_model}: {e}") from e
+    model.config.use_cache = False
+    return tokenizer, model
 
 
 def sft_args(recipe: Recipe, runtime: dict[str, Any], output_dir: Path, *, has_eval: bool) -> Any:
