@@ -32,6 +32,12 @@ graph a home for the base (/tmp/h-<graph>-gemma) seeded with the default home's 
 looks for an assembled one (<home>/models/gguf/) and converts it once. Results of a base other than the
 default carry its suffix (ablation-movies-gemma.json, movies-gemma-report.json, bootstrap-movies-gemma.log).
 
+What one 30-minute lease holds (round 3, 2026-12-02): start + install + setup + index ~4 min; each training
+alone 5 min (movies) to 7 min (northwind) at the budget of 8; all configurations of two graphs, 4 at once,
+~6 min. So one base on three graphs, or two bases on one graph, not both. Next round, in this order: countries
+first (its 100 handwritten questions are the only set no default was chosen on; round 3 lost it to an OOM),
+then the second base on countries alone, then ``latency:movies``.
+
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
 do overlap (they wait on the database and the host as much as on the GPU).
