@@ -466,10 +466,11 @@ def test_factory_picks_the_backend(settings):
     from agent.models.local import TransformersGenerator
     from agent.models.openai_compat import OpenAICompatGenerator
 
-    assert isinstance(make_generator(settings), TransformersGenerator)
+    transformers = settings.model_copy(update={"model_backend": "transformers"})
+    assert isinstance(make_generator(transformers), TransformersGenerator)
     assert isinstance(make_generator(_openai_settings(settings)), OpenAICompatGenerator)
     assert isinstance(
         make_generator(settings.model_copy(update={"model_backend": "llamacpp"})), LlamaCppGenerator
     )
     # constructing never loads a model or touches the network
-    assert make_generator(settings)._model is None
+    assert make_generator(transformers)._model is None

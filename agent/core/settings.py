@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     # --- model -------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
-        "transformers",
+        "auto",
         description="auto (ctranslate2 on a CPU, transformers on a GPU; transformers when ctranslate2 is "
                     "missing or cannot convert the model), ctranslate2 (local, the adapter merged), "
                     "transformers (local + PEFT), llamacpp (GGUF, optional extra) or openai (any "

@@ -1,6 +1,6 @@
 """CTranslate2 on a CPU (``model_backend=auto`` or ``ctranslate2``; prebuilt wheels from PyPI, no build),
 float32 weights by default, which write the transformers backend's replies (int8 is faster, but its replies
-differ; neither is the default backend yet: docs/BENCHMARKS.md 5b).
+differ). The default backend `auto` uses it on a CPU: docs/BENCHMARKS.md 5b.
 
 The live adapter is merged into the base (PEFT ``merge_and_unload``, fp32) and the merged model converted
 with CTranslate2's own ``TransformersConverter`` (Llama-architecture models, SmolLM2 included) into
