@@ -21,7 +21,7 @@ from agent.core.settings import Settings
 from agent.graph import CypherAgent
 from agent.graphdb import GraphStore, open_graph
 from agent.models.base import ChatGenerator, CypherGenerator
-from agent.models.factory import make_escalation_generator, make_generator
+from agent.models.factory import FallbackGenerator, make_escalation_generator, make_generator
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def open_graph_checked(settings: Settings, name: str | None = None) -> GraphStor
     return store
 
 
-def _load_quietly(model: ChatGenerator) -> None:
+def _load_quietly(model: ChatGenerator | FallbackGenerator) -> None:
     """Load ahead; a failure here is the first question's to report (it loads again and says why)."""
     try:
         model.prepare(keep=False)
@@ -70,7 +70,7 @@ def make_agent(
     store = open_graph_checked(settings) if graph_store is None else graph_store
     try:
         model = generator if generator is not None else make_generator(settings)
-        if load_model_now and isinstance(model, ChatGenerator):
+        if load_model_now and isinstance(model, ChatGenerator | FallbackGenerator):  # Fallback: auto on a CPU
             threading.Thread(target=_load_quietly, args=(model,), name="cypherloop-model-load",
                              daemon=True).start()
         bigger = escalation if escalation is not None else make_escalation_generator(settings)

@@ -264,3 +264,13 @@ def test_a_promoted_full_model_is_converted_and_answers_as_transformers(settings
         assert ct2.generate(p.question, p.schema_text, p.examples) == hf.generate(p.question, p.schema_text,
                                                                                   p.examples)
     assert ct2.primary._path == target and ct2.version == f"tiny-llama+{v}"
+
+
+@needs_ct2
+def test_auto_prepares_ahead_like_the_other_local_backends(settings_for, tmp_path, tiny_dir):
+    """``ask`` loads the model in the background and ``warm`` loads it ahead through ``prepare``: under
+    ``auto`` on a CPU (the default there) that must load CTranslate2's model, not skip it."""
+    gen = _local(settings_for, tmp_path / "h", tiny_dir, "auto", device="cpu")
+    assert gen.primary._gen is None
+    gen.prepare(keep=False)
+    assert gen.primary._gen is not None and gen.serving() is gen.primary

@@ -32,7 +32,7 @@ from agent.evaluation import load_dataset, run_eval
 from agent.factory import make_agent, open_graph_checked
 from agent.models.base import ChatGenerator, PromptInput
 from agent.models.ctranslate import resolve_backend
-from agent.models.factory import make_generator
+from agent.models.factory import FallbackGenerator, make_generator
 from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
@@ -193,7 +193,7 @@ def warm_main(argv: list[str] | None = None) -> int:
 
     def model() -> None:
         loaded["generator"] = gen = make_generator(settings)
-        if isinstance(gen, ChatGenerator):
+        if isinstance(gen, ChatGenerator | FallbackGenerator):
             gen.prepare()  # the transformers backend keeps the base with the live LoRA merged, on disk
         gen.generate_batch([PromptInput("How many nodes are there?", loaded["schema"], ())], max_new_tokens=1)
 

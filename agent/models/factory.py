@@ -12,7 +12,7 @@ from agent.core.errors import ConfigError, ModelError
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
 from agent.models import ctranslate
-from agent.models.base import CypherGenerator, Generation, PromptInput
+from agent.models.base import ChatGenerator, CypherGenerator, Generation, PromptInput
 from agent.models.ctranslate import CTranslate2Generator, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
 from agent.models.local import TransformersGenerator
@@ -43,6 +43,13 @@ class FallbackGenerator:
                     log.warning("CTranslate2 cannot serve (%s); transformers answers instead", reason)
                     self._fallback = self._make_fallback()
             return self._fallback
+
+    def prepare(self, keep: bool = True) -> None:
+        """Load what serves now (``ChatGenerator.prepare``): CTranslate2's model, or the stand-in's when it
+        cannot serve."""
+        serving = self.serving()
+        if serving is not self.primary and isinstance(serving, ChatGenerator):
+            serving.prepare(keep)
 
     @property
     def version(self) -> str:
