@@ -212,3 +212,59 @@ def test_repairs_leave_real_choices_to_the_model():
     assert not r.ok and "Unknown label :Warehouse" in r.message()
     r = check_cypher("MATCH (p:Product) WHERE p.title = 'x' RETURN p", SHOP)
     assert not r.ok and "Unknown property 'p.title'" in r.message()
+
+
+HOISTS = [
+    # a relationship's property written on a node: the relationship is added at the node's end of the chain
+    (
+        "MATCH (p:Product) WHERE p.stars >= 4 RETURN p.name",
+        "MATCH (p:Product)<-[r:REVIEWED]-(:Customer) WHERE r.stars >= 4 RETURN p.name",
+    ),
+    # ... or named where it is already next to the node
+    (
+        "MATCH (o:Order)-[:CONTAINS]->(p:Product) RETURN p.name, sum(p.quantity)",
+        "MATCH (o:Order)-[r:CONTAINS]->(p:Product) RETURN p.name, sum(r.quantity)",
+    ),
+    # ... or used through the variable it has; every access to the same property moves
+    (
+        "MATCH (o:Order)-[x:CONTAINS]->(p:Product) WHERE p.quantity > 2 RETURN p.quantity",
+        "MATCH (o:Order)-[x:CONTAINS]->(p:Product) WHERE x.quantity > 2 RETURN x.quantity",
+    ),
+    # ... added in front when the node starts a longer chain; a free variable name is chosen
+    (
+        "MATCH (p:Product)-[:IN_CATEGORY]->(r:Category) RETURN r.name, avg(p.stars)",
+        "MATCH (:Customer)-[r1:REVIEWED]->(p:Product)-[:IN_CATEGORY]->(r:Category) RETURN r.name, avg(r1.stars)",
+    ),
+    # a longer name that ends with the relationship's property
+    (
+        "MATCH (p:Product) RETURN p.name, p.reviewStars",
+        "MATCH (p:Product)<-[r:REVIEWED]-(:Customer) RETURN p.name, r.stars",
+    ),
+]
+
+
+@pytest.mark.parametrize("cypher, fixed", HOISTS)
+def test_a_relationship_property_on_a_node_moves_to_the_relationship(cypher, fixed):
+    r = check_cypher(cypher, SHOP)
+    assert r.ok, r.errors
+    assert r.cypher == fixed
+    assert any("moved" in f and "to the relationship" in f for f in r.fixes), r.fixes
+
+
+def test_a_relationship_property_stays_an_error_when_the_schema_does_not_decide():
+    both = GraphSchema(
+        labels=(NodeLabel("Person", _props(name="STRING")), NodeLabel("Film", _props(title="STRING"))),
+        relationships=(RelType("RATED", _props(score="INTEGER")), RelType("LIKED", _props(score="INTEGER")),
+                       RelType("KNOWS", _props(since="INTEGER"))),
+        patterns=(Pattern("Person", "RATED", "Film"), Pattern("Person", "LIKED", "Film"),
+                  Pattern("Person", "KNOWS", "Person")),
+    )
+    # two relationship types carry the property: the question decides, not the schema
+    r = check_cypher("MATCH (f:Film) WHERE f.score > 3 RETURN f.title", both)
+    assert not r.ok and "Unknown property 'f.score'" in r.message()
+    # a relationship from a label to itself: which end the node is, is the question's
+    r = check_cypher("MATCH (p:Person) WHERE p.since > 2000 RETURN p.name", both)
+    assert not r.ok and "Unknown property 'p.since'" in r.message()
+    # a misspelt node property is renamed, not moved
+    r = check_cypher("MATCH (f:Film) RETURN f.titel", both)
+    assert r.cypher == "MATCH (f:Film) RETURN f.title"
