@@ -18,12 +18,21 @@ question and the correction loop.
 
 Writes ``--out`` (JSON: command, machine, date, settings, the curve, per-question predictions) and prints
 a markdown table.
+
+3. ``--from-predictions FILE …``: the same curve (the same function) from predictions already written by
+   ``cypherloop eval`` / ``run_eval`` (JSONL, ``.gz`` too; each line with ``correct``, ``confidence`` and
+   ``gold_error``): no model, no graph, no cascade. The GPU rounds keep theirs under docs/benchmarks/gpu/:
+
+       cd docs/benchmarks/gpu/bootstrap-r3
+       ../../../../.venv/bin/python ../../../../scripts/bench_confidence.py \
+           --out confidence.json --from-predictions pred-*-bootstrap_plus_{candidates,both}_rp_1.0.jsonl.gz
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import hashlib
 import json
 import sys
@@ -55,6 +64,62 @@ def curve(preds: list[dict]) -> list[dict]:
     return out
 
 
+def read_predictions(path: Path) -> list[dict]:
+    """One stored prediction file (JSONL, gzipped when it ends in .gz)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def stored_run(path: Path) -> dict:
+    """The curve of one stored prediction file; graph and configuration from its name (pred-GRAPH-CONFIG)."""
+    preds = read_predictions(path)
+    lacking = sorted({k for x in preds for k in ("correct", "confidence", "gold_error") if k not in x})
+    if lacking or not preds:
+        raise ValueError(f"{path}: no predictions with {', '.join(lacking or ['any line'])}")
+    stem = path.name.removesuffix(".gz").removesuffix(".jsonl").removeprefix("pred-")
+    graph, _, config = stem.partition("-")
+    scored = [x for x in preds if x["gold_error"] is None]
+    right = sum(x["correct"] for x in scored)
+    agreements = sorted({x.get("agreement") for x in scored}, key=lambda a: (a is None, a or 0.0))
+    return {"graph": graph, "config": config or stem, "file": str(path), "n": len(scored), "correct": right,
+            "accuracy": right / len(scored) if scored else 0.0,
+            "escalated": sum(bool(x.get("escalated")) for x in preds),
+            "agreement": {str(a): sum(x.get("agreement") == a for x in scored) for a in agreements},
+            "curve": curve(preds)}
+
+
+def print_runs(runs: list[dict], out: Path) -> None:
+    for r in runs:
+        print(f"\n### {r['graph']} / {r['config']}: {r['correct']}/{r['n']} = {r['accuracy']:.1%}"
+              f" (escalated {r['escalated']})")
+        if r["curve"]:
+            print("| confidence ≥ | answered | accuracy |\n|---:|---:|---:|")
+            for c in r["curve"]:
+                acc = "–" if c["accuracy"] is None else f"{c['accuracy']:.1%}"
+                print(f"| {c['threshold']:.1f} | {c['answered']} ({c['coverage']:.0%}) | {acc} |")
+    print(f"\nJSON: {out}")
+
+
+def from_predictions(args, argv: list[str] | None) -> int:
+    try:
+        runs = [stored_run(path) for path in args.from_predictions]
+    except (OSError, ValueError) as e:  # ValueError: not JSON, or not predictions
+        print(f"bench_confidence: {e}", file=sys.stderr)
+        return 2
+    doc = {
+        "benchmark": "confidence: accuracy vs coverage, from stored predictions (no cascade)",
+        "command": "scripts/bench_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2))
+    print_runs(runs, args.out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--home", type=Path, default=OUT_DIR / "home")
@@ -68,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--escalate-base-url", default=None)
     p.add_argument("--out", type=Path, default=OUT_DIR / "confidence.json")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--from-predictions", nargs="+", type=Path, metavar="FILE",
+                   help="the curve of stored prediction files (JSONL or .jsonl.gz) instead of a live run")
     args = p.parse_args(argv)
+    if args.from_predictions:
+        return from_predictions(args, argv)
 
     from agent.core.env import library_defaults
 
@@ -138,15 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, default=str))
-    for r in runs:
-        print(f"\n### {r['graph']} / {r['config']}: {r['correct']}/{r['n']} = {r['accuracy']:.1%}"
-              f" (escalated {r['escalated']})")
-        if r["curve"]:
-            print("| confidence ≥ | answered | accuracy |\n|---:|---:|---:|")
-            for c in r["curve"]:
-                acc = "–" if c["accuracy"] is None else f"{c['accuracy']:.1%}"
-                print(f"| {c['threshold']:.1f} | {c['answered']} ({c['coverage']:.0%}) | {acc} |")
-    print(f"\nJSON: {args.out}")
+    print_runs(runs, args.out)
     return 0
 
 
