@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 
 from agent.core.cypher_text import cypher_name as ident
-from agent.graphdb.base import GraphSchema, Pattern, RelType
+from agent.graphdb.base import GraphSchema, Pattern
 
 _IDENT = r"(?:`[^`]+`|[A-Za-z_][A-Za-z0-9_]*)"
 NODE = re.compile(
@@ -198,65 +198,60 @@ def _hoist_rel_props(
     already next to the node is used (given a variable when it has none); otherwise the pattern is added at
     the node's end of its chain. Returns the offsets of the ``var.prop`` accesses it rewrote.
     """
-    done: set[int] = set()
-    plans: dict[tuple[str, str], tuple[str, list[tuple[re.Match[str], str]]]] = {}
+    plans: dict[tuple[str, str], list[tuple[re.Match[str], str]]] = {}
     for m in PROP_ACCESS.finditer(masked):
         var, prop = _unquote(m.group("var")), _unquote(m.group("prop"))
         labs = var_labels.get(var, set())
         owners = [schema.label(x) for x in labs]
-        if not labs or any(o is None for o in owners):
+        if not labs or None in owners:
             continue
-        if any(prop in {p.name for p in o.properties} for o in owners if o is not None):
+        own = {p.name for o in owners if o is not None for p in o.properties}
+        if prop in own:
             continue
-        touching = {p.type for p in schema.patterns if p.start in labs or p.end in labs}
-        exact = [t for t in sorted(touching) if prop in {p.name for p in (schema.rel(t) or RelType(t)).properties}]
-        if not exact:
-            if _closest(prop, {p.name for o in owners if o is not None for p in o.properties}):
-                continue  # a misspelt node property: repair_names renames it
-            near = [(t, _closest(prop, {p.name for p in (schema.rel(t) or RelType(t)).properties}))
-                    for t in sorted(touching)]
-            exact_near = [(t, n) for t, n in near if n]
-            if len(exact_near) != 1:
-                continue
-            rtype, rprop = exact_near[0]
-        elif len(exact) == 1:
-            rtype, rprop = exact[0], prop
-        else:
-            continue
-        plans.setdefault((var, rtype), (rtype, []))[1].append((m, rprop))
-    if not plans:
-        return done
+        touching = sorted({p.type for p in schema.patterns if p.start in labs or p.end in labs})
+        exact = [(t, prop) for t in touching if prop in _rel_props(schema, t)]
+        if not exact and _closest(prop, own):
+            continue  # a misspelt node property: repair_names renames it
+        found = exact or [(t, near) for t in touching if (near := _closest(prop, _rel_props(schema, t)))]
+        if len(found) == 1:
+            plans.setdefault((var, found[0][0]), []).append((m, found[0][1]))
+    done: set[int] = set()
     used_names = set(re.findall(_IDENT, masked))
-    for (var, rtype), (_, accesses) in plans.items():
+    for (var, rtype), accesses in plans.items():
         labs = var_labels[var]
         joins = [p for p in schema.patterns if p.type == rtype and (p.start in labs or p.end in labs)]
         if len(joins) != 1 or (joins[0].start in labs and joins[0].end in labs):
             continue  # ambiguous, or a self-loop whose direction the question decides
-        join = joins[0]
-        rvar = _adjacent_rel_var(chains, var, rtype)
+        rvar = next((r.var for r in _rels_next_to(chains, var, rtype) if r.var), None)
         if rvar is None:
             rvar = next(n for n in ("r", *(f"r{i}" for i in range(1, 100))) if n not in used_names)
             used_names.add(rvar)
-            if not _bind_rel(masked, chains, var, rtype, join, rvar, labs, edits):
+            if not _bind_rel(masked, chains, var, rtype, joins[0], rvar, labs, edits):
                 continue
         for m, rprop in accesses:
             edits[(m.start(), m.end())] = f"{rvar}.{rprop}"
             done.add(m.start())
         names = ", ".join(dict.fromkeys(f"{var}.{_unquote(m.group('prop'))}" for m, _ in accesses))
-        fixes.append(f"moved {names} to the relationship {rvar}:{rtype} (a property of [:{rtype}], not of the node)")
+        fixes.append(f"moved {names} to the relationship {rvar}:{rtype} "
+                     f"(a property of [:{rtype}], not of {var})")
     return done
 
 
-def _adjacent_rel_var(chains: list[list[_Node | _Rel]], var: str, rtype: str) -> str | None:
-    """The variable of a ``rtype`` relationship already next to the node ``var``, if it has one."""
+def _rel_props(schema: GraphSchema, rtype: str) -> set[str]:
+    entry = schema.rel(rtype)
+    return {p.name for p in entry.properties} if entry is not None else set()
+
+
+def _rels_next_to(chains: list[list[_Node | _Rel]], var: str, rtype: str) -> list[_Rel]:
+    """The ``rtype`` relationships (of that type alone) written next to the node ``var``."""
+    found = []
     for chain in chains:
         for i in range(1, len(chain) - 1, 2):
-            rel = chain[i]
-            assert isinstance(rel, _Rel)
-            ends = (chain[i - 1], chain[i + 1])
-            if rel.var and rel.types == [rtype] and any(isinstance(n, _Node) and n.var == var for n in ends):
-                return rel.var
-    return None
+            rel, left, right = chain[i], chain[i - 1], chain[i + 1]
+            assert isinstance(rel, _Rel) and isinstance(left, _Node) and isinstance(right, _Node)
+            if rel.types == [rtype] and var in (left.var, right.var):
+                found.append(rel)
+    return found
 
 
 def _bind_rel(
@@ -270,33 +265,25 @@ def _bind_rel(
     edits: dict[tuple[int, int], str],
 ) -> bool:
     """Name an anonymous ``rtype`` relationship next to ``var``, or add ``join`` at ``var``'s chain end."""
-    for chain in chains:
-        for i in range(1, len(chain) - 1, 2):
-            rel = chain[i]
-            assert isinstance(rel, _Rel)
-            ends = (chain[i - 1], chain[i + 1])
-            if rel.types == [rtype] and not rel.var and any(isinstance(n, _Node) and n.var == var for n in ends):
-                text = masked[rel.span[0]:rel.span[1]]
-                at = text.find("[")
-                if at < 0:
-                    return False
-                pos = rel.span[0] + at + 1
-                edits[(pos, pos)] = rvar
-                return True
-    other_is_end = join.start in labs
-    other = ident(join.end if other_is_end else join.start)
-    for chain in chains:
-        node = chain[-1]
-        if isinstance(node, _Node) and node.var == var and node.labels:
-            pos = node.span[1]
-            step = f"-[{rvar}:{ident(rtype)}]->(:{other})" if other_is_end else f"<-[{rvar}:{ident(rtype)}]-(:{other})"
-            edits[(pos, pos)] = step
+    for rel in _rels_next_to(chains, var, rtype):
+        at = masked.find("[", rel.span[0], rel.span[1])
+        if at >= 0:
+            edits[(at + 1, at + 1)] = rvar
             return True
-        node = chain[0]
-        if isinstance(node, _Node) and node.var == var and node.labels:
-            pos = node.span[0]
-            step = f"(:{other})<-[{rvar}:{ident(rtype)}]-" if other_is_end else f"(:{other})-[{rvar}:{ident(rtype)}]->"
-            edits[(pos, pos)] = step
+    if _rels_next_to(chains, var, rtype):
+        return False  # ``-->`` style with no brackets: leave it to the model
+    node_is_start = join.start in labs  # (a self-loop never gets here)
+    other = ident(join.end if node_is_start else join.start)
+    rel_text = f"[{rvar}:{ident(rtype)}]"
+    for chain in chains:
+        last, first = chain[-1], chain[0]
+        if isinstance(last, _Node) and last.var == var and last.labels:
+            step = f"-{rel_text}->(:{other})" if node_is_start else f"<-{rel_text}-(:{other})"
+            edits[(last.span[1], last.span[1])] = step
+            return True
+        if isinstance(first, _Node) and first.var == var and first.labels:
+            step = f"(:{other})<-{rel_text}-" if node_is_start else f"(:{other})-{rel_text}->"
+            edits[(first.span[0], first.span[0])] = step
             return True
     return False
 

@@ -233,7 +233,8 @@ HOISTS = [
     # ... added in front when the node starts a longer chain; a free variable name is chosen
     (
         "MATCH (p:Product)-[:IN_CATEGORY]->(r:Category) RETURN r.name, avg(p.stars)",
-        "MATCH (:Customer)-[r1:REVIEWED]->(p:Product)-[:IN_CATEGORY]->(r:Category) RETURN r.name, avg(r1.stars)",
+        "MATCH (:Customer)-[r1:REVIEWED]->(p:Product)-[:IN_CATEGORY]->(r:Category) "
+        "RETURN r.name, avg(r1.stars)",
     ),
     # a longer name that ends with the relationship's property
     (
