@@ -269,3 +269,31 @@ def test_a_relationship_property_stays_an_error_when_the_schema_does_not_decide(
     # a misspelt node property is renamed, not moved
     r = check_cypher("MATCH (f:Film) RETURN f.titel", both)
     assert r.cypher == "MATCH (f:Film) RETURN f.title"
+
+
+NEIGHBOUR_HOISTS = [
+    # a property of the one neighbouring label that has it: the pattern is added
+    (
+        "MATCH (c:Customer) RETURN c.name, sum(c.total) AS spent ORDER BY spent DESC",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, sum(o.total) AS spent ORDER BY spent DESC",
+    ),
+    # ... or the neighbour already in the query is used
+    (
+        "MATCH (c:Customer)-[:PLACED]->(x:Order) WHERE c.status = 'open' RETURN c.name",
+        "MATCH (c:Customer)-[:PLACED]->(x:Order) WHERE x.status = 'open' RETURN c.name",
+    ),
+]
+
+
+@pytest.mark.parametrize("cypher, fixed", NEIGHBOUR_HOISTS)
+def test_a_neighbours_property_on_a_node_moves_to_the_neighbour(cypher, fixed):
+    r = check_cypher(cypher, SHOP)
+    assert r.ok, r.errors
+    assert r.cypher == fixed
+    assert any("moved" in f and "joined by" in f for f in r.fixes), r.fixes
+
+
+def test_a_neighbours_property_stays_an_error_when_two_neighbours_have_it():
+    # Product is joined to Supplier and (by REVIEWED) to Customer, both with a country
+    r = check_cypher("MATCH (p:Product) RETURN p.name, p.country", SHOP)
+    assert not r.ok and "Unknown property 'p.country'" in r.message()
