@@ -16,7 +16,9 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   neighbouring label that has it moves to that label's node (``c.freight`` on a Customer →
   ``(c)-[:PURCHASED]->(o:Order)``, ``o.freight``): the 135M model wrote the review's summary and rating on
   the movie in 20 of the 58 movies dev questions it failed (round 3); on the round-3 predictions the two
-  moves turn 13 wrong movies answers and 9 northwind ones right, and no right one wrong.
+  moves turn 13 wrong movies answers and 9 northwind ones right, and no right one wrong;
+- ``length(x.name)`` becomes ``size(x.name)``: ``length()`` takes a path (Neo4j 5, FalkorDB), a property
+  is a string or a list.
 
 A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
@@ -46,6 +48,9 @@ PROP_ACCESS = re.compile(rf"(?<![\w.`$])(?P<var>{_IDENT})\.(?P<prop>{_IDENT})")
 MAP_KEY = re.compile(rf"(?:^|[{{,])\s*(?P<key>{_IDENT})\s*:")
 LABEL_PREDICATE = re.compile(
     rf"\bWHERE\s+(?:NOT\s+)?(?P<var>{_IDENT})\s*:\s*(?P<label>{_IDENT})", re.IGNORECASE
+)
+LENGTH_OF_PROPERTY = re.compile(
+    rf"(?<![\w.`])(?P<fn>length)\s*\(\s*(?P<arg>{_IDENT}\.{_IDENT})\s*\)", re.IGNORECASE
 )
 STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 COMMENT = re.compile(r"//[^\n]*")
@@ -179,6 +184,9 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
                 start = m.start("prop")
                 edits[(start, m.end("prop"))] = new
                 fixes.append(f"replaced property {var}.{prop} with {var}.{new} (not in the schema)")
+    for m in LENGTH_OF_PROPERTY.finditer(masked):  # length() of a string or list: Cypher's is size()
+        edits[m.span("fn")] = "size"
+        fixes.append(f"replaced length({m.group('arg')}) with size({m.group('arg')}) (length() takes a path)")
     out = cypher
     for (a, b), text in sorted(edits.items(), reverse=True):
         out = out[:a] + text + out[b:]

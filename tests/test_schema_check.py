@@ -297,3 +297,10 @@ def test_a_neighbours_property_stays_an_error_when_two_neighbours_have_it():
     # Product is joined to Supplier and (by REVIEWED) to Customer, both with a country
     r = check_cypher("MATCH (p:Product) RETURN p.name, p.country", SHOP)
     assert not r.ok and "Unknown property 'p.country'" in r.message()
+
+
+def test_length_of_a_property_becomes_size():
+    r = check_cypher("MATCH (c:Customer) RETURN c.name ORDER BY length(c.name) DESC, LENGTH( c.email )", SHOP)
+    assert r.cypher == "MATCH (c:Customer) RETURN c.name ORDER BY size(c.name) DESC, size( c.email )"
+    path = "MATCH p = (c:Customer)-[:PLACED]->(:Order) RETURN length(p)"
+    assert check_cypher(path, SHOP).cypher == path
