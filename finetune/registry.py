@@ -89,8 +89,8 @@ class AdapterRegistry:
     """The versions of one cypherloop home. Cheap to build; every call reads the disk afresh.
 
     Given the ``settings`` that serve, a promotion or a rollback also prepares the new live version for the
-    serving backend (``agent.models.ctranslate.prepare_live``: the CTranslate2 conversion), so the first
-    question after it does not wait for that.
+    serving backend (``agent.models.ctranslate.prepare_live``: on a CPU the merged copy of the base with the
+    live LoRA and its CTranslate2 conversion), so the first question after it does not wait for that.
     """
 
     def __init__(self, home: Path | str, settings: Settings | None = None) -> None:
@@ -99,14 +99,16 @@ class AdapterRegistry:
         self.settings = settings
 
     def _prepare_live(self) -> None:
-        """Convert the live version for the serving backend; a failure is a warning (the pointer has switched,
-        and the server converts on its first question, saying what went wrong there)."""
+        """Merge and convert the live version for the serving backend; any failure is one warning line and
+        no more: the pointer has switched, and the server prepares it on its first question (``auto``
+        falling back to transformers, as it does there)."""
         if self.settings is None:
             return
         try:
             prepare_live(self.settings.model_copy(update={"home": self.home}))
-        except CypherloopError as e:
-            log.warning("the live version was not prepared for serving: %s", e)
+        except Exception as e:  # noqa: BLE001 - the promotion stands whatever the preparation did
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log.warning("the live version was not prepared ahead (%s); its first question does it", reason)
 
     # ------------------------------------------------------------------ reading
     def versions(self) -> list[str]:

@@ -11,10 +11,12 @@ import httpx
 import pytest
 from agent_helpers import make_full_model, make_lora_adapter, make_tiny_model_dir, respx_for_openai
 
-from agent.core.adapters import write_active
+from agent.core.adapters import read_active, write_active
 from agent.core.errors import ModelError
 from agent.core.prompt import Example
 from agent.models.base import CypherGenerator, Generation, PromptInput
+from agent.models.factory import make_generator
+from agent.models.local import merged_if_ready
 
 SCHEMA = "Node properties:\nCustomer {name: STRING}\nRelationship properties:\nThe relationships:\n"
 PROMPTS = [
@@ -31,8 +33,6 @@ def tiny_dir(tmp_path_factory):
 
 
 def _local(settings_for, home, tiny_dir, backend, **kw):
-    from agent.models.factory import make_generator
-
     values = {"base_model": str(tiny_dir), "temperature": 0.0, "max_new_tokens": 8, "adapter": "none",
               "model_backend": backend, "ct2_quantization": "float32", **kw}
     return make_generator(settings_for(home, **values))
@@ -161,17 +161,65 @@ def test_promotion_converts_the_new_live_adapter(settings_for, tmp_path, tiny_di
     from finetune.registry import AdapterRegistry
 
     home = tmp_path / "home"
-    make_lora_adapter(tiny_dir, home / "adapters" / "v0001", seed=1)
-    (home / "adapters" / "v0001" / "meta.json").write_text(json.dumps({"version": "v0001"}))
+    _promotable(tiny_dir, home)
     s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend=backend, device="cpu",
                      ct2_quantization="float32")
-    from agent.core.adapters import read_active
-
     assert AdapterRegistry(home, s).promote("v0001") == "v0001"
     ref = read_active(home)
     assert (ctranslate.converted_dir(s, ref, "float32") / ctranslate.MARKER).is_file()
+    assert merged_if_ready(s, ref) is not None  # converted from the merged copy, which stays for transformers
     AdapterRegistry(home, s.model_copy(update={"model_backend": "transformers"})).rollback()
     assert read_active(home) is None
+
+
+def _promotable(tiny_dir, home, version="v0001"):
+    make_lora_adapter(tiny_dir, home / "adapters" / version, seed=1)
+    (home / "adapters" / version / "meta.json").write_text(json.dumps({"version": version}))
+
+
+def test_promotion_on_a_cpu_with_transformers_writes_the_merged_copy(settings_for, tmp_path, tiny_dir):
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    _promotable(tiny_dir, home)
+    s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend="transformers",
+                     device="cpu", temperature=0.0, max_new_tokens=8)
+    AdapterRegistry(home, s).promote("v0001")
+    assert merged_if_ready(s, read_active(home)) is not None
+    gen = make_generator(s)
+    gen.generate("q?", SCHEMA)
+    assert gen._baked and gen._model_path == merged_if_ready(s, read_active(home))  # no merge in memory
+
+
+@needs_ct2
+def test_a_failed_conversion_leaves_the_promotion_and_auto_answers_from_the_merged_copy(
+        settings_for, tmp_path, tiny_dir, monkeypatch, caplog):
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    _promotable(tiny_dir, home)
+    s = settings_for(home, base_model=str(tiny_dir), adapter="active", model_backend="auto", device="cpu",
+                     ct2_quantization="float32", temperature=0.0, max_new_tokens=8)
+    want = make_generator(s.model_copy(update={"adapter": "v0001", "model_backend": "transformers"}))
+    want = want.generate("q?", SCHEMA)  # merged in memory: nothing promoted, nothing on disk yet
+
+    def broken(self, *_a, **_k):
+        raise RuntimeError("unsupported architecture\nsecond line")
+
+    from ctranslate2.converters import TransformersConverter
+
+    monkeypatch.setattr(TransformersConverter, "convert", broken)
+    with caplog.at_level("WARNING", logger="finetune.registry"):
+        assert AdapterRegistry(home, s).promote("v0001") == "v0001"
+    assert read_active(home).version == "v0001"
+    (warned,) = [r for r in caplog.records if r.name == "finetune.registry"]
+    assert "unsupported architecture" in warned.getMessage() and "\n" not in warned.getMessage()
+    baked = merged_if_ready(s, read_active(home))
+    assert baked is not None  # merged before the conversion failed
+
+    gen = make_generator(s)
+    assert gen.generate("q?", SCHEMA) == want
+    assert gen.traces[-1].backend == "transformers" and gen.serving()._model_path == baked
 
 
 @needs_ct2

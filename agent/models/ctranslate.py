@@ -2,13 +2,14 @@
 float32 weights by default, which write the transformers backend's replies (int8 is faster, but its replies
 differ). The default backend `auto` uses it on a CPU: docs/BENCHMARKS.md 5b.
 
-The live adapter is merged into the base (PEFT ``merge_and_unload``, fp32) and the merged model converted
-with CTranslate2's own ``TransformersConverter`` (Llama-architecture models, SmolLM2 included) into
-``<home>/models/ct2/<base>-<version>-<quantization>-<fingerprint>/``, once, under a file lock, written to
-a temp dir and renamed. The fingerprint covers the adapter's (or full model's) files, so a new live adapter
-(``adapter=active`` follows the registry with one ``stat`` per call) is converted on its first question;
-``finetune.registry`` converts a promoted version ahead (``prepare_live``), so it is ready before anyone asks.
-Older conversions of the same base are removed (``KEEP`` stay, for a rollback).
+The live adapter is merged into the base (PEFT ``merge_and_unload``, fp32: the merged copy of
+``agent.models.local.ensure_merged``, kept on disk, which `auto`'s transformers stand-in loads too) and the
+merged model converted with CTranslate2's own ``TransformersConverter`` (Llama-architecture models, SmolLM2
+included) into ``<home>/models/ct2/<base>-<version>-<quantization>-<fingerprint>/``, once, under a file
+lock, written to a temp dir and renamed. The fingerprint covers the adapter's (or full model's) files, so a
+new live adapter (``adapter=active`` follows the registry with one ``stat`` per call) is converted on its
+first question; ``finetune.registry`` prepares a promoted version ahead (``prepare_live``), so it is ready
+before anyone asks. Older conversions of the same base are removed (``KEEP`` stay, for a rollback).
 
 The prompt is rendered by the same Hugging Face tokenizer and chat template as training
 (``agent.core.prompt.prompt_token_ids``). The system turn (instructions + schema) is the same for every
@@ -40,6 +41,8 @@ from agent.models.local import (
     base_display_name,
     build_once,
     ensure_base_model,
+    ensure_merged,
+    resolve_device,
     weights_fingerprint,
 )
 
@@ -111,27 +114,26 @@ def _convert(settings: Settings, ref: AdapterRef | None, quantization: str, out:
     ct2 = import_ctranslate2()
     from ctranslate2.converters import TransformersConverter
 
-    source = ref.path if ref is not None and ref.full_model else ensure_base_model(settings)
-    merged = out / "merged"
-    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+    source = ref.path if ref is not None else ensure_base_model(settings)
     if ref is not None and not ref.full_model:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(ref.path), is_trainable=False).merge_and_unload()
-    model.save_pretrained(str(merged))
-    tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
-    tokenizer.save_pretrained(str(merged))
-    del model
+        merged = ensure_merged(settings, ref)  # kept: the transformers stand-in of `auto` loads it too
+    else:  # the base or a full model, in fp32 for the converter
+        merged = out / "fp32"
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+        model.save_pretrained(str(merged))
+        AutoTokenizer.from_pretrained(str(source), local_files_only=True).save_pretrained(str(merged))
+        del model
     TransformersConverter(str(merged), low_cpu_mem_usage=True).convert(
         str(out / "ct2"), quantization=quantization, force=True
     )
-    tokenizer.save_pretrained(str(out / "ct2"))  # the same tokenizer and chat template as training
-    shutil.rmtree(merged)
+    # the same tokenizer and chat template as training
+    AutoTokenizer.from_pretrained(str(merged), local_files_only=True).save_pretrained(str(out / "ct2"))
+    shutil.rmtree(out / "fp32", ignore_errors=True)
     for p in (out / "ct2").iterdir():
         os.replace(p, out / p.name)
     (out / "ct2").rmdir()
     (out / MARKER).write_text(json.dumps({
-        "source": str(ref.path if ref else source), "version": ref.version if ref else "base",
+        "source": str(source), "version": ref.version if ref else "base",
         "quantization": quantization, "ctranslate2": ct2.__version__,
     }, indent=2))
 
@@ -147,12 +149,20 @@ def _prune(keep: Path) -> None:
 
 
 def prepare_live(settings: Settings) -> Path | None:
-    """Convert what ``settings.adapter`` serves now, when CTranslate2 serves (called after a promotion or a
-    rollback so the first question does not pay for it). None when another backend serves."""
-    if resolve_backend(settings) != "ctranslate2":
+    """Make what ``settings.adapter`` serves now ready for a CPU, so the first question after a promotion or
+    a rollback pays neither the merge nor the conversion: CTranslate2 serving, its conversion (and the
+    merged copy it is made from); transformers on a CPU, the merged copy of the base with the live LoRA
+    (``ensure_merged``, what ``cypherloop warm`` writes). Returns the folder made ready; None on a GPU, with
+    another backend, or with nothing to merge."""
+    backend = resolve_backend(settings)
+    if backend not in ("ctranslate2", "transformers"):
         return None
     ref = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model).current()
-    return ensure_converted(settings, ref)
+    if backend == "ctranslate2":
+        return ensure_converted(settings, ref)
+    if ref is None or ref.full_model or resolve_device(settings.device) != "cpu":
+        return None  # a full model loads as it is; a GPU merges in memory in well under a second
+    return ensure_merged(settings, ref)
 
 
 def resolve_backend(settings: Settings) -> str:
