@@ -586,14 +586,16 @@ def route_after_escalate(state: State) -> Literal["answer", "__end__"]:
 
 
 def _with_context(step: Callable[..., Any], context: AgentContext | None) -> Callable[..., Any]:
-    """``step`` (a node or a router) run with ``context`` when the run brings none; ``step`` itself when no
-    context is bound or it reads none."""
+    """``step`` (a node or a router) run with ``context`` when the run brings none (or not an
+    ``AgentContext``: the LangGraph server passes ``{}``); ``step`` itself when no context is bound or it
+    reads none."""
     if context is None or "runtime" not in inspect.signature(step).parameters:
         return step
 
     @functools.wraps(step)  # keeps the signature LangGraph reads (``runtime``) and a router's Literal
     def bound(state: State, runtime: Runtime[AgentContext]) -> Any:
-        return step(state, runtime if runtime.context is not None else runtime.override(context=context))
+        own = isinstance(runtime.context, AgentContext)
+        return step(state, runtime if own else runtime.override(context=context))
 
     return bound
 
@@ -603,10 +605,12 @@ def build_graph(retry_policy: RetryPolicy | None = DB_RETRY, context: AgentConte
 
     ``context``: the dependencies a run uses when it is invoked without one (LangGraph Studio, ``langgraph
     dev``: the server passes no ``AgentContext``, ``ui.studio.make_graph`` binds one built from the settings);
-    a run's own context still wins.
+    a run's own context still wins. A graph with one bound declares no context schema, so LangGraph does not
+    try to build an ``AgentContext`` from the server's ``{}``.
     """
     builder = StateGraph(
-        State, context_schema=AgentContext, input_schema=InputState, output_schema=OutputState
+        State, context_schema=None if context is not None else AgentContext, input_schema=InputState,
+        output_schema=OutputState,
     )
 
     def node(name: str, step: Callable[..., Any], **kw: Any) -> None:
