@@ -539,18 +539,10 @@ class ChromaFeedbackStore:
         cypher = strip_statement(corrected_cypher or "")
         if not cypher:
             raise InvalidCorrection("the corrected query is empty")
-        why = self._too_long("", cypher)
-        if why:
-            raise InvalidCorrection(f"correction refused: {why}")
         it = self.get_interaction(interaction_id)
         if it is None:
             raise StoreError(f"no interaction {interaction_id!r} in the feedback store")
-        store_graph = getattr(graph_store, "name", None)
-        if store_graph and it.graph and store_graph != it.graph:
-            raise InvalidCorrection(
-                f"the correction ran on graph {store_graph!r}, but the question was asked on {it.graph!r}"
-            )
-        result = _run_verified(graph_store, cypher, "correction")
+        result = self._verified_on(graph_store, it.graph, "", cypher, "correction")
         fp = result_fingerprint(result.rows)
         status: ReviewStatus = "pending" if self.review_corrections else "approved"
         example = VerifiedExample(
@@ -573,6 +565,19 @@ class ChromaFeedbackStore:
             status=status,
         )
         return self._write_feedback(fb, it, example)
+
+    def _verified_on(self, graph_store: ReadOnlyQuery, graph: str, question: str, cypher: str,
+                     what: str) -> Any:
+        """The result of ``cypher`` run read-only on ``graph_store``, which must be ``graph``'s; else
+        ``InvalidCorrection`` (too long, another graph, fails or writes)."""
+        why = self._too_long(question, cypher)
+        if why:
+            raise InvalidCorrection(f"{what} refused: {why}")
+        store_graph = getattr(graph_store, "name", None)
+        if store_graph and graph and store_graph != graph:
+            raise InvalidCorrection(f"the {what} ran on graph {store_graph!r}, but the question belongs to "
+                                    f"{graph!r}")
+        return _run_verified(graph_store, cypher, what)
 
     def add_example(self, example: VerifiedExample) -> str:
         """Store a verified example as given (the escalated model's answer, a pending example); its id is
@@ -680,6 +685,43 @@ class ChromaFeedbackStore:
                     metas = [_updated(items[i], {"status": status, **({"drift": ""} if items[i].get("drift")
                                                                         == "failing" else {})}) for i in ids]
                     c[name].update(ids=ids, metadatas=metas)
+
+    def approve_revised(self, item_id: str, question: str, cypher: str,
+                        graph_store: ReadOnlyQuery) -> VerifiedExample:
+        """A reviewer's edit of the example behind ``item_id`` (an example id, or a feedback id with one).
+
+        The edited query is run read-only through ``graph_store.query`` on the example's graph, as a
+        correction is; only if it runs is the edited pair stored, approved, with ``revised_from`` naming the
+        original; then the original is rejected (its record unchanged otherwise, so the log keeps what was
+        first proposed). An edit that changes nothing is a plain approval."""
+        with self._cols() as c:
+            linked = dict(self._get_all(c["feedback"], ids=[item_id]))
+            ex_id = linked[item_id].get("example_id", "") if item_id in linked else item_id
+            found = self._get_all(c["examples"], ids=[ex_id]) if ex_id else []
+        if not found:
+            raise StoreError(f"no verified example with id {item_id!r} (only examples can be edited)")
+        original = _from_record(VerifiedExample, found[0][1])
+        question, cypher = squash_spaces(question or ""), strip_statement(cypher or "")
+        if not question or not cypher:
+            raise InvalidCorrection("the edited example needs a question and a Cypher query")
+        result = self._verified_on(graph_store, original.graph, question, cypher, "edited query")
+        new_id = _example_id(original.graph, question, cypher)
+        if new_id == original.id:  # unchanged: it just ran on the live graph, so a failing mark is stale
+            if original.drift == "failing":
+                self.mark_drift({original.id: ("valid" if result.rows else "empty", "")},
+                                self._stamp(graph_store))
+            self.review(original.id, "approved")
+            original.status, original.drift = "approved", ""
+            return original
+        revised = VerifiedExample(
+            question=question, cypher=cypher, graph=original.graph, source=original.source,
+            status="approved", result_fingerprint=result_fingerprint(result.rows),
+            interaction_id=original.interaction_id, created_at=time.time(), id=new_id,
+            schema_fingerprint=self._stamp(graph_store), revised_from=original.id,
+        )
+        self.add_example(revised)  # first: a crash between the two leaves the original pending, not lost
+        self.review(original.id, "rejected")
+        return revised
 
     # --- schema drift -----------------------------------------------------------------------------------
 

@@ -272,3 +272,65 @@ def test_the_newcomers_path(running_app, page, tmp_path):
     assert natural > 1.5 and abs(shown - natural) / natural < 0.03, (natural, shown)
     _no_placeholder_headers(page)
     _shot(page, tmp_path, "training_tab.png", page.locator("#training-tab"))
+
+
+def _replace_code(page, editor, text: str) -> None:
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+
+
+def test_a_reviewer_edits_the_query_reruns_it_and_approves_the_edit(running_app, page, tmp_path):
+    from playwright.sync_api import expect
+
+    from agent.core.feedback import Interaction
+
+    expect.set_options(timeout=120_000)
+    app, store, settings, generator, hooks = running_app
+    generator.released.set()
+    question = "Which three products come first by name?"
+    wrong = "MATCH (p:Product) RETURN p.name AS product ORDER BY product DESC LIMIT 3"
+    iid = store.log_interaction(Interaction(question=question, graph="shop", final_cypher=SCRIPTED,
+                                            answer="…", row_count=5))
+    store.add_correction(iid, wrong, app.controller.graph_store)  # a correction that is itself wrong
+    [original] = store.list_examples(status="pending")
+
+    page.goto(app.local_url)
+    page.get_by_role("tab", name="Review").click()
+    review = page.locator("#review-table")
+    expect(review).to_contain_text(original.id[:12])
+    review.locator("[role=gridcell]", has_text=question).first.click()
+    expect(page.locator("#review-id textarea")).to_have_value(original.id[:12])
+    edit_question = page.locator("#review-edit-question textarea")
+    expect(edit_question).to_have_value(question)
+    editor = page.locator("#review-edit-code .cm-content")
+    expect(editor).to_contain_text("DESC LIMIT 3")
+
+    # an edit that fails shows the database's error, and no rows
+    _replace_code(page, editor, "MATCH (p:Product RETURN p.name")
+    page.locator("#review-edit-run").click()
+    expect(page.locator("#review-edit-status")).to_contain_text("CypherSyntaxError")
+    expect(page.locator("#review-edit-rows")).to_be_hidden()
+
+    # the fixed query runs read-only and shows its rows
+    _replace_code(page, editor, CORRECTED)
+    page.locator("#review-edit-run").click()
+    expect(page.locator("#review-edit-status")).to_contain_text("3 rows")
+    expect(page.locator("#review-edit-rows")).to_contain_text("Ceramic Mug Set")
+    edit_question.fill("Name the first three products by name")
+    _shot(page, tmp_path, "review_edit.png", page.locator("#review-tab"))
+
+    page.locator("#review-edit-approve").click()
+    expect(page.locator("#review-edit-status")).to_contain_text("the edited example approved")
+    expect(review).not_to_contain_text(original.id[:12])  # no longer pending
+    by_status = {e.status: e for e in store.list_examples()}
+    edited, kept = by_status["approved"], by_status["rejected"]
+    assert (edited.question, edited.cypher, edited.revised_from) == (
+        "Name the first three products by name", CORRECTED, original.id)
+    assert (kept.id, kept.question, kept.cypher) == (original.id, question, wrong)  # the log keeps it
+
+    page.locator("#review-filter input").click()
+    page.get_by_role("option", name="all").click()
+    expect(review).to_contain_text(f"edited into {edited.id[:12]}")
+    expect(review).to_contain_text(f"edited from {original.id[:12]}")

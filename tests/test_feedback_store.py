@@ -239,6 +239,47 @@ def test_review_links_feedback_and_example(store, shop):
         store.review(fb.id, "maybe")
 
 
+def test_an_edited_example_is_run_then_approved_and_the_original_kept(store, shop):
+    iid = store.log_interaction(interaction(cypher="MATCH (c:Customer) RETURN c.email"))
+    fb = store.add_correction(iid, "MATCH (c:Customer) RETURN c.email AS email", shop)
+    [original] = store.list_examples()
+    for bad, why in (("MATCH (c:Customer RETURN c", "CypherSyntaxError"),
+                     ("CREATE (x:Customer {name: 'x'}) RETURN x", "WriteRefused")):
+        with pytest.raises(InvalidCorrection, match=why):
+            store.approve_revised(original.id, "Customer names?", bad, shop)
+    assert store.list_examples() == [original]  # a refused edit stores nothing and changes nothing
+
+    edited = store.approve_revised(fb.id, "  What are the customers' names? ", CUSTOMER_NAMES + ";", shop)
+    assert (edited.question, edited.cypher, edited.status, edited.revised_from, edited.source) == (
+        "What are the customers' names?", CUSTOMER_NAMES, "approved", original.id, "correction")
+    assert edited.result_fingerprint == result_fingerprint(shop.query(CUSTOMER_NAMES).rows)
+    by_id = {e.id: e for e in store.list_examples()}
+    assert by_id[edited.id] == edited
+    kept = by_id[original.id]  # the log keeps what was first proposed, rejected
+    assert (kept.question, kept.cypher, kept.status) == (original.question, original.cypher, "rejected")
+    assert [e.id for e in store.list_examples(status="approved")] == [edited.id]
+
+    with pytest.raises(InvalidCorrection, match="graph"):
+        store.approve_revised(edited.id, edited.question, CUSTOMER_NAMES, _Renamed(shop, "other"))
+    with pytest.raises(StoreError, match="no verified example"):
+        store.approve_revised("0" * 32, "q", CUSTOMER_NAMES, shop)
+    assert store.approve_revised(edited.id, edited.question, edited.cypher, shop).id == edited.id  # unchanged
+    assert len(store.list_examples()) == 2
+
+
+class _Renamed:
+    """A graph store under another name (the edit must run on the example's own graph)."""
+
+    def __init__(self, inner, name: str) -> None:
+        self.inner, self.name = inner, name
+
+    def query(self, *a, **k):
+        return self.inner.query(*a, **k)
+
+    def schema(self, *a, **k):
+        return self.inner.schema(*a, **k)
+
+
 def test_export_jsonl(store, shop, tmp_path):
     a = store.log_interaction(interaction("How many customers are there?"))
     b = store.log_interaction(interaction("Names of customers", cypher="MATCH (c:Customer) RETURN c"))

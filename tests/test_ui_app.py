@@ -191,6 +191,31 @@ def test_correction_panel_run_and_save(shop, home_settings, store):
     assert ctrl.review("ffffffffffff", "reject")[1].startswith("⚠️")
 
 
+def test_review_edit_runs_and_approves_the_edited_example(shop, home_settings, store):
+    ctrl = controller(shop, home_settings, store, {"*": GOOD})
+    _, (_, state, _, _) = ask(ctrl, "Which products do we sell?")
+    state = ctrl.like(state, 2, False)["state"]
+    ctrl.save_correction(GOOD, "", state)  # a wrong 'correction' waits for review
+    row = ctrl.review_rows("pending").iloc[0]
+    assert ctrl.approve_edited("", "q", CORRECTED)[1].startswith("Select a row")
+
+    table, status = ctrl.approve_edited(row["id"], row["question"], "MATCH (p:Product RETURN p")
+    assert status.startswith("❌ Not approved") and "CypherSyntaxError" in status
+    assert list(table["id"]) == [row["id"]]  # nothing changed
+    frame, status = ctrl.run_correction(CORRECTED, then="Approve the edit if this is right.")
+    assert status.startswith("✅ 3 rows") and status.endswith("Approve the edit if this is right.")
+
+    table, status = ctrl.approve_edited(row["id"], "Name three products", CORRECTED)
+    assert status.startswith("✅") and "stays in the log, rejected" in status and table.empty
+    [edited] = ctrl.review_rows("approved").to_dict("records")
+    assert (edited["question"], edited["cypher"]) == ("Name three products", CORRECTED)
+    assert edited["source"] == f"correction · edited from {row['id']}"
+    [original] = ctrl.review_rows("rejected").to_dict("records")
+    assert (original["question"], original["cypher"]) == (row["question"], GOOD)
+    assert original["status"] == f"rejected · edited into {edited['id']}"
+    assert ctrl.approve_edited("ffffffffffff", "q", CORRECTED)[1].startswith("⚠️")
+
+
 def test_schema_tables(shop, home_settings, store):
     ctrl = controller(shop, home_settings, store, {"*": GOOD})
     labels, rels, text = ctrl.schema_tables()

@@ -12,6 +12,8 @@ under the chat. The interaction is logged to the feedback store when answered. �
 ``.like``; a second click on the same thumb undoes it and arrives as ``liked == ""``) are stored
 against that interaction; a 👎 opens the correction panel, whose Run goes through the same read-only
 ``GraphStore.query`` gate and whose Save goes through ``store.add_correction`` (which runs it again).
+In the Review tab a selected example's question and Cypher can be edited, run through the same gate and
+approved as edited (``store.approve_revised``: run again, stored approved, the original kept, rejected).
 """
 
 # No `from __future__ import annotations` here: Gradio finds gr.LikeData / gr.SelectData parameters
@@ -291,7 +293,7 @@ class ChatController:
         return result
 
     # --- correction panel -----------------------------------------------------------------------------------
-    def run_correction(self, cypher: str) -> tuple[Any, str]:
+    def run_correction(self, cypher: str, then: str = "Save it if this is right.") -> tuple[Any, str]:
         """Run the edited query read-only (same gate as the agent). Returns (rows frame, status)."""
         cypher = (cypher or "").strip()
         if not cypher:
@@ -306,9 +308,8 @@ class ChatController:
             return None, f"❌ {type(e).__name__}: {_short(str(e), 600)}"
         n = len(res.rows)
         more = " (truncated)" if res.truncated else ""
-        return rows_frame(
-            res.columns, res.rows
-        ), f"✅ {_plural(n, 'row')}{more} in {seconds(res.elapsed_ms)}. Save it if this is right."
+        took = seconds(res.elapsed_ms)
+        return rows_frame(res.columns, res.rows), f"✅ {_plural(n, 'row')}{more} in {took}. {then}"
 
     def save_correction(
         self, cypher: str, comment: str, state: dict[str, Any] | None
@@ -351,21 +352,26 @@ class ChatController:
         wanted = None if status in (None, "", "all", "failing") else status
         rows: list[list[Any]] = []
         try:
-            examples = self.store.list_examples(status=wanted)
+            every = self.store.list_examples()
             all_feedback = [] if failing else self.store.feedback_rows(limit=0)
         except Exception as e:  # noqa: BLE001
             return pd.DataFrame(
                 [[f"feedback store unavailable: {e}"] + [""] * (len(REVIEW_COLUMNS) - 1)],
                 columns=REVIEW_COLUMNS,
             )
+        examples = [e for e in every if wanted is None or e.status == wanted]
         if failing:  # examples the last schema re-check found failing: out of retrieval until reviewed
             examples = [e for e in examples if e.drift == "failing"]
+        edited_into = {e.revised_from: e.id for e in every if e.revised_from}
         for e in sorted(examples, key=lambda x: -x.created_at):
             status_text = e.status
             if e.drift == "failing":
                 status_text += f" · failing: {_short(e.drift_error, 120)}"
+            if e.id in edited_into:
+                status_text += f" · edited into {edited_into[e.id][:ID_CHARS]}"
+            source = f"{e.source} · edited from {e.revised_from[:ID_CHARS]}" if e.revised_from else e.source
             rows.append(
-                [e.id[:ID_CHARS], "example", status_text, e.source, e.graph, e.question, e.cypher,
+                [e.id[:ID_CHARS], "example", status_text, source, e.graph, e.question, e.cypher,
                  _when(e.created_at)]
             )
         corrected = {f["interaction_id"] for f in all_feedback if f["corrected_cypher"]}
@@ -404,6 +410,28 @@ class ChatController:
         except CypherloopError as e:
             return self.review_rows(status_filter), f"⚠️ {e}"
         return self.review_rows(status_filter), f"{item_id[:ID_CHARS]}: {status}."
+
+    def approve_edited(self, item_id: str, question: str, cypher: str,
+                       status_filter: str = "pending") -> tuple[Any, str]:
+        """Approve the selected example as the reviewer edited it (``store.approve_revised``: run read-only
+        first, the original kept and rejected). Returns (refreshed table, status)."""
+        item_id = (item_id or "").strip()
+        if not item_id:
+            return self.review_rows(status_filter), "Select a row (or paste an id) first."
+        if self.graph_store is None:
+            return self.review_rows(status_filter), "⚠️ The graph database is unavailable."
+        try:
+            resolved = self.store.resolve_id(item_id)
+            ex = self.store.approve_revised(resolved, question, cypher, self.graph_store)
+        except InvalidCorrection as e:
+            return self.review_rows(status_filter), f"❌ Not approved: {e}"
+        except CypherloopError as e:
+            return self.review_rows(status_filter), f"⚠️ {e}"
+        if ex.revised_from:
+            return self.review_rows(status_filter), (
+                f"✅ {ex.id[:ID_CHARS]}: the edited example approved; the original "
+                f"{ex.revised_from[:ID_CHARS]} stays in the log, rejected.")
+        return self.review_rows(status_filter), f"{ex.id[:ID_CHARS]}: approved (unchanged)."
 
     # --- schema drift ---------------------------------------------------------------------------------------
     def drift_banner(self) -> str:
@@ -459,7 +487,7 @@ def _when(ts: float) -> str:
 
 CSS = """
 #chat .message-wrap pre { white-space: pre-wrap; }
-#chat-status, #correction-status, #review-status, #training-status { min-height: 1.5em; }
+#chat-status, #correction-status, #review-status, #review-edit-status, #training-status { min-height: 1.5em; }
 """
 
 
@@ -535,7 +563,8 @@ def _review_tab(gr: Any) -> SimpleNamespace:
     r = SimpleNamespace()
     with gr.Tab("Review", id="review-tab", elem_id="review-tab") as r.tab:
         gr.Markdown("Approve or reject verified examples and corrections before they can enter training. "
-                    "Click a row to select it.")
+                    "Click a row to select it; to fix an example's question or Cypher, edit it below, run "
+                    "it, and approve the edit (the original stays in the log, rejected).")
         with gr.Row():
             r.filter = gr.Dropdown(["pending", "approved", "rejected", "failing", "all"], value="pending",
                                    label="Show",
@@ -545,6 +574,16 @@ def _review_tab(gr: Any) -> SimpleNamespace:
             r.reject = gr.Button("Reject", variant="stop", elem_id="review-reject", scale=1)
             r.refresh = gr.Button("Refresh", elem_id="review-refresh", scale=1)
         r.status = gr.Markdown(elem_id="review-status")
+        with gr.Accordion("Edit the selected example", open=False, elem_id="review-edit") as r.edit:
+            r.edit_question = gr.Textbox(label="Question", elem_id="review-edit-question")
+            r.edit_code = gr.Code(label="Cypher", language=None, interactive=True, lines=3,
+                                  elem_id="review-edit-code")
+            with gr.Row():
+                r.edit_run = gr.Button("Run", elem_id="review-edit-run")
+                r.edit_approve = gr.Button("Approve edited", variant="primary", elem_id="review-edit-approve")
+            r.edit_status = gr.Markdown(elem_id="review-edit-status")
+            r.edit_rows = gr.Dataframe(label="Result", elem_id="review-edit-rows", interactive=False,
+                                       wrap=True, visible=False)
         r.table = gr.Dataframe(headers=REVIEW_COLUMNS, elem_id="review-table", interactive=False, wrap=True,
                                column_widths=REVIEW_WIDTHS)
     return r
@@ -631,11 +670,23 @@ def _wire_review(gr: Any, ctrl: ChatController, r: SimpleNamespace) -> None:
 
     def on_select(evt: gr.SelectData):
         row = evt.row_value if getattr(evt, "row_value", None) else None
-        return row[0] if row else gr.update()
+        if not row:
+            return (gr.update(),) * 6
+        question, cypher = row[REVIEW_COLUMNS.index("question")], row[REVIEW_COLUMNS.index("cypher")]
+        return row[0], question, cypher, "", gr.update(visible=False), gr.update(open=True)
 
-    r.table.select(on_select, None, [r.id])
+    r.table.select(on_select, None, [r.id, r.edit_question, r.edit_code, r.edit_status, r.edit_rows, r.edit])
     r.approve.click(lambda i, f: ctrl.review(i, "approve", f), [r.id, r.filter], [r.table, r.status])
     r.reject.click(lambda i, f: ctrl.review(i, "reject", f), [r.id, r.filter], [r.table, r.status])
+
+    def on_edit_run(code):
+        frame, status = ctrl.run_correction(code, then="Approve the edit if this is right.")
+        rows = gr.update(visible=False) if frame is None else gr.update(value=frame, visible=True)
+        return rows, status
+
+    r.edit_run.click(on_edit_run, [r.edit_code], [r.edit_rows, r.edit_status])
+    r.edit_approve.click(ctrl.approve_edited, [r.id, r.edit_question, r.edit_code, r.filter],
+                         [r.table, r.edit_status])
 
 
 # --- command line

@@ -112,6 +112,8 @@ class VerifiedExample:
     """The database's message when the re-check found it failing."""
     checked_fingerprint: str = ""
     """The schema fingerprint of the last re-check."""
+    revised_from: str = ""
+    """The example a reviewer edited into this one (``FeedbackStore.approve_revised``; "" when none)."""
 
 
 class FeedbackRow(TypedDict):
@@ -222,6 +224,13 @@ class FeedbackStore(AgentStore, Protocol):
         """Approve or reject a verified example / correction before it may enter training. Approving an
         example whose last schema re-check failed raises ``StoreError`` (it would re-enter retrieval and
         training while its query fails); rejecting one settles it."""
+        ...
+
+    def approve_revised(self, item_id: str, question: str, cypher: str,
+                        graph_store: ReadOnlyQuery) -> VerifiedExample:
+        """A reviewer's edit of the example behind ``item_id``: the edited pair is run read-only and stored
+        approved (``revised_from`` naming the original), and the original is rejected, never changed or
+        deleted. ``InvalidCorrection`` (nothing stored) when the edited query fails or writes."""
         ...
 
     def list_feedback(self, status: ReviewStatus | None = None, limit: int = 200) -> list[Feedback]: ...
