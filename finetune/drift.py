@@ -22,7 +22,13 @@ from typing import Any
 
 from agent.core.adapters import live_adapter, read_meta
 from agent.core.drift import SchemaDiff, Snapshot, SnapshotStore, diff_shapes
-from agent.core.errors import CypherloopError, GraphAuthError, GraphUnavailable, UnknownGraph
+from agent.core.errors import (
+    CypherloopError,
+    GraphAuthError,
+    GraphUnavailable,
+    InvalidCorrection,
+    UnknownGraph,
+)
 from agent.core.feedback import Drift, FeedbackStore, VerifiedExample
 from agent.core.settings import Settings
 from agent.graphdb import GraphStore
@@ -103,6 +109,18 @@ def approve(store: FeedbackStore, item_id: str, graph_store: GraphStore | None =
         fingerprint = graph_store.schema(refresh=True).fingerprint()  # the live schema, not a cached one
         store.mark_drift({ex.id: verdict(ex.cypher, graph_store, timeout_s)}, fingerprint)
     store.review(item_id, "approved")
+
+
+def approve_edited(store: FeedbackStore, item_id: str, question: str, cypher: str, graph_store: GraphStore,
+                   timeout_s: float | None = None) -> VerifiedExample:
+    """Approve a reviewer's edit of the example behind ``item_id`` (the UI's and the CLI's one path): the
+    edited query must pass what a re-check asks of a stored example (the schema check, then a read-only
+    run: ``verdict``), else ``InvalidCorrection`` and nothing changes; then ``store.approve_revised`` stores
+    the edit approved and keeps the original, rejected."""
+    kind, why = verdict(cypher, graph_store, timeout_s)
+    if kind == "failing":
+        raise InvalidCorrection(f"the edited query fails on the live schema of {graph_store.name!r}: {why}")
+    return store.approve_revised(item_id, question, cypher, graph_store)
 
 
 def example_of(store: FeedbackStore, item_id: str) -> VerifiedExample | None:

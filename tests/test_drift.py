@@ -146,14 +146,19 @@ def test_review_decides_about_a_failing_example(demo, tmp_path):
     assert set(ctrl.review_rows("failing")["id"]) == set()
 
 
-def test_the_cli_refuses_to_approve_a_failing_example(demo, settings, tmp_path, capsys):
+def _failing_through_the_cli(demo, settings, tmp_path) -> tuple[str, ChromaFeedbackStore]:
+    """USES_CITY imported with the CLI, the schema changed, the re-check run: both examples failing."""
     home = str(settings.home_dir)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"question": q, "cypher": c}) + "\n" for q, c in USES_CITY))
     assert feedback_main(["--home", home, "import", str(pairs), "--graph", demo.name]) == 0
     rename_city_and_add_a_type(demo)
     assert feedback_main(["--home", home, "recheck", "--graph", demo.name]) == 1
-    store = ChromaFeedbackStore(settings)
+    return home, ChromaFeedbackStore(settings)
+
+
+def test_the_cli_refuses_to_approve_a_failing_example(demo, settings, tmp_path, capsys):
+    home, store = _failing_through_the_cli(demo, settings, tmp_path)
     failing = [e.id for e in store.list_examples(graph=demo.name) if e.drift == "failing"]
     assert len(failing) == 2
     capsys.readouterr()
@@ -162,6 +167,40 @@ def test_the_cli_refuses_to_approve_a_failing_example(demo, settings, tmp_path, 
     assert len(err.splitlines()) == 1 and "not approved" in err and "Traceback" not in err
     assert {e.id: e.drift for e in store.list_examples(graph=demo.name)}[failing[0]] == "failing"
     assert USES_CITY[0][0] not in retrieved(store, demo.name, USES_CITY[0][0])
+
+
+def test_a_failing_example_is_corrected_by_editing_it(demo, settings, tmp_path, capsys):
+    home, store = _failing_through_the_cli(demo, settings, tmp_path)
+    (question, old), (other_q, other_cypher) = USES_CITY
+    by_q = {e.question: e for e in store.list_examples(graph=demo.name)}
+    failing, other = by_q[question], by_q[other_q]
+    capsys.readouterr()
+
+    # an edit must pass what a re-check asks (the schema check too: c.city only yields nulls now)
+    still = old.replace("c.name", "c.name AS name")
+    approve = ["feedback", "--home", home, "review", failing.id[:12], "approve", "--cypher"]
+    assert cli_main([*approve, still]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fails on the live schema" in err and "city" in err
+    ctrl = ChatController(SimpleNamespace(graph_store=demo), store,
+                          SimpleNamespace(graph=demo.name, query_timeout_s=10.0), demo)
+    renamed_column = other_cypher.replace("AS n", "AS customers")
+    _, message = ctrl.approve_edited(other.id, other_q, renamed_column, "failing")
+    assert message.startswith("❌ Not approved") and "city" in message
+
+    fixed = old.replace("c.city", "c.town")
+    assert cli_main([*approve, fixed]) == 0
+    out = capsys.readouterr().out
+    assert f"edited from {failing.id}" in out
+    examples = {e.id: e for e in store.list_examples(graph=demo.name)}
+    [edited] = [e for e in examples.values() if e.revised_from == failing.id]
+    assert (edited.question, edited.cypher, edited.status) == (question, fixed, "approved")
+    assert (examples[failing.id].cypher, examples[failing.id].status) == (old, "rejected")  # kept
+    assert retrieved(store, demo.name, question).count(question) == 1  # the edit, not the original
+    _, message = ctrl.approve_edited(other.id, other_q, other_cypher.replace("c.city", "c.town"), "failing")
+    assert message.startswith("✅")
+    mine = {failing.id[:ID_CHARS], other.id[:ID_CHARS]}
+    assert not mine & set(ctrl.review_rows("failing")["id"])  # the store is shared with other tests' graphs
 
 
 def test_the_scheduler_bootstraps_the_graph_when_its_schema_changes(demo, settings, tmp_path):

@@ -200,7 +200,7 @@ def test_review_edit_runs_and_approves_the_edited_example(shop, home_settings, s
     assert ctrl.approve_edited("", "q", CORRECTED)[1].startswith("Select a row")
 
     table, status = ctrl.approve_edited(row["id"], row["question"], "MATCH (p:Product RETURN p")
-    assert status.startswith("❌ Not approved") and "CypherSyntaxError" in status
+    assert status.startswith("❌ Not approved") and "Invalid input" in status
     assert list(table["id"]) == [row["id"]]  # nothing changed
     frame, status = ctrl.run_correction(CORRECTED, then="Approve the edit if this is right.")
     assert status.startswith("✅ 3 rows") and status.endswith("Approve the edit if this is right.")

@@ -38,7 +38,7 @@ from agent.graphdb import GraphStore, open_graph
 from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
-from finetune.drift import adapter_drift, approve
+from finetune.drift import adapter_drift, approve, approve_edited
 from ui.training_tab import TrainingHooks, build_training_tab
 
 STEP_ICONS = {
@@ -413,8 +413,8 @@ class ChatController:
 
     def approve_edited(self, item_id: str, question: str, cypher: str,
                        status_filter: str = "pending") -> tuple[Any, str]:
-        """Approve the selected example as the reviewer edited it (``store.approve_revised``: run read-only
-        first, the original kept and rejected). Returns (refreshed table, status)."""
+        """Approve the selected example as the reviewer edited it (``finetune.drift.approve_edited``: checked
+        and run read-only first, the original kept and rejected). Returns (refreshed table, status)."""
         item_id = (item_id or "").strip()
         if not item_id:
             return self.review_rows(status_filter), "Select a row (or paste an id) first."
@@ -422,7 +422,8 @@ class ChatController:
             return self.review_rows(status_filter), "⚠️ The graph database is unavailable."
         try:
             resolved = self.store.resolve_id(item_id)
-            ex = self.store.approve_revised(resolved, question, cypher, self.graph_store)
+            ex = approve_edited(self.store, resolved, question, cypher, self.graph_store,
+                                self.settings.query_timeout_s)
         except InvalidCorrection as e:
             return self.review_rows(status_filter), f"❌ Not approved: {e}"
         except CypherloopError as e:

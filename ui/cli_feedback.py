@@ -5,6 +5,7 @@
     cypherloop feedback export FILE [--graph NAME] [--status approved[,pending]]
     cypherloop feedback import FILE.jsonl [--graph NAME] [--pending]
     cypherloop feedback review ID approve|reject
+    cypherloop feedback review ID approve --cypher "MATCH …" [--question "…"]   approve it as edited
     cypherloop feedback recheck [--graph NAME]
 
 IDs may be given as a unique prefix (as ``list`` prints them). Safe to run while the UI is open:
@@ -19,12 +20,32 @@ from pathlib import Path
 
 from agent.core.drift import SnapshotStore
 from agent.core.errors import DataError
-from agent.core.feedback import REVIEW_STATUSES, FeedbackStore
+from agent.core.feedback import REVIEW_STATUSES, FeedbackStore, VerifiedExample
 from agent.core.settings import load_settings
 from agent.evaluation import load_dataset
 from agent.factory import open_graph_checked
 from feedback_store.chroma import ChromaFeedbackStore
-from finetune.drift import approve, example_of, recheck_examples
+from finetune.drift import approve, approve_edited, example_of, recheck_examples
+
+
+def _approve_edited(args: argparse.Namespace, store: FeedbackStore, item: str,
+                    ex: VerifiedExample | None) -> int:
+    if args.decision != "approve":
+        raise DataError("--cypher and --question edit an example as it is approved; reject takes neither")
+    if ex is None:
+        raise DataError(f"{item[:12]} has no verified example to edit (a 👎 without a correction)")
+    settings = load_settings(home=args.home, graph=ex.graph)
+    graph = open_graph_checked(settings)
+    try:
+        new = approve_edited(store, item, args.question or ex.question, args.cypher or ex.cypher, graph,
+                             settings.query_timeout_s)
+    finally:
+        graph.close()
+    if new.revised_from:
+        print(f"{new.id}: approved, edited from {new.revised_from} (kept in the store, rejected)")
+    else:
+        print(f"{new.id}: approved (unchanged)")
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     rv = sub.add_parser("review", help="approve or reject a correction / example")
     rv.add_argument("id", help="id (or unique prefix) of a feedback record or example")
     rv.add_argument("decision", choices=("approve", "reject"))
+    rv.add_argument("--cypher", default=None,
+                    help="approve the example with this query instead (checked and run read-only on its "
+                    "graph first; the original stays in the store, rejected)")
+    rv.add_argument("--question", default=None, help="approve the example with this question instead")
 
     rc = sub.add_parser(
         "recheck",
@@ -180,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         item = store.resolve_id(args.id)
         status = "approved" if args.decision == "approve" else "rejected"
         ex = example_of(store, item)
+        if args.cypher is not None or args.question is not None:
+            return _approve_edited(args, store, item, ex)
         if status == "approved" and ex is not None and ex.drift == "failing":  # only if it passes now
             settings = load_settings(home=args.home, graph=ex.graph)
             graph = open_graph_checked(settings)
