@@ -56,6 +56,8 @@ def main() -> int:
     ap.add_argument("--home", type=Path, default=Path("/tmp/cl-bench-soak"))
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "cpu" / "soak.json")
     ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--db-threads", type=int, default=None,
+                    help="the embedded server's query threads (default: CYPHERLOOP_DB_QUERY_THREADS)")
     args = ap.parse_args()
 
     from agent.core.env import library_defaults
@@ -71,7 +73,10 @@ def main() -> int:
     from tests.attacks import NORMAL, attack_corpus
     from tests.test_readonly import snapshot
 
+    load_start = os.getloadavg()
     settings = Settings(_env_file=None, home=args.home, graph="shop", graph_backend="embedded")
+    if args.db_threads is not None:
+        settings = settings.model_copy(update={"db_query_threads": args.db_threads})
     stop(settings)
     graph = open_graph(settings)
     load_script(graph, ROOT / "tests" / "data" / "shop.cypher", replace=True)
@@ -181,10 +186,12 @@ def main() -> int:
         "command": "scripts/bench_soak.py " + " ".join(sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "loadavg_end": os.getloadavg()},
+                    "python": platform.python_version(), "loadavg_start": load_start,
+                    "loadavg_end": os.getloadavg()},
         "config": {"minutes": args.minutes, "askers": args.askers, "attack_share": args.attack_share,
                    "query_timeout_s": settings.query_timeout_s, "max_attempts": settings.max_attempts,
-                   "db_query_memory_mb": settings.db_query_memory_mb, "attack_corpus": len(attacks)},
+                   "db_query_memory_mb": settings.db_query_memory_mb, "attack_corpus": len(attacks),
+                   "db_query_threads": settings.db_query_threads},
         "wall_s": round(wall, 1),
         "summary": summary,
         "results": results,

@@ -233,6 +233,7 @@ def test_the_embedded_server_runs_with_its_limits(settings):
     assert config["TIMEOUT_DEFAULT"] == 10_000 and config["TIMEOUT_MAX"] == 3_600_000
     assert config["RESULTSET_SIZE"] == 100_000
     assert config["QUERY_MEM_CAPACITY"] == 1024 * 1024 * 1024
+    assert config["THREAD_COUNT"] == 8  # more than the cores: a short read is not queued behind long ones
 
 
 # --- defect 5: a timed-out query is not run again ----------------------------------------------------

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     db_resultset_size: int = Field(
         100_000, gt=0, description="Embedded FalkorDB: most rows any query returns (RESULTSET_SIZE)."
     )
+    db_query_threads: int = Field(
+        8, gt=0, le=64,
+        description="Embedded FalkorDB: queries it runs at once (THREAD_COUNT; FalkorDB's own default is one "
+                    "per core). More threads than cores let a short read through while long ones run to "
+                    "their time limit; each may use db_query_memory_mb. Applies at the server's next start.",
+    )
     db_write_timeout_s: float = Field(
         3600.0, gt=0,
         description="Embedded FalkorDB: time limit of loader writes, and the most any query may ask for "

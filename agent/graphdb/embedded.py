@@ -15,8 +15,8 @@ cypherloop process on the same home (CLI, UI, retraining job):
         redis.log, appendonlydir/, dump.rdb
 
 The server's own limits come from the settings of the process that starts it (``server_limits``):
-TIMEOUT_DEFAULT (reads without a timeout), TIMEOUT_MAX, RESULTSET_SIZE, QUERY_MEM_CAPACITY and
-``maxmemory``; a changed setting takes effect at the next start (``cypherloop graph stop``).
+TIMEOUT_DEFAULT (reads without a timeout), TIMEOUT_MAX, RESULTSET_SIZE, QUERY_MEM_CAPACITY, THREAD_COUNT
+and ``maxmemory``; a changed setting takes effect at the next start (``cypherloop graph stop``).
 
 ``ensure_running`` returns the running server or starts one under the lock; a stale pidfile
 (process gone, a zombie, an unrelated process that reused the pid, or our own server no longer
@@ -288,6 +288,7 @@ def server_limits(settings: Settings) -> tuple[list[str], list[str]]:
         "TIMEOUT_DEFAULT", str(max(1, round(settings.query_timeout_s * 1000))),
         "TIMEOUT_MAX", str(max(1, round(settings.db_write_timeout_s * 1000))),
         "RESULTSET_SIZE", str(settings.db_resultset_size),
+        "THREAD_COUNT", str(settings.db_query_threads),
     ]
     if settings.db_query_memory_mb:
         args += ["QUERY_MEM_CAPACITY", str(settings.db_query_memory_mb * 1024 * 1024)]
