@@ -236,6 +236,47 @@ def test_the_embedded_server_runs_with_its_limits(settings):
     assert config["THREAD_COUNT"] == 8  # more than the cores: a short read is not queued behind long ones
 
 
+def server_config(info: ServerInfo) -> dict[str, object]:
+    client = info.redis()
+    try:
+        config = dict(client.execute_command("GRAPH.CONFIG", "GET", "*"))
+        config["maxmemory"] = int(client.config_get("maxmemory")["maxmemory"])
+        return config
+    finally:
+        client.close()
+
+
+def test_a_running_server_takes_the_limits_of_the_process_that_connects(tmp_path, settings_for, caplog):
+    first = settings_for(tmp_path)
+    info = ensure_running(first)
+    tight = settings_for(tmp_path, query_timeout_s=2.0, db_write_timeout_s=5.0, db_resultset_size=7,
+                         db_query_memory_mb=64, db_max_memory_mb=512, db_query_threads=3)
+    try:
+        with caplog.at_level("WARNING", logger="agent.graphdb.embedded"):
+            assert ensure_running(tight).pid == info.pid  # the same server, not restarted
+        config = server_config(info)
+        # TIMEOUT_MAX fell below the old TIMEOUT_DEFAULT: the default had to move first
+        assert (config["TIMEOUT_DEFAULT"], config["TIMEOUT_MAX"]) == (2_000, 5_000)
+        assert config["RESULTSET_SIZE"] == 7 and config["QUERY_MEM_CAPACITY"] == 64 * 1024 * 1024
+        assert config["maxmemory"] == 512 * 1024 * 1024
+        assert config["THREAD_COUNT"] == first.db_query_threads  # FalkorDB sets it only at start …
+        [warning] = [r.getMessage() for r in caplog.records]  # … and says so, once, in one line
+        assert "THREAD_COUNT" in warning and "CYPHERLOOP_DB_QUERY_THREADS" in warning
+        assert "`cypherloop graph stop`" in warning and "\n" not in warning
+
+        store = open_graph(tight, "limits")
+        store.write("CREATE (:X)")
+        assert len(store.query("UNWIND range(1, 20) AS x RETURN x").rows) == 7  # the new RESULTSET_SIZE
+        store.close()
+
+        ensure_running(first)  # and back up: TIMEOUT_MAX rises before TIMEOUT_DEFAULT
+        config = server_config(info)
+        assert (config["TIMEOUT_DEFAULT"], config["TIMEOUT_MAX"]) == (10_000, 3_600_000)
+        assert config["RESULTSET_SIZE"] == 100_000 and config["maxmemory"] == 0
+    finally:
+        stop(first)
+
+
 # --- defect 5: a timed-out query is not run again ----------------------------------------------------
 
 SLOW = "MATCH (a), (b), (c), (d), (e), (f) RETURN count(*)"  # 51^6 rows of the shop graph

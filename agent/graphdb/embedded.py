@@ -14,9 +14,11 @@ cypherloop process on the same home (CLI, UI, retraining job):
         server.lock        file lock around start/stop
         redis.log, appendonlydir/, dump.rdb
 
-The server's own limits come from the settings of the process that starts it (``server_limits``):
-TIMEOUT_DEFAULT (reads without a timeout), TIMEOUT_MAX, RESULTSET_SIZE, QUERY_MEM_CAPACITY, THREAD_COUNT
-and ``maxmemory``; a changed setting takes effect at the next start (``cypherloop graph stop``).
+The server's own limits come from the settings (``server_limits``): TIMEOUT_DEFAULT (reads without a
+timeout), TIMEOUT_MAX, RESULTSET_SIZE, QUERY_MEM_CAPACITY, THREAD_COUNT and ``maxmemory``. A process that
+finds the server running sets the ones FalkorDB changes at run time to its own settings
+(``apply_limits``); THREAD_COUNT changes only at the next start (``cypherloop graph stop``), and a
+difference is named in a warning.
 
 ``ensure_running`` returns the running server or starts one under the lock; a stale pidfile
 (process gone, a zombie, an unrelated process that reused the pid, or our own server no longer
@@ -29,6 +31,7 @@ Never add FalkorDB's ``BOLT_PORT`` here: the Bolt listener binds every interface
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import signal
@@ -42,6 +45,8 @@ from pathlib import Path
 from agent.core.errors import GraphUnavailable
 from agent.core.files import atomic_write_text
 from agent.core.settings import Settings
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -288,14 +293,50 @@ def server_limits(settings: Settings) -> tuple[list[str], list[str]]:
         "TIMEOUT_DEFAULT", str(max(1, round(settings.query_timeout_s * 1000))),
         "TIMEOUT_MAX", str(max(1, round(settings.db_write_timeout_s * 1000))),
         "RESULTSET_SIZE", str(settings.db_resultset_size),
+        "QUERY_MEM_CAPACITY", str(settings.db_query_memory_mb * 1024 * 1024),  # 0: no limit
         "THREAD_COUNT", str(settings.db_query_threads),
     ]
-    if settings.db_query_memory_mb:
-        args += ["QUERY_MEM_CAPACITY", str(settings.db_query_memory_mb * 1024 * 1024)]
     conf = []
     if settings.db_max_memory_mb:
         conf += [f"maxmemory {settings.db_max_memory_mb}mb", "maxmemory-policy noeviction"]
     return args, conf
+
+
+LOAD_TIME_ONLY = {"THREAD_COUNT": "CYPHERLOOP_DB_QUERY_THREADS"}
+"""Limits FalkorDB takes only when it starts (``GRAPH.CONFIG SET`` refuses them); the rest it changes live."""
+
+
+def apply_limits(info: ServerInfo, settings: Settings) -> None:
+    """Bring a server that is already running to the settings' limits: ``GRAPH.CONFIG SET`` for those
+    FalkorDB changes at run time (TIMEOUT_DEFAULT, TIMEOUT_MAX, RESULTSET_SIZE, QUERY_MEM_CAPACITY),
+    ``CONFIG SET maxmemory``; a different THREAD_COUNT is named in one warning line (it needs a restart)."""
+    import redis
+
+    args, _ = server_limits(settings)
+    wanted = dict(zip(args[::2], args[1::2], strict=True))
+    client = info.redis()
+    try:
+        current = {k: str(v) for k, v in client.execute_command("GRAPH.CONFIG", "GET", "*")}
+        # one name per command, in an order that keeps TIMEOUT_DEFAULT <= TIMEOUT_MAX at every step
+        order = ["TIMEOUT_MAX", "TIMEOUT_DEFAULT", "RESULTSET_SIZE", "QUERY_MEM_CAPACITY"]
+        if int(wanted["TIMEOUT_MAX"]) < int(current.get("TIMEOUT_DEFAULT", 0)):
+            order[:2] = order[1::-1]
+        for name in order:
+            if current.get(name) != wanted[name]:
+                client.execute_command("GRAPH.CONFIG", "SET", name, wanted[name])
+        maxmemory = str(settings.db_max_memory_mb * 1024 * 1024)
+        if client.config_get("maxmemory").get("maxmemory") != maxmemory:
+            client.config_set("maxmemory", maxmemory)
+            client.config_set("maxmemory-policy", "noeviction")
+    except redis.RedisError as e:
+        raise GraphUnavailable(f"could not set the limits of the embedded FalkorDB at {info.host}:"
+                               f"{info.port}: {e}; `cypherloop graph stop` restarts it with them") from e
+    finally:
+        client.close()
+    for name, env in LOAD_TIME_ONLY.items():
+        if current.get(name) != wanted[name]:
+            log.warning("the embedded FalkorDB runs with %s %s, %s asks for %s: it applies when the server "
+                        "restarts (`cypherloop graph stop`)", name, current.get(name), env, wanted[name])
 
 
 def _launch(
@@ -380,6 +421,7 @@ def ensure_running(settings: Settings, timeout_s: float = START_TIMEOUT_S) -> Se
     """The home's running server, started (under the file lock) when there is none."""
     info = running(settings)
     if info is not None:
+        apply_limits(info, settings)
         return info
     from filelock import Timeout
 
@@ -395,6 +437,7 @@ def ensure_running(settings: Settings, timeout_s: float = START_TIMEOUT_S) -> Se
         with _lock(d, timeout_s * 2):
             info = running(settings)  # another process may have started it while we waited
             if info is not None:
+                apply_limits(info, settings)
                 return info
             _clear_stale(d)
             password = _password(d)
