@@ -41,6 +41,17 @@ def rss_mb(pid: int, key: str = "VmRSS:") -> float:
     return 0.0
 
 
+def run_header(script: str, load_start: tuple[float, ...]) -> dict[str, object]:
+    """The command, the date and the machine (with its load at the start and now) of a benchmark run."""
+    return {
+        "command": f"scripts/{script}.py " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "loadavg_start": load_start,
+                    "loadavg_end": os.getloadavg()},
+    }
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -183,11 +194,7 @@ def main() -> int:
         "errors": sorted({r["error"] for r in results if outcome(r) == "error"})[:10],
     }
     record = {
-        "command": "scripts/bench_soak.py " + " ".join(sys.argv[1:]),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version(), "loadavg_start": load_start,
-                    "loadavg_end": os.getloadavg()},
+        **run_header("bench_soak", load_start),
         "config": {"minutes": args.minutes, "askers": args.askers, "attack_share": args.attack_share,
                    "query_timeout_s": settings.query_timeout_s, "max_attempts": settings.max_attempts,
                    "db_query_memory_mb": settings.db_query_memory_mb, "attack_corpus": len(attacks),

@@ -138,6 +138,12 @@ def _long_strings() -> list[str]:
         "RETURN size(reduce(s = 'x', x IN range(1, 40) | s + s)) AS n",
         "RETURN reduce(l = [], x IN range(1, 1000000) | l + [x]) AS l",
         "RETURN reduce(l = [1], x IN range(1, 40) | l + l) AS l",
+        # 51^3 collected values, no range(): 0 + 'a' is '0a', 0 + [a] is [0, a], each step copies the last
+        "MATCH (a), (b), (c) WITH collect(coalesce(a.name, 'x')) AS xs RETURN size(reduce(t = 0, x IN xs | t + x))",
+        "MATCH (a), (b), (c) WITH collect([a]) AS xs RETURN size(reduce(t = 0, x IN xs | t + x))",
+        "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN size(reduce(t = 0, x IN xs | t + toString(id(x))))",
+        "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN reduce(s = '', x IN xs | s + x.name)",
+        "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN reduce(t = 0, x IN xs | t + size(keys(x)))",
         "UNWIND range(1, 100000) AS x RETURN x, '" + "y" * 1000 + "' AS pad",
         "RETURN replace('" + "a" * 3000 + "', 'a', 'aaaaaaaaaa')",
         "RETURN split('" + "a," * 1900 + "', ',')", "RETURN toUpper('" + "ß" * 3800 + "')",

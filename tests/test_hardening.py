@@ -173,6 +173,12 @@ def test_expressions_that_grow_past_every_limit_are_refused(shop, cypher):
      "RETURN reduce(s = '', n IN nodes(path) | s + n.name + ';') AS s", [["Alice Meyer;Claire Dubois;"]]),
     # the costliest shape the gate lets through: each step copies the list built so far (~1.5 s)
     ("RETURN size(reduce(l = [], x IN range(1, 10000) | l + [x])) AS n", [[10000]]),
+    # over collected values a numeric accumulator adds numbers: numeric functions, CASE … THEN a number
+    ("MATCH (c:Customer) WITH collect(c) AS l RETURN reduce(t = 0, x IN l | t + size(x.name)) AS n", [[134]]),
+    ("MATCH (p:Product) WITH collect(p.price) AS l RETURN reduce(t = 0.0, x IN l | t + toFloat(x)) > 0",
+     [[True]]),
+    ("MATCH (c:Customer) WITH collect(c) AS l "
+     "RETURN reduce(t = 0, x IN l | t + CASE WHEN x.city = 'Lyon' THEN 1 ELSE 0 END) AS n", [[1]]),
 ])
 def test_a_read_only_reduce_runs(shop, cypher, rows):
     assert shop.query(cypher).rows == rows
@@ -190,9 +196,15 @@ def test_a_read_only_reduce_runs(shop, cypher, rows):
     ("RETURN reduce(l = [], x IN range(1, 10000) | l + [x, x, x])", "the limit is 6,000,000,000"),
     ("RETURN reduce(s = '', x IN range(1, 10000) | s + '" + "x" * 1000 + "')", "a character 1"),
     ("RETURN reduce(s = '', 'x')", "write reduce() as reduce(acc = initial, x IN list | expression)"),
-    # 0 + 'a' is '0a': a "numeric" reduce over a million collected strings would copy quadratically
+    # 0 + 'a' is '0a': a "numeric" reduce over collected strings copies quadratically, past the timeout
     ("UNWIND range(1, 1000) AS a UNWIND range(1, 1000) AS b WITH collect(toString(a)) AS l "
-     "RETURN reduce(t = 0, x IN l | t + x)", "the limit there is 10000 (CYPHERLOOP_MAX_QUERY_RANGE)"),
+     "RETURN reduce(t = 0, x IN l | t + x)", "may add only numbers to t"),
+    ("MATCH (c:Customer) WITH collect(c.name) AS l RETURN reduce(t = 0, x IN l | t + x)", "toFloat()"),
+    ("MATCH (c:Customer) WITH c, collect(c) AS l RETURN reduce(t = 0, x IN l | t + c.name)", "may add only"),
+    ("MATCH (c:Customer) WITH collect([c.name]) AS l RETURN reduce(t = 0, x IN l | t + x)", "may add only"),
+    ("MATCH (c:Customer) WITH collect(c) AS l RETURN reduce(t = 0, x IN l | t + toString(1))", "may add"),
+    ("MATCH (c:Customer) WITH collect(c) AS l "
+     "RETURN reduce(t = 0, x IN l | t + CASE x.city WHEN 'Lyon' THEN 1 ELSE x.name END)", "may add only"),
 ])
 def test_a_reduce_that_could_outgrow_every_limit_is_refused(shop, cypher, says):
     with pytest.raises(QueryRefused, match=re.escape(says)):

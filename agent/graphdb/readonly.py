@@ -267,7 +267,6 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
         raise QueryRefused("query refused: at most one replace() per query (nested replaces multiply a "
                            "string's length)")
     allowed = _ALLOWED_PROC_RES + tuple(_glob(p) for p in limits.extra_procedures)
-    open_ended_reduce = False
     for k, t in enumerate(sig):
         word = t.text.upper() if t.kind == "word" else ""
         if word == "CALL" and k + 1 < len(sig) and sig[k + 1].kind in ("word", "ident"):
@@ -285,13 +284,7 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
                 raise QueryRefused(f"query refused: its range() calls make {product} combinations, the limit "
                                    f"is {limits.max_range_product} (CYPHERLOOP_MAX_QUERY_RANGE_PRODUCT)")
         if word == "REDUCE" and is_call:
-            open_ended_reduce |= _check_reduce(sig, k + 2, limits)
-    if open_ended_reduce and product > limits.max_range:
-        # A number plus a string concatenates (0 + 'a' is '0a'), so a "numeric" reduce over collected
-        # strings copies quadratically: 100,000 of them took 2.4 s; range() must not make millions.
-        raise QueryRefused(f"query refused: a reduce() over collected values in a query whose range() calls "
-                           f"make {product} combinations; the limit there is {limits.max_range} "
-                           "(CYPHERLOOP_MAX_QUERY_RANGE)")
+            _check_reduce(sig, k + 2, limits)
     return text
 
 
@@ -342,16 +335,16 @@ _BOUNDED_LIST_FUNCTIONS = frozenset({"NODES", "RELATIONSHIPS", "LABELS", "KEYS"}
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|true|false|null", re.IGNORECASE)
 
 
-def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> bool:
+def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> None:
     """``reduce(acc = init, x IN list | step)`` may run unless it can outgrow every limit.
 
     A reduce cannot write, but FalkorDB evaluates one expression to its end whatever the timeout or the
-    memory cap, so two shapes are refused: a step that can double the accumulator (it appears twice,
-    ``l + l``; or a comprehension, replace/pad or a nested reduce could copy it), and a string or list
+    memory cap, so these shapes are refused: a step that can double the accumulator (it appears twice,
+    ``l + l``; or a comprehension, replace/pad or a nested reduce could copy it); a string or list
     accumulator built over a list whose length the text does not bound, or whose quadratic copying
-    (each step copies what was built) would exceed ``max_reduce_work`` units. A numeric accumulator
-    (``reduce(total = 0, x IN list | total + x)``) may run over any list: True then, when the list is one
-    only the data bounds (the caller bounds what range() may feed it).
+    (each step copies what was built) would exceed ``max_reduce_work`` units; and over a list only the
+    data bounds, a numeric accumulator whose step could add anything but a number (``0 + 'a'`` is
+    ``'0a'``: ``reduce(t = 0, x IN collect(n.name) | t + x)`` builds a string as quadratically).
     """
     head, end = _arguments(sig, k)
     shaped = len(head) == 2 and len(head[0]) >= 3 and head[0][1].text == "="
@@ -382,8 +375,15 @@ def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> bool:
 
     numeric = _NUMBER.fullmatch("".join(t.text for t in init)) is not None
     length = _bounded_length(items, limits.max_range)
+    if numeric and length is None:
+        if _adds_only_numbers(step, acc):
+            return  # a number stays a number: one step costs the same at the millionth item as at the first
+        raise QueryRefused(f"query refused: reduce() over collected values may add only numbers to {acc} (a "
+                           "number plus a string is a string here, and building one over the data's values "
+                           "can outrun the time limit): wrap each value in toFloat() or toInteger(), or use "
+                           "sum()")
     if numeric and not any(t.kind == "string" or t.text in ("[", "{") for t in step):
-        return length is None  # a number stays a number (unless the items are strings: see the caller)
+        return  # a number stays a number over a list the text bounds
     if length is None:
         raise QueryRefused("query refused: reduce() builds a string or list here, so it must iterate over "
                            "range(), a list literal, or nodes()/relationships() of a path (over collected "
@@ -399,7 +399,45 @@ def _check_reduce(sig: list[_Tok], k: int, limits: QueryLimits) -> bool:
                            f"{length} items (each step copies what was built; a list item counts 100, a "
                            f"character 1), the limit is {limits.max_reduce_work:,}; iterate over fewer items "
                            "or add less per step")
-    return False
+
+
+# Functions that return a number (or null, or fail) whatever their arguments.
+_NUMERIC_FUNCTIONS = frozenset({
+    "TOINTEGER", "TOFLOAT", "TOINTEGERORNULL", "TOFLOATORNULL", "SIZE", "LENGTH", "CHAR_LENGTH",
+    "CHARACTER_LENGTH", "ABS", "CEIL", "FLOOR", "ROUND", "SIGN", "SQRT", "EXP", "LOG", "LOG10", "POW", "RAND",
+    "E", "PI", "ID", "SIN", "COS", "TAN", "COT", "ASIN", "ACOS", "ATAN", "ATAN2", "DEGREES", "RADIANS",
+    "HAVERSIN", "TIMESTAMP", "INDEGREE", "OUTDEGREE",
+})
+_ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "^", "(", ")"})
+
+
+def _adds_only_numbers(step: list[_Tok], acc: str) -> bool:
+    """True when ``step`` can only make a number out of a numeric ``acc``: the accumulator, number literals,
+    null, arithmetic, numeric function calls (whatever their arguments) and CASE whose results are such
+    (its conditions may hold anything). Conservative: ``t + x`` over numbers is False (``t + toFloat(x)``)."""
+    cases: list[str] = []  # each open CASE: "cond" (its subject or a WHEN condition) or "value"
+    k = 0
+    while k < len(step):
+        t = step[k]
+        word = t.text.upper() if t.kind == "word" else ""
+        free = "cond" in cases  # inside a condition anything goes: its value never reaches the accumulator
+        calls = k + 1 < len(step) and step[k + 1].text == "("
+        if word == "CASE":
+            cases.append("cond")
+        elif word in ("WHEN", "THEN", "ELSE") and cases:
+            cases[-1] = "cond" if word == "WHEN" else "value"
+        elif word == "END" and cases:
+            cases.pop()
+        elif free:
+            pass
+        elif word in _NUMERIC_FUNCTIONS and calls:
+            k = _arguments(step, k + 2)[1]  # past its closing bracket: the arguments may be anything
+        elif not ((t.kind == "word" and (t.text == acc or t.text[:1].isdigit() or word == "NULL"))
+                  or (t.kind == "punct" and t.text in _ARITHMETIC)
+                  or (t.text == "." and k + 1 < len(step) and step[k + 1].text[:1].isdigit())):
+            return False
+        k += 1
+    return not cases
 
 
 def _bounded_length(items: list[_Tok], max_range: int) -> int | None:
