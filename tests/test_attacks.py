@@ -26,7 +26,7 @@ from tests.test_readonly import snapshot
 
 QUERY_MEMORY_MB = 256
 PEAK_MEMORY_CAP_MB = 1024
-"""The server's peak resident memory (VmHWM) over the whole suite: 2 query threads × 256 MB + the rest."""
+"""The server's peak resident memory (VmHWM) over the suite: one attack at a time × 256 MB + the rest."""
 
 
 def peak_rss_mb(pid: int) -> float:
