@@ -144,6 +144,11 @@ def _long_strings() -> list[str]:
         "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN size(reduce(t = 0, x IN xs | t + toString(id(x))))",
         "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN reduce(s = '', x IN xs | s + x.name)",
         "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN reduce(t = 0, x IN xs | t + size(keys(x)))",
+        # a collected list searched once per item of another: every pair inside one expression
+        "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN size([x IN xs | size([y IN xs WHERE y = x])])",
+        "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN size([x IN xs WHERE NOT x IN xs])",
+        "MATCH (a), (b), (c) WITH collect(a) AS xs RETURN any(x IN xs WHERE none(y IN xs WHERE y = x))",
+        "MATCH (a), (b), (c) WITH collect(a) AS xs UNWIND xs AS x UNWIND xs AS y WITH x, y WHERE x = y RETURN count(*)",
         "UNWIND range(1, 100000) AS x RETURN x, '" + "y" * 1000 + "' AS pad",
         "RETURN replace('" + "a" * 3000 + "', 'a', 'aaaaaaaaaa')",
         "RETURN split('" + "a," * 1900 + "', ',')", "RETURN toUpper('" + "ß" * 3800 + "')",

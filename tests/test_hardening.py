@@ -211,6 +211,43 @@ def test_a_reduce_that_could_outgrow_every_limit_is_refused(shop, cypher, says):
         shop.query(cypher)
 
 
+# --- a data-sized list searched once per item of another: every pair in one expression ------------------
+
+XS = "MATCH (n) WITH collect(n) AS xs RETURN "
+
+
+@pytest.mark.parametrize("cypher, says", [
+    # 31,212 collected nodes: it held a server thread 40 s against a 2 s limit before
+    ("MATCH (a), (b), (c:Customer) WITH collect(a) AS xs "
+     "RETURN size([x IN xs | size([y IN xs WHERE y = x])])", "iterates over xs once for every x"),
+    (XS + "size([x IN xs WHERE NOT x IN xs])", "searches xs once for every x"),
+    (XS + "any(x IN xs WHERE any(y IN xs WHERE y = x))", "iterates over xs"),
+    (XS + "reduce(t = 0, x IN xs | t + CASE WHEN x IN xs THEN 1 ELSE 0 END)", "searches xs"),
+    (XS + "[x IN xs WHERE any(t IN x.tags WHERE t IN xs)]", "searches xs"),
+    (XS + "[x IN xs WHERE x.id IN range(1, 5000)]", "range(1,5000)"),
+    (XS + "[x IN xs WHERE x IN $ids]", "searches $ids"),
+])
+def test_a_data_sized_list_searched_for_every_item_of_another_is_refused(shop, cypher, says):
+    with pytest.raises(QueryRefused, match=re.escape(says) + ".*MATCH or UNWIND one of the lists"):
+        shop.query(cypher)
+
+
+CS = "MATCH (c:Customer) WITH collect(c) AS cs "
+
+
+@pytest.mark.parametrize("cypher, rows", [
+    # one of the two lists is small or the item's own: linear work
+    (CS + "RETURN size([c IN cs WHERE c.city IN ['Lyon', 'Paris']])", [[2]]),
+    ("MATCH (c:Customer) WITH collect(c.city) AS cities RETURN all(x IN ['Lyon', 'Paris'] WHERE x IN cities)",
+     [[True]]),
+    (CS + "RETURN size([c IN cs WHERE any(k IN keys(c) WHERE k = 'city')])", [[12]]),
+    # the same pairs as rows: the time limit applies between them
+    (CS + "UNWIND cs AS x UNWIND cs AS y WITH x, y WHERE x = y RETURN count(*)", [[12]]),
+])
+def test_a_list_searched_within_linear_work_runs(shop, cypher, rows):
+    assert shop.query(cypher).rows == rows
+
+
 def test_range_limits_come_from_settings_and_their_errors_name_them(tmp_path, settings_for):
     big = "UNWIND range(1, 20000) AS x RETURN count(x)"
     limit = r"20000 values, the limit is 10000 \(CYPHERLOOP_MAX_QUERY_RANGE\)"

@@ -17,7 +17,8 @@ type). This check is a pure function over the query text:
 
 ``guard_query`` is what the backends run on every read: the checks above, then the bounds that keep a
 query from crashing or wedging the database (``QueryLimits``: length, nesting depth and parse cost,
-relationship hops, ``range()`` size, a ``reduce()`` that could outgrow them), the procedure allow-list
+relationship hops, ``range()`` size, a ``reduce()`` that could outgrow them, a collected list searched
+once per item of another), the procedure allow-list
 (plus ``CYPHERLOOP_ALLOWED_PROCEDURES``), and it returns the canonical text
 (``agent.core.cypher_text.canonical_query``: no comments, whitespace normalised) that the database gets.
 """
@@ -285,6 +286,7 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
                                    f"is {limits.max_range_product} (CYPHERLOOP_MAX_QUERY_RANGE_PRODUCT)")
         if word == "REDUCE" and is_call:
             _check_reduce(sig, k + 2, limits)
+    _check_nested_iterations(sig, limits)
     return text
 
 
@@ -438,6 +440,132 @@ def _adds_only_numbers(step: list[_Tok], acc: str) -> bool:
             return False
         k += 1
     return not cases
+
+
+_QUANTIFIERS = frozenset({"ANY", "ALL", "NONE", "SINGLE"})
+_LIST_END = frozenset({"WHERE", "|"})
+_MEMBERSHIP_END = frozenset({"AND", "OR", "XOR", ",", "|", "WHERE", "WHEN", "THEN", "ELSE", "END"})
+SMALL_LIST = 1000
+"""A list the text spells out (a literal, a small range) may be searched once per item of another."""
+
+
+def _check_nested_iterations(sig: list[_Tok], limits: QueryLimits) -> None:
+    """Refuse a data-sized list (``_data_sized``) searched or iterated once per item of another:
+    ``[x IN xs WHERE x IN ys]``, ``[x IN xs | size([y IN xs WHERE y = x])]``, ``any(…)`` or ``reduce(…)``
+    the same way.
+
+    FalkorDB evaluates one expression to its end whatever the timeout, so over two collected lists this
+    compares every pair inside one row (31,000 collected nodes: 40 s against a 2 s limit). When either
+    list is small or the item's own (``ALL(c IN ['a', 'b'] WHERE c IN categories)``, ``x IN n.tags``) the
+    work stays linear and the query runs.
+    """
+    # open brackets: (iteration variable or "", where its body starts, whether its list is data-sized)
+    frames: list[tuple[str, int, bool]] = []
+    k = 0
+    while k < len(sig):
+        t = sig[k]
+        text = t.text if t.kind == "punct" else ""
+        if text in ("(", "[", "{"):
+            frames.append(("", len(sig), False))
+        elif text in (")", "]", "}"):
+            if frames:
+                frames.pop()
+        elif t.kind == "word" and t.text.upper() == "IN" and k:
+            enclosing = {var for var, body, _ in frames if var and k >= body}
+            outer = {var for var, body, big in frames if var and k >= body and big}
+            head = _iteration_head(sig, k, frames)
+            start = k + 1
+            end = _expression_end(sig, start, _LIST_END if head else _LIST_END | _MEMBERSHIP_END)
+            big = _data_sized(sig[start:end], enclosing, limits)
+            if outer and big:
+                what = "iterates over" if head else "searches"
+                raise QueryRefused(f"query refused: it {what} {_spelled(sig[start:end])} once for every "
+                                   f"{' and '.join(sorted(outer))}, inside one expression, which the "
+                                   "database runs to its end past the time limit; MATCH or UNWIND one of "
+                                   "the lists instead, so that each pair is a row")
+            if head and frames:
+                frames[-1] = (sig[k - 1].text, end, big)
+        k += 1
+
+
+def _spelled(tokens: list[_Tok]) -> str:
+    """Tokens back as text (a space only between two words), at most 60 characters."""
+    out = ""
+    for i, t in enumerate(tokens):
+        spaced = i and {t.kind, tokens[i - 1].kind} <= {"word", "ident", "string"}
+        out += (" " if spaced else "") + t.text
+    return out if len(out) <= 60 else out[:57] + "…"
+
+
+def _iteration_head(sig: list[_Tok], k: int, frames: list[tuple[str, int, bool]]) -> bool:
+    """True when the ``IN`` at ``k`` starts an iteration (``[x IN``, ``any(x IN``, ``reduce(s = 0, x IN``)."""
+    if k < 2 or sig[k - 1].kind not in ("word", "ident") or not frames:
+        return False
+    before = sig[k - 2].text
+    if before == "[":
+        return True
+    if before == "(" and k >= 3 and sig[k - 3].text.upper() in _QUANTIFIERS:
+        return True
+    return before == "," and _opened_by(sig, k - 2) == "REDUCE"
+
+
+def _opened_by(sig: list[_Tok], k: int) -> str:
+    """The word just before the bracket that encloses ``k`` (upper-case; "" when none)."""
+    depth = 0
+    for i in range(k - 1, -1, -1):
+        text = sig[i].text if sig[i].kind == "punct" else ""
+        if text in (")", "]", "}"):
+            depth += 1
+        elif text in ("(", "[", "{"):
+            if depth == 0:
+                return sig[i - 1].text.upper() if i and sig[i - 1].kind == "word" else ""
+            depth -= 1
+    return ""
+
+
+def _expression_end(sig: list[_Tok], k: int, stops: frozenset[str]) -> int:
+    """Where the expression from ``k`` ends: at a top-level word or mark in ``stops`` or a closing bracket."""
+    depth = 0
+    while k < len(sig):
+        text = sig[k].text.upper() if sig[k].kind in ("word", "punct") else ""
+        if text in ("(", "[", "{"):
+            depth += 1
+        elif text in (")", "]", "}"):
+            if depth == 0:
+                return k
+            depth -= 1
+        elif depth == 0 and text in stops:
+            return k
+        k += 1
+    return k
+
+
+def _data_sized(items: list[_Tok], enclosing: set[str], limits: QueryLimits) -> bool:
+    """True when the list ``items`` can be as long as the data and is the same for every item of the
+    iterations over ``enclosing``: a list the query built (``collect``, a variable holding one) or a
+    parameter; not the items' own data, a stored property list, a path's nodes, labels or keys, or a list
+    the text spells out with at most ``SMALL_LIST`` values."""
+    if not items:
+        return False
+    if items[0].text.upper() in _BOUNDED_LIST_FUNCTIONS:
+        return False
+    length = _bounded_length(items, limits.max_range)
+    if length is not None:
+        return length > SMALL_LIST
+    for i, t in enumerate(items):
+        if t.kind not in ("word", "ident"):
+            if t.text == "$":
+                return True
+            continue
+        after_dot = i and items[i - 1].text in (".", ":", "$")
+        nxt = items[i + 1].text if i + 1 < len(items) else ""
+        if after_dot or nxt == "(" or t.text[:1].isdigit() or t.text.upper() in ("NULL", "TRUE", "FALSE"):
+            continue
+        if t.text in enclosing:
+            return False  # the item's own data: x.tags, nodes(x)
+        if nxt != ".":
+            return True  # a variable holding a list the query built
+    return False
 
 
 def _bounded_length(items: list[_Tok], max_range: int) -> int | None:
