@@ -26,7 +26,9 @@ reply, final query and status are compared with the first backend's (greedy ``--
 equal-answer checks). Writes ``--out`` (default ``bench-output/latency.json``) with every question's record.
 
 A backend may name the CTranslate2 weights after a colon (``ctranslate2:float32``,
-``ctranslate2:int8_float32``; the setting ``ct2_quantization`` otherwise). The load average
+``ctranslate2:int8_float32``; the setting ``ct2_quantization`` otherwise) and override settings after a
+``+`` (``ctranslate2:float32+ct2_threads=0``, ``ctranslate2+ct2_prefix_cache=false``: before/after in one
+run). The load average
 (``os.getloadavg``) is recorded before and after each configuration: the machine may be shared.
 
 ``shipped`` is the adapter shipped for the default base (``agent/data/adapters/general-v1``), ``active`` the
@@ -85,6 +87,25 @@ def _adapter_setting(name: str, base_model: str) -> str:
     return name
 
 
+def _setting_overrides(items: list[str]) -> dict[str, Any]:
+    """``["ct2_threads=2", "ct2_prefix_cache=false"]`` → settings values, validated by each field's type."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from agent.core.settings import Settings
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        field = Settings.model_fields.get(key)
+        if field is None:
+            raise SystemExit(f"bench_latency: no setting {key!r} (in '+{item}')")
+        try:
+            out[key] = TypeAdapter(field.annotation).validate_python(value)
+        except ValidationError as e:
+            raise SystemExit(f"bench_latency: bad value for {key}: {e.errors()[0]['msg']}") from None
+    return out
+
+
 def _profile(agent: Any, questions: list[str]) -> dict[str, Any]:
     """GPU kernel time against wall time for a few questions (torch.profiler; CUDA only)."""
     import torch
@@ -127,11 +148,13 @@ class Config:
 
         self.label = label
         backend_spec, adapter = label.split("/", 1)
+        backend_spec, *extra = backend_spec.split("+")
         backend, _, quantization = backend_spec.partition(":")
         upd: dict[str, Any] = {"model_backend": backend,
                                "adapter": _adapter_setting(adapter, base.base_model)}
         if quantization:
             upd["ct2_quantization"] = quantization
+        upd.update(_setting_overrides(extra))
         if args.temperature is not None:
             upd["temperature"] = args.temperature
         self.settings = s = base.model_copy(update=upd)
@@ -195,7 +218,8 @@ class Config:
             "model_version": self.generator.version,
             "settings": {"model_backend": self.backend, "adapter": self.adapter, "temperature": s.temperature,
                          "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
-                         "device": s.device, "ct2_quantization": getattr(s, "ct2_quantization", None)},
+                         "device": s.device, "ct2_quantization": s.ct2_quantization,
+                         "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache},
             "load_and_warmup_s": self.warm_s,
             "load_average_before": [round(x, 2) for x in self.load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],

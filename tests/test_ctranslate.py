@@ -126,6 +126,36 @@ def test_the_system_turn_is_cached_once_for_every_question(settings_for, tmp_pat
     assert trace.prompt_tokens - trace.cached_prompt_tokens > 5  # the question and the turn headers
 
 
+OTHER_SCHEMA = "Node properties:\nProduct {title: STRING, price: FLOAT}\nRelationship properties:\n" \
+    "The relationships:\n(:Customer)-[:BOUGHT]->(:Product)\n"
+
+
+@needs_ct2
+def test_the_prefix_cache_writes_the_replies_of_the_uncached_path(settings_for, tmp_path, tiny_dir):
+    """Greedy replies with the system turn's state reused equal those computed from the whole prompt, for
+    several questions on one schema and after the schema changed (a new static prompt, not the old state)."""
+    kw = {"adapter": str(make_lora_adapter(tiny_dir, tmp_path / "a", seed=3)), "max_new_tokens": 12}
+    cached = _local(settings_for, tmp_path / "h", tiny_dir, "ctranslate2", **kw)
+    whole = _local(settings_for, tmp_path / "h", tiny_dir, "ctranslate2", ct2_prefix_cache=False, **kw)
+    asks = [(q, schema) for schema in (SCHEMA, OTHER_SCHEMA)
+            for q in ("How many customers?", "Which customers live in Berlin?", "q?")]
+    replies = [cached.generate(q, schema) for q, schema in asks]
+    assert replies == [whole.generate(q, schema) for q, schema in asks]
+    assert all(replies) and replies[:3] != replies[3:]  # the schema reaches the reply: old state would show
+    assert len(cached._statics) == 2 and not whole._statics
+    assert cached.traces[-1].cached_prompt_tokens > 0 and whole.traces[-1].cached_prompt_tokens == 0
+    batched = cached.generate_batch([PromptInput(q, schema) for q, schema in asks])
+    assert [r[0].text for r in batched] == replies
+
+
+@needs_ct2
+def test_the_thread_count_changes_no_reply(settings_for, tmp_path, tiny_dir):
+    one, two = (_local(settings_for, tmp_path / "h", tiny_dir, "ctranslate2", ct2_threads=k) for k in (1, 2))
+    assert [one.generate(p.question, p.schema_text, p.examples) for p in PROMPTS] == \
+        [two.generate(p.question, p.schema_text, p.examples) for p in PROMPTS]
+    assert (one._gen, two._gen) != (None, None)
+
+
 @needs_ct2
 def test_conversion_is_cached_and_redone_when_the_live_adapter_changes(settings_for, tmp_path, tiny_dir):
     from agent.models import ctranslate

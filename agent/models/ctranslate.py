@@ -13,9 +13,11 @@ before anyone asks. Older conversions of the same base are removed (``KEEP`` sta
 
 The prompt is rendered by the same Hugging Face tokenizer and chat template as training
 (``agent.core.prompt.prompt_token_ids``). The system turn (instructions + schema) is the same for every
-question on a graph, so it is passed as CTranslate2's ``static_prompt``: its KV state is computed once and
-reused, and each question runs the forward pass over its own few tokens only. That is most of the speed on a
-CPU, where the prompt's ~800 tokens cost more than the ~30 generated ones.
+question on a graph, so it is passed as CTranslate2's ``static_prompt`` (``ct2_prefix_cache``): its KV state
+is computed once per distinct system turn and reused (a changed schema is another static prompt), and each
+question runs the forward pass over its own ~20 tokens only; the greedy replies are those of the uncached
+path. What is left is decoding, ~40 steps a reply, each reading all the float32 weights. One OpenMP thread
+(``ct2_threads``) by default: two on two cores waited on each other whenever another process took a core.
 """
 
 from __future__ import annotations
@@ -190,11 +192,10 @@ class CTranslate2Generator(ChatGenerator):
     """``CypherGenerator`` on CTranslate2 (``ct2_quantization`` weights) with the live adapter merged,
     following the registry."""
 
-    def __init__(self, settings: Settings, *, threads: int | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base_name = base_display_name(settings.base_model)
         self.adapters = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model)
-        self.threads = threads
         self._lock = threading.RLock()
         self._gen: Any = None
         self._tokenizer: Any = None
@@ -239,7 +240,7 @@ class CTranslate2Generator(ChatGenerator):
         device = "cuda" if self.settings.device.startswith("cuda") else "cpu"
         try:
             self._gen = ct2.Generator(str(path), device=device, compute_type=self.settings.ct2_quantization,
-                                      intra_threads=self.threads or 0)
+                                      intra_threads=self.settings.ct2_threads)
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"CTranslate2 could not load the model in {path}: {e}") from e
@@ -266,8 +267,9 @@ class CTranslate2Generator(ChatGenerator):
 
     def _static(self, tokens: list[str]) -> tuple[list[str] | None, list[str]]:
         """(static prompt, the rest); the static prompt's state is cached by CTranslate2, so their number is
-        bounded: past ``MAX_STATIC_PROMPTS`` distinct ones, the model is reloaded (its cache emptied)."""
-        cut = split_static(tokens)
+        bounded: past ``MAX_STATIC_PROMPTS`` distinct ones, the model is reloaded (its cache emptied). (None,
+        tokens) when ``ct2_prefix_cache`` is off."""
+        cut = split_static(tokens) if self.settings.ct2_prefix_cache else 0
         if cut == 0:
             return None, tokens
         static = tuple(tokens[:cut])
