@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     ct2_threads: int = Field(
         1,
         ge=0,
-        description="Threads of one ctranslate2 generation (0: CTranslate2's default, min(4, cores)). 1 "
+        description="Threads of one ctranslate2 generation (0: CTranslate2's default, 2 on 2 cores). 1 "
                     "by default: on a 2-core machine shared with other work, 2 OpenMP threads waited on "
                     "each other and a decoding step took ~10x as long, with the same replies "
                     "(docs/BENCHMARKS.md 5b).",
