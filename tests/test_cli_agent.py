@@ -139,7 +139,7 @@ def test_ask_logs_the_interaction_to_the_feedback_store(
     from feedback_store.chroma import ChromaFeedbackStore
 
     monkeypatch.setattr(
-        "ui.cli_agent.open_feedback_store",
+        "ui.cli_ask.open_feedback_store",
         lambda settings, quiet=False: ChromaFeedbackStore(tmp_path / "chroma"),
     )
     scripted(["MATCH (c:Customer) RETURN count(c) AS n"], version="scripted+v0001")
@@ -162,7 +162,7 @@ def test_ask_survives_a_broken_feedback_store(shop, cl_home, scripted, capsys, m
         def log_interaction(self, *a, **k):
             raise RuntimeError("disk full")
 
-    monkeypatch.setattr("ui.cli_agent.open_feedback_store", lambda settings, quiet=False: Broken())
+    monkeypatch.setattr("ui.cli_ask.open_feedback_store", lambda settings, quiet=False: Broken())
     scripted(["MATCH (c:Customer) RETURN count(c)"])
     assert main(["ask", "How many customers?", *_args(cl_home)]) == 0
     captured = capsys.readouterr()

@@ -11,7 +11,7 @@ import pytest
 
 from agent.graphdb import embedded
 from ui.cli import main
-from ui.cli_graph import format_table
+from ui.text_table import format_table
 
 
 @pytest.fixture

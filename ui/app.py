@@ -21,6 +21,7 @@ approved as edited (``store.approve_revised``: run again, stored approved, the o
 
 import argparse
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
 from finetune.drift import adapter_drift, approve, approve_edited
+from ui.ask_server import AskServer
 from ui.training_tab import TrainingHooks, build_training_tab
 
 STEP_ICONS = {
@@ -715,6 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     store = ChromaFeedbackStore(settings)
     store.warm_up()
     agent = start_agent(settings, store)
+    server = None if isinstance(agent, UnavailableAgent) else AskServer(agent, settings, "cypherloop ui")
     app = build_app(agent, store, settings)
     auth = None
     if settings.ui_username and settings.ui_password:
@@ -731,12 +734,17 @@ def main(argv: list[str] | None = None) -> int:
         f"cypherloop UI: http://{host}:{app.server_port}/  (graph {settings.graph}, feedback in "
         f"{store.location}){login}"
     )
+    if server is not None:
+        server.start()
+        print(f"`cypherloop ask` on this home and graph is answered here (127.0.0.1, pid {os.getpid()}).")
     print("Press Ctrl+C to stop.", flush=True)
     try:
         app.block_thread()
     except KeyboardInterrupt:
         pass
     finally:
+        if server is not None:
+            server.close()
         app.close()
         if agent.graph_store is not None:
             agent.graph_store.close()

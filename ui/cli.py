@@ -18,9 +18,10 @@ from agent.core.errors import run_guarded
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "graph": ("ui.cli_graph", "graph_main", "graph database: load | schema | query | stats | stop"),
     "demo": ("ui.cli_graph", "demo_main", "demo graph: init"),
-    "ask": ("ui.cli_agent", "ask_main", "answer one question with the agent"),
+    "ask": ("ui.cli_ask", "ask_main", "answer one question with the agent"),
     "eval": ("ui.cli_agent", "eval_main", "execution accuracy of the agent on a JSONL question set"),
     "warm": ("ui.cli_agent", "warm_main", "convert and load the model once, so the first question is quick"),
+    "serve": ("ui.cli_agent", "serve_main", "keep the model loaded and answer `ask` on this home and graph"),
     "feedback": ("ui.cli_feedback", "main", "feedback store: stats | list | export | import | review"),
     "ui": ("ui.app", "main", "open the Gradio chat"),
     "data": ("ui.cli_data", "main", "training data: teacher | generate | review | build"),

@@ -1,166 +1,38 @@
-"""``cypherloop ask``, ``cypherloop eval`` and ``cypherloop warm``.
+"""``cypherloop eval``, ``cypherloop warm`` and ``cypherloop serve`` (``ask`` is ``ui/cli_ask.py``).
 
-    cypherloop ask "How many customers are there?" [--graph NAME] [--json] [--home DIR]
-                   [--backend auto|ctranslate2|transformers|llamacpp|openai] [--model NAME]
-                   [--adapter active|none|DIR]
     cypherloop eval --graph NAME --dataset FILE.jsonl [--limit N] [--out predictions.jsonl] [--json]
     cypherloop warm [--graph NAME]
+    cypherloop serve [--graph NAME]
 
-``ask`` prints the answer, the Cypher and a table of rows, and logs the exchange to the feedback
-store when one can be opened (a failing store never costs the answer: one warning, then silence).
 ``eval`` prints execution accuracy, executable share, first-try vs after-retry accuracy, accuracy
 per category and latency p50/p95; ``--out`` writes one prediction per line. ``warm`` does once what the
 first question would otherwise pay for (converting the packaged model, writing the base with the live
 adapter merged, so a fresh ``ask`` loads one model and never imports peft) and loads the rest once, so
-its files are in the page cache (``make demo`` runs it before opening the chat).
+its files are in the page cache (``make demo`` runs it before opening the chat). ``serve`` keeps the agent
+loaded and answers ``cypherloop ask`` on the same home and graph over localhost (``ui/ask_server.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from agent.core.env import quiet_libraries, verbose_libraries
-from agent.core.errors import DataError
-from agent.core.feedback import FeedbackStore
-from agent.core.settings import Settings, load_settings
+from agent.core.errors import DataError, ModelError
+from agent.core.settings import Settings
 from agent.evaluation import load_dataset, run_eval
 from agent.factory import make_agent, open_graph_checked
 from agent.models.base import ChatGenerator, PromptInput
 from agent.models.ctranslate import resolve_backend
 from agent.models.factory import FallbackGenerator, make_generator
-from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
-from ui.cli_graph import format_table
-
-
-# --- shared options -------------------------------------------------------------------------------
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="cypherloop home directory (default: CYPHERLOOP_HOME or ./.cypherloop)",
-    )
-    p.add_argument("--graph", default=None, help="graph name (default: CYPHERLOOP_GRAPH, 'demo')")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument(
-        "--backend",
-        choices=["auto", "ctranslate2", "transformers", "llamacpp", "openai"],
-        default=None,
-        help="model backend (default: CYPHERLOOP_MODEL_BACKEND)",
-    )
-    p.add_argument("--model", default=None, help="base model (transformers/llamacpp) or model name (openai)")
-    p.add_argument(
-        "--adapter", default=None, help="LoRA adapter: active (registry), none, a version or a directory"
-    )
-    p.add_argument(
-        "--max-attempts", type=int, default=None, help="generate/correct attempts per question (default 3)"
-    )
-    p.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy)")
-    p.add_argument("--verbose", action="store_true",
-                   help="let the ML libraries print their notices and progress bars (quiet by default)")
-
-
-def set_library_output(args: argparse.Namespace) -> None:
-    """Quiet libraries, unless ``--verbose``."""
-    if args.verbose:
-        verbose_libraries()
-    else:
-        quiet_libraries()
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from env/.env with the command-line overrides on top."""
-    backend = args.backend
-    overrides: dict[str, Any] = {
-        "home": args.home,
-        "graph": args.graph,
-        "model_backend": backend,
-        "adapter": args.adapter,
-        "max_attempts": args.max_attempts,
-        "temperature": args.temperature,
-    }
-    if args.model:
-        chosen = backend or load_settings(home=args.home).model_backend
-        overrides["openai_model" if chosen == "openai" else "base_model"] = args.model
-    return load_settings(**overrides)
-
-
-def open_feedback_store(settings: Settings, *, quiet: bool = False) -> FeedbackStore | None:
-    """The Chroma feedback store when it opens; None otherwise (one warning)."""
-    try:
-        return ChromaFeedbackStore(settings)
-    except Exception as e:  # noqa: BLE001 - the store is optional for answering
-        if not quiet:
-            print(f"warning: feedback store unavailable, answering without few-shot examples or logging: {e}",
-                  file=sys.stderr)
-        return None
-
-
-# --- ask ------------------------------------------------------------------------------------------
-def _ask_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="cypherloop ask",
-        description="Answer one question about the graph: question → Cypher → rows → answer.",
-    )
-    p.add_argument("question", nargs="+", help="the question (quote it, or pass several words)")
-    _add_common(p)
-    p.add_argument("--no-log", action="store_true", help="do not record the exchange in the feedback store")
-    return p
-
-
-def format_result(answer: AgentAnswer) -> str:
-    """Answer, Cypher and a table of rows, for the terminal."""
-    lines = [answer.answer]
-    if answer.cypher:
-        lines += ["", "Cypher:", *("  " + line for line in answer.cypher.splitlines())]
-    if answer.columns and answer.rows:
-        lines += ["", _table(answer.columns, answer.rows)]
-    n_attempts = len(answer.attempts)
-    meta = [f"{len(answer.rows)} row(s)" + (" (truncated)" if answer.truncated else "")]
-    if n_attempts:
-        meta.append(f"{n_attempts} attempt{'s' if n_attempts != 1 else ''}")
-    meta += [f"{answer.latency_ms / 1000:.2f} s", answer.model_version]
-    lines += ["", "(" + "; ".join(m for m in meta if m) + ")"]
-    return "\n".join(lines)
-
-
-def _table(columns: list[str], rows: list[list[Any]], limit: int = 50) -> str:
-    text = format_table(list(columns), [list(r) for r in rows[:limit]])
-    if len(rows) > limit:
-        text += f"\n… {len(rows) - limit} more rows (use --json for all)"
-    return text
-
-
-def ask_main(argv: list[str] | None = None) -> int:
-    """``cypherloop ask``: 0 when the agent replied (answer, no data, refusal or "could not answer"), 1 when
-    the database or the model failed (``status == "error"``; ``--json`` always carries ``status``)."""
-    args = _ask_parser().parse_args(argv)
-    question = " ".join(args.question).strip()
-    set_library_output(args)
-    settings = settings_from_args(args)
-    # The model loads in the background while the feedback store (chromadb) opens: a cold process's two
-    # slowest starts overlap. The answer is printed before it is logged (logging embeds the question).
-    with make_agent(settings, example_pool=ExamplePool.for_settings(settings), load_model_now=True) as agent:
-        if not (args.no_log and settings.few_shot_k == 0):
-            agent.use_feedback_store(open_feedback_store(settings))
-        answer = agent.ask(question)
-        if args.json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2, default=str), flush=True)
-        else:
-            print(format_result(answer), flush=True)
-        if not args.no_log:
-            agent.log(answer)
-    if answer.status == "error":
-        print(f"error: {answer.error}", file=sys.stderr)
-        return 1
-    return 0
+from ui.ask_server import AskServer
+from ui.cli_ask import add_common, open_feedback_store, parse_common, set_library_output, settings_from_args
 
 
 # --- warm -----------------------------------------------------------------------------------------
@@ -180,10 +52,7 @@ def warm_main(argv: list[str] | None = None) -> int:
         "on 2 cores), merge the live adapter into it once (kept on disk), load it, load the embedding model "
         "and open the graph and the feedback store. Run it once after installing; `make demo` does.",
     )
-    _add_common(p)
-    args = p.parse_args(argv)
-    set_library_output(args)
-    settings = settings_from_args(args)
+    args, settings = parse_common(p, argv)
     loaded: dict[str, Any] = {}
 
     def graph() -> None:
@@ -222,6 +91,48 @@ def warm_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# --- serve ----------------------------------------------------------------------------------------
+WARM_UP_QUESTION = "How many nodes are there?"
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """``cypherloop serve``: load the agent once (the model, the graph's prompt state, the embedding model),
+    then answer ``cypherloop ask`` on this home and graph over localhost until SIGINT or SIGTERM."""
+    p = argparse.ArgumentParser(
+        prog="cypherloop serve",
+        description="Keep the agent loaded and answer `cypherloop ask` on this home and graph, so a question "
+        "from a fresh command costs about what it costs the chat. Listens on 127.0.0.1 only; `ask` finds it "
+        "through a file with a random token in the private home. Ctrl+C stops it.",
+    )
+    args, settings = parse_common(p, argv)
+    store = open_feedback_store(settings)
+    if store is not None:
+        store.warm_up()
+    with make_agent(settings, feedback_store=store, example_pool=ExamplePool.for_settings(settings)) as agent:
+        warm = agent.ask(WARM_UP_QUESTION)  # loads the model and computes the graph's prompt state once
+        if warm.status == "error":
+            raise ModelError(f"cannot serve: the warm-up question failed: {warm.error}")
+        server = AskServer(agent, settings, "cypherloop serve")
+        endpoint = server.start()
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        ready = {"graph": settings.graph, "host": endpoint.host, "port": endpoint.port, "pid": endpoint.pid,
+                 "model_version": agent.generator.version}
+        if args.json:
+            print(json.dumps(ready), flush=True)
+        else:
+            print(f"cypherloop serve: answering `cypherloop ask` for graph {settings.graph!r} on "
+                  f"{endpoint.host}:{endpoint.port} (pid {endpoint.pid}, {ready['model_version']}); "
+                  "Ctrl+C stops",
+                  flush=True)
+        try:
+            stop.wait()
+        finally:
+            server.close()
+    return 0
+
+
 # --- eval -----------------------------------------------------------------------------------------
 def _eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -229,7 +140,7 @@ def _eval_parser() -> argparse.ArgumentParser:
         description="Execution accuracy of the agent on a JSONL question set (id, question, cypher[, "
                     "category]).",
     )
-    _add_common(p)
+    add_common(p)
     p.add_argument(
         "--dataset",
         required=True,
@@ -278,4 +189,4 @@ def eval_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["ask_main", "eval_main", "format_result", "open_feedback_store", "settings_from_args"]
+__all__ = ["eval_main", "serve_main", "warm_main"]
