@@ -3,10 +3,12 @@ answered before (as the chat serves every question after its first).
 
     .venv/bin/python scripts/bench_cold_warm.py --home bench-output/home --graph movies --runs 3
 
-Cold: the wall time of ``python -m ui.cli ask QUESTION --no-log`` (a new interpreter each run: imports,
-graph, model and embedding model loaded, the question answered), after ``cypherloop warm`` has converted
-the packaged model once. Warm: ``make_agent`` in this process, the same question asked ``--runs`` more
-times after a first one; the agent's own latency. Writes ``bench-output/cold_warm.json``.
+Cold: the wall time of ``python -m ui.cli ask QUESTION --no-log --no-server`` (a new interpreter each run:
+imports, graph, model and embedding model loaded, the question answered), after ``cypherloop warm`` has
+converted the packaged model once. With ``--server`` also the wall time of the same fresh ``ask`` process
+while a ``cypherloop serve`` (started here, waited for by its ready line) answers it, each such run right
+after an in-process one. Warm: ``make_agent`` in this process, the same question asked ``--runs`` more times
+after a first one; the agent's own latency. Writes ``bench-output/cold_warm.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,26 @@ sys.path.insert(0, str(ROOT))
 QUESTION = "How many movies are there?"
 
 
+def _start_server(base: list[str], common: list[str]) -> subprocess.Popen:
+    """``cypherloop serve`` in the background, returned once its ready line says it listens."""
+    proc = subprocess.Popen([*base, "serve", *common, "--json"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    if not proc.stdout.readline():
+        raise SystemExit(f"cypherloop serve exited {proc.wait()} before it was ready")
+    return proc
+
+
+def _cold_ask(base: list[str], common: list[str], question: str, *extra: str) -> dict:
+    """One fresh ``cypherloop ask`` process: its wall time, the agent's latency inside it and who answered."""
+    t = time.perf_counter()
+    run = subprocess.run([*base, "ask", question, *common, "--no-log", "--json", *extra], capture_output=True,
+                         text=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    answer = json.loads(run.stdout)
+    return {"wall_s": round(wall, 2), "agent_latency_s": round(answer["latency_ms"] / 1000, 2),
+            "status": answer["status"], "served_by": answer.get("served_by", {}).get("process")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--home", type=Path, default=OUT_DIR / "home")
@@ -39,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--question", default=QUESTION)
     p.add_argument("--out", type=Path, default=OUT_DIR / "cold_warm.json")
+    p.add_argument("--server", action="store_true",
+                   help="also time each cold ask against a running `cypherloop serve` (interleaved)")
     args = p.parse_args(argv)
     load_before = [round(x, 2) for x in os.getloadavg()]
     base = [sys.executable, "-m", "ui.cli"]
@@ -49,15 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         print(warm_cmd.stderr, file=sys.stderr)
         return 1
     warm_report = {"wall_s": round(time.perf_counter() - t, 2), **json.loads(warm_cmd.stdout)}
-    cold = []
-    for _ in range(args.runs):
-        t = time.perf_counter()
-        ask = [*base, "ask", args.question, *common, "--no-log", "--json"]
-        run = subprocess.run(ask, capture_output=True, text=True, cwd=ROOT)
-        wall = time.perf_counter() - t
-        answer = json.loads(run.stdout)
-        cold.append({"wall_s": round(wall, 2), "agent_latency_s": round(answer["latency_ms"] / 1000, 2),
-                     "status": answer["status"]})
+    server = _start_server(base, common) if args.server else None
+    cold, served = [], []
+    try:
+        for _ in range(args.runs):
+            cold.append(_cold_ask(base, common, args.question, "--no-server"))
+            if server is not None:
+                served.append(_cold_ask(base, common, args.question))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
     from agent.core.env import quiet_libraries
 
     quiet_libraries()
@@ -73,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             warm.append(round(agent.ask(args.question).latency_ms / 1000, 2))
     cold_med = statistics.median(c["wall_s"] for c in cold)
     warm_med = statistics.median(warm)
+    served_med = statistics.median(c["wall_s"] for c in served) if served else None
     out = {
         "command": "scripts/bench_cold_warm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -81,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         "question": args.question,
         "warm_command": warm_report,
         "cold_cli": cold,
+        **({"cold_cli_with_server": served, "median_cold_cli_with_server_s": served_med,
+            "ratio_cold_with_server_to_warm": round(served_med / warm_med, 2)} if served else {}),
         "warm_in_process_first_s": round(first, 2),
         "warm_in_process_s": warm,
         "median_cold_cli_s": cold_med,
@@ -89,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps({k: out[k] for k in ("median_cold_cli_s", "median_warm_s", "ratio_cold_to_warm")}))
+    print(json.dumps({k: v for k, v in out.items() if k.startswith(("median", "ratio"))}))
     return 0
 
 

@@ -352,3 +352,27 @@ def test_auto_prepares_ahead_like_the_other_local_backends(settings_for, tmp_pat
     assert gen.primary._gen is None
     gen.prepare(keep=False)
     assert gen.primary._gen is not None and gen.serving() is gen.primary
+
+
+def test_the_tokenizer_is_autotokenizers_own_class_and_prompt_without_torch(tiny_dir):
+    """CTranslate2 serves with the class ``AutoTokenizer`` picks and the same prompt ids, but loads it without
+    importing torch (AutoTokenizer's model registry does: seconds of a cold ``ask``)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from agent.core.prompt import prompt_token_ids
+    from agent.models.ctranslate import load_tokenizer
+
+    ours, auto = load_tokenizer(tiny_dir), AutoTokenizer.from_pretrained(str(tiny_dir))
+    assert type(ours) is type(auto)
+    messages = [{"role": "system", "content": "Schema:\n" + SCHEMA},
+                {"role": "user", "content": "Wie viele Kunden?"}]
+    assert prompt_token_ids(ours, messages) == prompt_token_ids(auto, messages)
+    code = ("import sys; from pathlib import Path; from agent.models.ctranslate import load_tokenizer; "
+            f"load_tokenizer(Path({str(tiny_dir)!r})); print('torch' in sys.modules)")
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.split()[-1] == "False"

@@ -1,4 +1,9 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from agent.core.settings import Settings, load_settings, redact_url
 
@@ -64,3 +69,17 @@ def test_candidates_default_to_four_on_a_gpu_and_one_elsewhere(monkeypatch, tmp_
     assert s.model_copy(update={"device": "cuda", "candidates": 2}).resolved_candidates() == 2
     monkeypatch.setenv("CYPHERLOOP_CANDIDATES", "3")
     assert load_settings().resolved_candidates() == 3
+
+
+def test_the_default_candidates_cost_no_torch_import_where_ctranslate2_decides(tmp_path):
+    """A cold ``ask`` reads ``resolved_candidates`` before its first question: with ctranslate2 installed, the
+    CUDA test is ctranslate2's (the backend choice's own), not an import of torch (seconds on a CPU)."""
+    pytest.importorskip("ctranslate2")
+    code = ("import sys, ctranslate2; from agent.core.settings import load_settings; "
+            "n = load_settings().resolved_candidates(); "
+            "print(n == (4 if ctranslate2.get_cuda_device_count() > 0 else 1), 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CYPHERLOOP_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         check=True).stdout
+    assert out.split() == ["True", "False"]

@@ -303,6 +303,12 @@ class Settings(BaseSettings):
             return 4 if self.device.startswith("cuda") else 1
         import importlib.util
 
+        if self.model_backend in ("auto", "ctranslate2") and importlib.util.find_spec("ctranslate2"):
+            # The CUDA test the backend choice makes (``agent.models.ctranslate.resolve_backend``), without
+            # importing torch: a cold ``ask`` on a CPU serves through CTranslate2 and needs no torch for it.
+            import ctranslate2
+
+            return 4 if ctranslate2.get_cuda_device_count() > 0 else 1
         if importlib.util.find_spec("torch") is None:
             return 1
         import torch

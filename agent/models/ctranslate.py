@@ -180,6 +180,28 @@ def resolve_backend(settings: Settings) -> str:
 
 
 # --- serving ----------------------------------------------------------------------------------------
+FAST_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+"""``tokenizer_class`` values ``AutoTokenizer`` resolves to ``PreTrainedTokenizerFast`` itself (transformers 5
+names it ``TokenizersBackend``): SmolLM2's."""
+
+
+def load_tokenizer(folder: Path) -> Any:
+    """The converted model's tokenizer, the class ``AutoTokenizer`` would pick. When that class is
+    ``PreTrainedTokenizerFast`` it is loaded directly: ``AutoTokenizer`` imports torch for its model registry,
+    seconds of a cold ``cypherloop ask`` that CTranslate2 never needs (docs/BENCHMARKS.md 7)."""
+    try:
+        config = json.loads((Path(folder) / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    if config.get("tokenizer_class") in FAST_CLASSES:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+
 def split_static(tokens: list[str]) -> int:
     """Where the question's turn starts: everything before it, the system turn, is the static prompt. The
     prompt ends with the model's turn header (the generation prompt), so the question's turn is the one opened
@@ -235,13 +257,11 @@ class CTranslate2Generator(ChatGenerator):
 
     def _load(self, path: Path) -> None:
         ct2 = import_ctranslate2()
-        from transformers import AutoTokenizer
-
         device = "cuda" if self.settings.device.startswith("cuda") else "cpu"
         try:
             self._gen = ct2.Generator(str(path), device=device, compute_type=self.settings.ct2_quantization,
                                       intra_threads=self.settings.ct2_threads)
-            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._tokenizer = load_tokenizer(path)
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"CTranslate2 could not load the model in {path}: {e}") from e
         vocab = self._tokenizer.get_vocab()
