@@ -11,19 +11,14 @@ graph name fails at once with one clear line; closed with the agent) and the gen
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from agent.answer import AnswerWriter
 from agent.core.feedback import AgentStore, ExampleSource
 from agent.core.prompt import Example
 from agent.core.settings import Settings
 from agent.graph import CypherAgent
 from agent.graphdb import GraphStore, open_graph
-from agent.models.base import ChatGenerator, CypherGenerator
-from agent.models.factory import FallbackGenerator, make_escalation_generator, make_generator
-
-log = logging.getLogger(__name__)
+from agent.models.base import CypherGenerator
+from agent.models.factory import make_escalation_generator, make_generator
 
 
 def open_graph_checked(settings: Settings, name: str | None = None) -> GraphStore:
@@ -37,14 +32,6 @@ def open_graph_checked(settings: Settings, name: str | None = None) -> GraphStor
     return store
 
 
-def _load_quietly(model: ChatGenerator | FallbackGenerator) -> None:
-    """Load ahead; a failure here is the first question's to report (it loads again and says why)."""
-    try:
-        model.prepare(keep=False)
-    except Exception as e:  # noqa: BLE001
-        log.debug("loading the model ahead failed: %s", e)
-
-
 def make_agent(
     settings: Settings,
     *,
@@ -55,7 +42,6 @@ def make_agent(
     examples: list[Example] | None = None,
     answer_writer: AnswerWriter | None = None,
     escalation: CypherGenerator | None = None,
-    load_model_now: bool = False,
 ) -> CypherAgent:
     """A ``CypherAgent`` for ``settings.graph``; opens the graph and builds the generator when not given.
 
@@ -63,16 +49,13 @@ def make_agent(
     adds the graph's bootstrap pool to retrieval (``feedback_store.pool.ExamplePool.for_settings``);
     ``examples`` fixes the few-shot examples instead (benchmarks); ``escalation`` is the larger model for
     low-confidence questions (default: ``settings.escalate_model``, None when unset). A graph store opened
-    here is closed with the agent. ``load_model_now``: the model starts loading in a background thread at
-    once, while the caller readies the rest (a cold ``ask``: the feedback store, retrieval).
+    here is closed with the agent. To load a local model ahead, build it first and start
+    ``agent.models.factory.load_ahead`` on it (a cold ``ask`` does, before it imports this module).
     """
     own = graph_store is None
     store = open_graph_checked(settings) if graph_store is None else graph_store
     try:
         model = generator if generator is not None else make_generator(settings)
-        if load_model_now and isinstance(model, ChatGenerator | FallbackGenerator):  # Fallback: auto on a CPU
-            threading.Thread(target=_load_quietly, args=(model,), name="cypherloop-model-load",
-                             daemon=True).start()
         bigger = escalation if escalation is not None else make_escalation_generator(settings)
     except BaseException:
         if own:

@@ -117,7 +117,7 @@ def cli_env(cl_home, monkeypatch):
 
 def test_other_settings_are_answered_in_this_process(server, cli_env, monkeypatch, capsys):
     _, ready = server
-    monkeypatch.setattr("agent.factory.make_generator",
+    monkeypatch.setattr("agent.models.factory.make_generator",
                         lambda settings: ScriptedGenerator([COUNT], version="scripted-here"))
     assert main(["ask", "How many customers?", "--no-log", "--max-attempts", "1"]) == 0
     captured = capsys.readouterr()
@@ -138,7 +138,7 @@ def test_a_stale_or_foreign_endpoint_file_is_not_used(shop, cli_env, problem, mo
     os.chmod(path, 0o600 if problem == "nobody listens" else 0o644)
     try:
         assert (read_endpoint(settings) is None) == (problem == "not private")
-        monkeypatch.setattr("agent.factory.make_generator", lambda s: ScriptedGenerator([COUNT]))
+        monkeypatch.setattr("agent.models.factory.make_generator", lambda s: ScriptedGenerator([COUNT]))
         assert main(["ask", "How many customers?", "--no-log"]) == 0
         captured = capsys.readouterr()
         assert "answered by this process" in captured.out and "other settings" not in captured.err

@@ -25,7 +25,8 @@ def scripted(monkeypatch):
             made["gen"] = ScriptedGenerator(script, version=version)
             return made["gen"]
 
-        monkeypatch.setattr("agent.factory.make_generator", fake_make_generator)
+        monkeypatch.setattr("agent.factory.make_generator", fake_make_generator)  # eval
+        monkeypatch.setattr("agent.models.factory.make_generator", fake_make_generator)  # ask
         return made
 
     return install
@@ -119,7 +120,7 @@ def test_ask_with_the_model_failing_exits_one(shop, cl_home, monkeypatch, capsys
 
         return ScriptedGenerator(boom)
 
-    monkeypatch.setattr("agent.factory.make_generator", broken)
+    monkeypatch.setattr("agent.models.factory.make_generator", broken)
     assert main(["ask", "How many customers?", *_args(cl_home, "--no-log")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: the model server failed: 503"]

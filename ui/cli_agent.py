@@ -26,9 +26,9 @@ from agent.core.errors import DataError, ModelError
 from agent.core.settings import Settings
 from agent.evaluation import load_dataset, run_eval
 from agent.factory import make_agent, open_graph_checked
+from agent.models import factory as models
 from agent.models.base import ChatGenerator, PromptInput
 from agent.models.ctranslate import resolve_backend
-from agent.models.factory import FallbackGenerator, make_generator
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool
 from ui.ask_server import AskServer
@@ -61,8 +61,8 @@ def warm_main(argv: list[str] | None = None) -> int:
         store.close()
 
     def model() -> None:
-        loaded["generator"] = gen = make_generator(settings)
-        if isinstance(gen, ChatGenerator | FallbackGenerator):
+        loaded["generator"] = gen = models.make_generator(settings)  # looked up now: tests replace it
+        if isinstance(gen, ChatGenerator | models.FallbackGenerator):
             gen.prepare()  # the transformers backend keeps the base with the live LoRA merged, on disk
         gen.generate_batch([PromptInput("How many nodes are there?", loaded["schema"], ())], max_new_tokens=1)
 

@@ -181,13 +181,17 @@ def _show(answer: AgentAnswer, as_json: bool, served_by: dict[str, Any]) -> None
 
 
 def _ask_here(settings: Settings, question: str, args: argparse.Namespace) -> AgentAnswer:
-    """Answer in this process: the model loads in the background while the feedback store (chromadb) opens,
-    so a cold process's two slowest starts overlap; the answer is printed before it is logged (logging embeds
-    the question)."""
-    from agent.factory import make_agent
+    """Answer in this process. The model starts loading in a background thread first, while this thread
+    imports the agent (langgraph), opens the graph and the feedback store (chromadb): a cold process's slowest
+    starts overlap. The answer is printed before it is logged (logging embeds the question)."""
+    from agent.models import factory as models
     from feedback_store.pool import ExamplePool
 
-    with make_agent(settings, example_pool=ExamplePool.for_settings(settings), load_model_now=True) as agent:
+    generator = models.make_generator(settings)
+    models.load_ahead(generator)
+    from agent.factory import make_agent
+
+    with make_agent(settings, generator=generator, example_pool=ExamplePool.for_settings(settings)) as agent:
         if not (args.no_log and settings.few_shot_k == 0):
             agent.use_feedback_store(open_feedback_store(settings))
         answer = agent.ask(question)

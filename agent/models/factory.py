@@ -69,6 +69,22 @@ class FallbackGenerator:
                                              max_new_tokens=max_new_tokens)
 
 
+def _load_quietly(model: ChatGenerator | FallbackGenerator) -> None:
+    """Load ahead; a failure here is the first question's to report (it loads again and says why)."""
+    try:
+        model.prepare(keep=False)
+    except Exception as e:  # noqa: BLE001
+        log.debug("loading the model ahead failed: %s", e)
+
+
+def load_ahead(model: CypherGenerator) -> None:
+    """Start loading a local model in a background thread, so the caller readies the rest meanwhile (a cold
+    ``ask``: langgraph's import, the graph, the feedback store). Other backends have nothing to load."""
+    if isinstance(model, ChatGenerator | FallbackGenerator):  # Fallback: auto on a CPU
+        threading.Thread(target=_load_quietly, args=(model,), name="cypherloop-model-load",
+                         daemon=True).start()
+
+
 def make_escalation_generator(settings: Settings) -> CypherGenerator | None:
     """The larger model low-confidence questions go to (``escalate_model`` on an OpenAI-compatible server), or
     None when none is set."""
