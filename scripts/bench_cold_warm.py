@@ -7,8 +7,10 @@ Cold: the wall time of ``python -m ui.cli ask QUESTION --no-log --no-server`` (a
 imports, graph, model and embedding model loaded, the question answered), after ``cypherloop warm`` has
 converted the packaged model once. With ``--server`` also the wall time of the same fresh ``ask`` process
 while a ``cypherloop serve`` (started here, waited for by its ready line) answers it, each such run right
-after an in-process one. Warm: ``make_agent`` in this process, the same question asked ``--runs`` more times
-after a first one; the agent's own latency. Writes ``bench-output/cold_warm.json``.
+after an in-process one. With ``--baseline DIR`` (a checkout of the code before a change; ``warm`` runs for
+it too) also a fresh ``ask`` of that code, each right after this code's. Warm: ``make_agent`` in this
+process, the same question asked ``--runs`` more times after a first one; the agent's own latency. Writes
+``bench-output/cold_warm.json``.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ def _start_server(base: list[str], common: list[str]) -> subprocess.Popen:
     return proc
 
 
-def _cold_ask(base: list[str], common: list[str], question: str, *extra: str) -> dict:
-    """One fresh ``cypherloop ask`` process: its wall time, the agent's latency inside it and who answered."""
+def _cold_ask(base: list[str], common: list[str], question: str, *extra: str, cwd: Path = ROOT) -> dict:
+    """One fresh ``cypherloop ask`` process (of the code in ``cwd``): its wall time, the agent's latency
+    inside it and who answered."""
     t = time.perf_counter()
     run = subprocess.run([*base, "ask", question, *common, "--no-log", "--json", *extra], capture_output=True,
-                         text=True, cwd=ROOT)
+                         text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(cwd)})
     wall = time.perf_counter() - t
     answer = json.loads(run.stdout)
     return {"wall_s": round(wall, 2), "agent_latency_s": round(answer["latency_ms"] / 1000, 2),
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--question", default=QUESTION)
     p.add_argument("--out", type=Path, default=OUT_DIR / "cold_warm.json")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="another checkout (the code before a change): its cold asks interleaved with these")
     p.add_argument("--server", action="store_true",
                    help="also time each cold ask against a running `cypherloop serve` (interleaved)")
     args = p.parse_args(argv)
@@ -73,13 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         print(warm_cmd.stderr, file=sys.stderr)
         return 1
     warm_report = {"wall_s": round(time.perf_counter() - t, 2), **json.loads(warm_cmd.stdout)}
+    if args.baseline is not None:  # its own conversion (the adapter's files differ by path and time)
+        subprocess.run([*base, "warm", *common, "--json"], capture_output=True, text=True, check=True,
+                       cwd=args.baseline, env={**os.environ, "PYTHONPATH": str(args.baseline)})
     server = _start_server(base, common) if args.server else None
-    cold, served = [], []
+    cold, served, baseline = [], [], []
     try:
         for _ in range(args.runs):
             cold.append(_cold_ask(base, common, args.question, "--no-server"))
             if server is not None:
                 served.append(_cold_ask(base, common, args.question))
+            if args.baseline is not None:
+                baseline.append(_cold_ask(base, common, args.question, cwd=args.baseline))
     finally:
         if server is not None:
             server.terminate()
@@ -110,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         "cold_cli": cold,
         **({"cold_cli_with_server": served, "median_cold_cli_with_server_s": served_med,
             "ratio_cold_with_server_to_warm": round(served_med / warm_med, 2)} if served else {}),
+        **({"baseline": str(args.baseline), "cold_cli_baseline": baseline,
+            "median_cold_cli_baseline_s": statistics.median(c["wall_s"] for c in baseline)}
+           if baseline else {}),
         "warm_in_process_first_s": round(first, 2),
         "warm_in_process_s": warm,
         "median_cold_cli_s": cold_med,

@@ -183,8 +183,13 @@ class _Handler(BaseHTTPRequestHandler):
         if req.get("settings") != owner.key:
             self._reply(409, {"error": "other settings"})
             return
-        with owner.lock:  # one question at a time, as the model serves them
-            answer = owner.agent.ask(question)
+        try:
+            with owner.lock:  # one question at a time, as the model serves them
+                answer = owner.agent.ask(question)
+        except Exception as e:  # noqa: BLE001 - the client answers in its own process instead
+            log.warning("serve: the question failed: %s", e)
+            self._reply(500, {"error": f"{type(e).__name__}: {e}"})
+            return
         self._reply(200, {"answer": answer.to_dict(), "served_by": owner.process, "pid": os.getpid()})
         if req.get("log", True):
             owner.agent.log(answer)  # after the reply: logging embeds the question
