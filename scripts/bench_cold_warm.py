@@ -110,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     cold_med = statistics.median(c["wall_s"] for c in cold)
     warm_med = statistics.median(warm)
     served_med = statistics.median(c["wall_s"] for c in served) if served else None
+
+    def start_up(runs: list[dict]) -> float | None:
+        """Median wall time a fresh process spends besides the agent's own latency (Python, imports, model
+        load, or the request to the server): less at the mercy of a busy CPU than the generation."""
+        return round(statistics.median(c["wall_s"] - c["agent_latency_s"] for c in runs), 2) if runs else None
+
     out = {
         "command": "scripts/bench_cold_warm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -123,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         **({"baseline": str(args.baseline), "cold_cli_baseline": baseline,
             "median_cold_cli_baseline_s": statistics.median(c["wall_s"] for c in baseline)}
            if baseline else {}),
+        "median_start_up_s": {"cold_cli": start_up(cold), "cold_cli_with_server": start_up(served),
+                              "cold_cli_baseline": start_up(baseline)},
         "warm_in_process_first_s": round(first, 2),
         "warm_in_process_s": warm,
         "median_cold_cli_s": cold_med,

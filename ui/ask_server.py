@@ -117,8 +117,6 @@ def ask_server(settings: Settings, question: str, *,
     ep = read_endpoint(settings)
     if ep is None:
         return None
-    if ep.settings != settings_key(settings):
-        raise ServerRefused(f"{ep.describe()} answers this graph with other settings")
     conn = http.client.HTTPConnection(ep.host, ep.port, timeout=CONNECT_TIMEOUT_S)
     try:
         try:
@@ -135,6 +133,8 @@ def ask_server(settings: Settings, question: str, *,
         return None  # died mid-answer: the question is read-only, so asking again here is safe
     finally:
         conn.close()
+    if resp.status == 409:
+        raise ServerRefused(f"{ep.describe()} answers this graph with other settings")
     if resp.status != 200:
         raise ServerRefused(f"{ep.describe()} refused the question ({resp.status}: {data.get('error', '')})")
     return data["answer"], ep
