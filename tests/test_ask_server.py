@@ -147,8 +147,8 @@ def test_a_stale_or_foreign_endpoint_file_is_not_used(shop, cli_env, problem, mo
 
 
 def test_asking_a_server_imports_no_heavy_library():
-    """What a fresh ``ask`` imports before it knows whether a server answers: none of the libraries that make a
-    cold process slow (they are imported only when it answers itself)."""
+    """What a fresh ``ask`` imports before it knows whether a server answers: none of the libraries that make
+    a cold process slow (they are imported only when it answers itself)."""
     heavy = "('torch', 'transformers', 'chromadb', 'langgraph', 'falkordb', 'ctranslate2', 'numpy')"
     code = f"import sys, ui.cli_ask; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
