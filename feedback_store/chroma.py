@@ -753,6 +753,12 @@ class ChromaFeedbackStore:
         """Up to ``k`` verified examples of ``graph`` most similar to ``question``, none less similar than
         ``min_similarity`` (cosine; the collections use the cosine space, distance = 1 - similarity);
         rejected ones never."""
+        return [ex for ex, _ in self.scored_examples(question, graph, k, approved_only, min_similarity)]
+
+    def scored_examples(
+        self, question: str, graph: str, k: int = 3, approved_only: bool = False, min_similarity: float = -1.0
+    ) -> list[tuple[Example, float]]:
+        """``similar_examples`` with each example's cosine similarity to ``question``, best first."""
         if k <= 0 or not question.strip():
             return []
         status = {"status": "approved"} if approved_only else {"status": {"$ne": "rejected"}}
@@ -770,10 +776,11 @@ class ChromaFeedbackStore:
         distances = (res.get("distances") or [[]])[0]
         out = []
         for m, distance in zip(metas, distances, strict=True):
-            if 1.0 - float(distance) < min_similarity:
+            similarity = 1.0 - float(distance)
+            if similarity < min_similarity:
                 continue
             ex = _from_record(VerifiedExample, m)
-            out.append(Example(question=ex.question, cypher=ex.cypher))
+            out.append((Example(question=ex.question, cypher=ex.cypher), similarity))
         return out
 
     def list_feedback(self, status: ReviewStatus | None = None, limit: int = 200) -> list[Feedback]:

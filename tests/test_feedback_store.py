@@ -223,6 +223,9 @@ def test_similarity_floor_drops_unrelated_examples(store):
     assert store.similar_examples("How many products are there?", "shop", k=3, min_similarity=0.5) == []
     assert store.similar_examples("Which customers placed more than 5 orders?", "shop", k=3,
                                   min_similarity=0.5) == [Example(q, cypher)]
+    [(ex, near)] = store.scored_examples("Which customers placed more than 5 orders?", "shop")
+    [(_, far)] = store.scored_examples("How many products are there?", "shop")
+    assert ex == Example(q, cypher) and far < 0.5 <= near <= 1.0
 
 
 def test_review_links_feedback_and_example(store, shop):
