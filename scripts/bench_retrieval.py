@@ -111,6 +111,25 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(x) for x in args.examples.split(",") if x.strip()]
     load_before = os.getloadavg()
     results: dict[str, dict[str, object]] = {}
+
+    def write() -> None:  # after each configuration: a run stopped early keeps what it measured
+        out = {
+            "command": "scripts/bench_retrieval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "backend": type(serving).__name__,
+            "model_version": generator.version,
+            "replies_written": generator.written,
+            "replies_reused": generator.reused,
+            "part": args.part,
+            "few_shot_min_similarity": floors,
+            "results": results,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2))
+
     for name in args.graphs:
         graph = ensure_graph(base, name)
         items = load_dataset(BENCH / "dev" / f"{name}.jsonl")
@@ -155,23 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                   + "  ".join(f"{part} {len(right & set(ids))}/{len(ids)}" for part, ids in parts.items())
                   + f"  (replies written {generator.written}, reused {generator.reused})", flush=True)
             store.close()
+            write()
         graph.close()
-    out = {
-        "command": "scripts/bench_retrieval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "backend": type(serving).__name__,
-        "model_version": generator.version,
-        "replies_written": generator.written,
-        "replies_reused": generator.reused,
-        "part": args.part,
-        "few_shot_min_similarity": floors,
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
     return 0
 
