@@ -115,7 +115,7 @@ class AgentContext:
     """Model calls per question (first try + corrections)."""
     few_shot_k: int = 3
     """Examples retrieved per question (0 disables retrieval)."""
-    few_shot_min_similarity: float = 0.5
+    few_shot_min_similarity: float = 0.8
     """Retrieved examples less similar to the question than this (cosine) are dropped."""
     schema_max_chars: int = 6000
     """Schema text longer than this is pruned to the question."""

@@ -203,11 +203,13 @@ class Settings(BaseSettings):
         3, ge=0, description="Verified examples retrieved from the feedback store per question."
     )
     few_shot_min_similarity: float = Field(
-        0.5,
+        0.8,
         ge=-1,
         le=1,
         description="Verified examples less similar to the question than this (cosine, MiniLM) are never "
-                    "retrieved: an unrelated example misleads a small model more than no example.",
+                    "retrieved: a merely related example misleads a small model more than no example (0.8: "
+                    "the only floor of 0.5/0.7/0.8 never below k=0 on the dev sets' choose halves, "
+                    "docs/BENCHMARKS.md 7).",
     )
     pool_k: int = Field(
         0,
