@@ -2,10 +2,12 @@
 
 Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs one or more phases:
 
-    call 1  carry .gpu/w       python3 scripts/gpu_run.py install imports setup   # wheels, graphs, generate
-    call 2  carry .gpu/minilm  python3 scripts/gpu_run.py index               # pool indexes + training sets
-    call 3  carry .gpu/m1      python3 scripts/gpu_run.py part0
-    call 4  carry .gpu/m2      python3 scripts/gpu_run.py model train:movies
+    call 1  carry .gpu/w       python3 scripts/gpu_run.py install imports        # wheels, graphs
+    call 2  carry .gpu/m1      python3 scripts/gpu_run.py part0
+    call 3  carry .gpu/m2      python3 scripts/gpu_run.py model setup         # base model, generate
+    call 4  carry .gpu/minilm  python3 scripts/gpu_run.py index train:movies  # pool indexes + training sets
+    (``setup`` runs the bootstrap up to its pairs, and the bootstrap checks the base model first: ``model``
+    comes before it since 2026-12-03)
     call 5                     python3 scripts/gpu_run.py train:northwind
     call 6                     python3 scripts/gpu_run.py train:countries
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
@@ -34,9 +36,11 @@ default carry its suffix (ablation-movies-gemma.json, movies-gemma-report.json, 
 
 What one 30-minute lease holds (round 3, 2026-12-02): start + install + setup + index ~4 min; each training
 alone 5 min (movies) to 7 min (northwind) at the budget of 8; all configurations of two graphs, 4 at once,
-~6 min. So one base on three graphs, or two bases on one graph, not both. Next round, in this order: countries
-first (its 100 handwritten questions are the only set no default was chosen on; round 3 lost it to an OOM),
-then the second base on countries alone, then ``latency:movies``.
+~6 min. So one base on three graphs, or two bases on one graph, not both. Round 4 (2026-12-03) ran countries,
+then ``trainablate:movies`` with GPU_RUN_GRAPHS=countries,movies (movies trained while countries was
+evaluated), then ``latency:movies``, which did not finish its 100 questions in 8 minutes (4-18 s a question
+on the transformers backend with candidates: the GPU's single-question path is still slow, issue 15). Next
+round: the second base on countries alone, then northwind, then ``latency:movies`` with GPU_RUN_LIMIT=30.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -50,7 +54,7 @@ repository; the checkout's .venv stands in for ``install``):
     export GPU_RUN_TMP=/tmp/dry GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=countries GPU_RUN_PAIRS=300 \
         GPU_RUN_EVAL_N=4 GPU_RUN_LIMIT=3 GPU_RUN_BUDGET_MIN=2 GPU_RUN_SET="tokens_per_batch=1024" \
         GPU_RUN_PENALTIES=1.0 GPU_RUN_FIRST_LEVERS=bootstrap
-    .venv/bin/python scripts/gpu_run.py bench setup index part0 model gpart:1 gpart:2 gpart:3 gpart:4
+    .venv/bin/python scripts/gpu_run.py bench part0 model setup index gpart:1 gpart:2 gpart:3 gpart:4
     GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:countries ablateall:1
 
 Every graph has its own home per base (/tmp/h-<graph>, /tmp/h-<graph>-gemma): its embedded FalkorDB,
@@ -190,7 +194,8 @@ def phase_install() -> None:
 def phase_imports() -> None:
     """Import everything the runs need, so a missing wheel shows in the first call, not mid-run."""
     code = ("import agent.graph, agent.factory, finetune.bootstrap, finetune.full, agent.models.local, "
-            "feedback_store.pool, ui.cli_agent, ui.cli_bootstrap; print('imports ok')")
+            "feedback_store.pool, ui.cli_agent, ui.cli_bootstrap; from trl import TrlParser, SFTConfig; "
+            "print('imports ok')")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_for("movies"), check=True)
 
 

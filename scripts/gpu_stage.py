@@ -75,6 +75,9 @@ WHEELS = [
     "opentelemetry-api",
     "websockets",
     "hiredis",
+    # found missing on 2026-12-03: the full fine-tune reads its recipe through TRL's parser (84dc031);
+    # TrlParser/SFTConfig import without ``datasets``, which stays off the image
+    "trl",
 ]
 PLATFORMS = [
     "manylinux_2_28_x86_64",
