@@ -196,7 +196,8 @@ class Config:
             "model_calls": [tr.to_dict() for tr in traces] if traces is not None else [],
         })
         print(f"{self.label} {len(self.records)}: {wall:.0f} ms {r.status} "
-              f"{[c['new_tokens'] for c in self.records[-1]['model_calls']]} tokens (load {load:.1f})",
+              f"{[c['new_tokens'] for c in self.records[-1]['model_calls']]} tokens "
+              f"{json.dumps({k: round(v) for k, v in nodes.items()})} (load {load:.1f})",
               flush=True)
 
     def report(self, args: argparse.Namespace, questions: list[str]) -> dict[str, Any]:

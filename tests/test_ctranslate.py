@@ -60,6 +60,9 @@ def test_generate_batch_answers_each_prompt_as_generate_does(settings_for, tmp_p
 
     sampled = gen.generate_batch(PROMPTS, n=3, temperature=1.5, max_new_tokens=6)
     assert [len(r) for r in sampled] == [3, 3, 3]
+    if backend == "transformers":  # the batch's steps are traced: a row that never stops shows as 6 here
+        last = gen.traces[-1]
+        assert last.backend == "transformers-batch" and 1 <= last.new_tokens <= 6 and last.total_ms > 0
     texts = {g.text for r in sampled for g in r}
     assert len(texts) > 1  # sampling at a high temperature from a random model: not all the same reply
     assert gen.generate_batch([], n=2) == []

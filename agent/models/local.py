@@ -762,8 +762,11 @@ class TransformersGenerator(ChatGenerator):
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             out: list[list[Generation]] = []
             for start in range(0, len(ids), size):
+                began = time.perf_counter()
                 chunk = ids[start: start + size]
                 width = max(len(x) for x in chunk)
+                clock = StepClock()  # one tick per step of the whole batch: a row that never stops shows
+                kwargs["streamer"] = _ClockStreamer(clock)  # as new_tokens reaching max_new_tokens
                 input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
                 for row, x in enumerate(chunk):
@@ -795,4 +798,7 @@ class TransformersGenerator(ChatGenerator):
                             toks.append(t)
                         gens.append(Generation(tok.decode(toks, skip_special_tokens=True).strip(), lp))
                     out.append(gens if temp > 0 else gens * n)
+                trace = GenerationTrace("transformers-batch", prompt_tokens=width * len(chunk) * per)
+                trace.total_ms = (time.perf_counter() - began) * 1000
+                self.traces.append(clock.fill(trace))
             return out
