@@ -47,6 +47,9 @@ CONTINUATION = re.compile(
 PROSE_LINE = re.compile(
     r"^\s*(?:[A-Z][a-z']*[,:]?(?:\s+[\w'’,-]+){2,}[.!?:]?\s*$|(?:Note|Explanation|Output|Result)s?\b)"
 )
+STRAY_PERIOD = re.compile(
+    r"(?<=['\"\d)])\.(?=\s+(?:RETURN|WITH|WHERE|ORDER|LIMIT|MATCH|OPTIONAL|UNWIND|AND|OR)\b)", re.IGNORECASE
+)
 CYPHER_CHARS = re.compile(r"[()\[\]{}=<>.]")
 
 
@@ -120,7 +123,18 @@ def _first_statement(text: str) -> str:
             seen_return = False
     out = "\n".join(lines).strip()
     out = _strip_inline_trailing_prose(out)
+    out = _drop_stray_periods(out)
     return out.rstrip(";").strip().strip("`").strip()
+
+
+def _drop_stray_periods(text: str) -> str:
+    """``WHERE s.phone STARTS WITH '(171)'. RETURN p`` → ``… '(171)' RETURN p``: a sentence's full stop
+    after a literal, before the next clause (northwind dev, twice), a syntax error to the database."""
+    masked = _mask_strings(text)
+    spans = [m.start() for m in STRAY_PERIOD.finditer(masked)]
+    for at in reversed(spans):
+        text = text[:at] + text[at + 1:]
+    return text
 
 
 def _cut_at_semicolon(text: str) -> str:

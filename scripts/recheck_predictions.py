@@ -9,11 +9,12 @@ have done to answers already scored (dev benchmark; reads ../shared/bench or doc
         --dataset docs/benchmarks/heldout/questions.jsonl \\
         --predictions docs/benchmarks/gpu/bootstrap-r4/pred-countries-bootstrap.jsonl.gz --mode node-key
 
-``--mode repair``: each final query through the product's schema check (``agent.schema_check.check_cypher``,
-the agent's validate step), run read-only when the check changed it, and scored against the gold query
-with the bench rule (``agent.core.cypher_text.same_result``). A prediction's final query is what the agent
-ran after its own repair rounds, so this shows what the current check adds to them, not a re-run of the
-model. ``--mode node-key``: a reply that returns a bare node (``RETURN m``) returns the node's key property
+``--mode repair``: each final query through the product's reply cleanup and schema check
+(``agent.cleanup.clean_cypher``, ``agent.schema_check.check_cypher``: the agent's validate step), run
+read-only when they changed it, and scored against the gold query with the bench rule
+(``agent.core.cypher_text.same_result``). A prediction's final query is what the agent ran after its own
+repair rounds, so this shows what the current check adds to them, not a re-run of the model.
+``--mode node-key``: a reply that returns a bare node (``RETURN m``) returns the node's key property
 instead (``RETURN m.title``), to see how much of a score is the return convention of the gold queries.
 The graph must be loaded in ``--home`` (``cypherloop graph load FILE --graph NAME``). Prints one line.
 """
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {p}: no such file", file=sys.stderr)
             return 2
     os.environ["CYPHERLOOP_HOME"] = str(args.home)
+    from agent.cleanup import clean_cypher
     from agent.core.cypher_text import same_result
     from agent.core.errors import CypherloopError
     from agent.core.settings import Settings
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def rewrite(cypher: str) -> str:
         if args.mode == "repair":
-            return check_cypher(cypher, schema).cypher
+            return check_cypher(clean_cypher(cypher), schema).cypher
         m = BARE_NODE.search(cypher)
         label = m and re.search(rf"\({m.group('var')}:(\w+)", cypher)
         entry = label and schema.label(label.group(1))

@@ -73,6 +73,15 @@ CASES = [
     # write clauses are kept, so the read-only gate can refuse them
     ("MATCH (n) DETACH DELETE n", "MATCH (n) DETACH DELETE n"),
     ("CREATE (c:Customer {name: 'x'})", "CREATE (c:Customer {name: 'x'})"),
+    # a sentence's full stop after a literal, before the next clause; not one inside a string or a number
+    (
+        "MATCH (s:Supplier)-[:SUPPLIES]->(p:Product) WHERE s.phone STARTS WITH '(171)'. RETURN p",
+        "MATCH (s:Supplier)-[:SUPPLIES]->(p:Product) WHERE s.phone STARTS WITH '(171)' RETURN p",
+    ),
+    ("MATCH (p:Product) WHERE p.price > 2.5 AND p.name = 'a. RETURN' RETURN p",
+     "MATCH (p:Product) WHERE p.price > 2.5 AND p.name = 'a. RETURN' RETURN p"),
+    ("MATCH (p:Product) WHERE p.stock > 3. AND p.price < 1.5 RETURN p",
+     "MATCH (p:Product) WHERE p.stock > 3 AND p.price < 1.5 RETURN p"),
     # prose only -> nothing
     ("I'm sorry, I cannot help with that.", ""),
     ("The customers are stored as nodes, and you can match them by label.", ""),
