@@ -22,6 +22,11 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # that the imported module loads at import time.
 DEFERRED = {
     ("agent/graphdb/__init__.py", "agent.graphdb.neo4j"): "the neo4j driver, for Neo4j users only",
+    # ``cypherloop ask`` answered by a running ``serve`` imports none of these (tests/test_ask_server.py):
+    ("ui/cli_ask.py", "feedback_store.chroma"): "chromadb, only when this process answers",
+    ("ui/cli_ask.py", "agent.models"): "torch/transformers or ctranslate2, only when this process answers",
+    ("ui/cli_ask.py", "feedback_store.pool"): "the embedding model, only when this process answers",
+    ("ui/cli_ask.py", "agent.factory"): "langgraph, imported while the model loads in another thread",
 }
 
 
