@@ -287,7 +287,7 @@ def test_auto_falls_back_to_transformers_when_the_conversion_fails(settings_for,
     assert len(warned) == 1 and warned[0].exc_info is None
     msg = warned[0].getMessage()
     assert "unsupported architecture" in msg and "transformers answers" in msg and "\n" not in msg
-    assert gen.version == "tiny-llama+base" and gen.traces[-1].backend == "transformers"
+    assert gen.version == "tiny-llama+base" and gen.traces[-1].backend == "transformers-batch"  # the batch
 
 
 def test_auto_without_the_package_is_transformers_with_one_line(settings_for, tmp_path, tiny_dir,
