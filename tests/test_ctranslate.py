@@ -63,6 +63,9 @@ def test_generate_batch_answers_each_prompt_as_generate_does(settings_for, tmp_p
     if backend == "transformers":  # the batch's steps are traced: a row that never stops shows as 6 here
         last = gen.traces[-1]
         assert last.backend == "transformers-batch" and 1 <= last.new_tokens <= 6 and last.total_ms > 0
+        # each row's length beside the batch's steps: the batch decodes until its longest row stops
+        assert len(last.row_tokens) == 9 and max(last.row_tokens) == last.new_tokens
+        assert last.to_dict()["row_tokens"] == last.row_tokens
     texts = {g.text for r in sampled for g in r}
     assert len(texts) > 1  # sampling at a high temperature from a random model: not all the same reply
     assert gen.generate_batch([], n=2) == []

@@ -131,6 +131,30 @@ def test_each_call_leaves_a_latency_trace(settings, tiny_dir):
     assert set(t.to_dict()) >= {"prompt_tokens", "new_tokens", "prefill_ms", "step_ms", "host_ms"}
 
 
+def test_a_reply_in_a_repetition_loop_is_recognised():
+    from agent.models.local import LOOP_MIN_TOKENS, repetition_loop
+
+    assert repetition_loop([7] * LOOP_MIN_TOKENS) and not repetition_loop([7] * (LOOP_MIN_TOKENS - 1))
+    assert repetition_loop([1, 2, 3] + [4, 5, 6, 7] * 4)  # ", p.reproduced" four times
+    assert not repetition_loop([4, 5, 6, 7] * 3)  # three times is not a loop yet
+    assert not repetition_loop(list(range(200)))
+    assert not repetition_loop([4, 5, 6, 7] * 4 + [8])  # it went on: not (or no longer) looping
+
+
+def test_a_looping_reply_stops_before_max_new_tokens(settings, tiny_dir):
+    """The tiny random model writes one token over and over (greedy): once that is a loop, the row is done, in
+    a single call and in a batch, instead of running to max_new_tokens (a batch waits for its longest row)."""
+    from agent.models.base import PromptInput
+    from agent.models.local import LOOP_CHECK_EVERY, LOOP_MIN_TOKENS, TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, max_new_tokens=60))
+    gen.generate("How many customers?", SCHEMA)
+    assert LOOP_MIN_TOKENS <= gen.traces[-1].new_tokens < LOOP_MIN_TOKENS + LOOP_CHECK_EVERY
+    gen.generate_batch([PromptInput("How many customers?", SCHEMA), PromptInput("a?", SCHEMA)], n=1)
+    batch = gen.traces[-1]
+    assert batch.new_tokens < 60 and max(batch.row_tokens) == batch.new_tokens
+
+
 def test_static_cache_generates_what_the_dynamic_cache_does(settings, tiny_dir):
     from agent.models.local import TransformersGenerator
 
@@ -163,6 +187,7 @@ def test_a_failing_static_cache_falls_back_to_the_dynamic_cache(settings, tiny_d
         assert gen.generate("How many customers?", SCHEMA) == expected
     assert calls == ["static", None, None]  # tried once, then the dynamic cache for good
     assert "static KV cache failed" in caplog.text and "compiled step broke" in caplog.text
+    assert "Traceback" in gen.static_cache_error and "compiled step broke" in gen.static_cache_error
 
 
 def test_adapter_follows_the_registry_pointer_without_reloading_the_base(settings_for, tmp_path, tiny_dir):

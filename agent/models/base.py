@@ -52,6 +52,9 @@ class GenerationTrace:
     """From the first new token to the last."""
     total_ms: float = 0.0
     """The whole call, from messages to text."""
+    row_tokens: list[int] | None = None
+    """A batched call: each row's reply in tokens (its stop token included), while ``new_tokens`` counts the
+    steps of the whole batch, which decodes until its longest row stops."""
 
     @property
     def step_ms(self) -> float:
@@ -64,12 +67,16 @@ class GenerationTrace:
         the runtime's set-up."""
         return max(0.0, self.total_ms - self.prefill_ms - self.decode_ms)
 
-    def to_dict(self) -> dict[str, float | int | str]:
-        return {"backend": self.backend, "prompt_tokens": self.prompt_tokens,
-                "cached_prompt_tokens": self.cached_prompt_tokens, "new_tokens": self.new_tokens,
-                "tokenize_ms": round(self.tokenize_ms, 3), "prefill_ms": round(self.prefill_ms, 3),
-                "decode_ms": round(self.decode_ms, 3), "step_ms": round(self.step_ms, 3),
-                "host_ms": round(self.host_ms, 3), "total_ms": round(self.total_ms, 3)}
+    def to_dict(self) -> dict[str, float | int | str | list[int]]:
+        out: dict[str, float | int | str | list[int]] = {
+            "backend": self.backend, "prompt_tokens": self.prompt_tokens,
+            "cached_prompt_tokens": self.cached_prompt_tokens, "new_tokens": self.new_tokens,
+            "tokenize_ms": round(self.tokenize_ms, 3), "prefill_ms": round(self.prefill_ms, 3),
+            "decode_ms": round(self.decode_ms, 3), "step_ms": round(self.step_ms, 3),
+            "host_ms": round(self.host_ms, 3), "total_ms": round(self.total_ms, 3)}
+        if self.row_tokens is not None:
+            out["row_tokens"] = self.row_tokens
+        return out
 
 
 class StepClock:

@@ -43,6 +43,7 @@ import re
 import shutil
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,64 @@ def reply_ids(ids: Sequence[int], stop_ids: Sequence[int]) -> list[int]:
             break
         out.append(t)
     return out
+
+
+LOOP_REPEATS = 4
+LOOP_MIN_TOKENS = 16
+LOOP_MAX_UNIT = 16
+LOOP_CHECK_EVERY = 4
+"""A reply has fallen into a repetition loop when its last tokens are one span of 1-``LOOP_MAX_UNIT`` tokens
+written ``LOOP_REPEATS`` times or more in a row, ``LOOP_MIN_TOKENS`` tokens in all (``, p.reproduced,
+p.reproduced, …``; ``m.released, m.created, m.released, m.created, …``). Such a reply used to run to
+``max_new_tokens``, and in a batch (the candidates) it kept every other row's finished reply waiting: generate
+stops only when every row has. On 1,223 gold queries (the movies and northwind dev sets, the handwritten
+countries set) the rule stops none at any prefix; the two greedy replies of the shipped adapter that ran to
+200 tokens on 100 movies dev questions stop at 74 and 96 (docs/BENCHMARKS.md 5c). Checked every
+``LOOP_CHECK_EVERY`` steps: reading the tokens back to the host is a synchronisation on a GPU."""
+
+
+def repetition_loop(ids: Sequence[int]) -> bool:
+    """Whether ``ids`` (a reply's tokens so far) end in a repetition loop (``LOOP_REPEATS``)."""
+    n = len(ids)
+    for unit in range(1, LOOP_MAX_UNIT + 1):
+        span = unit * max(LOOP_REPEATS, -(-LOOP_MIN_TOKENS // unit))
+        if span > n:
+            return False
+        tail = ids[n - span:]
+        if all(tail[i] == tail[i + unit] for i in range(span - unit)):
+            return True
+    return False
+
+
+@functools.cache
+def _loop_stop_class() -> type:
+    from transformers import StoppingCriteria
+
+    class LoopStop(StoppingCriteria):
+        """transformers' per-row stopping criterion: a row whose reply (after the ``width`` prompt tokens) is
+        in a repetition loop is finished, so a batch stops once every row has stopped or looped."""
+
+        def __init__(self, width: int) -> None:
+            self.width = width
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            import torch
+
+            steps = input_ids.shape[1] - self.width
+            if steps < LOOP_MIN_TOKENS or steps % LOOP_CHECK_EVERY:
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            rows = input_ids[:, self.width:].tolist()
+            return torch.tensor([repetition_loop(r) for r in rows], dtype=torch.bool, device=input_ids.device)
+
+    return LoopStop
+
+
+def loop_stopping(width: int) -> Any:
+    """``stopping_criteria`` for ``generate`` that ends looping rows (``repetition_loop``) after a prompt of
+    ``width`` tokens (left-padded in a batch)."""
+    from transformers import StoppingCriteriaList
+
+    return StoppingCriteriaList([_loop_stop_class()(width)])
 
 
 # --- base model resolution ------------------------------------------------------------------------
@@ -492,6 +551,9 @@ class TransformersGenerator(ChatGenerator):
         self._static_cache_failed = (
             False  # generation_cache=static broke once: the dynamic cache from then on
         )
+        self.static_cache_error: str | None = None
+        """The traceback of the static cache's failure (an ``AssertionError`` from the compiled step may have
+        no message: where it was raised is the finding), kept for the latency bench's record."""
         self._model_path: Path | None = None  # the weights in memory: the base, or a full fine-tuned version
 
     # --- identity ---------------------------------------------------------------------------------
@@ -688,6 +750,7 @@ class TransformersGenerator(ChatGenerator):
                 "repetition_penalty": s.repetition_penalty,
                 "eos_token_id": self._stop_ids,
                 "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0],
+                "stopping_criteria": loop_stopping(len(ids)),
             }
             if s.generation_cache == "static" and not self._static_cache_failed:
                 kwargs["cache_implementation"] = "static"
@@ -710,6 +773,7 @@ class TransformersGenerator(ChatGenerator):
                     e,
                 )
                 self._static_cache_failed = True
+                self.static_cache_error = traceback.format_exc()
                 kwargs.pop("cache_implementation")
                 clock.stamps.clear()
                 try:
@@ -767,6 +831,7 @@ class TransformersGenerator(ChatGenerator):
                 width = max(len(x) for x in chunk)
                 clock = StepClock()  # one tick per step of the whole batch: a row that never stops shows
                 kwargs["streamer"] = _ClockStreamer(clock)  # as new_tokens reaching max_new_tokens
+                kwargs["stopping_criteria"] = loop_stopping(width)
                 input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
                 for row, x in enumerate(chunk):
@@ -784,21 +849,25 @@ class TransformersGenerator(ChatGenerator):
                 new = res.sequences[:, width:].tolist()
                 scores = scores.float().cpu().tolist()
                 per = n if temp > 0 else 1
+                rows = []
                 for i in range(len(chunk)):
                     gens = []
                     for j in range(per):
                         row = i * per + j
-                        toks, lp = [], 0.0
+                        toks, lp, stopped = [], 0.0, 0
                         for t, sc in zip(new[row], scores[row], strict=False):
                             if t == pad and t not in self._stop_ids:
                                 break
                             lp += sc if math.isfinite(sc) else 0.0
                             if t in self._stop_ids:
+                                stopped = 1
                                 break
                             toks.append(t)
+                        rows.append(len(toks) + stopped)
                         gens.append(Generation(tok.decode(toks, skip_special_tokens=True).strip(), lp))
                     out.append(gens if temp > 0 else gens * n)
-                trace = GenerationTrace("transformers-batch", prompt_tokens=width * len(chunk) * per)
+                trace = GenerationTrace("transformers-batch", prompt_tokens=width * len(chunk) * per,
+                                        row_tokens=rows)
                 trace.total_ms = (time.perf_counter() - began) * 1000
                 self.traces.append(clock.fill(trace))
             return out
