@@ -90,14 +90,15 @@ class InMemoryExamples:
         return [self.examples[i] for i in order[:k]]
 
 
-def ensure_graph(settings, name: str):
-    """Open graph ``name``, loading ../shared/bench/graphs/<name>.cypher when it is missing."""
+def ensure_graph(settings, name: str, script: Path | None = None):
+    """Open graph ``name``, loading ``script`` (default ../shared/bench/graphs/<name>.cypher) when it is
+    missing."""
     from agent.graphdb import open_graph
     from agent.graphdb.loader import load_script
 
     store = open_graph(settings, name)
     if name not in store.list_graphs():
-        script = BENCH / "graphs" / f"{name}.cypher"
+        script = script or BENCH / "graphs" / f"{name}.cypher"
         print(f"bench: loading {script} …", file=sys.stderr)
         load_script(store, script, replace=True, progress=False)
     store.schema(refresh=True)

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_confidence.py --graphs movies northwind --limit 40 --candidates 5
     .venv/bin/python scripts/bench_confidence.py … --escalate-model NAME --escalate-base-url http://127.0.0.1:8000/v1
+    .venv/bin/python scripts/bench_confidence.py --graphs movies --dataset FILE --graph-file FILE …
 
 Runs the product's own path (``agent.factory.make_agent`` + ``agent.evaluation.run_eval``, batched first
 replies) on a deterministic subset of each dev set in ../shared/bench (the first ``--limit`` questions by
@@ -12,9 +13,10 @@ question and the correction loop.
 1. **small**: the model alone, every answer with its confidence (``agent.graph.confidence_of``). The
    accuracy-vs-coverage curve: answer only when the confidence is at least t — what share is answered,
    how many of those are right.
-2. with ``--escalate-model`` (an OpenAI-compatible server, e.g. ``transformers serve``): **large** alone
-   (one candidate) and the **cascade** (small, and the large model for answers below
-   ``--threshold``), with the share escalated and each one's accuracy.
+2. with ``--escalate-model`` (an OpenAI-compatible server, e.g. ``transformers serve``): the **cascade**
+   (small, and the large model for answers below ``--threshold``) and **large** alone (one candidate), in
+   that order (a run cut short keeps the cascade), with the share escalated and each one's accuracy.
+   ``scripts/gpu_run.py``'s ``cascade:G`` phase serves a second base's live model this way on the GPU.
 
 Writes ``--out`` (JSON: command, machine, date, settings, the curve, per-question predictions) and prints
 a markdown table.
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--home", type=Path, default=OUT_DIR / "home")
     p.add_argument("--graphs", nargs="+", default=["movies", "northwind"])
+    p.add_argument("--dataset", type=Path, help="the one graph's question set (default: the bench's dev set)")
+    p.add_argument("--graph-file", type=Path, help="the Cypher script that loads the one graph when missing")
     p.add_argument("--limit", type=int, default=40, help="questions per graph (deterministic subset)")
     p.add_argument("--candidates", type=int, default=5)
     p.add_argument("--max-attempts", type=int, default=3)
@@ -142,8 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     from agent.core.env import library_defaults
 
     library_defaults()
-    if not BENCH.is_dir():
-        print(f"bench: {BENCH} not found (dev graphs and question sets)", file=sys.stderr)
+    if (args.dataset or args.graph_file) and len(args.graphs) != 1:
+        print("bench_confidence: --dataset and --graph-file name one graph's files: give one --graphs",
+              file=sys.stderr)
+        return 2
+    missing = [str(f) for f in (args.dataset, args.graph_file) if f is not None and not f.is_file()]
+    if missing or (not args.dataset and not BENCH.is_dir()):
+        print(f"bench_confidence: {', '.join(missing) or BENCH} not found (dev graphs and question sets)",
+              file=sys.stderr)
         return 2
     from agent.core.settings import Settings
     from agent.evaluation import load_dataset, run_eval
@@ -162,19 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict] = []
     try:
         for name in args.graphs:
-            items = subset(load_dataset(BENCH / "dev" / f"{name}.jsonl"), args.limit)
+            items = subset(load_dataset(args.dataset or BENCH / "dev" / f"{name}.jsonl"), args.limit)
             settings = base.model_copy(update={"graph": name})
-            store = ensure_graph(settings, name)
+            store = ensure_graph(settings, name, args.graph_file)
             configs = [("small", settings, small, None)]
             if big is not None:
                 one = settings.model_copy(update={"candidates": 1})
                 cascade = settings.model_copy(update={"confidence_threshold": args.threshold})
-                configs += [("large", one, big, None), ("cascade", cascade, small, big)]
+                configs += [("cascade", cascade, small, big), ("large", one, big, None)]
             try:
                 for label, s, gen, escalation in configs:
                     agent = make_agent(s, graph_store=store, generator=gen, escalation=escalation)
                     rep = run_eval(agent, items, progress=not args.no_progress, label=f"{name}/{label}",
-                                   dataset=f"dev/{name}.jsonl", batch_size=args.batch_size,
+                                   dataset=str(args.dataset or f"dev/{name}.jsonl"),
+                                   batch_size=args.batch_size,
                                    predictions_path=args.out.with_name(f"{args.out.stem}-{name}-{label}.jsonl"))
                     preds = rep.predictions
                     runs.append({

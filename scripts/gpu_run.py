@@ -30,6 +30,21 @@ graph a home for the base (/tmp/h-<graph>-gemma) seeded with the default home's 
     call 12                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py ablateall
     (every phase after ``model`` takes the base from GPU_RUN_BASE: trainablate:G and latency:G too)
 
+The cascade (issue 17, item 2) once both bases are trained on a graph (call 4's ``train:movies``, then call
+9): the Gemma home's live model served by ``transformers serve`` (staged in .gpu/w with the escalation's
+``openai`` client: re-stage with ``scripts/gpu_stage.py --wheels-only`` before call 1), and
+``scripts/bench_confidence.py`` on the SmolLM2 home (4 candidates, one attempt) escalating its unsure answers
+(confidence < GPU_RUN_THRESHOLD, default 0.5) to it, one question at a time; then the served model alone:
+
+    call 10                GPU_RUN_LIMIT=150 python3 scripts/gpu_run.py cascade:movies
+
+It writes cascade-movies.json (small alone with its accuracy-vs-coverage curve, the cascade, large alone),
+one predictions file per configuration, cascade-movies.log and serve-movies.log. GPU_RUN_LIMIT picks that
+many questions by the hash of their id (none: all 488); the escalated and the large-alone questions go one
+by one through HTTP, so the limit is what keeps the call within its 10 minutes (GPU_RUN_CASCADE_S, default
+480 s, stops the benchmark in time for the results to come back). GPU_RUN_SERVE_ARGS adds options to
+``transformers serve`` (e.g. ``--continuous-batching``, untried here).
+
 ``model2`` joins the parts, checks the sha256 that gpu_stage.py recorded, places the GGUF where the product
 looks for an assembled one (<home>/models/gguf/) and converts it once. Results of a base other than the
 default carry its suffix (ablation-movies-gemma.json, movies-gemma-report.json, bootstrap-movies-gemma.log).
@@ -56,6 +71,12 @@ repository; the checkout's .venv stands in for ``install``):
         GPU_RUN_PENALTIES=1.0 GPU_RUN_FIRST_LEVERS=bootstrap
     .venv/bin/python scripts/gpu_run.py bench part0 model setup index gpart:1 gpart:2 gpart:3 gpart:4
     GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:countries ablateall:1
+
+The cascade's dry run (2026-12-03, movies: its graph and questions come from .gpu/w/bench through ``bench``):
+the same settings with GPU_RUN_GRAPHS=movies, ``train:movies`` after ``index``, then
+
+    GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:movies
+    .venv/bin/python scripts/gpu_run.py cascade:movies
 
 Every graph has its own home per base (/tmp/h-<graph>, /tmp/h-<graph>-gemma): its embedded FalkorDB,
 bootstrap folder and registry. The work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` —
@@ -195,6 +216,8 @@ def phase_imports() -> None:
     """Import everything the runs need, so a missing wheel shows in the first call, not mid-run."""
     code = ("import agent.graph, agent.factory, finetune.bootstrap, finetune.full, agent.models.local, "
             "feedback_store.pool, ui.cli_agent, ui.cli_bootstrap; from trl import TrlParser, SFTConfig; "
+            "import openai, fastapi, uvicorn; from transformers.utils import is_serve_available; "
+            "assert is_serve_available(), 'transformers serve lacks a package'; "
             "print('imports ok')")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_for("movies"), check=True)
 
@@ -469,6 +492,100 @@ def phase_latency(graph: str = "movies") -> None:
     print("\n".join(line[:1500] for line in lines[-8:]), flush=True)
     if res.returncode:
         raise RuntimeError(f"bench_latency exited {res.returncode}")
+
+
+CASCADE_S = float(os.environ.get("GPU_RUN_CASCADE_S", "480"))
+"""How long ``cascade`` lets the benchmark run before it stops it (a call's limit is 600 s): what it wrote by
+then (the predictions, line by line) still comes back."""
+SERVED = ("from agent.core.adapters import live_adapter; from agent.core.settings import load_settings; "
+          "from agent.models.local import ensure_base_model, ensure_merged; s = load_settings(); "
+          "ref = live_adapter(s.home, s.base_model); "
+          "print(ref.path if ref and ref.full_model else ensure_merged(s, ref) if ref "
+          "else ensure_base_model(s))")
+"""Prints the folder of a home's live model as one whole model: a full fine-tune's own, the base with a
+promoted LoRA merged in (written once), or the bare base."""
+
+
+JSON_TYPE = {"Content-Type": "application/json"}
+
+
+def serve_command(model_dir: Path | str, port: int, device: str = DEVICE) -> list[str]:
+    """``transformers serve`` (transformers' own OpenAI-compatible server, FastAPI + uvicorn) pinned to one
+    local model folder: its chat template, greedy at temperature 0; GPU_RUN_SERVE_ARGS adds options (e.g.
+    ``--continuous-batching``)."""
+    return [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve",
+            str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", device,
+            *os.environ.get("GPU_RUN_SERVE_ARGS", "").split()]
+
+
+def cascade_command(graph: str, model_dir: Path | str, url: str, limit: int | None) -> list[str]:
+    """``scripts/bench_confidence.py`` on the default base's home for ``graph``: its live model alone with 4
+    candidates (as the ablations' ``bootstrap + candidates``), the cascade to the served model below a
+    confidence of GPU_RUN_THRESHOLD (default 0.5), and the served model alone."""
+    return [sys.executable, "scripts/bench_confidence.py", "--home", str(home(graph, DEFAULT_BASE)),
+            "--graphs", graph, "--dataset", str(DEV[graph]), "--graph-file", str(GRAPHS[graph]),
+            "--limit", str(limit or 0), "--candidates", "4", "--max-attempts", "1", "--batch-size", "64",
+            "--threshold", os.environ.get("GPU_RUN_THRESHOLD", "0.5"), "--escalate-model", str(model_dir),
+            "--escalate-base-url", url, "--no-progress", "--out", str(OUT / f"cascade-{graph}.json")]
+
+
+def phase_cascade(graph: str = "movies") -> None:
+    """Issue 17's cascade: the second base's live model (GPU_RUN_BASE, default Gemma) served through
+    ``transformers serve`` on 127.0.0.1, and ``bench_confidence.py`` on the default base's home asking it for
+    the questions its own model is unsure of (the whole dev set, or GPU_RUN_LIMIT questions by hash of their
+    id). Needs both homes trained (``train:G``, then ``fork train:G`` for the second base); writes
+    cascade-G.json (+ one predictions file per configuration), cascade-G.log and serve-G.log."""
+    import socket
+    import urllib.request
+
+    large = BASE if BASE != DEFAULT_BASE else GEMMA
+    model_dir = subprocess.run([sys.executable, "-c", SERVED], cwd=ROOT, env=env_for(graph, large),
+                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    print(f"serving {large}'s live model {model_dir} at {url}", flush=True)
+    serve_log = open(OUT / f"serve-{graph}.log", "w")  # noqa: SIM115 - closed with the server
+    server = subprocess.Popen(serve_command(model_dir, port), cwd=ROOT, env=env_for(graph, large),
+                              stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        t0 = time.perf_counter()
+        # the first request loads the model; a tiny one now, so the benchmark's first question is not slowed
+        body = json.dumps({"model": model_dir, "messages": [{"role": "user", "content": "MATCH"}],
+                           "max_tokens": 2, "temperature": 0}).encode()
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the server exited {server.returncode}: see serve-{graph}.log")
+            try:
+                ask = urllib.request.Request(f"{url}/chat/completions", body, JSON_TYPE)
+                urllib.request.urlopen(ask, timeout=300).read()
+                break
+            except OSError:
+                if time.perf_counter() - t0 > 300:
+                    raise RuntimeError(f"the server did not answer in 300 s: see serve-{graph}.log") from None
+                time.sleep(1)
+        print(f"server ready in {time.perf_counter() - t0:.1f} s", flush=True)
+        limit = int(DRY.get("limit", 0)) or None
+        with open(OUT / f"cascade-{graph}.log", "w") as log:
+            bench = subprocess.Popen(cascade_command(graph, model_dir, url, limit), cwd=ROOT,
+                                     env=env_for(graph, DEFAULT_BASE), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+            try:
+                bench.wait(timeout=CASCADE_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(bench.pid, 15)
+                bench.wait()
+                print(f"stopped after {CASCADE_S:.0f} s (GPU_RUN_CASCADE_S): the predictions so far are in "
+                      f"cascade-{graph}-*.jsonl", flush=True)
+        lines = (OUT / f"cascade-{graph}.log").read_text().splitlines()
+        print("\n".join(line[:300] for line in lines[-20:]), flush=True)
+        if bench.returncode:
+            raise RuntimeError(f"bench_confidence exited {bench.returncode}")
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait()
+        serve_log.close()
 
 
 def main(argv: list[str]) -> int:

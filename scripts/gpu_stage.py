@@ -1,6 +1,6 @@
 """Stage what a GPU machine without a package registry needs to run the product there (run here, on the CPU).
 
-    .venv/bin/python scripts/gpu_stage.py [--out .gpu]
+    .venv/bin/python scripts/gpu_stage.py [--out .gpu] [--wheels-only]
 
 The GPU machine (docs/BENCHMARKS.md, "Machines") has torch, transformers, sentence-transformers and
 accelerate but no registry, and takes at most 64 MiB of files per call, the repository included. This
@@ -78,6 +78,13 @@ WHEELS = [
     # found missing on 2026-12-03: the full fine-tune reads its recipe through TRL's parser (84dc031);
     # TrlParser/SFTConfig import without ``datasets``, which stays off the image
     "trl",
+    # issue 17's cascade (2026-12-03): the escalation's OpenAI client, and what ``transformers serve`` needs
+    # to be the stand-in larger model's server (transformers[serving]: fastapi, uvicorn, openai, pydantic)
+    "openai",
+    "jiter",
+    "fastapi",
+    "starlette",
+    "uvicorn",
 ]
 PLATFORMS = [
     "manylinux_2_28_x86_64",
@@ -97,11 +104,13 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / ".gpu")
     ap.add_argument("--gemma-gguf", type=Path,
                     help="the assembled Gemma 3 270M GGUF (default: its package's, assembled here)")
+    ap.add_argument("--wheels-only", action="store_true",
+                    help="write .gpu/w alone (wheels and bench files), keep the model folders as they are")
     args = ap.parse_args()
     out = args.out
-    gemma = _gemma_gguf(args.gemma_gguf)
-    folders = ["w", "minilm", "m1", "m2", *(GEMMA_PARTS if gemma else [])]
-    for sub in ("w", "minilm", "m1", "m2", *GEMMA_PARTS):
+    gemma = None if args.wheels_only else _gemma_gguf(args.gemma_gguf)
+    folders = ["w"] if args.wheels_only else ["w", "minilm", "m1", "m2", *(GEMMA_PARTS if gemma else [])]
+    for sub in ["w"] if args.wheels_only else ("w", "minilm", "m1", "m2", *GEMMA_PARTS):
         shutil.rmtree(out / sub, ignore_errors=True)
     for sub in folders:
         (out / sub).mkdir(parents=True)
@@ -111,6 +120,8 @@ def main() -> int:
     for name in ("movies", "northwind"):
         shutil.copy(SHARED / "bench" / "graphs" / f"{name}.cypher", bench / f"{name}.cypher")
         shutil.copy(SHARED / "bench" / "dev" / f"{name}.jsonl", bench / f"dev_{name}.jsonl")
+    if args.wheels_only:
+        return _sizes(out, folders)
     _minilm(out / "minilm")
     from agent.models.local import packaged_gguf
 
@@ -119,6 +130,11 @@ def main() -> int:
         split_file(gemma, [out / sub for sub in GEMMA_PARTS], "gguf2")
         if gemma.parent.name.startswith(GEMMA_TMP):  # assembled here for this: 253 MB not kept
             shutil.rmtree(gemma.parent)
+    return _sizes(out, folders)
+
+
+def _sizes(out: Path, folders: list[str]) -> int:
+    """Print each carry folder's size with the tracked tree's, against the 64 MiB a call takes."""
     tree = sum((ROOT / f).stat().st_size for f in subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split())
     print(f"tracked tree {tree / 2**20:.1f} MiB")

@@ -43,3 +43,18 @@ def test_each_base_has_its_own_home_and_result_names():
     assert run.home("movies", run.GEMMA) == Path("/tmp/h-movies-gemma")
     env = run.env_for("movies", run.GEMMA)
     assert env["CYPHERLOOP_HOME"] == "/tmp/h-movies-gemma" and env["CYPHERLOOP_BASE_MODEL"] == "gemma3-270m"
+
+
+def test_the_cascade_serves_the_second_base_and_benchmarks_the_default_home(monkeypatch):
+    monkeypatch.setenv("GPU_RUN_SERVE_ARGS", "--continuous-batching")
+    run = _script("gpu_run")
+    serve = run.serve_command("/tmp/h-movies-gemma/m", 8123, "cuda")
+    assert serve[serve.index("serve") + 1] == "/tmp/h-movies-gemma/m"
+    assert serve[-7:] == ["--host", "127.0.0.1", "--port", "8123", "--device", "cuda", "--continuous-batching"]
+    bench = run.cascade_command("movies", "/tmp/h-movies-gemma/m", "http://127.0.0.1:8123/v1", None)
+    opts = dict(zip(bench[2::2], bench[3::2], strict=False))
+    assert bench[1] == "scripts/bench_confidence.py" and opts["--home"] == str(run.home("movies", run.DEFAULT_BASE))
+    assert opts["--limit"] == "0" and opts["--dataset"] == str(run.DEV["movies"])
+    assert opts["--escalate-model"] == "/tmp/h-movies-gemma/m"
+    assert opts["--escalate-base-url"] == "http://127.0.0.1:8123/v1"
+    assert run.cascade_command("movies", "m", "u", 30)[bench.index("--limit") + 1] == "30"
