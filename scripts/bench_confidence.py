@@ -170,6 +170,25 @@ def main(argv: list[str] | None = None) -> int:
             "escalate_model": args.escalate_model, "escalate_base_url": args.escalate_base_url}))
     started = time.time()
     runs: list[dict] = []
+    command = "scripts/bench_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def write() -> None:
+        """The JSON so far, after every configuration: a run stopped or failed later keeps what it did."""
+        doc = {
+            "benchmark": "confidence: accuracy vs coverage, and the cascade",
+            "command": command.strip(),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "small": small.version,
+            "large": big.version if big else None,
+            "settings": {"candidates": args.candidates, "max_attempts": args.max_attempts, "few_shot_k": 0,
+                         "threshold": args.threshold, "limit": args.limit, "batch_size": args.batch_size},
+            "wall_s": round(time.time() - started, 1),
+            "runs": runs,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2, default=str))
+
     try:
         for name in args.graphs:
             items = subset(load_dataset(args.dataset or BENCH / "dev" / f"{name}.jsonl"), args.limit)
@@ -198,26 +217,13 @@ def main(argv: list[str] | None = None) -> int:
                                                                 "answered_by", "latency_ms")} for x in preds],
                     })
                     print(f"{name}/{label}: {rep.correct}/{rep.n} = {rep.accuracy:.1%}", file=sys.stderr)
+                    write()
             finally:
                 store.close()
     finally:
         stop(base)
 
-    command = "scripts/bench_confidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    doc = {
-        "benchmark": "confidence: accuracy vs coverage, and the cascade",
-        "command": command.strip(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "small": small.version,
-        "large": big.version if big else None,
-        "settings": {"candidates": args.candidates, "max_attempts": args.max_attempts, "few_shot_k": 0,
-                     "threshold": args.threshold, "limit": args.limit, "batch_size": args.batch_size},
-        "wall_s": round(time.time() - started, 1),
-        "runs": runs,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2, default=str))
+    write()
     print_runs(runs, args.out)
     return 0
 

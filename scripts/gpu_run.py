@@ -76,7 +76,9 @@ The cascade's dry run (2026-12-03, movies: its graph and questions come from .gp
 the same settings with GPU_RUN_GRAPHS=movies, ``train:movies`` after ``index``, then
 
     GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:movies
-    .venv/bin/python scripts/gpu_run.py cascade:movies
+    GPU_RUN_LIMIT=2 GPU_RUN_MAX_NEW_TOKENS=24 .venv/bin/python scripts/gpu_run.py cascade:movies
+
+(fewer new tokens: a busy 2-core CPU generates a few a second, and the client gives up on a reply after 60 s)
 
 Every graph has its own home per base (/tmp/h-<graph>, /tmp/h-<graph>-gemma): its embedded FalkorDB,
 bootstrap folder and registry. The work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` —
@@ -173,7 +175,7 @@ def env_for(graph: str, base: str = BASE, **extra: str) -> dict[str, str]:
         "TOKENIZERS_PARALLELISM": "false",
         "CYPHERLOOP_TEMPERATURE": "0",
         "CYPHERLOOP_MAX_ATTEMPTS": "1",
-        "CYPHERLOOP_MAX_NEW_TOKENS": "160",
+        "CYPHERLOOP_MAX_NEW_TOKENS": os.environ.get("GPU_RUN_MAX_NEW_TOKENS", "160"),  # fewer: a CPU dry run
         **extra,
     }
 
@@ -574,8 +576,7 @@ def phase_cascade(graph: str = "movies") -> None:
             try:
                 bench.wait(timeout=CASCADE_S)
             except subprocess.TimeoutExpired:
-                os.killpg(bench.pid, 15)
-                bench.wait()
+                _stop(bench)
                 print(f"stopped after {CASCADE_S:.0f} s (GPU_RUN_CASCADE_S): the predictions so far are in "
                       f"cascade-{graph}-*.jsonl", flush=True)
         lines = (OUT / f"cascade-{graph}.log").read_text().splitlines()
@@ -583,9 +584,19 @@ def phase_cascade(graph: str = "movies") -> None:
         if bench.returncode:
             raise RuntimeError(f"bench_confidence exited {bench.returncode}")
     finally:
-        os.killpg(server.pid, 15)
-        server.wait()
+        _stop(server)
         serve_log.close()
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
+    """End ``proc``'s process group: SIGTERM, then SIGKILL after ``grace_s`` (``transformers serve`` finishes
+    the reply it is generating before it stops)."""
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
 
 
 def main(argv: list[str]) -> int:
