@@ -19,6 +19,13 @@ tokens, tokenizer time, prefill (time to the first token), time per decoding ste
 the model's steps. ``--profile K`` (CUDA only) runs K more questions under ``torch.profiler`` and reports the
 GPU's kernel time against the wall time of the generate node: the host-side share on a GPU.
 
+``--out`` is rewritten (atomically) after every question, so a run that is stopped keeps what it measured;
+``--budget-s S`` stops asking after S seconds of timed questions. Per question it also records the tokens
+generated in all (a batch: each row's length in its trace, ``row_tokens``), the time in model calls and the
+time outside them. ``--static-probe reduce-overhead,default`` (after the configurations; transformers)
+tries the static KV cache with transformers' compiled decoding step per ``torch.compile`` mode and records
+where it fails, with the traceback (``static_probe`` in the JSON).
+
 Questions: offline-generated demo questions (fixed seed; anyone can re-run it without ../shared), or the
 first ``--warmup + --n`` of a JSONL set (``--dataset``, e.g. a dev set) on ``--graph`` (loaded from
 ``--graph-file`` into the scratch home when it is missing). With several backends, each question's first
@@ -46,11 +53,14 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from agent.core.files import atomic_write_text  # noqa: E402
+
 OUT = ROOT / "bench-output"
 GOLD: dict[str, str] = {}
 """question → gold query, when the question set has them (then each answer is also scored: ``correct``)."""
@@ -142,7 +152,7 @@ class Config:
     """One backend × adapter: a warm agent built by the product's path, and the questions it was asked."""
 
     def __init__(self, args: argparse.Namespace, base: Any, store: Any, label: str,
-                 questions: list[str]) -> None:
+                 questions: list[str], warmup: int | None = None) -> None:
         from agent.factory import make_agent
         from agent.models.factory import make_generator
 
@@ -165,7 +175,7 @@ class Config:
         if adapter == "shipped-unmerged":
             self.generator._merge = lambda: None  # keep the LoRA layers separate
         self.agent = make_agent(s, graph_store=store, generator=self.generator)
-        for q in questions[: args.warmup]:
+        for q in questions[: args.warmup if warmup is None else warmup]:
             self.agent.ask(q)
         self.warm_s = round(time.perf_counter() - t0, 1)
         self.records: list[dict[str, Any]] = []
@@ -181,6 +191,8 @@ class Config:
         r = self.agent.ask(q)
         wall = (time.perf_counter() - t) * 1000
         nodes = {k: v for k, v in r.timings.items() if k != "total"}
+        calls = [tr.to_dict() for tr in traces] if traces is not None else []
+        model_ms = sum(c["total_ms"] for c in calls)
         self.records.append({
             "question": q,
             "latency_ms": round(wall, 3),
@@ -193,17 +205,29 @@ class Config:
             "correct": None if gold_rows is None else bool(r.ran and same_result(gold_rows, r.rows)),
             "timings": r.timings,
             "graph_overhead_ms": round(r.timings.get("total", wall) - sum(nodes.values()), 3),
-            "model_calls": [tr.to_dict() for tr in traces] if traces is not None else [],
+            "new_tokens": sum(c["new_tokens"] for c in calls),
+            "model_ms": round(model_ms, 3),
+            "outside_model_ms": round(wall - model_ms, 3),
+            "model_calls": calls,
         })
         print(f"{self.label} {len(self.records)}: {wall:.0f} ms {r.status} "
               f"{[c['new_tokens'] for c in self.records[-1]['model_calls']]} tokens "
               f"{json.dumps({k: round(v) for k, v in nodes.items()})} (load {load:.1f})",
               flush=True)
 
-    def report(self, args: argparse.Namespace, questions: list[str]) -> dict[str, Any]:
+    def report(self, args: argparse.Namespace, questions: list[str], profile: bool = True) -> dict[str, Any]:
+        summary = self.summary()
+        if args.profile and profile:
+            summary["profile"] = _profile(self.agent, questions[: args.profile])
+        print(f"{self.label}: {json.dumps(summary)}", flush=True)
+        return {"summary": summary, "questions": self.records}
+
+    def summary(self) -> dict[str, Any]:
         from agent.evaluation import percentile
 
         s, records = self.settings, self.records
+        if not records:
+            return {"model_version": self.generator.version, "n": 0, "load_and_warmup_s": self.warm_s}
         lat = [x["latency_ms"] for x in records]
         one = [x["latency_ms"] for x in records if x["attempts"] <= 1]
         calls = [c for x in records for c in x["model_calls"]]
@@ -220,7 +244,8 @@ class Config:
             "settings": {"model_backend": self.backend, "adapter": self.adapter, "temperature": s.temperature,
                          "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
                          "device": s.device, "ct2_quantization": s.ct2_quantization,
-                         "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache},
+                         "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache,
+                         "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache},
             "load_and_warmup_s": self.warm_s,
             "load_average_before": [round(x, 2) for x in self.load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -242,46 +267,155 @@ class Config:
             "first_call_median": {f: _median([c[f] for c in firsts]) for f in TRACE_FIELDS},
             "all_calls_median": {f: _median([c[f] for c in calls]) for f in TRACE_FIELDS},
             "all_calls_max_new_tokens": max((c["new_tokens"] for c in calls), default=0),
+            "question_new_tokens_median": _median([x["new_tokens"] for x in records]),
+            "question_model_ms_median": _median([x["model_ms"] for x in records]),
+            "question_outside_model_ms_median": _median([x["outside_model_ms"] for x in records]),
+            "question_outside_model_ms_p95": round(
+                percentile([x["outside_model_ms"] for x in records], 95), 3),
         }
-        if args.profile:
-            summary["profile"] = _profile(self.agent, questions[: args.profile])
-        print(f"{self.label}: {json.dumps(summary)}", flush=True)
-        return {"summary": summary, "questions": records}
+        static_error = getattr(self.generator, "static_cache_error", None)
+        if static_error:
+            summary["static_cache_error"] = static_error
+        return summary
 
 
 def run_configs(args: argparse.Namespace, base: Any, store: Any, labels: list[str],
-                questions: list[str]) -> dict[str, Any]:
+                questions: list[str],
+                save: Callable[[dict[str, Any]], None] = lambda _: None) -> dict[str, Any]:
     """Every configuration over the questions: one after the other, or with ``--interleave`` each question
     asked of every configuration in turn (the order rotating), so that on a shared machine all of them see the
-    same load."""
+    same load. ``save(results)`` after every question (the report so far: a run stopped early keeps it);
+    ``--budget-s`` stops asking new questions once that many seconds of questions have passed."""
     results: dict[str, Any] = {}
     timed = questions[args.warmup:]
     gold = {q: _gold_rows(store, GOLD[q]) for q in timed if q in GOLD}
+    configs: list[Config] = []
+    clock: list[float] = []  # the budget runs from the first timed question (after the loads and warm-ups)
 
     def build(label: str) -> Config | None:
         try:
-            return Config(args, base, store, label, questions)
+            c = Config(args, base, store, label, questions)
         except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
             results[label] = {"error": f"{type(e).__name__}: {e}"}
             print(f"{label}: unavailable ({e})", flush=True)
+            save(results)
             return None
+        results[label] = {"summary": c.summary(), "questions": c.records}
+        print(f"{label}: loaded and warmed up in {c.warm_s} s", flush=True)
+        save(results)
+        return c
 
-    if args.interleave:
+    def over() -> bool:
+        return bool(args.budget_s and clock and time.perf_counter() - clock[0] > args.budget_s)
+
+    def ask(c: Config, q: str) -> None:
+        clock[:] = clock or [time.perf_counter()]
+        c.ask(q, gold.get(q))
+        for done in configs:
+            results[done.label] = {"summary": done.summary(), "questions": done.records}
+        save(results)
+
+    if args.interleave:  # the budget is checked between questions: every configuration gets the same ones
         configs = [c for c in map(build, labels) if c is not None]
         for i, q in enumerate(timed):
+            if over():
+                break
             for k in range(len(configs)):
-                configs[(i + k) % len(configs)].ask(q, gold.get(q))
+                ask(configs[(i + k) % len(configs)], q)
     else:
-        configs = []
         for label in labels:
             c = build(label)
             if c is not None:
-                for q in timed:
-                    c.ask(q, gold.get(q))
                 configs.append(c)
-    for c in configs:
-        results[c.label] = c.report(args, questions)
+                for q in timed:
+                    if over():
+                        break
+                    ask(c, q)
+    if over():
+        print(f"--budget-s {args.budget_s:g} reached: {[len(c.records) for c in configs]} questions asked",
+              flush=True)
+    for i, c in enumerate(configs):  # --profile: the first configuration only
+        results[c.label] = c.report(args, questions, profile=i == 0)
+        save(results)
     return {label: results[label] for label in labels if label in results}
+
+
+def static_probe(args: argparse.Namespace, base: Any, store: Any, adapter: str, questions: list[str],
+                 save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Does the static KV cache with transformers' compiled decoding step work here, and what does it cost?
+
+    For each ``torch.compile`` mode of ``--static-probe`` (transformers' default is ``reduce-overhead``:
+    CUDA graphs): a fresh agent on ``generation_cache=static``, one candidate, asks the warm-up questions
+    (different prompt lengths: the first compiles), then one more in another thread (``serve`` and the chat
+    answer from threads; CUDA graph trees keep per-thread state); the first call that fails records its
+    traceback and ends the mode (the generator has gone back to the dynamic cache). A mode whose calls all
+    worked then asks the timed questions (``--static-n``, within ``--static-budget-s``), as a configuration
+    of its own, and ends the probe (later modes are tried only after a failure)."""
+    import threading
+
+    import torch
+    from transformers import CompileConfig
+
+    out: dict[str, Any] = {"torch": torch.__version__, "modes": {}}
+    started = time.perf_counter()
+    for mode in args.static_probe.split(","):
+        if time.perf_counter() - started > args.static_budget_s:
+            out["modes"][mode] = {"skipped": f"--static-budget-s {args.static_budget_s:g} spent"}
+            continue
+        label = f"transformers+generation_cache=static+candidates=1/{adapter}"
+        record: dict[str, Any] = {"calls": []}
+        out["modes"][mode] = record
+        try:
+            c = Config(args, base, store, label, questions, warmup=0)
+            c.generator.model.generation_config.compile_config = CompileConfig(mode=mode)
+        except Exception as e:  # noqa: BLE001 - the probe reports, the report stands
+            record["error"] = f"{type(e).__name__}: {e}"
+            save({"static_probe": out})
+            continue
+        c.label = f"{label} ({mode})"
+        probe = questions[: max(1, args.warmup)] + questions[args.warmup: args.warmup + 1]
+        for i, q in enumerate(probe):
+            in_thread = i == len(probe) - 1 and len(probe) > 1
+            c.generator.traces.clear()
+            call: dict[str, Any] = {"question": q, "thread": "other" if in_thread else "main",
+                                    "running": True}  # a run stopped during this call (compiling) says so
+            record["calls"].append(call)
+            save({"static_probe": out})
+            t = time.perf_counter()
+            if in_thread:
+                worker = threading.Thread(target=c.agent.ask, args=(q,), name="static-probe")
+                worker.start()
+                worker.join()
+            else:
+                c.agent.ask(q)
+            call.pop("running")
+            call.update(wall_ms=round((time.perf_counter() - t) * 1000, 1),
+                        model_calls=[tr.to_dict() for tr in c.generator.traces])
+            if c.generator.static_cache_error:
+                call["error"] = c.generator.static_cache_error
+                record["failed_at_call"] = i + 1
+                print(f"static probe ({mode}): call {i + 1} failed:\n{c.generator.static_cache_error}",
+                      flush=True)
+                break
+            print(f"static probe ({mode}): call {i + 1} ok, {call['wall_ms']:.0f} ms, "
+                  f"{[x['step_ms'] for x in call['model_calls']]} ms a step", flush=True)
+            save({"static_probe": out})
+        save({"static_probe": out})
+        if "failed_at_call" in record:
+            continue  # the next mode, to tell the compiler's fault from the CUDA graphs'
+        record["works"] = True
+        deadline = started + args.static_budget_s
+        for q in questions[args.warmup: args.warmup + (args.static_n or args.n)]:
+            if time.perf_counter() > deadline:
+                break
+            c.ask(q, None)
+            record["summary"] = c.summary()
+            record["questions"] = c.records
+            save({"static_probe": out})
+        break  # one working mode answers the question; the rest would only spend the lease
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    save({"static_probe": out})
+    return out
 
 
 def agreement(reference: list[dict[str, Any]], other: list[dict[str, Any]]) -> dict[str, Any]:
@@ -311,7 +445,16 @@ def main() -> int:
                     help="Cypher script loaded when the graph is empty")
     ap.add_argument("--dataset", type=Path, default=None, help="JSONL question set (default: demo questions)")
     ap.add_argument("--device", default=None, help="torch device (default: the setting, auto)")
-    ap.add_argument("--profile", type=int, default=0, help="questions profiled on CUDA after the timed ones")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="questions profiled on CUDA after the timed ones (the first configuration)")
+    ap.add_argument("--budget-s", type=float, default=0,
+                    help="stop asking new questions after this many seconds of them (0: no limit)")
+    ap.add_argument("--static-probe", default="",
+                    help="after the configurations, torch.compile modes to try the static KV cache with, "
+                         "e.g. reduce-overhead,default (transformers backend, --adapters' first)")
+    ap.add_argument("--static-n", type=int, default=0, help="timed questions of a working mode (0: --n)")
+    ap.add_argument("--static-budget-s", type=float, default=120,
+                    help="seconds for the whole static probe; a mode starts only within it")
     ap.add_argument("--out", type=Path, default=OUT / "latency.json")
     ap.add_argument("--reference", type=Path, default=None,
                     help="an earlier report: every configuration here is compared with its first one")
@@ -348,7 +491,31 @@ def main() -> int:
             raise SystemExit(f"graph {args.graph!r} is empty in {args.home}; pass --graph-file")
     questions = _questions(args, store)
     labels = [f"{b}/{a}" for b in args.backends.split(",") for a in args.adapters.split(",")]
-    results = run_configs(args, base_settings, store, labels, questions)
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = {"name": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    except ImportError:
+        pass
+    report: dict[str, Any] = {
+        "command": " ".join(["scripts/bench_latency.py", *sys.argv[1:]]),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "gpu": gpu,
+        "results": {},
+        "agreement": {},
+    }
+
+    def save(update: dict[str, Any]) -> None:
+        """The report so far, replaced atomically: a run killed at any point leaves what it measured."""
+        report.update(update)
+        report["load_average_at_end"] = os.getloadavg()
+        atomic_write_text(args.out, json.dumps(report, indent=1, default=str), durable=False)
+
+    results = run_configs(args, base_settings, store, labels, questions,
+                          save=lambda partial: save({"results": partial}))
     keys = [k for k, v in results.items() if "questions" in v]
     compared = {}
     if args.reference:
@@ -364,25 +531,9 @@ def main() -> int:
     for name, c in compared.items():
         brief = {x: y for x, y in c.items() if x != "differing_first_replies"}
         print(f"{name}: {json.dumps(brief)}", flush=True)
-    gpu = None
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = {"name": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    except ImportError:
-        pass
-    report = {
-        "command": " ".join(["scripts/bench_latency.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "load_average_at_end": os.getloadavg(),
-        "gpu": gpu,
-        "results": results,
-        "agreement": compared,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1, default=str))
+    save({"results": results, "agreement": compared})
+    if args.static_probe:
+        static_probe(args, base_settings, store, args.adapters.split(",")[0], questions, save)
     print(f"wrote {args.out}", flush=True)
     return 0
 

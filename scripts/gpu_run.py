@@ -13,7 +13,18 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
     (or call 6 = trainablate:countries: countries trains while the others are evaluated, 4 at once; with 8
     the training ran out of memory on 2026-12-02, docs/BENCHMARKS.md A, round 3)
-    any call after 4           python3 scripts/gpu_run.py latency:movies      # the latency trace, ~5 min
+    any call after 3           python3 scripts/gpu_run.py latency:movies      # the latency trace, <= 4 min
+
+``latency:G`` needs only install, part0 and model before it (not setup or index); from a bare machine, three
+calls, as the carries must stay under 64 MiB each:
+
+    call 1  carry .gpu/w   python3 scripts/gpu_run.py install imports
+    call 2  carry .gpu/m1  python3 scripts/gpu_run.py part0
+    call 3  carry .gpu/m2  python3 scripts/gpu_run.py model latency:movies
+
+It stops itself at GPU_RUN_LATENCY_S (default 230 s) and its JSON (latency-movies.json, rewritten after every
+question) keeps what was measured: 4 vs 1 candidates on the same GPU_RUN_LIMIT (default 30) questions, the
+static-cache probe with its traceback, the trace of every model call (see ``phase_latency``).
 
 The second base side by side (Gemma 3 270M, ``CYPHERLOOP_BASE_MODEL=gemma3-270m``; issue 12, item 5): its
 GGUF comes in five parts, one per call, so the default's calls 5-7 carry them as well; ``fork`` gives every
@@ -55,7 +66,7 @@ alone 5 min (movies) to 7 min (northwind) at the budget of 8; all configurations
 then ``trainablate:movies`` with GPU_RUN_GRAPHS=countries,movies (movies trained while countries was
 evaluated), then ``latency:movies``, which did not finish its 100 questions in 8 minutes (4-18 s a question
 on the transformers backend with candidates: the GPU's single-question path is still slow, issue 15). Next
-round: the second base on countries alone, then northwind, then ``latency:movies`` with GPU_RUN_LIMIT=30.
+round: the second base on countries alone, then northwind, then ``latency:movies`` (now bounded to ~4 min).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -63,7 +74,16 @@ do overlap (they wait on the database and the host as much as on the GPU).
 
 (Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
 A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8
-GPU_RUN_LIMIT=10. A small one of both bases, as run on 2026-12-02 (the phases read .gpu/ under the
+GPU_RUN_LIMIT=10. The latency phase's, as run on 2026-12-03 with the tiny test model as the base so that it
+finishes on two shared cores (any model directory works as GPU_RUN_BASE; the static probe cannot compile on a
+CPU, so there it only checks the plumbing):
+
+    GPU_RUN_TMP=/tmp/dry-gpulat GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=movies GPU_RUN_LIMIT=3 \
+        .venv/bin/python scripts/gpu_run.py bench part0 model
+    GPU_RUN_TMP=/tmp/dry-gpulat GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=movies GPU_RUN_LIMIT=3 \
+        GPU_RUN_BASE=/path/to/tiny-model GPU_RUN_LATENCY_S=420 GPU_RUN_LATENCY_Q_S=30 \
+        .venv/bin/python scripts/gpu_run.py latency:movies
+ A small one of both bases, as run on 2026-12-02 (the phases read .gpu/ under the
 repository; the checkout's .venv stands in for ``install``):
 
     export GPU_RUN_TMP=/tmp/dry GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=countries GPU_RUN_PAIRS=300 \
@@ -473,27 +493,50 @@ def phase_heldout() -> None:
 
 
 def phase_latency(graph: str = "movies") -> None:
-    """Where a question's time goes on this GPU: ``scripts/bench_latency.py`` (the product's agent through
-    ``make_agent``, single stream) over the first 100 dev questions after 3 warm-up ones, the default model
-    with the shipped adapter (another base: its live, bootstrapped model) on the transformers backend, product
-    defaults (temperature 0.1, 200 new tokens at most, 3 attempts); per question the node timings and every
-    model call's trace (prompt and generated tokens, prefill, time per decoding step, host-side time); then 3
-    questions under torch.profiler (GPU kernel time against wall time). Needs the phases install, part0 and
-    model before it (the graph is loaded if missing)."""
-    n = DRY.get("limit", "100")
+    """Where a question's time goes on this GPU, decided in about 4 minutes (GPU_RUN_LATENCY_S, default 230:
+    the bench is stopped there, and its JSON, rewritten after every question, keeps what it measured).
+
+    ``scripts/bench_latency.py`` (the product's agent through ``make_agent``, single stream) on the first
+    GPU_RUN_LIMIT (default 30) dev questions after 2 warm-up ones, the default model with the shipped adapter
+    (another base: its live, bootstrapped model), transformers backend, product settings (temperature 0.1,
+    200 new tokens at most, 3 attempts), asking each question of two configurations in turn: the product's
+    GPU default of 4 candidates, and 1 candidate. Questions stop after GPU_RUN_LATENCY_Q_S (default 80) s;
+    2 questions of the first run under torch.profiler (GPU kernel time against wall time). Then the static
+    KV cache probe (``--static-probe``, GPU_RUN_STATIC_MODES, default "reduce-overhead,default"; within
+    GPU_RUN_STATIC_S, default 100 s): per torch.compile mode, whether the compiled decoding step works on the
+    warm-up questions and in a second thread, and the traceback where it fails (the next mode is tried only
+    then: ``default`` compiles without CUDA graphs); the first working mode's latency on the same
+    questions. Per configuration: p50/p95, per node, tokens generated (each row of a batch too), ms a
+    decoding step, the time outside the model. Needs the phases install, part0 and model before it (the
+    graph is loaded if missing)."""
+    n = DRY.get("limit", "30")
+    adapter = "shipped" if BASE == DEFAULT_BASE else "active"
+    out = OUT / f"latency-{tag(graph)}.json"
     args = [sys.executable, "scripts/bench_latency.py", "--graph", graph, "--graph-file", str(GRAPHS[graph]),
-            "--dataset", str(DEV[graph]), "--n", n, "--warmup", "3", "--backends", "transformers",
-            "--adapters", "shipped" if BASE == DEFAULT_BASE else "active", "--home", str(home(graph)),
-            "--device", DEVICE, "--profile", "3",
-            "--out", str(OUT / f"latency-{tag(graph)}.json")]
+            "--dataset", str(DEV[graph]), "--n", n, "--warmup", "2", "--interleave",
+            "--backends", "transformers+candidates=4,transformers+candidates=1", "--adapters", adapter,
+            "--home", str(home(graph)), "--device", DEVICE, "--profile", "2",
+            "--budget-s", os.environ.get("GPU_RUN_LATENCY_Q_S", "80"),
+            "--static-probe", os.environ.get("GPU_RUN_STATIC_MODES", "reduce-overhead,default"),
+            "--static-budget-s", os.environ.get("GPU_RUN_STATIC_S", "100"),
+            "--out", str(out)]
     env = env_for(graph, CYPHERLOOP_MAX_ATTEMPTS="3", CYPHERLOOP_TEMPERATURE="0.1",
                   CYPHERLOOP_MAX_NEW_TOKENS="200")
-    with open(OUT / f"latency-{tag(graph)}.log", "w") as log:
-        res = subprocess.run(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    lines = (OUT / f"latency-{tag(graph)}.log").read_text().splitlines()
-    print("\n".join(line[:1500] for line in lines[-8:]), flush=True)
-    if res.returncode:
-        raise RuntimeError(f"bench_latency exited {res.returncode}")
+    limit = float(os.environ.get("GPU_RUN_LATENCY_S", "230"))
+    log_file = OUT / f"latency-{tag(graph)}.log"
+    with open(log_file, "w") as log:
+        try:
+            code = subprocess.run(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  timeout=limit).returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    lines = log_file.read_text().splitlines()
+    print("\n".join(line[:1500] for line in lines[-12:]), flush=True)
+    if code is None:
+        kept = "holds what it measured" if out.is_file() else "was not written (nothing measured yet)"
+        print(f"bench_latency stopped at GPU_RUN_LATENCY_S={limit:g} s; {out.name} {kept}", flush=True)
+    elif code:
+        raise RuntimeError(f"bench_latency exited {code}")
 
 
 CASCADE_S = float(os.environ.get("GPU_RUN_CASCADE_S", "480"))
