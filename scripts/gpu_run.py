@@ -47,14 +47,18 @@ The cascade (issue 17, item 2) once both bases are trained on a graph (call 4's 
 ``scripts/bench_confidence.py`` on the SmolLM2 home (4 candidates, one attempt) escalating its unsure answers
 (confidence < GPU_RUN_THRESHOLD, default 0.5) to it, one question at a time; then the served model alone:
 
-    call 10                GPU_RUN_LIMIT=150 python3 scripts/gpu_run.py cascade:movies
+    call 10                GPU_RUN_LIMIT=100 python3 scripts/gpu_run.py cascade:movies
 
-It writes cascade-movies.json (small alone with its accuracy-vs-coverage curve, the cascade, large alone),
-one predictions file per configuration, cascade-movies.log and serve-movies.log. GPU_RUN_LIMIT picks that
-many questions by the hash of their id (none: all 488); the escalated and the large-alone questions go one
-by one through HTTP, so the limit is what keeps the call within its 10 minutes (GPU_RUN_CASCADE_S, default
-480 s, stops the benchmark in time for the results to come back). GPU_RUN_SERVE_ARGS adds options to
-``transformers serve`` (e.g. ``--continuous-batching``, untried here).
+It writes cascade-movies.json (small alone with its accuracy-vs-coverage curve, the cascade, large alone;
+rewritten after each), cascade-movies-movies-<config>.jsonl (predictions), cascade-movies.log and
+serve-movies.log. GPU_RUN_LIMIT picks that many questions by the hash of their id (none: all 488). The
+escalated questions (22% of movies below 0.5 in round 3) and every large-alone question go one by one
+through HTTP, each a single-stream generation (one reply took ~4 s on the product's GPU path in round 2,
+not understood: docs/BENCHMARKS.md), so the limit keeps the call within its 10 minutes; GPU_RUN_CASCADE_S
+(default 480 s) stops the benchmark in time for the results to come back, the cascade done before large
+alone. Not yet run on a GPU: ~4 min expected at 100 questions and ~1 s a request. GPU_RUN_SERVE_ARGS adds
+options to ``transformers serve`` (e.g. ``--continuous-batching``; untried, and the client asks one request
+at a time).
 
 ``model2`` joins the parts, checks the sha256 that gpu_stage.py recorded, places the GGUF where the product
 looks for an assembled one (<home>/models/gguf/) and converts it once. Results of a base other than the
@@ -98,7 +102,10 @@ the same settings with GPU_RUN_GRAPHS=movies, ``train:movies`` after ``index``, 
     GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:movies
     GPU_RUN_LIMIT=2 GPU_RUN_MAX_NEW_TOKENS=24 .venv/bin/python scripts/gpu_run.py cascade:movies
 
-(fewer new tokens: a busy 2-core CPU generates a few a second, and the client gives up on a reply after 60 s)
+(fewer new tokens: a busy 2-core CPU generates a few a second, and the client gives up on a reply after 60 s).
+On 2026-12-03 (2 shared cores, load ~10) it took 235 s: server ready 83 s, small 18 s, cascade 72 s (2 of 2
+escalated), large 49 s; Gemma's bootstrap had been killed for memory in its evaluation, so its converted base
+was served (a promoted full fine-tune, SmolLM2's v0001, was served the same way in a trial run).
 
 Every graph has its own home per base (/tmp/h-<graph>, /tmp/h-<graph>-gemma): its embedded FalkorDB,
 bootstrap folder and registry. The work is ``python -m ui.cli bootstrap`` and ``python -m ui.cli eval`` —
