@@ -219,9 +219,10 @@ def gemma_like_tokenizer():
     return fast
 
 
-def make_tiny_gemma_dir(path: Path, seed: int = 0) -> Path:
+def make_tiny_gemma_dir(path: Path, seed: int = 0, sliding_window: int = 64) -> Path:
     """A tiny random Gemma 3 (text) with ``gemma_like_tokenizer`` and the chat template the conversion gives
-    the real base; for the training path's Gemma-specific parts (its decoder and tied head)."""
+    the real base; for the training path's Gemma-specific parts (its decoder and tied head, its local layers'
+    ``sliding_window`` and global ones)."""
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
@@ -231,7 +232,9 @@ def make_tiny_gemma_dir(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = Gemma3TextConfig(
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, sliding_window=64,
+        num_key_value_heads=1, head_dim=16, max_position_embeddings=2048, sliding_window=sliding_window,
+        layer_types=["sliding_attention", "full_attention"],
+        query_pre_attn_scalar=16,  # = head_dim, as in the 270M base (CTranslate2 scales by head_dim)
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )
     model = Gemma3ForCausalLM(config)

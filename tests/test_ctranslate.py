@@ -382,3 +382,83 @@ def test_the_tokenizer_is_autotokenizers_own_class_and_prompt_without_torch(tiny
     root = str(Path(__file__).resolve().parent.parent)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.split()[-1] == "False"
+
+
+# --- sliding-window models (Gemma 3) ------------------------------------------------------------------
+LONG_SCHEMA = "Node properties:\n" + "".join(f"Label{i} {{name: STRING, city: STRING}}\n" for i in range(12))
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma(tmp_path_factory):
+    """A tiny Gemma 3 (a local and a global layer) whose sliding window a question on ``SCHEMA`` fits and one
+    on ``LONG_SCHEMA`` does not: (its folder, the window)."""
+    import copy
+
+    from agent_helpers import gemma_like_tokenizer, make_tiny_gemma_dir
+
+    from agent.core.prompt import prompt_token_ids
+    from agent.models.local import default_chat_template
+
+    tok = copy.deepcopy(gemma_like_tokenizer())
+    tok.chat_template = default_chat_template(tok)
+    short, long = (len(prompt_token_ids(tok, PromptInput("q?", s).messages())) for s in (SCHEMA, LONG_SCHEMA))
+    window = short + 12  # decoding past the window is computed right: only the prompt must fit
+    assert long > window
+    return make_tiny_gemma_dir(tmp_path_factory.mktemp("gemma") / "tiny-gemma", sliding_window=window), window
+
+
+@pytest.mark.parametrize("config, window", [
+    ({"sliding_window": 512, "layer_types": ["sliding_attention", "full_attention"]}, 512),  # Gemma 3
+    ({"text_config": {"sliding_window": 1024, "layer_types": ["sliding_attention"]}}, 1024),  # multimodal
+    ({"sliding_window": 4096, "layer_types": ["full_attention"] * 2}, None),  # Qwen2, use_sliding_window off
+    ({"hidden_size": 576}, None),  # Llama, SmolLM2
+])
+def test_the_sliding_window_is_read_from_models_that_have_local_layers(tmp_path, config, window):
+    from agent.models.ctranslate import sliding_window
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert sliding_window(tmp_path) == window
+    assert sliding_window(tmp_path / "missing") is None
+
+
+@needs_ct2
+def test_ctranslate2_serves_gemma3_as_transformers_does_and_refuses_a_prompt_past_its_window(
+        settings_for, tmp_path, tiny_gemma):
+    """CTranslate2 converts Gemma 3 and writes transformers' replies while the prompt fits the sliding
+    window; a longer prompt, which it would compute wrongly (docs/BENCHMARKS.md A, second base), is refused
+    in one line, batch included."""
+    from agent.core.errors import PromptOverWindow
+    from agent.models.ctranslate import MARKER
+
+    model_dir, window = tiny_gemma
+    ct2 = _local(settings_for, tmp_path / "h", model_dir, "ctranslate2")
+    hf = _local(settings_for, tmp_path / "h", model_dir, "transformers")
+    for q in ("q?", "How many customers?"):
+        assert ct2.generate(q, SCHEMA) == hf.generate(q, SCHEMA)
+    assert json.loads((ct2._path / MARKER).read_text())["sliding_window"] == window
+    for ask in (lambda: ct2.generate("q?", LONG_SCHEMA),
+                lambda: ct2.generate_batch([PromptInput("q?", SCHEMA), PromptInput("q?", LONG_SCHEMA)])):
+        with pytest.raises(PromptOverWindow) as err:
+            ask()
+        msg = str(err.value)
+        assert "\n" not in msg and f"> {window}" in msg and "transformers" in msg
+
+
+@needs_ct2
+def test_auto_answers_the_prompts_past_the_window_with_transformers(settings_for, tmp_path, tiny_gemma,
+                                                                     caplog):
+    model_dir, window = tiny_gemma
+    gen = _local(settings_for, tmp_path / "h", model_dir, "auto", device="cpu")
+    hf = _local(settings_for, tmp_path / "h", model_dir, "transformers")
+    short, long = hf.generate("q?", SCHEMA), hf.generate("q?", LONG_SCHEMA)
+    with caplog.at_level("WARNING", logger="agent.models.factory"):
+        assert gen.generate("q?", LONG_SCHEMA) == long
+        assert gen.traces[-1].backend == "transformers"
+        assert gen.generate("q?", SCHEMA) == short
+        assert gen.traces[-1].backend == "ctranslate2"  # the prompts that fit stay with CTranslate2
+        batch = gen.generate_batch([PromptInput("q?", SCHEMA), PromptInput("q?", LONG_SCHEMA)])
+        assert [r[0].text for r in batch] == [short, long]
+        assert gen.generate("q?", LONG_SCHEMA) == long
+    warned = [r.getMessage() for r in caplog.records if r.name == "agent.models.factory"]
+    assert len(warned) == 1 and "\n" not in warned[0] and f"> {window}" in warned[0]
+    assert gen.version == "tiny-gemma+base"

@@ -76,6 +76,10 @@ class ModelError(CypherloopError):
     """The text-generation model could not be loaded or failed to answer."""
 
 
+class PromptOverWindow(ModelError):
+    """A prompt longer than the model's sliding-attention window, which the backend would compute wrongly."""
+
+
 class StoreError(CypherloopError):
     """The feedback store could not read or write."""
 

@@ -146,6 +146,10 @@ class ChatGenerator:
             found = self.__dict__["_traces"] = deque(maxlen=self.TRACE_KEEP)
         return found
 
+    def share_traces(self, other: ChatGenerator) -> None:
+        """Record this generator's traces in ``other``'s: a stand-in answering some of ``other``'s calls."""
+        self.__dict__["_traces"] = other.traces
+
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
                        max_new_tokens: int | None = None) -> list[list[Generation]]:
         return [[Generation(self.complete(p.messages(), max_new_tokens)) for _ in range(n)] for p in prompts]

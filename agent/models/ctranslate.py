@@ -18,6 +18,13 @@ is computed once per distinct system turn and reused (a changed schema is anothe
 question runs the forward pass over its own ~20 tokens only; the greedy replies are those of the uncached
 path. What is left is decoding, ~40 steps a reply, each reading all the float32 weights. One OpenMP thread
 (``ct2_threads``) by default: two on two cores waited on each other whenever another process took a core.
+
+Sliding-window models (Gemma 2/3: local layers attend to the last ``sliding_window`` tokens, global layers to
+all): CTranslate2 4.8.5 converts Gemma 3 and writes transformers' logits (to 3e-5) while the prompt fits the
+window (512 tokens for Gemma 3 270M), decoding past it included, but a longer prompt comes out wrong (logit
+errors of 0.2 at 520 tokens, 5 at 600, garbage beyond; a static prompt longer than the window corrupted the
+heap), with or without the static prompt (docs/BENCHMARKS.md A, second base). So the conversion records the
+window and a longer prompt is refused with ``PromptOverWindow``, which ``auto`` answers with transformers.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.adapters import AdapterRef
-from agent.core.errors import ModelError
+from agent.core.errors import ModelError, PromptOverWindow
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
@@ -128,6 +135,7 @@ def _convert(settings: Settings, ref: AdapterRef | None, quantization: str, out:
     TransformersConverter(str(merged), low_cpu_mem_usage=True).convert(
         str(out / "ct2"), quantization=quantization, force=True
     )
+    window = sliding_window(merged)
     # the same tokenizer and chat template as training
     AutoTokenizer.from_pretrained(str(merged), local_files_only=True).save_pretrained(str(out / "ct2"))
     shutil.rmtree(out / "fp32", ignore_errors=True)
@@ -136,8 +144,33 @@ def _convert(settings: Settings, ref: AdapterRef | None, quantization: str, out:
     (out / "ct2").rmdir()
     (out / MARKER).write_text(json.dumps({
         "source": str(source), "version": ref.version if ref else "base",
-        "quantization": quantization, "ctranslate2": ct2.__version__,
+        "quantization": quantization, "ctranslate2": ct2.__version__, "sliding_window": window,
     }, indent=2))
+
+
+def sliding_window(model_dir: Path) -> int | None:
+    """The window of a model whose layers include sliding-window attention (``layer_types``: Gemma 2/3), read
+    from its ``config.json``; None for full attention everywhere (Llama, SmolLM2) or no readable config."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = config.get("text_config") or config
+    window = config.get("sliding_window")
+    layers = config.get("layer_types") or []
+    return int(window) if window and "sliding_attention" in layers else None
+
+
+def converted_window(folder: Path) -> int | None:
+    """The sliding window a conversion recorded; for one made before it was recorded, that of the model it
+    was converted from (its folder in the marker)."""
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if "sliding_window" in marker:
+        return marker["sliding_window"]
+    return sliding_window(Path(marker.get("source", "")))
 
 
 def _prune(keep: Path) -> None:
@@ -225,6 +258,7 @@ class CTranslate2Generator(ChatGenerator):
         self._path: Path | None = None
         self._stop: list[str] = []
         self._statics: set[tuple[str, ...]] = set()
+        self._window: int | None = None
 
     @property
     def version(self) -> str:
@@ -270,6 +304,17 @@ class CTranslate2Generator(ChatGenerator):
         self._stop = sorted({*stops, *([eos] if eos else [])})
         self._path = path
         self._statics = set()
+        self._window = converted_window(path)
+
+    def _check_window(self, prompt_tokens: int) -> None:
+        """``PromptOverWindow`` for a prompt longer than the model's sliding window (module docstring)."""
+        if self._window is not None and prompt_tokens > self._window:
+            ct2 = import_ctranslate2()
+            raise PromptOverWindow(
+                f"CTranslate2 {ct2.__version__} computes a sliding-window model wrongly from a prompt longer "
+                f"than its window ({prompt_tokens} tokens > {self._window}): CYPHERLOOP_MODEL_BACKEND=auto "
+                "or transformers answers it"
+            )
 
     def _options(self, temperature: float, max_new_tokens: int | None) -> dict[str, Any]:
         s = self.settings
@@ -313,6 +358,7 @@ class CTranslate2Generator(ChatGenerator):
             trace = GenerationTrace("ctranslate2")
             t = time.perf_counter()
             tokens = self._tokens(messages)
+            self._check_window(len(tokens))
             static, rest = self._static(tokens)
             trace.tokenize_ms, trace.prompt_tokens = (time.perf_counter() - t) * 1000, len(tokens)
             trace.cached_prompt_tokens = len(static or ())
@@ -340,8 +386,10 @@ class CTranslate2Generator(ChatGenerator):
             temp = self.settings.temperature if temperature is None else temperature
             per = n if temp > 0 else 1
             groups: dict[tuple[str, ...], list[tuple[int, list[str]]]] = {}
-            for i, p in enumerate(prompts):
-                static, rest = self._static(self._tokens(p.messages()))
+            rendered = [self._tokens(p.messages()) for p in prompts]
+            self._check_window(max(len(tokens) for tokens in rendered))
+            for i, tokens in enumerate(rendered):
+                static, rest = self._static(tokens)
                 groups.setdefault(tuple(static or ()), []).append((i, rest))
             out: list[list[Generation]] = [[] for _ in prompts]
             opts = self._options(temp, max_new_tokens)

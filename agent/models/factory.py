@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.core.errors import ConfigError, ModelError
+from agent.core.errors import ConfigError, ModelError, PromptOverWindow
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
 from agent.models import ctranslate
@@ -23,12 +23,15 @@ log = logging.getLogger(__name__)
 
 class FallbackGenerator:
     """``auto`` on a CPU: CTranslate2 answers; when it cannot prepare the model (the conversion or the load
-    failed), transformers answers from then on, after one warning line."""
+    failed), transformers answers from then on, after one warning line. A prompt CTranslate2 refuses as longer
+    than the model's sliding window (Gemma 3: ``PromptOverWindow``) is answered by transformers, loaded on
+    the first such prompt with one warning line; the prompts that fit stay with CTranslate2."""
 
     def __init__(self, primary: CTranslate2Generator, fallback: Callable[[], CypherGenerator]) -> None:
         self.primary = primary
         self._make_fallback = fallback
         self._fallback: CypherGenerator | None = None
+        self._over_window: CypherGenerator | None = None
         self._lock = threading.Lock()
 
     def serving(self) -> CypherGenerator:
@@ -43,6 +46,17 @@ class FallbackGenerator:
                     log.warning("CTranslate2 cannot serve (%s); transformers answers instead", reason)
                     self._fallback = self._make_fallback()
             return self._fallback
+
+    def stand_in(self, refused: PromptOverWindow) -> CypherGenerator:
+        """The transformers generator that answers the prompts CTranslate2 refuses as over the window (made
+        on the first, with one warning line; its traces go where CTranslate2's go)."""
+        with self._lock:
+            if self._over_window is None:
+                log.warning("%s; transformers answers the prompts longer than the window", refused)
+                self._over_window = self._make_fallback()
+                if isinstance(self._over_window, ChatGenerator):
+                    self._over_window.share_traces(self.primary)
+            return self._over_window
 
     def prepare(self, keep: bool = True) -> None:
         """Load what serves now (``ChatGenerator.prepare``): CTranslate2's model, or the stand-in's when it
@@ -61,12 +75,19 @@ class FallbackGenerator:
 
     def generate(self, question: str, schema_text: str, examples: Sequence[Example] = (),
                  error_feedback: ErrorFeedback | None = None) -> str:
-        return self.serving().generate(question, schema_text, examples, error_feedback)
+        try:
+            return self.serving().generate(question, schema_text, examples, error_feedback)
+        except PromptOverWindow as e:
+            return self.stand_in(e).generate(question, schema_text, examples, error_feedback)
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
                        max_new_tokens: int | None = None) -> list[list[Generation]]:
-        return self.serving().generate_batch(prompts, n=n, temperature=temperature,
-                                             max_new_tokens=max_new_tokens)
+        try:
+            return self.serving().generate_batch(prompts, n=n, temperature=temperature,
+                                                 max_new_tokens=max_new_tokens)
+        except PromptOverWindow as e:
+            return self.stand_in(e).generate_batch(prompts, n=n, temperature=temperature,
+                                                   max_new_tokens=max_new_tokens)
 
 
 def _load_quietly(model: ChatGenerator | FallbackGenerator) -> None:
