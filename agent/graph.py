@@ -59,7 +59,8 @@ from agent.core.errors import (
 from agent.core.feedback import AgentStore, ExampleSource, ExampleWriter, Interaction, VerifiedExample
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
-from agent.graphdb.base import GraphStore, QueryResult
+from agent.few_shot import select_examples
+from agent.graphdb.base import GraphSchema, GraphStore, QueryResult
 from agent.graphdb.readonly import check_read_only
 from agent.models.base import CypherGenerator, Generation, PromptInput
 from agent.schema_check import check_cypher
@@ -90,6 +91,9 @@ WHEN_EMPTY = 0.7
 
 EXAMPLES_MAX_CHARS = 4000
 """Few-shot examples in one prompt, in characters (about 1,000 tokens of SmolLM2's tokenizer)."""
+FEW_SHOT_CANDIDATES = 4
+"""The store is asked for this many times ``few_shot_k`` examples above the floor; the selection rule
+(``agent.few_shot``) keeps ``few_shot_k`` of them."""
 
 # Faults the model cannot fix: they end the run with status "error" (GraphUnavailable after the retries).
 INFRASTRUCTURE_ERRORS = (GraphUnavailable, GraphAuthError, UnknownGraph)
@@ -297,14 +301,7 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         examples = list(ctx.examples_override)[: ctx.few_shot_k] if ctx.few_shot_k else []
     elif ctx.feedback_store is not None and ctx.few_shot_k > 0:
         try:
-            graph = ctx.graph_name or ctx.graph_store.name
-            examples = [
-                e
-                for e in ctx.feedback_store.similar_examples(
-                    state.question, graph, k=ctx.few_shot_k, min_similarity=ctx.few_shot_min_similarity
-                )
-                if e.cypher
-            ]
+            examples = store_examples(ctx, state.question, schema)
         except Exception as e:  # noqa: BLE001 - few-shot is an aid; answer without it
             log.warning("few-shot retrieval failed, answering without examples: %s", e)
     if ctx.examples_override is None and ctx.example_pool is not None and ctx.pool_k > 0:
@@ -321,6 +318,19 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         "examples": within_budget(examples, ctx.examples_max_chars),
         "timings": {"retrieve": _ms(start)},
     }
+
+
+def store_examples(ctx: AgentContext, question: str, schema: GraphSchema) -> list[Example]:
+    """The feedback store's examples shown for ``question``: its ``FEW_SHOT_CANDIDATES`` × k most similar
+    above the floor, kept by ``agent.few_shot.select_examples`` (the live schema fits, the literals are the
+    question's) up to ``few_shot_k``."""
+    if ctx.feedback_store is None or ctx.few_shot_k <= 0:
+        return []
+    graph = ctx.graph_name or ctx.graph_store.name
+    found = ctx.feedback_store.similar_examples(
+        question, graph, k=ctx.few_shot_k * FEW_SHOT_CANDIDATES, min_similarity=ctx.few_shot_min_similarity
+    )
+    return select_examples(question, [e for e in found if e.cypher], schema, ctx.few_shot_k)
 
 
 def within_budget(examples: list[Example], max_chars: int) -> list[Example]:

@@ -7,7 +7,7 @@ import pytest
 from agent.answer import NO_DATA
 from agent.core.errors import GraphUnavailable
 from agent.core.prompt import ErrorFeedback, Example
-from agent.graph import CypherAgent, build_graph
+from agent.graph import FEW_SHOT_CANDIDATES, CypherAgent, build_graph
 from agent.models.base import ScriptedGenerator
 
 COUNT_CUSTOMERS = "MATCH (c:Customer) RETURN count(c) AS customers"
@@ -252,17 +252,18 @@ def test_model_failure_is_a_clear_error(shop, settings):
 class FakeFeedbackStore:
     """Protocol-conforming stand-in for the Chroma store (the real one has its own tests)."""
 
-    def __init__(self, fail=False):
+    def __init__(self, fail=False, examples=None):
         self.fail, self.queries, self.logged = fail, [], []
+        self.examples = examples or [
+            Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
+            Example("q2", "MATCH (p:Product) RETURN p.name"),
+        ]
 
     def similar_examples(self, question, graph, k=3, approved_only=False, min_similarity=-1.0):
         if self.fail:
             raise RuntimeError("chroma is down")
         self.queries.append((question, graph, k, min_similarity))
-        return [
-            Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
-            Example("q2", "MATCH (p:Product) RETURN p.name"),
-        ][:k]
+        return self.examples[:k]
 
     def log_interaction(self, interaction):
         if self.fail:
@@ -278,11 +279,29 @@ def test_examples_come_from_the_feedback_store(shop, settings):
     agent = make_agent(tuned, shop, gen, feedback_store=store)
     out = agent.ask("How many customers are there?")
     assert out.status == "ok"
-    assert store.queries == [("How many customers are there?", "shop", 2, 0.42)]  # the floor travels
+    # the floor travels; the store is asked for more than k, the selection rule keeps k
+    assert store.queries == [("How many customers are there?", "shop", 2 * FEW_SHOT_CANDIDATES, 0.42)]
     assert gen.seen[0]["examples"] == [
         Example("How many orders are there?", "MATCH (o:Order) RETURN count(o)"),
         Example("q2", "MATCH (p:Product) RETURN p.name"),
     ]
+
+
+def test_the_agent_is_shown_only_examples_the_selection_rule_keeps(shop, settings):
+    # issue 16: one customers → orders correction made "How many products are there?" wrong; an example
+    # about another entity, or one using a property the live graph lacks, is not shown; the next one is
+    fits = Example("How many orders were placed?", "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)")
+    store = FakeFeedbackStore(examples=[
+        Example("How many orders did Alice Meyer place?",
+                "MATCH (c:Customer {name: 'Alice Meyer'})-[:PLACED]->(o:Order) RETURN count(o)"),
+        Example("How many customers voted?", "MATCH (c:Customer) WHERE c.votes > 0 RETURN count(c)"),
+        fits,
+        Example("q4", "MATCH (p:Product) RETURN count(p)"),
+    ])
+    gen = RecordingGenerator([COUNT_CUSTOMERS])
+    agent = make_agent(settings.model_copy(update={"few_shot_k": 1}), shop, gen, feedback_store=store)
+    assert agent.ask("How many customers are there?").status == "ok"
+    assert gen.seen[0]["examples"] == [fits]
 
 
 def test_a_failing_feedback_store_costs_neither_answer_nor_log(shop, settings):

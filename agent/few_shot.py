@@ -1,0 +1,109 @@
+"""Which retrieved examples a question is shown (pure): the few-shot selection rule.
+
+The feedback store hands back the verified examples most similar to the question (cosine of the question
+embeddings, above ``few_shot_min_similarity``). A small model copies what it is shown — the example's
+literals, its filters, its properties — so similarity of wording alone is not enough. An example is shown
+only when:
+
+- **its query fits the live schema**: every label, relationship type (and direction) and property key it
+  uses exists now (``schema_check.check_cypher`` without repairs). An example written before the schema
+  changed, or one whose author used a property the graph does not have, teaches the model a name that
+  cannot answer anything;
+- **its literals are the question's**: every string literal of its query, and every number, occurs in the
+  question (numbers also as the words one … twenty; a ``LIMIT 1`` also when the question asks for a
+  "most …", "… -est" or "top" one). An example about 'V for Vendetta' or born after 1960 makes the model
+  answer about 'V for Vendetta' or born after 1960, whatever the question said;
+
+Measured on the dev sets' choose halves (docs/BENCHMARKS.md 7): the examples that turned right answers
+wrong carried another entity's literal, another question's filter or LIMIT, or a property the live schema
+lacks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from agent.core.cypher_text import tokenize
+from agent.core.prompt import Example
+from agent.graphdb.base import GraphSchema
+from agent.schema_check import check_cypher
+
+NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate((
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+        "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+    ))
+}
+"""Numbers a question spells out ("the top three …")."""
+
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_QUESTION_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SUPERLATIVE = re.compile(r"\b(?:most|least|top|\w{3,}est)\b", re.IGNORECASE)
+"""Question words that ask for the one first row: "the most …", "the cheapest …", "the top …"."""
+
+
+def literals(cypher: str) -> tuple[list[str], list[tuple[str, bool]]]:
+    """The query's string literals (unquoted) and its numbers, each with whether it is a LIMIT's or a SKIP's
+    count."""
+    strings: list[str] = []
+    numbers: list[tuple[str, bool]] = []
+    prev = ""
+    toks = [t for t in tokenize(cypher) if t.kind not in ("ws", "comment")]
+    for i, t in enumerate(toks):
+        if t.kind == "string":
+            strings.append(t.text[1:-1])
+        elif t.kind == "word" and _NUMBER.match(t.text):
+            after_dot = i > 0 and toks[i - 1].text == "." and i > 1 and toks[i - 2].kind == "word" \
+                and _NUMBER.match(toks[i - 2].text)
+            if after_dot:
+                continue  # the decimal part of 1.5, read with its integer part below
+            text = t.text
+            if i + 2 < len(toks) and toks[i + 1].text == "." and _NUMBER.match(toks[i + 2].text):
+                text = f"{t.text}.{toks[i + 2].text}"
+            numbers.append((text, prev in ("LIMIT", "SKIP")))
+        prev = t.text.upper() if t.kind == "word" else ""
+    return strings, numbers
+
+
+def _question_numbers(question: str) -> set[str]:
+    found = {m.group(0).replace(",", "") for m in _QUESTION_NUMBER.finditer(question)}
+    found |= {NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", question.lower()) if w in NUMBER_WORDS}
+    for decade in re.findall(r"\b(\d{2,3}0)'?s\b", question):  # "the 1960s": 1960 to 1969, or < 1970
+        found |= {decade, str(int(decade) + 9), str(int(decade) + 10)}
+    return found | {n.rstrip("0").rstrip(".") for n in found if "." in n}
+
+
+def foreign_literal(example: Example, question: str) -> str | None:
+    """The first literal of the example's query that the question does not contain, or None."""
+    text = " ".join(question.lower().split())
+    strings, numbers = literals(example.cypher)
+    for s in strings:
+        if " ".join(s.lower().split()) not in text:
+            return repr(s)
+    asked = _question_numbers(question)
+    for n, is_limit in numbers:
+        if n in asked or (is_limit and n == "1" and _SUPERLATIVE.search(question)):
+            continue
+        return n
+    return None
+
+
+def why_not_shown(example: Example, question: str, schema: GraphSchema | None) -> str | None:
+    """Why ``example`` must not be shown for ``question`` (one line), or None when it may be."""
+    if schema is not None:
+        check = check_cypher(example.cypher, schema, repair=False)
+        if check.errors or check.fixes:  # a fix without repairs: an arrow the schema has the other way round
+            return f"does not fit the live schema: {(check.errors or check.fixes)[0]}"
+    lit = foreign_literal(example, question)
+    if lit is not None:
+        return f"its query has {lit}, which the question does not"
+    return None
+
+
+def select_examples(
+    question: str, candidates: Iterable[Example], schema: GraphSchema | None, k: int
+) -> list[Example]:
+    """The first ``k`` of ``candidates`` (best first) that may be shown for ``question``."""
+    return [ex for ex in candidates if why_not_shown(ex, question, schema) is None][:k]

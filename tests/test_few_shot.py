@@ -1,0 +1,67 @@
+"""The few-shot selection rule (agent.few_shot): which retrieved examples a question is shown."""
+
+from agent.core.prompt import Example
+from agent.few_shot import foreign_literal, literals, select_examples, why_not_shown
+from tests.test_schema_check import SHOP
+
+# The cases are the dev sets' (movies, northwind) that turned a right answer wrong, moved onto the shop graph.
+VENDETTA = Example(
+    "Who are the top 3 customers from Berlin who reviewed 'Laptop Pro 14'?",
+    "MATCH (c:Customer {city: 'Berlin'})-[:REVIEWED]->(p:Product {name: 'Laptop Pro 14'}) RETURN c LIMIT 3",
+)
+MOST_ORDERS = Example(
+    "Who placed the most orders?",
+    "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, count(o) AS n ORDER BY n DESC LIMIT 1",
+)
+JOINED_1990S = Example(
+    "Which customers joined in the 1990s?",
+    "MATCH (c:Customer) WHERE c.joined >= 1990 AND c.joined < 2000 RETURN c.name",
+)
+
+
+def test_literals_reads_strings_numbers_and_limits():
+    strings, numbers = literals("MATCH (p:Product {name: \"Chai\"}) WHERE p.price > 12.5 AND p.stock < 3 "
+                                "RETURN p // 'not a literal'\nSKIP 2 LIMIT 10")
+    assert strings == ["Chai"]
+    assert numbers == [("12.5", False), ("3", False), ("2", True), ("10", True)]
+
+
+def test_an_example_about_another_entity_is_not_shown():
+    # The model answered "Who was born in 1965 and directed a movie?" about 'V for Vendetta', born > 1960.
+    assert foreign_literal(VENDETTA, "Which customers from Paris reviewed a product?") == "'Berlin'"
+    assert foreign_literal(VENDETTA, "Which 3 customers from berlin reviewed 'laptop pro 14'?") is None
+    assert foreign_literal(VENDETTA, "Name three customers from Berlin who reviewed Laptop Pro 14") is None
+    assert foreign_literal(VENDETTA, "Name two customers from Berlin who reviewed Laptop Pro 14") == "3"
+
+
+def test_a_limit_one_goes_with_a_superlative_question_only():
+    assert foreign_literal(MOST_ORDERS, "Which customer spent the most?") is None
+    assert foreign_literal(MOST_ORDERS, "Who is the newest customer?") is None
+    assert foreign_literal(MOST_ORDERS, "List the orders placed by customers from Berlin") == "1"
+    # a 1 that is not a LIMIT's count needs the question's own 1
+    assert foreign_literal(Example("q", "MATCH (c:Customer) WHERE c.stock > 1 RETURN c"),
+                           "Which customer is the newest?") == "1"
+
+
+def test_a_decade_in_the_question_covers_its_bounds():
+    assert foreign_literal(JOINED_1990S, "Who joined in the 1990s?") is None
+    assert foreign_literal(JOINED_1990S, "Who joined in 1995?") == "1990"
+
+
+def test_an_example_that_does_not_fit_the_live_schema_is_not_shown():
+    votes = Example("Which products have the most votes?",
+                    "MATCH (p:Product) RETURN p.name ORDER BY p.votes DESC LIMIT 1")
+    assert "votes" in why_not_shown(votes, "Which product has the most votes?", SHOP)
+    reversed_ = Example("Who placed orders?", "MATCH (o:Order)-[:PLACED]->(c:Customer) RETURN c.name")
+    assert "PLACED" in why_not_shown(reversed_, "Who placed orders?", SHOP)
+    assert why_not_shown(MOST_ORDERS, "Who placed the most orders?", SHOP) is None
+
+
+def test_select_keeps_the_order_and_fills_k_from_the_candidates_behind():
+    fits = Example("How many orders did each customer place?",
+                   "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, count(o)")
+    got = select_examples("Which customer placed the most orders?", [VENDETTA, MOST_ORDERS, JOINED_1990S, fits],
+                          SHOP, k=2)
+    assert got == [MOST_ORDERS, fits]
+    assert select_examples("Who placed the most orders?", [MOST_ORDERS, fits], SHOP, k=1) == [MOST_ORDERS]
+    assert select_examples("Who placed the most orders?", [], SHOP, k=3) == []
