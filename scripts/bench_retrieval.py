@@ -11,12 +11,15 @@ the questions whose numbers are reported, never used to choose). The examples go
 feedback store through ``import_examples`` (each run read-only first, stored as approved), exactly as a
 user's approved corrections would; the agent is ``make_agent`` with the shipped adapter on the product's
 default backend (``auto``: CTranslate2 float32 on a CPU, which writes the transformers backend's greedy
-replies), greedy, one attempt (so retrieval's effect is not hidden by repair rounds). ``--floor`` overrides
+replies), greedy, one attempt (so retrieval's effect is not hidden by repair rounds), shown what ``retrieve``
+picks (above the floor, then ``agent.few_shot``'s rule). ``--floor`` overrides
 the similarity floor (``-1`` turns it off; several values run one set of configurations each).
 
 Writes ``bench-output/retrieval.json``: per graph and configuration accuracy, correct, n and each
 question's predicted Cypher and correctness; per store size each asked question's nearest stored examples
-with their similarity (the floor not applied); plus command, machine, load and date. Quote it in
+with their similarity (the floor and the selection rule not applied), and per configuration the examples
+each question was shown (``agent.graph.store_examples``: above the floor, kept by ``agent.few_shot``); plus
+command, machine, load and date. Quote it in
 docs/BENCHMARKS.md with the raw JSON beside it.
 """
 
@@ -78,6 +81,24 @@ class SameReplies:
         return [self.replies[key] for key in keys]
 
 
+def against_k0(right: set[str], right_k0: set[str], ids: list[str]) -> dict[str, object]:
+    """A configuration against k=0 on the same questions: the ones it turned right (gains) and wrong
+    (losses), the exact (Clopper-Pearson) 95 % interval of each rate, and McNemar's exact two-sided p."""
+    from scipy.stats import binomtest
+
+    asked = set(ids)
+    gains, losses = sorted((right - right_k0) & asked), sorted((right_k0 - right) & asked)
+
+    def ci(count: int) -> list[float]:
+        interval = binomtest(count, len(ids)).proportion_ci(confidence_level=0.95, method="exact")
+        return [round(interval.low, 4), round(interval.high, 4)]
+
+    changed = len(gains) + len(losses)
+    p = binomtest(len(gains), changed).pvalue if changed else 1.0
+    return {"n": len(ids), "gains": gains, "losses": losses, "gain_rate_ci95": ci(len(gains)),
+            "loss_rate_ci95": ci(len(losses)), "mcnemar_p": round(p, 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--home", type=Path, default=OUT_DIR / "home", help="cypherloop home (graphs, model)")
@@ -100,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from agent.core.settings import load_settings
     from agent.evaluation import load_dataset, run_eval
     from agent.factory import make_agent
+    from agent.graph import store_examples
     from agent.models.factory import make_generator
     from feedback_store.chroma import ChromaFeedbackStore
 
@@ -156,8 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             update = {"few_shot_k": k} | ({"few_shot_min_similarity": floor} if floor is not None else {})
             agent = make_agent(settings.model_copy(update=update), graph_store=graph,
                                generator=generator, feedback_store=store)
+            schema = graph.schema()
+            shown = {i.id: [e.question for e in store_examples(agent.context, i.question, schema)]
+                     for i in asked} if k else {}
             rep = run_eval(agent, asked, label=f"{name} {label}", batch_size=args.batch_size)
             right = {x["id"] for x in rep.predictions if x.get("correct")}
+            if k == 0:
+                right_k0 = right
             results[name][label] = {
                 "examples_stored": report.added,
                 "correct_per_part": {part: len(right & set(ids)) for part, ids in parts.items()},
@@ -169,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_s": round(rep.wall_s, 1),
                 "correct_ids": sorted(x["id"] for x in rep.predictions if x.get("correct")),
                 "predicted": {x["id"]: x["predicted_cypher"] for x in rep.predictions},
+                "shown": {i: qs for i, qs in shown.items() if qs},
+                "vs_k0": {part: against_k0(right, right_k0, ids) for part, ids in parts.items()} if k else {},
             }
             print(f"{name:10s} {label:34s} {rep.correct:3d}/{rep.n} = {rep.accuracy:.1%}  "
                   + "  ".join(f"{part} {len(right & set(ids))}/{len(ids)}" for part, ids in parts.items())
