@@ -208,8 +208,9 @@ class Settings(BaseSettings):
         le=1,
         description="Verified examples less similar to the question than this (cosine, MiniLM) are never "
                     "retrieved: a merely related example misleads a small model more than no example (0.8: "
-                    "the only floor of 0.5/0.7/0.8 never below k=0 on the dev sets' choose halves, "
-                    "docs/BENCHMARKS.md 7).",
+                    "the only floor of 0.5/0.7/0.8 never below k=0 on the dev sets' choose halves; with the "
+                    "selection rule of agent/few_shot.py, 0.5 still lost 5 of 11 right answers after 10 "
+                    "examples, docs/BENCHMARKS.md 7).",
     )
     pool_k: int = Field(
         0,
