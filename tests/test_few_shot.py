@@ -60,8 +60,8 @@ def test_an_example_that_does_not_fit_the_live_schema_is_not_shown():
 def test_select_keeps_the_order_and_fills_k_from_the_candidates_behind():
     fits = Example("How many orders did each customer place?",
                    "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, count(o)")
-    got = select_examples("Which customer placed the most orders?", [VENDETTA, MOST_ORDERS, JOINED_1990S, fits],
-                          SHOP, k=2)
+    candidates = [VENDETTA, MOST_ORDERS, JOINED_1990S, fits]
+    got = select_examples("Which customer placed the most orders?", candidates, SHOP, k=2)
     assert got == [MOST_ORDERS, fits]
     assert select_examples("Who placed the most orders?", [MOST_ORDERS, fits], SHOP, k=1) == [MOST_ORDERS]
     assert select_examples("Who placed the most orders?", [], SHOP, k=3) == []
