@@ -63,7 +63,7 @@ class FullConfig:
         default=0.0, metadata={"help": "stop after this many seconds of training (0: no limit)"}
     )
     compile: bool = field(
-        default=False, metadata={"help": "torch.compile the model (CUDA; fixed-size buckets)"}
+        default=False, metadata={"help": "torch.compile the decoder (eager again if compiling fails)"}
     )
     pad_multiple: int = field(default=64, metadata={"help": "pad batch lengths to a multiple of this"})
     seed: int = field(default=0, metadata={"help": "batch order and initialisation seed"})
@@ -217,10 +217,12 @@ def train_full(
     if state["step"]:
         log.info("resumed at step %d of %d", state["step"], total_steps)
     ckpt = output_dir / CKPT_DIR
-    step_fn = _forward_loss
-    if cfg.compile and on_cuda:
-        step_fn = torch.compile(_forward_loss, dynamic=True)
-    loss_fn = functools.partial(step_fn, model.get_decoder(), model.get_output_embeddings())
+    decoder = model.get_decoder()
+    if cfg.compile:
+        # The decoder only: the loss picks the target positions with a boolean mask, a data-dependent shape
+        # that would break the graph; the head and the loss stay eager.
+        decoder = EagerFallback(torch.compile(decoder, dynamic=True), decoder)
+    loss_fn = functools.partial(_forward_loss, decoder, model.get_output_embeddings())
 
     losses: list[dict[str, Any]] = []
     loss_log = output_dir / LOSS_LOG
@@ -237,7 +239,15 @@ def train_full(
             _, attn, labels = batch
             n_tokens, n_targets = int(attn.sum()), int((labels != -100).sum())  # counted here: no GPU sync
             lr = learning_rate(cfg, total_steps, state["step"], time.perf_counter() - started)
-            loss = _optimizer_step(model, opt, loss_fn, batch, lr, cfg, dev)
+            try:
+                loss = _optimizer_step(model, opt, loss_fn, batch, lr, cfg, dev)
+            except Exception as e:
+                # the compiled backward is built on the first backward pass, outside EagerFallback's call
+                if not (isinstance(decoder, EagerFallback) and decoder.active):
+                    raise
+                decoder.disable(e)
+                opt.zero_grad(set_to_none=True)
+                loss = _optimizer_step(model, opt, loss_fn, batch, lr, cfg, dev)
             state["step"] += 1
             state["batch"] += 1
             state["tokens"] += n_tokens
@@ -264,8 +274,10 @@ def train_full(
     if on_cuda:
         torch.cuda.synchronize()
     state["train_s"] = time.perf_counter() - started
+    compiled = {"compiled": decoder.active, "compile_error": decoder.error} if isinstance(
+        decoder, EagerFallback) else {"compiled": False}
     return _save_run(model, tok, cfg, state, losses, output_dir, base_model, data_hash, total_steps,
-                     steps_per_epoch, len(examples), tokenize_s, stopped_by_budget, dev)
+                     steps_per_epoch, len(examples), tokenize_s, stopped_by_budget, dev, compiled)
 
 
 def _load_examples(tok: Any, train_file: Path, max_length: int) -> tuple[list[tuple[list[int], int]], float]:
@@ -355,7 +367,8 @@ def learning_rate(cfg: FullConfig, total_steps: int, step: int, seconds: float =
 
 def _save_run(model: Any, tok: Any, cfg: FullConfig, state: dict[str, Any], losses: list[dict[str, Any]],
               output_dir: Path, base_model: Path, data_hash: str, total_steps: int, steps_per_epoch: int,
-              n_examples: int, tokenize_s: float, stopped_by_budget: bool, dev: str) -> FullResult:
+              n_examples: int, tokenize_s: float, stopped_by_budget: bool, dev: str,
+              compiled: dict[str, Any]) -> FullResult:
     """The trained model into RUN_DIR/model/ (atomically), the metrics, and train_result.json last."""
     import torch
 
@@ -388,6 +401,7 @@ def _save_run(model: Any, tok: Any, cfg: FullConfig, state: dict[str, Any], loss
         # model FLOPs utilisation against the H100/H200 dense bf16 peak: 6·N per non-padding token
         "mfu_h200": round(6 * n_params * tps / 989e12, 4) if on_cuda else None,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2) if on_cuda else None,
+        **compiled,  # whether torch.compile ran to the end, or why it stopped
     }
     result = FullResult(
         str(output_dir), str(model_dir), str(base_model), data_hash, asdict(cfg), metrics, time.time()
@@ -395,6 +409,37 @@ def _save_run(model: Any, tok: Any, cfg: FullConfig, state: dict[str, Any], loss
     atomic_write_text(output_dir / RESULT_FILE, json.dumps(asdict(result), indent=2))
     shutil.rmtree(ckpt, ignore_errors=True)
     return result
+
+
+class EagerFallback:
+    """Call ``compiled``; if compiling or running it fails, say so once and call ``eager`` from then on.
+
+    ``torch.compile`` is a speed-up whose failures depend on the machine (torch, Triton and driver versions):
+    a run must not be lost to one, so the first failure costs a warning, not the training.
+    """
+
+    def __init__(self, compiled: Callable[..., Any], eager: Callable[..., Any]) -> None:
+        self.compiled: Callable[..., Any] | None = compiled
+        self.eager = eager
+        self.error: str | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - any compiler failure: the eager module computes the same
+                self.disable(e)
+        return self.eager(*args, **kwargs)
+
+    @property
+    def active(self) -> bool:
+        return self.compiled is not None
+
+    def disable(self, e: BaseException) -> None:
+        """Use the eager module from now on, because of ``e`` (kept in ``error``)."""
+        self.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        log.warning("torch.compile failed (%s); training continues without it", self.error)
+        self.compiled = None
 
 
 def _forward_loss(decoder: Any, head: Any, input_ids: Any, attn: Any, labels: Any) -> Any:

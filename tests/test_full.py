@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -168,3 +169,41 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny, data, tmp_path):
     assert result.metrics["steps"] == result.metrics["total_steps"] > done_before
     steps = [json.loads(x)["step"] for x in (run / "loss.jsonl").read_text().splitlines()]
     assert steps[-1] == result.metrics["total_steps"]
+
+
+class _BrokenCompile:
+    """Stands in for ``torch.compile``'s result: fails the way a compiler does, at the call or only when the
+    backward pass is built (AOTAutograd compiles the backward lazily, outside the forward call)."""
+
+    def __init__(self, module, when):
+        self.module, self.when, self.calls = module, when, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.when == "call":
+            raise RuntimeError("inductor: unsupported op\nlong compiler traceback")
+        out = self.module(*args, **kwargs)
+
+        def fail(grad):
+            raise RuntimeError("backward compile failed")
+
+        out.last_hidden_state.register_hook(fail)
+        return out
+
+
+@pytest.mark.parametrize("when", ["call", "backward"])
+def test_a_failing_torch_compile_costs_a_warning_not_the_run(tiny, data, tmp_path, monkeypatch, caplog, when):
+    import torch
+
+    made = []
+    monkeypatch.setattr(torch, "compile", lambda m, **kw: made.append(_BrokenCompile(m, when)) or made[-1])
+    cfg = FullConfig.load("full-cpu", ["epochs=1", "tokens_per_batch=2048", "compile=true", "log_every=1"])
+    with caplog.at_level("WARNING", logger="cypherloop.full"):
+        result = train_full(data, tiny, tmp_path / "run", cfg)
+    assert made and made[0].calls == 1  # tried once, then the eager decoder for every step
+    m = result.metrics
+    assert m["steps"] == m["total_steps"] and m["compiled"] is False
+    assert m["compile_error"].startswith("RuntimeError: ") and "traceback" not in m["compile_error"]
+    assert "torch.compile failed" in caplog.text
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(x) for x in losses)
