@@ -185,6 +185,15 @@ class Bootstrap:
                 )
             )
             self.state["seed"] = seed
+        elif train_overrides and list(train_overrides) != self.state["plan"]["train_overrides"]:
+            # settings given to a resumed bootstrap: they count until its training starts, never silently not
+            if "train" in self.state["stages"] or (self.dir / "run").exists():
+                raise ConfigError(
+                    f"the bootstrap of {graph} already trained with "
+                    f"{self.state['plan']['train_overrides'] or 'no --set'}; add --fresh to start again with "
+                    f"{' '.join(train_overrides)}"
+                )
+            self.state["plan"]["train_overrides"] = list(train_overrides)
         self.plan = Plan(**self.state["plan"])
 
     # --- state ---------------------------------------------------------------------------------

@@ -106,3 +106,21 @@ def test_bootstrap_runs_end_to_end_and_resumes_after_a_kill(home, tiny):
     again = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and json.loads(again.stdout)["version"] == report["version"]
     assert reg.versions() == [report["version"]]
+
+
+def test_settings_given_to_a_resumed_bootstrap_count_until_it_trains(tmp_path, settings_for):
+    """`--set` on a later call of a bootstrap whose plan an earlier call wrote (GPU round 5 lost its
+    compile=true this way): taken while nothing trained, a one-line refusal after."""
+    from agent.core.errors import ConfigError
+    from finetune.bootstrap import Bootstrap
+
+    settings = settings_for(tmp_path / "home")
+    first = Bootstrap(settings, "shop", device="cpu")
+    first._save_state()
+    again = Bootstrap(settings, "shop", device="cpu", train_overrides=["compile=true"])
+    assert again.plan.train_overrides == ["compile=true"]
+    again._save_state()
+    (again.dir / "run").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="already trained with .*compile=true.*--fresh"):
+        Bootstrap(settings, "shop", device="cpu", train_overrides=["epochs=1"])
+    assert Bootstrap(settings, "shop", device="cpu").plan.train_overrides == ["compile=true"]

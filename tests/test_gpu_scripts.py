@@ -50,10 +50,12 @@ def test_the_cascade_serves_the_second_base_and_benchmarks_the_default_home(monk
     run = _script("gpu_run")
     serve = run.serve_command("/tmp/h-movies-gemma/m", 8123, "cuda")
     assert serve[serve.index("serve") + 1] == "/tmp/h-movies-gemma/m"
-    assert serve[-7:] == ["--host", "127.0.0.1", "--port", "8123", "--device", "cuda", "--continuous-batching"]
+    assert serve[-7:] == ["--host", "127.0.0.1", "--port", "8123", "--device", "cuda",
+                          "--continuous-batching"]
     bench = run.cascade_command("movies", "/tmp/h-movies-gemma/m", "http://127.0.0.1:8123/v1", None)
     opts = dict(zip(bench[2::2], bench[3::2], strict=False))
-    assert bench[1] == "scripts/bench_confidence.py" and opts["--home"] == str(run.home("movies", run.DEFAULT_BASE))
+    assert bench[1] == "scripts/bench_confidence.py"
+    assert opts["--home"] == str(run.home("movies", run.DEFAULT_BASE))
     assert opts["--limit"] == "0" and opts["--dataset"] == str(run.DEV["movies"])
     assert opts["--escalate-model"] == "/tmp/h-movies-gemma/m"
     assert opts["--escalate-base-url"] == "http://127.0.0.1:8123/v1"
