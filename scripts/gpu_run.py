@@ -70,13 +70,14 @@ alone 5 min (movies) to 7 min (northwind) at the budget of 8; all configurations
 then ``trainablate:movies`` with GPU_RUN_GRAPHS=countries,movies (movies trained while countries was
 evaluated), then ``latency:movies``, which did not finish its 100 questions in 8 minutes (4-18 s a question
 on the transformers backend with candidates: the GPU's single-question path is still slow, issue 15). Round 5
-(2026-12-03, 27 min held): install + part0 + model setup + index ~4.5 min, SmolLM2 train:movies 5.1 min, the
-four gpart calls ~20 s, Gemma model2 fork train:movies (budget 6) 8.1 min, latency:movies 3.9 min, probes
-~4 min. Gemma answered its own held-out questions 7 % of the time (a serving problem to find on the CPU
-first); the cascade was not run. Next round: Gemma fixed, then its movies ablation and ``cascade:movies``;
-and the static cache (CYPHERLOOP_GENERATION_CACHE=static) in ``latency:movies``, warmed with two prompt
-lengths (each new length compiled again the first two times). GPU_RUN_SET reaches the training since
-72bcba7 (round 5's was dropped: ``setup`` wrote the plan without it, and a resumed bootstrap kept that plan).
+(2026-12-03, 27 min held): start + install + part0 + model setup + index ~5 min, SmolLM2 train:movies 5.1
+min, the four gpart calls ~25 s, Gemma model2 fork train:movies (budget 6) 9.4 min, latency:movies 3.9 min,
+probes ~4 min. Gemma answered its own held-out questions 7 % of the time (a serving problem to find on the
+CPU first); the cascade was not run. Next round: Gemma fixed, then its movies ablation and
+``cascade:movies``; and the static cache (CYPHERLOOP_GENERATION_CACHE=static) in ``latency:movies``, warmed
+with two prompt lengths (each new length compiled again the first two times). GPU_RUN_SET reaches the
+training since 72bcba7 (round 5's was dropped: ``setup`` wrote the plan without it, and a resumed bootstrap
+kept that plan).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
