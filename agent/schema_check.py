@@ -18,7 +18,10 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   the movie in 20 of the 58 movies dev questions it failed (round 3); on the round-3 predictions the two
   moves turn 13 wrong movies answers and 9 northwind ones right, and no right one wrong;
 - ``length(x.name)`` becomes ``size(x.name)``: ``length()`` takes a path (Neo4j 5, FalkorDB), a property
-  is a string or a list.
+  is a string or a list;
+- before those, ``repair_clauses``: an aggregate written again after the ``WITH`` that named it becomes the
+  name, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
+  its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery).
 
 A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
@@ -97,9 +100,10 @@ def check_cypher(cypher: str, schema: GraphSchema, repair: bool = True) -> Schem
         return SchemaCheck(cypher=cypher)
     if not repair:
         return _check(cypher, schema)
-    repaired, fixes = repair_names(cypher, schema)
+    repaired, fixes = repair_clauses(cypher, schema)
+    repaired, named = repair_names(repaired, schema)
     result = _check(repaired, schema)
-    result.fixes = fixes + result.fixes
+    result.fixes = fixes + named + result.fixes
     return result
 
 
@@ -624,3 +628,171 @@ def _unknown(kind: str, name: str, known: list[str], prefix: str = "") -> str:
     hint_text = f" Did you mean {prefix}{hint[0]}?" if hint else ""
     shown = ", ".join(prefix + k for k in known[:30])
     return f"Unknown {kind} {name}; the schema has {shown}.{hint_text}"
+
+
+# ================================================================================================
+# Clause repairs: queries the database refuses whose intent the text itself decides
+# ================================================================================================
+
+AGG_CALL = re.compile(r"\b(?P<fn>count|sum|avg|min|max|collect)\s*\(", re.IGNORECASE)
+WITH_CLAUSE = re.compile(r"\bWITH\s+(?:DISTINCT\s+)?", re.IGNORECASE)
+CLAUSE_END = re.compile(
+    r"\b(?:WHERE|ORDER\s+BY|SKIP|LIMIT|OPTIONAL|MATCH|RETURN|WITH|UNWIND|UNION|CALL)\b", re.IGNORECASE
+)
+NUMERIC_AGG_OF_PROP = re.compile(
+    rf"\b(?P<fn>sum|avg)\s*\(\s*(?P<distinct>DISTINCT\s+)?(?P<arg>(?P<var>{_IDENT})\.(?P<prop>{_IDENT}))\s*\)",
+    re.IGNORECASE,
+)
+TEXT_TEST_OF_PROP = re.compile(
+    rf"(?<![\w.`])(?P<arg>(?P<var>{_IDENT})\.(?P<prop>{_IDENT}))\s+(?P<op>CONTAINS|STARTS\s+WITH|ENDS\s+WITH|=)\s*"
+    r"(?P<lit>'_*'|\"_*\")",
+    re.IGNORECASE,
+)
+COUNT_SUBQUERY = re.compile(r"\bcount\s*\{", re.IGNORECASE)
+
+
+def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
+    """Rewrite what the database refuses, or answers with nothing, where the query's own text says what was
+    meant:
+
+    - an aggregate repeated after the ``WITH`` that named it, over a variable that ``WITH`` dropped, becomes
+      the name (``WITH p, count(m) AS n WHERE n > 3 RETURN p.name, count(m) AS n`` → ``RETURN p.name, n``:
+      ``m`` is no longer defined there);
+    - ``sum``/``avg`` of a list property averages its length (``avg(r.roles)`` → ``avg(size(r.roles))``);
+    - a list property tested like a string tests its elements (``r.roles CONTAINS 'Captain'`` →
+      ``any(x IN r.roles WHERE x CONTAINS 'Captain')``, ``r.roles = 'Neo'`` → ``'Neo' IN r.roles``);
+    - Neo4j 5's ``COUNT { pattern }`` becomes ``size([pattern | 1])``, which FalkorDB runs.
+    """
+    fixes: list[str] = []
+    cypher = _alias_repeated_aggregates(cypher, fixes)
+    cypher = _count_subqueries(cypher, fixes)
+    lists = _list_vars(cypher, schema)
+    if lists:
+        cypher = _list_tests(cypher, lists, fixes)
+    return cypher, fixes
+
+
+def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
+    for a, b, new in sorted(edits, reverse=True):
+        text = text[:a] + new + text[b:]
+    return text
+
+
+def _call_end(masked: str, open_paren: int) -> int:
+    """The offset just past the bracket that closes the one at ``open_paren`` (or -1)."""
+    pairs = {"(": ")", "[": "]", "{": "}"}
+    stack: list[str] = []
+    for i in range(open_paren, len(masked)):
+        c = masked[i]
+        if c in pairs:
+            stack.append(pairs[c])
+        elif stack and c == stack[-1]:
+            stack.pop()
+            if not stack:
+                return i + 1
+    return -1
+
+
+def _top_level_split(text: str) -> list[tuple[int, int]]:
+    """Spans of ``text``'s comma-separated items outside brackets."""
+    spans, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if c == "," and depth == 0:
+            spans.append((start, i))
+            start = i + 1
+    spans.append((start, len(text)))
+    return spans
+
+
+def _squash(expr: str) -> str:
+    return re.sub(r"\s+", "", expr).lower()
+
+
+def _alias_repeated_aggregates(cypher: str, fixes: list[str]) -> str:
+    masked = mask(cypher)
+    edits: list[tuple[int, int, str]] = []
+    withs = list(WITH_CLAUSE.finditer(masked))
+    for n, w in enumerate(withs):
+        stop = CLAUSE_END.search(masked, w.end())
+        proj_end = stop.start() if stop else len(masked)
+        scope_end = withs[n + 1].start() if n + 1 < len(withs) else len(masked)
+        proj = masked[w.end():proj_end]
+        carried: set[str] = set()
+        named: dict[str, str] = {}  # squashed aggregate → its alias
+        for a, b in _top_level_split(proj):
+            item = proj[a:b].strip()
+            m = re.fullmatch(rf"(?P<expr>.+?)\s+AS\s+(?P<alias>{_IDENT})", item, re.IGNORECASE | re.DOTALL)
+            if m is None:
+                carried.add(_unquote(item))
+            elif AGG_CALL.match(expr := m.group("expr")) and _call_end(expr, expr.index("(")) == len(expr):
+                named[_squash(expr)] = _unquote(m.group("alias"))
+            else:
+                carried.add(_unquote(m.group("alias")))
+        if not named:
+            continue
+        for call in AGG_CALL.finditer(masked, proj_end, scope_end):
+            end = _call_end(masked, call.end() - 1)
+            alias = named.get(_squash(masked[call.start():end])) if end > 0 else None
+            if alias is None:
+                continue
+            inner = masked[call.end():end - 1]
+            names = re.findall(rf"(?<![\w.`]){_IDENT}", inner)
+            used = {_unquote(v) for v in names if v.upper() != "DISTINCT"}
+            if used <= carried:
+                continue  # still defined here: a second aggregation the query may mean
+            same_name = re.match(rf"\s+AS\s+`?{re.escape(alias)}`?(?![\w`])", masked[end:], re.IGNORECASE)
+            edits.append((call.start(), end + (same_name.end() if same_name else 0), alias))
+            fixes.append(f"replaced {cypher[call.start():end]} with {alias} (named by the WITH before it, "
+                         f"whose variables it no longer sees)")
+    return _apply(cypher, edits)
+
+
+def _count_subqueries(cypher: str, fixes: list[str]) -> str:
+    masked = mask(cypher)
+    edits: list[tuple[int, int, str]] = []
+    for m in COUNT_SUBQUERY.finditer(masked):
+        end = _call_end(masked, m.end() - 1)
+        body = cypher[m.end():end - 1].strip() if end > 0 else ""
+        body = re.sub(r"^MATCH\s+", "", body, flags=re.IGNORECASE)
+        if not body.startswith("(") or re.search(r"\b(RETURN|MATCH|WITH|CALL|UNION)\b", mask(body), re.I):
+            continue
+        edits.append((m.start(), end, f"size([{body} | 1])"))
+        fixes.append(f"replaced {cypher[m.start():end]} with size([{body} | 1]) (no COUNT subqueries here)")
+    return _apply(cypher, edits)
+
+
+def _list_vars(cypher: str, schema: GraphSchema) -> dict[str, set[str]]:
+    """Each variable bound in a pattern → its LIST-typed property names."""
+    out: dict[str, set[str]] = {}
+    for chain in _parse_chains(mask(cypher)):
+        for item in chain:
+            if not item.var:
+                continue
+            owners = item.labels if isinstance(item, _Node) else item.types
+            entries = [schema.label(x) if isinstance(item, _Node) else schema.rel(x) for x in owners]
+            props = {p.name for e in entries if e is not None for p in e.properties if p.type == "LIST"}
+            if props:
+                out.setdefault(item.var, set()).update(props)
+    return out
+
+
+def _list_tests(cypher: str, lists: dict[str, set[str]], fixes: list[str]) -> str:
+    masked = mask(cypher)
+    edits: list[tuple[int, int, str]] = []
+    used = set(re.findall(_IDENT, masked))
+    elem = next(n for n in ("x", "x1", "x2", "item", "elem") if n not in used)
+    for m in NUMERIC_AGG_OF_PROP.finditer(masked):
+        if _unquote(m.group("prop")) in lists.get(_unquote(m.group("var")), set()):
+            arg, fn = m.group("arg"), m.group("fn")
+            edits.append((m.start("arg"), m.end("arg"), f"size({arg})"))
+            fixes.append(f"replaced {fn}({arg}) with {fn}(size({arg})) ({arg} is a list)")
+    for m in TEXT_TEST_OF_PROP.finditer(masked):
+        if _unquote(m.group("prop")) not in lists.get(_unquote(m.group("var")), set()):
+            continue
+        arg, lit, op = m.group("arg"), cypher[m.start("lit"):m.end("lit")], " ".join(m.group("op").split())
+        new = f"{lit} IN {arg}" if op == "=" else f"any({elem} IN {arg} WHERE {elem} {op} {lit})"
+        edits.append((m.start(), m.end(), new))
+        fixes.append(f"replaced {cypher[m.start():m.end()]} with {new} ({arg} is a list)")
+    return _apply(cypher, edits)

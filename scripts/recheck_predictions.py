@@ -16,6 +16,9 @@ read-only when they changed it, and scored against the gold query with the bench
 repair rounds, so this shows what the current check adds to them, not a re-run of the model.
 ``--mode node-key``: a reply that returns a bare node (``RETURN m``) returns the node's key property
 instead (``RETURN m.title``), to see how much of a score is the return convention of the gold queries.
+``--half tune|report`` scores one half of the questions only, split by id hash as
+``scripts/bench_retrieval.py`` splits them (``in_choose_part``: tune = its choose part): find and measure a
+change on the tune half, then report it once on the other.
 The graph must be loaded in ``--home`` (``cypherloop graph load FILE --graph NAME``). Prints one line.
 """
 
@@ -31,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 KEYS = ("name", "title", "companyName", "productName", "categoryName", "code")
 BARE_NODE = re.compile(r"RETURN\s+(DISTINCT\s+)?(?P<var>\w+)(\s+ORDER BY|\s+LIMIT|\s*$)")
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--predictions", type=Path, required=True)
     ap.add_argument("--mode", choices=("repair", "node-key"), default="repair")
+    ap.add_argument("--half", choices=("all", "tune", "report"), default="all")
     args = ap.parse_args(argv)
     for p in (args.dataset, args.predictions):
         if not p.is_file():
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     schema = store.schema()
     gold = {r["id"]: r["cypher"] for r in _rows(args.dataset)}
     preds = _rows(args.predictions)
+    if args.half != "all":
+        from bench_retrieval import in_choose_part
+
+        preds = [r for r in preds if in_choose_part(r["id"]) == (args.half == "tune")]
 
     def rewrite(cypher: str) -> str:
         if args.mode == "repair":
@@ -97,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         lost += r["correct"] and not ok
     base = sum(bool(r["correct"]) for r in preds)
     print(json.dumps({"graph": args.graph, "mode": args.mode, "predictions": str(args.predictions),
-                      "n": len(preds), "correct": base, "changed": changed, "gained": gained, "lost": lost,
-                      "correct_after": base + gained - lost}))
+                      "half": args.half, "n": len(preds), "correct": base, "changed": changed,
+                      "gained": gained, "lost": lost, "correct_after": base + gained - lost}))
     return 0
 
 

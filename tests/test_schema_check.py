@@ -64,6 +64,8 @@ VALID = [
     "MATCH (c:Customer {city: 'Berlin'}) RETURN c.email",
     "MATCH (c:Customer) WHERE c.name = 'x.y (z:Nope)-[:BAD]->()' RETURN c",  # strings are ignored
     "MATCH (c:Customer) WITH c.city AS city, count(*) AS n RETURN city, n",
+    "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n WHERE n > 1 RETURN c.name, n",
+    "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, o, count(o) AS n RETURN c.name, count(o) AS m",
     "MATCH (c:Customer) RETURN c {.name, .city}",
     "MATCH (c:Customer) RETURN [x IN collect(c) | x.whatever] AS xs",  # x is not bound in a pattern
     "UNWIND [1, 2] AS x RETURN x",
@@ -304,3 +306,64 @@ def test_length_of_a_property_becomes_size():
     assert r.cypher == "MATCH (c:Customer) RETURN c.name ORDER BY size(c.name) DESC, size( c.email )"
     path = "MATCH p = (c:Customer)-[:PLACED]->(:Order) RETURN length(p)"
     assert check_cypher(path, SHOP).cypher == path
+
+
+CAST = GraphSchema(
+    labels=(NodeLabel("Person", _props(name="STRING")), NodeLabel("Movie", _props(title="STRING"))),
+    relationships=(RelType("ACTED_IN", _props(roles="LIST")),),
+    patterns=(Pattern("Person", "ACTED_IN", "Movie"),),
+)
+
+
+@pytest.mark.parametrize(
+    "schema, cypher, fixed",
+    [
+        (  # the aggregate the WITH named, written again where its variable is gone: the name
+            SHOP,
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n WHERE n > 3 "
+            "RETURN c.name, count(o) AS n ORDER BY n DESC",
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n WHERE n > 3 "
+            "RETURN c.name, n ORDER BY n DESC",
+        ),
+        (
+            SHOP,
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(DISTINCT o) AS n WHERE n > 3 "
+            "RETURN c.name, COUNT( DISTINCT o ) AS orders",
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(DISTINCT o) AS n WHERE n > 3 "
+            "RETURN c.name, n AS orders",
+        ),
+        (  # Neo4j 5's COUNT subquery
+            SHOP,
+            "MATCH (c:Customer) RETURN c.name, count { (c)-[:PLACED]->(:Order {status: 'x}'}) } AS n",
+            "MATCH (c:Customer) RETURN c.name, size([(c)-[:PLACED]->(:Order {status: 'x}'}) | 1]) AS n",
+        ),
+        (
+            SHOP,
+            "MATCH (c:Customer) WHERE COUNT {MATCH (c)-[:PLACED]->(:Order)} > 3 RETURN c",
+            "MATCH (c:Customer) WHERE size([(c)-[:PLACED]->(:Order) | 1]) > 3 RETURN c",
+        ),
+        (
+            CAST,
+            "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) RETURN avg(r.roles), sum(DISTINCT r.roles)",
+            "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) RETURN avg(size(r.roles)), sum(DISTINCT size(r.roles))",
+        ),
+        (
+            CAST,
+            "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) WHERE r.roles CONTAINS 'Cap' "
+            "OR r.roles STARTS  WITH \"Dr\" RETURN m.title",
+            "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) WHERE any(x IN r.roles WHERE x CONTAINS 'Cap') "
+            "OR any(x IN r.roles WHERE x STARTS WITH \"Dr\") RETURN m.title",
+        ),
+        (
+            CAST,
+            "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) WHERE r.roles = 'Neo' AND p.name = 'N' RETURN m",
+            "MATCH (p:Person)-[r:ACTED_IN]->(m:Movie) WHERE 'Neo' IN r.roles AND p.name = 'N' RETURN m",
+        ),
+    ],
+)
+def test_clause_repairs(schema, cypher, fixed):
+    """What the database refuses (or answers with nothing) where the query's text says what was meant."""
+    r = check_cypher(cypher, schema)
+    assert r.cypher == fixed and r.ok and r.fixes
+    unchanged = "MATCH (p:Person) WHERE p.name CONTAINS 'x' RETURN avg(size(p.name))"
+    assert check_cypher(unchanged, CAST).fixes == []
