@@ -116,6 +116,8 @@ def test_conditions_and_ordering_in_the_proportions_people_ask(demo_pairs):
     assert share["filters:2"] + share["filters:3"] <= 0.35 * len(pairs), share
     assert sum("LIMIT" in p.cypher for p in pairs) >= 0.15 * len(pairs)
     assert sum("filter_kind:list" in p.features for p in pairs) <= 0.06 * len(pairs)
+    # repeated rows are mostly listed as they come (text2cypher rows: RETURN DISTINCT in 3.4 %)
+    assert sum("RETURN DISTINCT" in p.cypher for p in pairs) <= 0.1 * len(pairs)
     # "Which …" / "List …" mostly return the entities themselves, "Name …" their names
     entity = [p for p in pairs if p.category in ("list", "first")]
     which = [p for p in entity if p.question.startswith(("Which", "List all", "List the first"))]
@@ -168,6 +170,11 @@ def test_frame_subset_and_unknown_frame(shop):
     pairs, _ = generate_pairs(shop, 40, frames=["having", "group"])
     assert pairs and {p.category for p in pairs} <= {"having", "group"}
     assert any(" WITH " in p.cypher and " WHERE " in p.cypher.split(" WITH ")[1] for p in pairs)
+    # filtered groups return the key alone or with the aggregate, as people write them about evenly
+    having, _ = generate_pairs(shop, 40, frames=["having"])
+    shows = [p for p in having if "having_shows_aggregate" in p.features]
+    assert 0 < len(shows) < len(having)
+    assert all(re.search(r" AS (\w+) WHERE \1 .* RETURN .*, \1\b", p.cypher) for p in shows)
     with pytest.raises(DataError):
         generate_pairs(shop, 10, frames=["nope"])
 

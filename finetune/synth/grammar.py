@@ -67,6 +67,18 @@ always return the name. In the packaged text2cypher rows "Which …" returns the
 property in 9 % (the rest: several columns or an aggregate), "List …" 54 % and 13 %, "Name …" 6 % and
 49 %. Until 2026-12-02 "which" and "list" always returned the name, and the trained model answered
 "List the first 5 suppliers with a home page" with names where people expect the suppliers."""
+DISTINCT_REPEATS_P = 0.3
+"""How often a query whose rows repeat returns them DISTINCT (``run.py`` sees whether they repeat). People
+rarely write it: ``RETURN DISTINCT`` closes 3.4 % of the packaged text2cypher rows (4.7 % of those with a
+relationship). Until 2026-12-03 every query with repeated rows got it, 840 of the 6,435 movies queries
+(13 %) of round 4, and the trained model answered "Who are the first 3 directors of …?" with distinct names
+where people's queries list each row."""
+HAVING_SHOWS_P = 0.5
+"""How often groups filtered on their aggregate return the aggregate beside the key (``WITH p, count(m) AS
+n WHERE n > 3 RETURN p.name, n``): 233 of the 483 packaged text2cypher rows that filter an aggregate through
+WITH (48 %). The generator never did, and the round-4 model, asked "Who produced more than 3 movies?",
+returned the names alone or wrote the aggregate again after the WITH (``RETURN p.name, count(m)``, where
+``m`` is gone)."""
 ANCHOR_LEAF_P = 0.45
 """How often a path's far end is named ("movies that Tom Hanks acted in")."""
 LIST_PROP_WEIGHT = 0.3
@@ -182,6 +194,8 @@ class Query:
     limit: int | None = None
     having: tuple[str, int] | None = None
     distinct: bool = False  # RETURN DISTINCT (decided by run.py: only when rows repeat)
+    dedupe: bool = True  # may run.py make repeated rows DISTINCT (drawn: DISTINCT_REPEATS_P)
+    having_shows: bool = False  # a having frame returns its aggregate beside the key (HAVING_SHOWS_P)
     dedupe_first: bool = False  # WITH DISTINCT <focus> before aggregating (decided by run.py)
     split_match: int = 0  # >0: the hop index where a second MATCH clause starts
     opener: str = ""  # rendering choice made with the structure (it decides the return style)
@@ -231,6 +245,8 @@ class Query:
             out.append("limit")
         if self.having:
             out.append("with_having")
+        if self.having_shows:
+            out.append("having_shows_aggregate")
         if self.distinct:
             out.append("return_distinct")
         if self.dedupe_first:
@@ -493,7 +509,7 @@ def compile_cypher(q: Query) -> str:
         op, k = q.having
         carry = sorted({q.nodes[g.index].var for g in q.group if g.on == "node"})
         text += f" WITH {', '.join(carry)}, {_agg_expr(q)} AS {alias} WHERE {alias} {op} {k}"
-        cols = [expr(q, r) for r in q.returns] or keys
+        cols = ([expr(q, r) for r in q.returns] or keys) + ([alias] if q.having_shows else [])
         text += " RETURN " + ", ".join(cols)
         if q.order == "agg":
             text += f" ORDER BY {alias}{' DESC' if q.desc else ''}"
@@ -578,6 +594,7 @@ class Sampler:
             types = [h.rel.type for h in q.hops]
             if all(h.parent == h.child - 1 for h in q.hops) and len(set(types)) == len(types):
                 q.split_match = rng.randint(1, len(q.hops) - 1)
+        q.dedupe = rng.random() < DISTINCT_REPEATS_P
         self._name_hop_vars(q)
         return q
 
@@ -1036,6 +1053,7 @@ class Sampler:
         op = rng.choice([">", ">=", ">", "<"])
         q.having = (op, rng.choice([1, 2, 2, 3, 3, 4, 5, 10]))
         q.returns = [g]
+        q.having_shows = rng.random() < HAVING_SHOWS_P
         return True
 
     def _frame_collect(self, q: Query) -> bool:

@@ -172,6 +172,8 @@ class Checker:
         if not q.hops:
             return q
         if q.agg is None and not q.distinct:
+            if not q.dedupe:
+                return q  # people mostly list repeated rows as they come (grammar.DISTINCT_REPEATS_P)
             body = copy.copy(q)
             body.limit = None
             body.order = None
