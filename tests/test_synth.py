@@ -144,6 +144,24 @@ def test_questions_read_like_people_ask(demo_pairs):
     assert any("'" in q for q in qs) and any(re.search(r"\b[a-z]+(_[a-z]+|[A-Z][a-z]+)\b", q) for q in qs)
 
 
+def test_a_condition_on_a_relationship_is_said(demo_pairs):
+    """Every relationship condition is in the question: until 2026-12-03 the group, pairs, having and collect
+    frames, and role nouns ("actors"), dropped them ("Which person reviewed the most movies?" for a query with
+    ``WHERE r.summary STARTS WITH 'Dark'``), and the trained model wrote roles and summary conditions into
+    questions that had none."""
+    pairs, _ = demo_pairs
+    rel_literal = re.compile(
+        r"\br\d*\.\w+ (?:=|CONTAINS|STARTS WITH|ENDS WITH) '([^']+)'|'([^']+)' IN r\d*\.\w+"
+    )
+    said = [p for p in pairs if "filter:on_relationship" in p.features and rel_literal.search(p.cypher)]
+    assert said
+    for p in said:
+        for m in rel_literal.finditer(p.cypher):
+            value = m.group(1) or m.group(2)
+            dated = re.fullmatch(r"[\d:T -]+", value)  # dates are said in words ("in September 2025")
+            assert dated or value.lower() in p.question.lower(), (p.question, p.cypher)
+
+
 def test_distinct_only_where_rows_repeat_and_no_tie_at_the_cut(demo, demo_pairs):
     pairs, _ = demo_pairs
     for p in pairs:

@@ -129,8 +129,12 @@ class Renderer:
         skip_hop: int | None = None,
         det: str = "",
         mods: bool = True,
+        skipped_filters: bool = False,
     ) -> str:
-        """The noun phrase of node ``i``: noun + filters + relative clauses for its hops (recursively)."""
+        """The noun phrase of node ``i``: noun + filters + relative clauses for its hops (recursively).
+
+        ``skip_hop`` leaves a hop to the caller, which says its verb; ``skipped_filters`` keeps that hop's
+        conditions here ("movies with a rating above 80"), for callers that say the verb without them."""
         if q.anchored(i) is not None:
             return self.anchor(q, i)
         n = self.noun(q, i)
@@ -158,6 +162,10 @@ class Renderer:
                 post.insert(
                     0, "of " + self.np(q, c, plural_=q.anchored(c) is None) + self.hop_filters(q, role)
                 )
+            elif self.hop_filters(q, role):  # "actors with the role 'Neo'": the condition is still said
+                post.insert(0, self.hop_filters(q, role).strip())
+        if skipped_filters and skip_hop is not None and self.hop_filters(q, skip_hop):
+            post.insert(0, self.hop_filters(q, skip_hop).strip())
         for j in q.children(i):
             if j != skip_hop and j != role:
                 post.append(self.hop_clause(q, j, plural_))
@@ -685,7 +693,7 @@ class Renderer:
         hop = next(h for h in q.hops if h.child == j)
         v = hop.rel.verb
         other = self.noun(q, j)
-        np_text = self.np(q, 0, skip_hop=q.hops.index(hop))
+        np_text = self.np(q, 0, skip_hop=q.hops.index(hop), skipped_filters=True)
         other_np = self.np(q, j)
         if hop.outward:
             rel = (
@@ -831,7 +839,7 @@ class Renderer:
             pn = self.pname(g.prop)
             return self.np(q, 0), f"each {pn}", plural(g.prop.words), None
         hop = next(h for h in q.hops if h.child == g.index)
-        x = self.np(q, 0, skip_hop=q.hops.index(hop))
+        x = self.np(q, 0, skip_hop=q.hops.index(hop), skipped_filters=True)
         each = self.np(q, g.index, plural_=False, det="each")
         return x, each, self.np(q, g.index), hop
 
@@ -1116,7 +1124,7 @@ class Renderer:
                     f"Show the '{h.rel.type}' {pn} between {who} and {other}.",
                 ]
             )
-        focus = self.np(q, 0, skip_hop=ref.index)
+        focus = self.np(q, 0, skip_hop=ref.index, skipped_filters=True)
         who = "who" if self.noun(q, 0).person else "that"
         if h.outward:
             rel = f"{who} {v.finite(True)} {other}"
