@@ -172,6 +172,10 @@ def test_distinct_only_where_rows_repeat_and_no_tie_at_the_cut(demo, demo_pairs)
             assert len({json.dumps(r, sort_keys=True, default=str) for r in rows}) < len(rows), p.cypher
     tops = [p for p in pairs if p.category == "top"]
     assert tops
+    # "Top 5 … by …" ranks from the highest unless it says otherwise
+    for p in pairs:
+        if p.question.startswith("Top ") and "lowest first" not in p.question:
+            assert re.search(r"ORDER BY \S+ DESC", p.cypher), (p.question, p.cypher)
 
 
 def test_same_seed_same_pairs_other_seed_other_pairs(demo):

@@ -925,7 +925,7 @@ class Renderer:
         return self.pick(
             [
                 f"Which {k} {groups} have the {hi} {word} {target} of {x}?",
-                f"Top {k} {groups} by {word} {target} of {x}",
+                f"Top {k} {groups} by {word} {target} of {x}" + ("" if q.desc else " (lowest first)"),
                 f"List the {k} {groups} with the {hi} {word} {target} of {x}.",
             ]
         )
@@ -944,7 +944,7 @@ class Renderer:
         return self.pick(
             [
                 f"Which {k} {plural(g.words)} have the {most} {x}?",
-                f"Top {k} {plural(g.words)} by number of {x}",
+                f"Top {k} {plural(g.words)} by number of {x}" + ("" if q.desc else " (lowest first)"),
             ]
         )
 
@@ -988,7 +988,8 @@ class Renderer:
             return self.pick(
                 [
                     f"Which {k} {groups} {v.perfect(True)} the {most} {x}?",
-                    f"Top {k} {groups} by number of {x} {v.passive[:-3] if v.passive else ''}".rstrip(),
+                    f"Top {k} {groups} by number of {x} {v.passive[:-3] if v.passive else ''}".rstrip()
+                    + ("" if q.desc else " (lowest first)"),
                     f"List the {k} {groups} that {v.finite(True)} the {most} {x}.",
                 ]
             )
@@ -1004,7 +1005,8 @@ class Renderer:
         return self.pick(
             [
                 f"Which {k} {groups} have the {most} {x} that {v.finite(True)} them?",
-                f"Top {k} {groups} by number of {x} that {v.finite(True)} them",
+                f"Top {k} {groups} by number of {x} that {v.finite(True)} them"
+                + ("" if q.desc else " (lowest first)"),
                 f"List the {k} {groups} with the {most} {x}.",
             ]
         )
