@@ -98,7 +98,7 @@ class EvalReport:
     dataset: str = ""
     graph: str = ""
     label: str = ""
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # answering the questions (``cypherloop eval`` loads the model before)
     predictions: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property

@@ -672,6 +672,14 @@ StepEvent = dict[str, Any]
 """``{"step", "label", …}``; the last one is ``{"step": "answer", "output": AgentAnswer}``."""
 
 
+WARM_UP_QUESTIONS = (
+    "How many nodes are there?",
+    "Which nodes have the most relationships, and for each of the ten first, what are its labels, its "
+    "properties and the types of its relationships, in descending order of the number of relationships?",
+)
+"""``CypherAgent.warm_up``'s questions: two prompt lengths (the examples retrieved for them differ too)."""
+
+
 class CypherAgent:
     """Question in, answer out: the compiled graph with its dependencies bound (``agent.factory.make_agent``).
 
@@ -739,6 +747,25 @@ class CypherAgent:
                 result = event["output"]
         assert result is not None
         return result
+
+    def warm_up(self) -> list[dict[str, Any]]:
+        """Compile at load what the first questions would (the transformers backend's static decoding step on
+        a GPU, ``TransformersGenerator.warm_up``): two prompts built as ``ask`` builds them, of different
+        lengths, asked the way the first attempt asks (1 reply, or the candidates). Long-lived processes call
+        it once (the UI, ``serve``, ``eval`` one question at a time, the latency bench); a one-shot ``ask``
+        does not (it answers with the dynamic cache). Returns the model calls made ([] where nothing
+        compiles); a failure is logged, not raised: the first question reports it again."""
+        if not getattr(self.generator, "warms_up", lambda: False)():
+            return []
+        try:
+            prompts = []
+            for q in WARM_UP_QUESTIONS:
+                st = retrieve(State(question=q), _PlainRuntime(self.context))
+                prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
+            return self.generator.warm_up(prompts, self.context.candidates)  # type: ignore[attr-defined]
+        except Exception as e:  # noqa: BLE001 - an optimisation: serving works without it
+            log.warning("warming the model up failed (%s: %s)", type(e).__name__, e)
+            return []
 
     def prefetch(self, questions: list[str]) -> list[list[Generation]]:
         """First replies for many questions from batched model calls, built exactly as ``ask`` builds its

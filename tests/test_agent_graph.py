@@ -558,3 +558,28 @@ def test_bootstrap_pool_examples_are_retrieved_for_their_graph_only(settings, sh
     )
     agent.ask("How many customers are in Paris?")
     assert [e.question for e in gen.seen[0]["examples"]] == [pairs[0]["question"]]
+
+
+def test_warm_up_hands_the_generator_two_prompt_lengths_and_the_candidates_once(settings, shop):
+    from agent.graph import WARM_UP_QUESTIONS
+
+    class Warming(ScriptedGenerator):
+        def __init__(self, compiles):
+            super().__init__([COUNT_CUSTOMERS])
+            self.compiles, self.warmed = compiles, []
+
+        def warms_up(self):
+            return self.compiles
+
+        def warm_up(self, prompts, candidates=1):
+            self.warmed.append((prompts, candidates))
+            return [{"rows": 1}]
+
+    gen = Warming(compiles=True)
+    agent = make_agent(settings.model_copy(update={"candidates": 4}), shop, gen)
+    assert agent.warm_up() == [{"rows": 1}]
+    [(prompts, candidates)] = gen.warmed
+    assert candidates == 4 and [p.question for p in prompts] == list(WARM_UP_QUESTIONS)
+    assert len({len(p.question) for p in prompts}) == 2 and all("Customer" in p.schema_text for p in prompts)
+    idle = Warming(compiles=False)  # a CPU, or the dynamic cache: no prompts are even built
+    assert make_agent(settings, shop, idle).warm_up() == [] and idle.warmed == []

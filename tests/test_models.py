@@ -499,3 +499,65 @@ def test_factory_picks_the_backend(settings):
     )
     # constructing never loads a model or touches the network
     assert make_generator(transformers)._model is None
+
+
+# --- the static KV cache on a GPU: when it is used, and the warm-up at load ------------------------------
+@pytest.mark.parametrize(("setting", "device", "warmed", "static"), [
+    ("auto", "cuda", True, True), ("auto", "cuda:1", True, True),
+    ("auto", "cuda", False, False),  # a one-shot ask: compiling would cost more than the question
+    ("auto", "cpu", True, False), ("dynamic", "cuda", True, False),
+    ("static", "cpu", False, True), ("static", "cuda", False, True),
+])
+def test_auto_takes_the_static_cache_only_on_cuda_once_warmed(setting, device, warmed, static):
+    from agent.models.local import use_static_cache
+
+    assert use_static_cache(setting, device, warmed) is static
+
+
+def test_the_static_cache_length_is_pinned_to_few_sizes():
+    from agent.models.local import STATIC_CACHE_MIN, static_cache_len
+
+    assert {static_cache_len(n) for n in (1, 226, 236, STATIC_CACHE_MIN)} == {STATIC_CACHE_MIN}
+    assert static_cache_len(STATIC_CACHE_MIN + 1) == 2 * STATIC_CACHE_MIN
+
+
+def test_auto_on_a_cpu_neither_warms_up_nor_loads(settings, tiny_dir):
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, device="cpu"))
+    assert gen.settings.generation_cache == "auto" and not gen.warms_up()
+    assert gen.warm_up([PromptInput("How many customers?", SCHEMA)], candidates=4) == []
+    assert gen._model is None
+
+
+def test_warm_up_asks_each_prompt_as_a_question_asks_then_replies_are_unchanged(settings, tiny_dir):
+    """``static`` runs the static path on a CPU too (nothing compiles there): the warm-up's calls, and the
+    replies after it equal the dynamic cache's, single calls and a question's candidates alike."""
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
+    dynamic = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="dynamic"))
+    short, long = PromptInput("a?", SCHEMA), PromptInput("Which products cost more than 10? " * 8, SCHEMA)
+    calls = gen.warm_up([short, long], candidates=4)
+    assert [c["rows"] for c in calls] == [1, 1, 3] * 2 and all(c["static"] for c in calls)
+    assert calls[0]["prompt_tokens"] < calls[3]["prompt_tokens"]
+    assert gen.generate("How many customers?", SCHEMA) == dynamic.generate("How many customers?", SCHEMA)
+    [[static_reply]], [[dynamic_reply]] = gen.generate_batch([long], n=1), dynamic.generate_batch([long], n=1)
+    assert static_reply.text == dynamic_reply.text  # the log-probability to float rounding
+    assert static_reply.logprob == pytest.approx(dynamic_reply.logprob, rel=1e-5)
+
+
+def test_only_a_single_question_batch_takes_the_static_cache(settings, tiny_dir):
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
+    model = gen.model
+    real, seen = model.generate, []
+    model.generate = lambda **kw: seen.append(kw.get("cache_implementation")) or real(**kw)
+    one, two = PromptInput("a?", SCHEMA), PromptInput("Which products cost more than 10?", SCHEMA)
+    gen.generate_batch([one], n=1)
+    gen.generate_batch([one, two], n=1)  # left-padded rows (eval --batch-size): the dynamic cache
+    assert seen == ["static", None]

@@ -761,8 +761,10 @@ def start_agent(settings: Settings, store: FeedbackStore) -> ChatAgent:
         print(f"warning: {problem}; the chat will say so")
         return UnavailableAgent(problem, None, settings.graph)
     try:
-        return make_agent(settings, graph_store=graph_store, feedback_store=store,
-                          example_pool=ExamplePool.for_settings(settings))
+        agent = make_agent(settings, graph_store=graph_store, feedback_store=store,
+                           example_pool=ExamplePool.for_settings(settings))
+        agent.warm_up()  # on a GPU: the static decoding step compiled before the first question
+        return agent
     except CypherloopError as e:
         problem = f"the model is unavailable ({e})"
         print(f"warning: {problem}; the chat will say so")

@@ -109,6 +109,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     if store is not None:
         store.warm_up()
     with make_agent(settings, feedback_store=store, example_pool=ExamplePool.for_settings(settings)) as agent:
+        agent.warm_up()  # on a GPU: the static decoding step compiled before the first question
         warm = agent.ask(WARM_UP_QUESTION)  # loads the model and computes the graph's prompt state once
         if warm.status == "error":
             raise ModelError(f"cannot serve: the warm-up question failed: {warm.error}")
@@ -179,6 +180,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     with make_agent(
         settings, feedback_store=feedback, example_pool=ExamplePool.for_settings(settings)
     ) as agent:
+        if isinstance(agent.generator, ChatGenerator | models.FallbackGenerator):
+            agent.generator.prepare(keep=False)  # loaded before the clock starts: wall_s is the answering
+        if args.batch_size <= 1:  # one question at a time: the single-question path, compiled on a GPU first
+            agent.warm_up()  # (batches keep the dynamic cache, and so do their repairs: nothing to compile)
         report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=out,
                           dataset=str(args.dataset), label=settings.graph, batch_size=max(1, args.batch_size))
     if args.json:

@@ -8,6 +8,10 @@
 It prints the answer, the Cypher, a table of rows and which process answered, and logs the exchange to the
 feedback store when one can be opened (a failing store never costs the answer: one warning, then silence).
 
+Answered in this process, the question does not warm the model up: on a GPU the transformers backend's
+``generation_cache=auto`` stays on the dynamic KV cache here (compiling the static decoding step would cost
+45-65 s for one question); a running ``serve`` or ``ui`` compiled it at load and answers with it.
+
 This module imports no heavy library at the top: asking a server costs a fresh process only Python, the
 settings and one localhost request. The agent, the model and the feedback store are imported when this
 process answers itself. The options shared with ``eval`` and ``warm`` live here for the same reason.

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from agent.core.prompt import ErrorFeedback, Example, build_messages
 
@@ -169,6 +169,16 @@ class ChatGenerator:
     def prepare(self, keep: bool = True) -> None:
         """Do now what the first question would (convert, load); ``keep``: also write to disk what would make
         a later process's start quicker (``cypherloop warm``). Nothing to do for a remote model."""
+
+    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1) -> list[dict[str, Any]]:
+        """Do at load what the first questions' calls would compile (``prompts``: two of different lengths;
+        ``candidates``: the replies a question's first attempt asks for); the calls made. Nothing to compile
+        here; the transformers backend compiles its static decoding step on a GPU."""
+        return []
+
+    def warms_up(self) -> bool:
+        """Whether ``warm_up`` has anything to do (checked before building its prompts; loads nothing)."""
+        return False
 
 
 Script = Callable[[str, ErrorFeedback | None, int], str]

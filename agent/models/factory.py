@@ -65,6 +65,9 @@ class FallbackGenerator:
         if serving is not self.primary and isinstance(serving, ChatGenerator):
             serving.prepare(keep)
 
+    def warms_up(self) -> bool:
+        return False  # ``auto`` on a CPU: nothing compiles (``ChatGenerator.warm_up``)
+
     @property
     def version(self) -> str:
         return (self._fallback or self.primary).version

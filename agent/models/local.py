@@ -470,6 +470,35 @@ def _local_model_dir(name: str) -> Path:
         ) from e
 
 
+STATIC_CACHE_MIN = 2048
+"""The shortest static KV cache, in positions (a prompt of up to 1,848 tokens with 200 new ones): one length
+for nearly every question, so one compiled decoding step per batch size; longer ones double
+(``static_cache_len``). Attending over the unused positions costs a 135M model's step little on a GPU, and the
+cache is ~47 MB a row in bf16 (SmolLM2-135M: 30 layers × 3 KV heads × 64)."""
+
+
+def use_static_cache(setting: str, device: str, warmed: bool) -> bool:
+    """Whether a single-question call takes the static KV cache (and, on CUDA, transformers' compiled decoding
+    step): ``static`` always; ``auto`` on CUDA once ``warm_up`` compiled the step at load (a cold process, the
+    one-shot ``ask``, would pay 45-65 s of compilation for one question: it stays dynamic); ``dynamic`` and
+    ``auto`` on a CPU never (transformers compiles only on an accelerator: on a CPU the static cache is the
+    same arithmetic with nothing gained)."""
+    if setting == "static":
+        return True
+    return setting == "auto" and device.startswith("cuda") and warmed
+
+
+def static_cache_len(positions: int) -> int:
+    """The static cache's length for a call that needs ``positions`` (prompt + new tokens): a power of two
+    from ``STATIC_CACHE_MIN``. Unpinned, transformers sizes the cache to each call's prompt and grows it with
+    every longer prompt, and each new length compiled the decoding step again (45 s, then 65 s on the H200,
+    round 5)."""
+    n = STATIC_CACHE_MIN
+    while n < positions:
+        n *= 2
+    return n
+
+
 def resolve_device(device: str) -> str:
     if device and device != "auto":
         return device
@@ -548,9 +577,10 @@ class TransformersGenerator(ChatGenerator):
         self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
         self._merged = False  # the active adapter is folded into the base weights (by PEFT, undoable)
         self._baked = False  # the weights in memory are a merged copy from disk with _loaded in them
-        self._static_cache_failed = (
-            False  # generation_cache=static broke once: the dynamic cache from then on
-        )
+        self._static_cache_failed = False  # the static cache broke once: the dynamic cache from then on
+        self._warmed = False  # warm_up compiled the static decoding step: ``auto`` takes it on CUDA
+        self.warmup_calls: list[dict[str, Any]] = []
+        """What ``warm_up`` did, call by call (prompt tokens, rows, cache length, milliseconds)."""
         self.static_cache_error: str | None = None
         """The traceback of the static cache's failure (an ``AssertionError`` from the compiled step may have
         no message: where it was raised is the finding), kept for the latency bench's record."""
@@ -730,6 +760,91 @@ class TransformersGenerator(ChatGenerator):
         with torch.inference_mode(), self._adapter_context():
             return runner.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
 
+    def _static_ok(self) -> bool:
+        return not self._static_cache_failed and use_static_cache(
+            self.settings.generation_cache, self._device, self._warmed)
+
+    def _cache_kwargs(self, prompt_tokens: int, max_new_tokens: int) -> dict[str, Any]:
+        """``generate``'s cache arguments for one question's call (its replies may be a batch): the static
+        cache at a pinned length (``static_cache_len`` of the prompt and at least the setting's new tokens, so
+        a call asking fewer shares the shape) when ``use_static_cache`` says so; none (the dynamic cache)
+        otherwise."""
+        if not self._static_ok():
+            return {}
+        need = prompt_tokens + max(max_new_tokens, self.settings.max_new_tokens)
+        return {"cache_implementation": "static", "max_cache_len": static_cache_len(need)}
+
+    def _with_fallback(self, call: Callable[[], Any], kwargs: dict[str, Any], clock: StepClock | None,
+                       failed: str) -> Any:
+        """``call()``; when it fails on the static cache, once: say so, keep the traceback, and call again
+        with the dynamic cache (the static path is an optimisation; the dynamic cache from then on)."""
+        try:
+            return call()
+        except Exception as e:  # noqa: BLE001
+            if "cache_implementation" not in kwargs:
+                raise ModelError(f"{failed}: {e}") from e
+            log.warning("generation with the static KV cache failed (%s: %s); using the dynamic cache from "
+                        "now on", type(e).__name__, e)
+            self._static_cache_failed = True
+            self.static_cache_error = traceback.format_exc()
+            kwargs.pop("cache_implementation")
+            kwargs.pop("max_cache_len", None)
+            if clock is not None:
+                clock.stamps.clear()
+            try:
+                return call()
+            except Exception as e2:  # noqa: BLE001
+                raise ModelError(f"{failed}: {e2}") from e2
+
+    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1) -> list[dict[str, Any]]:
+        """Compile the static decoding step now rather than on the first questions (``use_static_cache``:
+        ``auto`` on CUDA, or ``static``): each prompt (two, of different lengths: round 5 compiled again on a
+        second length when the cache followed the prompt; pinned now, it should not, and the timings here say
+        whether it did) is asked the way a question asks: one row, and with ``candidates`` > 1 the
+        candidates' two batched calls (1 greedy row, ``candidates`` - 1 sampled rows: another batch size,
+        another compiled shape). Two new tokens a call: the compiled shapes are the cache's and the batch's,
+        not the reply's. Returns the calls made (also kept in ``warmup_calls``), [] where nothing compiles:
+        ``dynamic``, or ``auto`` on a CPU. Long-lived processes call it once at load
+        (``CypherAgent.warm_up``); the one-shot ``ask`` does not, and answers with the dynamic cache."""
+        import torch
+
+        if not self.warms_up():
+            return []
+        with self._lock:
+            self.sync_adapter()
+            s = self.settings
+            self._warmed = True
+            for p in prompts:
+                n_tok = len(prompt_token_ids(self._tokenizer, p.messages()))
+                for rows, call in self._question_calls(p, candidates):
+                    t = time.perf_counter()
+                    call()
+                    if self._device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    ms = round((time.perf_counter() - t) * 1000, 1)
+                    self.warmup_calls.append({
+                        "prompt_tokens": n_tok, "rows": rows, "ms": ms,
+                        "static": not self._static_cache_failed,
+                        "cache_len": static_cache_len(n_tok + s.max_new_tokens)})
+                    log.info("warm-up: %d prompt tokens, %d row(s): %.1f s", n_tok, rows, ms / 1000)
+            return self.warmup_calls
+
+    def warms_up(self) -> bool:
+        device = self._device if self._model is not None else resolve_device(self.settings.device)
+        return not self._static_cache_failed and use_static_cache(self.settings.generation_cache, device,
+                                                                  warmed=True)
+
+    def _question_calls(self, p: PromptInput, candidates: int) -> list[tuple[int, Callable[[], Any]]]:
+        """The model calls one question's first attempt makes (``agent.graph.first_replies``), 2 new tokens
+        each: (rows, call)."""
+        if candidates <= 1:
+            return [(1, lambda: self.complete(p.messages(), max_new_tokens=2))]
+        t = self.settings.candidate_temperature
+        return [(1, lambda: self.complete(p.messages(), max_new_tokens=2)),  # a repair round
+                (1, lambda: self.generate_batch([p], n=1, temperature=0.0, max_new_tokens=2)),
+                (candidates - 1, lambda: self.generate_batch([p], n=candidates - 1, temperature=t,
+                                                             max_new_tokens=2))]
+
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         """Generate the assistant turn for chat ``messages`` (the serving half of the prompt contract)."""
         import torch
@@ -752,34 +867,14 @@ class TransformersGenerator(ChatGenerator):
                 "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0],
                 "stopping_criteria": loop_stopping(len(ids)),
             }
-            if s.generation_cache == "static" and not self._static_cache_failed:
-                kwargs["cache_implementation"] = "static"
+            kwargs.update(self._cache_kwargs(len(ids), kwargs["max_new_tokens"]))
             if s.temperature > 0:
                 kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             runner = self._runner()
-            try:
-                out = self._generate(runner, input_ids, kwargs)
-            except Exception as e:  # noqa: BLE001
-                if "cache_implementation" not in kwargs:
-                    raise ModelError(f"generation failed: {e}") from e
-                # The static cache (and the compiled decoding step it brings) is an optimisation: when it
-                # breaks on this machine, say so once and serve with the dynamic cache from then on.
-                log.warning(
-                    "generation with the static KV cache failed (%s: %s); using the dynamic cache from now "
-                    "on",
-                    type(e).__name__,
-                    e,
-                )
-                self._static_cache_failed = True
-                self.static_cache_error = traceback.format_exc()
-                kwargs.pop("cache_implementation")
-                clock.stamps.clear()
-                try:
-                    out = self._generate(runner, input_ids, kwargs)
-                except Exception as e2:  # noqa: BLE001
-                    raise ModelError(f"generation failed: {e2}") from e2
+            out = self._with_fallback(lambda: self._generate(runner, input_ids, kwargs), kwargs, clock,
+                                      "generation failed")
             reply = reply_ids(out[0, len(ids) :].tolist(), self._stop_ids)
             text = tok.decode(reply, skip_special_tokens=True).strip()
             trace.total_ms = (time.perf_counter() - start) * 1000
@@ -798,7 +893,11 @@ class TransformersGenerator(ChatGenerator):
         """``n`` replies per prompt from batched ``generate`` calls (left-padded prompts), with
         log-probabilities.
 
-        Greedy when the temperature is 0 (then ``n`` > 1 repeats the one reply); sampled otherwise.
+        Greedy when the temperature is 0 (then ``n`` > 1 repeats the one reply); sampled otherwise. One prompt
+        (a question's candidates) takes the static cache as ``complete`` does (``_cache_kwargs``); several
+        (``cypherloop eval --batch-size``, the bootstrap's evaluation) keep the dynamic cache: each chunk's
+        width and size would be a new compiled shape, and a static cache of 64 rows × the longest prompt is
+        not measured (left padding itself is handled: the static and dynamic replies are equal, tested).
         """
         import torch
 
@@ -824,6 +923,8 @@ class TransformersGenerator(ChatGenerator):
                 kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, num_return_sequences=n)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if len(ids) == 1:  # one question (the candidates): its shapes are the ones warm_up compiled
+                kwargs.update(self._cache_kwargs(len(ids[0]), kwargs["max_new_tokens"]))
             out: list[list[Generation]] = []
             for start in range(0, len(ids), size):
                 began = time.perf_counter()
@@ -838,14 +939,14 @@ class TransformersGenerator(ChatGenerator):
                     input_ids[row, width - len(x):] = torch.tensor(x, dtype=torch.long)
                     mask[row, width - len(x):] = 1
                 input_ids, mask = input_ids.to(self._device), mask.to(self._device)
-                try:
+
+                def run(input_ids: Any = input_ids, mask: Any = mask) -> tuple[Any, Any]:
                     with torch.inference_mode(), self._adapter_context():
                         res = runner.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-                        scores = self._model.compute_transition_scores(
-                            res.sequences, res.scores, normalize_logits=True
-                        )
-                except Exception as e:  # noqa: BLE001
-                    raise ModelError(f"batched generation failed: {e}") from e
+                        return res, self._model.compute_transition_scores(res.sequences, res.scores,
+                                                                          normalize_logits=True)
+
+                res, scores = self._with_fallback(run, kwargs, clock, "batched generation failed")
                 new = res.sequences[:, width:].tolist()
                 scores = scores.float().cpu().tolist()
                 per = n if temp > 0 else 1
