@@ -11,8 +11,11 @@
 
 Each configuration (backend × adapter) gets a warm agent built by ``agent.factory.make_agent`` (the
 product's path: the generator ``make_generator`` builds, the graph's schema, the checks, read-only runs and up
-to ``max_attempts`` repair rounds), ``--warmup`` questions not counted, then ``--n`` questions one at a time
-(single stream). Per question it records the agent's per-node timings (check_scope, retrieve, generate,
+to ``max_attempts`` repair rounds), warmed up at load as the product's long-lived processes are
+(``CypherAgent.warm_up``: on CUDA the static decoding step compiled, its calls in ``model_warmup``), then
+``--warmup`` questions not counted, then ``--n`` questions one at a time (single stream). Configurations
+that differ only in ``candidates`` share one generator (one model, one compilation).
+Per question it records the agent's per-node timings (check_scope, retrieve, generate,
 validate, execute, correct, answer …), the graph's own overhead (total minus the nodes), and the generator's
 ``GenerationTrace`` of every model call: prompt tokens (and those served from a prefix cache), generated
 tokens, tokenizer time, prefill (time to the first token), time per decoding step, host-side time outside
@@ -152,7 +155,8 @@ class Config:
     """One backend × adapter: a warm agent built by the product's path, and the questions it was asked."""
 
     def __init__(self, args: argparse.Namespace, base: Any, store: Any, label: str,
-                 questions: list[str], warmup: int | None = None) -> None:
+                 questions: list[str], warmup: int | None = None,
+                 generators: dict[str, Any] | None = None) -> None:
         from agent.factory import make_agent
         from agent.models.factory import make_generator
 
@@ -171,10 +175,21 @@ class Config:
         self.backend, self.adapter = backend, adapter
         self.load_before = os.getloadavg()
         t0 = time.perf_counter()
-        self.generator = make_generator(s)
+        # configurations differing only in the agent's settings (candidates) share one generator: one model
+        # in memory, and its compiled decoding step (CUDA) compiled once
+        key = f"{adapter}|{s.model_dump_json(exclude={'candidates'})}"
+        shared = generators.get(key) if generators is not None else None
+        self.generator = shared if shared is not None else make_generator(s)
+        if generators is not None:
+            generators[key] = self.generator
         if adapter == "shipped-unmerged":
             self.generator._merge = lambda: None  # keep the LoRA layers separate
         self.agent = make_agent(s, graph_store=store, generator=self.generator)
+        before = len(getattr(self.generator, "warmup_calls", ()))
+        t1 = time.perf_counter()
+        self.agent.warm_up()  # as the product's long-lived processes do at load (the static step on CUDA)
+        self.model_warmup = {"s": round(time.perf_counter() - t1, 1), "shared_generator": shared is not None,
+                             "calls": list(getattr(self.generator, "warmup_calls", ()))[before:]}
         for q in questions[: args.warmup if warmup is None else warmup]:
             self.agent.ask(q)
         self.warm_s = round(time.perf_counter() - t0, 1)
@@ -227,7 +242,8 @@ class Config:
 
         s, records = self.settings, self.records
         if not records:
-            return {"model_version": self.generator.version, "n": 0, "load_and_warmup_s": self.warm_s}
+            return {"model_version": self.generator.version, "n": 0, "load_and_warmup_s": self.warm_s,
+                    "model_warmup": self.model_warmup}
         lat = [x["latency_ms"] for x in records]
         one = [x["latency_ms"] for x in records if x["attempts"] <= 1]
         calls = [c for x in records for c in x["model_calls"]]
@@ -247,6 +263,9 @@ class Config:
                          "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache,
                          "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache},
             "load_and_warmup_s": self.warm_s,
+            "model_warmup": self.model_warmup,
+            "static_cache_used": bool(getattr(self.generator, "_warmed", False)
+                                      and not getattr(self.generator, "static_cache_error", None)),
             "load_average_before": [round(x, 2) for x in self.load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "load_1min_median": _median([x["load_1min"] for x in records]),
@@ -290,11 +309,12 @@ def run_configs(args: argparse.Namespace, base: Any, store: Any, labels: list[st
     timed = questions[args.warmup:]
     gold = {q: _gold_rows(store, GOLD[q]) for q in timed if q in GOLD}
     configs: list[Config] = []
+    generators: dict[str, Any] = {}
     clock: list[float] = []  # the budget runs from the first timed question (after the loads and warm-ups)
 
     def build(label: str) -> Config | None:
         try:
-            c = Config(args, base, store, label, questions)
+            c = Config(args, base, store, label, questions, generators=generators)
         except Exception as e:  # noqa: BLE001 - report the configuration as unavailable
             results[label] = {"error": f"{type(e).__name__}: {e}"}
             print(f"{label}: unavailable ({e})", flush=True)
