@@ -561,3 +561,26 @@ def test_only_a_single_question_batch_takes_the_static_cache(settings, tiny_dir)
     gen.generate_batch([one], n=1)
     gen.generate_batch([one, two], n=1)  # left-padded rows (eval --batch-size): the dynamic cache
     assert seen == ["static", None]
+
+
+def test_a_failing_sampled_batch_leaves_the_single_calls_static(settings, tiny_dir):
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
+    model = gen.model
+    real, seen = model.generate, []
+
+    def flaky(**kw):
+        seen.append((kw.get("num_return_sequences", 1), kw.get("cache_implementation")))
+        if kw.get("cache_implementation") and kw.get("num_return_sequences", 1) > 1:
+            raise RuntimeError("sampled rows broke")
+        return real(**kw)
+
+    model.generate = flaky
+    p = PromptInput("How many customers?", SCHEMA)
+    assert len(gen.generate_batch([p], n=3, temperature=0.7)[0]) == 3
+    gen.generate_batch([p], n=3, temperature=0.7)
+    gen.generate("How many customers?", SCHEMA)
+    assert seen == [(3, "static"), (3, None), (3, None), (1, "static")]
+    assert gen.static_cache_error.startswith("[batch calls]") and gen.warms_up()

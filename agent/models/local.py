@@ -577,7 +577,9 @@ class TransformersGenerator(ChatGenerator):
         self._resident: dict[str, AdapterRef] = {}  # PEFT adapter name -> ref, loaded on the model
         self._merged = False  # the active adapter is folded into the base weights (by PEFT, undoable)
         self._baked = False  # the weights in memory are a merged copy from disk with _loaded in them
-        self._static_cache_failed = False  # the static cache broke once: the dynamic cache from then on
+        # the calls ("single", "batch": a question's sampled rows) whose static cache broke once: dynamic from
+        # then on (one path failing leaves the other compiled)
+        self._static_failed: set[str] = set()
         self._warmed = False  # warm_up compiled the static decoding step: ``auto`` takes it on CUDA
         self.warmup_calls: list[dict[str, Any]] = []
         """What ``warm_up`` did, call by call (prompt tokens, rows, cache length, milliseconds)."""
@@ -760,33 +762,34 @@ class TransformersGenerator(ChatGenerator):
         with torch.inference_mode(), self._adapter_context():
             return runner.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
 
-    def _static_ok(self) -> bool:
-        return not self._static_cache_failed and use_static_cache(
+    def _static_ok(self, path: str) -> bool:
+        return path not in self._static_failed and use_static_cache(
             self.settings.generation_cache, self._device, self._warmed)
 
-    def _cache_kwargs(self, prompt_tokens: int, max_new_tokens: int) -> dict[str, Any]:
+    def _cache_kwargs(self, prompt_tokens: int, max_new_tokens: int, path: str = "single") -> dict[str, Any]:
         """``generate``'s cache arguments for one question's call (its replies may be a batch): the static
         cache at a pinned length (``static_cache_len`` of the prompt and at least the setting's new tokens, so
         a call asking fewer shares the shape) when ``use_static_cache`` says so; none (the dynamic cache)
         otherwise."""
-        if not self._static_ok():
+        if not self._static_ok(path):
             return {}
         need = prompt_tokens + max(max_new_tokens, self.settings.max_new_tokens)
         return {"cache_implementation": "static", "max_cache_len": static_cache_len(need)}
 
     def _with_fallback(self, call: Callable[[], Any], kwargs: dict[str, Any], clock: StepClock | None,
-                       failed: str) -> Any:
+                       failed: str, path: str = "single") -> Any:
         """``call()``; when it fails on the static cache, once: say so, keep the traceback, and call again
-        with the dynamic cache (the static path is an optimisation; the dynamic cache from then on)."""
+        with the dynamic cache (the static path is an optimisation): for ``path``'s calls from then on
+        ("single": one row; "batch": a question's sampled rows), the other keeps its compiled step."""
         try:
             return call()
         except Exception as e:  # noqa: BLE001
             if "cache_implementation" not in kwargs:
                 raise ModelError(f"{failed}: {e}") from e
-            log.warning("generation with the static KV cache failed (%s: %s); using the dynamic cache from "
-                        "now on", type(e).__name__, e)
-            self._static_cache_failed = True
-            self.static_cache_error = traceback.format_exc()
+            log.warning("generation with the static KV cache failed (%s: %s); using the dynamic cache for %s "
+                        "calls from now on", type(e).__name__, e, path)
+            self._static_failed.add(path)
+            self.static_cache_error = f"[{path} calls] {traceback.format_exc()}"
             kwargs.pop("cache_implementation")
             kwargs.pop("max_cache_len", None)
             if clock is not None:
@@ -824,15 +827,15 @@ class TransformersGenerator(ChatGenerator):
                     ms = round((time.perf_counter() - t) * 1000, 1)
                     self.warmup_calls.append({
                         "prompt_tokens": n_tok, "rows": rows, "ms": ms,
-                        "static": not self._static_cache_failed,
+                        "static": not self._static_failed,
                         "cache_len": static_cache_len(n_tok + s.max_new_tokens)})
                     log.info("warm-up: %d prompt tokens, %d row(s): %.1f s", n_tok, rows, ms / 1000)
             return self.warmup_calls
 
     def warms_up(self) -> bool:
         device = self._device if self._model is not None else resolve_device(self.settings.device)
-        return not self._static_cache_failed and use_static_cache(self.settings.generation_cache, device,
-                                                                  warmed=True)
+        return "single" not in self._static_failed and use_static_cache(self.settings.generation_cache,
+                                                                        device, warmed=True)
 
     def _question_calls(self, p: PromptInput, candidates: int) -> list[tuple[int, Callable[[], Any]]]:
         """The model calls one question's first attempt makes (``agent.graph.first_replies``), 2 new tokens
@@ -923,8 +926,9 @@ class TransformersGenerator(ChatGenerator):
                 kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, num_return_sequences=n)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
             if len(ids) == 1:  # one question (the candidates): its shapes are the ones warm_up compiled
-                kwargs.update(self._cache_kwargs(len(ids[0]), kwargs["max_new_tokens"]))
+                kwargs.update(self._cache_kwargs(len(ids[0]), kwargs["max_new_tokens"], path))
             out: list[list[Generation]] = []
             for start in range(0, len(ids), size):
                 began = time.perf_counter()
@@ -946,7 +950,7 @@ class TransformersGenerator(ChatGenerator):
                         return res, self._model.compute_transition_scores(res.sequences, res.scores,
                                                                           normalize_logits=True)
 
-                res, scores = self._with_fallback(run, kwargs, clock, "batched generation failed")
+                res, scores = self._with_fallback(run, kwargs, clock, "batched generation failed", path)
                 new = res.sequences[:, width:].tolist()
                 scores = scores.float().cpu().tolist()
                 per = n if temp > 0 else 1
