@@ -354,10 +354,31 @@ def run_configs(args: argparse.Namespace, base: Any, store: Any, labels: list[st
     if over():
         print(f"--budget-s {args.budget_s:g} reached: {[len(c.records) for c in configs]} questions asked",
               flush=True)
+    if args.thread_check and configs and timed:
+        results["thread_check"] = thread_check(configs[0], timed[0], gold.get(timed[0]))
+        save(results)
     for i, c in enumerate(configs):  # --profile: the first configuration only
         results[c.label] = c.report(args, questions, profile=i == 0)
         save(results)
-    return {label: results[label] for label in labels if label in results}
+    return {label: results[label] for label in [*labels, "thread_check"] if label in results}
+
+
+def thread_check(c: Config, q: str, gold_rows: list[Any] | None) -> dict[str, Any]:
+    """``q`` asked of ``c`` once more from another thread (after the timed questions, not counted): ``serve``
+    and the UI answer from threads, and a compiled step's CUDA graphs keep per-thread state. A failure of the
+    static cache there shows as its traceback (the generator serves dynamic from then on)."""
+    import threading
+
+    failed_before = bool(getattr(c.generator, "static_cache_error", None))
+    worker = threading.Thread(target=c.ask, args=(q, gold_rows), name="thread-check")
+    worker.start()
+    worker.join()
+    record = c.records.pop()
+    error = None if failed_before else getattr(c.generator, "static_cache_error", None)
+    print(f"thread check ({c.label}): {record['latency_ms']:.0f} ms {record['status']}"
+          f"{', static cache failed' if error else ''}", flush=True)
+    return {"config": c.label, "question": q, "latency_ms": record["latency_ms"], "status": record["status"],
+            "static_cache_error": error, "model_calls": record["model_calls"]}
 
 
 def static_probe(args: argparse.Namespace, base: Any, store: Any, adapter: str, questions: list[str],
@@ -481,6 +502,9 @@ def main() -> int:
     ap.add_argument("--interleave", action="store_true",
                     help="ask each question of every configuration in turn (fair timings on a shared "
                          "machine)")
+    ap.add_argument("--thread-check", action="store_true",
+                    help="after the timed questions, ask the first once more from another thread (serve and "
+                         "the UI answer from threads): thread_check in the results")
     ap.add_argument("--temperature", type=float, default=None,
                     help="default: the product's (0.1); 0 for equal outputs across configurations")
     args = ap.parse_args()

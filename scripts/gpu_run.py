@@ -13,7 +13,7 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
     (or call 6 = trainablate:countries: countries trains while the others are evaluated, 4 at once; with 8
     the training ran out of memory on 2026-12-02, docs/BENCHMARKS.md A, round 3)
-    any call after 3           python3 scripts/gpu_run.py latency:movies      # the latency trace, <= 4 min
+    any call after 3           python3 scripts/gpu_run.py latency:movies      # issue 15's measure, <= 7.5 min
 
 ``latency:G`` needs only install, part0 and model before it (not setup or index); from a bare machine, three
 calls, as the carries must stay under 64 MiB each:
@@ -22,9 +22,12 @@ calls, as the carries must stay under 64 MiB each:
     call 2  carry .gpu/m1  python3 scripts/gpu_run.py part0
     call 3  carry .gpu/m2  python3 scripts/gpu_run.py model latency:movies
 
-It stops itself at GPU_RUN_LATENCY_S (default 230 s) and its JSON (latency-movies.json, rewritten after every
-question) keeps what was measured: 4 vs 1 candidates on the same GPU_RUN_LIMIT (default 30) questions, the
-static-cache probe with its traceback, the trace of every model call (see ``phase_latency``).
+Its single-stream bench stops itself at GPU_RUN_LATENCY_S (default 330 s) and its JSON (latency-movies.json,
+rewritten after every question) keeps what was measured: the product defaults on the GPU (the static KV
+cache, compiled at load: ``model_warmup``), 4 vs 1 candidates on the same GPU_RUN_LIMIT (default 100)
+questions, the trace of every model call and node, a question from another thread; then ``cypherloop eval
+--batch-size 64`` on the same questions (latency-movies-eval.json, questions/s), stopped at
+GPU_RUN_LATENCY_EVAL_S (default 110 s). See ``phase_latency``.
 
 The second base side by side (Gemma 3 270M, ``CYPHERLOOP_BASE_MODEL=gemma3-270m``; issue 12, item 5): its
 GGUF comes in five parts, one per call, so the default's calls 5-7 carry them as well; ``fork`` gives every
@@ -74,10 +77,10 @@ on the transformers backend with candidates: the GPU's single-question path is s
 min, the four gpart calls ~25 s, Gemma model2 fork train:movies (budget 6) 9.4 min, latency:movies 3.9 min,
 probes ~4 min. Gemma answered its own held-out questions 7 % of the time (a serving problem to find on the
 CPU first); the cascade was not run. Next round: Gemma fixed, then its movies ablation and
-``cascade:movies``; and the static cache (CYPHERLOOP_GENERATION_CACHE=static) in ``latency:movies``, warmed
-with two prompt lengths (each new length compiled again the first two times). GPU_RUN_SET reaches the
-training since 72bcba7 (round 5's was dropped: ``setup`` wrote the plan without it, and a resumed bootstrap
-kept that plan).
+``cascade:movies``; and ``latency:movies`` with the static cache as the product's GPU default now (warmed at
+load, the cache pinned to 2048+ positions so that a new prompt length is not a new compiled shape).
+GPU_RUN_SET reaches the training since 72bcba7 (round 5's was dropped: ``setup`` wrote the plan without it,
+and a resumed bootstrap kept that plan).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -85,16 +88,17 @@ do overlap (they wait on the database and the host as much as on the GPU).
 
 (Calls must follow each other within the machine's 30 s warm window: /tmp keeps the state between them.)
 A dry run on a CPU checks the plumbing: GPU_RUN_DEVICE=cpu GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=8
-GPU_RUN_LIMIT=10. The latency phase's, as run on 2026-12-03 with the tiny test model as the base so that it
-finishes on two shared cores (any model directory works as GPU_RUN_BASE; the static probe cannot compile on a
-CPU, so there it only checks the plumbing):
+GPU_RUN_LIMIT=10. The latency phase's, as run on 2026-12-03 with a tiny random model as the base so that it
+finishes on two shared cores (any model directory works as GPU_RUN_BASE: ``make_tiny_model_dir`` of
+tests/agent_helpers.py; ``bench`` needs .gpu/w/bench, or copy a staged bench/ folder into GPU_RUN_TMP; nothing
+compiles on a CPU, and ``auto`` keeps the dynamic cache there, so CYPHERLOOP_GENERATION_CACHE=static runs the
+GPU's path, warm-up included, uncompiled; ~2 min at load ~6):
 
-    GPU_RUN_TMP=/tmp/dry-gpulat GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=movies GPU_RUN_LIMIT=3 \
-        .venv/bin/python scripts/gpu_run.py bench part0 model
-    GPU_RUN_TMP=/tmp/dry-gpulat GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=movies GPU_RUN_LIMIT=3 \
-        GPU_RUN_BASE=/path/to/tiny-model GPU_RUN_LATENCY_S=420 GPU_RUN_LATENCY_Q_S=30 \
-        .venv/bin/python scripts/gpu_run.py latency:movies
- A small one of both bases, as run on 2026-12-02 (the phases read .gpu/ under the
+    GPU_RUN_TMP=/tmp/dry-static GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=movies GPU_RUN_LIMIT=3 \
+        GPU_RUN_BASE=/tmp/dry-static-tiny CYPHERLOOP_GENERATION_CACHE=static GPU_RUN_LATENCY_S=500 \
+        GPU_RUN_LATENCY_EVAL_S=300 .venv/bin/python scripts/gpu_run.py latency:movies
+
+A small one of both bases, as run on 2026-12-02 (the phases read .gpu/ under the
 repository; the checkout's .venv stands in for ``install``):
 
     export GPU_RUN_TMP=/tmp/dry GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=countries GPU_RUN_PAIRS=300 \
@@ -506,16 +510,16 @@ def phase_heldout() -> None:
     phase_ablate("countries", before=True)
 
 
-LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "380"))
+LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "330"))
 """How long ``latency:G``'s single-stream bench may run in all (load, warm-up, questions), then it is stopped;
 its JSON, rewritten after every question, keeps what it measured."""
-LATENCY_EVAL_S = float(os.environ.get("GPU_RUN_LATENCY_EVAL_S", "120"))
+LATENCY_EVAL_S = float(os.environ.get("GPU_RUN_LATENCY_EVAL_S", "110"))
 """How long the phase's batched ``cypherloop eval`` may run (its process: start, model load, answering)."""
 
 
 def phase_latency(graph: str = "movies") -> None:
-    """Issue 15's acceptance measure on this GPU, within one call (8.3 minutes at most: GPU_RUN_LATENCY_S 380
-    + GPU_RUN_LATENCY_EVAL_S 120, plus the model phase before it, if any).
+    """Issue 15's acceptance measure on this GPU, within one call (7.3 minutes at most: GPU_RUN_LATENCY_S 330
+    + GPU_RUN_LATENCY_EVAL_S 110, plus the model phase before it, if any).
 
     1. ``scripts/bench_latency.py`` (the product's agent through ``make_agent``, single stream: retrieve →
        generate → validate → run → answer, with the per-node trace and every model call's trace), on the
@@ -525,8 +529,10 @@ def phase_latency(graph: str = "movies") -> None:
        with the compiled decoding step, compiled at load by ``CypherAgent.warm_up`` as the UI and ``serve``
        do; its calls and seconds are ``model_warmup`` in the JSON), each question asked in turn of 4
        candidates (the GPU default) and 1 candidate, which share one model and its compilation. Timed
-       questions stop after GPU_RUN_LATENCY_Q_S (default 240) s, the bench at GPU_RUN_LATENCY_S.
+       questions stop after GPU_RUN_LATENCY_Q_S (default 200) s, the bench at GPU_RUN_LATENCY_S.
        TORCH_LOGS=recompiles puts every recompilation of the decoding step, with its reason, in the log.
+       Then the first question once more from another thread (``thread_check``: serve and the UI answer from
+       threads; CUDA graphs keep per-thread state): its time, and the traceback if the static cache fails.
     2. ``cypherloop eval --batch-size 64`` on the same questions (latency-G-questions.jsonl), the product's
        GPU default of 4 candidates, one attempt at temperature 0 (as every GPU eval before), stopped at
        GPU_RUN_LATENCY_EVAL_S: questions/s = n / the eval's own ``wall_s`` (answering; the model is loaded
@@ -547,7 +553,7 @@ def phase_latency(graph: str = "movies") -> None:
             "--backends", "transformers+candidates=4,transformers+candidates=1", "--adapters", adapter,
             "--home", str(home(graph)), "--device", DEVICE,
             "--profile", os.environ.get("GPU_RUN_PROFILE", "0"),
-            "--budget-s", os.environ.get("GPU_RUN_LATENCY_Q_S", "240"), "--out", str(out)]
+            "--budget-s", os.environ.get("GPU_RUN_LATENCY_Q_S", "200"), "--thread-check", "--out", str(out)]
     if os.environ.get("GPU_RUN_STATIC_MODES"):
         args += ["--static-probe", os.environ["GPU_RUN_STATIC_MODES"],
                  "--static-budget-s", os.environ.get("GPU_RUN_STATIC_S", "100")]
