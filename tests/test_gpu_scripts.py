@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -60,3 +61,31 @@ def test_the_cascade_serves_the_second_base_and_benchmarks_the_default_home(monk
     assert opts["--escalate-model"] == "/tmp/h-movies-gemma/m"
     assert opts["--escalate-base-url"] == "http://127.0.0.1:8123/v1"
     assert run.cascade_command("movies", "m", "u", 30)[bench.index("--limit") + 1] == "30"
+
+
+def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on_the_same_questions(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("GPU_RUN_TMP", str(tmp_path))
+    monkeypatch.setenv("GPU_RUN_LIMIT", "3")
+    run = _script("gpu_run")
+    run.DEV["movies"] = tmp_path / "dev.jsonl"
+    run.DEV["movies"].write_text("".join(f'{{"id": "q{i}", "question": "q{i}?"}}\n' for i in range(8)))
+    calls = []
+    def bounded(args, env, log, limit):
+        calls.append((args, env, limit))
+        log.write_text('{"n": 3, "wall_s": 1.5}')
+        return 0
+
+    monkeypatch.setattr(run, "_bounded", bounded)
+    run.OUT.mkdir(parents=True)
+    run.phase_latency("movies")
+    (bench, env, limit), (evaluation, _, eval_limit) = calls
+    assert bench[1] == "scripts/bench_latency.py" and "--thread-check" in bench
+    assert bench[bench.index("--n") + 1] == "3" and bench[bench.index("--warmup") + 1] == "2"
+    assert "CYPHERLOOP_GENERATION_CACHE" not in env and env["CYPHERLOOP_MAX_ATTEMPTS"] == "3"
+    asked = run.OUT / "latency-movies-questions.jsonl"  # the bench's timed questions, for the eval
+    assert [line[8:10] for line in asked.read_text().splitlines()] == ["q2", "q3", "q4"]
+    assert evaluation[evaluation.index("--dataset") + 1] == str(asked)
+    assert evaluation[evaluation.index("--batch-size") + 1] == "64"
+    assert (limit, eval_limit) == (run.LATENCY_S, run.LATENCY_EVAL_S)
+    assert json.loads((run.OUT / "latency-movies-eval.json").read_text())["questions_per_s"] == 2.0
