@@ -808,7 +808,10 @@ class TransformersGenerator(ChatGenerator):
         another compiled shape). Two new tokens a call: the compiled shapes are the cache's and the batch's,
         not the reply's. Returns the calls made (also kept in ``warmup_calls``), [] where nothing compiles:
         ``dynamic``, or ``auto`` on a CPU. Long-lived processes call it once at load
-        (``CypherAgent.warm_up``); the one-shot ``ask`` does not, and answers with the dynamic cache."""
+        (``CypherAgent.warm_up``); the one-shot ``ask`` does not, and answers with the dynamic cache. Not
+        redone when the weights in memory are replaced (``_swap_model``: a promoted full version, or a merged
+        copy with a new adapter): transformers compiles per model object, so the first question after such
+        a swap pays the compilation (unmeasured)."""
         import torch
 
         if not self.warms_up():
