@@ -501,6 +501,25 @@ def _known_patterns(schema: GraphSchema, rel: _Rel) -> str:
 # --- helpers ------------------------------------------------------------------------------------
 
 
+def used_names(cypher: str) -> tuple[set[str], set[str]]:
+    """The relationship types and the property keys ``cypher`` uses (keys of pattern maps, and ``v.key``
+    where ``v`` is a node or relationship variable of its patterns)."""
+    masked = mask(cypher)
+    types: set[str] = set()
+    props: set[str] = set()
+    bound: set[str] = set()
+    for chain in _parse_chains(masked):
+        for item in chain:
+            props.update(item.props)
+            if isinstance(item, _Rel):
+                types.update(item.types)
+            if item.var:
+                bound.add(item.var)
+    props.update(_unquote(m.group("prop")) for m in PROP_ACCESS.finditer(masked)
+                 if _unquote(m.group("var")) in bound)
+    return types, props
+
+
 def mask(cypher: str) -> str:
     """The query with string-literal contents and comments replaced by spaces/underscores (same offsets)."""
     out = STRING.sub(lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], cypher)
