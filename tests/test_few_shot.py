@@ -1,7 +1,8 @@
 """The few-shot selection rule (agent.few_shot): which retrieved examples a question is shown."""
 
 from agent.core.prompt import Example
-from agent.few_shot import foreign_literal, literals, select_examples, why_not_shown
+from agent.few_shot import foreign_literal, foreign_name, literals, select_examples, why_not_shown, words
+from agent.schema_check import used_names
 from tests.test_schema_check import SHOP
 
 # The cases are the dev sets' (movies, northwind) that turned a right answer wrong, moved onto the shop graph.
@@ -65,3 +66,48 @@ def test_select_keeps_the_order_and_fills_k_from_the_candidates_behind():
     assert got == [MOST_ORDERS, fits]
     assert select_examples("Who placed the most orders?", [MOST_ORDERS, fits], SHOP, k=1) == [MOST_ORDERS]
     assert select_examples("Who placed the most orders?", [], SHOP, k=3) == []
+
+
+# northwind: "the three products with the highest units on order" shown for "… the highest units in stock".
+MOST_STOCK = Example(
+    "Which 3 products have the most stock?",
+    "MATCH (p:Product) RETURN p.name, p.stock ORDER BY p.stock DESC LIMIT 3",
+)
+
+
+def test_used_names_reads_pattern_keys_and_bound_properties_only():
+    types, props = used_names("MATCH (s:Supplier {country: 'UK'})-[c:CONTAINS]->(p) WHERE c.unit_price > 2 "
+                              "WITH p, apoc.x(p) AS x RETURN p.name, x.total // p.rating")
+    assert types == {"CONTAINS"}
+    assert props == {"country", "unit_price", "name"}  # not apoc's, an alias's, or a comment's
+
+
+def test_words_split_identifiers_drop_glue_and_compare_stems():
+    assert words("unitsOnOrder") == words("units on order") == {"unit", "order"}
+    assert words("unit_price") <= words("Which orders have the highest unit prices?")
+    assert words("shipCity") <= words("the cities orders were shipped to")
+    assert words("countries") == words("country")
+
+
+def test_an_example_whose_question_names_another_property_is_not_shown():
+    assert foreign_name(MOST_STOCK, "Which 3 products have the highest price?") == "stock"
+    assert "'stock'" in why_not_shown(MOST_STOCK, "Which 3 products have the highest price?", SHOP)
+    assert foreign_name(MOST_STOCK, "List the top three products by stock") is None
+    # a property the example's question only implies (the product's name) is not asked of the question
+    assert foreign_name(MOST_STOCK, "Which 3 products have the most stock in the shop?") is None
+    by_price = Example(
+        "Which orders have the highest unit price?",
+        "MATCH (o:Order)-[c:CONTAINS]->(:Product) RETURN o.order_id ORDER BY c.unit_price DESC",
+    )
+    assert foreign_name(by_price, "Which orders contain the most units?") == "unit_price"
+    assert foreign_name(by_price, "Which orders have the highest unit prices?") is None
+    # relationship types are not held to it: "reviewed" need not be in the question
+    reviews = Example(
+        "Who reviewed the most products?",
+        "MATCH (c:Customer)-[:REVIEWED]->(p:Product) RETURN c.name, count(p) ORDER BY count(p) DESC",
+    )
+    assert foreign_name(reviews, "Which customer rated the most products?") is None
+
+
+def test_select_prefers_fewer_examples_to_one_about_another_property():
+    assert select_examples("Which 3 products have the highest price?", [MOST_STOCK], SHOP, k=3) == []
