@@ -16,6 +16,10 @@ read-only when they changed it, and scored against the gold query with the bench
 repair rounds, so this shows what the current check adds to them, not a re-run of the model.
 ``--mode node-key``: a reply that returns a bare node (``RETURN m``) returns the node's key property
 instead (``RETURN m.title``), to see how much of a score is the return convention of the gold queries.
+``--mode no-distinct`` (``RETURN DISTINCT`` → ``RETURN``) and ``--mode having-shows``
+(``WITH …, agg AS n WHERE n … RETURN k`` → ``RETURN k, n``): the same for two conventions the generator
+was moved toward people's on 2026-12-03 (grammar.DISTINCT_REPEATS_P, HAVING_SHOWS_P); what a model
+trained on them might gain at most, not a measurement of one.
 ``--half tune|report`` scores one half of the questions only, split by id hash as
 ``scripts/bench_retrieval.py`` splits them (``in_choose_part``: tune = its choose part): find and measure a
 change on the tune half, then report it once on the other.
@@ -37,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 KEYS = ("name", "title", "companyName", "productName", "categoryName", "code")
+HAVING = re.compile(r"\bAS\s+(\w+)\s+WHERE\s+\1\b")
 BARE_NODE = re.compile(r"RETURN\s+(DISTINCT\s+)?(?P<var>\w+)(\s+ORDER BY|\s+LIMIT|\s*$)")
 
 
@@ -46,13 +51,26 @@ def _rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _having_shows(cypher: str) -> str:
+    """``WITH p, count(m) AS n WHERE n > 3 RETURN p.name`` → ``… RETURN p.name, n``."""
+    m = HAVING.search(cypher)
+    ret = cypher.rfind("RETURN")
+    if not m or ret < m.end():
+        return cypher
+    cut = re.search(r"\s+(ORDER BY|LIMIT)\b", cypher[ret:])
+    end = ret + (cut.start() if cut else len(cypher) - ret)
+    if re.search(rf"\b{m.group(1)}\b", cypher[ret:end]):
+        return cypher
+    return cypher[:end] + f", {m.group(1)}" + cypher[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--graph", required=True)
     ap.add_argument("--home", type=Path, default=ROOT / "bench-output" / "home")
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--predictions", type=Path, required=True)
-    ap.add_argument("--mode", choices=("repair", "node-key"), default="repair")
+    ap.add_argument("--mode", choices=("repair", "node-key", "no-distinct", "having-shows"), default="repair")
     ap.add_argument("--half", choices=("all", "tune", "report"), default="all")
     args = ap.parse_args(argv)
     for p in (args.dataset, args.predictions):
@@ -83,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     def rewrite(cypher: str) -> str:
         if args.mode == "repair":
             return check_cypher(clean_cypher(cypher), schema).cypher
+        if args.mode == "no-distinct":
+            return re.sub(r"\bRETURN\s+DISTINCT\b", "RETURN", cypher, flags=re.IGNORECASE)
+        if args.mode == "having-shows":
+            return _having_shows(cypher)
         m = BARE_NODE.search(cypher)
         label = m and re.search(rf"\({m.group('var')}:(\w+)", cypher)
         entry = label and schema.label(label.group(1))
