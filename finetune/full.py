@@ -35,6 +35,7 @@ from typing import Any
 
 from agent.core.errors import DataError, TrainingError, run_guarded
 from agent.core.files import atomic_write_text, read_jsonl, replace_dir
+from agent.models.local import check_turn_tokens
 from finetune.config import FULL_SECTION, parse_fields, read_recipe
 from finetune.dataset import dataset_hash
 
@@ -208,6 +209,7 @@ def train_full(
     torch.manual_seed(cfg.seed)
 
     tok = AutoTokenizer.from_pretrained(str(base_model), local_files_only=True)
+    check_turn_tokens(tok, Path(base_model))
     examples, tokenize_s = _load_examples(tok, train_file, cfg.max_length)
     lengths = [len(ids) for ids, _ in examples]
     steps_per_epoch = len(make_batches(lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(0)))

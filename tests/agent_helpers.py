@@ -244,3 +244,39 @@ def make_tiny_gemma_dir(path: Path, seed: int = 0, sliding_window: int = 64) -> 
     tok.chat_template = default_chat_template(tok)
     tok.save_pretrained(str(path))
     return path
+
+
+GEMMA_GGUF_WORDS = ("MA", "TC", "TCH", "MATCH", "RE", "TU", "RN", "TURN", "RETURN", "▁c", "▁(", "Ch", "ar",
+                    "Char")
+"""Multi-character tokens of ``make_gemma_vocab_gguf``, in file order: each is two earlier tokens joined, so
+BPE merges recovered from the file order rebuild it ("MATCH" = "MA" + "TCH")."""
+
+
+def make_gemma_vocab_gguf(path: Path) -> Path:
+    """A GGUF holding only a Gemma-shaped tokenizer, laid out as the Gemma 3 270M file's: sentencepiece
+    ("llama") with no merges, control tokens (type 3: ``<pad>`` … ``<start_of_turn>``, ``<end_of_turn>``),
+    256 byte-fallback tokens (type 6), a user-defined run of newlines (type 4), then the pieces."""
+    import gguf
+
+    control = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", *GEMMA_TURN_TOKENS]
+    chars = sorted(set("".join(GEMMA_GGUF_WORDS) + "abcdefghijklmnopqrstuvwxyz:.,'{}()<_>=\n▁") - {"\n"})
+    tokens = [*control, *[f"<0x{b:02X}>" for b in range(256)], "\n", "\n\n", *chars, *GEMMA_GGUF_WORDS]
+    types = [3] * len(control) + [6] * 256 + [4, 4] + [1] * (len(chars) + len(GEMMA_GGUF_WORDS))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(path), "gemma3")
+    w.add_name("tiny-gemma-vocab")
+    w.add_tokenizer_model("llama")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_scores([-1000.0 if k != 1 else -float(i) for i, k in enumerate(types)])  # as the 270M's
+    w.add_token_types(types)
+    w.add_bos_token_id(2)
+    w.add_eos_token_id(1)
+    w.add_unk_token_id(3)
+    w.add_pad_token_id(0)
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

