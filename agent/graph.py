@@ -45,7 +45,7 @@ from langgraph.types import RetryPolicy
 
 from agent.answer import AnswerWriter, write_answer
 from agent.cleanup import clean_cypher
-from agent.core.cypher_text import result_fingerprint
+from agent.core.cypher_text import cypher_name, result_fingerprint
 from agent.core.errors import (
     CypherloopError,
     GraphAuthError,
@@ -63,7 +63,7 @@ from agent.few_shot import select_examples
 from agent.graphdb.base import GraphSchema, GraphStore, QueryResult
 from agent.graphdb.readonly import check_read_only
 from agent.models.base import CypherGenerator, Generation, PromptInput
-from agent.schema_check import check_cypher
+from agent.schema_check import check_cypher, ground_literals
 from agent.scope import check_scope
 from agent.state import AgentAnswer, Attempt, InputState, OutputState, State
 
@@ -243,6 +243,8 @@ def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
     checked = check_cypher(cypher, ctx.graph_store.schema())
     if not checked.ok:
         return cypher, checked.message(), checked.fixes
+    checked.cypher, grounded = grounded_literals(checked.cypher, ctx.graph_store, ctx.query_timeout_s)
+    checked.fixes += grounded
     try:
         ctx.graph_store.explain(checked.cypher)
     except INFRASTRUCTURE_ERRORS:
@@ -250,6 +252,22 @@ def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
     except GraphError as e:
         return checked.cypher, _db_message(e), checked.fixes
     return checked.cypher, None, checked.fixes
+
+
+def grounded_literals(cypher: str, store: GraphStore, timeout_s: float) -> tuple[str, list[str]]:
+    """``schema_check.ground_literals`` with the database answering whether a label holds a value."""
+
+    def holds(label: str, prop: str, value: str) -> bool:
+        try:
+            probe = f"MATCH (n:{cypher_name(label)}) WHERE n.{cypher_name(prop)} = $v RETURN 1 LIMIT 1"
+            rows = store.query(probe, {"v": value}, timeout_s=timeout_s, max_rows=1).rows
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except GraphError:
+            return True  # not answerable: leave the query as it is
+        return bool(rows)
+
+    return ground_literals(cypher, store.schema(), holds)
 
 
 def _run(cypher: str, ctx: AgentContext) -> tuple[QueryResult | None, str | None, bool]:
@@ -402,8 +420,9 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                 check_read_only(cypher)
                 checked = check_cypher(cypher, schema)
                 if checked.ok:
+                    cypher_run, _ = grounded_literals(checked.cypher, ctx.graph_store, ctx.query_timeout_s)
                     res = ctx.graph_store.query(
-                        checked.cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows
+                        cypher_run, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows
                     )
                     key = result_fingerprint(res.rows) if res.rows else None
             except INFRASTRUCTURE_ERRORS:

@@ -21,7 +21,10 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   is a string or a list;
 - before those, ``repair_clauses``: an aggregate written again after the ``WITH`` that named it becomes the
   name, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
-  its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery).
+  its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery);
+- after them, where the caller can ask the data (``ground_literals``, called by the agent through
+  ``agent.graph.grounded_literals``): a string compared with a node property that no node holds moves to
+  the one other text property of the label that holds it (a tagline written as a title).
 
 A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agent.core.cypher_text import cypher_name as ident
@@ -815,3 +819,53 @@ def _list_tests(cypher: str, lists: dict[str, set[str]], fixes: list[str]) -> st
         edits.append((m.start(), m.end(), new))
         fixes.append(f"replaced {cypher[m.start():m.end()]} with {new} ({arg} is a list)")
     return _apply(cypher, edits)
+
+
+# ================================================================================================
+# Value grounding: a literal compared with the wrong property (needs the data, through ``holds``)
+# ================================================================================================
+
+EQ_LITERAL = re.compile(
+    rf"(?<![\w.`$])(?P<var>{_IDENT})\.(?P<prop>{_IDENT})\s*=\s*(?P<lit>'_*'|\"_*\")"
+)
+MAP_LITERAL = re.compile(rf"(?P<prop>{_IDENT})\s*:\s*(?P<lit>'_*'|\"_*\")")
+
+
+def ground_literals(
+    cypher: str, schema: GraphSchema, holds: Callable[[str, str, str], bool]
+) -> tuple[str, list[str]]:
+    """Move a string compared with ``=`` to a node property that no node of the label has with that value to
+    the one other text property of the label that has it: ``(m:Movie {title: 'Welcome to the Real World'})``
+    → ``{tagline: …}`` when that is a tagline, ``o.shipCity = 'Lonesome Pine Restaurant'`` → ``o.shipName``.
+    ``holds(label, prop, value)`` says whether some node of ``label`` has ``prop = value`` (the caller asks
+    the database). Only a variable bound with exactly one label is grounded; anything unclear is left alone.
+    """
+    masked = mask(cypher)
+    var_labels: dict[str, set[str]] = {}
+    found: list[tuple[str, re.Match[str]]] = []  # (label, the match of property and literal)
+    for chain in _parse_chains(masked):
+        for item in chain:
+            if isinstance(item, _Node) and item.var:
+                var_labels.setdefault(item.var, set()).update(item.labels)
+            if isinstance(item, _Node) and len(item.labels) == 1 and "{" in masked[item.span[0]:item.span[1]]:
+                start = item.span[0] + masked[item.span[0]:item.span[1]].index("{")
+                for m in MAP_LITERAL.finditer(masked, start, item.span[1]):
+                    found.append((item.labels[0], m))
+    for m in EQ_LITERAL.finditer(masked):
+        labels = var_labels.get(_unquote(m.group("var")), set())
+        if len(labels) == 1:
+            found.append((next(iter(labels)), m))
+    edits: list[tuple[int, int, str]] = []
+    fixes: list[str] = []
+    for label, m in found:
+        entry = schema.label(label)
+        prop, value = _unquote(m.group("prop")), cypher[m.start("lit") + 1:m.end("lit") - 1]
+        if entry is None or prop not in {p.name for p in entry.properties} or holds(label, prop, value):
+            continue
+        texts = [p.name for p in entry.properties if p.type == "STRING" and p.name != prop]
+        having = [p for p in texts if holds(label, p, value)]
+        if len(having) == 1:
+            edits.append((m.start("prop"), m.end("prop"), ident(having[0])))
+            fixes.append(f"replaced {label}.{prop} with {label}.{having[0]}: no {label} has {prop} "
+                         f"{cypher[m.start('lit'):m.end('lit')]}, one has it as {having[0]}")
+    return _apply(cypher, edits), fixes

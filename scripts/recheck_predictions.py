@@ -10,7 +10,8 @@ have done to answers already scored (dev benchmark; reads ../shared/bench or doc
         --predictions docs/benchmarks/gpu/bootstrap-r4/pred-countries-bootstrap.jsonl.gz --mode node-key
 
 ``--mode repair``: each final query through the product's reply cleanup and schema check
-(``agent.cleanup.clean_cypher``, ``agent.schema_check.check_cypher``: the agent's validate step), run
+(``agent.cleanup.clean_cypher``, ``agent.schema_check.check_cypher``, ``agent.graph.grounded_literals``: the
+agent's validate step), run
 read-only when they changed it, and scored against the gold query with the bench rule
 (``agent.core.cypher_text.same_result``). A prediction's final query is what the agent ran after its own
 repair rounds, so this shows what the current check adds to them, not a re-run of the model.
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from agent.core.errors import CypherloopError
     from agent.core.settings import Settings
     from agent.factory import open_graph_checked
+    from agent.graph import grounded_literals
     from agent.schema_check import check_cypher
 
     try:
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def rewrite(cypher: str) -> str:
         if args.mode == "repair":
-            return check_cypher(clean_cypher(cypher), schema).cypher
+            checked = check_cypher(clean_cypher(cypher), schema)
+            return grounded_literals(checked.cypher, store, 10.0)[0] if checked.ok else checked.cypher
         if args.mode == "no-distinct":
             return re.sub(r"\bRETURN\s+DISTINCT\b", "RETURN", cypher, flags=re.IGNORECASE)
         if args.mode == "having-shows":

@@ -367,3 +367,34 @@ def test_clause_repairs(schema, cypher, fixed):
     assert r.cypher == fixed and r.ok and r.fixes
     unchanged = "MATCH (p:Person) WHERE p.name CONTAINS 'x' RETURN avg(size(p.name))"
     assert check_cypher(unchanged, CAST).fixes == []
+
+
+def test_a_literal_on_the_wrong_property_moves_to_the_one_that_holds_it():
+    """``ground_literals``: the data decides (``holds`` stands in for the database)."""
+    from agent.schema_check import ground_literals
+
+    data = {("Customer", "city", "Berlin"), ("Customer", "country", "Germany"), ("Order", "status", "open"),
+            ("Customer", "name", "Berlin"), ("Customer", "segment", "Berlin")}
+    holds = lambda label, prop, value: (label, prop, value) in data  # noqa: E731
+    asked = "MATCH (c:Customer {city: 'Germany'})-[:PLACED]->(o:Order) WHERE o.date = 'open' RETURN c"
+    fixed, fixes = ground_literals(asked, SHOP, holds)
+    assert fixed == asked.replace("city:", "country:").replace("o.date", "o.status")
+    assert len(fixes) == 2
+    # held where it is written, held by two other properties, held by none, or no label: left alone
+    for cypher in (
+        "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c",
+        "MATCH (c:Customer) WHERE c.email = 'Berlin' RETURN c",
+        "MATCH (c:Customer) WHERE c.city = 'Paris' RETURN c",
+        "MATCH (c) WHERE c.city = 'Germany' RETURN c",
+    ):
+        assert ground_literals(cypher, SHOP, holds) == (cypher, [])
+
+
+def test_the_agent_grounds_literals_in_the_graph(shop):
+    from agent.graph import grounded_literals
+
+    fixed, fixes = grounded_literals("MATCH (c:Customer {city: 'Germany'}) RETURN c.name", shop, 5.0)
+    assert fixed == "MATCH (c:Customer {country: 'Germany'}) RETURN c.name" and fixes
+    assert shop.query(fixed).rows
+    kept = "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name"
+    assert grounded_literals(kept, shop, 5.0) == (kept, [])
