@@ -378,10 +378,11 @@ def gguf_tokenizer(gguf: Path) -> Any:
     """The tokenizer a GGUF describes, as transformers reads it; a Gemma vocabulary read wrongly is rebuilt.
 
     transformers 5.17 (the H200 image's, docs/BENCHMARKS.md A, round 5) reads Gemma's GGUF vocabulary as a
-    Unigram over the file's scores, and leaves its control tokens (``<start_of_turn>``, ``<end_of_turn>``)
-    unregistered: text comes out nearly a character a token and the turn tokens as 7-9 pieces each, so a
-    fine-tune never sees the token generation stops on (huggingface/transformers#41494). 5.24 reads it as the
-    BPE Gemma is; ``gemma_gguf_tokenizer`` builds that same tokenizer whatever transformers is installed.
+    Unigram over the file's scores and leaves its control tokens (``<start_of_turn>``, ``<end_of_turn>``)
+    unregistered; saved and loaded again, as training and serving load it, that is a BPE without merges: one
+    token a character, the turn tokens 15 and 13 pieces, so a fine-tune never sees the token generation
+    stops on (huggingface/transformers#41494). 5.24 reads it as the BPE Gemma is; ``gemma_gguf_tokenizer``
+    builds that same tokenizer whatever transformers is installed.
     """
     from transformers import AutoTokenizer
 
