@@ -75,8 +75,10 @@ evaluated), then ``latency:movies``, which did not finish its 100 questions in 8
 on the transformers backend with candidates: the GPU's single-question path is still slow, issue 15). Round 5
 (2026-12-03, 27 min held): start + install + part0 + model setup + index ~5 min, SmolLM2 train:movies 5.1
 min, the four gpart calls ~25 s, Gemma model2 fork train:movies (budget 6) 9.4 min, latency:movies 3.9 min,
-probes ~4 min. Gemma answered its own held-out questions 7 % of the time (a serving problem to find on the
-CPU first); the cascade was not run. Next round: Gemma fixed, then its movies ablation and
+probes ~4 min. Gemma answered its own held-out questions 7 % of the time: the image's transformers 5.17
+read its GGUF tokenizer one token a character with the turn tokens in pieces (found on the CPU, fixed in the
+conversion, ``agent.models.local.gguf_tokenizer``: ``model2`` converts with it); the cascade was not run.
+Next round: Gemma fixed, then its movies ablation and
 ``cascade:movies``; and ``latency:movies`` with the static cache as the product's GPU default now (warmed at
 load, the cache pinned to 2048+ positions so that a new prompt length is not a new compiled shape).
 GPU_RUN_SET reaches the training since 72bcba7 (round 5's was dropped: ``setup`` wrote the plan without it,
