@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,11 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert evaluation[evaluation.index("--batch-size") + 1] == "64"
     assert (limit, eval_limit) == (run.LATENCY_S, run.LATENCY_EVAL_S)
     assert json.loads((run.OUT / "latency-movies-eval.json").read_text())["questions_per_s"] == 2.0
+
+
+def test_every_dependency_of_the_product_is_staged_or_said_why_not():
+    stage = _script("gpu_stage")
+    pyproject = tomllib.loads((SCRIPTS.parent / "pyproject.toml").read_text())
+    names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in pyproject["project"]["dependencies"]}
+    staged = {w.lower() for w in stage.WHEELS}
+    assert names - staged - set(stage.NOT_STAGED) == set()
