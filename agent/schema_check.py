@@ -672,6 +672,14 @@ TEXT_TEST_OF_PROP = re.compile(
     re.IGNORECASE,
 )
 COUNT_SUBQUERY = re.compile(r"\bcount\s*\{", re.IGNORECASE)
+PROJECTION = re.compile(r"\b(?:RETURN|WITH)\s+(?:DISTINCT\s+)?", re.IGNORECASE)
+COUNT_VAR = re.compile(rf"count\s*\(\s*(?:DISTINCT\s+)?(?P<var>{_IDENT})\s*\)", re.IGNORECASE)
+TOP_CLAUSE = re.compile(
+    r"(?<![.`])\b(?:OPTIONAL\s+MATCH|MATCH|WHERE|WITH|RETURN|UNWIND|ORDER\s+BY|SKIP|LIMIT|UNION|CALL)\b",
+    re.IGNORECASE,
+)
+PATTERN_LIST = re.compile(r"\[\s*(?:[A-Za-z_]\w*\s*=\s*)?\(")
+KEY_PROP = re.compile(rf"(?P<var>{_IDENT})\.{_IDENT}(?:\s+AS\s+{_IDENT})?", re.IGNORECASE)
 
 
 def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
@@ -684,11 +692,20 @@ def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     - ``sum``/``avg`` of a list property averages its length (``avg(r.roles)`` → ``avg(size(r.roles))``);
     - a list property tested like a string tests its elements (``r.roles CONTAINS 'Captain'`` →
       ``any(x IN r.roles WHERE x CONTAINS 'Captain')``, ``r.roles = 'Neo'`` → ``'Neo' IN r.roles``);
-    - Neo4j 5's ``COUNT { pattern }`` becomes ``size([pattern | 1])``, which FalkorDB runs.
+    - Neo4j 5's ``COUNT { pattern }`` becomes ``size([pattern | 1])``, which FalkorDB runs;
+    - a pattern comprehension in the ``WHERE`` of a ``MATCH`` or ``WITH``, which FalkorDB refuses there
+      ("Unable to resolve filtered alias"), is computed in a ``WITH *`` just before it (``MATCH (c) WHERE
+      size([(c)-->(o) | 1]) > 3`` → ``MATCH (c) WITH *, [(c)-->(o) | 1] AS _n0 WHERE size(_n0) > 3``);
+    - a count of the very node the rows are grouped by counts its neighbour in the pattern
+      (``MATCH (c:Customer)-[:PURCHASED]->(o:Order) RETURN c.companyName, count(DISTINCT c)`` → ``count(o)``):
+      counted distinct it is 1 in every group, and FalkorDB folds the paths of a plain ``count(c)`` through
+      a middle node the query never reads (its issue 2470), so both said 1 where people asked how many.
     """
     fixes: list[str] = []
     cypher = _alias_repeated_aggregates(cypher, fixes)
+    cypher = _count_own_group(cypher, fixes)
     cypher = _count_subqueries(cypher, fixes)
+    cypher = _hoist_pattern_lists(cypher, fixes)
     lists = _list_vars(cypher, schema)
     if lists:
         cypher = _list_tests(cypher, lists, fixes)
@@ -772,6 +789,49 @@ def _alias_repeated_aggregates(cypher: str, fixes: list[str]) -> str:
     return _apply(cypher, edits)
 
 
+def _count_own_group(cypher: str, fixes: list[str]) -> str:
+    masked = mask(cypher)
+    chains = _parse_chains(masked)
+    edits: list[tuple[int, int, str]] = []
+    for w in PROJECTION.finditer(masked):
+        stop = CLAUSE_END.search(masked, w.end())
+        proj_end = stop.start() if stop else len(masked)
+        keys: set[str] = set()
+        counts: list[tuple[int, int, str]] = []
+        for a, b in _top_level_split(masked[w.end():proj_end]):
+            item = masked[w.end() + a:w.end() + b]
+            lead = len(item) - len(item.lstrip())
+            if c := COUNT_VAR.match(item, lead):
+                counts.append((w.end() + a + lead, w.end() + a + c.end(), _unquote(c.group("var"))))
+            elif k := KEY_PROP.fullmatch(item.strip()):
+                keys.add(_unquote(k.group("var")))
+            elif not AGG_CALL.match(item, lead):
+                keys.add("")  # a key that is not one node's property: the groups are something else
+        if len(keys) != 1:
+            continue
+        for start, end, var in counts:
+            near = _neighbour(chains, var) if var in keys else None
+            if near:
+                edits.append((start, end, f"count({near})"))
+                fixes.append(f"replaced {cypher[start:end]} with count({near}) (the rows are grouped by "
+                             f"{var})")
+    return _apply(cypher, edits)
+
+
+def _neighbour(chains: list[list[_Node | _Rel]], var: str) -> str | None:
+    """The named node next to ``var``'s in the first pattern that binds it (the one after it first)."""
+    for chain in chains:
+        at = next((i for i, x in enumerate(chain) if isinstance(x, _Node) and x.var == var), None)
+        if at is None:
+            continue
+        for i in (at + 2, at - 2):
+            near = chain[i] if 0 <= i < len(chain) else None
+            if isinstance(near, _Node) and near.var and near.var != var:
+                return near.var
+        return None
+    return None
+
+
 def _count_subqueries(cypher: str, fixes: list[str]) -> str:
     masked = mask(cypher)
     edits: list[tuple[int, int, str]] = []
@@ -783,6 +843,43 @@ def _count_subqueries(cypher: str, fixes: list[str]) -> str:
             continue
         edits.append((m.start(), end, f"size([{body} | 1])"))
         fixes.append(f"replaced {cypher[m.start():end]} with size([{body} | 1]) (no COUNT subqueries here)")
+    return _apply(cypher, edits)
+
+
+def _top_clauses(masked: str) -> list[tuple[str, int, int]]:
+    """(keyword, start, end of the keyword) of each clause outside brackets."""
+    out = []
+    for m in TOP_CLAUSE.finditer(masked):
+        before = masked[:m.start()]
+        if sum(map(before.count, "([{")) == sum(map(before.count, ")]}")):
+            out.append((re.sub(r"\s+", " ", m.group(0)).upper(), m.start(), m.end()))
+    return out
+
+
+def _hoist_pattern_lists(cypher: str, fixes: list[str]) -> str:
+    masked = mask(cypher)
+    if re.search(r"\b(?:RETURN|WITH)\s+\*", masked, re.IGNORECASE):
+        return cypher
+    clauses = _top_clauses(masked)
+    edits: list[tuple[int, int, str]] = []
+    taken = set(re.findall(r"\b_n\d+\b", masked))
+    names = (f"_n{i}" for i in range(1000) if f"_n{i}" not in taken)
+    for k, (word, start, _) in enumerate(clauses):
+        if word != "WHERE" or k == 0 or clauses[k - 1][0] not in ("MATCH", "WITH"):
+            continue
+        end = clauses[k + 1][1] if k + 1 < len(clauses) else len(masked)
+        hoisted = []
+        for m in PATTERN_LIST.finditer(masked, start, end):
+            close = _call_end(masked, m.start())
+            if close < 0 or close > end or any(a <= m.start() < b for a, b, _ in edits):
+                continue
+            name = next(names)
+            hoisted.append(f"{cypher[m.start():close]} AS {name}")
+            edits.append((m.start(), close, name))
+        if hoisted:
+            edits.append((start, start, f"WITH *, {', '.join(hoisted)} "))
+            fixes.append(f"computed {', '.join(hoisted)} before the WHERE (FalkorDB refuses a pattern "
+                         f"comprehension in a WHERE)")
     return _apply(cypher, edits)
 
 

@@ -337,10 +337,31 @@ CAST = GraphSchema(
             "MATCH (c:Customer) RETURN c.name, count { (c)-[:PLACED]->(:Order {status: 'x}'}) } AS n",
             "MATCH (c:Customer) RETURN c.name, size([(c)-[:PLACED]->(:Order {status: 'x}'}) | 1]) AS n",
         ),
-        (
+        (  # in a WHERE FalkorDB refuses the comprehension: it is computed in a WITH * before
             SHOP,
             "MATCH (c:Customer) WHERE COUNT {MATCH (c)-[:PLACED]->(:Order)} > 3 RETURN c",
-            "MATCH (c:Customer) WHERE size([(c)-[:PLACED]->(:Order) | 1]) > 3 RETURN c",
+            "MATCH (c:Customer) WITH *, [(c)-[:PLACED]->(:Order) | 1] AS _n0 WHERE size(_n0) > 3 RETURN c",
+        ),
+        (
+            SHOP,
+            "MATCH (c:Customer) WITH c WHERE c.city = 'x' AND "
+            "size([(c)-[:PLACED]->(o:Order) WHERE o.total > 1 | o]) > 3 RETURN c.name",
+            "MATCH (c:Customer) WITH c WITH *, [(c)-[:PLACED]->(o:Order) WHERE o.total > 1 | o] AS _n0 "
+            "WHERE c.city = 'x' AND size(_n0) > 3 RETURN c.name",
+        ),
+        (  # a count of the node the rows are grouped by: its neighbour in the pattern
+            SHOP,
+            "MATCH (c:Customer)-[:PLACED]->(o:Order)-[:CONTAINS]->(p:Product) "
+            "RETURN c.name, count(DISTINCT c) AS n ORDER BY n DESC",
+            "MATCH (c:Customer)-[:PLACED]->(o:Order)-[:CONTAINS]->(p:Product) "
+            "RETURN c.name, count(o) AS n ORDER BY n DESC",
+        ),
+        (
+            SHOP,
+            "MATCH (p:Product {name: 'x'})<-[:CONTAINS]-(o:Order)<-[:PLACED]-(c:Customer) "
+            "WITH c.name AS name, count(c) AS n RETURN name, n",
+            "MATCH (p:Product {name: 'x'})<-[:CONTAINS]-(o:Order)<-[:PLACED]-(c:Customer) "
+            "WITH c.name AS name, count(o) AS n RETURN name, n",
         ),
         (
             CAST,
@@ -367,6 +388,35 @@ def test_clause_repairs(schema, cypher, fixed):
     assert r.cypher == fixed and r.ok and r.fixes
     unchanged = "MATCH (p:Person) WHERE p.name CONTAINS 'x' RETURN avg(size(p.name))"
     assert check_cypher(unchanged, CAST).fixes == []
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        # grouped by two things, or by the node itself, or counting another node: counts that mean something
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, o.status, count(c)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c, count(DISTINCT c)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, count(o)",
+        "MATCH (c:Customer)-[:PLACED]->(:Order) RETURN c.name, count(c)",  # no named neighbour to count
+        # comprehensions where FalkorDB runs them, and a WHERE whose rows RETURN * would show
+        "MATCH (c:Customer) RETURN c.name, size([(c)-[:PLACED]->(:Order) | 1]) AS n",
+        "OPTIONAL MATCH (c:Customer) WHERE size([(c)-[:PLACED]->(:Order) | 1]) > 3 RETURN c",
+        "MATCH (c:Customer) WHERE size([(c)-[:PLACED]->(:Order) | 1]) > 3 RETURN *",
+        "MATCH (c:Customer) WHERE c.city IN ['a', 'b'] RETURN c",
+    ],
+)
+def test_clause_repairs_leave_alone(cypher):
+    assert check_cypher(cypher, SHOP).fixes == []
+
+
+def test_clause_repairs_run_on_falkordb(shop):
+    """The rewrites are queries the database runs: a comprehension hoisted out of a WHERE, a count moved."""
+    hoisted = check_cypher("MATCH (c:Customer) WHERE COUNT { (c)-[:PLACED]->(:Order) } > 0 RETURN c.name",
+                           SHOP)
+    assert "WITH *" in hoisted.cypher and shop.query(hoisted.cypher).rows
+    placed = "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, "
+    rows = shop.query(check_cypher(placed + "count(DISTINCT c) AS n", SHOP).cypher).rows
+    assert rows and rows == shop.query(placed + "count(o) AS n").rows
 
 
 def test_a_literal_on_the_wrong_property_moves_to_the_one_that_holds_it():
