@@ -767,21 +767,24 @@ class CypherAgent:
         assert result is not None
         return result
 
-    def warm_up(self) -> list[dict[str, Any]]:
+    def warm_up(self, batch_size: int = 0) -> list[dict[str, Any]]:
         """Compile at load what the first questions would (the transformers backend's static decoding step on
         a GPU, ``TransformersGenerator.warm_up``): two prompts built as ``ask`` builds them, of different
         lengths, asked the way the first attempt asks (1 reply, or the candidates). Long-lived processes call
         it once (the UI, ``serve``, ``eval`` one question at a time, the latency bench); a one-shot ``ask``
         does not (it answers with the dynamic cache). Returns the model calls made ([] where nothing
-        compiles); a failure is logged, not raised: the first question reports it again."""
-        if not getattr(self.generator, "warms_up", lambda: False)():
+        compiles); a failure is logged, not raised: the first question reports it again. ``batch_size`` > 1:
+        the shapes of ``prefetch``'s batches of that many questions instead (``batch_cache=static``)."""
+        batched = {"batch_size": batch_size} if batch_size > 1 else {}
+        if not getattr(self.generator, "warms_up", lambda **_: False)(**batched):
             return []
         try:
             prompts = []
             for q in WARM_UP_QUESTIONS:
                 st = retrieve(State(question=q), _PlainRuntime(self.context))
                 prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
-            return self.generator.warm_up(prompts, self.context.candidates)  # type: ignore[attr-defined]
+            return self.generator.warm_up(prompts, self.context.candidates,  # type: ignore[attr-defined]
+                                          **batched)
         except Exception as e:  # noqa: BLE001 - an optimisation: serving works without it
             log.warning("warming the model up failed (%s: %s)", type(e).__name__, e)
             return []

@@ -584,3 +584,131 @@ def test_a_failing_sampled_batch_leaves_the_single_calls_static(settings, tiny_d
     gen.generate("How many customers?", SCHEMA)
     assert seen == [(3, "static"), (3, None), (3, None), (1, "static")]
     assert gen.static_cache_error.startswith("[batch calls]") and gen.warms_up()
+
+
+# --- issue 15 levers: prompt lookup, static batches, the compile mode ---------------------------------------
+def _spy_generate(gen):
+    model = gen.model
+    real, seen = model.generate, []
+
+    def spy(**kw):
+        seen.append({**kw, "rows": kw["input_ids"].shape[0]})
+        return real(**kw)
+
+    model.generate = spy
+    return seen
+
+
+def _count_forwards(gen):
+    model = gen.model
+    real, count = model.forward, [0]
+
+    def forward(*a, **kw):
+        count[0] += 1
+        return real(*a, **kw)
+
+    model.forward = forward
+    return count
+
+
+def test_prompt_lookup_replies_are_the_greedy_replies_in_fewer_forward_passes(settings, tiny_dir):
+    """prompt_lookup_tokens: the same greedy tokens (single calls and a question's greedy candidate), on the
+    dynamic and the static cache alike, with fewer forward passes (the tiny model repeats itself, which the
+    lookup copies); the trace still counts tokens."""
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    plain = TransformersGenerator(_tiny_settings(settings, tiny_dir, max_new_tokens=40))
+    looked = [TransformersGenerator(_tiny_settings(settings, tiny_dir, max_new_tokens=40,
+                                                   prompt_lookup_tokens=10, generation_cache=cache))
+              for cache in ("dynamic", "static")]
+    passes = [_count_forwards(g) for g in (plain, *looked)]
+    seen = _spy_generate(looked[1])
+    for q in ("How many customers?", "Which products cost more than 10?"):
+        want = plain.generate(q, SCHEMA)
+        for g in looked:
+            assert g.generate(q, SCHEMA) == want
+            assert g.traces[-1].new_tokens == plain.traces[-1].new_tokens
+    assert passes[1][0] < passes[0][0] and passes[2][0] < passes[0][0]
+    assert seen[0]["prompt_lookup_num_tokens"] == 10 and seen[0]["cache_implementation"] == "static"
+    p = PromptInput("Which products cost more than 10?", SCHEMA)
+    [[want]] = plain.generate_batch([p], n=1, temperature=0.0)
+    for g in looked:
+        [[got]] = g.generate_batch([p], n=1, temperature=0.0)
+        assert got.text == want.text and got.logprob == pytest.approx(want.logprob, rel=1e-5)
+    looked[1].generate_batch([p, p], n=1, temperature=0.0)  # several rows: transformers' lookup takes one
+    looked[1].generate_batch([p], n=2, temperature=0.7)
+    assert "prompt_lookup_num_tokens" not in seen[-1] and "prompt_lookup_num_tokens" not in seen[-2]
+
+
+def test_static_batches_pad_every_chunk_to_the_batch_size_and_reply_as_the_dynamic_cache(settings, tiny_dir):
+    from agent.models.base import PromptInput
+    from agent.models.local import BATCH_CACHE_MIN, TransformersGenerator
+
+    static, dynamic = (TransformersGenerator(_tiny_settings(settings, tiny_dir, max_new_tokens=24,
+                                                            generation_batch_size=4, batch_cache=cache))
+                       for cache in ("static", "dynamic"))
+    seen = _spy_generate(static)
+    asked = ("a?", "How many customers?", "Which products cost more than 10? " * 3, "Who?", "Name cities.")
+    prompts = [PromptInput(q, SCHEMA) for q in asked]
+    got = static.generate_batch(prompts, n=1, temperature=0.0)
+    want = dynamic.generate_batch(prompts, n=1, temperature=0.0)
+    assert [g[0].text for g in got] == [w[0].text for w in want] and len(got) == 5
+    assert [g[0].logprob for g in got] == pytest.approx([w[0].logprob for w in want], rel=1e-5)
+    assert [s["rows"] for s in seen] == [4, 4]  # 4 questions, then 1 padded with copies of itself
+    assert {s["cache_implementation"] for s in seen} == {"static"}
+    assert seen[0]["max_cache_len"] == BATCH_CACHE_MIN
+    sampled = static.generate_batch(prompts[:3], n=3, temperature=0.7)
+    assert seen[-1]["rows"] == 4 and seen[-1]["num_return_sequences"] == 3
+    assert [len(s) for s in sampled] == [3, 3, 3] and len(static.traces[-1].row_tokens) == 9
+    assert static.generate_batch(prompts[:1], n=1, temperature=0.0)[0][0].text == want[0][0].text
+    assert seen[-1]["rows"] == 1 and "cache_implementation" not in seen[-1]  # one question: the single path
+
+
+def test_warm_up_of_static_batches_compiles_the_chunk_shapes_only(settings, tiny_dir):
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, batch_cache="static", device="cpu"))
+    p = [PromptInput("a?", SCHEMA), PromptInput("How many customers?", SCHEMA)]
+    assert gen.warms_up(batch_size=8) and not gen.warms_up()  # auto on a CPU: the single path stays dynamic
+    calls = gen.warm_up(p, candidates=4, batch_size=8)
+    assert [c["rows"] for c in calls] == [8, 24] and not gen._warmed
+    off = TransformersGenerator(_tiny_settings(settings, tiny_dir, device="cpu"))
+    assert not off.warms_up(batch_size=8) and off.warm_up(p, candidates=4, batch_size=8) == []
+
+
+def test_compile_mode_reaches_generate_on_the_static_path_only(settings, tiny_dir):
+    from transformers import CompileConfig
+
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static",
+                                               generation_compile_mode="default"))
+    assert gen._compile_kwargs() == {"compile_config": CompileConfig(mode="default")}
+    seen = _spy_generate(gen)
+    gen.generate("How many customers?", SCHEMA)
+    assert seen[-1]["compile_config"].mode == "default"
+    auto = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
+    assert auto.settings.generation_compile_mode == "auto" and auto._compile_kwargs() == {}
+    dynamic = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_compile_mode="default"))
+    seen = _spy_generate(dynamic)
+    dynamic.generate("How many customers?", SCHEMA)
+    assert "compile_config" not in seen[-1]
+
+
+def test_lever_settings_resolve_from_the_environment_with_the_defaults_off(settings_for, tmp_path,
+                                                                          monkeypatch):
+    from pydantic import ValidationError
+
+    s = settings_for(tmp_path)
+    assert (s.prompt_lookup_tokens, s.batch_cache, s.generation_compile_mode, s.generation_batch_size) == (
+        0, "dynamic", "auto", 0)
+    monkeypatch.setenv("CYPHERLOOP_PROMPT_LOOKUP_TOKENS", "10")
+    monkeypatch.setenv("CYPHERLOOP_BATCH_CACHE", "static")
+    monkeypatch.setenv("CYPHERLOOP_GENERATION_COMPILE_MODE", "default")
+    s = settings_for(tmp_path)
+    assert (s.prompt_lookup_tokens, s.batch_cache, s.generation_compile_mode) == (10, "static", "default")
+    monkeypatch.setenv("CYPHERLOOP_BATCH_CACHE", "sometimes")
+    with pytest.raises(ValidationError, match="batch_cache"):
+        settings_for(tmp_path)

@@ -175,6 +175,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     items = load_dataset(args.dataset)
     set_library_output(args)
     settings = settings_from_args(args)
+    if args.batch_size > 1:  # the generator's batched calls take the chunks whole
+        settings = settings.model_copy(update={"generation_batch_size": args.batch_size})
     out = args.out or settings.home_dir / "eval" / f"{settings.graph}-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     feedback = open_feedback_store(settings) if args.few_shot else None
     with make_agent(
@@ -182,12 +184,15 @@ def eval_main(argv: list[str] | None = None) -> int:
     ) as agent:
         if isinstance(agent.generator, ChatGenerator | models.FallbackGenerator):
             agent.generator.prepare(keep=False)  # loaded before the clock starts: wall_s is the answering
-        if args.batch_size <= 1:  # one question at a time: the single-question path, compiled on a GPU first
-            agent.warm_up()  # (batches keep the dynamic cache, and so do their repairs: nothing to compile)
+        # one question at a time: the single-question path, compiled on a GPU first; batches: their shapes
+        # when batch_cache=static (their repairs keep the dynamic cache), before the clock starts
+        warm_s = time.perf_counter()
+        agent.warm_up(batch_size=args.batch_size if args.batch_size > 1 else 0)
+        warm_s = time.perf_counter() - warm_s
         report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=out,
                           dataset=str(args.dataset), label=settings.graph, batch_size=max(1, args.batch_size))
     if args.json:
-        print(json.dumps(report.summary(), ensure_ascii=False, indent=2))
+        print(json.dumps({**report.summary(), "warmup_s": round(warm_s, 1)}, ensure_ascii=False, indent=2))
     else:
         print(report.text())
         print(f"predictions: {out}")

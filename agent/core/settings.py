@@ -200,6 +200,36 @@ class Settings(BaseSettings):
                     "one-shot `ask`. Batches of several questions stay dynamic. Falls back to 'dynamic' with "
                     "a warning if the static path fails.",
     )
+    generation_compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune",
+                                     "max-autotune-no-cudagraphs"] = Field(
+        "auto",
+        description="torch.compile mode of the static cache's compiled decoding step (a GPU only): 'auto' "
+                    "is transformers' CompileConfig default, 'reduce-overhead' (CUDA graphs); 'default' "
+                    "compiles without CUDA graphs. For measuring the two side by side (scripts/gpu_run.py "
+                    "latency:G).",
+    )
+    prompt_lookup_tokens: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Prompt-lookup decoding for one-row calls (transformers' prompt_lookup_num_tokens): the "
+                    "model checks up to this many tokens copied from the prompt (Cypher repeats the schema's "
+                    "labels and the question's names) in one forward pass. Greedy replies are the same "
+                    "tokens; sampled ones the same distribution. 0: off (unmeasured on a GPU).",
+    )
+    generation_batch_size: int = Field(
+        0,
+        ge=0,
+        description="Rows of one batched generate call of several questions (the transformers backend): 0 "
+                    "is 64 on a GPU, 8 on a CPU; `cypherloop eval --batch-size N` sets it to N.",
+    )
+    batch_cache: Literal["dynamic", "static"] = Field(
+        "dynamic",
+        description="KV cache of multi-question batches (cypherloop eval --batch-size): 'static' pads each "
+                    "chunk to the batch size (copies of its last prompt, dropped after) and pins the cache "
+                    "length, so one compiled decoding step per batch size serves every chunk on a GPU; eval "
+                    "compiles them before its clock starts. 'dynamic': uncompiled (unmeasured on a GPU).",
+    )
 
     # --- agent -------------------------------------------------------------------------
     max_attempts: int = Field(3, ge=1, description="Generate/correct attempts per question before giving up.")

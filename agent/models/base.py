@@ -86,8 +86,9 @@ class StepClock:
     def __init__(self) -> None:
         self.stamps: list[float] = []
 
-    def tick(self) -> None:
-        self.stamps.append(time.perf_counter())
+    def tick(self, tokens: int = 1) -> None:
+        """A step's end; ``tokens`` > 1 when one step wrote several (prompt-lookup decoding)."""
+        self.stamps.extend([time.perf_counter()] * tokens)
 
     def fill(self, trace: GenerationTrace) -> GenerationTrace:
         t = self.stamps
@@ -170,13 +171,15 @@ class ChatGenerator:
         """Do now what the first question would (convert, load); ``keep``: also write to disk what would make
         a later process's start quicker (``cypherloop warm``). Nothing to do for a remote model."""
 
-    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1) -> list[dict[str, Any]]:
+    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
+                batch_size: int = 0) -> list[dict[str, Any]]:
         """Do at load what the first questions' calls would compile (``prompts``: two of different lengths;
         ``candidates``: the replies a question's first attempt asks for); the calls made. Nothing to compile
-        here; the transformers backend compiles its static decoding step on a GPU."""
+        here; the transformers backend compiles its static decoding step on a GPU (``batch_size`` > 1: the
+        steps of batches of that many questions)."""
         return []
 
-    def warms_up(self) -> bool:
+    def warms_up(self, batch_size: int = 0) -> bool:
         """Whether ``warm_up`` has anything to do (checked before building its prompts; loads nothing)."""
         return False
 

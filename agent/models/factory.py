@@ -65,7 +65,7 @@ class FallbackGenerator:
         if serving is not self.primary and isinstance(serving, ChatGenerator):
             serving.prepare(keep)
 
-    def warms_up(self) -> bool:
+    def warms_up(self, batch_size: int = 0) -> bool:
         return False  # ``auto`` on a CPU: nothing compiles (``ChatGenerator.warm_up``)
 
     @property

@@ -176,13 +176,16 @@ def _loop_stop_class() -> type:
 
         def __init__(self, width: int) -> None:
             self.width = width
+            self.checked = 0  # steps // LOOP_CHECK_EVERY at the last check
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             import torch
 
             steps = input_ids.shape[1] - self.width
-            if steps < LOOP_MIN_TOKENS or steps % LOOP_CHECK_EVERY:
+            # prompt-lookup decoding adds several tokens a step: check each time a multiple was passed
+            if steps < LOOP_MIN_TOKENS or steps // LOOP_CHECK_EVERY == self.checked:
                 return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            self.checked = steps // LOOP_CHECK_EVERY
             rows = input_ids[:, self.width:].tolist()
             return torch.tensor([repetition_loop(r) for r in rows], dtype=torch.bool, device=input_ids.device)
 
@@ -558,6 +561,12 @@ for nearly every question, so one compiled decoding step per batch size; longer 
 cache is ~47 MB a row in bf16 (SmolLM2-135M: 30 layers × 3 KV heads × 64)."""
 
 
+BATCH_CACHE_MIN = 1024
+"""The shortest static cache of a multi-question batch (``batch_cache=static``): a step attends over every
+position of every row, and 192 rows (64 questions × 3 sampled candidates) × 2,048 positions would be ~9 GB
+read a step; the dev prompts (~250-450 tokens) with 200 new tokens fit in 1,024."""
+
+
 def use_static_cache(setting: str, device: str, warmed: bool) -> bool:
     """Whether a single-question call takes the static KV cache (and, on CUDA, transformers' compiled decoding
     step): ``static`` always; ``auto`` on CUDA once ``warm_up`` compiled the step at load (a cold process, the
@@ -569,12 +578,12 @@ def use_static_cache(setting: str, device: str, warmed: bool) -> bool:
     return setting == "auto" and device.startswith("cuda") and warmed
 
 
-def static_cache_len(positions: int) -> int:
+def static_cache_len(positions: int, floor: int = STATIC_CACHE_MIN) -> int:
     """The static cache's length for a call that needs ``positions`` (prompt + new tokens): a power of two
     from ``STATIC_CACHE_MIN``. Unpinned, transformers sizes the cache to each call's prompt and grows it with
     every longer prompt, and each new length compiled the decoding step again (45 s, then 65 s on the H200,
-    round 5)."""
-    n = STATIC_CACHE_MIN
+    round 5). Batches of several questions start from ``BATCH_CACHE_MIN``."""
+    n = floor
     while n < positions:
         n *= 2
     return n
@@ -590,13 +599,14 @@ def resolve_device(device: str) -> str:
 
 class _ClockStreamer:
     """transformers' streamer interface (``put`` per step, ``end``), used only to time the steps: ``generate``
-    hands it the prompt before the forward pass, then each new token."""
+    hands it the prompt before the forward pass, then each step's new tokens (one tick per token)."""
 
     def __init__(self, clock: StepClock) -> None:
         self.clock = clock
 
     def put(self, value: Any) -> None:
-        self.clock.tick()
+        # after the prompt, a step's tokens come as one per row; prompt-lookup decoding hands a row of several
+        self.clock.tick(value.shape[-1] if self.clock.stamps and getattr(value, "ndim", 1) == 2 else 1)
 
     def end(self) -> None:
         pass
@@ -855,7 +865,28 @@ class TransformersGenerator(ChatGenerator):
         if not self._static_ok(path):
             return {}
         need = prompt_tokens + max(max_new_tokens, self.settings.max_new_tokens)
-        return {"cache_implementation": "static", "max_cache_len": static_cache_len(need)}
+        return {"cache_implementation": "static", "max_cache_len": static_cache_len(need),
+                **self._compile_kwargs()}
+
+    def _compile_kwargs(self) -> dict[str, Any]:
+        """``compile_config`` for the static cache's compiled step when ``generation_compile_mode`` names a
+        mode; none under ``auto`` (transformers' default CompileConfig: mode reduce-overhead)."""
+        mode = self.settings.generation_compile_mode
+        if mode == "auto":
+            return {}
+        from transformers import CompileConfig
+
+        return {"compile_config": CompileConfig(mode=mode)}
+
+    def _lookup_kwargs(self, rows: int) -> dict[str, Any]:
+        """``prompt_lookup_num_tokens`` for a one-row call when ``prompt_lookup_tokens`` is set (transformers'
+        assisted generation takes one row only)."""
+        n = self.settings.prompt_lookup_tokens
+        return {"prompt_lookup_num_tokens": n} if n > 0 and rows == 1 else {}
+
+    def _batch_static(self) -> bool:
+        """Whether multi-question batches take the static cache padded to the batch size (``batch_cache``)."""
+        return self.settings.batch_cache == "static" and "batches" not in self._static_failed
 
     def _with_fallback(self, call: Callable[[], Any], kwargs: dict[str, Any], clock: StepClock | None,
                        failed: str, path: str = "single") -> Any:
@@ -873,6 +904,7 @@ class TransformersGenerator(ChatGenerator):
             self.static_cache_error = f"[{path} calls] {traceback.format_exc()}"
             kwargs.pop("cache_implementation")
             kwargs.pop("max_cache_len", None)
+            kwargs.pop("compile_config", None)
             if clock is not None:
                 clock.stamps.clear()
             try:
@@ -880,7 +912,8 @@ class TransformersGenerator(ChatGenerator):
             except Exception as e2:  # noqa: BLE001
                 raise ModelError(f"{failed}: {e2}") from e2
 
-    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1) -> list[dict[str, Any]]:
+    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
+                batch_size: int = 0) -> list[dict[str, Any]]:
         """Compile the static decoding step now rather than on the first questions (``use_static_cache``:
         ``auto`` on CUDA, or ``static``): each prompt (two, of different lengths: round 5 compiled again on a
         second length when the cache followed the prompt; pinned now, it should not, and the timings here say
@@ -892,18 +925,26 @@ class TransformersGenerator(ChatGenerator):
         (``CypherAgent.warm_up``); the one-shot ``ask`` does not, and answers with the dynamic cache. Not
         redone when the weights in memory are replaced (``_swap_model``: a promoted full version, or a merged
         copy with a new adapter): transformers compiles per model object, so the first question after such
-        a swap pays the compilation (unmeasured)."""
+        a swap pays the compilation (unmeasured).
+
+        ``batch_size`` > 1 (``cypherloop eval --batch-size``): the multi-question batches' shapes instead,
+        when ``batch_cache`` is static: the first prompt ``batch_size`` times, greedy, then sampled
+        ``candidates`` - 1 times each (the rows of ``first_replies``)."""
         import torch
 
-        if not self.warms_up():
+        if not self.warms_up(batch_size):
             return []
         with self._lock:
             self.sync_adapter()
             s = self.settings
-            self._warmed = True
-            for p in prompts:
+            if batch_size <= 1:
+                self._warmed = True
+            floor = BATCH_CACHE_MIN if batch_size > 1 else STATIC_CACHE_MIN
+            for p in prompts[:1] if batch_size > 1 else prompts:
                 n_tok = len(prompt_token_ids(self._tokenizer, p.messages()))
-                for rows, call in self._question_calls(p, candidates):
+                calls = (self._batch_calls(p, candidates, batch_size) if batch_size > 1
+                         else self._question_calls(p, candidates))
+                for rows, call in calls:
                     t = time.perf_counter()
                     call()
                     if self._device.startswith("cuda"):
@@ -912,14 +953,28 @@ class TransformersGenerator(ChatGenerator):
                     self.warmup_calls.append({
                         "prompt_tokens": n_tok, "rows": rows, "ms": ms,
                         "static": not self._static_failed,
-                        "cache_len": static_cache_len(n_tok + s.max_new_tokens)})
+                        "cache_len": static_cache_len(n_tok + s.max_new_tokens, floor)})
                     log.info("warm-up: %d prompt tokens, %d row(s): %.1f s", n_tok, rows, ms / 1000)
             return self.warmup_calls
 
-    def warms_up(self) -> bool:
+    def warms_up(self, batch_size: int = 0) -> bool:
+        """Whether ``warm_up`` has anything to compile: the single-question calls' static step, or with
+        ``batch_size`` > 1 the static batches' (``batch_cache``)."""
+        if batch_size > 1:
+            return self._batch_static()
         device = self._device if self._model is not None else resolve_device(self.settings.device)
         return "single" not in self._static_failed and use_static_cache(self.settings.generation_cache,
                                                                         device, warmed=True)
+
+    def _batch_calls(self, p: PromptInput, candidates: int, size: int) -> list[tuple[int, Callable[[], Any]]]:
+        """The batched calls ``first_replies`` makes for a chunk of ``size`` questions, 2 new tokens each."""
+        same, t = [p] * size, self.settings.candidate_temperature
+        if candidates <= 1:
+            return [(size, lambda: self.generate_batch(same, n=1, max_new_tokens=2, batch_size=size))]
+        return [(size, lambda: self.generate_batch(same, n=1, temperature=0.0, max_new_tokens=2,
+                                                   batch_size=size)),
+                (size * (candidates - 1), lambda: self.generate_batch(
+                    same, n=candidates - 1, temperature=t, max_new_tokens=2, batch_size=size))]
 
     def _question_calls(self, p: PromptInput, candidates: int) -> list[tuple[int, Callable[[], Any]]]:
         """The model calls one question's first attempt makes (``agent.graph.first_replies``), 2 new tokens
@@ -955,6 +1010,7 @@ class TransformersGenerator(ChatGenerator):
                 "stopping_criteria": loop_stopping(len(ids)),
             }
             kwargs.update(self._cache_kwargs(len(ids), kwargs["max_new_tokens"]))
+            kwargs.update(self._lookup_kwargs(1))
             if s.temperature > 0:
                 kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
             else:
@@ -995,7 +1051,7 @@ class TransformersGenerator(ChatGenerator):
             tok, s = self._tokenizer, self.settings
             temp = s.temperature if temperature is None else temperature
             pad = tok.pad_token_id if tok.pad_token_id is not None else self._stop_ids[0]
-            size = batch_size or (64 if self._device.startswith("cuda") else 8)
+            size = batch_size or s.generation_batch_size or (64 if self._device.startswith("cuda") else 8)
             ids = [prompt_token_ids(tok, p.messages()) for p in prompts]
             runner = self._runner()
             kwargs: dict[str, Any] = {
@@ -1013,11 +1069,21 @@ class TransformersGenerator(ChatGenerator):
             path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
             if len(ids) == 1:  # one question (the candidates): its shapes are the ones warm_up compiled
                 kwargs.update(self._cache_kwargs(len(ids[0]), kwargs["max_new_tokens"], path))
+                kwargs.update(self._lookup_kwargs(kwargs.get("num_return_sequences", 1)))
+            else:
+                path = "batches"
+                if self._batch_static():  # every chunk padded to ``size`` rows: one compiled shape
+                    kwargs.update(cache_implementation="static", **self._compile_kwargs())
             out: list[list[Generation]] = []
             for start in range(0, len(ids), size):
                 began = time.perf_counter()
                 chunk = ids[start: start + size]
+                real = len(chunk)
                 width = max(len(x) for x in chunk)
+                if path == "batches" and "cache_implementation" in kwargs:
+                    chunk = chunk + [chunk[-1]] * (size - real)  # copies of the last prompt, dropped below
+                    need = width + max(kwargs["max_new_tokens"], s.max_new_tokens)
+                    kwargs["max_cache_len"] = static_cache_len(need, BATCH_CACHE_MIN)
                 clock = StepClock()  # one tick per step of the whole batch: a row that never stops shows
                 kwargs["streamer"] = _ClockStreamer(clock)  # as new_tokens reaching max_new_tokens
                 kwargs["stopping_criteria"] = loop_stopping(width)
@@ -1039,7 +1105,7 @@ class TransformersGenerator(ChatGenerator):
                 scores = scores.float().cpu().tolist()
                 per = n if temp > 0 else 1
                 rows = []
-                for i in range(len(chunk)):
+                for i in range(real):
                     gens = []
                     for j in range(per):
                         row = i * per + j
