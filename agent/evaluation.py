@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,12 +253,16 @@ def run_eval(
     dataset: str = "",
     on_prediction: Callable[[dict[str, Any]], None] | None = None,
     batch_size: int = 1,
+    workers: int = 1,
 ) -> EvalReport:
     """Ask ``agent`` every question and score it against the gold query run on ``gold_store`` (default: the
     agent's graph store). Predictions are written line by line to ``predictions_path`` (if given) so an
     interrupted run keeps what it did. With ``batch_size`` > 1 the first replies of each chunk of questions
     come from one batched model call (``CypherAgent.prefetch``; the checks, execution and repair rounds run
-    per question as usual); latencies then exclude generation."""
+    per question as usual); latencies then exclude generation. ``workers`` > 1 asks that many questions at
+    once from threads (the agent answers concurrent questions, as serve does; the model calls take its lock):
+    the checks, the database and the scoring of a batch overlap instead of running one question after
+    another; the records keep the questions' order."""
     store = gold_store if gold_store is not None else agent.graph_store
     chosen = list(items[:limit] if limit else items)
     report = EvalReport(label=label, dataset=dataset, graph=store.name)
@@ -266,23 +271,31 @@ def run_eval(
         Path(predictions_path).parent.mkdir(parents=True, exist_ok=True)
         out_file = open(predictions_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
     start = time.perf_counter()
+    bar = tqdm(total=len(chosen), desc=label or "eval", unit="q", disable=not progress, dynamic_ncols=True)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="cypherloop-eval") if workers > 1 else None
     try:
-        bar = tqdm(chosen, desc=label or "eval", unit="q", disable=not progress, dynamic_ncols=True)
-        drafts: dict[int, list[Generation]] = {}
-        for pos, item in enumerate(bar):
-            if batch_size > 1 and pos not in drafts:
-                chunk = chosen[pos: pos + batch_size]
-                drafts = dict(zip(range(pos, pos + len(chunk)), agent.prefetch([c.question for c in chunk]),
-                                  strict=True))
-            pred = predict(agent, store, item, drafts.pop(pos, None))
-            report.add(pred)
-            if out_file:
-                out_file.write(json.dumps(pred, ensure_ascii=False, default=str) + "\n")
-                out_file.flush()
-            if on_prediction:
-                on_prediction(pred)
-            bar.set_postfix(acc=f"{report.accuracy:.0%}")
+        step = max(batch_size, workers, 1)
+        for pos in range(0, len(chosen), step):
+            chunk = chosen[pos: pos + step]
+            drafts: list[list[Generation] | None] = (
+                list(agent.prefetch([c.question for c in chunk])) if batch_size > 1 else [None] * len(chunk))
+            asked = zip(chunk, drafts, strict=True)
+            preds: Iterable[dict[str, Any]] = (
+                (predict(agent, store, item, d) for item, d in asked) if pool is None
+                else pool.map(lambda a: predict(agent, store, *a), asked))
+            for pred in preds:
+                report.add(pred)
+                if out_file:
+                    out_file.write(json.dumps(pred, ensure_ascii=False, default=str) + "\n")
+                    out_file.flush()
+                if on_prediction:
+                    on_prediction(pred)
+                bar.update(1)
+                bar.set_postfix(acc=f"{report.accuracy:.0%}")
     finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         if out_file:
             out_file.close()
     report.wall_s = time.perf_counter() - start

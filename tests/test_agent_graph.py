@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from agent.answer import NO_DATA
@@ -526,6 +528,21 @@ def test_batched_evaluation_equals_one_question_at_a_time(settings, shop):
         == [True, True, True, False]
     )
     assert len(gen.calls) == 4  # each first reply asked once, in the batch; no repair round was needed
+    for batch_size in (1, 3):  # questions asked from threads: the same records, in the questions' order
+        together = threading.Barrier(3, timeout=60)  # the first three questions' model calls meet: concurrent
+        met: list[str] = []
+
+        def scripted(q, fb, n, together=together, met=met, one_by_one=batch_size == 1):
+            if one_by_one and q != items[3].question:
+                together.wait()
+                met.append(q)
+            return script.get(q, script["*"])
+
+        many = run_eval(make_agent(settings, shop, ScriptedGenerator(scripted)), items, progress=False,
+                        batch_size=batch_size, workers=3)
+        assert [p["id"] for p in many.predictions] == [p["id"] for p in one.predictions]
+        assert [p["correct"] for p in many.predictions] == [p["correct"] for p in one.predictions]
+        assert len(met) == (3 if batch_size == 1 else 0)
 
 
 def test_bootstrap_pool_examples_are_retrieved_for_their_graph_only(settings, shop, tmp_path):

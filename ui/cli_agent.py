@@ -164,6 +164,9 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1,
                    help="first replies of N questions per batched model call (fast on a GPU; latencies then "
                         "exclude generation)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="questions answered at once from threads (checks, database and scoring overlap; the "
+                        "model calls take turns)")
     return p
 
 
@@ -172,6 +175,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     args = _eval_parser().parse_args(argv)
     if args.limit is not None and args.limit < 1:
         raise DataError("--limit must be at least 1")
+    if args.workers < 1:
+        raise DataError("--workers must be at least 1")
     items = load_dataset(args.dataset)
     set_library_output(args)
     settings = settings_from_args(args)
@@ -190,7 +195,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         agent.warm_up(batch_size=args.batch_size if args.batch_size > 1 else 0)
         warm_s = time.perf_counter() - warm_s
         report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=out,
-                          dataset=str(args.dataset), label=settings.graph, batch_size=max(1, args.batch_size))
+                          dataset=str(args.dataset), label=settings.graph, batch_size=max(1, args.batch_size),
+                          workers=args.workers)
     if args.json:
         print(json.dumps({**report.summary(), "warmup_s": round(warm_s, 1)}, ensure_ascii=False, indent=2))
     else:
