@@ -261,7 +261,9 @@ class Config:
                          "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
                          "device": s.device, "ct2_quantization": s.ct2_quantization,
                          "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache,
-                         "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache},
+                         "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache,
+                         "prompt_lookup_tokens": s.prompt_lookup_tokens,
+                         "generation_compile_mode": s.generation_compile_mode},
             "load_and_warmup_s": self.warm_s,
             "model_warmup": self.model_warmup,
             "static_cache_used": bool(getattr(self.generator, "_warmed", False)

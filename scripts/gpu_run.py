@@ -13,21 +13,25 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     call 7                     python3 scripts/gpu_run.py ablateall           # every configuration, 4 at once
     (or call 6 = trainablate:countries: countries trains while the others are evaluated, 4 at once; with 8
     the training ran out of memory on 2026-12-02, docs/BENCHMARKS.md A, round 3)
-    any call after 3           python3 scripts/gpu_run.py latency:movies      # issue 15's measure, <= 7.5 min
+    any call after 3           python3 scripts/gpu_run.py latency:movies      # issue 15's measure, <= 9.5 min
 
-``latency:G`` needs only install, part0 and model before it (not setup or index); from a bare machine, three
-calls, as the carries must stay under 64 MiB each:
+``latency:G`` needs only install, part0 and model before it (not setup or index); from a bare machine, four
+calls, as the carries must stay under 64 MiB each and the phase with its levers takes up to 9.5 minutes:
 
     call 1  carry .gpu/w   python3 scripts/gpu_run.py install imports
     call 2  carry .gpu/m1  python3 scripts/gpu_run.py part0
-    call 3  carry .gpu/m2  python3 scripts/gpu_run.py model latency:movies
+    call 3  carry .gpu/m2  python3 scripts/gpu_run.py model
+    call 4                 python3 scripts/gpu_run.py latency:movies
 
 Its single-stream bench stops itself at GPU_RUN_LATENCY_S (default 330 s) and its JSON (latency-movies.json,
 rewritten after every question) keeps what was measured: the product defaults on the GPU (the static KV
 cache, compiled at load: ``model_warmup``), 4 vs 1 candidates on the same GPU_RUN_LIMIT (default 100)
-questions, the trace of every model call and node, a question from another thread; then ``cypherloop eval
---batch-size 64`` on the same questions (latency-movies-eval.json, questions/s), stopped at
-GPU_RUN_LATENCY_EVAL_S (default 110 s). See ``phase_latency``.
+questions, the trace of every model call and node, a question from another thread, and 1 candidate with each
+single-stream lever (GPU_RUN_LATENCY_LEVERS: prompt-lookup decoding, the compiled step without CUDA graphs);
+then ``cypherloop eval --batch-size 64`` on the same questions (latency-movies-eval.json, questions/s), and
+with each batch lever (GPU_RUN_LATENCY_EVALS: static batches, one chunk of 128, 8 workers;
+latency-movies-eval-<lever>.json), each stopped at GPU_RUN_LATENCY_EVAL_S (default 110 s), the whole phase at
+GPU_RUN_LATENCY_TOTAL_S (570 s). See ``phase_latency``.
 
 The second base side by side (Gemma 3 270M, ``CYPHERLOOP_BASE_MODEL=gemma3-270m``; issue 12, item 5): its
 GGUF comes in five parts, one per call, so the default's calls 5-7 carry them as well; ``fork`` gives every
@@ -134,6 +138,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -520,12 +525,30 @@ LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "330"))
 """How long ``latency:G``'s single-stream bench may run in all (load, warm-up, questions), then it is stopped;
 its JSON, rewritten after every question, keeps what it measured."""
 LATENCY_EVAL_S = float(os.environ.get("GPU_RUN_LATENCY_EVAL_S", "110"))
-"""How long the phase's batched ``cypherloop eval`` may run (its process: start, model load, answering)."""
+"""How long each of the phase's batched ``cypherloop eval`` runs may take (its process: start, model load,
+warm-up, answering)."""
+LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "570"))
+"""The whole ``latency:G`` phase: the evals after the bench get what is left of it (a call's limit: 600 s)."""
+LATENCY_LEVERS = [x for x in os.environ.get(
+    "GPU_RUN_LATENCY_LEVERS", "prompt_lookup_tokens=10,generation_compile_mode=default").split(",") if x]
+"""Issue 15's single-stream levers, settings each measured as one more 1-candidate configuration asked the
+same questions in turn with the product defaults (``+`` joins several settings in one): prompt-lookup
+decoding, and the compiled step without CUDA graphs (``default``) against transformers' default mode
+(reduce-overhead, CUDA graphs, which the product configurations run). Empty: the defaults only."""
+LATENCY_EVALS = [x for x in os.environ.get(
+    "GPU_RUN_LATENCY_EVALS", "64,128/8:batch_cache=static,64:batch_cache=static,64/8").split(",") if x]
+"""The batched evals, one process each: ``<batch size>[/<workers>][:<setting>=<value>[+…]]``; the first is
+round 6's (the dynamic cache, 64 a batch, one question after another). ``batch_cache=static``: every chunk
+padded to the batch size on the static cache, compiled before eval's clock (``warmup_s`` in its JSON); 128
+takes the 100 questions in one chunk; ``/8``: ``--workers 8``, the questions' checks, database and scoring
+from 8 threads. Each lever alone against the first, and all together (128/8 static)."""
 
 
 def phase_latency(graph: str = "movies") -> None:
-    """Issue 15's acceptance measure on this GPU, within one call (7.3 minutes at most: GPU_RUN_LATENCY_S 330
-    + GPU_RUN_LATENCY_EVAL_S 110, plus the model phase before it, if any).
+    """Issue 15's acceptance measure on this GPU, and its levers on vs off, within one call: the phase stops
+    at GPU_RUN_LATENCY_TOTAL_S (default 570 s; each eval gets at most what is left, in the order of
+    ``LATENCY_EVALS``), so run it in a call of its own after ``model`` (GPU_RUN_LATENCY_EVALS=64 and
+    GPU_RUN_LATENCY_LEVERS= give round 6's phase, 7.3 minutes at most).
 
     1. ``scripts/bench_latency.py`` (the product's agent through ``make_agent``, single stream: retrieve →
        generate → validate → run → answer, with the per-node trace and every model call's trace), on the
@@ -534,19 +557,24 @@ def phase_latency(graph: str = "movies") -> None:
        (temperature 0.1, 200 new tokens at most, 3 attempts, ``generation_cache=auto``: the static KV cache
        with the compiled decoding step, compiled at load by ``CypherAgent.warm_up`` as the UI and ``serve``
        do; its calls and seconds are ``model_warmup`` in the JSON), each question asked in turn of 4
-       candidates (the GPU default) and 1 candidate, which share one model and its compilation. Timed
-       questions stop after GPU_RUN_LATENCY_Q_S (default 200) s, the bench at GPU_RUN_LATENCY_S.
+       candidates (the GPU default) and 1 candidate, which share one model and its compilation, and of 1
+       candidate with each of ``LATENCY_LEVERS`` (prompt-lookup decoding; the compiled step without CUDA
+       graphs), each its own model and compilation. Timed questions stop after GPU_RUN_LATENCY_Q_S (default
+       200) s, the bench at GPU_RUN_LATENCY_S.
        TORCH_LOGS=recompiles puts every recompilation of the decoding step, with its reason, in the log.
        Then the first question once more from another thread (``thread_check``: serve and the UI answer from
        threads; CUDA graphs keep per-thread state): its time, and the traceback if the static cache fails.
     2. ``cypherloop eval --batch-size 64`` on the same questions (latency-G-questions.jsonl), the product's
        GPU default of 4 candidates, one attempt at temperature 0 (as every GPU eval before), stopped at
        GPU_RUN_LATENCY_EVAL_S: questions/s = n / the eval's own ``wall_s`` (answering; the model is loaded
-       before its clock starts). Batches keep the dynamic cache.
+       and the static batches compiled before its clock starts, ``warmup_s``). Then the same with each of
+       ``LATENCY_EVALS``' levers (static batches, one chunk of 128, 8 workers), one process each.
 
-    Writes latency-G.json (+ .log) as round 5 did, and latency-G-eval.json (+ .log, predictions). Needs the
+    Writes latency-G.json (+ .log) as round 5 did, latency-G-eval.json (+ .log, predictions), and
+    latency-G-eval-<lever>.json (+ .log, predictions) for each of the others. Needs the
     phases install, part0 and model before it (the graph is loaded if missing). GPU_RUN_STATIC_MODES (default
     none) adds bench_latency's older static probe after the configurations."""
+    began = time.perf_counter()
     n = int(DRY.get("limit", "100"))
     warmup = 2
     adapter = "shipped" if BASE == DEFAULT_BASE else "active"
@@ -556,7 +584,9 @@ def phase_latency(graph: str = "movies") -> None:
     questions.write_text("".join(x + "\n" for x in lines[warmup: warmup + n]))
     args = [sys.executable, "scripts/bench_latency.py", "--graph", graph, "--graph-file", str(GRAPHS[graph]),
             "--dataset", str(DEV[graph]), "--n", str(n), "--warmup", str(warmup), "--interleave",
-            "--backends", "transformers+candidates=4,transformers+candidates=1", "--adapters", adapter,
+            "--backends", ",".join(["transformers+candidates=4", "transformers+candidates=1",
+                                    *(f"transformers+candidates=1+{lever}" for lever in LATENCY_LEVERS)]),
+            "--adapters", adapter,
             "--home", str(home(graph)), "--device", DEVICE,
             "--profile", os.environ.get("GPU_RUN_PROFILE", "0"),
             "--budget-s", os.environ.get("GPU_RUN_LATENCY_Q_S", "200"), "--thread-check", "--out", str(out)]
@@ -571,7 +601,12 @@ def phase_latency(graph: str = "movies") -> None:
         print(f"bench_latency stopped at GPU_RUN_LATENCY_S={LATENCY_S:g} s; {out.name} {kept}", flush=True)
     elif code:
         print(f"bench_latency exited {code}; the batched eval runs all the same", flush=True)
-    _latency_eval(graph, questions, n)
+    for spec in LATENCY_EVALS:
+        left = LATENCY_TOTAL_S - (time.perf_counter() - began)
+        if left < 30:
+            print(f"eval {spec}: not run, {left:.0f} s left of GPU_RUN_LATENCY_TOTAL_S", flush=True)
+            continue
+        _latency_eval(graph, questions, n, spec, min(LATENCY_EVAL_S, left))
     if code:
         raise RuntimeError(f"bench_latency exited {code}")
 
@@ -592,28 +627,36 @@ def _bounded(args: list[str], env: dict[str, str], log_file: Path, limit_s: floa
     return code
 
 
-def _latency_eval(graph: str, questions: Path, n: int) -> None:
-    """``cypherloop eval --batch-size 64`` on ``questions``: its summary with questions/s, in
-    latency-G-eval.json."""
-    out = OUT / f"latency-{tag(graph)}-eval.json"
+def _latency_eval(graph: str, questions: Path, n: int, spec: str = "64",
+                  limit_s: float = LATENCY_EVAL_S) -> None:
+    """``cypherloop eval --batch-size N`` on ``questions`` with the settings ``spec`` names
+    (``LATENCY_EVALS``): its summary with questions/s, in latency-G-eval.json for round 6's (``64``), else
+    latency-G-eval-<spec>.json."""
+    shape, _, sets = spec.partition(":")
+    size, _, workers = shape.partition("/")
+    extra = {f"CYPHERLOOP_{k.upper()}": v for k, _, v in (x.partition("=") for x in sets.split("+") if x)}
+    name = f"latency-{tag(graph)}-eval" + ("-" + re.sub(r"[^\w.-]+", "-", spec) if spec != "64" else "")
+    out = OUT / f"{name}.json"
     args = [sys.executable, "-m", "ui.cli", "eval", "--graph", graph, "--dataset", str(questions),
-            "--batch-size", "64", "--json", "--out", str(OUT / f"latency-{tag(graph)}-eval-pred.jsonl")]
-    env = env_for(graph, CYPHERLOOP_ADAPTER=str(SHIPPED) if BASE == DEFAULT_BASE else "active")
-    log_file = OUT / f"latency-{tag(graph)}-eval.log"
+            "--batch-size", size, "--workers", workers or "1", "--json",
+            "--out", str(OUT / f"{name}-pred.jsonl")]
+    env = env_for(graph, CYPHERLOOP_ADAPTER=str(SHIPPED) if BASE == DEFAULT_BASE else "active", **extra)
+    log_file = OUT / f"{name}.log"
     t0 = time.perf_counter()
-    code = _bounded(args, env, log_file, LATENCY_EVAL_S)
+    code = _bounded(args, env, log_file, limit_s)
     text = log_file.read_text()
     try:
         summary = json.loads(text[text.rindex("\n{") + 1 if "\n{" in text else text.index("{"):])
     except ValueError:
         summary = {"error": text[-1500:] or f"exit {code}"}
     summary.update(command=" ".join(["cypherloop", *args[3:]]), process_s=round(time.perf_counter() - t0, 1),
-                   stopped=code is None, batch_size=64, questions=n,
+                   stopped=code is None, batch_size=int(size), workers=int(workers or 1), questions=n,
+                   extra_settings=extra,
                    settings="product defaults (candidates: 4 on a GPU) but 1 attempt, temperature 0")
     if summary.get("wall_s"):
         summary["questions_per_s"] = round(summary["n"] / summary["wall_s"], 2)
     out.write_text(json.dumps(summary, indent=1))
-    print(f"eval --batch-size 64: {summary.get('n')} questions, wall {summary.get('wall_s')} s, "
+    print(f"eval --batch-size {spec}: {summary.get('n')} questions, wall {summary.get('wall_s')} s, "
           f"{summary.get('questions_per_s')} questions/s, accuracy {summary.get('accuracy')}", flush=True)
 
 

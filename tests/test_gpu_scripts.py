@@ -81,8 +81,13 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     monkeypatch.setattr(run, "_bounded", bounded)
     run.OUT.mkdir(parents=True)
     run.phase_latency("movies")
-    (bench, env, limit), (evaluation, _, eval_limit) = calls
+    (bench, env, limit), (evaluation, eval_env, eval_limit), *levers = calls
+    (static128, env128, _), (static64, env64, _), (workers, workers_env, _) = levers
     assert bench[1] == "scripts/bench_latency.py" and "--thread-check" in bench
+    assert bench[bench.index("--backends") + 1].split(",") == [
+        "transformers+candidates=4", "transformers+candidates=1",
+        "transformers+candidates=1+prompt_lookup_tokens=10",
+        "transformers+candidates=1+generation_compile_mode=default"]
     assert bench[bench.index("--n") + 1] == "3" and bench[bench.index("--warmup") + 1] == "2"
     assert "CYPHERLOOP_GENERATION_CACHE" not in env and env["CYPHERLOOP_MAX_ATTEMPTS"] == "3"
     asked = run.OUT / "latency-movies-questions.jsonl"  # the bench's timed questions, for the eval
@@ -91,6 +96,15 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert evaluation[evaluation.index("--batch-size") + 1] == "64"
     assert (limit, eval_limit) == (run.LATENCY_S, run.LATENCY_EVAL_S)
     assert json.loads((run.OUT / "latency-movies-eval.json").read_text())["questions_per_s"] == 2.0
+    assert "CYPHERLOOP_BATCH_CACHE" not in eval_env  # round 6's eval as it was: the dynamic cache
+    assert env64["CYPHERLOOP_BATCH_CACHE"] == env128["CYPHERLOOP_BATCH_CACHE"] == "static"
+    assert "CYPHERLOOP_BATCH_CACHE" not in workers_env
+    assert [(a[a.index("--batch-size") + 1], a[a.index("--workers") + 1])
+            for a in (evaluation, static128, static64, workers)] == [("64", "1"), ("128", "8"), ("64", "1"),
+                                                                      ("64", "8")]
+    lever = json.loads((run.OUT / "latency-movies-eval-128-8-batch_cache-static.json").read_text())
+    assert (lever["batch_size"], lever["workers"]) == (128, 8)
+    assert lever["extra_settings"] == {"CYPHERLOOP_BATCH_CACHE": "static"}
 
 
 def test_every_dependency_of_the_product_is_staged_or_said_why_not():

@@ -197,7 +197,7 @@ class Settings(BaseSettings):
                     "dynamic, a whole 14-token reply 127 ms static on an H200; each new shape compiles once, "
                     "45-65 s). 'auto': static on CUDA in a process that warmed the model up at load (the UI, "
                     "serve, eval one question at a time, the latency bench), dynamic on a CPU and in a "
-                    "one-shot `ask`. Batches of several questions stay dynamic. Falls back to 'dynamic' with "
+                    "one-shot `ask`. Batches of several questions: batch_cache. Falls back to 'dynamic' with "
                     "a warning if the static path fails.",
     )
     generation_compile_mode: Literal["auto", "default", "reduce-overhead", "max-autotune",
