@@ -23,7 +23,7 @@ calls, as the carries must stay under 64 MiB each and the phase with its levers 
     call 3  carry .gpu/m2  python3 scripts/gpu_run.py model
     call 4                 python3 scripts/gpu_run.py latency:movies
 
-Its single-stream bench stops itself at GPU_RUN_LATENCY_S (default 330 s) and its JSON (latency-movies.json,
+Its single-stream bench stops itself at GPU_RUN_LATENCY_S (default 360 s) and its JSON (latency-movies.json,
 rewritten after every question) keeps what was measured: the product defaults on the GPU (the static KV
 cache, compiled at load: ``model_warmup``), 4 vs 1 candidates on the same GPU_RUN_LIMIT (default 100)
 questions, the trace of every model call and node, a question from another thread, and 1 candidate with each
@@ -521,9 +521,11 @@ def phase_heldout() -> None:
     phase_ablate("countries", before=True)
 
 
-LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "330"))
+LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "360"))
 """How long ``latency:G``'s single-stream bench may run in all (load, warm-up, questions), then it is stopped;
-its JSON, rewritten after every question, keeps what it measured."""
+its JSON, rewritten after every question, keeps what it measured. With the two levers: three models, each
+compiled (round 6: 56 s for the first, 1 and 3 rows; ~20 s for a 1-row one), then ~1.6 s a question for the
+five configurations within GPU_RUN_LATENCY_Q_S (200 s)."""
 LATENCY_EVAL_S = float(os.environ.get("GPU_RUN_LATENCY_EVAL_S", "110"))
 """How long each of the phase's batched ``cypherloop eval`` runs may take (its process: start, model load,
 warm-up, answering)."""
