@@ -75,6 +75,16 @@ def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
+def _cudagraph_skips() -> int | None:
+    """How many compiled graphs torch ran without CUDA graphs so far in this process (inductor's counter;
+    its "skipping cudagraphs due to …" message is off by default), None before torch is imported."""
+    if "torch" not in sys.modules:
+        return None
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"].get("cudagraph_skips", 0))
+
+
 def _questions(args: argparse.Namespace, store: Any) -> list[str]:
     want = args.warmup + args.n
     if args.dataset:
@@ -268,6 +278,7 @@ class Config:
             "model_warmup": self.model_warmup,
             "static_cache_used": bool(getattr(self.generator, "_warmed", False)
                                       and not getattr(self.generator, "static_cache_error", None)),
+            "cudagraph_skips_in_process": _cudagraph_skips(),
             "load_average_before": [round(x, 2) for x in self.load_before],
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "load_1min_median": _median([x["load_1min"] for x in records]),
