@@ -367,12 +367,15 @@ def first_replies(
     generator: CypherGenerator, prompts: list[PromptInput], ctx: AgentContext
 ) -> list[list[Generation]]:
     """The first attempt's replies for each prompt: one, or ``ctx.candidates`` (greedy first, then
-    sampled)."""
+    sampled; from one call when the generator offers it, ``candidates_one_call``)."""
     if ctx.candidates <= 1:
         if len(prompts) == 1:
             p = prompts[0]
             return [[Generation(generator.generate(p.question, p.schema_text, p.examples, None) or "")]]
         return generator.generate_batch(prompts, n=1)
+    if getattr(generator, "one_call_candidates", lambda: False)():  # the transformers backend, when set
+        return generator.generate_batch(prompts, n=ctx.candidates,  # type: ignore[call-arg]
+                                        temperature=ctx.candidate_temperature, greedy_first=True)
     greedy = generator.generate_batch(prompts, n=1, temperature=0.0)
     sampled = generator.generate_batch(prompts, n=ctx.candidates - 1, temperature=ctx.candidate_temperature)
     return [g + s for g, s in zip(greedy, sampled, strict=True)]

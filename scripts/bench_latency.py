@@ -273,7 +273,8 @@ class Config:
                          "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache,
                          "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache,
                          "prompt_lookup_tokens": s.prompt_lookup_tokens,
-                         "generation_compile_mode": s.generation_compile_mode},
+                         "generation_compile_mode": s.generation_compile_mode,
+                         "candidates_one_call": s.candidates_one_call},
             "load_and_warmup_s": self.warm_s,
             "model_warmup": self.model_warmup,
             "static_cache_used": bool(getattr(self.generator, "_warmed", False)

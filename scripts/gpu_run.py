@@ -23,13 +23,14 @@ calls, as the carries must stay under 64 MiB each and the phase with its levers 
     call 3  carry .gpu/m2  python3 scripts/gpu_run.py model
     call 4                 python3 scripts/gpu_run.py latency:movies
 
-Its single-stream bench stops itself at GPU_RUN_LATENCY_S (default 360 s) and its JSON (latency-movies.json,
+Its single-stream bench stops itself at GPU_RUN_LATENCY_S (default 400 s) and its JSON (latency-movies.json,
 rewritten after every question) keeps what was measured: the product defaults on the GPU (the static KV
 cache, compiled at load: ``model_warmup``), 4 vs 1 candidates on the same GPU_RUN_LIMIT (default 100)
 questions, the trace of every model call and node, a question from another thread, and 1 candidate with each
-single-stream lever (GPU_RUN_LATENCY_LEVERS: prompt-lookup decoding, the compiled step without CUDA graphs);
+single-stream lever (GPU_RUN_LATENCY_LEVERS: prompt-lookup decoding, the compiled step without CUDA graphs;
+4 candidates from one call);
 then ``cypherloop eval --batch-size 64`` on the same questions (latency-movies-eval.json, questions/s), and
-with each batch lever (GPU_RUN_LATENCY_EVALS: static batches, one chunk of 128, 8 workers;
+with each batch lever (GPU_RUN_LATENCY_EVALS: static batches, one chunk of 128, 8 workers, one call;
 latency-movies-eval-<lever>.json), each stopped at GPU_RUN_LATENCY_EVAL_S (default 110 s), the whole phase at
 GPU_RUN_LATENCY_TOTAL_S (570 s). See ``phase_latency``.
 
@@ -521,29 +522,33 @@ def phase_heldout() -> None:
     phase_ablate("countries", before=True)
 
 
-LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "360"))
+LATENCY_S = float(os.environ.get("GPU_RUN_LATENCY_S", "400"))
 """How long ``latency:G``'s single-stream bench may run in all (load, warm-up, questions), then it is stopped;
-its JSON, rewritten after every question, keeps what it measured. With the two levers: three models, each
-compiled (round 6: 56 s for the first, 1 and 3 rows; ~20 s for a 1-row one), then ~1.6 s a question for the
-five configurations within GPU_RUN_LATENCY_Q_S (200 s)."""
+its JSON, rewritten after every question, keeps what it measured. With the three levers: four models, each
+compiled (round 6: 56 s for the first, 1 and 3 rows; ~20 s for a 1-row one), then ~1.9 s a question for the
+six configurations within GPU_RUN_LATENCY_Q_S (200 s)."""
 LATENCY_EVAL_S = float(os.environ.get("GPU_RUN_LATENCY_EVAL_S", "110"))
 """How long each of the phase's batched ``cypherloop eval`` runs may take (its process: start, model load,
 warm-up, answering)."""
 LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "570"))
 """The whole ``latency:G`` phase: the evals after the bench get what is left of it (a call's limit: 600 s)."""
 LATENCY_LEVERS = [x for x in os.environ.get(
-    "GPU_RUN_LATENCY_LEVERS", "prompt_lookup_tokens=10,generation_compile_mode=default").split(",") if x]
-"""Issue 15's single-stream levers, settings each measured as one more 1-candidate configuration asked the
-same questions in turn with the product defaults (``+`` joins several settings in one): prompt-lookup
-decoding, and the compiled step without CUDA graphs (``default``) against transformers' default mode
-(reduce-overhead, CUDA graphs, which the product configurations run). Empty: the defaults only."""
+    "GPU_RUN_LATENCY_LEVERS",
+    "candidates=1+prompt_lookup_tokens=10,candidates=1+generation_compile_mode=default,"
+    "candidates=4+candidates_one_call=true").split(",") if x]
+"""Issue 15's single-stream levers, each one more configuration (settings joined by ``+``) asked the same
+questions in turn with the product defaults: prompt-lookup decoding and the compiled step without CUDA graphs
+(``default``, against transformers' default mode, reduce-overhead, which the product configurations run)
+with 1 candidate; the 4 candidates from one call instead of two. Empty: the defaults only."""
 LATENCY_EVALS = [x for x in os.environ.get(
-    "GPU_RUN_LATENCY_EVALS", "64,128/8:batch_cache=static,64:batch_cache=static,64/8").split(",") if x]
+    "GPU_RUN_LATENCY_EVALS", "64,128/8:batch_cache=static+candidates_one_call=true,64:batch_cache=static,64/8"
+).split(",") if x]
 """The batched evals, one process each: ``<batch size>[/<workers>][:<setting>=<value>[+…]]``; the first is
 round 6's (the dynamic cache, 64 a batch, one question after another). ``batch_cache=static``: every chunk
 padded to the batch size on the static cache, compiled before eval's clock (``warmup_s`` in its JSON); 128
 takes the 100 questions in one chunk; ``/8``: ``--workers 8``, the questions' checks, database and scoring
-from 8 threads. Each lever alone against the first, and all together (128/8 static)."""
+from 8 threads; ``candidates_one_call``: one 512-row call for the chunk's candidates instead of 128 + 384
+rows. Static batches and the workers alone against the first, and everything together."""
 
 
 def phase_latency(graph: str = "movies") -> None:
@@ -587,7 +592,7 @@ def phase_latency(graph: str = "movies") -> None:
     args = [sys.executable, "scripts/bench_latency.py", "--graph", graph, "--graph-file", str(GRAPHS[graph]),
             "--dataset", str(DEV[graph]), "--n", str(n), "--warmup", str(warmup), "--interleave",
             "--backends", ",".join(["transformers+candidates=4", "transformers+candidates=1",
-                                    *(f"transformers+candidates=1+{lever}" for lever in LATENCY_LEVERS)]),
+                                    *(f"transformers+{lever}" for lever in LATENCY_LEVERS)]),
             "--adapters", adapter,
             "--home", str(home(graph)), "--device", DEVICE,
             "--profile", os.environ.get("GPU_RUN_PROFILE", "0"),

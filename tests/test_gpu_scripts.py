@@ -87,7 +87,8 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert bench[bench.index("--backends") + 1].split(",") == [
         "transformers+candidates=4", "transformers+candidates=1",
         "transformers+candidates=1+prompt_lookup_tokens=10",
-        "transformers+candidates=1+generation_compile_mode=default"]
+        "transformers+candidates=1+generation_compile_mode=default",
+        "transformers+candidates=4+candidates_one_call=true"]
     assert bench[bench.index("--n") + 1] == "3" and bench[bench.index("--warmup") + 1] == "2"
     assert "CYPHERLOOP_GENERATION_CACHE" not in env and env["CYPHERLOOP_MAX_ATTEMPTS"] == "3"
     asked = run.OUT / "latency-movies-questions.jsonl"  # the bench's timed questions, for the eval
@@ -98,13 +99,17 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert json.loads((run.OUT / "latency-movies-eval.json").read_text())["questions_per_s"] == 2.0
     assert "CYPHERLOOP_BATCH_CACHE" not in eval_env  # round 6's eval as it was: the dynamic cache
     assert env64["CYPHERLOOP_BATCH_CACHE"] == env128["CYPHERLOOP_BATCH_CACHE"] == "static"
+    assert env128["CYPHERLOOP_CANDIDATES_ONE_CALL"] == "true"
+    assert "CYPHERLOOP_CANDIDATES_ONE_CALL" not in env64
     assert "CYPHERLOOP_BATCH_CACHE" not in workers_env
     assert [(a[a.index("--batch-size") + 1], a[a.index("--workers") + 1])
             for a in (evaluation, static128, static64, workers)] == [("64", "1"), ("128", "8"), ("64", "1"),
                                                                       ("64", "8")]
-    lever = json.loads((run.OUT / "latency-movies-eval-128-8-batch_cache-static.json").read_text())
+    lever = run.OUT / "latency-movies-eval-128-8-batch_cache-static-candidates_one_call-true.json"
+    lever = json.loads(lever.read_text())
     assert (lever["batch_size"], lever["workers"]) == (128, 8)
-    assert lever["extra_settings"] == {"CYPHERLOOP_BATCH_CACHE": "static"}
+    assert lever["extra_settings"] == {"CYPHERLOOP_BATCH_CACHE": "static",
+                                       "CYPHERLOOP_CANDIDATES_ONE_CALL": "true"}
 
 
 def test_every_dependency_of_the_product_is_staged_or_said_why_not():

@@ -712,3 +712,39 @@ def test_lever_settings_resolve_from_the_environment_with_the_defaults_off(setti
     monkeypatch.setenv("CYPHERLOOP_BATCH_CACHE", "sometimes")
     with pytest.raises(ValidationError, match="batch_cache"):
         settings_for(tmp_path)
+
+
+def test_one_call_candidates_hold_the_greedy_row_to_the_greedy_reply(settings, tiny_dir):
+    """candidates_one_call: a question's candidates from one sampled call whose first row per prompt is
+    greedy: the same reply and log-probability as the greedy call, for one question and a batch of them; the
+    warm-up asks that one call."""
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    # 8 new tokens: under the loop rule's 16, so every row runs its 8 (a row stopped early is padded, and the
+    # pad is a stop token whose score would count); the same log-probability means the same greedy tokens
+    one = TransformersGenerator(_tiny_settings(settings, tiny_dir, candidates_one_call=True,
+                                               generation_cache="static"))
+    seen = _spy_generate(one)
+    prompts = [PromptInput(q, SCHEMA) for q in ("How many customers?", "Which products cost more than 10?")]
+    greedy = one.generate_batch(prompts, n=1, temperature=0.0)
+    for asked in ([prompts[0]], prompts):
+        got = one.generate_batch(asked, n=4, temperature=0.7, greedy_first=True)
+        assert [len(g) for g in got] == [4] * len(asked) and seen[-1]["rows"] == len(asked)
+        for g, want in zip(got, greedy, strict=False):
+            assert g[0].text == want[0].text and g[0].logprob == pytest.approx(want[0].logprob, rel=1e-4)
+    assert one.one_call_candidates()
+    calls = one.warm_up(prompts, candidates=4)
+    assert [c["rows"] for c in calls] == [1, 4] * 2
+
+
+def test_first_replies_take_one_call_when_the_generator_offers_it(settings, tiny_dir):
+    from agent.graph import AgentContext, first_replies
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, candidates_one_call=True))
+    seen = _spy_generate(gen)
+    ctx = AgentContext(graph_store=None, generator=gen, candidates=4)
+    [replies] = first_replies(gen, [PromptInput("How many customers?", SCHEMA)], ctx)
+    assert len(replies) == 4 and len(seen) == 1 and seen[0]["num_return_sequences"] == 4

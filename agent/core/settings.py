@@ -267,6 +267,13 @@ class Settings(BaseSettings):
                     "call, +1.3 to +4.5 points on both dev sets in two rounds, 0 on the handwritten set), 1 "
                     "on a CPU or a remote server.",
     )
+    candidates_one_call: bool = Field(
+        False,
+        description="The candidates from one batched call of the transformers backend instead of two "
+                    "(the greedy reply, then the sampled ones): the greedy row is held to its best token by "
+                    "a logits processor, so its reply is the greedy one (to the batch's float rounding) and "
+                    "its log-probability the model's own. Off by default (unmeasured on a GPU).",
+    )
     candidate_temperature: float = Field(
         0.7, gt=0, description="Sampling temperature of the extra candidates (the first is greedy)."
     )

@@ -192,6 +192,31 @@ def _loop_stop_class() -> type:
     return LoopStop
 
 
+@functools.cache
+def _greedy_rows_class() -> type:
+    from transformers import LogitsProcessor
+
+    class GreedyRows(LogitsProcessor):
+        """Every ``every``-th row (the first reply of each prompt in a sampled batch) keeps only its best
+        token, so sampling picks it: that row decodes greedily inside a sampled call. Runs before
+        transformers' temperature and top-p warpers, which keep a lone finite token."""
+
+        def __init__(self, every: int) -> None:
+            self.every = every
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            import torch
+
+            scores = scores.clone()  # the raw logits (output_logits) may be this very tensor
+            rows = scores[:: self.every]
+            best = rows.argmax(dim=-1, keepdim=True)
+            kept = torch.full_like(rows, -math.inf).scatter_(1, best, rows.gather(1, best))
+            scores[:: self.every] = kept
+            return scores
+
+    return GreedyRows
+
+
 def loop_stopping(width: int) -> Any:
     """``stopping_criteria`` for ``generate`` that ends looping rows (``repetition_loop``) after a prompt of
     ``width`` tokens (left-padded in a batch)."""
@@ -957,6 +982,11 @@ class TransformersGenerator(ChatGenerator):
                     log.info("warm-up: %d prompt tokens, %d row(s): %.1f s", n_tok, rows, ms / 1000)
             return self.warmup_calls
 
+    def one_call_candidates(self) -> bool:
+        """Whether a question's candidates come from one call (``candidates_one_call``,
+        ``agent.graph.first_replies``)."""
+        return self.settings.candidates_one_call
+
     def warms_up(self, batch_size: int = 0) -> bool:
         """Whether ``warm_up`` has anything to compile: the single-question calls' static step, or with
         ``batch_size`` > 1 the static batches' (``batch_cache``)."""
@@ -969,6 +999,9 @@ class TransformersGenerator(ChatGenerator):
     def _batch_calls(self, p: PromptInput, candidates: int, size: int) -> list[tuple[int, Callable[[], Any]]]:
         """The batched calls ``first_replies`` makes for a chunk of ``size`` questions, 2 new tokens each."""
         same, t = [p] * size, self.settings.candidate_temperature
+        if candidates > 1 and self.one_call_candidates():
+            return [(size * candidates, lambda: self.generate_batch(
+                same, n=candidates, temperature=t, max_new_tokens=2, batch_size=size, greedy_first=True))]
         if candidates <= 1:
             return [(size, lambda: self.generate_batch(same, n=1, max_new_tokens=2, batch_size=size))]
         return [(size, lambda: self.generate_batch(same, n=1, temperature=0.0, max_new_tokens=2,
@@ -982,6 +1015,10 @@ class TransformersGenerator(ChatGenerator):
         if candidates <= 1:
             return [(1, lambda: self.complete(p.messages(), max_new_tokens=2))]
         t = self.settings.candidate_temperature
+        if self.one_call_candidates():
+            return [(1, lambda: self.complete(p.messages(), max_new_tokens=2)),  # a repair round
+                    (candidates, lambda: self.generate_batch([p], n=candidates, temperature=t,
+                                                             max_new_tokens=2, greedy_first=True))]
         return [(1, lambda: self.complete(p.messages(), max_new_tokens=2)),  # a repair round
                 (1, lambda: self.generate_batch([p], n=1, temperature=0.0, max_new_tokens=2)),
                 (candidates - 1, lambda: self.generate_batch([p], n=candidates - 1, temperature=t,
@@ -1032,6 +1069,7 @@ class TransformersGenerator(ChatGenerator):
         temperature: float | None = None,
         max_new_tokens: int | None = None,
         batch_size: int | None = None,
+        greedy_first: bool = False,
     ) -> list[list[Generation]]:
         """``n`` replies per prompt from batched ``generate`` calls (left-padded prompts), with
         log-probabilities.
@@ -1064,6 +1102,11 @@ class TransformersGenerator(ChatGenerator):
             }
             if temp > 0:
                 kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, num_return_sequences=n)
+                if greedy_first and n > 1:  # each prompt's first row greedy, its log-probability the raw one
+                    from transformers import LogitsProcessorList
+
+                    kwargs.update(logits_processor=LogitsProcessorList([_greedy_rows_class()(n)]),
+                                  output_logits=True)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
@@ -1097,8 +1140,13 @@ class TransformersGenerator(ChatGenerator):
                 def run(input_ids: Any = input_ids, mask: Any = mask) -> tuple[Any, Any]:
                     with torch.inference_mode(), self._adapter_context():
                         res = runner.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-                        return res, self._model.compute_transition_scores(res.sequences, res.scores,
-                                                                          normalize_logits=True)
+                        scores = self._model.compute_transition_scores(res.sequences, res.scores,
+                                                                       normalize_logits=True)
+                        if "output_logits" in kwargs:
+                            raw = self._model.compute_transition_scores(res.sequences, res.logits,
+                                                                        normalize_logits=True)
+                            scores[:: n] = raw[:: n]
+                        return res, scores
 
                 res, scores = self._with_fallback(run, kwargs, clock, "batched generation failed", path)
                 new = res.sequences[:, width:].tolist()
