@@ -32,7 +32,7 @@ single-stream lever (GPU_RUN_LATENCY_LEVERS: prompt-lookup decoding, the compile
 then ``cypherloop eval --batch-size 64`` on the same questions (latency-movies-eval.json, questions/s), and
 with each batch lever (GPU_RUN_LATENCY_EVALS: static batches, one chunk of 128, 8 workers, one call;
 latency-movies-eval-<lever>.json), each stopped at GPU_RUN_LATENCY_EVAL_S (default 110 s), the whole phase at
-GPU_RUN_LATENCY_TOTAL_S (570 s). See ``phase_latency``.
+GPU_RUN_LATENCY_TOTAL_S (555 s). See ``phase_latency``.
 
 The second base side by side (Gemma 3 270M, ``CYPHERLOOP_BASE_MODEL=gemma3-270m``; issue 12, item 5): its
 GGUF comes in five parts, one per call, so the default's calls 5-7 carry them as well; ``fork`` gives every
@@ -530,8 +530,9 @@ six configurations within GPU_RUN_LATENCY_Q_S (200 s)."""
 LATENCY_EVAL_S = float(os.environ.get("GPU_RUN_LATENCY_EVAL_S", "110"))
 """How long each of the phase's batched ``cypherloop eval`` runs may take (its process: start, model load,
 warm-up, answering)."""
-LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "570"))
-"""The whole ``latency:G`` phase: the evals after the bench get what is left of it (a call's limit: 600 s)."""
+LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "555"))
+"""The whole ``latency:G`` phase: the evals after the bench get what is left of it. A call's limit is 600 s
+and the results' tarball is written at the end (a call killed at its limit brings back nothing)."""
 LATENCY_LEVERS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_LEVERS",
     "candidates=1+prompt_lookup_tokens=10,candidates=1+generation_compile_mode=default,"
@@ -553,7 +554,7 @@ rows. Static batches and the workers alone against the first, and everything tog
 
 def phase_latency(graph: str = "movies") -> None:
     """Issue 15's acceptance measure on this GPU, and its levers on vs off, within one call: the phase stops
-    at GPU_RUN_LATENCY_TOTAL_S (default 570 s; each eval gets at most what is left, in the order of
+    at GPU_RUN_LATENCY_TOTAL_S (default 555 s; each eval gets at most what is left, in the order of
     ``LATENCY_EVALS``), so run it in a call of its own after ``model`` (GPU_RUN_LATENCY_EVALS=64 and
     GPU_RUN_LATENCY_LEVERS= give round 6's phase, 7.3 minutes at most).
 
