@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from finetune_helpers import tiny_model_dir
 
@@ -172,8 +174,9 @@ def test_a_killed_run_resumes_from_its_checkpoint(tiny, data, tmp_path):
 
 
 class _BrokenCompile:
-    """Stands in for ``torch.compile``'s result: fails the way a compiler does, at the call or only when the
-    backward pass is built (AOTAutograd compiles the backward lazily, outside the forward call)."""
+    """Stands in for ``torch.compile``'s result on one decoder layer: fails the way a compiler does, at the
+    call or only when the backward pass is built (AOTAutograd compiles the backward lazily, outside the
+    forward call)."""
 
     def __init__(self, module, when):
         self.module, self.when, self.calls = module, when, 0
@@ -187,23 +190,93 @@ class _BrokenCompile:
         def fail(grad):
             raise RuntimeError("backward compile failed")
 
-        out.last_hidden_state.register_hook(fail)
+        (out if isinstance(out, torch.Tensor) else out[0]).register_hook(fail)
         return out
 
 
 @pytest.mark.parametrize("when", ["call", "backward"])
 def test_a_failing_torch_compile_costs_a_warning_not_the_run(tiny, data, tmp_path, monkeypatch, caplog, when):
-    import torch
-
     made = []
     monkeypatch.setattr(torch, "compile", lambda m, **kw: made.append(_BrokenCompile(m, when)) or made[-1])
     cfg = FullConfig.load("full-cpu", ["epochs=1", "tokens_per_batch=2048", "compile=true", "log_every=1"])
     with caplog.at_level("WARNING", logger="cypherloop.full"):
         result = train_full(data, tiny, tmp_path / "run", cfg)
-    assert made and made[0].calls == 1  # tried once, then the eager decoder for every step
+    assert made and made[0].calls == 1  # tried once, then the eager layers for every step
+    assert all(fake.calls <= 1 for fake in made)
     m = result.metrics
     assert m["steps"] == m["total_steps"] and m["compiled"] is False
     assert m["compile_error"].startswith("RuntimeError: ") and "traceback" not in m["compile_error"]
     assert "torch.compile failed" in caplog.text
     losses = [json.loads(x)["loss"] for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
     assert all(math.isfinite(x) for x in losses)
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory) -> Path:
+    """Records of many lengths, so that batches come in many (rows, width) shapes."""
+    import random
+
+    rng = random.Random(0)
+    folder = tmp_path_factory.mktemp("varied-data")
+    recs = []
+    for i in range(160):
+        words = " ".join(f"w{rng.randrange(99)}" for _ in range(rng.randrange(1, 60)))
+        question = f"How many things {words}?"
+        recs.append(training_record(question, f"MATCH (n:Thing {{id: {i}}}) RETURN n", SCHEMA))
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return folder
+
+
+def test_a_compiled_run_builds_a_bounded_number_of_graphs(tiny, varied, tmp_path, monkeypatch):
+    """Every batch shape differs, yet torch.compile builds ≤ 3 graphs for the layers (static first shape, then
+    dynamic, a 1-row batch once more), shared by all layers; ``aot_eager`` traces as inductor would, without
+    its code generation (slow on a CPU)."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real(fn, **{**kw, "backend": "aot_eager"}))
+    torch._dynamo.reset()
+    cfg = FullConfig.load("full-cpu", ["epochs=1", "tokens_per_batch=1024", "compile=true", "log_every=5"])
+    m = train_full(varied, tiny, tmp_path / "run", cfg).metrics
+    assert m["compiled"] is True and m["compile_error"] is None
+    assert m["batch_shapes"] >= 8 and 1 <= m["compiled_graphs"] <= 3, m
+    assert m["first_step_seconds"] is not None
+    eager = train_full(varied, tiny, tmp_path / "eager", FullConfig.load("full-cpu", ["epochs=1",
+                       "tokens_per_batch=1024", "log_every=5"])).metrics
+    assert eager["compiled_graphs"] == 0 and eager["batch_shapes"] == m["batch_shapes"]
+    assert eager["final_loss"] == pytest.approx(m["final_loss"], rel=1e-3)
+
+
+def test_padding_changes_no_loss(tiny, varied):
+    """A batch padded to a wider width, its rows together, gives the loss of the examples run one at a time
+    without padding (target-token weighted): padding is masked out of attention and loss."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from finetune.full import _collate, _forward_loss
+
+    tok = AutoTokenizer.from_pretrained(str(tiny))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32).eval()
+    recs = [json.loads(x) for x in (varied / "train.jsonl").read_text().splitlines()[:6]]
+    examples = tokenize_records(tok, recs, 4096)
+    assert len({len(ids) for ids, _ in examples}) > 1
+    sdpa = model.config._attn_implementation == "sdpa"
+    loss = functools.partial(_forward_loss, model.get_decoder(), model.get_output_embeddings(), sdpa)
+    with torch.no_grad():
+        padded = loss(*_collate(examples, 256, tok.pad_token_id))
+        alone = [(loss(*_collate([ex], 1, tok.pad_token_id)), len(ex[0]) - ex[1]) for ex in examples]
+    expected = sum(v * n for v, n in alone) / sum(n for _, n in alone)
+    assert padded.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_the_time_budget_stops_the_run_and_it_is_saved(tiny, data, tmp_path, monkeypatch):
+    """The budget is checked on the host clock every step (no GPU sync): with a clock that advances a second a
+    reading, a 30 s budget stops the run after a few steps, the last loss logged and the model saved."""
+    import finetune.full as full
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(full.time, "perf_counter", lambda: float(next(ticks)))
+    cfg = FullConfig.load("full-cpu", ["epochs=6", "tokens_per_batch=1024", "log_every=100", "budget_s=30"])
+    result = train_full(data, tiny, tmp_path / "run", cfg)
+    m = result.metrics
+    assert m["stopped_by_budget"] is True and 1 < m["steps"] < m["total_steps"]
+    rows = [json.loads(x) for x in (tmp_path / "run" / "loss.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [m["steps"]] and math.isfinite(rows[0]["loss"])
+    assert (Path(result.model_dir) / "model.safetensors").is_file()
