@@ -15,6 +15,17 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
     the training ran out of memory on 2026-12-02, docs/BENCHMARKS.md A, round 3)
     any call after 3           python3 scripts/gpu_run.py latency:movies      # issue 15's measure, <= 9.5 min
 
+Training speed, compile off vs on (issue 12, item 3): after call 4's ``index`` (which builds the training
+sets; ``train:movies`` can stay in call 4 or go), one call of ~8 min runs ``python -m finetune.full`` twice on
+movies' bootstrap set, compile off then on, GPU_RUN_SPEED_S (150) seconds of training each:
+
+    call 5                     python3 scripts/gpu_run.py trainspeed:movies
+
+Dry-run on the CPU (2026-12-03, tiny random base, load ~4, 4 min): GPU_RUN_TMP=/tmp/dry-train-speed
+GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=movies GPU_RUN_PAIRS=300 GPU_RUN_EVAL_N=4 GPU_RUN_LIMIT=3
+GPU_RUN_BUDGET_MIN=2 GPU_RUN_SET="tokens_per_batch=1024" GPU_RUN_BASE=/tmp/dry-train-speed-tiny
+GPU_RUN_SPEED_S=40 .venv/bin/python scripts/gpu_run.py bench setup index trainspeed:movies
+
 ``latency:G`` needs only install, part0 and model before it (not setup or index); from a bare machine, four
 calls, as the carries must stay under 64 MiB each and the phase with its levers takes up to 9.5 minutes:
 
@@ -429,6 +440,45 @@ def _train(graph: str) -> subprocess.Popen:
     sets = [a for kv in TRAIN_SET for a in ("--set", kv)]
     return cli(graph, "bootstrap", "--graph", graph, "--quiet", "--json", *sets,
                log=f"bootstrap-{tag(graph)}.log")
+
+
+def phase_trainspeed(graph: str = "movies") -> None:
+    """Issue 12, item 3: the full fine-tune's speed with torch.compile off, then on (in that order, one after
+    the other), on ``graph``'s bootstrap training set (``index`` builds it): ``python -m finetune.full``, the
+    command the bootstrap's train stage runs in-process, from scratch each time, under GPU_RUN_SPEED_S seconds
+    of training (default 150); GPU_RUN_SET adds settings to both. Writes trainspeed-<graph>-off.json and
+    -on.json (train_result.json: tokens/s, first_step_seconds, compiled_graphs, batch_shapes), their loss logs
+    and logs. The compiled run compiles cold, as a bootstrap on a fresh machine would."""
+    env = env_for(graph)
+    base = subprocess.run(
+        [sys.executable, "-c", "from agent.core.settings import load_settings; "
+         "from finetune.train import resolve_base_model; print(resolve_base_model(load_settings(), None))"],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+    data = home(graph) / "bootstrap" / graph / "dataset"
+    budget = os.environ.get("GPU_RUN_SPEED_S", "150")
+    for label in ("off", "on"):
+        run = TMP / f"trainspeed-{tag(graph)}-{label}"
+        shutil.rmtree(run, ignore_errors=True)
+        name = f"trainspeed-{tag(graph)}-{label}"
+        print(f"$ python -m finetune.full [{graph}, compile {label}]", flush=True)
+        with open(OUT / f"{name}.log", "a") as log:
+            subprocess.run(
+                [sys.executable, "-m", "finetune.full", "--data", str(data), "--base", base, "--output",
+                 str(run), "--recipe", "full-gpu", "--device", DEVICE, f"budget_s={budget}",
+                 *TRAIN_SET, f"compile={'true' if label == 'on' else 'false'}"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        for src, dst in (("train_result.json", f"{name}.json"), ("loss.jsonl", f"{name}-loss.jsonl")):
+            if (run / src).is_file():
+                shutil.copy(run / src, OUT / dst)
+        if (run / "train_result.json").is_file():
+            m = json.loads((run / "train_result.json").read_text())["metrics"]
+            keys = ("steps", "tokens_per_second", "train_seconds", "first_step_seconds", "compiled",
+                    "compile_error", "compiled_graphs", "batch_shapes", "final_loss")
+            print(name, {k: m.get(k) for k in keys}, flush=True)
+        else:
+            print(name, "no result (see its log)", flush=True)
 
 
 def phase_trainablate(graph: str) -> None:
