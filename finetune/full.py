@@ -13,8 +13,10 @@ new graph better (docs/BENCHMARKS.md). What makes the loop fast:
 - bf16 autocast on CUDA with fp32 master weights and fused AdamW; optional ``torch.compile`` of the decoder
   layers one by one (regional compilation: the layers share one compiled graph, so compiling costs about one
   layer's time, not the whole network's; dynamic shapes, so the varying batch shapes cost ≤ 3 compiles);
-- no host synchronisation in a step: the target positions are computed on the host, the attention mask is
-  built on the device, and the loss is read back every ``log_every`` steps only.
+- no attention mask: batches are right-padded, so under the causal mask a real token never sees a pad and
+  the pads' outputs carry no loss (SDPA runs its flash kernel; nothing is checked for padding on the host);
+- no host synchronisation in a step: the target positions are computed on the host and the loss is read
+  back every ``log_every`` steps only.
 
 The run is resumable: a checkpoint (weights, optimizer, step, batch order) is written atomically
 every ``save_every_s`` seconds and at the end of the budget; running the same command again continues
@@ -227,8 +229,7 @@ def train_full(
     graphs_before = _compiled_graphs()
     if cfg.compile:
         decoder = EagerFallback(decoder)
-    loss_fn = functools.partial(_forward_loss, decoder, model.get_output_embeddings(),
-                                model.config._attn_implementation == "sdpa")
+    loss_fn = functools.partial(_forward_loss, decoder, model.get_output_embeddings())
 
     losses: list[dict[str, Any]] = []
     loss_log = output_dir / LOSS_LOG
@@ -243,9 +244,10 @@ def train_full(
             lengths, cfg.tokens_per_batch, cfg.pad_multiple, random.Random(cfg.seed + state["epoch"])
         )
         while state["batch"] < len(batches) and state["step"] < total_steps:
-            batch = _collate([examples[i] for i in batches[state["batch"]]], cfg.pad_multiple, pad_id)
-            input_ids, attn, _, targets = batch
-            n_tokens, n_targets = int(attn.sum()), len(targets)  # counted on the host: no GPU sync
+            rows = [examples[i] for i in batches[state["batch"]]]
+            batch = _collate(rows, cfg.pad_multiple, pad_id)
+            input_ids, _, targets = batch
+            n_tokens, n_targets = sum(len(ids) for ids, _ in rows), len(targets)  # on the host: no GPU sync
             shapes.add(tuple(input_ids.shape))
             step_started = time.perf_counter()
             lr = learning_rate(cfg, total_steps, state["step"], time.perf_counter() - started)
@@ -476,45 +478,36 @@ def _compiled_graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def _forward_loss(decoder: Any, head: Any, sdpa: bool, input_ids: Any, attn: Any, positions: Any,
-                  targets: Any) -> Any:
+def _forward_loss(decoder: Any, head: Any, input_ids: Any, positions: Any, targets: Any) -> Any:
     """Mean cross-entropy over the target tokens; the head runs on the positions that predict them only.
 
     ``positions`` (flat indexes into the batch's rows × width) and ``targets`` come from the host, so no step
-    waits on the GPU for a data-dependent size; with SDPA the causal padding mask is built here as a 4-D
-    boolean tensor (transformers takes one as is), as the 2-D one would be checked for padding on the host.
+    waits on the GPU for a data-dependent size. No attention mask: the rows are right-padded, so the causal
+    mask alone keeps every real token from the pads after it (SDPA's flash kernel, no W × W mask), and the
+    pads' own outputs are never picked. A 2-D padding mask would also make transformers check it on the host.
     """
     import torch
 
-    mask = attn
-    if sdpa:
-        width = attn.shape[1]
-        causal = torch.ones(width, width, dtype=torch.bool, device=attn.device).tril()
-        mask = causal[None, None] & attn.bool()[:, None, None, :]
-    hidden = decoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    hidden = decoder(input_ids=input_ids).last_hidden_state
     picked = hidden.flatten(0, 1).index_select(0, positions)
     logits = head(picked).float()
     return torch.nn.functional.cross_entropy(logits, targets)
 
 
-def _collate(
-    batch: list[tuple[list[int], int]], pad_multiple: int, pad_id: int
-) -> tuple[Any, Any, Any, Any]:
-    """Right-padded token ids and attention mask (rows × width), the flat indexes of the positions that
-    predict a target token (row · width + the position before it) and those targets, in order."""
+def _collate(batch: list[tuple[list[int], int]], pad_multiple: int, pad_id: int) -> tuple[Any, Any, Any]:
+    """Right-padded token ids (rows × width), the flat indexes of the positions that predict a target token
+    (row · width + the position before it) and those targets, in order."""
     import torch
 
     width = _round_up(max(len(ids) for ids, _ in batch), pad_multiple)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), width), dtype=torch.long)
     positions: list[int] = []
     targets: list[int] = []
     for row, (ids, plen) in enumerate(batch):
         input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        attn[row, : len(ids)] = 1
         positions.extend(range(row * width + plen - 1, row * width + len(ids) - 1))
         targets.extend(ids[plen:])
-    return input_ids, attn, torch.tensor(positions, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
+    return input_ids, torch.tensor(positions, dtype=torch.long), torch.tensor(targets, dtype=torch.long)
 
 
 def _save_checkpoint(

@@ -247,7 +247,8 @@ def test_a_compiled_run_builds_a_bounded_number_of_graphs(tiny, varied, tmp_path
 
 def test_padding_changes_no_loss(tiny, varied):
     """A batch padded to a wider width, its rows together, gives the loss of the examples run one at a time
-    without padding (target-token weighted): padding is masked out of attention and loss."""
+    without padding (target-token weighted): the causal mask keeps the pads after a row's tokens out of its
+    attention, and the loss picks no pad."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from finetune.full import _collate, _forward_loss
@@ -257,8 +258,7 @@ def test_padding_changes_no_loss(tiny, varied):
     recs = [json.loads(x) for x in (varied / "train.jsonl").read_text().splitlines()[:6]]
     examples = tokenize_records(tok, recs, 4096)
     assert len({len(ids) for ids, _ in examples}) > 1
-    sdpa = model.config._attn_implementation == "sdpa"
-    loss = functools.partial(_forward_loss, model.get_decoder(), model.get_output_embeddings(), sdpa)
+    loss = functools.partial(_forward_loss, model.get_decoder(), model.get_output_embeddings())
     with torch.no_grad():
         padded = loss(*_collate(examples, 256, tok.pad_token_id))
         alone = [(loss(*_collate([ex], 1, tok.pad_token_id)), len(ex[0]) - ex[1]) for ex in examples]
