@@ -17,7 +17,8 @@ Staged by ``scripts/gpu_stage.py`` (here); each call carries one folder and runs
 
 Training speed, compile off vs on (issue 12, item 3): after call 4's ``index`` (which builds the training
 sets; ``train:movies`` can stay in call 4 or go), one call of ~8 min runs ``python -m finetune.full`` twice on
-movies' bootstrap set, compile off then on, GPU_RUN_SPEED_S (150) seconds of training each:
+movies' bootstrap set, compile off then on, GPU_RUN_SPEED_S (120) seconds of training each, each run killed
+at 120 s more (loading, tokenising ~50 s, saving) so that the call ends before its 600 s:
 
     call 5                     python3 scripts/gpu_run.py trainspeed:movies
 
@@ -446,9 +447,11 @@ def phase_trainspeed(graph: str = "movies") -> None:
     """Issue 12, item 3: the full fine-tune's speed with torch.compile off, then on (in that order, one after
     the other), on ``graph``'s bootstrap training set (``index`` builds it): ``python -m finetune.full``, the
     command the bootstrap's train stage runs in-process, from scratch each time, under GPU_RUN_SPEED_S seconds
-    of training (default 150); GPU_RUN_SET adds settings to both. Writes trainspeed-<graph>-off.json and
-    -on.json (train_result.json: tokens/s, first_step_seconds, compiled_graphs, batch_shapes), their loss logs
-    and logs. The compiled run compiles cold, as a bootstrap on a fresh machine would."""
+    of training (default 120) and killed GPU_RUN_SPEED_EXTRA_S (120) later (the tarball is written when
+    gpu_run ends: a call past 600 s brings back nothing); GPU_RUN_SET adds settings to both. Writes
+    trainspeed-<graph>-off.json and -on.json (train_result.json: tokens/s, first_step_seconds,
+    compiled_graphs, batch_shapes), their loss logs and logs. The compiled run compiles cold, as a bootstrap
+    on a fresh machine would."""
     env = env_for(graph)
     base = subprocess.run(
         [sys.executable, "-c", "from agent.core.settings import load_settings; "
@@ -456,19 +459,23 @@ def phase_trainspeed(graph: str = "movies") -> None:
         cwd=ROOT, env=env, check=True, capture_output=True, text=True,
     ).stdout.strip().splitlines()[-1]
     data = home(graph) / "bootstrap" / graph / "dataset"
-    budget = os.environ.get("GPU_RUN_SPEED_S", "150")
+    budget = os.environ.get("GPU_RUN_SPEED_S", "120")
+    limit_s = float(budget) + float(os.environ.get("GPU_RUN_SPEED_EXTRA_S", "120"))
     for label in ("off", "on"):
         run = TMP / f"trainspeed-{tag(graph)}-{label}"
         shutil.rmtree(run, ignore_errors=True)
         name = f"trainspeed-{tag(graph)}-{label}"
         print(f"$ python -m finetune.full [{graph}, compile {label}]", flush=True)
         with open(OUT / f"{name}.log", "a") as log:
-            subprocess.run(
-                [sys.executable, "-m", "finetune.full", "--data", str(data), "--base", base, "--output",
-                 str(run), "--recipe", "full-gpu", "--device", DEVICE, f"budget_s={budget}",
-                 *TRAIN_SET, f"compile={'true' if label == 'on' else 'false'}"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
+            try:
+                subprocess.run(
+                    [sys.executable, "-m", "finetune.full", "--data", str(data), "--base", base, "--output",
+                     str(run), "--recipe", "full-gpu", "--device", DEVICE, f"budget_s={budget}",
+                     *TRAIN_SET, f"compile={'true' if label == 'on' else 'false'}"],
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=limit_s,
+                )
+            except subprocess.TimeoutExpired:
+                print(f"{name}: killed after {limit_s:.0f} s", flush=True)
         for src, dst in (("train_result.json", f"{name}.json"), ("loss.jsonl", f"{name}-loss.jsonl")):
             if (run / src).is_file():
                 shutil.copy(run / src, OUT / dst)
