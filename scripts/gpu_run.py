@@ -101,9 +101,10 @@ load, the cache pinned to 2048+ positions so that a new prompt length is not a n
 GPU_RUN_SET reaches the training since 72bcba7 (round 5's was dropped: ``setup`` wrote the plan without it,
 and a resumed bootstrap kept that plan).
 Round 6 (2026-12-03, 25 min held): install + part0 + model setup ~3 min (one start refused, one ``imports``
-lost to an unstaged wheel), GPU_RUN_SET=compile=true ``index train:countries`` 8.7 min (compile halved the
-training's speed: leave it off), ``trainablate:movies`` 5.3 min, ``latency:movies`` (100 questions each of 4
-and 1 candidates, static cache, the batched eval) 3.3 min, ``ablateall`` of the other two levers 1.9 min.
+lost to an unstaged wheel), GPU_RUN_SET=compile=true ``index train:countries`` 8.7 min (compiling the whole
+decoder took 250 s of its budget; ``trainspeed:G`` measures the per-layer compile), ``trainablate:movies``
+5.3 min, ``latency:movies`` (100 questions, 4 and 1 candidates, static cache, batched eval) 3.3 min,
+``ablateall`` of the other two levers 1.9 min.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
