@@ -41,7 +41,7 @@ from typing import Any
 
 from agent.core.errors import DataError, TrainingError, run_guarded
 from agent.core.files import atomic_write_text, read_jsonl, replace_dir
-from agent.models.local import check_turn_tokens
+from agent.models.gguf_tokenizer import check_turn_tokens
 from finetune.config import FULL_SECTION, parse_fields, read_recipe
 from finetune.dataset import dataset_hash
 

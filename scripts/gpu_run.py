@@ -94,7 +94,7 @@ on the transformers backend with candidates: the GPU's single-question path is s
 min, the four gpart calls ~25 s, Gemma model2 fork train:movies (budget 6) 9.4 min, latency:movies 3.9 min,
 probes ~4 min. Gemma answered its own held-out questions 7 % of the time: the image's transformers 5.17
 read its GGUF tokenizer one token a character with the turn tokens in pieces (found on the CPU, fixed in the
-conversion, ``agent.models.local.gguf_tokenizer``: ``model2`` converts with it); the cascade was not run.
+conversion, ``agent.models.gguf_tokenizer``: ``model2`` converts with it); the cascade was not run.
 Next round: Gemma fixed, then its movies ablation and
 ``cascade:movies``; and ``latency:movies`` with the static cache as the product's GPU default now (warmed at
 load, the cache pinned to 2048+ positions so that a new prompt length is not a new compiled shape).

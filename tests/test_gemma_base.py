@@ -19,7 +19,7 @@ from agent_helpers import gemma_like_tokenizer, make_gemma_vocab_gguf, make_tiny
 
 from agent.core.errors import ModelError
 from agent.core.prompt import build_messages, prompt_token_ids, training_record
-from agent.models import local
+from agent.models import gguf_tokenizer, local
 
 SCHEMA = "Node properties:\nCustomer {name: STRING, city: STRING}\nThe relationships:\n"
 CYPHER = "MATCH (c:Customer {city: 'Berlin'}) RETURN c.name"
@@ -241,7 +241,7 @@ def test_a_gemma_gguf_read_wrongly_is_converted_with_gemmas_bpe_and_turn_tokens(
     eos = json.loads((tmp_path / "base" / "generation_config.json").read_text())["eos_token_id"]
     assert vocab[TURN_END] in eos
     with pytest.raises(ModelError, match="splits <start_of_turn> into pieces"):  # a base converted before
-        local.check_turn_tokens(wrong, gguf_path)
+        gguf_tokenizer.check_turn_tokens(wrong, gguf_path)
 
 
 def test_gemmas_tokenizer_is_rebuilt_as_transformers_reads_it_when_it_reads_it_right(tmp_path):
@@ -251,10 +251,10 @@ def test_gemmas_tokenizer_is_rebuilt_as_transformers_reads_it_when_it_reads_it_r
 
     gguf_path = make_gemma_vocab_gguf(tmp_path / "tiny-gemma.gguf")
     read = transformers.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    if local._gemma_read_wrongly(read):
+    if gguf_tokenizer._gemma_read_wrongly(read):
         pytest.skip(f"transformers {transformers.__version__} reads Gemma GGUFs wrongly: nothing to compare")
-    assert local.gguf_tokenizer(gguf_path) is not None
-    rebuilt = local.gemma_gguf_tokenizer(gguf_path)
+    assert gguf_tokenizer.gguf_tokenizer(gguf_path) is not None
+    rebuilt = gguf_tokenizer.gemma_gguf_tokenizer(gguf_path)
     assert json.loads(rebuilt.backend_tokenizer.to_str()) == json.loads(read.backend_tokenizer.to_str())
 
 
