@@ -254,8 +254,13 @@ def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
     return checked.cypher, None, checked.fixes
 
 
+GROUNDING_VALUES = 10_000
+"""A property with more distinct values than this is not searched for the value a literal stands for."""
+
+
 def grounded_literals(cypher: str, store: GraphStore, timeout_s: float) -> tuple[str, list[str]]:
-    """``schema_check.ground_literals`` with the database answering whether a label holds a value."""
+    """``schema_check.ground_literals`` with the database answering whether a label holds a value, and
+    listing a property's values (one query per literal that no node holds, only then)."""
 
     def holds(label: str, prop: str, value: str) -> bool:
         try:
@@ -267,7 +272,18 @@ def grounded_literals(cypher: str, store: GraphStore, timeout_s: float) -> tuple
             return True  # not answerable: leave the query as it is
         return bool(rows)
 
-    return ground_literals(cypher, store.schema(), holds)
+    def values(label: str, prop: str) -> list[str] | None:
+        try:
+            probe = (f"MATCH (n:{cypher_name(label)}) WHERE n.{cypher_name(prop)} IS NOT NULL "
+                     f"RETURN DISTINCT n.{cypher_name(prop)}")
+            res = store.query(probe, timeout_s=timeout_s, max_rows=GROUNDING_VALUES)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except GraphError:
+            return None
+        return None if res.truncated else [row[0] for row in res.rows]
+
+    return ground_literals(cypher, store.schema(), holds, values)
 
 
 def _run(cypher: str, ctx: AgentContext) -> tuple[QueryResult | None, str | None, bool]:

@@ -5,7 +5,10 @@ patterns that go the wrong way, and repairs what the schema alone decides (each 
 as a fix; what stays unclear is reported as an error for the model to correct):
 
 - a relationship type the schema lacks, between two known labels that the schema connects by exactly
-  one type, becomes that type (``(c:Customer)-[:ORD]->(o:Order)`` → ``-[:PLACED]->``);
+  one type, becomes that type (``(c:Customer)-[:ORD]->(o:Order)`` → ``-[:PLACED]->``); so does a known
+  type that never joins the two labels (``(f:FormerCountry)-[:BORDERS]->(c:Country)`` → ``SUCCEEDED_BY``),
+  unless one end is *free* (no map, no variable or one read only for properties its label lacks) and one
+  relabelling of it makes the pattern the schema's (``NOT (c)<-[:HAS_CAPITAL]-(:Country)`` → ``(:City)``);
 - an unknown label, type or property close to exactly one known name (same letters up to case, or a
   close spelling) becomes that name (``:Custmer`` → ``:Customer``, ``p.Name`` → ``p.name``);
 - a pattern that exists only the other way round has its arrow flipped
@@ -24,7 +27,8 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery);
 - after them, where the caller can ask the data (``ground_literals``, called by the agent through
   ``agent.graph.grounded_literals``): a string compared with a node property that no node holds moves to
-  the one other text property of the label that holds it (a tagline written as a title).
+  the one other text property of the label that holds it (a tagline written as a title), or, held by none,
+  becomes the one stored value it stands for (another case, the head of a longer name, a close spelling).
 
 A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
@@ -95,6 +99,7 @@ class _Rel:
     props: list[str]
     direction: str  # "->", "<-", "--"
     span: tuple[int, int]
+    var_length: bool = False  # ``*``, ``*1..3``: a path, not one relationship
 
 
 def check_cypher(cypher: str, schema: GraphSchema, repair: bool = True) -> SchemaCheck:
@@ -142,12 +147,13 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     edits: dict[tuple[int, int], str] = {}
     fixes: list[str] = []
 
-    def replace_in(span: tuple[int, int], old: str, new: str, what: str) -> None:
+    def replace_in(span: tuple[int, int], old: str, new: str, what: str, why: str = "not in the schema"
+                   ) -> None:
         text = masked[span[0]:span[1]]
         m = re.search(rf"(?<![\w`]){re.escape(old)}(?![\w`])|`{re.escape(old)}`", text)
         if m:
             edits[(span[0] + m.start(), span[0] + m.end())] = new
-            fixes.append(f"replaced {what} {old!r} with {new!r} (not in the schema)")
+            fixes.append(f"replaced {what} {old!r} with {new!r} ({why})")
 
     label_map: dict[str, str] = {}
     for chain in chains:
@@ -165,19 +171,29 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
         for i in range(1, len(chain) - 1, 2):
             left, rel, right = chain[i - 1], chain[i], chain[i + 1]
             assert isinstance(left, _Node) and isinstance(rel, _Rel) and isinstance(right, _Node)
+            a = {label_map.get(x, x) for x in left.labels} or var_labels.get(left.var or "", set())
+            b = {label_map.get(x, x) for x in right.labels} or var_labels.get(right.var or "", set())
+            between = {p.type for p in schema.patterns
+                       if (p.start in a and p.end in b) or (p.start in b and p.end in a)}
             for typ in rel.types:
-                if typ in types:
+                if typ not in types:
+                    new = next(iter(between)) if len(between) == 1 else _closest(typ, between or types)
+                    if new:
+                        replace_in(rel.span, typ, new, "relationship type")
+                elif (rel.types != [typ] or rel.var_length or not a or not b or not (a | b) <= labels
+                      or any((p.start in a and p.end in b) or (p.start in b and p.end in a)
+                             for p in schema.patterns if p.type == typ)):
+                    continue  # fine, or the direction check's to flip, or not for the schema to decide
+                elif _relabel_free_end(masked, (left if i == 1 else None,
+                                                right if i == len(chain) - 2 else None),
+                                       (a, b), typ, schema, var_labels, edits, fixes):
                     continue
-                a = {label_map.get(x, x) for x in left.labels} or var_labels.get(left.var or "", set())
-                b = {label_map.get(x, x) for x in right.labels} or var_labels.get(right.var or "", set())
-                between = {
-                    p.type
-                    for p in schema.patterns
-                    if (p.start in a and p.end in b) or (p.start in b and p.end in a)
-                }
-                new = next(iter(between)) if len(between) == 1 else _closest(typ, between or types)
-                if new:
-                    replace_in(rel.span, typ, new, "relationship type")
+                elif len(between) == 1:
+                    # a known type written between two labels it never joins, where one type does
+                    new = next(iter(between))
+                    replace_in(rel.span, typ, new, "relationship type",
+                               f"the schema joins :{'|:'.join(sorted(a))} and :{'|:'.join(sorted(b))} by "
+                               f":{new} only")
     hoisted = _hoist_rel_props(masked, chains, var_labels, schema, edits, fixes)
     hoisted |= _hoist_neighbour_props(masked, chains, var_labels, schema, edits, fixes, hoisted)
     for m in PROP_ACCESS.finditer(masked):
@@ -199,6 +215,70 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     for (a, b), text in sorted(edits.items(), reverse=True):
         out = out[:a] + text + out[b:]
     return out, fixes
+
+
+def _relabel_free_end(
+    masked: str,
+    ends: tuple[_Node | None, _Node | None],
+    sides: tuple[set[str], set[str]],
+    rtype: str,
+    schema: GraphSchema,
+    var_labels: dict[str, set[str]],
+    edits: dict[tuple[int, int], str],
+    fixes: list[str],
+) -> bool:
+    """Relabel the end of an ``rtype`` relationship that the query binds to nothing else, when the schema has
+    no ``rtype`` pattern between the two ends' labels either way and exactly one relabelling makes one.
+
+    ``WHERE NOT (c)<-[:HAS_CAPITAL]-(:Country)``, where ``c`` is a Country and the schema has only
+    ``(:Country)-[:HAS_CAPITAL]->(:City)``, becomes ``(c)<-[:HAS_CAPITAL]-(:City)`` (then the direction fix);
+    ``(c:City)-[:IN_TIMEZONE]->(t:City) RETURN t.utcOffset`` becomes ``(t:TimeZone)`` when ``utcOffset`` is a
+    TimeZone property. A *free* end has one label, no inline map, and no variable, or one that appears
+    nowhere but in reads of properties the new label has and its own lacks: nothing else in the query says
+    what it is, so the relationship type, which the question's verb chose, is kept and the label follows it.
+    """
+    options = set()
+    for k, node in enumerate(ends):
+        if node is None:
+            continue  # inside a chain: another relationship says what it is
+        for p in schema.patterns:
+            if p.type != rtype:
+                continue
+            for have, new in ((p.start, p.end), (p.end, p.start)):
+                if have in sides[1 - k] and _is_free(masked, node, new, schema):
+                    options.add((k, new))
+    if len(options) != 1:
+        return False
+    k, new = options.pop()
+    node = ends[k]
+    assert node is not None
+    old = node.labels[0]
+    m = re.search(rf":\s*(?:{re.escape(old)}|`{re.escape(old)}`)(?![\w`])", masked[node.span[0]:node.span[1]])
+    if m is None:
+        return False
+    edits[(node.span[0] + m.start(), node.span[0] + m.end())] = f":{ident(new)}"
+    if node.var:
+        var_labels[node.var] = {new}
+    fixes.append(f"replaced label :{old} with :{new} on the free end of [:{rtype}] (the schema has no such "
+                 f"pattern with :{old})")
+    return True
+
+
+def _is_free(masked: str, node: _Node, label: str, schema: GraphSchema) -> bool:
+    """``node`` has one label, no inline map, and no variable, or one used only to read properties that
+    ``label`` has and its own label lacks (a named node read for nothing was named for the question)."""
+    if len(node.labels) != 1 or node.labels[0] not in {x.label for x in schema.labels} or (
+        "{" in masked[node.span[0]:node.span[1]]
+    ):
+        return False
+    if not node.var:
+        return True
+    uses = len(re.findall(rf"(?<![\w.`$]){re.escape(node.var)}(?![\w`])", masked))
+    reads = {_unquote(m.group("prop")) for m in PROP_ACCESS.finditer(masked)
+             if _unquote(m.group("var")) == node.var}
+    return bool(reads) and uses == 1 + len(reads) and reads <= _label_props(schema, label) and not (
+        reads & _label_props(schema, node.labels[0])
+    )
 
 
 def _hoist_rel_props(
@@ -591,6 +671,7 @@ def _rel(m: re.Match[str]) -> _Rel:
         _map_keys(m.group("props")),
         direction,
         m.span(),
+        bool(m.group("hops")),
     )
 
 
@@ -929,13 +1010,20 @@ MAP_LITERAL = re.compile(rf"(?P<prop>{_IDENT})\s*:\s*(?P<lit>'_*'|\"_*\")")
 
 
 def ground_literals(
-    cypher: str, schema: GraphSchema, holds: Callable[[str, str, str], bool]
+    cypher: str,
+    schema: GraphSchema,
+    holds: Callable[[str, str, str], bool],
+    values: Callable[[str, str], list[str] | None] | None = None,
 ) -> tuple[str, list[str]]:
     """Move a string compared with ``=`` to a node property that no node of the label has with that value to
     the one other text property of the label that has it: ``(m:Movie {title: 'Welcome to the Real World'})``
     → ``{tagline: …}`` when that is a tagline, ``o.shipCity = 'Lonesome Pine Restaurant'`` → ``o.shipName``.
-    ``holds(label, prop, value)`` says whether some node of ``label`` has ``prop = value`` (the caller asks
-    the database). Only a variable bound with exactly one label is grounded; anything unclear is left alone.
+    When no text property of the label holds it, and ``values(label, prop)`` lists the property's values,
+    the string becomes the one value it stands for (``closest_value``: ``'france'`` → ``'France'``,
+    ``'Swahili'`` → ``'Swahili (macrolanguage)'``, ``'Germany Democratic Republic'`` → ``'German Democratic
+    Republic'``). ``holds(label, prop, value)`` says whether some node of ``label`` has ``prop = value`` (the
+    caller asks the database). Only a variable bound with exactly one label is grounded; anything unclear is
+    left alone.
     """
     masked = mask(cypher)
     var_labels: dict[str, set[str]] = {}
@@ -965,4 +1053,40 @@ def ground_literals(
             edits.append((m.start("prop"), m.end("prop"), ident(having[0])))
             fixes.append(f"replaced {label}.{prop} with {label}.{having[0]}: no {label} has {prop} "
                          f"{cypher[m.start('lit'):m.end('lit')]}, one has it as {having[0]}")
+        elif not having and values is not None and "\\" not in value:
+            near = closest_value(value, values(label, prop) or [])
+            if near is not None:
+                edits.append((m.start("lit"), m.end("lit"), lit_string(near)))
+                fixes.append(f"replaced {cypher[m.start('lit'):m.end('lit')]} with {lit_string(near)}: no "
+                             f"{label} has that {prop}, and it names this one")
     return _apply(cypher, edits), fixes
+
+
+VALUE_CUTOFF = 0.9
+"""How close (difflib ratio) a written string must be to a stored one to stand for it."""
+
+
+def closest_value(value: str, known: list[str]) -> str | None:
+    """The one stored string that ``value`` stands for, or None: the same up to case and spaces; else the
+    one that starts with it followed by a non-letter (``'Upper Volta'`` → ``'Upper Volta, Republic of'``);
+    else the one spelt closely (difflib ratio ≥ ``VALUE_CUTOFF``, ahead of the next by 0.05). Several
+    candidates at the first rule that finds any: None (the question decides, not the data)."""
+    low = " ".join(value.split()).lower()
+    texts = sorted({k for k in known if isinstance(k, str)})
+    same = [k for k in texts if " ".join(k.split()).lower() == low]
+    if same or len(low) < 4:
+        return same[0] if len(same) == 1 else None
+    heads = [k for k in texts
+             if k.lower().startswith(low) and len(k) > len(low) and not k[len(low)].isalnum()]
+    if heads:
+        return heads[0] if len(heads) == 1 else None
+    close = difflib.get_close_matches(value, texts, n=2, cutoff=VALUE_CUTOFF)
+    if len(close) == 1 or (len(close) == 2 and difflib.SequenceMatcher(None, value, close[0]).ratio()
+                           > difflib.SequenceMatcher(None, value, close[1]).ratio() + 0.05):
+        return close[0]
+    return None
+
+
+def lit_string(value: str) -> str:
+    """A Cypher string literal for ``value``."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

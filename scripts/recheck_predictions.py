@@ -17,10 +17,13 @@ read-only when they changed it, and scored against the gold query with the bench
 repair rounds, so this shows what the current check adds to them, not a re-run of the model.
 ``--mode node-key``: a reply that returns a bare node (``RETURN m``) returns the node's key property
 instead (``RETURN m.title``), to see how much of a score is the return convention of the gold queries.
+``--mode repair-node-key``: both, the repair first: what the repairs are worth where the convention hides
+them.
 ``--mode no-distinct`` (``RETURN DISTINCT`` → ``RETURN``) and ``--mode having-shows``
 (``WITH …, agg AS n WHERE n … RETURN k`` → ``RETURN k, n``): the same for two conventions the generator
 was moved toward people's on 2026-12-03 (grammar.DISTINCT_REPEATS_P, HAVING_SHOWS_P); what a model
 trained on them might gain at most, not a measurement of one.
+``--changes FILE`` appends each changed query with its score before and after (JSONL).
 ``--half tune|report`` scores one half of the questions only, split by id hash as
 ``scripts/bench_retrieval.py`` splits them (``in_choose_part``: tune = its choose part): find and measure a
 change on the tune half, then report it once on the other.
@@ -71,8 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, default=ROOT / "bench-output" / "home")
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--predictions", type=Path, required=True)
-    ap.add_argument("--mode", choices=("repair", "node-key", "no-distinct", "having-shows"), default="repair")
+    ap.add_argument("--mode", default="repair",
+                    choices=("repair", "node-key", "repair-node-key", "no-distinct", "having-shows"))
     ap.add_argument("--half", choices=("all", "tune", "report"), default="all")
+    ap.add_argument("--changes", type=Path,
+                    help="append each changed query (id, before, after, scores) to this JSONL")
     args = ap.parse_args(argv)
     for p in (args.dataset, args.predictions):
         if not p.is_file():
@@ -101,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         preds = [r for r in preds if in_choose_part(r["id"]) == (args.half == "tune")]
 
     def rewrite(cypher: str) -> str:
-        if args.mode == "repair":
+        if args.mode in ("repair", "repair-node-key"):
             checked = check_cypher(clean_cypher(cypher), schema)
-            return grounded_literals(checked.cypher, store, 10.0)[0] if checked.ok else checked.cypher
+            cypher = grounded_literals(checked.cypher, store, 10.0)[0] if checked.ok else checked.cypher
+            if args.mode == "repair":
+                return cypher
         if args.mode == "no-distinct":
             return re.sub(r"\bRETURN\s+DISTINCT\b", "RETURN", cypher, flags=re.IGNORECASE)
         if args.mode == "having-shows":
@@ -129,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
             ok = False
         gained += ok and not r["correct"]
         lost += r["correct"] and not ok
+        if args.changes:
+            with args.changes.open("a") as f:
+                f.write(json.dumps({"predictions": args.predictions.name, "mode": args.mode, "id": r["id"],
+                                    "before": before, "after": after, "correct_before": bool(r["correct"]),
+                                    "correct_after": ok}) + "\n")
     base = sum(bool(r["correct"]) for r in preds)
     print(json.dumps({"graph": args.graph, "mode": args.mode, "predictions": str(args.predictions),
                       "half": args.half, "n": len(preds), "correct": base, "changed": changed,

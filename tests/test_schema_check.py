@@ -191,6 +191,25 @@ REPAIRS = [
         "MATCH (p:Product)-[:IN_CATEGROY]->(c:Category) RETURN c.name",
         "MATCH (p:Product)-[:IN_CATEGORY]->(c:Category) RETURN c.name",
     ),
+    # a known type between two labels it never joins, where the schema joins them by one type only
+    (
+        "MATCH (c:Customer)-[:CONTAINS]->(o:Order) RETURN o.total",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN o.total",
+    ),
+    (  # ... then the direction fix, inside a longer chain whose other hop is right
+        "MATCH (p:Product {name: 'Yoga Mat'})<-[:IN_CATEGORY]-(o:Order)-[:PLACED]->(c:Customer) "
+        "RETURN c.name",
+        "MATCH (p:Product {name: 'Yoga Mat'})<-[:CONTAINS]-(o:Order)<-[:PLACED]-(c:Customer) RETURN c.name",
+    ),
+    # the end that nothing else binds takes the label the type needs; the type, the question's verb, stays
+    (
+        "MATCH (c:Customer) WHERE NOT (c)-[:PLACED]->(:Product) RETURN c.name",
+        "MATCH (c:Customer) WHERE NOT (c)-[:PLACED]->(:Order) RETURN c.name",
+    ),
+    (  # ... also the wrong way round (then flipped), and a variable read only for the new label's property
+        "MATCH (o:Order)<-[:CONTAINS]-(x:Customer) RETURN o.date, x.price",
+        "MATCH (o:Order)-[:CONTAINS]->(x:Product) RETURN o.date, x.price",
+    ),
 ]
 
 
@@ -448,3 +467,61 @@ def test_the_agent_grounds_literals_in_the_graph(shop):
     assert shop.query(fixed).rows
     kept = "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name"
     assert grounded_literals(kept, shop, 5.0) == (kept, [])
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        # both ends bound elsewhere, and Customer–Customer has REFERRED only, but a path is asked for
+        "MATCH (a:Customer)-[:PLACED*1..2]->(b:Customer) RETURN b.name",
+        # an end with a map, one returned whole, one read for its own label's property: what it is was meant
+        "MATCH (s:Supplier)-[:PLACED]->(o:Order {status: 'open'}) RETURN s.name",
+        "MATCH (s:Supplier)-[:REVIEWED]->(c:Customer) RETURN s.name, c",
+        # both ends free: two relabellings fit
+        "MATCH (:Order)-[:PLACED]->(:Order) RETURN 1",
+    ],
+)
+def test_patterns_the_schema_cannot_decide_stay_errors(cypher):
+    r = check_cypher(cypher, SHOP)
+    assert not r.ok and "The schema has no" in r.message()
+    assert r.cypher == cypher
+
+
+def test_the_middle_of_a_chain_keeps_its_label():
+    # x is bound by SUPPLIES as well: PLACED takes the one type Customer–Product has instead
+    r = check_cypher("MATCH (c:Customer {name: 'Alice Meyer'})-[:PLACED]->(x:Product)"
+                     "<-[:SUPPLIES]-(s:Supplier) RETURN s.name", SHOP)
+    assert r.ok and r.cypher.startswith("MATCH (c:Customer {name: 'Alice Meyer'})-[:REVIEWED]->(x:Product)")
+
+
+def test_a_literal_becomes_the_one_stored_value_it_stands_for():
+    from agent.schema_check import closest_value, ground_literals
+
+    names = ["Laptop Pro 14", "Noise-Cancelling Headphones", "Espresso Machine", "USB-C Hub", "Yoga Mat",
+             "Cypher in Practice", "Cypher in Practice (2nd ed.)"]
+    assert closest_value("noise-cancelling  headphones", names) == "Noise-Cancelling Headphones"
+    assert closest_value("Laptop Pro", names) == closest_value("Laptop", names) == "Laptop Pro 14"
+    assert closest_value("Expresso Machine", names) == "Espresso Machine"
+    # two values begin with it, not at a word's end, too short, too far
+    for unclear in ("Cypher", "Laptop Pr", "Mug", "usb", "Espresso Machines and Mugs"):
+        assert closest_value(unclear, names) is None, unclear
+    assert closest_value("Cypher in practice", names) == "Cypher in Practice"  # the same up to case wins
+
+    holds = lambda label, prop, value: (label, prop, value) in {("Product", "name", n) for n in names}  # noqa: E731
+    values = lambda label, prop: names if (label, prop) == ("Product", "name") else None  # noqa: E731
+    asked = "MATCH (p:Product {name: 'laptop pro'})<-[:CONTAINS]-(o:Order) WHERE p.name = 'Yoga Mat' RETURN o"
+    fixed, fixes = ground_literals(asked, SHOP, holds, values)
+    assert fixed == asked.replace("'laptop pro'", "'Laptop Pro 14'") and len(fixes) == 1
+    # without the values the data cannot say; a value stored nowhere near stays
+    assert ground_literals(asked, SHOP, holds) == (asked, [])
+    kept = "MATCH (p:Product) WHERE p.name = 'Television' RETURN p"
+    assert ground_literals(kept, SHOP, holds, values) == (kept, [])
+
+
+def test_the_agent_grounds_a_literal_in_the_stored_values(shop):
+    from agent.graph import grounded_literals
+
+    asked = "MATCH (p:Product) WHERE p.name = 'wireless mouse' RETURN p.price"
+    fixed, fixes = grounded_literals(asked, shop, 5.0)
+    assert fixed == "MATCH (p:Product) WHERE p.name = 'Wireless Mouse' RETURN p.price" and fixes
+    assert shop.query(fixed).rows
