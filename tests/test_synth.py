@@ -240,12 +240,31 @@ def test_numbers_stored_as_text_and_iso_dates(scratch_graph):
         ("IN_CATEGORY", "Category", "are in", "is Alice in"),
         ("PURCHASED", "Order", "purchased", "did Alice purchase"),
         ("REVIEWED", "Movie", "reviewed", "did Alice review"),
+        ("HAS_CAPITAL", "City", "have capital", "does Alice have capital"),
     ],
 )
 def test_relationship_types_in_english(rel, end, finite, ask):
     verb = verb_of(rel, end)
     assert verb.finite(True) == finite
     assert verb.ask("Alice") == ask
+
+
+def test_has_is_the_verb_have():
+    verb = verb_of("HAS_CAPITAL", "City")
+    assert (verb.finite(False), verb.negated(False)) == ("has capital", "does not have capital")
+
+
+def test_round_millions_are_said_in_words_too():
+    from finetune.synth.english import say_big
+    from finetune.synth.render import Renderer
+
+    assert [say_big(x) for x in (5_000_000, 2_500_000, 20_000_000.0, 1_200_000_000, 100_000_000)] == [
+        "5 million", "2.5 million", "20 million", "1.2 billion", "100 million"]
+    for other in (12_345_678, 999_999, 2_550_000, 5_000_000.5, 30_000, True):
+        assert say_big(other) is None, other
+    said = {Renderer(seed).value(5_000_000) for seed in range(40)}
+    assert said == {"5 million", "5,000,000"}
+    assert {Renderer(seed).value(12_345_678) for seed in range(10)} == {"12,345,678"}
 
 
 def test_words_and_plurals():

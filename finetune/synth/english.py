@@ -574,6 +574,8 @@ def verb_of(rel_type: str, end_label: str | None = None) -> Verb:
         if len(words) > len(tail) and words[-len(tail) :] == tail:
             words = words[: -len(tail)]
     head, rest = words[0], words[1:]
+    if head == "has" and rest:  # HAS_CAPITAL: "have capital" / "has capital", not "hases capital"
+        head = "have"
     tail = (" " + " ".join(rest)) if rest else ""
     if head in ("is", "are", "was", "were", "be") and rest:
         return Verb(True, " ".join(rest))
@@ -647,6 +649,18 @@ def say_num(x: float | int) -> str:
     if isinstance(x, float) and not x.is_integer():
         return f"{x:,.2f}".rstrip("0").rstrip(".") if abs(x) >= 1000 else f"{round(x, 4):g}"
     return f"{int(x):,}" if abs(x) >= 10000 else str(int(x))
+
+
+def say_big(x: float | int) -> str | None:
+    """A round number of millions or billions in words, as people write one ("5 million", "2.5 million", "1.2
+    billion"); None for any other number (12,345,678 stays digits)."""
+    if isinstance(x, bool) or not float(x).is_integer():
+        return None
+    for size, word in ((10**9, "billion"), (10**6, "million")):
+        n = int(x) / size
+        if abs(n) >= 1 and round(n, 1) == n:
+            return f"{n:g} {word}"
+    return None
 
 
 MONTHS = [

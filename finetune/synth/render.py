@@ -23,6 +23,7 @@ from finetune.synth.english import (
     is_plural,
     plural,
     role_noun,
+    say_big,
     say_date,
     say_month,
     say_num,
@@ -44,6 +45,12 @@ POLITE = [
     "I want to know {q}",
 ]
 POLITE_IMPERATIVE = ["Please {q}", "Can you {q}", "Could you {q}", "I need you to {q}"]
+
+
+BIG_IN_WORDS_P = 0.5
+"""How often a round number of millions or billions is said in words ("more than 20 million"), as people write
+them: until 2026-12-03 every number was said in digits (1,031 of 20,000 countries pairs compared with a round
+million, none in words), and a model trained on them wrote the wrong power of ten for such words."""
 
 
 class Renderer:
@@ -76,7 +83,8 @@ class Renderer:
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, (int, float)):
-            return say_num(v)
+            big = say_big(v)
+            return big if big and self.rng.random() < BIG_IN_WORDS_P else say_num(v)
         s = str(v)
         if p is not None and p.kind in ("date", "datetext") and len(s) >= 10:
             return say_date(s, self.rng.randrange(3))
