@@ -265,6 +265,10 @@ def test_round_millions_are_said_in_words_too():
     said = {Renderer(seed).value(5_000_000) for seed in range(40)}
     assert said == {"5 million", "5,000,000"}
     assert {Renderer(seed).value(12_345_678) for seed in range(10)} == {"12,345,678"}
+    # a range says both ends alike
+    assert {Renderer(seed).value_pair(3_000_000, 5_000_000) for seed in range(40)} == {
+        ("3 million", "5 million"), ("3,000,000", "5,000,000")}
+    assert {Renderer(seed).value_pair(1100, 740_000_000) for seed in range(10)} == {("1100", "740,000,000")}
 
 
 def test_words_and_plurals():

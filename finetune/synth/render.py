@@ -95,6 +95,16 @@ class Renderer:
             return f'"{s}"'
         return s
 
+    def value_pair(self, a: Any, b: Any, p: Prop | None = None) -> tuple[str, str]:
+        """Two ends of a range said alike: both round millions in words, or both in digits ("from 1100 to 740
+        million" reads as millions at both ends)."""
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+            return self.value(a, p), self.value(b, p)
+        big = say_big(a), say_big(b)
+        if big[0] and big[1] and self.rng.random() < BIG_IN_WORDS_P:
+            return big[0], big[1]
+        return say_num(a), say_num(b)
+
     # --- noun phrases ---------------------------------------------------------------------------------
     def anchor(self, q: Query, i: int) -> str:
         """How a question names one entity: "Tom Hanks", "the movie 'The Matrix'", "order 10248"."""
@@ -405,7 +415,7 @@ class Renderer:
 
     def _number_phrase(self, f: Filter, pn: str, part: str, plural_: bool) -> str:
         p, op = f.prop, f.op
-        v = self.value(f.value, p)
+        v, w = self.value_pair(f.value, f.value2, p) if op == "between" else (self.value(f.value, p), "")
         if part:
             return {
                 "gt": self.pick(
@@ -420,8 +430,8 @@ class Renderer:
                 "eq": self.pick([f"{part} in {v}", f"{part} in the year {v}"]),
                 "between": self.pick(
                     [
-                        f"{part} between {v} and {self.value(f.value2, p)}",
-                        f"{part} from {v} to {self.value(f.value2, p)}",
+                        f"{part} between {v} and {w}",
+                        f"{part} from {v} to {w}",
                     ]
                 ),
             }[op]
@@ -434,7 +444,6 @@ class Renderer:
                 [f"with a {pn} of {v}", f"whose {pn} is {v}", f"with {pn} equal to {v}", f"with {pn} {v}"]
             )
         if op == "between":
-            w = self.value(f.value2, p)
             return self.pick(
                 [
                     f"with a {pn} between {v} and {w}",
