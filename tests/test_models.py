@@ -494,9 +494,13 @@ def test_factory_picks_the_backend(settings):
     transformers = settings.model_copy(update={"model_backend": "transformers"})
     assert isinstance(make_generator(transformers), TransformersGenerator)
     assert isinstance(make_generator(_openai_settings(settings)), OpenAICompatGenerator)
-    assert isinstance(
-        make_generator(settings.model_copy(update={"model_backend": "llamacpp"})), LlamaCppGenerator
-    )
+    # llama.cpp: llama-cpp-python when it is installed, else xllamacpp's prebuilt wheel when that is
+    from agent.models import llamacpp, xllamacpp
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    prebuilt = xllamacpp.available() and not llamacpp.available()
+    assert isinstance(make_generator(settings.model_copy(update={"model_backend": "llamacpp"})),
+                      XLlamaCppGenerator if prebuilt else LlamaCppGenerator)
     # constructing never loads a model or touches the network
     assert make_generator(transformers)._model is None
 

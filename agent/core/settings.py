@@ -128,8 +128,8 @@ class Settings(BaseSettings):
         "auto",
         description="auto (ctranslate2 on a CPU, transformers on a GPU; transformers when ctranslate2 is "
                     "missing or cannot convert the model), ctranslate2 (local, the adapter merged), "
-                    "transformers (local + PEFT), llamacpp (GGUF, optional extra) or openai (any "
-                    "OpenAI-compatible server).",
+                    "transformers (local + PEFT), llamacpp (GGUF through llama.cpp, optional extra) "
+                    "or openai (any OpenAI-compatible server).",
     )
     ct2_quantization: Literal["int8", "int8_float32", "int16", "float32"] = Field(
         "float32",
@@ -144,6 +144,13 @@ class Settings(BaseSettings):
                     "by default: on a 2-core machine shared with other work, 2 OpenMP threads waited on "
                     "each other and a decoding step took ~10x as long, with the same replies "
                     "(docs/BENCHMARKS.md 5b).",
+    )
+    llamacpp_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads of one llamacpp generation (0: llama.cpp's default, one per core). 1 by "
+                    "default, as ct2_threads: on a 2-core machine shared with other work, threads that wait "
+                    "on each other lose more than they gain (docs/BENCHMARKS.md 5b).",
     )
     ct2_prefix_cache: bool = Field(
         True,

@@ -44,6 +44,7 @@ from agent.core.errors import ModelError, PromptOverWindow
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
+from agent.models.llamacpp import adapter_gguf
 from agent.models.local import (
     STOP_TOKENS,
     AdapterFollower,
@@ -187,12 +188,15 @@ def prepare_live(settings: Settings) -> Path | None:
     """Make what ``settings.adapter`` serves now ready for a CPU, so the first question after a promotion or
     a rollback pays neither the merge nor the conversion: CTranslate2 serving, its conversion (and the
     merged copy it is made from); transformers on a CPU, the merged copy of the base with the live LoRA
-    (``ensure_merged``, what ``cypherloop warm`` writes). Returns the folder made ready; None on a GPU, with
-    another backend, or with nothing to merge."""
+    (``ensure_merged``, what ``cypherloop warm`` writes); llama.cpp, the live LoRA as a GGUF adapter
+    (``agent.models.llamacpp.adapter_gguf``). Returns the folder or file made ready; None on a GPU, with
+    another backend, or with nothing to merge or convert."""
     backend = resolve_backend(settings)
-    if backend not in ("ctranslate2", "transformers"):
+    if backend not in ("ctranslate2", "transformers", "llamacpp"):
         return None
     ref = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model).current()
+    if backend == "llamacpp":
+        return adapter_gguf(ref, settings) if ref is not None and not ref.full_model else None
     if backend == "ctranslate2":
         return ensure_converted(settings, ref)
     if ref is None or ref.full_model or resolve_device(settings.device) != "cpu":

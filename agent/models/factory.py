@@ -11,12 +11,13 @@ from typing import Any
 from agent.core.errors import ConfigError, ModelError, PromptOverWindow
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
-from agent.models import ctranslate
+from agent.models import ctranslate, llamacpp, xllamacpp
 from agent.models.base import ChatGenerator, CypherGenerator, Generation, PromptInput
 from agent.models.ctranslate import CTranslate2Generator, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
 from agent.models.local import TransformersGenerator
 from agent.models.openai_compat import OpenAICompatGenerator
+from agent.models.xllamacpp import XLlamaCppGenerator
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,8 @@ def make_generator(settings: Settings) -> CypherGenerator:
                         "pip install ctranslate2)")
         return TransformersGenerator(settings)
     if backend == "llamacpp":
+        if xllamacpp.available() and not llamacpp.available():
+            return XLlamaCppGenerator(settings)
         return LlamaCppGenerator(settings)
     if backend == "openai":
         return OpenAICompatGenerator(settings)

@@ -1,8 +1,11 @@
-"""GGUF models through llama.cpp (``llama-cpp-python``, the optional extra ``cypherloop[llamacpp]``).
+"""GGUF models through llama.cpp's ``llama-cpp-python`` (a source build, ~8 min), when it is installed;
+otherwise ``model_backend=llamacpp`` serves through xllamacpp's prebuilt wheel (``agent.models.xllamacpp``,
+the optional extra ``cypherloop[llamacpp]``), which uses this module's GGUF base and LoRA conversion.
 
-On a CPU it generates about 4x faster than transformers (docs/BENCHMARKS.md). The base is a GGUF file (the
-packaged SmolLM2 by default, or ``settings.base_model`` ending in ``.gguf``); the adapter is a LoRA
-in GGUF form (``adapter.gguf`` in the adapter folder, e.g. written by llama.cpp's
+On a CPU it generates about 4x faster than transformers (docs/BENCHMARKS.md §5), with other greedy replies on
+many questions (its quantized arithmetic, measured through xllamacpp: docs/BENCHMARKS.md 5b). The base is a
+GGUF file (the packaged SmolLM2 by default, or ``settings.base_model`` ending in ``.gguf``); the adapter is a
+LoRA in GGUF form (``adapter.gguf`` in the adapter folder, e.g. written by llama.cpp's
 ``convert_lora_to_gguf.py``), passed as ``lora_path``. llama.cpp applies a LoRA at load time, so a
 new active adapter reloads the (small) model; the pointer is checked with a ``stat`` per call.
 The prompt is rendered by the same Hugging Face chat template as training when the converted base
@@ -33,8 +36,8 @@ from agent.models.local import (
 )
 
 INSTALL_HINT = (
-    "the llamacpp backend needs llama-cpp-python: pip install 'cypherloop[llamacpp]' "
-    "(it builds llama.cpp from source, ~8 min on 2 cores) or use CYPHERLOOP_MODEL_BACKEND=transformers"
+    "the llamacpp backend needs llama.cpp: pip install 'cypherloop[llamacpp]' (xllamacpp, a prebuilt "
+    "wheel) or llama-cpp-python (a source build, ~8 min on 2 cores), or use CYPHERLOOP_MODEL_BACKEND=auto"
 )
 ADAPTER_FILES = ("adapter.gguf", "adapter_model.gguf", "lora.gguf")
 STOP = list(STOP_TOKENS)
@@ -46,6 +49,13 @@ def import_llama_cpp() -> Any:
     except ImportError as e:
         raise ModelError(INSTALL_HINT) from e
     return llama_cpp
+
+
+def available() -> bool:
+    """Whether llama-cpp-python is installed (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
 
 
 def gguf_base_path(settings: Settings) -> Path:

@@ -1,0 +1,120 @@
+"""The llamacpp backend on xllamacpp's prebuilt llama.cpp (no build), with the tiny GGUF test model: real
+conversion, real llama.cpp."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from agent_helpers import make_lora_adapter, make_tiny_gguf
+
+from agent.core.adapters import write_active
+from agent.core.errors import ModelError
+from agent.models.base import CypherGenerator, Generation, PromptInput
+from agent.models.factory import make_generator
+from agent.models.local import ensure_base_model
+
+SCHEMA = "Node properties:\nCustomer {name: STRING}\nRelationship properties:\nThe relationships:\n"
+PROMPTS = [
+    PromptInput("How many customers?", SCHEMA),
+    PromptInput("Which products cost more than 10?", SCHEMA),
+    PromptInput("q?", SCHEMA),
+]
+needs_xllamacpp = pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None,
+                                     reason="xllamacpp is not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    return make_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny-llama.gguf")
+
+
+def _settings(settings_for, home, gguf, **kw):
+    values = {"base_model": str(gguf), "model_backend": "llamacpp", "temperature": 0.0, "max_new_tokens": 8,
+              "adapter": "none", **kw}
+    return settings_for(home, **values)
+
+
+@needs_xllamacpp
+def test_llamacpp_serves_through_xllamacpp_when_llama_cpp_python_is_missing(settings_for, tmp_path, tiny_gguf,
+                                                                           monkeypatch):
+    from agent.models import llamacpp
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    monkeypatch.setattr(llamacpp, "available", lambda: False)
+    gen = make_generator(_settings(settings_for, tmp_path / "h", tiny_gguf))
+    assert isinstance(gen, XLlamaCppGenerator) and isinstance(gen, CypherGenerator)
+    single = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    first, second = gen.traces[0], gen.traces[1]
+    assert first.backend == "llamacpp" and first.prompt_tokens > 0 and 1 <= first.new_tokens <= 8
+    assert first.total_ms >= first.prefill_ms > 0
+    # the next question shares the system turn: its state is reused, only the question's tokens computed
+    assert 0 < second.cached_prompt_tokens < second.prompt_tokens
+
+    greedy = gen.generate_batch(PROMPTS, n=2)
+    assert [[g.text for g in replies] for replies in greedy] == [[s, s] for s in single]
+    assert all(isinstance(g, Generation) for replies in greedy for g in replies)
+    sampled = gen.generate_batch(PROMPTS, n=3, temperature=1.5, max_new_tokens=6)
+    assert [len(r) for r in sampled] == [3, 3, 3]
+    assert len({g.text for r in sampled for g in r}) > 1  # a random model at a high temperature
+    assert gen.generate_batch([], n=2) == []
+
+
+@needs_xllamacpp
+def test_the_live_adapter_is_served_as_a_gguf_lora_and_followed(settings_for, tmp_path, tiny_gguf):
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    home = tmp_path / "home"
+    settings = _settings(settings_for, home, tiny_gguf, adapter="active")
+    make_lora_adapter(ensure_base_model(settings), home / "adapters" / "v0001", seed=1)
+    gen = XLlamaCppGenerator(settings)
+    base_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+base"
+
+    write_active(home, "v0001")
+    v1_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+v0001" and v1_out != base_out
+    assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()  # converted once into the home
+    write_active(home, None)
+    assert gen.generate("q?", SCHEMA) == base_out and gen.version == "tiny-llama+base"
+
+
+@needs_xllamacpp
+def test_the_thread_count_changes_no_reply(settings_for, tmp_path, tiny_gguf):
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    one, two = (XLlamaCppGenerator(_settings(settings_for, tmp_path / "h", tiny_gguf, llamacpp_threads=n))
+                for n in (1, 2))
+    assert [one.generate(p.question, SCHEMA) for p in PROMPTS] == [two.generate(p.question, SCHEMA)
+                                                                  for p in PROMPTS]
+
+
+def test_missing_xllamacpp_is_a_clear_error(settings_for, tmp_path, tiny_gguf, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_xllamacpp(name, *a, **k):
+        if name == "xllamacpp" or name.startswith("xllamacpp."):
+            raise ImportError("No module named 'xllamacpp'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_xllamacpp)
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    gen = XLlamaCppGenerator(_settings(settings_for, tmp_path / "h", tiny_gguf))
+    with pytest.raises(ModelError, match="pip install xllamacpp"):
+        gen.generate("q?", SCHEMA)
+
+
+def test_promotion_converts_the_new_live_adapter_for_llamacpp(settings_for, tmp_path, tiny_gguf):
+    """A promotion leaves the new live LoRA as a GGUF adapter, so llama.cpp's first question after it only
+    loads (no xllamacpp needed to convert)."""
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, adapter="active")
+    make_lora_adapter(ensure_base_model(s), home / "adapters" / "v0001", seed=1)
+    (home / "adapters" / "v0001" / "meta.json").write_text('{"version": "v0001"}')
+    assert AdapterRegistry(home, s).promote("v0001") == "v0001"
+    assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()
