@@ -79,16 +79,6 @@ def test_the_live_adapter_is_served_as_a_gguf_lora_and_followed(settings_for, tm
     assert gen.generate("q?", SCHEMA) == base_out and gen.version == "tiny-llama+base"
 
 
-@needs_xllamacpp
-def test_the_thread_count_changes_no_reply(settings_for, tmp_path, tiny_gguf):
-    from agent.models.xllamacpp import XLlamaCppGenerator
-
-    one, two = (XLlamaCppGenerator(_settings(settings_for, tmp_path / "h", tiny_gguf, llamacpp_threads=n))
-                for n in (1, 2))
-    assert [one.generate(p.question, SCHEMA) for p in PROMPTS] == [two.generate(p.question, SCHEMA)
-                                                                  for p in PROMPTS]
-
-
 def test_missing_xllamacpp_is_a_clear_error(settings_for, tmp_path, tiny_gguf, monkeypatch):
     import builtins
 

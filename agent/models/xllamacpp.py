@@ -13,7 +13,8 @@ The prompt is rendered to token ids by the converted base's Hugging Face tokeniz
 (``agent.core.prompt.prompt_token_ids``), as training sees them. The engine keeps one slot's KV state and
 reuses the longest common prefix of the next prompt (``cache_prompt``): the system turn (instructions +
 schema) is computed once per graph, each question only its own tokens. Generation stops at the model's
-end-of-turn tokens. ``llamacpp_threads`` threads (1 by default, as ``ct2_threads``).
+end-of-turn tokens. ``llamacpp_threads`` threads (1 by default, as ``ct2_threads``; on the Q4_1 model the
+thread count changed some replies: docs/BENCHMARKS.md 5b).
 
 llama.cpp computes with the GGUF's quantized weights (SmolLM2: Q4_1, activations quantized to 8 bits for
 the dot products), where transformers and CTranslate2 compute with the same weights dequantized to float32:
