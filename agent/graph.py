@@ -59,7 +59,7 @@ from agent.core.errors import (
 from agent.core.feedback import AgentStore, ExampleSource, ExampleWriter, Interaction, VerifiedExample
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
-from agent.few_shot import select_examples
+from agent.few_shot import PARAPHRASE, select_examples
 from agent.graphdb.base import GraphSchema, GraphStore, QueryResult
 from agent.graphdb.readonly import check_read_only
 from agent.models.base import CypherGenerator, Generation, PromptInput
@@ -356,15 +356,20 @@ def retrieve(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 def store_examples(ctx: AgentContext, question: str, schema: GraphSchema) -> list[Example]:
     """The feedback store's examples shown for ``question``: its ``FEW_SHOT_CANDIDATES`` × k most similar
-    above the floor, kept by ``agent.few_shot.select_examples`` (the live schema fits, the literals are the
-    question's) up to ``few_shot_k``."""
+    above the floor, kept by ``agent.few_shot.select_examples`` (the live schema fits, the literals and the
+    named properties are the question's; two of them, or one paraphrase) up to ``few_shot_k``. The store is
+    asked a second time, above ``PARAPHRASE``, only when exactly one example passes."""
     if ctx.feedback_store is None or ctx.few_shot_k <= 0:
         return []
-    graph = ctx.graph_name or ctx.graph_store.name
-    found = ctx.feedback_store.similar_examples(
-        question, graph, k=ctx.few_shot_k * FEW_SHOT_CANDIDATES, min_similarity=ctx.few_shot_min_similarity
-    )
-    return select_examples(question, [e for e in found if e.cypher], schema, ctx.few_shot_k)
+    store, graph = ctx.feedback_store, ctx.graph_name or ctx.graph_store.name
+    n = ctx.few_shot_k * FEW_SHOT_CANDIDATES
+    found = store.similar_examples(question, graph, k=n, min_similarity=ctx.few_shot_min_similarity)
+
+    def is_paraphrase(example: Example) -> bool:
+        near = max(PARAPHRASE, ctx.few_shot_min_similarity)
+        return example in store.similar_examples(question, graph, k=n, min_similarity=near)
+
+    return select_examples(question, [e for e in found if e.cypher], schema, ctx.few_shot_k, is_paraphrase)
 
 
 def within_budget(examples: list[Example], max_chars: int) -> list[Example]:

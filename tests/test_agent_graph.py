@@ -306,6 +306,36 @@ def test_the_agent_is_shown_only_examples_the_selection_rule_keeps(shop, setting
     assert gen.seen[0]["examples"] == [fits]
 
 
+class ScoredStore(FakeFeedbackStore):
+    """Examples with fixed similarities; ``min_similarity`` is honoured as the Chroma store honours it."""
+
+    def __init__(self, scored):
+        super().__init__(examples=[e for e, _ in scored])
+        self.scored = scored
+
+    def similar_examples(self, question, graph, k=3, approved_only=False, min_similarity=-1.0):
+        self.queries.append((question, graph, k, min_similarity))
+        return [e for e, s in self.scored if s >= min_similarity][:k]
+
+
+def test_one_example_is_shown_alone_only_when_it_paraphrases_the_question(shop, settings):
+    orders = Example("How many orders were placed?",
+                     "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN count(o)")
+    products = Example("How many products are there?", "MATCH (p:Product) RETURN count(p)")
+
+    def shown(scored):
+        gen = RecordingGenerator([COUNT_CUSTOMERS])
+        agent = make_agent(settings.model_copy(update={"few_shot_min_similarity": 0.8}), shop, gen,
+                           feedback_store=ScoredStore(scored))
+        assert agent.ask("How many customers are there?").status == "ok"
+        return gen.seen[0]["examples"]
+
+    assert shown([(orders, 0.85)]) == []
+    assert shown([(orders, 0.93)]) == [orders]
+    assert shown([(orders, 0.85), (products, 0.82)]) == [orders, products]
+    assert shown([(orders, 0.85), (products, 0.79)]) == []  # the floor still holds for the second
+
+
 def test_a_failing_feedback_store_costs_neither_answer_nor_log(shop, settings):
     store = FakeFeedbackStore(fail=True)
     agent = make_agent(settings, shop, RecordingGenerator([COUNT_CUSTOMERS]), feedback_store=store)

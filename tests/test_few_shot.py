@@ -111,3 +111,33 @@ def test_an_example_whose_question_names_another_property_is_not_shown():
 
 def test_select_prefers_fewer_examples_to_one_about_another_property():
     assert select_examples("Which 3 products have the highest price?", [MOST_STOCK], SHOP, k=3) == []
+
+
+def test_a_lone_example_is_shown_only_when_it_paraphrases_the_question():
+    # movies: "List all movies reviewed with a summary containing 'journey'" (0.895, alone) made "… the movies
+    # reviewed with the summary 'An amazing journey'" return its RETURN m.title, p.name
+    asked = []
+
+    def paraphrase(answer: bool):
+        def is_paraphrase(example: Example) -> bool:
+            asked.append(example)
+            return answer
+        return is_paraphrase
+
+    question, candidates = "Which customer placed the most orders?", [VENDETTA, MOST_ORDERS]
+    assert select_examples(question, [MOST_ORDERS], SHOP, k=3) == []
+    assert select_examples(question, candidates, SHOP, k=3, is_paraphrase=paraphrase(False)) == []
+    assert asked == [MOST_ORDERS]  # only the one that passed is looked at
+    assert select_examples(question, candidates, SHOP, k=3, is_paraphrase=paraphrase(True)) == [MOST_ORDERS]
+
+
+def test_two_examples_that_pass_are_shown_without_asking_whether_they_paraphrase():
+    fits = Example("How many orders did each customer place?",
+                   "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, count(o)")
+
+    def never(example: Example) -> bool:
+        raise AssertionError("asked for a pair")
+
+    question, pair = "Which customer placed the most orders?", [MOST_ORDERS, fits]
+    assert select_examples(question, pair, SHOP, k=3, is_paraphrase=never) == pair
+    assert select_examples(question, pair, SHOP, k=1, is_paraphrase=never) == [MOST_ORDERS]
