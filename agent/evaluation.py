@@ -29,6 +29,8 @@ from agent.graphdb.base import GraphStore
 from agent.models.base import Generation
 
 REQUIRED_KEYS = ("id", "question", "cypher")
+ACCURACY_EPS = 1e-9
+"""Accuracies closer than this are equal (both are counts over the same questions; floats only blur them)."""
 
 
 # --- dataset --------------------------------------------------------------------------------------
@@ -71,6 +73,14 @@ def load_dataset(path: str | Path, require_id: bool = True) -> list[EvalItem]:
 
 
 # --- the report --------------------------------------------------------------------------------------
+def beats(candidate: float, live: float, margin: float = 0.0) -> bool:
+    """The promotion rule on one accuracy: strictly above ``live``, and above it by at least ``margin``.
+
+    A tie never promotes: a new model has to win on the questions, not merely match (0/12 vs 0/12 stays out).
+    """
+    return candidate > live + ACCURACY_EPS and candidate + ACCURACY_EPS >= live + margin
+
+
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (0 for no values)."""
     if not values:
@@ -144,8 +154,8 @@ class EvalReport:
         self.per_category = dict(sorted(self.per_category.items()))
 
     def beats(self, other: EvalReport, margin: float = 0.0) -> bool:
-        """Strictly more accurate than ``other`` by more than ``margin`` (for promotion gates)."""
-        return self.accuracy > other.accuracy + margin
+        """``beats`` on the two accuracies: strictly more accurate, by at least ``margin``."""
+        return beats(self.accuracy, other.accuracy, margin)
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (JSON-able, no predictions)."""

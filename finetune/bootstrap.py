@@ -13,7 +13,8 @@ continues where it stopped, training from its last checkpoint):
               as the agent serves them) + general multi-schema rows + approved corrections
     train     a full fine-tune of the base (finetune.full) within what is left of the budget
     evaluate  first-attempt execution accuracy on the held-out questions: the new model vs the live one
-    promote   the new model becomes a registry version; it goes live only if it is at least as good
+    promote   the new model becomes a registry version; it goes live only if it beats the live one (a tie
+              keeps the live one; the version stays for `cypherloop adapters promote`)
 
 The plan scales with the device: on a GPU tens of thousands of pairs and minutes of training; on a
 CPU a few thousand pairs, a smaller training set and a budget that still ends within ~30 minutes.
@@ -40,7 +41,7 @@ from agent.core.adapters import live_adapter
 from agent.core.errors import ConfigError, DataError
 from agent.core.files import atomic_write_text, jsonl_text, read_jsonl
 from agent.core.settings import Settings
-from agent.evaluation import load_dataset, run_eval
+from agent.evaluation import beats, load_dataset, run_eval
 from agent.factory import make_agent
 from agent.graphdb import GraphStore, open_graph
 from agent.models.local import TransformersGenerator, check_base_model
@@ -48,7 +49,7 @@ from feedback_store.pool import ExamplePool, build_pool, pool_dir
 from finetune.dataset import BuildSpec, build_dataset
 from finetune.drift import stamp
 from finetune.full import FullConfig, train_full
-from finetune.registry import AdapterRegistry
+from finetune.registry import AdapterRegistry, kept_note
 from finetune.retrain import retrain_lock
 from finetune.synth import generate_pairs, profile_graph, read_pairs, write_pairs
 from finetune.train import resolve_base_model
@@ -496,17 +497,17 @@ class Bootstrap:
             },
             extra_files={"loss.jsonl": Path(train["model_dir"]).parent / "loss.jsonl"},
         )
-        better = new + 1e-9 >= old
-        if better and self.promote_ok:
-            reg.promote(version, reason=f"bootstrap of {self.graph}: held-out {new:.1%} ≥ {old:.1%}")
-            status, text = "promoted", f"{version} is live (held-out {new:.1%} vs {old:.1%})"
-        elif better:
-            status, text = (
-                "trained",
-                f"{version} trained, not promoted on request (held-out {new:.1%} vs {old:.1%})",
-            )
+        counts = (f"held-out {ev['scores']['new']['correct']}/{ev['scores']['new']['n']} vs live "
+                  f"{ev['scores']['live']['correct']}/{ev['scores']['live']['n']}")
+        if not beats(new, old):  # a tie keeps the live model (0/12 vs 0/12 on a tiny CPU bootstrap)
+            status, text = "rejected", f"{version} not promoted: {counts}, needs to beat the live model"
+        elif self.promote_ok:
+            reg.promote(version, reason=f"bootstrap of {self.graph}: {counts}")
+            status, text = "promoted", f"{version} is live ({counts})"
         else:
-            status, text = "rejected", f"{version} kept as a candidate: held-out {new:.1%} < live {old:.1%}"
+            status, text = "trained", f"{version} trained, not promoted on request ({counts})"
+        if status != "promoted":
+            text += f"; {kept_note(version)}"
         reg.update_meta(version, gate={"decision": status, "new": new, "live": old})
         return {"status": status, "version": version, "summary": text}
 

@@ -111,8 +111,9 @@ class GateArguments:
     gate_margin: float = field(
         default=0.0,
         metadata={
-            "help": "The candidate must reach the live adapter's execution accuracy plus this margin on both "
-                    "sets."
+            "help": "How much the candidate must beat the live adapter's held-out execution accuracy by (0: "
+                    "any win; a tie never promotes); on the regression set it must reach the live one's plus "
+                    "this margin."
         },
     )
     gate_max_heldout: int | None = field(default=None, metadata={

@@ -1,7 +1,10 @@
-"""Promotion gate: a candidate adapter goes live only if it is at least as good as the live one.
+"""Promotion gate: a candidate adapter goes live only if it beats the live one.
 
-Rule: the candidate's execution accuracy on the held-out split AND on the verified-feedback regression
-set must each be ≥ the active adapter's + ``margin`` (the base model stands in when none is active).
+Rule: the candidate's execution accuracy on the held-out split must be strictly above the active
+adapter's, and above it by at least ``margin`` (``agent.evaluation.beats``; margin 0: any win, a tie
+never promotes), AND on the verified-feedback regression set it must be ≥ the active adapter's +
+``margin`` (it may not lose a corrected question the live one answers). The base model stands in when
+none is active, so the first candidate on a graph has to beat the base.
 Both are measured the same way: ``agent.evaluation.run_eval`` through a ``CypherAgent`` over the
 graph, greedy decoding, no few-shot retrieval (the model is judged, not the example store).
 
@@ -25,7 +28,7 @@ from typing import Any
 from agent.core.errors import DataError
 from agent.core.files import atomic_write_text
 from agent.core.settings import Settings
-from agent.evaluation import EvalItem, load_dataset, run_eval
+from agent.evaluation import ACCURACY_EPS, EvalItem, beats, load_dataset, run_eval
 from agent.factory import make_agent
 from agent.graphdb import GraphStore
 from agent.models.base import CypherGenerator
@@ -220,24 +223,28 @@ def run_gate(
     act = _score_sets(
         active, graph_store, sets, settings, "active", cache=score_cache, cache_id=active_cache_id
     )
-    failures = []
+    failures, passes = [], []
     for name in sets:
         c, a = cand[name], act[name]
         if c is None or a is None:
             continue
-        if c.accuracy + 1e-9 < a.accuracy + margin:
-            failures.append(f"{name} {c.accuracy:.1%} < {a.accuracy:.1%} + {margin:.1%}")
+        counts = f"{name} {c.correct}/{c.n} vs live {a.correct}/{a.n}"
+        if name == "heldout":  # the new model has to win here: a tie keeps the live one
+            ok = beats(c.accuracy, a.accuracy, margin)
+            need = "needs to beat the live model" + (f" by {margin:.1%}" if margin else "")
+        else:  # verified corrections: it may not lose any ground the live model holds
+            ok = c.accuracy + ACCURACY_EPS >= a.accuracy + margin
+            need = "needs at least the live model's score" + (f" + {margin:.1%}" if margin else "")
+        if ok:
+            passes.append(counts)
+        else:
+            failures.append(f"{counts}, {need}")
     if failures:
-        reason = "candidate is worse: " + "; ".join(failures)
+        reason = "not promoted: " + "; ".join(failures)
     else:
-        parts = [
-            f"{n} {cand[n].accuracy:.1%} ≥ {act[n].accuracy:.1%} + {margin:.1%}"
-            for n in sets
-            if cand[n] is not None and act[n] is not None
-        ]
         if cand["regression"] is None:
-            parts.append("no verified-feedback regression questions yet")
-        reason = "candidate is at least as good: " + "; ".join(parts)
+            passes.append("no verified-feedback regression questions yet")
+        reason = f"beats the live model{f' by at least {margin:.1%}' if margin else ''}: " + "; ".join(passes)
     eval_settings = {
         k: getattr(settings, k, None) for k in ("max_attempts", "max_new_tokens", "temperature", "few_shot_k")
     }

@@ -359,6 +359,11 @@ class AdapterRegistry:
         return out_path
 
 
+def kept_note(version: str) -> str:
+    """What a person can do with a version the gate (or --no-promote) left out: nothing of it is lost."""
+    return f"{version} stays in the registry; `cypherloop adapters promote {version}` makes it live by hand"
+
+
 def version_summary(meta: dict[str, Any]) -> dict[str, Any]:
     """One version as a table row, from the meta.json fields ``retrain`` and ``train --register`` write."""
     metrics, gate = meta.get("metrics") or {}, meta.get("gate") or {}

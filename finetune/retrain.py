@@ -39,7 +39,7 @@ from finetune.config import Recipe, load_recipe
 from finetune.dataset import FILES, BuildSpec, build_dataset, dataset_hash
 from finetune.drift import stamp
 from finetune.gate import GateDecision, GeneratorFactoryMaker
-from finetune.registry import AdapterRegistry
+from finetune.registry import AdapterRegistry, kept_note
 from finetune.train import TrainResult, resolve_base_model, train
 
 log = logging.getLogger("cypherloop.retrain")
@@ -234,7 +234,12 @@ def _round(
         registry.update_meta(version, status="approved_not_promoted" if decision.promote else "rejected")
     after = live_adapter(settings.home_dir, base_name)
     report.active_after = after.version if after else None
-    report.message = f"{version}: {decision.decision} ({decision.reason})"
+    if report.status == "promoted":
+        report.message = f"{version} is live: {decision.reason}"
+    elif decision.promote:
+        report.message = f"{version} {decision.reason}; not promoted on request: {kept_note(version)}"
+    else:
+        report.message = f"{version} {decision.reason}; {kept_note(version)}"
     log.info(report.message)
 
 

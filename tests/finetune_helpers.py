@@ -90,3 +90,25 @@ def write_dataset(folder: Path, n_train: int = 24, n_heldout: int = 6, graph: st
         json.dumps({"train": n_train, "heldout": n_heldout, "feedback_regression": 0})
     )
     return folder
+
+
+WRONG_CYPHER = "MATCH (p:Product) RETURN p.name"
+"""A query that runs on the shop graph and answers none of the datasets' questions."""
+
+
+def scripted_gate(data: Path, good_for: str):
+    """A gate generator maker (``retrain(generator_factory=…)``): the model whose folder path contains
+    ``good_for`` answers every held-out question of the dataset ``data`` with its gold query, every other
+    one (the bare base included) with ``WRONG_CYPHER``. A promotion in a test is then earned: the
+    candidate really scores higher; with ``good_for`` matching no side both score 0 (a tie)."""
+    from agent.core.files import read_jsonl
+    from agent.models.base import ScriptedGenerator
+
+    gold = {r["question"]: r["cypher"] for r in read_jsonl(Path(data) / "heldout.jsonl")}
+
+    def make(settings, adapter):
+        good = adapter is not None and good_for in str(adapter)
+        script = {**gold, "*": WRONG_CYPHER} if good else {"*": WRONG_CYPHER}
+        return lambda: ScriptedGenerator(script, version=str(adapter))
+
+    return make

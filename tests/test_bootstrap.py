@@ -89,12 +89,16 @@ def test_bootstrap_runs_end_to_end_and_resumes_after_a_kill(home, tiny):
     assert report["stages"]["train"]["metrics"]["steps"] > 0
     scores = report["stages"]["evaluate"]["scores"]
     assert scores["new"]["n"] == scores["live"]["n"] > 0
-    assert report["status"] in ("promoted", "rejected")
     reg = AdapterRegistry(home.home)
     assert reg.versions() == [report["version"]] and reg.meta(report["version"])["kind"] == "full"
     assert reg.meta(report["version"])["graph"] == "shop"
+    new, live = scores["new"]["correct"], scores["live"]["correct"]
+    assert report["status"] == ("promoted" if new > live else "rejected")  # a tie keeps the live model
     if report["status"] == "promoted":
         assert reg.active() == report["version"]
+    else:
+        assert reg.active() is None and f"{new}/{scores['new']['n']} vs live {live}/" in report["message"]
+        assert report["message"].endswith("makes it live by hand")
     pool = ExamplePool.open(Path(home.home), "shop")
     heldout = {json.loads(x)["cypher"] for x in (folder / "heldout.jsonl").read_text().splitlines()}
     assert pool is not None and len(pool) == report["stages"]["index"]["pool"] > 0
@@ -124,3 +128,47 @@ def test_settings_given_to_a_resumed_bootstrap_count_until_it_trains(tmp_path, s
     with pytest.raises(ConfigError, match="already trained with .*compile=true.*--fresh"):
         Bootstrap(settings, "shop", device="cpu", train_overrides=["epochs=1"])
     assert Bootstrap(settings, "shop", device="cpu").plan.train_overrides == ["compile=true"]
+
+
+@pytest.mark.parametrize(
+    "new, live, status",
+    [(0, 0, "rejected"), (5, 5, "rejected"), (4, 5, "rejected"), (6, 5, "promoted")],
+    ids=["a tie at zero", "a tie", "worse", "better"],
+)
+def test_the_new_model_goes_live_only_if_it_beats_the_live_one(tmp_path, settings_for, monkeypatch, capsys,
+                                                                new, live, status):
+    """The promote stage on its own: a tie (0/12 vs 0/12 is what a tiny CPU bootstrap and the bare base
+    score) keeps the live model, says so, and leaves the version for `cypherloop adapters promote`."""
+    from agent.core.adapters import read_active
+    from finetune.bootstrap import Bootstrap
+    from finetune.registry import AdapterRegistry
+    from ui.cli_train import adapters_main
+
+    settings = settings_for(tmp_path / "home", model_backend="transformers")
+    run = Bootstrap(settings, "shop", device="cpu")
+    model = tmp_path / "run" / "model"  # a full model's files, as finetune.full writes them
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    run.state["stages"] |= {
+        "build": {"dataset_hash": "h"},
+        "train": {"model_dir": str(model), "metrics": {}},
+        "evaluate": {"scores": {side: {"accuracy": round(k / 12, 4), "correct": k, "n": 12}
+                                for side, k in (("new", new), ("live", live))}},
+    }
+    out = run._promote()
+    home = settings.home_dir
+    assert out["status"] == status and out["version"] == "v0001"
+    assert AdapterRegistry(home).versions() == ["v0001"]  # kept, whatever the decision
+    if status == "promoted":
+        assert read_active(home).version == "v0001"
+        assert out["summary"] == f"v0001 is live (held-out {new}/12 vs live {live}/12)"
+        return
+    assert read_active(home) is None
+    assert out["summary"] == (f"v0001 not promoted: held-out {new}/12 vs live {live}/12, needs to beat the "
+                              "live model; v0001 stays in the registry; `cypherloop adapters promote v0001` "
+                              "makes it live by hand")
+    monkeypatch.setenv("CYPHERLOOP_HOME", str(home))
+    monkeypatch.setenv("CYPHERLOOP_MODEL_BACKEND", "transformers")
+    assert adapters_main(["promote", "v0001"]) == 0
+    assert read_active(home).version == "v0001" and "v0001 is live" in capsys.readouterr().out

@@ -70,7 +70,7 @@ def running_app(shop, settings_for, tmp_path, tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing (make test installs Debian's chromium)")
     pytest.importorskip("playwright")
-    from finetune_helpers import tiny_model_dir, write_dataset
+    from finetune_helpers import scripted_gate, tiny_model_dir, write_dataset
 
     from agent.graph import CypherAgent
     from feedback_store.chroma import ChromaFeedbackStore
@@ -88,9 +88,11 @@ def running_app(shop, settings_for, tmp_path, tmp_path_factory):
     train_settings = settings.model_copy(update={"base_model": str(tiny), "device": "cpu"})
 
     def tiny_retrain(_settings):
-        """A real round (dataset → LoRA training → gate → promotion) with a tiny model and a tiny budget."""
+        """A real round (dataset → LoRA training → gate → promotion) with a tiny model and a tiny budget; the
+        gate asks scripted models, the trained one answering its held-out questions, so the promotion is
+        earned (the tiny model itself scores what the base scores, and a tie is not promoted)."""
         return retrain(train_settings, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data,
-                       graph_store=shop)
+                       graph_store=shop, generator_factory=scripted_gate(data, "runs"))
 
     hooks = TrainingHooks(settings, retrain_fn=tiny_retrain)
     app = build_app(agent, store, settings, training=hooks)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent.core.errors import DataError
-from agent.evaluation import EvalItem
+from agent.evaluation import EvalItem, beats
 from agent.models.base import ScriptedGenerator
 from finetune.gate import gate_settings, load_questions, run_gate
 
@@ -35,6 +35,7 @@ def scripted(correct: set[str], version: str):
 
 ALL = {i.question for i in HELDOUT + REGRESSION}
 HALF = {HELDOUT[0].question, HELDOUT[1].question, REGRESSION[0].question}
+REGRESSION_QUESTIONS = {i.question for i in REGRESSION}
 
 
 @pytest.fixture
@@ -57,37 +58,79 @@ def test_gate_refuses_a_worse_candidate(shop, eval_settings):
     d = run_gate(
         scripted(HALF, "bad"), scripted(ALL, "live"), shop, HELDOUT, REGRESSION, settings=eval_settings
     )
-    assert not d.promote and "worse" in d.reason and "heldout" in d.reason
+    assert not d.promote
+    assert d.reason == ("not promoted: heldout 2/4 vs live 4/4, needs to beat the live model; "
+                        "regression 1/2 vs live 2/2, needs at least the live model's score")
 
 
 def test_gate_refuses_a_candidate_that_regresses_on_feedback_only(shop, eval_settings):
     heldout_only = {i.question for i in HELDOUT}
     d = run_gate(
         scripted(heldout_only, "cand"),
-        scripted(ALL, "live"),
+        scripted(HALF | REGRESSION_QUESTIONS, "live"),
         shop,
         HELDOUT,
         REGRESSION,
         settings=eval_settings,
     )
-    assert d.candidate["heldout"].accuracy == d.active["heldout"].accuracy == 1.0
-    assert not d.promote and "regression" in d.reason and "heldout" not in d.reason.split(":", 1)[1]
+    assert d.candidate["heldout"].accuracy == 1.0 and d.active["heldout"].accuracy == 0.5
+    assert not d.promote
+    assert d.reason == "not promoted: regression 0/2 vs live 2/2, needs at least the live model's score"
 
 
-def test_equal_passes_but_a_margin_demands_more(shop, eval_settings):
-    assert run_gate(
-        scripted(HALF, "a"), scripted(HALF, "b"), shop, HELDOUT, REGRESSION, settings=eval_settings
-    ).promote
+def test_a_regression_tie_passes_when_the_heldout_questions_are_won(shop, eval_settings):
     d = run_gate(
-        scripted(HALF, "a"),
-        scripted(HALF, "b"),
+        scripted(ALL, "cand"),
+        scripted(HALF | REGRESSION_QUESTIONS, "live"),
         shop,
         HELDOUT,
         REGRESSION,
         settings=eval_settings,
-        margin=0.05,
     )
-    assert not d.promote and d.margin == 0.05
+    assert d.promote
+    assert d.reason == "beats the live model: heldout 4/4 vs live 2/4; regression 2/2 vs live 2/2"
+
+
+@pytest.mark.parametrize("answered", [HALF, set()], ids=["half each", "none each (a first model, the base)"])
+def test_a_tie_never_promotes(shop, eval_settings, answered):
+    """A tie on the held-out questions keeps the live model: 0 vs 0 is what a tiny CPU bootstrap's first model
+    and the bare base often score."""
+    d = run_gate(
+        scripted(answered, "new"), scripted(answered, "base"), shop, HELDOUT, REGRESSION,
+        settings=eval_settings,
+    )
+    n = len(answered & {i.question for i in HELDOUT})
+    assert not d.promote and d.decision == "reject"
+    assert d.reason.startswith(f"not promoted: heldout {n}/4 vs live {n}/4, needs to beat the live model")
+
+
+def test_a_margin_is_how_much_better_the_candidate_must_be(shop, eval_settings):
+    def gate(margin):  # 4/4 vs 2/4 held-out and 2/2 vs 1/2 regression: better by exactly 50 % on both
+        return run_gate(scripted(ALL, "a"), scripted(HALF, "b"), shop, HELDOUT, REGRESSION,
+                        settings=eval_settings, margin=margin)
+
+    passed = gate(0.5)
+    assert passed.promote and passed.reason.startswith("beats the live model by at least 50.0%: heldout 4/4")
+    d = gate(0.55)
+    assert not d.promote and d.margin == 0.55
+    assert "heldout 4/4 vs live 2/4, needs to beat the live model by 55.0%" in d.reason
+
+
+@pytest.mark.parametrize(
+    "candidate, live, margin, promote",
+    [
+        (0.0, 0.0, 0.0, False),  # a tie at zero: a first model that learned nothing yet vs the base
+        (0.5, 0.5, 0.0, False),
+        (0.1 + 0.2, 0.3, 0.0, False),  # equal but for float noise
+        (0.5, 0.25, 0.0, True),
+        (0.5, 0.25, 0.25, True),  # better by exactly the margin
+        (0.5, 0.25, 0.3, False),
+        (0.25, 0.5, 0.0, False),
+        (0.5, 0.5, -0.1, False),  # a negative margin does not let a tie through
+    ],
+)
+def test_the_promotion_rule(candidate, live, margin, promote):
+    assert beats(candidate, live, margin) is promote
 
 
 def test_no_regression_set_is_judged_on_heldout(shop, eval_settings):

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from finetune_helpers import tiny_model_dir, write_dataset
+from finetune_helpers import scripted_gate, tiny_model_dir, write_dataset
 
 from agent.core.adapters import read_active
 from agent.core.errors import LockBusy
-from agent.models.base import ScriptedGenerator
 from finetune.dataset import dataset_hash
 from finetune.registry import AdapterRegistry
 from finetune.retrain import list_reports, retrain, retrain_lock, retrain_running
@@ -51,7 +50,9 @@ def _with_home(settings, home):
 def test_round_trains_gates_promotes_and_reports(home_settings, data, shop):
     settings, home = home_settings
     s = _with_home(settings, home)
-    report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
+    # the gate asks scripted models: the trained candidate answers its held-out questions, the base none
+    report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop,
+                     generator_factory=scripted_gate(data, "runs"))
     assert report.status == "promoted" and report.version == "v0001"
     assert (
         read_active(home).version == "v0001"
@@ -60,6 +61,8 @@ def test_round_trains_gates_promotes_and_reports(home_settings, data, shop):
     )
     meta = AdapterRegistry(home).meta("v0001")
     assert meta["gate"]["decision"] == "promote" and meta["status"] == "promoted"
+    assert report.message == ("v0001 is live: beats the live model: heldout 3/3 vs live 0/3; "
+                              "no verified-feedback regression questions yet")
     assert (
         meta["recipe"] == "tiny-cpu"
         and meta["dataset_hash"] == dataset_hash(data)
@@ -78,26 +81,13 @@ def test_round_trains_gates_promotes_and_reports(home_settings, data, shop):
     assert "| heldout |" in (folder / "report.md").read_text()
     assert list_reports(home)[0]["version"] == "v0001"
 
-    # same data + same recipe again: nothing to do; with force: a new version gated against v0001
+    # same data + same recipe again: nothing to do; with force: a new version gated (by the real tiny models)
+    # against v0001
     again = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
     assert again.status == "skipped" and again.version == "v0001"
     forced = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop, force=True)
     assert forced.version == "v0002" and forced.gate["active_version"] == "v0001"
     assert forced.gate["active"]["heldout"]["n"] == 3 and forced.status in ("promoted", "rejected")
-
-
-def _scripted_factory(good_for: str):
-    """Gate generators: the adapter whose folder name contains ``good_for`` answers correctly."""
-    gold = {"How many customers live in Berlin?": "MATCH (c:Customer {city: 'Berlin'}) RETURN count(c)"}
-
-    def make(settings, adapter):
-        good = adapter is not None and good_for in str(adapter)
-        script = {q: c for q, c in gold.items()} if good else {"*": "MATCH (p:Product) RETURN p.name"}
-        return lambda: ScriptedGenerator(
-            script if good else {"*": "MATCH (p:Product) RETURN p.name"}, version=str(adapter)
-        )
-
-    return make
 
 
 def _gate_data(tmp_path: Path) -> Path:
@@ -126,16 +116,41 @@ def test_a_worse_candidate_is_registered_but_never_goes_live(home_settings, shop
         overrides=QUICK,
         dataset_dir=d,
         graph_store=shop,
-        generator_factory=_scripted_factory("runs"),
+        generator_factory=scripted_gate(d, "runs"),
     )
     assert first.status == "promoted"  # the run folder's adapter answers correctly; the base does not
     second = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=d, graph_store=shop, force=True,
-                     generator_factory=_scripted_factory("adapters/v0001"))
+                     generator_factory=scripted_gate(d, "adapters/v0001"))
     assert second.status == "rejected" and second.version == "v0002"
     assert read_active(home).version == "v0001"
     meta = AdapterRegistry(home).meta("v0002")
     assert meta["status"] == "rejected" and meta["gate"]["decision"] == "reject"
     assert meta["gate"]["heldout"] == 0.0 and meta["gate"]["active_heldout"] == 1.0
+
+
+def test_a_tie_is_kept_out_of_serving_and_the_report_says_how_to_promote_it(home_settings, shop, data,
+                                                                               monkeypatch, capsys):
+    """The first model on a graph scoring what the base scores (0/3 vs 0/3, as a tiny CPU round does) is not
+    promoted; it stays a registry version that `cypherloop adapters promote` makes live by hand."""
+    from ui.cli_train import adapters_main
+
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop,
+                     generator_factory=scripted_gate(data, "no side matches this"))
+    assert report.status == "rejected" and report.version == "v0001" and report.active_after is None
+    assert read_active(home) is None
+    said = ("v0001 not promoted: heldout 0/3 vs live 0/3, needs to beat the live model; v0001 stays in the "
+            "registry; `cypherloop adapters promote v0001` makes it live by hand")
+    assert report.message == said
+    assert said in (Path(report.report_dir) / "report.md").read_text()
+    meta = AdapterRegistry(home).meta("v0001")
+    assert meta["status"] == "rejected" and meta["gate"]["decision"] == "reject"
+
+    monkeypatch.setenv("CYPHERLOOP_HOME", str(home))
+    monkeypatch.setenv("CYPHERLOOP_BASE_MODEL", str(settings.base_model))
+    assert adapters_main(["promote", "v0001"]) == 0
+    assert read_active(home).version == "v0001" and "v0001 is live" in capsys.readouterr().out
 
 
 def test_a_failing_round_changes_nothing_live_and_reports_the_error(home_settings, shop, data):

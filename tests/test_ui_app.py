@@ -357,13 +357,15 @@ def test_retrain_runs_in_the_background_one_at_a_time(home_settings):
     from finetune import retrain as retrain_mod
 
     assert TrainingHooks(home_settings).retrain_fn is retrain_mod.retrain_once
-    report = retrain_mod.RetrainReport(
-        graph="shop", recipe="tiny-cpu", status="promoted", version="v0004", message="v0004: promote (better)"
-    )
+    # a tie is not promoted: the tab says so, and how to promote the version by hand (retrain's words)
+    said = ("v0004 not promoted: heldout 0/3 vs live 0/3, needs to beat the live model; v0004 stays in the "
+            "registry; `cypherloop adapters promote v0004` makes it live by hand")
+    report = retrain_mod.RetrainReport(graph="shop", recipe="tiny-cpu", status="rejected", version="v0004",
+                                       message=said)
     hooks = TrainingHooks(home_settings, retrain_fn=lambda settings: report)
     hooks.retrain()
     hooks.wait()
-    assert "status: promoted, version: v0004; v0004: promote (better)" in hooks.retrain_status
+    assert f"status: rejected, version: v0004; {said}" in hooks.retrain_status
 
     def failing(settings):
         raise RuntimeError("no training data")

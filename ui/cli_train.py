@@ -279,7 +279,8 @@ def retrain_main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--margin",
         type=float,
-        help="the candidate must beat the live adapter by this much (default: the recipe's gate.margin)",
+        help="the candidate must beat the live adapter's held-out accuracy by at least this much (default: "
+             "the recipe's gate_margin, 0: any win; a tie never promotes)",
     )
     p.add_argument(
         "--no-promote", action="store_true", help="evaluate and register, but leave the live adapter as it is"
