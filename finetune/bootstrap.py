@@ -65,7 +65,8 @@ HELDOUT_FRAC = 0.04
 
 @dataclass
 class Plan:
-    """How big each stage is, from the device and the time budget (fixed when a run starts)."""
+    """How big each stage is, from the device and the time budget (fixed when a run starts; the recipe and the
+    training overrides may change until the train stage starts: ``Bootstrap._take_training_changes``)."""
 
     device: str
     budget_s: float
@@ -186,16 +187,30 @@ class Bootstrap:
                 )
             )
             self.state["seed"] = seed
-        elif train_overrides and list(train_overrides) != self.state["plan"]["train_overrides"]:
-            # settings given to a resumed bootstrap: they count until its training starts, never silently not
-            if "train" in self.state["stages"] or (self.dir / "run").exists():
-                raise ConfigError(
-                    f"the bootstrap of {graph} already trained with "
-                    f"{self.state['plan']['train_overrides'] or 'no --set'}; add --fresh to start again with "
-                    f"{' '.join(train_overrides)}"
-                )
-            self.state["plan"]["train_overrides"] = list(train_overrides)
+        else:
+            self._take_training_changes(recipe, train_overrides)
         self.plan = Plan(**self.state["plan"])
+
+    def _take_training_changes(self, recipe: str | None, train_overrides: list[str] | None) -> None:
+        """A --recipe or --set given to a resumed bootstrap (an earlier call wrote its plan) counts until its
+        training starts, never silently not (GPU round 5 lost its compile=true this way); after, a one-line
+        refusal."""
+        plan = self.state["plan"]
+        changes: dict[str, Any] = {}
+        if recipe and recipe != plan["recipe"]:
+            changes["recipe"] = recipe
+        if train_overrides and list(train_overrides) != plan["train_overrides"]:
+            changes["train_overrides"] = list(train_overrides)
+        if not changes:
+            return
+        if "train" in self.state["stages"] or (self.dir / "run").exists():
+            had = _flags(plan["recipe"], plan["train_overrides"])
+            wanted = _flags(changes.get("recipe"), changes.get("train_overrides", []))
+            raise ConfigError(
+                f"the bootstrap of {self.graph} already trained with {had}; add --fresh to start again "
+                f"with {wanted}"
+            )
+        plan.update(changes)
 
     # --- state ---------------------------------------------------------------------------------
     def _load_state(self) -> dict[str, Any]:
@@ -510,6 +525,11 @@ class Bootstrap:
             text += f"; {kept_note(version)}"
         reg.update_meta(version, gate={"decision": status, "new": new, "live": old})
         return {"status": status, "version": version, "summary": text}
+
+
+def _flags(recipe: str | None, overrides: list[str]) -> str:
+    """The flags that give a recipe and training overrides: "--recipe full-cpu --set epochs=1"."""
+    return " ".join([*([f"--recipe {recipe}"] if recipe else []), *(f"--set {x}" for x in overrides)])
 
 
 def _has_feedback(settings: Settings) -> bool:

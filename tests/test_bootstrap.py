@@ -130,6 +130,51 @@ def test_settings_given_to_a_resumed_bootstrap_count_until_it_trains(tmp_path, s
     assert Bootstrap(settings, "shop", device="cpu").plan.train_overrides == ["compile=true"]
 
 
+def test_a_recipe_given_to_a_resumed_bootstrap_counts_until_it_trains(tmp_path, settings_for, monkeypatch,
+                                                                      capsys):
+    """`--recipe` on a later call was kept from the first call's plan, silently: it now counts as `--set`
+    does (the training gets it, earlier --set kept), and once training started it is one line and exit 2."""
+    from agent.core.errors import ConfigError
+    from finetune import bootstrap as bootstrap_mod
+    from finetune.bootstrap import Bootstrap
+    from ui.cli import main
+
+    settings = settings_for(tmp_path / "home")
+    first = Bootstrap(settings, "shop", device="cpu", train_overrides=["epochs=3"])
+    assert first.plan.recipe == "full-cpu"
+    first._save_state()
+    again = Bootstrap(settings, "shop", device="cpu", recipe="full-gpu", progress=False)
+    assert (again.plan.recipe, again.plan.train_overrides) == ("full-gpu", ["epochs=3"])
+    again._save_state()
+    assert Bootstrap(settings, "shop", device="cpu").plan.recipe == "full-gpu"  # a plain resume keeps it
+
+    class Started(Exception):
+        """The training began (the fake stops it there, as a kill would)."""
+
+    configs = []
+
+    def train_full(dataset, base, out, cfg, **kwargs):
+        configs.append(cfg)
+        raise Started
+
+    monkeypatch.setattr(bootstrap_mod, "train_full", train_full)
+    monkeypatch.setattr(bootstrap_mod, "resolve_base_model", lambda settings, name: tmp_path / "base")
+    with pytest.raises(Started):
+        again._train()
+    [cfg] = configs  # full-gpu's batches (full-cpu's are 4096 tokens), the first call's --set epochs=3
+    assert (cfg.tokens_per_batch, cfg.epochs) == (32768, 3)
+
+    refusal = ("the bootstrap of shop already trained with --recipe full-gpu --set epochs=3; add --fresh to "
+               "start again with --recipe full-cpu")
+    with pytest.raises(ConfigError) as e:
+        Bootstrap(settings, "shop", device="cpu", recipe="full-cpu")
+    assert str(e.value) == refusal
+    assert Bootstrap(settings, "shop", device="cpu", recipe="full-gpu").plan.recipe == "full-gpu"  # no change
+    monkeypatch.setenv("CYPHERLOOP_HOME", str(settings.home))
+    assert main(["bootstrap", "--graph", "shop", "--device", "cpu", "--recipe", "full-cpu", "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {refusal}\n"
+
+
 @pytest.mark.parametrize(
     "new, live, status",
     [(0, 0, "rejected"), (5, 5, "rejected"), (4, 5, "rejected"), (6, 5, "promoted")],

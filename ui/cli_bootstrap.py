@@ -36,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--recipe",
         help=f"full fine-tune recipe (shipped: {', '.join(shipped_recipes('full'))}; default full-gpu on "
-        "CUDA, full-cpu otherwise) or a YAML file",
+        "CUDA, full-cpu otherwise) or a YAML file; a resumed run takes a new one (and new --set) until it "
+        "trains",
     )
     p.add_argument("--set", dest="train_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training setting of the recipe, e.g. --set epochs=1 (repeatable)")
