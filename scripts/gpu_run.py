@@ -47,27 +47,30 @@ latency-movies-eval-<lever>.json), each stopped at GPU_RUN_LATENCY_EVAL_S (defau
 GPU_RUN_LATENCY_TOTAL_S (555 s). See ``phase_latency``.
 
 The second base side by side (Gemma 3 270M, ``CYPHERLOOP_BASE_MODEL=gemma3-270m``; issue 12, item 5): its
-GGUF comes in five parts, one per call, so the default's calls 5-7 carry them as well; ``fork`` gives every
-graph a home for the base (/tmp/h-<graph>-gemma) seeded with the default home's bootstrap up to its dataset
-(the same pairs, pool and held-out questions, so the bases are compared on the same data; needs ``index``):
+GGUF comes in N parts, one per call (as many as fit beside the tracked tree: six since its 16.5 MB of
+2026-12-03, when five no longer fitted; ``gpu_stage.py`` prints them), so the default's calls carry them as
+well; ``fork`` gives every graph a home for the base (/tmp/h-<graph>-gemma) seeded with the default home's
+bootstrap up to its dataset (the same pairs, pool and held-out questions, so the bases are compared on the
+same data; needs ``index``):
 
     call 5  carry .gpu/g1  python3 scripts/gpu_run.py gpart:1 train:northwind
     call 6  carry .gpu/g2  python3 scripts/gpu_run.py gpart:2 train:countries
     call 7  carry .gpu/g3  python3 scripts/gpu_run.py gpart:3 ablateall
     call 8  carry .gpu/g4  python3 scripts/gpu_run.py gpart:4
-    call 9  carry .gpu/g5  GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py model2 fork train:movies
-    call 10                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py train:northwind
-    call 11                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py train:countries
-    call 12                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py ablateall
+    call 9  carry .gpu/g5  python3 scripts/gpu_run.py gpart:5
+    call 10 carry .gpu/g6  GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py model2 fork train:movies
+    call 11                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py train:northwind
+    call 12                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py train:countries
+    call 13                GPU_RUN_BASE=gemma3-270m python3 scripts/gpu_run.py ablateall
     (every phase after ``model`` takes the base from GPU_RUN_BASE: trainablate:G and latency:G too)
 
 The cascade (issue 17, item 2) once both bases are trained on a graph (call 4's ``train:movies``, then call
-9): the Gemma home's live model served by ``transformers serve`` (staged in .gpu/w with the escalation's
+10): the Gemma home's live model served by ``transformers serve`` (staged in .gpu/w with the escalation's
 ``openai`` client: re-stage with ``scripts/gpu_stage.py --wheels-only`` before call 1), and
 ``scripts/bench_confidence.py`` on the SmolLM2 home (4 candidates, one attempt) escalating its unsure answers
 (confidence < GPU_RUN_THRESHOLD, default 0.5) to it, one question at a time; then the served model alone:
 
-    call 10                GPU_RUN_LIMIT=100 python3 scripts/gpu_run.py cascade:movies
+    call 11                GPU_RUN_LIMIT=100 python3 scripts/gpu_run.py cascade:movies
 
 It writes cascade-movies.json (small alone with its accuracy-vs-coverage curve, the cascade, large alone;
 rewritten after each), cascade-movies-movies-<config>.jsonl (predictions), cascade-movies.log and
@@ -105,6 +108,11 @@ lost to an unstaged wheel), GPU_RUN_SET=compile=true ``index train:countries`` 8
 decoder took 250 s of its budget; ``trainspeed:G`` measures the per-layer compile), ``trainablate:movies``
 5.3 min, ``latency:movies`` (100 questions, 4 and 1 candidates, static cache, batched eval) 3.3 min,
 ``ablateall`` of the other two levers 1.9 min.
+Round 7 (2026-12-03, 14 min held after eleven refused starts had spent the rest): install + part0 + model
+setup 2.5 min, ``index`` 35 s, the gpart calls seconds each, Gemma ``model2 fork train:movies`` with
+GPU_RUN_SET=budget_s=200 6.8 min (conversion 88 s, training 200 s at 114.9k tokens/s, evaluation 63 s),
+Gemma ``ablateall`` 1.2 min (its 4-candidate configuration ran out of memory: every step's scores over the
+262K vocabulary). The five-part staging no longer fitted beside the 16.5 MB tree; now six parts.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -128,7 +136,7 @@ repository; the checkout's .venv stands in for ``install``):
     export GPU_RUN_TMP=/tmp/dry GPU_RUN_DEVICE=cpu GPU_RUN_GRAPHS=countries GPU_RUN_PAIRS=300 \
         GPU_RUN_EVAL_N=4 GPU_RUN_LIMIT=3 GPU_RUN_BUDGET_MIN=2 GPU_RUN_SET="tokens_per_batch=1024" \
         GPU_RUN_PENALTIES=1.0 GPU_RUN_FIRST_LEVERS=bootstrap
-    .venv/bin/python scripts/gpu_run.py bench part0 model setup index gpart:1 gpart:2 gpart:3 gpart:4
+    .venv/bin/python scripts/gpu_run.py bench part0 model setup index gpart:1 gpart:2 gpart:3 gpart:4 gpart:5
     GPU_RUN_BASE=gemma3-270m .venv/bin/python scripts/gpu_run.py model2 fork train:countries ablateall:1
 
 The cascade's dry run (2026-12-03, movies: its graph and questions come from .gpu/w/bench through ``bench``):
@@ -369,17 +377,23 @@ def phase_model() -> None:
 
 
 def phase_gpart(n: str) -> None:
-    """Part ``n`` (1-4) of the Gemma GGUF, carried in .gpu/g<n>, kept in /tmp for ``model2``."""
+    """Part ``n`` (1 … N-1) of the Gemma GGUF, carried in .gpu/g<n>, kept in /tmp for ``model2``."""
     i = int(n) - 1
     shutil.copy(ROOT / ".gpu" / f"g{n}" / f"gguf2.part{i}", TMP / f"gguf2.part{i}")
 
 
 def phase_model2() -> None:
-    """The Gemma GGUF joined (parts 1-4 from /tmp, 5 carried in .gpu/g5), placed where the product finds an
-    assembled one (<home>/models/gguf/, no package needed), converted once for every graph's Gemma home."""
-    g5 = ROOT / ".gpu" / "g5"
-    name, blob = join_parts(g5 / "gguf2.json", [*(TMP / f"gguf2.part{i}" for i in range(4)),
-                                                 g5 / "gguf2.part4"])
+    """The Gemma GGUF joined (parts 1 … N-1 from /tmp, the last carried in .gpu/g<N>, the folder with
+    gguf2.json: gpu_stage.py makes as many parts as fit beside the tracked tree), placed where the product
+    finds an assembled one (<home>/models/gguf/, no package needed), converted once for every graph's Gemma
+    home."""
+    metas = sorted((ROOT / ".gpu").glob("g[0-9]*/gguf2.json"))
+    if len(metas) != 1:
+        raise RuntimeError("model2 needs the last Gemma part's folder (the one with gguf2.json) carried")
+    last = metas[0].parent
+    n = json.loads(metas[0].read_text())["parts"]
+    name, blob = join_parts(metas[0], [*(TMP / f"gguf2.part{i}" for i in range(n - 1)),
+                                       last / f"gguf2.part{n - 1}"])
     first = home(next(iter(GRAPHS)), GEMMA) / "models" / "gguf"
     first.mkdir(parents=True, exist_ok=True)
     (first / name).write_bytes(blob)

