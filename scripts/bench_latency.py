@@ -271,7 +271,7 @@ class Config:
                          "max_new_tokens": s.max_new_tokens, "max_attempts": s.max_attempts,
                          "device": s.device, "ct2_quantization": s.ct2_quantization,
                          "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache,
-                         "llamacpp_threads": s.llamacpp_threads,
+                         "llamacpp_threads": s.llamacpp_threads, "llamacpp_weights": s.llamacpp_weights,
                          "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache,
                          "prompt_lookup_tokens": s.prompt_lookup_tokens,
                          "generation_compile_mode": s.generation_compile_mode,

@@ -79,6 +79,25 @@ def test_the_live_adapter_is_served_as_a_gguf_lora_and_followed(settings_for, tm
     assert gen.generate("q?", SCHEMA) == base_out and gen.version == "tiny-llama+base"
 
 
+@needs_xllamacpp
+def test_f16_weights_are_written_once_and_served(settings_for, tmp_path, tiny_gguf):
+    """``llamacpp_weights=f16``: the base GGUF dequantized to float16 once into the home, and served."""
+    import gguf
+
+    from agent.models.xllamacpp import XLlamaCppGenerator, f16_gguf
+
+    s = _settings(settings_for, tmp_path / "h", tiny_gguf, llamacpp_weights="f16")
+    gen = XLlamaCppGenerator(s)
+    assert gen.generate("q?", SCHEMA) == gen.generate("q?", SCHEMA)
+    path = f16_gguf(tiny_gguf, s)
+    assert path.parent.parent == s.path("models", "gguf-f16")
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
+    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.F16
+    assert types["output_norm.weight"] == gguf.GGMLQuantizationType.F32
+    stamp = path.stat().st_mtime_ns
+    assert f16_gguf(tiny_gguf, s) == path and path.stat().st_mtime_ns == stamp  # written once
+
+
 def test_missing_xllamacpp_is_a_clear_error(settings_for, tmp_path, tiny_gguf, monkeypatch):
     import builtins
 

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
                     "default, as ct2_threads: on a 2-core machine shared with other work, threads that wait "
                     "on each other lose more than they gain (docs/BENCHMARKS.md 5b).",
     )
+    llamacpp_weights: Literal["gguf", "f16"] = Field(
+        "gguf",
+        description="Weights of the llamacpp backend (xllamacpp): gguf, the base GGUF as it is (SmolLM2: "
+                    "Q4_1, fastest, but other replies than transformers' on ~4 questions in 10), or f16, the "
+                    "GGUF dequantized to float16 once under <home>/models/gguf-f16/ (docs/BENCHMARKS.md 5b).",
+    )
     ct2_prefix_cache: bool = Field(
         True,
         description="Compute the system turn (instructions + schema, the same for every question on a "

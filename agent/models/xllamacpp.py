@@ -19,7 +19,8 @@ thread count changed some replies: docs/BENCHMARKS.md 5b).
 llama.cpp computes with the GGUF's quantized weights (SmolLM2: Q4_1, activations quantized to 8 bits for
 the dot products), where transformers and CTranslate2 compute with the same weights dequantized to float32:
 faster, but its greedy replies are not theirs on many questions (docs/BENCHMARKS.md 5b), which is why it is
-not the default.
+not the default. ``llamacpp_weights=f16`` serves the base GGUF dequantized to float16 instead (``f16_gguf``,
+written once into the home): nearly transformers' replies, at about twice the Q4_1 step.
 
 xllamacpp's server also listens on a random 127.0.0.1 port; it gets a random API key that nobody is told, so
 it answers no one else.
@@ -27,10 +28,13 @@ it answers no one else.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from agent.core.adapters import AdapterRef
@@ -40,7 +44,7 @@ from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput
 from agent.models.ctranslate import load_tokenizer
 from agent.models.llamacpp import adapter_gguf, gguf_base_path
-from agent.models.local import AdapterFollower, base_display_name, ensure_base_model
+from agent.models.local import AdapterFollower, base_display_name, build_once, ensure_base_model
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama.cpp: pip install 'cypherloop[llamacpp]' (xllamacpp, a prebuilt wheel: "
@@ -64,6 +68,57 @@ def available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("xllamacpp") is not None
+
+
+F16_MARKER = "cypherloop-f16.json"
+
+
+def write_dequantized_gguf(source: Path, out: Path, dtype: str = "float16") -> Path:
+    """``source`` as a GGUF whose weight matrices are dequantized to ``dtype`` (the other tensors to float32),
+    metadata kept."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(source))
+    writer = gguf.GGUFWriter(str(out), reader.fields["general.architecture"].contents())
+    for field in reader.fields.values():
+        if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.file_type"):
+            continue  # the writer writes these itself
+        if field.types[0] == gguf.GGUFValueType.ARRAY:
+            writer.add_array(field.name, field.contents())
+        else:
+            writer.add_key_value(field.name, field.contents(), field.types[0])
+    for t in reader.tensors:
+        data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        if len(t.shape) > 1 and t.shape[1] > 1:
+            data = data.astype(dtype)
+        writer.add_tensor(t.name, data.reshape([int(n) for n in reversed(t.shape)]))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def f16_gguf(source: Path, settings: Settings) -> Path:
+    """``source`` with its weight matrices in float16, written once into
+    ``<home>/models/gguf-f16/<stem>-<fingerprint>/`` (``llamacpp_weights=f16``): nearly the weights
+    transformers computes with, where llama.cpp's quantized arithmetic writes other replies
+    (docs/BENCHMARKS.md 5b)."""
+    st = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    folder = settings.path("models", "gguf-f16", f"{source.stem}-{key}")
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        write_dequantized_gguf(source, tmp / "model.gguf")
+        (tmp / F16_MARKER).write_text(json.dumps({"source": str(source)}))
+
+    try:
+        build_once(folder, F16_MARKER, write, lock=".f16.lock")
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"could not write {source.name} in float16 for llama.cpp: {e}") from e
+    return folder / "model.gguf"
 
 
 class XLlamaCppGenerator(ChatGenerator):
@@ -98,7 +153,10 @@ class XLlamaCppGenerator(ChatGenerator):
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(ensure_base_model(self.settings))
             params = xlc.CommonParams()
-            params.model.path = str(self.base_path)
+            base = self.base_path
+            if self.settings.llamacpp_weights == "f16":
+                base = f16_gguf(base, self.settings)
+            params.model.path = str(base)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
             threads = self.settings.llamacpp_threads

@@ -37,31 +37,8 @@ store.close()
 
 
 def dequantized_gguf(src: Path, dst: Path, dtype: str = "float32") -> Path:
-    """The GGUF with every tensor dequantized (matrices to ``dtype``, vectors to float32), metadata kept."""
-    import gguf
-    import numpy as np
-
-    if dst.is_file():
-        return dst
-    r = gguf.GGUFReader(str(src))
-    w = gguf.GGUFWriter(str(dst), "llama")
-    for f in r.fields.values():
-        if f.name.startswith("GGUF.") or f.name in ("general.architecture", "general.file_type"):
-            continue
-        if f.types[0] == gguf.GGUFValueType.ARRAY:
-            w.add_array(f.name, f.contents())
-        else:
-            w.add_key_value(f.name, f.contents(), f.types[0])
-    for t in r.tensors:
-        data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
-        if len(t.shape) > 1 and t.shape[1] > 1:
-            data = data.astype(dtype)
-        w.add_tensor(t.name, data.reshape([int(x) for x in reversed(t.shape)]))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return dst
+    """The GGUF with its matrices dequantized to ``dtype`` (the backend's own writer), once."""
+    return dst if dst.is_file() else xm.write_dequantized_gguf(src, dst, dtype)
 
 
 def kv_f32_params() -> None:
