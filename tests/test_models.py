@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import threading
 import time
 from pathlib import Path
@@ -752,3 +753,68 @@ def test_first_replies_take_one_call_when_the_generator_offers_it(settings, tiny
     ctx = AgentContext(graph_store=None, generator=gen, candidates=4)
     [replies] = first_replies(gen, [PromptInput("How many customers?", SCHEMA)], ctx)
     assert len(replies) == 4 and len(seen) == 1 and seen[0]["num_return_sequences"] == 4
+
+
+def _spy_transition_scores(gen):
+    """Spy on ``generate`` that also asks transformers for the scores (the old path) on the same call, and
+    keeps each call's log-probabilities by ``compute_transition_scores``, greedy rows from the raw logits."""
+    model = gen.model
+    real, seen = model.generate, []
+
+    def spy(**kw):
+        greedy_rows = "logits_processor" in kw
+        res = real(**kw, output_scores=True, output_logits=greedy_rows)
+        scores = model.compute_transition_scores(res.sequences, res.scores, normalize_logits=True)
+        if greedy_rows:
+            n = kw["num_return_sequences"]
+            raw = model.compute_transition_scores(res.sequences, res.logits, normalize_logits=True)
+            scores[::n] = raw[::n]
+        seen.append({**kw, "new": res.sequences[:, kw["input_ids"].shape[1]:].tolist(),
+                     "scores": scores.tolist()})
+        return res
+
+    model.generate = spy
+    return seen
+
+
+def _summed(gen, new, scores):
+    """A row's log-probability as ``generate_batch`` sums it: up to the first stop token, pads ended."""
+    pad, total = gen._tokenizer.pad_token_id, 0.0
+    for t, sc in zip(new, scores, strict=False):
+        if t == pad and t not in gen._stop_ids:
+            break
+        total += sc if math.isfinite(sc) else 0.0
+        if t in gen._stop_ids:
+            break
+    return total
+
+
+@pytest.mark.parametrize("batch_cache", ["dynamic", "static"])
+def test_batch_logprobs_equal_transformers_transition_scores_without_storing_scores(settings, tiny_dir,
+                                                                                    batch_cache):
+    """generate_batch keeps one step's scores, not output_scores' rows × vocab × steps (30 GiB for a batch
+    of 64 on Gemma 3): its log-probabilities are still compute_transition_scores' on the same call, greedy,
+    sampled (a fixed seed) and greedy_first (raw logits for each prompt's first row)."""
+    import torch
+
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, max_new_tokens=24, generation_batch_size=2,
+                                               batch_cache=batch_cache))
+    seen = _spy_transition_scores(gen)
+    prompts = [PromptInput(q, SCHEMA) for q in ("a?", "How many customers?", "Which products cost more?")]
+    for ask, kw in (([prompts[0]], {"n": 1, "temperature": 0.0}), (prompts, {"n": 1, "temperature": 0.0}),
+                    (prompts, {"n": 3, "temperature": 0.9}), ([prompts[1]], {"n": 3, "temperature": 0.9}),
+                    (prompts, {"n": 4, "temperature": 0.9, "greedy_first": True})):
+        torch.manual_seed(7)
+        before = len(seen)
+        got = gen.generate_batch(ask, **kw)
+        calls = seen[before:]
+        assert len(calls) == -(-len(ask) // 2)
+        per = kw["n"] if kw["temperature"] > 0 else 1
+        want = [_summed(gen, new, sc) for c in calls for new, sc in zip(c["new"], c["scores"], strict=True)]
+        want = want[: len(ask) * per]  # a static chunk's padding rows are dropped
+        flat = [g.logprob for gens in got for g in gens[:per]]
+        assert flat == pytest.approx(want, rel=1e-5, abs=1e-5) and any(w != 0 for w in want)
+        assert not any("output_scores" in c or "output_logits" in c for c in calls)

@@ -213,6 +213,63 @@ def _greedy_rows_class() -> type:
     return GreedyRows
 
 
+def _chosen_logprobs_class() -> type:
+    from transformers import LogitsProcessor
+
+    class ChosenLogProbs(LogitsProcessor):
+        """Each step's log-softmax at the token chosen, without ``output_scores``: that keeps rows × vocab ×
+        steps floats (32 GB for 192 rows of Gemma 3's 262,144 tokens × 160 steps) and
+        ``compute_transition_scores`` as much again. This keeps one step's rows × vocab until the next call,
+        whose ``input_ids`` end with the token that step chose; ``finish`` reads the last step's. Placed last
+        in ``generate``'s list it sees the scores ``output_scores`` would store; first, the raw logits
+        (``output_logits``). Returns its scores unchanged."""
+
+        def __init__(self) -> None:
+            self.steps: list[Any] = []
+            self.pending: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            import torch
+
+            if self.pending is not None:
+                self.steps.append(self.pending.gather(1, input_ids[:, -1:]).squeeze(1))
+            self.pending = torch.log_softmax(scores.float(), dim=-1)
+            return scores
+
+        def finish(self, new_tokens: Any) -> Any:
+            """rows × steps log-probabilities of ``new_tokens`` (the sequences past the prompt; steps that
+            transformers undid after a deferred stop check are dropped)."""
+            import torch
+
+            length = new_tokens.shape[1]
+            steps = self.steps[:length]
+            if len(steps) < length:
+                steps.append(self.pending.gather(1, new_tokens[:, len(steps):len(steps) + 1]).squeeze(1))
+            self.pending = None
+            return torch.stack(steps, dim=1) if steps else torch.zeros((len(new_tokens), 0))
+
+    return ChosenLogProbs
+
+
+@contextlib.contextmanager
+def _around_processors(model: Any, first: list[Any], last: list[Any]) -> Iterator[None]:
+    """``model.generate`` with ``first`` before its logits processors and ``last`` after them all (its own
+    custom ``logits_processor`` run before the sampling warpers, so they never see the scores sampled from).
+    Wraps the instance's ``_get_logits_processor`` for the call, as PEFT wraps
+    ``prepare_inputs_for_generation``."""
+    make = model._get_logits_processor
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        processors = make(*args, **kwargs)
+        return type(processors)([*first, *processors, *last])
+
+    model._get_logits_processor = wrapped
+    try:
+        yield
+    finally:
+        del model._get_logits_processor
+
+
 def loop_stopping(width: int) -> Any:
     """``stopping_criteria`` for ``generate`` that ends looping rows (``repetition_loop``) after a prompt of
     ``width`` tokens (left-padded in a batch)."""
@@ -996,6 +1053,9 @@ class TransformersGenerator(ChatGenerator):
         (``cypherloop eval --batch-size``, the bootstrap's evaluation) keep the dynamic cache: each chunk's
         width and size would be a new compiled shape, and a static cache of 64 rows × the longest prompt is
         not measured (left padding itself is handled: the static and dynamic replies are equal, tested).
+        The log-probabilities come from ``ChosenLogProbs`` (one step of rows × vocab held at a time), not
+        ``output_scores``, whose rows × vocab × steps ran a batch of 64 on Gemma 3 out of the H200's memory;
+        they equal ``compute_transition_scores``' (tested). Prompt lookup (one row) keeps transformers'.
         """
         import torch
 
@@ -1015,15 +1075,14 @@ class TransformersGenerator(ChatGenerator):
                 "eos_token_id": self._stop_ids,
                 "pad_token_id": pad,
                 "return_dict_in_generate": True,
-                "output_scores": True,
             }
+            greedy_rows = temp > 0 and greedy_first and n > 1
             if temp > 0:
                 kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, num_return_sequences=n)
-                if greedy_first and n > 1:  # each prompt's first row greedy, its log-probability the raw one
+                if greedy_rows:  # each prompt's first row greedy, its log-probability the raw one
                     from transformers import LogitsProcessorList
 
-                    kwargs.update(logits_processor=LogitsProcessorList([_greedy_rows_class()(n)]),
-                                  output_logits=True)
+                    kwargs.update(logits_processor=LogitsProcessorList([_greedy_rows_class()(n)]))
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
@@ -1054,15 +1113,23 @@ class TransformersGenerator(ChatGenerator):
                     mask[row, width - len(x):] = 1
                 input_ids, mask = input_ids.to(self._device), mask.to(self._device)
 
-                def run(input_ids: Any = input_ids, mask: Any = mask) -> tuple[Any, Any]:
+                def run(input_ids: Any = input_ids, mask: Any = mask, width: int = width) -> tuple[Any, Any]:
                     with torch.inference_mode(), self._adapter_context():
-                        res = runner.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-                        scores = self._model.compute_transition_scores(res.sequences, res.scores,
-                                                                       normalize_logits=True)
-                        if "output_logits" in kwargs:
-                            raw = self._model.compute_transition_scores(res.sequences, res.logits,
-                                                                        normalize_logits=True)
-                            scores[:: n] = raw[:: n]
+                        if "prompt_lookup_num_tokens" in kwargs:  # one row; assisted decoding calls the
+                            # processors per drafted token, which ChosenLogProbs would not follow
+                            res = runner.generate(input_ids=input_ids, attention_mask=mask,
+                                                  output_scores=True, **kwargs)
+                            return res, self._model.compute_transition_scores(res.sequences, res.scores,
+                                                                              normalize_logits=True)
+                        chosen = _chosen_logprobs_class()
+                        final, raw = chosen(), chosen()
+                        with _around_processors(getattr(runner, "get_base_model", lambda: runner)(),
+                                                [raw] if greedy_rows else [], [final]):
+                            res = runner.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+                        new = res.sequences[:, width:]
+                        scores = final.finish(new)
+                        if greedy_rows:  # each prompt's greedy row: the raw logits' log-probability
+                            scores[:: n] = raw.finish(new)[:: n]
                         return res, scores
 
                 res, scores = self._with_fallback(run, kwargs, clock, "batched generation failed", path)
