@@ -393,3 +393,35 @@ def test_a_measure_on_a_relationship_is_aggregated(scratch_graph):
     measured = {p.query_id for p in pairs if rated.search(p.cypher)}
     # drawn uniformly among the five relationship types: 11 of 161 queries (seed 5); preferred: 38 of 164
     assert len(measured) >= 0.15 * len({p.query_id for p in pairs}), report.table()
+
+
+def test_compare_across_nodes_and_arithmetic_on_the_demo_graph(demo, demo_pairs):
+    """The compare frame: a measure compared with a named entity's (``WHERE f.p > a.p``), its difference
+    between two named entities and the ratio of two measures of one — each query runs and returns what it
+    returned when kept, each question names the anchor's stored value and the property, and the coverage
+    report counts the constructs."""
+    pairs, report = generate_pairs(demo, 150, seed=2, frames=["compare"], paraphrases=2)
+    assert len(pairs) == 150, report.table()
+    cov = report.coverage
+    for construct in ("frame:compare", "compare:than", "compare:difference", "compare:ratio"):
+        assert cov[construct] > 0, f"{construct} never kept:\n{report.table()}"
+    assert cov["cross_node_comparison"] == cov["compare:than"]
+    assert cov["arithmetic"] == cov["compare:difference"] + cov["compare:ratio"]
+    named = r"^MATCH \((\w+):(\w+) \{\w+: (.+)\}\)"  # the anchor, written first by its stored key value
+    shapes = {
+        "than": re.compile(named + r", \((\w+):\2\) WHERE (toFloat\()?\4\.(\w+)\)? [<>] "),
+        "difference": re.compile(named + r", \((\w+):\2 \{\w+: (.+)\}\) RETURN .*\.(\w+)\)? - "),
+        "ratio": re.compile(named + r" RETURN (toFloat\()?\1\.(\w+)\)? / "),
+    }
+    for p in pairs:
+        kind = next(f.split(":")[1] for f in p.features if f.startswith("compare:"))
+        m = shapes[kind].search(p.cypher)
+        assert m, p
+        anchor = m.group(3).strip("'\"")
+        assert anchor in p.question, p  # the named entity, as stored
+        prop = next(g for g in reversed(m.groups()) if g and re.fullmatch(r"\w+", g))
+        assert prop in p.question or " ".join(split_words(prop)).lower() in p.question.lower(), p
+        first = demo.query(p.cypher, timeout_s=10)
+        assert first.rows and len(first.rows) == p.row_count, p
+    # a small share among all frames, kept on the demo graph with the rest
+    assert 0 < sum(p.category == "compare" for p in demo_pairs[0]) <= 0.05 * len(demo_pairs[0])

@@ -1124,6 +1124,82 @@ class Renderer:
         finally:
             q.hops = saved
 
+    def _q_compare(self, q: Query) -> str:
+        """ "Which countries have a larger population than Germany?", "How much larger is the area of France
+        than that of Spain?", "What is the population per area of Japan?"."""
+        c = q.compare
+        assert c is not None
+        pn = self.pname(c.prop)
+        a = self.anchor(q, 0 if c.kind != "than" else 1)
+        if c.kind == "ratio":
+            assert c.other is not None
+            on = self.pname(c.other)
+            return self.pick(
+                [
+                    f"What is the {pn} per {on} of {a}?",
+                    f"What is the ratio of {pn} to {on} for {a}?",
+                    f"What is the {pn} of {a} divided by its {on}?",
+                    f"Divide the {pn} of {a} by its {on}.",
+                    f"How much {pn} per unit of {on} does {a} have?",
+                ]
+            )
+        if c.kind == "difference":
+            b = self.anchor(q, 1)
+            more = self.pick(["larger", "higher", "greater", "bigger"])
+            return self.pick(
+                [
+                    f"How much {more} is the {pn} of {a} than that of {b}?",
+                    f"What is the difference in {pn} between {a} and {b}?",
+                    f"By how much does the {pn} of {a} exceed the {pn} of {b}?",
+                    f"How much more {pn} does {a} have than {b}?",
+                    f"Subtract the {pn} of {b} from the {pn} of {a}.",
+                ]
+            )
+        up = c.op == ">"
+        np_text = self.np(q, 0)
+        how_many = q.agg is not None
+        if c.prop.is_year:  # "Which movies were released before Top Gun?"
+            when = self.pick(["after", "later than"] if up else ["before", "earlier than"])
+            part = c.prop.participle
+            opts = [
+                f"How many {np_text} have {article(pn)} {when} that of {a}?"
+                if how_many
+                else f"Which {np_text} have {article(pn)} {when} that of {a}?",
+                f"Count the {np_text} whose {pn} is {when} that of {a}."
+                if how_many
+                else f"List the {np_text} whose {pn} is {when} that of {a}.",
+            ]
+            if part:
+                opts += (
+                    [f"How many {np_text} were {part} {when} {a}?"] * 2
+                    if how_many
+                    else [
+                        f"Which {np_text} were {part} {when} {a}?",
+                        f"List the {np_text} {part} {when} {a}.",
+                    ]
+                )
+            return self.pick(opts)
+        more = self.pick(["larger", "higher", "greater", "bigger"] if up else ["smaller", "lower"])
+        above = self.pick(["above", "greater than", "more than"] if up else ["below", "less than"])
+        beat = "exceed" if up else "fall below"
+        if how_many:
+            return self.pick(
+                [
+                    f"How many {np_text} have a {more} {pn} than {a}?",
+                    f"Count the {np_text} whose {pn} is {above} that of {a}.",
+                    f"How many {np_text} {beat} {a} in {pn}?",
+                ]
+            )
+        return self.pick(
+            [
+                f"Which {np_text} have a {more} {pn} than {a}?",
+                f"List the {np_text} whose {pn} is {above} that of {a}.",
+                f"Find {np_text} with {article(pn)} {above} the {pn} of {a}.",
+                f"Which {np_text} {beat} {a} in {pn}?",
+                f"Name the {np_text} with a {more} {pn} than {a}.",
+            ]
+        )
+
     def _q_relprop(self, q: Query) -> str:
         """ "What roles did Keanu Reeves have in The Matrix?" — a property of the relationship itself."""
         ref = next(r for r in q.returns if r.on == "hop")
