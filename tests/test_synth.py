@@ -409,7 +409,7 @@ def test_compare_across_nodes_and_arithmetic_on_the_demo_graph(demo, demo_pairs)
     assert cov["arithmetic"] == cov["compare:difference"] + cov["compare:ratio"]
     named = r"^MATCH \((\w+):(\w+) \{\w+: (.+)\}\)"  # the anchor, written first by its stored key value
     shapes = {
-        "than": re.compile(named + r", \((\w+):\2\) WHERE (toFloat\()?\4\.(\w+)\)? [<>] "),
+        "than": re.compile(named + r", \((\w+):\2\) WHERE (toFloat\()?\4\.(\w+)\)? [<>=] "),
         "difference": re.compile(named + r", \((\w+):\2 \{\w+: (.+)\}\) RETURN .*\.(\w+)\)? - "),
         "ratio": re.compile(named + r" RETURN (toFloat\()?\1\.(\w+)\)? / "),
     }
@@ -421,7 +421,11 @@ def test_compare_across_nodes_and_arithmetic_on_the_demo_graph(demo, demo_pairs)
         assert anchor in p.question, p  # the named entity, as stored
         prop = next(g for g in reversed(m.groups()) if g and re.fullmatch(r"\w+", g))
         assert prop in p.question or " ".join(split_words(prop)).lower() in p.question.lower(), p
+        same = re.search(r" WHERE (toFloat\()?\w+\.\w+\)? = ", p.cypher)
+        if same:  # "the same price as …": the named one itself is not the answer
+            assert re.search(r"AND \w+ <> \w+", p.cypher) and re.search(r"\b(same|share)\b", p.question), p
         first = demo.query(p.cypher, timeout_s=10)
         assert first.rows and len(first.rows) == p.row_count, p
+    assert any(re.search(r" WHERE (toFloat\()?\w+\.\w+\)? = ", p.cypher) for p in pairs)
     # a small share among all frames, kept on the demo graph with the rest
     assert 0 < sum(p.category == "compare" for p in demo_pairs[0]) <= 0.05 * len(demo_pairs[0])

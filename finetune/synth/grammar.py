@@ -60,9 +60,9 @@ then closed 16 % of the pairs against 62 % of the packaged text2cypher rows (ORD
 about 2 % of draws) is what 5 of the 46 questions of the handwritten countries set's tune half ask and no
 generated pair had: a comparison with a named node, a difference or a ratio of numeric properties."""
 COMPARE_KINDS = {"than": 0.6, "difference": 0.2, "ratio": 0.2}
-"""What a ``compare`` frame asks: entities whose measure is above / below a named one's (``than``, a
-quarter of them counted), the difference of one measure between two named entities, or the ratio of two
-measures of one named entity."""
+"""What a ``compare`` frame asks: entities whose measure is above / below / the same as a named one's
+(``than``, a quarter of them counted), the difference of one measure between two named entities, or the
+ratio of two measures of one named entity."""
 
 HOPS_WEIGHTS = {0: 0.28, 1: 0.42, 2: 0.22, 3: 0.08}
 FILTERS_WEIGHTS = {0: 0.45, 1: 0.4, 2: 0.15}
@@ -211,7 +211,8 @@ class Agg:
 class Compare:
     """A comparison across nodes or arithmetic over properties (the ``compare`` frame).
 
-    than:       ``WHERE f.p > a.p`` — the focus (node 0) against the named node 1 (``op`` ">" or "<")
+    than:       ``WHERE f.p > a.p`` — the focus (node 0) against the named node 1 (``op`` ">", "<" or "=",
+                the last with ``AND f <> a``)
     difference: ``RETURN a.p - b.p`` — nodes 0 and 1 both named, node 0's value the larger
     ratio:      ``RETURN a.p / a.other`` — two measures of the named node 0
     """
@@ -516,6 +517,8 @@ def _where(q: Query) -> str:
     if q.compare is not None and q.compare.kind == "than":
         p = q.compare.prop
         conds.insert(0, f"{_numeric(q, Ref('node', 0, p))} {q.compare.op} {_numeric(q, Ref('node', 1, p))}")
+        if q.compare.op == "=":  # "the same population as Germany": Germany itself is not the answer
+            conds.insert(1, f"{q.nodes[0].var} <> {q.nodes[1].var}")
     for e in q.exists:
         v = q.nodes[e.node].var
         other = e.rel.end if e.outward else e.rel.start
@@ -1265,7 +1268,7 @@ class Sampler:
         else:
             q.nodes[0].id = rng.choice(list(lab.nodes))
             q.nodes.append(Node(lab, self._var(q, lab), rng.choice(named)[0]))
-            q.compare = Compare("than", p, rng.choice((">", ">", "<")))
+            q.compare = Compare("than", p, rng.choice((">", ">", "<", "=")))
             if rng.random() < 0.25:
                 q.agg = Agg("count", None)
             if rng.random() < 0.3:  # "… larger than Germany's among countries in …"

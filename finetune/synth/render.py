@@ -1158,6 +1158,14 @@ class Renderer:
         up = c.op == ">"
         np_text = self.np(q, 0)
         how_many = q.agg is not None
+        if c.op == "=":  # "Which movies were released in the same year as Top Gun?"
+            ask = self.pick([f"Which {np_text}", f"List the {np_text} that"])
+            ask = f"How many {np_text}" if how_many else ask
+            opts = [f"{ask} have the same {pn} as {a}?", f"{ask} share the {pn} of {a}?"]
+            if c.prop.is_year and c.prop.participle:
+                opts.append(f"{ask} were {c.prop.participle} in the same year as {a}?")
+            text = self.pick(opts)
+            return text if text.startswith(("How", "Which")) else text[:-1] + "."
         if c.prop.is_year:  # "Which movies were released before Top Gun?"
             when = self.pick(["after", "later than"] if up else ["before", "earlier than"])
             part = c.prop.participle
