@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from agent.core.errors import ModelError
 from agent.core.prompt import ErrorFeedback, Example, build_messages
 
 
@@ -229,3 +230,22 @@ class ScriptedGenerator:
             self._per_question[question] = i + 1
             return reply[min(i, len(reply) - 1)]
         return s[min(call_no, len(s) - 1)]
+
+
+def optional_module(name: str, hint: str) -> Any:
+    """An optional runtime's module (ctranslate2, llama_cpp, xllamacpp), or a ModelError saying how to install
+    it."""
+    import sys
+
+    try:
+        __import__(name)  # the import statement's own hook, as ``import name`` would
+    except ImportError as e:
+        raise ModelError(hint) from e
+    return sys.modules[name]
+
+
+def installed(name: str) -> bool:
+    """Whether module ``name`` can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None

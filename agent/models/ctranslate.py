@@ -43,7 +43,15 @@ from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError, PromptOverWindow
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
-from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
+from agent.models.base import (
+    ChatGenerator,
+    Generation,
+    GenerationTrace,
+    PromptInput,
+    StepClock,
+    installed,
+    optional_module,
+)
 from agent.models.llamacpp import adapter_gguf
 from agent.models.local import (
     STOP_TOKENS,
@@ -72,18 +80,12 @@ TURN_STARTS = ("<|im_start|>", "<start_of_turn>")
 
 
 def import_ctranslate2() -> Any:
-    try:
-        import ctranslate2
-    except ImportError as e:
-        raise ModelError(INSTALL_HINT) from e
-    return ctranslate2
+    return optional_module("ctranslate2", INSTALL_HINT)
 
 
 def available() -> bool:
     """Whether the ctranslate2 package is installed (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("ctranslate2") is not None
+    return installed("ctranslate2")
 
 
 # --- conversion -------------------------------------------------------------------------------------

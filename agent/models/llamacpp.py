@@ -24,7 +24,7 @@ from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
-from agent.models.base import ChatGenerator
+from agent.models.base import ChatGenerator, installed, optional_module
 from agent.models.gguf_lora import write_gguf_lora
 from agent.models.local import (
     PACKAGED_MODELS,
@@ -44,18 +44,12 @@ STOP = list(STOP_TOKENS)
 
 
 def import_llama_cpp() -> Any:
-    try:
-        import llama_cpp
-    except ImportError as e:
-        raise ModelError(INSTALL_HINT) from e
-    return llama_cpp
+    return optional_module("llama_cpp", INSTALL_HINT)
 
 
 def available() -> bool:
     """Whether llama-cpp-python is installed (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("llama_cpp") is not None
+    return installed("llama_cpp")
 
 
 def gguf_base_path(settings: Settings) -> Path:

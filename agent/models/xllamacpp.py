@@ -41,7 +41,14 @@ from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError, TrainingError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
-from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput
+from agent.models.base import (
+    ChatGenerator,
+    Generation,
+    GenerationTrace,
+    PromptInput,
+    installed,
+    optional_module,
+)
 from agent.models.ctranslate import load_tokenizer
 from agent.models.llamacpp import adapter_gguf, gguf_base_path
 from agent.models.local import AdapterFollower, base_display_name, build_once, ensure_base_model
@@ -56,18 +63,12 @@ LOG_ERRORS = 1
 
 
 def import_xllamacpp() -> Any:
-    try:
-        import xllamacpp
-    except ImportError as e:
-        raise ModelError(INSTALL_HINT) from e
-    return xllamacpp
+    return optional_module("xllamacpp", INSTALL_HINT)
 
 
 def available() -> bool:
     """Whether the xllamacpp package is installed (without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("xllamacpp") is not None
+    return installed("xllamacpp")
 
 
 F16_MARKER = "cypherloop-f16.json"
