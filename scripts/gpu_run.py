@@ -114,6 +114,12 @@ GPU_RUN_SET=budget_s=200 6.8 min (conversion 88 s, training 200 s at 114.9k toke
 Gemma ``ablateall`` 1.2 min (its 4-candidate configuration ran out of memory: every step's scores over the
 262K vocabulary). The five-part staging no longer fitted beside the 16.5 MB tree; now six parts.
 
+Round 8 (2026-12-03, 23 min held, one start refused): install + part0 + model setup (two graphs) 2.4 min,
+GPU_RUN_SET=compile=true ``index train:movies`` 4.5 min (258k tokens/s), GPU_RUN_SET=compile=true ``gpart:1
+trainablate:countries`` 5.3 min, gparts seconds, Gemma ``model2 fork train:movies`` 7.1 min; ``cascade:movies``
+lost: a pause of more than 30 s between calls gave the machine back with both trained homes in its /tmp.
+(``full-gpu`` compiles by default since, so GPU_RUN_SET=compile=true is no longer needed.)
+
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
 do overlap (they wait on the database and the host as much as on the GPU).
