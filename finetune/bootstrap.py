@@ -30,6 +30,7 @@ import logging
 import random
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ from agent.graphdb import GraphStore, open_graph
 from agent.models.local import TransformersGenerator, check_base_model
 from feedback_store.pool import ExamplePool, build_pool, pool_dir
 from finetune.dataset import BuildSpec, build_dataset
+from finetune.decision import Outcome, Verdict, read_outcome
 from finetune.drift import stamp
 from finetune.full import FullConfig, train_full
 from finetune.registry import AdapterRegistry, kept_note
@@ -119,7 +121,7 @@ class BootstrapReport:
     graph: str
     plan: dict[str, Any]
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    status: str = "running"  # running | promoted | rejected | trained | failed
+    status: str = Outcome.RUNNING  # running | promoted | rejected | trained | paused
     version: str | None = None
     message: str = ""
 
@@ -173,6 +175,7 @@ class Bootstrap:
         if fresh and self.dir.exists():
             shutil.rmtree(self.dir)
         self.state = self._load_state()
+        self.state.setdefault("run_id", uuid.uuid4().hex)  # a state written before runs were named
         if "plan" not in self.state:
             dev = _resolve_device(device)
             self.state["plan"] = asdict(
@@ -217,7 +220,7 @@ class Bootstrap:
         try:
             return json.loads((self.dir / "state.json").read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            return {"stages": {}, "started_at": time.time()}
+            return _new_state()
 
     def _save_state(self) -> None:
         atomic_write_text(self.dir / "state.json", json.dumps(self.state, indent=2, default=str))
@@ -258,7 +261,7 @@ class Bootstrap:
             shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
             plan = self.state["plan"]
-            self.state = {"stages": {}, "started_at": time.time(), "plan": plan, "seed": self.seed}
+            self.state = {**_new_state(), "plan": plan, "seed": self.seed}
         self.state["schema_fingerprint"] = fingerprint
         self._save_state()
         report = BootstrapReport(self.graph, dict(self.state["plan"]))
@@ -281,11 +284,11 @@ class Bootstrap:
                     if stage == self.stop_after:
                         break
             promo = self.state["stages"].get("promote") or {
-                "status": "paused",
+                "status": Outcome.PAUSED,
                 "summary": f"stopped after {self.stop_after}; run again to go on",
             }
             report.status, report.version, report.message = (
-                promo["status"],
+                read_outcome(promo["status"]) or promo["status"],
                 promo.get("version"),
                 promo["summary"],
             )
@@ -491,6 +494,9 @@ class Bootstrap:
         }
 
     def _promote(self) -> dict[str, Any]:
+        """Register the new model (once per run: a run killed after the add and resumed finds its version)
+        and act on the decision; every step is idempotent, so a resume after a kill anywhere here ends the
+        same."""
         ev = self.state["stages"]["evaluate"]
         new, old = ev["scores"]["new"]["accuracy"], ev["scores"]["live"]["accuracy"]
         train = self.state["stages"]["train"]
@@ -511,20 +517,29 @@ class Bootstrap:
                 "schema_fingerprint": self.state.get("schema_fingerprint"),
             },
             extra_files={"loss.jsonl": Path(train["model_dir"]).parent / "loss.jsonl"},
+            run_key=f"bootstrap:{self.graph}:{self.state['run_id']}",
         )
         counts = (f"held-out {ev['scores']['new']['correct']}/{ev['scores']['new']['n']} vs live "
                   f"{ev['scores']['live']['correct']}/{ev['scores']['live']['n']}")
-        if not beats(new, old):  # a tie keeps the live model (0/12 vs 0/12 on a tiny CPU bootstrap)
-            status, text = "rejected", f"{version} not promoted: {counts}, needs to beat the live model"
-        elif self.promote_ok:
-            reg.promote(version, reason=f"bootstrap of {self.graph}: {counts}")
-            status, text = "promoted", f"{version} is live ({counts})"
-        else:
-            status, text = "trained", f"{version} trained, not promoted on request ({counts})"
-        if status != "promoted":
+        # a tie keeps the live model (0/12 vs 0/12 on a tiny CPU bootstrap)
+        verdict = Verdict.PROMOTE if beats(new, old) else Verdict.REJECT
+        reg.update_meta(version, gate={"decision": verdict, "new": new, "live": old})
+        status = reg.settle(version, verdict, promote=self.promote_ok,
+                            reason=f"bootstrap of {self.graph}: {counts}")
+        text = {
+            Outcome.PROMOTED: f"{version} is live ({counts})",
+            Outcome.REJECTED: f"{version} not promoted: {counts}, needs to beat the live model",
+            Outcome.TRAINED: f"{version} trained, not promoted on request ({counts})",
+        }[status]
+        if status != Outcome.PROMOTED:
             text += f"; {kept_note(version)}"
-        reg.update_meta(version, gate={"decision": status, "new": new, "live": old})
-        return {"status": status, "version": version, "summary": text}
+        return {"status": status, "decision": verdict, "version": version, "summary": text}
+
+
+def _new_state() -> dict[str, Any]:
+    """The state of a run that has done nothing yet; ``run_id`` names the run (the registry's key for its
+    version)."""
+    return {"stages": {}, "started_at": time.time(), "run_id": uuid.uuid4().hex}
 
 
 def _flags(recipe: str | None, overrides: list[str]) -> str:

@@ -34,6 +34,7 @@ from agent.graphdb import GraphStore
 from agent.models.base import CypherGenerator
 from agent.models.local import TransformersGenerator
 from feedback_store.pool import ExamplePool
+from finetune.decision import Verdict
 
 log = logging.getLogger("cypherloop.gate")
 
@@ -69,8 +70,8 @@ class GateDecision:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def decision(self) -> str:
-        return "promote" if self.promote else "reject"
+    def decision(self) -> Verdict:
+        return Verdict.PROMOTE if self.promote else Verdict.REJECT
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

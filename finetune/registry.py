@@ -48,6 +48,7 @@ from agent.core.files import atomic_write_text
 from agent.core.settings import Settings
 from agent.models.ctranslate import prepare_live
 from agent.models.gguf_lora import write_gguf_lora
+from finetune.decision import Outcome, Verdict, read_verdict
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 MODEL_FILES = (
@@ -150,7 +151,7 @@ class AdapterRegistry:
     def list(self) -> list[dict[str, Any]]:
         """meta.json of every version with ``active`` added, oldest first."""
         active = self.active()
-        return [{**read_meta(d), "active": d.name == active} for d in version_dirs(self.home)]
+        return [_read_decision({**read_meta(d), "active": d.name == active}) for d in version_dirs(self.home)]
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every version as a table row (``version_summary``), oldest first: ``adapters list`` and the UI."""
@@ -175,12 +176,19 @@ class AdapterRegistry:
             raise LockBusy(f"the adapter registry is locked by another process ({lock_path})") from e
 
     def add(
-        self, adapter_dir: Path | str, meta: dict[str, Any], extra_files: dict[str, Path | str] | None = None
+        self,
+        adapter_dir: Path | str,
+        meta: dict[str, Any],
+        extra_files: dict[str, Path | str] | None = None,
+        *,
+        run_key: str | None = None,
     ) -> str:
         """Copy a trained adapter (or a full fine-tuned model) in as the next version; returns its name.
 
         Nothing is visible until complete. A full model's meta gets ``kind: full``, an adapter's ``kind:
-        lora``.
+        lora``. With ``run_key`` (what identifies the run that trained it, kept in meta.json) the add is
+        idempotent: a version of that run already in the registry is returned as it is, so a run killed
+        after its add and resumed does not add it twice.
         """
         src = Path(adapter_dir)
         if (src / "adapter_config.json").is_file():
@@ -200,6 +208,12 @@ class AdapterRegistry:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         with self.lock():
+            if run_key is not None:
+                meta = {**meta, "run_key": run_key}
+                for d in version_dirs(self.home):
+                    if read_meta(d).get("run_key") == run_key:
+                        log.info("%s is already in the registry as %s", run_key, d.name)
+                        return d.name
             for stale in self.root.glob(".tmp-*"):  # left by a killed add (adds only run under this lock)
                 shutil.rmtree(stale, ignore_errors=True)
             numbers = [int(v[1:]) for v in self.versions()]
@@ -239,6 +253,19 @@ class AdapterRegistry:
             meta.update(updates)
             atomic_write_text(self.root / name / META_FILE, json.dumps(meta, indent=2, default=str))
             return meta
+
+    def settle(self, version: str, verdict: Verdict, *, promote: bool, reason: str) -> Outcome:
+        """Act on the gate's ``verdict`` for a registered version: make it live (PROMOTED), or mark it
+        approved but left out on request (TRAINED) or rejected (REJECTED); either way it stays a version.
+        Idempotent: settling a version again (a resumed run) changes nothing more."""
+        if verdict == Verdict.PROMOTE and promote:
+            self.promote(version, reason=reason)
+            return Outcome.PROMOTED
+        if verdict == Verdict.PROMOTE:
+            self.update_meta(version, status="approved_not_promoted")
+            return Outcome.TRAINED
+        self.update_meta(version, status="rejected")
+        return Outcome.REJECTED
 
     def promote(self, version: str, reason: str = "manual") -> str:
         """Make ``version`` live (ACTIVE switched atomically) and push it on the history stack."""
@@ -357,6 +384,14 @@ class AdapterRegistry:
             )
         write_gguf_lora(src, json.loads(config_path.read_text()), out_path)
         return out_path
+
+
+def _read_decision(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with its gate decision in ``Verdict``'s spelling (versions a bootstrap registered before both
+    took it say "rejected" / "promoted"); an unknown one is left as written."""
+    gate = meta.get("gate")
+    verdict = read_verdict(gate.get("decision")) if isinstance(gate, dict) else None
+    return {**meta, "gate": {**gate, "decision": verdict}} if verdict is not None else meta
 
 
 def kept_note(version: str) -> str:

@@ -37,6 +37,7 @@ from agent.models.local import base_display_name
 from finetune import gate as gatemod
 from finetune.config import Recipe, load_recipe
 from finetune.dataset import FILES, BuildSpec, build_dataset, dataset_hash
+from finetune.decision import Outcome, Verdict, read_outcome
 from finetune.drift import stamp
 from finetune.gate import GateDecision, GeneratorFactoryMaker
 from finetune.registry import AdapterRegistry, kept_note
@@ -51,9 +52,9 @@ class RetrainReport:
 
     graph: str
     recipe: str
-    status: str = "running"
-    """promoted | rejected | trained (not promoted on request) | skipped (same data and recipe as a version)
-    | failed"""
+    status: str = Outcome.RUNNING
+    """An ``Outcome``: promoted | rejected | trained (not promoted on request) | skipped (same data and recipe
+    as a version) | failed"""
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     dataset: dict[str, Any] = field(default_factory=dict)
@@ -159,10 +160,10 @@ def retrain(
         try:
             _round(settings, rec, report, store, opts)
         except CypherloopError as e:
-            report.status, report.error = "failed", str(e)
+            report.status, report.error = Outcome.FAILED, str(e)
             raise
         except Exception as e:  # noqa: BLE001 - recorded, then re-raised for the caller
-            report.status, report.error = "failed", f"{type(e).__name__}: {e}"
+            report.status, report.error = Outcome.FAILED, f"{type(e).__name__}: {e}"
             raise
         finally:
             if graph_store is None:
@@ -187,8 +188,17 @@ def _round(
     log.info("dataset %s: %s", data_dir, report.dataset.get("counts"))
     same = [m for m in registry.list() if m.get("dataset_hash") == report.dataset["hash"]
             and m.get("recipe_fingerprint") == rec.fingerprint() and m.get("base_model") == base_name]
+    if same and not opts.force and _unsettled(same[-1], live):
+        # the round that registered it was killed before it acted on the gate's verdict: act on it now
+        version, gate = same[-1]["version"], same[-1]["gate"]
+        report.version, report.gate = version, dict(gate)
+        log.info("%s was registered by a round that stopped before acting on its gate; acting on it now",
+                 version)
+        _settle(settings, registry, report, version, gate["decision"], gate.get("reason", ""), opts.promote,
+                base_name)
+        return
     if same and not opts.force:
-        report.status, report.version = "skipped", same[-1]["version"]
+        report.status, report.version = Outcome.SKIPPED, same[-1]["version"]
         report.message = (
             f"{same[-1]['version']} was trained on the same data with the same recipe; nothing to do "
             "(use --force)"
@@ -226,21 +236,30 @@ def _round(
          "schema_fingerprint": stamp(settings, store, "retrain")["schema_fingerprint"]},
         extra_files=_run_files(result),
     )
-    if decision.promote and opts.promote:
-        registry.promote(version, reason=f"gate: {decision.reason}")
-        report.status = "promoted"
-    else:
-        report.status = "trained" if decision.promote else "rejected"
-        registry.update_meta(version, status="approved_not_promoted" if decision.promote else "rejected")
+    _settle(settings, registry, report, version, decision.decision, decision.reason, opts.promote, base_name)
+
+
+def _settle(settings: Settings, registry: AdapterRegistry, report: RetrainReport, version: str,
+            verdict: Verdict, reason: str, promote: bool, base_name: str) -> None:
+    """Act on the gate's verdict for the registered ``version`` and say so in ``report``."""
+    report.status = registry.settle(version, verdict, promote=promote, reason=f"gate: {reason}")
     after = live_adapter(settings.home_dir, base_name)
     report.active_after = after.version if after else None
-    if report.status == "promoted":
-        report.message = f"{version} is live: {decision.reason}"
-    elif decision.promote:
-        report.message = f"{version} {decision.reason}; not promoted on request: {kept_note(version)}"
+    if report.status == Outcome.PROMOTED:
+        report.message = f"{version} is live: {reason}"
+    elif report.status == Outcome.TRAINED:
+        report.message = f"{version} {reason}; not promoted on request: {kept_note(version)}"
     else:
-        report.message = f"{version} {decision.reason}; {kept_note(version)}"
+        report.message = f"{version} {reason}; {kept_note(version)}"
     log.info(report.message)
+
+
+def _unsettled(meta: dict[str, Any], live: AdapterRef | None) -> bool:
+    """A version registered with a gate verdict that nothing acted on yet (its round was killed between the
+    registry's add and the promotion), gated against the adapter that is still live."""
+    gate = meta.get("gate") or {}
+    return (meta.get("status") == "candidate" and gate.get("decision") in (Verdict.PROMOTE, Verdict.REJECT)
+            and gate.get("active_version") == (live.version if live else None))
 
 
 def _gate(
@@ -450,9 +469,9 @@ def report_markdown(r: RetrainReport) -> str:
 def round_estimate(home: Path, graph: str, recipe: str) -> str:
     """What to expect before a round starts: how long the last finished round of this recipe on this graph
     took (its report), or that the training bar will show an ETA."""
-    finished = ("promoted", "rejected", "trained")
+    finished = (Outcome.PROMOTED, Outcome.REJECTED, Outcome.TRAINED)
     for r in list_reports(home):
-        if (r.get("graph"), r.get("recipe")) == (graph, recipe) and r.get("status") in finished:
+        if (r.get("graph"), r.get("recipe")) == (graph, recipe) and read_outcome(r.get("status")) in finished:
             took = float(r.get("finished_at") or 0) - float(r.get("started_at") or 0)
             if took > 0:
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"]))

@@ -190,21 +190,13 @@ def test_the_new_model_goes_live_only_if_it_beats_the_live_one(tmp_path, setting
     from ui.cli_train import adapters_main
 
     settings = settings_for(tmp_path / "home", model_backend="transformers")
-    run = Bootstrap(settings, "shop", device="cpu")
-    model = tmp_path / "run" / "model"  # a full model's files, as finetune.full writes them
-    model.mkdir(parents=True)
-    (model / "config.json").write_text("{}")
-    (model / "model.safetensors").write_bytes(b"")
-    run.state["stages"] |= {
-        "build": {"dataset_hash": "h"},
-        "train": {"model_dir": str(model), "metrics": {}},
-        "evaluate": {"scores": {side: {"accuracy": round(k / 12, 4), "correct": k, "n": 12}
-                                for side, k in (("new", new), ("live", live))}},
-    }
+    run = _trained(Bootstrap(settings, "shop", device="cpu"), tmp_path, new, live)
     out = run._promote()
     home = settings.home_dir
     assert out["status"] == status and out["version"] == "v0001"
+    assert out["decision"] == ("promote" if status == "promoted" else "reject")
     assert AdapterRegistry(home).versions() == ["v0001"]  # kept, whatever the decision
+    assert AdapterRegistry(home).meta("v0001")["gate"]["decision"] == out["decision"]
     if status == "promoted":
         assert read_active(home).version == "v0001"
         assert out["summary"] == f"v0001 is live (held-out {new}/12 vs live {live}/12)"
@@ -217,3 +209,129 @@ def test_the_new_model_goes_live_only_if_it_beats_the_live_one(tmp_path, setting
     monkeypatch.setenv("CYPHERLOOP_MODEL_BACKEND", "transformers")
     assert adapters_main(["promote", "v0001"]) == 0
     assert read_active(home).version == "v0001" and "v0001 is live" in capsys.readouterr().out
+
+
+def _trained(run, tmp_path: Path, new: int, live: int):
+    """``run`` with every stage before promote done: a full model's files (as finetune.full writes them) and
+    the held-out scores ``new`` / ``live`` of 12."""
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    run.state["stages"] |= {
+        "profile": {"done": True},
+        "generate": {"done": True},
+        "index": {"done": True},
+        "build": {"done": True, "dataset_hash": "h"},
+        "train": {"done": True, "model_dir": str(model), "metrics": {}},
+        "evaluate": {"done": True, "scores": {side: {"accuracy": round(k / 12, 4), "correct": k, "n": 12}
+                                              for side, k in (("new", new), ("live", live))}},
+    }
+    return run
+
+
+class Killed(BaseException):
+    """A kill -9 at that point: nothing after it runs (no ``except Exception`` catches a BaseException)."""
+
+
+@pytest.mark.parametrize("new, live, status", [(6, 5, "promoted"), (5, 5, "rejected")],
+                         ids=["better", "a tie"])
+def test_a_bootstrap_killed_after_its_registry_add_resumes_without_a_second_version(
+        tmp_path, settings_for, shop, monkeypatch, new, live, status):
+    """The promote stage adds the version to the registry before the bootstrap saves its state: killed between
+    the two, a resumed run used to add the same model again (v0002). The add is keyed by the run now."""
+    from finetune.bootstrap import Bootstrap
+    from finetune.registry import AdapterRegistry
+
+    settings = settings_for(tmp_path / "home", model_backend="transformers")
+    run = _trained(Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False), tmp_path, new,
+                   live)
+    run._save_state()
+    save = Bootstrap._save_state
+
+    def killed_once_promoted(self):
+        if "promote" in self.state["stages"]:
+            raise Killed
+        save(self)
+
+    monkeypatch.setattr(Bootstrap, "_save_state", killed_once_promoted)
+    with pytest.raises(Killed):
+        run.run()
+    reg = AdapterRegistry(settings.home_dir)
+    state = json.loads((run.dir / "state.json").read_text())
+    assert reg.versions() == ["v0001"] and "promote" not in state["stages"]  # the kill fell between the two
+    monkeypatch.setattr(Bootstrap, "_save_state", save)
+
+    report = Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False).run()
+    assert (report.status, report.version) == (status, "v0001")
+    assert reg.versions() == ["v0001"]  # not added a second time
+    meta = reg.meta("v0001")
+    assert meta["gate"]["decision"] == ("promote" if status == "promoted" else "reject")
+    assert meta["status"] == status
+    if status == "promoted":
+        assert reg.active() == "v0001" and reg.history()["stack"] == ["v0001"]
+        assert [e["action"] for e in reg.history()["events"]] == ["promote"]
+    else:
+        assert reg.active() is None
+    again = Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False).run()
+    assert (again.status, again.version, reg.versions()) == (status, "v0001", ["v0001"])
+
+
+def test_a_state_with_the_other_spelling_still_reads(tmp_path, settings_for, shop):
+    """A state file whose promote stage says "reject" (the gate's word) reads as the outcome "rejected"."""
+    from finetune.bootstrap import Bootstrap
+    from finetune.decision import Outcome
+
+    settings = settings_for(tmp_path / "home")
+    run = Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False)
+    _trained(run, tmp_path, 5, 5)
+    run.state["stages"]["promote"] = {"done": True, "status": "reject", "version": "v0001", "summary": "kept"}
+    run._save_state()
+    report = Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False).run()
+    assert report.status is Outcome.REJECTED and report.version == "v0001"
+
+
+@pytest.mark.parametrize("stage", ["index", "build"])
+def test_a_stage_killed_before_its_state_is_saved_writes_the_same_on_resume(tmp_path, settings_for, shop,
+                                                                            monkeypatch, stage):
+    """The index (the graph's pool) and the build (the training set) write outside the state too; killed
+    after writing, before the state says so, the resumed stage replaces what it wrote whole: the pool and the
+    dataset come out the same, nothing in them twice."""
+    from finetune_helpers import cypher_pairs
+
+    from agent.core.files import jsonl_text
+    from finetune.bootstrap import Bootstrap
+    from finetune.dataset import dataset_hash
+
+    settings = settings_for(tmp_path / "home")
+    run = Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False, general_rows=5,
+                    stop_after=stage)
+    run.dir.mkdir(parents=True)
+    pairs = cypher_pairs(30)
+    ids = {c: f"q{n}" for n, c in enumerate(dict.fromkeys(c for _, c in pairs))}
+    (run.dir / "pairs.jsonl").write_text(jsonl_text(
+        {"question": q, "cypher": c, "query_id": ids[c], "category": "test"} for q, c in pairs))
+    run.state["stages"] |= {"profile": {"done": True}, "generate": {"done": True}}
+    run._save_state()
+    save = Bootstrap._save_state
+
+    def killed_once_written(self):
+        if self.state["stages"].get(stage, {}).get("done"):
+            raise Killed
+        save(self)
+
+    monkeypatch.setattr(Bootstrap, "_save_state", killed_once_written)
+    with pytest.raises(Killed):
+        run.run()
+    monkeypatch.setattr(Bootstrap, "_save_state", save)
+    written = {p.relative_to(run.dir): p.read_bytes() for p in run.dir.rglob("*.jsonl")}
+    hashed = dataset_hash(run.dir / "dataset") if stage == "build" else None
+
+    Bootstrap(settings, "shop", device="cpu", graph_store=shop, progress=False, stop_after=stage).run()
+    state = json.loads((run.dir / "state.json").read_text())
+    assert state["stages"][stage]["done"]
+    assert {p.relative_to(run.dir): p.read_bytes() for p in run.dir.rglob("*.jsonl")} == written
+    pool = (run.dir / "pool" / "pool.jsonl").read_text().splitlines()
+    assert len(pool) == len(set(pool)) == len((run.dir / "pool_pairs.jsonl").read_text().splitlines())
+    if stage == "build":
+        assert state["stages"]["build"]["dataset_hash"] == hashed

@@ -179,3 +179,56 @@ def test_load_questions_empty_or_missing(tmp_path):
         "".join(json.dumps({"id": i.id, "question": i.question, "cypher": i.cypher}) + "\n" for i in HELDOUT)
     )
     assert [i.id for i in load_questions(f, limit=2)] == ["h1", "h2"]
+
+
+# --- one vocabulary for the gate's decision and a round's outcome ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written, verdict, outcome",
+    [
+        ("promote", "promote", "promoted"),
+        ("reject", "reject", "rejected"),
+        ("promoted", "promote", "promoted"),  # the bootstrap's gate decision before both took Verdict
+        ("rejected", "reject", "rejected"),
+        ("trained", "promote", "trained"),  # it beat the live model, promotion was off
+        (" Rejected ", "reject", "rejected"),
+        ("skipped", None, "skipped"),
+        ("manual", "manual", None),
+        ("not evaluated", "not evaluated", None),
+        ("bogus", None, None),
+        (None, None, None),
+    ],
+)
+def test_either_spelling_reads(written, verdict, outcome):
+    from finetune.decision import read_outcome, read_verdict
+
+    assert read_verdict(written) == verdict and read_outcome(written) == outcome
+
+
+def test_a_decision_in_the_other_spelling_shows_in_the_gate_s_words(tmp_path, monkeypatch, capsys):
+    """retrain's gate wrote "reject", the bootstrap "rejected": a version the bootstrap registered before
+    both took ``Verdict`` still shows as "reject" in ``adapters list`` (table and --json) and the Training
+    tab."""
+    from finetune.decision import Verdict
+    from finetune.registry import AdapterRegistry
+    from ui.cli_train import adapters_main
+    from ui.training_tab import versions_table
+
+    reg = AdapterRegistry(tmp_path / "home")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    for written in ("rejected", "promoted", "reject", "promote"):  # two old bootstrap versions, two new
+        reg.add(model, {"source": "bootstrap", "gate": {"decision": written}})
+    shown = ["reject", "promote", "reject", "promote"]
+    assert [r["gate"] for r in reg.summaries()] == shown
+    assert [r["gate"] for r in versions_table(reg.home, "tiny")] == shown
+    assert all(isinstance(r["gate"], Verdict) for r in reg.summaries())
+    monkeypatch.setenv("CYPHERLOOP_HOME", str(reg.home))
+    assert adapters_main(["list", "--json"]) == 0
+    assert [m["gate"]["decision"] for m in json.loads(capsys.readouterr().out)] == shown
+    assert adapters_main(["list"]) == 0
+    table = capsys.readouterr().out.splitlines()[1:5]
+    assert [line.split()[-2] for line in table] == shown

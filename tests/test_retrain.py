@@ -232,3 +232,36 @@ def test_two_retrains_never_overlap(home_settings, data, tmp_path):
         holder.join()
     assert holder.exitcode == 0
     assert not retrain_running(home)
+
+
+class Killed(BaseException):
+    """A kill -9 at that point: nothing after it runs (no ``except Exception`` catches a BaseException)."""
+
+
+def test_a_round_killed_between_its_registry_add_and_the_promotion_promotes_when_run_again(
+        home_settings, data, shop, monkeypatch):
+    """retrain registers the candidate, then promotes it: killed between the two, the next round found a
+    version with the same data and recipe and skipped, so the gate's promotion never happened. It acts on it
+    now, once."""
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    promote = AdapterRegistry.promote
+
+    def killed(self, version, reason="manual"):
+        raise Killed
+
+    monkeypatch.setattr(AdapterRegistry, "promote", killed)
+    with pytest.raises(Killed):
+        retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop,
+                generator_factory=scripted_gate(data, "runs"))
+    reg = AdapterRegistry(home)
+    assert reg.versions() == ["v0001"] and reg.meta("v0001")["status"] == "candidate" and reg.active() is None
+    monkeypatch.setattr(AdapterRegistry, "promote", promote)
+
+    again = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
+    assert (again.status, again.version) == ("promoted", "v0001")
+    assert again.message.startswith("v0001 is live: beats the live model: heldout 3/3 vs live 0/3")
+    assert reg.versions() == ["v0001"] and reg.active() == "v0001"
+    assert reg.meta("v0001")["status"] == "promoted"
+    third = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
+    assert (third.status, third.version, reg.history()["stack"]) == ("skipped", "v0001", ["v0001"])

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from agent.core.settings import load_settings
 from finetune.bootstrap import Bootstrap
 from finetune.config import shipped_recipes
+from finetune.decision import Outcome
 from finetune.full import FullConfig
 
 
@@ -83,4 +84,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(asdict(report), indent=2, default=str))
     else:
         print(report.table())
-    return 0 if report.status in ("promoted", "trained", "rejected", "paused") else 1
+    return 0 if report.status in (Outcome.PROMOTED, Outcome.TRAINED, Outcome.REJECTED, Outcome.PAUSED) else 1

@@ -17,6 +17,7 @@ from agent.core.settings import Settings, load_settings
 from agent.models.local import base_display_name
 from finetune.config import field_help, load_recipe, shipped_recipes
 from finetune.dataset import FILES, dataset_hash
+from finetune.decision import Verdict
 from finetune.registry import AdapterRegistry
 from finetune.retrain import default_recipe, retrain, round_estimate, train_device
 from finetune.schedule import run_scheduler
@@ -149,7 +150,7 @@ def _register(
         "dataset_hash": result.dataset_hash,
         "metrics": result.metrics,
         "run_dir": result.output_dir,
-        "gate": {"decision": "manual" if promote else "not evaluated"},
+        "gate": {"decision": Verdict.MANUAL if promote else Verdict.NOT_EVALUATED},
         "loss_plot": "loss.png" if result.loss_plot else None,
     }
     extra = {"loss.png": result.loss_plot, "loss.jsonl": result.loss_log}
