@@ -27,11 +27,11 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 
 @pytest.fixture
 def home(tmp_path: Path):
-    """A private cypherloop home whose server (if any) is stopped afterwards."""
+    """A private cypherloop home whose server (if any) is stopped afterwards: always by ``stop``, which also
+    ends one that does not answer in time (``running`` alone, on a loaded machine, took such a server for
+    none and left it running)."""
     yield tmp_path
-    info = running(make_settings(tmp_path))
-    if info is not None:
-        stop(make_settings(tmp_path))
+    stop(make_settings(tmp_path))
 
 
 def _wait_until_in_aof(folder: Path, needle: bytes) -> None:
@@ -166,3 +166,54 @@ def test_throwaway_server(tmp_path):
         r.close()
     assert stop(info) is True
     assert not embedded._pid_alive(info.pid)
+
+
+def test_a_server_left_running_under_a_folder_is_found_and_stopped(tmp_path):
+    from conftest import servers_under, stop_servers_under
+
+    info = start_throwaway(tmp_path / "left")
+    assert list(servers_under(tmp_path)) == [info.pid] and not servers_under(tmp_path / "elsewhere")
+    [line] = stop_servers_under(tmp_path)
+    assert str(tmp_path / "left" / "redis.conf") in line
+    assert not embedded._pid_alive(info.pid) and servers_under(tmp_path) == {}
+
+
+def test_a_test_that_leaves_its_server_running_fails_its_teardown(pytester, monkeypatch):
+    """The suite's own check (conftest.py): a FalkorDB started under a test's tmp_path and still running after
+    its fixtures are finalised is stopped and fails the test's teardown, naming the folder."""
+    here = Path(__file__).resolve().parent
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(here.parent), str(here)]))
+    pytester.makeconftest((here / "conftest.py").read_text())
+    pytester.makepyfile(
+        """
+        from agent.graphdb.embedded import start_throwaway
+
+        def test_forgets_to_stop(tmp_path):
+            start_throwaway(tmp_path / "forgotten")
+
+        def test_next(tmp_path):  # the last test's teardown is the session's: the session check answers there
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["ERROR *::test_forgets_to_stop - AssertionError: the test left 1 embedded "
+                                 "FalkorDB running (stopped now): *test_forgets_to_stop0/forgotten/*"])
+
+    # one a module fixture starts and never stops is caught when the session ends
+    pytester.makepyfile(
+        """
+        import pytest
+        from agent.graphdb.embedded import start_throwaway
+
+        @pytest.fixture(scope="module")
+        def db(tmp_path_factory):
+            return start_throwaway(tmp_path_factory.mktemp("module-db"))
+
+        def test_uses_it(db):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*1 embedded FalkorDB outlived the test session (stopped now): *module-db*"])
