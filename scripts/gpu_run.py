@@ -115,9 +115,10 @@ Gemma ``ablateall`` 1.2 min (its 4-candidate configuration ran out of memory: ev
 262K vocabulary). The five-part staging no longer fitted beside the 16.5 MB tree; now six parts.
 
 Round 8 (2026-12-03, 23 min held, one start refused): install + part0 + model setup (two graphs) 2.4 min,
-GPU_RUN_SET=compile=true ``index train:movies`` 4.5 min (258k tokens/s), GPU_RUN_SET=compile=true ``gpart:1
-trainablate:countries`` 5.3 min, gparts seconds, Gemma ``model2 fork train:movies`` 7.1 min; ``cascade:movies``
-lost: a pause of more than 30 s between calls gave the machine back with both trained homes in its /tmp.
+GPU_RUN_SET=compile=true ``index train:movies`` 4.5 min (258k tokens/s), GPU_RUN_SET=compile=true
+``gpart:1 trainablate:countries`` 5.3 min, gparts seconds, Gemma ``model2 fork train:movies`` 7.1 min;
+``cascade:movies`` lost: a pause of more than 30 s between calls gave the machine back with both
+trained homes in its /tmp.
 (``full-gpu`` compiles by default since, so GPU_RUN_SET=compile=true is no longer needed.)
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
