@@ -429,3 +429,136 @@ def test_compare_across_nodes_and_arithmetic_on_the_demo_graph(demo, demo_pairs)
     assert any(re.search(r" WHERE (toFloat\()?\w+\.\w+\)? = ", p.cypher) for p in pairs)
     # a small share among all frames, kept on the demo graph with the rest
     assert 0 < sum(p.category == "compare" for p in demo_pairs[0]) <= 0.05 * len(demo_pairs[0])
+
+
+def _atlas(graph) -> None:
+    """A small atlas with generic names: lands bordering each other (stored both ways), towns in them, one of
+    them the capital, and languages spoken."""
+    graph.write(
+        "UNWIND range(0, 11) AS i CREATE (:Land {name: 'Land ' + toString(i), "
+        "population: 1000000 + ((i * 7919) % 13) * 250000, area: 20000 + ((i * 104729) % 17) * 3000})"
+    )
+    graph.write(
+        "MATCH (a:Land), (b:Land) WITH a, b, toInteger(substring(a.name, 5)) AS i, "
+        "toInteger(substring(b.name, 5)) AS j WHERE j = (i + 1) % 12 OR j = (i + 5) % 12 "
+        "CREATE (a)-[:BORDERS]->(b), (b)-[:BORDERS]->(a)"
+    )
+    graph.write(
+        "MATCH (l:Land) UNWIND range(0, 3) AS k WITH l, k, toInteger(substring(l.name, 5)) AS i "
+        "CREATE (t:Town {name: 'Town ' + toString(i) + '-' + toString(k), "
+        "population: 20000 + ((i * 31 + k * 17) % 23) * 9000})-[:IN_LAND]->(l)"
+    )
+    graph.write(
+        "MATCH (l:Land)<-[:IN_LAND]-(t:Town) WHERE t.name ENDS WITH '-0' CREATE (l)-[:HAS_CAPITAL]->(t)"
+    )
+    graph.write("UNWIND range(0, 5) AS j CREATE (:Tongue {name: 'Tongue ' + toString(j)})")
+    graph.write(
+        "MATCH (l:Land), (t:Tongue) WITH l, t, toInteger(substring(l.name, 5)) AS i, "
+        "toInteger(substring(t.name, 7)) AS j WHERE j <= i % 4 CREATE (l)-[:SPEAKS]->(t)"
+    )
+
+
+def test_comparisons_along_relationships(scratch_graph):
+    """The relcompare frame: a measure against a related node's (``WHERE t.population > t2.population``
+    through the capital of the town's land, or a neighbouring land), a share of a related node's measure
+    (named, or as a condition), and counts of a relationship compared with a neighbour's or a named node's —
+    each query runs again with the rows it was kept with, and the question says none of the query's
+    machinery."""
+    from agent.core.cypher_text import same_result as results_match
+
+    _atlas(scratch_graph)
+    pairs, report = generate_pairs(scratch_graph, 240, seed=4, frames=["relcompare"], paraphrases=2)
+    assert len(pairs) == 240, report.table()
+    cov = report.coverage
+    for construct in (
+        "relcompare:than",
+        "relcompare:share",
+        "relcompare:degree",
+        "relcompare:degree_named",
+        "cross_node_comparison",
+        "aggregates_compared",
+        "arithmetic",
+        "share_condition",
+        "adjacency",
+        "hops:2",
+    ):
+        assert cov[construct] > 0, f"{construct} never kept:\n{report.table()}"
+    text = "\n".join(p.cypher for p in pairs)
+    # a town against the capital of its own land, along two hops
+    assert re.search(
+        r"MATCH \((\w+):Town\)-\[:IN_LAND\]->\((\w+):Land\)-\[:HAS_CAPITAL\]->\((\w+):Town\) "
+        r"WHERE \1\.population [<>] \3\.population",
+        text,
+    ) or re.search(
+        r"MATCH \((\w+):Town\)-\[:IN_LAND\]->\((\w+):Land\)-\[:HAS_CAPITAL\]->\((\w+):Town\) "
+        r"WHERE \3\.population [<>] \1\.population",
+        text,
+    ), text
+    # a land against a neighbour, and their languages counted where FalkorDB runs it (a projection)
+    assert re.search(
+        r"MATCH \((\w+):Land\)-\[:BORDERS\]->\((\w+):Land\) WHERE \1\.(population|area) [<>] \2\.", text
+    )
+    assert re.search(
+        r"WITH (\w+), (\w+), size\(\[\(\1\)-\[:SPEAKS\]->\(:Tongue\) \| 1\]\) AS mine, "
+        r"size\(\[\(\2\)-\[:SPEAKS\]->\(:Tongue\) \| 1\]\) AS theirs WHERE mine [<>] theirs",
+        text,
+    )
+    assert re.search(r"RETURN toFloat\(\w+\.population\) / \w+\.population$", text, re.M)
+    assert re.search(r"WHERE \w+\.population > \w+\.population (/ \d+\.0|\* 0\.\d+)", text)
+    for p in pairs:
+        again = scratch_graph.query(p.cypher, timeout_s=10)
+        assert again.rows and len(again.rows) == p.row_count, p
+        assert results_match(again.rows, scratch_graph.query(p.cypher, timeout_s=10).rows), p
+        q = p.question
+        assert q[0].isupper() and "  " not in q and q[-1] in "?.", q
+        assert not re.search(r"\b(mine|theirs|size|toFloat|nodes?|MATCH|WITH|[a-z]\d)\b|_", q), q
+        # no article before a plural, no "a" before a vowel
+        assert not re.search(r"\ba (lands|towns|tongues|[aeiou])", q), q
+        named = re.search(r"\{name: '([^']+)'\}", p.cypher)
+        if named:
+            assert named.group(1) in q, p
+        if "BORDERS" in p.cypher and "relcompare:degree_named" not in p.features:
+            assert re.search(r"\bneighbou?r", q) or "border" in q, p
+    said = " ".join(p.question for p in pairs)
+    assert "capital of" in said and "neighbours" in said
+    assert re.search(r"more than (half|a \w+|\d+ %) of", said)
+
+
+def test_adjacency_is_said_as_neighbours(scratch_graph):
+    """A self-relationship whose type means adjacency (BORDERS, ADJACENT_TO, NEIGHBOUR_OF, NEXT_TO) is also
+    said as "neighbours" in every frame ("How many neighbours does Land 3 have?", "neighbours of Land 3",
+    "Which lands have more than 2 neighbours?"); a symmetric type that means something else (KNOWS) never
+    is."""
+    from finetune.synth.english import is_adjacency
+
+    assert all(is_adjacency(t) for t in ("BORDERS", "ADJACENT_TO", "NEIGHBOUR_OF", "NEIGHBORS", "NEXT_TO"))
+    assert not any(is_adjacency(t) for t in ("KNOWS", "FOLLOWS", "IN_COUNTRY", "FRIENDS_WITH", "HAS_CAPITAL"))
+    _atlas(scratch_graph)
+    pairs, report = generate_pairs(scratch_graph, 1500, seed=6, frames=["count", "having", "list", "first"])
+    said = [p for p in pairs if re.search(r"\bneighbou?rs?\b|neighbouring", p.question)]
+    assert said, report.table()
+    assert all("BORDERS" in p.cypher for p in said), said[:3]
+    qs = " | ".join(p.question for p in said)
+    assert re.search(r"How many neighbours (does|has) Land \d+", qs), qs
+    assert re.search(r"have (more than|over|at least|fewer than) \d+ neighbours", qs), qs
+    assert re.search(r"neighbours of|neighbouring", qs), qs
+    for p in said:
+        if p.question.startswith("How many neighbours"):
+            assert re.search(r"count\(", p.cypher) and "{name: " in p.cypher, p
+    scratch_graph.write("MATCH (a:Land)-[r:BORDERS]->(b:Land) CREATE (a)-[:KNOWS]->(b) DELETE r")
+    pairs, _ = generate_pairs(scratch_graph, 600, seed=6, frames=["count", "having", "list", "relcompare"])
+    assert any("KNOWS" in p.cypher for p in pairs)
+    assert not any(re.search(r"neighbou?r", p.question) for p in pairs)
+
+
+def test_relcompare_on_the_demo_graph_and_nothing_forced(demo, demo_pairs):
+    """On the demo graph (no label holds a measure that a related label has too) the frame compares counts —
+    "customers who placed more orders than a customer who referred them" — and makes no share or measure
+    comparison it would have to force; among all frames it stays a small share."""
+    pairs, report = generate_pairs(demo, 120, seed=3, frames=["relcompare"], paraphrases=2)
+    assert len(pairs) == 120, report.table()
+    assert report.coverage["relcompare:degree"] > 0 and report.coverage["relcompare:degree_named"] > 0
+    assert not report.coverage["relcompare:share"] and not report.coverage["relcompare:than"]
+    for p in pairs[::4]:
+        assert len(demo.query(p.cypher, timeout_s=10).rows) == p.row_count, p
+    assert 0 < sum(p.category == "relcompare" for p in demo_pairs[0]) <= 0.05 * len(demo_pairs[0])

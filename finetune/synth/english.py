@@ -376,6 +376,22 @@ ROLE_NOUNS = {
 }
 
 
+ADJACENCY_WORDS = frozenset(
+    ["border", "borders", "bordering", "adjacent", "neighbour", "neighbours", "neighbor", "neighbors",
+     "touches"]
+)
+"""Words of a relationship type that mean adjacency (BORDERS, ADJACENT_TO, NEIGHBOUR_OF, NEIGHBORS,
+SHARES_BORDER_WITH, NEXT_TO): between nodes of one label such a type is also said as "neighbours"
+("How many neighbours does France have?"). A list, not the profile's symmetry: KNOWS, FRIENDS_WITH or
+MARRIED_TO are stored both ways too and are no neighbours."""
+
+
+def is_adjacency(rel_type: str) -> bool:
+    """BORDERS, ADJACENT_TO, NEIGHBOUR_OF, NEXT_TO …: a type whose words say two things are neighbours."""
+    words = split_words(rel_type)
+    return bool(set(words) & ADJACENCY_WORDS) or words[:2] == ["next", "to"]
+
+
 def role_noun(verb: Verb) -> Noun | None:
     """ "directors" for DIRECTED, "actors" for ACTED_IN, "followers" for FOLLOWS; None for verbs not
     listed."""
@@ -383,6 +399,14 @@ def role_noun(verb: Verb) -> Noun | None:
         return None
     word = ROLE_NOUNS.get(verb.base.split(" ")[0])
     return Noun(word, plural(word), True) if word else None
+
+
+def hop_role(rel_type: str, verb: Verb, self_loop: bool) -> Noun | None:
+    """The role noun of a relationship's subject: "neighbours" for an adjacency type between nodes of one
+    label ("neighbours of France"), else ``role_noun`` ("directors", "followers")."""
+    if self_loop and is_adjacency(rel_type):
+        return NEIGHBOUR
+    return role_noun(verb)
 
 
 def split_words(identifier: str) -> list[str]:
@@ -463,6 +487,10 @@ class Noun:
     @property
     def which(self) -> str:
         return "Who" if self.person else f"Which {self.plural}"
+
+
+NEIGHBOUR = Noun("neighbour", "neighbours")
+"""What nodes joined by an adjacency type are to each other (``is_adjacency``)."""
 
 
 @dataclass(frozen=True)

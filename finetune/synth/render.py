@@ -13,6 +13,7 @@ one construct is tied to another.
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 from finetune.synth.english import (
@@ -20,6 +21,8 @@ from finetune.synth.english import (
     Verb,
     article,
     cap,
+    hop_role,
+    is_adjacency,
     is_plural,
     plural,
     role_noun,
@@ -51,6 +54,15 @@ BIG_IN_WORDS_P = 0.5
 """How often a round number of millions or billions is said in words ("more than 20 million"), as people write
 them: until 2026-12-03 every number was said in digits (1,031 of 20,000 countries pairs compared with a round
 million, none in words), and a model trained on them wrote the wrong power of ten for such words."""
+
+
+_A_WORD = re.compile(r"\b([Aa]) ([AEIOUaeiou][\w-]*|[A-Z]{2,}\b)")
+
+
+def _an(m: re.Match[str]) -> str:
+    """ "a area" → "an area", "a ISO code" → "an ISO code"; "a unit", "a one-off" stay (the frames put "a"
+    before property words they do not know)."""
+    return article(m.group(2)).replace("a", m.group(1), 1) if m.group(1) == "A" else article(m.group(2))
 
 
 class Renderer:
@@ -168,7 +180,7 @@ class Renderer:
                     post.append(self.exists_phrase(q, e, plural_))
         role = next((j for j in q.children(i) if j in q.role_hops and j != skip_hop), None)
         if role is not None:  # "directors (of movies released after 2000)" for "people who directed …"
-            n = role_noun(q.hops[role].rel.verb) or n
+            n = hop_role(q.hops[role].rel.type, q.hops[role].rel.verb, q.hops[role].rel.self_loop) or n
             c = q.hops[role].child
             bare = not (
                 q.children(c)
@@ -203,6 +215,15 @@ class Renderer:
         parent = self.noun(q, h.parent)
         v = h.rel.verb
         tail = self.hop_filters(q, j)
+        if h.rel.self_loop and is_adjacency(h.rel.type) and self.rng.random() < 0.5:
+            # "countries neighbouring France", "countries that are neighbours of France"
+            anchored = q.anchored(h.child) is not None
+            if anchored or self.rng.random() < 0.5:
+                other = self.np(q, h.child, plural_=not anchored)
+                are = "are neighbours of" if parent_plural else "is a neighbour of"
+                return self.pick([f"neighbouring {other}{tail}", f"{parent.rel} {are} {other}{tail}"])
+            one = article(self.np(q, h.child, plural_=False))
+            return f"{parent.rel} {'have' if parent_plural else 'has'} {one} as a neighbour{tail}"
         if h.outward:
             one = q.anchored(h.child) is None and self.rng.random() < 0.3
             other = self.np(q, h.child, plural_=not one)
@@ -493,7 +514,7 @@ class Renderer:
     def question(self, q: Query) -> str:
         self._nouns = {}
         text = getattr(self, f"_q_{q.frame}")(q)
-        text = cap(text)
+        text = cap(_A_WORD.sub(_an, text))
         if self.rng.random() < 0.04:
             body = text[:1].lower() + text[1:]
             if text.endswith("?"):
@@ -736,6 +757,17 @@ class Renderer:
         )
 
     def _q_count(self, q: Query) -> str:
+        hops = q.children(0)
+        if (
+            len(hops) == 1
+            and q.hops[hops[0]].rel.self_loop
+            and is_adjacency(q.hops[hops[0]].rel.type)
+            and q.anchored(q.hops[hops[0]].child) is not None
+            and not self._has_mods(q, 0)
+            and self.rng.random() < 0.6
+        ):  # "How many neighbours does France have?"
+            x = self.anchor(q, q.hops[hops[0]].child)
+            return self.pick([f"How many neighbours does {x} have?", f"How many neighbours has {x} got?"])
         j = self._main_hop(q)
         if j is not None:
             head = f"How many {self.np(q, 0, skip_hop=j)}"
@@ -969,7 +1001,8 @@ class Renderer:
         """Groups at the other end of a hop: "Which person directed the most movies?"."""
         v = hop.rel.verb
         gsing = self._singular_groups(q, groups)
-        role = role_noun(v) if hop.outward and x == self.noun(q, 0).plural else None  # x bare: nothing lost
+        bare = hop.outward and x == self.noun(q, 0).plural  # x bare: nothing lost
+        role = hop_role(hop.rel.type, v, hop.rel.self_loop) if bare else None
         if (
             role is not None and q.desc and self.rng.random() < 0.5
         ):  # (x)-[:FOLLOWS]->(g): "the most followers"
@@ -1041,6 +1074,14 @@ class Renderer:
         assert hop is not None
         v = hop.rel.verb
         amount = {">": self.pick(["more than", "over"]), ">=": "at least", "<": "fewer than"}[op]
+        adjacent = hop.rel.self_loop and is_adjacency(hop.rel.type) and x == self.noun(q, 0).plural
+        if adjacent and self.rng.random() < 0.6:  # "Which countries have more than 8 neighbours?"
+            return self.pick(
+                [
+                    f"Which {groups} have {amount} {k} neighbours?",
+                    f"List the {groups} with {amount} {k} neighbours.",
+                ]
+            )
         if not hop.outward:  # (g)-[:R]->(x)
             opts = [
                 f"Which {groups} {v.perfect(True)} {amount} {k} {x}?",
@@ -1207,6 +1248,170 @@ class Renderer:
                 f"Name the {np_text} with a {more} {pn} than {a}.",
             ]
         )
+
+    # --- relcompare: along relationships ------------------------------------------------------------------
+    def _from(self, h: Hop, near_is_parent: bool, pron: tuple[str, str, str, str]) -> str:
+        """The node at the other end of hop ``h``, said from the near one ("they", "their", "them", "are"):
+        "their capital", "the country they are in", "a movie they acted in", "one of their neighbours", "its
+        director", "a person who follows them", "the country they are the capital of"."""
+        rel, v = h.rel, h.rel.verb
+        they, their, them, are = pron
+        out = h.outward == near_is_parent  # the near node is the pattern's start
+        far = rel.end if out else rel.start
+        n = far.noun
+        if rel.self_loop and is_adjacency(rel.type):
+            return self.pick([f"one of {their} neighbours", f"a neighbouring {n.singular}", "a neighbour"])
+        have = v.base.startswith("have ")
+        if out:
+            if have:
+                return f"{their} {v.base[5:]}"
+            if v.copula:
+                mine = [f"{their} {n.singular}"] if not rel.self_loop else []
+                return self.pick([*mine, f"the {n.singular} {they} {are} {v.base}"])
+            verb = v.finite(True) if they == "they" else v.finite(False)
+            return f"{article(n.singular)} {they} {verb}"
+        if have:
+            return f"the {n.singular} {they} {are} the {v.base[5:]} of"
+        role = role_noun(v)
+        if role is not None and self.rng.random() < 0.6:
+            return self.pick([f"one of {their} {role.plural}", f"{article(role.singular)} of {them}"])
+        return f"{article(n.singular)} {n.rel} {v.finite(False)} {them}"
+
+    def _related_np(self, q: Query, pron: tuple[str, str, str, str]) -> str:
+        """The path's last node said from the focus: one hop, or two ("the capital of their country", "the
+        director of a movie they acted in", "a city that is in the country they are the capital of")."""
+        first = self._from(q.hops[0], True, pron)
+        if len(q.hops) == 1:
+            return first
+        h = q.hops[1]
+        v = h.rel.verb
+        n = q.nodes[2].label.noun
+        if h.outward:  # a HAS_X type out of the middle node (the sampler allows no other)
+            return self.pick([f"the {v.base[5:]} of {first}", f"the {v.base[5:]} of {first}"])
+        role = role_noun(v)
+        if role is not None and self.rng.random() < 0.6:
+            return f"{self.pick(['the', article(role.singular).split()[0]])} {role.singular} of {first}"
+        return f"{article(n.singular)} {n.rel} {v.finite(False)} {first}"
+
+    def _more(self, q: Query, fewer: bool) -> tuple[str, str]:
+        """("speak more languages", "with more languages"): the counted relationship said as a verb phrase of
+        the focus and as a "with" phrase."""
+        r = q.related
+        assert r is not None and r.counted is not None
+        rel, out = r.counted
+        other = (rel.end if out else rel.start).noun
+        v = rel.verb
+        more = "fewer" if fewer else "more"
+        if rel.self_loop and is_adjacency(rel.type):
+            return f"have {more} neighbours", f"with {more} neighbours"
+        with_ = f"with {more} {other.plural}"
+        if out:
+            if v.base.startswith("have "):
+                return f"have {more} {plural(v.base[5:])}", with_
+            if v.copula:
+                return f"are {v.plural_noun or v.base} {more} {other.plural}", with_
+            return f"{v.finite(True)} {more} {other.plural}", ""  # "with more movies" says not which
+        role = role_noun(v)
+        if role is not None:
+            with_ = self.pick([with_, f"with {more} {role.plural}"])
+        if v.passive and self.rng.random() < 0.5:
+            return f"are {v.passive} {more} {other.plural}", with_
+        return f"have {more} {role.plural if role else other.plural}", with_
+
+    def _q_relcompare(self, q: Query) -> str:
+        """ "Which cities have a larger population than the capital of their country?", "What share of Japan's
+        population is in its capital?", "Which countries speak more languages than one of their
+        neighbours?"."""
+        r = q.related
+        assert r is not None
+        if r.kind == "share":
+            return self._q_share(q)
+        np_text = self._focus_only(q)
+        they = ("they", "their", "them", "are")
+        other = self._related_np(q, they) if q.hops else self.anchor(q, 1)
+        ask = self.pick([f"Which {np_text}", f"List the {np_text} that", f"Find the {np_text} that"])
+        if q.agg is not None:
+            ask = self.pick([f"How many {np_text}", f"Count the {np_text} that"])
+        if r.kind == "degree":
+            verb, with_ = self._more(q, r.op == "<")
+            opts = [f"{ask} {verb} than {other}?", f"{ask} {verb} than {other}?"]
+            if ask.startswith("Which") and with_:
+                opts.append(f"{ask} are there {with_} than {other}?")
+            elif ask.startswith("How many") and with_:
+                opts.append(f"{ask} have {with_[5:]} than {other}?")
+            n, past = self.noun(q, 0), not r.counted[0].verb.present and r.counted[1]
+            if n.person and np_text == n.plural and q.agg is None and past:  # "Who acted in more movies …"
+                opts.append(f"Who {verb} than {other}?")
+            text = self.pick(opts)
+        else:
+            assert r.prop is not None
+            up = r.op == ">"
+            pn = self.pname(r.prop)
+            if r.prop.is_year:
+                when = self.pick(["after", "later than"] if up else ["before", "earlier than"])
+                opts = [f"{ask} have {article(pn)} {when} that of {other}?"]
+                if r.prop.participle:
+                    opts += [f"{ask} were {r.prop.participle} {when} {other}?"] * 2
+            else:
+                more = self.pick(["larger", "higher", "greater", "bigger"] if up else ["smaller", "lower"])
+                above = self.pick(["above", "greater than", "more than"] if up else ["below", "less than"])
+                opts = [
+                    f"{ask} have a {more} {pn} than {other}?",
+                    f"{ask} have {article(pn)} {above} that of {other}?",
+                    f"{ask} {'exceed' if up else 'fall below'} {other} in {pn}?",
+                ]
+            text = self.pick(opts)
+        if not text.startswith(("Which", "How", "Who")):
+            text = text[:-1] + "."
+        return text
+
+    def _q_share(self, q: Query) -> str:
+        """ "What share of the population of Japan lives in its capital?" (one named node) or "Which countries
+        have a capital with more than a third of their population?" (a share as a condition)."""
+        r = q.related
+        assert r is not None and r.prop is not None
+        pn = self.pname(r.prop)
+        if r.fraction is None:
+            x = self.anchor(q, 0)
+            person = self.noun(q, 0).person
+            it = ("they", "their", "them", "are") if person else ("it", "its", "it", "is")
+            y = self._from(q.hops[0], True, it)
+            if r.part == 1:  # the named node is the whole: "What share of Japan's population is in its …"
+                return self.pick(
+                    [
+                        f"What share of the {pn} of {x} does {y} account for?",
+                        f"What fraction of the {pn} of {x} is in {y}?",
+                        f"What proportion of the {pn} of {x} is that of {y}?",
+                    ]
+                )
+            return self.pick(  # the named node is the part: "What share of its country's population …"
+                [
+                    f"What share of the {pn} of {y} does {x} account for?",
+                    f"What fraction of the {pn} of {y} does {x} have?",
+                    f"What is the {pn} of {x} as a share of the {pn} of {y}?",
+                    f"What proportion of the {pn} of {y} is that of {x}?",
+                ]
+            )
+        np_text = self._focus_only(q)
+        they = ("they", "their", "them", "are")
+        y = self._from(q.hops[0], True, they)
+        share = r.fraction[0]
+        ask = self.pick([f"Which {np_text}", f"List the {np_text} that", f"Find the {np_text} that"])
+        if q.agg is not None:
+            ask = self.pick([f"How many {np_text}", f"Count the {np_text} that"])
+        if r.part == 0:  # the listed nodes hold the part: "cities with more than 10 % of their country's …"
+            opts = [
+                f"{ask} have more than {share} of the {pn} of {y}?",
+                f"{ask} account for more than {share} of the {pn} of {y}?",
+            ]
+        else:
+            opts = [
+                f"{ask} have {y.replace('their ', 'a ', 1) if y.startswith('their ') else y} with more than "
+                f"{share} of their {pn}?",
+                f"{ask} have more than {share} of their {pn} in {y}?",
+            ]
+        text = self.pick(opts)
+        return text if text.startswith(("Which", "How")) else text[:-1] + "."
 
     def _q_relprop(self, q: Query) -> str:
         """ "What roles did Keanu Reeves have in The Matrix?" — a property of the relationship itself."""
