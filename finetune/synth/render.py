@@ -1078,8 +1078,8 @@ class Renderer:
         if adjacent and self.rng.random() < 0.6:  # "Which countries have more than 8 neighbours?"
             return self.pick(
                 [
-                    f"Which {groups} have {amount} {k} neighbours?",
-                    f"List the {groups} with {amount} {k} neighbours.",
+                    f"Which {groups} have {amount} {k} {'neighbour' if k == 1 else 'neighbours'}?",
+                    f"List the {groups} with {amount} {k} {'neighbour' if k == 1 else 'neighbours'}.",
                 ]
             )
         if not hop.outward:  # (g)-[:R]->(x)
@@ -1347,9 +1347,9 @@ class Renderer:
             assert r.prop is not None
             up = r.op == ">"
             pn = self.pname(r.prop)
-            if r.prop.is_year:
+            if r.prop.is_year:  # "a birth year before", not "a 'born' before"
                 when = self.pick(["after", "later than"] if up else ["before", "earlier than"])
-                opts = [f"{ask} have {article(pn)} {when} that of {other}?"]
+                opts = [f"{ask} have {article(r.prop.words)} {when} that of {other}?"]
                 if r.prop.participle:
                     opts += [f"{ask} were {r.prop.participle} {when} {other}?"] * 2
             else:
