@@ -481,6 +481,7 @@ def test_comparisons_along_relationships(scratch_graph):
         "share_condition",
         "adjacency",
         "hops:2",
+        "returns_middle_node",
     ):
         assert cov[construct] > 0, f"{construct} never kept:\n{report.table()}"
     text = "\n".join(p.cypher for p in pairs)
@@ -503,6 +504,10 @@ def test_comparisons_along_relationships(scratch_graph):
         r"size\(\[\(\2\)-\[:SPEAKS\]->\(:Tongue\) \| 1\]\) AS theirs WHERE mine [<>] theirs",
         text,
     )
+    # the land itself asked for: "Which lands have a town with a larger population than their capital?"
+    land = re.compile(r"\((\w+):Land\).* RETURN (DISTINCT )?\1\.name$")
+    middle = [p for p in pairs if "returns_middle_node" in p.features and land.search(p.cypher)]
+    assert middle and all(re.search(r"have a town .*their capital", p.question) for p in middle), middle[:2]
     assert re.search(r"RETURN toFloat\(\w+\.population\) / \w+\.population$", text, re.M)
     assert re.search(r"WHERE \w+\.population > \w+\.population (/ \d+\.0|\* 0\.\d+)", text)
     for p in pairs:

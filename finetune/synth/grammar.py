@@ -78,6 +78,9 @@ SHARES = (("half", 2), ("a third", 3), ("a quarter", 4), ("a fifth", 5), ("a ten
 """Fractions a share is compared with, said as people say them; ``part > whole / k`` divides by a constant, so
 a whole of 0 raises nothing."""
 PERCENTS = (1, 5, 10, 20, 25, 50)
+RELCOMPARE_MIDDLE_P = 0.4
+"""How often a comparison along two hops returns the middle node: "countries that have a city larger than
+their capital" (the tune half's question) beside "cities larger than the capital of their country"."""
 
 HOPS_WEIGHTS = {0: 0.28, 1: 0.42, 2: 0.22, 3: 0.08}
 FILTERS_WEIGHTS = {0: 0.45, 1: 0.4, 2: 0.15}
@@ -155,6 +158,16 @@ def _comparable(label: Label, kind: str) -> list[Prop]:
         and not set(p.words.lower().split()) & COORDINATE_WORDS
         and all(float(v) >= 0 for v in p.values[:200] if is_number(v, numtext=True))
     ]
+
+
+def _some_end(q: Query) -> int | None:
+    """Of a two-hop path's ends, one the middle node can have some of ("a city", "a director": the end is the
+    pattern's start and the type is no HAS_X): the hop index, or None."""
+    for j, h in enumerate(q.hops[:2]):
+        end_is_start = h.outward if h.child == 1 else not h.outward  # the end node starts the pattern
+        if end_is_start and not h.rel.verb.base.startswith("have "):
+            return j
+    return None
 
 
 def _adjacent(h: Hop) -> bool:
@@ -261,7 +274,8 @@ class Compare:
 class Related:
     """A comparison along relationships (the ``relcompare`` frame).
 
-    than:   ``WHERE f.p > n.p`` — the focus (node 0) against the path's last node, of the same label
+    than:   ``WHERE f.p > n.p`` — the focus (node 0) against the path's last node, of the same label; on two
+            hops the middle node may be the answer instead (``RETURN DISTINCT m.key``)
     degree: ``WITH f, n, size([(f)-[:T]->(:B) | 1]) AS mine, size([(n)-[:T]->(:B) | 1]) AS theirs WHERE mine >
             theirs`` — the path's last node, or a named node (no path); FalkorDB runs a pattern comprehension
             in a projection, not in WHERE, and has no ``COUNT { }``
@@ -275,6 +289,8 @@ class Related:
     counted: tuple[Rel, bool] | None = None  # degree: the relationship counted, outward from the focus
     part: int = 1  # share: the node whose measure is the part (the other is the whole)
     fraction: tuple[str, float] | None = None  # share as a condition: ("a third", 3) or ("10 %", 0.1)
+    show: int = 0  # the node returned: the focus, or (than, two hops) the middle one ("countries with a city
+    # larger than their capital")
 
 
 @dataclass
@@ -363,6 +379,8 @@ class Query:
             out.append("arithmetic" if self.compare.kind != "than" else "cross_node_comparison")
         if self.related:
             out.append(f"relcompare:{self.related.kind}" + ("_named" if not self.hops else ""))
+            if self.related.show:
+                out.append("returns_middle_node")
             if self.related.kind == "share":
                 out.append("arithmetic" if self.related.fraction is None else "share_condition")
             else:
@@ -667,7 +685,8 @@ def _related_cypher(q: Query) -> str:
         assert r.prop is not None
         mine, theirs = (_numeric(q, Ref("node", i, r.prop)) for i in (0, last))
         conds.insert(0, f"{mine} {r.op} {theirs}")
-        ret = expr(q, Ref("node", 0))
+        ret = expr(q, Ref("node", r.show))
+        f = q.nodes[r.show].var
     else:
         text += (" WHERE " + " AND ".join(conds) if conds else "") + (
             f" WITH {f}, {n}, {_degree(q, 0)} AS mine, {_degree(q, last)} AS theirs WHERE mine {r.op} theirs"
@@ -1487,6 +1506,8 @@ class Sampler:
             if a == b:
                 return None
             q.related = Related("than", p, ">" if a > b else "<")
+            if len(q.hops) == 2 and _some_end(q) is not None and rng.random() < RELCOMPARE_MIDDLE_P:
+                q.related.show = 1
         else:
             counted = self._counted(q, 0, len(q.nodes) - 1)
             if counted is None:
@@ -1536,13 +1557,14 @@ class Sampler:
         return self._finish_related(q)
 
     def _finish_related(self, q: Query) -> Query:
-        """A quarter counted; some with one more condition on the focus."""
+        """A quarter counted; some with one more condition on the node returned."""
+        shown = q.related.show if q.related is not None else 0
         if self.rng.random() < 0.25:
             q.agg = Agg("count", None)
         else:
-            q.returns = [Ref("node", 0)]
+            q.returns = [Ref("node", shown)]
         if self.rng.random() < 0.25:
-            f = self._filter_on(q, "node", 0)
+            f = self._filter_on(q, "node", shown)
             if f is not None and (q.related is None or f.prop is not q.related.prop):
                 q.filters.append(f)
         return q

@@ -31,7 +31,7 @@ from finetune.synth.english import (
     say_month,
     say_num,
 )
-from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref
+from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref, _some_end
 from finetune.synth.profile import Prop
 
 AGG_WORDS = {
@@ -1318,6 +1318,38 @@ class Renderer:
             return f"are {v.passive} {more} {other.plural}", with_
         return f"have {more} {role.plural if role else other.plural}", with_
 
+    def _ask(self, q: Query, np_text: str) -> str:
+        """The head of a question that lists or counts ``np_text``: "Which cities", "Count the cities
+        that"."""
+        if q.agg is not None:
+            return self.pick([f"How many {np_text}", f"Count the {np_text} that"])
+        return self.pick([f"Which {np_text}", f"List the {np_text} that", f"Find the {np_text} that"])
+
+    def _than(self, ask: str, some: str, p: Prop, up: bool, other: str) -> list[str]:
+        """Wordings of "{ask} have a larger {p} than {other}" — of the listed things themselves (``some``
+        empty) or of something they have ("a city", "a director"); years as "born before", "a birth year
+        before" (not "a 'born' before")."""
+        when = self.pick(["after", "later than"] if up else ["before", "earlier than"])
+        more = self.pick(["larger", "higher", "greater", "bigger"] if up else ["smaller", "lower"])
+        above = self.pick(["above", "greater than", "more than"] if up else ["below", "less than"])
+        have = f"have {some} with" if some else "have"
+        if p.is_year:
+            opts = [f"{ask} {have} {article(p.words)} {when} that of {other}?"]
+            if p.participle:
+                opts += [f"{ask} {f'have {some}' if some else 'were'} {p.participle} {when} {other}?"] * 2
+            return opts
+        pn = self.pname(p)
+        if some:
+            return [
+                f"{ask} {have} a {more} {pn} than {other}?",
+                f"{ask} have {some} whose {pn} is {above} that of {other}?",
+            ]
+        return [
+            f"{ask} have a {more} {pn} than {other}?",
+            f"{ask} have {article(pn)} {above} that of {other}?",
+            f"{ask} {'exceed' if up else 'fall below'} {other} in {pn}?",
+        ]
+
     def _q_relcompare(self, q: Query) -> str:
         """ "Which cities have a larger population than the capital of their country?", "What share of Japan's
         population is in its capital?", "Which countries speak more languages than one of their
@@ -1326,12 +1358,12 @@ class Renderer:
         assert r is not None
         if r.kind == "share":
             return self._q_share(q)
+        if r.show:
+            return self._q_middle(q)
         np_text = self._focus_only(q)
         they = ("they", "their", "them", "are")
         other = self._related_np(q, they) if q.hops else self.anchor(q, 1)
-        ask = self.pick([f"Which {np_text}", f"List the {np_text} that", f"Find the {np_text} that"])
-        if q.agg is not None:
-            ask = self.pick([f"How many {np_text}", f"Count the {np_text} that"])
+        ask = self._ask(q, np_text)
         if r.kind == "degree":
             verb, with_ = self._more(q, r.op == "<")
             opts = [f"{ask} {verb} than {other}?", f"{ask} {verb} than {other}?"]
@@ -1345,25 +1377,32 @@ class Renderer:
             text = self.pick(opts)
         else:
             assert r.prop is not None
-            up = r.op == ">"
-            pn = self.pname(r.prop)
-            if r.prop.is_year:  # "a birth year before", not "a 'born' before"
-                when = self.pick(["after", "later than"] if up else ["before", "earlier than"])
-                opts = [f"{ask} have {article(r.prop.words)} {when} that of {other}?"]
-                if r.prop.participle:
-                    opts += [f"{ask} were {r.prop.participle} {when} {other}?"] * 2
-            else:
-                more = self.pick(["larger", "higher", "greater", "bigger"] if up else ["smaller", "lower"])
-                above = self.pick(["above", "greater than", "more than"] if up else ["below", "less than"])
-                opts = [
-                    f"{ask} have a {more} {pn} than {other}?",
-                    f"{ask} have {article(pn)} {above} that of {other}?",
-                    f"{ask} {'exceed' if up else 'fall below'} {other} in {pn}?",
-                ]
+            opts = self._than(ask, "", r.prop, r.op == ">", other)
             text = self.pick(opts)
         if not text.startswith(("Which", "How", "Who")):
             text = text[:-1] + "."
         return text
+
+    def _q_middle(self, q: Query) -> str:
+        """ "Which countries have a city with a larger population than their capital?", "Which movies have a
+        director born before one of their actors?": the two ends compared, the middle node asked for."""
+        r = q.related
+        assert r is not None and r.prop is not None
+        j = _some_end(q)
+        assert j is not None
+        some_h, other_h = q.hops[j], q.hops[1 - j]
+        up = (r.op == ">") == (j == 0)  # the comparison as the end said first ("a city") sees it
+        end = q.nodes[0 if j == 0 else 2]
+        role = role_noun(some_h.rel.verb)
+        some = article(role.singular if role is not None else end.label.noun.singular)
+        other = self._from(other_h, j == 0, ("they", "their", "them", "are"))
+        saved, q.hops = q.hops, []
+        try:
+            np_text = self.np(q, 1)
+        finally:
+            q.hops = saved
+        text = self.pick(self._than(self._ask(q, np_text), some, r.prop, up, other))
+        return text if text.startswith(("Which", "How")) else text[:-1] + "."
 
     def _q_share(self, q: Query) -> str:
         """ "What share of the population of Japan lives in its capital?" (one named node) or "Which countries
@@ -1396,9 +1435,7 @@ class Renderer:
         they = ("they", "their", "them", "are")
         y = self._from(q.hops[0], True, they)
         share = r.fraction[0]
-        ask = self.pick([f"Which {np_text}", f"List the {np_text} that", f"Find the {np_text} that"])
-        if q.agg is not None:
-            ask = self.pick([f"How many {np_text}", f"Count the {np_text} that"])
+        ask = self._ask(q, np_text)
         if r.part == 0:  # the listed nodes hold the part: "cities with more than 10 % of their country's …"
             opts = [
                 f"{ask} have more than {share} of the {pn} of {y}?",
