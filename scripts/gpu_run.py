@@ -72,6 +72,17 @@ The cascade (issue 17, item 2) once both bases are trained on a graph (call 4's 
 
     call 11                GPU_RUN_LIMIT=100 python3 scripts/gpu_run.py cascade:movies
 
+The CPU's latency on a bootstrapped model (issue 12: p50 <= 1.5 s on 2 cores with the levers kept on; so far
+measured only with the shipped adapter): after ``train:G``, the home's live model comes back in pieces, one
+call each (~60 MiB a call, bfloat16 weights: five calls for SmolLM2), ``bring:G:1`` … ``bring:G:N`` (the first
+prints N):
+
+    call k                 python3 scripts/gpu_run.py bring:movies:k
+
+and here: ``cat <files_at of each call>/bring-movies.tar.* > /tmp/bring.tar && tar xf /tmp/bring.tar -C
+/tmp/bring``, then ``scripts/bench_latency.py … --adapters /tmp/bring/v0001`` (a folder: the full model
+served instead of the base; §5b's command otherwise).
+
 It writes cascade-movies.json (small alone with its accuracy-vs-coverage curve, the cascade, large alone;
 rewritten after each), cascade-movies-movies-<config>.jsonl (predictions), cascade-movies.log and
 serve-movies.log. GPU_RUN_LIMIT picks that many questions by the hash of their id (none: all 488). The
@@ -759,6 +770,13 @@ SERVED = ("from agent.core.adapters import live_adapter; from agent.core.setting
 promoted LoRA merged in (written once), or the bare base."""
 
 
+def live_model_dir(graph: str, base: str = BASE) -> Path:
+    """The folder of the graph's home's live model for ``base``, as one whole model (``SERVED``)."""
+    out = subprocess.run([sys.executable, "-c", SERVED], cwd=ROOT, env=env_for(graph, base), check=True,
+                         capture_output=True, text=True).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
 JSON_TYPE = {"Content-Type": "application/json"}
 
 
@@ -792,8 +810,7 @@ def phase_cascade(graph: str = "movies") -> None:
     import urllib.request
 
     large = BASE if BASE != DEFAULT_BASE else GEMMA
-    model_dir = subprocess.run([sys.executable, "-c", SERVED], cwd=ROOT, env=env_for(graph, large),
-                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    model_dir = live_model_dir(graph, large)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -805,7 +822,7 @@ def phase_cascade(graph: str = "movies") -> None:
     try:
         t0 = time.perf_counter()
         # the first request loads the model; a tiny one now, so the benchmark's first question is not slowed
-        body = json.dumps({"model": model_dir, "messages": [{"role": "user", "content": "MATCH"}],
+        body = json.dumps({"model": str(model_dir), "messages": [{"role": "user", "content": "MATCH"}],
                            "max_tokens": 2, "temperature": 0}).encode()
         while True:
             if server.poll() is not None:
@@ -848,6 +865,56 @@ def _stop(proc: subprocess.Popen, grace_s: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         proc.wait()
+
+
+BRING_CHUNK = 15 * 2**20  # a file that comes back is at most 16 MiB
+BRING_PER_CALL = 4  # and a call's files 64 MiB together, its results tarball included
+
+
+def phase_bring(arg: str) -> None:
+    """The graph's live model brought back to the CPU machine, in pieces (``bring:movies:1``, ``:2``, …): the
+    home's live registry version (a full fine-tune's folder; its weights in bfloat16, 270 MB for SmolLM2)
+    packed once as bring-G.tar, cut into 15 MiB chunks, BRING_PER_CALL of them written beside this call's
+    results (a call brings back 64 MiB at most). It prints how many calls the whole takes. On the CPU machine:
+    ``cat bring-G.tar.* > bring-G.tar`` and ``scripts/bench_bring.py`` (a home with the version live), so the
+    CPU's latency is measured on the model a bootstrap trained, not only on the shipped adapter."""
+    import tarfile
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    graph, _, n = arg.partition(":")
+    pieces = TMP / f"bring-{graph}{suffix()}"
+    if not pieces.is_dir():
+        model_dir = live_model_dir(graph)
+        packed = TMP / f"bring-{graph}{suffix()}-model"
+        shutil.rmtree(packed, ignore_errors=True)
+        shutil.copytree(model_dir, packed)
+        weights = packed / "model.safetensors"
+        tensors = load_file(weights)
+        half = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in tensors.items()}
+        save_file(half, weights, metadata={"format": "pt"})
+        tar_path = TMP / f"bring-{graph}{suffix()}.tar"
+        with tarfile.open(tar_path, "w") as tar:
+            tar.add(packed, arcname=model_dir.name)
+        tmp = pieces.with_name(pieces.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        with open(tar_path, "rb") as f:
+            i = 0
+            while chunk := f.read(BRING_CHUNK):
+                (tmp / f"bring-{graph}{suffix()}.tar.{i:03d}").write_bytes(chunk)
+                i += 1
+        tmp.rename(pieces)
+        print(f"{model_dir} packed: {tar_path.stat().st_size / 2**20:.0f} MiB in {i} chunks", flush=True)
+    chunks = sorted(pieces.iterdir())
+    calls = -(-len(chunks) // BRING_PER_CALL)
+    k = int(n or "1")
+    FINAL.mkdir(parents=True, exist_ok=True)
+    for c in chunks[(k - 1) * BRING_PER_CALL:k * BRING_PER_CALL]:
+        shutil.copy(c, FINAL / c.name)
+        print(f"brought {c.name}", flush=True)
+    print(f"call {k} of {calls} (bring:{graph}:1 … bring:{graph}:{calls})", flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -149,3 +149,40 @@ def test_every_dependency_of_the_product_is_staged_or_said_why_not():
     names = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower() for d in pyproject["project"]["dependencies"]}
     staged = {w.lower() for w in stage.WHEELS}
     assert names - staged - set(stage.NOT_STAGED) == set()
+
+
+def test_bring_packs_the_live_model_in_bfloat16_and_returns_it_over_several_calls(tmp_path, monkeypatch):
+    import tarfile
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    run = _script("gpu_run")
+    live = tmp_path / "h-movies" / "adapters" / "v0001"
+    live.mkdir(parents=True)
+    weights = {"w": torch.linspace(-1, 1, 3000, dtype=torch.float32), "n": torch.arange(5)}
+    save_file(weights, live / "model.safetensors")
+    (live / "config.json").write_text("{}")
+    monkeypatch.setattr(run, "TMP", tmp_path)
+    monkeypatch.setattr(run, "live_model_dir", lambda graph, base=run.BASE: live)
+    monkeypatch.setattr(run, "BRING_CHUNK", 4096)
+    monkeypatch.setattr(run, "BRING_PER_CALL", 2)
+    calls = []
+    for k in (1, 2, 3, 4, 5):
+        out = tmp_path / f"out{k}"
+        monkeypatch.setattr(run, "FINAL", out)
+        run.phase_bring(f"movies:{k}")
+        calls.append(sorted(p.name for p in out.glob("bring-movies.tar.*")) if out.is_dir() else [])
+    chunks = [name for names in calls for name in names]
+    assert all(len(names) <= 2 for names in calls) and calls[-1] == []  # 2 a call, then nothing is left
+    assert chunks == sorted(set(chunks)) and len(chunks) >= 3
+    joined = tmp_path / "back.tar"
+    joined.write_bytes(b"".join((tmp_path / f"out{k}" / n).read_bytes()
+                                for k, names in enumerate(calls, 1) for n in names))
+    with tarfile.open(joined) as tar:
+        tar.extractall(tmp_path / "back", filter="data")
+    back = load_file(tmp_path / "back" / "v0001" / "model.safetensors")
+    assert back["w"].dtype == torch.bfloat16 and torch.equal(back["w"], weights["w"].to(torch.bfloat16))
+    assert torch.equal(back["n"], weights["n"])
+    assert (tmp_path / "back" / "v0001" / "config.json").read_text() == "{}"
+    assert load_file(live / "model.safetensors")["w"].dtype == torch.float32  # the home's model untouched
