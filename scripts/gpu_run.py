@@ -131,6 +131,11 @@ GPU_RUN_SET=compile=true ``index train:movies`` 4.5 min (258k tokens/s), GPU_RUN
 ``cascade:movies`` lost: a pause of more than 30 s between calls gave the machine back with both
 trained homes in its /tmp.
 (``full-gpu`` compiles by default since, so GPU_RUN_SET=compile=true is no longer needed.)
+Next round, every call right after the one before: install imports, part0, model setup (movies,countries),
+``index train:movies``, ``bring:movies:1`` … ``:5`` (the CPU's latency on a bootstrapped model), ``gpart:1
+trainablate:countries`` (the generator's newest frames, measured), ``gpart:2`` … ``:5``, Gemma ``model2 fork
+train:movies`` (budget_s=200), ``GPU_RUN_LIMIT=100 cascade:movies``;
+``latency:movies`` if 10 minutes are left.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
