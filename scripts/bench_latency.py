@@ -71,6 +71,19 @@ TRACE_FIELDS = ("prompt_tokens", "cached_prompt_tokens", "new_tokens", "tokenize
                 "decode_ms", "step_ms", "host_ms", "total_ms")
 
 
+def _draft_summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact drafting over all model calls (``llamacpp_draft``): tokens drafted, accepted, and new tokens per
+    forward pass of the decoding (1.0 without drafting)."""
+    drafted = sum(c.get("draft_tokens", 0) for c in calls)
+    if not drafted:
+        return {}
+    accepted = sum(c.get("draft_accepted", 0) for c in calls)
+    new = sum(c["new_tokens"] for c in calls)
+    return {"draft_tokens": drafted, "draft_accepted": accepted,
+            "draft_acceptance": round(accepted / drafted, 3),
+            "new_tokens_per_decoding_pass": round(new / max(1, new - accepted), 3)}
+
+
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
@@ -272,6 +285,8 @@ class Config:
                          "device": s.device, "ct2_quantization": s.ct2_quantization,
                          "ct2_threads": s.ct2_threads, "ct2_prefix_cache": s.ct2_prefix_cache,
                          "llamacpp_threads": s.llamacpp_threads, "llamacpp_weights": s.llamacpp_weights,
+                         "llamacpp_draft": s.llamacpp_draft, "llamacpp_draft_ngram": s.llamacpp_draft_ngram,
+                         "llamacpp_draft_max": s.llamacpp_draft_max,
                          "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache,
                          "prompt_lookup_tokens": s.prompt_lookup_tokens,
                          "generation_compile_mode": s.generation_compile_mode,
@@ -301,6 +316,7 @@ class Config:
             "first_call_median": {f: _median([c[f] for c in firsts]) for f in TRACE_FIELDS},
             "all_calls_median": {f: _median([c[f] for c in calls]) for f in TRACE_FIELDS},
             "all_calls_max_new_tokens": max((c["new_tokens"] for c in calls), default=0),
+            **_draft_summary(calls),
             "question_new_tokens_median": _median([x["new_tokens"] for x in records]),
             "question_model_ms_median": _median([x["model_ms"] for x in records]),
             "question_outside_model_ms_median": _median([x["outside_model_ms"] for x in records]),

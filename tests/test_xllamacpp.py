@@ -80,22 +80,64 @@ def test_the_live_adapter_is_served_as_a_gguf_lora_and_followed(settings_for, tm
 
 
 @needs_xllamacpp
-def test_f16_weights_are_written_once_and_served(settings_for, tmp_path, tiny_gguf):
-    """``llamacpp_weights=f16``: the base GGUF dequantized to float16 once into the home, and served."""
+@pytest.mark.parametrize("weights, tensor_type", [("f16", "F16"), ("f32", "F32")])
+def test_dequantized_weights_are_written_once_and_served(settings_for, tmp_path, tiny_gguf, weights,
+                                                         tensor_type):
+    """``llamacpp_weights=f16|f32``: the base GGUF dequantized once into the home, and served."""
     import gguf
 
-    from agent.models.xllamacpp import XLlamaCppGenerator, f16_gguf
+    from agent.models.xllamacpp import XLlamaCppGenerator, dequantized_gguf
 
-    s = _settings(settings_for, tmp_path / "h", tiny_gguf, llamacpp_weights="f16")
+    s = _settings(settings_for, tmp_path / "h", tiny_gguf, llamacpp_weights=weights)
     gen = XLlamaCppGenerator(s)
     assert gen.generate("q?", SCHEMA) == gen.generate("q?", SCHEMA)
-    path = f16_gguf(tiny_gguf, s)
-    assert path.parent.parent == s.path("models", "gguf-f16")
+    path = dequantized_gguf(tiny_gguf, s, weights)
+    assert path.parent.parent == s.path("models", f"gguf-{weights}")
     types = {t.name: t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
-    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.F16
+    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType[tensor_type]
     assert types["output_norm.weight"] == gguf.GGMLQuantizationType.F32
     stamp = path.stat().st_mtime_ns
-    assert f16_gguf(tiny_gguf, s) == path and path.stat().st_mtime_ns == stamp  # written once
+    assert dequantized_gguf(tiny_gguf, s, weights) == path
+    assert path.stat().st_mtime_ns == stamp  # written once
+
+
+@needs_xllamacpp
+def test_drafting_writes_the_same_greedy_replies_in_fewer_passes(settings_for, tmp_path, tiny_gguf):
+    """``llamacpp_draft``: n-gram drafts from the prompt and the reply, checked by the model in one pass. The
+    tiny random model's greedy replies repeat themselves, so drafts are accepted; the replies are those
+    written without drafting."""
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    plain = XLlamaCppGenerator(_settings(settings_for, tmp_path / "a", tiny_gguf, max_new_tokens=48))
+    drafted = XLlamaCppGenerator(_settings(settings_for, tmp_path / "b", tiny_gguf, max_new_tokens=48,
+                                           llamacpp_draft="ngram-map-k", llamacpp_draft_ngram=2,
+                                           llamacpp_draft_max=6))
+    assert [drafted.generate(p.question, p.schema_text) for p in PROMPTS] == \
+        [plain.generate(p.question, p.schema_text) for p in PROMPTS]
+    assert not any(t.draft_tokens for t in plain.traces)
+    assert sum(t.draft_tokens for t in drafted.traces) >= sum(t.draft_accepted for t in drafted.traces) > 0
+    last = drafted.traces[-1].to_dict()
+    assert last["draft_tokens"] >= last["draft_accepted"] > 0
+
+
+@needs_xllamacpp
+@pytest.mark.parametrize("draft, kind, field", [
+    ("ngram-simple", "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE", "ngram_simple"),
+    ("ngram-map-k", "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K", "ngram_map_k"),
+])
+def test_the_draft_settings_reach_llama_cpp(settings_for, tmp_path, draft, kind, field):
+    import xllamacpp as xlc
+
+    from agent.models.xllamacpp import set_draft
+
+    params = xlc.CommonParams()
+    set_draft(params, xlc, settings_for(tmp_path, llamacpp_draft="none"))
+    assert params.speculative.types == [xlc.common_speculative_type.COMMON_SPECULATIVE_TYPE_NONE]
+    set_draft(params, xlc, settings_for(tmp_path, llamacpp_draft=draft, llamacpp_draft_ngram=3,
+                                        llamacpp_draft_max=10))
+    assert params.speculative.types == [getattr(xlc.common_speculative_type, kind)]
+    ngram = getattr(params.speculative, field)
+    assert (ngram.size_n, ngram.size_m, params.speculative.draft.n_max) == (3, 10, 10)
 
 
 def test_missing_xllamacpp_is_a_clear_error(settings_for, tmp_path, tiny_gguf, monkeypatch):

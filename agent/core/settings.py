@@ -152,11 +152,28 @@ class Settings(BaseSettings):
                     "default, as ct2_threads: on a 2-core machine shared with other work, threads that wait "
                     "on each other lose more than they gain (docs/BENCHMARKS.md 5b).",
     )
-    llamacpp_weights: Literal["gguf", "f16"] = Field(
+    llamacpp_weights: Literal["gguf", "f16", "f32"] = Field(
         "gguf",
         description="Weights of the llamacpp backend (xllamacpp): gguf, the base GGUF as it is (SmolLM2: "
-                    "Q4_1, fastest, but other replies than transformers' on ~4 questions in 10), or f16, the "
-                    "GGUF dequantized to float16 once under <home>/models/gguf-f16/ (docs/BENCHMARKS.md 5b).",
+                    "Q4_1, fastest, but other replies than transformers' on ~4 questions in 10), or f16 / "
+                    "f32, the GGUF dequantized to float16 / float32 once under <home>/models/gguf-f16/ or "
+                    "gguf-f32/ (f32: the weights transformers computes with; docs/BENCHMARKS.md 5b).",
+    )
+    llamacpp_draft: Literal["none", "ngram-simple", "ngram-map-k"] = Field(
+        "none",
+        description="Exact drafting in the llamacpp backend (xllamacpp): llama.cpp's n-gram speculative "
+                    "decoding, no draft model. When the last llamacpp_draft_ngram tokens also occur earlier "
+                    "in the prompt or the reply (a label, a property, a name from the schema or the "
+                    "question), the tokens that followed them there are drafted and checked in one forward "
+                    "pass; greedy replies keep the model's own tokens (docs/BENCHMARKS.md 5b). none: off.",
+    )
+    llamacpp_draft_ngram: int = Field(
+        2, ge=1, le=16,
+        description="Tokens that must match earlier text before llamacpp_draft drafts what followed them.",
+    )
+    llamacpp_draft_max: int = Field(
+        8, ge=1, le=64,
+        description="Most tokens llamacpp_draft drafts at once (each checked in the same forward pass).",
     )
     ct2_prefix_cache: bool = Field(
         True,

@@ -56,6 +56,10 @@ class GenerationTrace:
     row_tokens: list[int] | None = None
     """A batched call: each row's reply in tokens (its stop token included), while ``new_tokens`` counts the
     steps of the whole batch, which decodes until its longest row stops."""
+    draft_tokens: int = 0
+    """Exact drafting (``llamacpp_draft``): tokens drafted and checked by the model."""
+    draft_accepted: int = 0
+    """Of those, tokens the model wrote itself (each one a decoding step saved)."""
 
     @property
     def step_ms(self) -> float:
@@ -77,6 +81,8 @@ class GenerationTrace:
             "host_ms": round(self.host_ms, 3), "total_ms": round(self.total_ms, 3)}
         if self.row_tokens is not None:
             out["row_tokens"] = self.row_tokens
+        if self.draft_tokens:
+            out["draft_tokens"], out["draft_accepted"] = self.draft_tokens, self.draft_accepted
         return out
 
 

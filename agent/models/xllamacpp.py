@@ -19,8 +19,11 @@ thread count changed some replies: docs/BENCHMARKS.md 5b).
 llama.cpp computes with the GGUF's quantized weights (SmolLM2: Q4_1, activations quantized to 8 bits for
 the dot products), where transformers and CTranslate2 compute with the same weights dequantized to float32:
 faster, but its greedy replies are not theirs on many questions (docs/BENCHMARKS.md 5b), which is why it is
-not the default. ``llamacpp_weights=f16`` serves the base GGUF dequantized to float16 instead (``f16_gguf``,
-written once into the home): nearly transformers' replies, at about twice the Q4_1 step.
+not the default. ``llamacpp_weights=f16`` / ``f32`` serve the base GGUF dequantized to float16 / float32
+instead (``dequantized_gguf``, written once into the home): nearly (f16) or exactly (f32: 20 of 20 in a probe)
+transformers' replies, at about twice / three times the Q4_1 step. ``llamacpp_draft`` turns on llama.cpp's
+n-gram speculative decoding (``set_draft``): drafts copied from the prompt and the reply, checked in one
+forward pass.
 
 xllamacpp's server also listens on a random 127.0.0.1 port; it gets a random API key that nobody is told, so
 it answers no one else.
@@ -71,7 +74,11 @@ def available() -> bool:
     return installed("xllamacpp")
 
 
-F16_MARKER = "cypherloop-f16.json"
+DEQUANTIZED_MARKER = "cypherloop-dequantized.json"
+DTYPES = {"f16": "float16", "f32": "float32"}
+DRAFTS = {"ngram-simple": ("COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE", "ngram_simple"),
+          "ngram-map-k": ("COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K", "ngram_map_k")}
+"""``llamacpp_draft`` → llama.cpp's speculative type and the field of its n-gram parameters."""
 
 
 def write_dequantized_gguf(source: Path, out: Path, dtype: str = "float16") -> Path:
@@ -101,25 +108,41 @@ def write_dequantized_gguf(source: Path, out: Path, dtype: str = "float16") -> P
     return out
 
 
-def f16_gguf(source: Path, settings: Settings) -> Path:
-    """``source`` with its weight matrices in float16, written once into
-    ``<home>/models/gguf-f16/<stem>-<fingerprint>/`` (``llamacpp_weights=f16``): nearly the weights
-    transformers computes with, where llama.cpp's quantized arithmetic writes other replies
+def dequantized_gguf(source: Path, settings: Settings, weights: str = "f16") -> Path:
+    """``source`` with its weight matrices in float16 (``weights`` f16) or float32 (f32), written once into
+    ``<home>/models/gguf-<weights>/<stem>-<fingerprint>/`` (``llamacpp_weights``): the weights transformers
+    computes with (f32) or nearly, where llama.cpp's quantized arithmetic writes other replies
     (docs/BENCHMARKS.md 5b)."""
     st = source.stat()
     key = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    folder = settings.path("models", "gguf-f16", f"{source.stem}-{key}")
+    folder = settings.path("models", f"gguf-{weights}", f"{source.stem}-{key}")
 
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
-        write_dequantized_gguf(source, tmp / "model.gguf")
-        (tmp / F16_MARKER).write_text(json.dumps({"source": str(source)}))
+        write_dequantized_gguf(source, tmp / "model.gguf", DTYPES[weights])
+        (tmp / DEQUANTIZED_MARKER).write_text(json.dumps({"source": str(source), "weights": weights}))
 
     try:
-        build_once(folder, F16_MARKER, write, lock=".f16.lock")
+        build_once(folder, DEQUANTIZED_MARKER, write, lock=f".{weights}.lock")
     except Exception as e:  # noqa: BLE001
-        raise ModelError(f"could not write {source.name} in float16 for llama.cpp: {e}") from e
+        raise ModelError(f"could not write {source.name} in {DTYPES[weights]} for llama.cpp: {e}") from e
     return folder / "model.gguf"
+
+
+def set_draft(params: Any, xlc: Any, settings: Settings) -> None:
+    """``llamacpp_draft``: llama.cpp's n-gram speculative decoding on ``params`` (no draft model). Drafts come
+    from the slot's own tokens, prompt and reply; the model checks them in one forward pass and keeps its own
+    token where a draft differs, so a greedy reply is the undrafted one up to the arithmetic of a batch of
+    positions against one (docs/BENCHMARKS.md 5b)."""
+    if settings.llamacpp_draft == "none":
+        return
+    kind, field = DRAFTS[settings.llamacpp_draft]
+    spec = params.speculative
+    spec.types = [getattr(xlc.common_speculative_type, kind)]
+    ngram = getattr(spec, field)
+    ngram.size_n = settings.llamacpp_draft_ngram
+    ngram.size_m = settings.llamacpp_draft_max
+    spec.draft.n_max = settings.llamacpp_draft_max
 
 
 class XLlamaCppGenerator(ChatGenerator):
@@ -155,8 +178,8 @@ class XLlamaCppGenerator(ChatGenerator):
                 self._tokenizer = load_tokenizer(ensure_base_model(self.settings))
             params = xlc.CommonParams()
             base = self.base_path
-            if self.settings.llamacpp_weights == "f16":
-                base = f16_gguf(base, self.settings)
+            if self.settings.llamacpp_weights != "gguf":
+                base = dequantized_gguf(base, self.settings, self.settings.llamacpp_weights)
             params.model.path = str(base)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
@@ -166,6 +189,7 @@ class XLlamaCppGenerator(ChatGenerator):
                 params.cpuparams_batch.n_threads = threads
             params.api_keys = [secrets.token_urlsafe(32)]
             params.verbosity = LOG_ERRORS
+            set_draft(params, xlc, self.settings)
             if want is not None:
                 try:
                     lora = adapter_gguf(want, self.settings)
@@ -211,6 +235,8 @@ class XLlamaCppGenerator(ChatGenerator):
         trace.new_tokens = int(timings.get("predicted_n", 0))
         trace.prefill_ms = float(timings.get("prompt_ms", 0.0))
         trace.decode_ms = float(timings.get("predicted_ms", 0.0))
+        trace.draft_tokens = int(timings.get("draft_n", 0))
+        trace.draft_accepted = int(timings.get("draft_n_accepted", 0))
         return (choices[0].get("text") or "").strip()
 
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
