@@ -287,6 +287,7 @@ class Config:
                          "llamacpp_threads": s.llamacpp_threads, "llamacpp_weights": s.llamacpp_weights,
                          "llamacpp_draft": s.llamacpp_draft, "llamacpp_draft_ngram": s.llamacpp_draft_ngram,
                          "llamacpp_draft_max": s.llamacpp_draft_max,
+                         "llamacpp_draft_min": s.llamacpp_draft_min,
                          "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache,
                          "prompt_lookup_tokens": s.prompt_lookup_tokens,
                          "generation_compile_mode": s.generation_compile_mode,

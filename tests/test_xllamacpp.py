@@ -102,7 +102,8 @@ def test_dequantized_weights_are_written_once_and_served(settings_for, tmp_path,
 
 
 @needs_xllamacpp
-def test_drafting_writes_the_same_greedy_replies_in_fewer_passes(settings_for, tmp_path, tiny_gguf):
+@pytest.mark.parametrize("draft", ["ngram-map-k", "ngram-mod"])
+def test_drafting_writes_the_same_greedy_replies_in_fewer_passes(settings_for, tmp_path, tiny_gguf, draft):
     """``llamacpp_draft``: n-gram drafts from the prompt and the reply, checked by the model in one pass. The
     tiny random model's greedy replies repeat themselves, so drafts are accepted; the replies are those
     written without drafting."""
@@ -110,7 +111,7 @@ def test_drafting_writes_the_same_greedy_replies_in_fewer_passes(settings_for, t
 
     plain = XLlamaCppGenerator(_settings(settings_for, tmp_path / "a", tiny_gguf, max_new_tokens=48))
     drafted = XLlamaCppGenerator(_settings(settings_for, tmp_path / "b", tiny_gguf, max_new_tokens=48,
-                                           llamacpp_draft="ngram-map-k", llamacpp_draft_ngram=2,
+                                           llamacpp_draft=draft, llamacpp_draft_ngram=2,
                                            llamacpp_draft_max=6))
     assert [drafted.generate(p.question, p.schema_text) for p in PROMPTS] == \
         [plain.generate(p.question, p.schema_text) for p in PROMPTS]
@@ -124,6 +125,7 @@ def test_drafting_writes_the_same_greedy_replies_in_fewer_passes(settings_for, t
 @pytest.mark.parametrize("draft, kind, field", [
     ("ngram-simple", "COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE", "ngram_simple"),
     ("ngram-map-k", "COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K", "ngram_map_k"),
+    ("ngram-mod", "COMMON_SPECULATIVE_TYPE_NGRAM_MOD", "ngram_mod"),
 ])
 def test_the_draft_settings_reach_llama_cpp(settings_for, tmp_path, draft, kind, field):
     import xllamacpp as xlc
@@ -137,7 +139,11 @@ def test_the_draft_settings_reach_llama_cpp(settings_for, tmp_path, draft, kind,
                                         llamacpp_draft_max=10))
     assert params.speculative.types == [getattr(xlc.common_speculative_type, kind)]
     ngram = getattr(params.speculative, field)
-    assert (ngram.size_n, ngram.size_m, params.speculative.draft.n_max) == (3, 10, 10)
+    if draft == "ngram-mod":
+        assert (ngram.n_match, ngram.n_min, ngram.n_max) == (3, 2, 10)
+    else:
+        assert (ngram.size_n, ngram.size_m) == (3, 10)
+    assert params.speculative.draft.n_max == 10
 
 
 def test_missing_xllamacpp_is_a_clear_error(settings_for, tmp_path, tiny_gguf, monkeypatch):

@@ -159,21 +159,28 @@ class Settings(BaseSettings):
                     "f32, the GGUF dequantized to float16 / float32 once under <home>/models/gguf-f16/ or "
                     "gguf-f32/ (f32: the weights transformers computes with; docs/BENCHMARKS.md 5b).",
     )
-    llamacpp_draft: Literal["none", "ngram-simple", "ngram-map-k"] = Field(
+    llamacpp_draft: Literal["none", "ngram-simple", "ngram-map-k", "ngram-mod"] = Field(
         "none",
         description="Exact drafting in the llamacpp backend (xllamacpp): llama.cpp's n-gram speculative "
-                    "decoding, no draft model. When the last llamacpp_draft_ngram tokens also occur earlier "
-                    "in the prompt or the reply (a label, a property, a name from the schema or the "
-                    "question), the tokens that followed them there are drafted and checked in one forward "
-                    "pass; greedy replies keep the model's own tokens (docs/BENCHMARKS.md 5b). none: off.",
+                    "decoding, no draft model. Drafted tokens are checked in one forward pass and greedy "
+                    "replies keep the model's own tokens. ngram-simple / ngram-map-k: when the last "
+                    "llamacpp_draft_ngram tokens occur earlier in the prompt or the reply (a label, a "
+                    "property, a name), draft what followed them; ngram-mod: one table n-gram -> next token "
+                    "kept across questions (the prompts' and earlier replies' tokens), so Cypher's own "
+                    "patterns are drafted too (docs/BENCHMARKS.md 5b). none: off.",
     )
     llamacpp_draft_ngram: int = Field(
         2, ge=1, le=16,
-        description="Tokens that must match earlier text before llamacpp_draft drafts what followed them.",
+        description="Tokens that must match earlier text before llamacpp_draft drafts what followed them "
+                    "(ngram-mod: the n-gram length of its table).",
     )
     llamacpp_draft_max: int = Field(
         8, ge=1, le=64,
         description="Most tokens llamacpp_draft drafts at once (each checked in the same forward pass).",
+    )
+    llamacpp_draft_min: int = Field(
+        2, ge=1, le=64,
+        description="Fewest tokens an ngram-mod draft may have (a shorter one is not checked).",
     )
     ct2_prefix_cache: bool = Field(
         True,

@@ -77,7 +77,8 @@ def available() -> bool:
 DEQUANTIZED_MARKER = "cypherloop-dequantized.json"
 DTYPES = {"f16": "float16", "f32": "float32"}
 DRAFTS = {"ngram-simple": ("COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE", "ngram_simple"),
-          "ngram-map-k": ("COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K", "ngram_map_k")}
+          "ngram-map-k": ("COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K", "ngram_map_k"),
+          "ngram-mod": ("COMMON_SPECULATIVE_TYPE_NGRAM_MOD", "ngram_mod")}
 """``llamacpp_draft`` → llama.cpp's speculative type and the field of its n-gram parameters."""
 
 
@@ -140,8 +141,13 @@ def set_draft(params: Any, xlc: Any, settings: Settings) -> None:
     spec = params.speculative
     spec.types = [getattr(xlc.common_speculative_type, kind)]
     ngram = getattr(spec, field)
-    ngram.size_n = settings.llamacpp_draft_ngram
-    ngram.size_m = settings.llamacpp_draft_max
+    if settings.llamacpp_draft == "ngram-mod":  # one table n-gram -> next token, kept across requests
+        ngram.n_match = settings.llamacpp_draft_ngram
+        ngram.n_max = settings.llamacpp_draft_max
+        ngram.n_min = min(settings.llamacpp_draft_min, settings.llamacpp_draft_max)
+    else:  # the slot's own tokens searched for the last n-gram, what followed it drafted
+        ngram.size_n = settings.llamacpp_draft_ngram
+        ngram.size_m = settings.llamacpp_draft_max
     spec.draft.n_max = settings.llamacpp_draft_max
 
 
