@@ -130,14 +130,22 @@ def make_lora_adapter(base_dir: Path, out_dir: Path, seed: int = 1) -> Path:
     return out_dir
 
 
-def make_full_model(base_dir: Path, out_dir: Path) -> Path:
-    """A full fine-tune of the tiny model, as ``finetune.full`` leaves one: the same shape, other weights."""
+def make_full_model(base_dir: Path, out_dir: Path, noise: float = 0.0, seed: int = 0,
+                    dtype: str | None = None) -> Path:
+    """A full fine-tune of the tiny model, as ``finetune.full`` leaves one: the same shape, other weights (the
+    final norm doubled; with ``noise``, every weight moved by that much random noise), saved in ``dtype``
+    (``finetune.full`` saves bfloat16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(str(base_dir))
+    torch.manual_seed(seed)
     with torch.no_grad():
         model.model.norm.weight.mul_(2.0)
+        for p in model.parameters() if noise else ():
+            p.add_(torch.randn_like(p) * noise)
+    if dtype:
+        model.to(getattr(torch, dtype))
     model.save_pretrained(str(out_dir))
     AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(str(out_dir))
     return out_dir

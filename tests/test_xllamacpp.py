@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from agent_helpers import make_lora_adapter, make_tiny_gguf
+from agent_helpers import make_full_model, make_lora_adapter, make_tiny_gguf, make_tiny_model_dir
 
 from agent.core.adapters import write_active
 from agent.core.errors import ModelError
@@ -175,3 +175,100 @@ def test_promotion_converts_the_new_live_adapter_for_llamacpp(settings_for, tmp_
     (home / "adapters" / "v0001" / "meta.json").write_text('{"version": "v0001"}')
     assert AdapterRegistry(home, s).promote("v0001") == "v0001"
     assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()
+
+
+def _full_fine_tune(home, settings, name="v0001", seed=3):
+    """A full fine-tune of the tiny GGUF base in the registry (not promoted): every weight moved, saved in
+    bfloat16 as ``finetune.full`` saves it."""
+    from finetune.registry import AdapterRegistry
+
+    full = make_full_model(ensure_base_model(settings), home / f"trained-{name}", noise=0.2, seed=seed,
+                           dtype="bfloat16")
+    return AdapterRegistry(home).add(full, {"graph": "shop"})
+
+
+@needs_xllamacpp
+def test_a_full_fine_tune_is_served_as_its_own_gguf_with_transformers_replies(settings_for, tmp_path,
+                                                                               tiny_gguf):
+    """What ``cypherloop bootstrap`` promotes for a small base is a full fine-tune, no LoRA: llama.cpp serves
+    it as a GGUF written once with the base's metadata and its weights (q/k permuted as llama.cpp reads them,
+    the head tied), and its greedy replies in float32 are transformers' from the fine-tune's own folder."""
+    import gguf
+
+    from agent.models.local import TransformersGenerator
+    from agent.models.xllamacpp import XLlamaCppGenerator
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_weights="f32", max_new_tokens=12)
+    gen = XLlamaCppGenerator(s)
+    base_out = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    v1 = _full_fine_tune(home, s)
+    write_active(home, v1)
+    served = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    assert gen.version == f"tiny-llama+{v1}"
+    reference = TransformersGenerator(s.model_copy(update={"model_backend": "transformers"}))
+    assert served == [reference.generate(p.question, p.schema_text) for p in PROMPTS]
+    assert served != base_out and all(served)
+
+    [path] = (home / "models" / "gguf-full").glob("*/model.gguf")
+    reader = gguf.GGUFReader(str(path))
+    types = {t.name: t.tensor_type for t in reader.tensors}
+    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.F32 and "output.weight" not in types
+    assert reader.fields["tokenizer.chat_template"].contents() == \
+        gguf.GGUFReader(str(tiny_gguf)).fields["tokenizer.chat_template"].contents()
+
+    # a promotion writes the next version's GGUF ahead, beside the first; a rollback serves the base again
+    v2 = _full_fine_tune(home, s, seed=4)
+    AdapterRegistry(home, s).promote(v2)
+    assert len(list((home / "models" / "gguf-full").glob("*/model.gguf"))) == 2
+    assert gen.generate("q?", SCHEMA) != served[2] and gen.version == f"tiny-llama+{v2}"
+    write_active(home, None)
+    assert gen.generate("q?", SCHEMA) == base_out[2] and gen.version == "tiny-llama+base"
+
+
+@needs_xllamacpp
+def test_a_failed_conversion_of_a_full_fine_tune_leaves_nothing_served(settings_for, tmp_path, tiny_gguf,
+                                                                       monkeypatch):
+    """A conversion that dies half-way (here: half the file written, then an error) is a one-line
+    ``ModelError`` and leaves no GGUF that a later question loads; the next question writes it whole."""
+    from agent.models import gguf_full
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_weights="f16")
+    write_active(home, _full_fine_tune(home, s))
+    real = gguf_full.write_full_gguf
+
+    def dies_half_way(model_dir, base_gguf, out, dtype="float32"):
+        real(model_dir, base_gguf, out, dtype)
+        with out.open("r+b") as f:
+            f.truncate(out.stat().st_size // 2)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(gguf_full, "write_full_gguf", dies_half_way)
+    gen = XLlamaCppGenerator(s)
+    with pytest.raises(ModelError, match="could not write the full fine-tune .* No space left") as e:
+        gen.generate("q?", SCHEMA)
+    assert "\n" not in str(e.value)
+    assert not list((home / "models" / "gguf-full").rglob("*.gguf"))
+    monkeypatch.setattr(gguf_full, "write_full_gguf", real)
+    assert gen.generate("q?", SCHEMA) == gen.generate("q?", SCHEMA)
+    [path] = (home / "models" / "gguf-full").rglob("*.gguf")
+    assert (path.parent / gguf_full.FULL_MARKER).is_file()
+
+
+def test_full_fine_tunes_llama_cpp_cannot_serve_are_refused_in_one_line(tmp_path, tiny_gguf):
+    """Another architecture (Gemma 3) or other shapes than the base GGUF's (a resized vocabulary) cannot take
+    the base's metadata: one-line errors, nothing written."""
+    from agent.models.gguf_full import write_full_gguf
+
+    gemma = tmp_path / "gemma"
+    gemma.mkdir()
+    (gemma / "config.json").write_text('{"architectures": ["Gemma3ForCausalLM"]}')
+    with pytest.raises(ModelError, match="LlamaForCausalLM only .*not Gemma3ForCausalLM"):
+        write_full_gguf(gemma, tiny_gguf, tmp_path / "gemma.gguf")
+    other_vocab = make_tiny_model_dir(tmp_path / "llama")  # SmolLM2's whole vocabulary, the GGUF has 1,024
+    with pytest.raises(ModelError, match="token_embd.weight is .* resized vocabulary"):
+        write_full_gguf(other_vocab, tiny_gguf, tmp_path / "llama.gguf")
+    assert not list(tmp_path.glob("*.gguf"))

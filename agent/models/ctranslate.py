@@ -52,7 +52,8 @@ from agent.models.base import (
     installed,
     optional_module,
 )
-from agent.models.llamacpp import adapter_gguf
+from agent.models.gguf_full import full_model_gguf
+from agent.models.llamacpp import adapter_gguf, gguf_base_path
 from agent.models.local import (
     STOP_TOKENS,
     AdapterFollower,
@@ -191,14 +192,16 @@ def prepare_live(settings: Settings) -> Path | None:
     a rollback pays neither the merge nor the conversion: CTranslate2 serving, its conversion (and the
     merged copy it is made from); transformers on a CPU, the merged copy of the base with the live LoRA
     (``ensure_merged``, what ``cypherloop warm`` writes); llama.cpp, the live LoRA as a GGUF adapter
-    (``agent.models.llamacpp.adapter_gguf``). Returns the folder or file made ready; None on a GPU, with
-    another backend, or with nothing to merge or convert."""
+    (``agent.models.llamacpp.adapter_gguf``) or a full fine-tune as its own GGUF (``gguf_full``). Returns the
+    folder or file made ready; None on a GPU, with another backend, or with nothing to merge or convert."""
     backend = resolve_backend(settings)
     if backend not in ("ctranslate2", "transformers", "llamacpp"):
         return None
     ref = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model).current()
     if backend == "llamacpp":
-        return adapter_gguf(ref, settings) if ref is not None and not ref.full_model else None
+        if ref is not None and ref.full_model:
+            return full_model_gguf(ref, gguf_base_path(settings), settings, settings.llamacpp_weights)
+        return adapter_gguf(ref, settings) if ref is not None else None
     if backend == "ctranslate2":
         return ensure_converted(settings, ref)
     if ref is None or ref.full_model or resolve_device(settings.device) != "cpu":

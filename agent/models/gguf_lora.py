@@ -21,7 +21,7 @@ _ARCHS = {
 }
 
 
-def _permute_rows(b: Any, n_head: int) -> Any:
+def permute_rows(b: Any, n_head: int) -> Any:
     """llama.cpp's q/k row permutation (convert_hf_to_gguf LlamaModel.permute) applied to LoRA B's rows."""
     rows = b.shape[0]
     return b.reshape(n_head, 2, rows // n_head // 2, *b.shape[1:]).swapaxes(1, 2).reshape(b.shape)
@@ -87,9 +87,9 @@ def write_gguf_lora(adapter_dir: Path, base_config: dict[str, Any], out_path: Pa
         a = np.ascontiguousarray(ab["A"].astype(np.float32))  # (r, n_in)
         b = ab["B"].astype(np.float32)  # (n_out, r)
         if permute_qk and module.endswith("q_proj"):
-            b = _permute_rows(b, n_head)
+            b = permute_rows(b, n_head)
         elif permute_qk and module.endswith("k_proj"):
-            b = _permute_rows(b, n_kv)
+            b = permute_rows(b, n_kv)
         writer.add_tensor(f"{gguf_name}.weight.lora_a", a)
         writer.add_tensor(f"{gguf_name}.weight.lora_b", np.ascontiguousarray(b))
     writer.write_header_to_file()

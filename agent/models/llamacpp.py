@@ -6,7 +6,8 @@ On a CPU it generates about 4x faster than transformers (docs/BENCHMARKS.md §5)
 many questions (its quantized arithmetic, measured through xllamacpp: docs/BENCHMARKS.md 5b). The base is a
 GGUF file (the packaged SmolLM2 by default, or ``settings.base_model`` ending in ``.gguf``); the adapter is a
 LoRA in GGUF form (``adapter.gguf`` in the adapter folder, e.g. written by llama.cpp's
-``convert_lora_to_gguf.py``), passed as ``lora_path``. llama.cpp applies a LoRA at load time, so a
+``convert_lora_to_gguf.py``), passed as ``lora_path``; a full fine-tune is served as its own GGUF
+(``agent.models.gguf_full``). llama.cpp applies a LoRA at load time, so a
 new active adapter reloads the (small) model; the pointer is checked with a ``stat`` per call.
 The prompt is rendered by the same Hugging Face chat template as training when the converted base
 directory exists, so training and serving see the same tokens.
@@ -25,6 +26,7 @@ from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, installed, optional_module
+from agent.models.gguf_full import full_model_gguf
 from agent.models.gguf_lora import write_gguf_lora
 from agent.models.local import (
     PACKAGED_MODELS,
@@ -130,7 +132,10 @@ class LlamaCppGenerator(ChatGenerator):
             }
             if self.n_threads:
                 kwargs["n_threads"] = self.n_threads
-            if want is not None:
+            if want is not None and want.full_model:  # its own GGUF (agent.models.gguf_full)
+                kwargs["model_path"] = str(full_model_gguf(want, self.base_path, self.settings,
+                                                           self.settings.llamacpp_weights))
+            elif want is not None:
                 kwargs["lora_path"] = str(adapter_gguf(want, self.settings))
             try:
                 self._llm = llama_cpp.Llama(**kwargs)

@@ -5,7 +5,9 @@ The base is the same GGUF as the llama-cpp-python backend (``agent.models.llamac
 packaged SmolLM2, or a ``.gguf`` base); the live adapter is a GGUF LoRA (``adapter_gguf``: the PEFT adapter
 converted once into ``<home>/models/lora-gguf/``, ahead by a promotion), applied by llama.cpp at load, so a
 new live adapter (one ``stat`` per call, ``AdapterFollower``) reloads the small model. A full fine-tune (what
-``cypherloop bootstrap`` may promote) has no LoRA and is refused with ``ModelError``. xllamacpp embeds
+``cypherloop bootstrap`` trains for a small base) has no LoRA: it is served as its own GGUF, the base's
+metadata with its weights in float32 (``llamacpp_weights=f32``) or float16 (f16, gguf), written once into
+``<home>/models/gguf-full/`` (``agent.models.gguf_full``; Llama only: others are refused). xllamacpp embeds
 llama.cpp's own server engine in the process: ``Server.handle_completions`` answers without an HTTP round
 trip, releasing the GIL.
 
@@ -53,6 +55,7 @@ from agent.models.base import (
     optional_module,
 )
 from agent.models.ctranslate import load_tokenizer
+from agent.models.gguf_full import copy_gguf_metadata, full_model_gguf
 from agent.models.llamacpp import adapter_gguf, gguf_base_path
 from agent.models.local import AdapterFollower, base_display_name, build_once, ensure_base_model
 
@@ -90,13 +93,7 @@ def write_dequantized_gguf(source: Path, out: Path, dtype: str = "float16") -> P
 
     reader = gguf.GGUFReader(str(source))
     writer = gguf.GGUFWriter(str(out), reader.fields["general.architecture"].contents())
-    for field in reader.fields.values():
-        if field.name.startswith("GGUF.") or field.name in ("general.architecture", "general.file_type"):
-            continue  # the writer writes these itself
-        if field.types[0] == gguf.GGUFValueType.ARRAY:
-            writer.add_array(field.name, field.contents())
-        else:
-            writer.add_key_value(field.name, field.contents(), field.types[0])
+    copy_gguf_metadata(reader, writer)
     for t in reader.tensors:
         data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
         if len(t.shape) > 1 and t.shape[1] > 1:
@@ -183,10 +180,12 @@ class XLlamaCppGenerator(ChatGenerator):
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(ensure_base_model(self.settings))
             params = xlc.CommonParams()
-            base = self.base_path
-            if self.settings.llamacpp_weights != "gguf":
-                base = dequantized_gguf(base, self.settings, self.settings.llamacpp_weights)
-            params.model.path = str(base)
+            model = self.base_path
+            if want is not None and want.full_model:  # its own GGUF, written once with the base's metadata
+                model = full_model_gguf(want, self.base_path, self.settings, self.settings.llamacpp_weights)
+            elif self.settings.llamacpp_weights != "gguf":
+                model = dequantized_gguf(model, self.settings, self.settings.llamacpp_weights)
+            params.model.path = str(model)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
             threads = self.settings.llamacpp_threads
@@ -196,7 +195,7 @@ class XLlamaCppGenerator(ChatGenerator):
             params.api_keys = [secrets.token_urlsafe(32)]
             params.verbosity = LOG_ERRORS
             set_draft(params, xlc, self.settings)
-            if want is not None:
+            if want is not None and not want.full_model:
                 try:
                     lora = adapter_gguf(want, self.settings)
                 except TrainingError as e:  # a base whose LoRAs the built-in GGUF export cannot write
