@@ -157,7 +157,8 @@ class Settings(BaseSettings):
         description="Weights of the llamacpp backend (xllamacpp): gguf, the base GGUF as it is (SmolLM2: "
                     "Q4_1, fastest, but other replies than transformers' on ~4 questions in 10), or f16 / "
                     "f32, the GGUF dequantized to float16 / float32 once under <home>/models/gguf-f16/ or "
-                    "gguf-f32/ (f32: the weights transformers computes with; docs/BENCHMARKS.md 5b).",
+                    "gguf-f32/ (f32: the weights transformers computes with; docs/BENCHMARKS.md 5b). A full "
+                    "fine-tune is written in float32 under f32, else float16 (<home>/models/gguf-full/).",
     )
     llamacpp_draft: Literal["none", "ngram-simple", "ngram-map-k", "ngram-mod"] = Field(
         "none",
