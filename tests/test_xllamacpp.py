@@ -177,12 +177,12 @@ def test_promotion_converts_the_new_live_adapter_for_llamacpp(settings_for, tmp_
     assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()
 
 
-def _full_fine_tune(home, settings, name="v0001", seed=3):
+def _full_fine_tune(home, settings, seed=3):
     """A full fine-tune of the tiny GGUF base in the registry (not promoted): every weight moved, saved in
     bfloat16 as ``finetune.full`` saves it."""
     from finetune.registry import AdapterRegistry
 
-    full = make_full_model(ensure_base_model(settings), home / f"trained-{name}", noise=0.2, seed=seed,
+    full = make_full_model(ensure_base_model(settings), home / f"trained-{seed}", noise=0.2, seed=seed,
                            dtype="bfloat16")
     return AdapterRegistry(home).add(full, {"graph": "shop"})
 
@@ -218,11 +218,15 @@ def test_a_full_fine_tune_is_served_as_its_own_gguf_with_transformers_replies(se
     assert reader.fields["tokenizer.chat_template"].contents() == \
         gguf.GGUFReader(str(tiny_gguf)).fields["tokenizer.chat_template"].contents()
 
-    # a promotion writes the next version's GGUF ahead, beside the first; a rollback serves the base again
+    # a promotion writes the next version's GGUF ahead, beside the first; the two newest are kept
     v2 = _full_fine_tune(home, s, seed=4)
     AdapterRegistry(home, s).promote(v2)
+    first = path.parent
     assert len(list((home / "models" / "gguf-full").glob("*/model.gguf"))) == 2
     assert gen.generate("q?", SCHEMA) != served[2] and gen.version == f"tiny-llama+{v2}"
+    AdapterRegistry(home, s).promote(_full_fine_tune(home, s, seed=5))
+    assert len(list((home / "models" / "gguf-full").glob("*/model.gguf"))) == 2 and not first.exists()
+    # a rollback to the bare base serves it again
     write_active(home, None)
     assert gen.generate("q?", SCHEMA) == base_out[2] and gen.version == "tiny-llama+base"
 

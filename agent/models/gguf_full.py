@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError
 from agent.core.settings import Settings
 from agent.models.gguf_lora import permute_rows
-from agent.models.local import build_once, weights_fingerprint
+from agent.models.local import KEEP_MERGED, build_once, weights_fingerprint
 
 ARCHS = {"LlamaForCausalLM": "llama"}
 """Hugging Face architectures written, and the GGUF architecture of their base."""
@@ -132,9 +133,10 @@ def full_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weight
     """The full fine-tune ``ref`` as a GGUF with ``base_gguf``'s metadata and its matrices in float32
     (``weights`` f32) or float16 (f16, gguf), written once into
     ``<home>/models/gguf-full/<version>-<weights>-<key>/``, keyed by the fine-tune's files, the base's and the
-    weights: a new version, or new weights under the same name, writes a new file. Written into a temp
-    folder renamed into place with its marker (``build_once``), so a killed conversion leaves nothing that is
-    served."""
+    weights: a new version, or new weights under the same name, writes a new file; the two newest per
+    weights are kept (the live version's and the one a rollback returns to), as merged copies are. Written
+    into a temp folder renamed into place with its marker (``build_once``), so a killed conversion leaves
+    nothing that is served."""
     st = base_gguf.stat()
     key = hashlib.sha256(f"{weights_fingerprint(ref.path)}|{base_gguf.resolve()}|{st.st_size}|"
                          f"{st.st_mtime_ns}|{weights}".encode()).hexdigest()[:12]
@@ -148,10 +150,16 @@ def full_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weight
                                                    "base": str(base_gguf), "weights": weights}))
 
     try:
-        build_once(folder, FULL_MARKER, write, lock=".full.lock")
+        made = build_once(folder, FULL_MARKER, write, lock=".full.lock")
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001
         what = f"the full fine-tune {ref.version} as a GGUF for llama.cpp"
         raise ModelError(f"could not write {what}: {e}") from e
+    if made:  # the live version's file and the one before it (a rollback) stay; older ones go
+        same = sorted((p for p in folder.parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+                       and p.name.rsplit("-", 2)[-2:-1] == [weights]),
+                      key=lambda p: (p == folder, p.stat().st_mtime), reverse=True)
+        for old in same[KEEP_MERGED:]:
+            shutil.rmtree(old, ignore_errors=True)
     return folder / "model.gguf"
