@@ -309,10 +309,12 @@ def phase_install() -> None:
 
 
 def phase_imports() -> None:
-    """Import everything the runs need, so a missing wheel shows in the first call, not mid-run."""
+    """Import everything the runs need, so a missing wheel shows in the first call, not mid-run (the OpenAI
+    client's transport imports its TLS module only at the first request: imported here by name)."""
     code = ("import agent.graph, agent.factory, finetune.bootstrap, finetune.full, agent.models.local, "
             "feedback_store.pool, ui.cli_agent, ui.cli_bootstrap; from trl import TrlParser, SFTConfig; "
-            "import openai, fastapi, uvicorn; from transformers.utils import is_serve_available; "
+            "import openai, fastapi, uvicorn, httpcore2._ssl; "
+            "from transformers.utils import is_serve_available; "
             "assert is_serve_available(), 'transformers serve lacks a package'; "
             "print('imports ok')")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_for("movies"), check=True)

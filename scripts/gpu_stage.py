@@ -72,6 +72,9 @@ WHEELS = [
     "brotli",
     "httpx2",
     "httpcore2",
+    # httpcore2's TLS context imports it when the escalation's OpenAI client makes its first request (found
+    # by cascade:movies on 2026-12-03: the `imports` phase does not open a connection)
+    "truststore",
     "langchain-protocol",
     "opentelemetry-api",
     "websockets",
