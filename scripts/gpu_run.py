@@ -136,6 +136,13 @@ Next round, every call right after the one before: install imports, part0, model
 trainablate:countries`` (the generator's newest frames, measured), ``gpart:2`` … ``:5``, Gemma ``model2 fork
 train:movies`` (budget_s=200), ``GPU_RUN_LIMIT=100 cascade:movies``;
 ``latency:movies`` if 10 minutes are left.
+Round 9 (2026-12-03, 28 min held, no start refused) ran that sequence with the gpart and bring calls
+paired (``gpart:k bring:movies:k``: the parts go up while the model comes down), up to ``cascade:movies``
+(which failed once on a missing ``truststore``, staged since), then both bases' movies ``ablateall`` and a
+110-s ``latency:movies``; ``gpart:1 trainablate:countries`` did not fit. Next round: install imports, part0,
+model setup, ``index train:countries`` (the ``relcompare`` frame, unmeasured), ``trainablate:northwind``
+(today's code on northwind, last run in round 3), GPU_RUN_LATENCY_ADAPTER=active ``latency:movies`` (a
+bootstrapped model).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -682,7 +689,8 @@ def phase_latency(graph: str = "movies") -> None:
     began = time.perf_counter()
     n = int(DRY.get("limit", "100"))
     warmup = 2
-    adapter = "shipped" if BASE == DEFAULT_BASE else "active"
+    # GPU_RUN_LATENCY_ADAPTER=active: the home's live, bootstrapped model for the default base (after train:G)
+    adapter = os.environ.get("GPU_RUN_LATENCY_ADAPTER") or ("shipped" if BASE == DEFAULT_BASE else "active")
     out = OUT / f"latency-{tag(graph)}.json"
     questions = OUT / f"latency-{tag(graph)}-questions.jsonl"
     lines = [x for x in DEV[graph].read_text().splitlines() if x.strip()]
