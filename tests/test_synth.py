@@ -406,15 +406,21 @@ def test_compare_across_nodes_and_arithmetic_on_the_demo_graph(demo, demo_pairs)
     for construct in ("frame:compare", "compare:than", "compare:difference", "compare:ratio"):
         assert cov[construct] > 0, f"{construct} never kept:\n{report.table()}"
     assert cov["cross_node_comparison"] == cov["compare:than"]
-    assert cov["arithmetic"] == cov["compare:difference"] + cov["compare:ratio"]
+    assert cov["arithmetic"] == cov["compare:difference"] + cov["compare:ratio"] + cov["compare:rank"]
     named = r"^MATCH \((\w+):(\w+) \{\w+: (.+)\}\)"  # the anchor, written first by its stored key value
     shapes = {
         "than": re.compile(named + r", \((\w+):\2\) WHERE (toFloat\()?\4\.(\w+)\)? [<>=] "),
         "difference": re.compile(named + r", \((\w+):\2 \{\w+: (.+)\}\) RETURN .*\.(\w+)\)? - "),
         "ratio": re.compile(named + r" RETURN (toFloat\()?\1\.(\w+)\)? / "),
     }
+    ranked = re.compile(
+        r"^MATCH \((\w+):\w+\) WHERE .* RETURN \1\.\w+, .* / .* AS (\w+) ORDER BY \2( DESC)? LIMIT"
+    )
     for p in pairs:
         kind = next(f.split(":")[1] for f in p.features if f.startswith("compare:"))
+        if kind == "rank":  # no named node: every one ranked by a ratio (test_entities_ranked_by_a_ratio)
+            assert ranked.search(p.cypher) and len(demo.query(p.cypher, timeout_s=10).rows) == p.row_count, p
+            continue
         m = shapes[kind].search(p.cypher)
         assert m, p
         anchor = m.group(3).strip("'\"")
@@ -554,6 +560,71 @@ def test_adjacency_is_said_as_neighbours(scratch_graph):
     pairs, _ = generate_pairs(scratch_graph, 600, seed=6, frames=["count", "having", "list", "relcompare"])
     assert any("KNOWS" in p.cypher for p in pairs)
     assert not any(re.search(r"neighbou?r", p.question) for p in pairs)
+
+
+def test_has_x_is_said_as_the_x_of(scratch_graph):
+    """A ``HAS_X`` type says what its end node is to its start: "the capitals of Land 3", "capital towns" /
+    "capitals", "lands whose capital is Town 2-0", "towns that are not capitals" — never "Which
+    towns does Land 3 have capital?" or "towns that no land has capital"; "capital" only where the query goes
+    through HAS_CAPITAL, and the queries run as before (the wording is the renderer's, the query the
+    grammar's)."""
+    from finetune.synth.render import owned_noun
+
+    _atlas(scratch_graph)
+    pairs, report = generate_pairs(
+        scratch_graph, 900, seed=5, frames=["list", "props", "count", "first", "top"], paraphrases=2
+    )
+    through = [p for p in pairs if "HAS_CAPITAL" in p.cypher]
+    assert through, report.table()
+    said = " | ".join(p.question for p in through)
+    asked = [p for p in through if re.search(r"\bcapitals? of\b", p.question)]
+    assert asked, said
+    for p in asked:  # "the capital(s) of Land 3": the named land is the one that has it
+        named = re.search(r"\(\w+:Land \{name: '(Land \d+)'\}\)-\[:HAS_CAPITAL\]->", p.cypher)
+        assert named is None or named.group(1) in p.question, p
+    assert re.search(r"\bcapital towns?\b|\bcapitals\b", said), said
+    assert re.search(r"\bwhose capital is\b| as (their|its) capital\b", said), said
+    assert not re.search(
+        r"\b(does|do) (the land (named |called )?)?['\"]?Land \d+['\"]? have capital\b"
+        r"|\b(no|one) land has capital\b",
+        said,
+    ), said
+    for p in pairs:
+        if re.search(r"\bcapitals?\b", p.question):
+            assert "HAS_CAPITAL" in p.cypher, p
+    for p in through[::5]:
+        assert len(scratch_graph.query(p.cypher, timeout_s=10).rows) == p.row_count, p
+    # only HAS_X whose X is not the end label's own noun, and no other type
+    profile = profile_graph(scratch_graph)
+    nouns = {r.type: owned_noun(r) for r in profile.rels}
+    assert nouns["HAS_CAPITAL"] == "capital"
+    assert all(nouns[t] is None for t in ("IN_LAND", "BORDERS", "SPEAKS")), nouns
+
+
+def test_entities_ranked_by_a_ratio(scratch_graph):
+    """The compare frame ranks every node by a ratio of two of its measures, the ratio beside each ("What are
+    the 3 most densely populated lands, and what is their population density?"), dividing only where the
+    divisor is above zero; each query runs again with the rows it was kept with."""
+    from agent.core.cypher_text import same_result as results_match
+
+    _atlas(scratch_graph)
+    pairs, report = generate_pairs(scratch_graph, 300, seed=2, frames=["compare"], paraphrases=2)
+    ranked = [p for p in pairs if "compare:rank" in p.features]
+    assert ranked and report.coverage["order_by_arithmetic"] > 0, report.table()
+    shape = re.compile(
+        r"^MATCH \((\w+):Land\) WHERE \1\.(area|population) > 0( AND [^R]+)? RETURN \1\.name, "
+        r"toFloat\(\1\.(population|area)\) / \1\.\2 AS (\w+) ORDER BY \5( DESC)? LIMIT \d+$"
+    )
+    for p in ranked:
+        assert shape.match(p.cypher), p.cypher
+        assert re.search(r"\bper\b|\bratio\b|\bdensity\b|densely", p.question), p
+        assert not re.search(r"toFloat|density\b.*ORDER|\bAS\b|_", p.question), p
+        again = scratch_graph.query(p.cypher, timeout_s=10)
+        assert len(again.rows) == p.row_count and len(again.rows[0]) == 2, p
+        assert results_match(again.rows, scratch_graph.query(p.cypher, timeout_s=10).rows), p
+    said = " | ".join(p.question for p in ranked)
+    assert re.search(r"population density|densely populated", said), said
+    assert any("AS density ORDER BY density DESC" in p.cypher for p in ranked), [p.cypher for p in ranked]
 
 
 def test_relcompare_on_the_demo_graph_and_nothing_forced(demo, demo_pairs):

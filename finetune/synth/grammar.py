@@ -62,10 +62,13 @@ about 2 % of draws) is what 5 of the 46 questions of the handwritten countries s
 generated pair had: a comparison with a named node, a difference or a ratio of numeric properties.
 ``relcompare`` (added 2026-12-03 with weight 2) is the rest of those five: a comparison with a *related*
 node's value, a share of a related node's measure and counts of relationships compared."""
-COMPARE_KINDS = {"than": 0.6, "difference": 0.2, "ratio": 0.2}
+COMPARE_KINDS = {"than": 0.5, "difference": 0.15, "ratio": 0.15, "rank": 0.2}
 """What a ``compare`` frame asks: entities whose measure is above / below / the same as a named one's
-(``than``, a quarter of them counted), the difference of one measure between two named entities, or the
-ratio of two measures of one named entity."""
+(``than``, a quarter of them counted), the difference of one measure between two named entities, the
+ratio of two measures of one named entity, or the entities ranked by that ratio (``rank``: "the 5 countries
+with the highest population per area", the ratio beside each; added 2026-12-03: the countries tune half's
+"5 most densely populated countries" was wrong in every round, and no generated pair ordered by arithmetic).
+Until then 0.6 / 0.2 / 0.2 / 0."""
 
 RELCOMPARE_KINDS = {"than": 0.4, "share": 0.25, "degree": 0.35}
 """What a ``relcompare`` frame asks: entities whose measure is above / below a related entity's of the same
@@ -149,7 +152,7 @@ def _comparable(label: Label, kind: str) -> list[Prop]:
     props = [
         p for p in label.usable("number", "numtext") if not set(p.words.lower().split()) & CODE_WORDS
     ]
-    if kind != "ratio":
+    if kind not in ("ratio", "rank"):
         return props
     return [
         p
@@ -262,6 +265,8 @@ class Compare:
                 the last with ``AND f <> a``)
     difference: ``RETURN a.p - b.p`` — nodes 0 and 1 both named, node 0's value the larger
     ratio:      ``RETURN a.p / a.other`` — two measures of the named node 0
+    rank:       ``WHERE f.other > 0 RETURN f.key, f.p / f.other AS r ORDER BY r DESC LIMIT k`` — every node
+                ranked by that ratio (``order`` "agg": the ratio is the last column, as ``tie_probe`` needs)
     """
 
     kind: str
@@ -357,7 +362,8 @@ class Query:
         if self.group:
             out.append("group_by")
         if self.order is not None:
-            out.append("order_by_" + ("aggregate" if self.order == "agg" else "property"))
+            kind = "arithmetic" if self.compare else "aggregate" if self.order == "agg" else "property"
+            out.append("order_by_" + kind)
         if self.limit:
             out.append("limit")
         if self.having:
@@ -596,6 +602,9 @@ def _prefer_reverse(q: Query, start: int, hop_ids: list[int]) -> bool:
 
 def _where(q: Query) -> str:
     conds = [_filter_expr(q, f) for f in q.filters if not f.inline]
+    if q.compare is not None and q.compare.kind == "rank":  # no division by zero
+        assert q.compare.other is not None
+        conds.insert(0, f"{_numeric(q, Ref('node', 0, q.compare.other))} > 0")
     if q.compare is not None and q.compare.kind == "than":
         p = q.compare.prop
         conds.insert(0, f"{_numeric(q, Ref('node', 0, p))} {q.compare.op} {_numeric(q, Ref('node', 1, p))}")
@@ -643,7 +652,21 @@ def _compare_cypher(q: Query) -> str:
     if all(p.kind == "number" and all(isinstance(v, int) for v in p.values[:200]) for p in (c.prop, c.other)):
         # integer / integer truncates in Cypher
         left = f"toFloat({left})"
+    if c.kind == "rank":
+        alias = ratio_alias(c.prop, c.other)
+        return (
+            text
+            + f" RETURN {expr(q, Ref('node', 0))}, {left} / {right} AS {alias}"
+            + f" ORDER BY {alias}{' DESC' if q.desc else ''} LIMIT {q.limit}"
+        )
     return text + f" RETURN {left} / {right}"
+
+
+def ratio_alias(p: Prop, other: Prop) -> str:
+    """``density`` for a measure per area (as people name it), else ``populationPerArea``."""
+    if other.words.lower() == "area":
+        return "density"
+    return p.name[:1].lower() + p.name[1:] + "Per" + other.name[:1].upper() + other.name[1:]
 
 
 def _degree(q: Query, i: int) -> str:
@@ -1372,7 +1395,7 @@ class Sampler:
             if lab.key is not None
             and lab.key.kind == "key"
             and lab.unique_keys
-            and len(_comparable(lab, kind)) >= (2 if kind == "ratio" else 1)
+            and len(_comparable(lab, kind)) >= (2 if kind in ("ratio", "rank") else 1)
         ]
         if not labels:
             return None
@@ -1387,6 +1410,17 @@ class Sampler:
         if len(named) < 2:
             return None
         q = Query("compare", [Node(lab, lab.var, 0)], style="key")
+        if kind == "rank":  # every node with a non-zero divisor, ordered by the ratio, the ratio shown
+            q.nodes[0].id = rng.choice(named)[0]
+            q.compare = Compare("rank", p, "/", rng.choice([x for x in props if x is not p]))
+            q.order, q.desc, q.limit = "agg", rng.random() < 0.75, rng.choice((1, *ROW_LIMITS))
+            if rng.random() < 0.3:  # "… among countries in …"
+                f = self._filter_on(q, "node", 0)
+                if f is not None and f.prop not in (p, q.compare.other, lab.key):
+                    q.filters.append(f)
+                    if q.pinned(0):  # one node ranked: no ranking
+                        q.filters.pop()
+            return q
         if kind == "ratio":
             other = rng.choice([x for x in props if x is not p])
             named = [

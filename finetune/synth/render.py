@@ -31,8 +31,8 @@ from finetune.synth.english import (
     say_month,
     say_num,
 )
-from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref, _some_end
-from finetune.synth.profile import Prop
+from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref, _bare, _some_end
+from finetune.synth.profile import Prop, Rel
 
 AGG_WORDS = {
     "avg": ["average", "average", "mean"],
@@ -56,6 +56,32 @@ them: until 2026-12-03 every number was said in digits (1,031 of 20,000 countrie
 million, none in words), and a model trained on them wrote the wrong power of ten for such words."""
 
 
+OWNED_P = 0.6
+"""How often a node at the end of a ``HAS_X`` type is said as the X of the node that has it ("the capital of
+Australia", "capital cities", "capitals of countries in Africa") rather than by its label's noun and the verb
+("the cities that Australia has capital"). Until 2026-12-03 it never was (of 1,417 countries pairs through
+``HAS_CAPITAL``, "capital of" only in the relcompare frame), and the round-8 model, asked "What is the capital
+of Australia?", returned Australia; 4 of the 34 questions it got wrong in the countries tune half say
+"capital" that way."""
+
+
+def owned_noun(rel: Rel) -> str | None:
+    """What the end node of a ``HAS_X`` type is to its start node: "capital" for
+    (Country)-[:HAS_CAPITAL]->(City); None for any other type, or where X is the end label's own noun
+    (HAS_GENRE to :Genre says "genre" anyway)."""
+    v = rel.verb
+    if v.copula or not v.base.startswith("have "):
+        return None
+    x = v.base[5:]
+    end = rel.end.noun
+    return None if x in (end.singular, end.plural) else x
+
+
+def _functional(h: Hop) -> bool:
+    """Each start node has at most one such relationship in the sample (a country's one capital)."""
+    return all(len(edges) <= 1 for edges in h.rel.out.values())
+
+
 _A_WORD = re.compile(r"\b([Aa]) ([AEIOUaeiou][\w-]*|[A-Z]{2,}\b)")
 
 
@@ -69,6 +95,7 @@ class Renderer:
     def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
         self._nouns: dict[int, Noun] = {}
+        self._owned: dict[int, bool] = {}
 
     # --- small choices ---------------------------------------------------------------------------
     def pick(self, options: list[str]) -> str:
@@ -179,7 +206,13 @@ class Renderer:
                 if e.node == i:
                     post.append(self.exists_phrase(q, e, plural_))
         role = next((j for j in q.children(i) if j in q.role_hops and j != skip_hop), None)
-        if role is not None:  # "directors (of movies released after 2000)" for "people who directed …"
+        owned = self._owned_hop(q, i, skip_hop) if role is None else None
+        if owned is not None:  # "capitals of countries in Africa", not "cities that countries … have capital"
+            n, of = self._owned_np(q, owned, plural_)
+            if of:
+                post.insert(0, of)
+            role = owned  # said: no relative clause for it below
+        elif role is not None:  # "directors (of movies released after 2000)" for "people who directed …"
             n = hop_role(q.hops[role].rel.type, q.hops[role].rel.verb, q.hops[role].rel.self_loop) or n
             c = q.hops[role].child
             bare = not (
@@ -203,6 +236,34 @@ class Renderer:
         text = " ".join(x for x in [det, head, self._join(post)] if x)
         return text
 
+    def _owned_hop(self, q: Query, i: int, skip_hop: int | None) -> int | None:
+        """A hop into node ``i`` from the node that has it (``HAS_X``), said as X ("capital") with OWNED_P
+        (drawn once per question and hop, so every mention of the node reads alike)."""
+        for j in q.children(i):
+            h = q.hops[j]
+            if j == skip_hop or h.outward or owned_noun(h.rel) is None:
+                continue
+            if j not in self._owned:
+                self._owned[j] = self.rng.random() < OWNED_P
+            if self._owned[j]:
+                return j
+        return None
+
+    def _owned_np(self, q: Query, j: int, plural_: bool) -> tuple[Noun, str]:
+        """(the noun, its "of …" phrase) for the end of hop ``j`` said as X: "capital" + "of Australia",
+        "capitals" + "of countries that …", with a bare owner "capital cities" / "capitals" and no phrase."""
+        h = q.hops[j]
+        x = owned_noun(h.rel)
+        assert x is not None
+        c = h.child
+        if q.anchored(c) is not None:
+            return Noun(x, plural(x)), "of " + self.anchor(q, c)
+        if _bare(q, c) and not any(e.node == c for e in q.exists):
+            base = self.noun(q, h.parent)
+            word = self.pick([x, f"{x} {base.singular}"])
+            return Noun(word, plural(word), base.person), ""
+        return Noun(x, plural(x)), "of " + self.np(q, c, plural_=True) + self.hop_filters(q, j)
+
     def _join(self, parts: list[str]) -> str:
         if len(parts) <= 1:
             return "".join(parts)
@@ -224,6 +285,9 @@ class Renderer:
                 return self.pick([f"neighbouring {other}{tail}", f"{parent.rel} {are} {other}{tail}"])
             one = article(self.np(q, h.child, plural_=False))
             return f"{parent.rel} {'have' if parent_plural else 'has'} {one} as a neighbour{tail}"
+        x = owned_noun(h.rel)
+        if h.outward and x is not None and self.rng.random() < OWNED_P:
+            return self._owner_clause(q, j, x, parent_plural) + tail
         if h.outward:
             one = q.anchored(h.child) is None and self.rng.random() < 0.3
             other = self.np(q, h.child, plural_=not one)
@@ -237,6 +301,27 @@ class Renderer:
             return f"{v.passive} {other}{tail}"
         return f"that {other} {v.finite(not child_anchor)}{tail}"
 
+    def _owner_clause(self, q: Query, j: int, x: str, parent_plural: bool) -> str:
+        """The node that has the X, said by it: "whose capital is Canberra", "with Canberra as their capital",
+        "with a capital", "whose capital is a city with a population above 2 million"."""
+        h = q.hops[j]
+        parent = self.noun(q, h.parent)
+        have = "have" if parent_plural else "has"
+        their = "their" if parent_plural else "its"
+        c = h.child
+        if q.anchored(c) is not None:
+            other = self.anchor(q, c)
+            return self.pick(
+                [
+                    f"whose {x} is {other}",
+                    f"with {other} as {their} {x}",
+                    f"{parent.rel} {have} {other} as {their} {x}",
+                ]
+            )
+        if _bare(q, c) and not any(e.node == c for e in q.exists):
+            return self.pick([f"with {article(x)}", f"{parent.rel} {have} {article(x)}"])
+        return f"whose {x} is {article(self.np(q, c, plural_=False))}"
+
     def hop_filters(self, q: Query, j: int) -> str:
         fs = [f for f in q.filters if f.on == "hop" and f.index == j]
         if not fs:
@@ -247,6 +332,9 @@ class Renderer:
         n = q.nodes[e.node].label.noun
         other = (e.rel.end if e.outward else e.rel.start).noun
         v = e.rel.verb
+        x = owned_noun(e.rel)
+        if x is not None:  # "without a capital", "that are not capitals", not "that no country has capital"
+            return self._owned_exists(e, x, n, other, plural_)
         if e.outward:
             if e.negated:
                 return self.pick(
@@ -273,6 +361,22 @@ class Renderer:
         if v.passive:
             opts.append(f"that {'have' if plural_ else 'has'} been {v.passive} at least one {other.singular}")
         return self.pick(opts)
+
+    def _owned_exists(self, e: Exists, x: str, n: Noun, other: Noun, plural_: bool) -> str:
+        """A ``HAS_X`` relationship present or absent, said by X: "with a capital" / "that have no capital"
+        for its start, "that are capitals" / "that are not the capital of any country" for its end."""
+        have, are = ("have", "are") if plural_ else ("has", "is")
+        xs = plural(x) if plural_ else article(x)
+        if e.outward:
+            if e.negated:
+                return self.pick([f"without {article(x)}", f"with no {x}", f"{n.rel} {have} no {x}"])
+            return self.pick([f"with {article(x)}", f"{n.rel} {have} {article(x)}"])
+        if e.negated:
+            return self.pick(
+                [f"{n.rel} {are} not {xs}", f"{n.rel} {are} not the {x} of any {other.singular}",
+                 f"{n.rel} {are} no {other.singular}'s {x}"]
+            )
+        return self.pick([f"{n.rel} {are} {xs}", f"{n.rel} {are} the {x} of some {other.singular}"])
 
     def filter_phrase(self, f: Filter, plural_: bool) -> tuple[str, str]:
         """(pre-modifier, post-modifier) for a filter; one of them is empty."""
@@ -513,6 +617,7 @@ class Renderer:
     # --- frames --------------------------------------------------------------------------------------------
     def question(self, q: Query) -> str:
         self._nouns = {}
+        self._owned = {}
         text = getattr(self, f"_q_{q.frame}")(q)
         text = cap(_A_WORD.sub(_an, text))
         if self.rng.random() < 0.04:
@@ -539,6 +644,15 @@ class Renderer:
         h = q.hops[j]
         v: Verb = h.rel.verb
         tail = self.hop_filters(q, j)
+        x = owned_noun(h.rel)
+        if x is not None and not h.outward:  # "Which cities are the capital of Australia?", not "does … have"
+            anchor = q.anchored(h.child) is not None
+            other = self.np(q, h.child, plural_=not anchor)
+            are = "are" if head.startswith(("Which", "How many")) else "is"
+            return f"{head} {are} the {x} of {other}{tail}"
+        if x is not None and q.anchored(h.child) is not None and self.rng.random() < OWNED_P:
+            other = self.anchor(q, h.child)  # "Which countries have Canberra as their capital?"
+            return f"{head} {'have' if not head.startswith('Who') else 'has'} {other} as their {x}{tail}"
         if h.outward:
             other = self.np(q, h.child)
             return f"{head} {v.finite(True) if not head.startswith('Who') else v.finite(False)} {other}{tail}"
@@ -610,6 +724,9 @@ class Renderer:
         )
 
     def _q_list(self, q: Query) -> str:
+        owner = self._owner_lookup(q)
+        if owner is not None:
+            return owner
         j = self._main_hop(q) if q.opener in ("which",) else None
         if j is not None:
             n = self.noun(q, 0)
@@ -621,6 +738,29 @@ class Renderer:
             text = self._verb_question(q, j, head) + "?"
             return self._with_extra(q, text)
         return self._with_extra(q, self._entity_opener(q, self.np(q, 0)))
+
+    def _owner_lookup(self, q: Query) -> str | None:
+        """ "What is the capital of Australia?": the one X that a named node has (``HAS_X``, at most one per
+        node), asked as people ask it; None where the query is anything more."""
+        hops = q.children(0)
+        if len(hops) != 1 or self._has_mods(q, 0) or len(q.returns) > 1:
+            return None
+        h = q.hops[hops[0]]
+        x = owned_noun(h.rel)
+        if x is None or h.outward or q.anchored(h.child) is None or not _functional(h):
+            return None
+        if self.rng.random() >= OWNED_P:
+            return None
+        owner = self.anchor(q, h.child)
+        n = self.noun(q, 0)
+        opts = [f"What is the {x} of {owner}?", f"Which {n.singular} is the {x} of {owner}?"]
+        if not owner.startswith(("the ", "'", '"')):
+            opts.append(f"What is {owner}'s {x}?")
+        if q.style == "key":
+            opts.append(f"Name the {x} of {owner}.")
+        else:
+            opts = opts[1:2] + [f"Show the {x} of {owner}.", f"Find the {x} of {owner}."]
+        return self.pick(opts)
 
     def _has_mods(self, q: Query, i: int) -> bool:
         return (
@@ -1165,12 +1305,49 @@ class Renderer:
         finally:
             q.hops = saved
 
+    def _q_ratio_rank(self, q: Query) -> str:
+        """ "Which 5 countries have the highest population per area, and what is it?", "What are the 3 most
+        densely populated countries and their population density?": entities ranked by a ratio of two of
+        their measures, the ratio shown beside each."""
+        c = q.compare
+        assert c is not None and c.other is not None
+        pn, on = c.prop.words, c.other.words
+        k = q.limit or 1
+        hi = "highest" if q.desc else "lowest"
+        names = [f"{pn} per {on}", f"ratio of {pn} to {on}", f"{pn} per unit of {on}"]
+        if on.lower() == "area":  # "population density", as people say a measure per area
+            names += [f"{pn} density"] * 2
+        x = self.pick(names)
+        show = self.pick(["and what is it", f"showing the {x}", "with the value"])
+        if k == 1:
+            np_sing = self.np(q, 0, plural_=False)
+            opts = [
+                f"Which {np_sing} has the {hi} {x}, {show}?",
+                f"What is the {np_sing} with the {hi} {x}, and its value?",
+                f"Find the {np_sing} with the {hi} {x} and show that value.",
+            ]
+        else:
+            np_text = self.np(q, 0)
+            low = "" if q.desc else " (lowest first)"
+            opts = [
+                f"Which {k} {np_text} have the {hi} {x}, {show}?",
+                f"What are the top {k} {np_text} by {x}{low}, with their {x}?",
+                f"List the {k} {np_text} with the {hi} {x} and their {x}.",
+                f"Rank the {np_text} by {x}{low} and give the first {k} with their values.",
+            ]
+            if c.prop.words.lower() == "population" and on.lower() == "area":
+                most = "most" if q.desc else "least"
+                opts.append(f"What are the {k} {most} densely populated {np_text}, and what is their {x}?")
+        return self.pick(opts)
+
     def _q_compare(self, q: Query) -> str:
         """ "Which countries have a larger population than Germany?", "How much larger is the area of France
         than that of Spain?", "What is the population per area of Japan?"."""
         c = q.compare
         assert c is not None
         pn = self.pname(c.prop)
+        if c.kind == "rank":
+            return self._q_ratio_rank(q)
         a = self.anchor(q, 0 if c.kind != "than" else 1)
         if c.kind == "ratio":
             assert c.other is not None

@@ -151,7 +151,8 @@ class Checker:
             return None, "too_many_rows", 0, n[0]
         if says_nothing(res.rows):
             return None, "no_information", 0, n[0]
-        if q.limit and len(res.rows) < q.limit and q.frame in ("top", "first") and q.limit > 1:
+        ranked = q.frame in ("top", "first") or (q.compare is not None and q.compare.kind == "rank")
+        if q.limit and len(res.rows) < q.limit and ranked and q.limit > 1:
             return None, "fewer_than_limit", 0, n[0]
         if q.order is not None and q.limit:
             probe = tie_probe(q)
