@@ -1388,17 +1388,23 @@ class Sampler:
         """A measure compared with a named entity's ("Which countries have a larger population than
         Germany?"), its difference between two named entities, or the ratio of two measures of one."""
         rng = self.rng
-        kind = rng.choices(list(COMPARE_KINDS), weights=list(COMPARE_KINDS.values()))[0]
-        labels = [
-            lab
-            for lab in self.labels
-            if lab.key is not None
-            and lab.key.kind == "key"
-            and lab.unique_keys
-            and len(_comparable(lab, kind)) >= (2 if kind in ("ratio", "rank") else 1)
-        ]
-        if not labels:
+
+        def fitting(kind: str) -> list[Label]:
+            return [
+                lab
+                for lab in self.labels
+                if lab.key is not None
+                and lab.key.kind == "key"
+                and lab.unique_keys
+                and len(_comparable(lab, kind)) >= (2 if kind in ("ratio", "rank") else 1)
+            ]
+
+        # the kinds this graph can ask (movies has years only: no ratio, no ranking by one)
+        kinds = {k: w for k, w in COMPARE_KINDS.items() if fitting(k)}
+        if not kinds:
             return None
+        kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
+        labels = fitting(kind)
         lab = rng.choice(labels)
         props = _comparable(lab, kind)
         p = rng.choice(props)
