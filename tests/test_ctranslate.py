@@ -259,14 +259,23 @@ def test_a_failed_conversion_leaves_the_promotion_and_auto_answers_from_the_merg
 
 
 @needs_ct2
-def test_auto_picks_ctranslate2_on_a_cpu(settings):
+def test_auto_picks_ctranslate2_on_a_cpu_where_llama_cpp_does_not_serve(settings, tmp_path, monkeypatch):
+    """On a CPU ``auto`` serves a Llama base through llama.cpp (tests/test_xllamacpp.py); a base llama.cpp
+    does not serve (a model folder), or any base without xllamacpp, through CTranslate2, with transformers
+    behind it."""
+    from agent.models import llamacpp
     from agent.models.ctranslate import CTranslate2Generator
     from agent.models.factory import FallbackGenerator, make_generator
     from agent.models.local import TransformersGenerator
 
     auto = settings.model_copy(update={"model_backend": "auto"})
+    folder = make_generator(auto.model_copy(update={"device": "cpu", "base_model": str(tmp_path)}))
+    assert isinstance(folder, FallbackGenerator) and isinstance(folder.primary, CTranslate2Generator)
+    real = llamacpp.installed
+    monkeypatch.setattr(llamacpp, "installed", lambda name: name != "xllamacpp" and real(name))
     cpu = make_generator(auto.model_copy(update={"device": "cpu"}))
     assert isinstance(cpu, FallbackGenerator) and isinstance(cpu.primary, CTranslate2Generator)
+    assert cpu.backend == "CTranslate2"
     assert isinstance(make_generator(auto.model_copy(update={"device": "cuda"})), TransformersGenerator)
     assert isinstance(make_generator(auto.model_copy(update={"model_backend": "ctranslate2"})),
                       CTranslate2Generator)

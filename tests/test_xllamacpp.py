@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 from agent_helpers import make_full_model, make_lora_adapter, make_tiny_gguf, make_tiny_model_dir
 
-from agent.core.adapters import write_active
+from agent.core.adapters import read_active, write_active
 from agent.core.errors import ModelError
 from agent.models.base import CypherGenerator, Generation, PromptInput
 from agent.models.factory import make_generator
@@ -109,7 +109,8 @@ def test_drafting_writes_the_same_greedy_replies_in_fewer_passes(settings_for, t
     written without drafting."""
     from agent.models.xllamacpp import XLlamaCppGenerator
 
-    plain = XLlamaCppGenerator(_settings(settings_for, tmp_path / "a", tiny_gguf, max_new_tokens=48))
+    plain = XLlamaCppGenerator(_settings(settings_for, tmp_path / "a", tiny_gguf, max_new_tokens=48,
+                                         llamacpp_draft="none"))
     drafted = XLlamaCppGenerator(_settings(settings_for, tmp_path / "b", tiny_gguf, max_new_tokens=48,
                                            llamacpp_draft=draft, llamacpp_draft_ngram=2,
                                            llamacpp_draft_max=6))
@@ -276,3 +277,129 @@ def test_full_fine_tunes_llama_cpp_cannot_serve_are_refused_in_one_line(tmp_path
     with pytest.raises(ModelError, match="token_embd.weight is .* resized vocabulary"):
         write_full_gguf(other_vocab, tiny_gguf, tmp_path / "llama.gguf")
     assert not list(tmp_path.glob("*.gguf"))
+
+
+# --- the CPU default: ``auto`` serves through llama.cpp, CTranslate2's chain behind it ---------------------
+@needs_xllamacpp
+def test_auto_on_a_cpu_serves_a_llama_base_through_llama_cpp_f32_with_drafting(settings_for, tmp_path,
+                                                                             tiny_gguf):
+    """The CPU default: ``auto`` resolves to llama.cpp for a Llama base, with the field defaults f32 weights
+    and ngram-mod drafting (2 / up to 4), and answers as the explicit ``llamacpp`` backend does."""
+    from agent.models.ctranslate import resolve_backend
+    from agent.models.factory import FallbackGenerator
+    from agent.models.xllamacpp import XLlamaCppGenerator
+
+    s = _settings(settings_for, tmp_path / "h", tiny_gguf, model_backend="auto", device="cpu",
+                  max_new_tokens=24)
+    assert (s.llamacpp_weights, s.llamacpp_draft, s.llamacpp_draft_ngram, s.llamacpp_draft_max) == \
+        ("f32", "ngram-mod", 2, 4)
+    assert resolve_backend(s) == "llamacpp" and s.resolved_candidates() == 1
+    gen = make_generator(s)
+    assert isinstance(gen, FallbackGenerator) and isinstance(gen.primary, XLlamaCppGenerator)
+    replies = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    assert gen.serving() is gen.primary and gen.backend == "llama.cpp" and gen.version == "tiny-llama+base"
+    assert gen.traces[-1].backend == "llamacpp"
+    assert (s.path("models", "gguf-f32")).is_dir()  # the base dequantized to float32, once
+    explicit = make_generator(s.model_copy(update={"model_backend": "llamacpp"}))
+    assert [explicit.generate(p.question, p.schema_text) for p in PROMPTS] == replies
+
+
+@needs_xllamacpp
+def test_auto_answers_from_threads_as_one_at_a_time(settings_for, tmp_path, tiny_gguf):
+    """serve and the UI answer from threads: the one llama.cpp slot is taken in turn (the generator's lock),
+    so replies from four threads at once are those asked one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = _settings(settings_for, tmp_path / "h", tiny_gguf, model_backend="auto", device="cpu",
+                  max_new_tokens=16)
+    gen = make_generator(s)
+    alone = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: gen.generate(PROMPTS[i % 3].question, SCHEMA), range(12)))
+    assert together == [alone[i % 3] for i in range(12)]
+
+
+@needs_xllamacpp
+def test_auto_falls_back_to_ctranslate2_for_a_model_llama_cpp_refuses(settings_for, tmp_path, tiny_gguf,
+                                                                     caplog):
+    """A full fine-tune whose shapes are not its base GGUF's (a resized vocabulary) cannot be written as a
+    GGUF: the promotion prepares it for CTranslate2 instead and the first question is answered there, each
+    with one warning line."""
+    import logging
+
+    from agent.models import ctranslate
+    from finetune.registry import AdapterRegistry
+
+    pytest.importorskip("ctranslate2")
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, model_backend="auto", device="cpu", adapter="active",
+                  max_new_tokens=8, ct2_quantization="float32")
+    resized = make_tiny_model_dir(tmp_path / "resized")  # SmolLM2's whole vocabulary; the GGUF has 1,024
+    version = AdapterRegistry(home).add(resized, {"graph": "shop"})
+    caplog.set_level(logging.WARNING)
+    assert AdapterRegistry(home, s).promote(version) == version
+    ref = read_active(home)
+    assert (ctranslate.converted_dir(s, ref, "float32") / ctranslate.MARKER).is_file()
+    assert any("llama.cpp cannot serve" in r.message and "resized vocabulary" in r.message
+               for r in caplog.records)
+    caplog.clear()
+
+    gen = make_generator(s)
+    assert gen.generate("q?", SCHEMA) == gen.generate("q?", SCHEMA)
+    assert gen.backend == "CTranslate2" and gen.version == f"tiny-llama+{version}"
+    assert gen.traces[-1].backend == "ctranslate2"
+    warned = [r.message for r in caplog.records if "cannot serve" in r.message]
+    assert len(warned) == 1 and "llama.cpp" in warned[0] and "CTranslate2 answers instead" in warned[0]
+
+
+def test_auto_serves_a_gemma_base_or_a_missing_xllamacpp_through_ctranslate2(settings_for, tmp_path,
+                                                                             tiny_gguf, monkeypatch):
+    """What ``auto`` knows before loading anything: Gemma 3 bases (their LoRAs and full fine-tunes llama.cpp
+    refuses), bases that are no GGUF, and an install without xllamacpp go to CTranslate2 (transformers
+    without it) from the start."""
+    from agent.models import llamacpp
+    from agent.models.ctranslate import auto_fallback, resolve_backend
+
+    def auto(**kw):
+        return settings_for(tmp_path, **{"model_backend": "auto", "device": "cpu", **kw})
+
+    assert "Llama bases only" in llamacpp.auto_refusal(auto(base_model="gemma3-270m"))
+    assert resolve_backend(auto(base_model="gemma3-270m")) == auto_fallback()
+    assert "not a GGUF" in llamacpp.auto_refusal(auto(base_model=str(tmp_path / "model-dir")))
+    real = llamacpp.installed
+    monkeypatch.setattr(llamacpp, "installed", lambda name: name != "xllamacpp" and real(name))
+    assert "xllamacpp" in llamacpp.auto_refusal(auto(base_model=str(tiny_gguf)))
+    assert resolve_backend(auto()) == auto_fallback()
+    monkeypatch.setattr(llamacpp, "installed", real)
+    if real("xllamacpp"):
+        assert llamacpp.auto_refusal(auto()) is None and resolve_backend(auto()) == "llamacpp"
+        assert llamacpp.auto_refusal(auto(base_model=str(tiny_gguf))) is None
+    assert resolve_backend(auto(device="cuda")) == "transformers"
+    assert resolve_backend(settings_for(tmp_path, model_backend="ctranslate2")) == "ctranslate2"
+
+
+@needs_xllamacpp
+def test_a_promotion_under_auto_writes_the_llama_cpp_files_ahead(settings_for, tmp_path, tiny_gguf):
+    """Promotion converts a new adapter for the runtime that serves it: under ``auto`` on a CPU the LoRA as a
+    GGUF adapter and the base in float32, so the first question after it only loads."""
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, model_backend="auto", device="cpu", adapter="active")
+    make_lora_adapter(ensure_base_model(s), home / "adapters" / "v0001", seed=1)
+    (home / "adapters" / "v0001" / "meta.json").write_text('{"version": "v0001"}')
+    assert AdapterRegistry(home, s).promote("v0001") == "v0001"
+    assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()
+    assert list((home / "models" / "gguf-f32").glob("*/model.gguf"))
+    assert not (home / "models" / "ct2").exists()  # nothing written for a backend that does not serve
+
+
+def test_llama_cpp_threads_are_capped_at_the_usable_cores(monkeypatch):
+    import os
+
+    from agent.models.xllamacpp import usable_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    assert (usable_threads(2), usable_threads(8), usable_threads(1), usable_threads(0)) == (2, 2, 1, 0)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    assert usable_threads(2) == 1

@@ -37,9 +37,14 @@ from ui.cli_ask import add_common, open_feedback_store, parse_common, set_librar
 
 # --- warm -----------------------------------------------------------------------------------------
 def _backend_label(settings: Settings) -> str:
-    """The backend that serves, e.g. ``auto: ctranslate2 float32``."""
+    """The backend that serves, e.g. ``auto: llamacpp f32 + ngram-mod`` or ``auto: ctranslate2 float32``."""
     backend = resolve_backend(settings)
-    label = f"{backend} {settings.ct2_quantization}" if backend == "ctranslate2" else backend
+    label = backend
+    if backend == "ctranslate2":
+        label = f"{backend} {settings.ct2_quantization}"
+    elif backend == "llamacpp":
+        draft = f" + {settings.llamacpp_draft}" if settings.llamacpp_draft != "none" else ""
+        label = f"{backend} {settings.llamacpp_weights}{draft}"
     return f"auto: {label}" if settings.model_backend == "auto" else label
 
 

@@ -126,10 +126,11 @@ class Settings(BaseSettings):
     # --- model -------------------------------------------------------------------------
     model_backend: ModelBackend = Field(
         "auto",
-        description="auto (ctranslate2 on a CPU, transformers on a GPU; transformers when ctranslate2 is "
-                    "missing or cannot convert the model), ctranslate2 (local, the adapter merged), "
-                    "transformers (local + PEFT), llamacpp (GGUF through llama.cpp, optional extra) "
-                    "or openai (any OpenAI-compatible server).",
+        description="auto (on a CPU llamacpp through xllamacpp, f32 weights and ngram-mod drafting, for a "
+                    "Llama base such as the default SmolLM2, else ctranslate2; transformers on a GPU; a "
+                    "model llama.cpp refuses or cannot convert falls back to ctranslate2, then transformers, "
+                    "one log line each), ctranslate2 (local, the adapter merged), transformers (local + "
+                    "PEFT), llamacpp (GGUF through llama.cpp) or openai (any OpenAI-compatible server).",
     )
     ct2_quantization: Literal["int8", "int8_float32", "int16", "float32"] = Field(
         "float32",
@@ -146,29 +147,33 @@ class Settings(BaseSettings):
                     "(docs/BENCHMARKS.md 5b).",
     )
     llamacpp_threads: int = Field(
-        1,
+        2,
         ge=0,
-        description="Threads of one llamacpp generation (0: llama.cpp's default, one per core). 1 by "
-                    "default, as ct2_threads: on a 2-core machine shared with other work, threads that wait "
-                    "on each other lose more than they gain (docs/BENCHMARKS.md 5b).",
+        description="Threads of one llamacpp generation, at most the cores this process may use (0: "
+                    "llama.cpp's default, one per core). 2 by default: the CPU default's p50 of 840 ms on 2 "
+                    "cores was measured with 2 (docs/BENCHMARKS.md 5b); on a machine shared with other "
+                    "work, 1 (threads that wait on each other lose more than they gain there).",
     )
     llamacpp_weights: Literal["gguf", "f16", "f32"] = Field(
-        "gguf",
-        description="Weights of the llamacpp backend (xllamacpp): gguf, the base GGUF as it is (SmolLM2: "
-                    "Q4_1, fastest, but other replies than transformers' on ~4 questions in 10), or f16 / "
-                    "f32, the GGUF dequantized to float16 / float32 once under <home>/models/gguf-f16/ or "
-                    "gguf-f32/ (f32: the weights transformers computes with; docs/BENCHMARKS.md 5b). A full "
+        "f32",
+        description="Weights of the llamacpp backend (xllamacpp): f32 (default), the base GGUF dequantized "
+                    "to float32 once under <home>/models/gguf-f32/ (540 MB for SmolLM2), the weights "
+                    "transformers computes with (transformers' replies on 96-100 of 100 questions); f16, "
+                    "the same in float16 (93 of 100); or gguf, the base GGUF as it is (SmolLM2: Q4_1, "
+                    "fastest per step, but other replies than transformers' on ~4 questions in 10; "
+                    "docs/BENCHMARKS.md 5b). A full "
                     "fine-tune is written in float32 under f32, else float16 (<home>/models/gguf-full/).",
     )
     llamacpp_draft: Literal["none", "ngram-simple", "ngram-map-k", "ngram-mod"] = Field(
-        "none",
+        "ngram-mod",
         description="Exact drafting in the llamacpp backend (xllamacpp): llama.cpp's n-gram speculative "
                     "decoding, no draft model. Drafted tokens are checked in one forward pass and greedy "
                     "replies keep the model's own tokens. ngram-simple / ngram-map-k: when the last "
                     "llamacpp_draft_ngram tokens occur earlier in the prompt or the reply (a label, a "
                     "property, a name), draft what followed them; ngram-mod: one table n-gram -> next token "
                     "kept across questions (the prompts' and earlier replies' tokens), so Cypher's own "
-                    "patterns are drafted too (docs/BENCHMARKS.md 5b). none: off.",
+                    "patterns are drafted too; the default: 2.2x fewer decoding passes, ~1.3x faster a "
+                    "question, the same greedy replies but near-ties (docs/BENCHMARKS.md 5b). none: off.",
     )
     llamacpp_draft_ngram: int = Field(
         2, ge=1, le=16,
@@ -176,8 +181,10 @@ class Settings(BaseSettings):
                     "(ngram-mod: the n-gram length of its table).",
     )
     llamacpp_draft_max: int = Field(
-        8, ge=1, le=64,
-        description="Most tokens llamacpp_draft drafts at once (each checked in the same forward pass).",
+        4, ge=1, le=64,
+        description="Most tokens llamacpp_draft drafts at once (each checked in the same forward pass). 4: "
+                    "longer drafts are wrong more often and each drafted token costs ~1/4 of a decoding "
+                    "pass on a CPU (ngram-mod up to 8 was slower than up to 4; docs/BENCHMARKS.md 5b).",
     )
     llamacpp_draft_min: int = Field(
         2, ge=1, le=64,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.adapters import AdapterRef
-from agent.core.errors import ModelError, PromptOverWindow
+from agent.core.errors import ModelError, PromptOverWindow, TrainingError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import (
@@ -52,8 +52,8 @@ from agent.models.base import (
     installed,
     optional_module,
 )
-from agent.models.gguf_full import full_model_gguf
-from agent.models.llamacpp import adapter_gguf, gguf_base_path
+from agent.models.gguf_full import dequantized_gguf, full_model_gguf
+from agent.models.llamacpp import adapter_gguf, auto_refusal, gguf_base_path
 from agent.models.local import (
     STOP_TOKENS,
     AdapterFollower,
@@ -192,16 +192,25 @@ def prepare_live(settings: Settings) -> Path | None:
     a rollback pays neither the merge nor the conversion: CTranslate2 serving, its conversion (and the
     merged copy it is made from); transformers on a CPU, the merged copy of the base with the live LoRA
     (``ensure_merged``, what ``cypherloop warm`` writes); llama.cpp, the live LoRA as a GGUF adapter
-    (``agent.models.llamacpp.adapter_gguf``) or a full fine-tune as its own GGUF (``gguf_full``). Returns the
-    folder or file made ready; None on a GPU, with another backend, or with nothing to merge or convert."""
+    (``agent.models.llamacpp.adapter_gguf``) with the base dequantized (``llamacpp_weights``), or a full
+    fine-tune as its own GGUF (``gguf_full``). Under ``auto``, a model llama.cpp refuses (a resized
+    vocabulary, a failed conversion) is prepared for CTranslate2 instead, which is what serves it then (one
+    warning line). Returns the folder or file made ready; None on a GPU, with another backend, or with nothing
+    to merge or convert."""
     backend = resolve_backend(settings)
     if backend not in ("ctranslate2", "transformers", "llamacpp"):
         return None
     ref = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model).current()
     if backend == "llamacpp":
-        if ref is not None and ref.full_model:
-            return full_model_gguf(ref, gguf_base_path(settings), settings, settings.llamacpp_weights)
-        return adapter_gguf(ref, settings) if ref is not None else None
+        try:
+            return _prepare_llamacpp(settings, ref)
+        except (ModelError, TrainingError) as e:
+            if settings.model_backend != "auto":
+                raise
+            backend = auto_fallback()
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            log.warning("llama.cpp cannot serve %s (%s); %s is prepared instead",
+                        ref.version if ref else "the base", reason, backend)
     if backend == "ctranslate2":
         return ensure_converted(settings, ref)
     if ref is None or ref.full_model or resolve_device(settings.device) != "cpu":
@@ -209,16 +218,46 @@ def prepare_live(settings: Settings) -> Path | None:
     return ensure_merged(settings, ref)
 
 
+def _prepare_llamacpp(settings: Settings, ref: AdapterRef | None) -> Path:
+    """The GGUF files llama.cpp serves ``ref`` from, written once: a full fine-tune's own GGUF, or the base
+    (dequantized under ``llamacpp_weights`` f16 / f32, as xllamacpp serves it) and the LoRA as a GGUF."""
+    base = gguf_base_path(settings)
+    if ref is not None and ref.full_model:
+        return full_model_gguf(ref, base, settings, settings.llamacpp_weights)
+    xllamacpp_serves = settings.model_backend == "auto" or not installed("llama_cpp")
+    if settings.llamacpp_weights != "gguf" and xllamacpp_serves:
+        base = dequantized_gguf(base, settings, settings.llamacpp_weights)
+    return adapter_gguf(ref, settings) if ref is not None else base
+
+
+def auto_fallback() -> str:
+    """What ``auto`` serves on a CPU where llama.cpp does not: CTranslate2, or transformers without it."""
+    return "ctranslate2" if available() else "transformers"
+
+
+def cuda_present() -> bool:
+    """Whether a CUDA device is there: asked of CTranslate2 when it is installed (no torch import: a cold
+    ``ask`` on a CPU needs no torch), else of torch."""
+    if available():
+        return import_ctranslate2().get_cuda_device_count() > 0
+    if not installed("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def resolve_backend(settings: Settings) -> str:
-    """``auto``: CTranslate2 on a CPU when it is installed, transformers on a GPU (or without it)."""
+    """``auto``: transformers on a GPU; on a CPU llama.cpp (xllamacpp, with ``llamacpp_weights`` f32 and
+    ``llamacpp_draft`` ngram-mod by default: docs/BENCHMARKS.md 5b) when it is installed and the base is a
+    Llama one (``agent.models.llamacpp.auto_refusal``), else CTranslate2 when it is installed, else
+    transformers."""
     backend = settings.model_backend
     if backend != "auto":
         return backend
-    if settings.device.startswith("cuda") or not available():
+    if settings.device.startswith("cuda") or (settings.device != "cpu" and cuda_present()):
         return "transformers"
-    if settings.device == "cpu":
-        return "ctranslate2"
-    return "transformers" if import_ctranslate2().get_cuda_device_count() > 0 else "ctranslate2"
+    return "llamacpp" if auto_refusal(settings) is None else auto_fallback()
 
 
 # --- serving ----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
 from agent.models import ctranslate, llamacpp, xllamacpp
 from agent.models.base import ChatGenerator, CypherGenerator, Generation, PromptInput
-from agent.models.ctranslate import CTranslate2Generator, resolve_backend
+from agent.models.ctranslate import CTranslate2Generator, auto_fallback, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
 from agent.models.local import TransformersGenerator
 from agent.models.openai_compat import OpenAICompatGenerator
@@ -23,13 +23,17 @@ log = logging.getLogger(__name__)
 
 
 class FallbackGenerator:
-    """``auto`` on a CPU: CTranslate2 answers; when it cannot prepare the model (the conversion or the load
-    failed), transformers answers from then on, after one warning line. A prompt CTranslate2 refuses as longer
-    than the model's sliding window (Gemma 3: ``PromptOverWindow``) is answered by transformers, loaded on
-    the first such prompt with one warning line; the prompts that fit stay with CTranslate2."""
+    """``auto`` on a CPU: the primary answers (llama.cpp, or CTranslate2 where llama.cpp does not serve);
+    when it cannot prepare the model (the conversion or the load failed: for llama.cpp also a model it
+    refuses, a resized vocabulary), the fallback answers from then on, after one warning line: llama.cpp's is
+    CTranslate2's own chain, CTranslate2's transformers. A prompt CTranslate2 refuses as longer than the
+    model's sliding window (Gemma 3: ``PromptOverWindow``) is answered by transformers, loaded on the first
+    such prompt with one warning line; the prompts that fit stay with CTranslate2."""
 
-    def __init__(self, primary: CTranslate2Generator, fallback: Callable[[], CypherGenerator]) -> None:
+    def __init__(self, primary: ChatGenerator, fallback: Callable[[], CypherGenerator],
+                 names: tuple[str, str] = ("CTranslate2", "transformers")) -> None:
         self.primary = primary
+        self.names = names
         self._make_fallback = fallback
         self._fallback: CypherGenerator | None = None
         self._over_window: CypherGenerator | None = None
@@ -44,7 +48,8 @@ class FallbackGenerator:
                     return self.primary
                 except ModelError as e:
                     reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                    log.warning("CTranslate2 cannot serve (%s); transformers answers instead", reason)
+                    log.warning("%s cannot serve (%s); %s answers instead", self.names[0], reason,
+                                self.names[1])
                     self._fallback = self._make_fallback()
             return self._fallback
 
@@ -60,11 +65,19 @@ class FallbackGenerator:
             return self._over_window
 
     def prepare(self, keep: bool = True) -> None:
-        """Load what serves now (``ChatGenerator.prepare``): CTranslate2's model, or the stand-in's when it
+        """Load what serves now (``ChatGenerator.prepare``): the primary's model, or the fallback's when it
         cannot serve."""
         serving = self.serving()
-        if serving is not self.primary and isinstance(serving, ChatGenerator):
+        if serving is not self.primary and isinstance(serving, ChatGenerator | FallbackGenerator):
             serving.prepare(keep)
+
+    @property
+    def backend(self) -> str:
+        """The name of what serves now (``names``; the fallback's own when it is a chain)."""
+        if self._fallback is None:
+            return self.names[0]
+        inner = self._fallback
+        return inner.backend if isinstance(inner, FallbackGenerator) else self.names[1]
 
     def warms_up(self, batch_size: int = 0) -> bool:
         return False  # ``auto`` on a CPU: nothing compiles (``ChatGenerator.warm_up``)
@@ -123,17 +136,45 @@ def make_escalation_generator(settings: Settings) -> CypherGenerator | None:
     }))
 
 
+def _auto_cpu_chain(settings: Settings) -> CypherGenerator:
+    """What ``auto`` serves on a CPU where llama.cpp does not: CTranslate2 with transformers behind it, or
+    transformers alone (one warning line) without the ctranslate2 package."""
+    if auto_fallback() == "ctranslate2":
+        return FallbackGenerator(CTranslate2Generator(settings), lambda: TransformersGenerator(settings))
+    if not settings.device.startswith("cuda"):
+        log.warning("the ctranslate2 package is not installed, so transformers answers (slower on a CPU: "
+                    "pip install ctranslate2)")
+    return TransformersGenerator(settings)
+
+
+def _auto_llamacpp(settings: Settings) -> CypherGenerator:
+    """``auto`` on a CPU with xllamacpp and a Llama base: llama.cpp answers, with CTranslate2's chain behind
+    it for what it refuses (a model it cannot write or load, at the first question or a promotion's)."""
+    try:
+        primary = XLlamaCppGenerator(settings)
+    except ModelError as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        log.warning("llama.cpp cannot serve (%s); %s answers instead", reason, auto_fallback())
+        return _auto_cpu_chain(settings)
+    behind = "CTranslate2" if auto_fallback() == "ctranslate2" else "transformers"
+    return FallbackGenerator(primary, lambda: _auto_cpu_chain(settings), ("llama.cpp", behind))
+
+
 def make_generator(settings: Settings) -> CypherGenerator:
-    """``settings.model_backend``: auto (ctranslate2 on a CPU when installed, else transformers), ctranslate2
+    """``settings.model_backend``: auto (on a CPU llama.cpp when xllamacpp is installed and the base is a
+    Llama one, else ctranslate2 when installed, else transformers; transformers on a GPU), ctranslate2
     (local, adapter merged), transformers (local + PEFT), llamacpp (GGUF), openai (compatible server).
 
-    Under ``auto`` transformers stands in, with one log line, when the ctranslate2 package is missing or
-    CTranslate2 cannot convert or load the model."""
+    Under ``auto`` on a CPU, what llama.cpp cannot serve (a model it refuses, a failed conversion or load)
+    CTranslate2 serves, and what CTranslate2 cannot serve transformers does, each switch one log line."""
     backend = resolve_backend(settings)
     auto = settings.model_backend == "auto"
+    if auto and backend == "llamacpp":  # resolved so on a CPU only
+        return _auto_llamacpp(settings)
+    if auto and backend == "ctranslate2":
+        return _auto_cpu_chain(settings)
     if backend == "ctranslate2":
-        ct2 = CTranslate2Generator(settings)
-        return FallbackGenerator(ct2, lambda: TransformersGenerator(settings)) if auto else ct2
+        return CTranslate2Generator(settings)
     if backend == "transformers":
         if auto and not settings.device.startswith("cuda") and not ctranslate.available():
             log.warning("the ctranslate2 package is not installed, so transformers answers (slower on a CPU: "

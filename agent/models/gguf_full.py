@@ -163,3 +163,50 @@ def full_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weight
         for old in same[KEEP_MERGED:]:
             shutil.rmtree(old, ignore_errors=True)
     return folder / "model.gguf"
+
+
+# --- the base GGUF dequantized (llamacpp_weights f16 / f32) ---------------------------------------
+DEQUANTIZED_MARKER = "cypherloop-dequantized.json"
+DTYPES = {"f16": "float16", "f32": "float32"}
+
+
+def write_dequantized_gguf(source: Path, out: Path, dtype: str = "float16") -> Path:
+    """``source`` as a GGUF whose weight matrices are dequantized to ``dtype`` (the other tensors to float32),
+    metadata kept."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(str(source))
+    writer = gguf.GGUFWriter(str(out), reader.fields["general.architecture"].contents())
+    copy_gguf_metadata(reader, writer)
+    for t in reader.tensors:
+        data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        if len(t.shape) > 1 and t.shape[1] > 1:
+            data = data.astype(dtype)
+        writer.add_tensor(t.name, data.reshape([int(n) for n in reversed(t.shape)]))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+def dequantized_gguf(source: Path, settings: Settings, weights: str = "f16") -> Path:
+    """``source`` with its weight matrices in float16 (``weights`` f16) or float32 (f32), written once into
+    ``<home>/models/gguf-<weights>/<stem>-<fingerprint>/`` (``llamacpp_weights``): the weights transformers
+    computes with (f32) or nearly, where llama.cpp's quantized arithmetic writes other replies
+    (docs/BENCHMARKS.md 5b)."""
+    st = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    folder = settings.path("models", f"gguf-{weights}", f"{source.stem}-{key}")
+
+    def write(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        write_dequantized_gguf(source, tmp / "model.gguf", DTYPES[weights])
+        (tmp / DEQUANTIZED_MARKER).write_text(json.dumps({"source": str(source), "weights": weights}))
+
+    try:
+        build_once(folder, DEQUANTIZED_MARKER, write, lock=f".{weights}.lock")
+    except Exception as e:  # noqa: BLE001
+        raise ModelError(f"could not write {source.name} in {DTYPES[weights]} for llama.cpp: {e}") from e
+    return folder / "model.gguf"

@@ -54,6 +54,36 @@ def available() -> bool:
     return installed("llama_cpp")
 
 
+AUTO_BASES = ("smollm2-135m-instruct",)
+"""Packaged bases ``auto`` serves through llama.cpp on a CPU: the Llama architecture, whose LoRAs
+(``gguf_lora``) and full fine-tunes (``gguf_full``) this project writes as GGUF. Gemma 3's are refused, so
+``auto`` serves a Gemma base through CTranslate2 from the start."""
+
+
+def auto_refusal(settings: Settings) -> str | None:
+    """Why ``model_backend=auto`` on a CPU does not serve through llama.cpp (xllamacpp), or None when it does:
+    xllamacpp must be installed and the base a Llama one (the packaged SmolLM2, or a ``.gguf`` file of the
+    llama architecture). What only loading can tell (a fine-tune with a resized vocabulary, a failed
+    conversion) falls back later (``agent.models.factory.FallbackGenerator``). Reads no weights."""
+    if not installed("xllamacpp"):
+        return "the xllamacpp package is not installed (pip install xllamacpp)"
+    name = settings.base_model
+    if name in AUTO_BASES:
+        return None
+    if name in PACKAGED_MODELS:
+        return f"llama.cpp serves Llama bases only, and {name} is not one"
+    if not name.endswith(".gguf"):
+        return f"the base {name!r} is not a GGUF file"
+    try:
+        import gguf
+
+        field = gguf.GGUFReader(str(Path(name).expanduser())).fields["general.architecture"]
+        arch = field.contents()
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one the fallback serves
+        return f"cannot read the GGUF {name}: {e}"
+    return None if arch == "llama" else f"llama.cpp serves Llama bases only, and {name} is {arch}"
+
+
 def gguf_base_path(settings: Settings) -> Path:
     name = settings.base_model
     if name in PACKAGED_MODELS:

@@ -1,5 +1,6 @@
-"""llama.cpp from a prebuilt wheel (``xllamacpp``: no build), for ``model_backend=llamacpp`` when
-llama-cpp-python is not installed.
+"""llama.cpp from a prebuilt wheel (``xllamacpp``: no build): what ``model_backend=auto`` serves on a CPU
+(a Llama base: ``agent.models.llamacpp.auto_refusal``), and ``model_backend=llamacpp`` when llama-cpp-python
+is not installed.
 
 The base is the same GGUF as the llama-cpp-python backend (``agent.models.llamacpp.gguf_base_path``: the
 packaged SmolLM2, or a ``.gguf`` base); the live adapter is a GGUF LoRA (``adapter_gguf``: the PEFT adapter
@@ -15,17 +16,18 @@ The prompt is rendered to token ids by the converted base's Hugging Face tokeniz
 (``agent.core.prompt.prompt_token_ids``), as training sees them. The engine keeps one slot's KV state and
 reuses the longest common prefix of the next prompt (``cache_prompt``): the system turn (instructions +
 schema) is computed once per graph, each question only its own tokens. Generation stops at the model's
-end-of-turn tokens. ``llamacpp_threads`` threads (1 by default, as ``ct2_threads``; on the Q4_1 model the
-thread count changed some replies: docs/BENCHMARKS.md 5b).
+end-of-turn tokens. ``llamacpp_threads`` threads (2 by default, at most the cores this process may use;
+on the Q4_1 model the thread count changed some replies: docs/BENCHMARKS.md 5b).
 
 llama.cpp computes with the GGUF's quantized weights (SmolLM2: Q4_1, activations quantized to 8 bits for
 the dot products), where transformers and CTranslate2 compute with the same weights dequantized to float32:
-faster, but its greedy replies are not theirs on many questions (docs/BENCHMARKS.md 5b), which is why it is
-not the default. ``llamacpp_weights=f16`` / ``f32`` serve the base GGUF dequantized to float16 / float32
-instead (``dequantized_gguf``, written once into the home): nearly (f16) or exactly (f32: 20 of 20 in a probe)
-transformers' replies, at about twice / three times the Q4_1 step. ``llamacpp_draft`` turns on llama.cpp's
-n-gram speculative decoding (``set_draft``): drafts copied from the prompt and the reply, checked in one
-forward pass.
+faster, but its greedy replies are not theirs on many questions (docs/BENCHMARKS.md 5b). So the default
+``llamacpp_weights`` is ``f32``: the base GGUF dequantized to float32 (``agent.models.gguf_full.
+dequantized_gguf``, written once into the home), transformers' replies on 96-100 of 100 questions, at about
+three times the Q4_1 step; f16 nearly (93 of 100); ``gguf`` the quantized file as it is. The default
+``llamacpp_draft`` ``ngram-mod`` (n 2, up to 4 tokens) is llama.cpp's n-gram speculative decoding
+(``set_draft``): drafts from a table of earlier n-grams, checked in one forward pass, which wins back more
+than the float32 step costs (docs/BENCHMARKS.md 5b).
 
 xllamacpp's server also listens on a random 127.0.0.1 port; it gets a random API key that nobody is told, so
 it answers no one else.
@@ -33,13 +35,11 @@ it answers no one else.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 import secrets
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from agent.core.adapters import AdapterRef
@@ -55,9 +55,9 @@ from agent.models.base import (
     optional_module,
 )
 from agent.models.ctranslate import load_tokenizer
-from agent.models.gguf_full import copy_gguf_metadata, full_model_gguf
+from agent.models.gguf_full import dequantized_gguf, full_model_gguf, write_dequantized_gguf  # noqa: F401
 from agent.models.llamacpp import adapter_gguf, gguf_base_path
-from agent.models.local import AdapterFollower, base_display_name, build_once, ensure_base_model
+from agent.models.local import AdapterFollower, base_display_name, ensure_base_model
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama.cpp: pip install 'cypherloop[llamacpp]' (xllamacpp, a prebuilt wheel: "
@@ -77,54 +77,22 @@ def available() -> bool:
     return installed("xllamacpp")
 
 
-DEQUANTIZED_MARKER = "cypherloop-dequantized.json"
-DTYPES = {"f16": "float16", "f32": "float32"}
+def usable_threads(threads: int) -> int:
+    """``threads`` (``llamacpp_threads``), but no more than the cores this process may run on: threads beyond
+    them wait on each other at every step. 0 stays 0 (llama.cpp's own default)."""
+    if threads <= 0:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(threads, cores))
+
+
 DRAFTS = {"ngram-simple": ("COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE", "ngram_simple"),
           "ngram-map-k": ("COMMON_SPECULATIVE_TYPE_NGRAM_MAP_K", "ngram_map_k"),
           "ngram-mod": ("COMMON_SPECULATIVE_TYPE_NGRAM_MOD", "ngram_mod")}
 """``llamacpp_draft`` → llama.cpp's speculative type and the field of its n-gram parameters."""
-
-
-def write_dequantized_gguf(source: Path, out: Path, dtype: str = "float16") -> Path:
-    """``source`` as a GGUF whose weight matrices are dequantized to ``dtype`` (the other tensors to float32),
-    metadata kept."""
-    import gguf
-    import numpy as np
-
-    reader = gguf.GGUFReader(str(source))
-    writer = gguf.GGUFWriter(str(out), reader.fields["general.architecture"].contents())
-    copy_gguf_metadata(reader, writer)
-    for t in reader.tensors:
-        data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
-        if len(t.shape) > 1 and t.shape[1] > 1:
-            data = data.astype(dtype)
-        writer.add_tensor(t.name, data.reshape([int(n) for n in reversed(t.shape)]))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
-
-
-def dequantized_gguf(source: Path, settings: Settings, weights: str = "f16") -> Path:
-    """``source`` with its weight matrices in float16 (``weights`` f16) or float32 (f32), written once into
-    ``<home>/models/gguf-<weights>/<stem>-<fingerprint>/`` (``llamacpp_weights``): the weights transformers
-    computes with (f32) or nearly, where llama.cpp's quantized arithmetic writes other replies
-    (docs/BENCHMARKS.md 5b)."""
-    st = source.stat()
-    key = hashlib.sha256(f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    folder = settings.path("models", f"gguf-{weights}", f"{source.stem}-{key}")
-
-    def write(tmp: Path) -> None:
-        tmp.mkdir(parents=True)
-        write_dequantized_gguf(source, tmp / "model.gguf", DTYPES[weights])
-        (tmp / DEQUANTIZED_MARKER).write_text(json.dumps({"source": str(source), "weights": weights}))
-
-    try:
-        build_once(folder, DEQUANTIZED_MARKER, write, lock=f".{weights}.lock")
-    except Exception as e:  # noqa: BLE001
-        raise ModelError(f"could not write {source.name} in {DTYPES[weights]} for llama.cpp: {e}") from e
-    return folder / "model.gguf"
 
 
 def set_draft(params: Any, xlc: Any, settings: Settings) -> None:
@@ -188,7 +156,7 @@ class XLlamaCppGenerator(ChatGenerator):
             params.model.path = str(model)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
-            threads = self.settings.llamacpp_threads
+            threads = usable_threads(self.settings.llamacpp_threads)
             if threads:
                 params.cpuparams.n_threads = threads
                 params.cpuparams_batch.n_threads = threads
