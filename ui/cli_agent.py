@@ -89,10 +89,12 @@ def warm_main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(f"{timings[name]:.1f} s", flush=True)
     version = loaded["generator"].version
+    serving = getattr(loaded["generator"], "backend", None)  # auto on a CPU: what serves after any fallback
     if args.json:
-        print(json.dumps({"graph": settings.graph, "model_version": version, "seconds": timings}))
+        print(json.dumps({"graph": settings.graph, "model_version": version, "seconds": timings,
+                          **({"serving": serving} if serving else {})}))
     else:
-        print(f"ready: {version} answers on graph {settings.graph!r}")
+        print(f"ready: {version} answers on graph {settings.graph!r}" + (f" ({serving})" if serving else ""))
     return 0
 
 

@@ -1,6 +1,8 @@
 """CTranslate2 on a CPU (``model_backend=auto`` or ``ctranslate2``; prebuilt wheels from PyPI, no build),
 float32 weights by default, which write the transformers backend's replies (int8 is faster, but its replies
-differ). The default backend `auto` uses it on a CPU: docs/BENCHMARKS.md 5b.
+differ). The default backend `auto` uses it on a CPU for what llama.cpp does not serve (a Gemma base, a model
+llama.cpp refuses at load, no xllamacpp installed: ``resolve_backend``, ``agent.models.factory``):
+docs/BENCHMARKS.md 5b.
 
 The live adapter is merged into the base (PEFT ``merge_and_unload``, fp32: the merged copy of
 ``agent.models.local.ensure_merged``, kept on disk, which `auto`'s transformers stand-in loads too) and the
