@@ -42,6 +42,10 @@ def library_defaults() -> None:
     # bitsandbytes (imported by transformers/peft when installed) warns on CPUs with AVX512-BF16 that it
     # found no optional `kernels` package: nothing a cypherloop user can or needs to act on.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # transformers >= 5.2x requires `kernels`; with it installed bitsandbytes asks the Hub for a CPU kernel
+    # at import, which offline mode refuses with a warning ("Skipping publisher trust check ..."): the
+    # built-in kernel serves, and the line is noise on a user's terminal (and before a CLI's one-line error).
+    logging.getLogger("kernels").setLevel(logging.ERROR)
 
 
 def quiet_libraries() -> None:
