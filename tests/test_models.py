@@ -352,7 +352,7 @@ def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
         route = mock.post("http://vllm.test:8000/v1/chat/completions").mock(
             return_value=httpx.Response(200, json=_completion(" MATCH (c:Customer) RETURN count(c) "))
         )
-        gen = OpenAICompatGenerator(_openai_settings(settings, repetition_penalty=1.1))
+        gen = OpenAICompatGenerator(_openai_settings(settings, repetition_penalty=1.1, temperature=0.1))
         assert isinstance(gen, CypherGenerator)
         out = gen.generate("How many customers?", SCHEMA, [Example("a?", "MATCH (a) RETURN a")])
     assert out == "MATCH (c:Customer) RETURN count(c)"
@@ -369,6 +369,22 @@ def test_openai_compat_sends_the_prompt_and_returns_the_reply(settings):
     )
     assert body["repetition_penalty"] == 1.1  # extra_body, for vLLM/Ollama, when set away from 1.0
     assert "<|im_end|>" in body["stop"]
+
+
+def test_the_one_reply_is_greedy_by_default(settings):
+    """Every accuracy the benchmarks report is greedy: the default reply is too (no top_p sent with it)."""
+    from agent.core.settings import Settings
+    from agent.models.openai_compat import OpenAICompatGenerator
+
+    assert Settings.model_fields["temperature"].default == 0.0
+    with respx_for_openai() as mock:
+        route = mock.post("http://vllm.test:8000/v1/chat/completions").mock(
+            return_value=httpx.Response(200, json=_completion("MATCH (c:Customer) RETURN count(c)"))
+        )
+        gen = OpenAICompatGenerator(_openai_settings(settings, temperature=Settings().temperature))
+        gen.generate("How many customers?", SCHEMA, [])
+    body = json.loads(route.calls.last.request.content)
+    assert body["temperature"] == 0.0 and "top_p" not in body
 
 
 def test_openai_proper_gets_no_nonstandard_parameters(settings):
