@@ -227,10 +227,10 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Torch device for the local model: auto, cpu, cuda, cuda:N.")
     temperature: float = Field(
         0.0, ge=0,
-        description="Sampling temperature of the one reply (0: greedy, the default; the seeds used 0.1). Every "
-                    "accuracy in docs/BENCHMARKS.md is greedy, and the candidates' first reply is greedy too; "
-                    "at 0.1 the shipped adapter wrote another first reply than greedy on 29 of 100 movies "
-                    "questions (5b).",
+        description="Sampling temperature of the one reply (0: greedy, the default; the seeds used 0.1). "
+                    "Every accuracy in docs/BENCHMARKS.md is greedy, and the candidates' first reply is "
+                    "greedy too; at 0.1 the shipped adapter wrote another first reply than greedy on 29 of "
+                    "100 movies questions (5b).",
     )
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (seeds: 0.9).")
     repetition_penalty: float = Field(
