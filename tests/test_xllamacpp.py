@@ -62,10 +62,12 @@ def test_llamacpp_serves_through_xllamacpp_when_llama_cpp_python_is_missing(sett
 
 @needs_xllamacpp
 def test_the_live_adapter_is_served_as_a_gguf_lora_and_followed(settings_for, tmp_path, tiny_gguf):
+    """Under quantized weights (``llamacpp_weights=gguf``) the LoRA cannot be merged: the base and the LoRA
+    as a GGUF, applied at run time."""
     from agent.models.xllamacpp import XLlamaCppGenerator
 
     home = tmp_path / "home"
-    settings = _settings(settings_for, home, tiny_gguf, adapter="active")
+    settings = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_weights="gguf")
     make_lora_adapter(ensure_base_model(settings), home / "adapters" / "v0001", seed=1)
     gen = XLlamaCppGenerator(settings)
     base_out = gen.generate("q?", SCHEMA)
@@ -75,6 +77,7 @@ def test_the_live_adapter_is_served_as_a_gguf_lora_and_followed(settings_for, tm
     v1_out = gen.generate("q?", SCHEMA)
     assert gen.version == "tiny-llama+v0001" and v1_out != base_out
     assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()  # converted once into the home
+    assert not (home / "models" / "gguf-full").exists()
     write_active(home, None)
     assert gen.generate("q?", SCHEMA) == base_out and gen.version == "tiny-llama+base"
 
@@ -166,12 +169,12 @@ def test_missing_xllamacpp_is_a_clear_error(settings_for, tmp_path, tiny_gguf, m
 
 
 def test_promotion_converts_the_new_live_adapter_for_llamacpp(settings_for, tmp_path, tiny_gguf):
-    """A promotion leaves the new live LoRA as a GGUF adapter, so llama.cpp's first question after it only
-    loads (no xllamacpp needed to convert)."""
+    """A promotion leaves the new live LoRA as a GGUF adapter (quantized weights: no merge), so llama.cpp's
+    first question after it only loads (no xllamacpp needed to convert)."""
     from finetune.registry import AdapterRegistry
 
     home = tmp_path / "home"
-    s = _settings(settings_for, home, tiny_gguf, adapter="active")
+    s = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_weights="gguf")
     make_lora_adapter(ensure_base_model(s), home / "adapters" / "v0001", seed=1)
     (home / "adapters" / "v0001" / "meta.json").write_text('{"version": "v0001"}')
     assert AdapterRegistry(home, s).promote("v0001") == "v0001"
@@ -380,8 +383,8 @@ def test_auto_serves_a_gemma_base_or_a_missing_xllamacpp_through_ctranslate2(set
 
 @needs_xllamacpp
 def test_a_promotion_under_auto_writes_the_llama_cpp_files_ahead(settings_for, tmp_path, tiny_gguf):
-    """Promotion converts a new adapter for the runtime that serves it: under ``auto`` on a CPU the LoRA as a
-    GGUF adapter and the base in float32, so the first question after it only loads."""
+    """Promotion converts a new adapter for the runtime that serves it: under ``auto`` on a CPU the LoRA
+    merged into the base as a float32 GGUF, so the first question after it only loads."""
     from finetune.registry import AdapterRegistry
 
     home = tmp_path / "home"
@@ -389,9 +392,65 @@ def test_a_promotion_under_auto_writes_the_llama_cpp_files_ahead(settings_for, t
     make_lora_adapter(ensure_base_model(s), home / "adapters" / "v0001", seed=1)
     (home / "adapters" / "v0001" / "meta.json").write_text('{"version": "v0001"}')
     assert AdapterRegistry(home, s).promote("v0001") == "v0001"
-    assert (home / "models" / "lora-gguf" / "v0001.gguf").is_file()
-    assert list((home / "models" / "gguf-f32").glob("*/model.gguf"))
+    [path] = (home / "models" / "gguf-full").glob("v0001-f32-*/model.gguf")
+    assert not (home / "models" / "lora-gguf").exists() and not (home / "models" / "gguf-f32").exists()
     assert not (home / "models" / "ct2").exists()  # nothing written for a backend that does not serve
+    gen = make_generator(s)
+    assert gen.generate("q?", SCHEMA) and gen.backend == "llama.cpp" and gen.version == "tiny-llama+v0001"
+    assert list((home / "models" / "gguf-full").glob("*/model.gguf")) == [path]  # loaded, not written again
+
+
+def _lora(home, settings, version, seed):
+    folder = make_lora_adapter(ensure_base_model(settings), home / "adapters" / version, seed=seed)
+    (folder / "meta.json").write_text(f'{{"version": "{version}"}}')
+    return version
+
+
+@needs_xllamacpp
+@pytest.mark.parametrize("weights, tensor_type", [("f32", "F32"), ("f16", "F16")])
+def test_a_lora_is_served_merged_as_a_full_gguf_and_followed(settings_for, tmp_path, tiny_gguf, weights,
+                                                             tensor_type):
+    """Under ``llamacpp_weights`` f32 / f16 a LoRA is merged into its base and served as a full fine-tune is,
+    its own GGUF in gguf-full (no LoRA applied at run time: about 30 % a token, docs/BENCHMARKS.md 5b). In
+    float32 its greedy replies are transformers' with the LoRA; a promotion writes the next version's file
+    ahead, a rollback loads the one before it again without writing it."""
+    import gguf
+
+    from agent.models.local import TransformersGenerator
+    from agent.models.xllamacpp import XLlamaCppGenerator
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_weights=weights,
+                  max_new_tokens=12)
+    v1, v2 = _lora(home, s, "v0001", seed=1), _lora(home, s, "v0002", seed=2)
+    gen = XLlamaCppGenerator(s)
+    base_out = gen.generate("q?", SCHEMA)
+    write_active(home, v1)
+    served = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    assert gen.version == "tiny-llama+v0001" and served[2] != base_out and all(served)
+    [path] = (home / "models" / "gguf-full").glob(f"v0001-{weights}-*/model.gguf")
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(str(path)).tensors}
+    assert types["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType[tensor_type]
+    assert not any("lora" in name for name in types)
+    assert gen._server is not None and not (home / "models" / "lora-gguf").exists()  # no LoRA attached
+    if weights == "f32":
+        reference = TransformersGenerator(s.model_copy(update={"model_backend": "transformers"}))
+        assert served == [reference.generate(p.question, p.schema_text) for p in PROMPTS]
+
+    registry = AdapterRegistry(home, s)
+    assert registry.promote(v2) == v2
+    second = list((home / "models" / "gguf-full").glob(f"v0002-{weights}-*/model.gguf"))
+    assert len(second) == 1  # written ahead by the promotion
+    v2_out = gen.generate("q?", SCHEMA)
+    assert gen.version == "tiny-llama+v0002" and v2_out != served[2]
+    stamp = path.stat().st_mtime_ns
+    write_active(home, v1)  # a rollback: the first version's file, as it was
+    assert gen.generate("q?", SCHEMA) == served[2] and gen.version == "tiny-llama+v0001"
+    assert path.stat().st_mtime_ns == stamp
+    assert len(list((home / "models" / "gguf-full").glob("*/model.gguf"))) == 2
+    write_active(home, None)
+    assert gen.generate("q?", SCHEMA) == base_out and gen.version == "tiny-llama+base"
 
 
 def test_llama_cpp_threads_are_capped_at_the_usable_cores(monkeypatch):

@@ -54,7 +54,7 @@ from agent.models.base import (
     installed,
     optional_module,
 )
-from agent.models.gguf_full import dequantized_gguf, full_model_gguf
+from agent.models.gguf_full import dequantized_gguf, full_model_gguf, merged_model_gguf, merges_lora
 from agent.models.llamacpp import adapter_gguf, auto_refusal, gguf_base_path
 from agent.models.local import (
     STOP_TOKENS,
@@ -193,9 +193,10 @@ def prepare_live(settings: Settings) -> Path | None:
     """Make what ``settings.adapter`` serves now ready for a CPU, so the first question after a promotion or
     a rollback pays neither the merge nor the conversion: CTranslate2 serving, its conversion (and the
     merged copy it is made from); transformers on a CPU, the merged copy of the base with the live LoRA
-    (``ensure_merged``, what ``cypherloop warm`` writes); llama.cpp, the live LoRA as a GGUF adapter
-    (``agent.models.llamacpp.adapter_gguf``) with the base dequantized (``llamacpp_weights``), or a full
-    fine-tune as its own GGUF (``gguf_full``). Under ``auto``, a model llama.cpp refuses (a resized
+    (``ensure_merged``, what ``cypherloop warm`` writes); llama.cpp, the live LoRA merged into a full-model
+    GGUF (``gguf_full.merged_model_gguf``, xllamacpp under ``llamacpp_weights`` f32 / f16) or as a GGUF
+    adapter (``agent.models.llamacpp.adapter_gguf``) with the base dequantized (``llamacpp_weights``), or a
+    full fine-tune as its own GGUF (``gguf_full``). Under ``auto``, a model llama.cpp refuses (a resized
     vocabulary, a failed conversion) is prepared for CTranslate2 instead, which is what serves it then (one
     warning line). Returns the folder or file made ready; None on a GPU, with another backend, or with nothing
     to merge or convert."""
@@ -221,12 +222,16 @@ def prepare_live(settings: Settings) -> Path | None:
 
 
 def _prepare_llamacpp(settings: Settings, ref: AdapterRef | None) -> Path:
-    """The GGUF files llama.cpp serves ``ref`` from, written once: a full fine-tune's own GGUF, or the base
-    (dequantized under ``llamacpp_weights`` f16 / f32, as xllamacpp serves it) and the LoRA as a GGUF."""
+    """The GGUF files llama.cpp serves ``ref`` from, written once: a full fine-tune's own GGUF; for a LoRA
+    under xllamacpp with ``llamacpp_weights`` f32 / f16, the LoRA merged into a full-model GGUF
+    (``merged_model_gguf``); else the base (dequantized under f16 / f32, as xllamacpp serves it) and the LoRA
+    as a GGUF (llama-cpp-python, quantized weights, a base other than Llama)."""
     base = gguf_base_path(settings)
     if ref is not None and ref.full_model:
         return full_model_gguf(ref, base, settings, settings.llamacpp_weights)
     xllamacpp_serves = settings.model_backend == "auto" or not installed("llama_cpp")
+    if xllamacpp_serves and merges_lora(settings, ref):
+        return merged_model_gguf(ref, base, settings, settings.llamacpp_weights)
     if settings.llamacpp_weights != "gguf" and xllamacpp_serves:
         base = dequantized_gguf(base, settings, settings.llamacpp_weights)
     return adapter_gguf(ref, settings) if ref is not None else base

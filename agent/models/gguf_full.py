@@ -6,7 +6,9 @@ base GGUF's metadata (hyper-parameters, tokenizer, chat template) with the fine-
 base's: named as llama.cpp names them (``gguf.get_tensor_name_map``), q/k rows permuted as llama.cpp's
 ``convert_hf_to_gguf.py`` does for Llama (transformers un-permutes them when it reads a GGUF), no ``output``
 tensor when the head is tied to the embeddings (SmolLM2), matrices in float32 or float16. Written once per
-version and weights into ``<home>/models/gguf-full/`` (``full_model_gguf``), atomically.
+version and weights into ``<home>/models/gguf-full/`` (``full_model_gguf``), atomically. A LoRA served by
+xllamacpp under ``llamacpp_weights`` f32 / f16 is written the same way from its merged copy
+(``merged_model_gguf``: ``ensure_merged``'s float32 folder), beside them and under the same policy.
 
 Only the Llama architecture (SmolLM2, the default base) is written; others (Gemma 3, Qwen2) are refused with a
 one-line ``ModelError``, as is a fine-tune whose shapes are not its base GGUF's (a resized vocabulary).
@@ -18,6 +20,7 @@ import hashlib
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError
 from agent.core.settings import Settings
 from agent.models.gguf_lora import permute_rows
-from agent.models.local import KEEP_MERGED, build_once, weights_fingerprint
+from agent.models.local import KEEP_MERGED, build_once, ensure_base_model, ensure_merged, weights_fingerprint
 
 ARCHS = {"LlamaForCausalLM": "llama"}
 """Hugging Face architectures written, and the GGUF architecture of their base."""
@@ -137,16 +140,46 @@ def full_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weight
     weights are kept (the live version's and the one a rollback returns to), as merged copies are. Written
     into a temp folder renamed into place with its marker (``build_once``), so a killed conversion leaves
     nothing that is served."""
+    return _written_gguf(ref, base_gguf, settings, weights, lambda: ref.path, "", "the full fine-tune")
+
+
+def merges_lora(settings: Settings, ref: AdapterRef | None) -> bool:
+    """Whether xllamacpp serves the LoRA ``ref`` merged into its base (``merged_model_gguf``): under
+    ``llamacpp_weights`` f32 / f16 for a Llama base. Quantized weights (``gguf``) cannot take the merge
+    without requantising, and other architectures have no GGUF writer here: those keep the base + a GGUF
+    LoRA applied at run time."""
+    if ref is None or ref.full_model or settings.llamacpp_weights == "gguf":
+        return False
+    config = json.loads((ensure_base_model(settings) / "config.json").read_text())
+    return (config.get("architectures") or ["?"])[0] in ARCHS
+
+
+def merged_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weights: str = "f32") -> Path:
+    """The LoRA ``ref`` merged into the base (``ensure_merged``, float32) as a full-model GGUF with
+    ``base_gguf``'s metadata, served as a full fine-tune is (a LoRA applied at run time costs about 30 % a
+    token: docs/BENCHMARKS.md 5b): matrices in float32 (``weights`` f32) or float16 (f16), in
+    ``<home>/models/gguf-full/`` beside the full fine-tunes' and under their policy (written once, keyed by
+    the adapter's files, the base's and the weights; the two newest per weights kept). The merged folder is
+    only made when the GGUF is not written yet."""
+    base = weights_fingerprint(ensure_base_model(settings))
+    return _written_gguf(ref, base_gguf, settings, weights, lambda: ensure_merged(settings, ref),
+                         f"|merged|{base}", "the adapter merged into its base")
+
+
+def _written_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weights: str,
+                  source: Callable[[], Path], salt: str, what: str) -> Path:
     st = base_gguf.stat()
     key = hashlib.sha256(f"{weights_fingerprint(ref.path)}|{base_gguf.resolve()}|{st.st_size}|"
-                         f"{st.st_mtime_ns}|{weights}".encode()).hexdigest()[:12]
+                         f"{st.st_mtime_ns}|{weights}{salt}".encode()).hexdigest()[:12]
     label = re.sub(r"[^\w.-]+", "-", ref.version)
     folder = settings.path("models", "gguf-full", f"{label}-{weights}-{key}")
 
     def write(tmp: Path) -> None:
+        model_dir = source()
         tmp.mkdir(parents=True)
-        write_full_gguf(ref.path, base_gguf, tmp / "model.gguf", WEIGHTS[weights])
-        (tmp / FULL_MARKER).write_text(json.dumps({"version": ref.version, "source": str(ref.path),
+        write_full_gguf(model_dir, base_gguf, tmp / "model.gguf", WEIGHTS[weights])
+        (tmp / FULL_MARKER).write_text(json.dumps({"version": ref.version, "source": str(model_dir),
+                                                   "adapter": str(ref.path), "merged": bool(salt),
                                                    "base": str(base_gguf), "weights": weights}))
 
     try:
@@ -154,8 +187,7 @@ def full_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weight
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001
-        what = f"the full fine-tune {ref.version} as a GGUF for llama.cpp"
-        raise ModelError(f"could not write {what}: {e}") from e
+        raise ModelError(f"could not write {what} {ref.version} as a GGUF for llama.cpp: {e}") from e
     if made:  # the live version's file and the one before it (a rollback) stay; older ones go
         same = sorted((p for p in folder.parent.iterdir() if p.is_dir() and not p.name.startswith(".")
                        and p.name.rsplit("-", 2)[-2:-1] == [weights]),

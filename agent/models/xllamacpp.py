@@ -3,12 +3,16 @@
 is not installed.
 
 The base is the same GGUF as the llama-cpp-python backend (``agent.models.llamacpp.gguf_base_path``: the
-packaged SmolLM2, or a ``.gguf`` base); the live adapter is a GGUF LoRA (``adapter_gguf``: the PEFT adapter
-converted once into ``<home>/models/lora-gguf/``, ahead by a promotion), applied by llama.cpp at load, so a
-new live adapter (one ``stat`` per call, ``AdapterFollower``) reloads the small model. A full fine-tune (what
-``cypherloop bootstrap`` trains for a small base) has no LoRA: it is served as its own GGUF, the base's
-metadata with its weights in float32 (``llamacpp_weights=f32``) or float16 (f16, gguf), written once into
-``<home>/models/gguf-full/`` (``agent.models.gguf_full``; Llama only: others are refused). xllamacpp embeds
+packaged SmolLM2, or a ``.gguf`` base). Under ``llamacpp_weights`` f32 / f16 the live LoRA is merged into the
+base (``ensure_merged``) and served as its own full-model GGUF (``merged_model_gguf``: a LoRA applied at run
+time costs about 30 % a token, docs/BENCHMARKS.md 5b); under ``gguf`` (quantized weights, no merge without
+requantising) and for bases other than Llama it is a GGUF LoRA (``adapter_gguf``: the PEFT adapter converted
+once into ``<home>/models/lora-gguf/``) applied by llama.cpp at load. Either is written ahead by a
+promotion (``prepare_live``), and a new live adapter (one ``stat`` per call, ``AdapterFollower``) reloads the
+small model. A full fine-tune (what ``cypherloop bootstrap`` trains for a small base) has no LoRA: it is
+served as its own GGUF, the base's metadata with its weights in float32 (``llamacpp_weights=f32``) or
+float16 (f16, gguf), written once into ``<home>/models/gguf-full/`` (``agent.models.gguf_full``; Llama only:
+others are refused), where the merged LoRAs' files are too. xllamacpp embeds
 llama.cpp's own server engine in the process: ``Server.handle_completions`` answers without an HTTP round
 trip, releasing the GIL.
 
@@ -55,7 +59,13 @@ from agent.models.base import (
     optional_module,
 )
 from agent.models.ctranslate import load_tokenizer
-from agent.models.gguf_full import dequantized_gguf, full_model_gguf, write_dequantized_gguf  # noqa: F401
+from agent.models.gguf_full import (  # noqa: F401
+    dequantized_gguf,
+    full_model_gguf,
+    merged_model_gguf,
+    merges_lora,
+    write_dequantized_gguf,
+)
 from agent.models.llamacpp import adapter_gguf, gguf_base_path
 from agent.models.local import AdapterFollower, base_display_name, ensure_base_model
 
@@ -117,7 +127,8 @@ def set_draft(params: Any, xlc: Any, settings: Settings) -> None:
 
 
 class XLlamaCppGenerator(ChatGenerator):
-    """``CypherGenerator`` on llama.cpp through xllamacpp, with the live adapter as a GGUF LoRA."""
+    """``CypherGenerator`` on llama.cpp through xllamacpp, with the live adapter merged into a full-model GGUF
+    (``llamacpp_weights`` f32 / f16) or as a GGUF LoRA (gguf)."""
 
     def __init__(self, settings: Settings, *, n_ctx: int = 4096) -> None:
         self.settings = settings
@@ -136,7 +147,8 @@ class XLlamaCppGenerator(ChatGenerator):
         return f"{self.base_name}+{ref.version if ref else 'base'}"
 
     def prepare(self, keep: bool = True) -> None:
-        """Convert the base (for its tokenizer) and the adapter (GGUF LoRA) once, and load the model."""
+        """Convert the base (for its tokenizer) and the adapter (merged GGUF, or GGUF LoRA) once, and load the
+        model."""
         self._ensure()
 
     def _ensure(self) -> Any:
@@ -148,11 +160,14 @@ class XLlamaCppGenerator(ChatGenerator):
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(ensure_base_model(self.settings))
             params = xlc.CommonParams()
-            model = self.base_path
+            model, weights = self.base_path, self.settings.llamacpp_weights
+            merged = merges_lora(self.settings, want)
             if want is not None and want.full_model:  # its own GGUF, written once with the base's metadata
-                model = full_model_gguf(want, self.base_path, self.settings, self.settings.llamacpp_weights)
-            elif self.settings.llamacpp_weights != "gguf":
-                model = dequantized_gguf(model, self.settings, self.settings.llamacpp_weights)
+                model = full_model_gguf(want, self.base_path, self.settings, weights)
+            elif merged:  # the LoRA merged into the base, served as a full fine-tune is
+                model = merged_model_gguf(want, self.base_path, self.settings, weights)
+            elif weights != "gguf":
+                model = dequantized_gguf(model, self.settings, weights)
             params.model.path = str(model)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
@@ -163,7 +178,7 @@ class XLlamaCppGenerator(ChatGenerator):
             params.api_keys = [secrets.token_urlsafe(32)]
             params.verbosity = LOG_ERRORS
             set_draft(params, xlc, self.settings)
-            if want is not None and not want.full_model:
+            if want is not None and not want.full_model and not merged:
                 try:
                     lora = adapter_gguf(want, self.settings)
                 except TrainingError as e:  # a base whose LoRAs the built-in GGUF export cannot write
