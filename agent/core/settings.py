@@ -396,19 +396,9 @@ class Settings(BaseSettings):
             return 1
         if self.device != "auto":
             return 4 if self.device.startswith("cuda") else 1
-        import importlib.util
-
-        if self.model_backend in ("auto", "ctranslate2") and importlib.util.find_spec("ctranslate2"):
-            # The CUDA test the backend choice makes (``agent.models.ctranslate.resolve_backend``), without
-            # importing torch: a cold ``ask`` on a CPU serves through CTranslate2 and needs no torch for it.
-            import ctranslate2
-
-            return 4 if ctranslate2.get_cuda_device_count() > 0 else 1
-        if importlib.util.find_spec("torch") is None:
-            return 1
-        import torch
-
-        return 4 if torch.cuda.is_available() else 1
+        # The CUDA test the backend choice makes (``agent.models.ctranslate.resolve_backend``); transformers
+        # pinned asks torch, whose build decides whether it can use the GPU.
+        return 4 if cuda_present(ask_ctranslate2=self.model_backend in ("auto", "ctranslate2")) else 1
 
     def query_limits(self) -> QueryLimits:
         """The bounds every read is checked against before the database sees it."""
@@ -472,3 +462,19 @@ def settings_error(e: Exception) -> str:
         shown = "" if isinstance(value, dict) else f"={str(value)[:60]!r}"
         parts.append(f"{env_name(field)}{shown}: {str(err.get('msg', 'invalid')).lower()}")
     return "invalid setting " + "; ".join(parts) if parts else f"invalid settings: {' '.join(str(e).split())}"
+
+
+def cuda_present(ask_ctranslate2: bool = True) -> bool:
+    """Whether a CUDA device is there: asked of CTranslate2 when it is installed and ``ask_ctranslate2`` (no
+    torch import: a cold ``ask`` on a CPU needs no torch), else of torch (False without it)."""
+    import importlib.util
+
+    if ask_ctranslate2 and importlib.util.find_spec("ctranslate2"):
+        import ctranslate2
+
+        return ctranslate2.get_cuda_device_count() > 0
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())

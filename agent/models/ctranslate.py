@@ -44,7 +44,7 @@ from typing import Any
 from agent.core.adapters import AdapterRef
 from agent.core.errors import ModelError, PromptOverWindow, TrainingError
 from agent.core.prompt import prompt_token_ids
-from agent.core.settings import Settings
+from agent.core.settings import Settings, cuda_present
 from agent.models.base import (
     ChatGenerator,
     Generation,
@@ -240,18 +240,6 @@ def _prepare_llamacpp(settings: Settings, ref: AdapterRef | None) -> Path:
 def auto_fallback() -> str:
     """What ``auto`` serves on a CPU where llama.cpp does not: CTranslate2, or transformers without it."""
     return "ctranslate2" if available() else "transformers"
-
-
-def cuda_present() -> bool:
-    """Whether a CUDA device is there: asked of CTranslate2 when it is installed (no torch import: a cold
-    ``ask`` on a CPU needs no torch), else of torch."""
-    if available():
-        return import_ctranslate2().get_cuda_device_count() > 0
-    if not installed("torch"):
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def resolve_backend(settings: Settings) -> str:
