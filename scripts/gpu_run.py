@@ -666,8 +666,9 @@ def phase_latency(graph: str = "movies") -> None:
        generate → validate → run → answer, with the per-node trace and every model call's trace), on the
        GPU_RUN_LIMIT (default 100) dev questions after 2 warm-up ones, the default model with the shipped
        adapter (another base: its live, bootstrapped model), transformers backend, product defaults
-       (temperature 0.1, 200 new tokens at most, 3 attempts, ``generation_cache=auto``: the static KV cache
-       with the compiled decoding step, compiled at load by ``CypherAgent.warm_up`` as the UI and ``serve``
+       (temperature 0 since 949b418, GPU_RUN_LATENCY_TEMPERATURE; rounds 4–9 asked at 0.1; 200 new tokens at
+       most, 3 attempts, ``generation_cache=auto``: the static KV cache with the compiled decoding step,
+       compiled at load by ``CypherAgent.warm_up`` as the UI and ``serve``
        do; its calls and seconds are ``model_warmup`` in the JSON), each question asked in turn of 4
        candidates (the GPU default) and 1 candidate, which share one model and its compilation, and of 1
        candidate with each of ``LATENCY_LEVERS`` (prompt-lookup decoding; the compiled step without CUDA
@@ -706,7 +707,8 @@ def phase_latency(graph: str = "movies") -> None:
     if os.environ.get("GPU_RUN_STATIC_MODES"):
         args += ["--static-probe", os.environ["GPU_RUN_STATIC_MODES"],
                  "--static-budget-s", os.environ.get("GPU_RUN_STATIC_S", "100")]
-    env = env_for(graph, CYPHERLOOP_MAX_ATTEMPTS="3", CYPHERLOOP_TEMPERATURE="0.1",
+    env = env_for(graph, CYPHERLOOP_MAX_ATTEMPTS="3", CYPHERLOOP_TEMPERATURE=os.environ.get(
+                      "GPU_RUN_LATENCY_TEMPERATURE", "0"),
                   CYPHERLOOP_MAX_NEW_TOKENS="200", TORCH_LOGS=os.environ.get("TORCH_LOGS", "recompiles"))
     code = _bounded(args, env, OUT / f"latency-{tag(graph)}.log", LATENCY_S)
     if code is None:
