@@ -302,6 +302,47 @@ def test_auto_falls_back_to_transformers_when_the_conversion_fails(settings_for,
     assert gen.version == "tiny-llama+base" and gen.traces[-1].backend == "transformers-batch"  # the batch
 
 
+@needs_ct2
+def test_auto_tries_ctranslate2_again_for_the_next_live_version(settings_for, tmp_path, tiny_dir, monkeypatch,
+                                                                caplog):
+    """CTranslate2 refusing one version (its conversion raising for v0001 only, a test double at the
+    converter) sends that version to transformers; promoting v0002 in the same process brings CTranslate2
+    back, a rollback to v0001 sends it to transformers again."""
+    from agent.models import ctranslate
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    _promotable(tiny_dir, home, "v0001")
+    _promotable(tiny_dir, home, "v0002")
+    real = ctranslate._convert
+
+    def refuses_v0001(settings, ref, quantization, out):
+        if ref is not None and ref.version == "v0001":
+            raise RuntimeError("unsupported layer")
+        return real(settings, ref, quantization, out)
+
+    monkeypatch.setattr(ctranslate, "_convert", refuses_v0001)
+    gen = _local(settings_for, home, tiny_dir, "auto", device="cpu", adapter="active")
+    s = gen.primary.settings
+    registry = AdapterRegistry(home, s.model_copy(update={"model_backend": "ctranslate2"}))
+    registry.promote("v0001")
+    with caplog.at_level("INFO", logger="agent.models.factory"):
+        gen.generate("q?", SCHEMA)
+        assert gen.backend == "transformers" and gen.version == "tiny-llama+v0001"
+        registry.promote("v0002")
+        reply = gen.generate("q?", SCHEMA)
+        assert gen.backend == "CTranslate2" and gen.traces[-1].backend == "ctranslate2"
+        assert gen.version == "tiny-llama+v0002" and gen._fallback is None
+        want = _local(settings_for, home, tiny_dir, "transformers", device="cpu", adapter="v0002")
+        assert reply == want.generate("q?", SCHEMA)  # float32: transformers' reply
+        assert registry.rollback() == "v0001"
+        gen.generate("q?", SCHEMA)
+        assert gen.backend == "transformers" and gen.version == "tiny-llama+v0001"
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.models.factory"]
+    assert len(lines) == 3 and "CTranslate2 serves tiny-llama+v0002 again" in lines[1]
+    assert all("unsupported layer" in m and "transformers answers" in m for m in (lines[0], lines[2]))
+
+
 def test_auto_without_the_package_is_transformers_with_one_line(settings_for, tmp_path, tiny_dir,
                                                                 monkeypatch, caplog):
     from agent.models import ctranslate

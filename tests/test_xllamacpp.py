@@ -355,6 +355,49 @@ def test_auto_falls_back_to_ctranslate2_for_a_model_llama_cpp_refuses(settings_f
     assert len(warned) == 1 and "llama.cpp" in warned[0] and "CTranslate2 answers instead" in warned[0]
 
 
+@needs_xllamacpp
+def test_auto_tries_llama_cpp_again_for_each_new_live_version(settings_for, tmp_path, tiny_gguf, caplog):
+    """A refusal holds for the refused weights only. In one process (the UI, the scheduled retrain): the base
+    through llama.cpp; a promoted full fine-tune it refuses (a resized vocabulary) through CTranslate2; the
+    next promotion, one it can serve, through llama.cpp again, with llama.cpp's own replies and
+    CTranslate2's model dropped; a rollback to the refused one through CTranslate2 again. One warning line a
+    refusal."""
+    import logging
+
+    from agent.models.xllamacpp import XLlamaCppGenerator
+    from finetune.registry import AdapterRegistry
+
+    pytest.importorskip("ctranslate2")
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, model_backend="auto", device="cpu", adapter="active",
+                  max_new_tokens=8, ct2_quantization="float32")
+    gen = make_generator(s)
+    gen.generate("q?", SCHEMA)
+    assert gen.backend == "llama.cpp" and gen.version == "tiny-llama+base"
+
+    caplog.set_level(logging.INFO)
+    registry = AdapterRegistry(home, s)
+    refused = registry.add(make_tiny_model_dir(tmp_path / "resized"), {"graph": "shop"})
+    registry.promote(refused)
+    gen.generate("q?", SCHEMA)
+    assert gen.backend == "CTranslate2" and gen.version == f"tiny-llama+{refused}"
+    assert gen.traces[-1].backend == "ctranslate2" and gen.primary._server is None  # llama.cpp's released
+
+    served = _full_fine_tune(home, s)
+    registry.promote(served)
+    replies = [gen.generate(p.question, p.schema_text) for p in PROMPTS]
+    assert gen.backend == "llama.cpp" and gen.version == f"tiny-llama+{served}"
+    assert gen.traces[-1].backend == "llamacpp" and gen._fallback is None
+    assert replies == [XLlamaCppGenerator(s).generate(p.question, p.schema_text) for p in PROMPTS]
+    assert any(f"llama.cpp serves tiny-llama+{served} again" in r.message for r in caplog.records)
+
+    assert registry.rollback() == refused
+    gen.generate("q?", SCHEMA)
+    assert gen.backend == "CTranslate2" and gen.version == f"tiny-llama+{refused}"
+    served_warnings = [r.message for r in caplog.records if "llama.cpp cannot serve (" in r.message]
+    assert len(served_warnings) == 2 and all("resized vocabulary" in m for m in served_warnings)
+
+
 def test_auto_serves_a_gemma_base_or_a_missing_xllamacpp_through_ctranslate2(settings_for, tmp_path,
                                                                              tiny_gguf, monkeypatch):
     """What ``auto`` knows before loading anything: Gemma 3 bases (their LoRAs and full fine-tunes llama.cpp

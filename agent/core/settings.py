@@ -129,7 +129,8 @@ class Settings(BaseSettings):
         description="auto (on a CPU llamacpp through xllamacpp, f32 weights and ngram-mod drafting, for a "
                     "Llama base such as the default SmolLM2, else ctranslate2; transformers on a GPU; a "
                     "model llama.cpp refuses or cannot convert falls back to ctranslate2, then transformers, "
-                    "one log line each), ctranslate2 (local, the adapter merged), transformers (local + "
+                    "one log line each, for that model only: the next promotion or rollback tries llama.cpp "
+                    "first again), ctranslate2 (local, the adapter merged), transformers (local + "
                     "PEFT), llamacpp (GGUF through llama.cpp) or openai (any OpenAI-compatible server).",
     )
     ct2_quantization: Literal["int8", "int8_float32", "int16", "float32"] = Field(

@@ -178,6 +178,10 @@ class ChatGenerator:
         """Do now what the first question would (convert, load); ``keep``: also write to disk what would make
         a later process's start quicker (``cypherloop warm``). Nothing to do for a remote model."""
 
+    def release(self) -> None:
+        """Drop the model in memory (the next call loads it again): ``auto``'s chain calls it on a generator
+        that refused a new version, whose previous model would otherwise stay beside the fallback's."""
+
     def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
                 batch_size: int = 0) -> list[dict[str, Any]]:
         """Do at load what the first questions' calls would compile (``prompts``: two of different lengths;

@@ -317,6 +317,10 @@ class CTranslate2Generator(ChatGenerator):
         """Convert (once) and load the model for the adapter that serves now; ``ModelError`` if that fails."""
         self._ensure()
 
+    def release(self) -> None:
+        with self._lock:
+            self._gen, self._loaded, self._path = None, None, None
+
     def _ensure(self) -> Any:
         """The loaded model for the adapter the setting asks for now (converted and reloaded when it
         changed)."""

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from agent.core.adapters import AdapterRef
 from agent.core.errors import ConfigError, ModelError, PromptOverWindow
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
@@ -15,7 +16,7 @@ from agent.models import ctranslate, llamacpp, xllamacpp
 from agent.models.base import ChatGenerator, CypherGenerator, Generation, PromptInput
 from agent.models.ctranslate import CTranslate2Generator, auto_fallback, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
-from agent.models.local import TransformersGenerator
+from agent.models.local import AdapterFollower, TransformersGenerator
 from agent.models.openai_compat import OpenAICompatGenerator
 from agent.models.xllamacpp import XLlamaCppGenerator
 
@@ -25,10 +26,14 @@ log = logging.getLogger(__name__)
 class FallbackGenerator:
     """``auto`` on a CPU: the primary answers (llama.cpp, or CTranslate2 where llama.cpp does not serve);
     when it cannot prepare the model (the conversion or the load failed: for llama.cpp also a model it
-    refuses, a resized vocabulary), the fallback answers from then on, after one warning line: llama.cpp's is
-    CTranslate2's own chain, CTranslate2's transformers. A prompt CTranslate2 refuses as longer than the
-    model's sliding window (Gemma 3: ``PromptOverWindow``) is answered by transformers, loaded on the first
-    such prompt with one warning line; the prompts that fit stay with CTranslate2."""
+    refuses, a resized vocabulary), the fallback answers that model, after one warning line: llama.cpp's is
+    CTranslate2's own chain, CTranslate2's transformers. The refusal holds for those weights only: once the
+    live version changes (a promotion or a rollback, in this process or another: the primary's
+    ``AdapterFollower``), the chain is tried again from the top, so a model the primary can serve is served
+    by it again (one info line, the fallback's model dropped) and one it refuses falls back again (one
+    warning line). A prompt CTranslate2 refuses as longer than the model's sliding window (Gemma 3:
+    ``PromptOverWindow``) is answered by transformers, loaded on the first such prompt with one warning line;
+    the prompts that fit stay with CTranslate2."""
 
     def __init__(self, primary: ChatGenerator, fallback: Callable[[], CypherGenerator],
                  names: tuple[str, str] = ("CTranslate2", "transformers")) -> None:
@@ -36,22 +41,36 @@ class FallbackGenerator:
         self.names = names
         self._make_fallback = fallback
         self._fallback: CypherGenerator | None = None
+        self._refused: AdapterRef | None = None  # the live version when the primary refused it
         self._over_window: CypherGenerator | None = None
         self._lock = threading.Lock()
 
+    def _live(self) -> AdapterRef | None:
+        """The version the primary would serve now (None: the base, or a primary that follows no registry)."""
+        follower = getattr(self.primary, "adapters", None)
+        return follower.current_or_none() if isinstance(follower, AdapterFollower) else None
+
     def serving(self) -> CypherGenerator:
-        """The generator that answers now (CTranslate2's model converted and loaded on first use)."""
+        """The generator that answers now (the primary's model converted and loaded on first use, and again
+        for each new live version after a refusal)."""
         with self._lock:
-            if self._fallback is None:
-                try:
-                    self.primary.prepare()
-                    return self.primary
-                except ModelError as e:
-                    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                    log.warning("%s cannot serve (%s); %s answers instead", self.names[0], reason,
-                                self.names[1])
+            want = self._live()
+            if self._fallback is not None and want == self._refused:
+                return self._fallback
+            try:
+                self.primary.prepare()
+            except ModelError as e:
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                log.warning("%s cannot serve (%s); %s answers instead", self.names[0], reason, self.names[1])
+                self._refused = want
+                self.primary.release()  # a model loaded before the refused one: the fallback serves now
+                if self._fallback is None:
                     self._fallback = self._make_fallback()
-            return self._fallback
+                return self._fallback
+            if self._fallback is not None:
+                log.info("%s serves %s again", self.names[0], self.primary.version)
+                self._fallback = None  # its model's memory goes with it
+            return self.primary
 
     def stand_in(self, refused: PromptOverWindow) -> CypherGenerator:
         """The transformers generator that answers the prompts CTranslate2 refuses as over the window (made

@@ -151,6 +151,10 @@ class XLlamaCppGenerator(ChatGenerator):
         model."""
         self._ensure()
 
+    def release(self) -> None:
+        with self._lock:
+            self._server, self._loaded = None, None
+
     def _ensure(self) -> Any:
         with self._lock:
             want = self.adapters.current()
