@@ -638,3 +638,86 @@ def test_relcompare_on_the_demo_graph_and_nothing_forced(demo, demo_pairs):
     for p in pairs[::4]:
         assert len(demo.query(p.cypher, timeout_s=10).rows) == p.row_count, p
     assert 0 < sum(p.category == "relcompare" for p in demo_pairs[0]) <= 0.05 * len(demo_pairs[0])
+
+
+def _continents(graph) -> None:
+    """Lands in named continents, speaking tongues by rank (1 = main), in an alliance whose name ends in "ia"
+    (no place), exporting goods with a weight (no rank)."""
+    graph.write(
+        "UNWIND ['Africa', 'Asia', 'Europe', 'South America', 'Zealand'] AS n CREATE (:Continent {name: n})"
+    )
+    graph.write(
+        "UNWIND range(0, 14) AS i CREATE (l:Land {name: 'Land ' + toString(i), "
+        "population: 1000000 + ((i * 7919) % 13) * 250000}) WITH l, i "
+        "MATCH (c:Continent) WHERE c.name = ['Africa', 'Asia', 'Europe', 'South America', 'Zealand'][i % 5] "
+        "CREATE (l)-[:IN_CONTINENT]->(c)"
+    )
+    graph.write(  # a place at the end of a type that is no containment: no adjective through it
+        "MATCH (l:Land)-[:IN_CONTINENT]->(c:Continent), (d:Continent) WHERE d <> c AND "
+        "toInteger(substring(l.name, 5)) % 2 = 0 CREATE (l)-[:TRADES_WITH]->(d)"
+    )
+    graph.write("UNWIND range(0, 5) AS j CREATE (:Tongue {name: 'Tongue ' + toString(j)})")
+    graph.write(
+        "MATCH (l:Land), (t:Tongue) WITH l, t, toInteger(substring(l.name, 5)) AS i, "
+        "toInteger(substring(t.name, 7)) AS j WHERE (j - i) % 6 < 3 AND (j - i) % 6 >= 0 "
+        "CREATE (l)-[:SPEAKS {rank: (j - i) % 6 + 1}]->(t)"
+    )
+    graph.write("CREATE (:Alliance {name: 'Nordia'}), (:Alliance {name: 'Suddia'})")
+    graph.write(
+        "MATCH (l:Land), (a:Alliance) WHERE toInteger(substring(l.name, 5)) % 2 = "
+        "CASE a.name WHEN 'Nordia' THEN 0 ELSE 1 END CREATE (l)-[:MEMBER_OF]->(a)"
+    )
+    graph.write("UNWIND range(0, 3) AS j CREATE (:Good {name: 'Good ' + toString(j)})")
+    graph.write(
+        "MATCH (l:Land), (g:Good) WITH l, g, toInteger(substring(l.name, 5)) AS i, "
+        "toInteger(substring(g.name, 5)) AS j WHERE (i + j) % 3 = 0 "
+        "CREATE (l)-[:EXPORTS {weight: (i * j) % 3 + 1}]->(g)"
+    )
+
+
+def test_place_adjectives_and_main_for_rank_one(scratch_graph):
+    """A hop to a place named by its key is also said by the place's adjective ("African lands" for
+    ``(:Land)-[:IN_CONTINENT]->(:Continent {name: 'Africa'})``), only there, with the query as it is; and
+    ``rank = 1`` on a relationship is also said as "main"/"primary"/"first" + the end's noun ("lands whose
+    main tongue is Tongue 2"), never for another property ("weight")."""
+    from finetune.synth.english import demonym, is_containment
+
+    for name, adj in [("Africa", "African"), ("Asia", "Asian"), ("South America", "South American"),
+                      ("India", "Indian"), ("Kenya", "Kenyan"), ("Europe", "European"),
+                      ("Antarctica", "Antarctic")]:
+        assert demonym(name) == adj
+    for name in ("China", "Canada", "Zealand", "Peru", "Bosnia and Herzegovina Federation", "St. Lucia",
+                 "Côte d'Ivoire", "africa", "Land 3"):
+        assert demonym(name) is None, name
+    assert all(is_containment(t) for t in ("IN_CONTINENT", "LOCATED_IN", "PART_OF", "FROM", "BASED_IN"))
+    assert not any(is_containment(t) for t in ("SUCCEEDED_BY", "TRADES_WITH", "BORDERS", "HAS_CAPITAL"))
+    _continents(scratch_graph)
+    pairs, report = generate_pairs(
+        scratch_graph, 1500, seed=3, frames=["list", "props", "count", "first", "top"], paraphrases=2
+    )
+    adjectives = {
+        "African": "Africa", "Asian": "Asia", "European": "Europe", "South American": "South America"
+    }
+    said = [p for p in pairs if re.search(r"\b(African|Asian|European|South American) lands?\b", p.question)]
+    assert len(said) >= 5, report.table()
+    for p in said:
+        adj = re.search(r"\b(African|Asian|European|South American) lands?\b", p.question).group(1)
+        place = rf"\(\w+:Continent {{name: '{adjectives[adj]}'}}\)"
+        assert re.search(rf"-\[:IN_CONTINENT\]->{place}|{place}<-\[:IN_CONTINENT\]-", p.cypher), p
+    # today's wording stays the more common one
+    named = [
+        p for p in pairs if re.search(r"Continent \{name: '(Africa|Asia|Europe|South America)'\}", p.cypher)
+    ]
+    assert len(said) < len(named) / 2, (len(said), len(named))
+    assert not re.search(r"\b(Nordian|Suddian|Zealandn|Zealandian)\b", " | ".join(p.question for p in pairs))
+
+    main = [p for p in pairs if re.search(r"\b(main|primary|first) tongues?\b", p.question)]
+    assert main, report.table()
+    for p in main:
+        assert re.search(r"\w+\.rank = 1\b", p.cypher) and "SPEAKS" in p.cypher, p
+    ranked = [p for p in pairs if re.search(r"\w+\.rank = 1\b", p.cypher)]
+    assert len(main) < len(ranked), (len(main), len(ranked))  # "with rank 1" as well
+    assert not re.search(r"\b(main|primary|first) (good|alliance|continent)s?\b",
+                         " | ".join(p.question for p in pairs))
+    for p in (said + main)[::4]:
+        assert len(scratch_graph.query(p.cypher, timeout_s=10).rows) == p.row_count, p

@@ -409,6 +409,58 @@ def hop_role(rel_type: str, verb: Verb, self_loop: bool) -> Noun | None:
     return role_noun(verb)
 
 
+PLACE_LABELS = frozenset(
+    ["continent", "country", "region", "state", "province", "city", "nation", "territory"]
+)
+"""Labels whose named nodes people say as an adjective before the noun of what lies in them ("African
+countries", "Kenyan cities")."""
+
+
+def demonym(name: str) -> str | None:
+    """The adjective of a place name by conservative rules, None where they do not apply: "-ia", "-ica",
+    "-ya" + "n" (Asia → Asian, South America → South American, Kenya → Kenyan), "-ope" → "-opean" (Europe →
+    European), "-ctica" → "-ctic" (Antarctica → Antarctic). Other names ending in "a" are left out (China,
+    Canada, Malta, Argentina would come out wrong), as are names of more than three words or with anything
+    but letters and spaces. No maintained Python package does demonyms (the ones found are Dart and Ruby
+    country tables), and a table of countries would not cover a user's regions or cities."""
+    words = name.split()
+    if not words or len(words) > 3 or not all(w.isalpha() and w[0].isupper() for w in words):
+        return None
+    if name.endswith("ctica"):  # Antarctica → Antarctic
+        return name[:-1]
+    if name.endswith(("ia", "ica", "ya")):
+        return name + "n"
+    if name.endswith("ope"):
+        return name[:-3] + "opean"
+    return None
+
+
+CONTAINMENT_WORDS = frozenset(["in", "within", "located", "part", "from", "based", "belongs"])
+"""Words of a relationship type that put its start inside its end (IN_CONTINENT, LOCATED_IN, PART_OF, FROM,
+BASED_IN): only through such a type is a named place said as an adjective ("Asian countries"), not through
+SUCCEEDED_BY or EXPORTS_TO ("Indian former countries" are none)."""
+
+
+def is_containment(rel_type: str) -> bool:
+    return bool(set(split_words(rel_type)) & CONTAINMENT_WORDS)
+
+
+RANK_PROPS = frozenset(["rank", "priority", "order", "position"])
+"""Integer relationship properties whose value 1 people say as "main", "primary" or "first" ("the main
+language of Peru" for ``SPEAKS {rank: 1}``)."""
+
+
+def is_rank_one(prop_name: str, op: str, value: object) -> bool:
+    """An equality with 1 on a rank-like property (rank, priority, order, position; any case)."""
+    return (
+        op == "eq"
+        and prop_name.lower() in RANK_PROPS
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and value == 1
+    )
+
+
 def split_words(identifier: str) -> list[str]:
     """``unitPrice`` → ['unit', 'price']; ``customer_id`` → ['customer', 'ID']; ``ACTED_IN`` → ['acted',
     'in']."""

@@ -17,13 +17,17 @@ import re
 from typing import Any
 
 from finetune.synth.english import (
+    PLACE_LABELS,
     Noun,
     Verb,
     article,
     cap,
+    demonym,
     hop_role,
     is_adjacency,
+    is_containment,
     is_plural,
+    is_rank_one,
     plural,
     role_noun,
     say_big,
@@ -48,6 +52,17 @@ POLITE = [
     "I want to know {q}",
 ]
 POLITE_IMPERATIVE = ["Please {q}", "Can you {q}", "Could you {q}", "I need you to {q}"]
+
+
+DEMONYM_P = 0.3
+"""How often a hop to a place named by its key is said as the place's adjective before the noun ("African
+countries" for ``(:Country)-[:IN_CONTINENT]->(:Continent {name: 'Africa'})``). Until 2026-12-03 it never was
+(0 of 20,000 countries pairs), and a model trained on them dropped the hop when people used the adjective."""
+
+MAIN_P = 0.5
+"""How often an equality with 1 on a rank-like relationship property (rank, priority, order, position) is said
+as "main", "primary" or "first" ("countries whose main language is French") rather than "with rank 1"."""
+MAIN_WORDS = ["main", "primary", "first"]
 
 
 BIG_IN_WORDS_P = 0.5
@@ -96,6 +111,7 @@ class Renderer:
         self.rng = random.Random(seed)
         self._nouns: dict[int, Noun] = {}
         self._owned: dict[int, bool] = {}
+        self._main: dict[int, bool] = {}
 
     # --- small choices ---------------------------------------------------------------------------
     def pick(self, options: list[str]) -> str:
@@ -230,11 +246,76 @@ class Renderer:
         if skipped_filters and skip_hop is not None and self.hop_filters(q, skip_hop):
             post.insert(0, self.hop_filters(q, skip_hop).strip())
         for j in q.children(i):
-            if j != skip_hop and j != role:
+            if j in (skip_hop, role):
+                continue
+            adj = self._place_adjective(q, j)
+            if adj and self.rng.random() < DEMONYM_P:  # "African countries", not "countries in Africa"
+                pre.append(adj)
+            else:
                 post.append(self.hop_clause(q, j, plural_))
         head = " ".join([*pre, n.plural if plural_ else n.singular])
         text = " ".join(x for x in [det, head, self._join(post)] if x)
         return text
+
+    def _place_adjective(self, q: Query, j: int) -> str | None:
+        """The adjective of the place at the end of hop ``j`` ("African" for a hop to the continent named
+        Africa), where the hop is outward through a type that puts the start in the end (IN_CONTINENT,
+        LOCATED_IN), to a node of a place label named by its key and nothing else, with no condition on the
+        hop; else None. Not for a ``HAS_X`` type or one between nodes of one label
+        ("Kenyan countries" are no neighbours of Kenya)."""
+        h = q.hops[j]
+        c = h.child
+        f = q.anchored(c)
+        if (
+            f is None
+            or not h.outward
+            or not is_containment(h.rel.type)
+            or h.rel.self_loop
+            or owned_noun(h.rel) is not None
+            or f.prop.kind != "key"
+            or not isinstance(f.value, str)
+            or q.nodes[c].label.label.lower() not in PLACE_LABELS
+            or q.children(c)
+            or any(x is not f and x.on == "node" and x.index == c for x in q.filters)
+            or any(x.on == "hop" and x.index == j for x in q.filters)
+            or any(e.node == c for e in q.exists)
+        ):
+            return None
+        return demonym(f.value)
+
+    def _says_main(self, q: Query, j: int) -> bool:
+        """Whether hop ``j``'s condition "rank = 1" is said as "main"/"primary"/"first" (drawn once per
+        question and hop, so the clause and its conditions agree)."""
+        fs = [f for f in q.filters if f.on == "hop" and f.index == j]
+        if not any(is_rank_one(f.prop.name, f.op, f.value) for f in fs):
+            return False
+        if j not in self._main:
+            self._main[j] = self.rng.random() < MAIN_P
+        return self._main[j]
+
+    def _main_clause(self, q: Query, j: int, parent_plural: bool) -> str | None:
+        """Hop ``j`` with the one condition "rank = 1", said by what the end is to the start: "whose main
+        language is French", "with French as their primary language" (outward), "that are the main language
+        of Peru" (inward); None where the hop has other conditions or joins nodes of one label."""
+        h = q.hops[j]
+        fs = [f for f in q.filters if f.on == "hop" and f.index == j]
+        if len(fs) != 1 or h.rel.self_loop or not self._says_main(q, j):
+            return None
+        word = self.pick(MAIN_WORDS)
+        x = h.rel.end.noun.singular
+        c = h.child
+        anchored = q.anchored(c) is not None
+        if h.outward:
+            if anchored:
+                other = self.anchor(q, c)
+                their = "their" if parent_plural else "its"
+                return self.pick([f"whose {word} {x} is {other}", f"with {other} as {their} {word} {x}"])
+            if _bare(q, c) and not any(e.node == c for e in q.exists):  # not "… main language is a language"
+                return f"with {article(word)} {x}"
+            return f"whose {word} {x} is {article(self.np(q, c, plural_=False))}"
+        parent = self.noun(q, h.parent)
+        other = self.anchor(q, c) if anchored else article(self.np(q, c, plural_=False))
+        return f"{parent.rel} {'are' if parent_plural else 'is'} the {word} {x} of {other}"
 
     def _owned_hop(self, q: Query, i: int, skip_hop: int | None) -> int | None:
         """A hop into node ``i`` from the node that has it (``HAS_X``), said as X ("capital") with OWNED_P
@@ -275,6 +356,9 @@ class Renderer:
         h = q.hops[j]
         parent = self.noun(q, h.parent)
         v = h.rel.verb
+        main = self._main_clause(q, j, parent_plural)
+        if main is not None:
+            return main
         tail = self.hop_filters(q, j)
         if h.rel.self_loop and is_adjacency(h.rel.type) and self.rng.random() < 0.5:
             # "countries neighbouring France", "countries that are neighbours of France"
@@ -326,7 +410,13 @@ class Renderer:
         fs = [f for f in q.filters if f.on == "hop" and f.index == j]
         if not fs:
             return ""
-        return " " + self._join([self.filter_phrase(f, True)[1] or "" for f in fs])
+        main = self._says_main(q, j)
+        return " " + self._join([self._hop_filter_phrase(q, j, f, main) for f in fs])
+
+    def _hop_filter_phrase(self, q: Query, j: int, f: Filter, main: bool) -> str:
+        if main and is_rank_one(f.prop.name, f.op, f.value):  # "… speak French as the main language"
+            return f"as the {self.pick(MAIN_WORDS)} {q.hops[j].rel.end.noun.singular}"
+        return self.filter_phrase(f, True)[1] or ""
 
     def exists_phrase(self, q: Query, e: Exists, plural_: bool) -> str:
         n = q.nodes[e.node].label.noun
@@ -618,6 +708,7 @@ class Renderer:
     def question(self, q: Query) -> str:
         self._nouns = {}
         self._owned = {}
+        self._main = {}
         text = getattr(self, f"_q_{q.frame}")(q)
         text = cap(_A_WORD.sub(_an, text))
         if self.rng.random() < 0.04:
@@ -643,6 +734,9 @@ class Renderer:
         """ "{head} did Tom Hanks act in" / "{head} acted in movies …" / "{head} were directed by …"."""
         h = q.hops[j]
         v: Verb = h.rel.verb
+        main = self._main_verb(q, j, head)
+        if main is not None:
+            return main
         tail = self.hop_filters(q, j)
         x = owned_noun(h.rel)
         if x is not None and not h.outward:  # "Which cities are the capital of Australia?", not "does … have"
@@ -661,6 +755,20 @@ class Renderer:
         if v.passive and self.rng.random() < 0.4:
             return f"{head} {'were' if not v.present else 'are'} {v.passive} {other}{tail}"
         return f"{head} {v.ask(other, not anchor)}{tail}"
+
+    def _main_verb(self, q: Query, j: int, head: str) -> str | None:
+        """The question's verb for hop ``j`` with the one condition "rank = 1": "Which countries have French
+        as their main language?", "Which languages are the primary language of a country in Europe?"."""
+        h = q.hops[j]
+        fs = [f for f in q.filters if f.on == "hop" and f.index == j]
+        if len(fs) != 1 or h.rel.self_loop or not self._says_main(q, j):
+            return None
+        word, x, c = self.pick(MAIN_WORDS), h.rel.end.noun.singular, h.child
+        other = self.anchor(q, c) if q.anchored(c) is not None else article(self.np(q, c, plural_=False))
+        if h.outward:
+            return f"{head} {'has' if head.startswith('Who') else 'have'} {other} as their {word} {x}"
+        are = "are" if head.startswith(("Which", "How many")) else "is"
+        return f"{head} {are} the {word} {x} of {other}"
 
     def _entity_opener(self, q: Query, np_text: str, count: int | None = None) -> str:
         k = f"{count} " if count else ""
