@@ -496,6 +496,112 @@ def test_a_lora_is_served_merged_as_a_full_gguf_and_followed(settings_for, tmp_p
     assert gen.generate("q?", SCHEMA) == base_out and gen.version == "tiny-llama+base"
 
 
+# --- llama-cpp-python: the same files and settings, through a stand-in of its Llama class -----------------
+class _StandInLlama:
+    """llama-cpp-python's ``Llama`` at the boundary (not installed here: a source build): the keyword
+    arguments its constructor takes (``model_path``, ``n_ctx``, ``n_threads``, ``n_threads_batch``,
+    ``lora_path``, ``draft_model``, ``verbose``), any other a TypeError as there; it records each load."""
+
+    loads: list[dict] = []
+
+    def __init__(self, model_path, *, n_ctx=512, n_threads=None, n_threads_batch=None, lora_path=None,
+                 draft_model=None, verbose=True):
+        self.kwargs = {"model_path": model_path, "n_threads": n_threads, "n_threads_batch": n_threads_batch,
+                       "lora_path": lora_path, "draft_model": draft_model}
+        _StandInLlama.loads.append(self.kwargs)
+
+    def create_chat_completion(self, messages, **sampling):
+        return {"choices": [{"message": {"content": "MATCH (c:Customer) RETURN count(c)"}}]}
+
+    def create_completion(self, prompt, **sampling):
+        return {"choices": [{"text": "MATCH (c:Customer) RETURN count(c)"}]}
+
+
+class _StandInLookup:
+    def __init__(self, max_ngram_size=2, num_pred_tokens=10):
+        self.max_ngram_size, self.num_pred_tokens = max_ngram_size, num_pred_tokens
+
+
+@pytest.fixture
+def llama_cpp_python(monkeypatch):
+    """``llama_cpp`` and ``llama_cpp.llama_speculative`` as importable stand-ins."""
+    import importlib.machinery
+    import sys
+    import types
+
+    module = types.ModuleType("llama_cpp")
+    module.__spec__ = importlib.machinery.ModuleSpec("llama_cpp", None)
+    module.Llama = _StandInLlama
+    speculative = types.ModuleType("llama_cpp.llama_speculative")
+    speculative.LlamaPromptLookupDecoding = _StandInLookup
+    module.llama_speculative = speculative
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+    monkeypatch.setitem(sys.modules, "llama_cpp.llama_speculative", speculative)
+    _StandInLlama.loads = []
+    return _StandInLlama.loads
+
+
+def test_llama_cpp_python_loads_the_files_and_settings_xllamacpp_does(settings_for, tmp_path, tiny_gguf,
+                                                                      llama_cpp_python, caplog):
+    """With llama-cpp-python installed, ``model_backend=llamacpp`` loads what xllamacpp would: the base
+    dequantized to float32 (``llamacpp_weights=f32``), a promoted LoRA merged into a full-model GGUF written
+    ahead by the promotion (no LoRA at run time), ``llamacpp_threads`` threads, and the drafting as prompt
+    lookup (``llamacpp_draft_ngram`` / ``_max``). The default ngram-mod and its ``llamacpp_draft_min`` it does
+    not have: one warning line at the first load, none at the reloads."""
+    import logging
+
+    from agent.models.gguf_full import dequantized_gguf
+    from agent.models.llamacpp import LlamaCppGenerator, usable_threads
+    from finetune.registry import AdapterRegistry
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_threads=2, llamacpp_draft_max=5)
+    assert (s.llamacpp_weights, s.llamacpp_draft) == ("f32", "ngram-mod")
+    gen = make_generator(s)
+    assert isinstance(gen, LlamaCppGenerator)
+    caplog.set_level(logging.WARNING, logger="agent.models.llamacpp")
+    assert gen.generate("q?", SCHEMA) == "MATCH (c:Customer) RETURN count(c)"
+    [base] = llama_cpp_python
+    assert base["model_path"] == str(dequantized_gguf(tiny_gguf, s, "f32")) and base["lora_path"] is None
+    assert base["n_threads"] == base["n_threads_batch"] == usable_threads(2) >= 1
+    draft = base["draft_model"]
+    assert isinstance(draft, _StandInLookup) and (draft.max_ngram_size, draft.num_pred_tokens) == (2, 5)
+
+    v1 = _lora(home, s, "v0001", seed=1)
+    AdapterRegistry(home, s).promote(v1)
+    [merged] = (home / "models" / "gguf-full").glob("v0001-f32-*/model.gguf")  # written by the promotion
+    gen.generate("q?", SCHEMA)
+    assert llama_cpp_python[-1]["model_path"] == str(merged) and llama_cpp_python[-1]["lora_path"] is None
+    assert gen.version == "tiny-llama+v0001" and not (home / "models" / "lora-gguf").exists()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "llamacpp_draft=ngram-mod (served as prompt lookup)" in warned[0]
+    assert "llamacpp_draft_min" in warned[0]
+
+
+@pytest.mark.parametrize("draft, warned",
+                         [("ngram-simple", ""), ("ngram-map-k", "ngram-map-k"), ("none", "")])
+def test_llama_cpp_python_under_quantized_weights_and_other_drafts(settings_for, tmp_path, tiny_gguf,
+                                                                   llama_cpp_python, caplog, draft, warned):
+    """``llamacpp_weights=gguf``: the base GGUF as it is, and the LoRA as a GGUF applied at load.
+    ngram-simple is prompt lookup itself (nothing to warn of); none loads no draft model."""
+    import logging
+
+    from agent.models.llamacpp import LlamaCppGenerator
+
+    home = tmp_path / "home"
+    s = _settings(settings_for, home, tiny_gguf, adapter="active", llamacpp_weights="gguf",
+                  llamacpp_draft=draft, llamacpp_threads=0)
+    write_active(home, _lora(home, s, "v0001", seed=1))
+    caplog.set_level(logging.WARNING, logger="agent.models.llamacpp")
+    LlamaCppGenerator(s).generate("q?", SCHEMA)
+    [load] = llama_cpp_python
+    assert load["model_path"] == str(tiny_gguf) and load["n_threads"] is None
+    assert load["lora_path"] == str(home / "models" / "lora-gguf" / "v0001.gguf")
+    assert (load["draft_model"] is None) == (draft == "none")
+    lines = [r.getMessage() for r in caplog.records]
+    assert (lines and warned in lines[0] and "llamacpp_draft_min" not in lines[0]) if warned else not lines
+
+
 def test_llama_cpp_threads_are_capped_at_the_usable_cores(monkeypatch):
     import os
 

@@ -157,24 +157,29 @@ class Settings(BaseSettings):
     )
     llamacpp_weights: Literal["gguf", "f16", "f32"] = Field(
         "f32",
-        description="Weights of the llamacpp backend (xllamacpp): f32 (default), the base GGUF dequantized "
-                    "to float32 once under <home>/models/gguf-f32/ (540 MB for SmolLM2), the weights "
-                    "transformers computes with (transformers' replies on 96-100 of 100 questions); f16, "
-                    "the same in float16 (93 of 100); or gguf, the base GGUF as it is (SmolLM2: Q4_1, "
-                    "fastest per step, but other replies than transformers' on ~4 questions in 10; "
-                    "docs/BENCHMARKS.md 5b). A full "
-                    "fine-tune is written in float32 under f32, else float16 (<home>/models/gguf-full/).",
+        description="Weights of the llamacpp backend (xllamacpp or llama-cpp-python): f32 (default), the "
+                    "base GGUF dequantized to float32 once under <home>/models/gguf-f32/ (540 MB for "
+                    "SmolLM2), the weights transformers computes with (transformers' replies on 96-100 of "
+                    "100 questions); f16, the same in float16 (93 of 100); or gguf, the base GGUF as it is "
+                    "(SmolLM2: Q4_1, fastest per step, but other replies than transformers' on ~4 "
+                    "questions in 10; docs/BENCHMARKS.md 5b). Under f32 / f16 a LoRA is merged into its "
+                    "(Llama) base; a full fine-tune is written in float32 under f32, else float16 "
+                    "(<home>/models/gguf-full/).",
     )
     llamacpp_draft: Literal["none", "ngram-simple", "ngram-map-k", "ngram-mod"] = Field(
         "ngram-mod",
-        description="Exact drafting in the llamacpp backend (xllamacpp): llama.cpp's n-gram speculative "
+        description="Exact drafting in the llamacpp backend: llama.cpp's n-gram speculative "
                     "decoding, no draft model. Drafted tokens are checked in one forward pass and greedy "
                     "replies keep the model's own tokens. ngram-simple / ngram-map-k: when the last "
                     "llamacpp_draft_ngram tokens occur earlier in the prompt or the reply (a label, a "
                     "property, a name), draft what followed them; ngram-mod: one table n-gram -> next token "
                     "kept across questions (the prompts' and earlier replies' tokens), so Cypher's own "
                     "patterns are drafted too; the default: 2.2x fewer decoding passes, ~1.3x faster a "
-                    "question, the same greedy replies but near-ties (docs/BENCHMARKS.md 5b). none: off.",
+                    "question, the same greedy replies but near-ties (docs/BENCHMARKS.md 5b). none: off. "
+                    "llama-cpp-python (used instead of xllamacpp where it is installed) drafts by prompt "
+                    "lookup only (its LlamaPromptLookupDecoding, ngram-simple's equivalent): ngram-map-k "
+                    "and ngram-mod are served as prompt lookup, and llamacpp_draft_min is ignored, with one "
+                    "warning line at load.",
     )
     llamacpp_draft_ngram: int = Field(
         2, ge=1, le=16,
@@ -189,7 +194,8 @@ class Settings(BaseSettings):
     )
     llamacpp_draft_min: int = Field(
         2, ge=1, le=64,
-        description="Fewest tokens an ngram-mod draft may have (a shorter one is not checked).",
+        description="Fewest tokens an ngram-mod draft may have (a shorter one is not checked; xllamacpp "
+                    "only: llama-cpp-python has no such bound).",
     )
     ct2_prefix_cache: bool = Field(
         True,

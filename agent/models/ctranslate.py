@@ -54,8 +54,7 @@ from agent.models.base import (
     installed,
     optional_module,
 )
-from agent.models.gguf_full import dequantized_gguf, full_model_gguf, merged_model_gguf, merges_lora
-from agent.models.llamacpp import adapter_gguf, auto_refusal, gguf_base_path
+from agent.models.llamacpp import auto_refusal, gguf_base_path, served_gguf
 from agent.models.local import (
     STOP_TOKENS,
     AdapterFollower,
@@ -194,7 +193,7 @@ def prepare_live(settings: Settings) -> Path | None:
     a rollback pays neither the merge nor the conversion: CTranslate2 serving, its conversion (and the
     merged copy it is made from); transformers on a CPU, the merged copy of the base with the live LoRA
     (``ensure_merged``, what ``cypherloop warm`` writes); llama.cpp, the live LoRA merged into a full-model
-    GGUF (``gguf_full.merged_model_gguf``, xllamacpp under ``llamacpp_weights`` f32 / f16) or as a GGUF
+    GGUF (``gguf_full.merged_model_gguf``, under ``llamacpp_weights`` f32 / f16) or as a GGUF
     adapter (``agent.models.llamacpp.adapter_gguf``) with the base dequantized (``llamacpp_weights``), or a
     full fine-tune as its own GGUF (``gguf_full``). Under ``auto``, a model llama.cpp refuses (a resized
     vocabulary, a failed conversion) is prepared for CTranslate2 instead, which is what serves it then (one
@@ -222,19 +221,13 @@ def prepare_live(settings: Settings) -> Path | None:
 
 
 def _prepare_llamacpp(settings: Settings, ref: AdapterRef | None) -> Path:
-    """The GGUF files llama.cpp serves ``ref`` from, written once: a full fine-tune's own GGUF; for a LoRA
-    under xllamacpp with ``llamacpp_weights`` f32 / f16, the LoRA merged into a full-model GGUF
-    (``merged_model_gguf``); else the base (dequantized under f16 / f32, as xllamacpp serves it) and the LoRA
-    as a GGUF (llama-cpp-python, quantized weights, a base other than Llama)."""
-    base = gguf_base_path(settings)
-    if ref is not None and ref.full_model:
-        return full_model_gguf(ref, base, settings, settings.llamacpp_weights)
-    xllamacpp_serves = settings.model_backend == "auto" or not installed("llama_cpp")
-    if xllamacpp_serves and merges_lora(settings, ref):
-        return merged_model_gguf(ref, base, settings, settings.llamacpp_weights)
-    if settings.llamacpp_weights != "gguf" and xllamacpp_serves:
-        base = dequantized_gguf(base, settings, settings.llamacpp_weights)
-    return adapter_gguf(ref, settings) if ref is not None else base
+    """The GGUF files llama.cpp (either binding) serves ``ref`` from, written once (``served_gguf``): a full
+    fine-tune's own GGUF; for a LoRA under ``llamacpp_weights`` f32 / f16, the LoRA merged into a full-model
+    GGUF (``merged_model_gguf``); else the base (dequantized under f16 / f32) and the LoRA as a GGUF
+    (quantized weights, a base other than Llama). Returns the LoRA's file where there is one, else the
+    model's."""
+    model, lora = served_gguf(settings, gguf_base_path(settings), ref)
+    return lora or model
 
 
 def auto_fallback() -> str:

@@ -7,7 +7,7 @@ base's: named as llama.cpp names them (``gguf.get_tensor_name_map``), q/k rows p
 ``convert_hf_to_gguf.py`` does for Llama (transformers un-permutes them when it reads a GGUF), no ``output``
 tensor when the head is tied to the embeddings (SmolLM2), matrices in float32 or float16. Written once per
 version and weights into ``<home>/models/gguf-full/`` (``full_model_gguf``), atomically. A LoRA served by
-xllamacpp under ``llamacpp_weights`` f32 / f16 is written the same way from its merged copy
+llama.cpp (either binding) under ``llamacpp_weights`` f32 / f16 is written the same way from its merged copy
 (``merged_model_gguf``: ``ensure_merged``'s float32 folder), beside them and under the same policy.
 
 Only the Llama architecture (SmolLM2, the default base) is written; others (Gemma 3, Qwen2) are refused with a
@@ -144,10 +144,10 @@ def full_model_gguf(ref: AdapterRef, base_gguf: Path, settings: Settings, weight
 
 
 def merges_lora(settings: Settings, ref: AdapterRef | None) -> bool:
-    """Whether xllamacpp serves the LoRA ``ref`` merged into its base (``merged_model_gguf``): under
-    ``llamacpp_weights`` f32 / f16 for a Llama base. Quantized weights (``gguf``) cannot take the merge
-    without requantising, and other architectures have no GGUF writer here: those keep the base + a GGUF
-    LoRA applied at run time."""
+    """Whether llama.cpp (either binding) serves the LoRA ``ref`` merged into its base
+    (``merged_model_gguf``): under ``llamacpp_weights`` f32 / f16 for a Llama base. Quantized weights
+    (``gguf``) cannot take the merge without requantising, and other architectures have no GGUF writer here:
+    those keep the base + a GGUF LoRA applied at run time."""
     if ref is None or ref.full_model or settings.llamacpp_weights == "gguf":
         return False
     config = json.loads((ensure_base_model(settings) / "config.json").read_text())

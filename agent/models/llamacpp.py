@@ -4,29 +4,38 @@ the optional extra ``cypherloop[llamacpp]``), which uses this module's GGUF base
 
 On a CPU it generates about 4x faster than transformers (docs/BENCHMARKS.md §5), with other greedy replies on
 many questions (its quantized arithmetic, measured through xllamacpp: docs/BENCHMARKS.md 5b). The base is a
-GGUF file (the packaged SmolLM2 by default, or ``settings.base_model`` ending in ``.gguf``); the adapter is a
-LoRA in GGUF form (``adapter.gguf`` in the adapter folder, e.g. written by llama.cpp's
-``convert_lora_to_gguf.py``), passed as ``lora_path``; a full fine-tune is served as its own GGUF
-(``agent.models.gguf_full``). llama.cpp applies a LoRA at load time, so a
-new active adapter reloads the (small) model; the pointer is checked with a ``stat`` per call.
-The prompt is rendered by the same Hugging Face chat template as training when the converted base
-directory exists, so training and serving see the same tokens.
+GGUF file (the packaged SmolLM2 by default, or ``settings.base_model`` ending in ``.gguf``). Both bindings
+load the same files (``served_gguf``): under ``llamacpp_weights`` f32 / f16 the base dequantized and a Llama
+LoRA merged into a full-model GGUF; under ``gguf`` (or another base) the LoRA in GGUF form (``adapter.gguf``
+in the adapter folder, or the PEFT adapter converted once), passed as ``lora_path``; a full fine-tune as its
+own GGUF (``agent.models.gguf_full``). A new active adapter reloads the (small) model; the pointer is checked
+with a ``stat`` per call. The prompt is rendered by the same Hugging Face chat template as training when the
+converted base directory exists, so training and serving see the same tokens.
+
+llama-cpp-python honours ``llamacpp_threads`` (generation and prompt) and ``llamacpp_draft`` through its one
+exact drafting, prompt lookup (``LlamaPromptLookupDecoding``: ``llamacpp_draft_ngram`` tokens at most,
+``llamacpp_draft_max`` drafted), which is xllamacpp's ngram-simple; ngram-map-k and ngram-mod (whose table of
+n-grams outlives a question) and ``llamacpp_draft_min`` have no equivalent there: those are served as prompt
+lookup, and the first load says so in one warning line (``prompt_lookup``). Unmeasured: llama-cpp-python is
+not installed where the benchmarks ran, and its glue is tested against a stand-in of its ``Llama`` class.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from agent.core.adapters import AdapterRef
-from agent.core.errors import ModelError
+from agent.core.errors import ModelError, TrainingError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, installed, optional_module
-from agent.models.gguf_full import full_model_gguf
+from agent.models.gguf_full import dequantized_gguf, full_model_gguf, merged_model_gguf, merges_lora
 from agent.models.gguf_lora import write_gguf_lora
 from agent.models.local import (
     PACKAGED_MODELS,
@@ -36,6 +45,8 @@ from agent.models.local import (
     ensure_base_model,
     packaged_gguf,
 )
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
     "the llamacpp backend needs llama.cpp: pip install 'cypherloop[llamacpp]' (xllamacpp, a prebuilt "
@@ -128,6 +139,58 @@ def _converted_lora(ref: AdapterRef, settings: Settings) -> Path:
     return out
 
 
+def served_gguf(settings: Settings, base: Path, want: AdapterRef | None) -> tuple[Path, Path | None]:
+    """The GGUF model file llama.cpp loads for the live version ``want`` under ``llamacpp_weights``, and the
+    GGUF LoRA applied on it at load (None: none), written once, the same for both bindings: a full
+    fine-tune's own GGUF; a Llama LoRA under f32 / f16 merged into a full-model GGUF (``merges_lora``); else
+    the base (dequantized under f32 / f16) with the LoRA as a GGUF (``adapter_gguf``)."""
+    weights = settings.llamacpp_weights
+    if want is not None and want.full_model:
+        return full_model_gguf(want, base, settings, weights), None
+    if merges_lora(settings, want):
+        assert want is not None
+        return merged_model_gguf(want, base, settings, weights), None
+    model = base if weights == "gguf" else dequantized_gguf(base, settings, weights)
+    if want is None:
+        return model, None
+    try:
+        return model, adapter_gguf(want, settings)
+    except TrainingError as e:  # a base whose LoRAs the built-in GGUF export cannot write
+        raise ModelError(str(e)) from e
+
+
+def usable_threads(threads: int) -> int:
+    """``threads`` (``llamacpp_threads``), but no more than the cores this process may run on: threads beyond
+    them wait on each other at every step. 0 stays 0 (llama.cpp's own default)."""
+    if threads <= 0:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(threads, cores))
+
+
+def prompt_lookup(settings: Settings, llama_cpp: Any) -> tuple[Any, list[str]]:
+    """``llamacpp_draft`` on llama-cpp-python: its one exact drafting, prompt lookup
+    (``llama_cpp.llama_speculative.LlamaPromptLookupDecoding``: the last ``max_ngram_size`` tokens, then
+    fewer, searched in the prompt and the reply so far, up to ``num_pred_tokens`` of what followed them
+    drafted and checked in one forward pass), the nearest to xllamacpp's ngram-simple. The draft model (None
+    for ``none``) and the settings it does not honour as llama.cpp's server does, for the load's log line:
+    ngram-map-k and ngram-mod (no table of n-grams kept across questions) are served as prompt lookup, and
+    ``llamacpp_draft_min`` has no equivalent."""
+    kind = settings.llamacpp_draft
+    if kind == "none":
+        return None, []
+    speculative = importlib.import_module(f"{llama_cpp.__name__}.llama_speculative")
+    draft = speculative.LlamaPromptLookupDecoding(max_ngram_size=settings.llamacpp_draft_ngram,
+                                                  num_pred_tokens=settings.llamacpp_draft_max)
+    ignored = [] if kind == "ngram-simple" else [f"llamacpp_draft={kind} (served as prompt lookup)"]
+    if kind == "ngram-mod":
+        ignored.append("llamacpp_draft_min")
+    return draft, ignored
+
+
 class LlamaCppGenerator(ChatGenerator):
     """``CypherGenerator`` on llama.cpp with an optional GGUF LoRA that follows the registry."""
 
@@ -137,12 +200,13 @@ class LlamaCppGenerator(ChatGenerator):
         self.base_name = base_display_name(settings.base_model)
         self.adapters = AdapterFollower(settings.adapter, settings.home_dir, settings.base_model)
         self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_threads = n_threads if n_threads is not None else usable_threads(settings.llamacpp_threads)
         self._lock = threading.RLock()
         self._llm: Any = None
         self._loaded: AdapterRef | None = None
         self._tokenizer: Any = None
         self._tokenizer_checked = False
+        self._told = False  # the settings this binding ignores: logged at the first load only
 
     @property
     def version(self) -> str:
@@ -155,18 +219,25 @@ class LlamaCppGenerator(ChatGenerator):
             if self._llm is not None and want == self._loaded:
                 return self._llm
             llama_cpp = import_llama_cpp()
+            self._llm, self._loaded = None, None  # the previous model's memory goes first
+            model, lora = served_gguf(self.settings, self.base_path, want)
             kwargs: dict[str, Any] = {
-                "model_path": str(self.base_path),
+                "model_path": str(model),
                 "n_ctx": self.n_ctx,
                 "verbose": False,
             }
             if self.n_threads:
-                kwargs["n_threads"] = self.n_threads
-            if want is not None and want.full_model:  # its own GGUF (agent.models.gguf_full)
-                kwargs["model_path"] = str(full_model_gguf(want, self.base_path, self.settings,
-                                                           self.settings.llamacpp_weights))
-            elif want is not None:
-                kwargs["lora_path"] = str(adapter_gguf(want, self.settings))
+                kwargs["n_threads"] = kwargs["n_threads_batch"] = self.n_threads
+            if lora is not None:
+                kwargs["lora_path"] = str(lora)
+            kwargs["draft_model"], ignored = prompt_lookup(self.settings, llama_cpp)
+            if kwargs["draft_model"] is None:
+                del kwargs["draft_model"]
+            if ignored and not self._told:
+                self._told = True
+                log.warning("llama-cpp-python does not honour %s (CYPHERLOOP_LLAMACPP_DRAFT=ngram-simple "
+                            "asks for what it serves; xllamacpp honours them: pip install xllamacpp and "
+                            "uninstall llama-cpp-python)", ", ".join(ignored))
             try:
                 self._llm = llama_cpp.Llama(**kwargs)
             except Exception as e:  # noqa: BLE001
@@ -176,6 +247,10 @@ class LlamaCppGenerator(ChatGenerator):
                 ) from e
             self._loaded = want
             return self._llm
+
+    def release(self) -> None:
+        with self._lock:
+            self._llm, self._loaded = None, None
 
     def _hf_tokenizer(self) -> Any:
         """The converted base's tokenizer (same chat template as training), when it exists."""

@@ -39,7 +39,6 @@ it answers no one else.
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -47,7 +46,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agent.core.adapters import AdapterRef
-from agent.core.errors import ModelError, TrainingError
+from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import (
@@ -66,7 +65,7 @@ from agent.models.gguf_full import (  # noqa: F401
     merges_lora,
     write_dequantized_gguf,
 )
-from agent.models.llamacpp import adapter_gguf, gguf_base_path
+from agent.models.llamacpp import gguf_base_path, served_gguf, usable_threads  # noqa: F401
 from agent.models.local import AdapterFollower, base_display_name, ensure_base_model
 
 INSTALL_HINT = (
@@ -85,18 +84,6 @@ def import_xllamacpp() -> Any:
 def available() -> bool:
     """Whether the xllamacpp package is installed (without importing it)."""
     return installed("xllamacpp")
-
-
-def usable_threads(threads: int) -> int:
-    """``threads`` (``llamacpp_threads``), but no more than the cores this process may run on: threads beyond
-    them wait on each other at every step. 0 stays 0 (llama.cpp's own default)."""
-    if threads <= 0:
-        return 0
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(threads, cores))
 
 
 DRAFTS = {"ngram-simple": ("COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE", "ngram_simple"),
@@ -164,14 +151,8 @@ class XLlamaCppGenerator(ChatGenerator):
             if self._tokenizer is None:
                 self._tokenizer = load_tokenizer(ensure_base_model(self.settings))
             params = xlc.CommonParams()
-            model, weights = self.base_path, self.settings.llamacpp_weights
-            merged = merges_lora(self.settings, want)
-            if want is not None and want.full_model:  # its own GGUF, written once with the base's metadata
-                model = full_model_gguf(want, self.base_path, self.settings, weights)
-            elif merged:  # the LoRA merged into the base, served as a full fine-tune is
-                model = merged_model_gguf(want, self.base_path, self.settings, weights)
-            elif weights != "gguf":
-                model = dequantized_gguf(model, self.settings, weights)
+            self._server, self._loaded = None, None  # the previous model's memory goes first
+            model, lora = served_gguf(self.settings, self.base_path, want)
             params.model.path = str(model)
             params.n_ctx = self.n_ctx
             params.n_parallel = 1
@@ -182,13 +163,8 @@ class XLlamaCppGenerator(ChatGenerator):
             params.api_keys = [secrets.token_urlsafe(32)]
             params.verbosity = LOG_ERRORS
             set_draft(params, xlc, self.settings)
-            if want is not None and not want.full_model and not merged:
-                try:
-                    lora = adapter_gguf(want, self.settings)
-                except TrainingError as e:  # a base whose LoRAs the built-in GGUF export cannot write
-                    raise ModelError(str(e)) from e
+            if lora is not None:
                 params.lora_adapters = [xlc.CommonAdapterLoraInfo(str(lora), 1.0)]
-            self._server = None  # the previous model's memory goes first
             try:
                 self._server = xlc.Server(params)
             except Exception as e:  # noqa: BLE001
