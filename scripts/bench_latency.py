@@ -291,7 +291,7 @@ class Config:
                          "candidates": s.resolved_candidates(), "generation_cache": s.generation_cache,
                          "prompt_lookup_tokens": s.prompt_lookup_tokens,
                          "generation_compile_mode": s.generation_compile_mode,
-                         "candidates_one_call": s.candidates_one_call},
+                         "candidates_one_call": s.candidates_one_call, "decode_loop": s.decode_loop},
             "load_and_warmup_s": self.warm_s,
             "model_warmup": self.model_warmup,
             "static_cache_used": bool(getattr(self.generator, "_warmed", False)
@@ -327,6 +327,9 @@ class Config:
         static_error = getattr(self.generator, "static_cache_error", None)
         if static_error:
             summary["static_cache_error"] = static_error
+        graphed_error = getattr(self.generator, "graphed_error", None)
+        if graphed_error:
+            summary["graphed_error"] = graphed_error
         return summary
 
 

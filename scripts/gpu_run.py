@@ -639,12 +639,14 @@ LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "555"))
 and the results' tarball is written at the end (a call killed at its limit brings back nothing)."""
 LATENCY_LEVERS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_LEVERS",
-    "candidates=1+prompt_lookup_tokens=10,candidates=1+generation_compile_mode=default,"
-    "candidates=4+candidates_one_call=true").split(",") if x]
+    "candidates=1+decode_loop=generate,candidates=4+candidates_one_call=true,"
+    "candidates=1+prompt_lookup_tokens=10").split(",") if x]
 """Issue 15's single-stream levers, each one more configuration (settings joined by ``+``) asked the same
-questions in turn with the product defaults: prompt-lookup decoding and the compiled step without CUDA graphs
-(``default``, against transformers' default mode, reduce-overhead, which the product configurations run)
-with 1 candidate; the 4 candidates from one call instead of two. Empty: the defaults only."""
+questions in turn with the product defaults (which decode one question's replies with the graphed loop on
+CUDA since the commit that added ``decode_loop``): transformers' ``generate`` on its compiled static step
+(rounds 5-9's path) with 1 candidate; the 4 candidates from one call instead of two; prompt-lookup decoding
+(``generate``'s, so the loop is not taken). Earlier rounds' default: prompt lookup,
+``generation_compile_mode=default`` (no CUDA graphs) and one-call candidates. Empty: the defaults only."""
 LATENCY_EVALS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_EVALS", "64,128/8:batch_cache=static+candidates_one_call=true,64:batch_cache=static,64/8"
 ).split(",") if x]

@@ -117,11 +117,12 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert bench[1] == "scripts/bench_latency.py" and "--thread-check" in bench
     assert bench[bench.index("--backends") + 1].split(",") == [
         "transformers+candidates=4", "transformers+candidates=1",
-        "transformers+candidates=1+prompt_lookup_tokens=10",
-        "transformers+candidates=1+generation_compile_mode=default",
-        "transformers+candidates=4+candidates_one_call=true"]
+        "transformers+candidates=1+decode_loop=generate",
+        "transformers+candidates=4+candidates_one_call=true",
+        "transformers+candidates=1+prompt_lookup_tokens=10"]
     assert bench[bench.index("--n") + 1] == "3" and bench[bench.index("--warmup") + 1] == "2"
     assert "CYPHERLOOP_GENERATION_CACHE" not in env and env["CYPHERLOOP_MAX_ATTEMPTS"] == "3"
+    assert env["CYPHERLOOP_TEMPERATURE"] == "0"  # the product's default
     asked = run.OUT / "latency-movies-questions.jsonl"  # the bench's timed questions, for the eval
     assert [line[8:10] for line in asked.read_text().splitlines()] == ["q2", "q3", "q4"]
     assert evaluation[evaluation.index("--dataset") + 1] == str(asked)

@@ -266,6 +266,16 @@ class Settings(BaseSettings):
                     "compiles without CUDA graphs. For measuring the two side by side (scripts/gpu_run.py "
                     "latency:G).",
     )
+    decode_loop: Literal["auto", "generate", "graphed"] = Field(
+        "auto",
+        description="How the transformers backend decodes one question's replies (one row, or a question's "
+                    "candidates): 'graphed' replays the model's passes as CUDA graphs on a static cache with "
+                    "its own token loop (agent.models.graphed; on a CPU the same loop runs eagerly, for "
+                    "tests); 'generate' is transformers' generate; 'auto' takes 'graphed' wherever the "
+                    "static cache would be used on CUDA (generation_cache) with no repetition penalty and "
+                    "no prompt lookup, and falls back to generate, with a warning, if it fails or the "
+                    "model's cache has sliding-window layers (Gemma 3).",
+    )
     prompt_lookup_tokens: int = Field(
         0,
         ge=0,

@@ -677,6 +677,11 @@ class TransformersGenerator(ChatGenerator):
         """The traceback of the static cache's failure (an ``AssertionError`` from the compiled step may have
         no message: where it was raised is the finding), kept for the latency bench's record."""
         self._model_path: Path | None = None  # the weights in memory: the base, or a full fine-tuned version
+        # (rows, cache length) -> GraphedDecoder for the weights in memory; dropped when they change
+        self._decoders: dict[tuple[int, int], Any] = {}
+        self._graphed_failed = False
+        self.graphed_error: str | None = None
+        """Why the graphed loop (``decode_loop``) was given up for ``generate``, with its traceback."""
 
     # --- identity ---------------------------------------------------------------------------------
     @property
@@ -757,6 +762,7 @@ class TransformersGenerator(ChatGenerator):
             want = self.adapters.current()
             if want == self._loaded:
                 return want
+            self._decoders.clear()  # their captured passes run the weights and adapter state being replaced
             if (self._baked or want is not None and want.full_model
                     or (self._loaded is not None and self._loaded.full_model)):
                 return self._swap_model(want)
@@ -810,6 +816,7 @@ class TransformersGenerator(ChatGenerator):
             ) from e
         self._model = model.to(self._device).eval()
         self._model_path = Path(path)
+        self._decoders.clear()
         self._peft, self._resident, self._merged, self._loaded, self._baked = None, {}, False, None, False
         if want is not None and (want.full_model or baked):
             log.info("serving %s from %s", want.version, path)
@@ -911,6 +918,65 @@ class TransformersGenerator(ChatGenerator):
             except Exception as e2:  # noqa: BLE001
                 raise ModelError(f"{failed}: {e2}") from e2
 
+    def _graphed_ok(self) -> bool:
+        """Whether one question's calls take the graphed loop (``decode_loop``)."""
+        s = self.settings
+        if self._graphed_failed or s.decode_loop == "generate":
+            return False
+        if s.repetition_penalty != 1.0 or s.prompt_lookup_tokens > 0:  # generate's own features
+            return False
+        return s.decode_loop == "graphed" or self._device.startswith("cuda") and self._static_ok("single")
+
+    def _graphed(self, ids: list[int], rows: int, max_new_tokens: int, temperature: float,
+                 greedy_first: bool, clock: StepClock) -> Any:
+        """One question's ``rows`` replies from the graphed loop (``agent.models.graphed``), or None where
+        ``generate`` answers: the loop not taken, or failed — then, once said, ``generate`` for good."""
+        if not self._graphed_ok():
+            return None
+        import torch
+
+        from agent.models.graphed import GraphedDecoder, Unsupported
+
+        key = (rows, static_cache_len(len(ids) + max(max_new_tokens, self.settings.max_new_tokens)))
+        try:
+            with torch.inference_mode(), self._adapter_context():
+                decoder = self._decoders.get(key)
+                if decoder is None:
+                    decoder = GraphedDecoder(self._runner(), rows, key[1], self._device, graphs=True)
+                    self._decoders[key] = decoder
+                return decoder.decode(ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                                      top_p=self.settings.top_p, stop_ids=self._stop_ids,
+                                      greedy_first=greedy_first, finished=repetition_loop, tick=clock.tick)
+        except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
+            say = log.info if isinstance(e, Unsupported) else log.warning
+            say("graphed decoding not used (%s: %s); transformers' generate from now on", type(e).__name__, e)
+            self._graphed_failed = True
+            self.graphed_error = traceback.format_exc()
+            self._decoders.clear()
+            clock.stamps.clear()
+            return None
+
+    def _warm_graphs(self) -> None:
+        """Capture every prompt bucket's pass for the decoders the warm-up made, so that no question pays
+        a capture (two eager passes each, ~0.1 s on the H200)."""
+        if self._graphed_failed or not self._decoders:
+            return
+        import torch
+
+        from agent.models.graphed import BUCKET
+
+        try:
+            with torch.inference_mode(), self._adapter_context():
+                for (_, cache_len), decoder in list(self._decoders.items()):
+                    top = cache_len - self.settings.max_new_tokens
+                    decoder.warm(range(BUCKET, top + 1, BUCKET))
+        except Exception as e:  # noqa: BLE001
+            log.warning("graphed decoding not used (%s: %s); transformers' generate from now on",
+                        type(e).__name__, e)
+            self._graphed_failed = True
+            self.graphed_error = traceback.format_exc()
+            self._decoders.clear()
+
     def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
                 batch_size: int = 0) -> list[dict[str, Any]]:
         """Compile the static decoding step now rather than on the first questions (``use_static_cache``:
@@ -954,6 +1020,12 @@ class TransformersGenerator(ChatGenerator):
                         "static": not self._static_failed,
                         "cache_len": static_cache_len(n_tok + s.max_new_tokens, floor)})
                     log.info("warm-up: %d prompt tokens, %d row(s): %.1f s", n_tok, rows, ms / 1000)
+            if batch_size <= 1 and self._decoders:
+                t = time.perf_counter()
+                self._warm_graphs()
+                self.warmup_calls.append({"graphs_captured": sum(d.captures for d in self._decoders.values()),
+                                          "ms": round((time.perf_counter() - t) * 1000, 1),
+                                          "graphed": not self._graphed_failed})
             return self.warmup_calls
 
     def one_call_candidates(self) -> bool:
@@ -998,6 +1070,21 @@ class TransformersGenerator(ChatGenerator):
                 (candidates - 1, lambda: self.generate_batch([p], n=candidates - 1, temperature=t,
                                                              max_new_tokens=2))]
 
+    def _row_reply(self, tokens: Sequence[int], scores: Sequence[float], pad: int) -> tuple[Generation, int]:
+        """One row's reply and its length in tokens (its stop token counted): the tokens before the stop
+        token or the padding, their log-probabilities summed (the stop token's included)."""
+        toks, lp, stopped = [], 0.0, 0
+        for t, sc in zip(tokens, scores, strict=False):
+            if t == pad and t not in self._stop_ids:
+                break
+            lp += sc if math.isfinite(sc) else 0.0
+            if t in self._stop_ids:
+                stopped = 1
+                break
+            toks.append(t)
+        text = self._tokenizer.decode(toks, skip_special_tokens=True).strip()
+        return Generation(text, lp), len(toks) + stopped
+
     def complete(self, messages: list[dict[str, str]], max_new_tokens: int | None = None) -> str:
         """Generate the assistant turn for chat ``messages`` (the serving half of the prompt contract)."""
         import torch
@@ -1010,8 +1097,16 @@ class TransformersGenerator(ChatGenerator):
             t = time.perf_counter()
             ids = prompt_token_ids(tok, messages)
             trace.tokenize_ms, trace.prompt_tokens = (time.perf_counter() - t) * 1000, len(ids)
-            input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
             clock = StepClock()
+            decoded = self._graphed(ids, 1, max_new_tokens or s.max_new_tokens, s.temperature, False, clock)
+            if decoded is not None:
+                reply = reply_ids(decoded.tokens[0], self._stop_ids)
+                text = tok.decode(reply, skip_special_tokens=True).strip()
+                trace.backend = "transformers-graphed"
+                trace.total_ms = (time.perf_counter() - start) * 1000
+                self.traces.append(clock.fill(trace))
+                return text
+            input_ids = torch.tensor([ids], dtype=torch.long, device=self._device)
             kwargs: dict[str, Any] = {
                 "streamer": _ClockStreamer(clock),
                 "max_new_tokens": max_new_tokens or s.max_new_tokens,
@@ -1085,6 +1180,18 @@ class TransformersGenerator(ChatGenerator):
                     kwargs.update(logits_processor=LogitsProcessorList([_greedy_rows_class()(n)]))
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            if len(ids) == 1:  # one question: the graphed loop where it is taken
+                began, clock, per = time.perf_counter(), StepClock(), n if temp > 0 else 1
+                decoded = self._graphed(ids[0], per, kwargs["max_new_tokens"], temp, greedy_rows, clock)
+                if decoded is not None:
+                    pairs = [self._row_reply(t, lp, pad) for t, lp in zip(decoded.tokens, decoded.logprobs,
+                                                                          strict=True)]
+                    trace = GenerationTrace("transformers-graphed-batch", prompt_tokens=len(ids[0]) * per,
+                                            row_tokens=[length for _, length in pairs])
+                    trace.total_ms = (time.perf_counter() - began) * 1000
+                    self.traces.append(clock.fill(trace))
+                    gens = [g for g, _ in pairs]
+                    return [gens if temp > 0 else gens * n]
             path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
             if len(ids) == 1:  # one question (the candidates): its shapes are the ones warm_up compiled
                 kwargs.update(self._cache_kwargs(len(ids[0]), kwargs["max_new_tokens"], path))
@@ -1140,18 +1247,9 @@ class TransformersGenerator(ChatGenerator):
                 for i in range(real):
                     gens = []
                     for j in range(per):
-                        row = i * per + j
-                        toks, lp, stopped = [], 0.0, 0
-                        for t, sc in zip(new[row], scores[row], strict=False):
-                            if t == pad and t not in self._stop_ids:
-                                break
-                            lp += sc if math.isfinite(sc) else 0.0
-                            if t in self._stop_ids:
-                                stopped = 1
-                                break
-                            toks.append(t)
-                        rows.append(len(toks) + stopped)
-                        gens.append(Generation(tok.decode(toks, skip_special_tokens=True).strip(), lp))
+                        gen, length = self._row_reply(new[i * per + j], scores[i * per + j], pad)
+                        rows.append(length)
+                        gens.append(gen)
                     out.append(gens if temp > 0 else gens * n)
                 trace = GenerationTrace("transformers-batch", prompt_tokens=width * len(chunk) * per,
                                         row_tokens=rows)

@@ -1,0 +1,257 @@
+"""One question's replies decoded on a static KV cache, each model pass replayed as a CUDA graph.
+
+Why not ``generate``: on the H200 the transformers backend spent ~50 ms on a question's prompt (an eager
+forward pass: ~500 kernel launches from a host that needs 12-77 µs each) and ~3.9 ms a new token on the
+static cache with transformers' compiled step (round 6: 52 tokens in 253 ms), where a 135M model's
+arithmetic for one token is a fraction of a millisecond. ``generate``'s own loop (logits processors,
+stopping criteria, its per-step host checks) launches tens of small kernels a token around the model.
+
+Here the model's forward pass is captured once per shape with ``torch.cuda.graph`` and replayed: the prompt
+right-padded to a multiple of ``BUCKET`` tokens (its pad positions are masked, then overwritten by the
+reply's), and one token a step. The 4-D attention mask is passed in (transformers returns a 4-D mask as
+is), so no data-dependent check runs inside a capture. What is left on the host a token: choosing it (argmax,
+or transformers' temperature and top-p arithmetic), one copy back to read the tokens, the stop and
+repetition-loop checks. Nothing is compiled, so capturing costs two eager passes per shape (no 20-60 s
+``torch.compile`` at load).
+
+On a CPU the same code runs eagerly (no graphs): the tests compare it token for token with ``generate``.
+Only caches whose layers are all ``StaticLayer`` (full attention) are taken: a sliding-window layer keeps
+host-side state a graph would not replay (Gemma 3) — ``Unsupported``, and the caller keeps ``generate``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+BUCKET = 64
+"""Prompts are right-padded to a multiple of this many tokens: one captured prefill per multiple."""
+
+
+class Unsupported(Exception):
+    """This model or call cannot take the graphed path (the caller uses ``generate``)."""
+
+
+@dataclass
+class Decoded:
+    """Each row's new tokens (its stop token included when it stopped) and their log-probabilities."""
+
+    tokens: list[list[int]]
+    logprobs: list[list[float]]
+
+
+def cache_keyword(model: Any) -> str:
+    """The forward pass's name for the KV cache: ``past_key_values`` (transformers ≤ 5.2x) or ``cache``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
+    for name in ("past_key_values", "cache"):
+        if name in params:
+            return name
+    raise Unsupported(f"{type(base).__name__}.forward takes no KV cache argument")
+
+
+def choose(logits: Any, temperature: float, top_p: float, greedy_rows: Any | None) -> tuple[Any, Any]:
+    """The next token of each row and its log-probability, as ``generate`` chooses them: greedy at
+    temperature 0 (the raw log-softmax), else sampled after transformers' temperature then top-p warpers
+    (the warped log-softmax, what ``output_scores`` holds); ``greedy_rows`` (a bool per row) are greedy
+    inside a sampled call, scored on the raw logits (``GreedyRows`` + ``ChosenLogProbs``)."""
+    import torch
+
+    logits = logits.float()
+    raw = torch.log_softmax(logits, dim=-1)
+    best = logits.argmax(dim=-1)
+    if temperature <= 0:
+        return best, raw.gather(1, best[:, None]).squeeze(1)
+    scores = logits / temperature
+    if top_p < 1.0:
+        ordered, index = torch.sort(scores, descending=False)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        drop = cumulative <= (1 - top_p)
+        drop[:, -1] = False  # keep at least one token
+        scores = scores.masked_fill(drop.scatter(1, index, drop), -math.inf)
+    warped = torch.log_softmax(scores, dim=-1)
+    picked = torch.multinomial(warped.exp(), num_samples=1).squeeze(1)
+    lp = warped.gather(1, picked[:, None]).squeeze(1)
+    if greedy_rows is not None:
+        picked = torch.where(greedy_rows, best, picked)
+        lp = torch.where(greedy_rows, raw.gather(1, best[:, None]).squeeze(1), lp)
+    return picked, lp
+
+
+class GraphedDecoder:
+    """Decodes ``rows`` replies to one prompt on a static cache of ``cache_len`` positions with ``model``
+    (the runner: a plain model or a PeftModel; its weights and adapter state must not change while this
+    decoder lives — the generator drops its decoders on any change). ``graphs``: capture and replay CUDA
+    graphs (CUDA only); else the same passes run eagerly."""
+
+    def __init__(self, model: Any, rows: int, cache_len: int, device: str, graphs: bool) -> None:
+        import torch
+        from transformers import StaticCache
+
+        self.model, self.rows, self.cache_len, self.device = model, rows, cache_len, device
+        self.graphs = graphs and device.startswith("cuda")
+        self.keyword = cache_keyword(model)
+        config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") \
+            else model.config
+        self.cache = StaticCache(config=config, max_cache_len=cache_len)
+        if any(getattr(layer, "is_sliding", False) or type(layer).__name__ != "StaticLayer"
+               for layer in self.cache.layers):
+            raise Unsupported("the model's cache has sliding-window layers (host-side state)")
+        # static inputs of the captured passes
+        self.step_ids = torch.zeros((rows, 1), dtype=torch.long, device=device)
+        self.step_mask = torch.zeros((rows, 1, 1, cache_len), dtype=torch.bool, device=device)
+        self.prompt_len = torch.zeros((), dtype=torch.long, device=device)
+        self.last_index = torch.zeros((1,), dtype=torch.long, device=device)
+        self.positions = torch.arange(cache_len, device=device)
+        # bucket -> (graph, ids, causal mask, logits): a graph reads its inputs where they were at capture
+        self._prefills: dict[int, tuple[Any, Any, Any, Any]] = {}
+        self._step: tuple[Any, Any] | None = None  # (graph, logits)
+        self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        self.captures = 0
+
+    # --- the two passes -----------------------------------------------------------------------------
+    def _forward(self, ids: Any, mask: Any, **extra: Any) -> Any:
+        return self.model(input_ids=ids, attention_mask=mask, use_cache=True,
+                          **{self.keyword: self.cache}, **extra).logits
+
+    def _prefill_pass(self, ids: Any, causal: Any) -> Any:
+        """The padded prompt's pass: its logits at the prompt's last token; the cache then counts the
+        prompt's tokens only (the pads' entries are masked, then overwritten), and the step mask shows the
+        prompt."""
+        for layer in self.cache.layers:  # the prompt goes in from position 0 (a layer counts what it holds)
+            layer.cumulative_length.zero_()
+        logits = self._forward(ids, causal, logits_to_keep=self.last_index)
+        for layer in self.cache.layers:
+            layer.cumulative_length.copy_(self.prompt_len)
+        self.step_mask.copy_((self.positions < self.prompt_len).expand_as(self.step_mask))
+        return logits
+
+    def _step_pass(self) -> Any:
+        """One token a row at the cache's next position (which the mask shows before the pass)."""
+        at = self.cache.layers[0].cumulative_length.reshape(1)
+        self.step_mask.index_fill_(-1, at, True)
+        return self._forward(self.step_ids, self.step_mask)
+
+    def _capture(self, fn: Callable[[], Any], restore: Callable[[], None] | None = None) -> tuple[Any, Any]:
+        """``fn`` run twice on a side stream (allocating what it needs), ``restore`` (the state those runs
+        moved), then ``fn`` captured — recorded, not run: (graph, output)."""
+        import torch
+
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):
+                fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        if restore is not None:
+            restore()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            out = fn()
+        self.captures += 1
+        return graph, out
+
+    def _prefill_buffers(self, bucket: int) -> tuple[Any, Any]:
+        import torch
+
+        ids = torch.zeros((self.rows, bucket), dtype=torch.long, device=self.device)
+        causal = (self.positions[None, :] <= torch.arange(bucket, device=self.device)[:, None])
+        return ids, causal[None, None].expand(self.rows, 1, bucket, self.cache_len)
+
+    def prefill(self, prompt: Sequence[int]) -> Any:
+        """Run the prompt (every row the same); the last prompt token's logits, rows × vocab."""
+        import torch
+
+        n = len(prompt)
+        bucket = -(-n // BUCKET) * BUCKET
+        if n == 0 or bucket > self.cache_len:
+            raise Unsupported(f"a prompt of {n} tokens does not fit a cache of {self.cache_len}")
+        self.prompt_len.fill_(n)
+        self.last_index.fill_(n - 1)
+        if not self.graphs:
+            ids, causal = self._prefill_buffers(bucket)
+            ids[:, :n] = torch.tensor(prompt, dtype=torch.long, device=self.device)
+            return self._prefill_pass(ids, causal)[:, -1]
+        if bucket not in self._prefills:
+            ids, causal = self._prefill_buffers(bucket)
+            graph, out = self._capture(lambda: self._prefill_pass(ids, causal))
+            self._prefills[bucket] = (graph, ids, causal, out)
+        graph, ids, _, out = self._prefills[bucket]
+        ids.zero_()
+        ids[:, :n] = torch.tensor(prompt, dtype=torch.long).to(self.device, non_blocking=True)
+        graph.replay()
+        return out[:, -1]
+
+    def step(self, tokens: Any) -> Any:
+        """Feed each row's token; the next logits, rows × vocab."""
+        self.step_ids.copy_(tokens.view(self.rows, 1))
+        if not self.graphs:
+            return self._step_pass()[:, -1]
+        if self._step is None:  # the warm-up runs move the cache's position and mask: put them back
+            at = [layer.cumulative_length.clone() for layer in self.cache.layers]
+            mask = self.step_mask.clone()
+
+            def restore() -> None:
+                for layer, pos in zip(self.cache.layers, at, strict=True):
+                    layer.cumulative_length.copy_(pos)
+                self.step_mask.copy_(mask)
+
+            self._step = self._capture(self._step_pass, restore)
+        graph, out = self._step
+        graph.replay()
+        return out[:, -1]
+
+    def warm(self, prompt_lengths: Sequence[int]) -> None:
+        """Capture the prefill of each length's bucket and the step now (a server's load), not on a
+        question."""
+        for n in prompt_lengths:
+            logits = self.prefill([0] * n)
+            self.step(logits.argmax(dim=-1))
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def decode(self, prompt: Sequence[int], *, max_new_tokens: int, temperature: float, top_p: float,
+               stop_ids: Sequence[int], greedy_first: bool = False,
+               finished: Callable[[list[int]], bool] | None = None,
+               tick: Callable[[], None] | None = None) -> Decoded:
+        """Each row's reply: until its stop token, ``finished(tokens)`` (checked every 4 steps: the
+        repetition loop), or ``max_new_tokens``. ``greedy_first``: row 0 greedy inside a sampled call.
+        ``tick`` is called once before the prompt's pass and once per step (the trace's clock)."""
+        import torch
+
+        if len(prompt) + max_new_tokens > self.cache_len:
+            raise Unsupported(f"{len(prompt)} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
+        greedy_rows = None
+        if greedy_first and temperature > 0:
+            greedy_rows = torch.zeros(self.rows, dtype=torch.bool, device=self.device)
+            greedy_rows[0] = True
+        stops = set(stop_ids)
+        tokens: list[list[int]] = [[] for _ in range(self.rows)]
+        scores: list[list[float]] = [[] for _ in range(self.rows)]
+        done = [False] * self.rows
+        if tick:
+            tick()
+        logits = self.prefill(prompt)
+        for step in range(max_new_tokens):
+            picked, lp = choose(logits, temperature, top_p, greedy_rows)
+            both = torch.stack([picked.double(), lp.double()]).tolist()  # one copy back a step
+            for row in range(self.rows):
+                if done[row]:
+                    continue
+                t = int(both[0][row])
+                tokens[row].append(t)
+                scores[row].append(both[1][row])
+                if t in stops:
+                    done[row] = True
+            if tick:
+                tick()
+            if finished is not None and (step + 1) % 4 == 0:
+                for row in range(self.rows):
+                    if not done[row] and finished(tokens[row]):
+                        done[row] = True
+            if all(done) or step + 1 == max_new_tokens:
+                break
+            logits = self.step(picked)
+        return Decoded(tokens, scores)

@@ -1,0 +1,169 @@
+"""The graphed decoding loop (agent.models.graphed, ``decode_loop``): on a CPU the same passes run eagerly,
+so its tokens and log-probabilities can be held against transformers' ``generate`` with the tiny model. The
+CUDA graphs themselves are measured on a GPU (scripts/gpu_run.py latency:G)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.models.base import PromptInput
+from tests.agent_helpers import make_tiny_model_dir
+
+SCHEMA = ("Node properties:\nCustomer {name: STRING}\nProduct {price: FLOAT}\nRelationships:\n"
+          "(:Customer)-[:BOUGHT]->(:Product)")
+QUESTIONS = ("How many customers?", "Which products cost more than 10? " * 6, "a?")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return make_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-llama", seed=3)
+
+
+def _gen(settings, tiny_dir, **kw):
+    from agent.models.local import TransformersGenerator
+
+    update = {"base_model": str(tiny_dir), "temperature": 0.0, "max_new_tokens": 24, "adapter": "none",
+              "device": "cpu", **kw}
+    return TransformersGenerator(settings.model_copy(update=update))
+
+
+def test_greedy_replies_and_logprobs_equal_generates(settings, tiny_dir):
+    graphed, plain = _gen(settings, tiny_dir, decode_loop="graphed"), _gen(settings, tiny_dir)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
+    for p in prompts:  # prompts of different lengths: different buckets of the padded prefill
+        assert graphed.complete(p.messages()) == plain.complete(p.messages())
+        assert graphed.traces[-1].backend == "transformers-graphed"
+        assert plain.traces[-1].backend == "transformers"
+        [[got]], [[want]] = graphed.generate_batch([p], n=1), plain.generate_batch([p], n=1)
+        assert got.text == want.text and got.logprob == pytest.approx(want.logprob, rel=1e-4, abs=1e-4)
+        assert graphed.traces[-1].backend == "transformers-graphed-batch"
+        assert graphed.traces[-1].row_tokens == plain.traces[-1].row_tokens
+    assert graphed.graphed_error is None and list(graphed._decoders) == [(1, 2048)]
+
+
+def test_a_questions_candidates_keep_their_greedy_first_row(settings, tiny_dir):
+    """One sampled call of 4 rows with the first held greedy (``candidates_one_call``): the first row is the
+    greedy reply with its raw log-probability, the others are sampled replies with finite ones."""
+    import torch
+
+    graphed, plain = _gen(settings, tiny_dir, decode_loop="graphed"), _gen(settings, tiny_dir)
+    p = PromptInput(QUESTIONS[0], SCHEMA)
+    [[want]] = plain.generate_batch([p], n=1)
+    torch.manual_seed(0)
+    [rows] = graphed.generate_batch([p], n=4, temperature=0.7, greedy_first=True)
+    assert len(rows) == 4 and rows[0].text == want.text
+    assert rows[0].logprob == pytest.approx(want.logprob, rel=1e-4, abs=1e-4)
+    assert all(r.logprob <= 0 for r in rows)
+    assert len(graphed.traces[-1].row_tokens) == 4 and (4, 2048) in graphed._decoders
+
+
+def test_sampling_follows_temperature_and_top_p():
+    """``choose`` as transformers' warpers: top-p keeps the fewest tokens whose probability reaches p, the
+    sampled token's log-probability is the warped one, greedy rows take the argmax with the raw one."""
+    import torch
+
+    from agent.models.graphed import choose
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25]]))
+    seen = set()
+    for seed in range(200):
+        torch.manual_seed(seed)
+        picked, lp = choose(logits, 1.0, 0.75, None)
+        seen.add(int(picked[0]))
+        if int(picked[0]) == 0:
+            assert float(lp[0]) == pytest.approx(torch.log(torch.tensor(0.5 / 0.8)).item(), rel=1e-5)
+    assert seen == {0, 1}  # 0.5 + 0.3 reach 0.75: the other two are never drawn
+    picked, lp = choose(logits, 0.7, 0.9, torch.tensor([True, False]))
+    assert int(picked[0]) == 0
+    assert float(lp[0]) == pytest.approx(torch.log(torch.tensor(0.5)).item(), rel=1e-5)
+    picked, lp = choose(logits, 0.0, 0.9, None)
+    assert picked.tolist()[0] == 0
+
+
+def test_a_repetition_loop_ends_the_row(settings, tiny_dir):
+    """The loop rule (``repetition_loop``) ends a row in the graphed loop as ``LoopStop`` does in generate:
+    the same tokens either way, the row shorter than max_new_tokens when it loops."""
+    graphed = _gen(settings, tiny_dir, decode_loop="graphed", max_new_tokens=120)
+    plain = _gen(settings, tiny_dir, max_new_tokens=120)
+    for q in QUESTIONS:
+        p = PromptInput(q, SCHEMA)
+        [[got]], [[want]] = graphed.generate_batch([p], n=1), plain.generate_batch([p], n=1)
+        assert got.text == want.text
+        assert graphed.traces[-1].row_tokens == plain.traces[-1].row_tokens
+
+
+def test_a_failure_falls_back_to_generate_for_good(settings, tiny_dir, caplog):
+    from agent.models import graphed as module
+
+    gen = _gen(settings, tiny_dir, decode_loop="graphed")
+    plain = _gen(settings, tiny_dir)
+    p = PromptInput(QUESTIONS[0], SCHEMA)
+
+    def broken(self, *a, **kw):
+        raise RuntimeError("capture failed")
+
+    real = module.GraphedDecoder.decode
+    module.GraphedDecoder.decode = broken
+    try:
+        assert gen.complete(p.messages()) == plain.complete(p.messages())
+    finally:
+        module.GraphedDecoder.decode = real
+    assert "capture failed" in gen.graphed_error and "generate from now on" in caplog.text
+    gen.complete(p.messages())
+    assert gen.traces[-1].backend == "transformers" and not gen._decoders
+
+
+def test_auto_takes_the_loop_on_cuda_only_and_not_with_generates_own_features(settings, tiny_dir):
+    gen = _gen(settings, tiny_dir)
+    gen.load()
+    assert gen.settings.decode_loop == "auto" and not gen._graphed_ok()  # a CPU
+    gen._device, gen._warmed = "cuda", True  # as a warmed-up GPU process would see it (nothing runs here)
+    assert gen._graphed_ok()
+    for kw in ({"repetition_penalty": 1.1}, {"prompt_lookup_tokens": 4}, {"decode_loop": "generate"},
+               {"generation_cache": "dynamic"}):
+        gen.settings = gen.settings.model_copy(update={**kw})
+        assert not gen._graphed_ok(), kw
+        gen.settings = _gen(settings, tiny_dir).settings
+
+
+def test_new_weights_drop_the_decoders(settings, tiny_dir):
+    gen = _gen(settings, tiny_dir, decode_loop="graphed")
+    gen.complete(PromptInput(QUESTIONS[0], SCHEMA).messages())
+    assert gen._decoders
+    gen._swap_model(None)
+    assert not gen._decoders
+
+
+def test_sliding_window_caches_are_left_to_generate():
+    """Gemma 3's sliding-window layers keep host-side positions a graph would not replay."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from agent.models.graphed import GraphedDecoder, Unsupported
+
+    config = Gemma3TextConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=8)
+    with pytest.raises(Unsupported):
+        GraphedDecoder(Gemma3ForCausalLM(config).eval(), 1, 64, "cpu", graphs=True)
+
+
+def test_each_pass_gives_the_full_forward_logits(settings, tiny_dir):
+    """The padded prefill and every step on the static cache give the logits of one full forward pass over
+    the same tokens, for prompts in several buckets and a decoder used again (its cache is rewritten)."""
+    import torch
+
+    from agent.models.graphed import BUCKET, GraphedDecoder
+
+    model = _gen(settings, tiny_dir).model
+    torch.manual_seed(1)
+    decoder = GraphedDecoder(model, 2, 512, "cpu", graphs=True)  # no CUDA: the same passes, eagerly
+    with torch.inference_mode():
+        for n in (5, BUCKET, BUCKET + 1, 150, 7):
+            seq = torch.randint(0, model.config.vocab_size, (n + 6,)).tolist()
+            got = [decoder.prefill(seq[:n])]
+            got += [decoder.step(torch.tensor([t, t])) for t in seq[n:]]
+            full = model(input_ids=torch.tensor([seq])).logits[0, n - 1:]
+            for i, logits in enumerate(got):
+                assert torch.allclose(logits[0], full[i], atol=1e-4), (n, i)
+                assert torch.allclose(logits[0], logits[1], atol=1e-5), (n, i)  # the same prompt twice
