@@ -327,6 +327,65 @@ def phase_imports() -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env_for("movies"), check=True)
 
 
+PROBE = """
+import json, sys, time, torch
+from agent.core.settings import load_settings
+from agent.models.base import PromptInput
+from agent.models.local import TransformersGenerator
+questions = [json.loads(x)["question"] for x in open(sys.argv[1]) if x.strip()][:int(sys.argv[2])]
+schema = open(sys.argv[3]).read()
+out = {}
+for loop in ("graphed", "generate"):
+    gen = TransformersGenerator(load_settings().model_copy(update={"decode_loop": loop}))
+    t = time.perf_counter()
+    calls = gen.warm_up([PromptInput(q, schema) for q in questions[:2]], candidates=4)
+    row = {"warm_up_s": round(time.perf_counter() - t, 1), "warm_up": calls, "calls": []}
+    for q in questions:
+        t = time.perf_counter()
+        text = gen.complete(PromptInput(q, schema).messages())
+        tr = gen.traces[-1]
+        t2 = time.perf_counter()
+        rows = gen.generate_batch([PromptInput(q, schema)], n=3, temperature=0.7)
+        row["calls"].append({
+            "ms": round((t2 - t) * 1000, 1), "sampled_3_ms": round((time.perf_counter() - t2) * 1000, 1),
+            "backend": tr.backend, "prompt_tokens": tr.prompt_tokens, "new_tokens": tr.new_tokens,
+            "prefill_ms": round(tr.prefill_ms, 1), "step_ms": round(tr.step_ms, 2), "text": text,
+            "sampled_backend": gen.traces[-1].backend})
+    row["graphed_error"] = gen.graphed_error
+    row["static_cache_error"] = gen.static_cache_error
+    out[loop] = row
+    print(loop, json.dumps({k: v for k, v in row.items() if k != "calls"})[:3000], flush=True)
+    for c in row["calls"]:
+        print(loop, {k: v for k, v in c.items() if k != "text"}, flush=True)
+    del gen
+    torch.cuda.empty_cache()
+same = [a["text"] == b["text"] for a, b in zip(out["graphed"]["calls"], out["generate"]["calls"])]
+out["same_greedy_text"] = same
+print("same greedy replies:", sum(same), "of", len(same), flush=True)
+json.dump(out, open(sys.argv[4], "w"), indent=1)
+"""
+
+
+def phase_graphprobe(graph: str = "movies") -> None:
+    """The graphed decoding loop against ``generate`` on this GPU, before a latency phase spends minutes on
+    it: the shipped adapter (another base: none; the CPU dry run, GPU_RUN_DEVICE=cpu GPU_RUN_BASE=<a tiny
+    model directory> ``bench graphprobe:movies``, runs the loop eagerly), GPU_RUN_PROBE_N (8) dev questions asked greedy (one row) then sampled (3 rows)
+    by each, after each one's warm-up (its captures or its compilation); the schema text of
+    ``latency:G``'s prompts is not needed for timing, so the prompt carries the graph's Cypher script's
+    first 1,500 characters. graphprobe-G.json: every call's time, prefill, step and reply."""
+    schema = OUT / "probe-schema.txt"
+    schema.write_text(GRAPHS[graph].read_text()[:1500])
+    env = env_for(graph, CYPHERLOOP_ADAPTER=str(SHIPPED) if BASE == DEFAULT_BASE else "none",
+                  CYPHERLOOP_DEVICE=DEVICE,
+                  CYPHERLOOP_MAX_NEW_TOKENS="200")
+    n = os.environ.get("GPU_RUN_PROBE_N", "8")
+    code = _bounded([sys.executable, "-c", PROBE, str(DEV[graph]), n, str(schema),
+                     str(OUT / f"graphprobe-{tag(graph)}.json")], env, OUT / f"graphprobe-{tag(graph)}.log",
+                    float(os.environ.get("GPU_RUN_PROBE_S", "240")))
+    if code:
+        raise RuntimeError(f"graphprobe exited {code}")
+
+
 def phase_bench() -> None:
     shutil.rmtree(BENCH, ignore_errors=True)
     shutil.copytree(ROOT / ".gpu" / "w" / "bench", BENCH)
