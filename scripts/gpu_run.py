@@ -369,10 +369,10 @@ json.dump(out, open(sys.argv[4], "w"), indent=1)
 def phase_graphprobe(graph: str = "movies") -> None:
     """The graphed decoding loop against ``generate`` on this GPU, before a latency phase spends minutes on
     it: the shipped adapter (another base: none; the CPU dry run, GPU_RUN_DEVICE=cpu GPU_RUN_BASE=<a tiny
-    model directory> ``bench graphprobe:movies``, runs the loop eagerly), GPU_RUN_PROBE_N (8) dev questions asked greedy (one row) then sampled (3 rows)
-    by each, after each one's warm-up (its captures or its compilation); the schema text of
-    ``latency:G``'s prompts is not needed for timing, so the prompt carries the graph's Cypher script's
-    first 1,500 characters. graphprobe-G.json: every call's time, prefill, step and reply."""
+    model directory> ``bench graphprobe:movies``, runs the loop eagerly), GPU_RUN_PROBE_N (8) dev questions
+    asked greedy (one row) then sampled (3 rows) by each, after each one's warm-up (its captures or its
+    compilation). The timing needs no schema text: the prompt carries the graph's Cypher script's first
+    1,500 characters. graphprobe-G.json: every call's time, prefill, step and reply."""
     schema = OUT / "probe-schema.txt"
     schema.write_text(GRAPHS[graph].read_text()[:1500])
     env = env_for(graph, CYPHERLOOP_ADAPTER=str(SHIPPED) if BASE == DEFAULT_BASE else "none",
@@ -698,13 +698,14 @@ LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "555"))
 and the results' tarball is written at the end (a call killed at its limit brings back nothing)."""
 LATENCY_LEVERS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_LEVERS",
-    "candidates=1+decode_loop=generate,candidates=4+candidates_one_call=true,"
-    "candidates=1+prompt_lookup_tokens=10").split(",") if x]
+    "candidates=4+graphed_compile=true,candidates=1+graphed_compile=true,"
+    "candidates=4+candidates_one_call=true").split(",") if x]
 """Issue 15's single-stream levers, each one more configuration (settings joined by ``+``) asked the same
 questions in turn with the product defaults (which decode one question's replies with the graphed loop on
 CUDA since the commit that added ``decode_loop``): transformers' ``generate`` on its compiled static step
-(rounds 5-9's path) with 1 candidate; the 4 candidates from one call instead of two; prompt-lookup decoding
-(``generate``'s, so the loop is not taken). Earlier rounds' default: prompt lookup,
+(rounds 5-9's path, ``graphprobe`` compares it) is left out; the step compiled before its capture
+(``graphed_compile``) with 4 and 1 candidates; the 4 candidates from one call instead of two. Earlier rounds'
+default: prompt lookup,
 ``generation_compile_mode=default`` (no CUDA graphs) and one-call candidates. Empty: the defaults only."""
 LATENCY_EVALS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_EVALS", "64,128/8:batch_cache=static+candidates_one_call=true,64:batch_cache=static,64/8"

@@ -117,9 +117,9 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert bench[1] == "scripts/bench_latency.py" and "--thread-check" in bench
     assert bench[bench.index("--backends") + 1].split(",") == [
         "transformers+candidates=4", "transformers+candidates=1",
-        "transformers+candidates=1+decode_loop=generate",
-        "transformers+candidates=4+candidates_one_call=true",
-        "transformers+candidates=1+prompt_lookup_tokens=10"]
+        "transformers+candidates=4+graphed_compile=true",
+        "transformers+candidates=1+graphed_compile=true",
+        "transformers+candidates=4+candidates_one_call=true"]
     assert bench[bench.index("--n") + 1] == "3" and bench[bench.index("--warmup") + 1] == "2"
     assert "CYPHERLOOP_GENERATION_CACHE" not in env and env["CYPHERLOOP_MAX_ATTEMPTS"] == "3"
     assert env["CYPHERLOOP_TEMPERATURE"] == "0"  # the product's default

@@ -167,3 +167,12 @@ def test_each_pass_gives_the_full_forward_logits(settings, tiny_dir):
             for i, logits in enumerate(got):
                 assert torch.allclose(logits[0], full[i], atol=1e-4), (n, i)
                 assert torch.allclose(logits[0], logits[1], atol=1e-5), (n, i)  # the same prompt twice
+
+
+def test_the_step_is_compiled_only_where_graphs_are_captured(settings, tiny_dir):
+    """``graphed_compile`` fuses the CUDA step before its capture; on a CPU the loop runs the plain step."""
+    from agent.models.graphed import GraphedDecoder
+
+    model = _gen(settings, tiny_dir).model
+    decoder = GraphedDecoder(model, 1, 64, "cpu", graphs=True, compile_step=True)
+    assert not decoder.graphs and decoder._step_fn == decoder._step_pass

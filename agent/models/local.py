@@ -942,7 +942,8 @@ class TransformersGenerator(ChatGenerator):
             with torch.inference_mode(), self._adapter_context():
                 decoder = self._decoders.get(key)
                 if decoder is None:
-                    decoder = GraphedDecoder(self._runner(), rows, key[1], self._device, graphs=True)
+                    decoder = GraphedDecoder(self._runner(), rows, key[1], self._device, graphs=True,
+                                             compile_step=self.settings.graphed_compile)
                     self._decoders[key] = decoder
                 return decoder.decode(ids, max_new_tokens=max_new_tokens, temperature=temperature,
                                       top_p=self.settings.top_p, stop_ids=self._stop_ids,
