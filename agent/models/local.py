@@ -58,6 +58,7 @@ from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
 from agent.models.gguf_tokenizer import STOP_TOKENS, TURN_END, TURN_START, check_turn_tokens, gguf_tokenizer
+from agent.models.graphed import BUCKET, GraphedDecoder, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -935,8 +936,6 @@ class TransformersGenerator(ChatGenerator):
             return None
         import torch
 
-        from agent.models.graphed import GraphedDecoder, Unsupported
-
         key = (rows, static_cache_len(len(ids) + max(max_new_tokens, self.settings.max_new_tokens)))
         try:
             with torch.inference_mode(), self._adapter_context():
@@ -963,8 +962,6 @@ class TransformersGenerator(ChatGenerator):
         if self._graphed_failed or not self._decoders:
             return
         import torch
-
-        from agent.models.graphed import BUCKET
 
         try:
             with torch.inference_mode(), self._adapter_context():
