@@ -143,6 +143,16 @@ paired (``gpart:k bring:movies:k``: the parts go up while the model comes down),
 model setup, ``index train:countries`` (the ``relcompare`` frame, unmeasured), ``trainablate:northwind``
 (today's code on northwind, last run in round 3), GPU_RUN_LATENCY_ADAPTER=active ``latency:movies`` (a
 bootstrapped model).
+Round 10 (2026-12-03, two leases): countries trained with today's generator (31 % / 34 %, docs/BENCHMARKS.md
+A, "Round 10") and ``graphprobe:movies`` (the graphed loop); the first lease went cold between two calls
+(more than 30 s spent preparing the next one: /tmp, the trained model with it, was gone) and the last call,
+``latency:movies`` given a 400-s phase with 371 s of lease left, was stopped and brought nothing back
+(results are mirrored into $OUT/live every 20 s since). Rules learnt: send the next call at once (prepare
+every command before the lease), chain phases in one call where they fit under 600 s, and give a phase at
+most ``budget_left_s`` less ~40 s. Next round: install imports, part0, ``model`` (GPU_RUN_GRAPHS with
+movies), then ``latency:movies`` FIRST (issue 15's acceptance on 100 questions: the graphed loop by default,
+``graphed_compile`` and one-call candidates as levers), then ``setup index trainablate:northwind``
+(northwind with today's code, last run in round 3).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -194,6 +204,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -1002,6 +1013,8 @@ def main(argv: list[str]) -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     code = 0
+    stop = threading.Event()
+    threading.Thread(target=_mirror, args=(stop,), daemon=True).start()
     try:
         for item in argv:
             name, _, arg = item.partition(":")
@@ -1019,7 +1032,38 @@ def main(argv: list[str]) -> int:
         tag = "-".join(a.replace(":", "_") for a in argv)[:80]
         with tarfile.open(FINAL / f"results-{tag}.tgz", "w:gz") as tar:
             tar.add(OUT, arcname="results")
+        stop.set()
+        shutil.rmtree(FINAL / "live", ignore_errors=True)  # the tarball holds it all
     return code
+
+
+MIRROR_S = 20.0
+MIRROR_MAX_BYTES = 2 << 20
+
+
+def _mirror(stop: threading.Event) -> None:
+    """Every MIRROR_S seconds, copy the results' JSON and log files (under 2 MiB) that changed into
+    $OUT/live: a call stopped at its limit (or at the lease's end, as round 10's ``latency:movies`` was)
+    never writes its tarball, but what lies under $OUT comes back."""
+    seen: dict[Path, float] = {}
+    while not stop.wait(MIRROR_S):
+        mirror_once(seen)
+
+
+def mirror_once(seen: dict[Path, float]) -> None:
+    """One pass of ``_mirror``: ``seen`` maps each file copied to its modification time then."""
+    for f in OUT.rglob("*"):
+        try:
+            st = f.stat()
+            if (f.suffix not in (".json", ".log", ".jsonl") or st.st_size > MIRROR_MAX_BYTES
+                    or seen.get(f) == st.st_mtime):
+                continue
+            target = FINAL / "live" / f.relative_to(OUT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, target)
+            seen[f] = st.st_mtime
+        except OSError:
+            continue
 
 
 def _file_label(label: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import sys
 import tomllib
@@ -187,3 +188,23 @@ def test_bring_packs_the_live_model_in_bfloat16_and_returns_it_over_several_call
     assert torch.equal(back["n"], weights["n"])
     assert (tmp_path / "back" / "v0001" / "config.json").read_text() == "{}"
     assert load_file(live / "model.safetensors")["w"].dtype == torch.float32  # the home's model untouched
+
+
+def test_results_are_mirrored_into_out_while_a_call_runs(tmp_path, monkeypatch):
+    """A call stopped at its limit never writes its tarball: the results' JSON and logs are copied into
+    $OUT/live as they change, large and other files left out."""
+    run = _script("gpu_run")
+    monkeypatch.setattr(run, "OUT", tmp_path / "results")
+    monkeypatch.setattr(run, "FINAL", tmp_path / "out")
+    run.OUT.mkdir()
+    (run.OUT / "latency-movies.json").write_text('{"n": 1}')
+    (run.OUT / "model.bin").write_bytes(b"x")
+    (run.OUT / "big.log").write_bytes(b"x" * (run.MIRROR_MAX_BYTES + 1))
+    seen = {}
+    run.mirror_once(seen)
+    live = run.FINAL / "live"
+    assert sorted(p.name for p in live.iterdir()) == ["latency-movies.json"]
+    (run.OUT / "latency-movies.json").write_text('{"n": 2}')
+    os.utime(run.OUT / "latency-movies.json", (1, 1))  # a new modification time, whatever the clock says
+    run.mirror_once(seen)
+    assert json.loads((live / "latency-movies.json").read_text()) == {"n": 2}
