@@ -265,10 +265,30 @@ def test_round_millions_are_said_in_words_too():
     said = {Renderer(seed).value(5_000_000) for seed in range(40)}
     assert said == {"5 million", "5,000,000"}
     assert {Renderer(seed).value(12_345_678) for seed in range(10)} == {"12,345,678"}
-    # a range says both ends alike
-    assert {Renderer(seed).value_pair(3_000_000, 5_000_000) for seed in range(40)} == {
-        ("3 million", "5 million"), ("3,000,000", "5,000,000")}
+    # a range says both ends alike, the scale word once or twice when both share it
+    assert {Renderer(seed).value_pair(2_000_000, 4_000_000) for seed in range(40)} == {
+        ("2 million", "4 million"), ("2", "4 million"), ("2,000,000", "4,000,000")}
+    assert {Renderer(seed).value_pair(500_000_000, 1_200_000_000) for seed in range(40)} == {
+        ("500 million", "1.2 billion"), ("500,000,000", "1,200,000,000")}
     assert {Renderer(seed).value_pair(1100, 740_000_000) for seed in range(10)} == {("1100", "740,000,000")}
+
+
+def test_halves_are_said_in_words_too():
+    from finetune.synth.english import say_half
+    from finetune.synth.profile import Prop
+    from finetune.synth.render import Renderer
+
+    assert [say_half(x) for x in (7.5, 1.5, 12.5, 99.5)] == [
+        "7 and a half", "1 and a half", "12 and a half", "99 and a half"]
+    assert say_half(7.5, words=True) == "seven and a half" and say_half(13.5, words=True) == "13 and a half"
+    for other in (0.5, -3.5, 100.5, 7, 7.25, 7.0, True, "7.5"):
+        assert say_half(other) is None, other
+    depth = Prop("depth", "depth", "number", [7.5], Counter(), 10, 10)
+    said = {Renderer(seed).value(7.5, depth) for seed in range(60)}
+    assert said == {"7.5", "7 and a half", "seven and a half"}
+    latitude = Prop("latitude", "latitude", "number", [6.5], Counter(), 10, 10)
+    assert {Renderer(seed).value(6.5, latitude) for seed in range(30)} == {"6.5"}  # a coordinate: digits
+    assert {Renderer(seed).value(7.25, depth) for seed in range(10)} == {"7.25"}
 
 
 def test_words_and_plurals():

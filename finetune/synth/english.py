@@ -743,6 +743,24 @@ def say_big(x: float | int) -> str | None:
     return None
 
 
+SMALL_NUMBERS = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"
+)
+
+
+def say_half(x: float | int, words: bool = False) -> str | None:
+    """A number halfway between two whole ones, as people say it: 7.5 → "7 and a half", or with ``words``
+    up to twelve "seven and a half"; None for any other number, for 0.5 and below (negative values, "half"
+    alone) and from 100 on (said in digits)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    n = float(x) - 0.5
+    if not (1 <= n < 100 and n.is_integer()):
+        return None
+    whole = int(n)
+    return f"{SMALL_NUMBERS[whole] if words and whole < len(SMALL_NUMBERS) else whole} and a half"
+
+
 MONTHS = [
     "January",
     "February",

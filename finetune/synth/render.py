@@ -32,10 +32,11 @@ from finetune.synth.english import (
     role_noun,
     say_big,
     say_date,
+    say_half,
     say_month,
     say_num,
 )
-from finetune.synth.grammar import Exists, Filter, Hop, Query, Ref, _bare, _some_end
+from finetune.synth.grammar import COORDINATE_WORDS, Exists, Filter, Hop, Query, Ref, _bare, _some_end
 from finetune.synth.profile import Prop, Rel
 
 AGG_WORDS = {
@@ -69,6 +70,19 @@ BIG_IN_WORDS_P = 0.5
 """How often a round number of millions or billions is said in words ("more than 20 million"), as people write
 them: until 2026-12-03 every number was said in digits (1,031 of 20,000 countries pairs compared with a round
 million, none in words), and a model trained on them wrote the wrong power of ten for such words."""
+
+
+SHARED_SCALE_P = 0.5
+"""How often a range whose two ends are round numbers of the same scale says the scale once, after the
+second ("between 2 and 4 million", "from 1 to 3 billion"), as people write it, when both are said in words.
+Until 2026-12-03 both ends always carried it (24 of 20,000 countries pairs said such a range, none with the
+word once), and the round-10 model, asked for a range said the short way, wrote its first end without the
+scale."""
+
+HALF_IN_WORDS_P = 0.4
+"""How often a number halfway between two whole ones (7.5; not a coordinate) is said "7 and a half" or
+"seven and a half" rather than in digits. Until 2026-12-03 never (159 of 20,000 countries pairs compared with
+such a value, all in digits); the round-8 and round-10 models read a half said in words as a range."""
 
 
 OWNED_P = 0.6
@@ -139,7 +153,12 @@ class Renderer:
             return "true" if v else "false"
         if isinstance(v, (int, float)):
             big = say_big(v)
-            return big if big and self.rng.random() < BIG_IN_WORDS_P else say_num(v)
+            if big:
+                return big if self.rng.random() < BIG_IN_WORDS_P else say_num(v)
+            half = None if p is not None and set(p.words.lower().split()) & COORDINATE_WORDS else say_half(v)
+            if half and self.rng.random() < HALF_IN_WORDS_P:  # drawn for such values only
+                return say_half(v, words=self.rng.random() < 0.5) or half
+            return say_num(v)
         s = str(v)
         if p is not None and p.kind in ("date", "datetext") and len(s) >= 10:
             return say_date(s, self.rng.randrange(3))
@@ -157,6 +176,9 @@ class Renderer:
             return self.value(a, p), self.value(b, p)
         big = say_big(a), say_big(b)
         if big[0] and big[1] and self.rng.random() < BIG_IN_WORDS_P:
+            scale = big[0].split()[1]
+            if big[1].split()[1] == scale and self.rng.random() < SHARED_SCALE_P:
+                return big[0].split()[0], big[1]  # "between 2 and 4 million"
             return big[0], big[1]
         return say_num(a), say_num(b)
 
