@@ -621,6 +621,49 @@ def test_has_x_is_said_as_the_x_of(scratch_graph):
     assert all(nouns[t] is None for t in ("IN_LAND", "BORDERS", "SPEAKS")), nouns
 
 
+def test_a_bare_has_x_hop_into_the_focus_is_kept_as_its_role(scratch_graph):
+    """A ``HAS_X`` hop into a node from an owner that is neither named nor conditioned restricts the node to
+    the Xs ("capital towns with a population below …" is not every town), so pruning keeps it where fewer
+    than 95 % of the node's label have one; a hop that says nothing is still pruned. Each such query runs
+    again with its rows, and fewer rows than without the hop."""
+    from finetune.synth.grammar import Hop, Node, Query, Ref, _prune, _says_a_role
+
+    _atlas(scratch_graph)
+    profile = profile_graph(scratch_graph)
+    rels = {r.type: r for r in profile.rels}
+    town, land = profile.labels["Town"], profile.labels["Land"]
+    cap = rels["HAS_CAPITAL"]
+    capital = next(iter(cap.inc))
+    edge = cap.inc[capital][0]
+    q = Query("list", [Node(town, "t", capital), Node(land, "l", cap.edges[edge][0])])
+    q.hops.append(Hop(0, 1, cap, False, edge))
+    q.returns = [Ref("node", 0, town.key)]
+    assert _says_a_role(q, q.hops[0])
+    _prune(q)
+    assert len(q.hops) == 1  # kept: "capital towns"
+    into = rels["IN_LAND"]  # every town is in a land: "towns that lands contain" is every town
+    t = next(iter(into.out))
+    e = into.out[t][0]
+    q2 = Query("list", [Node(land, "l", into.edges[e][1]), Node(town, "t", t)])
+    q2.hops.append(Hop(0, 1, into, False, e))
+    q2.returns = [Ref("node", 0, land.key)]
+    assert not _says_a_role(q2, q2.hops[0])
+    _prune(q2)
+    assert not q2.hops
+    pairs, report = generate_pairs(scratch_graph, 900, seed=3, frames=["list", "count", "top", "first"])
+    bare = re.compile(r"^MATCH \((\w+):Land\)-\[:HAS_CAPITAL\]->\((\w+):Town\)( WHERE [^R]*)? RETURN ")
+    kept = [p for p in pairs if bare.match(p.cypher) and not re.search(r"\b" + bare.match(p.cypher).group(1)
+                                                                          + r"\.", p.cypher)]
+    assert kept, report.table()
+    assert any(re.search(r"\bcapital", p.question) for p in kept), kept[:3]
+    towns = len(scratch_graph.query("MATCH (t:Town) RETURN t", timeout_s=10).rows)
+    for p in kept[::3]:
+        rows = scratch_graph.query(p.cypher, timeout_s=10).rows
+        assert len(rows) == p.row_count, p
+        if " WHERE " not in p.cypher and "count(" not in p.cypher and "LIMIT" not in p.cypher:
+            assert len(rows) < towns, p
+
+
 def test_entities_ranked_by_a_ratio(scratch_graph):
     """The compare frame ranks every node by a ratio of two of its measures, the ratio beside each ("What are
     the 3 most densely populated lands, and what is their population density?"), dividing only where the

@@ -36,8 +36,18 @@ from finetune.synth.english import (
     say_month,
     say_num,
 )
-from finetune.synth.grammar import COORDINATE_WORDS, Exists, Filter, Hop, Query, Ref, _bare, _some_end
-from finetune.synth.profile import Prop, Rel
+from finetune.synth.grammar import (
+    COORDINATE_WORDS,
+    Exists,
+    Filter,
+    Hop,
+    Query,
+    Ref,
+    _bare,
+    _some_end,
+    owned_noun,
+)
+from finetune.synth.profile import Prop
 
 AGG_WORDS = {
     "avg": ["average", "average", "mean"],
@@ -92,18 +102,6 @@ Australia", "capital cities", "capitals of countries in Africa") rather than by 
 ``HAS_CAPITAL``, "capital of" only in the relcompare frame), and the round-8 model, asked "What is the capital
 of Australia?", returned Australia; 4 of the 34 questions it got wrong in the countries tune half say
 "capital" that way."""
-
-
-def owned_noun(rel: Rel) -> str | None:
-    """What the end node of a ``HAS_X`` type is to its start node: "capital" for
-    (Country)-[:HAS_CAPITAL]->(City); None for any other type, or where X is the end label's own noun
-    (HAS_GENRE to :Genre says "genre" anyway)."""
-    v = rel.verb
-    if v.copula or not v.base.startswith("have "):
-        return None
-    x = v.base[5:]
-    end = rel.end.noun
-    return None if x in (end.singular, end.plural) else x
 
 
 def _functional(h: Hop) -> bool:
