@@ -240,7 +240,7 @@ def test_numbers_stored_as_text_and_iso_dates(scratch_graph):
         ("IN_CATEGORY", "Category", "are in", "is Alice in"),
         ("PURCHASED", "Order", "purchased", "did Alice purchase"),
         ("REVIEWED", "Movie", "reviewed", "did Alice review"),
-        ("HAS_CAPITAL", "City", "have capital", "does Alice have capital"),
+        ("HAS_CAPITAL", "City", "have as capital", "does Alice have as capital"),
     ],
 )
 def test_relationship_types_in_english(rel, end, finite, ask):
@@ -251,7 +251,11 @@ def test_relationship_types_in_english(rel, end, finite, ask):
 
 def test_has_is_the_verb_have():
     verb = verb_of("HAS_CAPITAL", "City")
-    assert (verb.finite(False), verb.negated(False)) == ("has capital", "does not have capital")
+    assert (verb.finite(False), verb.negated(False)) == ("has as capital", "does not have as capital")
+    # with its object the X comes last: "have Oslo as their capital", not "have capital Oslo"
+    assert verb.takes(True, "Oslo") == "have Oslo as their capital"
+    assert verb.takes(False, "it", perfect=True) == "has had it as its capital"
+    assert verb_of("ACTED_IN", "Movie").takes(False, "it") == "acted in it"
 
 
 def test_round_millions_are_said_in_words_too():
@@ -619,6 +623,30 @@ def test_has_x_is_said_as_the_x_of(scratch_graph):
     nouns = {r.type: owned_noun(r) for r in profile.rels}
     assert nouns["HAS_CAPITAL"] == "capital"
     assert all(nouns[t] is None for t in ("IN_LAND", "BORDERS", "SPEAKS")), nouns
+
+
+def test_has_x_as_a_verb_says_its_object_before_the_x(scratch_graph, monkeypatch):
+    """Where a ``HAS_X`` type is said as a verb it reads as English: "lands that have Town 3-0 as their
+    capital", "the towns that lands have as capital", "lands that have a capital" — never "have capital
+    Town 3-0", "lands have capital" or "has capital towns with …" (2-3 % of countries pairs until
+    2026-12-03). Only the wording changed: the queries are the grammar's, the same whatever the renderer
+    says (a renderer that says nothing keeps every query the real one keeps)."""
+    from finetune.synth.render import Renderer
+
+    _atlas(scratch_graph)
+    pairs, report = generate_pairs(scratch_graph, 1500, seed=8, paraphrases=2)
+    through = [p for p in pairs if "HAS_CAPITAL" in p.cypher]
+    assert len(through) > 50, report.table()
+    bare = re.compile(r"\b(have|has|had|having) capitals?\b|\bas (their |its )?capitals? (it|them)\b")
+    assert not [p.question for p in pairs if bare.search(p.question)]
+    said = " | ".join(p.question for p in through)
+    town = r"(Town \d+-\d+|'Town \d+-\d+'|\"Town \d+-\d+\"|the town[^|?]*)"
+    assert re.search(r"\b(have|has) " + town + r" as (their|its) capital\b", said), said
+    assert re.search(r"\b(have|has) as capital\b", said), said  # "the towns that lands have as capital"
+    counter = iter(range(10**9))
+    monkeypatch.setattr(Renderer, "question", lambda self, q: f"question {next(counter)}")
+    silent, _ = generate_pairs(scratch_graph, 3000, seed=8, paraphrases=2)
+    assert {p.query_id for p in pairs} <= {p.query_id for p in silent}
 
 
 def test_a_bare_has_x_hop_into_the_focus_is_kept_as_its_role(scratch_graph):

@@ -192,10 +192,9 @@ def owned_noun(rel: Rel) -> str | None:
     """What the end node of a ``HAS_X`` type is to its start node: "capital" for
     (Country)-[:HAS_CAPITAL]->(City); None for any other type, or where X is the end label's own noun
     (HAS_GENRE to :Genre says "genre" anyway)."""
-    v = rel.verb
-    if v.copula or not v.base.startswith("have "):
+    x = rel.verb.owned
+    if not x:
         return None
-    x = v.base[5:]
     end = rel.end.noun
     return None if x in (end.singular, end.plural) else x
 

@@ -98,10 +98,11 @@ such a value, all in digits); the round-8 and round-10 models read a half said i
 OWNED_P = 0.6
 """How often a node at the end of a ``HAS_X`` type is said as the X of the node that has it ("the capital of
 Australia", "capital cities", "capitals of countries in Africa") rather than by its label's noun and the verb
-("the cities that Australia has capital"). Until 2026-12-03 it never was (of 1,417 countries pairs through
-``HAS_CAPITAL``, "capital of" only in the relcompare frame), and the round-8 model, asked "What is the capital
-of Australia?", returned Australia; 4 of the 34 questions it got wrong in the countries tune half say
-"capital" that way."""
+("the cities that Australia has as capital"; the node that has it is always said by the X: "whose
+capital is Canberra", "that have Canberra as their capital"). Until 2026-12-03 it never was (of 1,417
+countries pairs through ``HAS_CAPITAL``, "capital of" only in the relcompare frame), and the round-8 model,
+asked "What is the capital of Australia?", returned Australia; 4 of the 34 questions it got wrong in the
+countries tune half say "capital" that way."""
 
 
 def _functional(h: Hop) -> bool:
@@ -390,8 +391,8 @@ class Renderer:
             one = article(self.np(q, h.child, plural_=False))
             return f"{parent.rel} {'have' if parent_plural else 'has'} {one} as a neighbour{tail}"
         x = owned_noun(h.rel)
-        if h.outward and x is not None and self.rng.random() < OWNED_P:
-            return self._owner_clause(q, j, x, parent_plural) + tail
+        if h.outward and (x is not None or v.owned):  # "whose capital is Oslo", not "that have capital Oslo"
+            return self._owner_clause(q, j, x or v.owned, parent_plural) + tail
         if h.outward:
             one = q.anchored(h.child) is None and self.rng.random() < 0.3
             other = self.np(q, h.child, plural_=not one)
@@ -764,12 +765,16 @@ class Renderer:
             other = self.np(q, h.child, plural_=not anchor)
             are = "are" if head.startswith(("Which", "How many")) else "is"
             return f"{head} {are} the {x} of {other}{tail}"
-        if x is not None and q.anchored(h.child) is not None and self.rng.random() < OWNED_P:
-            other = self.anchor(q, h.child)  # "Which countries have Canberra as their capital?"
-            return f"{head} {'have' if not head.startswith('Who') else 'has'} {other} as their {x}{tail}"
+        if x is not None:  # "Which countries have Canberra as their capital?", never "have capital Canberra"
+            have = "have" if not head.startswith("Who") else "has"
+            if q.anchored(h.child) is not None:
+                return f"{head} {have} {self.anchor(q, h.child)} as their {x}{tail}"
+            if _bare(q, h.child) and not any(e.node == h.child for e in q.exists):
+                return f"{head} {have} {article(x)}{tail}"
+            return f"{head} {have} {article(self.np(q, h.child, plural_=False))} as their {x}{tail}"
         if h.outward:
             other = self.np(q, h.child)
-            return f"{head} {v.finite(True) if not head.startswith('Who') else v.finite(False)} {other}{tail}"
+            return f"{head} {v.takes(not head.startswith('Who'), other)}{tail}"
         anchor = q.anchored(h.child) is not None
         other = self.np(q, h.child, plural_=not anchor)
         if v.passive and self.rng.random() < 0.4:
@@ -1011,7 +1016,7 @@ class Renderer:
             )
         else:
             rel = (
-                f"the {other_np} that {v.finite(True)} them"
+                f"the {other_np} that {v.takes(True, 'them')}"
                 if not v.passive or self.rng.random() < 0.5
                 else f"the {other_np} they were {v.passive}"
             )
@@ -1183,10 +1188,10 @@ class Renderer:
                 out.append(f"Number of {x} {v.passive} {each}")
             return out
         return [
-            f"How many {x} {v.finite(True)} {each}?",
-            f"For {each}, how many {x} {v.finite(True)} it?",
-            f"Count the {x} that {v.finite(True)} {each}.",
-            f"Number of {x} that {v.finite(True)} {each}",
+            f"How many {x} {v.takes(True, each)}?",
+            f"For {each}, how many {x} {v.takes(True, 'it')}?",
+            f"Count the {x} that {v.takes(True, each)}.",
+            f"Number of {x} that {v.takes(True, each)}",
         ]
 
     def _q_group(self, q: Query) -> str:
@@ -1293,11 +1298,11 @@ class Renderer:
             if k == 1:
                 return self.pick(
                     [
-                        f"Which {gsing} {v.finite(False)} the {most} {x}?",
-                        f"Which {gsing} {v.perfect(False)} the {most} {x}?",
+                        f"Which {gsing} {v.takes(False, f'the {most} {x}')}?",
+                        f"Which {gsing} {v.takes(False, f'the {most} {x}', perfect=True)}?",
                     ]
                     + (
-                        [f"Who {v.finite(False)} the {most} {x}?"]
+                        [f"Who {v.takes(False, f'the {most} {x}')}?"]
                         if q.nodes[q.group[0].index].label.noun.person
                         and gsing == q.nodes[q.group[0].index].label.noun.singular
                         else []
@@ -1305,16 +1310,16 @@ class Renderer:
                 )
             return self.pick(
                 [
-                    f"Which {k} {groups} {v.perfect(True)} the {most} {x}?",
+                    f"Which {k} {groups} {v.takes(True, f'the {most} {x}', perfect=True)}?",
                     f"Top {k} {groups} by number of {x} {v.passive[:-3] if v.passive else ''}".rstrip()
                     + ("" if q.desc else " (lowest first)"),
-                    f"List the {k} {groups} that {v.finite(True)} the {most} {x}.",
+                    f"List the {k} {groups} that {v.takes(True, f'the {most} {x}')}.",
                 ]
             )
         if k == 1:
             return self.pick(
                 [
-                    f"Which {gsing} has the {most} {x} that {v.finite(True)} it?",
+                    f"Which {gsing} has the {most} {x} that {v.takes(True, 'it')}?",
                     f"Which {gsing} do the {most} {x} {v.base if not v.copula else 'belong to'}?"
                     if not v.copula
                     else f"Which {gsing} has the {most} {x}?",
@@ -1322,8 +1327,8 @@ class Renderer:
             )
         return self.pick(
             [
-                f"Which {k} {groups} have the {most} {x} that {v.finite(True)} them?",
-                f"Top {k} {groups} by number of {x} that {v.finite(True)} them"
+                f"Which {k} {groups} have the {most} {x} that {v.takes(True, 'them')}?",
+                f"Top {k} {groups} by number of {x} that {v.takes(True, 'them')}"
                 + ("" if q.desc else " (lowest first)"),
                 f"List the {k} {groups} with the {most} {x}.",
             ]
@@ -1352,19 +1357,19 @@ class Renderer:
             )
         if not hop.outward:  # (g)-[:R]->(x)
             opts = [
-                f"Which {groups} {v.perfect(True)} {amount} {k} {x}?",
-                f"List the {groups} that {v.finite(True)} {amount} {k} {x}.",
-                f"Find {groups} who {v.finite(True)} {amount} {k} {x}.",
+                f"Which {groups} {v.takes(True, f'{amount} {k} {x}', perfect=True)}?",
+                f"List the {groups} that {v.takes(True, f'{amount} {k} {x}')}.",
+                f"Find {groups} who {v.takes(True, f'{amount} {k} {x}')}.",
             ]
             if (
                 q.nodes[q.group[0].index].label.noun.person
                 and groups == q.nodes[q.group[0].index].label.noun.plural
             ):
-                opts.append(f"Who {v.finite(False)} {amount} {k} {x}?")
+                opts.append(f"Who {v.takes(False, f'{amount} {k} {x}')}?")
             return self.pick(opts)
         return self.pick(
             [
-                f"Which {groups} have {amount} {k} {x} that {v.finite(True)} them?",
+                f"Which {groups} have {amount} {k} {x} that {v.takes(True, 'them')}?",
                 f"List the {groups} with {amount} {k} {x}.",
                 f"Find the {groups} that {amount} {k} {x} {v.finite(True)}.",
             ]
@@ -1566,21 +1571,20 @@ class Renderer:
         n = far.noun
         if rel.self_loop and is_adjacency(rel.type):
             return self.pick([f"one of {their} neighbours", f"a neighbouring {n.singular}", "a neighbour"])
-        have = v.base.startswith("have ")
         if out:
-            if have:
-                return f"{their} {v.base[5:]}"
+            if v.owned:
+                return f"{their} {v.owned}"
             if v.copula:
                 mine = [f"{their} {n.singular}"] if not rel.self_loop else []
                 return self.pick([*mine, f"the {n.singular} {they} {are} {v.base}"])
             verb = v.finite(True) if they == "they" else v.finite(False)
             return f"{article(n.singular)} {they} {verb}"
-        if have:
-            return f"the {n.singular} {they} {are} the {v.base[5:]} of"
+        if v.owned:
+            return f"the {n.singular} {they} {are} the {v.owned} of"
         role = role_noun(v)
         if role is not None and self.rng.random() < 0.6:
             return self.pick([f"one of {their} {role.plural}", f"{article(role.singular)} of {them}"])
-        return f"{article(n.singular)} {n.rel} {v.finite(False)} {them}"
+        return f"{article(n.singular)} {n.rel} {v.takes(False, them)}"
 
     def _related_np(self, q: Query, pron: tuple[str, str, str, str]) -> str:
         """The path's last node said from the focus: one hop, or two ("the capital of their country", "the
@@ -1592,11 +1596,11 @@ class Renderer:
         v = h.rel.verb
         n = q.nodes[2].label.noun
         if h.outward:  # a HAS_X type out of the middle node (the sampler allows no other)
-            return self.pick([f"the {v.base[5:]} of {first}", f"the {v.base[5:]} of {first}"])
+            return self.pick([f"the {v.owned} of {first}", f"the {v.owned} of {first}"])
         role = role_noun(v)
         if role is not None and self.rng.random() < 0.6:
             return f"{self.pick(['the', article(role.singular).split()[0]])} {role.singular} of {first}"
-        return f"{article(n.singular)} {n.rel} {v.finite(False)} {first}"
+        return f"{article(n.singular)} {n.rel} {v.takes(False, first)}"
 
     def _more(self, q: Query, fewer: bool) -> tuple[str, str]:
         """("speak more languages", "with more languages"): the counted relationship said as a verb phrase of
@@ -1611,8 +1615,8 @@ class Renderer:
             return f"have {more} neighbours", f"with {more} neighbours"
         with_ = f"with {more} {other.plural}"
         if out:
-            if v.base.startswith("have "):
-                return f"have {more} {plural(v.base[5:])}", with_
+            if v.owned:
+                return f"have {more} {plural(v.owned)}", with_
             if v.copula:
                 return f"are {v.plural_noun or v.base} {more} {other.plural}", with_
             return f"{v.finite(True)} {more} {other.plural}", ""  # "with more movies" says not which
@@ -1768,7 +1772,7 @@ class Renderer:
             return self.pick(
                 [
                     f"What {'are' if ref.prop.kind == 'list' else 'is'} the {pn} of {who} for {other}?",
-                    f"What {pn} did {who} have when they {v.finite(False)} {other}?"
+                    f"What {pn} did {who} have when they {v.takes(False, other)}?"
                     if not v.copula and not v.present
                     else f"What {pn} does {who} have for {other}?",
                     f"Show the '{h.rel.type}' {pn} between {who} and {other}.",
@@ -1777,7 +1781,7 @@ class Renderer:
         focus = self.np(q, 0, skip_hop=ref.index, skipped_filters=True)
         who = "who" if self.noun(q, 0).person else "that"
         if h.outward:
-            rel = f"{who} {v.finite(True)} {other}"
+            rel = f"{who} {v.takes(True, other)}"
         else:
             rel = f"{v.passive} {other}" if v.passive else f"that {other} {v.finite(False)}"
         return self.pick(
@@ -1805,8 +1809,8 @@ class Renderer:
             )
         return self.pick(
             [
-                f"For {each}, list the {x} that {v.finite(True)} it.",
+                f"For {each}, list the {x} that {v.takes(True, 'it')}.",
                 f"List {each} with its {x}.",
-                f"Show {each} together with the {x} that {v.finite(True)} it.",
+                f"Show {each} together with the {x} that {v.takes(True, 'it')}.",
             ]
         )
