@@ -81,6 +81,15 @@ SHARES = (("half", 2), ("a third", 3), ("a quarter", 4), ("a fifth", 5), ("a ten
 """Fractions a share is compared with, said as people say them; ``part > whole / k`` divides by a constant, so
 a whole of 0 raises nothing."""
 PERCENTS = (1, 5, 10, 20, 25, 50)
+"""Until 2026-12-03 a share condition took the largest fraction the sampled node exceeds (or one at random
+below it), so "a tenth" and percentages won: none of 20,000 countries pairs said "a third". Now every fraction
+that some but not all nodes exceed is drawn alike, and the sampled node is one above it."""
+
+
+def _share_of(fraction: tuple[str, float]) -> float:
+    """ ("a third", 3) → 1/3; ("10 %", 0.1) → 0.1."""
+    k = fraction[1]
+    return 1 / k if k >= 1 else k
 RELCOMPARE_MIDDLE_P = 0.4
 """How often a comparison along two hops returns the middle node: "countries that have a city larger than
 their capital" (the tune half's question) beside "cities larger than the capital of their country"."""
@@ -1708,18 +1717,43 @@ class Sampler:
             q.filters.append(anchor)
             q.related = related
             return q
-        a = float(q.nodes[part].data.get(p.name) or 0)
-        b = float(q.nodes[1 - part].data.get(p.name) or 0)
-        if b <= 0:
-            return None
-        fits = [(w, k) for w, k in SHARES if a > b / k] + [
-            (f"{x} %", x / 100) for x in PERCENTS if a > b * x / 100
+        ratios = self._share_ratios(r, p, out, part, ones)
+        fits = [
+            (f, above)
+            for f in [*SHARES, *((f"{x} %", x / 100) for x in PERCENTS)]
+            if 0 < len(above := [i for i, x in ratios.items() if x > _share_of(f)]) < len(ratios)
         ]
         if not fits:
             return None
-        related.fraction = fits[0] if rng.random() < 0.5 else rng.choice(fits)
+        related.fraction, above = rng.choice(fits)
+        if fid not in above:  # the sampled node answers the question: "more than half" has a row
+            fid = rng.choice(above)
+            e = table[fid][0]
+            oid = r.edges[e][1] if out else r.edges[e][0]
+            q.nodes = [Node(lab, lab.var, fid), Node(other, q.nodes[1].var, oid)]
+            q.hops = [Hop(0, 1, r, out, e)]
         q.related = related
         return self._finish_related(q)
+
+    def _share_ratios(self, r: Rel, p: Prop, out: bool, part: int, ones: list[Any]) -> dict[Any, float]:
+        """Each node that reaches one node through ``r`` and its part of the whole on ``p`` (node 0 is the
+        walked node, ``part`` the one whose measure is the part), where the whole is above 0."""
+        key = (r.type, r.start.label, r.end.label, p.name, out, part)
+        cache: dict[tuple, dict[Any, float]] = self.__dict__.setdefault("_ratios", {})
+        if key not in cache:
+            table = r.out if out else r.inc
+            near, far = (r.start, r.end) if out else (r.end, r.start)
+            got = {}
+            for i in ones:
+                x, y, _ = r.edges[table[i][0]]
+                vals = [near.nodes.get(i, {}).get(p.name), far.nodes.get(y if out else x, {}).get(p.name)]
+                if not all(is_number(v, numtext=True) for v in vals):
+                    continue
+                a, b = float(vals[part]), float(vals[1 - part])
+                if b > 0:
+                    got[i] = a / b
+            cache[key] = got
+        return cache[key]
 
     def _frame_relprop(self, q: Query) -> bool:
         """A property of the relationship between two entities: "What roles did Tom Hanks have in …"."""
