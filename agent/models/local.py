@@ -948,13 +948,17 @@ class TransformersGenerator(ChatGenerator):
                                       top_p=self.settings.top_p, stop_ids=self._stop_ids,
                                       greedy_first=greedy_first, finished=repetition_loop, tick=clock.tick)
         except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
-            say = log.info if isinstance(e, Unsupported) else log.warning
-            say("graphed decoding not used (%s: %s); transformers' generate from now on", type(e).__name__, e)
-            self._graphed_failed = True
-            self.graphed_error = traceback.format_exc()
-            self._decoders.clear()
+            self._give_up_graphed(e)
             clock.stamps.clear()
             return None
+
+    def _give_up_graphed(self, e: Exception) -> None:
+        """Say once why the graphed loop is not used, keep the traceback, and use ``generate`` from now on."""
+        say = log.info if isinstance(e, Unsupported) else log.warning
+        say("graphed decoding not used (%s: %s); transformers' generate from now on", type(e).__name__, e)
+        self._graphed_failed = True
+        self.graphed_error = traceback.format_exc()
+        self._decoders.clear()
 
     def _warm_graphs(self) -> None:
         """Capture every prompt bucket's pass for the decoders the warm-up made, so that no question pays
@@ -969,11 +973,7 @@ class TransformersGenerator(ChatGenerator):
                     top = cache_len - self.settings.max_new_tokens
                     decoder.warm(range(BUCKET, top + 1, BUCKET))
         except Exception as e:  # noqa: BLE001
-            log.warning("graphed decoding not used (%s: %s); transformers' generate from now on",
-                        type(e).__name__, e)
-            self._graphed_failed = True
-            self.graphed_error = traceback.format_exc()
-            self._decoders.clear()
+            self._give_up_graphed(e)
 
     def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
                 batch_size: int = 0) -> list[dict[str, Any]]:
