@@ -679,10 +679,10 @@ class TransformersGenerator(ChatGenerator):
         no message: where it was raised is the finding), kept for the latency bench's record."""
         self._model_path: Path | None = None  # the weights in memory: the base, or a full fine-tuned version
         # (rows, cache length) -> GraphedDecoder for the weights in memory; dropped when they change
-        self._decoders: dict[tuple[int, int], Any] = {}
-        self._graphed_failed = False
+        self._decoders: dict[tuple[int, int], GraphedDecoder] = {}
         self.graphed_error: str | None = None
-        """Why the graphed loop (``decode_loop``) was given up for ``generate``, with its traceback."""
+        """Why the graphed loop (``decode_loop``) was given up for ``generate``, with its traceback (None
+        while it is used)."""
 
     # --- identity ---------------------------------------------------------------------------------
     @property
@@ -922,7 +922,7 @@ class TransformersGenerator(ChatGenerator):
     def _graphed_ok(self) -> bool:
         """Whether one question's calls take the graphed loop (``decode_loop``)."""
         s = self.settings
-        if self._graphed_failed or s.decode_loop == "generate":
+        if self.graphed_error is not None or s.decode_loop == "generate":
             return False
         if s.repetition_penalty != 1.0 or s.prompt_lookup_tokens > 0:  # generate's own features
             return False
@@ -956,14 +956,13 @@ class TransformersGenerator(ChatGenerator):
         """Say once why the graphed loop is not used, keep the traceback, and use ``generate`` from now on."""
         say = log.info if isinstance(e, Unsupported) else log.warning
         say("graphed decoding not used (%s: %s); transformers' generate from now on", type(e).__name__, e)
-        self._graphed_failed = True
         self.graphed_error = traceback.format_exc()
         self._decoders.clear()
 
     def _warm_graphs(self) -> None:
         """Capture every prompt bucket's pass for the decoders the warm-up made, so that no question pays
         a capture (two eager passes each, ~0.1 s on the H200)."""
-        if self._graphed_failed or not self._decoders:
+        if self.graphed_error is not None or not self._decoders:
             return
         import torch
 
@@ -1023,7 +1022,7 @@ class TransformersGenerator(ChatGenerator):
                 self._warm_graphs()
                 self.warmup_calls.append({"graphs_captured": sum(d.captures for d in self._decoders.values()),
                                           "ms": round((time.perf_counter() - t) * 1000, 1),
-                                          "graphed": not self._graphed_failed})
+                                          "graphed": self.graphed_error is None})
             return self.warmup_calls
 
     def one_call_candidates(self) -> bool:
