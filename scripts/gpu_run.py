@@ -709,24 +709,26 @@ LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "555"))
 and the results' tarball is written at the end (a call killed at its limit brings back nothing)."""
 LATENCY_LEVERS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_LEVERS",
-    "candidates=4+graphed_compile=true,candidates=1+graphed_compile=true,"
-    "candidates=4+candidates_one_call=true").split(",") if x]
+    "candidates=4+candidates_one_call=true,candidates=4+candidates_one_call=true+graphed_compile=true,"
+    "candidates=1+graphed_compile=true").split(",") if x]
 """Issue 15's single-stream levers, each one more configuration (settings joined by ``+``) asked the same
 questions in turn with the product defaults (which decode one question's replies with the graphed loop on
 CUDA since the commit that added ``decode_loop``): transformers' ``generate`` on its compiled static step
 (rounds 5-9's path, ``graphprobe`` compares it) is left out; the step compiled before its capture
-(``graphed_compile``) with 4 and 1 candidates; the 4 candidates from one call instead of two. Earlier rounds'
+(``graphed_compile``); the 4 candidates from one call instead of two, with and without it. Earlier rounds'
 default: prompt lookup,
 ``generation_compile_mode=default`` (no CUDA graphs) and one-call candidates. Empty: the defaults only."""
 LATENCY_EVALS = [x for x in os.environ.get(
-    "GPU_RUN_LATENCY_EVALS", "64,128/8:batch_cache=static+candidates_one_call=true,64:batch_cache=static,64/8"
-).split(",") if x]
+    "GPU_RUN_LATENCY_EVALS",
+    "64,128/8:candidates_one_call=true,64/8,64:decode_loop=generate,128/8:decode_loop=generate+batch_cache=static"
+    "+candidates_one_call=true").split(",") if x]
 """The batched evals, one process each: ``<batch size>[/<workers>][:<setting>=<value>[+…]]``; the first is
-round 6's (the dynamic cache, 64 a batch, one question after another). ``batch_cache=static``: every chunk
-padded to the batch size on the static cache, compiled before eval's clock (``warmup_s`` in its JSON); 128
-takes the 100 questions in one chunk; ``/8``: ``--workers 8``, the questions' checks, database and scoring
-from 8 threads; ``candidates_one_call``: one 512-row call for the chunk's candidates instead of 128 + 384
-rows. Static batches and the workers alone against the first, and everything together."""
+the product's default (64 a batch, the graphed batches of ``agent.models.graphed.BatchDecoder`` on CUDA, one
+question's checks after another). 128 takes the 100 questions in one chunk; ``/8``: ``--workers 8``, the
+questions' checks, database and scoring from 8 threads; ``candidates_one_call``: one 400-row call for the
+chunk's candidates instead of 100 + 300 rows. ``decode_loop=generate``: transformers' ``generate`` (round 6's
+path: the dynamic cache), and with ``batch_cache=static`` its compiled static batches (compiled before eval's
+clock, ``warmup_s`` in its JSON)."""
 
 
 def phase_latency(graph: str = "movies") -> None:

@@ -176,3 +176,84 @@ def test_the_step_is_compiled_only_where_graphs_are_captured(settings, tiny_dir)
     model = _gen(settings, tiny_dir).model
     decoder = GraphedDecoder(model, 1, 64, "cpu", graphs=True, compile_step=True)
     assert not decoder.graphs and decoder._step_fn == decoder._step_pass
+
+
+def test_a_batch_of_questions_decodes_as_each_alone(settings, tiny_dir):
+    """Several questions' prompts (left-padded to the longest, chunks of 2: the last padded with a copy)
+    give each question's greedy reply and log-probability as asked alone."""
+    graphed, plain = _gen(settings, tiny_dir, decode_loop="graphed"), _gen(settings, tiny_dir)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
+    got = graphed.generate_batch(prompts, n=2, batch_size=2)  # greedy: the one reply twice
+    assert [t.backend for t in graphed.traces] == ["transformers-graphed-batches"] * 2
+    assert len(graphed.traces[-1].row_tokens) == 1  # the copy padding the last chunk is not a reply
+    for p, gens in zip(prompts, got, strict=True):
+        [[want]] = plain.generate_batch([p], n=1)
+        assert [g.text for g in gens] == [want.text] * 2
+        assert gens[0].logprob == pytest.approx(want.logprob, rel=1e-4, abs=1e-4)
+    assert graphed.graphed_batch_error is None and ("batches", 2, 1) in graphed._decoders
+
+
+def test_a_batch_of_questions_keeps_each_greedy_first_row(settings, tiny_dir):
+    """The candidates of several questions from one sampled call: each question's first row is its greedy
+    reply with the raw log-probability."""
+    import torch
+
+    graphed, plain = _gen(settings, tiny_dir, decode_loop="graphed"), _gen(settings, tiny_dir)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
+    torch.manual_seed(0)
+    got = graphed.generate_batch(prompts, n=4, temperature=0.7, greedy_first=True)
+    assert graphed.traces[-1].backend == "transformers-graphed-batches"
+    for p, rows in zip(prompts, got, strict=True):
+        [[want]] = plain.generate_batch([p], n=1)
+        assert len(rows) == 4 and rows[0].text == want.text
+        assert rows[0].logprob == pytest.approx(want.logprob, rel=1e-4, abs=1e-4)
+        assert all(r.logprob <= 0 for r in rows)
+
+
+def test_each_batch_pass_gives_the_full_forward_logits(settings, tiny_dir):
+    """The left-padded prompts' pass and every step give, row by row, the logits of one full forward pass
+    over that row's own tokens (its positions from 0, no pads), each prompt's rows alike; a decoder used
+    again with other lengths rewrites its cache."""
+    import torch
+
+    from agent.models.graphed import BatchDecoder
+
+    model = _gen(settings, tiny_dir).model
+    torch.manual_seed(2)
+    decoder = BatchDecoder(model, 3, 2, 256, "cpu", graphs=True)
+    with torch.inference_mode():
+        for lengths in ((5, 40, 17), (9, 9, 1)):
+            seqs = [torch.randint(0, model.config.vocab_size, (n + 5,)).tolist() for n in lengths]
+            got = [decoder.prefill_many([s[:n] for s, n in zip(seqs, lengths, strict=True)])]
+            for k in range(5):  # each prompt's two rows fed the same next token
+                tokens = torch.tensor([s[n + k] for s, n in zip(seqs, lengths, strict=True)])
+                tokens = tokens.repeat_interleave(2)
+                got.append(decoder.step(tokens))
+            for i, (s, n) in enumerate(zip(seqs, lengths, strict=True)):
+                full = model(input_ids=torch.tensor([s])).logits[0, n - 1:]
+                for k, logits in enumerate(got):
+                    assert torch.allclose(logits[2 * i], full[k], atol=1e-4), (lengths, i, k)
+                    assert torch.allclose(logits[2 * i + 1], full[k], atol=1e-5), (lengths, i, k)
+
+
+def test_batches_fall_back_alone(settings, tiny_dir, caplog):
+    """A batch decoder that fails gives the batches to generate for good; one question's loop stays."""
+    import agent.models.graphed as module
+
+    gen, plain = _gen(settings, tiny_dir, decode_loop="graphed"), _gen(settings, tiny_dir)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS[:2]]
+
+    def broken(self, *a, **kw):
+        raise RuntimeError("batch capture failed")
+
+    real = module.BatchDecoder.decode_many
+    module.BatchDecoder.decode_many = broken
+    try:
+        assert ([[g.text for g in r] for r in gen.generate_batch(prompts)]
+                == [[g.text for g in r] for r in plain.generate_batch(prompts)])
+    finally:
+        module.BatchDecoder.decode_many = real
+    assert "batch capture failed" in gen.graphed_batch_error and gen.graphed_error is None
+    assert gen.traces[-1].backend == "transformers-batch"
+    gen.complete(prompts[0].messages())
+    assert gen.traces[-1].backend == "transformers-graphed"

@@ -274,7 +274,10 @@ class Settings(BaseSettings):
                     "tests); 'generate' is transformers' generate; 'auto' takes 'graphed' wherever the "
                     "static cache would be used on CUDA (generation_cache) with no repetition penalty and "
                     "no prompt lookup, and falls back to generate, with a warning, if it fails or the "
-                    "model's cache has sliding-window layers (Gemma 3).",
+                    "model's cache has sliding-window layers (Gemma 3). Batches of several questions "
+                    "(`cypherloop eval --batch-size`) take the same loop on CUDA under 'auto', left-padded "
+                    "on one static cache (agent.models.graphed.BatchDecoder); batch_cache applies to "
+                    "generate's.",
     )
     graphed_compile: bool = Field(
         False,

@@ -53,6 +53,12 @@ def cache_keyword(model: Any) -> str:
     raise Unsupported(f"{type(base).__name__}.forward takes no KV cache argument")
 
 
+def text_config(model: Any) -> Any:
+    """The decoder's config (a multimodal model's text part), which sizes a static cache."""
+    config = model.config
+    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+
+
 def choose(logits: Any, temperature: float, top_p: float, greedy_rows: Any | None) -> tuple[Any, Any]:
     """The next token of each row and its log-probability, as ``generate`` chooses them: greedy at
     temperature 0 (the raw log-softmax), else sampled after transformers' temperature then top-p warpers
@@ -95,9 +101,7 @@ class GraphedDecoder:
         self.model, self.rows, self.cache_len, self.device = model, rows, cache_len, device
         self.graphs = graphs and device.startswith("cuda")
         self.keyword = cache_keyword(model)
-        config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") \
-            else model.config
-        self.cache = StaticCache(config=config, max_cache_len=cache_len)
+        self.cache = StaticCache(config=text_config(model), max_cache_len=cache_len)
         if any(getattr(layer, "is_sliding", False) or type(layer).__name__ != "StaticLayer"
                for layer in self.cache.layers):
             raise Unsupported("the model's cache has sliding-window layers (host-side state)")
@@ -196,18 +200,21 @@ class GraphedDecoder:
         if not self.graphs:
             return self._step_pass()[:, -1]
         if self._step is None:  # the warm-up runs move the cache's position and mask: put them back
-            at = [layer.cumulative_length.clone() for layer in self.cache.layers]
-            mask = self.step_mask.clone()
+            state = self._step_state()
+            kept = [t.clone() for t in state]
 
             def restore() -> None:
-                for layer, pos in zip(self.cache.layers, at, strict=True):
-                    layer.cumulative_length.copy_(pos)
-                self.step_mask.copy_(mask)
+                for t, saved in zip(state, kept, strict=True):
+                    t.copy_(saved)
 
             self._step = self._capture(self._step_fn, restore)
         graph, out = self._step
         graph.replay()
         return out[:, -1]
+
+    def _step_state(self) -> list[Any]:
+        """The tensors a step moves (the cache's position, the mask), kept across the capture's warm-up."""
+        return [layer.cumulative_length for layer in self.cache.layers] + [self.step_mask]
 
     def warm(self, prompt_lengths: Sequence[int]) -> None:
         """Capture the prefill of each length's bucket and the step now (a server's load), not on a
@@ -232,13 +239,22 @@ class GraphedDecoder:
         if greedy_first and temperature > 0:
             greedy_rows = torch.zeros(self.rows, dtype=torch.bool, device=self.device)
             greedy_rows[0] = True
+        if tick:
+            tick()
+        return self._loop(self.prefill(prompt), max_new_tokens=max_new_tokens, temperature=temperature,
+                          top_p=top_p, stop_ids=stop_ids, greedy_rows=greedy_rows, finished=finished,
+                          tick=tick)
+
+    def _loop(self, logits: Any, *, max_new_tokens: int, temperature: float, top_p: float,
+              stop_ids: Sequence[int], greedy_rows: Any | None, finished: Callable[[list[int]], bool] | None,
+              tick: Callable[[], None] | None) -> Decoded:
+        """From the prompt's logits: choose, copy back, check, step, until every row is done."""
+        import torch
+
         stops = set(stop_ids)
         tokens: list[list[int]] = [[] for _ in range(self.rows)]
         scores: list[list[float]] = [[] for _ in range(self.rows)]
         done = [False] * self.rows
-        if tick:
-            tick()
-        logits = self.prefill(prompt)
         for step in range(max_new_tokens):
             picked, lp = choose(logits, temperature, top_p, greedy_rows)
             both = torch.stack([picked.double(), lp.double()]).tolist()  # one copy back a step
@@ -260,3 +276,96 @@ class GraphedDecoder:
                 break
             logits = self.step(picked)
         return Decoded(tokens, scores)
+
+
+class BatchDecoder(GraphedDecoder):
+    """Decodes ``per`` replies to each of ``prompts`` different prompts (a chunk of ``cypherloop eval``'s
+    questions; rows = prompts × per, each prompt's replies together) on one static cache, the one-token step
+    replayed as a CUDA graph.
+
+    The prompts are left-padded to the longest: every row's reply then goes in at the same cache position,
+    so one step serves them all; each row's positions (RoPE) start at its own first token and its mask hides
+    its pads. The prompts' pass runs eagerly, once per prompt (not per reply) on a cache of ``prompts`` rows,
+    whose entries are then copied to each prompt's rows: that pass is one large batch (compute, not kernel
+    launches, is its cost), and its width changes from chunk to chunk, which a graph could not follow."""
+
+    def __init__(self, model: Any, prompts: int, per: int, cache_len: int, device: str, graphs: bool,
+                 compile_step: bool = False) -> None:
+        import torch
+        from transformers import StaticCache
+
+        super().__init__(model, prompts * per, cache_len, device, graphs, compile_step)
+        self.prompts, self.per = prompts, per
+        self.step_pos = torch.zeros((self.rows, 1), dtype=torch.long, device=device)
+        self.prompt_cache = self.cache if per == 1 else StaticCache(config=text_config(model),
+                                                                   max_cache_len=cache_len)
+        self._expand = torch.arange(prompts, device=device).repeat_interleave(per)
+
+    def _step_pass(self) -> Any:
+        """One token a row at the cache's next position, each row at its own next position id."""
+        at = self.cache.layers[0].cumulative_length.reshape(1)
+        self.step_mask.index_fill_(-1, at, True)
+        logits = self._forward(self.step_ids, self.step_mask, position_ids=self.step_pos)
+        self.step_pos.add_(1)
+        return logits
+
+    def _step_state(self) -> list[Any]:
+        return super()._step_state() + [self.step_pos]
+
+    def prefill_many(self, prompts: Sequence[Sequence[int]]) -> Any:
+        """Run the prompts (left-padded to the longest); each row's logits after its prompt, rows × vocab."""
+        import torch
+
+        if len(prompts) != self.prompts or not all(prompts):
+            raise Unsupported(f"{len(prompts)} prompts for a decoder of {self.prompts}")
+        width = max(len(p) for p in prompts)
+        if width >= self.cache_len:
+            raise Unsupported(f"a prompt of {width} tokens does not fit a cache of {self.cache_len}")
+        ids = torch.zeros((self.prompts, width), dtype=torch.long)
+        pads = torch.tensor([width - len(p) for p in prompts], dtype=torch.long)
+        for row, p in enumerate(prompts):
+            ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        ids, pads = ids.to(self.device), pads.to(self.device)
+        query = torch.arange(width, device=self.device)
+        keys = self.positions[None, None, :]
+        # causal, the row's pads hidden; a pad attends to itself so that no row of the mask is empty
+        mask = (keys <= query[None, :, None]) & (keys >= pads[:, None, None]) | (keys == query[None, :, None])
+        position_ids = (query[None, :] - pads[:, None]).clamp(min=0)
+        for layer in self.prompt_cache.layers:
+            layer.cumulative_length.zero_()
+        logits = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=position_ids,
+                            use_cache=True, logits_to_keep=1, **{self.keyword: self.prompt_cache})
+        logits = logits.logits[:, -1]
+        if self.per > 1:  # each prompt's entries into its rows of the decoding cache
+            for small, big in zip(self.prompt_cache.layers, self.cache.layers, strict=True):
+                big.cumulative_length.zero_()
+                expand = self._expand
+                big.update(small.keys.index_select(0, expand), small.values.index_select(0, expand))
+            logits = logits.index_select(0, self._expand)
+        for layer in self.cache.layers:
+            layer.cumulative_length.fill_(width)
+        row_pads = pads.index_select(0, self._expand)
+        self.step_mask.copy_(((self.positions[None, :] >= row_pads[:, None])
+                              & (self.positions[None, :] < width))[:, None, None, :])
+        self.step_pos.copy_((width - row_pads)[:, None])
+        return logits
+
+    def decode_many(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
+                    top_p: float, stop_ids: Sequence[int], greedy_first: bool = False,
+                    finished: Callable[[list[int]], bool] | None = None,
+                    tick: Callable[[], None] | None = None) -> Decoded:
+        """Each row's reply (row i × per + j: prompt i's reply j), as ``decode``; ``greedy_first``: each
+        prompt's first row greedy inside a sampled call."""
+        import torch
+
+        width = max((len(p) for p in prompts), default=0)
+        if width + max_new_tokens > self.cache_len:
+            raise Unsupported(f"{width} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
+        greedy_rows = None
+        if greedy_first and temperature > 0:
+            greedy_rows = torch.arange(self.rows, device=self.device) % self.per == 0
+        if tick:
+            tick()
+        return self._loop(self.prefill_many(prompts), max_new_tokens=max_new_tokens, temperature=temperature,
+                          top_p=top_p, stop_ids=stop_ids, greedy_rows=greedy_rows, finished=finished,
+                          tick=tick)

@@ -58,7 +58,7 @@ from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
 from agent.models.gguf_tokenizer import STOP_TOKENS, TURN_END, TURN_START, check_turn_tokens, gguf_tokenizer
-from agent.models.graphed import BUCKET, GraphedDecoder, Unsupported
+from agent.models.graphed import BUCKET, BatchDecoder, GraphedDecoder, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -578,6 +578,11 @@ def use_static_cache(setting: str, device: str, warmed: bool) -> bool:
     return setting == "auto" and device.startswith("cuda") and warmed
 
 
+BATCH_CACHE_STEP = 256
+"""The graphed batches' cache grows in steps of this many positions (no compiled shape to keep: a step reads
+every position of every row, so a cache no longer than needed is a cheaper step)."""
+
+
 def static_cache_len(positions: int, floor: int = STATIC_CACHE_MIN) -> int:
     """The static cache's length for a call that needs ``positions`` (prompt + new tokens): a power of two
     from ``STATIC_CACHE_MIN``. Unpinned, transformers sizes the cache to each call's prompt and grows it with
@@ -678,11 +683,14 @@ class TransformersGenerator(ChatGenerator):
         """The traceback of the static cache's failure (an ``AssertionError`` from the compiled step may have
         no message: where it was raised is the finding), kept for the latency bench's record."""
         self._model_path: Path | None = None  # the weights in memory: the base, or a full fine-tuned version
-        # (rows, cache length) -> GraphedDecoder for the weights in memory; dropped when they change
-        self._decoders: dict[tuple[int, int], GraphedDecoder] = {}
+        # the weights in memory's decoders, dropped when they change: (rows, cache length) -> one question's
+        # GraphedDecoder; ("batches", prompts, replies per prompt) -> a chunk of questions' BatchDecoder
+        self._decoders: dict[tuple[Any, ...], GraphedDecoder] = {}
         self.graphed_error: str | None = None
         """Why the graphed loop (``decode_loop``) was given up for ``generate``, with its traceback (None
         while it is used)."""
+        self.graphed_batch_error: str | None = None
+        """The same for multi-question batches (``BatchDecoder``): one path failing leaves the other."""
 
     # --- identity ---------------------------------------------------------------------------------
     @property
@@ -952,12 +960,83 @@ class TransformersGenerator(ChatGenerator):
             clock.stamps.clear()
             return None
 
-    def _give_up_graphed(self, e: Exception) -> None:
-        """Say once why the graphed loop is not used, keep the traceback, and use ``generate`` from now on."""
+    def _give_up_graphed(self, e: Exception, batches: bool = False) -> None:
+        """Say once why the graphed loop is not used, keep the traceback, and use ``generate`` from now on
+        (for one question's calls, or with ``batches`` for multi-question batches)."""
         say = log.info if isinstance(e, Unsupported) else log.warning
-        say("graphed decoding not used (%s: %s); transformers' generate from now on", type(e).__name__, e)
-        self.graphed_error = traceback.format_exc()
-        self._decoders.clear()
+        say("graphed decoding not used for %s (%s: %s); transformers' generate from now on",
+            "batches of questions" if batches else "one question's calls", type(e).__name__, e)
+        if batches:
+            self.graphed_batch_error = traceback.format_exc()
+        else:
+            self.graphed_error = traceback.format_exc()
+        for key in [k for k in self._decoders if (k[0] == "batches") == batches]:
+            del self._decoders[key]
+
+    def _graphed_batches_ok(self, device: str | None = None) -> bool:
+        """Whether multi-question batches take the graphed loop (``BatchDecoder``): under ``auto`` on CUDA
+        (nothing is compiled; a warm-up only captures the step before the clock), always under ``graphed``."""
+        s = self.settings
+        if self.graphed_batch_error is not None or s.decode_loop == "generate" or s.repetition_penalty != 1.0:
+            return False
+        return s.decode_loop == "graphed" or (device or self._device).startswith("cuda")
+
+    def _graphed_batches(self, ids: list[list[int]], per: int, max_new_tokens: int, temperature: float,
+                         greedy_first: bool, size: int, pad: int) -> list[list[Generation]] | None:
+        """Every prompt's ``per`` replies, ``size`` prompts a chunk (the last padded with copies of its last
+        prompt, so that one decoder serves every chunk), or None where ``generate`` answers them all."""
+        if not self._graphed_batches_ok():
+            return None
+        rows = min(size, len(ids))
+        out: list[list[Generation]] = []
+        for start in range(0, len(ids), rows):
+            began, clock = time.perf_counter(), StepClock()
+            chunk = ids[start: start + rows]
+            real = len(chunk)
+            chunk = chunk + [chunk[-1]] * (rows - real)
+            decoded = self._graphed_batch(chunk, per, max_new_tokens, temperature, greedy_first, clock)
+            if decoded is None:
+                return None
+            kept = real * per
+            pairs = [self._row_reply(t, lp, pad)
+                     for t, lp in zip(decoded.tokens[:kept], decoded.logprobs[:kept], strict=True)]
+            out += [[g for g, _ in pairs[i * per: (i + 1) * per]] for i in range(real)]
+            trace = GenerationTrace("transformers-graphed-batches",
+                                    prompt_tokens=sum(len(x) for x in chunk[:real]) * per,
+                                    row_tokens=[length for _, length in pairs])
+            trace.total_ms = (time.perf_counter() - began) * 1000
+            self.traces.append(clock.fill(trace))
+        return out
+
+    def _graphed_batch(self, chunk: list[list[int]], per: int, max_new_tokens: int, temperature: float,
+                       greedy_first: bool, clock: StepClock) -> Any:
+        """A chunk of questions' ``per`` replies each from the graphed loop, or None where ``generate``
+        answers (not taken, or failed: then, once said, ``generate`` for batches for good). One decoder per
+        chunk shape, its cache sized in steps of ``BATCH_CACHE_STEP`` and replaced by a longer one when a
+        chunk needs it (a decoder holds rows × cache positions of keys and values)."""
+        if not self._graphed_batches_ok():
+            return None
+        import torch
+
+        key = ("batches", len(chunk), per)
+        need = max(len(x) for x in chunk) + max(max_new_tokens, self.settings.max_new_tokens)
+        try:
+            with torch.inference_mode(), self._adapter_context():
+                decoder = self._decoders.get(key)
+                if decoder is None or decoder.cache_len < need:
+                    self._decoders.pop(key, None)
+                    decoder = BatchDecoder(self._runner(), len(chunk), per,
+                                           -(-need // BATCH_CACHE_STEP) * BATCH_CACHE_STEP, self._device,
+                                           graphs=True, compile_step=self.settings.graphed_compile)
+                    self._decoders[key] = decoder
+                return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
+                                           top_p=self.settings.top_p, stop_ids=self._stop_ids,
+                                           greedy_first=greedy_first, finished=repetition_loop,
+                                           tick=clock.tick)
+        except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
+            self._give_up_graphed(e, batches=True)
+            clock.stamps.clear()
+            return None
 
     def _warm_graphs(self) -> None:
         """Capture every prompt bucket's pass for the decoders the warm-up made, so that no question pays
@@ -968,8 +1047,10 @@ class TransformersGenerator(ChatGenerator):
 
         try:
             with torch.inference_mode(), self._adapter_context():
-                for (_, cache_len), decoder in list(self._decoders.items()):
-                    top = cache_len - self.settings.max_new_tokens
+                for key, decoder in list(self._decoders.items()):
+                    if key[0] == "batches":
+                        continue
+                    top = decoder.cache_len - self.settings.max_new_tokens
                     decoder.warm(range(BUCKET, top + 1, BUCKET))
         except Exception as e:  # noqa: BLE001
             self._give_up_graphed(e)
@@ -1032,10 +1113,10 @@ class TransformersGenerator(ChatGenerator):
 
     def warms_up(self, batch_size: int = 0) -> bool:
         """Whether ``warm_up`` has anything to compile: the single-question calls' static step, or with
-        ``batch_size`` > 1 the static batches' (``batch_cache``)."""
-        if batch_size > 1:
-            return self._batch_static()
+        ``batch_size`` > 1 the batches' graphed step (``BatchDecoder``) or static shapes (``batch_cache``)."""
         device = self._device if self._model is not None else resolve_device(self.settings.device)
+        if batch_size > 1:
+            return self._graphed_batches_ok(device) or self._batch_static()
         return "single" not in self._static_failed and use_static_cache(self.settings.generation_cache,
                                                                         device, warmed=True)
 
@@ -1189,6 +1270,11 @@ class TransformersGenerator(ChatGenerator):
                     self.traces.append(clock.fill(trace))
                     gens = [g for g, _ in pairs]
                     return [gens if temp > 0 else gens * n]
+            if len(ids) > 1:  # several questions: the graphed batches where they are taken
+                graphed = self._graphed_batches(ids, n if temp > 0 else 1, kwargs["max_new_tokens"], temp,
+                                                greedy_rows, size, pad)
+                if graphed is not None:
+                    return [gens if temp > 0 else gens * n for gens in graphed]
             path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
             if len(ids) == 1:  # one question (the candidates): its shapes are the ones warm_up compiled
                 kwargs.update(self._cache_kwargs(len(ids[0]), kwargs["max_new_tokens"], path))
