@@ -209,6 +209,7 @@ def test_eval_json_and_limit(shop, cl_home, scripted, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["n"] == 2 and data["accuracy"] == 1.0 and data["executable_share"] == 1.0
     assert {"first_try_accuracy", "latency_p50_ms", "latency_p95_ms", "per_category"} <= set(data)
+    assert isinstance(data["decoding"], dict)  # the model's calls per decoding path (none traced here)
 
 
 @pytest.mark.parametrize("content", ["{broken\n", '{"id": "x"}\n'])

@@ -191,6 +191,9 @@ def test_a_batch_of_questions_decodes_as_each_alone(settings, tiny_dir):
         assert [g.text for g in gens] == [want.text] * 2
         assert gens[0].logprob == pytest.approx(want.logprob, rel=1e-4, abs=1e-4)
     assert graphed.graphed_batch_error is None and ("batches", 2, 1) in graphed._decoders
+    from ui.cli_agent import _decoding  # what `cypherloop eval --json` reports of it
+
+    assert _decoding(graphed)["transformers-graphed-batches"]["calls"] == 2
 
 
 def test_a_batch_of_questions_keeps_each_greedy_first_row(settings, tiny_dir):
@@ -254,6 +257,10 @@ def test_batches_fall_back_alone(settings, tiny_dir, caplog):
     finally:
         module.BatchDecoder.decode_many = real
     assert "batch capture failed" in gen.graphed_batch_error and gen.graphed_error is None
+    from ui.cli_agent import _decoding
+
+    said = _decoding(gen)
+    assert said["graphed_batch_error"] == "RuntimeError: batch capture failed" and "graphed_error" not in said
     assert gen.traces[-1].backend == "transformers-batch"
     gen.complete(prompts[0].messages())
     assert gen.traces[-1].backend == "transformers-graphed"

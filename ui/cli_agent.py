@@ -205,11 +205,25 @@ def eval_main(argv: list[str] | None = None) -> int:
                           dataset=str(args.dataset), label=settings.graph, batch_size=max(1, args.batch_size),
                           workers=args.workers)
     if args.json:
-        print(json.dumps({**report.summary(), "warmup_s": round(warm_s, 1)}, ensure_ascii=False, indent=2))
+        summary = {**report.summary(), "warmup_s": round(warm_s, 1), "decoding": _decoding(agent.generator)}
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(report.text())
         print(f"predictions: {out}")
     return 0
+
+
+def _decoding(generator: object) -> dict[str, object]:
+    """How the model's calls were decoded (the last ones a generator keeps): calls and milliseconds per
+    path (``transformers-graphed-batches``, ``transformers-batch`` …), and why a graphed path was given up."""
+    calls: dict[str, list[float]] = {}
+    for trace in list(getattr(generator, "traces", [])):
+        calls.setdefault(trace.backend, []).append(trace.total_ms)
+    out: dict[str, object] = {k: {"calls": len(v), "ms": round(sum(v), 1)} for k, v in calls.items()}
+    for name in ("graphed_error", "graphed_batch_error"):
+        if getattr(generator, name, None):
+            out[name] = str(getattr(generator, name)).strip().splitlines()[-1]
+    return out
 
 
 __all__ = ["eval_main", "serve_main", "warm_main"]
