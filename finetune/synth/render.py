@@ -45,6 +45,8 @@ from finetune.synth.grammar import (
     Ref,
     _bare,
     _some_end,
+    compile_cypher,
+    expr,
     owned_noun,
 )
 from finetune.synth.profile import Prop
@@ -63,6 +65,172 @@ POLITE = [
     "I want to know {q}",
 ]
 POLITE_IMPERATIVE = ["Please {q}", "Can you {q}", "Could you {q}", "I need you to {q}"]
+
+
+VERBOSE_P = 0.1
+"""How often a question is asked the long, chatty way: a sentence of context before it ("I'm putting together
+a report on our suppliers."), the question as a request ("I'd like a list of …", "Could you tell me …") and
+an instruction about the answer after it ("- just the names, please.", "together with their population").
+About 8 % of the public dev sets' questions (movies, northwind) are asked so; until 2026-12-04 no generated
+question was (only 4 % wore a short polite form), and a model trained on them answered none of 14 such
+questions on the held-out countries graph. A little above the dev sets' share: a few verbose renderings
+repeat a question already kept and are dropped."""
+
+VERBOSE_CONTEXT_P = 0.75
+"""How often a verbose question opens with a sentence of context (of the query's own schema words)."""
+
+VERBOSE_REQUEST_P = 0.5
+"""How often a verbose question is put as a request ("I'd like to know …", "I need a list of …")."""
+
+VERBOSE_INSTRUCTION_P = 0.7
+"""How often a verbose question whose RETURN can be said truthfully ends with an instruction about it."""
+
+CONTEXT_ONE = [
+    "I'm looking into {things}.",
+    "Quick question about the {things} in our data.",
+    "For a report on {things}:",
+    "I'm putting together a report on our {things}.",
+    "I've got a question about {things}.",
+    "I'm working on something about {things}.",
+    "Question about the {things}:",
+    "Hi, I need some help with the {things} in the database.",
+    "I'm trying to learn more about {things}.",
+    "This is for a project on {things}.",
+    "Our database has a lot of {things} in it.",
+    "We track {things} in this graph.",
+    "I've been going through the {things} data.",
+    "Some context: I'm analysing {things}.",
+    "Hello! I'm curious about {things}.",
+    "I'm preparing a summary of the {things} we have.",
+    "Working on {things} today.",
+    "So I have this dataset of {things}.",
+]
+"""Context sentences about the query's focus ({things}: its label's plural noun)."""
+
+CONTEXT_TWO = [
+    "We keep a database of {things} and {others}.",
+    "I'm looking at how {things} and {others} are connected.",
+    "My data has {things} and {others} in it.",
+    "I'm studying {things} and their links to {others}.",
+    "Quick one about {things} and {others}.",
+    "For a report on {things} and {others}:",
+    "The graph I'm using has {others} as well as {things}.",
+    "I work with data on {others} and {things}.",
+]
+"""Context sentences about the focus and another label of the query ({others})."""
+
+CONTEXT_PROP = [
+    "I'm interested in the {prop} of {things}.",
+    "I'm comparing {things} by {prop}.",
+    "I have a question about {things} and their {prop}.",
+    "For some analysis of {prop} across {things}:",
+    "I've been looking at the {prop} of our {things}.",
+    "Something about {prop} and {things}.",
+]
+"""Context sentences about a property the query filters, returns, aggregates or orders by ({prop})."""
+
+CONTEXT_ROLE = [
+    "I'm looking into {roles}.",
+    "Question about {roles} in our data.",
+    "I'm writing something about {roles}.",
+]
+"""Context sentences naming the focus by the role a relationship out of it gives ("actors", "directors")."""
+
+CONTEXT_OWNED = [
+    "I'm looking into {things} and their {roles}.",
+    "A question about {things} and who their {roles} are.",
+    "We have {things} and their {roles} in the database.",
+]
+"""Context sentences naming the focus with the role of the nodes that come into it ("movies and their
+directors")."""
+
+ASK_REQUEST = [
+    "I'd like to know {q}",
+    "I want to know {q}",
+    "Can you tell me {q}",
+    "Could you tell me {q}",
+    "Could you find out {q}",
+    "Do you know {q}",
+    "I need to know {q}",
+    "I was wondering {q}",
+    "Please tell me {q}",
+    "Can you check {q}",
+]
+"""A question asked as a request (the question's own words after it)."""
+
+DO_REQUEST = [
+    "Please {q}",
+    "Can you {q}",
+    "Could you {q}",
+    "I need you to {q}",
+    "I'd like you to {q}",
+    "Would you {q}",
+    "Could you please {q}",
+    "Can you please {q}",
+]
+"""An imperative asked as a request."""
+
+WANT_HEADS = [
+    (
+        re.compile(r"^(?:List|Give me a list of) (?:the |all )?"),
+        ["I'd like a list of the ", "I need a list of the ", "I want a list of the "],
+    ),
+    (
+        re.compile(r"^(?:Give me|Show me|Show|Display|Retrieve|Return) the "),
+        ["I'd like the ", "I need the ", "I want to see the ", "Could I get the ", "I'd like to see the "],
+    ),
+    (
+        re.compile(r"^What (?:is|are) the "),
+        ["I need the ", "I'd like the ", "I'm after the ", "I need to know the "],
+    ),
+]
+"""A question's head said as what the asker wants ("List the …" → "I'd like a list of the …")."""
+
+INSTRUCTIONS = {
+    "count": [
+        "just the number",
+        "only the count",
+        "a number is enough",
+        "I only need the count",
+        "just the total, please",
+        "no need to list them",
+        "don't list them, just count",
+        "a single number is fine",
+        "just how many",
+    ],
+    "names": [
+        "just the {keys}, please",
+        "only their {keys}",
+        "{keys} only",
+        "I only need the {keys}",
+        "just give me the {keys}",
+        "the {keys} are enough",
+        "just list the {keys}",
+        "nothing but the {keys}",
+        "only the {keys} please",
+    ],
+    "name": [
+        "just the {key}, please",
+        "only the {key}",
+        "{key} only",
+        "I only need the {key}",
+        "just give me the {key}",
+        "the {key} is enough",
+    ],
+    "extra": [
+        "together with their {props}",
+        "and show their {props} too",
+        "with their {props} as well",
+        "and include the {props}",
+        "also give me their {props}",
+        "please include their {props}",
+        "along with their {props}",
+        "and add the {props} of each",
+    ],
+}
+"""Instructions about the answer, by what the query's RETURN holds: one count ("count"), a name-like key alone
+("names"; "name" where one row is asked for), the key and properties ("extra", said here and not in the
+question). "count" first: ``verbose_parts`` reads "I only need the count" as a count."""
 
 
 DEMONYM_P = 0.3
@@ -119,12 +287,89 @@ def _an(m: re.Match[str]) -> str:
     return article(m.group(2)).replace("a", m.group(1), 1) if m.group(1) == "A" else article(m.group(2))
 
 
+def _template_re(template: str) -> str:
+    """A template as a regular expression; a slot matches words only."""
+    return r"[\w' ]+?".join(re.escape(part) for part in re.split(r"\{\w+\}", template))
+
+
+_CONTEXT_RE = re.compile(
+    "^(?:" + "|".join(_template_re(t) for t in CONTEXT_ONE + CONTEXT_TWO + CONTEXT_PROP + CONTEXT_ROLE
+                      + CONTEXT_OWNED) + ") "
+)
+_INSTRUCTION_RE = {
+    kind: re.compile(r"(?:[?.] |, | - | \()(?:" + "|".join(_template_re(t) for t in ts) + r")\)?[?.]$", re.I)
+    for kind, ts in INSTRUCTIONS.items()
+}
+
+
+def verbose_parts(question: str) -> tuple[bool, str | None]:
+    """Whether a question opens with a verbose context sentence, and the kind of its answer instruction
+    ("names", "name", "count", "extra") or None: for the tests and the coverage counts."""
+    told = next((k for k, r in _INSTRUCTION_RE.items() if r.search(question)), None)
+    return bool(_CONTEXT_RE.match(question)), told
+
+
+_NAME_WORDS = frozenset(["name", "title"])
+_STARTERS = frozenset(
+    ["which", "what", "who", "whose", "how", "list", "show", "find", "give", "name", "count", "retrieve"]
+    + ["return", "display", "top", "for", "in", "when", "calculate", "tell", "is", "are", "does", "do", "did"]
+)
+
+
+def _lower_first(text: str) -> str:
+    """A question's first word in lower case where it is a frame's word ("which", "list"), not a name."""
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first.lower().removesuffix("'s") in _STARTERS else text
+
+
+def _return_columns(cypher: str) -> list[str]:
+    """The columns of a compiled query's last RETURN (without DISTINCT, ORDER BY, LIMIT)."""
+    body = cypher[cypher.rfind(" RETURN ") + len(" RETURN ") :]
+    body = re.split(r" ORDER BY | LIMIT ", body)[0].removeprefix("DISTINCT ")
+    cols, depth, cur = [], 0, ""
+    for ch in body:
+        depth += (ch in "([{") - (ch in ")]}")
+        if ch == "," and depth == 0:
+            cols.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return [*cols, cur.strip()]
+
+
+def answer_shape(q: Query) -> tuple[str, list[Prop]] | None:
+    """What a question may truthfully say about its answer, read from the query's RETURN: ("names", [key])
+    for a node's name-like key alone, ("count", []) for one count, ("extra", props) for the focus and
+    properties of it (the list and first frames, whose question says those properties after it); None for
+    anything else."""
+    cols = _return_columns(compile_cypher(q))
+    if len(cols) == 1 and re.fullmatch(r"count\((DISTINCT )?\w+(\.\w+)?\)( AS \w+)?", cols[0]):
+        return "count", []
+    if len(cols) == 1:
+        for i, n in enumerate(q.nodes):
+            key = n.label.key
+            named = key is not None and set(key.words.lower().split()) & _NAME_WORDS
+            if key is not None and named and cols[0] == expr(q, Ref("node", i, key)):
+                return "names", [key]
+        return None
+    extra = q.returns[1:]
+    if (
+        q.frame in ("list", "first")
+        and q.agg is None
+        and all(r.on == "node" and r.index == 0 and r.prop is not None for r in extra)
+        and cols == [expr(q, r) for r in q.returns]
+    ):
+        return "extra", [r.prop for r in extra if r.prop is not None]
+    return None
+
+
 class Renderer:
     def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
         self._nouns: dict[int, Noun] = {}
         self._owned: dict[int, bool] = {}
         self._main: dict[int, bool] = {}
+        self._defer_extra = False  # a verbose question says the extra returns in its instruction
 
     # --- small choices ---------------------------------------------------------------------------
     def pick(self, options: list[str]) -> str:
@@ -730,8 +975,17 @@ class Renderer:
         self._nouns = {}
         self._owned = {}
         self._main = {}
-        text = getattr(self, f"_q_{q.frame}")(q)
+        verbose = self.rng.random() < VERBOSE_P
+        shape = answer_shape(q) if verbose else None
+        told = shape if shape is not None and self.rng.random() < VERBOSE_INSTRUCTION_P else None
+        self._defer_extra = told is not None and told[0] == "extra"  # said after the question instead
+        try:
+            text = getattr(self, f"_q_{q.frame}")(q)
+        finally:
+            self._defer_extra = False
         text = cap(_A_WORD.sub(_an, text))
+        if verbose:
+            return self._verbose(q, text, told)
         if self.rng.random() < 0.04:
             body = text[:1].lower() + text[1:]
             if text.endswith("?"):
@@ -742,6 +996,93 @@ class Renderer:
                     + ("?" if self.rng.random() < 0.5 else ".")
                 )
         return text
+
+    # --- verbose questions ---------------------------------------------------------------------------------
+    def _verbose(self, q: Query, text: str, told: tuple[str, list[Prop]] | None) -> str:
+        """The question said the long way (VERBOSE_P): a context sentence before it, as a request, with an
+        instruction about the answer after it — at least the context or the instruction."""
+        said = self._request(text) if self.rng.random() < VERBOSE_REQUEST_P else text
+        if told is not None:
+            said = self._instruction(q, text, said, told)
+        if told is None or self.rng.random() < VERBOSE_CONTEXT_P:
+            context = self._context(q)
+            if context.endswith(":") and self.rng.random() < 0.5:
+                said = _lower_first(said)
+            said = f"{context} {said}"
+        return said
+
+    def _context(self, q: Query) -> str:
+        """A sentence of context from the query's own words: its focus's noun, another label's, a property of
+        the focus it uses, or the role a relationship gives the focus or the nodes that come into it."""
+        things = self.noun(q, 0).plural
+        first = q.nodes[0].label
+        others = sorted({n.label.noun.plural for n in q.nodes[1:] if n.label is not first})
+        used = [f.prop for f in q.filters if f.on == "node" and f.index == 0 and f.prop.kind != "key"]
+        used += [r.prop for r in q.returns if r.on == "node" and r.index == 0 and r.prop is not None]
+        for ref in (q.agg.target if q.agg else None, q.order if isinstance(q.order, Ref) else None):
+            if ref is not None and ref.on == "node" and ref.index == 0 and ref.prop is not None:
+                used.append(ref.prop)
+        for extra in (q.compare, q.related):
+            if extra is not None and extra.prop is not None:
+                used.append(extra.prop)
+        used = [p for p in used if p is not first.key]
+        groups: list[tuple[list[str], dict[str, str]]] = [(CONTEXT_ONE, {})]
+        if others:
+            groups.append((CONTEXT_TWO, {"others": self.pick(others)}))
+        if used:
+            groups.append((CONTEXT_PROP, {"prop": self.rng.choice(used).words}))
+        for j in q.children(0):
+            h = q.hops[j]
+            role = None if h.rel.self_loop else role_noun(h.rel.verb)
+            if role is not None:
+                groups.append((CONTEXT_ROLE if h.outward else CONTEXT_OWNED, {"roles": role.plural}))
+        templates, words = self.rng.choice(groups)
+        return cap(_A_WORD.sub(_an, self.pick(templates).format(things=things, **words)))
+
+    def _request(self, text: str) -> str:
+        """The question as a request: "I'd like a list of the …", "Could you tell me which …?"."""
+        end = text[-1] if text[-1] in "?." else ""
+        if not end:  # a headline ("Top 5 products by price") stays one
+            return text
+        core = text[:-1]
+        for pattern, heads in WANT_HEADS:
+            m = pattern.match(core)
+            if m and self.rng.random() < 0.6:
+                head = self.pick(heads)
+                return head + core[m.end() :] + ("?" if head.startswith("Could") else ".")
+        body = _lower_first(core)
+        if end == "?":
+            t = self.pick(ASK_REQUEST)
+            asks = t.startswith(("Can", "Could", "Do")) or self.rng.random() < 0.4
+        else:
+            t = self.pick(DO_REQUEST)
+            asks = t.startswith(("Can", "Could", "Would"))
+        return t.format(q=body) + ("?" if asks else ".")
+
+    def _instruction(self, q: Query, asked: str, said: str, told: tuple[str, list[Prop]]) -> str:
+        """``said`` with an instruction about the answer after it, one that agrees with the RETURN
+        (``answer_shape``), after a dash, a comma, in brackets or as a sentence of its own."""
+        kind, props = told
+        if kind == "names":
+            one = q.limit == 1 or re.match(r"(What is|What's|Who is|Which [\w ]+ is the)\b", asked)
+            kind = "name" if one else "names"
+        words = props[0].words if props else ""
+        instr = self.pick(INSTRUCTIONS[kind]).format(
+            keys=plural(words) if words else "", key=words, props=self._and([self.pname(p) for p in props])
+            if props else ""
+        )
+        end = said[-1] if said[-1] in "?." else ""
+        core = said[:-1] if end else said
+        form = self.rng.randrange(5)
+        if form == 0:
+            return f"{said} {cap(instr)}."
+        if form == 1:
+            return f"{core} - {instr}."
+        if form == 2:
+            return f"{core}, {instr}{end or '.'}"
+        if form == 3:
+            return f"{core} ({instr}){end or '.'}"
+        return f"{said} {instr}."  # a new sentence typed in lower case, as people do
 
     def _main_hop(self, q: Query) -> int | None:
         """A hop of the focus that can become the question's main verb ("Which movies did Tom Hanks act
@@ -846,7 +1187,7 @@ class Renderer:
 
     def _with_extra(self, q: Query, text: str) -> str:
         extra = [r.prop for r in q.returns[1:] if r.prop is not None]
-        if not extra:
+        if not extra or self._defer_extra:
             return text
         end = text[-1]
         names = " and ".join(self.pname(p) for p in extra)
