@@ -875,9 +875,9 @@ def _told_kinds(pairs) -> Counter:
 
 
 def test_verbose_questions_at_the_share_asked(demo_pairs):
-    """About VERBOSE_P of the questions are asked the long way (a context sentence before, an instruction about
-    the answer after); until 2026-12-04 none was, and a model trained on the pairs answered none of 14 such
-    questions. An instruction never contradicts the RETURN."""
+    """About VERBOSE_P of the questions are asked the long way (a context sentence before, an instruction
+    about the answer after); until 2026-12-04 none was, and a model trained on the pairs answered none of 14
+    such questions. An instruction never contradicts the RETURN."""
     from finetune.synth.render import VERBOSE_P, verbose_parts
 
     pairs, _ = demo_pairs

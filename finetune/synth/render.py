@@ -315,6 +315,11 @@ _STARTERS = frozenset(
     + ["return", "display", "top", "for", "in", "when", "calculate", "tell", "is", "are", "does", "do", "did"]
 )
 
+_IMPERATIVES = frozenset(
+    ["list", "show", "find", "give", "name", "count", "retrieve", "return", "display", "calculate", "tell"]
+)
+"""The verbs a question may open with that read after "Could you" or "I need you to"."""
+
 
 def _lower_first(text: str) -> str:
     """A question's first word in lower case where it is a frame's word ("which", "list"), not a name."""
@@ -1054,9 +1059,11 @@ class Renderer:
         if end == "?":
             t = self.pick(ASK_REQUEST)
             asks = t.startswith(("Can", "Could", "Do")) or self.rng.random() < 0.4
-        else:
+        elif core.split(" ", 1)[0].lower() in _IMPERATIVES:
             t = self.pick(DO_REQUEST)
             asks = t.startswith(("Can", "Could", "Would"))
+        else:  # "For each country, list …" is no verb to put after "Could you"
+            return text
         return t.format(q=body) + ("?" if asks else ".")
 
     def _instruction(self, q: Query, asked: str, said: str, told: tuple[str, list[Prop]]) -> str:
