@@ -852,13 +852,13 @@ def test_place_adjectives_and_main_for_rank_one(scratch_graph):
 
 _ONE_NAME = re.compile(r" RETURN (DISTINCT )?\w+\.\w*([Nn]ame|[Tt]itle)\w*( ORDER BY [^,]*)?( LIMIT \d+)?$")
 _ONE_COUNT = re.compile(r" RETURN count\((DISTINCT )?\w+(\.\w+)?\)( AS \w+)?$")
-_KEY_AND_MORE = re.compile(r" RETURN (\w+)\.\w+(, \1\.\w+)+( LIMIT \d+)?$")
+_KEY_AND_MORE = re.compile(r" RETURN (DISTINCT )?(\w+)\.\w+(, \2\.\w+)+( LIMIT \d+)?$")
 
 
 def _told_kinds(pairs) -> Counter:
     """The verbose instructions about the answer, by kind, each checked against the query's RETURN: names only
     with one name-like column, a count only with one count, "together with their …" only with the key and
-    properties of the listed things."""
+    properties of one node (a props question's own "… along with their X" reads as one too, truthfully)."""
     from finetune.synth.render import verbose_parts
 
     told = Counter()
@@ -870,7 +870,7 @@ def _told_kinds(pairs) -> Counter:
         elif kind == "count":
             assert _ONE_COUNT.search(p.cypher), (p.question, p.cypher)
         elif kind == "extra":
-            assert p.category in ("list", "first") and _KEY_AND_MORE.search(p.cypher), (p.question, p.cypher)
+            assert _KEY_AND_MORE.search(p.cypher), (p.question, p.cypher)
     return told
 
 
@@ -892,7 +892,8 @@ def test_verbose_forms_agree_vary_and_leave_the_queries_alone(scratch_graph, mon
     """Every question verbose: the context comes from the query's own schema words (lands, towns, tongues,
     population, capitals), in many shapes none of which dominates; instructions of every kind agree with the
     RETURN; the extra columns of a list are said once, in the instruction. The queries are the grammar's: the
-    same, in the same order, as with a renderer that says nothing."""
+    same, in the same order, as with a renderer that says nothing (but for one whose renderings were all
+    asked before, which is not kept)."""
     from finetune.synth import render
     from finetune.synth.render import CONTEXT_ONE, CONTEXT_PROP, CONTEXT_TWO, INSTRUCTIONS, Renderer
 
@@ -924,5 +925,9 @@ def test_verbose_forms_agree_vary_and_leave_the_queries_alone(scratch_graph, mon
     counter = iter(range(10**9))
     monkeypatch.setattr(Renderer, "question", lambda self, q: f"question {next(counter)}")
     silent, _ = generate_pairs(scratch_graph, 1500, seed=2, frames=frames, paraphrases=2)
+    # a query is kept only where one of its renderings is a new question, so a rare one may drop out; the rest
+    # come in the silent run's order, and none is new
     order = list(dict.fromkeys(p.query_id for p in pairs))
-    assert order == list(dict.fromkeys(p.query_id for p in silent))[: len(order)]
+    every = list(dict.fromkeys(p.query_id for p in silent))
+    assert set(order) <= set(every)
+    assert order == [i for i in every[: len(order) + 10] if i in set(order)]
