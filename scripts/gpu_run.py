@@ -153,6 +153,13 @@ most ``budget_left_s`` less ~40 s. Next round: install imports, part0, ``model``
 movies), then ``latency:movies`` FIRST (issue 15's acceptance on 100 questions: the graphed loop by default,
 ``graphed_compile`` and one-call candidates as levers), then ``setup index trainablate:northwind``
 (northwind with today's code, last run in round 3).
+Round 11 (2026-12-04, one lease, 1,604 s used) ran that: install imports, part0, ``model`` (movies, countries,
+northwind) then ``setup`` (countries, northwind) in one call, ``latency:movies`` (GPU_RUN_LATENCY_S=330
+GPU_RUN_LATENCY_Q_S=220 GPU_RUN_LATENCY_EVAL_S=80 GPU_RUN_LATENCY_TOTAL_S=545: 546 s), ``index`` then
+``train:countries ablate:countries`` (343 s), ``train:northwind ablate:northwind`` (365 s);
+docs/BENCHMARKS.md A, "Round 11". Next round: ``latency:movies`` with GPU_RUN_LATENCY_LEVERS= (the defaults
+are now one-call candidates and the compiled step: the acceptance run itself), the batched eval's steps per
+call, and ``train:movies`` (movies with today's generator, last in round 9).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
