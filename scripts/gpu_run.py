@@ -716,26 +716,23 @@ LATENCY_TOTAL_S = float(os.environ.get("GPU_RUN_LATENCY_TOTAL_S", "555"))
 and the results' tarball is written at the end (a call killed at its limit brings back nothing)."""
 LATENCY_LEVERS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_LEVERS",
-    "candidates=4+candidates_one_call=true,candidates=4+candidates_one_call=true+graphed_compile=true,"
-    "candidates=1+graphed_compile=true").split(",") if x]
+    "candidates=4+candidates_one_call=false+graphed_compile=false").split(",") if x]
 """Issue 15's single-stream levers, each one more configuration (settings joined by ``+``) asked the same
-questions in turn with the product defaults (which decode one question's replies with the graphed loop on
-CUDA since the commit that added ``decode_loop``): transformers' ``generate`` on its compiled static step
-(rounds 5-9's path, ``graphprobe`` compares it) is left out; the step compiled before its capture
-(``graphed_compile``); the 4 candidates from one call instead of two, with and without it. Earlier rounds'
-default: prompt lookup,
-``generation_compile_mode=default`` (no CUDA graphs) and one-call candidates. Empty: the defaults only."""
+questions in turn with the product defaults (since round 11: the graphed loop with its step compiled, a
+question's candidates from one call): the defaults before round 11 (two calls, the step replayed eagerly), for
+the ratio within one run. Round 11 measured one-call candidates and the compiled step each on and off (4 and 1
+candidates); earlier rounds prompt lookup and ``generation_compile_mode=default``. Empty: the defaults
+only."""
 LATENCY_EVALS = [x for x in os.environ.get(
     "GPU_RUN_LATENCY_EVALS",
-    "64,128/8:candidates_one_call=true,64/8,64:decode_loop=generate,128/8:decode_loop=generate+batch_cache=static"
-    "+candidates_one_call=true").split(",") if x]
+    "64,128/8,64:decode_loop=generate+candidates_one_call=false").split(",") if x]
 """The batched evals, one process each: ``<batch size>[/<workers>][:<setting>=<value>[+…]]``; the first is
-the product's default (64 a batch, the graphed batches of ``agent.models.graphed.BatchDecoder`` on CUDA, one
-question's checks after another). 128 takes the 100 questions in one chunk; ``/8``: ``--workers 8``, the
-questions' checks, database and scoring from 8 threads; ``candidates_one_call``: one 400-row call for the
-chunk's candidates instead of 100 + 300 rows. ``decode_loop=generate``: transformers' ``generate`` (round 6's
-path: the dynamic cache), and with ``batch_cache=static`` its compiled static batches (compiled before eval's
-clock, ``warmup_s`` in its JSON)."""
+the product's default (64 a batch, the graphed batches of ``agent.models.graphed.BatchDecoder`` on CUDA, a
+chunk's candidates from one call, one question's checks after another). 128 takes the 100 questions in one
+chunk; ``/8``: ``--workers 8``, the questions' checks, database and scoring from 8 threads (round 11:
+15.6 questions/s, the most of its five); ``decode_loop=generate`` with two calls: round 6's path (the dynamic
+cache; 2.0 questions/s in round 11). Round 11 also ran 64/8 and ``generate``'s compiled static batches
+(``batch_cache=static``, compiled before eval's clock: ``warmup_s``)."""
 
 
 def phase_latency(graph: str = "movies") -> None:

@@ -114,14 +114,11 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     run.OUT.mkdir(parents=True)
     run.phase_latency("movies")
     (bench, env, limit), (evaluation, eval_env, eval_limit), *levers = calls
-    (one128, env128, _), (workers, workers_env, _), (generate64, gen_env, _), *rest = levers
-    [(static128, static_env, _)] = rest
+    (one128, env128, _), (generate64, gen_env, _) = levers
     assert bench[1] == "scripts/bench_latency.py" and "--thread-check" in bench
     assert bench[bench.index("--backends") + 1].split(",") == [
         "transformers+candidates=4", "transformers+candidates=1",
-        "transformers+candidates=4+candidates_one_call=true",
-        "transformers+candidates=4+candidates_one_call=true+graphed_compile=true",
-        "transformers+candidates=1+graphed_compile=true"]
+        "transformers+candidates=4+candidates_one_call=false+graphed_compile=false"]
     assert bench[bench.index("--n") + 1] == "3" and bench[bench.index("--warmup") + 1] == "2"
     assert "CYPHERLOOP_GENERATION_CACHE" not in env and env["CYPHERLOOP_MAX_ATTEMPTS"] == "3"
     assert env["CYPHERLOOP_TEMPERATURE"] == "0"  # the product's default
@@ -131,18 +128,15 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
     assert evaluation[evaluation.index("--batch-size") + 1] == "64"
     assert (limit, eval_limit) == (run.LATENCY_S, run.LATENCY_EVAL_S)
     assert json.loads((run.OUT / "latency-movies-eval.json").read_text())["questions_per_s"] == 2.0
-    # the product's default first (graphed batches on CUDA), round 6's path (generate) as a lever
+    # the product's default first (graphed batches on CUDA), round 6's path (generate, two calls) as a lever
     assert not any(k in eval_env for k in ("CYPHERLOOP_BATCH_CACHE", "CYPHERLOOP_DECODE_LOOP"))
-    assert gen_env["CYPHERLOOP_DECODE_LOOP"] == static_env["CYPHERLOOP_DECODE_LOOP"] == "generate"
-    assert static_env["CYPHERLOOP_BATCH_CACHE"] == "static" and "CYPHERLOOP_BATCH_CACHE" not in gen_env
-    assert env128["CYPHERLOOP_CANDIDATES_ONE_CALL"] == "true" and "CYPHERLOOP_DECODE_LOOP" not in env128
-    assert "CYPHERLOOP_CANDIDATES_ONE_CALL" not in workers_env
+    assert gen_env["CYPHERLOOP_DECODE_LOOP"] == "generate"
+    assert gen_env["CYPHERLOOP_CANDIDATES_ONE_CALL"] == "false"
+    assert "CYPHERLOOP_DECODE_LOOP" not in env128
     assert [(a[a.index("--batch-size") + 1], a[a.index("--workers") + 1])
-            for a in (evaluation, one128, workers, generate64, static128)] == [
-        ("64", "1"), ("128", "8"), ("64", "8"), ("64", "1"), ("128", "8")]
-    lever = json.loads((run.OUT / "latency-movies-eval-128-8-candidates_one_call-true.json").read_text())
-    assert (lever["batch_size"], lever["workers"]) == (128, 8)
-    assert lever["extra_settings"] == {"CYPHERLOOP_CANDIDATES_ONE_CALL": "true"}
+            for a in (evaluation, one128, generate64)] == [("64", "1"), ("128", "8"), ("64", "1")]
+    lever = json.loads((run.OUT / "latency-movies-eval-128-8.json").read_text())
+    assert (lever["batch_size"], lever["workers"], lever["extra_settings"]) == (128, 8, {})
 
 
 def test_every_dependency_of_the_product_is_staged_or_said_why_not():

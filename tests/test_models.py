@@ -561,8 +561,11 @@ def test_warm_up_asks_each_prompt_as_a_question_asks_then_replies_are_unchanged(
     gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static"))
     dynamic = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="dynamic"))
     short, long = PromptInput("a?", SCHEMA), PromptInput("Which products cost more than 10? " * 8, SCHEMA)
-    calls = gen.warm_up([short, long], candidates=4)
-    assert [c["rows"] for c in calls] == [1, 1, 3] * 2 and all(c["static"] for c in calls)
+    calls = gen.warm_up([short, long], candidates=4)  # a repair round's call, then the candidates' one call
+    assert [c["rows"] for c in calls] == [1, 4] * 2 and all(c["static"] for c in calls)
+    two = TransformersGenerator(_tiny_settings(settings, tiny_dir, generation_cache="static",
+                                               candidates_one_call=False))
+    assert [c["rows"] for c in two.warm_up([short, long], candidates=4)] == [1, 1, 3] * 2
     assert calls[0]["prompt_tokens"] < calls[3]["prompt_tokens"]
     assert gen.generate("How many customers?", SCHEMA) == dynamic.generate("How many customers?", SCHEMA)
     [[static_reply]], [[dynamic_reply]] = gen.generate_batch([long], n=1), dynamic.generate_batch([long], n=1)
@@ -694,7 +697,10 @@ def test_warm_up_of_static_batches_compiles_the_chunk_shapes_only(settings, tiny
     p = [PromptInput("a?", SCHEMA), PromptInput("How many customers?", SCHEMA)]
     assert gen.warms_up(batch_size=8) and not gen.warms_up()  # auto on a CPU: the single path stays dynamic
     calls = gen.warm_up(p, candidates=4, batch_size=8)
-    assert [c["rows"] for c in calls] == [8, 24] and not gen._warmed
+    assert [c["rows"] for c in calls] == [32] and not gen._warmed  # the candidates from one call
+    two = TransformersGenerator(_tiny_settings(settings, tiny_dir, batch_cache="static", device="cpu",
+                                               candidates_one_call=False))
+    assert [c["rows"] for c in two.warm_up(p, candidates=4, batch_size=8)] == [8, 24]
     off = TransformersGenerator(_tiny_settings(settings, tiny_dir, device="cpu"))
     assert not off.warms_up(batch_size=8) and off.warm_up(p, candidates=4, batch_size=8) == []
 

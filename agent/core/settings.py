@@ -280,10 +280,13 @@ class Settings(BaseSettings):
                     "generate's.",
     )
     graphed_compile: bool = Field(
-        False,
+        True,
         description="With the graphed loop on CUDA: compile the one-token step with torch.compile (inductor, "
-                    "no CUDA graphs of its own) before capturing it, fusing its ~600 small kernels (the "
-                    "eager step's replay took 3.45 ms on an H200). Costs a compilation at load.",
+                    "no CUDA graphs of its own) before capturing it, fusing its ~600 small kernels: on an "
+                    "H200 a step of one row took 1.65 ms against 3.45 ms replayed eagerly, of 4 rows 2.2 "
+                    "against 4.5 (docs/BENCHMARKS.md A, round 11). Costs a compilation per decoder shape at "
+                    "load (~27-41 s each there; 79 s of warm-up in all against 12 s). One question's "
+                    "calls only (batches of questions stay uncompiled); no effect on a CPU.",
     )
     prompt_lookup_tokens: int = Field(
         0,
@@ -345,11 +348,14 @@ class Settings(BaseSettings):
                     "on a CPU or a remote server.",
     )
     candidates_one_call: bool = Field(
-        False,
+        True,
         description="The candidates from one batched call of the transformers backend instead of two "
                     "(the greedy reply, then the sampled ones): the greedy row is held to its best token by "
-                    "a logits processor, so its reply is the greedy one (to the batch's float rounding) and "
-                    "its log-probability the model's own. Off by default (unmeasured on a GPU).",
+                    "its own choice, so its reply is the greedy one (to the batch's float rounding) and its "
+                    "log-probability the model's own. On since 2026-12-04: on an H200 a question's 4 "
+                    "candidates took p50 275 ms one call against 415 ms two (100 movies questions, the "
+                    "full agent; 161 ms with graphed_compile), 14 right against 11 (docs/BENCHMARKS.md A, "
+                    "round 11).",
     )
     candidate_temperature: float = Field(
         0.7, gt=0, description="Sampling temperature of the extra candidates (the first is greedy)."

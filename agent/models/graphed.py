@@ -31,6 +31,11 @@ BUCKET = 64
 """Prompts are right-padded to a multiple of this many tokens: one captured prefill per multiple."""
 
 
+COMPILE_LIMIT = 256
+"""Dynamo's recompilation limit while compiled steps are in use (``graphed_compile``): each decoder shape
+(rows, cache length) is one more compilation of the same step function."""
+
+
 class Unsupported(Exception):
     """This model or call cannot take the graphed path (the caller uses ``generate``)."""
 
@@ -118,8 +123,14 @@ class GraphedDecoder:
         self.captures = 0
         # the step's kernels fused by inductor before the capture (``graphed_compile``; CUDA only): the eager
         # step is ~600 small kernels, whose replay alone took 3.45 ms on the H200 (2026-12-03)
-        self._step_fn = (torch.compile(self._step_pass, mode="default", dynamic=False)
-                         if compile_step and self.graphs else self._step_pass)
+        self._step_fn = self._step_pass
+        if compile_step and self.graphs:
+            # one compilation per decoder shape, and decoders are made again after every adapter swap: past
+            # dynamo's default of 8 recompilations it would run the step eagerly without a word
+            import torch._dynamo.config as dynamo_config
+
+            dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILE_LIMIT)
+            self._step_fn = torch.compile(self._step_pass, mode="default", dynamic=False)
 
     # --- the two passes -----------------------------------------------------------------------------
     def _forward(self, ids: Any, mask: Any, **extra: Any) -> Any:
