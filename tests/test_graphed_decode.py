@@ -264,3 +264,39 @@ def test_batches_fall_back_alone(settings, tiny_dir, caplog):
     assert gen.traces[-1].backend == "transformers-batch"
     gen.complete(prompts[0].messages())
     assert gen.traces[-1].backend == "transformers-graphed"
+
+
+def test_a_choice_that_cannot_be_captured_is_made_between_replays(settings, tiny_dir, caplog):
+    """Where the token choice cannot go into the step's graph (its random draw, say), the step is replayed
+    alone and the choice made between replays: the same replies, the reason kept and said once."""
+    import torch
+
+    from agent.models.graphed import GraphedDecoder
+
+    model = _gen(settings, tiny_dir).model
+    seeded = torch.Generator().manual_seed(4)
+    prompt = torch.randint(0, model.config.vocab_size, (30,), generator=seeded).tolist()
+    kw = {"max_new_tokens": 12, "temperature": 0.0, "top_p": 1.0, "stop_ids": []}
+    with torch.inference_mode():
+        want = GraphedDecoder(model, 1, 256, "cpu", graphs=False).decode(prompt, **kw)
+        decoder = GraphedDecoder(model, 1, 256, "cpu", graphs=False)
+        decoder.graphs = True  # as on CUDA, with the capture failing and the step replayed eagerly
+
+        def no_capture(fn, restore=None):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+        def eager(method):
+            def call(*a):
+                decoder.graphs = False
+                try:
+                    return method(*a)
+                finally:
+                    decoder.graphs = True
+            return call
+
+        decoder._capture = no_capture
+        decoder.prefill, decoder.step = eager(decoder.prefill), eager(decoder.step)
+        got = decoder.decode(prompt, **kw)
+    assert got.tokens == want.tokens and got.logprobs[0] == pytest.approx(want.logprobs[0], abs=1e-5)
+    assert decoder.choose_error.startswith("RuntimeError") and not decoder._choosing
+    assert caplog.text.count("chosen between replays") == 1

@@ -22,10 +22,13 @@ host-side state a graph would not replay (Gemma 3) — ``Unsupported``, and the 
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 BUCKET = 64
 """Prompts are right-padded to a multiple of this many tokens: one captured prefill per multiple."""
@@ -84,7 +87,9 @@ def choose(logits: Any, temperature: float, top_p: float, greedy_rows: Any | Non
         drop[:, -1] = False  # keep at least one token
         scores = scores.masked_fill(drop.scatter(1, index, drop), -math.inf)
     warped = torch.log_softmax(scores, dim=-1)
-    picked = torch.multinomial(warped.exp(), num_samples=1).squeeze(1)
+    # a draw from softmax(warped): each token's probability over an exponential variable, the largest wins
+    # (multinomial's own method for one sample, written out so that it is plain kernels inside a graph)
+    picked = (warped.exp() / torch.empty_like(warped).exponential_()).argmax(dim=-1)
     lp = warped.gather(1, picked[:, None]).squeeze(1)
     if greedy_rows is not None:
         picked = torch.where(greedy_rows, best, picked)
@@ -119,6 +124,16 @@ class GraphedDecoder:
         # bucket -> (graph, ids, causal mask, logits): a graph reads its inputs where they were at capture
         self._prefills: dict[int, tuple[Any, Any, Any, Any]] = {}
         self._step: tuple[Any, Any] | None = None  # (graph, logits)
+        # (temperature, top-p, greedy rows) -> the step and the token choice captured as one graph, which
+        # feeds its chosen tokens to the next step itself and leaves them (and their log-probabilities) in
+        # ``chosen`` for the host's one copy back a step
+        self._choosing: dict[tuple[Any, ...], Any] = {}
+        self.choose_error: str | None = None
+        """Why the choice could not be captured with the step (then it runs between the step's replays)."""
+        self.chosen = torch.zeros((2, rows), dtype=torch.float64, device=device)
+        # which rows a sampled call holds greedy when it asks for a greedy first reply (a graph reads this
+        # tensor where it was at capture: it lives as long as the decoder); a batch's rows differ (below)
+        self.greedy_rows = torch.arange(rows, device=device) == 0
         self._pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self.captures = 0
         # the step's kernels fused by inductor before the capture (``graphed_compile``; CUDA only): the eager
@@ -211,28 +226,69 @@ class GraphedDecoder:
         if not self.graphs:
             return self._step_pass()[:, -1]
         if self._step is None:  # the warm-up runs move the cache's position and mask: put them back
-            state = self._step_state()
-            kept = [t.clone() for t in state]
-
-            def restore() -> None:
-                for t, saved in zip(state, kept, strict=True):
-                    t.copy_(saved)
-
-            self._step = self._capture(self._step_fn, restore)
+            self._step = self._capture(self._step_fn, self._restorer())
         graph, out = self._step
         graph.replay()
         return out[:, -1]
+
+    def _restorer(self, *more: Any) -> Callable[[], None]:
+        """What puts the step's state (and ``more`` tensors) back as it is now."""
+        state = self._step_state() + list(more)
+        kept = [t.clone() for t in state]
+
+        def restore() -> None:
+            for t, saved in zip(state, kept, strict=True):
+                t.copy_(saved)
+
+        return restore
 
     def _step_state(self) -> list[Any]:
         """The tensors a step moves (the cache's position, the mask), kept across the capture's warm-up."""
         return [layer.cumulative_length for layer in self.cache.layers] + [self.step_mask]
 
     def warm(self, prompt_lengths: Sequence[int]) -> None:
-        """Capture the prefill of each length's bucket and the step now (a server's load), not on a
-        question."""
+        """Capture the prefill of each length's bucket now (a server's load), not on a question; the steps
+        are captured by the first call of each kind (the warm-up asks each)."""
         for n in prompt_lengths:
-            logits = self.prefill([0] * n)
-            self.step(logits.argmax(dim=-1))
+            self.prefill([0] * n)
+
+    def step_choose(self, temperature: float, top_p: float, greedy_first: bool) -> list[list[float]]:
+        """One step from the tokens in ``step_ids`` and the choice of the next ones, which go back into
+        ``step_ids``: [tokens, log-probabilities] on the host. On CUDA the step and the choice are one graph
+        per kind of choice (greedy, or a temperature and top-p with its greedy rows): the choice's ~20 small
+        kernels are replayed, not launched one by one from the host. ``greedy_first``: the rows of
+        ``greedy_rows`` greedy inside a sampled call."""
+        greedy_rows = self.greedy_rows if greedy_first and temperature > 0 else None
+
+        def run() -> None:
+            picked, lp = choose(self._step_fn()[:, -1], temperature, top_p, greedy_rows)
+            self.chosen[0].copy_(picked)
+            self.chosen[1].copy_(lp)
+            self.step_ids.copy_(picked.view(self.rows, 1))
+
+        if not self.graphs:
+            run()
+            return self.chosen.tolist()
+        key = (0.0, 1.0, False) if temperature <= 0 else (temperature, top_p, greedy_rows is not None)
+        graph = self._choosing.get(key)
+        if graph is None and self.choose_error is None:
+            restore = self._restorer(self.step_ids)
+            try:
+                graph, _ = self._capture(run, restore)
+                self._choosing[key] = graph
+            except Exception as e:  # noqa: BLE001 - the choice on the host side, as round 11 measured it
+                restore()
+                self.choose_error = f"{type(e).__name__}: {e}"
+                log.warning("the token choice was not captured with the step (%s); chosen between replays",
+                            self.choose_error)
+        if graph is None:
+            import torch
+
+            picked, lp = choose(self.step(self.step_ids), temperature, top_p, greedy_rows)
+            self.step_ids.copy_(picked.view(self.rows, 1))
+            return torch.stack([picked.double(), lp.double()]).tolist()
+        graph.replay()
+        return self.chosen.tolist()
 
     # --- the loop ------------------------------------------------------------------------------------
     def decode(self, prompt: Sequence[int], *, max_new_tokens: int, temperature: float, top_p: float,
@@ -242,22 +298,17 @@ class GraphedDecoder:
         """Each row's reply: until its stop token, ``finished(tokens)`` (checked every 4 steps: the
         repetition loop), or ``max_new_tokens``. ``greedy_first``: row 0 greedy inside a sampled call.
         ``tick`` is called once before the prompt's pass and once per step (the trace's clock)."""
-        import torch
 
         if len(prompt) + max_new_tokens > self.cache_len:
             raise Unsupported(f"{len(prompt)} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
-        greedy_rows = None
-        if greedy_first and temperature > 0:
-            greedy_rows = torch.zeros(self.rows, dtype=torch.bool, device=self.device)
-            greedy_rows[0] = True
         if tick:
             tick()
         return self._loop(self.prefill(prompt), max_new_tokens=max_new_tokens, temperature=temperature,
-                          top_p=top_p, stop_ids=stop_ids, greedy_rows=greedy_rows, finished=finished,
+                          top_p=top_p, stop_ids=stop_ids, greedy_first=greedy_first, finished=finished,
                           tick=tick)
 
     def _loop(self, logits: Any, *, max_new_tokens: int, temperature: float, top_p: float,
-              stop_ids: Sequence[int], greedy_rows: Any | None, finished: Callable[[list[int]], bool] | None,
+              stop_ids: Sequence[int], greedy_first: bool, finished: Callable[[list[int]], bool] | None,
               tick: Callable[[], None] | None) -> Decoded:
         """From the prompt's logits: choose, copy back, check, step, until every row is done."""
         import torch
@@ -266,9 +317,11 @@ class GraphedDecoder:
         tokens: list[list[int]] = [[] for _ in range(self.rows)]
         scores: list[list[float]] = [[] for _ in range(self.rows)]
         done = [False] * self.rows
+        greedy_rows = self.greedy_rows if greedy_first and temperature > 0 else None
+        picked, lp = choose(logits, temperature, top_p, greedy_rows)
+        self.step_ids.copy_(picked.view(self.rows, 1))
+        both = torch.stack([picked.double(), lp.double()]).tolist()  # one copy back a step
         for step in range(max_new_tokens):
-            picked, lp = choose(logits, temperature, top_p, greedy_rows)
-            both = torch.stack([picked.double(), lp.double()]).tolist()  # one copy back a step
             for row in range(self.rows):
                 if done[row]:
                     continue
@@ -285,7 +338,7 @@ class GraphedDecoder:
                         done[row] = True
             if all(done) or step + 1 == max_new_tokens:
                 break
-            logits = self.step(picked)
+            both = self.step_choose(temperature, top_p, greedy_first)
         return Decoded(tokens, scores)
 
 
@@ -311,6 +364,7 @@ class BatchDecoder(GraphedDecoder):
         self.prompt_cache = self.cache if per == 1 else StaticCache(config=text_config(model),
                                                                    max_cache_len=cache_len)
         self._expand = torch.arange(prompts, device=device).repeat_interleave(per)
+        self.greedy_rows = torch.arange(self.rows, device=device) % per == 0  # each prompt's first reply
 
     def _step_pass(self) -> Any:
         """One token a row at the cache's next position, each row at its own next position id."""
@@ -319,6 +373,17 @@ class BatchDecoder(GraphedDecoder):
         logits = self._forward(self.step_ids, self.step_mask, position_ids=self.step_pos)
         self.step_pos.add_(1)
         return logits
+
+    def _restorer(self, *more: Any) -> Callable[[], None]:
+        """What puts the step's state (and ``more`` tensors) back as it is now."""
+        state = self._step_state() + list(more)
+        kept = [t.clone() for t in state]
+
+        def restore() -> None:
+            for t, saved in zip(state, kept, strict=True):
+                t.copy_(saved)
+
+        return restore
 
     def _step_state(self) -> list[Any]:
         return super()._step_state() + [self.step_pos]
@@ -367,16 +432,12 @@ class BatchDecoder(GraphedDecoder):
                     tick: Callable[[], None] | None = None) -> Decoded:
         """Each row's reply (row i × per + j: prompt i's reply j), as ``decode``; ``greedy_first``: each
         prompt's first row greedy inside a sampled call."""
-        import torch
 
         width = max((len(p) for p in prompts), default=0)
         if width + max_new_tokens > self.cache_len:
             raise Unsupported(f"{width} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
-        greedy_rows = None
-        if greedy_first and temperature > 0:
-            greedy_rows = torch.arange(self.rows, device=self.device) % self.per == 0
         if tick:
             tick()
         return self._loop(self.prefill_many(prompts), max_new_tokens=max_new_tokens, temperature=temperature,
-                          top_p=top_p, stop_ids=stop_ids, greedy_rows=greedy_rows, finished=finished,
+                          top_p=top_p, stop_ids=stop_ids, greedy_first=greedy_first, finished=finished,
                           tick=tick)
