@@ -374,17 +374,6 @@ class BatchDecoder(GraphedDecoder):
         self.step_pos.add_(1)
         return logits
 
-    def _restorer(self, *more: Any) -> Callable[[], None]:
-        """What puts the step's state (and ``more`` tensors) back as it is now."""
-        state = self._step_state() + list(more)
-        kept = [t.clone() for t in state]
-
-        def restore() -> None:
-            for t, saved in zip(state, kept, strict=True):
-                t.copy_(saved)
-
-        return restore
-
     def _step_state(self) -> list[Any]:
         return super()._step_state() + [self.step_pos]
 
