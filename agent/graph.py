@@ -65,7 +65,7 @@ from agent.graphdb.readonly import check_read_only
 from agent.models.base import CypherGenerator, Generation, PromptInput
 from agent.schema_check import check_cypher, ground_literals
 from agent.scope import check_scope
-from agent.state import AgentAnswer, Attempt, InputState, OutputState, State
+from agent.state import AgentAnswer, Attempt, InputState, OutputState, State, VotedRun
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,9 @@ class AgentContext:
     """Answers below this confidence say so and go to ``escalation`` when there is one; 0: never."""
     escalation: CypherGenerator | None = None
     """The larger model low-confidence questions go to (``CYPHERLOOP_ESCALATE_MODEL``); None: none."""
+    reuse_vote_run: bool = True
+    """``execute`` answers from the vote's run of the chosen query when validate produced exactly that text
+    (``_voted_result``) instead of running it again; False: always run it again."""
 
     @classmethod
     def from_settings(cls, settings: Settings, graph_store: GraphStore, generator: CypherGenerator,
@@ -425,6 +428,7 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
     Ties go to the group holding the greedy reply, then to the higher summed log-probability. Candidates
     that fail the checks or the database take no part; when none returns rows the greedy reply stands.
+    The chosen reply's query, when it ran, is kept with its result (``voted_run``) for ``execute``.
     """
     start = time.perf_counter()
     ctx = runtime.context
@@ -432,6 +436,7 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     schema = ctx.graph_store.schema()
     groups: dict[Any, list[int]] = {}
     outcome: dict[str, Any] = {}
+    ran: dict[str, tuple[str, QueryResult]] = {}  # cleaned reply -> (the text run, its result)
     for i, cand in enumerate(state.candidates):
         cypher = clean_cypher(cand.text)
         if not cypher:
@@ -449,6 +454,7 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
                         cypher_run, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows
                     )
                     key = result_fingerprint(res.rows) if res.rows else None
+                    ran[cypher] = (cypher_run, res)
             except INFRASTRUCTURE_ERRORS:
                 raise
             except GraphError:
@@ -465,11 +471,31 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         best = max(groups.values(), key=rank)
         chosen = 0 if 0 in best else max(best, key=lambda i: state.candidates[i].logprob or float("-inf"))
         agreement = round(len(best) / len(state.candidates), 3)
+    kept = ran.get(clean_cypher(state.candidates[chosen].text)) if ctx.reuse_vote_run else None
     return {
         "raw": state.candidates[chosen].text or "",
         "agreement": agreement,
+        "voted_run": None if kept is None else _voted_run(state.loop_step, *kept, ctx),
         "timings": {"vote": _ms(start)},
     }
+
+
+def _voted_run(attempt: int, cypher: str, res: QueryResult, ctx: AgentContext) -> VotedRun:
+    return VotedRun(attempt=attempt, cypher=cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows,
+                    columns=list(res.columns), rows=[list(r) for r in res.rows],
+                    truncated=bool(res.truncated))
+
+
+def _voted_result(state: State, ctx: AgentContext) -> QueryResult | None:
+    """The vote's result for ``state.cypher`` when the vote ran exactly that text, in this attempt, with
+    this timeout and row cap (the chosen reply, as validate checked and grounded it); else None."""
+    kept = state.voted_run
+    if kept is None or not ctx.reuse_vote_run:
+        return None
+    same = (kept["attempt"], kept["cypher"], kept["timeout_s"], kept["max_rows"])
+    if same != (state.loop_step, state.cypher, ctx.query_timeout_s, ctx.max_rows):
+        return None
+    return QueryResult(columns=kept["columns"], rows=kept["rows"], truncated=kept["truncated"])
 
 
 def correct(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -509,11 +535,14 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
     _emit(runtime, "executing", attempt=state.loop_step)
     fixes = list(state.fixes)
-    res, message, timed_out = _run(state.cypher, ctx)
+    voted = _voted_result(state, ctx)
+    res, message, timed_out = (voted, None, False) if voted is not None else _run(state.cypher, ctx)
+    spent = {"voted_run": None} if state.voted_run is not None else {}
     if res is None:
         return {
             **_failure(state, "execute", message or "the query failed", state.cypher, fixes),
             "timed_out": timed_out,
+            **spent,
             "timings": {"execute": _ms(start)},
         }
     record = _attempt(state, "execute", state.cypher, None, fixes, row_count=len(res.rows))
@@ -523,6 +552,7 @@ def execute(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         "truncated": bool(res.truncated),
         "error": None,
         "attempts": [record],
+        **spent,
         "timings": {"execute": _ms(start)},
     }
 

@@ -40,6 +40,19 @@ class Attempt(TypedDict):
     row_count: int | None
 
 
+class VotedRun(TypedDict):
+    """The chosen candidate's query as the vote ran it, with its result (``State.voted_run``)."""
+
+    attempt: int
+    cypher: str
+    """The text sent to the database (cleaned, schema-checked, grounded)."""
+    timeout_s: float
+    max_rows: int
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+
+
 @dataclass(kw_only=True)
 class InputState:
     """What the caller provides."""
@@ -81,6 +94,10 @@ class State(InputState):
 
     agreement: float | None = None
     """Share of the candidates whose query returned the chosen result (vote); None with one candidate."""
+
+    voted_run: VotedRun | None = None
+    """The chosen reply's query and result as the vote ran it (vote); execute uses it instead of running the
+    same query again when validate produced exactly that text in the same attempt, and clears it."""
 
     confidence: float | None = None
     """How far to trust the answer, 0..1, from the agreement and the repair history (assess, give_up,
