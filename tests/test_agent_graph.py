@@ -631,3 +631,101 @@ def test_warm_up_hands_the_generator_two_prompt_lengths_and_the_candidates_once(
     assert len({len(p.question) for p in prompts}) == 2 and all("Customer" in p.schema_text for p in prompts)
     idle = Warming(compiles=False)  # a CPU, or the dynamic cache: no prompts are even built
     assert make_agent(settings, shop, idle).warm_up() == [] and idle.warmed == []
+
+
+# --- the chosen candidate's query runs once: execute answers from the vote's run of it ---------------------
+class CountingStore:
+    """Wraps the real store; records the text of every query() (``after(cypher)`` is called after each)."""
+
+    def __init__(self, inner, after=None):
+        self.inner, self.after, self.queries = inner, after, []
+        self.name, self.backend = inner.name, inner.backend
+
+    def query(self, cypher, *a, **k):
+        self.queries.append(cypher)
+        res = self.inner.query(cypher, *a, **k)
+        if self.after is not None:
+            self.after(cypher)
+        return res
+
+    def __getattr__(self, item):
+        return getattr(self.inner, item)
+
+
+def _asked(settings, store, replies, reuse=True, question="How many customers are there?"):
+    gen = ScriptedGenerator(replies)
+    agent = make_agent(settings, store, gen)
+    agent.context.reuse_vote_run = reuse
+    return agent.ask(question)
+
+
+def _result(out):
+    return (out.status, out.cypher, out.columns, out.rows, out.truncated, out.agreement, out.confidence,
+            out.attempts)
+
+
+GREEDY_WRONG = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
+NAMES = "MATCH (c:Customer) RETURN c.name ORDER BY c.name"
+
+
+@pytest.mark.parametrize("replies, max_rows, ran", [
+    # the larger group beats the greedy reply; the chosen reply needs no repair
+    ([GREEDY_WRONG, COUNT_CUSTOMERS, "MATCH (x:Customer) RETURN count(x)", COUNT_CUSTOMERS + " LIMIT 5"],
+     1000, COUNT_CUSTOMERS),
+    # more rows than the cap: the truncation flag and the capped rows come from the vote's run
+    ([NAMES] * 4, 3, NAMES),
+    # validate repairs it (a reversed arrow, a literal grounded to the stored value): the vote ran the same
+    # repaired, grounded text, so it is still the same query
+    (["MATCH (o:Order)-[:PLACED]->(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"] * 4, 1000,
+     "MATCH (o:Order)<-[:PLACED]-(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"),
+    (["MATCH (c:Customer) WHERE c.country = 'germany' RETURN count(c)"] * 4, 1000,
+     "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"),
+])
+def test_the_chosen_candidates_query_runs_once_with_the_same_answer(settings, shop, replies, max_rows, ran):
+    tuned = settings.model_copy(update={"candidates": 4, "max_rows": max_rows})
+    once, twice = CountingStore(shop), CountingStore(shop)
+    out = _asked(tuned, once, replies)
+    off = _asked(tuned, twice, replies, reuse=False)
+    assert out.cypher == ran and out.status == "ok" and len(out.attempts) == 1
+    assert once.queries.count(ran) == 1 and twice.queries.count(ran) == 2
+    assert len(once.queries) == len(twice.queries) - 1  # nothing else changes
+    assert _result(out) == _result(off)
+    assert out.truncated == (max_rows == 3)
+    assert "execute" in out.timings and "vote" in out.timings
+
+
+def test_a_validated_query_other_than_the_one_the_vote_ran_runs_again(settings, scratch_graph):
+    # the data changes between the vote and validate: the vote grounded 'france' to the stored 'France'; a
+    # Customer with country 'france' appears; validate keeps 'france', a query the vote never ran
+    scratch_graph.write("CREATE (:Customer {name: 'Ann', country: 'France'}), "
+                        "(:Customer {name: 'Bob', country: 'France'})")
+    written = "MATCH (c:Customer) WHERE c.country = 'france' RETURN count(c) AS n"
+    grounded = written.replace("'france'", "'France'")
+
+    def meanwhile(cypher):
+        if cypher == grounded:
+            scratch_graph.write("CREATE (:Customer {name: 'Cyd', country: 'france'})")
+
+    store = CountingStore(scratch_graph, after=meanwhile)
+    out = _asked(settings.model_copy(update={"candidates": 4}), store, [written] * 4)
+    assert store.queries.count(grounded) == 1 and store.queries.count(written) == 1
+    assert out.cypher == written and out.rows == [[1]] and out.agreement == 1.0
+
+
+def test_a_repair_round_does_not_reuse_the_votes_run(settings, shop):
+    # the vote runs the greedy reply's query (all four agree); validate refuses the reply itself (far longer
+    # than max_query_chars allows); the correction writes exactly the query the vote ran: it runs again
+    long_reply = f"```cypher\n{COUNT_CUSTOMERS}\n```\n" + "It counts the customers. " * 20
+    replies = [long_reply, COUNT_CUSTOMERS, COUNT_CUSTOMERS, COUNT_CUSTOMERS, COUNT_CUSTOMERS]
+    store = CountingStore(shop)
+    out = _asked(settings.model_copy(update={"candidates": 4, "max_query_chars": 100}), store, replies)
+    first, second = out.attempts
+    assert first["stage"] == "validate" and "characters long" in first["error"]
+    assert second["attempt"] == 2 and second["error"] is None and out.rows == [[12]]
+    assert store.queries.count(COUNT_CUSTOMERS) == 2  # the vote's run, and the second attempt's own
+
+
+def test_one_reply_runs_its_query_as_before(settings, shop):
+    store = CountingStore(shop)
+    out = _asked(settings, store, [COUNT_CUSTOMERS])
+    assert out.rows == [[12]] and store.queries == [COUNT_CUSTOMERS]
