@@ -193,7 +193,9 @@ def test_a_batch_of_questions_decodes_as_each_alone(settings, tiny_dir):
     assert graphed.graphed_batch_error is None and ("batches", 2, 1) in graphed._decoders
     from ui.cli_agent import _decoding  # what `cypherloop eval --json` reports of it
 
-    assert _decoding(graphed)["transformers-graphed-batches"]["calls"] == 2
+    said = _decoding(graphed)["transformers-graphed-batches"]
+    assert said["calls"] == 2 and said["rows"] == 3  # the copy padding the last chunk is not a reply
+    assert said["steps"] >= max(t.row_tokens[0] for t in graphed.traces) and said["decode_ms"] > 0
 
 
 def test_a_batch_of_questions_keeps_each_greedy_first_row(settings, tiny_dir):

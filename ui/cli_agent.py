@@ -214,12 +214,23 @@ def eval_main(argv: list[str] | None = None) -> int:
 
 
 def _decoding(generator: object) -> dict[str, object]:
-    """How the model's calls were decoded (the last ones a generator keeps): calls and milliseconds per
-    path (``transformers-graphed-batches``, ``transformers-batch`` …), and why a graphed path was given up."""
-    calls: dict[str, list[float]] = {}
+    """How the model's calls were decoded (the last ones a generator keeps), per path
+    (``transformers-graphed-batches``, ``transformers-batch`` …): calls, milliseconds, the prompts' pass and
+    the steps (a batch steps until its longest row stops: ``steps`` against ``rows``' median reply says how
+    much a long row held its batch), and why a graphed path was given up."""
+    import statistics
+
+    paths: dict[str, list] = {}
     for trace in list(getattr(generator, "traces", [])):
-        calls.setdefault(trace.backend, []).append(trace.total_ms)
-    out: dict[str, object] = {k: {"calls": len(v), "ms": round(sum(v), 1)} for k, v in calls.items()}
+        paths.setdefault(trace.backend, []).append(trace)
+    out: dict[str, object] = {}
+    for name, traces in paths.items():
+        rows = [n for t in traces for n in (t.row_tokens or [])]
+        out[name] = {"calls": len(traces), "ms": round(sum(t.total_ms for t in traces), 1),
+                     "prefill_ms": round(sum(t.prefill_ms for t in traces), 1),
+                     "decode_ms": round(sum(t.decode_ms for t in traces), 1),
+                     "steps": sum(t.new_tokens for t in traces), "rows": len(rows),
+                     "row_tokens_median": statistics.median(rows) if rows else None}
     for name in ("graphed_error", "graphed_batch_error"):
         if getattr(generator, name, None):
             out[name] = str(getattr(generator, name)).strip().splitlines()[-1]
