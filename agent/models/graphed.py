@@ -298,7 +298,6 @@ class GraphedDecoder:
         """Each row's reply: until its stop token, ``finished(tokens)`` (checked every 4 steps: the
         repetition loop), or ``max_new_tokens``. ``greedy_first``: row 0 greedy inside a sampled call.
         ``tick`` is called once before the prompt's pass and once per step (the trace's clock)."""
-
         if len(prompt) + max_new_tokens > self.cache_len:
             raise Unsupported(f"{len(prompt)} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
         if tick:
@@ -421,7 +420,6 @@ class BatchDecoder(GraphedDecoder):
                     tick: Callable[[], None] | None = None) -> Decoded:
         """Each row's reply (row i × per + j: prompt i's reply j), as ``decode``; ``greedy_first``: each
         prompt's first row greedy inside a sampled call."""
-
         width = max((len(p) for p in prompts), default=0)
         if width + max_new_tokens > self.cache_len:
             raise Unsupported(f"{width} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
