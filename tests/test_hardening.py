@@ -352,9 +352,22 @@ def running_pid(store) -> int:
 
 
 def kill9(info: ServerInfo) -> None:
+    """SIGKILL the server and wait until every thread of it has exited. The thread-group leader of a
+    multi-threaded server turns zombie while its other threads are still exiting, and the process's sockets
+    close only with the last one; a query sent in that gap is written to a live socket and reset while read
+    back, as if the server had died running it (and is then rightly refused from then on)."""
     os.kill(info.pid, signal.SIGKILL)
-    while running_or_zombie(info.pid):
+    while running_or_zombie(info.pid) or threads_left(info.pid):
         threading.Event().wait(0.05)
+
+
+def threads_left(pid: int) -> bool:
+    """Whether any thread of ``pid`` is still running (not a zombie, not gone)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    return any(running_or_zombie(int(t)) for t in tasks if int(t) != pid)
 
 
 def running_or_zombie(pid: int) -> bool:
