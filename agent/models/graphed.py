@@ -298,20 +298,22 @@ class GraphedDecoder:
         """Each row's reply: until its stop token, ``finished(tokens)`` (checked every 4 steps: the
         repetition loop), or ``max_new_tokens``. ``greedy_first``: row 0 greedy inside a sampled call.
         ``tick`` is called once before the prompt's pass and once per step (the trace's clock)."""
-        if len(prompt) + max_new_tokens > self.cache_len:
-            raise Unsupported(f"{len(prompt)} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
-        if tick:
-            tick()
-        return self._loop(self.prefill(prompt), max_new_tokens=max_new_tokens, temperature=temperature,
-                          top_p=top_p, stop_ids=stop_ids, greedy_first=greedy_first, finished=finished,
-                          tick=tick)
+        return self._loop(len(prompt), lambda: self.prefill(prompt), max_new_tokens=max_new_tokens,
+                          temperature=temperature, top_p=top_p, stop_ids=stop_ids, greedy_first=greedy_first,
+                          finished=finished, tick=tick)
 
-    def _loop(self, logits: Any, *, max_new_tokens: int, temperature: float, top_p: float,
-              stop_ids: Sequence[int], greedy_first: bool, finished: Callable[[list[int]], bool] | None,
-              tick: Callable[[], None] | None) -> Decoded:
-        """From the prompt's logits: choose, copy back, check, step, until every row is done."""
+    def _loop(self, width: int, prefill: Callable[[], Any], *, max_new_tokens: int, temperature: float,
+              top_p: float, stop_ids: Sequence[int], greedy_first: bool,
+              finished: Callable[[list[int]], bool] | None, tick: Callable[[], None] | None) -> Decoded:
+        """The prompt's pass (``prefill``: its logits; ``width`` positions), then choose, copy back, check,
+        step, until every row is done."""
         import torch
 
+        if width + max_new_tokens > self.cache_len:
+            raise Unsupported(f"{width} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
+        if tick:
+            tick()
+        logits = prefill()
         stops = set(stop_ids)
         tokens: list[list[int]] = [[] for _ in range(self.rows)]
         scores: list[list[float]] = [[] for _ in range(self.rows)]
@@ -420,11 +422,6 @@ class BatchDecoder(GraphedDecoder):
                     tick: Callable[[], None] | None = None) -> Decoded:
         """Each row's reply (row i × per + j: prompt i's reply j), as ``decode``; ``greedy_first``: each
         prompt's first row greedy inside a sampled call."""
-        width = max((len(p) for p in prompts), default=0)
-        if width + max_new_tokens > self.cache_len:
-            raise Unsupported(f"{width} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
-        if tick:
-            tick()
-        return self._loop(self.prefill_many(prompts), max_new_tokens=max_new_tokens, temperature=temperature,
-                          top_p=top_p, stop_ids=stop_ids, greedy_first=greedy_first, finished=finished,
-                          tick=tick)
+        return self._loop(max((len(p) for p in prompts), default=0), lambda: self.prefill_many(prompts),
+                          max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                          stop_ids=stop_ids, greedy_first=greedy_first, finished=finished, tick=tick)
