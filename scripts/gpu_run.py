@@ -159,7 +159,8 @@ GPU_RUN_LATENCY_Q_S=220 GPU_RUN_LATENCY_EVAL_S=80 GPU_RUN_LATENCY_TOTAL_S=545: 5
 ``train:countries ablate:countries`` (343 s), ``train:northwind ablate:northwind`` (365 s);
 docs/BENCHMARKS.md A, "Round 11". Next round: ``latency:movies`` with GPU_RUN_LATENCY_LEVERS= (the defaults
 are now one-call candidates and the compiled step: the acceptance run itself), the batched eval's steps per
-call, and ``train:movies`` (movies with today's generator, last in round 9).
+call, and ``train:movies`` (movies with today's generator, last in round 9). ``batchprobe:movies`` (~1 min)
+says where a batch's step goes (rows, the draw, top-p's sort), for the batched eval's 50 questions/s.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
@@ -404,6 +405,71 @@ def phase_graphprobe(graph: str = "movies") -> None:
                     float(os.environ.get("GPU_RUN_PROBE_S", "240")))
     if code:
         raise RuntimeError(f"graphprobe exited {code}")
+
+
+BATCH_PROBE = """
+import json, os, sys, time, torch
+from agent.core.settings import load_settings
+from agent.models.base import PromptInput
+from agent.models.graphed import BatchDecoder
+from agent.models.local import TransformersGenerator, prompt_token_ids
+steps, n = int(sys.argv[2]), int(sys.argv[3])
+questions = [json.loads(x)["question"] for x in open(sys.argv[1]) if x.strip()][:n]
+schema = open(sys.argv[4]).read()
+gen = TransformersGenerator(load_settings())
+ids = [prompt_token_ids(gen.tokenizer, PromptInput(q, schema).messages()) for q in questions]
+sync = torch.cuda.synchronize if gen._device.startswith("cuda") else (lambda: None)
+out = {"steps": steps, "prompts": len(ids), "prompt_tokens_max": max(map(len, ids)), "device": gen._device,
+       "configs": []}
+# (prompts, replies each, temperature, top-p): rows, sampling and top-p's sort taken apart
+k = len(ids)
+for p, per, temp, top_p in ((1, 1, 0.0, 1.0), (1, 4, 0.7, 0.9), (k, 1, 0.0, 1.0), (k, 4, 0.0, 1.0),
+                            (k, 4, 0.7, 1.0), (k, 4, 0.7, 0.9)):
+    chunk = ids[:p]
+    row = {"prompts": p, "per": per, "rows": p * per, "temperature": temp, "top_p": top_p}
+    with torch.inference_mode(), gen._adapter_context():
+        cache_len = -(-(max(map(len, chunk)) + steps) // 256) * 256
+        dec = BatchDecoder(gen._runner(), p, per, cache_len, gen._device, graphs=True)
+        kw = dict(max_new_tokens=steps, temperature=temp, top_p=top_p, stop_ids=[], greedy_first=per > 1)
+        t = time.perf_counter(); dec.decode_many(chunk, **kw); sync()
+        row["first_s"] = round(time.perf_counter() - t, 2)  # with the captures
+        t = time.perf_counter(); dec.prefill_many(chunk); sync()
+        row["prefill_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        t = time.perf_counter(); dec.decode_many(chunk, **kw); sync()
+        total = (time.perf_counter() - t) * 1000
+    row["decode_ms"] = round(total, 1)
+    row["step_ms"] = round((total - row["prefill_ms"]) / max(1, steps - 1), 3)
+    row["choose_error"] = dec.choose_error
+    out["configs"].append(row)
+    print(json.dumps(row), flush=True)
+    del dec
+    if gen._device.startswith("cuda"):
+        torch.cuda.empty_cache()
+json.dump(out, open(sys.argv[5], "w"), indent=1)
+"""
+
+
+def phase_batchprobe(graph: str = "movies") -> None:
+    """Where a batch's decoding step goes (issue 15's batched eval, 15.6 questions/s in round 11): the
+    product's ``BatchDecoder`` on the shipped adapter (another base: none), GPU_RUN_BATCHPROBE_PROMPTS (100)
+    dev questions (the prompt carries the graph's Cypher script's first 1,500 characters, as ``graphprobe``),
+    GPU_RUN_BATCHPROBE_STEPS (48) steps each with no stop token, so every configuration decodes the same
+    number of steps: one question greedy and its 4 candidates, then all the questions greedy, 4 greedy
+    replies each, 4 sampled without top-p, 4 sampled with top-p 0.9 — rows, the draw and top-p's sort
+    taken apart. Per configuration: the first call (its captures), the prompts' pass, then the whole decode
+    again and the mean step. batchprobe-G.json. CPU dry run: GPU_RUN_DEVICE=cpu GPU_RUN_BASE=<a tiny model
+    directory> GPU_RUN_BATCHPROBE_PROMPTS=3 GPU_RUN_BATCHPROBE_STEPS=3 ``bench batchprobe:movies``."""
+    schema = OUT / "probe-schema.txt"
+    schema.write_text(GRAPHS[graph].read_text()[:1500])
+    env = env_for(graph, CYPHERLOOP_ADAPTER=str(SHIPPED) if BASE == DEFAULT_BASE else "none",
+                  CYPHERLOOP_DEVICE=DEVICE)
+    code = _bounded([sys.executable, "-c", BATCH_PROBE, str(DEV[graph]),
+                     os.environ.get("GPU_RUN_BATCHPROBE_STEPS", "48"),
+                     os.environ.get("GPU_RUN_BATCHPROBE_PROMPTS", "100"), str(schema),
+                     str(OUT / f"batchprobe-{tag(graph)}.json")], env, OUT / f"batchprobe-{tag(graph)}.log",
+                    float(os.environ.get("GPU_RUN_PROBE_S", "240")))
+    if code:
+        raise RuntimeError(f"batchprobe exited {code}")
 
 
 def phase_bench() -> None:

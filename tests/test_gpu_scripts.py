@@ -202,3 +202,29 @@ def test_results_are_mirrored_into_out_while_a_call_runs(tmp_path, monkeypatch):
     os.utime(run.OUT / "latency-movies.json", (1, 1))  # a new modification time, whatever the clock says
     run.mirror_once(seen)
     assert json.loads((live / "latency-movies.json").read_text()) == {"n": 2}
+
+
+def test_the_batch_probe_times_every_configuration_with_the_products_decoder(tmp_path, monkeypatch):
+    """``batchprobe:G``'s script, run as the phase runs it, on the tiny model and a CPU: every configuration
+    decodes its steps through ``BatchDecoder`` (no stop token) and is timed."""
+    import subprocess
+
+    from tests.agent_helpers import make_tiny_model_dir
+
+    monkeypatch.setenv("GPU_RUN_TMP", str(tmp_path))
+    run = _script("gpu_run")
+    tiny = make_tiny_model_dir(tmp_path / "tiny", seed=5)
+    dev, schema, out = tmp_path / "dev.jsonl", tmp_path / "schema.txt", tmp_path / "probe.json"
+    dev.write_text("".join(json.dumps({"question": f"How many movies came out in {y}?"}) + "\n"
+                           for y in (1999, 2003)))
+    schema.write_text("CREATE (:Movie {title: 'The Matrix', released: 1999})")
+    env = {**os.environ, "CYPHERLOOP_HOME": str(tmp_path / "home"), "CYPHERLOOP_BASE_MODEL": str(tiny),
+           "CYPHERLOOP_ADAPTER": "none", "CYPHERLOOP_DEVICE": "cpu",
+           "PYTHONPATH": str(SCRIPTS.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", run.BATCH_PROBE, str(dev), "3", "2", str(schema), str(out)],
+                          env=env, capture_output=True, text=True, cwd=SCRIPTS.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    probe = json.loads(out.read_text())
+    assert [(c["rows"], c["temperature"], c["top_p"]) for c in probe["configs"]] == [
+        (1, 0.0, 1.0), (4, 0.7, 0.9), (2, 0.0, 1.0), (8, 0.0, 1.0), (8, 0.7, 1.0), (8, 0.7, 0.9)]
+    assert all(c["step_ms"] > 0 and c["choose_error"] is None for c in probe["configs"])
