@@ -587,6 +587,23 @@ def test_only_a_single_question_batch_takes_the_static_cache(settings, tiny_dir)
     assert seen == ["static", None]
 
 
+def test_sampled_calls_turn_generates_default_top_k_off(settings, tiny_dir):
+    """transformers fills an unset top_k with 50; the graphed loop, CTranslate2 and llama.cpp sample with
+    temperature and top-p only, so ``generate`` is told top_k=0 in every sampled call (greedy ones: None)."""
+    from agent.models.base import PromptInput
+    from agent.models.local import TransformersGenerator
+
+    gen = TransformersGenerator(_tiny_settings(settings, tiny_dir, temperature=0.7, decode_loop="generate"))
+    model = gen.model
+    real, seen = model.generate, []
+    model.generate = lambda **kw: seen.append((kw.get("do_sample"), kw.get("top_k"))) or real(**kw)
+    p = PromptInput("a?", SCHEMA)
+    gen.complete(p.messages())
+    gen.generate_batch([p, p], n=3, temperature=0.7, greedy_first=True)
+    gen.generate_batch([p], n=1, temperature=0.0)
+    assert seen == [(True, 0), (True, 0), (False, None)]
+
+
 def test_a_failing_sampled_batch_leaves_the_single_calls_static(settings, tiny_dir):
     from agent.models.base import PromptInput
     from agent.models.local import TransformersGenerator

@@ -70,7 +70,8 @@ def text_config(model: Any) -> Any:
 def choose(logits: Any, temperature: float, top_p: float, greedy_rows: Any | None) -> tuple[Any, Any]:
     """The next token of each row and its log-probability, as ``generate`` chooses them: greedy at
     temperature 0 (the raw log-softmax), else sampled after transformers' temperature then top-p warpers
-    (the warped log-softmax, what ``output_scores`` holds); ``greedy_rows`` (a bool per row) are greedy
+    (the warped log-softmax, what ``output_scores`` holds; no top-k: the transformers backend passes
+    ``top_k=0``, as the other backends sample); ``greedy_rows`` (a bool per row) are greedy
     inside a sampled call, scored on the raw logits (``GreedyRows`` + ``ChosenLogProbs``)."""
     import torch
 

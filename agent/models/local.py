@@ -1198,8 +1198,8 @@ class TransformersGenerator(ChatGenerator):
             }
             kwargs.update(self._cache_kwargs(len(ids), kwargs["max_new_tokens"]))
             kwargs.update(self._lookup_kwargs(1))
-            if s.temperature > 0:
-                kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
+            if s.temperature > 0:  # no top-k (generate's unset default is 50): every backend samples alike
+                kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0)
             else:
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             runner = self._runner()
@@ -1254,7 +1254,8 @@ class TransformersGenerator(ChatGenerator):
             }
             greedy_rows = temp > 0 and greedy_first and n > 1
             if temp > 0:
-                kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, num_return_sequences=n)
+                kwargs.update(do_sample=True, temperature=temp, top_p=s.top_p, top_k=0,  # as complete's
+                              num_return_sequences=n)
                 if greedy_rows:  # each prompt's first row greedy, its log-probability the raw one
                     from transformers import LogitsProcessorList
 
