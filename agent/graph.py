@@ -489,8 +489,8 @@ def _voted_run(attempt: int, cypher: str, res: QueryResult, ctx: AgentContext) -
 def _voted_result(state: State, ctx: AgentContext) -> QueryResult | None:
     """The vote's result for ``state.cypher`` when the vote ran exactly that text, in this attempt, with
     this timeout and row cap (the chosen reply, as validate checked and grounded it); else None."""
-    kept = state.voted_run
-    if kept is None or not ctx.reuse_vote_run:
+    kept = state.voted_run  # the vote keeps none when ``reuse_vote_run`` is off
+    if kept is None:
         return None
     same = (kept["attempt"], kept["cypher"], kept["timeout_s"], kept["max_rows"])
     if same != (state.loop_step, state.cypher, ctx.query_timeout_s, ctx.max_rows):

@@ -1010,12 +1010,10 @@ class TransformersGenerator(ChatGenerator):
 
     def _graphed_batch(self, chunk: list[list[int]], per: int, max_new_tokens: int, temperature: float,
                        greedy_first: bool, clock: StepClock) -> Any:
-        """A chunk of questions' ``per`` replies each from the graphed loop, or None where ``generate``
-        answers (not taken, or failed: then, once said, ``generate`` for batches for good). One decoder per
-        chunk shape, its cache sized in steps of ``BATCH_CACHE_STEP`` and replaced by a longer one when a
-        chunk needs it (a decoder holds rows × cache positions of keys and values)."""
-        if not self._graphed_batches_ok():
-            return None
+        """A chunk of questions' ``per`` replies each from the graphed loop, or None where it failed (then,
+        once said, ``generate`` for batches for good); ``_graphed_batches`` decided that the loop is taken.
+        One decoder per chunk shape, its cache sized in steps of ``BATCH_CACHE_STEP`` and replaced by a longer
+        one when a chunk needs it (a decoder holds rows × cache positions of keys and values)."""
         import torch
 
         key = ("batches", len(chunk), per)
