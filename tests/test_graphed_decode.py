@@ -302,3 +302,59 @@ def test_a_choice_that_cannot_be_captured_is_made_between_replays(settings, tiny
     assert got.tokens == want.tokens and got.logprobs[0] == pytest.approx(want.logprobs[0], abs=1e-5)
     assert decoder.choose_error.startswith("RuntimeError") and not decoder._choosing
     assert caplog.text.count("chosen between replays") == 1
+
+
+def test_grouped_attention_equals_repeated_heads():
+    """``grouped_sdpa`` on one query token (the key/value heads read as they are) gives what SDPA gives over
+    the repeated heads, with a padding mask; a prompt's pass goes to transformers' own function."""
+    import torch
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    from agent.models.attention import grouped_sdpa
+
+    class Module(torch.nn.Module):
+        num_key_value_groups = 3
+        is_causal = True
+
+    torch.manual_seed(0)
+    query, key, value = torch.randn(5, 6, 1, 8), torch.randn(5, 2, 20, 8), torch.randn(5, 2, 20, 8)
+    mask = torch.rand(5, 1, 1, 20) > 0.3
+    mask[:, :, :, 0] = True
+    got, _ = grouped_sdpa(Module(), query, key, value, mask, scaling=0.5)
+    want = torch.nn.functional.scaled_dot_product_attention(query, repeat_kv(key, 3), repeat_kv(value, 3),
+                                                            attn_mask=mask, scale=0.5).transpose(1, 2)
+    assert got.shape == (5, 1, 6, 8) and torch.allclose(got, want, atol=1e-6)
+    prompt = torch.randn(5, 6, 4, 8)
+    got, _ = grouped_sdpa(Module(), prompt, key[:, :, :4], value[:, :, :4], None)
+    want = torch.nn.functional.scaled_dot_product_attention(prompt, repeat_kv(key[:, :, :4], 3),
+                                                            repeat_kv(value[:, :, :4], 3), is_causal=True)
+    assert torch.allclose(got, want.transpose(1, 2), atol=1e-6)
+
+
+def test_grouped_decoding_keeps_each_batch_rows_logits(settings, tiny_dir):
+    """A model switched to the grouped attention (as loaded on CUDA) gives each batch row the logits of a
+    full forward pass of its own tokens, and ``generate`` the same replies as before."""
+    import torch
+
+    from agent.models.attention import NAME, use_grouped_decoding
+    from agent.models.graphed import BatchDecoder
+
+    grouped, plain = _gen(settings, tiny_dir), _gen(settings, tiny_dir)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
+    want = plain.generate_batch(prompts, n=1)
+    model = grouped.model
+    assert use_grouped_decoding(model) and model.config._attn_implementation == NAME
+    assert [[g.text for g in gens] for gens in grouped.generate_batch(prompts, n=1)] == \
+        [[g.text for g in gens] for gens in want]
+    torch.manual_seed(4)
+    decoder = BatchDecoder(model, 2, 2, 128, "cpu", graphs=True)
+    with torch.inference_mode():
+        seqs = [torch.randint(0, model.config.vocab_size, (n + 4,)).tolist() for n in (6, 30)]
+        got = [decoder.prefill_many([s[:-4] for s in seqs])]
+        for k in range(4):
+            got.append(decoder.step(torch.tensor([s[-4 + k] for s in seqs]).repeat_interleave(2)))
+        for i, s in enumerate(seqs):
+            full = plain.model(input_ids=torch.tensor([s])).logits[0, len(s) - 5:]
+            for k, logits in enumerate(got):
+                assert torch.allclose(logits[2 * i], full[k], atol=1e-4), (i, k)
+                assert torch.allclose(logits[2 * i + 1], full[k], atol=1e-4), (i, k)

@@ -726,12 +726,22 @@ class TransformersGenerator(ChatGenerator):
                 model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, local_files_only=True)
             except Exception as e:  # noqa: BLE001
                 raise ModelError(f"could not load the base model from {path}: {e}") from e
-            self._model = model.to(self._device).eval()
+            self._model = self._placed(model)
             self._model_path = Path(path)
             self._stop_ids = self._find_stop_ids()
             if want is not None and (want.full_model or baked):
                 self._loaded, self._baked = want, baked
             return self
+
+    def _placed(self, model: Any) -> Any:
+        """``model`` on the device, for inference; on CUDA its one-token steps attend to the key/value heads
+        as they are (``agent.models.attention``: the batched step read three copies of the cache)."""
+        model = model.to(self._device).eval()
+        if self._device.startswith("cuda"):
+            from agent.models.attention import use_grouped_decoding
+
+            use_grouped_decoding(model)
+        return model
 
     def _weights_for(self, want: AdapterRef | None) -> tuple[Path, bool]:
         """(model directory to load, whether ``want`` is merged in it): a full version's own folder, the
@@ -823,7 +833,7 @@ class TransformersGenerator(ChatGenerator):
             raise ModelError(
                 f"could not load model version {want.version if want else 'base'} from {path}: {e}"
             ) from e
-        self._model = model.to(self._device).eval()
+        self._model = self._placed(model)
         self._model_path = Path(path)
         self._decoders.clear()
         self._peft, self._resident, self._merged, self._loaded, self._baked = None, {}, False, None, False
