@@ -422,11 +422,16 @@ sync = torch.cuda.synchronize if gen._device.startswith("cuda") else (lambda: No
 out = {"steps": steps, "prompts": len(ids), "prompt_tokens_max": max(map(len, ids)), "device": gen._device,
        "configs": []}
 # (prompts, replies each, temperature, top-p): rows, sampling and top-p's sort taken apart
+# then the largest again with transformers' own SDPA attention (round 12's probe: key/value heads repeated)
 k = len(ids)
-for p, per, temp, top_p in ((1, 1, 0.0, 1.0), (1, 4, 0.7, 0.9), (k, 1, 0.0, 1.0), (k, 4, 0.0, 1.0),
-                            (k, 4, 0.7, 1.0), (k, 4, 0.7, 0.9)):
+attention = gen.model.config._attn_implementation
+for p, per, temp, top_p, attn in ((1, 1, 0.0, 1.0, attention), (1, 4, 0.7, 0.9, attention),
+                                  (k, 1, 0.0, 1.0, attention), (k, 4, 0.0, 1.0, attention),
+                                  (k, 4, 0.7, 1.0, attention), (k, 4, 0.7, 0.9, attention),
+                                  (k, 4, 0.0, 1.0, "sdpa"), (k, 4, 0.7, 0.9, "sdpa")):
+    gen.model.set_attn_implementation(attn)
     chunk = ids[:p]
-    row = {"prompts": p, "per": per, "rows": p * per, "temperature": temp, "top_p": top_p}
+    row = {"prompts": p, "per": per, "rows": p * per, "temperature": temp, "top_p": top_p, "attention": attn}
     with torch.inference_mode(), gen._adapter_context():
         cache_len = -(-(max(map(len, chunk)) + steps) // 256) * 256
         dec = BatchDecoder(gen._runner(), p, per, cache_len, gen._device, graphs=True)
@@ -456,7 +461,9 @@ def phase_batchprobe(graph: str = "movies") -> None:
     GPU_RUN_BATCHPROBE_STEPS (48) steps each with no stop token, so every configuration decodes the same
     number of steps: one question greedy and its 4 candidates, then all the questions greedy, 4 greedy
     replies each, 4 sampled without top-p, 4 sampled with top-p 0.9 — rows, the draw and top-p's sort
-    taken apart. Per configuration: the first call (its captures), the prompts' pass, then the whole decode
+    taken apart — then the 4 greedy and the 4 sampled with top-p with transformers' own SDPA attention
+    (``attention``: the product's grouped one on CUDA since round 12, ``agent.models.attention``). Per
+    configuration: the first call (its captures), the prompts' pass, then the whole decode
     again and the mean step. batchprobe-G.json. CPU dry run: GPU_RUN_DEVICE=cpu GPU_RUN_BASE=<a tiny model
     directory> GPU_RUN_BATCHPROBE_PROMPTS=3 GPU_RUN_BATCHPROBE_STEPS=3 ``bench batchprobe:movies``."""
     schema = OUT / "probe-schema.txt"
