@@ -226,5 +226,7 @@ def test_the_batch_probe_times_every_configuration_with_the_products_decoder(tmp
     assert done.returncode == 0, done.stderr[-2000:]
     probe = json.loads(out.read_text())
     assert [(c["rows"], c["temperature"], c["top_p"]) for c in probe["configs"]] == [
-        (1, 0.0, 1.0), (4, 0.7, 0.9), (2, 0.0, 1.0), (8, 0.0, 1.0), (8, 0.7, 1.0), (8, 0.7, 0.9)]
+        (1, 0.0, 1.0), (4, 0.7, 0.9), (2, 0.0, 1.0), (8, 0.0, 1.0), (8, 0.7, 1.0), (8, 0.7, 0.9),
+        (8, 0.0, 1.0), (8, 0.7, 0.9)]
+    assert [c["attention"] for c in probe["configs"]][-2:] == ["sdpa", "sdpa"]  # transformers' own, again
     assert all(c["step_ms"] > 0 and c["choose_error"] is None for c in probe["configs"])
