@@ -358,3 +358,39 @@ def test_grouped_decoding_keeps_each_batch_rows_logits(settings, tiny_dir):
             for k, logits in enumerate(got):
                 assert torch.allclose(logits[2 * i], full[k], atol=1e-4), (i, k)
                 assert torch.allclose(logits[2 * i + 1], full[k], atol=1e-4), (i, k)
+
+
+def test_a_shared_prefix_is_passed_once_and_gives_the_full_forward_logits(settings, tiny_dir):
+    """Prompts that begin alike (the system prompt and schema of one graph) have that prefix passed once and
+    copied to every row; each row's prompt pass and steps still give the logits of a full forward pass over
+    its own tokens — the prefix, its own rest, then its steps — with the rests of several lengths (one of a
+    single token), and a later chunk with no prefix in common uses no prefix."""
+    import torch
+
+    from agent.models.graphed import SHARED_PREFIX_MIN, BatchDecoder, shared_prefix
+
+    model = _gen(settings, tiny_dir).model
+    torch.manual_seed(5)
+    vocab = model.config.vocab_size
+    prefix = torch.randint(0, vocab, (SHARED_PREFIX_MIN + 9,)).tolist()
+    seqs = [prefix + torch.randint(0, vocab, (n + 3,)).tolist() for n in (1, 12, 5)]
+    prompts = [s[:-3] for s in seqs]
+    assert shared_prefix(prompts) >= len(prefix)
+    decoder = BatchDecoder(model, 3, 2, 128, "cpu", graphs=True)
+    with torch.inference_mode():
+        got = [decoder.prefill_many(prompts)]
+        assert decoder.prefix_cache is not None
+        for k in range(3):
+            got.append(decoder.step(torch.tensor([s[-3 + k] for s in seqs]).repeat_interleave(2)))
+        for i, s in enumerate(seqs):
+            full = model(input_ids=torch.tensor([s])).logits[0, len(s) - 4:]
+            for k, logits in enumerate(got):
+                assert torch.allclose(logits[2 * i], full[k], atol=1e-4), (i, k)
+                assert torch.allclose(logits[2 * i + 1], full[k], atol=1e-4), (i, k)
+        decoder.prefix_cache = None
+        other = [torch.randint(0, vocab, (n,)).tolist() for n in (7, 20, 3)]
+        logits = decoder.prefill_many(other)
+        assert decoder.prefix_cache is None  # nothing in common: one batch, no prefix pass
+        for i, s in enumerate(other):
+            full = model(input_ids=torch.tensor([s])).logits[0, -1]
+            assert torch.allclose(logits[2 * i], full, atol=1e-4), i
