@@ -394,3 +394,35 @@ def test_a_shared_prefix_is_passed_once_and_gives_the_full_forward_logits(settin
         for i, s in enumerate(other):
             full = model(input_ids=torch.tensor([s])).logits[0, -1]
             assert torch.allclose(logits[2 * i], full, atol=1e-4), i
+
+
+def test_grouped_attention_compiles_whole_and_gives_the_eager_step(settings, tiny_dir):
+    """The compiled single-question step (``graphed_compile`` on CUDA) runs the grouped attention too: the
+    step, compiled as one graph by inductor (here on the CPU), gives the eager step's logits."""
+    import shutil
+
+    import torch
+
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("inductor's CPU code needs a C compiler")
+    from transformers import StaticCache
+
+    from agent.models.attention import use_grouped_decoding
+
+    model = _gen(settings, tiny_dir).model
+    assert use_grouped_decoding(model)
+    cache = StaticCache(config=model.config, max_cache_len=64)
+    ids = torch.randint(0, model.config.vocab_size, (4, 1), generator=torch.Generator().manual_seed(6))
+    mask = (torch.arange(64) < 11).expand(4, 1, 1, 64)
+
+    def step() -> torch.Tensor:
+        for layer in cache.layers:
+            layer.cumulative_length.fill_(10)
+        return model(input_ids=ids, attention_mask=mask, use_cache=True, past_key_values=cache).logits
+
+    with torch.inference_mode():
+        prompt = torch.randint(0, model.config.vocab_size, (4, 10))
+        model(input_ids=prompt, past_key_values=cache, use_cache=True)
+        eager = step()
+        compiled = torch.compile(step, dynamic=False, fullgraph=True)()
+    assert torch.allclose(eager, compiled, atol=1e-4)

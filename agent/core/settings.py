@@ -279,6 +279,13 @@ class Settings(BaseSettings):
                     "on one static cache (agent.models.graphed.BatchDecoder); batch_cache applies to "
                     "generate's.",
     )
+    grouped_attention: bool = Field(
+        True,
+        description="On CUDA: a one-token step attends to the model's key/value heads as they are "
+                    "(agent.models.attention) instead of transformers 5.17's copies of them repeated to the "
+                    "query heads: on an H200 a batched step of 400 rows took 7.9 ms against 32.7 "
+                    "(docs/BENCHMARKS.md A, round 12). Off: transformers' own SDPA attention.",
+    )
     graphed_compile: bool = Field(
         True,
         description="With the graphed loop on CUDA: compile the one-token step with torch.compile (inductor, "

@@ -1,15 +1,15 @@
 """Decoding attention for grouped-query models: one query token against the key/value heads as they are.
 
-transformers' SDPA attention (5.17, the GPU image's; 5.25 does not) repeats every key/value head to the query
+transformers' SDPA attention (5.17, the GPU image's; 5.25 no longer) repeats every key/value head to the query
 heads' count whenever a mask is passed, as it is in every padded batch and static cache: a decoding step then
-writes and reads three copies of the whole cache for SmolLM2 (9 query heads, 3 key/value heads). On the H200 a
-batched step of 400 rows (100 questions × 4 candidates) took 32 ms (round 12's batch probe,
-docs/BENCHMARKS.md), most of it by the bytes moved that copy (an estimate, measured by the round after). For a
-single query token the query heads of a group can instead stand in the query-length axis of their key/value
-head: the same products, the cache read once. Newer transformers does this itself outside ``torch.compile``
-(``pack_gqa``); registering it here gives every installed version the same eager step (a compiled step keeps
-transformers' path, as there: round 11 measured it so). Anything else (a prompt's pass, training, a model
-without groups) goes to transformers' own SDPA function unchanged."""
+writes and reads three copies of the whole cache for SmolLM2 (9 query heads, 3 key/value heads). For a single
+query token the query heads of a group can instead stand in the query-length axis of their key/value head:
+the same products, the cache read once. On the H200 a batched step of 400 rows (100 questions × 4 candidates)
+took 7.9 ms so against 32.7 ms repeated (docs/BENCHMARKS.md A, round 12's batch probe). Newer transformers
+packs the heads itself, but not inside ``torch.compile``; here the compiled single-question step (4 rows over
+a 2,048-position cache: ~0.57 GB of repeated keys and values written and read a step, by the sizes) packs them
+too (unmeasured on a GPU; ``grouped_attention`` turns it all off). Anything else (a prompt's pass, training, a
+model without groups) goes to transformers' own SDPA function unchanged."""
 
 from __future__ import annotations
 
@@ -29,8 +29,6 @@ def grouped_sdpa(module: Any, query: Any, key: Any, value: Any, attention_mask: 
 
     groups = getattr(module, "num_key_value_groups", 1)
     one_token = query.shape[2] == 1 and groups > 1 and kwargs.get("position_bias") is None
-    if torch.compiler.is_compiling():  # as transformers' own packing: the compiled step is measured as it was
-        one_token = False
     shared_mask = attention_mask is None or attention_mask.shape[1] == 1  # one mask for every head
     if not one_token or not shared_mask or dropout or kwargs.get("softcap") is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,

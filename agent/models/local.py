@@ -737,7 +737,7 @@ class TransformersGenerator(ChatGenerator):
         """``model`` on the device, for inference; on CUDA its one-token steps attend to the key/value heads
         as they are (``agent.models.attention``: the batched step read three copies of the cache)."""
         model = model.to(self._device).eval()
-        if self._device.startswith("cuda"):
+        if self._device.startswith("cuda") and self.settings.grouped_attention:
             from agent.models.attention import use_grouped_decoding
 
             use_grouped_decoding(model)
