@@ -426,3 +426,53 @@ def test_grouped_attention_compiles_whole_and_gives_the_eager_step(settings, tin
         eager = step()
         compiled = torch.compile(step, dynamic=False, fullgraph=True)()
     assert torch.allclose(eager, compiled, atol=1e-4)
+
+
+def test_a_batchs_last_writers_go_on_in_a_smaller_decoder(settings, tiny_dir, monkeypatch):
+    """Once few rows are still writing, a smaller decoder takes them over (and hands on again): each row's
+    greedy reply and log-probabilities are what the whole batch's decoder gives, and so are the greedy rows
+    of a sampled call (their flags move with them)."""
+    import torch
+
+    import agent.models.graphed as graphed
+    from agent.models.graphed import BatchDecoder
+
+    model = _gen(settings, tiny_dir).model
+    torch.manual_seed(7)
+    prompts = [torch.randint(0, model.config.vocab_size, (n,)).tolist() for n in (5, 9, 3, 12, 7, 4, 8, 6)]
+
+    def finished(tokens: list[int]) -> bool:  # the rows stop after 4, 8, … 24 tokens, as their first says
+        return len(tokens) >= 4 * (1 + tokens[0] % 6)
+
+    def decode(share: int, **kw):
+        monkeypatch.setattr(graphed, "TAIL_SHARE", share)
+        monkeypatch.setattr(graphed, "TAIL_MIN_ROWS", 2)
+        decoder = BatchDecoder(model, len(prompts), 2, 64, "cpu", graphs=True)
+        with torch.inference_mode():
+            got = decoder.decode_many(prompts, max_new_tokens=24, stop_ids=[], finished=finished, **kw)
+        return decoder, got
+
+    whole = decode(10**6, temperature=0.0, top_p=1.0)[1]
+    handed, tails = decode(2, temperature=0.0, top_p=1.0)
+    assert handed.tail is not None and handed.tail.tail is not None  # 16 rows, then 8, then 4 …
+    assert len({len(t) for t in whole.tokens}) >= 3  # rows stopped at several lengths: the tails were used
+    assert tails.tokens == whole.tokens
+    for a, b in zip(tails.logprobs, whole.logprobs, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)
+    sampled = decode(2, temperature=0.9, top_p=0.9, greedy_first=True)[1]
+    assert [sampled.tokens[i] for i in range(0, 16, 2)] == [whole.tokens[i] for i in range(0, 16, 2)]
+    with torch.inference_mode():
+        tail, taken = handed.tail_for([1, 2, 5])  # two sampled rows and a greedy one, the last padding
+        assert handed.tail_for(list(range(9))) is None  # more than 1/TAIL_SHARE still writing: stay
+    assert taken == [1, 2, 5, 1, 1, 1, 1, 1]
+    assert tail.greedy_rows.tolist() == [False, True, False] + [False] * 5
+
+
+def test_a_batch_warm_up_makes_the_smaller_decoders(settings, tiny_dir):
+    """``cypherloop eval``'s warm-up (2 tokens a row: no batch of it hands on) makes each graphed batch's
+    smaller decoders and steps them for both kinds of choice, so a measured batch captures nothing."""
+    gen = _gen(settings, tiny_dir, decode_loop="graphed")
+    calls = gen.warm_up([PromptInput("a?", SCHEMA)], candidates=4, batch_size=16)
+    assert {"batch_tails": 1, "rows": 64} in calls  # 64 rows, then 16 (the smallest, TAIL_MIN_ROWS)
+    [decoder] = gen._decoders.values()
+    assert decoder.tail is not None and decoder.tail.rows == 16 and decoder.tail.tail is None

@@ -44,6 +44,12 @@ row, and its keys and values copied to every prompt's row; only the rest is pass
 whole prompts go as one batch."""
 
 
+TAIL_SHARE = 4
+"""A batch's decoding moves to a decoder of 1/TAIL_SHARE of its rows once that few rows are still writing."""
+TAIL_MIN_ROWS = 16
+"""No smaller decoder than this: below it a step costs about the same (its kernels' launches, not rows)."""
+
+
 class Unsupported(Exception):
     """This model or call cannot take the graphed path (the caller uses ``generate``)."""
 
@@ -341,13 +347,15 @@ class GraphedDecoder:
         picked, lp = choose(logits, temperature, top_p, greedy_rows)
         self.step_ids.copy_(picked.view(self.rows, 1))
         both = torch.stack([picked.double(), lp.double()]).tolist()  # one copy back a step
+        decoder: GraphedDecoder = self
+        rows: list[int | None] = list(range(self.rows))  # the decoder's rows -> this call's (None: a pad)
         for step in range(max_new_tokens):
-            for row in range(self.rows):
-                if done[row]:
+            for i, row in enumerate(rows):
+                if row is None or done[row]:
                     continue
-                t = int(both[0][row])
+                t = int(both[0][i])
                 tokens[row].append(t)
-                scores[row].append(both[1][row])
+                scores[row].append(both[1][i])
                 if t in stops:
                     done[row] = True
             if tick:
@@ -358,8 +366,19 @@ class GraphedDecoder:
                         done[row] = True
             if all(done) or step + 1 == max_new_tokens:
                 break
-            both = self.step_choose(temperature, top_p, greedy_first)
+            writing = [i for i, row in enumerate(rows) if row is not None and not done[row]]
+            tail = decoder.tail_for(writing)
+            if tail is not None:
+                decoder, taken = tail
+                rows = [rows[i] if k < len(writing) else None for k, i in enumerate(taken)]
+            both = decoder.step_choose(temperature, top_p, greedy_first)
         return Decoded(tokens, scores)
+
+    def tail_for(self, writing: list[int]) -> tuple[GraphedDecoder, list[int]] | None:
+        """A smaller decoder to go on with when only the rows ``writing`` are still writing: (it, the rows of
+        this decoder it took, in its row order, repeated rows padding it), or None to go on here. One
+        question's decoder keeps its rows (``BatchDecoder`` hands its last rows on)."""
+        return None
 
 
 class BatchDecoder(GraphedDecoder):
@@ -386,6 +405,7 @@ class BatchDecoder(GraphedDecoder):
         self._expand = torch.arange(prompts, device=device).repeat_interleave(per)
         self.greedy_rows = torch.arange(self.rows, device=device) % per == 0  # each prompt's first reply
         self.prefix_cache: Any = None  # one row: the prompts' shared prefix (``SHARED_PREFIX_MIN``)
+        self.tail: BatchDecoder | None = None  # for a batch's last writers (``tail_for``)
 
     def _step_pass(self) -> Any:
         """One token a row at the cache's next position, each row at its own next position id."""
@@ -397,6 +417,42 @@ class BatchDecoder(GraphedDecoder):
 
     def _step_state(self) -> list[Any]:
         return super()._step_state() + [self.step_pos]
+
+    def tail_for(self, writing: list[int]) -> tuple[GraphedDecoder, list[int]] | None:
+        """Once at most a quarter of the rows (``TAIL_SHARE``) are still writing, a decoder of a quarter of
+        the rows takes them over — their cache, mask, positions, next tokens and greedy flags copied — so
+        that each step after costs what a quarter of the rows cost, not all of them (a batch steps until its
+        longest reply ends; round 12's eval: ~95 steps where the median reply was ~33 tokens). It hands on
+        in turn, down to ``TAIL_MIN_ROWS``."""
+        import torch
+
+        size = self.rows // TAIL_SHARE
+        if size < TAIL_MIN_ROWS or not writing or len(writing) > size:
+            return None
+        if self.tail is None:
+            self.tail = BatchDecoder(self.model, size, 1, self.cache_len, self.device, self.graphs)
+        tail = self.tail
+        taken = writing + [writing[0]] * (size - len(writing))
+        index = torch.tensor(taken, device=self.device)
+        for mine, its in zip(self.cache.layers, tail.cache.layers, strict=True):
+            its.cumulative_length.zero_()  # the whole cache, from position 0, then its count
+            its.update(mine.keys.index_select(0, index), mine.values.index_select(0, index))
+            its.cumulative_length.copy_(mine.cumulative_length)
+        for mine, its in ((self.step_mask, tail.step_mask), (self.step_pos, tail.step_pos),
+                          (self.step_ids, tail.step_ids), (self.greedy_rows, tail.greedy_rows)):
+            its.copy_(mine.index_select(0, index))
+        return tail, taken
+
+    def warm_tails(self, kinds: Sequence[tuple[float, float, bool]]) -> int:
+        """Make the smaller decoders and capture their steps, one per kind of choice ((temperature, top-p,
+        greedy first) as ``step_choose`` takes them), now (a warm-up after a first call, whose state they
+        copy) rather than in a batch's decoding; how many there are."""
+        decoder, made = self, 0
+        while (tail := decoder.tail_for(list(range(decoder.rows // TAIL_SHARE)))) is not None:
+            decoder, made = tail[0], made + 1
+            for temperature, top_p, greedy_first in kinds:
+                decoder.step_choose(temperature, top_p, greedy_first)
+        return made
 
     def prefill_many(self, prompts: Sequence[Sequence[int]]) -> Any:
         """Run the prompts; each row's logits after its prompt, rows × vocab. Cache layout: the prompts'

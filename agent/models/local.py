@@ -1049,6 +1049,24 @@ class TransformersGenerator(ChatGenerator):
             clock.stamps.clear()
             return None
 
+    def _warm_tails(self) -> None:
+        """The graphed batches' smaller decoders (``BatchDecoder.tail_for``) made and their steps captured for
+        the two kinds of choice a chunk's first replies make (greedy; sampled with each question's first row
+        greedy), so that no batch pays those captures (the warm-up's calls write 2 tokens a row: no batch of
+        them hands on)."""
+        import torch
+
+        s = self.settings
+        kinds = [(0.0, 1.0, False), (s.candidate_temperature, s.top_p, True)]
+        try:
+            with torch.inference_mode(), self._adapter_context():
+                for decoder in list(self._decoders.values()):
+                    if isinstance(decoder, BatchDecoder):
+                        made = decoder.warm_tails(kinds)
+                        self.warmup_calls.append({"batch_tails": made, "rows": decoder.rows})
+        except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
+            self._give_up_graphed(e, batches=True)
+
     def _warm_graphs(self) -> None:
         """Capture every prompt bucket's pass for the decoders the warm-up made, so that no question pays
         a capture (two eager passes each, ~0.1 s on the H200)."""
@@ -1109,6 +1127,8 @@ class TransformersGenerator(ChatGenerator):
                         "static": not self._static_failed,
                         "cache_len": static_cache_len(n_tok + s.max_new_tokens, floor)})
                     log.info("warm-up: %d prompt tokens, %d row(s): %.1f s", n_tok, rows, ms / 1000)
+            if batch_size > 1:
+                self._warm_tails()
             if batch_size <= 1 and self._decoders:
                 t = time.perf_counter()
                 self._warm_graphs()
