@@ -54,6 +54,7 @@ from finetune.full import FullConfig, train_full
 from finetune.registry import AdapterRegistry, kept_note
 from finetune.retrain import retrain_lock
 from finetune.synth import generate_pairs, profile_graph, read_pairs, write_pairs
+from finetune.synth.grammar import RETURN_STYLES
 from finetune.train import resolve_base_model
 
 log = logging.getLogger("cypherloop.bootstrap")
@@ -80,6 +81,7 @@ class Plan:
     recipe: str
     eval_reserve_s: float
     train_overrides: list[str] = field(default_factory=list)
+    return_style: str = "mixed"  # finetune.synth.grammar.RETURN_STYLES
 
     @classmethod
     def make(
@@ -92,11 +94,14 @@ class Plan:
         few_shot_frac: float = 0.5,
         recipe: str | None = None,
         train_overrides: list[str] | None = None,
+        return_style: str = "mixed",
     ) -> Plan:
         gpu = device.startswith("cuda")
         budget = 60.0 * (budget_minutes if budget_minutes else (10 if gpu else 30))
         if budget < 60:
             raise ConfigError("--budget-minutes must be at least 1")
+        if return_style not in RETURN_STYLES:
+            raise ConfigError(f"--return-style must be one of {', '.join(RETURN_STYLES)}")
         scale = min(1.0, budget / (600 if gpu else 1800))
         return cls(
             device=device,
@@ -111,6 +116,7 @@ class Plan:
             recipe=recipe or ("full-gpu" if gpu else "full-cpu"),
             eval_reserve_s=(60.0 if gpu else 0.25 * budget),
             train_overrides=list(train_overrides or []),
+            return_style=return_style,
         )
 
 
@@ -158,6 +164,7 @@ class Bootstrap:
         recipe: str | None = None,
         train_overrides: list[str] | None = None,
         on_stage: Callable[[str, float, str], None] | None = None,
+        return_style: str | None = None,
     ) -> None:
         if stop_after is not None and stop_after not in STAGES:
             raise ConfigError(f"--stop-after must be one of {', '.join(STAGES)}")
@@ -187,12 +194,27 @@ class Bootstrap:
                     eval_n,
                     recipe=recipe,
                     train_overrides=train_overrides,
+                    return_style=return_style or "mixed",
                 )
             )
             self.state["seed"] = seed
         else:
             self._take_training_changes(recipe, train_overrides)
+            self._take_return_style(return_style)
         self.plan = Plan(**self.state["plan"])
+
+    def _take_return_style(self, style: str | None) -> None:
+        """A --return-style given to a resumed bootstrap counts until its pairs are generated; after, another
+        style than theirs is a one-line refusal (the pairs would have to be generated again: --fresh)."""
+        had = self.state["plan"].get("return_style", "mixed")
+        if style is None or style == had:
+            return
+        if style not in RETURN_STYLES:
+            raise ConfigError(f"--return-style must be one of {', '.join(RETURN_STYLES)}")
+        if self._done("generate"):
+            raise ConfigError(f"this bootstrap's pairs were generated with --return-style {had}; add --fresh "
+                              f"to generate them again with {style}")
+        self.state["plan"]["return_style"] = style
 
     def _take_training_changes(self, recipe: str | None, train_overrides: list[str] | None) -> None:
         """A --recipe or --set given to a resumed bootstrap (an earlier call wrote its plan) counts until its
@@ -339,7 +361,8 @@ class Bootstrap:
 
         try:
             pairs, rep = generate_pairs(
-                self.store, self.plan.pairs, seed=self.seed, workers=self.workers or 4, progress=tick
+                self.store, self.plan.pairs, seed=self.seed, workers=self.workers or 4, progress=tick,
+                return_style=self.plan.return_style,
             )
         finally:
             if bar is not None:

@@ -245,7 +245,7 @@ BUDGET_MIN = {g: float(os.environ.get("GPU_RUN_BUDGET_MIN", "8")) for g in GRAPH
 DEVICE = os.environ.get("GPU_RUN_DEVICE", "cuda")
 DRY = {
     k: os.environ[f"GPU_RUN_{k.upper()}"]
-    for k in ("pairs", "general_rows", "eval_n", "limit")
+    for k in ("pairs", "general_rows", "eval_n", "return_style", "limit")
     if os.environ.get(f"GPU_RUN_{k.upper()}")
 }
 SHIPPED = ROOT / "agent" / "data" / "adapters" / "general-v1"

@@ -130,6 +130,27 @@ def test_settings_given_to_a_resumed_bootstrap_count_until_it_trains(tmp_path, s
     assert Bootstrap(settings, "shop", device="cpu").plan.train_overrides == ["compile=true"]
 
 
+def test_a_return_style_given_to_a_resumed_bootstrap_counts_until_it_generates(tmp_path, settings_for):
+    """``--return-style`` is in the plan; a later call may change it while no pair was generated, and is
+    refused with one line after (the pairs would be another style's)."""
+    from agent.core.errors import ConfigError
+    from finetune.bootstrap import Bootstrap
+
+    settings = settings_for(tmp_path / "home")
+    first = Bootstrap(settings, "shop", device="cpu")
+    assert first.plan.return_style == "mixed"
+    first._save_state()
+    again = Bootstrap(settings, "shop", device="cpu", return_style="names")
+    assert again.plan.return_style == "names"
+    again.state["stages"]["generate"] = {"done": True}
+    again._save_state()
+    with pytest.raises(ConfigError, match="generated with --return-style names; add --fresh"):
+        Bootstrap(settings, "shop", device="cpu", return_style="nodes")
+    assert Bootstrap(settings, "shop", device="cpu").plan.return_style == "names"
+    with pytest.raises(ConfigError, match="--return-style must be one of mixed, names, nodes"):
+        Bootstrap(settings, "shop", device="cpu", return_style="names_please", fresh=True)
+
+
 def test_a_recipe_given_to_a_resumed_bootstrap_counts_until_it_trains(tmp_path, settings_for, monkeypatch,
                                                                       capsys):
     """`--recipe` on a later call was kept from the first call's plan, silently: it now counts as `--set`

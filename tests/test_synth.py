@@ -931,3 +931,24 @@ def test_verbose_forms_agree_vary_and_leave_the_queries_alone(scratch_graph, mon
     every = list(dict.fromkeys(p.query_id for p in silent))
     assert set(order) <= set(every)
     assert order == [i for i in every[: len(order) + 10] if i in set(order)]
+
+
+def test_the_return_style_decides_how_an_asked_for_entity_comes_back(shop):
+    """``names``: every entity a question asks for comes back as its name, ``nodes`` as the whole node,
+    ``mixed`` (the default) as the opener draws it; an unknown style is refused with one line."""
+    from agent.core.errors import DataError
+
+    profile = profile_graph(shop, seed=2)
+    seen: dict[str, set[str]] = {}
+    for style in ("mixed", "names", "nodes"):
+        sampler = Sampler(profile, seed=3, return_style=style)
+        drawn = [sampler.sample("list") for _ in range(200)]
+        seen[style] = {q.style for q in drawn if q is not None and q.nodes[0].label.key is not None}
+    assert seen == {"mixed": {"key", "node"}, "names": {"key"}, "nodes": {"node"}}
+    bare = re.compile(r"RETURN (DISTINCT )?\w+( LIMIT \d+)?$")  # a whole node, nothing else
+    names, _ = generate_pairs(shop, 40, seed=4, return_style="names")
+    nodes, _ = generate_pairs(shop, 40, seed=4, return_style="nodes")
+    assert names and not any(bare.search(p.cypher) for p in names)
+    assert any(bare.search(p.cypher) for p in nodes)
+    with pytest.raises(DataError, match="unknown return style 'names_please'; choose one of mixed"):
+        generate_pairs(shop, 10, return_style="names_please")

@@ -13,6 +13,7 @@ from finetune.bootstrap import Bootstrap
 from finetune.config import shipped_recipes
 from finetune.decision import Outcome
 from finetune.full import FullConfig
+from finetune.synth.grammar import RETURN_STYLES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--general-rows", type=int, help="general multi-schema rows mixed in (default: from the plan)"
     )
     p.add_argument("--eval-n", type=int, help="held-out generated questions the gate scores")
+    p.add_argument("--return-style", choices=RETURN_STYLES,
+                   help="how the generated queries return an entity a question asks for: mixed (default: as "
+                        "people's text2cypher queries, the whole node for 'Which …' three times in four), "
+                        "names (its name) or nodes (the whole node); a resumed run takes it until it has "
+                        "generated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--recipe",
@@ -70,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop_after=args.stop_after,
         recipe=args.recipe,
         train_overrides=args.train_overrides,
+        return_style=args.return_style,
     )
     plan = run.plan
     if args.recipe or args.train_overrides:
@@ -78,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.json:
         print(f"bootstrap of graph {settings.graph!r} on {plan.device}: budget {plan.budget_s / 60:.0f} min, "
               f"{plan.pairs} pairs, {plan.general_rows} general rows, recipe {plan.recipe}"
+              + (f", entities returned as {plan.return_style}" if plan.return_style != "mixed" else "")
               + (" (resuming)" if run.state["stages"] else ""))
     report = run.run()
     if args.json:

@@ -225,9 +225,10 @@ def generate_pairs(
     max_sampled: int | None = None,
     profile: Profile | None = None,
     progress: Callable[[int], None] | None = None,
+    return_style: str = "mixed",
 ) -> tuple[list[Pair], GenerationReport]:
     """Up to ``n`` executed, de-duplicated pairs (``paraphrases`` renderings per kept query), with a
-    report."""
+    report. ``return_style``: how an asked-for entity comes back (``grammar.RETURN_STYLES``)."""
     chosen = list(frames) if frames is not None else list(FRAMES)
     unknown = [f for f in chosen if f not in FRAMES]
     if unknown:
@@ -241,7 +242,7 @@ def generate_pairs(
     report.profile_seconds = time.perf_counter() - start
     if not any(lab.nodes for lab in profile.labels.values()):
         raise DataError(f"graph {graph.name!r} has no nodes to generate questions about")
-    sampler = Sampler(profile, seed)
+    sampler = Sampler(profile, seed, return_style)
     renderer = Renderer(seed)
     checker = Checker(graph, timeout_s, max_rows)
     weights = {f: FRAMES[f] for f in chosen}
