@@ -162,15 +162,18 @@ are now one-call candidates and the compiled step: the acceptance run itself), t
 call, and ``train:movies`` (movies with today's generator, last in round 9). ``batchprobe:movies`` (~1 min)
 says where a batch's step goes (rows, the draw, top-p's sort), for the batched eval's 50 questions/s.
 Round 12 (2026-12-04, two leases, 1,375 s used; the first taken back mid-call) ran ``batchprobe:movies`` (a
-400-row step 32 ms: the key/value heads repeated, fixed by agent/models/attention.py), install imports,
-part0, ``model batchprobe:movies setup``, ``latency:movies`` (4c p50 150.9 ms, p95 374.8; evals 64, 128/8,
-128: 21.7–32.3 questions/s), ``index train:movies ablate:movies`` (41.8–42.8 %) and the other two levers'
-ablation; docs/BENCHMARKS.md A, "Round 12". Next round, every call right after the one before: install
-imports, part0, GPU_RUN_GRAPHS=movies ``model batchprobe:movies`` (the top-K prefilter on and off at 400 rows,
-if landed), then GPU_RUN_LATENCY_LEVERS=grouped_attention=false
+400-row step 32 ms: the key/value heads repeated, fixed by agent/models/attention.py), install imports, part0,
+``model batchprobe:movies setup``, ``latency:movies`` (4c p50 150.9 ms, p95 374.8; evals 64, 128/8, 128:
+21.7–32.3 questions/s), ``index train:movies ablate:movies`` (41.8–42.8 %) and the other two levers' ablation;
+docs/BENCHMARKS.md A, "Round 12". Next round, every call right after the one before: install imports, part0,
+GPU_RUN_GRAPHS=movies ``model batchprobe:movies`` (the top-K prefilter on and off at 400 rows, if landed),
+then GPU_RUN_LATENCY_LEVERS=grouped_attention=false
 GPU_RUN_LATENCY_EVALS=128/8,64,128/8:grouped_attention=false ``latency:movies`` (issue 15's acceptance with
-the grouped attention in the compiled step, the parallel vote, validate's reuse, the shared prefix), then
-countries with ``setup index train:countries ablate:countries``.
+the grouped attention in the compiled step, the parallel vote, validate's reuse, the shared prefix, the
+batch's smaller decoders), then GPU_RUN_RETURN_STYLE=names (``bootstrap --return-style names``: every
+generated query returns an entity's name) GPU_RUN_GRAPHS=countries ``setup index train:countries
+ablate:countries``, then the same for movies (names against mixed on a dev set whose queries mostly return
+nodes), northwind after.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
