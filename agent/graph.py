@@ -11,13 +11,13 @@
                                                                       └──────────┴─(no escalation)─► END
 
 With ``candidates`` > 1 the first attempt samples several replies in one batched call (the greedy one
-first); ``vote`` runs each read-only and keeps the reply whose result most of them agree on
-(execution-checked candidates). ``assess`` turns the agreement and the repair history into the answer's
-confidence (``confidence_of``); below ``confidence_threshold`` the answer says so, and when an escalation
-model is configured (``CYPHERLOOP_ESCALATE_MODEL``, an OpenAI-compatible server) ``escalate`` asks it with
-the same prompt and checks and runs its query the same way; when it runs, its rows answer, and
-``CypherAgent.log`` stores the pair as a pending example (a teacher in the loop, reviewed like a
-correction). A question the small model gave up on goes there too.
+first); ``vote`` runs each read-only and keeps the reply
+whose result most of them agree on (execution-checked candidates). ``assess`` turns the agreement and the
+repair history into the answer's confidence (``confidence_of``); below ``confidence_threshold`` the answer
+says so, and when an escalation model is configured (``CYPHERLOOP_ESCALATE_MODEL``, an OpenAI-compatible
+server) ``escalate`` asks it with the same prompt and checks and runs its query the same way; when it runs,
+its rows answer, and ``CypherAgent.log`` stores the pair as a pending example (a teacher in the loop,
+reviewed like a correction). A question the small model gave up on goes there too.
 
 Runtime dependencies and limits travel as the graph's context (``AgentContext``), so one compiled
 graph serves every graph store, generator and setting. Transient database faults
@@ -150,8 +150,9 @@ class AgentContext:
     escalation: CypherGenerator | None = None
     """The larger model low-confidence questions go to (``CYPHERLOOP_ESCALATE_MODEL``); None: none."""
     reuse_vote_run: bool = True
-    """``execute`` answers from the vote's run of the chosen query when validate produced exactly that text
-    (``_voted_result``) instead of running it again; False: always run it again."""
+    """The vote's check and run of the chosen reply stand: ``validate`` takes its check (``_vote_check``) and
+    ``execute`` answers from its run (``_voted_result``) instead of checking and running it again; False:
+    always check and run it again."""
 
     @classmethod
     def from_settings(cls, settings: Settings, graph_store: GraphStore, generator: CypherGenerator,
@@ -227,18 +228,36 @@ def confidence_of(
     return round(value, 3), doubts
 
 
-def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
-    """Clean a reply; static read-only gate; schema check (with repairs); EXPLAIN. ``(cypher, error, fixes)``,
-    error None when the query may run."""
+def _cleaned(raw: str, ctx: AgentContext) -> tuple[str, str | None]:
+    """The reply's query, cleaned, or why it is refused unread (too long, none in it): ``(cypher, error)``.
+    Where ``_checked`` starts; the vote groups its candidates by it."""
     if len(raw) > 4 * ctx.max_query_chars:  # cleaning and checking a huge reply cost seconds
         return raw[:200], (f"The reply is {len(raw)} characters long; write one short query (at most "
-                           f"{ctx.max_query_chars} characters)."), []
+                           f"{ctx.max_query_chars} characters).")
     cypher = clean_cypher(raw)
     if not cypher:
-        return "", NO_CYPHER_ERROR, []
+        return "", NO_CYPHER_ERROR
     if len(cypher) > ctx.max_query_chars:
         return cypher[:200], (f"The query is {len(cypher)} characters long, the limit is "
-                              f"{ctx.max_query_chars}; write a shorter one."), []
+                              f"{ctx.max_query_chars}; write a shorter one.")
+    return cypher, None
+
+
+def _checked(raw: str, ctx: AgentContext, explain: bool = True) -> tuple[str, str | None, list[str]]:
+    """Clean a reply; static read-only gate; schema check (with repairs); grounding; EXPLAIN. ``(cypher,
+    error, fixes)``, error None when the query may run. ``explain=False`` leaves the EXPLAIN to a run that
+    follows at once: a query that runs needs none, and one that cannot fails the run with the database's
+    message."""
+    cypher, error = _cleaned(raw, ctx)
+    if error is not None:
+        return cypher, error, []
+    return _checked_cypher(cypher, ctx, explain)
+
+
+def _checked_cypher(
+    cypher: str, ctx: AgentContext, explain: bool = True
+) -> tuple[str, str | None, list[str]]:
+    """``_checked`` from the cleaned query on (the vote cleans every candidate first, to group them)."""
     try:
         check_read_only(cypher)
     except WriteRefused as e:
@@ -248,6 +267,8 @@ def _checked(raw: str, ctx: AgentContext) -> tuple[str, str | None, list[str]]:
         return cypher, checked.message(), checked.fixes
     checked.cypher, grounded = grounded_literals(checked.cypher, ctx.graph_store, ctx.query_timeout_s)
     checked.fixes += grounded
+    if not explain:
+        return checked.cypher, None, checked.fixes
     try:
         ctx.graph_store.explain(checked.cypher)
     except INFRASTRUCTURE_ERRORS:
@@ -424,44 +445,30 @@ def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Run every candidate read-only; keep the reply whose (non-empty) result most candidates agree on.
+    """Check and run every distinct candidate read-only; keep the reply whose (non-empty) result most
+    candidates agree on.
 
-    Ties go to the group holding the greedy reply, then to the higher summed log-probability. Candidates
-    that fail the checks or the database take no part; when none returns rows the greedy reply stands.
-    The chosen reply's query, when it ran, is kept with its result (``voted_run``) for ``execute``.
+    Each distinct query is checked as validate checks a reply (``_checked``, the EXPLAIN left to the run) and
+    run (``_vote_runs``). Ties go to the group holding the greedy reply, then to the higher summed
+    log-probability. Candidates that fail the checks or the database take no part; when none returns rows the
+    greedy reply stands. The chosen reply's check and result, when its query ran, are kept (``voted_run``)
+    for validate and execute.
     """
     start = time.perf_counter()
     ctx = runtime.context
     _emit(runtime, "voting", candidates=len(state.candidates))
-    schema = ctx.graph_store.schema()
+    cleaned = [_cleaned(c.text, ctx) for c in state.candidates]
+    sources = [cypher if error is None else None for cypher, error in cleaned]  # None: refused unread
+    distinct = list(dict.fromkeys(s for s in sources if s is not None))
+    runs = dict(zip(distinct, _vote_runs(distinct, ctx), strict=True))
+    keys: dict[str, Any] = {}
+    for source, (_, _, res) in runs.items():
+        if res is not None and res.rows:  # an empty result votes for nothing
+            keys[source] = result_fingerprint(res.rows)
     groups: dict[Any, list[int]] = {}
-    outcome: dict[str, Any] = {}
-    ran: dict[str, tuple[str, QueryResult]] = {}  # cleaned reply -> (the text run, its result)
-    for i, cand in enumerate(state.candidates):
-        cypher = clean_cypher(cand.text)
-        if not cypher:
-            continue
-        if cypher in outcome:
-            key = outcome[cypher]
-        else:
-            key = None
-            try:
-                check_read_only(cypher)
-                checked = check_cypher(cypher, schema)
-                if checked.ok:
-                    cypher_run, _ = grounded_literals(checked.cypher, ctx.graph_store, ctx.query_timeout_s)
-                    res = ctx.graph_store.query(
-                        cypher_run, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows
-                    )
-                    key = result_fingerprint(res.rows) if res.rows else None
-                    ran[cypher] = (cypher_run, res)
-            except INFRASTRUCTURE_ERRORS:
-                raise
-            except GraphError:
-                key = None
-            outcome[cypher] = key
-        if key is not None:
-            groups.setdefault(key, []).append(i)
+    for i, source in enumerate(sources):
+        if source in keys:
+            groups.setdefault(keys[source], []).append(i)
     chosen, agreement = 0, 0.0
     if groups:
         def rank(members: list[int]) -> tuple[int, int, float]:
@@ -471,24 +478,61 @@ def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         best = max(groups.values(), key=rank)
         chosen = 0 if 0 in best else max(best, key=lambda i: state.candidates[i].logprob or float("-inf"))
         agreement = round(len(best) / len(state.candidates), 3)
-    kept = ran.get(clean_cypher(state.candidates[chosen].text)) if ctx.reuse_vote_run else None
+    source, kept = sources[chosen], None
+    if ctx.reuse_vote_run and source is not None:
+        kept = _voted_run(state.loop_step, source, *runs[source], ctx)
     return {
         "raw": state.candidates[chosen].text or "",
         "agreement": agreement,
-        "voted_run": None if kept is None else _voted_run(state.loop_step, *kept, ctx),
+        "voted_run": kept,
         "timings": {"vote": _ms(start)},
     }
 
 
-def _voted_run(attempt: int, cypher: str, res: QueryResult, ctx: AgentContext) -> VotedRun:
-    return VotedRun(attempt=attempt, cypher=cypher, timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows,
-                    columns=list(res.columns), rows=[list(r) for r in res.rows],
-                    truncated=bool(res.truncated))
+CandidateRun = tuple[str, list[str], QueryResult | None]
+"""A distinct candidate in the vote: the text it ran (or was refused as), its repairs, its result or None."""
+
+
+def _vote_runs(sources: list[str], ctx: AgentContext) -> list[CandidateRun]:
+    """``_vote_run`` of each cleaned query, in order."""
+    return [_vote_run(s, ctx) for s in sources]
+
+
+def _vote_run(source: str, ctx: AgentContext) -> CandidateRun:
+    """One cleaned candidate checked as validate checks it, without the EXPLAIN (``_checked``), then run
+    read-only with the timeout and row cap; a refusal or a failed run (a GraphError) leaves no result."""
+    cypher, error, fixes = _checked_cypher(source, ctx, explain=False)
+    if error is not None:
+        return cypher, fixes, None
+    res, _, _ = _run(cypher, ctx)
+    return cypher, fixes, res
+
+
+def _voted_run(attempt: int, source: str, cypher: str, fixes: list[str], res: QueryResult | None,
+               ctx: AgentContext) -> VotedRun | None:
+    if res is None:
+        return None
+    return VotedRun(attempt=attempt, source=source, cypher=cypher, fixes=list(fixes),
+                    timeout_s=ctx.query_timeout_s, max_rows=ctx.max_rows, columns=list(res.columns),
+                    rows=[list(r) for r in res.rows], truncated=bool(res.truncated))
+
+
+def _vote_check(state: State, ctx: AgentContext) -> tuple[str, str | None, list[str]] | None:
+    """The vote's check of ``state.raw`` when the vote checked and ran exactly this reply's query in this
+    attempt (``_checked`` without the EXPLAIN, which its run stands for); else None: check it here."""
+    kept = state.voted_run  # the vote keeps none when ``reuse_vote_run`` is off
+    if kept is None or kept["attempt"] != state.loop_step:
+        return None
+    source, error = _cleaned(state.raw, ctx)
+    if error is not None or source != kept["source"]:
+        return None
+    return kept["cypher"], None, list(kept["fixes"])
 
 
 def _voted_result(state: State, ctx: AgentContext) -> QueryResult | None:
     """The vote's result for ``state.cypher`` when the vote ran exactly that text, in this attempt, with
-    this timeout and row cap (the chosen reply, as validate checked and grounded it); else None."""
+    this timeout and row cap (the chosen reply as the vote checked it, validate taking that check); else
+    None."""
     kept = state.voted_run  # the vote keeps none when ``reuse_vote_run`` is off
     if kept is None:
         return None
@@ -516,13 +560,14 @@ def correct(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def validate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    """Clean the reply; static read-only gate; schema check (with direction fix); EXPLAIN."""
+    """Clean the reply; static read-only gate; schema check (with direction fix); EXPLAIN. The reply the vote
+    chose and ran in this attempt is not checked again: the vote checked it the same way (``_vote_check``)."""
     start = time.perf_counter()
     ctx = runtime.context
     _emit(runtime, "validating", attempt=state.loop_step)
     timing = {"validate": 0.0}
 
-    cypher, error, fixes = _checked(state.raw, ctx)
+    cypher, error, fixes = _vote_check(state, ctx) or _checked(state.raw, ctx)
     timing["validate"] = _ms(start)
     if error is not None:
         return {**_failure(state, "validate", error, cypher, fixes), "fixes": fixes, "timings": timing}

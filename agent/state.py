@@ -44,8 +44,12 @@ class VotedRun(TypedDict):
     """The chosen candidate's query as the vote ran it, with its result (``State.voted_run``)."""
 
     attempt: int
+    source: str
+    """The cleaned reply the check started from (``_cleaned``): validate reuses the check only for it."""
     cypher: str
     """The text sent to the database (cleaned, schema-checked, grounded)."""
+    fixes: list[str]
+    """The schema check's and the grounding's repairs that turned ``source`` into ``cypher``."""
     timeout_s: float
     max_rows: int
     columns: list[str]
@@ -96,8 +100,9 @@ class State(InputState):
     """Share of the candidates whose query returned the chosen result (vote); None with one candidate."""
 
     voted_run: VotedRun | None = None
-    """The chosen reply's query and result as the vote ran it (vote); execute uses it instead of running the
-    same query again when validate produced exactly that text in the same attempt, and clears it."""
+    """The chosen reply's check, query and result as the vote made them (vote); validate takes its check
+    instead of checking the same reply again in the same attempt, execute its result instead of running the
+    same query again, and clears it."""
 
     confidence: float | None = None
     """How far to trust the answer, 0..1, from the agreement and the repair history (assess, give_up,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
+import agent.graph as agent_graph
 from agent.answer import NO_DATA
 from agent.core.errors import GraphUnavailable
 from agent.core.prompt import ErrorFeedback, Example
 from agent.graph import FEW_SHOT_CANDIDATES, CypherAgent, build_graph
 from agent.models.base import ScriptedGenerator
+from agent.state import State, VotedRun
 
 COUNT_CUSTOMERS = "MATCH (c:Customer) RETURN count(c) AS customers"
 
@@ -653,23 +656,49 @@ def test_warm_up_hands_the_generator_two_prompt_lengths_and_the_candidates_once(
     assert make_agent(settings, shop, idle).warm_up() == [] and idle.warmed == []
 
 
-# --- the chosen candidate's query runs once: execute answers from the vote's run of it ---------------------
+# --- the chosen candidate is checked and run once, in the vote: validate and execute reuse both ----------
 class CountingStore:
-    """Wraps the real store; records the text of every query() (``after(cypher)`` is called after each)."""
+    """Wraps the real store; records the text of every query() (``queries``) and every database call in order
+    (``calls``: ("query" | "explain", text)); ``after(cypher)`` is called after each query()."""
 
     def __init__(self, inner, after=None):
-        self.inner, self.after, self.queries = inner, after, []
+        self.inner, self.after, self.queries, self.calls = inner, after, [], []
         self.name, self.backend = inner.name, inner.backend
+        self.vote_ended: int | None = None
+        """len(calls) when the vote node returned (``marked_vote``)."""
 
     def query(self, cypher, *a, **k):
         self.queries.append(cypher)
+        self.calls.append(("query", cypher))
         res = self.inner.query(cypher, *a, **k)
         if self.after is not None:
             self.after(cypher)
         return res
 
+    def explain(self, cypher, *a, **k):
+        self.calls.append(("explain", cypher))
+        return self.inner.explain(cypher, *a, **k)
+
+    def after_vote(self):
+        """The database calls made once the vote had returned: validate's and execute's."""
+        assert self.vote_ended is not None, "the vote did not run"
+        return self.calls[self.vote_ended:]
+
     def __getattr__(self, item):
         return getattr(self.inner, item)
+
+
+@pytest.fixture
+def marked_vote(monkeypatch):
+    """The vote node, wrapped to note in its ``CountingStore`` where the vote's database calls end."""
+    real = agent_graph.vote
+
+    def vote(state, runtime):
+        out = real(state, runtime)
+        runtime.context.graph_store.vote_ended = len(runtime.context.graph_store.calls)
+        return out
+
+    monkeypatch.setattr(agent_graph, "vote", vote)
 
 
 def _asked(settings, store, replies, reuse=True, question="How many customers are there?"):
@@ -688,35 +717,47 @@ GREEDY_WRONG = "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"
 NAMES = "MATCH (c:Customer) RETURN c.name ORDER BY c.name"
 
 
-@pytest.mark.parametrize("replies, max_rows, ran", [
+@pytest.mark.parametrize("replies, max_rows, ran, probed", [
     # the larger group beats the greedy reply; the chosen reply needs no repair
     ([GREEDY_WRONG, COUNT_CUSTOMERS, "MATCH (x:Customer) RETURN count(x)", COUNT_CUSTOMERS + " LIMIT 5"],
-     1000, COUNT_CUSTOMERS),
+     1000, COUNT_CUSTOMERS, False),
     # more rows than the cap: the truncation flag and the capped rows come from the vote's run
-    ([NAMES] * 4, 3, NAMES),
-    # validate repairs it (a reversed arrow, a literal grounded to the stored value): the vote ran the same
-    # repaired, grounded text, so it is still the same query
+    ([NAMES] * 4, 3, NAMES, False),
+    # repaired (a reversed arrow, a literal grounded to the stored value): the vote's repairs and grounding
+    # probes are validate's, so the fixes and the answer are the same
     (["MATCH (o:Order)-[:PLACED]->(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"] * 4, 1000,
-     "MATCH (o:Order)<-[:PLACED]-(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders"),
+     "MATCH (o:Order)<-[:PLACED]-(c:Customer {name: 'Alice Meyer'}) RETURN count(o) AS orders", True),
     (["MATCH (c:Customer) WHERE c.country = 'germany' RETURN count(c)"] * 4, 1000,
-     "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)"),
+     "MATCH (c:Customer) WHERE c.country = 'Germany' RETURN count(c)", True),
 ])
-def test_the_chosen_candidates_query_runs_once_with_the_same_answer(settings, shop, replies, max_rows, ran):
+def test_the_chosen_candidate_is_checked_and_run_once_with_the_same_answer(
+    settings, shop, marked_vote, replies, max_rows, ran, probed
+):
     tuned = settings.model_copy(update={"candidates": 4, "max_rows": max_rows})
     once, twice = CountingStore(shop), CountingStore(shop)
     out = _asked(tuned, once, replies)
     off = _asked(tuned, twice, replies, reuse=False)
     assert out.cypher == ran and out.status == "ok" and len(out.attempts) == 1
-    assert once.queries.count(ran) == 1 and twice.queries.count(ran) == 2
-    assert len(once.queries) == len(twice.queries) - 1  # nothing else changes
+    # with the reuse: validate and execute touch the database zero times, and nothing is EXPLAINed (the vote
+    # leaves that to the run)
+    assert once.after_vote() == [] and once.queries.count(ran) == 1
+    assert {kind for kind, _ in once.calls} == {"query"}
+    # without it the vote does the same, then validate checks the chosen reply again (its grounding probes,
+    # EXPLAIN) and execute runs it again, as before
+    assert sorted(twice.calls[:twice.vote_ended]) == sorted(once.calls)
+    again = twice.after_vote()
+    assert again[-2:] == [("explain", ran), ("query", ran)]
+    assert bool(again[:-2]) == probed and set(again[:-2]) <= set(once.calls) - {("query", ran)}
     assert _result(out) == _result(off)
     assert out.truncated == (max_rows == 3)
     assert "execute" in out.timings and "vote" in out.timings
 
 
-def test_a_validated_query_other_than_the_one_the_vote_ran_runs_again(settings, scratch_graph):
-    # the data changes between the vote and validate: the vote grounded 'france' to the stored 'France'; a
-    # Customer with country 'france' appears; validate keeps 'france', a query the vote never ran
+def test_validate_takes_the_votes_check_and_without_the_reuse_checks_again(settings, scratch_graph):
+    # the data changes right after the vote's run: the vote grounded 'france' to the stored 'France' and ran
+    # that; a Customer with country 'france' appears. Without the reuse validate grounds again, keeps
+    # 'france' (now stored) and runs a query the vote never ran, as before; with it the vote's check and run
+    # stand
     scratch_graph.write("CREATE (:Customer {name: 'Ann', country: 'France'}), "
                         "(:Customer {name: 'Bob', country: 'France'})")
     written = "MATCH (c:Customer) WHERE c.country = 'france' RETURN count(c) AS n"
@@ -726,26 +767,54 @@ def test_a_validated_query_other_than_the_one_the_vote_ran_runs_again(settings, 
         if cypher == grounded:
             scratch_graph.write("CREATE (:Customer {name: 'Cyd', country: 'france'})")
 
-    store = CountingStore(scratch_graph, after=meanwhile)
-    out = _asked(settings.model_copy(update={"candidates": 4}), store, [written] * 4)
-    assert store.queries.count(grounded) == 1 and store.queries.count(written) == 1
-    assert out.cypher == written and out.rows == [[1]] and out.agreement == 1.0
+    tuned = settings.model_copy(update={"candidates": 4})
+    again = CountingStore(scratch_graph, after=meanwhile)
+    off = _asked(tuned, again, [written] * 4, reuse=False)
+    assert again.queries.count(grounded) == 1 and again.queries.count(written) == 1
+    assert off.cypher == written and off.rows == [[1]] and off.agreement == 1.0
+    scratch_graph.write("MATCH (c:Customer {country: 'france'}) DELETE c")
+    once = CountingStore(scratch_graph, after=meanwhile)
+    out = _asked(tuned, once, [written] * 4)
+    assert once.queries.count(grounded) == 1 and written not in once.queries
+    assert out.cypher == grounded and out.rows == [[2]] and out.attempts[0]["fixes"]
 
 
-def test_a_repair_round_does_not_reuse_the_votes_run(settings, shop):
-    # the vote runs the greedy reply's query (all four agree); validate refuses the reply itself (far longer
-    # than max_query_chars allows); the correction writes exactly the query the vote ran: it runs again
-    long_reply = f"```cypher\n{COUNT_CUSTOMERS}\n```\n" + "It counts the customers. " * 20
-    replies = [long_reply, COUNT_CUSTOMERS, COUNT_CUSTOMERS, COUNT_CUSTOMERS, COUNT_CUSTOMERS]
+def test_a_candidate_longer_than_max_query_chars_takes_no_part_in_the_vote(settings, shop):
+    # two candidates (the greedy one among them) write a query over the limit: it would win the tie if it
+    # ran. It never reaches the database: the two that agree on the German customers win, and validate
+    # takes their check
+    too_long = "MATCH (c:Customer) WHERE " + " AND ".join(["c.name IS NOT NULL"] * 8) + " RETURN count(c)"
+    germans = "MATCH (x:Customer) WHERE x.country = 'Germany' RETURN count(x)"
     store = CountingStore(shop)
-    out = _asked(settings.model_copy(update={"candidates": 4, "max_query_chars": 100}), store, replies)
-    first, second = out.attempts
-    assert first["stage"] == "validate" and "characters long" in first["error"]
-    assert second["attempt"] == 2 and second["error"] is None and out.rows == [[12]]
-    assert store.queries.count(COUNT_CUSTOMERS) == 2  # the vote's run, and the second attempt's own
+    out = _asked(settings.model_copy(update={"candidates": 4, "max_query_chars": 100}), store,
+                 [too_long, too_long, GREEDY_WRONG, germans])
+    assert len(too_long) > 100 and not any("IS NOT NULL" in text for _, text in store.calls)
+    assert out.status == "ok" and out.rows == [[4]] and out.agreement == 0.5 and len(out.attempts) == 1
+    assert out.cypher == GREEDY_WRONG and store.queries.count(GREEDY_WRONG) == 1
+
+
+def test_validate_takes_the_votes_check_only_for_the_same_reply_in_the_same_attempt(settings, shop):
+    store = CountingStore(shop)
+    ctx = make_agent(settings, store, ScriptedGenerator([COUNT_CUSTOMERS])).context
+    kept = VotedRun(attempt=1, source=COUNT_CUSTOMERS, cypher=COUNT_CUSTOMERS, fixes=[], timeout_s=10.0,
+                    max_rows=1000, columns=["customers"], rows=[[12]], truncated=False)
+
+    def validated(raw, loop_step, voted_run=kept):
+        store.calls.clear()
+        state = State(question="How many customers?", raw=raw, loop_step=loop_step, voted_run=voted_run)
+        update = agent_graph.validate(state, SimpleNamespace(context=ctx))
+        return update["cypher"], update["error"], list(store.calls)
+
+    assert validated(f"```cypher\n{COUNT_CUSTOMERS}\n```", 1) == (COUNT_CUSTOMERS, None, [])  # cleans alike
+    checked = (COUNT_CUSTOMERS, None, [("explain", COUNT_CUSTOMERS)])
+    assert validated(COUNT_CUSTOMERS, 2) == checked  # a repair round: the vote's check was for the first
+    assert validated(COUNT_CUSTOMERS, 1, None) == checked  # no vote, or reuse_vote_run off
+    other = COUNT_CUSTOMERS + " LIMIT 5"
+    assert validated(other, 1) == (other, None, [("explain", other)])
 
 
 def test_one_reply_runs_its_query_as_before(settings, shop):
     store = CountingStore(shop)
     out = _asked(settings, store, [COUNT_CUSTOMERS])
     assert out.rows == [[12]] and store.queries == [COUNT_CUSTOMERS]
+    assert store.calls == [("explain", COUNT_CUSTOMERS), ("query", COUNT_CUSTOMERS)]
