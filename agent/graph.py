@@ -11,7 +11,7 @@
                                                                       └──────────┴─(no escalation)─► END
 
 With ``candidates`` > 1 the first attempt samples several replies in one batched call (the greedy one
-first); ``vote`` runs each read-only and keeps the reply
+first); ``vote`` runs each read-only (the distinct queries at once, on a few threads) and keeps the reply
 whose result most of them agree on (execution-checked candidates). ``assess`` turns the agreement and the
 repair history into the answer's confidence (``confidence_of``); below ``confidence_threshold`` the answer
 says so, and when an escalation model is configured (``CYPHERLOOP_ESCALATE_MODEL``, an OpenAI-compatible
@@ -34,8 +34,10 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -444,15 +446,32 @@ def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     return update
 
 
+VOTE_WORKERS = 8
+"""Threads that check and run the vote's distinct candidates at once, shared by the process's questions (the
+eval asks several at once; the embedded FalkorDB runs ``db_query_threads``, 8 by default, at once)."""
+_vote_pool: ThreadPoolExecutor | None = None
+_vote_pool_lock = threading.Lock()
+
+
+def _vote_executor() -> ThreadPoolExecutor:
+    """The vote's thread pool: one per process, made by the first vote with two distinct candidates (its
+    threads start as work comes)."""
+    global _vote_pool  # noqa: PLW0603 - one pool per process, made lazily
+    with _vote_pool_lock:
+        if _vote_pool is None:
+            _vote_pool = ThreadPoolExecutor(VOTE_WORKERS, thread_name_prefix="cypherloop-vote")
+        return _vote_pool
+
+
 def vote(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """Check and run every distinct candidate read-only; keep the reply whose (non-empty) result most
     candidates agree on.
 
     Each distinct query is checked as validate checks a reply (``_checked``, the EXPLAIN left to the run) and
-    run (``_vote_runs``). Ties go to the group holding the greedy reply, then to the higher summed
-    log-probability. Candidates that fail the checks or the database take no part; when none returns rows the
-    greedy reply stands. The chosen reply's check and result, when its query ran, are kept (``voted_run``)
-    for validate and execute.
+    run, all of them at once on the vote's threads (``_vote_runs``): their database round trips overlap.
+    Ties go to the group holding the greedy reply, then to the higher summed log-probability. Candidates that
+    fail the checks or the database take no part; when none returns rows the greedy reply stands. The chosen
+    reply's check and result, when its query ran, are kept (``voted_run``) for validate and execute.
     """
     start = time.perf_counter()
     ctx = runtime.context
@@ -494,8 +513,15 @@ CandidateRun = tuple[str, list[str], QueryResult | None]
 
 
 def _vote_runs(sources: list[str], ctx: AgentContext) -> list[CandidateRun]:
-    """``_vote_run`` of each cleaned query, in order."""
-    return [_vote_run(s, ctx) for s in sources]
+    """``_vote_run`` of each cleaned query, in order; with two or more, at once on the vote's threads. The
+    database errors the vote does not absorb (``INFRASTRUCTURE_ERRORS``) are raised as one at a time would
+    raise them, the first in ``sources``' order, once every run has ended."""
+    if len(sources) <= 1:
+        return [_vote_run(s, ctx) for s in sources]
+    pool = _vote_executor()
+    futures = [pool.submit(_vote_run, s, ctx) for s in sources]
+    wait(futures)
+    return [f.result() for f in futures]
 
 
 def _vote_run(source: str, ctx: AgentContext) -> CandidateRun:

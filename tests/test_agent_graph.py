@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from types import SimpleNamespace
 
 import pytest
@@ -12,7 +13,7 @@ from agent.answer import NO_DATA
 from agent.core.errors import GraphUnavailable
 from agent.core.prompt import ErrorFeedback, Example
 from agent.graph import FEW_SHOT_CANDIDATES, CypherAgent, build_graph
-from agent.models.base import ScriptedGenerator
+from agent.models.base import Generation, ScriptedGenerator
 from agent.state import State, VotedRun
 
 COUNT_CUSTOMERS = "MATCH (c:Customer) RETURN count(c) AS customers"
@@ -658,11 +659,12 @@ def test_warm_up_hands_the_generator_two_prompt_lengths_and_the_candidates_once(
 
 # --- the chosen candidate is checked and run once, in the vote: validate and execute reuse both ----------
 class CountingStore:
-    """Wraps the real store; records the text of every query() (``queries``) and every database call in order
-    (``calls``: ("query" | "explain", text)); ``after(cypher)`` is called after each query()."""
+    """Wraps the real store; records the text of every query() (``queries``), every database call in order
+    (``calls``: ("query" | "explain", text)) and the thread of each query (``threads``); ``after(cypher)``
+    is called after each query()."""
 
     def __init__(self, inner, after=None):
-        self.inner, self.after, self.queries, self.calls = inner, after, [], []
+        self.inner, self.after, self.queries, self.calls, self.threads = inner, after, [], [], {}
         self.name, self.backend = inner.name, inner.backend
         self.vote_ended: int | None = None
         """len(calls) when the vote node returned (``marked_vote``)."""
@@ -670,6 +672,7 @@ class CountingStore:
     def query(self, cypher, *a, **k):
         self.queries.append(cypher)
         self.calls.append(("query", cypher))
+        self.threads.setdefault(cypher, threading.current_thread().name)
         res = self.inner.query(cypher, *a, **k)
         if self.after is not None:
             self.after(cypher)
@@ -784,10 +787,9 @@ def test_a_candidate_longer_than_max_query_chars_takes_no_part_in_the_vote(setti
     # ran. It never reaches the database: the two that agree on the German customers win, and validate
     # takes their check
     too_long = "MATCH (c:Customer) WHERE " + " AND ".join(["c.name IS NOT NULL"] * 8) + " RETURN count(c)"
-    germans = "MATCH (x:Customer) WHERE x.country = 'Germany' RETURN count(x)"
     store = CountingStore(shop)
     out = _asked(settings.model_copy(update={"candidates": 4, "max_query_chars": 100}), store,
-                 [too_long, too_long, GREEDY_WRONG, germans])
+                 [too_long, too_long, GREEDY_WRONG, GERMANS])
     assert len(too_long) > 100 and not any("IS NOT NULL" in text for _, text in store.calls)
     assert out.status == "ok" and out.rows == [[4]] and out.agreement == 0.5 and len(out.attempts) == 1
     assert out.cypher == GREEDY_WRONG and store.queries.count(GREEDY_WRONG) == 1
@@ -818,3 +820,86 @@ def test_one_reply_runs_its_query_as_before(settings, shop):
     out = _asked(settings, store, [COUNT_CUSTOMERS])
     assert out.rows == [[12]] and store.queries == [COUNT_CUSTOMERS]
     assert store.calls == [("explain", COUNT_CUSTOMERS), ("query", COUNT_CUSTOMERS)]
+
+
+# --- the vote's candidates are checked and run at once: the same choice as one at a time -------------------
+class Inline:
+    """An executor that runs each task when it is submitted, in the caller's thread: the sequential vote."""
+
+    def submit(self, fn, *args):
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller as the pool would
+            future.set_exception(e)
+        return future
+
+
+ALL_CUSTOMERS = "MATCH (x:Customer) RETURN count(x)"
+GERMANS = "MATCH (x:Customer) WHERE x.country = 'Germany' RETURN count(x)"
+NOBODY = "MATCH (c:Customer) WHERE c.country = 'Atlantis' RETURN c.name"  # runs, no rows: no vote
+BROKEN = "MATCH (w:Warehouse) RETURN count(w)"  # refused by the schema check
+
+
+@pytest.mark.parametrize("replies, logprobs, chosen, agreement", [
+    # a tie of two groups of two: the greedy reply's group
+    ([GREEDY_WRONG, COUNT_CUSTOMERS, ALL_CUSTOMERS, GERMANS], [-1.0, -2.0, -3.0, -0.5], 0, 0.5),
+    # a tie without the greedy reply (refused): the group with the higher log-probability, then its best reply
+    ([BROKEN, COUNT_CUSTOMERS, GREEDY_WRONG, ALL_CUSTOMERS, GERMANS], [-1.0, -5.0, -2.0, -1.0, -3.0], 3, 0.4),
+    # a tie of single replies without log-probabilities: the first group found
+    ([NOBODY, COUNT_CUSTOMERS, GREEDY_WRONG], [None, None, None], 1, 0.333),
+    # repeated replies are checked and run once each
+    ([GREEDY_WRONG, COUNT_CUSTOMERS, COUNT_CUSTOMERS, GREEDY_WRONG], [-4.0, -1.0, -1.0, -4.0], 0, 0.5),
+    # nothing returns rows: the greedy reply stands, with nothing kept (it never ran)
+    ([BROKEN, NOBODY, BROKEN], [-1.0, -0.1, -2.0], 0, 0.0),
+])
+def test_the_concurrent_vote_chooses_as_the_sequential_one(
+    settings, shop, monkeypatch, replies, logprobs, chosen, agreement
+):
+    pool = agent_graph._vote_executor
+
+    def voted(executor):
+        store = CountingStore(shop)
+        ctx = make_agent(settings, store, ScriptedGenerator([COUNT_CUSTOMERS])).context
+        monkeypatch.setattr(agent_graph, "_vote_executor", executor)
+        candidates = [Generation(r, lp) for r, lp in zip(replies, logprobs, strict=True)]
+        update = agent_graph.vote(State(question="How many customers?", candidates=candidates, loop_step=1),
+                                  SimpleNamespace(context=ctx))
+        update.pop("timings")
+        return update, store
+
+    one_at_a_time, seq = voted(Inline)
+    at_once, con = voted(pool)
+    assert at_once == one_at_a_time
+    assert at_once["raw"] == replies[chosen] and at_once["agreement"] == agreement
+    assert (at_once["voted_run"] is None) == (replies[chosen] == BROKEN)
+    # each distinct query ran once, all on the vote's threads (one at a time: the caller's)
+    assert sorted(con.queries) == sorted(seq.queries) and all(con.queries.count(r) <= 1 for r in replies)
+    assert {name.startswith("cypherloop-vote") for name in con.threads.values()} == {True}
+    assert set(seq.threads.values()) == {threading.current_thread().name}
+    assert pool() is pool()  # one pool, not one a call
+
+
+class FlakyDown(CountingStore):
+    """The real store, unreachable for one query text."""
+
+    def __init__(self, inner, text):
+        super().__init__(inner)
+        self.text = text
+
+    def query(self, cypher, *a, **k):
+        if cypher == self.text:
+            raise GraphUnavailable("connection reset by peer")
+        return super().query(cypher, *a, **k)
+
+
+def test_the_concurrent_vote_raises_a_database_outage(settings, shop):
+    # the database goes away under one candidate: the vote raises it (for the node's RetryPolicy), as one at a
+    # time did, once the other candidates' runs have ended
+    down = FlakyDown(shop, GERMANS)
+    ctx = make_agent(settings, down, ScriptedGenerator([COUNT_CUSTOMERS])).context
+    state = State(question="q", candidates=[Generation(t) for t in (COUNT_CUSTOMERS, GERMANS, ALL_CUSTOMERS)],
+                  loop_step=1)
+    with pytest.raises(GraphUnavailable):
+        agent_graph.vote(state, SimpleNamespace(context=ctx))
+    assert {COUNT_CUSTOMERS, ALL_CUSTOMERS} <= set(down.queries)
