@@ -231,3 +231,29 @@ def test_database_read_only_mode_is_a_second_layer(shop, baseline):
 def test_non_string_is_a_type_error():
     with pytest.raises(TypeError):
         check_read_only(None)  # type: ignore[arg-type]
+
+
+def test_remembered_verdicts_are_the_verdicts():
+    """The gate remembers the texts it checked (``MEMO_TEXTS``): a refusal is refused again, a read still
+    reads, and a ``str`` subclass that claims to equal a remembered read is checked for what it is."""
+    from agent.graphdb.readonly import guard_query
+
+    read, write = "MATCH (n) RETURN n.name", "MATCH (n) DETACH DELETE n"
+    for _ in range(2):
+        assert guard_query(read) == read
+        check_read_only(read)
+        with pytest.raises(WriteRefused):
+            guard_query(write)
+        with pytest.raises(WriteRefused):
+            check_read_only(write)
+
+    class LooksLikeTheRead(str):
+        __hash__ = read.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    with pytest.raises(WriteRefused):
+        check_read_only(LooksLikeTheRead(write))
+    with pytest.raises(WriteRefused):
+        guard_query(LooksLikeTheRead(write))

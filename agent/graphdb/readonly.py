@@ -25,9 +25,12 @@ once per item of another), the procedure allow-list
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from agent.core.cypher_text import QueryLimits, canonical_query, query_shape
 from agent.core.cypher_text import Token as _Tok
@@ -103,6 +106,25 @@ _CONFUSABLES = str.maketrans({
 })
 
 
+MEMO_TEXTS = 1024
+"""Query texts whose verdict ``check_read_only`` and ``guard_query`` remember (each a pure function of the
+text and the limits). One question checks the same text several times (its candidates in the vote, the
+chosen one again in validate, every read again in the backend's ``guard_query``, the grounding probes'
+few templates on every question): 2,066 checks of 592 texts for 100 movies dev questions with 4 distinct
+candidates (docs/benchmarks/cpu/eval-host-distinct/). Refusals raise and are not remembered."""
+MEMO_MAX_CHARS = QueryLimits.max_chars
+"""Longer texts are checked afresh each time: a memo holds at most ``MEMO_TEXTS`` × ``MEMO_MAX_CHARS``
+characters of queries (4 M; ``guard_query``'s as many again in the canonical texts it returns)."""
+
+
+def _remembered(check: Callable[..., Any], cypher: str, *args: Any) -> Any:
+    """``check(cypher, *args)`` from its memo for a plain ``str`` up to ``MEMO_MAX_CHARS``, computed afresh
+    otherwise (a ``str`` subclass could compare equal to a text it does not read as)."""
+    if type(cypher) is str and len(cypher) <= MEMO_MAX_CHARS:
+        return check(cypher, *args)
+    return check.__wrapped__(cypher, *args)
+
+
 def check_read_only(cypher: str) -> None:
     """Raise ``WriteRefused`` when ``cypher`` could write, administer, or hides more than one statement.
 
@@ -111,12 +133,19 @@ def check_read_only(cypher: str) -> None:
     """
     if not isinstance(cypher, str):
         raise TypeError(f"check_read_only expects a str, not {type(cypher).__name__}")
+    reason = _remembered(_write_reason, cypher)
+    if reason:
+        raise WriteRefused(f"write refused: the query contains {reason}; only read-only queries may run")
+
+
+@functools.lru_cache(maxsize=MEMO_TEXTS)
+def _write_reason(cypher: str) -> str | None:
+    """What makes ``cypher`` a write, with the variant that shows it; None for a read."""
     for variant, note in _variants(cypher):
         reason = _find_write(_tokenize(variant))
         if reason:
-            raise WriteRefused(
-                f"write refused: the query contains {reason}{note}; only read-only queries may run"
-            )
+            return reason + note
+    return None
 
 
 def is_read_only(cypher: str) -> bool:
@@ -245,6 +274,12 @@ def guard_query(cypher: str, limits: QueryLimits | None = None) -> str:
     if len(cypher) > limits.max_chars:
         raise QueryRefused(f"query refused: it is {len(cypher)} characters long, the limit is "
                            f"{limits.max_chars} (CYPHERLOOP_MAX_QUERY_CHARS)")
+    return _remembered(_guarded, cypher, limits)
+
+
+@functools.lru_cache(maxsize=MEMO_TEXTS)
+def _guarded(cypher: str, limits: QueryLimits) -> str:
+    """``guard_query`` past the length bound (remembered: ``MEMO_TEXTS``)."""
     check_read_only(cypher)
     text = canonical_query(cypher)
     if not text:
