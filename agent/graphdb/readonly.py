@@ -141,7 +141,11 @@ def check_read_only(cypher: str) -> None:
 @functools.lru_cache(maxsize=MEMO_TEXTS)
 def _write_reason(cypher: str) -> str | None:
     """What makes ``cypher`` a write, with the variant that shows it; None for a read."""
-    for variant, note in _variants(cypher):
+    raw = _tokenize(cypher)
+    reason = _find_write(raw)
+    if reason:
+        return reason
+    for variant, note in _variants(cypher, raw):
         reason = _find_write(_tokenize(variant))
         if reason:
             return reason + note
@@ -158,9 +162,9 @@ def is_read_only(cypher: str) -> bool:
 
 
 # --- variants of the text --------------------------------------------------------------------
-def _variants(cypher: str) -> list[tuple[str, str]]:
-    raw = _tokenize(cypher)
-    out = [(cypher, "")]
+def _variants(cypher: str, raw: list[_Tok]) -> list[tuple[str, str]]:
+    """The texts besides ``cypher`` (whose tokens are ``raw``) that a parser might read, each with a note."""
+    out = []
     # Comments removed outright: `CRE/**/ATE` becomes `CREATE`.
     joined = "".join("" if t.kind == "comment" else t.text for t in raw)
     if joined != cypher:
@@ -178,6 +182,8 @@ def _variants(cypher: str) -> list[tuple[str, str]]:
 
 
 def _normalise(text: str) -> str:
+    if text.isascii():  # NFKC and NFKD keep ASCII, no look-alike is ASCII, no ASCII character is a mark
+        return text
     text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES)
     text = unicodedata.normalize("NFKD", text)
     return "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf", "Me"))
