@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -201,12 +202,16 @@ def canonical_query(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=1024)
 def with_row_limit(text: str, limit: int) -> str:
     """``text`` returning at most ``limit`` rows, the cap applied inside the database: ``LIMIT limit``
     appended to the final ``RETURN`` (or a smaller literal ``LIMIT`` already there kept, a larger one
     lowered). Unchanged when that cannot be done textually (a ``UNION``, no final ``RETURN``, a
     ``LIMIT`` expression): the server's own result-set cap still holds. Same rows as reading the first
-    ``limit`` rows of the full result, without computing the rest."""
+    ``limit`` rows of the full result, without computing the rest.
+
+    Remembered for the last 1,024 texts: the FalkorDB backend asks it on every read, and most reads of an
+    eval are the grounding probes' few templates (one per label and property)."""
     sig = [t for t in tokenize(text) if t.kind not in ("ws", "comment")]
     depth, last_return, last_limit = 0, None, None
     for k, t in enumerate(sig):
