@@ -300,8 +300,8 @@ def run_eval(
                     out_file.flush()
                 if on_prediction:
                     on_prediction(pred)
+                bar.set_postfix(acc=f"{report.accuracy:.0%}", refresh=False)  # drawn by update, 10 a second
                 bar.update(1)
-                bar.set_postfix(acc=f"{report.accuracy:.0%}")
     finally:
         bar.close()
         if pool is not None:
