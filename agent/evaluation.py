@@ -219,17 +219,27 @@ def compare_reports(reports: Mapping[str, EvalReport] | Sequence[EvalReport]) ->
 
 
 # --- running ---------------------------------------------------------------------------------------
-def predict(agent: CypherAgent, gold_store: GraphStore, item: EvalItem,
-            draft: list[Generation] | None = None) -> dict[str, Any]:
-    """Ask one question, run its gold query, and compare: the prediction record (one JSONL line).
+GoldRun = tuple[list[Any], str | None]
+"""A gold query's rows, and the database's message when it failed (then no rows)."""
 
-    ``draft``: the question's first replies, computed ahead by ``CypherAgent.prefetch``."""
+
+def run_gold(agent: CypherAgent, gold_store: GraphStore, item: EvalItem) -> GoldRun:
+    """Run ``item``'s gold query read-only (at least 30 s, the agent's row cap)."""
     ctx = agent.context
     try:
         gold = gold_store.query(item.cypher, timeout_s=max(ctx.query_timeout_s, 30.0), max_rows=ctx.max_rows)
-        gold_rows, gold_error = gold.rows, None
+        return gold.rows, None
     except GraphError as e:
-        gold_rows, gold_error = [], str(getattr(e, "db_message", None) or e)
+        return [], str(getattr(e, "db_message", None) or e)
+
+
+def predict(agent: CypherAgent, gold_store: GraphStore, item: EvalItem,
+            draft: list[Generation] | None = None, gold: GoldRun | None = None) -> dict[str, Any]:
+    """Ask one question, run its gold query, and compare: the prediction record (one JSONL line).
+
+    ``draft``: the question's first replies, computed ahead by ``CypherAgent.prefetch``; ``gold``: its gold
+    query's run, made ahead by ``run_gold``."""
+    gold_rows, gold_error = gold if gold is not None else run_gold(agent, gold_store, item)
     answer = agent.ask(item.question, draft=draft)
     return {
         "id": item.id,
@@ -269,7 +279,8 @@ def run_eval(
     agent's graph store). Predictions are written line by line to ``predictions_path`` (if given) so an
     interrupted run keeps what it did. With ``batch_size`` > 1 the first replies of each chunk of questions
     come from one batched model call (``CypherAgent.prefetch``; the checks, execution and repair rounds run
-    per question as usual); latencies then exclude generation. ``workers`` > 1 asks that many questions at
+    per question as usual); latencies then exclude generation, and the chunk's gold queries run in a thread
+    while the model writes (they do not depend on it). ``workers`` > 1 asks that many questions at
     once from threads (the agent answers concurrent questions, as serve does; the model calls take its lock):
     the checks, the database and the scoring of a batch overlap instead of running one question after
     another; the records keep the questions' order."""
@@ -283,15 +294,20 @@ def run_eval(
     start = time.perf_counter()
     bar = tqdm(total=len(chosen), desc=label or "eval", unit="q", disable=not progress, dynamic_ncols=True)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="cypherloop-eval") if workers > 1 else None
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="cypherloop-eval-gold") if batch_size > 1 else None
     try:
         step = max(batch_size, workers, 1)
         for pos in range(0, len(chosen), step):
             chunk = chosen[pos: pos + step]
-            drafts: list[list[Generation] | None] = (
-                list(agent.prefetch([c.question for c in chunk])) if batch_size > 1 else [None] * len(chunk))
-            asked = zip(chunk, drafts, strict=True)
+            golds: list[GoldRun | None] = [None] * len(chunk)
+            drafts: list[list[Generation] | None] = [None] * len(chunk)
+            if ahead is not None:  # the gold queries while the model writes the chunk's first replies
+                running = [ahead.submit(run_gold, agent, store, item) for item in chunk]  # cancelled on error
+                drafts = list(agent.prefetch([c.question for c in chunk]))
+                golds = [r.result() for r in running]
+            asked = zip(chunk, drafts, golds, strict=True)
             preds: Iterable[dict[str, Any]] = (
-                (predict(agent, store, item, d) for item, d in asked) if pool is None
+                (predict(agent, store, *a) for a in asked) if pool is None
                 else pool.map(lambda a: predict(agent, store, *a), asked))
             for pred in preds:
                 report.add(pred)
@@ -304,8 +320,9 @@ def run_eval(
                 bar.update(1)
     finally:
         bar.close()
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        for executor in (pool, ahead):
+            if executor is not None:
+                executor.shutdown(cancel_futures=True)
         if out_file:
             out_file.close()
     report.wall_s = time.perf_counter() - start
@@ -315,9 +332,11 @@ def run_eval(
 __all__ = [
     "EvalItem",
     "EvalReport",
+    "GoldRun",
     "compare_reports",
     "load_dataset",
     "percentile",
     "predict",
     "run_eval",
+    "run_gold",
 ]

@@ -5,6 +5,7 @@ The rule for "the same result" is pinned in ``test_cypher_text.py``."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,8 @@ def test_limit_and_failing_predictions(shop, settings):
     assert [p["status"] for p in report.predictions] == ["failed", "failed"]
 
 
-def test_failing_gold_query_is_not_scored(shop, settings, tmp_path):
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_failing_gold_query_is_not_scored(shop, settings, tmp_path, batch_size):
     path = tmp_path / "g.jsonl"
     path.write_text(
         '{"id": "a", "question": "How many customers are there?", "cypher": "MATCH (c:Customer) RETURN '
@@ -128,9 +130,45 @@ def test_failing_gold_query_is_not_scored(shop, settings, tmp_path):
     agent = CypherAgent(
         settings, shop, ScriptedGenerator(["MATCH (c:Customer) RETURN count(c)"]), compiled=build_graph()
     )
-    report = run_eval(agent, load_dataset(path), progress=False)
+    report = run_eval(agent, load_dataset(path), progress=False, batch_size=batch_size)
     assert report.gold_errors == 1 and report.n == 1 and report.correct == 1
     assert report.predictions[0]["gold_error"]
+
+
+class _GoldStore:
+    """The shop graph as the gold store, saying when ``expected`` gold queries have run."""
+
+    def __init__(self, store, expected: int) -> None:
+        self.store, self.name, self.left = store, store.name, expected
+        self.all_ran = threading.Event()
+
+    def query(self, cypher, *args, **kwargs):
+        try:
+            return self.store.query(cypher, *args, **kwargs)
+        finally:
+            self.left -= 1
+            if self.left == 0:
+                self.all_ran.set()
+
+
+def test_batched_gold_queries_run_while_the_model_writes(shop, settings):
+    """A batch's gold queries do not wait for its model call: the call waits here until they all ran (it
+    would wait forever, here a minute, if they ran after it), and the report is the one-at-a-time one."""
+    items = load_dataset(EVAL3)
+    gold, waited = _GoldStore(shop, len(items)), []
+    gen = _eval_generator()
+    batch = gen.generate_batch
+
+    def generate_batch(prompts, **kwargs):
+        waited.append(gold.all_ran.wait(timeout=60))
+        return batch(prompts, **kwargs)
+
+    gen.generate_batch = generate_batch
+    agent = CypherAgent(settings, shop, gen, compiled=build_graph())
+    report = run_eval(agent, items, gold_store=gold, progress=False, batch_size=3)
+    assert waited == [True]
+    assert (report.n, report.correct, report.after_retry_correct) == (3, 2, 1)
+    assert [p["correct"] for p in report.predictions] == [True, True, False]
 
 
 # --- comparison table -------------------------------------------------------------------------------------
