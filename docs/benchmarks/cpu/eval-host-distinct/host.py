@@ -21,22 +21,24 @@ fresh process for each measured run (its own embedded server and graph; eight ot
 the 100 are asked once, as `cypherloop eval` asks them: nothing the agent remembers from one run flatters the
 next), ``--rounds`` times; the medians compare them. Each process writes its predictions; the driver checks
 that they are the same (``latency_ms`` and ``timings`` aside: they are clocks) across trees, worker counts and
-decoding times.
+decoding times. Each run also says where its milliseconds a question went by the agent's own clocks
+(``where_it_went``); breakdown.py cuts a cProfile of one run finer.
 
 Run from the repository root (the movies graph and dev questions of ../shared/bench, as scripts/gpu_run.py's
 GRAPHS and DEV name them):
 
     .venv/bin/python docs/benchmarks/cpu/eval-host-distinct/host.py --before REV > host.json
 
-One process alone (what the driver runs; under ``-m cProfile -o FILE`` for a profile):
+One process alone (what the driver runs; ``--profile FILE`` writes a cProfile of the measured run):
 
     PYTHONPATH=.:tests .venv/bin/python docs/benchmarks/cpu/eval-host-distinct/host.py \
-        --one OUT_DIR --workers 1
+        --one OUT_DIR --workers 1 [--decode-s 1.5] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import re
@@ -164,7 +166,26 @@ def counted_queries(store, agent, run_eval, items) -> dict[str, float]:
     }
 
 
-def one(out: Path, workers: int, stats: bool, decode_s: float) -> None:
+def where_it_went(report, decode_s: float) -> dict[str, float]:
+    """Milliseconds a question by part, from the agent's own clocks (each answer's ``timings``): its nodes,
+    LangGraph around them (the answer's total less its nodes), and what is left of the wall outside ``ask``
+    (the gold query, the prompts, the report, the JSON line, the progress bar; the simulated decode taken
+    out). With several workers the parts add up to more than the wall: they overlap."""
+    preds = report.predictions
+    mean = {}
+    for p in preds:
+        for k, v in p["timings"].items():
+            mean[k] = mean.get(k, 0.0) + v / len(preds)
+    total = mean.pop("total")
+    nodes = sum(mean.values())
+    parts = {"vote": mean.get("vote", 0.0), "validate": mean.get("validate", 0.0)}
+    parts["other nodes"] = nodes - parts["vote"] - parts["validate"]
+    parts["LangGraph"] = total - nodes
+    parts["outside ask"] = (report.wall_s - decode_s) * 1000 / len(preds) - total
+    return {k: round(v, 3) for k, v in parts.items()}
+
+
+def one(out: Path, workers: int, stats: bool, decode_s: float, profile: Path | None = None) -> None:
     """Measure this tree (the one on ``sys.path``) once: a row on stdout as JSON, predictions in ``out``.
 
     One measured run a process: the agent remembers checks of texts it saw (the read-only gate's memo), and
@@ -189,12 +210,18 @@ def one(out: Path, workers: int, stats: bool, decode_s: float) -> None:
             run_eval(agent, warm, progress=False, batch_size=8)
             gen.decode_s = decode_s
             load = os.getloadavg()[0]
+            profiler = cProfile.Profile() if profile else None
+            if profiler:
+                profiler.enable()
             report = run_eval(agent, items, progress=True, batch_size=128, workers=workers,
                               predictions_path=out / "pred.jsonl", label="movies")
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
             gen.decode_s = 0.0
             row = {"workers": workers, "decode_s": decode_s, "n": report.n, "correct": report.correct,
                    "wall_s": round(report.wall_s, 4), "questions_per_s": round(report.n / report.wall_s, 1),
-                   "load_1min": round(load, 2)}
+                   "load_1min": round(load, 2), "ms_per_question": where_it_went(report, decode_s)}
             if stats:
                 row["per_question"] = counted_queries(store, agent, run_eval, items)
     finally:
@@ -211,18 +238,25 @@ def stripped(path: Path) -> list[dict]:
             for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def drive(before: str, rounds: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="eval-host-distinct-driver-"))
-    trees = {"before": work / "before", "after": ROOT}
-    trees["before"].mkdir()
+def measured_trees(before: str, prefix: str) -> tuple[Path, dict[str, Path], str, str]:
+    """A work folder, the trees to measure (``before`` exported into it, "after": this working tree) and the
+    two revisions' short names ("+ uncommitted changes" after HEAD's when agent/ or ui/ has some)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    both = {"before": work / "before", "after": ROOT}
+    both["before"].mkdir()
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", before], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(trees["before"])], input=archive.stdout, check=True)
-    rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", before], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "agent", "ui"],
-                                check=True, capture_output=True, text=True).stdout.strip())
+    subprocess.run(["tar", "-x", "-C", str(both["before"])], input=archive.stdout, check=True)
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "agent", "ui") else ""
+    return work, both, git("rev-parse", "--short", before), git("rev-parse", "--short", "HEAD") + dirty
+
+
+def drive(before: str, rounds: int) -> None:
+    work, trees, rev, head = measured_trees(before, "eval-host-distinct-driver-")
     rows, stats, preds = [], {}, {}
     load_at_start = os.getloadavg()
     runs = [(d, w) for d in DECODE_S for w in WORKERS]
@@ -253,15 +287,17 @@ def drive(before: str, rounds: int) -> None:
             mine = [r for r in rows if r["tree"] == name and r["workers"] == w and r["decode_s"] == d]
             qps = sorted(r["questions_per_s"] for r in mine)
             wall = sorted(r["wall_s"] for r in mine)
+            parts = {k: sorted(r["ms_per_question"][k] for r in mine)[len(mine) // 2]
+                     for k in mine[0]["ms_per_question"]}
             medians[f"{name}, {w} worker(s), decode {d} s"] = {
                 "questions_per_s": qps[len(qps) // 2], "wall_s": wall[len(wall) // 2],
-                "host_s": round(wall[len(wall) // 2] - d, 4), "runs": len(qps)}
+                "host_s": round(wall[len(wall) // 2] - d, 4), "ms_per_question": parts, "runs": len(qps)}
     print(json.dumps({
         "script": "docs/benchmarks/cpu/eval-host-distinct/host.py",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{len(os.sched_getaffinity(0))} cores (nproc), {os.cpu_count()} CPUs",
         "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
-        "before": rev, "after": head + (" + uncommitted changes" if dirty else ""),
+        "before": rev, "after": head,
         "questions": N_QUESTIONS, "candidates": 4, "max_attempts": 1, "batch_size": 128,
         "predictions_same_as_before_round_0_1_worker_no_decode": same,
         "predictions_all_same": all(same.values()),
@@ -278,8 +314,9 @@ if __name__ == "__main__":
     parser.add_argument("--workers", type=int, default=1, help="with --one")
     parser.add_argument("--stats", action="store_true", help="with --one: count the database calls too")
     parser.add_argument("--decode-s", type=float, default=0.0, help="with --one: the batched call's sleep")
+    parser.add_argument("--profile", type=Path, default=None, help="with --one: cProfile the measured run")
     args = parser.parse_args()
     if args.one:
-        one(args.one, args.workers, args.stats, args.decode_s)
+        one(args.one, args.workers, args.stats, args.decode_s, args.profile)
     else:
         drive(args.before, args.rounds)
