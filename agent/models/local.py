@@ -961,6 +961,7 @@ class TransformersGenerator(ChatGenerator):
                 if decoder is None:
                     decoder = GraphedDecoder(self._runner(), rows, key[1], self._device, graphs=True,
                                              compile_step=self.settings.graphed_compile)
+                    decoder.top_p_prefilter = self.settings.top_p_prefilter
                     self._decoders[key] = decoder
                 return decoder.decode(ids, max_new_tokens=max_new_tokens, temperature=temperature,
                                       top_p=self.settings.top_p, stop_ids=self._stop_ids,
@@ -1039,6 +1040,7 @@ class TransformersGenerator(ChatGenerator):
                     decoder = BatchDecoder(self._runner(), len(chunk), per,
                                            -(-need // BATCH_CACHE_STEP) * BATCH_CACHE_STEP, self._device,
                                            graphs=True)
+                    decoder.top_p_prefilter = self.settings.top_p_prefilter
                     self._decoders[key] = decoder
                 return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=self.settings.top_p, stop_ids=self._stop_ids,
