@@ -82,6 +82,153 @@ def test_sampling_follows_temperature_and_top_p():
     assert picked.tolist()[0] == 0
 
 
+def _peaked_logits(rows: int, seed: int):
+    """Rows of SmolLM2's vocabulary size as a model writing Cypher gives them: a few tokens far above a flat
+    rest, so that a handful hold top-p."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, 49152, generator=generator) * 2
+    spikes = torch.randint(0, 49152, (rows, 8), generator=generator)
+    return logits.scatter_(1, spikes, torch.rand(rows, 8, generator=generator) * 12 + 12)
+
+
+def test_the_top_k_nucleus_is_the_full_sorts():
+    """Where a row's top ``TOP_P_K`` tokens settle its nucleus (flagged exact), it is the full sort's token
+    for token, the warped log-probabilities are the sort's (to float32 rounding: the normaliser is summed in
+    another order), and every draw comes from it with that log-probability; greedy rows and temperature 0
+    are ``choose``'s to the bit."""
+    import math
+
+    import torch
+
+    from agent.models.graphed import choose, choose_flagged, nucleus, nucleus_top_k
+
+    logits = _peaked_logits(64, seed=0)
+    scores = logits / 0.7
+    full = nucleus(scores, 0.9)
+    top, index, keep, exact = nucleus_top_k(scores, 0.9)
+    assert int(exact.sum()) >= 60  # the rare rest: a cumulative sum near top-p, left to the sort
+    warped_full = torch.log_softmax(full, dim=-1)
+    warped_top = torch.log_softmax(top.masked_fill(~keep, -math.inf), dim=-1)
+    for row in exact.nonzero().flatten().tolist():
+        tokens = index[row][keep[row]]
+        assert set(tokens.tolist()) == set(torch.isfinite(full[row]).nonzero().flatten().tolist()), row
+        assert torch.allclose(warped_top[row][keep[row]], warped_full[row][tokens], rtol=0, atol=1e-6), row
+    greedy = torch.arange(64) % 4 == 0
+    torch.manual_seed(0)
+    for _ in range(20):
+        picked, lp, flags = choose_flagged(logits, 0.7, 0.9, greedy, prefilter=True)
+        assert bool(flags[greedy].all()) and torch.equal(flags[~greedy], exact[~greedy])
+        assert torch.isfinite(full.gather(1, picked[:, None])).all()
+        sampled = exact & ~greedy
+        want = warped_full.gather(1, picked[:, None]).squeeze(1)
+        assert torch.allclose(lp[sampled], want[sampled], rtol=0, atol=1e-6)
+    want_picked, want_lp = choose(logits, 0.7, 0.9, greedy)
+    assert torch.equal(picked[greedy], want_picked[greedy]) and torch.equal(lp[greedy], want_lp[greedy])
+    picked, lp, flags = choose_flagged(logits, 0.0, 0.9, None, prefilter=True)
+    want_picked, want_lp = choose(logits, 0.0, 0.9, None)
+    assert torch.equal(picked, want_picked) and torch.equal(lp, want_lp) and bool(flags.all())
+    # a small nucleus is drawn whole: 0.5 + 0.3 reach 0.75, the other tokens (and the flat rest) never
+    small = torch.full((1, 49152), -30.0)
+    small[0, :4] = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    seen = set()
+    for seed in range(100):
+        torch.manual_seed(seed)
+        picked, lp, flags = choose_flagged(small, 1.0, 0.75, None, prefilter=True)
+        assert bool(flags[0])
+        seen.add(int(picked[0]))
+        share = 0.5 if int(picked[0]) == 0 else 0.3
+        assert float(lp[0]) == pytest.approx(math.log(share / 0.8), rel=1e-5)
+    assert seen == {0, 1}
+
+
+def test_rows_the_top_k_cannot_settle_are_flagged():
+    """A flat row (its top K hold far less than top-p), a tie between the last kept and the first dropped
+    token (the sort keeps whichever it orders first) and a cumulative sum within float rounding of top-p are
+    flagged for the full sort; a clear row beside them is not."""
+    import torch
+
+    from agent.models.graphed import TOP_P_K, TOP_P_MARGIN, nucleus_top_k
+
+    scores = torch.full((4, 49152), -30.0)
+    scores[0] = 0.0  # flat
+    scores[1, :4] = torch.log(torch.tensor([0.4, 0.25, 0.25, 0.1]))  # 0.4 + 0.25 reach 0.6: which 0.25?
+    scores[2, :2] = torch.log(torch.tensor([0.6 + TOP_P_MARGIN / 2, 0.4 - TOP_P_MARGIN / 2]))  # 0.6, nearly
+    scores[3, :3] = torch.log(torch.tensor([0.5, 0.3, 0.2]))
+    _, _, keep, exact = nucleus_top_k(scores, 0.6)
+    assert exact.tolist() == [False, False, False, True]
+    assert keep[3].tolist()[:3] == [True, True, False] and keep.shape[1] == TOP_P_K
+
+
+def test_flagged_rows_get_the_full_sorts_choice():
+    """``settle`` chooses each flagged row again with the full sort — the token ``choose`` draws from that
+    row's logits, its warped log-probability — writes it into the next step's input, and leaves the other
+    rows as they were."""
+    import torch
+
+    from agent.models.graphed import choose, choose_flagged, nucleus, settle
+
+    logits = _peaked_logits(3, seed=1)
+    logits[1] = torch.randn(49152, generator=torch.Generator().manual_seed(2)) * 0.1  # nearly flat
+    torch.manual_seed(3)
+    picked, lp, exact = choose_flagged(logits, 0.7, 0.9, None, prefilter=True)
+    assert exact.tolist() == [True, False, True]
+    chosen = torch.stack([picked.double(), lp.double(), exact.double()]).tolist()
+    step_ids = picked.view(3, 1).clone()
+    torch.manual_seed(4)
+    got = settle(logits, [list(r) for r in chosen], 0.7, 0.9, step_ids)
+    torch.manual_seed(4)
+    token, score = choose(logits[1:2], 0.7, 0.9, None)
+    assert got == [[chosen[0][0], float(token), chosen[0][2]], [chosen[1][0], float(score), chosen[1][2]]]
+    assert step_ids.flatten().tolist() == [int(picked[0]), int(token), int(picked[2])]
+    assert torch.isfinite(nucleus(logits[1:2] / 0.7, 0.9)[0, int(token)])
+    assert settle(logits, [list(r) for r in chosen[:2]] + [[1.0] * 3], 0.7, 0.9, step_ids) == chosen[:2]
+
+
+def test_the_loop_chooses_flagged_rows_again_with_the_full_sort(settings, tiny_dir, monkeypatch):
+    """Through the batch loop (its steps as ``step_choose`` takes them): the tiny random model's rows are
+    flat, so every sampled row is flagged and each of its tokens and log-probabilities is the full sort's
+    choice on the host, fed to the next step; greedy rows are never flagged. The setting reaches the
+    generator's decoders, and off, nothing is chosen again."""
+    import torch
+
+    import agent.models.graphed as graphed
+    from agent.models.graphed import BatchDecoder
+
+    model = _gen(settings, tiny_dir).model
+    made: list[tuple[list[int], list[float]]] = []
+    real = graphed.choose
+
+    def recording(logits, temperature, top_p, greedy_rows):
+        picked, lp = real(logits, temperature, top_p, greedy_rows)
+        made.append((picked.tolist(), lp.tolist()))
+        return picked, lp
+
+    monkeypatch.setattr(graphed, "choose", recording)
+    torch.manual_seed(8)
+    prompts = [torch.randint(0, model.config.vocab_size, (n,)).tolist() for n in (5, 9)]
+    decoder = BatchDecoder(model, 2, 2, 64, "cpu", graphs=True)  # no CUDA: step_choose's eager path
+    with torch.inference_mode():
+        got = decoder.decode_many(prompts, max_new_tokens=5, temperature=0.9, top_p=0.9, stop_ids=[],
+                                  greedy_first=True)
+    assert len(made) == 5 and decoder.settled_rows == 10  # rows 1 and 3, each step
+    for step, (tokens, scores) in enumerate(made):
+        assert [got.tokens[1][step], got.tokens[3][step]] == tokens
+        assert [got.logprobs[1][step], got.logprobs[3][step]] == scores
+    made.clear()
+    with torch.inference_mode():
+        greedy = decoder.decode_many(prompts, max_new_tokens=5, temperature=0.0, top_p=0.9, stop_ids=[])
+    assert not made and [got.tokens[0], got.tokens[2]] == [greedy.tokens[0], greedy.tokens[2]]
+
+    p = PromptInput(QUESTIONS[0], SCHEMA)
+    for on in (True, False):
+        gen = _gen(settings, tiny_dir, decode_loop="graphed", max_new_tokens=4, top_p_prefilter=on)
+        gen.generate_batch([p, p], n=2, temperature=0.7, greedy_first=True)
+        [decoder] = gen._decoders.values()
+        assert decoder.top_p_prefilter is on and (decoder.settled_rows > 0) is on
+
+
 def test_a_repetition_loop_ends_the_row(settings, tiny_dir):
     """The loop rule (``repetition_loop``) ends a row in the graphed loop as ``LoopStop`` does in generate:
     the same tokens either way, the row shorter than max_new_tokens when it loops."""
