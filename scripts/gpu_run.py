@@ -434,20 +434,24 @@ ids = [prompt_token_ids(gen.tokenizer, PromptInput(q, schema).messages()) for q 
 sync = torch.cuda.synchronize if gen._device.startswith("cuda") else (lambda: None)
 out = {"steps": steps, "prompts": len(ids), "prompt_tokens_max": max(map(len, ids)), "device": gen._device,
        "configs": []}
-# (prompts, replies each, temperature, top-p): rows, sampling and top-p's sort taken apart
-# then the largest again with transformers' own SDPA attention (round 12's probe: key/value heads repeated)
+# (prompts, replies each, temperature, top-p, attention, top-K prefilter): rows, sampling and top-p taken
+# apart, then the largest again with transformers' own SDPA attention (round 12's probe: key/value heads
+# repeated), then the sampled top-p step with the full sort (top_p_prefilter off)
 k = len(ids)
 attention = gen.model.config._attn_implementation
-for p, per, temp, top_p, attn in ((1, 1, 0.0, 1.0, attention), (1, 4, 0.7, 0.9, attention),
-                                  (k, 1, 0.0, 1.0, attention), (k, 4, 0.0, 1.0, attention),
-                                  (k, 4, 0.7, 1.0, attention), (k, 4, 0.7, 0.9, attention),
-                                  (k, 4, 0.0, 1.0, "sdpa"), (k, 4, 0.7, 0.9, "sdpa")):
+for p, per, temp, top_p, attn, pre in ((1, 1, 0.0, 1.0, attention, True), (1, 4, 0.7, 0.9, attention, True),
+                                       (k, 1, 0.0, 1.0, attention, True), (k, 4, 0.0, 1.0, attention, True),
+                                       (k, 4, 0.7, 1.0, attention, True), (k, 4, 0.7, 0.9, attention, True),
+                                       (k, 4, 0.0, 1.0, "sdpa", True), (k, 4, 0.7, 0.9, "sdpa", True),
+                                       (k, 4, 0.7, 0.9, attention, False)):
     gen.model.set_attn_implementation(attn)
     chunk = ids[:p]
-    row = {"prompts": p, "per": per, "rows": p * per, "temperature": temp, "top_p": top_p, "attention": attn}
+    row = {"prompts": p, "per": per, "rows": p * per, "temperature": temp, "top_p": top_p, "attention": attn,
+           "top_p_prefilter": pre}
     with torch.inference_mode(), gen._adapter_context():
         cache_len = -(-(max(map(len, chunk)) + steps) // 256) * 256
         dec = BatchDecoder(gen._runner(), p, per, cache_len, gen._device, graphs=True)
+        dec.top_p_prefilter = pre
         kw = dict(max_new_tokens=steps, temperature=temp, top_p=top_p, stop_ids=[], greedy_first=per > 1)
         t = time.perf_counter(); dec.decode_many(chunk, **kw); sync()
         row["first_s"] = round(time.perf_counter() - t, 2)  # with the captures
@@ -458,6 +462,7 @@ for p, per, temp, top_p, attn in ((1, 1, 0.0, 1.0, attention), (1, 4, 0.7, 0.9, 
     row["decode_ms"] = round(total, 1)
     row["step_ms"] = round((total - row["prefill_ms"]) / max(1, steps - 1), 3)
     row["choose_error"] = dec.choose_error
+    row["settled_rows"] = dec.settled_rows  # rows the top K could not settle, chosen again with the sort
     out["configs"].append(row)
     print(json.dumps(row), flush=True)
     del dec
@@ -473,12 +478,15 @@ def phase_batchprobe(graph: str = "movies") -> None:
     dev questions (the prompt carries the graph's Cypher script's first 1,500 characters, as ``graphprobe``),
     GPU_RUN_BATCHPROBE_STEPS (48) steps each with no stop token, so every configuration decodes the same
     number of steps: one question greedy and its 4 candidates, then all the questions greedy, 4 greedy
-    replies each, 4 sampled without top-p, 4 sampled with top-p 0.9 — rows, the draw and top-p's sort
-    taken apart — then the 4 greedy and the 4 sampled with top-p with transformers' own SDPA attention
-    (``attention``: the product's grouped one on CUDA since round 12, ``agent.models.attention``). Per
-    configuration: the first call (its captures), the prompts' pass, then the whole decode
-    again and the mean step. batchprobe-G.json. CPU dry run: GPU_RUN_DEVICE=cpu GPU_RUN_BASE=<a tiny model
-    directory> GPU_RUN_BATCHPROBE_PROMPTS=3 GPU_RUN_BATCHPROBE_STEPS=3 ``bench batchprobe:movies``."""
+    replies each, 4 sampled without top-p, 4 sampled with top-p 0.9 — rows, the draw and top-p taken
+    apart — then the 4 greedy and the 4 sampled with top-p with transformers' own SDPA attention
+    (``attention``: the product's grouped one on CUDA since round 12, ``agent.models.attention``), then the
+    4 sampled with top-p with the full sort (``top_p_prefilter`` off: the others find the nucleus among the
+    top 128 tokens). Per configuration: the first call (its captures), the prompts' pass, then the whole
+    decode again and the mean step, and ``settled_rows``: the rows (over both decodes) the top K could not
+    settle, chosen again with the full sort on the host. batchprobe-G.json. CPU dry run: GPU_RUN_DEVICE=cpu
+    GPU_RUN_BASE=<a tiny model directory> GPU_RUN_BATCHPROBE_PROMPTS=3 GPU_RUN_BATCHPROBE_STEPS=3 ``bench
+    batchprobe:movies``."""
     schema = OUT / "probe-schema.txt"
     schema.write_text(GRAPHS[graph].read_text()[:1500])
     env = env_for(graph, CYPHERLOOP_ADAPTER=str(SHIPPED) if BASE == DEFAULT_BASE else "none",

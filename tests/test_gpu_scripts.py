@@ -227,6 +227,10 @@ def test_the_batch_probe_times_every_configuration_with_the_products_decoder(tmp
     probe = json.loads(out.read_text())
     assert [(c["rows"], c["temperature"], c["top_p"]) for c in probe["configs"]] == [
         (1, 0.0, 1.0), (4, 0.7, 0.9), (2, 0.0, 1.0), (8, 0.0, 1.0), (8, 0.7, 1.0), (8, 0.7, 0.9),
-        (8, 0.0, 1.0), (8, 0.7, 0.9)]
-    assert [c["attention"] for c in probe["configs"]][-2:] == ["sdpa", "sdpa"]  # transformers' own, again
+        (8, 0.0, 1.0), (8, 0.7, 0.9), (8, 0.7, 0.9)]
+    assert [c["attention"] for c in probe["configs"]][-3:-1] == ["sdpa", "sdpa"]  # transformers' own, again
+    assert [c["top_p_prefilter"] for c in probe["configs"]] == [True] * 8 + [False]  # then the full sort
+    # the tiny random model's rows are flat: every sampled row with top-p is chosen again with the sort
+    assert [c["settled_rows"] > 0 for c in probe["configs"]] == [False, True] + [False] * 3 + [True, False,
+                                                                                               True, False]
     assert all(c["step_ms"] > 0 and c["choose_error"] is None for c in probe["configs"])
