@@ -52,15 +52,17 @@ TAIL_MIN_ROWS = 16
 TOP_P_K = 128
 """A sampled step with top-p (``top_p_prefilter``) finds each row's nucleus among its top this many tokens
 (``nucleus_top_k``) instead of sorting all 49,152: the full sort took 2.3 ms of a 10.7 ms step of 400 rows on
-the H200 (round 12). ``torch.topk``'s cost is its radix selection over the whole row, nearly the same for 64
-or 256; what K sets is how often a row's nucleus does not fit (its top K - 1 hold less than top-p) and goes
-to the full sort on the host. A fine-tuned model writing Cypher at temperature 0.7 puts 90 % on a handful of
-tokens; 128 leaves room for the flatter steps (a string literal's first token) at no measurable cost."""
+the H200 (round 12). ``torch.topk``'s cost is its radix selection over the whole row, nearly the same for any
+small K: on the H200 the whole choice of 400 rows, replayed as a graph, took 0.84 / 0.85 / 0.87 ms with K 64
+/ 128 / 256 against 2.77 ms with the sort (random peaked logits, 2026-12-04). What K sets is how often a
+row's nucleus does not fit (its top K - 1 hold less than top-p) and goes to the full sort on the host (0.75
+ms for a step with such rows). A fine-tuned model writing Cypher at temperature 0.7 puts 90 % on a handful
+of tokens; 128 leaves room for the flatter steps (a string literal's first token) at no measurable cost."""
 TOP_P_MARGIN = 1e-4
 """How far (in probability) each row's cumulative sums must lie from top-p for the top-K nucleus to be
 taken as the full sort's: the two paths sum in float32 in different orders (the full sort's softmax and
-cumulative sum over 49,152 tokens, the top-K's log-sum-exp and K terms), whose rounding is some 1e-6 here
-and at worst ~3e-5 by the sizes; a row closer than this goes to the full sort."""
+cumulative sum over 49,152 tokens, the top-K's log-sum-exp and K terms), whose gap was at most 2.1e-6 on
+the CPU and on the H200 (8,000 rows) and is ~3e-5 at worst by the sizes; a row closer goes to the sort."""
 
 
 class Unsupported(Exception):
@@ -195,8 +197,9 @@ def settle(logits: Any, chosen: list[list[float]], temperature: float, top_p: fl
         index = torch.tensor(bad, device=logits.device)
         picked, lp = choose(logits.index_select(0, index), temperature, top_p, None)
         step_ids.index_copy_(0, index, picked.view(-1, 1).to(step_ids.dtype))
-        for i, token, score in zip(bad, picked.tolist(), lp.tolist(), strict=True):
-            chosen[0][i], chosen[1][i] = float(token), score
+        tokens, scores = torch.stack([picked.double(), lp.double()]).tolist()  # one copy back
+        for i, token, score in zip(bad, tokens, scores, strict=True):
+            chosen[0][i], chosen[1][i] = token, score
     return chosen[:2]
 
 
