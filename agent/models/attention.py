@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.models.graphed import text_config
+
 NAME = "cypherloop_grouped_sdpa"
 _registered = False
 
@@ -46,8 +48,6 @@ def use_grouped_decoding(model: Any) -> bool:
     query and key/value heads are as many."""
     global _registered
     from transformers import AttentionInterface
-
-    from agent.models.graphed import text_config
 
     config = text_config(model)
     heads = getattr(config, "num_attention_heads", None)

@@ -56,6 +56,7 @@ from agent.core.env import libraries_quiet
 from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
+from agent.models.attention import use_grouped_decoding
 from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
 from agent.models.gguf_tokenizer import STOP_TOKENS, TURN_END, TURN_START, check_turn_tokens, gguf_tokenizer
 from agent.models.graphed import BUCKET, BatchDecoder, GraphedDecoder, Unsupported
@@ -738,8 +739,6 @@ class TransformersGenerator(ChatGenerator):
         as they are (``agent.models.attention``: the batched step read three copies of the cache)."""
         model = model.to(self._device).eval()
         if self._device.startswith("cuda") and self.settings.grouped_attention:
-            from agent.models.attention import use_grouped_decoding
-
             use_grouped_decoding(model)
         return model
 
