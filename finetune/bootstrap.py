@@ -194,7 +194,7 @@ class Bootstrap:
                     eval_n,
                     recipe=recipe,
                     train_overrides=train_overrides,
-                    return_style=return_style or "mixed",
+                    return_style=return_style or settings.return_style,
                 )
             )
             self.state["seed"] = seed

@@ -149,6 +149,10 @@ def test_a_return_style_given_to_a_resumed_bootstrap_counts_until_it_generates(t
     assert Bootstrap(settings, "shop", device="cpu").plan.return_style == "names"
     with pytest.raises(ConfigError, match="--return-style must be one of mixed, names, nodes"):
         Bootstrap(settings, "shop", device="cpu", return_style="names_please", fresh=True)
+    chosen = settings.model_copy(update={"return_style": "nodes"})  # the setting: a new plan's default
+    assert Bootstrap(chosen, "shop", device="cpu", fresh=True).plan.return_style == "nodes"
+    given = Bootstrap(chosen, "shop", device="cpu", fresh=True, return_style="names")
+    assert given.plan.return_style == "names"
 
 
 def test_a_recipe_given_to_a_resumed_bootstrap_counts_until_it_trains(tmp_path, settings_for, monkeypatch,

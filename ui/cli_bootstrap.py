@@ -35,10 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--eval-n", type=int, help="held-out generated questions the gate scores")
     p.add_argument("--return-style", choices=RETURN_STYLES,
-                   help="how the generated queries return an entity a question asks for: mixed (default: as "
-                        "people's text2cypher queries, the whole node for 'Which …' three times in four), "
-                        "names (its name) or nodes (the whole node); a resumed run takes it until it has "
-                        "generated")
+                   help="how the generated queries return an entity a question asks for: mixed (as the "
+                        "public text2cypher queries, the whole node for 'Which …' three times in four), "
+                        "names (its name) or nodes (the whole node); default: the return_style setting "
+                        "(mixed); a resumed run takes it until it has generated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--recipe",
