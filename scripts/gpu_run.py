@@ -450,8 +450,7 @@ for p, per, temp, top_p, attn, pre in ((1, 1, 0.0, 1.0, attention, True), (1, 4,
            "top_p_prefilter": pre}
     with torch.inference_mode(), gen._adapter_context():
         cache_len = -(-(max(map(len, chunk)) + steps) // 256) * 256
-        dec = BatchDecoder(gen._runner(), p, per, cache_len, gen._device, graphs=True)
-        dec.top_p_prefilter = pre
+        dec = BatchDecoder(gen._runner(), p, per, cache_len, gen._device, graphs=True, top_p_prefilter=pre)
         kw = dict(max_new_tokens=steps, temperature=temp, top_p=top_p, stop_ids=[], greedy_first=per > 1)
         t = time.perf_counter(); dec.decode_many(chunk, **kw); sync()
         row["first_s"] = round(time.perf_counter() - t, 2)  # with the captures

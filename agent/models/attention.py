@@ -3,13 +3,13 @@
 transformers' SDPA attention (5.17, the GPU image's; 5.25 no longer) repeats every key/value head to the query
 heads' count whenever a mask is passed, as it is in every padded batch and static cache: a decoding step then
 writes and reads three copies of the whole cache for SmolLM2 (9 query heads, 3 key/value heads). For a single
-query token the query heads of a group can instead stand in the query-length axis of their key/value head:
-the same products, the cache read once. On the H200 a batched step of 400 rows (100 questions × 4 candidates)
-took 7.9 ms so against 32.7 ms repeated (docs/BENCHMARKS.md A, round 12's batch probe). Newer transformers
-packs the heads itself, but not inside ``torch.compile``; here the compiled single-question step (4 rows over
-a 2,048-position cache: ~0.57 GB of repeated keys and values written and read a step, by the sizes) packs them
-too (unmeasured on a GPU; ``grouped_attention`` turns it all off). Anything else (a prompt's pass, training, a
-model without groups) goes to transformers' own SDPA function unchanged."""
+query token the query heads of a group can instead stand in the query-length axis of their key/value head: the
+same products, the cache read once. On the H200 a batched step of 400 rows (100 questions × 4 candidates) took
+7.9 ms this way against 32.7 ms with the heads repeated (docs/BENCHMARKS.md A, round 12's batch probe). Newer
+transformers packs the heads itself, but not inside ``torch.compile``; here the compiled single-question step
+(4 rows over a 2,048-position cache: ~0.57 GB of repeated keys and values written and read a step, by the
+sizes) packs them too (unmeasured on a GPU; ``grouped_attention`` turns it all off). Anything else (a prompt's
+pass, training, a model without groups) goes to transformers' own SDPA function unchanged."""
 
 from __future__ import annotations
 

@@ -959,8 +959,8 @@ class TransformersGenerator(ChatGenerator):
                 decoder = self._decoders.get(key)
                 if decoder is None:
                     decoder = GraphedDecoder(self._runner(), rows, key[1], self._device, graphs=True,
-                                             compile_step=self.settings.graphed_compile)
-                    decoder.top_p_prefilter = self.settings.top_p_prefilter
+                                             compile_step=self.settings.graphed_compile,
+                                             top_p_prefilter=self.settings.top_p_prefilter)
                     self._decoders[key] = decoder
                 return decoder.decode(ids, max_new_tokens=max_new_tokens, temperature=temperature,
                                       top_p=self.settings.top_p, stop_ids=self._stop_ids,
@@ -1038,8 +1038,7 @@ class TransformersGenerator(ChatGenerator):
                     # bootstrap's evaluation more than its whole decoding (19 s for 2 × 200 questions)
                     decoder = BatchDecoder(self._runner(), len(chunk), per,
                                            -(-need // BATCH_CACHE_STEP) * BATCH_CACHE_STEP, self._device,
-                                           graphs=True)
-                    decoder.top_p_prefilter = self.settings.top_p_prefilter
+                                           graphs=True, top_p_prefilter=self.settings.top_p_prefilter)
                     self._decoders[key] = decoder
                 return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=self.settings.top_p, stop_ids=self._stop_ids,
