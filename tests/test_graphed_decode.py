@@ -5,6 +5,7 @@ CUDA graphs themselves are measured on a GPU (scripts/gpu_run.py latency:G)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -462,6 +463,7 @@ def test_grouped_attention_equals_repeated_heads():
     class Module(torch.nn.Module):
         num_key_value_groups = 3
         is_causal = True
+        config = SimpleNamespace(grouped_attention_min_rows=1)
 
     torch.manual_seed(0)
     query, key, value = torch.randn(5, 6, 1, 8), torch.randn(5, 2, 20, 8), torch.randn(5, 2, 20, 8)
@@ -478,6 +480,34 @@ def test_grouped_attention_equals_repeated_heads():
     assert torch.allclose(got, want.transpose(1, 2), atol=1e-6)
 
 
+def test_grouped_attention_leaves_a_step_of_few_rows_to_transformers(monkeypatch):
+    """A step of fewer rows than ``grouped_attention_min_rows`` keeps transformers' function (the heads
+    repeated were faster at 1 and 4 rows on the H200); that many rows or more are packed."""
+    import torch
+    from transformers.integrations import sdpa_attention
+
+    from agent.models.attention import grouped_sdpa
+
+    seen: list[int] = []
+    plain = sdpa_attention.sdpa_attention_forward
+
+    def recorded(module, query, *a, **kw):
+        seen.append(query.shape[0])
+        return plain(module, query, *a, **kw)
+
+    monkeypatch.setattr(sdpa_attention, "sdpa_attention_forward", recorded)
+
+    class Module(torch.nn.Module):
+        num_key_value_groups = 3
+        is_causal = True
+        config = SimpleNamespace(grouped_attention_min_rows=4)
+
+    key, value = torch.randn(4, 2, 20, 8), torch.randn(4, 2, 20, 8)
+    grouped_sdpa(Module(), torch.randn(3, 6, 1, 8), key[:3], value[:3], None)
+    grouped_sdpa(Module(), torch.randn(4, 6, 1, 8), key, value, None)
+    assert seen == [3]
+
+
 def test_grouped_decoding_keeps_each_batch_rows_logits(settings, tiny_dir):
     """A model switched to the grouped attention (as loaded on CUDA) gives each batch row the logits of a
     full forward pass of its own tokens, and ``generate`` the same replies as before."""
@@ -490,7 +520,7 @@ def test_grouped_decoding_keeps_each_batch_rows_logits(settings, tiny_dir):
     prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
     want = plain.generate_batch(prompts, n=1)
     model = grouped.model
-    assert use_grouped_decoding(model) and model.config._attn_implementation == NAME
+    assert use_grouped_decoding(model, min_rows=1) and model.config._attn_implementation == NAME
     assert [[g.text for g in gens] for gens in grouped.generate_batch(prompts, n=1)] == \
         [[g.text for g in gens] for gens in want]
     torch.manual_seed(4)
@@ -557,7 +587,7 @@ def test_grouped_attention_compiles_whole_and_gives_the_eager_step(settings, tin
     from agent.models.attention import use_grouped_decoding
 
     model = _gen(settings, tiny_dir).model
-    assert use_grouped_decoding(model)
+    assert use_grouped_decoding(model, min_rows=4)
     cache = StaticCache(config=model.config, max_cache_len=64)
     ids = torch.randint(0, model.config.vocab_size, (4, 1), generator=torch.Generator().manual_seed(6))
     mask = (torch.arange(64) < 11).expand(4, 1, 1, 64)

@@ -286,6 +286,14 @@ class Settings(BaseSettings):
                     "query heads: on an H200 a batched step of 400 rows took 7.9 ms against 32.7 "
                     "(docs/BENCHMARKS.md A, round 12). Off: transformers' own SDPA attention.",
     )
+    grouped_attention_min_rows: int = Field(
+        16,
+        ge=1,
+        description="The grouped attention (grouped_attention) for steps of at least this many rows; fewer "
+                    "keep transformers' repeated heads, which were faster there at 1 and 4 rows (one "
+                    "question's step of 4 candidates: 2.23 ms against 2.48, round 13) and slower at 100 "
+                    "(11.06 against 4.82).",
+    )
     graphed_compile: bool = Field(
         True,
         description="With the graphed loop on CUDA: compile the one-token step with torch.compile (inductor, "

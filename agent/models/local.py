@@ -739,7 +739,7 @@ class TransformersGenerator(ChatGenerator):
         as they are (``agent.models.attention``: the batched step read three copies of the cache)."""
         model = model.to(self._device).eval()
         if self._device.startswith("cuda") and self.settings.grouped_attention:
-            use_grouped_decoding(model)
+            use_grouped_decoding(model, self.settings.grouped_attention_min_rows)
         return model
 
     def _weights_for(self, want: AdapterRef | None) -> tuple[Path, bool]:
