@@ -39,13 +39,16 @@ from typing import Any
 from tqdm import tqdm
 
 from agent.core.adapters import live_adapter
+from agent.core.cypher_text import node_labels, return_items, unquote_ident
 from agent.core.errors import ConfigError, DataError
+from agent.core.feedback import FeedbackStore
 from agent.core.files import atomic_write_text, jsonl_text, read_jsonl
 from agent.core.settings import Settings
 from agent.evaluation import beats, load_dataset, run_eval
 from agent.factory import make_agent
 from agent.graphdb import GraphStore, open_graph
 from agent.models.local import TransformersGenerator, check_base_model
+from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool, build_pool, pool_dir
 from finetune.dataset import BuildSpec, build_dataset
 from finetune.decision import Outcome, Verdict, read_outcome
@@ -64,6 +67,12 @@ GENERAL_DATA = Path(__file__).resolve().parent / "data" / "general.jsonl.gz"
 GENERAL_SCHEMAS = Path(__file__).resolve().parent / "data" / "general_schemas.json.gz"
 HELDOUT_FRAC = 0.04
 """Share of the generated queries held out for the gate (every paraphrase of a query goes with it)."""
+AUTO = "auto"
+STYLES = (AUTO, *RETURN_STYLES)
+"""``--return-style`` and the setting: a style of ``RETURN_STYLES``, or ``auto``: the approved corrections'
+(``auto_return_style``), resolved when the pairs are generated."""
+AUTO_MIN_EXAMPLES = 3
+"""Approved corrections returning whole nodes or their names that ``auto`` needs before it follows them."""
 
 
 @dataclass
@@ -81,7 +90,8 @@ class Plan:
     recipe: str
     eval_reserve_s: float
     train_overrides: list[str] = field(default_factory=list)
-    return_style: str = "mixed"  # finetune.synth.grammar.RETURN_STYLES
+    return_style: str = "mixed"  # finetune.synth.grammar.RETURN_STYLES, or "auto" until generated
+    return_style_reason: str = ""  # how "auto" chose it
 
     @classmethod
     def make(
@@ -100,8 +110,8 @@ class Plan:
         budget = 60.0 * (budget_minutes if budget_minutes else (10 if gpu else 30))
         if budget < 60:
             raise ConfigError("--budget-minutes must be at least 1")
-        if return_style not in RETURN_STYLES:
-            raise ConfigError(f"--return-style must be one of {', '.join(RETURN_STYLES)}")
+        if return_style not in STYLES:
+            raise ConfigError(f"--return-style must be one of {', '.join(STYLES)}")
         scale = min(1.0, budget / (600 if gpu else 1800))
         return cls(
             device=device,
@@ -165,6 +175,7 @@ class Bootstrap:
         train_overrides: list[str] | None = None,
         on_stage: Callable[[str, float, str], None] | None = None,
         return_style: str | None = None,
+        feedback_store: FeedbackStore | None = None,
     ) -> None:
         if stop_after is not None and stop_after not in STAGES:
             raise ConfigError(f"--stop-after must be one of {', '.join(STAGES)}")
@@ -179,6 +190,7 @@ class Bootstrap:
         self.on_stage = on_stage
         self._store = graph_store
         self._own_store = graph_store is None
+        self._feedback = feedback_store  # the approved corrections ``auto`` reads (default: the home's)
         if fresh and self.dir.exists():
             shutil.rmtree(self.dir)
         self.state = self._load_state()
@@ -205,12 +217,15 @@ class Bootstrap:
 
     def _take_return_style(self, style: str | None) -> None:
         """A --return-style given to a resumed bootstrap counts until its pairs are generated; after, another
-        style than theirs is a one-line refusal (the pairs would have to be generated again: --fresh)."""
+        style than theirs is a one-line refusal (the pairs would have to be generated again: --fresh), but
+        ``auto`` keeps theirs."""
         had = self.state["plan"].get("return_style", "mixed")
         if style is None or style == had:
             return
-        if style not in RETURN_STYLES:
-            raise ConfigError(f"--return-style must be one of {', '.join(RETURN_STYLES)}")
+        if style not in STYLES:
+            raise ConfigError(f"--return-style must be one of {', '.join(STYLES)}")
+        if self._done("generate") and style == AUTO:
+            return
         if self._done("generate"):
             raise ConfigError(f"this bootstrap's pairs were generated with --return-style {had}; add --fresh "
                               f"to generate them again with {style}")
@@ -283,6 +298,8 @@ class Bootstrap:
             shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
             plan = self.state["plan"]
+            if plan.get("return_style_reason", "").startswith(AUTO):  # chosen again from the corrections
+                plan.update(return_style=AUTO, return_style_reason="")
             self.state = {**_new_state(), "plan": plan, "seed": self.seed}
         self.state["schema_fingerprint"] = fingerprint
         self._save_state()
@@ -317,6 +334,7 @@ class Bootstrap:
         finally:
             if self._own_store and self._store is not None:
                 self._store.close()
+        report.plan = dict(self.state["plan"])  # with the style ``auto`` chose
         atomic_write_text(self.dir / "report.json", json.dumps(asdict(report), indent=2, default=str))
         return report
 
@@ -359,10 +377,11 @@ class Bootstrap:
             last[0] = n
             self._emit("generate", n / self.plan.pairs, f"{n} pairs")
 
+        style = self._chosen_return_style()
         try:
             pairs, rep = generate_pairs(
                 self.store, self.plan.pairs, seed=self.seed, workers=self.workers or 4, progress=tick,
-                return_style=self.plan.return_style,
+                return_style=style,
             )
         finally:
             if bar is not None:
@@ -374,9 +393,42 @@ class Bootstrap:
         return {
             "pairs": len(pairs),
             "queries": rep.queries_kept,
+            "return_style": style,
             "summary": f"{len(pairs)} pairs from {rep.queries_kept} queries ({rep.db_queries} database "
-                       f"queries)",
+                       f"queries), entities returned as {style}"
+                       + (f" ({self.plan.return_style_reason})" if self.plan.return_style_reason else ""),
         }
+
+    def _chosen_return_style(self) -> str:
+        """The plan's return style; ``auto`` becomes the approved corrections' (``auto_return_style``, their
+        names keyed by the profile's naming keys), written into the plan with the reason."""
+        if self.plan.return_style != AUTO:
+            return self.plan.return_style
+        keys = {}
+        profile = self.dir / "profile.json"
+        if profile.exists():
+            labels = json.loads(profile.read_text())["labels"]
+            keys = {label: info.get("key") for label, info in labels.items()}
+        style, why = auto_return_style(self._approved_cyphers(), keys)
+        self.state["plan"].update(return_style=style, return_style_reason=why)
+        self.plan = Plan(**self.state["plan"])
+        self._save_state()
+        return style
+
+    def _approved_cyphers(self) -> list[str]:
+        """The graph's approved corrections' queries (none failing on the live schema), from the home's
+        feedback store when it has one."""
+        store = self._feedback
+        if store is None and not _has_feedback(self.settings):
+            return []
+        opened = store is None
+        store = store or ChromaFeedbackStore(self.settings)
+        try:
+            return [ex.cypher for ex in store.list_examples(graph=self.graph, status="approved")
+                    if ex.status == "approved" and ex.drift != "failing"]
+        finally:
+            if opened:
+                store.close()
 
     def _index(self) -> dict[str, Any]:
         pairs = read_pairs(self.dir / "pairs.jsonl")
@@ -572,6 +624,37 @@ def _flags(recipe: str | None, overrides: list[str]) -> str:
 
 def _has_feedback(settings: Settings) -> bool:
     return (settings.path("feedback", "chroma")).exists()
+
+
+def returned_entities(cypher: str, keys: dict[str, str | None]) -> str | None:
+    """How a query returns the entities it lists: ``nodes`` (``RETURN c``), ``names`` (``RETURN c.name``, the
+    label's naming key from ``keys``, label -> key), or None (counts, other properties, both, or neither)."""
+    bound = node_labels(cypher)
+    kinds = set()
+    for item in return_items(cypher):
+        var, _, prop = item.partition(".")
+        if var not in bound:
+            continue
+        if not prop:
+            kinds.add("nodes")
+        elif (label := bound[var]) is not None and keys.get(label) == unquote_ident(prop):
+            kinds.add("names")
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def auto_return_style(cyphers: list[str], keys: dict[str, str | None]) -> tuple[str, str]:
+    """(style, why): ``names`` or ``nodes`` when at least ``AUTO_MIN_EXAMPLES`` of the approved corrections
+    return entities and twice as many of them one way as the other (the users' convention: the model
+    answers in its training data's, and round 13 measured the wrong one costing 8–19 points,
+    docs/BENCHMARKS.md A); ``mixed`` otherwise."""
+    ways = [w for c in cyphers if (w := returned_entities(c, keys))]
+    names, nodes = ways.count("names"), ways.count("nodes")
+    seen = f"{names} of the {len(cyphers)} approved corrections return names, {nodes} whole nodes"
+    if names + nodes >= AUTO_MIN_EXAMPLES and names >= 2 * nodes:
+        return "names", f"auto: {seen}"
+    if names + nodes >= AUTO_MIN_EXAMPLES and nodes >= 2 * names:
+        return "nodes", f"auto: {seen}"
+    return "mixed", f"auto: {seen}; mixed until {AUTO_MIN_EXAMPLES} agree two to one"
 
 
 def _resolve_device(device: str) -> str:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -138,7 +139,7 @@ def test_a_return_style_given_to_a_resumed_bootstrap_counts_until_it_generates(t
 
     settings = settings_for(tmp_path / "home")
     first = Bootstrap(settings, "shop", device="cpu")
-    assert first.plan.return_style == "mixed"
+    assert first.plan.return_style == "auto"  # the setting's default: chosen when the pairs are generated
     first._save_state()
     again = Bootstrap(settings, "shop", device="cpu", return_style="names")
     assert again.plan.return_style == "names"
@@ -147,12 +148,79 @@ def test_a_return_style_given_to_a_resumed_bootstrap_counts_until_it_generates(t
     with pytest.raises(ConfigError, match="generated with --return-style names; add --fresh"):
         Bootstrap(settings, "shop", device="cpu", return_style="nodes")
     assert Bootstrap(settings, "shop", device="cpu").plan.return_style == "names"
-    with pytest.raises(ConfigError, match="--return-style must be one of mixed, names, nodes"):
+    assert Bootstrap(settings, "shop", device="cpu", return_style="auto").plan.return_style == "names"  # kept
+    with pytest.raises(ConfigError, match="--return-style must be one of auto, mixed, names, nodes"):
         Bootstrap(settings, "shop", device="cpu", return_style="names_please", fresh=True)
     chosen = settings.model_copy(update={"return_style": "nodes"})  # the setting: a new plan's default
     assert Bootstrap(chosen, "shop", device="cpu", fresh=True).plan.return_style == "nodes"
     given = Bootstrap(chosen, "shop", device="cpu", fresh=True, return_style="names")
     assert given.plan.return_style == "names"
+
+
+def test_auto_follows_the_approved_corrections_when_three_agree_two_to_one():
+    """``auto``: names when the corrections list entities by their naming key, nodes when they return the
+    nodes, mixed with fewer than three such corrections or no two-to-one majority; counts and other
+    properties say nothing."""
+    from finetune.bootstrap import auto_return_style, returned_entities
+
+    keys = {"Customer": "name", "Product": "title"}
+    name = "MATCH (c:Customer)-[:PLACED]->(o) RETURN c.name"
+    node = "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c"
+    assert returned_entities(name, keys) == "names"
+    assert returned_entities("MATCH (p:Product) RETURN DISTINCT p.`title` AS t LIMIT 3", keys) == "names"
+    assert returned_entities(node, keys) == "nodes"
+    for silent in ("MATCH (c:Customer) RETURN count(c)", "MATCH (c:Customer) RETURN c.city",
+                   "MATCH (c:Customer) RETURN c, c.name", "MATCH (o:Order) RETURN o.name",
+                   "MATCH (c:Customer) WITH c.name AS n RETURN n"):
+        assert returned_entities(silent, keys) is None, silent
+    assert auto_return_style([name] * 3 + [node], keys)[0] == "names"
+    assert auto_return_style([node] * 4 + [name, name], keys)[0] == "nodes"
+    style, why = auto_return_style([name, name, "MATCH (c:Customer) RETURN count(c)"], keys)
+    assert style == "mixed" and why.startswith("auto: 2 of the 3 approved corrections return names")
+    assert auto_return_style([name] * 3 + [node] * 2, keys)[0] == "mixed"
+    assert auto_return_style([], keys)[0] == "mixed"
+
+
+def test_an_auto_bootstrap_generates_in_the_style_of_the_approved_corrections(home):
+    """With ``auto`` the generate stage reads the graph's approved corrections (not a pending or failing
+    one), writes the style it chose and why into the plan and the report, and every generated query that
+    lists customers returns their names."""
+    from agent.core.cypher_text import node_labels, return_items
+    from agent.core.feedback import VerifiedExample
+    from finetune.bootstrap import Bootstrap, returned_entities
+
+    class Corrections:
+        def __init__(self) -> None:
+            self.asked: list[tuple[str | None, str | None]] = []
+
+        def list_examples(self, graph=None, status=None):
+            self.asked.append((graph, status))
+            named = [VerifiedExample(f"q{i}", q, "shop", "correction", "approved") for i, q in enumerate([
+                "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name",
+                "MATCH (s:Supplier) RETURN s.name ORDER BY s.name",
+                "MATCH (c:Category)<-[:IN_CATEGORY]-(p) RETURN DISTINCT c.name"])]
+            return named + [VerifiedExample("qn", "MATCH (c:Customer) RETURN c", "shop", "correction",
+                                            "approved", drift="failing")]
+
+    store = Corrections()
+    run = Bootstrap(home, "shop", device="cpu", pairs=120, stop_after="generate", progress=False,
+                    feedback_store=store)
+    assert run.plan.return_style == "auto"
+    report = run.run()
+    assert store.asked == [("shop", "approved")]
+    assert report.plan["return_style"] == "names" and run.plan.return_style == "names"
+    assert report.plan["return_style_reason"].startswith("auto: 3 of the 3 approved corrections return names")
+    assert "entities returned as names" in report.stages["generate"]["summary"]
+    labels = json.loads((run.dir / "profile.json").read_text())["labels"]
+    keys = {label: info["key"] for label, info in labels.items()}
+    ways = Counter()
+    for pair in (json.loads(line) for line in (run.dir / "pairs.jsonl").read_text().splitlines()):
+        bound = node_labels(pair["cypher"])
+        for item in return_items(pair["cypher"]):
+            if item in bound and keys.get(bound[item]):  # a whole node of a label that has a name
+                ways["nodes"] += 1
+        ways[returned_entities(pair["cypher"], keys)] += 1
+    assert ways["nodes"] == 0 and ways["names"] > 10, ways
 
 
 def test_a_recipe_given_to_a_resumed_bootstrap_counts_until_it_trains(tmp_path, settings_for, monkeypatch,

@@ -10,10 +10,12 @@ from agent.core.cypher_text import (
     cypher_name,
     first_statement_end,
     mask_literals,
+    node_labels,
     normalize_cypher,
     normalize_question,
     quote_ident,
     result_fingerprint,
+    return_items,
     same_result,
     says_nothing,
     squash_spaces,
@@ -173,3 +175,30 @@ def test_light_forms():
         squash_spaces("  a \n b  ") == "a b"
         and strip_statement(" MATCH (n) RETURN n ; ") == "MATCH (n) RETURN n"
     )
+
+
+# --- what a query returns ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query, items", [
+    ("MATCH (c:Customer) RETURN DISTINCT c.name AS n, count(*) ORDER BY n LIMIT 3", ["c.name", "count(*)"]),
+    ("MATCH (a:`Big Label`) WITH a, count(*) AS k WHERE k > 2 RETURN a.`full name`, k",
+     ["a.`full name`", "k"]),
+    ("CALL { MATCH (x:X) RETURN x } RETURN x.name", ["x.name"]),  # the subquery's RETURN is not the query's
+    ("MATCH (p) WHERE exists { MATCH (p)-->(m) RETURN m } RETURN p, collect(p.name)[0..2]",
+     ["p", "collect(p.name)[0..2]"]),
+    ("MATCH (n) RETURN n UNION MATCH (m) RETURN m SKIP 1", ["m"]),
+    ("MATCH (n) RETURN n; MATCH (m) RETURN m.x", ["n"]),
+    ("MATCH (n) WITH n RETURN 'RETURN x' AS s", ["'RETURN x'"]),
+    ("MATCH (n:Person) SET n.x = 1", []),
+])
+def test_return_items_are_the_last_top_level_returns(query, items):
+    assert return_items(query) == items
+
+
+def test_node_labels_are_the_variables_node_patterns_bind():
+    q = ("MATCH (c:Customer {name: 'A'})-[:PLACED]->(o), (`my p`:`Big Label`) "
+         "WHERE NOT (c)-->(:Category) AND size(o) > 0 RETURN c, o, count(x)")
+    assert node_labels(q) == {"c": "Customer", "o": None, "my p": "Big Label"}
+    assert node_labels("MATCH (o)<--(c:Customer) RETURN o") == {"o": None, "c": "Customer"}
+    assert node_labels("MATCH (o) MATCH (o:Order) RETURN o") == {"o": "Order"}  # a later label counts

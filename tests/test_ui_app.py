@@ -15,6 +15,7 @@ from agent.state import AgentAnswer
 from feedback_store.chroma import ChromaFeedbackStore
 from ui.app import ChatController, UnavailableAgent, answer_markdown, build_app, step_line
 from ui.training_tab import (
+    BOOTSTRAP_LOG,
     TrainingHooks,
     accuracy_figure,
     adapter_versions,
@@ -431,6 +432,14 @@ def test_bootstrap_runs_as_a_child_process_and_shows_its_progress(home_settings)
     assert "stage 5/7 **train** 50%" in hooks.bootstrap_status() and "step 10/20" in hooks.bootstrap_status()
     (folder / "report.json").write_text(json.dumps({"status": "promoted", "message": "v0001 is live"}))
     assert bootstrap_progress(home_settings.home_dir, home_settings.graph).endswith("promoted: v0001 is live")
+
+    chosen = TrainingHooks(home_settings, bootstrap_cmd=lambda s, m: [
+        sys.executable, "-c", "import sys; print(' '.join(sys.argv[1:]))", "--graph", s.graph])
+    assert chosen.bootstrap(1, "chatty").startswith("Choose how answers list things: one of auto, mixed")
+    assert chosen.bootstrap(1, "names").startswith("Bootstrap of")
+    chosen.wait()
+    assert (folder / BOOTSTRAP_LOG).read_text().split() == ["--graph", home_settings.graph,
+                                                            "--return-style", "names"]
 
     failing = TrainingHooks(home_settings, bootstrap_cmd=lambda s, m: [sys.executable, "-c", "print('boom')"
                                                                         "; raise SystemExit(3)"])

@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from agent.core.settings import load_settings
-from finetune.bootstrap import Bootstrap
+from finetune.bootstrap import STYLES, Bootstrap
 from finetune.config import shipped_recipes
 from finetune.decision import Outcome
 from finetune.full import FullConfig
-from finetune.synth.grammar import RETURN_STYLES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,11 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--general-rows", type=int, help="general multi-schema rows mixed in (default: from the plan)"
     )
     p.add_argument("--eval-n", type=int, help="held-out generated questions the gate scores")
-    p.add_argument("--return-style", choices=RETURN_STYLES,
+    p.add_argument("--return-style", choices=STYLES,
                    help="how the generated queries return an entity a question asks for: mixed (as the "
                         "public text2cypher queries, the whole node for 'Which …' three times in four), "
-                        "names (its name) or nodes (the whole node); default: the return_style setting "
-                        "(mixed); a resumed run takes it until it has generated")
+                        "names (its name), nodes (the whole node), or auto (as the graph's approved "
+                        "corrections do when 3 or more agree two to one, else mixed); default: the "
+                        "return_style setting (auto); a resumed run takes it until it has generated")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--recipe",
@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.json:
         print(f"bootstrap of graph {settings.graph!r} on {plan.device}: budget {plan.budget_s / 60:.0f} min, "
               f"{plan.pairs} pairs, {plan.general_rows} general rows, recipe {plan.recipe}"
-              + (f", entities returned as {plan.return_style}" if plan.return_style != "mixed" else "")
+              + {"mixed": "", "auto": ", entities returned as the approved corrections do (auto)"}.get(
+                  plan.return_style, f", entities returned as {plan.return_style}")
               + (" (resuming)" if run.state["stages"] else ""))
     report = run.run()
     if args.json:

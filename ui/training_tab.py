@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import SecretStr
 
@@ -43,6 +43,11 @@ VERSION_COLUMNS = ["live", "version", "created", "status", "gate", "heldout", "h
                    "recipe"]
 VERSION_WIDTHS = ["6%", "14%", "14%", "9%", "8%", "8%", "10%", "9%", "22%"]
 BOOTSTRAP_LOG = "ui-run.log"
+STYLES: tuple[str, ...] = get_args(Settings.model_fields["return_style"].annotation)
+STYLE_CHOICES = [("names (France, Spain)", "names"), ("whole records", "nodes"),
+                 ("as public text2cypher data (mixed)", "mixed"),
+                 ("as my approved corrections (auto)", "auto")]
+"""The bootstrap's ``--return-style`` choices, in words."""
 
 
 def adapter_versions(home: Path) -> list[dict[str, Any]]:
@@ -225,12 +230,15 @@ class TrainingHooks:
     def bootstrap_running(self) -> bool:
         return self._bootstrap is not None and self._bootstrap.poll() is None
 
-    def bootstrap(self, budget_minutes: float | None) -> str:
-        """Start ``cypherloop bootstrap`` for the settings' graph as a child process; returns a status
-        line."""
+    def bootstrap(self, budget_minutes: float | None, return_style: str | None = None) -> str:
+        """Start ``cypherloop bootstrap`` for the settings' graph as a child process (with ``--return-style``
+        when one is chosen); returns a status line."""
         minutes = float(budget_minutes or 0)
         if minutes < 1:
             return "Give the bootstrap a budget of at least 1 minute."
+        if return_style and return_style not in STYLES:
+            return f"Choose how answers list things: one of {', '.join(STYLES)}."
+        extra = ["--return-style", return_style] if return_style else []
         with self._lock:
             if self.bootstrap_running():
                 return "A bootstrap is already running; press Refresh to follow it."
@@ -240,7 +248,7 @@ class TrainingHooks:
             folder.mkdir(parents=True, exist_ok=True)
             with (folder / BOOTSTRAP_LOG).open("wb") as out:
                 self._bootstrap = subprocess.Popen(
-                    self.bootstrap_cmd(self.settings, minutes), stdout=out, stderr=subprocess.STDOUT,
+                    self.bootstrap_cmd(self.settings, minutes) + extra, stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, env={**os.environ, **settings_env(self.settings)},
                 )
         return (f"Bootstrap of `{self.settings.graph}` started (budget {minutes:g} min); press Refresh to "
@@ -364,6 +372,10 @@ def build_training_tab(
     with gr.Row():
         budget = gr.Number(value=30, minimum=1, label="Bootstrap budget (minutes)",
                            elem_id="bootstrap-budget", scale=1)
+        style = gr.Dropdown(label="Answers list what they find as", choices=STYLE_CHOICES,
+                            value=hooks.settings.return_style, elem_id="bootstrap-return-style", scale=1,
+                            info="Which countries border France? → their names, or whole records. Choose "
+                                 "what your users expect: the wrong one cost 8-19 points of accuracy.")
         start_bootstrap = gr.Button("Bootstrap this graph", elem_id="training-bootstrap", scale=1)
         bootstrap_status = gr.Markdown(elem_id="bootstrap-status")
     status = gr.Markdown(elem_id="training-status")
@@ -377,5 +389,5 @@ def build_training_tab(
     promote.click(lambda v: after(hooks.promote(v)), inputs=[version], outputs=outputs)
     rollback.click(lambda: after(hooks.rollback()), outputs=outputs)
     retrain.click(lambda: after(hooks.retrain()), outputs=outputs)
-    start_bootstrap.click(lambda b: after(hooks.bootstrap(b)), inputs=[budget], outputs=outputs)
+    start_bootstrap.click(lambda b, r: after(hooks.bootstrap(b, r)), inputs=[budget, style], outputs=outputs)
     return view, outputs

@@ -310,6 +310,79 @@ def query_shape(text: str) -> Shape:
     return Shape(depth, cost, hops)
 
 
+_CLOSERS = frozenset(NESTING_OPENERS.values())
+_RETURN_ENDS = frozenset({"ORDER", "SKIP", "LIMIT", "UNION"})
+_BEFORE_PATTERN = frozenset({"match", "merge", "create", "where", "and", "or", "xor", "not", "exists"})
+
+
+def _code(text: str) -> list[Token]:
+    return [t for t in tokenize(text or "") if t.kind not in ("ws", "comment")]
+
+
+def return_items(text: str) -> list[str]:
+    """The items of a query's last top-level ``RETURN`` (of its first statement), each without ``DISTINCT``
+    or its alias, as its code with no spaces (``RETURN DISTINCT c.name AS n, count(*)`` gives ``["c.name",
+    "count(*)"]``); [] when there is none. A ``RETURN`` inside brackets (a subquery) is not the query's."""
+    code = _code(text)
+    depth, start = 0, None
+    for i, t in enumerate(code):
+        if t.kind == "punct" and t.text in NESTING_OPENERS:
+            depth += 1
+        elif t.kind == "punct" and t.text in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and t.kind == "word" and t.text.upper() == "RETURN":
+            start = i + 1
+        elif depth == 0 and t.text == ";":  # the first statement's
+            break
+    if start is None:
+        return []
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for t in code[start:]:
+        if depth == 0 and (t.kind == "word" and t.text.upper() in _RETURN_ENDS or t.text == ";"):
+            break
+        if t.kind == "punct" and t.text in NESTING_OPENERS:
+            depth += 1
+        elif t.kind == "punct" and t.text in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and t.text == ",":
+            items.append([])
+            continue
+        items[-1].append(t)
+    if items[0] and items[0][0].kind == "word" and items[0][0].text.upper() == "DISTINCT":
+        items[0] = items[0][1:]
+    out = []
+    for toks in items:
+        if len(toks) > 2 and toks[-2].kind == "word" and toks[-2].text.upper() == "AS":
+            toks = toks[:-2]
+        if toks:
+            out.append("".join(t.text for t in toks))
+    return out
+
+
+def node_labels(text: str) -> dict[str, str | None]:
+    """Each variable a node pattern binds (``(c:Customer)``, ``(c)``, ``(c {name: 'x'})``) and its first label
+    there (None when no pattern labels it): ``MATCH (c:Customer)-[:PLACED]->(o) RETURN c, o`` gives
+    ``{"c": "Customer", "o": None}``. A function's brackets (``count(c)``) bind nothing."""
+    code = _code(text)
+    out: dict[str, str | None] = {}
+    for i in range(len(code) - 2):
+        opener, var, after = code[i], code[i + 1], code[i + 2]
+        if opener.text != "(" or var.kind not in ("word", "ident") or after.text not in (":", ")", "{"):
+            continue
+        before = code[i - 1] if i else None
+        called = before is not None and before.kind in ("word", "ident")
+        if called and before.text.lower() not in _BEFORE_PATTERN:
+            continue  # a function's call (``count(c)``)
+        name = unquote_ident(var.text)
+        label = None
+        if after.text == ":" and i + 3 < len(code) and code[i + 3].kind in ("word", "ident"):
+            label = unquote_ident(code[i + 3].text)
+        if out.get(name) is None:
+            out[name] = label
+    return out
+
+
 # ============================================================================================
 # Identifiers and keywords
 # ============================================================================================

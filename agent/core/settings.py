@@ -351,12 +351,15 @@ class Settings(BaseSettings):
                     "selection rule of agent/few_shot.py, 0.5 still lost 5 of 11 right answers after 10 "
                     "examples, docs/BENCHMARKS.md 7).",
     )
-    return_style: Literal["mixed", "names", "nodes"] = Field(
-        "mixed",
+    return_style: Literal["auto", "mixed", "names", "nodes"] = Field(
+        "auto",
         description="How `cypherloop bootstrap` (and the retrain a schema change starts) has its generated "
                     "queries return an entity a question asks for: mixed (as the public text2cypher queries: "
-                    "'Which …' mostly the whole node), names (its name) or nodes (the whole node). The model "
-                    "answers in the style it was trained on; `--return-style` overrides it for one run.",
+                    "'Which …' mostly the whole node), names (its name) or nodes (the whole node); auto: as "
+                    "the graph's approved corrections do when at least 3 of them agree two to one, else "
+                    "mixed. The model answers in the style it was trained on, and the wrong one cost 8-19 "
+                    "points of accuracy (docs/BENCHMARKS.md A, round 13); `--return-style` overrides it for "
+                    "one run.",
     )
     pool_k: int = Field(
         0,

@@ -113,9 +113,10 @@ bootstrap --return-style``): ``mixed`` as ``NODE_STYLE`` draws it from the quest
 text2cypher queries: "Which …" returns the whole node 5 times for each time it returns one property);
 ``names`` always its name (its key property), as the handwritten countries questions' answers are written;
 ``nodes`` always the whole node. A label with no name property returns its nodes in every style. The dev sets
-and the handwritten questions disagree here (docs/BENCHMARKS.md, "Countries: round 11's failures by cause"),
-so it is the user's to choose for their graph; ``mixed`` is the default until all three sets are measured
-with each."""
+and the handwritten questions disagree here (docs/BENCHMARKS.md A, round 13: ``names`` +17 points on
+countries, −8 on movies), so it is the user's to choose for their graph; ``cypherloop bootstrap``'s ``auto``
+(its default) follows the graph's approved corrections (``finetune.bootstrap.auto_return_style``), ``mixed``
+until they agree."""
 DISTINCT_REPEATS_P = 0.3
 """How often a query whose rows repeat returns them DISTINCT (``run.py`` sees whether they repeat). People
 rarely write it: ``RETURN DISTINCT`` closes 3.4 % of the packaged text2cypher rows (4.7 % of those with a
