@@ -900,6 +900,21 @@ def phase_latency(graph: str = "movies") -> None:
         raise RuntimeError(f"bench_latency exited {code}")
 
 
+def phase_evals(graph: str = "movies") -> None:
+    """Only the batched evals of ``latency`` (``LATENCY_EVALS``, each stopped at GPU_RUN_LATENCY_EVAL_S) on
+    the same GPU_RUN_LIMIT questions, the graph loaded first: a short call for a lease with little left
+    (install, imports, part0 and model before it)."""
+    n = int(DRY.get("limit", "100"))
+    warmup = 2  # ``latency``'s questions: the same slice of the dev set
+    subprocess.run([sys.executable, "-m", "ui.cli", "graph", "load", str(GRAPHS[graph]), "--graph", graph,
+                    "--replace"], cwd=ROOT, env=env_for(graph), check=True, capture_output=True)
+    questions = OUT / f"latency-{tag(graph)}-questions.jsonl"
+    lines = [x for x in DEV[graph].read_text().splitlines() if x.strip()]
+    questions.write_text("".join(x + "\n" for x in lines[warmup: warmup + n]))
+    for spec in LATENCY_EVALS:
+        _latency_eval(graph, questions, n, spec)
+
+
 def _bounded(args: list[str], env: dict[str, str], log_file: Path, limit_s: float) -> int | None:
     """Run ``args`` with its output in ``log_file``, stopped (its process group) after ``limit_s``: the exit
     code, None when stopped. Prints the log's last lines."""
