@@ -174,6 +174,16 @@ batch's smaller decoders), then GPU_RUN_RETURN_STYLE=names (``bootstrap --return
 generated query returns an entity's name) GPU_RUN_GRAPHS=countries ``setup index train:countries
 ablate:countries``, then the same for movies (names against mixed on a dev set whose queries mostly return
 nodes), northwind after.
+Round 13 (2026-12-04, one lease, 1,525 s used) ran exactly that (without the batch probe): ``latency:movies``
+(4c p50 151.2 / p95 436.4 ms with the grouped attention in the compiled step, 142.4 / 342.4 without it: since
+eeee785 only steps of 16+ rows are grouped; evals 128/8 38.5, 64 32.3, 128/8 ungrouped 26.3 questions/s),
+countries with GPU_RUN_RETURN_STYLE=names (47 / 50 %; + retrieval, + both 46 %), movies with names (33.4 /
+34.4 / 34.8 %), and the control: countries' home moved aside (``mv /tmp/h-countries /tmp/h-countries-names``,
+the converted base linked again) and ``setup index train:countries ablate:countries`` with the default style
+(30 / 31 %); docs/BENCHMARKS.md A, "Round 13". Next round, every call right after the one before: install
+imports, part0, GPU_RUN_GRAPHS=movies ``model`` then GPU_RUN_LATENCY_LEVERS= GPU_RUN_LATENCY_EVALS=128/8,64
+``latency:movies`` (the defaults since eeee785 and the streamed eval), then countries (names) and northwind
+with whatever the generator gained from round 13's tune-half failures.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
