@@ -41,7 +41,6 @@ from tqdm import tqdm
 from agent.core.adapters import live_adapter
 from agent.core.cypher_text import node_labels, return_items, unquote_ident
 from agent.core.errors import ConfigError, DataError
-from agent.core.feedback import FeedbackStore
 from agent.core.files import atomic_write_text, jsonl_text, read_jsonl
 from agent.core.settings import Settings
 from agent.evaluation import beats, load_dataset, run_eval
@@ -175,7 +174,6 @@ class Bootstrap:
         train_overrides: list[str] | None = None,
         on_stage: Callable[[str, float, str], None] | None = None,
         return_style: str | None = None,
-        feedback_store: FeedbackStore | None = None,
     ) -> None:
         if stop_after is not None and stop_after not in STAGES:
             raise ConfigError(f"--stop-after must be one of {', '.join(STAGES)}")
@@ -190,7 +188,6 @@ class Bootstrap:
         self.on_stage = on_stage
         self._store = graph_store
         self._own_store = graph_store is None
-        self._feedback = feedback_store  # the approved corrections ``auto`` reads (default: the home's)
         if fresh and self.dir.exists():
             shutil.rmtree(self.dir)
         self.state = self._load_state()
@@ -418,17 +415,14 @@ class Bootstrap:
     def _approved_cyphers(self) -> list[str]:
         """The graph's approved corrections' queries (none failing on the live schema), from the home's
         feedback store when it has one."""
-        store = self._feedback
-        if store is None and not _has_feedback(self.settings):
+        if not _has_feedback(self.settings):
             return []
-        opened = store is None
-        store = store or ChromaFeedbackStore(self.settings)
+        store = ChromaFeedbackStore(self.settings)
         try:
             return [ex.cypher for ex in store.list_examples(graph=self.graph, status="approved")
                     if ex.status == "approved" and ex.drift != "failing"]
         finally:
-            if opened:
-                store.close()
+            store.close()
 
     def _index(self) -> dict[str, Any]:
         pairs = read_pairs(self.dir / "pairs.jsonl")

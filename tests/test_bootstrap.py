@@ -182,34 +182,32 @@ def test_auto_follows_the_approved_corrections_when_three_agree_two_to_one():
 
 
 def test_an_auto_bootstrap_generates_in_the_style_of_the_approved_corrections(home):
-    """With ``auto`` the generate stage reads the graph's approved corrections (not a pending or failing
-    one), writes the style it chose and why into the plan and the report, and every generated query that
-    lists customers returns their names."""
+    """With ``auto`` the generate stage reads the graph's approved corrections from the home's feedback store
+    (not a pending one, nor one failing on the live schema), writes the style it chose and why into the plan
+    and the report, and no generated query returns a whole node of a label that has a name."""
     from agent.core.cypher_text import node_labels, return_items
     from agent.core.feedback import VerifiedExample
+    from feedback_store.chroma import ChromaFeedbackStore
     from finetune.bootstrap import Bootstrap, returned_entities
 
-    class Corrections:
-        def __init__(self) -> None:
-            self.asked: list[tuple[str | None, str | None]] = []
-
-        def list_examples(self, graph=None, status=None):
-            self.asked.append((graph, status))
-            named = [VerifiedExample(f"q{i}", q, "shop", "correction", "approved") for i, q in enumerate([
-                "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name",
-                "MATCH (s:Supplier) RETURN s.name ORDER BY s.name",
-                "MATCH (c:Category)<-[:IN_CATEGORY]-(p) RETURN DISTINCT c.name"])]
-            return named + [VerifiedExample("qn", "MATCH (c:Customer) RETURN c", "shop", "correction",
-                                            "approved", drift="failing")]
-
-    store = Corrections()
-    run = Bootstrap(home, "shop", device="cpu", pairs=120, stop_after="generate", progress=False,
-                    feedback_store=store)
+    store = ChromaFeedbackStore(home)
+    for i, (cypher, status, drift) in enumerate([
+            ("MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name", "approved", ""),
+            ("MATCH (s:Supplier) RETURN s.name ORDER BY s.name", "approved", ""),
+            ("MATCH (c:Category)<-[:IN_CATEGORY]-(p) RETURN DISTINCT c.name", "approved", ""),
+            ("MATCH (c:Customer) RETURN c", "approved", "failing"),
+            ("MATCH (s:Supplier) RETURN s", "pending", ""),
+            ("MATCH (c:Category) RETURN c", "approved", "")]):
+        store.add_example(VerifiedExample(f"question {i}", cypher, "shop", "correction", status, drift=drift))
+    store.add_example(VerifiedExample("elsewhere", "MATCH (m:Movie) RETURN m", "movies", "correction",
+                                      "approved"))
+    store.close()
+    run = Bootstrap(home, "shop", device="cpu", pairs=120, stop_after="generate", progress=False)
     assert run.plan.return_style == "auto"
     report = run.run()
-    assert store.asked == [("shop", "approved")]
     assert report.plan["return_style"] == "names" and run.plan.return_style == "names"
-    assert report.plan["return_style_reason"].startswith("auto: 3 of the 3 approved corrections return names")
+    why = report.plan["return_style_reason"]
+    assert why.startswith("auto: 3 of the 4 approved corrections return names, 1 whole nodes")
     assert "entities returned as names" in report.stages["generate"]["summary"]
     labels = json.loads((run.dir / "profile.json").read_text())["labels"]
     keys = {label: info["key"] for label, info in labels.items()}
