@@ -64,7 +64,7 @@ from agent.core.settings import Settings
 from agent.few_shot import PARAPHRASE, select_examples
 from agent.graphdb.base import GraphSchema, GraphStore, QueryResult
 from agent.graphdb.readonly import check_read_only
-from agent.models.base import CypherGenerator, Generation, PromptInput
+from agent.models.base import CypherGenerator, Generation, PromptInput, Ready
 from agent.schema_check import check_cypher, ground_literals
 from agent.scope import check_scope
 from agent.state import AgentAnswer, Attempt, InputState, OutputState, State, VotedRun
@@ -411,21 +411,33 @@ def within_budget(examples: list[Example], max_chars: int) -> list[Example]:
 
 
 def first_replies(
-    generator: CypherGenerator, prompts: list[PromptInput], ctx: AgentContext
+    generator: CypherGenerator, prompts: list[PromptInput], ctx: AgentContext, on_ready: Ready | None = None
 ) -> list[list[Generation]]:
     """The first attempt's replies for each prompt: one, or ``ctx.candidates`` (greedy first, then
-    sampled; from one call when the generator offers it, ``candidates_one_call``)."""
-    if ctx.candidates <= 1:
-        if len(prompts) == 1:
-            p = prompts[0]
-            return [[Generation(generator.generate(p.question, p.schema_text, p.examples, None) or "")]]
-        return generator.generate_batch(prompts, n=1)
-    if getattr(generator, "one_call_candidates", lambda: False)():  # the transformers backend, when set
-        return generator.generate_batch(prompts, n=ctx.candidates,  # type: ignore[call-arg]
-                                        temperature=ctx.candidate_temperature, greedy_first=True)
-    greedy = generator.generate_batch(prompts, n=1, temperature=0.0)
-    sampled = generator.generate_batch(prompts, n=ctx.candidates - 1, temperature=ctx.candidate_temperature)
-    return [g + s for g, s in zip(greedy, sampled, strict=True)]
+    sampled; from one call when the generator offers it, ``candidates_one_call``). ``on_ready(index,
+    replies)`` is told of every prompt once: while the call still writes the others where the transformers
+    backend answers several prompts in one call (its graphed batches), else when all are written."""
+    streams = on_ready is not None and hasattr(generator, "one_call_candidates")  # the transformers backend
+    told = {"on_ready": on_ready} if streams else {}
+    if ctx.candidates <= 1 and len(prompts) == 1:
+        p = prompts[0]
+        out = [[Generation(generator.generate(p.question, p.schema_text, p.examples, None) or "")]]
+        told = {}
+    elif ctx.candidates <= 1:
+        out = generator.generate_batch(prompts, n=1, **told)  # type: ignore[arg-type]
+    elif getattr(generator, "one_call_candidates", lambda: False)():  # the transformers backend, when set
+        out = generator.generate_batch(prompts, n=ctx.candidates,  # type: ignore[call-arg]
+                                       temperature=ctx.candidate_temperature, greedy_first=True, **told)
+    else:
+        greedy = generator.generate_batch(prompts, n=1, temperature=0.0)
+        sampled = generator.generate_batch(prompts, n=ctx.candidates - 1,
+                                           temperature=ctx.candidate_temperature)
+        out = [g + s for g, s in zip(greedy, sampled, strict=True)]
+        told = {}
+    if on_ready is not None and not told:
+        for i, replies in enumerate(out):
+            on_ready(i, replies)
+    return out
 
 
 def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -914,14 +926,16 @@ class CypherAgent:
             log.warning("warming the model up failed (%s: %s)", type(e).__name__, e)
             return []
 
-    def prefetch(self, questions: list[str]) -> list[list[Generation]]:
+    def prefetch(self, questions: list[str], on_ready: Ready | None = None) -> list[list[Generation]]:
         """First replies for many questions from batched model calls, built exactly as ``ask`` builds its
-        prompt (same schema text and retrieved examples); pass each to ``ask(question, draft=…)``."""
+        prompt (same schema text and retrieved examples); pass each to ``ask(question, draft=…)``.
+        ``on_ready(index, replies)``: each question's, once, as soon as they are written (``first_replies``),
+        so that a caller may ask it while the batch writes the others."""
         prompts = []
         for q in questions:
             st = retrieve(State(question=q), _PlainRuntime(self.context))
             prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
-        return first_replies(self.generator, prompts, self.context)
+        return first_replies(self.generator, prompts, self.context, on_ready)
 
     def stream(
         self, question: str, session_id: str = "", draft: list[Generation] | None = None

@@ -13,7 +13,7 @@ import pytest
 from agent.core.errors import DataError
 from agent.evaluation import EvalReport, compare_reports, load_dataset, percentile, run_eval
 from agent.graph import CypherAgent, build_graph
-from agent.models.base import ScriptedGenerator
+from agent.models.base import Generation, ScriptedGenerator
 
 EVAL3 = Path(__file__).parent / "data" / "eval3.jsonl"
 
@@ -167,6 +167,50 @@ def test_batched_gold_queries_run_while_the_model_writes(shop, settings):
     agent = CypherAgent(settings, shop, gen, compiled=build_graph())
     report = run_eval(agent, items, gold_store=gold, progress=False, batch_size=3)
     assert waited == [True]
+    assert (report.n, report.correct, report.after_retry_correct) == (3, 2, 1)
+    assert [p["correct"] for p in report.predictions] == [True, True, False]
+
+
+class _Watched:
+    """The shop graph as the agent's store, saying when ``cypher`` has run on it."""
+
+    def __init__(self, store, cypher: str) -> None:
+        self.store, self.cypher = store, cypher
+        self.ran = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def query(self, cypher, *args, **kwargs):
+        try:
+            return self.store.query(cypher, *args, **kwargs)
+        finally:
+            if cypher.strip().startswith(self.cypher):
+                self.ran.set()
+
+
+def test_a_batched_eval_asks_each_question_as_soon_as_its_replies_are_written(shop, settings):
+    """With workers, a question is checked and run while the batched call still writes the others (here the
+    call tells the first question, then waits until its query ran on the graph, a minute at most, before it
+    writes the rest); the records and the report are the one-at-a-time ones, in the questions' order."""
+    items = load_dataset(EVAL3)
+    watched = _Watched(shop, "MATCH (n:Customer) RETURN count(*)")
+    gen, waited = _eval_generator(), []
+    gen.one_call_candidates = lambda: False  # as the transformers backend: it can tell replies early
+
+    def generate_batch(prompts, n=1, on_ready=None, **kwargs):
+        out = [[Generation(gen.generate(p.question, p.schema_text, p.examples))] for p in prompts]
+        on_ready(0, out[0])
+        waited.append(watched.ran.wait(timeout=60))
+        for i in (2, 1):
+            on_ready(i, out[i])
+        return out
+
+    gen.generate_batch = generate_batch
+    agent = CypherAgent(settings, watched, gen, compiled=build_graph())
+    report = run_eval(agent, items, gold_store=shop, progress=False, batch_size=3, workers=2)
+    assert waited == [True]
+    assert [p["id"] for p in report.predictions] == ["shop-1", "shop-2", "shop-3"]
     assert (report.n, report.correct, report.after_retry_correct) == (3, 2, 1)
     assert [p["correct"] for p in report.predictions] == [True, True, False]
 

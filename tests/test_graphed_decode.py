@@ -363,6 +363,36 @@ def test_a_batch_of_questions_keeps_each_greedy_first_row(settings, tiny_dir):
         assert all(r.logprob <= 0 for r in rows)
 
 
+def test_a_batch_tells_each_question_as_soon_as_its_rows_are_done(settings, tiny_dir):
+    """``generate_batch(on_ready=…)`` on the graphed batches: every real question once (never the copy
+    padding the last chunk), with the replies the call returns, each before its chunk's call has ended (the
+    loop tells rows as they end: the smaller decoder's test); greedy: the one reply n times; ``generate``'s
+    path tells them all at the end."""
+    import torch
+
+    gen = _gen(settings, tiny_dir, decode_loop="graphed", max_new_tokens=40)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
+    told: list[tuple[int, list[str], int]] = []  # (question, replies, the chunks' calls ended by then)
+
+    def on_ready(i, gens):
+        told.append((i, [g.text for g in gens], len(gen.traces)))
+
+    torch.manual_seed(1)
+    got = gen.generate_batch(prompts, n=3, temperature=0.8, greedy_first=True, batch_size=2,
+                             on_ready=on_ready)
+    assert gen.traces[-1].backend == "transformers-graphed-batches"
+    assert sorted(i for i, _, _ in told) == list(range(len(prompts)))
+    assert all(texts == [g.text for g in got[i]] for i, texts, _ in told)
+    assert [ended for _, _, ended in told] == [0, 0, 1]  # chunks of 2: within their own call
+    told.clear()
+    greedy = gen.generate_batch(prompts, n=2, on_ready=on_ready)
+    assert sorted(i for i, _, _ in told) == list(range(len(prompts)))
+    assert all(texts == [g.text for g in greedy[i]] and len(texts) == 2 for i, texts, _ in told)
+    told.clear()
+    plain = _gen(settings, tiny_dir, max_new_tokens=40)  # the CPU's generate: told at the end, each once
+    assert plain.generate_batch(prompts, n=1, on_ready=on_ready) and [i for i, _, _ in told] == [0, 1, 2]
+
+
 def test_each_batch_pass_gives_the_full_forward_logits(settings, tiny_dir):
     """The left-padded prompts' pass and every step give, row by row, the logits of one full forward pass
     over that row's own tokens (its positions from 0, no pads), each prompt's rows alike; a decoder used
@@ -630,7 +660,12 @@ def test_a_batchs_last_writers_go_on_in_a_smaller_decoder(settings, tiny_dir, mo
         return decoder, got
 
     whole = decode(10**6, temperature=0.0, top_p=1.0)[1]
-    handed, tails = decode(2, temperature=0.0, top_p=1.0)
+    told: list[tuple[int, list[int], int]] = []  # (row, its tokens then, the tokens the longest row had)
+    handed, tails = decode(2, temperature=0.0, top_p=1.0,
+                           row_done=lambda row, tokens, _: told.append((row, list(tokens), len(told))))
+    assert sorted(row for row, _, _ in told) == list(range(16))  # each row told once
+    assert all(tokens == tails.tokens[row] for row, tokens, _ in told)  # with its final reply
+    assert [len(tokens) for _, tokens, _ in told] == sorted(len(t) for t in tails.tokens)  # as they ended
     assert handed.tail is not None and handed.tail.tail is not None  # 16 rows, then 8, then 4 …
     assert len({len(t) for t in whole.tokens}) >= 3  # rows stopped at several lengths: the tails were used
     assert tails.tokens == whole.tokens

@@ -106,6 +106,10 @@ class StepClock:
         return trace
 
 
+Ready = Callable[[int, list[Generation]], None]
+"""Told of a prompt's replies as soon as they are all written: (its index in the call, its replies)."""
+
+
 @runtime_checkable
 class CypherGenerator(Protocol):
     """Turns a question into (raw) Cypher text. The agent cleans and checks what comes back."""

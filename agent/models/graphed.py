@@ -77,6 +77,10 @@ class Decoded:
     logprobs: list[list[float]]
 
 
+RowDone = Callable[[int, list[int], list[float]], None]
+"""Told of a row whose reply is final: (row, its tokens, their log-probabilities)."""
+
+
 def cache_keyword(model: Any) -> str:
     """The forward pass's name for the KV cache: ``past_key_values`` (transformers ≤ 5.2x) or ``cache``."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -442,9 +446,12 @@ class GraphedDecoder:
 
     def _loop(self, width: int, prefill: Callable[[], Any], *, max_new_tokens: int, temperature: float,
               top_p: float, stop_ids: Sequence[int], greedy_first: bool,
-              finished: Callable[[list[int]], bool] | None, tick: Callable[[], None] | None) -> Decoded:
+              finished: Callable[[list[int]], bool] | None, tick: Callable[[], None] | None,
+              row_done: RowDone | None = None) -> Decoded:
         """The prompt's pass (``prefill``: its logits; ``width`` positions), then choose, copy back, check,
-        step, until every row is done."""
+        step, until every row is done. ``row_done(row, tokens, log-probabilities)`` is told of each row once,
+        as soon as its reply is final (before the next step), so that a caller can use it while the others
+        are still written."""
         if width + max_new_tokens > self.cache_len:
             raise Unsupported(f"{width} + {max_new_tokens} tokens exceed a cache of {self.cache_len}")
         if tick:
@@ -454,6 +461,7 @@ class GraphedDecoder:
         tokens: list[list[int]] = [[] for _ in range(self.rows)]
         scores: list[list[float]] = [[] for _ in range(self.rows)]
         done = [False] * self.rows
+        ended: list[int] = []  # rows done since ``row_done`` was last told
         greedy_rows = self.greedy_rows if greedy_first and temperature > 0 else None
         self._choose(logits, temperature, top_p, greedy_rows)
         both = self._settle(logits, temperature, top_p)  # one copy back a step
@@ -468,20 +476,29 @@ class GraphedDecoder:
                 scores[row].append(both[1][i])
                 if t in stops:
                     done[row] = True
+                    ended.append(row)
             if tick:
                 tick()
             if finished is not None and (step + 1) % 4 == 0:
                 for row in range(self.rows):
                     if not done[row] and finished(tokens[row]):
                         done[row] = True
+                        ended.append(row)
             if all(done) or step + 1 == max_new_tokens:
                 break
+            if row_done is not None:
+                for row in ended:
+                    row_done(row, tokens[row], scores[row])
+                ended.clear()
             writing = [i for i, row in enumerate(rows) if row is not None and not done[row]]
             tail = decoder.tail_for(writing)
             if tail is not None:
                 decoder, taken = tail
                 rows = [rows[i] if k < len(writing) else None for k, i in enumerate(taken)]
             both = decoder.step_choose(temperature, top_p, greedy_first)
+        if row_done is not None:  # the last step's and the rows the length cut
+            for row in [*ended, *(r for r in range(self.rows) if not done[r])]:
+                row_done(row, tokens[row], scores[row])
         return Decoded(tokens, scores)
 
     def tail_for(self, writing: list[int]) -> tuple[GraphedDecoder, list[int]] | None:
@@ -636,9 +653,10 @@ class BatchDecoder(GraphedDecoder):
     def decode_many(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
                     top_p: float, stop_ids: Sequence[int], greedy_first: bool = False,
                     finished: Callable[[list[int]], bool] | None = None,
-                    tick: Callable[[], None] | None = None) -> Decoded:
+                    tick: Callable[[], None] | None = None, row_done: RowDone | None = None) -> Decoded:
         """Each row's reply (row i × per + j: prompt i's reply j), as ``decode``; ``greedy_first``: each
-        prompt's first row greedy inside a sampled call."""
+        prompt's first row greedy inside a sampled call; ``row_done`` as ``_loop``'s."""
         return self._loop(max((len(p) for p in prompts), default=0), lambda: self.prefill_many(prompts),
                           max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                          stop_ids=stop_ids, greedy_first=greedy_first, finished=finished, tick=tick)
+                          stop_ids=stop_ids, greedy_first=greedy_first, finished=finished, tick=tick,
+                          row_done=row_done)

@@ -57,9 +57,9 @@ from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.attention import use_grouped_decoding
-from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, StepClock
+from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, Ready, StepClock
 from agent.models.gguf_tokenizer import STOP_TOKENS, TURN_END, TURN_START, check_turn_tokens, gguf_tokenizer
-from agent.models.graphed import BUCKET, BatchDecoder, GraphedDecoder, Unsupported
+from agent.models.graphed import BUCKET, BatchDecoder, GraphedDecoder, RowDone, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -992,9 +992,11 @@ class TransformersGenerator(ChatGenerator):
         return s.decode_loop == "graphed" or (device or self._device).startswith("cuda")
 
     def _graphed_batches(self, ids: list[list[int]], per: int, max_new_tokens: int, temperature: float,
-                         greedy_first: bool, size: int, pad: int) -> list[list[Generation]] | None:
+                         greedy_first: bool, size: int, pad: int,
+                         on_ready: Ready | None = None) -> list[list[Generation]] | None:
         """Every prompt's ``per`` replies, ``size`` prompts a chunk (the last padded with copies of its last
-        prompt, so that one decoder serves every chunk), or None where ``generate`` answers them all."""
+        prompt, so that one decoder serves every chunk), or None where ``generate`` answers them all.
+        ``on_ready(prompt index, its replies)`` is told of each prompt as soon as its rows are all done."""
         if not self._graphed_batches_ok():
             return None
         rows = min(size, len(ids))
@@ -1004,12 +1006,25 @@ class TransformersGenerator(ChatGenerator):
             chunk = ids[start: start + rows]
             real = len(chunk)
             chunk = chunk + [chunk[-1]] * (rows - real)
-            decoded = self._graphed_batch(chunk, per, max_new_tokens, temperature, greedy_first, clock)
+            replied: dict[int, tuple[Generation, int]] = {}  # row -> its reply, made once
+
+            def row_done(row: int, tokens: list[int], logprobs: list[float], start: int = start,
+                         real: int = real, replied: dict[int, tuple[Generation, int]] = replied) -> None:
+                prompt = row // per
+                if prompt >= real:  # a copy padding the chunk
+                    return
+                replied[row] = self._row_reply(tokens, logprobs, pad)
+                mine = range(prompt * per, (prompt + 1) * per)
+                if on_ready is not None and all(r in replied for r in mine):
+                    on_ready(start + prompt, [replied[r][0] for r in mine])
+
+            decoded = self._graphed_batch(chunk, per, max_new_tokens, temperature, greedy_first, clock,
+                                          row_done if on_ready is not None else None)
             if decoded is None:
                 return None
             kept = real * per
-            pairs = [self._row_reply(t, lp, pad)
-                     for t, lp in zip(decoded.tokens[:kept], decoded.logprobs[:kept], strict=True)]
+            pairs = [replied.get(row) or self._row_reply(t, lp, pad) for row, (t, lp) in
+                     enumerate(zip(decoded.tokens[:kept], decoded.logprobs[:kept], strict=True))]
             out += [[g for g, _ in pairs[i * per: (i + 1) * per]] for i in range(real)]
             trace = GenerationTrace("transformers-graphed-batches",
                                     prompt_tokens=sum(len(x) for x in chunk[:real]) * per,
@@ -1019,7 +1034,7 @@ class TransformersGenerator(ChatGenerator):
         return out
 
     def _graphed_batch(self, chunk: list[list[int]], per: int, max_new_tokens: int, temperature: float,
-                       greedy_first: bool, clock: StepClock) -> Any:
+                       greedy_first: bool, clock: StepClock, row_done: RowDone | None = None) -> Any:
         """A chunk of questions' ``per`` replies each from the graphed loop, or None where it failed (then,
         once said, ``generate`` for batches for good); ``_graphed_batches`` decided that the loop is taken.
         One decoder per chunk shape, its cache sized in steps of ``BATCH_CACHE_STEP`` and replaced by a longer
@@ -1043,7 +1058,7 @@ class TransformersGenerator(ChatGenerator):
                 return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=self.settings.top_p, stop_ids=self._stop_ids,
                                            greedy_first=greedy_first, finished=repetition_loop,
-                                           tick=clock.tick)
+                                           tick=clock.tick, row_done=row_done)
         except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
             self._give_up_graphed(e, batches=True)
             clock.stamps.clear()
@@ -1248,9 +1263,12 @@ class TransformersGenerator(ChatGenerator):
         max_new_tokens: int | None = None,
         batch_size: int | None = None,
         greedy_first: bool = False,
+        on_ready: Ready | None = None,
     ) -> list[list[Generation]]:
         """``n`` replies per prompt from batched ``generate`` calls (left-padded prompts), with
-        log-probabilities.
+        log-probabilities. ``on_ready(prompt index, its replies)`` is told of every prompt once: as soon as
+        its rows are done where the graphed batches decode them (a caller checks the first questions while
+        the batch writes the rest), else when the call has them all.
 
         Greedy when the temperature is 0 (then ``n`` > 1 repeats the one reply); sampled otherwise. One prompt
         (a question's candidates) takes the static cache as ``complete`` does (``_cache_kwargs``); several
@@ -1261,6 +1279,23 @@ class TransformersGenerator(ChatGenerator):
         ``output_scores``, whose rows × vocab × steps ran a batch of 64 on Gemma 3 out of the H200's memory;
         they equal ``compute_transition_scores``' (tested). Prompt lookup (one row) keeps transformers'.
         """
+        told: set[int] = set()
+
+        def tell(i: int, gens: list[Generation]) -> None:
+            if on_ready is not None and i not in told:  # once: a failed graphed batch is answered again
+                told.add(i)
+                on_ready(i, gens)
+
+        out = self._batch_replies(prompts, n, temperature, max_new_tokens, batch_size, greedy_first,
+                                  tell if on_ready is not None else None)
+        for i, gens in enumerate(out):
+            tell(i, gens)
+        return out
+
+    def _batch_replies(self, prompts: Sequence[PromptInput], n: int, temperature: float | None,
+                       max_new_tokens: int | None, batch_size: int | None, greedy_first: bool,
+                       on_ready: Ready | None) -> list[list[Generation]]:
+        """``generate_batch``'s replies; ``on_ready`` is passed to the graphed batches."""
         import torch
 
         if not prompts:
@@ -1303,8 +1338,10 @@ class TransformersGenerator(ChatGenerator):
                     gens = [g for g, _ in pairs]
                     return [gens if temp > 0 else gens * n]
             if len(ids) > 1:  # several questions: the graphed batches where they are taken
+                ready = None if on_ready is None else (  # greedy: one row a prompt, repeated n times
+                    lambda i, gens: on_ready(i, gens if temp > 0 else gens * n))
                 graphed = self._graphed_batches(ids, n if temp > 0 else 1, kwargs["max_new_tokens"], temp,
-                                                greedy_rows, size, pad)
+                                                greedy_rows, size, pad, ready)
                 if graphed is not None:
                     return [gens if temp > 0 else gens * n for gens in graphed]
             path = "single" if len(ids) == 1 and kwargs.get("num_return_sequences", 1) == 1 else "batch"
