@@ -952,3 +952,22 @@ def test_the_return_style_decides_how_an_asked_for_entity_comes_back(shop):
     assert any(bare.search(p.cypher) for p in nodes)
     with pytest.raises(DataError, match="unknown return style 'names_please'; choose one of mixed"):
         generate_pairs(shop, 10, return_style="names_please")
+
+
+def test_names_ranks_and_filters_groups_without_the_value_beside(shop):
+    """``names``: a top-N question returns the ranked names alone and a group filtered on its aggregate
+    the group's name alone (the handwritten answers' way); ``mixed`` keeps the value beside, as people's
+    queries do; both compile and run."""
+    profile = profile_graph(shop, seed=2)
+    got: dict[str, dict[str, list]] = {}
+    for style in ("names", "mixed"):
+        sampler = Sampler(profile, seed=5, return_style=style)
+        got[style] = {frame: [q for q in (sampler.sample(frame) for _ in range(80)) if q is not None]
+                      for frame in ("top", "having")}
+    named = [q for q in got["names"]["top"] if q.nodes[0].label.key is not None]
+    assert named and all(len(q.returns) == 1 for q in named)
+    assert got["names"]["having"] and not any(q.having_shows for q in got["names"]["having"])
+    assert any(len(q.returns) == 2 for q in got["mixed"]["top"])
+    assert any(q.having_shows for q in got["mixed"]["having"])
+    for q in named[:5] + got["names"]["having"][:5]:
+        shop.query(compile_cypher(q))
