@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -955,19 +956,28 @@ def test_the_return_style_decides_how_an_asked_for_entity_comes_back(shop):
 
 
 def test_names_ranks_and_filters_groups_without_the_value_beside(shop):
-    """``names``: a top-N question returns the ranked names alone and a group filtered on its aggregate
-    the group's name alone (the handwritten answers' way); ``mixed`` keeps the value beside, as people's
-    queries do; both compile and run."""
+    """``names``: a top-N question returns the ranked names alone, and a group filtered on its aggregate or
+    ranked by it the group's name alone (the handwritten answers' way), ranked as the aggregate shown would
+    rank it; ``mixed`` keeps the value beside, as people's queries do; all compile and run."""
     profile = profile_graph(shop, seed=2)
     got: dict[str, dict[str, list]] = {}
     for style in ("names", "mixed"):
         sampler = Sampler(profile, seed=5, return_style=style)
         got[style] = {frame: [q for q in (sampler.sample(frame) for _ in range(80)) if q is not None]
-                      for frame in ("top", "having")}
+                      for frame in ("top", "having", "group")}
     named = [q for q in got["names"]["top"] if q.nodes[0].label.key is not None]
     assert named and all(len(q.returns) == 1 for q in named)
     assert got["names"]["having"] and not any(q.having_shows for q in got["names"]["having"])
     assert any(len(q.returns) == 2 for q in got["mixed"]["top"])
     assert any(q.having_shows for q in got["mixed"]["having"])
-    for q in named[:5] + got["names"]["having"][:5]:
+    alone = [q for q in got["names"]["group"] if q.ranked_alone]
+    assert alone and not any(q.ranked_alone for q in got["mixed"]["group"])
+    for q in named[:5] + got["names"]["having"][:5] + alone[:5]:
         shop.query(compile_cypher(q))
+    for q in alone[:5]:
+        shown = replace(q, ranked_alone=False)
+        text = compile_cypher(q)
+        assert " WITH " in text and text.split(" RETURN ")[-1].count(",") == 0
+        want = [row[:-1] for row in shop.query(compile_cypher(shown)).rows]
+        got_rows = shop.query(text).rows
+        assert len(got_rows) == len(want) and tie_probe(q)[0] == tie_probe(shown)[0]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent.core.errors import DataError
@@ -366,6 +366,7 @@ class Query:
     distinct: bool = False  # RETURN DISTINCT (decided by run.py: only when rows repeat)
     dedupe: bool = True  # may run.py make repeated rows DISTINCT (drawn: DISTINCT_REPEATS_P)
     having_shows: bool = False  # a having frame returns its aggregate beside the key (HAVING_SHOWS_P)
+    ranked_alone: bool = False  # a group ranked by its aggregate returns the keys alone (``names``)
     dedupe_first: bool = False  # WITH DISTINCT <focus> before aggregating (decided by run.py)
     split_match: int = 0  # >0: the hop index where a second MATCH clause starts
     opener: str = ""  # rendering choice made with the structure (it decides the return style)
@@ -420,6 +421,8 @@ class Query:
             out.append("with_having")
         if self.having_shows:
             out.append("having_shows_aggregate")
+        if self.ranked_alone:
+            out.append("ranked_group_alone")
         if self.distinct:
             out.append("return_distinct")
         if self.dedupe_first:
@@ -803,6 +806,11 @@ def compile_cypher(q: Query) -> str:
         if q.limit:
             text += f" LIMIT {q.limit}"
         return text
+    if q.ranked_alone:  # WITH c, count(o) AS orders RETURN c.name ORDER BY orders DESC LIMIT 5
+        carry = sorted({q.nodes[g.index].var for g in q.group})
+        text += f" WITH {', '.join(carry)}, {_agg_expr(q)} AS {alias} RETURN {', '.join(keys)}"
+        text += f" ORDER BY {alias}{' DESC' if q.desc else ''} LIMIT {q.limit}"
+        return text
     named = q.order == "agg" or bool(keys)
     text += " RETURN " + ", ".join([*keys, _agg_expr(q) + (f" AS {alias}" if named else "")])
     if q.order == "agg":
@@ -819,7 +827,7 @@ def tie_probe(q: Query) -> tuple[str, int] | None:
     """
     if not q.limit or q.order is None:
         return None
-    text = compile_cypher(q)
+    text = compile_cypher(replace(q, ranked_alone=False))  # the same ranking, the aggregate shown
     body = text[: text.rfind(f" LIMIT {q.limit}")]
     if q.order == "agg":  # the aggregate is already the last column
         return f"{body} LIMIT {q.limit + 1}", q.limit
@@ -1342,6 +1350,8 @@ class Sampler:
         q.style = "key"
         if rng.random() < 0.5:
             q.order, q.desc, q.limit = "agg", rng.random() < 0.8, rng.choice((1, 3, 5, 5, 10))
+            # names: "Top 5 currencies by the number of countries using them" lists the currencies alone
+            q.ranked_alone = self.return_style == "names" and g.on == "node" and g.prop is None
         return True
 
     def _frame_having(self, q: Query) -> bool:
