@@ -349,7 +349,10 @@ def _streamed(agent: CypherAgent, store: GraphStore, chunk: Sequence[EvalItem], 
         asked[i] = pool.submit(ask, i, draft)
 
     try:
-        agent.prefetch([c.question for c in chunk], on_ready=ready)
+        drafts = agent.prefetch([c.question for c in chunk], on_ready=ready)
+        for i, draft in enumerate(drafts):  # any a generator did not tell (the protocol asks it to)
+            if i not in asked:
+                ready(i, draft)
         for i in range(len(chunk)):
             yield asked[i].result()
     finally:

@@ -64,7 +64,7 @@ from agent.core.settings import Settings
 from agent.few_shot import PARAPHRASE, select_examples
 from agent.graphdb.base import GraphSchema, GraphStore, QueryResult
 from agent.graphdb.readonly import check_read_only
-from agent.models.base import CypherGenerator, Generation, PromptInput, Ready
+from agent.models.base import CypherGenerator, Generation, PromptInput, Ready, tell_each
 from agent.schema_check import check_cypher, ground_literals
 from agent.scope import check_scope
 from agent.state import AgentAnswer, Attempt, InputState, OutputState, State, VotedRun
@@ -415,29 +415,24 @@ def first_replies(
 ) -> list[list[Generation]]:
     """The first attempt's replies for each prompt: one, or ``ctx.candidates`` (greedy first, then
     sampled; from one call when the generator offers it, ``candidates_one_call``). ``on_ready(index,
-    replies)`` is told of every prompt once: while the call still writes the others where the transformers
-    backend answers several prompts in one call (its graphed batches), else when all are written."""
-    streams = on_ready is not None and hasattr(generator, "one_call_candidates")  # the transformers backend
-    told = {"on_ready": on_ready} if streams else {}
+    replies)`` is told of every prompt once, with the replies returned for it (``generate_batch``'s): while
+    the call still writes the others where the backend decodes prompts together (the transformers backend's
+    graphed batches), else when it has them; with two calls, as the sampled one has each."""
     if ctx.candidates <= 1 and len(prompts) == 1:
         p = prompts[0]
-        out = [[Generation(generator.generate(p.question, p.schema_text, p.examples, None) or "")]]
-        told = {}
-    elif ctx.candidates <= 1:
-        out = generator.generate_batch(prompts, n=1, **told)  # type: ignore[arg-type]
-    elif getattr(generator, "one_call_candidates", lambda: False)():  # the transformers backend, when set
-        out = generator.generate_batch(prompts, n=ctx.candidates,  # type: ignore[call-arg]
-                                       temperature=ctx.candidate_temperature, greedy_first=True, **told)
-    else:
-        greedy = generator.generate_batch(prompts, n=1, temperature=0.0)
-        sampled = generator.generate_batch(prompts, n=ctx.candidates - 1,
-                                           temperature=ctx.candidate_temperature)
-        out = [g + s for g, s in zip(greedy, sampled, strict=True)]
-        told = {}
-    if on_ready is not None and not told:
-        for i, replies in enumerate(out):
-            on_ready(i, replies)
-    return out
+        reply = generator.generate(p.question, p.schema_text, p.examples, None) or ""
+        return tell_each([[Generation(reply)]], on_ready)
+    if ctx.candidates <= 1:
+        return generator.generate_batch(prompts, n=1, on_ready=on_ready)
+    if getattr(generator, "one_call_candidates", lambda: False)():  # the transformers backend, when set
+        return generator.generate_batch(prompts, n=ctx.candidates,  # type: ignore[call-arg]
+                                        temperature=ctx.candidate_temperature, greedy_first=True,
+                                        on_ready=on_ready)
+    greedy = generator.generate_batch(prompts, n=1, temperature=0.0)
+    with_greedy = None if on_ready is None else lambda i, rest: on_ready(i, greedy[i] + rest)
+    sampled = generator.generate_batch(prompts, n=ctx.candidates - 1, temperature=ctx.candidate_temperature,
+                                       on_ready=with_greedy)
+    return [g + s for g, s in zip(greedy, sampled, strict=True)]
 
 
 def generate(state: State, runtime: Runtime[AgentContext]) -> dict[str, Any]:
@@ -929,8 +924,11 @@ class CypherAgent:
     def prefetch(self, questions: list[str], on_ready: Ready | None = None) -> list[list[Generation]]:
         """First replies for many questions from batched model calls, built exactly as ``ask`` builds its
         prompt (same schema text and retrieved examples); pass each to ``ask(question, draft=…)``.
-        ``on_ready(index, replies)``: each question's, once, as soon as they are written (``first_replies``),
-        so that a caller may ask it while the batch writes the others."""
+        ``on_ready(index, replies)`` is told of each question once, with the replies returned for it, from
+        the thread making the call: while the batch still writes the others where the backend decodes them
+        together (the transformers backend's graphed batches), else when the call returns (``first_replies``);
+        a caller may ask the question at once, but should only hand it on (the decoding waits for it), and
+        what it raises is raised here."""
         prompts = []
         for q in questions:
             st = retrieve(State(question=q), _PlainRuntime(self.context))

@@ -65,7 +65,7 @@ class SameReplies:
     def __getattr__(self, name: str):
         return getattr(self.generator, name)
 
-    def generate_batch(self, prompts, **kw):
+    def generate_batch(self, prompts, on_ready=None, **kw):  # on_ready kept out of the recorded keys
         keys = [json.dumps([self.generator.version, p.messages(), sorted(kw.items())], default=str)
                 for p in prompts]
         new = list({key: p for key, p in zip(keys, prompts, strict=True) if key not in self.replies}.items())
@@ -78,7 +78,9 @@ class SameReplies:
                         f.write(json.dumps({"key": key, "replies": [vars(g) for g in replies]}) + "\n")
         self.written += len(new)
         self.reused += len(prompts) - len(new)
-        return [self.replies[key] for key in keys]
+        from agent.models.base import tell_each
+
+        return tell_each([self.replies[key] for key in keys], on_ready)
 
 
 def against_k0(right: set[str], right_k0: set[str], ids: list[str]) -> dict[str, object]:

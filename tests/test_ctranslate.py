@@ -54,7 +54,9 @@ def test_generate_batch_answers_each_prompt_as_generate_does(settings_for, tmp_p
     gen = _local(settings_for, tmp_path / "h", tiny_dir, backend)
     assert isinstance(gen, CypherGenerator)
     single = [gen.generate(p.question, p.schema_text, p.examples) for p in PROMPTS]
-    greedy = gen.generate_batch(PROMPTS, n=2)
+    told = []
+    greedy = gen.generate_batch(PROMPTS, n=2, on_ready=lambda i, gens: told.append((i, gens)))
+    assert sorted(told, key=lambda t: t[0]) == list(enumerate(greedy))  # each prompt once, as returned
     assert [[g.text for g in replies] for replies in greedy] == [[s, s] for s in single]
     assert all(isinstance(g, Generation) and isinstance(g.logprob, float) for r in greedy for g in r)
 
@@ -83,8 +85,10 @@ def test_generate_batch_on_the_openai_compatible_backend(settings):
     with respx_for_openai() as mock:
         route = mock.post("http://vllm.test:8000/v1/chat/completions").mock(
             return_value=httpx.Response(200, json=reply))
-        out = OpenAICompatGenerator(s).generate_batch(PROMPTS[:2], n=2)
+        told = []
+        out = OpenAICompatGenerator(s).generate_batch(PROMPTS[:2], n=2, on_ready=lambda *t: told.append(t))
     assert [[g.text for g in r] for r in out] == [["MATCH (n) RETURN n"] * 2] * 2
+    assert told == list(enumerate(out))
     assert len(route.calls) == 4
     assert "Question: a?" in json.loads(route.calls[2].request.content)["messages"][0]["content"]
 

@@ -196,7 +196,6 @@ def test_a_batched_eval_asks_each_question_as_soon_as_its_replies_are_written(sh
     items = load_dataset(EVAL3)
     watched = _Watched(shop, "MATCH (n:Customer) RETURN count(*)")
     gen, waited = _eval_generator(), []
-    gen.one_call_candidates = lambda: False  # as the transformers backend: it can tell replies early
 
     def generate_batch(prompts, n=1, on_ready=None, **kwargs):
         out = [[Generation(gen.generate(p.question, p.schema_text, p.examples))] for p in prompts]
@@ -213,6 +212,48 @@ def test_a_batched_eval_asks_each_question_as_soon_as_its_replies_are_written(sh
     assert [p["id"] for p in report.predictions] == ["shop-1", "shop-2", "shop-3"]
     assert (report.n, report.correct, report.after_retry_correct) == (3, 2, 1)
     assert [p["correct"] for p in report.predictions] == [True, True, False]
+
+
+def _unclocked(predictions):
+    return [{k: v for k, v in p.items() if k not in ("latency_ms", "timings")} for p in predictions]
+
+
+@pytest.mark.parametrize("batch_size", [2, 3])
+def test_a_streamed_eval_predicts_as_the_unstreamed_one(shop, settings, batch_size):
+    """Batched with workers (each question asked as its replies are told, ``_streamed``), the records are
+    the ones of the same batches without workers (told nothing until the call returns), in the same order;
+    a chunk smaller than the batch too."""
+    items = load_dataset(EVAL3)
+
+    def report(workers):
+        agent = CypherAgent(settings, shop, _eval_generator(), compiled=build_graph())
+        return run_eval(agent, items, progress=False, batch_size=batch_size, workers=workers)
+
+    plain, streamed = report(1), report(2)
+    assert _unclocked(streamed.predictions) == _unclocked(plain.predictions)
+    assert [p["id"] for p in streamed.predictions] == ["shop-1", "shop-2", "shop-3"]
+
+
+def test_a_streamed_eval_raises_what_a_question_raised(shop, settings):
+    """A question that fails on a worker fails the eval with its error (after the batched call: the others
+    are not waited for in vain), and a generator that tells no prompt early still has every question asked."""
+    items = load_dataset(EVAL3)
+    gen = _eval_generator()
+    batch = gen.generate_batch
+    gen.generate_batch = lambda prompts, on_ready=None, **kw: batch(prompts, **kw)  # tells nothing
+    agent = CypherAgent(settings, shop, gen, compiled=build_graph())
+    report = run_eval(agent, items, progress=False, batch_size=3, workers=2)
+    assert [p["correct"] for p in report.predictions] == [True, True, False]
+    ask = agent.ask
+
+    def failing(question, **kw):
+        if question == items[1].question:
+            raise RuntimeError("question 2 failed")
+        return ask(question, **kw)
+
+    agent.ask = failing
+    with pytest.raises(RuntimeError, match="question 2 failed"):
+        run_eval(agent, items, progress=False, batch_size=3, workers=2)
 
 
 # --- comparison table -------------------------------------------------------------------------------------

@@ -794,6 +794,22 @@ def test_first_replies_take_one_call_when_the_generator_offers_it(settings, tiny
     assert len(replies) == 4 and len(seen) == 1 and seen[0]["num_return_sequences"] == 4
 
 
+def test_first_replies_tell_each_prompt_as_they_return_it():
+    """``on_ready`` hears each prompt once with the replies ``first_replies`` returns for it: one reply, and
+    the candidates of two calls (the greedy call's reply first, told as the sampled call has each)."""
+    from agent.graph import AgentContext, first_replies
+    from agent.models.base import PromptInput, ScriptedGenerator
+
+    gen = ScriptedGenerator(lambda question, _feedback, call_no: f"{question} {call_no}")
+    prompts = [PromptInput("a?", SCHEMA), PromptInput("b?", SCHEMA)]
+    for candidates, asked in ((1, prompts[:1]), (1, prompts), (3, prompts)):
+        told = []
+        ctx = AgentContext(graph_store=None, generator=gen, candidates=candidates)
+        got = first_replies(gen, asked, ctx, lambda i, gens, told=told: told.append((i, gens)))
+        assert told == list(enumerate(got)) and all(len(r) == candidates for r in got)
+    assert [g.text for g in got[1]] == ["b? 4", "b? 7", "b? 8"]  # greedy call: 3, 4; sampled: 5-8
+
+
 def _spy_transition_scores(gen):
     """Spy on ``generate`` that also asks transformers for the scores (the old path) on the same call, and
     keeps each call's log-probabilities by ``compute_transition_scores``, greedy rows from the raw logits."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -110,6 +110,18 @@ Ready = Callable[[int, list[Generation]], None]
 """Told of a prompt's replies as soon as they are all written: (its index in the call, its replies)."""
 
 
+def tell_each(replies: list[list[Generation]], on_ready: Ready | None,
+              told: Collection[int] = ()) -> list[list[Generation]]:
+    """``replies``, returned once ``on_ready`` has been told of each prompt's not in ``told``: how
+    ``generate_batch`` keeps its ``on_ready`` where a backend has a call's replies only all together (or for
+    the prompts a streamed call did not tell)."""
+    if on_ready is not None:
+        for i, gens in enumerate(replies):
+            if i not in told:
+                on_ready(i, gens)
+    return replies
+
+
 @runtime_checkable
 class CypherGenerator(Protocol):
     """Turns a question into (raw) Cypher text. The agent cleans and checks what comes back."""
@@ -134,8 +146,12 @@ class CypherGenerator(Protocol):
         n: int = 1,
         temperature: float | None = None,
         max_new_tokens: int | None = None,
+        on_ready: Ready | None = None,
     ) -> list[list[Generation]]:
-        """``n`` replies for each prompt, in order (``temperature`` overrides the setting; 0 is greedy)."""
+        """``n`` replies for each prompt, in order (``temperature`` overrides the setting; 0 is greedy).
+        ``on_ready(index, replies)`` is told of every prompt once, with the replies returned for it: as soon
+        as they are written where the backend decodes prompts together, else when the call has them all
+        (``tell_each``)."""
 
 
 class ChatGenerator:
@@ -163,8 +179,10 @@ class ChatGenerator:
         self.__dict__["_traces"] = other.traces
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
-                       max_new_tokens: int | None = None) -> list[list[Generation]]:
-        return [[Generation(self.complete(p.messages(), max_new_tokens)) for _ in range(n)] for p in prompts]
+                       max_new_tokens: int | None = None,
+                       on_ready: Ready | None = None) -> list[list[Generation]]:
+        return tell_each([[Generation(self.complete(p.messages(), max_new_tokens)) for _ in range(n)]
+                          for p in prompts], on_ready)
 
     def generate(
         self,
@@ -221,14 +239,15 @@ class ScriptedGenerator:
         return self._version
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
-                       max_new_tokens: int | None = None) -> list[list[Generation]]:
-        return [
+                       max_new_tokens: int | None = None,
+                       on_ready: Ready | None = None) -> list[list[Generation]]:
+        return tell_each([
             [
                 Generation(self.generate(p.question, p.schema_text, p.examples, p.error_feedback))
                 for _ in range(n)
             ]
             for p in prompts
-        ]
+        ], on_ready)
 
     def generate(self, question, schema_text, examples=(), error_feedback=None) -> str:
         call_no = len(self.calls)

@@ -50,9 +50,11 @@ from agent.models.base import (
     Generation,
     GenerationTrace,
     PromptInput,
+    Ready,
     StepClock,
     installed,
     optional_module,
+    tell_each,
 )
 from agent.models.llamacpp import auto_refusal, gguf_base_path, served_gguf
 from agent.models.local import (
@@ -416,9 +418,11 @@ class CTranslate2Generator(ChatGenerator):
             return text
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
-                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+                       max_new_tokens: int | None = None,
+                       on_ready: Ready | None = None) -> list[list[Generation]]:
         """``n`` replies per prompt, with summed log-probabilities; one batched call per distinct system turn
-        (its state cached). Greedy when the temperature is 0 (``n`` > 1 then repeats the one reply)."""
+        (its state cached). Greedy when the temperature is 0 (``n`` > 1 then repeats the one reply).
+        ``on_ready`` is told of every prompt when the call has them all (``tell_each``)."""
         if not prompts:
             return []
         with self._lock:
@@ -445,4 +449,4 @@ class CTranslate2Generator(ChatGenerator):
                                        float(r.scores[0]) if r.scores else None)
                             for r in res[k * per: (k + 1) * per]]
                     out[i] = gens if temp > 0 else gens * n
-            return out
+        return tell_each(out, on_ready)

@@ -13,7 +13,7 @@ from agent.core.errors import ConfigError, ModelError, PromptOverWindow
 from agent.core.prompt import ErrorFeedback, Example
 from agent.core.settings import Settings
 from agent.models import ctranslate, llamacpp, xllamacpp
-from agent.models.base import ChatGenerator, CypherGenerator, Generation, PromptInput
+from agent.models.base import ChatGenerator, CypherGenerator, Generation, PromptInput, Ready
 from agent.models.ctranslate import CTranslate2Generator, auto_fallback, resolve_backend
 from agent.models.llamacpp import LlamaCppGenerator
 from agent.models.local import AdapterFollower, TransformersGenerator
@@ -117,13 +117,14 @@ class FallbackGenerator:
             return self.stand_in(e).generate(question, schema_text, examples, error_feedback)
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
-                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+                       max_new_tokens: int | None = None,
+                       on_ready: Ready | None = None) -> list[list[Generation]]:
         try:
             return self.serving().generate_batch(prompts, n=n, temperature=temperature,
-                                                 max_new_tokens=max_new_tokens)
-        except PromptOverWindow as e:
+                                                 max_new_tokens=max_new_tokens, on_ready=on_ready)
+        except PromptOverWindow as e:  # refused before a reply was written: none was told
             return self.stand_in(e).generate_batch(prompts, n=n, temperature=temperature,
-                                                   max_new_tokens=max_new_tokens)
+                                                   max_new_tokens=max_new_tokens, on_ready=on_ready)
 
 
 def _load_quietly(model: ChatGenerator | FallbackGenerator) -> None:

@@ -57,7 +57,15 @@ from agent.core.errors import ModelError
 from agent.core.prompt import prompt_token_ids
 from agent.core.settings import Settings
 from agent.models.attention import use_grouped_decoding
-from agent.models.base import ChatGenerator, Generation, GenerationTrace, PromptInput, Ready, StepClock
+from agent.models.base import (
+    ChatGenerator,
+    Generation,
+    GenerationTrace,
+    PromptInput,
+    Ready,
+    StepClock,
+    tell_each,
+)
 from agent.models.gguf_tokenizer import STOP_TOKENS, TURN_END, TURN_START, check_turn_tokens, gguf_tokenizer
 from agent.models.graphed import BUCKET, BatchDecoder, GraphedDecoder, RowDone, Unsupported
 
@@ -1288,9 +1296,7 @@ class TransformersGenerator(ChatGenerator):
 
         out = self._batch_replies(prompts, n, temperature, max_new_tokens, batch_size, greedy_first,
                                   tell if on_ready is not None else None)
-        for i, gens in enumerate(out):
-            tell(i, gens)
-        return out
+        return tell_each(out, on_ready, told)
 
     def _batch_replies(self, prompts: Sequence[PromptInput], n: int, temperature: float | None,
                        max_new_tokens: int | None, batch_size: int | None, greedy_first: bool,

@@ -54,6 +54,7 @@ from agent.models.base import (
     Generation,
     GenerationTrace,
     PromptInput,
+    Ready,
     installed,
     optional_module,
 )
@@ -225,9 +226,11 @@ class XLlamaCppGenerator(ChatGenerator):
             return text
 
     def generate_batch(self, prompts: Sequence[PromptInput], *, n: int = 1, temperature: float | None = None,
-                       max_new_tokens: int | None = None) -> list[list[Generation]]:
+                       max_new_tokens: int | None = None,
+                       on_ready: Ready | None = None) -> list[list[Generation]]:
         """``n`` replies per prompt, one request at a time (one slot: the system turn's state stays cached
-        between them). Greedy when the temperature is 0 (``n`` > 1 then repeats the one reply)."""
+        between them). Greedy when the temperature is 0 (``n`` > 1 then repeats the one reply). ``on_ready``
+        is told of each prompt as its request returns."""
         temp = self.settings.temperature if temperature is None else temperature
         out: list[list[Generation]] = []
         for p in prompts:
@@ -235,4 +238,6 @@ class XLlamaCppGenerator(ChatGenerator):
                 out.append([Generation(self._complete(p.messages(), temp, max_new_tokens)) for _ in range(n)])
             else:
                 out.append([Generation(self._complete(p.messages(), 0.0, max_new_tokens))] * n)
+            if on_ready is not None:
+                on_ready(len(out) - 1, out[-1])
         return out

@@ -124,12 +124,14 @@ class DistinctCandidates:
     def generate(self, question, schema_text, examples=(), error_feedback=None) -> str:
         return self._replies(question)[0]
 
-    def generate_batch(self, prompts, *, n=1, temperature=None, max_new_tokens=None, greedy_first=True):
-        from agent.models.base import Generation
+    def generate_batch(self, prompts, *, n=1, temperature=None, max_new_tokens=None, greedy_first=True,
+                       on_ready=None):
+        from agent.models.base import Generation, tell_each
 
         time.sleep(self.decode_s)
-        return [[Generation(text, logprob=-1.0 - i) for i, text in enumerate(self._replies(p.question)[:n])]
-                for p in prompts]
+        replies = [[Generation(t, logprob=-1.0 - i) for i, t in enumerate(self._replies(p.question)[:n])]
+                   for p in prompts]
+        return tell_each(replies, on_ready)
 
 
 # --- one process: one tree ---------------------------------------------------------------------------
