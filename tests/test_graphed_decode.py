@@ -393,6 +393,24 @@ def test_a_batch_tells_each_question_as_soon_as_its_rows_are_done(settings, tiny
     assert plain.generate_batch(prompts, n=1, on_ready=on_ready) and [i for i, _, _ in told] == [0, 1, 2]
 
 
+def test_an_error_telling_a_question_goes_to_the_caller_and_the_loop_stays(settings, tiny_dir):
+    """``on_ready`` raising inside the graphed loop is the caller's error: ``generate_batch`` raises it (not
+    answered again by ``generate``, the graphed batches not given up), and the next call takes the loop."""
+    gen = _gen(settings, tiny_dir, decode_loop="graphed", max_new_tokens=40)
+    prompts = [PromptInput(q, SCHEMA) for q in QUESTIONS]
+
+    def on_ready(i, gens):
+        raise LookupError(f"question {i}")
+
+    with pytest.raises(LookupError, match="question"):
+        gen.generate_batch(prompts, n=2, temperature=0.8, greedy_first=True, batch_size=2, on_ready=on_ready)
+    assert gen.graphed_batch_error is None
+    told = []
+    got = gen.generate_batch(prompts, n=2, on_ready=lambda i, gens: told.append((i, gens)))
+    assert gen.traces[-1].backend == "transformers-graphed-batches"
+    assert sorted(told, key=lambda t: t[0]) == list(enumerate(got))
+
+
 def test_each_batch_pass_gives_the_full_forward_logits(settings, tiny_dir):
     """The left-padded prompts' pass and every step give, row by row, the logits of one full forward pass
     over that row's own tokens (its positions from 0, no pads), each prompt's rows alike; a decoder used

@@ -1046,11 +1046,21 @@ class TransformersGenerator(ChatGenerator):
         """A chunk of questions' ``per`` replies each from the graphed loop, or None where it failed (then,
         once said, ``generate`` for batches for good); ``_graphed_batches`` decided that the loop is taken.
         One decoder per chunk shape, its cache sized in steps of ``BATCH_CACHE_STEP`` and replaced by a longer
-        one when a chunk needs it (a decoder holds rows × cache positions of keys and values)."""
+        one when a chunk needs it (a decoder holds rows × cache positions of keys and values). An error raised
+        by ``row_done`` (the caller's ``on_ready``) is raised here and the loop kept for the next call."""
         import torch
 
         key = ("batches", len(chunk), per)
         need = max(len(x) for x in chunk) + max(max_new_tokens, self.settings.max_new_tokens)
+        raised: list[BaseException] = []  # by ``row_done``: the caller's, not the loop's
+
+        def guarded(row: int, tokens: list[int], logprobs: list[float]) -> None:
+            try:
+                row_done(row, tokens, logprobs)  # type: ignore[misc]  # passed only where given
+            except BaseException as e:
+                raised.append(e)
+                raise
+
         try:
             with torch.inference_mode(), self._adapter_context():
                 decoder = self._decoders.get(key)
@@ -1066,8 +1076,10 @@ class TransformersGenerator(ChatGenerator):
                 return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=self.settings.top_p, stop_ids=self._stop_ids,
                                            greedy_first=greedy_first, finished=repetition_loop,
-                                           tick=clock.tick, row_done=row_done)
+                                           tick=clock.tick, row_done=row_done and guarded)
         except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
+            if raised:  # the caller's error goes to the caller; the loop is not at fault
+                raise
             self._give_up_graphed(e, batches=True)
             clock.stamps.clear()
             return None
