@@ -1076,7 +1076,8 @@ class TransformersGenerator(ChatGenerator):
                 return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=self.settings.top_p, stop_ids=self._stop_ids,
                                            greedy_first=greedy_first, finished=repetition_loop,
-                                           tick=clock.tick, row_done=row_done and guarded)
+                                           tick=clock.tick,
+                                           row_done=guarded if row_done is not None else None)
         except Exception as e:  # noqa: BLE001 - an optimisation: generate answers instead
             if raised:  # the caller's error goes to the caller; the loop is not at fault
                 raise
