@@ -344,6 +344,10 @@ def test_a_batch_of_questions_decodes_as_each_alone(settings, tiny_dir):
     said = _decoding(graphed)["transformers-graphed-batches"]
     assert said["calls"] == 2 and said["rows"] == 3  # the copy padding the last chunk is not a reply
     assert said["steps"] >= max(t.row_tokens[0] for t in graphed.traces) and said["decode_ms"] > 0
+    assert [(b["rows"], b["steps"]) for b in said["batches"]] == [
+        (len(t.row_tokens), t.new_tokens) for t in graphed.traces]  # each call, where a chunk's time went
+    first = graphed.traces[0]  # as if a warm-up's: left out
+    assert _decoding(graphed, [first])["transformers-graphed-batches"]["batches"] == said["batches"][1:]
 
 
 def test_a_batch_of_questions_keeps_each_greedy_first_row(settings, tiny_dir):

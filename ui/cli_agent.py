@@ -19,6 +19,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,11 +202,13 @@ def eval_main(argv: list[str] | None = None) -> int:
         warm_s = time.perf_counter()
         agent.warm_up(batch_size=args.batch_size if args.batch_size > 1 else 0)
         warm_s = time.perf_counter() - warm_s
+        warm_traces = list(getattr(agent.generator, "traces", []))
         report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=out,
                           dataset=str(args.dataset), label=settings.graph, batch_size=max(1, args.batch_size),
                           workers=args.workers)
     if args.json:
-        summary = {**report.summary(), "warmup_s": round(warm_s, 1), "decoding": _decoding(agent.generator)}
+        summary = {**report.summary(), "warmup_s": round(warm_s, 1),
+                   "decoding": _decoding(agent.generator, warm_traces)}
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:
         print(report.text())
@@ -213,16 +216,23 @@ def eval_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _decoding(generator: object) -> dict[str, object]:
-    """How the model's calls were decoded (the last ones a generator keeps), per path
-    (``transformers-graphed-batches``, ``transformers-batch`` …): calls, milliseconds, the prompts' pass and
-    the steps (a batch steps until its longest row stops: ``steps`` against ``rows``' median reply says how
-    much a long row held its batch), and why a graphed path was given up."""
+BATCHES_SHOWN = 8
+"""The batched calls ``cypherloop eval --json`` lists one by one (a 100-question eval at batch 64 makes 2)."""
+
+
+def _decoding(generator: object, warm: Sequence[object] = ()) -> dict[str, object]:
+    """How the eval's model calls were decoded (the last ones a generator keeps, less the warm-up's:
+    ``warm``, the traces kept before the eval), per path (``transformers-graphed-batches``,
+    ``transformers-batch`` …): calls, milliseconds, the prompts' pass and the steps (a batch steps until its
+    longest row stops: ``steps`` against ``rows``' median reply says how much a long row held its batch), the
+    batched calls one by one (``batches``: where a chunk's time went), and why a graphed path was given up."""
     import statistics
 
+    before = {id(t) for t in warm}
     paths: dict[str, list] = {}
     for trace in list(getattr(generator, "traces", [])):
-        paths.setdefault(trace.backend, []).append(trace)
+        if id(trace) not in before:
+            paths.setdefault(trace.backend, []).append(trace)
     out: dict[str, object] = {}
     for name, traces in paths.items():
         rows = [n for t in traces for n in (t.row_tokens or [])]
@@ -231,6 +241,13 @@ def _decoding(generator: object) -> dict[str, object]:
                      "decode_ms": round(sum(t.decode_ms for t in traces), 1),
                      "steps": sum(t.new_tokens for t in traces), "rows": len(rows),
                      "row_tokens_median": statistics.median(rows) if rows else None}
+        batches = [t for t in traces if t.row_tokens is not None][:BATCHES_SHOWN]
+        if batches:
+            out[name]["batches"] = [
+                {"rows": len(t.row_tokens), "prompt_tokens": t.prompt_tokens, "ms": round(t.total_ms, 1),
+                 "tokenize_ms": round(t.tokenize_ms, 1), "prefill_ms": round(t.prefill_ms, 1),
+                 "decode_ms": round(t.decode_ms, 1), "steps": t.new_tokens, "step_ms": round(t.step_ms, 2)}
+                for t in batches]
     for name in ("graphed_error", "graphed_batch_error"):
         if getattr(generator, name, None):
             out[name] = str(getattr(generator, name)).strip().splitlines()[-1]
