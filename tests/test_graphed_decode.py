@@ -346,6 +346,8 @@ def test_a_batch_of_questions_decodes_as_each_alone(settings, tiny_dir):
     assert said["steps"] >= max(t.row_tokens[0] for t in graphed.traces) and said["decode_ms"] > 0
     assert [(b["rows"], b["steps"]) for b in said["batches"]] == [
         (len(t.row_tokens), t.new_tokens) for t in graphed.traces]  # each call, where a chunk's time went
+    for b, t in zip(said["batches"], graphed.traces, strict=True):  # each step's time, after the first token
+        assert len(b["step_ms_each"]) == t.new_tokens - 1 and b["step_ms_max"] >= b["step_ms_median"] > 0
     first = graphed.traces[0]  # as if a warm-up's: left out
     assert _decoding(graphed, [first])["transformers-graphed-batches"]["batches"] == said["batches"][1:]
 

@@ -216,6 +216,17 @@ def eval_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _spread(times: list[float]) -> dict[str, object]:
+    """A batched call's steps: median, 90th percentile and slowest, then each (ms; a step that waited for the
+    interpreter or the host stands out against its neighbours)."""
+    if not times:
+        return {}
+    ranked = sorted(times)
+    return {"step_ms_median": round(ranked[len(ranked) // 2], 2),
+            "step_ms_p90": round(ranked[min(len(ranked) - 1, len(ranked) * 9 // 10)], 2),
+            "step_ms_max": round(ranked[-1], 2), "step_ms_each": [round(x, 2) for x in times]}
+
+
 BATCHES_SHOWN = 8
 """The batched calls ``cypherloop eval --json`` lists one by one (a 100-question eval at batch 64 makes 2)."""
 
@@ -246,7 +257,8 @@ def _decoding(generator: object, warm: Sequence[object] = ()) -> dict[str, objec
             out[name]["batches"] = [
                 {"rows": len(t.row_tokens), "prompt_tokens": t.prompt_tokens, "ms": round(t.total_ms, 1),
                  "tokenize_ms": round(t.tokenize_ms, 1), "prefill_ms": round(t.prefill_ms, 1),
-                 "decode_ms": round(t.decode_ms, 1), "steps": t.new_tokens, "step_ms": round(t.step_ms, 2)}
+                 "decode_ms": round(t.decode_ms, 1), "steps": t.new_tokens, "step_ms": round(t.step_ms, 2),
+                 **_spread(t.step_times_ms or [])}
                 for t in batches]
     for name in ("graphed_error", "graphed_batch_error"):
         if getattr(generator, name, None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
@@ -56,6 +57,8 @@ class GenerationTrace:
     row_tokens: list[int] | None = None
     """A batched call: each row's reply in tokens (its stop token included), while ``new_tokens`` counts the
     steps of the whole batch, which decodes until its longest row stops."""
+    step_times_ms: list[float] | None = None
+    """Each decoding step's time after the first token (``StepClock``): how evenly a call stepped."""
     draft_tokens: int = 0
     """Exact drafting (``llamacpp_draft``): tokens drafted and checked by the model."""
     draft_accepted: int = 0
@@ -103,6 +106,7 @@ class StepClock:
         if len(t) > 1:
             trace.prefill_ms = (t[1] - t[0]) * 1000
             trace.decode_ms = (t[-1] - t[1]) * 1000
+            trace.step_times_ms = [(b - a) * 1000 for a, b in itertools.pairwise(t[1:])]
         return trace
 
 
