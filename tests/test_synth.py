@@ -84,6 +84,7 @@ def test_constructs_compose(demo_pairs):
         "order_by_aggregate",
         "limit",
         "with_having",
+        "having_second_aggregate",
         "return_distinct",
         "return_node",
         "repeated_match",
@@ -981,3 +982,83 @@ def test_names_ranks_and_filters_groups_without_the_value_beside(shop):
         want = [row[:-1] for row in shop.query(compile_cypher(shown)).rows]
         got_rows = shop.query(text).rows
         assert len(got_rows) == len(want) and tie_probe(q)[0] == tie_probe(shown)[0]
+
+
+def test_a_having_frame_also_aggregates_the_counted_nodes_measure(shop):
+    """Some groups filtered on their count also get an aggregate of a measure of the counted node, computed in
+    the same WITH and returned under every return style (the count beside it never): round 13's model wrote
+    ``WITH l, count(c) AS n WHERE n >= 5 RETURN l.name, sum(c.population)``, where ``c`` is gone. The question
+    says the aggregate and the measure; the query runs and says something."""
+    from finetune.synth.grammar import _measured
+    from finetune.synth.render import AGG_WORDS, Renderer
+
+    profile = profile_graph(shop, seed=2)
+    renderer = Renderer(seed=1)
+    for style in ("names", "mixed", "nodes"):
+        sampler = Sampler(profile, seed=5, return_style=style)
+        having = [q for q in (sampler.sample("having") for _ in range(400)) if q is not None]
+        measured = [q for q in having if _measured(q.nodes[0].label)]  # products' prices, orders' totals
+        also = [q for q in having if q.also is not None]
+        assert 0.15 * len(measured) < len(also) < 0.35 * len(measured), (style, len(also), len(measured))
+        for q in also:
+            assert not q.having_shows and "having_second_aggregate" in q.features()
+            text = compile_cypher(q)
+            also = r", (?:sum|avg|min|max)\((?:toFloat\()?(\w+)\.\w+\)?\) AS (\w+)"
+            m = re.search(r" WITH .*, count\(\w+\) AS (\w+)" + also + r" WHERE \1 ", text)
+            assert m and m.group(2) == q.nodes[0].var, text
+            key = compile_cypher(replace(q, also=None)).split(" RETURN ")[-1]
+            assert text.split(" RETURN ")[-1] == f"{key}, {m.group(3)}", text  # the asked value, no count
+            shop.query(text, timeout_s=5)
+            question = renderer.question(q).lower()
+            assert any(w.split()[0] in question for w in AGG_WORDS[q.also.func]), question
+            prop = q.also.target.prop
+            assert any(x in question for x in (prop.words.lower(), prop.name.lower())), question
+    pairs, report = generate_pairs(shop, 120, seed=3, frames=["having"], return_style="names")
+    kept = [p for p in pairs if "having_second_aggregate" in p.features]
+    assert kept, report.table()
+    for p in kept:
+        rows = shop.query(p.cypher, timeout_s=5).rows
+        assert rows and len(rows) == p.row_count and all(len(r) == 2 for r in rows), p
+
+
+def test_a_second_aggregate_counts_each_node_once_per_group(shop):
+    """Where the path meets a counted node more than once per group (another hop beside the group's), the
+    having frame's sum or average reads each node once (``WITH DISTINCT`` first), as its count does."""
+    from finetune.synth.run import Checker
+
+    sampler = Sampler(profile_graph(shop, seed=2), seed=0, return_style="names")
+    checker = Checker(shop, 5.0, 1000)
+    deduped = []
+    for _ in range(800):
+        q = sampler.sample("having")
+        if q is not None and q.also is not None and q.also.func in ("sum", "avg"):
+            final, reason, _, _ = checker.check(q)
+            if final is not None and final.dedupe_first:
+                deduped.append(final)
+    assert deduped
+    differ = 0
+    for q in deduped:
+        text = compile_cypher(q)
+        assert re.search(r" WITH DISTINCT [\w, ]+ WITH ", text), text
+        once = {r[0]: r[1] for r in shop.query(text).rows}
+        every_path = replace(q, dedupe_first=False, having=(">=", 0))
+        each = {r[0]: r[1] for r in shop.query(compile_cypher(every_path)).rows}
+        assert once and set(once) <= set(each), text
+        if q.also.func == "sum":  # every path added: more, or the same
+            assert all(each[k] >= v for k, v in once.items()), (text, once, each)
+        differ += each != once
+    assert differ
+
+
+def test_a_second_aggregate_of_numbers_stored_as_text_reads_them_as_numbers(scratch_graph):
+    scratch_graph.write(
+        "UNWIND range(1, 8) AS c CREATE (:Customer {name: 'Customer ' + toString(c)}) WITH count(*) AS done "
+        "UNWIND range(1, 60) AS i MATCH (c:Customer {name: 'Customer ' + toString(1 + i % 8)}) "
+        "CREATE (:Invoice {number: 'INV' + toString(i), amount: toString(i * 7.5)})-[:BILLED_TO]->(c)"
+    )
+    pairs, report = generate_pairs(scratch_graph, 60, seed=2, frames=["having"], return_style="names")
+    also = [p for p in pairs if "having_second_aggregate" in p.features]
+    assert also, report.table()
+    for p in also:
+        assert re.search(r", (sum|avg|min|max)\(toFloat\(i\.amount\)\) AS \w+ WHERE ", p.cypher), p.cypher
+        assert "to_float" in p.features and "amount" in p.question.lower(), p

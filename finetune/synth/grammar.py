@@ -15,7 +15,9 @@ existence or absence of a further relationship, and a *frame* — what the quest
     first     N entities in storage order (LIMIT, no ORDER BY)    "List the first 3 products in …"
     top       ORDER BY a property … LIMIT N                        "Top 5 products by unit price"
     group     a count or aggregate per group key (+ top N)        "How many movies has each person directed?"
-    having    groups filtered on their aggregate (WITH … WHERE)   "Who acted in more than 5 movies?"
+    having    groups filtered on their aggregate (WITH … WHERE)   "Who acted in more than 5 movies?"; some
+              with a second aggregate in that WITH              "… spoken in at least 5 countries, and
+                                                                their total population?"
     collect   a group key with the collected related keys         "For each category, list its products."
     compare   a property across two nodes, or arithmetic over two  "Which countries have a larger population
               numeric properties (``Compare``)                      than Germany?", "How much larger is …"
@@ -130,6 +132,12 @@ n WHERE n > 3 RETURN p.name, n``): 233 of the 483 packaged text2cypher rows that
 WITH (48 %). The generator never did, and the round-4 model, asked "Who produced more than 3 movies?",
 returned the names alone or wrote the aggregate again after the WITH (``RETURN p.name, count(m)``, where
 ``m`` is gone)."""
+HAVING_ALSO_P = 0.25
+"""How often groups filtered on their count also get an aggregate of a measure of the counted node, computed
+in the same WITH and returned (``WITH l, count(c) AS n, sum(c.population) AS total WHERE n >= 5 RETURN l.name,
+total``: "For each language spoken in at least 5 countries, what is their total population?"). Until
+2026-12-04 the having frame only counted, and round 13's model, asked that question, put ``sum(c.population)``
+after the WITH that had dropped ``c`` (docs/BENCHMARKS.md, countries round 13, ``094``)."""
 ANCHOR_LEAF_P = 0.45
 """How often a path's far end is named ("movies that Tom Hanks acted in")."""
 
@@ -366,6 +374,7 @@ class Query:
     distinct: bool = False  # RETURN DISTINCT (decided by run.py: only when rows repeat)
     dedupe: bool = True  # may run.py make repeated rows DISTINCT (drawn: DISTINCT_REPEATS_P)
     having_shows: bool = False  # a having frame returns its aggregate beside the key (HAVING_SHOWS_P)
+    also: Agg | None = None  # having: an aggregate of the counted node's measure, in the WITH and returned
     ranked_alone: bool = False  # a group ranked by its aggregate returns the keys alone (``names``)
     dedupe_first: bool = False  # WITH DISTINCT <focus> before aggregating (decided by run.py)
     split_match: int = 0  # >0: the hop index where a second MATCH clause starts
@@ -421,6 +430,8 @@ class Query:
             out.append("with_having")
         if self.having_shows:
             out.append("having_shows_aggregate")
+        if self.also:
+            out += ["having_second_aggregate", f"having_{self.also.func}"]
         if self.ranked_alone:
             out.append("ranked_group_alone")
         if self.distinct:
@@ -457,8 +468,9 @@ class Query:
             out.append("relationship_property")
         if self.style == "node" and self.frame in ("list", "first"):
             out.append("return_node")
-        if any(f.prop.kind == "numtext" for f in self.filters) or (
-            self.agg and self.agg.target and self.agg.target.prop and self.agg.target.prop.kind == "numtext"
+        aggs = (self.agg, self.also)
+        if any(f.prop.kind == "numtext" for f in self.filters) or any(
+            a and a.target and a.target.prop and a.target.prop.kind == "numtext" for a in aggs
         ):
             out.append("to_float")
         return out
@@ -469,8 +481,9 @@ class Query:
 # ================================================================================================
 
 
-def _agg_alias(q: Query) -> str:
-    a = q.agg
+def _agg_alias(q: Query, a: Agg | None = None) -> str:
+    """The alias of ``a`` (the query's aggregate unless given): ``numCountries``, ``totalPopulation``."""
+    a = a or q.agg
     assert a is not None
     if a.func == "count":
         lab = q.nodes[a.target.index].label if a.target and a.target.on == "node" else q.nodes[0].label
@@ -675,8 +688,8 @@ def _where(q: Query) -> str:
     return (" WHERE " + " AND ".join(conds)) if conds else ""
 
 
-def _agg_expr(q: Query) -> str:
-    a = q.agg
+def _agg_expr(q: Query, a: Agg | None = None) -> str:
+    a = a or q.agg
     assert a is not None
     d = "DISTINCT " if a.distinct else ""
     if a.func == "count":
@@ -798,8 +811,10 @@ def compile_cypher(q: Query) -> str:
     if q.having is not None:
         op, k = q.having
         carry = sorted({q.nodes[g.index].var for g in q.group if g.on == "node"})
-        text += f" WITH {', '.join(carry)}, {_agg_expr(q)} AS {alias} WHERE {alias} {op} {k}"
+        also = f", {_agg_expr(q, q.also)} AS {_agg_alias(q, q.also)}" if q.also else ""
+        text += f" WITH {', '.join(carry)}, {_agg_expr(q)} AS {alias}{also} WHERE {alias} {op} {k}"
         cols = ([expr(q, r) for r in q.returns] or keys) + ([alias] if q.having_shows else [])
+        cols += [_agg_alias(q, q.also)] if q.also else []  # the value asked for, under every return style
         text += " RETURN " + ", ".join(cols)
         if q.order == "agg":
             text += f" ORDER BY {alias}{' DESC' if q.desc else ''}"
@@ -854,6 +869,7 @@ class Sampler:
             raise DataError(f"unknown return style {return_style!r}; choose one of {styles}")
         self.P = profile
         self.rng = random.Random(seed)
+        self.also_rng = random.Random(f"{seed}:having-also")  # HAVING_ALSO_P: every other draw as before
         self.return_style = return_style
         self.labels = [lab for lab in profile.labels.values() if lab.nodes]
         self._thresholds: dict[int, list[float]] = {}
@@ -1373,6 +1389,12 @@ class Sampler:
         q.having = (op, rng.choice([1, 2, 2, 3, 3, 4, 5, 10]))
         q.returns = [g]
         q.having_shows = self.return_style != "names" and rng.random() < HAVING_SHOWS_P  # names: alone
+        fixed = {id(f.prop) for f in q.filters if f.on == "node" and f.index == 0 and f.op in ("eq", "in")}
+        measures = [p for p in _measured(q.nodes[0].label) if not p.is_year and id(p) not in fixed]
+        also = self.also_rng
+        if measures and also.random() < HAVING_ALSO_P:  # the asked value: returned, the count not beside it
+            q.also = Agg(also.choice(AGGS), Ref("node", 0, also.choice(measures)))
+            q.having_shows = False
         return True
 
     def _frame_collect(self, q: Query) -> bool:

@@ -371,6 +371,7 @@ def answer_shape(q: Query) -> tuple[str, list[Prop]] | None:
 class Renderer:
     def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
+        self.also_rng = random.Random(f"{seed}:having-also")  # the having frame's second aggregate
         self._nouns: dict[int, Noun] = {}
         self._owned: dict[int, bool] = {}
         self._main: dict[int, bool] = {}
@@ -1693,9 +1694,24 @@ class Renderer:
         op, k = q.having
         x, _, groups, hop = self._group_parts(q)
         assert hop is not None
-        v = hop.rel.verb
         amount = {">": self.pick(["more than", "over"]), ">=": "at least", "<": "fewer than"}[op]
         adjacent = hop.rel.self_loop and is_adjacency(hop.rel.type) and x == self.noun(q, 0).plural
+        counted = self._having_count(q, amount, k, x, groups, hop, adjacent)
+        if q.also is None:
+            return counted
+        # the question about the second aggregate draws from a stream of its own, after the counted one, so
+        # that every later question is worded as it was before there were any (grammar.HAVING_ALSO_P)
+        main, self.rng = self.rng, self.also_rng
+        try:
+            return self._having_also(q, amount, k, x, groups, hop, adjacent)
+        finally:
+            self.rng = main
+
+    def _having_count(
+        self, q: Query, amount: str, k: int, x: str, groups: str, hop: Hop, adjacent: bool
+    ) -> str:
+        """ "Which languages are spoken in at least 5 countries?"."""
+        v = hop.rel.verb
         if adjacent and self.rng.random() < 0.6:  # "Which countries have more than 8 neighbours?"
             return self.pick(
                 [
@@ -1722,6 +1738,45 @@ class Renderer:
                 f"Find the {groups} that {amount} {k} {x} {v.finite(True)}.",
             ]
         )
+
+    def _having_also(
+        self, q: Query, amount: str, k: int, x: str, groups: str, hop: Hop, adjacent: bool
+    ) -> str:
+        """Groups filtered on their count, with an aggregate of the counted nodes' measure: "For each language
+        spoken in at least 5 countries, what is their total population?", "Categories with more than 3
+        products, with the average price of those products"."""
+        a = q.also
+        assert a is not None and a.target is not None and a.target.prop is not None
+        v = hop.rel.verb
+        many = f"{amount} {k} {x}"
+        if adjacent:  # the counted countries are the group's neighbours
+            x = "neighbour" if k == 1 else "neighbours"
+            many = f"{amount} {k} {x}"
+            kinds = [f"{groups} with {many}", f"{groups} that have {many}"]
+        elif not hop.outward:  # (g)-[:R]->(x): "suppliers that supply more than 3 products"
+            kinds = [f"{groups} that {v.takes(True, many)}", f"{groups} with {many}"]
+        else:  # (x)-[:R]->(g): "languages spoken by at least 5 countries", "categories with over 3 products"
+            kinds = [f"{groups} with {many}", f"{groups} that {many} {v.finite(True)}"]
+            if v.passive:
+                kinds += [f"{groups} {v.passive} {many}"] * 2
+        which = self.pick(kinds)
+        each = f"each of the {which}" if self.rng.random() < 0.5 else which
+        those = self.pick([f"those {self.noun(q, 0).plural}", f"their {self.noun(q, 0).plural}"])
+        if adjacent:
+            those = self.pick(["those neighbours", "their neighbours"])
+        value = f"{self._agg_word(a.func, a.target.prop)} {self.pname(a.target.prop)}"
+        opts = [
+            f"For {each}, what is the {value} of {those}?",
+            f"{cap(which)}, with the {value} of {those}",
+            f"List the {which} and the {value} of {those}.",
+            f"Show the {which} together with the {value} of {those}.",
+            f"What is the {value} of {those} for {each}?",
+            f"Give me the {which}, each with the {value} of {those}.",
+            f"Find the {which} and the {value} of {those} for each.",
+        ]
+        if a.target.prop.name not in q.nodes[q.group[0].index].label.props:  # "their" is not the group's own
+            opts.append(f"For {each}, what is their {value}?")
+        return self.pick(opts)
 
     def _q_same(self, q: Query) -> str:
         """ "Which people directed and acted in the same movie?" / "Movies directed and written by the same

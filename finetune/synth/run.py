@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,13 @@ class Checker:
                 q = copy.copy(q)
                 q.distinct = True
             return q
+        if q.also is not None and q.also.func in ("sum", "avg"):  # a node met twice in a group adds twice
+            keep = ", ".join(sorted({q.nodes[0].var} | {q.nodes[g.index].var for g in q.group}))
+            res = self._run(_pattern(q) + f" WITH {keep}, count(*) AS __times RETURN max(__times)", n)
+            if res is None:
+                return None
+            if res.rows and (res.rows[0][0] or 0) > 1:
+                return replace(q, dedupe_first=True)  # each node once per group: its count is distinct too
         if q.agg is not None and q.agg.func in ("count", "collect"):
             plain = self._run(compile_cypher(q), n)
             dq = copy.copy(q)
@@ -205,6 +212,15 @@ class Checker:
                 q = copy.copy(q)
                 q.dedupe_first = True
         return q
+
+
+def _pattern(q: Query) -> str:
+    """The query's MATCH and WHERE, before anything it returns or aggregates (cut structurally: a value may
+    read " WITH ", as in ``STARTS WITH 'A'``)."""
+    plain = replace(q, agg=None, also=None, having=None, group=[], returns=[Ref("node", 0)], order=None,
+                    limit=None, distinct=False, dedupe_first=False, ranked_alone=False)
+    text = compile_cypher(plain)
+    return text[: text.rfind(" RETURN ")]
 
 
 def query_id(cypher: str) -> str:
