@@ -202,10 +202,7 @@ class Checker:
             return q if same_result(plain.rows, distinct.rows) else dq
         if q.agg is not None and q.agg.func in ("sum", "avg") and q.agg.target and q.agg.target.on == "node":
             v = q.nodes[0].var
-            probe = copy.copy(q)
-            text = compile_cypher(probe)
-            cut = text.find(" RETURN ") if " WITH " not in text else text.find(" WITH ")
-            res = self._run(text[:cut] + f" RETURN count({v}), count(DISTINCT {v})", n)
+            res = self._run(_pattern(q) + f" RETURN count({v}), count(DISTINCT {v})", n)
             if res is None:
                 return None
             if res.rows and res.rows[0][0] != res.rows[0][1]:
