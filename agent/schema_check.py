@@ -390,10 +390,8 @@ def _hoist_neighbour_props(
             stem = far[:1].lower() if far[:1].isalpha() else "n"
             nvar = next(n for n in (stem, *(f"{stem}{i}" for i in range(2, 100))) if n not in used_names)
             used_names.add(nvar)
-            step_out = f"-[:{ident(join.type)}]->({nvar}:{ident(far)})"
-            step_in = f"<-[:{ident(join.type)}]-({nvar}:{ident(far)})"
-            if not _extend_chain(chains, var, step_out if node_is_start else step_in,
-                                 step_in[1:] if node_is_start else step_out[:-1], edits):
+            steps = _steps(f"[:{ident(join.type)}]", f"({nvar}:{ident(far)})", node_is_start)
+            if not _extend_chain(chains, var, *steps, edits):
                 continue
         for m, nprop in accesses:
             edits[(m.start(), m.end())] = f"{nvar}.{nprop}"
@@ -421,10 +419,20 @@ def _neighbour_var(chains: list[list[_Node | _Rel]], var: str, rtype: str, label
     return None
 
 
+def _steps(rel: str, other: str, node_is_start: bool) -> tuple[str, str]:
+    """The hop from a node to ``other`` through ``rel`` (bracketed), written behind the node and in front of
+    it: ``-[:T]->(o)`` and ``(o)<-[:T]-`` where the node is the relationship's start, ``<-[:T]-(o)`` and
+    ``(o)-[:T]->`` where it is its end."""
+    if node_is_start:
+        return f"-{rel}->{other}", f"{other}<-{rel}-"
+    return f"<-{rel}-{other}", f"{other}-{rel}->"
+
+
 def _extend_chain(
     chains: list[list[_Node | _Rel]], var: str, after: str, before: str, edits: dict[tuple[int, int], str]
 ) -> bool:
-    """Write ``after`` behind ``var``'s node where it ends a chain, or ``before`` where it starts one."""
+    """Write ``after`` behind ``var``'s node where it ends a chain, or ``before`` where it starts one
+    (``_steps`` writes both)."""
     for chain in chains:
         last, first = chain[-1], chain[0]
         if isinstance(last, _Node) and last.var == var and last.labels:
@@ -469,11 +477,8 @@ def _bind_rel(
         edits[(at + 1, at + 1)] = rvar
         return True
     node_is_start = join.start in labs  # (a self-loop never gets here)
-    other = ident(join.end if node_is_start else join.start)
-    rel_text = f"[{rvar}:{ident(rtype)}]"
-    after = f"-{rel_text}->(:{other})" if node_is_start else f"<-{rel_text}-(:{other})"
-    before = f"(:{other})<-{rel_text}-" if node_is_start else f"(:{other})-{rel_text}->"
-    return _extend_chain(chains, var, after, before, edits)
+    other = f"(:{ident(join.end if node_is_start else join.start)})"
+    return _extend_chain(chains, var, *_steps(f"[{rvar}:{ident(rtype)}]", other, node_is_start), edits)
 
 
 def _check(cypher: str, schema: GraphSchema) -> SchemaCheck:

@@ -303,6 +303,16 @@ NEIGHBOUR_HOISTS = [
         "MATCH (c:Customer)-[:PLACED]->(x:Order) WHERE c.status = 'open' RETURN c.name",
         "MATCH (c:Customer)-[:PLACED]->(x:Order) WHERE x.status = 'open' RETURN c.name",
     ),
+    # ... or the pattern is added in front where the node starts a chain: the node the relationship's start
+    (
+        "MATCH (c:Customer)-[:REVIEWED]->(p:Product) RETURN p.name, sum(c.total)",
+        "MATCH (o:Order)<-[:PLACED]-(c:Customer)-[:REVIEWED]->(p:Product) RETURN p.name, sum(o.total)",
+    ),
+    # ... or its end
+    (
+        "MATCH (o:Order)-[:CONTAINS]->(p:Product {name: 'Yoga Mat'}) RETURN o.email",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order)-[:CONTAINS]->(p:Product {name: 'Yoga Mat'}) RETURN c.email",
+    ),
 ]
 
 
@@ -312,6 +322,14 @@ def test_a_neighbours_property_on_a_node_moves_to_the_neighbour(cypher, fixed):
     assert r.ok, r.errors
     assert r.cypher == fixed
     assert any("moved" in f and "joined by" in f for f in r.fixes), r.fixes
+
+
+def test_a_neighbours_pattern_added_in_front_runs_on_falkordb(shop):
+    """The pattern written before a chain's first node is one the database runs, with the neighbour's rows."""
+    fixed = check_cypher("MATCH (o:Order)-[:CONTAINS]->(p:Product {name: 'Yoga Mat'}) RETURN o.email", SHOP)
+    rows = shop.query(fixed.cypher).rows
+    assert rows and rows == shop.query("MATCH (c:Customer)-[:PLACED]->(:Order)-[:CONTAINS]->"
+                                       "(:Product {name: 'Yoga Mat'}) RETURN c.email").rows
 
 
 def test_a_neighbours_property_stays_an_error_when_two_neighbours_have_it():
