@@ -22,6 +22,9 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   moves turn 13 wrong movies answers and 9 northwind ones right, and no right one wrong;
 - ``length(x.name)`` becomes ``size(x.name)``: ``length()`` takes a path (Neo4j 5, FalkorDB), a property
   is a string or a list;
+- after those (``drop_null_tests``), a part ``v.p IS NULL`` of a ``WHERE`` of ``AND`` s is dropped where no
+  name near ``p`` is on ``v``'s label, its relationships or its neighbours: a property no node has is null on
+  every node (``… AND cou.haparCity IS NULL`` → ``…``); ``IS NOT NULL``, always false, stays an error;
 - before those, ``repair_clauses``: an aggregate written again after the ``WITH`` that named it becomes the
   name, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
   its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery);
@@ -65,6 +68,7 @@ LENGTH_OF_PROPERTY = re.compile(
 )
 STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 COMMENT = re.compile(r"//[^\n]*")
+BOOLEAN_WORD = re.compile(r"(?<![\w`.$])(?:AND|OR|XOR|CASE)(?![\w`])", re.IGNORECASE)
 
 
 @dataclass
@@ -111,8 +115,9 @@ def check_cypher(cypher: str, schema: GraphSchema, repair: bool = True) -> Schem
         return _check(cypher, schema)
     repaired, fixes = repair_clauses(cypher, schema)
     repaired, named = repair_names(repaired, schema)
+    repaired, dropped = drop_null_tests(repaired, schema)
     result = _check(repaired, schema)
-    result.fixes = fixes + named + result.fixes
+    result.fixes = fixes + named + dropped + result.fixes
     return result
 
 
@@ -215,6 +220,93 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     for (a, b), text in sorted(edits.items(), reverse=True):
         out = out[:a] + text + out[b:]
     return out, fixes
+
+
+def drop_null_tests(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
+    """Drop a conjunct ``v.p IS NULL`` of a ``WHERE`` where ``p`` is a property that neither ``v``'s label
+    (or type) nor its relationships nor its neighbouring labels have, nor a name close to it: no node has
+    it, so it is null on every node and the test holds on every row. Round 13's countries 098 wrote ``NOT
+    (cou)-[:HAS_CAPITAL]->(:City) AND cou.haparCity IS NULL``, refused, yet right run as written.
+
+    Only where every use of ``v.p`` is such a part of a ``WHERE`` whose parts ``AND`` alone joins; ``IS NOT
+    NULL`` (false on every row), ``NOT v.p IS NULL``, a test inside brackets or beside an ``OR`` stay errors.
+    """
+    masked = mask(cypher)
+    var_labels, var_types = _bindings(_parse_chains(masked))
+    uses: dict[tuple[str, str], list[int]] = {}
+    for m in PROP_ACCESS.finditer(masked):
+        var, prop = _unquote(m.group("var")), _unquote(m.group("prop"))
+        near = _near_props(var_labels.get(var), var_types.get(var), schema)
+        if near and near[0] and not any(prop in names or _closest(prop, names) for names in near):
+            uses.setdefault((var, prop), []).append(m.start())
+    wheres = _and_wheres(masked)
+    drop: set[tuple[int, int]] = set()
+    fixes: list[str] = []
+    for (var, prop), starts in uses.items():
+        tests = [c for _, conjuncts in wheres for c in conjuncts if any(c[0] <= s < c[1] for s in starts)]
+        if len(tests) == len(starts) and all(
+            re.fullmatch(rf"{_IDENT}\.{_IDENT}\s+IS\s+NULL", masked[a:b], re.IGNORECASE) for a, b in tests
+        ):
+            drop.update(tests)
+            fixes.append(f"dropped {var}.{prop} IS NULL from the WHERE (nothing near {var} has a property "
+                         f"{prop!r} or one close to it: it is null on every row)")
+    edits: list[tuple[int, int, str]] = []
+    for start, conjuncts in wheres:
+        kept = [cypher[a:b] for a, b in conjuncts if (a, b) not in drop]
+        if len(kept) == len(conjuncts):
+            continue
+        if kept:
+            edits.append((conjuncts[0][0], conjuncts[-1][1], " AND ".join(kept)))
+        else:  # the WHERE goes, with the space after it
+            edits.append((start, _skip_ws(masked, conjuncts[-1][1]), ""))
+    return _apply(cypher, edits), fixes
+
+
+def _near_props(
+    labels: set[str] | None, types: set[str] | None, schema: GraphSchema
+) -> list[set[str]] | None:
+    """The property names of a variable's labels (or types) first, then those of each relationship type and
+    label next to them in the schema's patterns; None when the variable has no known label or type."""
+    if labels:
+        own = _known_props(sorted(labels), schema, "node")
+        near = [p for p in schema.patterns if p.start in labels or p.end in labels]
+        return None if own is None else [own, *(_rel_props(schema, p.type) for p in near),
+                                         *(_label_props(schema, x) for p in near for x in (p.start, p.end))]
+    if types:
+        own = _known_props(sorted(types), schema, "rel")
+        ends = {x for p in schema.patterns if p.type in types for x in (p.start, p.end)}
+        return None if own is None else [own, *(_label_props(schema, x) for x in sorted(ends))]
+    return None
+
+
+def _and_wheres(masked: str) -> list[tuple[int, list[tuple[int, int]]]]:
+    """Each ``WHERE`` outside brackets whose condition joins its parts by ``AND`` alone (no ``OR``, ``XOR``
+    or ``CASE`` outside brackets): the offset of the keyword and the spans of the parts, spaces left out."""
+    clauses = _top_clauses(masked)
+    out = []
+    for k, (word, start, end) in enumerate(clauses):
+        if word != "WHERE":
+            continue
+        stop = clauses[k + 1][1] if k + 1 < len(clauses) else len(masked)
+        cond = re.sub(r"`[^`]*`", lambda m: "_" * len(m.group(0)), masked[:stop])
+        depth, cuts = 0, [end]
+        for i in range(end, stop):
+            depth += cond[i] in "([{"
+            depth -= cond[i] in ")]}"
+            word_at = None if depth else BOOLEAN_WORD.match(cond, i)
+            if word_at is None:
+                continue
+            if word_at.group(0).upper() != "AND":
+                break
+            cuts += [i, i + 3]
+        else:
+            cuts.append(stop)
+            parts = []
+            for a, b in zip(cuts[::2], cuts[1::2], strict=True):
+                text = cond[a:b]
+                parts.append((a + len(text) - len(text.lstrip()), b - len(text) + len(text.rstrip())))
+            out.append((start, parts))
+    return out
 
 
 def _relabel_free_end(
@@ -488,15 +580,7 @@ def _check(cypher: str, schema: GraphSchema) -> SchemaCheck:
     label_names = {x.label for x in schema.labels}
     rel_names = {x.type for x in schema.relationships}
 
-    var_labels: dict[str, set[str]] = {}
-    var_types: dict[str, set[str]] = {}
-    for chain in chains:
-        for item in chain:
-            if isinstance(item, _Node) and item.var:
-                var_labels.setdefault(item.var, set()).update(item.labels)
-            elif isinstance(item, _Rel) and item.var:
-                var_types.setdefault(item.var, set()).update(item.types)
-
+    var_labels, var_types = _bindings(chains)
     errors: list[str] = []
     for chain in chains:
         for item in chain:
@@ -712,18 +796,36 @@ def _show(left: set[str], rel: _Rel, right: set[str]) -> str:
     return node(left) + mid + node(right)
 
 
-def _check_prop(
-    errors: list[str], prop: str, owners: list[str], schema: GraphSchema, *, kind: str, var: str | None = None
-) -> None:
+def _bindings(chains: list[list[_Node | _Rel]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Each node variable of the patterns → its labels, each relationship variable → its types."""
+    var_labels: dict[str, set[str]] = {}
+    var_types: dict[str, set[str]] = {}
+    for chain in chains:
+        for item in chain:
+            if isinstance(item, _Node) and item.var:
+                var_labels.setdefault(item.var, set()).update(item.labels)
+            elif isinstance(item, _Rel) and item.var:
+                var_types.setdefault(item.var, set()).update(item.types)
+    return var_labels, var_types
+
+
+def _known_props(owners: list[str], schema: GraphSchema, kind: str) -> set[str] | None:
+    """The properties of the labels (``kind`` "node") or types ("rel") ``owners``; None when there are none
+    or one is not in the schema (an unknown name is reported as such)."""
     known: set[str] = set()
-    any_owner = False
     for owner in owners:
         entry = schema.label(owner) if kind == "node" else schema.rel(owner)
         if entry is None:
-            return  # unknown label/type: reported elsewhere
-        any_owner = True
+            return None
         known.update(p.name for p in entry.properties)
-    if not any_owner or not known or prop in known:
+    return known if owners else None
+
+
+def _check_prop(
+    errors: list[str], prop: str, owners: list[str], schema: GraphSchema, *, kind: str, var: str | None = None
+) -> None:
+    known = _known_props(owners, schema, kind)
+    if not known or prop in known:
         return
     what = ":" + "|".join(owners) if kind == "node" else "[:" + "|".join(owners) + "]"
     ref = f"{var}.{prop}" if var else prop

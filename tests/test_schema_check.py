@@ -456,6 +456,75 @@ def test_clause_repairs_run_on_falkordb(shop):
     assert rows and rows == shop.query(placed + "count(o) AS n").rows
 
 
+NO_ACCOUNT = "MATCH (c:Customer) WHERE NOT (c)-[:PLACED]->(:Order) AND c.cancelledOn IS NULL RETURN c.name"
+
+
+@pytest.mark.parametrize(
+    "cypher, fixed",
+    [
+        # a property no node has is null on every node: its IS NULL conjunct holds for every row
+        (NO_ACCOUNT, "MATCH (c:Customer) WHERE NOT (c)-[:PLACED]->(:Order) RETURN c.name"),
+        (
+            "MATCH (c:Customer) WHERE c.cancelledOn IS NULL AND c.city = 'Berlin' RETURN c.name",
+            "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name",
+        ),
+        (  # AND, OR and the like only as words of their own
+            "MATCH (brand:Customer) WHERE brand.cancelledOn IS NULL AND brand.city = 'x OR y' "
+            "AND brand.`country` <> 'Andorra' RETURN brand.name",
+            "MATCH (brand:Customer) WHERE brand.city = 'x OR y' AND brand.`country` <> 'Andorra' "
+            "RETURN brand.name",
+        ),
+        # the only conjunct: the WHERE goes; after a WITH, every conjunct that tests it
+        ("MATCH (c:Customer) WHERE c.cancelledOn is null RETURN c.name", "MATCH (c:Customer) RETURN c.name"),
+        (
+            "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) WITH p, count(r) AS n "
+            "WHERE p.discontinued IS NULL AND n > 1 AND (p.price > 3) AND p.discontinued IS NULL "
+            "RETURN p.name",
+            "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) WITH p, count(r) AS n "
+            "WHERE n > 1 AND (p.price > 3) RETURN p.name",
+        ),
+        # a relationship's property the same
+        (
+            "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) WHERE r.hidden IS NULL RETURN p.name",
+            "MATCH (c:Customer)-[r:REVIEWED]->(p:Product) RETURN p.name",
+        ),
+        # a close name is a repair, not a drop
+        ("MATCH (c:Customer) WHERE c.nmae IS NULL RETURN c",
+         "MATCH (c:Customer) WHERE c.name IS NULL RETURN c"),
+    ],
+)
+def test_an_unknown_property_tested_for_null_drops_the_test(cypher, fixed):
+    r = check_cypher(cypher, SHOP)
+    assert r.ok, r.errors
+    assert r.cypher == fixed and r.fixes
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        # false on every row, or not the WHERE's own conjunct: the model's to correct
+        "MATCH (c:Customer) WHERE c.cancelledOn IS NOT NULL RETURN c.name",
+        "MATCH (c:Customer) WHERE NOT c.cancelledOn IS NULL RETURN c.name",
+        "MATCH (c:Customer) WHERE c.city = 'Berlin' OR c.cancelledOn IS NULL RETURN c.name",
+        "MATCH (c:Customer) WHERE c.city = 'B' AND (c.city = 'x' OR c.cancelledOn IS NULL) RETURN c.name",
+        "MATCH (c:Customer) WHERE (c.cancelledOn IS NULL AND c.city = 'Berlin') RETURN c.name",
+        "MATCH (c:Customer) WHERE c.cancelledOn IS NULL RETURN c.name, c.cancelledOn",  # used elsewhere too
+        # two neighbours have a country: the model may have meant either
+        "MATCH (p:Product) WHERE p.country IS NULL RETURN p.name",
+    ],
+)
+def test_an_unknown_property_tested_otherwise_stays_an_error(cypher):
+    r = check_cypher(cypher, SHOP)
+    assert not r.ok and "Unknown property" in r.message()
+    assert r.cypher == cypher
+
+
+def test_a_dropped_null_test_runs_on_falkordb(shop):
+    """Run as written, the test holds on every row: the query without it has the same rows."""
+    rows = shop.query(check_cypher(NO_ACCOUNT, SHOP).cypher).rows
+    assert rows == [["Karin Weber"]] and rows == shop.query(NO_ACCOUNT).rows
+
+
 def test_a_literal_on_the_wrong_property_moves_to_the_one_that_holds_it():
     """``ground_literals``: the data decides (``holds`` stands in for the database)."""
     from agent.schema_check import ground_literals
