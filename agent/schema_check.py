@@ -22,12 +22,14 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   moves turn 13 wrong movies answers and 9 northwind ones right, and no right one wrong;
 - ``length(x.name)`` becomes ``size(x.name)``: ``length()`` takes a path (Neo4j 5, FalkorDB), a property
   is a string or a list;
-- after those (``drop_null_tests``), a part ``v.p IS NULL`` of a ``WHERE`` of ``AND`` s is dropped where no
-  name near ``p`` is on ``v``'s label, its relationships or its neighbours: a property no node has is null on
-  every node (``… AND cou.haparCity IS NULL`` → ``…``); ``IS NOT NULL``, always false, stays an error;
 - before those, ``repair_clauses``: an aggregate written again after the ``WITH`` that named it becomes the
-  name, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
+  name, one of a variable that the aggregating ``WITH`` before the ``RETURN`` dropped is computed in that
+  ``WITH``, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
   its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery);
+- after the name repairs (``drop_null_tests``), a part ``v.p IS NULL`` that ``AND`` joins to a ``WHERE`` is
+  dropped where no name near ``p`` is on ``v``'s label, its relationships or its neighbours: a property no
+  node has is null on every node (``… AND cou.haparCity IS NULL`` → ``…``); ``IS NOT NULL``, always false,
+  stays an error;
 - after them, where the caller can ask the data (``ground_literals``, called by the agent through
   ``agent.graph.grounded_literals``): a string compared with a node property that no node holds moves to
   the one other text property of the label that holds it (a tagline written as a title), or, held by none,
@@ -877,6 +879,11 @@ def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     - an aggregate repeated after the ``WITH`` that named it, over a variable that ``WITH`` dropped, becomes
       the name (``WITH p, count(m) AS n WHERE n > 3 RETURN p.name, count(m) AS n`` → ``RETURN p.name, n``:
       ``m`` is no longer defined there);
+    - an aggregate in ``RETURN`` of a variable that the aggregating ``WITH`` before it dropped is computed in
+      that ``WITH``, named by the ``RETURN``'s own name for it or after itself, and the ``RETURN`` reads the
+      name (``WITH l, count(c) AS n WHERE n >= 5 RETURN l.name, sum(c.population)`` → ``WITH l, count(c) AS
+      n, sum(c.population) AS sum_c_population WHERE n >= 5 RETURN l.name, sum_c_population``: round 13's
+      countries 094); the column is called by that name, as rows are compared by their values alone;
     - ``sum``/``avg`` of a list property averages its length (``avg(r.roles)`` → ``avg(size(r.roles))``);
     - a list property tested like a string tests its elements (``r.roles CONTAINS 'Captain'`` →
       ``any(x IN r.roles WHERE x CONTAINS 'Captain')``, ``r.roles = 'Neo'`` → ``'Neo' IN r.roles``);
@@ -891,6 +898,7 @@ def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     """
     fixes: list[str] = []
     cypher = _alias_repeated_aggregates(cypher, fixes)
+    cypher = _move_dropped_aggregates(cypher, fixes)
     cypher = _count_own_group(cypher, fixes)
     cypher = _count_subqueries(cypher, fixes)
     cypher = _hoist_pattern_lists(cypher, fixes)
@@ -938,6 +946,29 @@ def _squash(expr: str) -> str:
     return re.sub(r"\s+", "", expr).lower()
 
 
+def _with_items(proj: str) -> tuple[set[str], dict[str, str]]:
+    """What a ``WITH`` projection passes on: the names of its variables and of its other expressions, and its
+    aggregates (squashed) → their names."""
+    carried: set[str] = set()
+    named: dict[str, str] = {}
+    for a, b in _top_level_split(proj):
+        item = proj[a:b].strip()
+        m = re.fullmatch(rf"(?P<expr>.+?)\s+AS\s+(?P<alias>{_IDENT})", item, re.IGNORECASE | re.DOTALL)
+        if m is None:
+            carried.add(_unquote(item))
+        elif AGG_CALL.match(expr := m.group("expr")) and _call_end(expr, expr.index("(")) == len(expr):
+            named[_squash(expr)] = _unquote(m.group("alias"))
+        else:
+            carried.add(_unquote(m.group("alias")))
+    return carried, named
+
+
+def _agg_vars(arg: str) -> set[str]:
+    """The variables an aggregate's argument reads (not its functions, properties or ``DISTINCT``)."""
+    names = re.findall(rf"(?<![\w.`]){_IDENT}(?![\w`]|\s*\()", arg)
+    return {_unquote(v) for v in names if v.upper() != "DISTINCT"}
+
+
 def _alias_repeated_aggregates(cypher: str, fixes: list[str]) -> str:
     masked = mask(cypher)
     edits: list[tuple[int, int, str]] = []
@@ -946,18 +977,7 @@ def _alias_repeated_aggregates(cypher: str, fixes: list[str]) -> str:
         stop = CLAUSE_END.search(masked, w.end())
         proj_end = stop.start() if stop else len(masked)
         scope_end = withs[n + 1].start() if n + 1 < len(withs) else len(masked)
-        proj = masked[w.end():proj_end]
-        carried: set[str] = set()
-        named: dict[str, str] = {}  # squashed aggregate → its alias
-        for a, b in _top_level_split(proj):
-            item = proj[a:b].strip()
-            m = re.fullmatch(rf"(?P<expr>.+?)\s+AS\s+(?P<alias>{_IDENT})", item, re.IGNORECASE | re.DOTALL)
-            if m is None:
-                carried.add(_unquote(item))
-            elif AGG_CALL.match(expr := m.group("expr")) and _call_end(expr, expr.index("(")) == len(expr):
-                named[_squash(expr)] = _unquote(m.group("alias"))
-            else:
-                carried.add(_unquote(m.group("alias")))
+        carried, named = _with_items(masked[w.end():proj_end])
         if not named:
             continue
         for call in AGG_CALL.finditer(masked, proj_end, scope_end):
@@ -965,16 +985,78 @@ def _alias_repeated_aggregates(cypher: str, fixes: list[str]) -> str:
             alias = named.get(_squash(masked[call.start():end])) if end > 0 else None
             if alias is None:
                 continue
-            inner = masked[call.end():end - 1]
-            names = re.findall(rf"(?<![\w.`]){_IDENT}", inner)
-            used = {_unquote(v) for v in names if v.upper() != "DISTINCT"}
-            if used <= carried:
+            if _agg_vars(masked[call.end():end - 1]) <= carried:
                 continue  # still defined here: a second aggregation the query may mean
             same_name = re.match(rf"\s+AS\s+`?{re.escape(alias)}`?(?![\w`])", masked[end:], re.IGNORECASE)
             edits.append((call.start(), end + (same_name.end() if same_name else 0), alias))
             fixes.append(f"replaced {cypher[call.start():end]} with {alias} (named by the WITH before it, "
                          f"whose variables it no longer sees)")
     return _apply(cypher, edits)
+
+
+def _move_dropped_aggregates(cypher: str, fixes: list[str]) -> str:
+    masked = mask(cypher)
+    clauses = _top_clauses(masked)
+    chains = _parse_chains(masked)
+    taken = {_unquote(x) for x in re.findall(_IDENT, masked)}
+    edits: list[tuple[int, int, str]] = []
+    for k, (word, _, end) in enumerate(clauses):
+        j = k - 1
+        while j >= 0 and clauses[j][0] in ("WHERE", "ORDER BY", "SKIP", "LIMIT"):
+            j -= 1
+        if word != "RETURN" or j < 0 or clauses[j][0] != "WITH":
+            continue
+        w = WITH_CLAUSE.match(masked, clauses[j][1])
+        assert w is not None
+        proj = masked[w.end():clauses[j + 1][1]]
+        if not AGG_CALL.search(proj) or proj.lstrip().startswith("*"):
+            continue  # the rows are not grouped yet, or every variable goes on
+        carried, named = _with_items(proj)
+        since = max((c[1] for c in clauses[:j] if c[0] in ("WITH", "UNION")), default=0)
+        bound = {x.var for chain in chains if since <= chain[0].span[0] < w.start() for x in chain if x.var}
+        stop = next((c[1] for c in clauses[k + 1:] if c[0] not in ("ORDER BY", "SKIP", "LIMIT")), len(masked))
+        calls: dict[str, list[tuple[int, int]]] = {}  # squashed aggregate → where the RETURN has it
+        for call in AGG_CALL.finditer(masked, end, stop):
+            close = _call_end(masked, call.end() - 1)
+            used = _agg_vars(masked[call.end():close - 1]) if close > 0 else set()
+            if used and used <= bound and not used <= carried:
+                calls.setdefault(_squash(masked[call.start():close]), []).append((call.start(), close))
+        added = ""
+        for spans in calls.values():
+            text = cypher[spans[0][0]:spans[0][1]]
+            own = {span: m for span in spans if (m := _item_alias(masked, *span))}
+            alias = next((x for m in own.values()
+                          if (x := _unquote(m.group("alias"))) not in carried | set(named.values())), None)
+            if alias is None:
+                alias = _aggregate_name(masked[spans[0][0]:spans[0][1]], taken)
+                taken.add(alias)
+            added += f", {text} AS {ident(alias)}"
+            for a, b in spans:  # ``sum(x) AS total`` becomes ``total``, any other ``sum(x)`` the name
+                m = own.get((a, b))
+                edits.append((a, m.end() if m and _unquote(m.group("alias")) == alias else b, ident(alias)))
+            dropped = ", ".join(sorted(_agg_vars(text) - carried))
+            fixes.append(f"moved {text} into the WITH before the RETURN as {alias} (that WITH no longer has "
+                         f"{dropped})")
+        if added:
+            at = w.end() + len(proj.rstrip())
+            edits.append((at, at, added))
+    return _apply(cypher, edits)
+
+
+def _item_alias(masked: str, start: int, end: int) -> re.Match[str] | None:
+    """The `` AS name`` after the expression at ``start:end`` of a projection, where it is a whole item."""
+    if not re.search(r"(?:,|\bRETURN|\bWITH|\bDISTINCT)\s*$", masked[:start], re.IGNORECASE):
+        return None
+    return re.compile(rf"\s+AS\s+(?P<alias>{_IDENT})", re.IGNORECASE).match(masked, end)
+
+
+def _aggregate_name(call: str, taken: set[str]) -> str:
+    """A name for the aggregate ``call`` that ``taken`` does not have: ``sum(c.population)`` →
+    ``sum_c_population``."""
+    fn, arg = call.split("(", 1)
+    words = [fn.strip().lower(), *(_unquote(x) for x in re.findall(_IDENT, arg) if x.upper() != "DISTINCT")]
+    stem = re.sub(r"\W+", "_", "_".join(words))
+    return next(x for x in (stem, *(f"{stem}_{i}" for i in range(2, 1000))) if x not in taken)
 
 
 def _count_own_group(cypher: str, fixes: list[str]) -> str:

@@ -369,6 +369,27 @@ CAST = GraphSchema(
             "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(DISTINCT o) AS n WHERE n > 3 "
             "RETURN c.name, n AS orders",
         ),
+        (  # an aggregate of a variable the aggregating WITH dropped: computed in that WITH, named after
+            SHOP,
+            "MATCH (p:Product)<-[r:REVIEWED]-(c:Customer) WHERE r.stars >= 4 WITH DISTINCT p, count(c) AS n "
+            "WHERE n >= 2 RETURN p.name, avg(r.stars)",
+            "MATCH (p:Product)<-[r:REVIEWED]-(c:Customer) WHERE r.stars >= 4 WITH DISTINCT p, count(c) AS n, "
+            "avg(r.stars) AS avg_r_stars WHERE n >= 2 RETURN p.name, avg_r_stars",
+        ),
+        (  # ... by the RETURN's own name for it, once, its other uses too
+            SHOP,
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n ORDER BY n DESC LIMIT 3 "
+            "RETURN c.name, n, SUM(o.total) / n AS mean, sum(o.total) AS spent ORDER BY sum( o.total ) DESC",
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n, SUM(o.total) AS spent "
+            "ORDER BY n DESC LIMIT 3 RETURN c.name, n, spent / n AS mean, spent ORDER BY spent DESC",
+        ),
+        (  # ... unless the WITH has that name already
+            SHOP,
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n WHERE n > 1 "
+            "RETURN c.name AS sum_o_total, sum(o.total) AS n",
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n, sum(o.total) AS sum_o_total_2 "
+            "WHERE n > 1 RETURN c.name AS sum_o_total, sum_o_total_2 AS n",
+        ),
         (  # Neo4j 5's COUNT subquery
             SHOP,
             "MATCH (c:Customer) RETURN c.name, count { (c)-[:PLACED]->(:Order {status: 'x}'}) } AS n",
@@ -440,6 +461,13 @@ def test_clause_repairs(schema, cypher, fixed):
         "OPTIONAL MATCH (c:Customer) WHERE size([(c)-[:PLACED]->(:Order) | 1]) > 3 RETURN c",
         "MATCH (c:Customer) WHERE size([(c)-[:PLACED]->(:Order) | 1]) > 3 RETURN *",
         "MATCH (c:Customer) WHERE c.city IN ['a', 'b'] RETURN c",
+        # aggregates the RETURN may compute: of what the WITH kept, of everything, after a WITH that does not
+        # aggregate (the rows are not grouped yet), of a name the WITH made, of a variable bound after it
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n RETURN sum(n), count(c), count(*)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, o.total AS t RETURN c.name, sum(o.total)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, o.total AS t, count(o) AS n RETURN c.name, sum(t)",
+        "MATCH (c:Customer) WITH c, count(*) AS n MATCH (c)-[:PLACED]->(o:Order) RETURN c.name, sum(o.total)",
+        "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH *, count(o) AS n RETURN c.name, sum(o.total)",
     ],
 )
 def test_clause_repairs_leave_alone(cypher):
@@ -454,6 +482,13 @@ def test_clause_repairs_run_on_falkordb(shop):
     placed = "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, "
     rows = shop.query(check_cypher(placed + "count(DISTINCT c) AS n", SHOP).cypher).rows
     assert rows and rows == shop.query(placed + "count(o) AS n").rows
+    # an aggregate moved into the WITH that dropped its variable: each customer with 2 orders and their total
+    grouped = "MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n WHERE n >= 2 RETURN c.name, "
+    moved = check_cypher(grouped + "sum(o.total) ORDER BY c.name", SHOP).cypher
+    totals = ("MATCH (c:Customer)-[:PLACED]->(o:Order) WITH c, count(o) AS n, sum(o.total) AS total "
+              "WHERE n >= 2 RETURN c.name, total ORDER BY c.name")
+    assert moved != grouped and len(shop.query(totals).rows) > 1
+    assert shop.query(moved).rows == shop.query(totals).rows
 
 
 NO_ACCOUNT = "MATCH (c:Customer) WHERE NOT (c)-[:PLACED]->(:Order) AND c.cancelledOn IS NULL RETURN c.name"
