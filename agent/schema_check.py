@@ -9,6 +9,9 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   type that never joins the two labels (``(f:FormerCountry)-[:BORDERS]->(c:Country)`` → ``SUCCEEDED_BY``),
   unless one end is *free* (no map, no variable or one read only for properties its label lacks) and one
   relabelling of it makes the pattern the schema's (``NOT (c)<-[:HAS_CAPITAL]-(:Country)`` → ``(:City)``);
+  where the labels have no type between them, the hop moves to the one other node of the ``MATCH`` chain that
+  has it, as a second pattern (``(cou:Country)-[:HAS_CAPITAL]->(c:City)-[:IN_CONTINENT]->(con:Continent)``
+  → ``(cou:Country)-[:HAS_CAPITAL]->(c:City), (cou)-[:IN_CONTINENT]->(con:Continent)``);
 - an unknown label, type or property close to exactly one known name (same letters up to case, or a
   close spelling) becomes that name (``:Custmer`` → ``:Customer``, ``p.Name`` → ``p.name``);
 - a pattern that exists only the other way round has its arrow flipped
@@ -201,6 +204,8 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
                     replace_in(rel.span, typ, new, "relationship type",
                                f"the schema joins :{'|:'.join(sorted(a))} and :{'|:'.join(sorted(b))} by "
                                f":{new} only")
+                else:
+                    _move_hop(masked, chain, i, label_map, var_labels, schema, edits, fixes)
     hoisted = _hoist_rel_props(masked, chains, var_labels, schema, edits, fixes)
     hoisted |= _hoist_neighbour_props(masked, chains, var_labels, schema, edits, fixes, hoisted)
     for m in PROP_ACCESS.finditer(masked):
@@ -356,6 +361,52 @@ def _relabel_free_end(
     fixes.append(f"replaced label :{old} with :{new} on the free end of [:{rtype}] (the schema has no such "
                  f"pattern with :{old})")
     return True
+
+
+def _move_hop(
+    masked: str,
+    chain: list[_Node | _Rel],
+    i: int,
+    label_map: dict[str, str],
+    var_labels: dict[str, set[str]],
+    schema: GraphSchema,
+    edits: dict[tuple[int, int], str],
+    fixes: list[str],
+) -> None:
+    """Move the relationship ``chain[i]``, whose two nodes the schema never joins by its type, from one of
+    them to the one other node of the chain, on that node's side, that the schema joins to the other by it:
+    as a second pattern of the ``MATCH``, on that node's variable.
+
+    ``MATCH (cou:Country)-[:HAS_CAPITAL]->(c:City)-[:IN_CONTINENT]->(con:Continent)``, where only Country is
+    ``IN_CONTINENT``, becomes ``MATCH (cou:Country)-[:HAS_CAPITAL]->(c:City), (cou)-[:IN_CONTINENT]->
+    (con:Continent)`` (round 13's countries 068). Nothing moves when two nodes could take it, when the one
+    that could has no variable, or where the chain is not a ``MATCH``'s own pattern (a path's, a test's).
+    """
+    nodes = {at: x for at, x in enumerate(chain) if isinstance(x, _Node)}
+    labels = {at: {label_map.get(x, x) for x in n.labels} or var_labels.get(n.var or "", set())
+              for at, n in nodes.items()}
+    rtype = chain[i].types[0]
+    options = []  # (where the node it leaves is, where the node that takes it is)
+    for leaves, keeps in ((i - 1, i + 1), (i + 1, i - 1)):
+        side = range(leaves - 2, -1, -2) if leaves < i else range(leaves + 2, len(chain), 2)
+        options += [(leaves, at) for at in side if labels[at] and (
+            _pattern_exists(schema, labels[at], [rtype], labels[keeps])
+            or _pattern_exists(schema, labels[keeps], [rtype], labels[at]))]
+    before = masked[:chain[0].span[0]]
+    clauses = _top_clauses(before)
+    in_match = (bool(clauses) and clauses[-1][0] in ("MATCH", "OPTIONAL MATCH")
+                and re.search(r"(?:MATCH|,)\s*$", before, re.IGNORECASE) is not None
+                and sum(map(before.count, "([{")) == sum(map(before.count, ")]}")))
+    if len(options) != 1 or not nodes[options[0][1]].var or not in_match:
+        return
+    leaves, at = options[0]
+    moved, node = nodes[leaves], nodes[at]
+    if leaves < i:
+        edits[(moved.span[1], moved.span[1])] = f", ({node.var})"
+    else:
+        edits[(moved.span[0], moved.span[0])] = f"({node.var}), "
+    fixes.append(f"moved -[:{rtype}]- from {moved.var or 'its node'} to {node.var} (the schema joins "
+                 f":{'|:'.join(sorted(labels[at]))} by it, not :{'|:'.join(sorted(labels[leaves]))})")
 
 
 def _is_free(masked: str, node: _Node, label: str, schema: GraphSchema) -> bool:

@@ -601,12 +601,56 @@ def test_the_agent_grounds_literals_in_the_graph(shop):
         "MATCH (s:Supplier)-[:REVIEWED]->(c:Customer) RETURN s.name, c",
         # both ends free: two relabellings fit
         "MATCH (:Order)-[:PLACED]->(:Order) RETURN 1",
+        # a hop two nodes of its chain could take (two products have suppliers: the question decides which)
+        "MATCH (p1:Product)<-[:CONTAINS]-(o:Order)-[:CONTAINS]->(p2:Product)-[:IN_CATEGORY]->(c:Category)"
+        "<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
+        # ... or one without a name, or in a chain that is not a MATCH's own (a path, a test in a WHERE)
+        "MATCH (:Product)<-[:CONTAINS]-(o:Order)<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
+        "MATCH path = (p:Product)<-[:CONTAINS]-(o:Order)<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
+        "MATCH (s:Supplier) WHERE exists((p:Product)<-[:CONTAINS]-(o:Order)<-[:SUPPLIES]-(s)) RETURN s.name",
     ],
 )
 def test_patterns_the_schema_cannot_decide_stay_errors(cypher):
     r = check_cypher(cypher, SHOP)
     assert not r.ok and "The schema has no" in r.message()
     assert r.cypher == cypher
+
+
+SUPPLIERS_OF_AN_ORDER = (
+    "MATCH (p:Product)<-[:CONTAINS]-(o:Order {order_id: 'O01'})<-[:SUPPLIES]-(s:Supplier) RETURN s.name"
+)
+
+
+@pytest.mark.parametrize(
+    "cypher, fixed",
+    [
+        # a hop its node has no pattern for, which one other node of the chain has: a second pattern on it
+        (SUPPLIERS_OF_AN_ORDER, "MATCH (p:Product)<-[:CONTAINS]-(o:Order {order_id: 'O01'}), "
+                                "(p)<-[:SUPPLIES]-(s:Supplier) RETURN s.name"),
+        (  # ... from the chain's other side, written the wrong way round (then the direction fix)
+            "OPTIONAL MATCH (s:Supplier)<-[:SUPPLIES]-(o:Order)-[:CONTAINS]->(p:Product) RETURN s.name, o",
+            "OPTIONAL MATCH (s:Supplier)-[:SUPPLIES]->(p), (o:Order)-[:CONTAINS]->(p:Product) "
+            "RETURN s.name, o",
+        ),
+        (  # ... from a chain's middle
+            "MATCH (c:Category)<-[:IN_CATEGORY]-(p:Product)<-[:CONTAINS]-(o:Order)<-[:SUPPLIES]-(s:Supplier)"
+            "-[:SUPPLIES]->(x:Product) RETURN c.name, x.name",
+            "MATCH (c:Category)<-[:IN_CATEGORY]-(p:Product)<-[:CONTAINS]-(o:Order), "
+            "(p)<-[:SUPPLIES]-(s:Supplier)-[:SUPPLIES]->(x:Product) RETURN c.name, x.name",
+        ),
+    ],
+)
+def test_a_hop_moves_to_the_one_node_of_its_chain_the_schema_has_it_on(cypher, fixed):
+    r = check_cypher(cypher, SHOP)
+    assert r.ok, r.errors
+    assert r.cypher == fixed and any("moved -[:SUPPLIES]-" in f for f in r.fixes), r.fixes
+
+
+def test_a_moved_hop_runs_on_falkordb(shop):
+    """The suppliers of the products of order O01, as the schema has them."""
+    rows = shop.query(check_cypher(SUPPLIERS_OF_AN_ORDER, SHOP).cypher).rows
+    meant = "MATCH (:Order {order_id: 'O01'})-[:CONTAINS]->(:Product)<-[:SUPPLIES]-(s:Supplier) RETURN s.name"
+    assert rows and sorted(rows) == sorted(shop.query(meant).rows)
 
 
 def test_the_middle_of_a_chain_keeps_its_label():
