@@ -204,7 +204,7 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
                     replace_in(rel.span, typ, new, "relationship type",
                                f"the schema joins :{'|:'.join(sorted(a))} and :{'|:'.join(sorted(b))} by "
                                f":{new} only")
-                else:
+                elif not between:  # (with types between them, the model may have meant one of those)
                     _move_hop(masked, chain, i, label_map, var_labels, schema, edits, fixes)
     hoisted = _hoist_rel_props(masked, chains, var_labels, schema, edits, fixes)
     hoisted |= _hoist_neighbour_props(masked, chains, var_labels, schema, edits, fixes, hoisted)
@@ -373,7 +373,7 @@ def _move_hop(
     edits: dict[tuple[int, int], str],
     fixes: list[str],
 ) -> None:
-    """Move the relationship ``chain[i]``, whose two nodes the schema never joins by its type, from one of
+    """Move the relationship ``chain[i]``, whose two nodes' labels the schema joins by no type, from one of
     them to the one other node of the chain, on that node's side, that the schema joins to the other by it:
     as a second pattern of the ``MATCH``, on that node's variable.
 
