@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -335,20 +333,6 @@ def run_eval(
     return report
 
 
-@contextmanager
-def _switch_interval(ms: float) -> Iterator[None]:
-    """The interpreter's thread switch interval at ``ms`` (0: unchanged) inside, restored after: a thread
-    waiting for the interpreter (the decoding loop, back from the GPU) then gets it that soon from the
-    threads holding it (a streamed eval's workers)."""
-    before = sys.getswitchinterval()
-    if ms > 0:
-        sys.setswitchinterval(ms / 1000)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
-
-
 def _streamed(agent: CypherAgent, store: GraphStore, chunk: Sequence[EvalItem], ahead: ThreadPoolExecutor,
               pool: ThreadPoolExecutor) -> Iterator[dict[str, Any]]:
     """A chunk's predictions, in its order: its gold queries run on ``ahead`` while the model writes, and
@@ -365,8 +349,7 @@ def _streamed(agent: CypherAgent, store: GraphStore, chunk: Sequence[EvalItem], 
         asked[i] = pool.submit(ask, i, draft)
 
     try:
-        with _switch_interval(agent.settings.eval_switch_interval_ms):
-            drafts = agent.prefetch([c.question for c in chunk], on_ready=ready)
+        drafts = agent.prefetch([c.question for c in chunk], on_ready=ready)
         for i, draft in enumerate(drafts):  # any a generator did not tell (the protocol asks it to)
             if i not in asked:
                 ready(i, draft)

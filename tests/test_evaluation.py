@@ -5,7 +5,6 @@ The rule for "the same result" is pinned in ``test_cypher_text.py``."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from pathlib import Path
 
@@ -255,32 +254,6 @@ def test_a_streamed_eval_raises_what_a_question_raised(shop, settings):
     agent.ask = failing
     with pytest.raises(RuntimeError, match="question 2 failed"):
         run_eval(agent, items, progress=False, batch_size=3, workers=2)
-
-
-@pytest.mark.parametrize(("ms", "inside"), [(0.25, 0.00025), (0, None)])
-def test_a_streamed_eval_writes_its_batches_at_the_setting_s_switch_interval(shop, settings, ms, inside):
-    """While the batched call writes (its workers already checking the first questions), the interpreter's
-    switch interval is ``eval_switch_interval_ms`` (0: left as it was); the interpreter's own comes back
-    after the call, also when the call fails."""
-    items = load_dataset(EVAL3)
-    gen = _eval_generator()
-    batch, seen = gen.generate_batch, []
-
-    def generate_batch(prompts, **kw):
-        seen.append(sys.getswitchinterval())
-        return batch(prompts, **kw)
-
-    gen.generate_batch = generate_batch
-    before = sys.getswitchinterval()
-    agent = CypherAgent(settings.model_copy(update={"eval_switch_interval_ms": ms}), shop, gen,
-                        compiled=build_graph())
-    run_eval(agent, items, progress=False, batch_size=3, workers=2)
-    assert seen == [pytest.approx(inside if inside is not None else before)]
-    assert sys.getswitchinterval() == before
-    gen.generate_batch = lambda prompts, **kw: 1 / 0
-    with pytest.raises(ZeroDivisionError):
-        run_eval(agent, items, progress=False, batch_size=3, workers=2)
-    assert sys.getswitchinterval() == before
 
 
 # --- comparison table -------------------------------------------------------------------------------------

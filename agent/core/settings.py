@@ -335,15 +335,6 @@ class Settings(BaseSettings):
         description="Rows of one batched generate call of several questions (the transformers backend): 0 "
                     "is 64 on a GPU, 8 on a CPU; `cypherloop eval --batch-size N` sets it to N.",
     )
-    eval_switch_interval_ms: float = Field(
-        0.5,
-        ge=0,
-        description="Python's thread switch interval (sys.setswitchinterval) while a batched eval with "
-                    "workers writes a chunk and its threads already check the first questions: each "
-                    "decoding step waits on the GPU with the interpreter released, then up to this long "
-                    "to get it back from a worker (Python's default is 5 ms, about 100 steps a call). "
-                    "0 keeps the interpreter's own.",
-    )
     batch_cache: Literal["dynamic", "static"] = Field(
         "dynamic",
         description="KV cache of multi-question batches (cypherloop eval --batch-size): 'static' pads each "
