@@ -326,25 +326,6 @@ def test_the_step_is_compiled_only_where_graphs_are_captured(settings, tiny_dir)
     assert not decoder.graphs and decoder._step_fn == decoder._step_pass
 
 
-@pytest.mark.parametrize("on", [False, True])
-def test_a_batch_step_is_compiled_only_under_its_setting(settings, tiny_dir, monkeypatch, on):
-    """``graphed_compile_batches`` asks a batch's decoder to compile its step (where graphs are captured:
-    on CUDA), ``graphed_compile`` alone does not (one question's step)."""
-    import agent.models.local as local
-
-    asked = []
-
-    class Recording(local.BatchDecoder):
-        def __init__(self, *args, compile_step=False, **kwargs):
-            asked.append(compile_step)
-            super().__init__(*args, compile_step=compile_step, **kwargs)
-
-    monkeypatch.setattr(local, "BatchDecoder", Recording)
-    gen = _gen(settings, tiny_dir, decode_loop="graphed", graphed_compile=True, graphed_compile_batches=on)
-    gen.generate_batch([PromptInput(q, SCHEMA) for q in QUESTIONS[:2]], n=1, batch_size=2)
-    assert asked == [on] and gen.graphed_batch_error is None
-
-
 def test_a_batch_of_questions_decodes_as_each_alone(settings, tiny_dir):
     """Several questions' prompts (left-padded to the longest, chunks of 2: the last padded with a copy)
     give each question's greedy reply and log-probability as asked alone."""

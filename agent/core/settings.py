@@ -322,13 +322,6 @@ class Settings(BaseSettings):
                     "labels and the question's names) in one forward pass. Greedy replies are the same "
                     "tokens; sampled ones the same distribution. 0: off (unmeasured on a GPU).",
     )
-    graphed_compile_batches: bool = Field(
-        False,
-        description="With the graphed loop on CUDA: compile the one-token step of batches of questions "
-                    "(cypherloop eval --batch-size; a batch's smaller tail decoders too) as graphed_compile "
-                    "does one question's: a compilation per batch shape at load (~30 s each on an H200), "
-                    "for a long-lived process that answers many batches. Off: batches replay the eager step.",
-    )
     generation_batch_size: int = Field(
         0,
         ge=0,

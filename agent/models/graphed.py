@@ -267,8 +267,7 @@ class GraphedDecoder:
         # the step's kernels fused by inductor before the capture (``graphed_compile``; CUDA only): the eager
         # step is ~600 small kernels, whose replay alone took 3.45 ms on the H200 (2026-12-03)
         self._step_fn = self._step_pass
-        self.compile_step = compile_step and self.graphs
-        if self.compile_step:
+        if compile_step and self.graphs:
             # one compilation per decoder shape, and decoders are made again after every adapter swap: past
             # dynamo's default of 8 recompilations it would run the step eagerly without a word
             import torch._dynamo.config as dynamo_config
@@ -559,7 +558,7 @@ class BatchDecoder(GraphedDecoder):
             return None
         if self.tail is None:
             self.tail = BatchDecoder(self.model, size, 1, self.cache_len, self.device, self.graphs,
-                                     self.compile_step, top_p_prefilter=self.top_p_prefilter)
+                                     top_p_prefilter=self.top_p_prefilter)
         tail = self.tail
         taken = writing + [writing[0]] * (size - len(writing))
         index = torch.tensor(taken, device=self.device)

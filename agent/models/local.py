@@ -1066,13 +1066,12 @@ class TransformersGenerator(ChatGenerator):
                 decoder = self._decoders.get(key)
                 if decoder is None or decoder.cache_len < need:
                     self._decoders.pop(key, None)
-                    # compiled only under graphed_compile_batches: a batch's step is fewer, larger kernels,
-                    # and a compilation per shape (~30 s on an H200) would cost a bootstrap's evaluation more
-                    # than its whole decoding (19 s for 2 × 200 questions)
+                    # never compiled (``graphed_compile`` is for one question's latency): a batch's step is
+                    # fewer, larger kernels, and a compilation per shape (~30 s on an H200) would cost a
+                    # bootstrap's evaluation more than its whole decoding (19 s for 2 × 200 questions)
                     decoder = BatchDecoder(self._runner(), len(chunk), per,
                                            -(-need // BATCH_CACHE_STEP) * BATCH_CACHE_STEP, self._device,
-                                           graphs=True, compile_step=self.settings.graphed_compile_batches,
-                                           top_p_prefilter=self.settings.top_p_prefilter)
+                                           graphs=True, top_p_prefilter=self.settings.top_p_prefilter)
                     self._decoders[key] = decoder
                 return decoder.decode_many(chunk, max_new_tokens=max_new_tokens, temperature=temperature,
                                            top_p=self.settings.top_p, stop_ids=self._stop_ids,
