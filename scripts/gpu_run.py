@@ -185,6 +185,17 @@ imports, part0, GPU_RUN_GRAPHS=movies ``model`` then GPU_RUN_LATENCY_LEVERS= GPU
 ``latency:movies`` (the defaults since eeee785 and the streamed eval), then countries (names) and northwind
 with whatever the generator gained from round 13's tune-half failures.
 
+Round 14 (2026-12-04, two leases, 1,586 s used) ran that: ``latency:movies`` at the defaults (4c p50 142.7 /
+p95 330.3 ms: issue 15's single stream met), the batched evals with each batched call's step times
+(``evals:movies`` with 128/1, 128/8 and the levers fc955a8 and 0e0c00b, both reverted since),
+GPU_RUN_RETURN_STYLE=names GPU_RUN_GRAPHS=countries ``setup index train:countries ablate:countries`` (55 /
+59 %) and GPU_RUN_GRAPHS=northwind ``setup index train:northwind ablate:northwind`` (43.6 / 44.1 %), each
+with GPU_RUN_FIRST_LEVERS="bootstrap,bootstrap + candidates"; docs/BENCHMARKS.md A, "Round 14". Next round:
+install imports, part0, GPU_RUN_GRAPHS=movies ``model setup`` (carry .gpu/m2), ``index train:movies
+ablate:movies`` (carry .gpu/minilm; movies with today's generator), then ``evals:movies`` with whatever the
+batched call gained (the first step's ~0.2 s, the decoding thread's starvation under the streamed eval's
+workers: BENCHMARKS says which).
+
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
 do overlap (they wait on the database and the host as much as on the GPU).
