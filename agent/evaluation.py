@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,7 +306,7 @@ def run_eval(
             drafts: list[list[Generation] | None] = [None] * len(chunk)
             preds: Iterable[dict[str, Any]]
             if ahead is not None and pool is not None:  # each question asked as soon as its replies are in
-                preds = _streamed(agent, store, chunk, ahead, pool)
+                preds = _streamed(agent, store, chunk, ahead, pool, workers)
             else:
                 if ahead is not None:  # the gold queries while the model writes the chunk's first replies
                     running = [ahead.submit(run_gold, agent, store, item) for item in chunk]
@@ -334,22 +336,31 @@ def run_eval(
 
 
 def _streamed(agent: CypherAgent, store: GraphStore, chunk: Sequence[EvalItem], ahead: ThreadPoolExecutor,
-              pool: ThreadPoolExecutor) -> Iterator[dict[str, Any]]:
+              pool: ThreadPoolExecutor, workers: int) -> Iterator[dict[str, Any]]:
     """A chunk's predictions, in its order: its gold queries run on ``ahead`` while the model writes, and
     each question is asked on ``pool`` as soon as the batched call has its replies (``prefetch``'s
     ``on_ready``), so that the checks, runs and scoring of the first questions overlap the writing of the
-    rest (round 13's H200 eval: the first of 100 questions was scored at 1.7 s of 2.6)."""
+    rest (round 13's H200 eval: the first of 100 questions was scored at 1.7 s of 2.6). While the call
+    writes, at most ``eval_asks_while_writing`` of the ``workers`` ask at once (0: all): the decoding loop
+    needs the one interpreter between its steps, and round 14's 8 workers (with the vote's threads) made one
+    step in ten wait 46-81 ms for it."""
     golds = [ahead.submit(run_gold, agent, store, item) for item in chunk]
     asked: dict[int, Future[dict[str, Any]]] = {}
+    limit = agent.settings.eval_asks_while_writing
+    turns = threading.Semaphore(limit) if 0 < limit < workers else None
 
     def ask(i: int, draft: list[Generation]) -> dict[str, Any]:
-        return predict(agent, store, chunk[i], draft, golds[i].result())
+        with turns or nullcontext():
+            return predict(agent, store, chunk[i], draft, golds[i].result())
 
     def ready(i: int, draft: list[Generation]) -> None:
         asked[i] = pool.submit(ask, i, draft)
 
     try:
         drafts = agent.prefetch([c.question for c in chunk], on_ready=ready)
+        if turns is not None:  # written: every worker asks
+            turns.release(workers)
+            turns = None
         for i, draft in enumerate(drafts):  # any a generator did not tell (the protocol asks it to)
             if i not in asked:
                 ready(i, draft)
@@ -358,6 +369,8 @@ def _streamed(agent: CypherAgent, store: GraphStore, chunk: Sequence[EvalItem], 
     finally:
         for future in [*asked.values(), *golds]:
             future.cancel()
+        if turns is not None:  # the call failed: the workers waiting for a turn go on to their end
+            turns.release(workers)
 
 
 __all__ = [

@@ -256,6 +256,48 @@ def test_a_streamed_eval_raises_what_a_question_raised(shop, settings):
         run_eval(agent, items, progress=False, batch_size=3, workers=2)
 
 
+def test_while_the_batched_call_writes_at_most_the_setting_s_workers_ask(shop, settings):
+    """``eval_asks_while_writing`` = 1 of 3 workers: the three questions are told at once, yet while the call
+    still writes (until the first question has been answered) no second one is asked beside it; the records
+    are the unstreamed ones."""
+    items = load_dataset(EVAL3)
+    gen = _eval_generator()
+    batch = gen.generate_batch
+    lock, inside, seen, first_done = threading.Lock(), [0], [], threading.Event()
+    writing = [True]
+
+    def generate_batch(prompts, on_ready=None, **kw):
+        out = batch(prompts, **kw)
+        for i, replies in enumerate(out):
+            on_ready(i, replies)
+        assert first_done.wait(timeout=60)
+        writing[0] = False
+        return out
+
+    gen.generate_batch = generate_batch
+    agent = CypherAgent(settings.model_copy(update={"eval_asks_while_writing": 1}), shop, gen,
+                        compiled=build_graph())
+    ask = agent.ask
+
+    def counted(question, **kw):
+        with lock:
+            inside[0] += 1
+            seen.append((inside[0], writing[0]))
+        try:
+            return ask(question, **kw)
+        finally:
+            with lock:
+                inside[0] -= 1
+            first_done.set()
+
+    agent.ask = counted
+    report = run_eval(agent, items, gold_store=shop, progress=False, batch_size=3, workers=3)
+    assert len(seen) == 3 and all(n == 1 for n, during in seen if during)
+    plain = run_eval(CypherAgent(settings, shop, _eval_generator(), compiled=build_graph()), items,
+                     gold_store=shop, progress=False, batch_size=3)
+    assert _unclocked(report.predictions) == _unclocked(plain.predictions)
+
+
 # --- comparison table -------------------------------------------------------------------------------------
 def _report(label, correct, n, first, executable, latencies):
     return EvalReport(
