@@ -214,6 +214,7 @@ def test_the_loop_chooses_flagged_rows_again_with_the_full_sort(settings, tiny_d
         got = decoder.decode_many(prompts, max_new_tokens=5, temperature=0.9, top_p=0.9, stop_ids=[],
                                   greedy_first=True)
     assert len(made) == 5 and decoder.settled_rows == 10  # rows 1 and 3, each step
+    assert (got.settled_rows, got.captures) == (10, 0)  # this call's own (no graphs on a CPU)
     for step, (tokens, scores) in enumerate(made):
         assert [got.tokens[1][step], got.tokens[3][step]] == tokens
         assert [got.logprobs[1][step], got.logprobs[3][step]] == scores
@@ -221,6 +222,7 @@ def test_the_loop_chooses_flagged_rows_again_with_the_full_sort(settings, tiny_d
     with torch.inference_mode():
         greedy = decoder.decode_many(prompts, max_new_tokens=5, temperature=0.0, top_p=0.9, stop_ids=[])
     assert not made and [got.tokens[0], got.tokens[2]] == [greedy.tokens[0], greedy.tokens[2]]
+    assert greedy.settled_rows == 0 and decoder.settled_rows == 10  # the call's count, not the decoder's
 
     p = PromptInput(QUESTIONS[0], SCHEMA)
     for on in (True, False):
@@ -228,6 +230,7 @@ def test_the_loop_chooses_flagged_rows_again_with_the_full_sort(settings, tiny_d
         gen.generate_batch([p, p], n=2, temperature=0.7, greedy_first=True)
         [decoder] = gen._decoders.values()
         assert decoder.top_p_prefilter is on and (decoder.settled_rows > 0) is on
+        assert gen.traces[-1].settled_rows == decoder.settled_rows  # what eval --json lists per call
 
 
 def test_a_repetition_loop_ends_the_row(settings, tiny_dir):
@@ -712,3 +715,27 @@ def test_a_batch_warm_up_makes_the_smaller_decoders(settings, tiny_dir):
     assert {"batch_tails": 1, "rows": 64} in calls  # 64 rows, then 16 (the smallest, TAIL_MIN_ROWS)
     [decoder] = gen._decoders.values()
     assert decoder.tail is not None and decoder.tail.rows == 16 and decoder.tail.tail is None
+
+
+def test_a_warm_up_with_candidates_runs_the_full_sort_once(settings, tiny_dir, monkeypatch):
+    """With sampled candidates the warm-up runs ``settle`` (the full sort that the top tokens' prefilter falls
+    back to) on each of ``SETTLE_WARM_ROWS`` rows, every row flagged, so that no call loads its kernels;
+    without the prefilter, or with one candidate (greedy), it does not."""
+    import agent.models.graphed as graphed
+
+    rows, real = [], graphed.settle
+
+    def recording(logits, chosen, temperature, top_p, step_ids):
+        rows.append((logits.shape[0], chosen[2].count(False)))
+        return real(logits, chosen, temperature, top_p, step_ids)
+
+    monkeypatch.setattr(graphed, "settle", recording)
+    gen = _gen(settings, tiny_dir, decode_loop="graphed")
+    calls = gen.warm_up([PromptInput("a?", SCHEMA)], candidates=4, batch_size=16)
+    warmed = [(n, n) for n in graphed.SETTLE_WARM_ROWS]
+    assert rows[-len(warmed):] == warmed and any(c.get("settle") for c in calls)
+    for kw, candidates in (({"top_p_prefilter": False}, 4), ({}, 1)):
+        rows.clear()
+        gen = _gen(settings, tiny_dir, decode_loop="graphed", **kw)
+        calls = gen.warm_up([PromptInput("a?", SCHEMA)], candidates=candidates, batch_size=16)
+        assert calls and not any(c.get("settle") for c in calls)

@@ -258,6 +258,7 @@ def _decoding(generator: object, warm: Sequence[object] = ()) -> dict[str, objec
                 {"rows": len(t.row_tokens), "prompt_tokens": t.prompt_tokens, "ms": round(t.total_ms, 1),
                  "tokenize_ms": round(t.tokenize_ms, 1), "prefill_ms": round(t.prefill_ms, 1),
                  "decode_ms": round(t.decode_ms, 1), "steps": t.new_tokens, "step_ms": round(t.step_ms, 2),
+                 "graph_captures": t.graph_captures, "settled_rows": t.settled_rows,
                  **_spread(t.step_times_ms or [])}
                 for t in batches]
     for name in ("graphed_error", "graphed_batch_error"):

@@ -57,6 +57,10 @@ class GenerationTrace:
     row_tokens: list[int] | None = None
     """A batched call: each row's reply in tokens (its stop token included), while ``new_tokens`` counts the
     steps of the whole batch, which decodes until its longest row stops."""
+    graph_captures: int = 0
+    """CUDA graphs the call captured (the graphed loop: a shape or kind of choice no warm-up captured)."""
+    settled_rows: int = 0
+    """Rows whose sampled choice the graphed loop made again with the full sort on the host."""
     step_times_ms: list[float] | None = None
     """Each decoding step's time after the first token (``StepClock``): how evenly a call stepped."""
     draft_tokens: int = 0

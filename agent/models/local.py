@@ -67,7 +67,15 @@ from agent.models.base import (
     tell_each,
 )
 from agent.models.gguf_tokenizer import STOP_TOKENS, TURN_END, TURN_START, check_turn_tokens, gguf_tokenizer
-from agent.models.graphed import BUCKET, BatchDecoder, GraphedDecoder, RowDone, Unsupported
+from agent.models.graphed import (
+    BUCKET,
+    BatchDecoder,
+    GraphedDecoder,
+    RowDone,
+    Unsupported,
+    text_config,
+    warm_settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -1036,7 +1044,8 @@ class TransformersGenerator(ChatGenerator):
             out += [[g for g, _ in pairs[i * per: (i + 1) * per]] for i in range(real)]
             trace = GenerationTrace("transformers-graphed-batches",
                                     prompt_tokens=sum(len(x) for x in chunk[:real]) * per,
-                                    row_tokens=[length for _, length in pairs])
+                                    row_tokens=[length for _, length in pairs],
+                                    graph_captures=decoded.captures, settled_rows=decoded.settled_rows)
             trace.total_ms = (time.perf_counter() - began) * 1000
             self.traces.append(clock.fill(trace))
         return out
@@ -1171,6 +1180,12 @@ class TransformersGenerator(ChatGenerator):
                 self.warmup_calls.append({"graphs_captured": sum(d.captures for d in self._decoders.values()),
                                           "ms": round((time.perf_counter() - t) * 1000, 1),
                                           "graphed": self.graphed_error is None})
+            if candidates > 1 and self._decoders and s.top_p_prefilter and s.top_p < 1.0:
+                t = time.perf_counter()
+                with torch.inference_mode():
+                    warm_settle(self._device, text_config(self.model).vocab_size, s.candidate_temperature,
+                                s.top_p)
+                self.warmup_calls.append({"settle": True, "ms": round((time.perf_counter() - t) * 1000, 1)})
             return self.warmup_calls
 
     def one_call_candidates(self) -> bool:
