@@ -243,12 +243,23 @@ def test_numbers_stored_as_text_and_iso_dates(scratch_graph):
         ("PURCHASED", "Order", "purchased", "did Alice purchase"),
         ("REVIEWED", "Movie", "reviewed", "did Alice review"),
         ("HAS_CAPITAL", "City", "have as capital", "does Alice have as capital"),
+        ("IN_TIMEZONE", "TimeZone", "are in", "is Alice in"),  # the label's words run together in the type
+        ("IN_ZONE", "TimeZone", "are in", "is Alice in"),
+        ("SPEAKS", "Language", "speak", "does Alice speak"),
     ],
 )
 def test_relationship_types_in_english(rel, end, finite, ask):
     verb = verb_of(rel, end)
     assert verb.finite(True) == finite
     assert verb.ask("Alice") == ask
+
+
+def test_participles_of_irregular_and_doubled_verbs():
+    """ "have spoken", not "have spoke" (the past); "stopped", not "stoped"."""
+    assert verb_of("SPEAKS", "Language").perfect(True) == "have spoken"
+    assert verb_of("WRITES", "Book").perfect(False) == "has written"
+    assert verb_of("STOPS_AT", "Station").perfect(True) == "have stopped at"
+    assert verb_of("VISITS", "City").perfect(True) == "have visited"
 
 
 def test_has_is_the_verb_have():
@@ -306,6 +317,7 @@ def test_words_and_plurals():
         plural("quantity per unit") == "quantities per unit" and plural("units in stock") == "units in stock"
     )
     assert plural("customer ID") == "customer IDs"
+    assert plural("ISO 2") == "ISO 2s"  # not "ISO 2S"
 
 
 def test_cli_generate(shop, settings, tmp_path, capsys):
