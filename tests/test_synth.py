@@ -12,7 +12,7 @@ import pytest
 
 from finetune.dataset import normalize_cypher, normalize_question
 from finetune.synth import FRAMES, generate_pairs, profile_graph
-from finetune.synth.english import plural, split_words, verb_of
+from finetune.synth.english import plural, singular, split_words, verb_of
 from finetune.synth.grammar import Sampler, compile_cypher, tie_probe
 
 
@@ -308,6 +308,22 @@ def test_halves_are_said_in_words_too():
     assert {Renderer(seed).value(7.25, depth) for seed in range(10)} == {"7.25"}
 
 
+def test_a_count_of_one_says_its_noun_in_the_singular(shop, demo_pairs):
+    """ "suppliers that supply more than 1 product", "orders that contain at least 1 product", "with more
+    than 1 star": a count of 1 takes a singular noun (and verb), as "one" does; and a group of things is
+    "that", not "who" ("Find orders that contain …")."""
+    from finetune.synth.english import is_plural
+
+    having, _ = generate_pairs(shop, 300, seed=1, frames=["having"])
+    questions = [p.question for p in having] + [p.question for p in demo_pairs[0]]
+    ones = [q for q in questions if re.search(r"\b(more than|over|at least|fewer than) 1 ", q)]
+    assert len(ones) >= 3, ones
+    for q in ones:
+        for word in re.findall(r"\b(?:more than|over|at least|fewer than) 1 (\w+)", q):
+            assert not is_plural(word), q
+    assert not [q for q in questions if re.search(r"\b(orders|products|suppliers|vendors|items) who ", q)]
+
+
 def test_words_and_plurals():
     assert split_words("unitPrice") == ["unit", "price"]
     assert split_words("customer_id") == ["customer", "ID"]
@@ -318,6 +334,8 @@ def test_words_and_plurals():
     )
     assert plural("customer ID") == "customer IDs"
     assert plural("ISO 2") == "ISO 2s"  # not "ISO 2S"
+    assert singular("stars") == "star" and singular("units in stock") == "unit in stock"
+    assert singular("price") == "price" and singular("data") == "data"
 
 
 def test_cli_generate(shop, settings, tmp_path, capsys):

@@ -489,6 +489,17 @@ def plural(phrase: str) -> str:
     return " ".join([*head[:-1], new, *tail])
 
 
+def singular(phrase: str) -> str:
+    """Singular of a plural noun phrase's head, the other way from ``plural``: "stars" → "star", "units in
+    stock" → "unit in stock"; a head that is not plural stays."""
+    words = phrase.split(" ")
+    cut = next((i for i, w in enumerate(words) if i and w in PREPOSITIONS), len(words))
+    i = cut - 1
+    if not is_plural(words[i]) or words[i] in ("data", "media", "staff", "news", "series", "species", "info"):
+        return phrase
+    return " ".join([*words[:i], _INFLECT.singular_noun(words[i]) or words[i], *words[i + 1 :]])
+
+
 @functools.lru_cache(maxsize=4096)
 def is_plural(word: str) -> bool:
     low = word.lower()

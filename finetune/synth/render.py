@@ -35,6 +35,7 @@ from finetune.synth.english import (
     say_half,
     say_month,
     say_num,
+    singular,
 )
 from finetune.synth.grammar import (
     COORDINATE_WORDS,
@@ -925,7 +926,7 @@ class Renderer:
         plural_words = is_plural(p.words.split()[0]) or is_plural(p.words.split()[-1])
         if plural_words and p.kind == "number" and op in ("gt", "lt", "ge", "le") and self.rng.random() < 0.6:
             word = {"gt": "more than", "lt": "fewer than", "ge": "at least", "le": "at most"}[op]
-            return f"with {word} {v} {pn}"
+            return f"with {word} {v} {singular(pn) if f.value == 1 and pn == p.words else pn}"  # "1 star"
         if op == "eq":
             return self.pick(
                 [f"with a {pn} of {v}", f"whose {pn} is {v}", f"with {pn} equal to {v}", f"with {pn} {v}"]
@@ -1502,15 +1503,15 @@ class Renderer:
         return self.pick(opts)
 
     # --- grouping ------------------------------------------------------------------------------------------
-    def _group_parts(self, q: Query) -> tuple[str, str, str, Hop | None]:
-        """(focus NP without the group hop, "each <group>", group plural NP, the hop to the group node or
-        None)."""
+    def _group_parts(self, q: Query, plural_: bool = True) -> tuple[str, str, str, Hop | None]:
+        """(focus NP without the group hop — singular for a count of 1 —, "each <group>", group plural NP,
+        the hop to the group node or None)."""
         g = q.group[0]
         if g.prop is not None:  # a property of the focus
             pn = self.pname(g.prop)
-            return self.np(q, 0), f"each {pn}", plural(g.prop.words), None
+            return self.np(q, 0, plural_=plural_), f"each {pn}", plural(g.prop.words), None
         hop = next(h for h in q.hops if h.child == g.index)
-        x = self.np(q, 0, skip_hop=q.hops.index(hop), skipped_filters=True)
+        x = self.np(q, 0, plural_=plural_, skip_hop=q.hops.index(hop), skipped_filters=True)
         each = self.np(q, g.index, plural_=False, det="each")
         return x, each, self.np(q, g.index), hop
 
@@ -1692,10 +1693,12 @@ class Renderer:
     def _q_having(self, q: Query) -> str:
         assert q.having is not None
         op, k = q.having
-        x, _, groups, hop = self._group_parts(q)
+        x, _, groups, hop = self._group_parts(q, plural_=k != 1)  # "more than 1 language", as after "one"
         assert hop is not None
         amount = {">": self.pick(["more than", "over"]), ">=": "at least", "<": "fewer than"}[op]
-        adjacent = hop.rel.self_loop and is_adjacency(hop.rel.type) and x == self.noun(q, 0).plural
+        focus = self.noun(q, 0)
+        said = focus.plural if k != 1 else focus.singular
+        adjacent = hop.rel.self_loop and is_adjacency(hop.rel.type) and x == said
         counted = self._having_count(q, amount, k, x, groups, hop, adjacent)
         if q.also is None:
             return counted
@@ -1710,8 +1713,10 @@ class Renderer:
     def _having_count(
         self, q: Query, amount: str, k: int, x: str, groups: str, hop: Hop, adjacent: bool
     ) -> str:
-        """ "Which languages are spoken in at least 5 countries?"."""
+        """ "Which languages are spoken in at least 5 countries?"; a count of 1 says its noun and verb in the
+        singular ("at least 1 country", "that more than 1 city is in")."""
         v = hop.rel.verb
+        many = k != 1
         if adjacent and self.rng.random() < 0.6:  # "Which countries have more than 8 neighbours?"
             return self.pick(
                 [
@@ -1723,7 +1728,7 @@ class Renderer:
             opts = [
                 f"Which {groups} {v.takes(True, f'{amount} {k} {x}', perfect=True)}?",
                 f"List the {groups} that {v.takes(True, f'{amount} {k} {x}')}.",
-                f"Find {groups} who {v.takes(True, f'{amount} {k} {x}')}.",
+                f"Find {groups} {self.noun(q, q.group[0].index).rel} {v.takes(True, f'{amount} {k} {x}')}.",
             ]
             if (
                 q.nodes[q.group[0].index].label.noun.person
@@ -1733,9 +1738,9 @@ class Renderer:
             return self.pick(opts)
         return self.pick(
             [
-                f"Which {groups} have {amount} {k} {x} that {v.takes(True, 'them')}?",
+                f"Which {groups} have {amount} {k} {x} that {v.takes(many, 'them')}?",
                 f"List the {groups} with {amount} {k} {x}.",
-                f"Find the {groups} that {amount} {k} {x} {v.finite(True)}.",
+                f"Find the {groups} that {amount} {k} {x} {v.finite(many)}.",
             ]
         )
 
@@ -1756,7 +1761,7 @@ class Renderer:
         elif not hop.outward:  # (g)-[:R]->(x): "suppliers that supply more than 3 products"
             kinds = [f"{groups} that {v.takes(True, many)}", f"{groups} with {many}"]
         else:  # (x)-[:R]->(g): "languages spoken by at least 5 countries", "categories with over 3 products"
-            kinds = [f"{groups} with {many}", f"{groups} that {many} {v.finite(True)}"]
+            kinds = [f"{groups} with {many}", f"{groups} that {many} {v.finite(k != 1)}"]
             if v.passive:
                 kinds += [f"{groups} {v.passive} {many}"] * 2
         which = self.pick(kinds)
