@@ -324,6 +324,43 @@ def test_a_count_of_one_says_its_noun_in_the_singular(shop, demo_pairs):
     assert not [q for q in questions if re.search(r"\b(orders|products|suppliers|vendors|items) who ", q)]
 
 
+def test_a_flag_named_by_a_verb_is_said_with_the_verb():
+    """A boolean property named by a verb and its object (observesDst) reads "time zones that observe DST",
+    "that do not observe DST" — not "observes dst time zones" or "time zones that are not observes dst"."""
+    from finetune.synth.english import prop_words
+    from finetune.synth.grammar import Filter
+    from finetune.synth.profile import Prop
+    from finetune.synth.render import Renderer
+
+    dst = Prop("observesDst", prop_words("TimeZone", "observesDst"), "bool", [True, False], Counter(), 9, 9)
+    said = {
+        (op, many): {Renderer(seed).filter_phrase(Filter("node", 0, dst, op), many) for seed in range(30)}
+        for op in ("true", "false")
+        for many in (True, False)
+    }
+    assert ("", "that observe DST") in said[("true", True)]
+    phrases = [phrase for kind in said.values() for phrase in kind]
+    assert all(pre == "" and post.startswith(("that ", "where ")) for pre, post in phrases)
+    assert ("", "that observes DST") in said[("true", False)]
+    assert ("", "that do not observe DST") in said[("false", True)]
+    assert ("", "that does not observe DST") in said[("false", False)]
+    active = Prop("isActive", "is active", "bool", [True, False], Counter(), 9, 9)
+    assert ("active", "") in {Renderer(seed).filter_phrase(Filter("node", 0, active, "true"), True)
+                              for seed in range(30)}
+
+
+def test_each_thing_is_it_and_a_request_is_no_question(shop, demo_pairs):
+    """ "For each product, how many categories is it in?", "List each supplier with the products it
+    supplies" — "they" only for people; "I need you to list …." ends as the request it is, not with "?"."""
+    grouped, _ = generate_pairs(shop, 300, seed=1, frames=["collect", "group"])
+    questions = [p.question for p in grouped] + [p.question for p in demo_pairs[0]]
+    things = r"(?:For |List |Show )each (?:product|item|supplier|vendor|order|purchase order|category)\b"
+    each = [q for q in questions if re.search(things, q)]
+    assert len(each) >= 5, each
+    assert not [q for q in each if re.search(r"\b(they|them)\b", q)]
+    assert not [q for q in questions if q.startswith(("I need you to", "Please list")) and q.endswith("?")]
+
+
 def test_words_and_plurals():
     assert split_words("unitPrice") == ["unit", "price"]
     assert split_words("customer_id") == ["customer", "ID"]

@@ -28,6 +28,7 @@ ACRONYMS = {
     "usa": "USA",
     "uk": "UK",
     "api": "API",
+    "dst": "DST",
 }
 PREPOSITIONS = frozenset(
     [
@@ -508,6 +509,24 @@ def is_plural(word: str) -> bool:
     if low.endswith(("ss", "us", "is")) or not low.endswith("s"):
         return low in ("people", "children", "men", "women")
     return bool(_INFLECT.singular_noun(low))
+
+
+NOT_VERBS = frozenset(
+    ["sales", "goods", "news", "always", "series", "species", "status", "plus", "bus", "gas"]
+)
+"""First words of a flag's name that end in "s" and are no verb ("salesTaxExempt", "goodsReceived")."""
+
+
+def flag_verb(words: str) -> tuple[str, str] | None:
+    """A boolean property named by a verb and its object, as (third person, base): "observes DST" →
+    ("observes DST", "observe DST"), "allows pets" → ("allows pets", "allow pets"); None for other names
+    ("active", "is active", "has discount", "discontinued"). Said "time zones that observe DST", not
+    "observes DST time zones" or "time zones that are not observes DST"."""
+    head, _, rest = words.partition(" ")
+    if not rest or head in ("is", "has") or head in NOT_VERBS:
+        return None
+    base = _INFLECT.plural_verb(head)
+    return (words, f"{base} {rest}") if base != head else None
 
 
 def article(phrase: str) -> str:

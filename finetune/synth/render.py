@@ -23,6 +23,7 @@ from finetune.synth.english import (
     article,
     cap,
     demonym,
+    flag_verb,
     hop_role,
     is_adjacency,
     is_containment,
@@ -767,9 +768,19 @@ class Renderer:
         return "", self._text_phrase(op, pn, q, their)
 
     def _flag_phrase(self, f: Filter, pn: str, be: str) -> tuple[str, str]:
-        """A boolean property: "active customers", "products that are not discontinued"."""
+        """A boolean property: "active customers", "products that are not discontinued", "time zones that
+        observe DST" (a verb's name, ``flag_verb``)."""
         words = f.prop.words.split()
         adj = " ".join(words[1:]) if words[0] in ("is", "has") and len(words) > 1 else f.prop.words
+        verb = flag_verb(f.prop.words)
+        if verb is not None:  # the same draws as an adjective's
+            does = verb[1] if be == "are" else verb[0]
+            if f.op == "true":
+                return self.pick([("", f"that {does}"), ("", f"that {does}"), ("", f"that {does}"),
+                                  ("", f"where {pn} is true")])  # type: ignore[list-item]
+            do = "do" if be == "are" else "does"
+            return self.pick([("", f"that {do} not {verb[1]}"), ("", f"that {do} not {verb[1]}"),
+                              ("", f"where {pn} is false")])  # type: ignore[list-item]
         if f.op == "true":
             return self.pick(
                 [
@@ -998,10 +1009,9 @@ class Renderer:
             if text.endswith("?"):
                 text = cap(self.pick(POLITE).format(q=body))
             else:
-                text = cap(
-                    self.pick(POLITE_IMPERATIVE).format(q=body.rstrip("."))
-                    + ("?" if self.rng.random() < 0.5 else ".")
-                )
+                polite = self.pick(POLITE_IMPERATIVE)
+                asks = self.rng.random() < 0.5 and polite.startswith(("Can", "Could"))  # not "Please list …?"
+                text = cap(polite.format(q=body.rstrip(".")) + ("?" if asks else "."))
         return text
 
     # --- verbose questions ---------------------------------------------------------------------------------
@@ -1368,7 +1378,7 @@ class Renderer:
             rel = (
                 f"the {other_np} that {v.takes(True, 'them')}"
                 if not v.passive or self.rng.random() < 0.5
-                else f"the {other_np} they were {v.passive}"
+                else f"the {other_np} they {'are' if v.present else 'were'} {v.passive}"
             )
         return self.pick(
             [
@@ -1525,21 +1535,22 @@ class Renderer:
                 f"How many {x} does {each} have?",
             ]
         v = hop.rel.verb
+        it, obj, _, many = self._each_pronoun(q)
         if not hop.outward:  # the group node is the start: (g)-[:R]->(x)
             out = [
                 f"How many {x} {'has' if not v.copula else 'is'} {each} "
                 f"{v.participle if not v.copula else v.base}?",
                 f"Count the {x} {each} {v.finite(False)}.",
-                f"For {each}, how many {x} did they {v.base}?"
+                f"For {each}, how many {x} did {it} {v.base}?"
                 if not v.copula and not v.present
-                else f"For {each}, how many {x} {v.ask('they', True)}?",
+                else f"For {each}, how many {x} {v.ask(it, many)}?",
             ]
             if v.passive:
                 out.append(f"Number of {x} {v.passive} {each}")
             return out
         return [
             f"How many {x} {v.takes(True, each)}?",
-            f"For {each}, how many {x} {v.takes(True, 'it')}?",
+            f"For {each}, how many {x} {v.takes(True, obj)}?",
             f"Count the {x} that {v.takes(True, each)}.",
             f"Number of {x} that {v.takes(True, each)}",
         ]
@@ -2201,24 +2212,32 @@ class Renderer:
             ]
         )
 
+    def _each_pronoun(self, q: Query) -> tuple[str, str, str, bool]:
+        """("it", "it", "its", False) for "each <group>", ("they", "them", "their", True) where the group is
+        people: "For each country, list the languages it speaks", not "… they speak"."""
+        if self.noun(q, q.group[0].index).person:
+            return "they", "them", "their", True
+        return "it", "it", "its", False
+
     def _q_collect(self, q: Query) -> str:
         x, each, groups, hop = self._group_parts(q)
         assert hop is not None
         v = hop.rel.verb
+        it, obj, its, many = self._each_pronoun(q)
         if not hop.outward:
             return self.pick(
                 [
-                    f"For {each}, list the {x} they {v.finite(True)}.",
-                    f"List {each} with the {x} they {v.finite(True)}.",
-                    f"Show {each} and the {x} {v.passive or 'related to'} them."
+                    f"For {each}, list the {x} {it} {v.finite(many)}.",
+                    f"List {each} with the {x} {it} {v.finite(many)}.",
+                    f"Show {each} and the {x} {v.passive or 'related to'} {obj}."
                     if v.passive
-                    else f"Show {each} and its {x}.",
+                    else f"Show {each} and {its} {x}.",
                 ]
             )
         return self.pick(
             [
-                f"For {each}, list the {x} that {v.takes(True, 'it')}.",
-                f"List {each} with its {x}.",
-                f"Show {each} together with the {x} that {v.takes(True, 'it')}.",
+                f"For {each}, list the {x} that {v.takes(True, obj)}.",
+                f"List {each} with {its} {x}.",
+                f"Show {each} together with the {x} that {v.takes(True, obj)}.",
             ]
         )
