@@ -361,6 +361,22 @@ def test_each_thing_is_it_and_a_request_is_no_question(shop, demo_pairs):
     assert not [q for q in questions if q.startswith(("I need you to", "Please list")) and q.endswith("?")]
 
 
+def test_a_role_that_names_people_is_not_said_of_things(scratch_graph):
+    """Lands that use coins are "lands that use coins", never "users" (a role noun that names people, as
+    "directors" does for people who direct), in the question and in its context sentence."""
+    scratch_graph.write("UNWIND range(0, 11) AS i CREATE (:Land {name: 'Land ' + toString(i), area: i})")
+    scratch_graph.write("UNWIND range(0, 3) AS j CREATE (:Coin {name: 'Coin ' + toString(j)})")
+    scratch_graph.write(
+        "MATCH (l:Land), (c:Coin) WITH l, c, toInteger(substring(l.name, 5)) AS i, "
+        "toInteger(substring(c.name, 5)) AS j WHERE j = i % 4 OR j = (i + 1) % 4 CREATE (l)-[:USES]->(c)"
+    )
+    pairs, report = generate_pairs(scratch_graph, 300, seed=3, frames=["list", "count", "props", "top"])
+    said = [p.question for p in pairs if "USES" in p.cypher]
+    assert said, report.table()
+    assert not [q for q in said if re.search(r"\busers?\b", q)]
+    assert any(re.search(r"lands that use (coins|Coin \d|'Coin \d')", q) for q in said), said
+
+
 def test_words_and_plurals():
     assert split_words("unitPrice") == ["unit", "price"]
     assert split_words("customer_id") == ["customer", "ID"]

@@ -410,6 +410,12 @@ def hop_role(rel_type: str, verb: Verb, self_loop: bool) -> Noun | None:
     return role_noun(verb)
 
 
+def fits(role: Noun | None, noun: Noun) -> Noun | None:
+    """The role noun where it may stand for ``noun``'s label: one that names people ("users", "readers") only
+    for a label of people; countries that use currencies are no "users"."""
+    return None if role is None or (role.singular in PERSON_WORDS and not noun.person) else role
+
+
 PLACE_LABELS = frozenset(
     ["continent", "country", "region", "state", "province", "city", "nation", "territory"]
 )

@@ -23,6 +23,7 @@ from finetune.synth.english import (
     article,
     cap,
     demonym,
+    fits,
     flag_verb,
     hop_role,
     is_adjacency,
@@ -503,20 +504,32 @@ class Renderer:
                 post.insert(0, of)
             role = owned  # said: no relative clause for it below
         elif role is not None:  # "directors (of movies released after 2000)" for "people who directed …"
-            n = hop_role(q.hops[role].rel.type, q.hops[role].rel.verb, q.hops[role].rel.self_loop) or n
-            c = q.hops[role].child
+            h = q.hops[role]
+            said = hop_role(h.rel.type, h.rel.verb, h.rel.self_loop)
+            c = h.child
             bare = not (
                 q.children(c)
                 or q.anchored(c) is not None
                 or any(f.on == "node" and f.index == c for f in q.filters)
                 or any(e.node == c for e in q.exists)
             )
-            if not bare:
-                post.insert(
-                    0, "of " + self.np(q, c, plural_=q.anchored(c) is None) + self.hop_filters(q, role)
-                )
-            elif self.hop_filters(q, role):  # "actors with the role 'Neo'": the condition is still said
-                post.insert(0, self.hop_filters(q, role).strip())
+            other = "" if bare else self.np(q, c, plural_=q.anchored(c) is None) + self.hop_filters(q, role)
+            tail = self.hop_filters(q, role) if bare else ""
+            if bare and tail:
+                tail = self.hop_filters(q, role)  # drawn twice, as it always was: the stream stays the seed's
+            if said is not None and fits(said, n) is None:
+                # a role that names people is no word for things: "countries that use currencies", not
+                # "users" (until 2026-12-04, 1.6 % of countries questions called countries users). The label's
+                # own noun, not its drawn synonym, which the role hid: paraphrases that were one stay one
+                n = q.nodes[i].label.noun
+                other = other or q.nodes[c].label.noun.plural + tail
+                post.insert(0, f"{n.rel} {h.rel.verb.finite(plural_)} {other}")
+            else:
+                n = said or n
+                if other:
+                    post.insert(0, "of " + other)
+                elif tail:  # "actors with the role 'Neo'": the condition is still said
+                    post.insert(0, tail.strip())
         if skipped_filters and skip_hop is not None and self.hop_filters(q, skip_hop):
             post.insert(0, self.hop_filters(q, skip_hop).strip())
         for j in q.children(i):
@@ -1051,7 +1064,8 @@ class Renderer:
         for j in q.children(0):
             h = q.hops[j]
             role = None if h.rel.self_loop else role_noun(h.rel.verb)
-            if role is not None:
+            if role is not None:  # "countries and their users" is said "… and their countries"
+                role = fits(role, h.rel.start.noun) or h.rel.start.noun
                 groups.append((CONTEXT_ROLE if h.outward else CONTEXT_OWNED, {"roles": role.plural}))
         templates, words = self.rng.choice(groups)
         return cap(_A_WORD.sub(_an, self.pick(templates).format(things=things, **words)))
