@@ -12,7 +12,7 @@ import pytest
 
 from finetune.dataset import normalize_cypher, normalize_question
 from finetune.synth import FRAMES, generate_pairs, profile_graph
-from finetune.synth.english import plural, singular, split_words, verb_of
+from finetune.synth.english import article, plural, prop_words, singular, split_words, verb_of
 from finetune.synth.grammar import Sampler, compile_cypher, tie_probe
 
 
@@ -322,12 +322,12 @@ def test_a_count_of_one_says_its_noun_in_the_singular(shop, demo_pairs):
         for word in re.findall(r"\b(?:more than|over|at least|fewer than) 1 (\w+)", q):
             assert not is_plural(word), q
     assert not [q for q in questions if re.search(r"\b(orders|products|suppliers|vendors|items) who ", q)]
+    assert not [q for q in questions if re.search(r"\btotal total\b", q, re.I)]  # the orders' "total"
 
 
 def test_a_flag_named_by_a_verb_is_said_with_the_verb():
     """A boolean property named by a verb and its object (observesDst) reads "time zones that observe DST",
     "that do not observe DST" — not "observes dst time zones" or "time zones that are not observes dst"."""
-    from finetune.synth.english import prop_words
     from finetune.synth.grammar import Filter
     from finetune.synth.profile import Prop
     from finetune.synth.render import Renderer
@@ -388,6 +388,9 @@ def test_words_and_plurals():
     assert plural("customer ID") == "customer IDs"
     assert plural("ISO 2") == "ISO 2s"  # not "ISO 2S"
     assert singular("stars") == "star" and singular("units in stock") == "unit in stock"
+    assert article("UTC offset") == "a UTC offset" and article("URL") == "a URL"  # inflect: "an URL"
+    assert article("ISO code") == "an ISO code" and article("order") == "an order"
+    assert prop_words("TimeZone", "utcOffset") == "UTC offset"
     assert singular("price") == "price" and singular("data") == "data"
 
 

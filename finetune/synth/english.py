@@ -29,6 +29,7 @@ ACRONYMS = {
     "uk": "UK",
     "api": "API",
     "dst": "DST",
+    "utc": "UTC",
 }
 PREPOSITIONS = frozenset(
     [
@@ -536,7 +537,11 @@ def flag_verb(words: str) -> tuple[str, str] | None:
 
 
 def article(phrase: str) -> str:
-    """ "an order", "a product"."""
+    """ "an order", "a product", "a UTC offset": inflect says "an URL" and "an UTC" (yet "a URI"), and an
+    initialism that starts with U is said "you"."""
+    head = phrase.split(" ", 1)[0]
+    if len(head) > 1 and head.isupper() and head.startswith("U"):
+        return f"a {phrase}"
     return _INFLECT.a(phrase)
 
 

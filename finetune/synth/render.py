@@ -60,6 +60,10 @@ AGG_WORDS = {
     "min": ["minimum", "lowest", "smallest"],
     "max": ["maximum", "highest", "largest"],
 }
+_OTHER_AGG_WORD = {"total": "combined", "average": "mean", "mean": "average", "maximum": "highest",
+                   "highest": "maximum", "largest": "maximum", "minimum": "lowest", "lowest": "minimum",
+                   "smallest": "minimum"}
+"""Another word for an aggregate whose property starts with the word drawn (a property named "total")."""
 POLITE = [
     "Can you tell me {q}",
     "Could you tell me {q}",
@@ -1436,7 +1440,10 @@ class Renderer:
     def _agg_word(self, func: str, p: Prop | None) -> str:
         if p is not None and (p.kind in ("date", "datetext") or p.is_year) and func in ("min", "max"):
             return self.pick(["earliest", "first"] if func == "min" else ["latest", "most recent"])
-        return self.pick(AGG_WORDS[func])
+        word = self.pick(AGG_WORDS[func])
+        if p is not None and p.words.split()[0] == word:  # "the combined total", not "the total total"
+            return _OTHER_AGG_WORD.get(word, word)
+        return word
 
     def _agg_target_text(self, q: Query, ref: Ref) -> str:
         assert ref.prop is not None
