@@ -352,6 +352,8 @@ def test_a_flag_named_by_a_verb_is_said_with_the_verb():
 def test_each_thing_is_it_and_a_request_is_no_question(shop, demo_pairs):
     """ "For each product, how many categories is it in?", "List each supplier with the products it
     supplies" — "they" only for people; "I need you to list …." ends as the request it is, not with "?"."""
+    from finetune.synth.render import Renderer
+
     grouped, _ = generate_pairs(shop, 300, seed=1, frames=["collect", "group"])
     questions = [p.question for p in grouped] + [p.question for p in demo_pairs[0]]
     things = r"(?:For |List |Show )each (?:product|item|supplier|vendor|order|purchase order|category)\b"
@@ -359,6 +361,8 @@ def test_each_thing_is_it_and_a_request_is_no_question(shop, demo_pairs):
     assert len(each) >= 5, each
     assert not [q for q in each if re.search(r"\b(they|them)\b", q)]
     assert not [q for q in questions if q.startswith(("I need you to", "Please list")) and q.endswith("?")]
+    asked = {Renderer(seed)._request("List each town with the lands it is in.") for seed in range(40)}
+    assert not [q for q in asked if "the each" in q] and any("list each town" in q for q in asked), asked
 
 
 def test_a_role_that_names_people_is_not_said_of_things(scratch_graph):

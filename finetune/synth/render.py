@@ -179,7 +179,7 @@ DO_REQUEST = [
 
 WANT_HEADS = [
     (
-        re.compile(r"^(?:List|Give me a list of) (?:the |all )?"),
+        re.compile(r"^(?:List|Give me a list of) (?:the |all )?(?!each )"),  # not "a list of the each city"
         ["I'd like a list of the ", "I need a list of the ", "I want a list of the "],
     ),
     (
