@@ -962,6 +962,8 @@ def _latency_eval(graph: str, questions: Path, n: int, spec: str = "64",
     size, _, workers = shape.partition("/")
     extra = {f"CYPHERLOOP_{k.upper()}": v for k, _, v in (x.partition("=") for x in sets.split("+") if x)}
     name = f"latency-{tag(graph)}-eval" + ("-" + re.sub(r"[^\w.-]+", "-", spec) if spec != "64" else "")
+    if (OUT / f"{name}.json").exists():  # the same configuration again (round 14 lost a run so): -2, -3 …
+        name = next(f"{name}-{k}" for k in range(2, 1000) if not (OUT / f"{name}-{k}.json").exists())
     out = OUT / f"{name}.json"
     args = [sys.executable, "-m", "ui.cli", "eval", "--graph", graph, "--dataset", str(questions),
             "--batch-size", size, "--workers", workers or "1", "--json",

@@ -137,6 +137,10 @@ def test_the_latency_phase_benches_the_product_defaults_then_the_batched_eval_on
             for a in (evaluation, one128, generate64)] == [("64", "1"), ("128", "8"), ("64", "1")]
     lever = json.loads((run.OUT / "latency-movies-eval-128-8.json").read_text())
     assert (lever["batch_size"], lever["workers"], lever["extra_settings"]) == (128, 8, {})
+    for _ in range(2):  # the same configuration again (a later call, or twice in one list): kept apart
+        run._latency_eval("movies", asked, 3, "128/8")
+    assert sorted(p.name[len("latency-movies-eval-128-8"):] for p in run.OUT.glob("*-eval-128-8*.json")) == [
+        "-2.json", "-3.json", ".json"]
 
 
 def test_every_dependency_of_the_product_is_staged_or_said_why_not():
