@@ -13,7 +13,9 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   has it, as a second pattern (``(cou:Country)-[:HAS_CAPITAL]->(c:City)-[:IN_CONTINENT]->(con:Continent)``
   → ``(cou:Country)-[:HAS_CAPITAL]->(c:City), (cou)-[:IN_CONTINENT]->(con:Continent)``);
 - an unknown label, type or property close to exactly one known name (same letters up to case, or a
-  close spelling) becomes that name (``:Custmer`` → ``:Customer``, ``p.Name`` → ``p.name``);
+  close spelling) becomes that name (``:Custmer`` → ``:Customer``, ``p.Name`` → ``p.name``); a node's
+  property the label lacks that is the last words of exactly one of its properties becomes that one
+  (``p.price`` → ``p.unitPrice``, round 14's northwind 009 and 023);
 - a pattern that exists only the other way round has its arrow flipped
   (``(:Order)-[:PLACED]->(:Customer)`` → ``(:Order)<-[:PLACED]-(:Customer)``).
 - a relationship's property written on a node moves to the relationship when exactly one type touching the
@@ -143,6 +145,21 @@ def _closest(name: str, known: set[str]) -> str | None:
     return ending[0] if len(ending) == 1 else None
 
 
+def _tail_of(name: str, known: set[str]) -> str | None:
+    """The one known name that ``name`` (4 letters or more) is the last words of, case aside: ``price`` →
+    ``unitPrice``, ``inStock`` → ``unitsInStock``, ``level`` → ``reorder_level``; a word starts at a capital
+    after a small letter or digit, or after ``_``. None when no name or several end so (``listPrice`` and
+    ``salePrice``), or the tail starts inside a word (``rice``). Only ``repair_names`` renames a node's own
+    property by it, after ``_closest`` found nothing: the other repairs that ask ``_closest`` (a
+    relationship's or a neighbour's property) are the same as before."""
+    if len(name) < 4:
+        return None
+    n, low = len(name), name.lower()
+    tails = [k for k in known if len(k) > n and k.lower().endswith(low) and (
+        k[-n - 1] == "_" or (k[-n].isupper() and (k[-n - 1].islower() or k[-n - 1].isdigit())))]
+    return tails[0] if len(tails) == 1 else None
+
+
 def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     """Replace unknown labels, relationship types and properties where the schema leaves one choice."""
     masked = mask(cypher)
@@ -215,11 +232,13 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
         owners = [schema.label(x) for x in var_labels.get(var, set())]
         known = {p.name for o in owners if o is not None for p in o.properties}
         if known and prop not in known:
-            new = _closest(prop, known)
+            new, why = _closest(prop, known), "not in the schema"
+            if new is None and len(owners) == 1 and (new := _tail_of(prop, known)):
+                why = f"not in the schema; the one property of :{owners[0].label} that ends with it"
             if new:
                 start = m.start("prop")
                 edits[(start, m.end("prop"))] = new
-                fixes.append(f"replaced property {var}.{prop} with {var}.{new} (not in the schema)")
+                fixes.append(f"replaced property {var}.{prop} with {var}.{new} ({why})")
     for m in LENGTH_OF_PROPERTY.finditer(masked):  # length() of a string or list: Cypher's is size()
         edits[m.span("fn")] = "size"
         fixes.append(f"replaced length({m.group('arg')}) with size({m.group('arg')}) (length() takes a path)")
