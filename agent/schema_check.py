@@ -38,7 +38,10 @@ as a fix; what stays unclear is reported as an error for the model to correct):
 - after them, where the caller can ask the data (``ground_literals``, called by the agent through
   ``agent.graph.grounded_literals``): a string compared with a node property that no node holds moves to
   the one other text property of the label that holds it (a tagline written as a title), or, held by none,
-  becomes the one stored value it stands for (another case, the head of a longer name, a close spelling).
+  becomes the one stored value it stands for (another case, the head of a longer name, a close spelling);
+  a name that no property of its label holds moves to the one label joined to it that holds it as a name
+  (``(p:Product {productName: 'Dairy Products'})`` → ``(p:Product)-[:PART_OF]->(:Category {categoryName:
+  'Dairy Products'})``).
 
 A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
@@ -411,12 +414,7 @@ def _move_hop(
         options += [(leaves, at) for at in side if labels[at] and (
             _pattern_exists(schema, labels[at], [rtype], labels[keeps])
             or _pattern_exists(schema, labels[keeps], [rtype], labels[at]))]
-    before = masked[:chain[0].span[0]]
-    clauses = _top_clauses(before)
-    in_match = (bool(clauses) and clauses[-1][0] in ("MATCH", "OPTIONAL MATCH")
-                and re.search(r"(?:MATCH|,)\s*$", before, re.IGNORECASE) is not None
-                and sum(map(before.count, "([{")) == sum(map(before.count, ")]}")))
-    if len(options) != 1 or not nodes[options[0][1]].var or not in_match:
+    if len(options) != 1 or not nodes[options[0][1]].var or not _in_match(masked, chain):
         return
     leaves, at = options[0]
     moved, node = nodes[leaves], nodes[at]
@@ -426,6 +424,16 @@ def _move_hop(
         edits[(moved.span[0], moved.span[0])] = f"({node.var}), "
     fixes.append(f"moved -[:{rtype}]- from {moved.var or 'its node'} to {node.var} (the schema joins "
                  f":{'|:'.join(sorted(labels[at]))} by it, not :{'|:'.join(sorted(labels[leaves]))})")
+
+
+def _in_match(masked: str, chain: list[_Node | _Rel]) -> bool:
+    """Whether ``chain`` is a pattern of a ``MATCH`` clause's own (not a path's, nor a test's in a ``WHERE``):
+    one more pattern may follow it after a comma."""
+    before = masked[:chain[0].span[0]]
+    clauses = _top_clauses(before)
+    return (bool(clauses) and clauses[-1][0] in ("MATCH", "OPTIONAL MATCH")
+            and re.search(r"(?:MATCH|,)\s*$", before, re.IGNORECASE) is not None
+            and sum(map(before.count, "([{")) == sum(map(before.count, ")]}")))
 
 
 def _is_free(masked: str, node: _Node, label: str, schema: GraphSchema) -> bool:
@@ -1280,13 +1288,16 @@ def ground_literals(
     When no text property of the label holds it, and ``values(label, prop)`` lists the property's values,
     the string becomes the one value it stands for (``closest_value``: ``'france'`` → ``'France'``,
     ``'Swahili'`` → ``'Swahili (macrolanguage)'``, ``'Germany Democratic Republic'`` → ``'German Democratic
-    Republic'``). ``holds(label, prop, value)`` says whether some node of ``label`` has ``prop = value`` (the
-    caller asks the database). Only a variable bound with exactly one label is grounded; anything unclear is
-    left alone.
+    Republic'``). Before that, a name that no text property of the label holds moves to the one neighbouring
+    label that holds it as a name (``_name_to_neighbour``: ``(p:Product {productName: 'Dairy Products'})`` →
+    ``(p:Product)-[:PART_OF]->(:Category {categoryName: 'Dairy Products'})``). ``holds(label, prop, value)``
+    says whether some node of ``label`` has ``prop = value`` (the caller asks the database). Only a variable
+    bound with exactly one label is grounded; anything unclear is left alone.
     """
     masked = mask(cypher)
     var_labels: dict[str, set[str]] = {}
-    found: list[tuple[str, re.Match[str]]] = []  # (label, the match of property and literal)
+    # (label, the match of property and literal, the map's node and its chain where it is a map's)
+    found: list[tuple[str, re.Match[str], tuple[_Node, list[_Node | _Rel]] | None]] = []
     for chain in _parse_chains(masked):
         for item in chain:
             if isinstance(item, _Node) and item.var:
@@ -1294,14 +1305,14 @@ def ground_literals(
             if isinstance(item, _Node) and len(item.labels) == 1 and "{" in masked[item.span[0]:item.span[1]]:
                 start = item.span[0] + masked[item.span[0]:item.span[1]].index("{")
                 for m in MAP_LITERAL.finditer(masked, start, item.span[1]):
-                    found.append((item.labels[0], m))
+                    found.append((item.labels[0], m, (item, chain)))
     for m in EQ_LITERAL.finditer(masked):
         labels = var_labels.get(_unquote(m.group("var")), set())
         if len(labels) == 1:
-            found.append((next(iter(labels)), m))
+            found.append((next(iter(labels)), m, None))
     edits: list[tuple[int, int, str]] = []
     fixes: list[str] = []
-    for label, m in found:
+    for label, m, node in found:
         entry = schema.label(label)
         prop, value = _unquote(m.group("prop")), cypher[m.start("lit") + 1:m.end("lit") - 1]
         if entry is None or prop not in {p.name for p in entry.properties} or holds(label, prop, value):
@@ -1312,6 +1323,8 @@ def ground_literals(
             edits.append((m.start("prop"), m.end("prop"), ident(having[0])))
             fixes.append(f"replaced {label}.{prop} with {label}.{having[0]}: no {label} has {prop} "
                          f"{cypher[m.start('lit'):m.end('lit')]}, one has it as {having[0]}")
+        elif not having and _name_to_neighbour(cypher, masked, schema, holds, label, m, node, edits, fixes):
+            continue
         elif not having and values is not None and "\\" not in value:
             near = closest_value(value, values(label, prop) or [])
             if near is not None:
@@ -1319,6 +1332,92 @@ def ground_literals(
                 fixes.append(f"replaced {cypher[m.start('lit'):m.end('lit')]} with {lit_string(near)}: no "
                              f"{label} has that {prop}, and it names this one")
     return _apply(cypher, edits), fixes
+
+
+def _is_name(prop: str) -> bool:
+    """A property that holds a name: ``name``, ``productName``, ``company_name``, ``title`` (not
+    ``contactTitle``, a job)."""
+    return prop.lower() == "title" or prop.lower().endswith("name")
+
+
+def _name_to_neighbour(
+    cypher: str,
+    masked: str,
+    schema: GraphSchema,
+    holds: Callable[[str, str, str], bool],
+    label: str,
+    m: re.Match[str],
+    node: tuple[_Node, list[_Node | _Rel]] | None,
+    edits: list[tuple[int, int, str]],
+    fixes: list[str],
+) -> bool:
+    """Move a name that no node of ``label`` holds (on any text property) to the one label the schema joins
+    to it that holds it on a name property, where one relationship type joins the two: ``(p:Product
+    {productName: 'Dairy Products'})`` → ``(p:Product)-[:PART_OF]->(:Category {categoryName: 'Dairy
+    Products'})`` (round 14's northwind 455). A map's entry leaves the map and the hop is written behind the
+    node where it ends its chain, in front where it starts one, else as a second pattern of its ``MATCH`` on
+    its variable; a ``v.prop = 'X'`` of a ``WHERE`` becomes the pattern ``(v)-[:T]->(:L {name: 'X'})`` in
+    its place. Two labels (or two of one label's names) that hold it, or two relationships: left alone."""
+    prop = _unquote(m.group("prop"))
+    value = cypher[m.start("lit") + 1:m.end("lit") - 1]
+    if not _is_name(prop):
+        return False
+    joins = [p for p in schema.patterns if (p.start == label) != (p.end == label)]
+    others = sorted({p.end if p.start == label else p.start for p in joins})
+    held = [(o, q) for o in others for q in sorted(_label_props(schema, o))
+            if _is_name(q) and _prop_type(schema, o, q) == "STRING" and holds(o, q, value)]
+    if len(held) != 1:
+        return False
+    other, name = held[0]
+    via = [p for p in joins if other in (p.start, p.end)]
+    if len(via) != 1:
+        return False
+    lit = cypher[m.start("lit"):m.end("lit")]
+    after, before = _steps(f"[:{ident(via[0].type)}]", f"(:{ident(other)} {{{ident(name)}: {lit}}})",
+                           via[0].start == label)
+    if node is None:
+        clause = [c for c in _top_clauses(masked) if c[1] < m.start()]
+        if not clause or clause[-1][0] != "WHERE":
+            return False
+        edits.append((m.start(), m.end(), f"({m.group('var')}){after}"))
+    else:
+        item, chain = node
+        if any(a < item.span[1] and item.span[0] < b for a, b, _ in edits):
+            return False  # another of its map's entries moved already
+        if item is chain[-1]:
+            edits.append((item.span[1], item.span[1], after))
+        elif item is chain[0]:
+            edits.append((item.span[0], item.span[0], before))
+        elif item.var and _in_match(masked, chain):
+            edits.append((chain[-1].span[1], chain[-1].span[1], f", ({ident(item.var)}){after}"))
+        else:
+            return False
+        edits.append(_map_entry_cut(masked, item, m))
+    fixes.append(f"moved {label}.{prop} {lit} to a :{other} joined by [:{via[0].type}]: no {label} has "
+                 f"that {prop}, one :{other} has it as {name}")
+    return True
+
+
+def _prop_type(schema: GraphSchema, label: str, prop: str) -> str | None:
+    entry = schema.label(label)
+    return next((p.type for p in entry.properties if p.name == prop), None) if entry is not None else None
+
+
+def _map_entry_cut(masked: str, node: _Node, m: re.Match[str]) -> tuple[int, int, str]:
+    """The edit that takes the entry ``m`` out of ``node``'s map, with its comma; the whole map (and the
+    space before it) where it is the map's only entry."""
+    open_at = masked.index("{", node.span[0], node.span[1])
+    close_at = masked.index("}", open_at)
+    entries = [(open_at + 1 + a, open_at + 1 + b) for a, b in _top_level_split(masked[open_at + 1:close_at])]
+    if len(entries) == 1:
+        start = open_at
+        while start > node.span[0] and masked[start - 1].isspace():
+            start -= 1
+        return start, close_at + 1, ""
+    k = next(k for k, (a, b) in enumerate(entries) if a <= m.start() < b)
+    if k + 1 < len(entries):  # the entry, its comma and the spaces up to the next entry
+        return _skip_ws(masked, entries[k][0]), _skip_ws(masked, entries[k + 1][0]), ""
+    return entries[k - 1][1], entries[k][1], ""  # the last: from the comma before it
 
 
 VALUE_CUTOFF = 0.9

@@ -756,3 +756,99 @@ def test_a_property_renamed_by_its_tail_runs_on_falkordb(scratch_graph):
                         "unitPrice: 3.5, unitsInStock: 1, reorder_level: 2})")
     r = check_cypher("MATCH (s:Supplier)-[:SUPPLIES]->(p:Product) RETURN p.productName, p.price", PRICED)
     assert r.ok and scratch_graph.query(r.cypher).rows == [["x", 3.5]]
+
+
+NAMES = {("Category", "name", "Books"), ("Category", "name", "Home"), ("Supplier", "name", "Home"),
+         ("Customer", "name", "Alice Meyer"), ("Customer", "city", "Berlin"), ("Product", "name", "Yoga Mat")}
+
+
+def _holds_name(label, prop, value):
+    return (label, prop, value) in NAMES
+
+
+@pytest.mark.parametrize(
+    "cypher, fixed",
+    [
+        # a name no Product has, that one Category has: the condition goes to a Category joined to the product
+        # (round 14's northwind 455, the category 'Dairy Products' written as a productName)
+        (
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) MATCH (o)-[:CONTAINS]->(p:Product {name: 'Books'}) "
+            "RETURN c.name, count(o) AS n",
+            "MATCH (c:Customer)-[:PLACED]->(o:Order) MATCH (o)-[:CONTAINS]->(p:Product)-[:IN_CATEGORY]->"
+            "(:Category {name: 'Books'}) RETURN c.name, count(o) AS n",
+        ),
+        (  # ... in front of the chain's first node, the map's other keys kept
+            "MATCH (p:Product {stock: 0, name: 'Books'})<-[:CONTAINS]-(o:Order) RETURN o",
+            "MATCH (:Category {name: 'Books'})<-[:IN_CATEGORY]-(p:Product {stock: 0})<-[:CONTAINS]-(o:Order) "
+            "RETURN o",
+        ),
+        (  # ... as a second pattern of the MATCH where the node is inside its chain
+            "MATCH (o:Order)-[:CONTAINS]->(p:Product {name: 'Books', stock: 0})<-[:SUPPLIES]-(s:Supplier) "
+            "RETURN s.name",
+            "MATCH (o:Order)-[:CONTAINS]->(p:Product {stock: 0})<-[:SUPPLIES]-(s:Supplier), "
+            "(p)-[:IN_CATEGORY]->(:Category {name: 'Books'}) RETURN s.name",
+        ),
+        (  # ... as a pattern in place of the comparison in a WHERE
+            "MATCH (p:Product) WHERE p.name = 'Books' AND p.price < 50 RETURN p.name",
+            "MATCH (p:Product) WHERE (p)-[:IN_CATEGORY]->(:Category {name: 'Books'}) AND p.price < 50 "
+            "RETURN p.name",
+        ),
+        (  # ... the other way round when the neighbour starts the relationship
+            "MATCH (p:Product) WHERE NOT p.name = 'Alice Meyer' RETURN p.name",
+            "MATCH (p:Product) WHERE NOT (p)<-[:REVIEWED]-(:Customer {name: 'Alice Meyer'}) RETURN p.name",
+        ),
+    ],
+)
+def test_a_name_moves_to_the_one_neighbour_that_holds_it(cypher, fixed):
+    from agent.schema_check import ground_literals
+
+    out, fixes = ground_literals(cypher, SHOP, _holds_name)
+    assert out == fixed
+    assert len(fixes) == 1 and "joined by [:" in fixes[0], fixes
+    assert check_cypher(out, SHOP).ok
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        # a Category and a Supplier have it: the question decides
+        "MATCH (p:Product {name: 'Home'}) RETURN p",
+        "MATCH (p:Product {name: 'Yoga Mat'}) RETURN p",  # the label holds it
+        "MATCH (o:Order {status: 'Berlin'}) RETURN o",  # not a name, nor held as one
+        "MATCH (c:Customer) WHERE c.name = 'Books' RETURN c",  # no neighbour of Customer has it
+        "MATCH (p:Product) RETURN p.name = 'Books' AS b",  # not a WHERE's condition
+        # inside its chain with no variable to hang a second pattern on
+        "MATCH (o:Order)-[:CONTAINS]->(:Product {name: 'Books'})<-[:SUPPLIES]-(s:Supplier) RETURN s",
+    ],
+)
+def test_a_name_stays_where_no_one_neighbour_decides(cypher):
+    from agent.schema_check import ground_literals
+
+    assert ground_literals(cypher, SHOP, _holds_name) == (cypher, [])
+
+
+def test_a_name_stays_where_two_relationships_join_the_neighbour():
+    from agent.schema_check import ground_literals
+
+    two = GraphSchema(
+        labels=(NodeLabel("Person", _props(name="STRING")), NodeLabel("Film", _props(title="STRING"))),
+        relationships=(RelType("RATED"), RelType("LIKED")),
+        patterns=(Pattern("Person", "RATED", "Film"), Pattern("Person", "LIKED", "Film")),
+    )
+    cypher = "MATCH (f:Film {title: 'Ann'}) RETURN f"
+    assert ground_literals(cypher, two, lambda label, prop, value: label == "Person") == (cypher, [])
+
+
+def test_a_name_moved_to_its_neighbour_runs_on_falkordb(shop):
+    from agent.graph import grounded_literals
+
+    asked = "MATCH (o:Order)-[:CONTAINS]->(p:Product {name: 'Books'}) RETURN o.order_id ORDER BY o.order_id"
+    fixed, fixes = grounded_literals(asked, shop, 5.0)
+    meant = ("MATCH (o:Order)-[:CONTAINS]->(:Product)-[:IN_CATEGORY]->(:Category {name: 'Books'}) "
+             "RETURN o.order_id ORDER BY o.order_id")
+    assert fixed != asked and fixes
+    assert shop.query(fixed).rows and shop.query(fixed).rows == shop.query(meant).rows
+    where = "MATCH (p:Product) WHERE p.name = 'Books' RETURN p.name ORDER BY p.name"
+    rows = shop.query(grounded_literals(where, shop, 5.0)[0]).rows
+    assert rows and rows == shop.query("MATCH (p:Product)-[:IN_CATEGORY]->(:Category {name: 'Books'}) "
+                                       "RETURN p.name ORDER BY p.name").rows
