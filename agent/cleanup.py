@@ -3,7 +3,9 @@
 Small models wrap their query in code fences, chat tokens, "Cypher:" prefixes and explanations, or
 write several statements. ``clean_cypher`` keeps the first statement and nothing else; it never
 repairs or removes clauses (a write clause stays, so the read-only gate can refuse it). A reply
-without any Cypher becomes ``""`` and the agent reports "no Cypher query in the reply".
+without any Cypher becomes ``""`` and the agent reports "no Cypher query in the reply". Two slips of
+writing that the database refuses are mended: a sentence's full stop before a clause, and a column name of
+two words (``AS total spent`` → ``AS totalSpent``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,18 @@ STRAY_PERIOD = re.compile(
     r"(?<=['\"\d)])\.(?=\s+(?:RETURN|WITH|WHERE|ORDER|LIMIT|MATCH|OPTIONAL|UNWIND|AND|OR)\b)", re.IGNORECASE
 )
 CYPHER_CHARS = re.compile(r"[()\[\]{}=<>.]")
+# ``AS totalFreight charges`` at the end of a projection's item: a name of two words, the second no keyword.
+SPLIT_ALIAS = re.compile(
+    r"\bAS[ \t]+(?P<first>[A-Za-z_]\w*)[ \t]+(?P<second>[A-Za-z_]\w*)"
+    r"(?=\s*(?:,|\}|\Z|(?:ORDER|SKIP|LIMIT|WHERE|UNION|RETURN|WITH|MATCH|OPTIONAL|UNWIND|CALL)\b))",
+    re.IGNORECASE,
+)
+KEYWORDS = {
+    "AND", "AS", "ASC", "ASCENDING", "BY", "CALL", "CASE", "CONTAINS", "CREATE", "DELETE", "DESC",
+    "DESCENDING", "DETACH", "DISTINCT", "ELSE", "END", "ENDS", "EXISTS", "FOREACH", "IN", "IS", "LIMIT",
+    "MATCH", "MERGE", "NOT", "NULL", "ON", "OPTIONAL", "OR", "ORDER", "REMOVE", "RETURN", "SET", "SKIP",
+    "STARTS", "THEN", "UNION", "UNWIND", "USE", "WHEN", "WHERE", "WITH", "XOR", "YIELD",
+}
 
 
 def clean_cypher(raw: str) -> str:
@@ -124,7 +138,27 @@ def _first_statement(text: str) -> str:
     out = "\n".join(lines).strip()
     out = _strip_inline_trailing_prose(out)
     out = _drop_stray_periods(out)
+    out = _join_split_aliases(out)
     return out.rstrip(";").strip().strip("`").strip()
+
+
+def _join_split_aliases(text: str) -> str:
+    """``RETURN c.companyName, sum(o.freight) AS totalFreight charges ORDER BY totalFreight charges`` →
+    ``… AS totalFreightCharges ORDER BY totalFreightCharges``: a name of two words, a syntax error to the
+    database (round 14's northwind 603), joined in camel case wherever the query writes it, as the model
+    names its columns everywhere else (its other reply to 603 wrote ``totalFreightCharges``); a plain name
+    needs no backquotes, which the later repairs' patterns would have to read. Not where the joined name is
+    in the query already."""
+    for m in list(SPLIT_ALIAS.finditer(_mask_strings(text))):
+        first, second = m.group("first"), m.group("second")
+        joined = first + second[:1].upper() + second[1:]
+        masked = _mask_strings(text)
+        if second.upper() in KEYWORDS or re.search(rf"(?<![\w`]){joined}(?![\w`])", masked):
+            continue
+        uses = re.compile(rf"(?<![\w`.$]){re.escape(first)}[ \t]+{re.escape(second)}(?![\w`]|\s*[(.])")
+        for use in reversed(list(uses.finditer(masked))):
+            text = text[:use.start()] + joined + text[use.end():]
+    return text
 
 
 def _drop_stray_periods(text: str) -> str:
