@@ -53,8 +53,8 @@ from finetune.dataset import BuildSpec, build_dataset
 from finetune.decision import Outcome, Verdict, read_outcome
 from finetune.drift import stamp
 from finetune.full import FullConfig, train_full
+from finetune.lock import retrain_lock
 from finetune.registry import AdapterRegistry, kept_note
-from finetune.retrain import retrain_lock
 from finetune.synth import generate_pairs, profile_graph, read_pairs, write_pairs
 from finetune.synth.grammar import RETURN_STYLES
 from finetune.train import resolve_base_model

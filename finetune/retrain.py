@@ -16,19 +16,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from agent.core.adapters import AdapterRef, live_adapter
-from agent.core.errors import CypherloopError, LockBusy
+from agent.core.errors import CypherloopError
 from agent.core.files import atomic_write_text, count_jsonl
 from agent.core.prompt import PROMPT_VERSION
 from agent.core.settings import Settings
@@ -40,6 +36,7 @@ from finetune.dataset import FILES, BuildSpec, build_dataset, dataset_hash
 from finetune.decision import Outcome, Verdict, read_outcome
 from finetune.drift import stamp
 from finetune.gate import GateDecision, GeneratorFactoryMaker
+from finetune.lock import retrain_lock
 from finetune.registry import AdapterRegistry, kept_note
 from finetune.train import TrainResult, resolve_base_model, train
 
@@ -69,47 +66,6 @@ class RetrainReport:
     loss_plot: str | None = None
     error: str | None = None
     message: str = ""
-
-
-# ---------------------------------------------------------------------- the lock
-@contextmanager
-def retrain_lock(home: Path, wait: bool = True, timeout: float | None = None) -> Iterator[None]:
-    """Hold ``<home>/locks/retrain.lock``: wait (forever or ``timeout`` s) or fail at once with LockBusy."""
-    path = Path(home) / "locks" / "retrain.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    owner = path.with_suffix(".owner.json")
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=(-1 if timeout is None else timeout) if wait else 0)
-    except Timeout:
-        who = ""
-        try:
-            info = json.loads(owner.read_text())
-            since = time.strftime("%H:%M:%S", time.localtime(info.get("since", 0)))
-            who = f" (pid {info.get('pid')}, since {since})"
-        except (OSError, json.JSONDecodeError):
-            pass
-        raise LockBusy(f"another retrain is running{who}; try later or wait for it (--wait)") from None
-    try:
-        atomic_write_text(owner, json.dumps({"pid": os.getpid(), "since": time.time()}))
-        yield
-    finally:
-        owner.unlink(missing_ok=True)
-        lock.release()
-
-
-def retrain_running(home: Path) -> bool:
-    """True while some process holds the retrain lock (for the UI)."""
-    path = Path(home) / "locks" / "retrain.lock"
-    if not path.exists():
-        return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 # ---------------------------------------------------------------------- the round

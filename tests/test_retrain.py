@@ -17,8 +17,9 @@ from finetune_helpers import scripted_gate, tiny_model_dir, write_dataset
 from agent.core.adapters import read_active
 from agent.core.errors import LockBusy
 from finetune.dataset import dataset_hash
+from finetune.lock import retrain_lock, retrain_running
 from finetune.registry import AdapterRegistry
-from finetune.retrain import list_reports, retrain, retrain_lock, retrain_running
+from finetune.retrain import list_reports, retrain
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["max_steps=2", "eval_steps=2", "per_device_train_batch_size=4", "gradient_accumulation_steps=1",

@@ -34,8 +34,9 @@ from pydantic import SecretStr
 from agent.core.adapters import SHIPPED_PREFIX, describe, live_adapter, version_dirs
 from agent.core.feedback import FeedbackStore
 from agent.core.settings import Settings
+from finetune.lock import retrain_running
 from finetune.registry import AdapterRegistry
-from finetune.retrain import RetrainReport, retrain_once, retrain_running
+from finetune.retrain import RetrainReport, retrain_once
 from finetune.train import LOSS_LOG, read_loss_log
 
 _SCALARS = (str, int, float, bool)
