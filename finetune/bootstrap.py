@@ -19,10 +19,18 @@ continues where it stopped, training from its last checkpoint):
 The plan scales with the device: on a GPU tens of thousands of pairs and minutes of training; on a
 CPU a few thousand pairs, a smaller training set and a budget that still ends within ~30 minutes.
 ``cypherloop retrain`` rounds reuse the pool this writes (pool pairs + corrections).
+
+The pool follows the return style asked for now (``Bootstrap.style_change``: the ``--return-style`` this
+bootstrap was given, else the ``return_style`` setting; ``auto`` resolved from today's approved corrections).
+When that differs from the style the pairs were generated with, a later run (``cypherloop bootstrap`` without
+``--fresh``) or a retrain round (``refresh_pool``) generates them again: the stages from ``generate`` on run
+again under a new run id, each still resumable. Until ``index`` and ``build`` finish, the old pool and its
+training pairs stay where they are (both are replaced atomically), and the live model is never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -91,6 +99,9 @@ class Plan:
     train_overrides: list[str] = field(default_factory=list)
     return_style: str = "mixed"  # finetune.synth.grammar.RETURN_STYLES, or "auto" until generated
     return_style_reason: str = ""  # how "auto" chose it
+    return_style_flag: str = ""
+    """The --return-style this bootstrap was given (a person's choice for the graph: later runs and retrain
+    rounds keep asking for it); "" when the ``return_style`` setting decides."""
 
     @classmethod
     def make(
@@ -129,6 +140,20 @@ class Plan:
         )
 
 
+@dataclass(frozen=True)
+class StyleChange:
+    """The pool's pairs return entities as ``had``; the style asked for now resolves to ``wanted`` (``why``:
+    the flag, the setting, or ``auto``'s count of the approved corrections)."""
+
+    had: str
+    wanted: str
+    why: str
+
+    def text(self) -> str:
+        return (f"pool generated again with entities returned as {self.wanted} instead of {self.had} "
+                f"({self.why})")
+
+
 @dataclass
 class BootstrapReport:
     """What a run did (``<home>/bootstrap/<graph>/report.json``)."""
@@ -139,6 +164,9 @@ class BootstrapReport:
     status: str = Outcome.RUNNING  # running | promoted | rejected | trained | paused
     version: str | None = None
     message: str = ""
+    restyled: dict[str, Any] | None = None
+    """When this run generated the pool again in another style: ``StyleChange``'s fields, the run id and the
+    version the previous pool's run made (``Bootstrap.state["restyled"]``)."""
 
     def table(self) -> str:
         lines = ["| stage | seconds | result |", "|---|---:|---|"]
@@ -206,27 +234,26 @@ class Bootstrap:
                     return_style=return_style or settings.return_style,
                 )
             )
+            self.state["plan"]["return_style_flag"] = return_style or ""
             self.state["seed"] = seed
         else:
+            self.state["plan"].setdefault("return_style_flag", _flag_of_old_plan(self.state["plan"]))
             self._take_training_changes(recipe, train_overrides)
             self._take_return_style(return_style)
         self.plan = Plan(**self.state["plan"])
 
     def _take_return_style(self, style: str | None) -> None:
-        """A --return-style given to a resumed bootstrap counts until its pairs are generated; after, another
-        style than theirs is a one-line refusal (the pairs would have to be generated again: --fresh), but
-        ``auto`` keeps theirs."""
-        had = self.state["plan"].get("return_style", "mixed")
-        if style is None or style == had:
+        """A --return-style given to a resumed bootstrap is the style asked for from now on; before its pairs
+        are generated it is the plan's, after, ``run`` generates them again when it resolves to another style
+        than theirs (``style_change``)."""
+        if style is None:
             return
         if style not in STYLES:
             raise ConfigError(f"--return-style must be one of {', '.join(STYLES)}")
-        if self._done("generate") and style == AUTO:
-            return
-        if self._done("generate"):
-            raise ConfigError(f"this bootstrap's pairs were generated with --return-style {had}; add --fresh "
-                              f"to generate them again with {style}")
-        self.state["plan"]["return_style"] = style
+        plan = self.state["plan"]
+        plan["return_style_flag"] = style
+        if not self._done("generate") and style != plan.get("return_style"):
+            plan.update(return_style=style, return_style_reason="")
 
     def _take_training_changes(self, recipe: str | None, train_overrides: list[str] | None) -> None:
         """A --recipe or --set given to a resumed bootstrap (an earlier call wrote its plan) counts until its
@@ -285,8 +312,56 @@ class Bootstrap:
             self._store = open_graph(self.settings, self.graph)
         return self._store
 
+    # --- the return style ----------------------------------------------------------------------
+    def asked_return_style(self) -> tuple[str, str]:
+        """(style, why): the style the pairs should have now: the --return-style this bootstrap was given,
+        else the ``return_style`` setting; ``auto`` resolved from today's approved corrections."""
+        flag = self.plan.return_style_flag
+        asked = flag or self.settings.return_style
+        if asked == AUTO:
+            return auto_return_style(self._approved_cyphers(), self._naming_keys())
+        return asked, f"--return-style {asked}" if flag else f"the return_style setting is {asked}"
+
+    def style_change(self) -> StyleChange | None:
+        """How the generated pairs' style differs from the one asked for now; None before they are generated
+        or when it does not."""
+        if not self._done("generate"):
+            return None
+        had = self.state["stages"]["generate"].get("return_style") or self.state["plan"]["return_style"]
+        if had == AUTO:  # pairs from elsewhere, their style never resolved: nothing to compare
+            return None
+        wanted, why = self.asked_return_style()
+        return None if wanted == had else StyleChange(had, wanted, why)
+
+    def restyle_pending(self) -> bool:
+        """A run that generates the pool again was stopped (killed, failed) before its training pairs were
+        built: the old ones are still those a retrain round reads."""
+        restyled = self.state.get("restyled") or {}
+        return restyled.get("run_id") == self.state["run_id"] and not self._done("build")
+
+    def _follow_return_style(self) -> None:
+        """Start the stages from ``generate`` on again, as a new run, when the style asked for now is another
+        than the pairs'. The old pool, its files and the live model stay until the new stages replace them."""
+        change = self.style_change()
+        if change is None:
+            return
+        log.warning("%s: %s", self.graph, change.text())
+        previous = self.state["stages"].get("promote", {}).get("version")
+        run_id = uuid.uuid4().hex
+        self.state.update(
+            stages={k: v for k, v in self.state["stages"].items() if k == "profile"},
+            run_id=run_id,  # a new registry key: the old run's version is not this one
+            restyled={**asdict(change), "run_id": run_id, "at": time.time(), "previous_version": previous},
+        )
+        self.state["plan"].update(return_style=change.wanted,
+                                  return_style_reason=change.why if change.why.startswith(AUTO) else "")
+        self.plan = Plan(**self.state["plan"])
+        self._save_state()
+
     # --- the run -------------------------------------------------------------------------------
-    def run(self) -> BootstrapReport:
+    def run(self, *, lock: bool = True) -> BootstrapReport:
+        """Do (or resume) every stage; ``lock=False`` when the caller holds the retrain lock already (a
+        retrain round generating the pool again)."""
         check_base_model(self.settings)  # a missing base package fails now, not after generation
         self.dir.mkdir(parents=True, exist_ok=True)
         fingerprint = stamp(self.settings, self.store, "bootstrap")["schema_fingerprint"]
@@ -294,15 +369,16 @@ class Bootstrap:
             log.warning("the graph's schema changed since this bootstrap started: starting over")
             shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
-            plan = self.state["plan"]
-            if plan.get("return_style_reason", "").startswith(AUTO):  # chosen again from the corrections
-                plan.update(return_style=AUTO, return_style_reason="")
+            plan = self.state["plan"]  # the style asked for now (auto: chosen again from the corrections)
+            plan.update(return_style=plan.get("return_style_flag") or self.settings.return_style,
+                        return_style_reason="")
             self.state = {**_new_state(), "plan": plan, "seed": self.seed}
         self.state["schema_fingerprint"] = fingerprint
         self._save_state()
         report = BootstrapReport(self.graph, dict(self.state["plan"]))
         try:
-            with retrain_lock(self.settings.home_dir, wait=False):
+            with retrain_lock(self.settings.home_dir, wait=False) if lock else contextlib.nullcontext():
+                self._follow_return_style()
                 for stage in STAGES:
                     if not self._done(stage):
                         self._emit(stage, 0.0, "starting")
@@ -328,6 +404,11 @@ class Bootstrap:
                 promo.get("version"),
                 promo["summary"],
             )
+            restyled = self.state.get("restyled")
+            if restyled and restyled.get("run_id") == self.state["run_id"]:
+                report.restyled = restyled
+                change = StyleChange(restyled["had"], restyled["wanted"], restyled["why"])
+                report.message = f"{change.text()}; {report.message}"
         finally:
             if self._own_store and self._store is not None:
                 self._store.close()
@@ -365,6 +446,8 @@ class Bootstrap:
         return {"summary": f"{len(p.labels)} labels, {len(p.rels)} patterns"}
 
     def _generate(self) -> dict[str, Any]:
+        # the training of pairs generated before (a pool generated again) must not be resumed on these
+        shutil.rmtree(self.dir / "run", ignore_errors=True)
         bar = _bar(self.progress, self.plan.pairs, f"generate ({self.graph})", "pair")
         last = [0]
 
@@ -401,16 +484,18 @@ class Bootstrap:
         names keyed by the profile's naming keys), written into the plan with the reason."""
         if self.plan.return_style != AUTO:
             return self.plan.return_style
-        keys = {}
-        profile = self.dir / "profile.json"
-        if profile.exists():
-            labels = json.loads(profile.read_text())["labels"]
-            keys = {label: info.get("key") for label, info in labels.items()}
-        style, why = auto_return_style(self._approved_cyphers(), keys)
+        style, why = auto_return_style(self._approved_cyphers(), self._naming_keys())
         self.state["plan"].update(return_style=style, return_style_reason=why)
         self.plan = Plan(**self.state["plan"])
         self._save_state()
         return style
+
+    def _naming_keys(self) -> dict[str, str | None]:
+        """label -> its naming key, from the profile (empty before the profile stage)."""
+        profile = self.dir / "profile.json"
+        if not profile.exists():
+            return {}
+        return {label: info.get("key") for label, info in json.loads(profile.read_text())["labels"].items()}
 
     def _approved_cyphers(self) -> list[str]:
         """The graph's approved corrections' queries (none failing on the live schema), from the home's
@@ -609,6 +694,48 @@ def _new_state() -> dict[str, Any]:
     """The state of a run that has done nothing yet; ``run_id`` names the run (the registry's key for its
     version)."""
     return {"stages": {}, "started_at": time.time(), "run_id": uuid.uuid4().hex}
+
+
+def _flag_of_old_plan(plan: dict[str, Any]) -> str:
+    """``return_style_flag`` for a plan written before it existed: names or nodes without auto's reason were
+    asked for by a person (kept); mixed (the default then) and auto's choices follow the setting."""
+    style = plan.get("return_style", "mixed")
+    return style if style in ("names", "nodes") and not plan.get("return_style_reason") else ""
+
+
+def refresh_pool(settings: Settings, graph: str, store: GraphStore) -> dict[str, Any] | None:
+    """For a retrain round, which holds the retrain lock: generate the graph's bootstrap pool again, up to its
+    training pairs (``build``), when the style asked for now differs from its pairs' (or such a run stopped
+    before it built them). None when the pool stays as it is; else what happened, for the round's report.
+
+    A failure is reported, not raised: the old pool and its training pairs are still whole (``index`` and
+    ``build`` replace them atomically), so the round goes on with them and the next one tries again. The pool
+    keeps the bootstrap's pair count: generating it is seconds and embedding it well under a minute on a
+    2-core CPU for the CPU plan's 3000 pairs, next to the round's own quarter of an hour.
+    """
+    folder = settings.path("bootstrap", graph)
+    if not (folder / "state.json").is_file() or not (folder / "train_pairs.jsonl").is_file():
+        return None  # no pool: the round generates its own offline pairs
+    run = Bootstrap(settings, graph, graph_store=store, progress=False, stop_after="build")
+    change = run.style_change()
+    if change is None and not run.restyle_pending():
+        return None
+    if change is None:  # resuming a run stopped while generating the pool again
+        r = run.state["restyled"]
+        change = StyleChange(r["had"], r["wanted"], r["why"])
+    info: dict[str, Any] = asdict(change)
+    try:
+        report = run.run(lock=False)
+    except Exception as e:  # noqa: BLE001 - the round goes on with the old pool; recorded in its report
+        log.warning("%s: the pool could not be generated again as %s (%s); this round trains on the pool it "
+                    "has, generated as %s", graph, change.wanted, e, change.had)
+        return {**info, "status": Outcome.FAILED, "error": f"{type(e).__name__}: {e}",
+                "message": f"pool not generated again as {change.wanted} ({e}); trained on the {change.had} "
+                           "pool"}
+    log.warning("%s: %s", graph, report.message)
+    return {**info, "status": "regenerated", "pairs": report.stages["generate"]["pairs"],
+            "message": f"{change.text()}: {report.stages['generate']['pairs']} pairs; `cypherloop bootstrap "
+                       f"--graph {graph}` trains a full model on them too"}
 
 
 def _flags(recipe: str | None, overrides: list[str]) -> str:

@@ -7,6 +7,8 @@ optionally up to ``lock_timeout`` seconds) or stops at once with ``LockBusy`` (`
 Training goes to a run folder named after the graph, recipe and dataset hash, so a killed round
 resumes its training when started again. The candidate becomes a registry version only when it is
 complete, with the gate's decision in its meta.json, and ACTIVE changes only if the gate says so.
+Before the dataset is built, the graph's bootstrap pool is generated again when the return style asked for
+now differs from its pairs' (``finetune.bootstrap.refresh_pool``; the report's ``pool`` says so).
 The report (``<home>/reports/<time>-<graph>-<version>/report.json``, ``report.md``, ``loss.png``)
 holds the data counts, the loss curve, before/after accuracy and the decision.
 """
@@ -31,6 +33,7 @@ from agent.core.settings import Settings
 from agent.graphdb import GraphStore, open_graph
 from agent.models.local import base_display_name
 from finetune import gate as gatemod
+from finetune.bootstrap import refresh_pool
 from finetune.config import Recipe, load_recipe
 from finetune.dataset import FILES, BuildSpec, build_dataset, dataset_hash
 from finetune.decision import Outcome, Verdict, read_outcome
@@ -66,6 +69,9 @@ class RetrainReport:
     loss_plot: str | None = None
     error: str | None = None
     message: str = ""
+    pool: dict[str, Any] | None = None
+    """When the round generated the bootstrap pool again in another return style (or failed to):
+    ``finetune.bootstrap.refresh_pool``'s account (had, wanted, why, status, message)."""
 
 
 # ---------------------------------------------------------------------- the round
@@ -124,6 +130,8 @@ def retrain(
         finally:
             if graph_store is None:
                 store.close()
+            if report.pool:
+                report.message = "; ".join(x for x in (report.pool["message"], report.message) if x)
             report.finished_at = time.time()
             write_report(settings, report)
         return report
@@ -138,6 +146,9 @@ def _round(
     live = live_adapter(settings.home_dir, base_name)
     report.active_before = report.active_after = live.version if live else None
 
+    # 0. The bootstrap pool, in the return style asked for now (generated again when that changed).
+    if opts.dataset_dir is None:
+        report.pool = refresh_pool(settings, settings.graph, store)
     # 1. Dataset: built from the graph (offline generator + approved feedback) unless one is given.
     data_dir = opts.dataset_dir or build_round_dataset(settings, store, opts.dataset_options)
     report.dataset = {**dataset_counts(data_dir), "hash": dataset_hash(data_dir)}
@@ -375,6 +386,8 @@ def report_markdown(r: RetrainReport) -> str:
     lines.append(f"- **Status:** {r.status}" + (f" — {r.message}" if r.message else ""))
     if r.error:
         lines.append(f"- **Error:** {r.error}")
+    if r.pool:
+        lines.append(f"- **Pool:** {r.pool['message']}")
     lines.append(f"- **Started:** {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(r.started_at))}; "
                  f"**took:** {((r.finished_at or time.time()) - r.started_at):.0f} s")
     bare = "the base model (no adapter)"

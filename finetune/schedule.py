@@ -156,6 +156,9 @@ class Runner:
         try:
             report = fn(self.settings, self.graph, self.recipe, overrides=self.overrides, wait=False)
             status, version = getattr(report, "status", "done"), getattr(report, "version", None)
+            if pool := getattr(report, "pool", None):  # the pool generated again in another return style
+                log.info("scheduler: %s", pool["message"])
+                update_state(self.home, self.graph, last_pool=pool["message"])
             return report
         except LockBusy as e:
             status = "busy"

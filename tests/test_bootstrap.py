@@ -131,30 +131,47 @@ def test_settings_given_to_a_resumed_bootstrap_count_until_it_trains(tmp_path, s
     assert Bootstrap(settings, "shop", device="cpu").plan.train_overrides == ["compile=true"]
 
 
-def test_a_return_style_given_to_a_resumed_bootstrap_counts_until_it_generates(tmp_path, settings_for):
-    """``--return-style`` is in the plan; a later call may change it while no pair was generated, and is
-    refused with one line after (the pairs would be another style's)."""
+def test_a_return_style_given_to_a_resumed_bootstrap_is_the_one_asked_for_from_then_on(tmp_path,
+                                                                                       settings_for):
+    """``--return-style`` is in the plan: a later call changes it while no pair was generated; after, it is
+    the style asked for (``return_style_flag``, kept by later calls without one), which ``run`` compares with
+    the pairs' (``style_change``) and follows; without a flag the ``return_style`` setting is asked for."""
     from agent.core.errors import ConfigError
-    from finetune.bootstrap import Bootstrap
+    from finetune.bootstrap import Bootstrap, StyleChange
 
     settings = settings_for(tmp_path / "home")
     first = Bootstrap(settings, "shop", device="cpu")
-    assert first.plan.return_style == "auto"  # the setting's default: chosen when the pairs are generated
+    assert (first.plan.return_style, first.plan.return_style_flag) == ("auto", "")  # chosen when generated
     first._save_state()
     again = Bootstrap(settings, "shop", device="cpu", return_style="names")
-    assert again.plan.return_style == "names"
-    again.state["stages"]["generate"] = {"done": True}
+    assert (again.plan.return_style, again.plan.return_style_flag) == ("names", "names")
+    again.state["stages"]["generate"] = {"done": True, "return_style": "names"}
     again._save_state()
-    with pytest.raises(ConfigError, match="generated with --return-style names; add --fresh"):
-        Bootstrap(settings, "shop", device="cpu", return_style="nodes")
-    assert Bootstrap(settings, "shop", device="cpu").plan.return_style == "names"
-    assert Bootstrap(settings, "shop", device="cpu", return_style="auto").plan.return_style == "names"  # kept
+    assert Bootstrap(settings, "shop", device="cpu").style_change() is None  # the flag is kept
+    nodes = Bootstrap(settings, "shop", device="cpu", return_style="nodes")
+    assert nodes.plan.return_style == "names"  # the pairs' until run() generates them again
+    assert nodes.style_change() == StyleChange("names", "nodes", "--return-style nodes")
     with pytest.raises(ConfigError, match="--return-style must be one of auto, mixed, names, nodes"):
         Bootstrap(settings, "shop", device="cpu", return_style="names_please", fresh=True)
     chosen = settings.model_copy(update={"return_style": "nodes"})  # the setting: a new plan's default
     assert Bootstrap(chosen, "shop", device="cpu", fresh=True).plan.return_style == "nodes"
     given = Bootstrap(chosen, "shop", device="cpu", fresh=True, return_style="names")
     assert given.plan.return_style == "names"
+
+    by_setting = Bootstrap(settings, "shop", device="cpu", fresh=True)
+    by_setting.state["stages"]["generate"] = {"done": True, "return_style": "mixed"}
+    by_setting._save_state()
+    assert Bootstrap(settings, "shop", device="cpu").style_change() is None  # auto: no corrections, mixed
+    assert Bootstrap(chosen, "shop", device="cpu").style_change() == StyleChange(
+        "mixed", "nodes", "the return_style setting is nodes")
+    # a plan written before the flag was kept: names or nodes without auto's reason were a person's choice
+    for plan, flag in (({"return_style": "names", "return_style_reason": ""}, "names"),
+                       ({"return_style": "mixed", "return_style_reason": ""}, ""),
+                       ({"return_style": "names", "return_style_reason": "auto: 3 of the 3"}, "")):
+        old = Bootstrap(settings, "shop", device="cpu", fresh=True)
+        old.state["plan"] = {k: v for k, v in old.state["plan"].items() if k != "return_style_flag"} | plan
+        old._save_state()
+        assert Bootstrap(settings, "shop", device="cpu").plan.return_style_flag == flag
 
 
 def test_auto_follows_the_approved_corrections_when_three_agree_two_to_one():
@@ -185,10 +202,9 @@ def test_an_auto_bootstrap_generates_in_the_style_of_the_approved_corrections(ho
     """With ``auto`` the generate stage reads the graph's approved corrections from the home's feedback store
     (not a pending one, nor one failing on the live schema), writes the style it chose and why into the plan
     and the report, and no generated query returns a whole node of a label that has a name."""
-    from agent.core.cypher_text import node_labels, return_items
     from agent.core.feedback import VerifiedExample
     from feedback_store.chroma import ChromaFeedbackStore
-    from finetune.bootstrap import Bootstrap, returned_entities
+    from finetune.bootstrap import Bootstrap
 
     store = ChromaFeedbackStore(home)
     for i, (cypher, status, drift) in enumerate([
@@ -209,16 +225,98 @@ def test_an_auto_bootstrap_generates_in_the_style_of_the_approved_corrections(ho
     why = report.plan["return_style_reason"]
     assert why.startswith("auto: 3 of the 4 approved corrections return names, 1 whole nodes")
     assert "entities returned as names" in report.stages["generate"]["summary"]
-    labels = json.loads((run.dir / "profile.json").read_text())["labels"]
+    ways = returned_ways(run.dir)
+    assert ways["nodes"] == 0 and ways["names"] > 10, ways
+
+
+def returned_ways(folder: Path, file: str = "pairs.jsonl") -> Counter:
+    """How the queries of a bootstrap's ``file`` return entities: ``returned_entities`` counted per query, and
+    ``nodes`` once more for every whole node of a label that has a naming key."""
+    from agent.core.cypher_text import node_labels, return_items
+    from finetune.bootstrap import returned_entities
+
+    labels = json.loads((folder / "profile.json").read_text())["labels"]
     keys = {label: info["key"] for label, info in labels.items()}
     ways = Counter()
-    for pair in (json.loads(line) for line in (run.dir / "pairs.jsonl").read_text().splitlines()):
+    for pair in (json.loads(line) for line in (folder / file).read_text().splitlines()):
         bound = node_labels(pair["cypher"])
         for item in return_items(pair["cypher"]):
             if item in bound and keys.get(bound[item]):  # a whole node of a label that has a name
                 ways["nodes"] += 1
         ways[returned_entities(pair["cypher"], keys)] += 1
-    assert ways["nodes"] == 0 and ways["names"] > 10, ways
+    return ways
+
+
+def test_a_bootstrap_run_again_generates_its_pool_again_when_the_style_asked_for_changed(home):
+    """A plain re-run keeps a pool whose style is still the one asked for; once the setting asks for another,
+    the stages from generate on run again under a new run id (the pool and the training pairs replaced), and
+    the report says so."""
+    from finetune.bootstrap import Bootstrap
+
+    def bootstrap(settings):
+        return Bootstrap(settings, "shop", device="cpu", pairs=120, general_rows=0, stop_after="build",
+                         progress=False)
+
+    first = bootstrap(home).run()
+    assert first.plan["return_style"] == "mixed" and first.restyled is None
+    folder = Path(home.home) / "bootstrap" / "shop"
+    before = {f: (folder / f).read_bytes() for f in ("pairs.jsonl", "train_pairs.jsonl", "pool/pool.jsonl")}
+    run_id = json.loads((folder / "state.json").read_text())["run_id"]
+    same = bootstrap(home).run()
+    assert same.restyled is None and same.message.startswith("stopped after build")
+    assert {f: (folder / f).read_bytes() for f in before} == before
+
+    report = bootstrap(home.model_copy(update={"return_style": "names"})).run()
+    assert report.restyled["had"] == "mixed" and report.restyled["wanted"] == "names"
+    assert report.message.startswith("pool generated again with entities returned as names instead of mixed "
+                                     "(the return_style setting is names); stopped after build")
+    state = json.loads((folder / "state.json").read_text())
+    assert state["run_id"] != run_id and state["stages"]["generate"]["return_style"] == "names"
+    assert all((folder / f).read_bytes() != before[f] for f in before)
+    for file in ("pairs.jsonl", "train_pairs.jsonl"):
+        ways = returned_ways(folder, file)
+        assert ways["nodes"] == 0 and ways["names"] > 10, (file, ways)
+
+
+def test_a_pool_generated_again_and_killed_midway_leaves_the_old_one_whole_and_resumes(home):
+    """kill -9 once the run decided to generate the pool again: the old pool and its training pairs are
+    still there for the agent and a retrain round, the Training tab says a new one is coming, and the next run
+    goes on from generate with the same run id."""
+    from feedback_store.pool import ExamplePool
+    from finetune.bootstrap import Bootstrap
+    from ui.training_tab import pool_status
+
+    Bootstrap(home, "shop", device="cpu", pairs=120, general_rows=0, stop_after="build", progress=False).run()
+    folder = Path(home.home) / "bootstrap" / "shop"
+    old = {f: (folder / f).read_bytes() for f in ("train_pairs.jsonl", "pool/pool.jsonl")}
+    mixed = returned_ways(folder, "train_pairs.jsonl")
+    cmd = [sys.executable, "-m", "ui.cli", "bootstrap", "--graph", "shop", "--stop-after", "build", "--quiet",
+           "--return-style", "nodes"]
+    env = {**os.environ, "CYPHERLOOP_HOME": str(home.home), "CYPHERLOOP_EMBEDDED_PORT": "0",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while "restyled" not in json.loads((folder / "state.json").read_text()):
+        if proc.poll() is not None:
+            pytest.fail(f"the bootstrap ended before generating again: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.05)  # a polling interval, not a limit
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert {f: (folder / f).read_bytes() for f in old} == old
+    assert len(ExamplePool.open(Path(home.home), "shop")) == len(old["pool/pool.jsonl"].splitlines())
+    pending = Bootstrap(home, "shop", progress=False, stop_after="build")  # the flag was kept in the plan
+    assert pending.restyle_pending() and pending.style_change() is None  # generate is to do again
+    assert pool_status(Path(home.home), "shop") == (
+        "Pool of `shop`: being generated again with entities returned as nodes (--return-style nodes); the "
+        "mixed one serves and trains until then.")
+
+    run_id = pending.state["run_id"]
+    report = pending.run()
+    assert report.restyled["run_id"] == run_id == json.loads((folder / "state.json").read_text())["run_id"]
+    assert report.message.startswith("pool generated again with entities returned as nodes instead of mixed")
+    ways = returned_ways(folder, "train_pairs.jsonl")
+    assert ways["nodes"] > mixed["nodes"] and ways["names"] < mixed["names"], (ways, mixed)
+    assert pool_status(Path(home.home), "shop").startswith(
+        "Pool of `shop`: entities returned as nodes (--return-style nodes); generated again on ")
 
 
 def test_a_recipe_given_to_a_resumed_bootstrap_counts_until_it_trains(tmp_path, settings_for, monkeypatch,

@@ -266,3 +266,87 @@ def test_a_round_killed_between_its_registry_add_and_the_promotion_promotes_when
     assert reg.meta("v0001")["status"] == "promoted"
     third = retrain(s, "shop", "tiny-cpu", overrides=QUICK, dataset_dir=data, graph_store=shop)
     assert (third.status, third.version, reg.history()["stack"]) == ("skipped", "v0001", ["v0001"])
+
+
+def _nobody_answers(settings, adapter):
+    """A gate generator maker: every side answers every question with a query that answers none (a tie)."""
+    from finetune_helpers import WRONG_CYPHER
+
+    from agent.models.base import ScriptedGenerator
+
+    return lambda: ScriptedGenerator({"*": WRONG_CYPHER}, version=str(adapter))
+
+
+NAMES_CORRECTIONS = [
+    ("Which customers live in Berlin?", "MATCH (c:Customer) WHERE c.city = 'Berlin' RETURN c.name"),
+    ("Which products cost more than 100?", "MATCH (p:Product) WHERE p.price > 100 RETURN p.name"),
+    ("Who placed an order?", "MATCH (c:Customer)-[:PLACED]->(:Order) RETURN DISTINCT c.name"),
+]
+
+
+def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_style(home_settings, shop,
+                                                                                     monkeypatch):
+    """A bootstrap pool generated as mixed (auto, no corrections) is reused by a round while nothing changed;
+    after three approved corrections returning names, the next round generates it again with names (a
+    failure first: that round trains on the old pool and says so), trains on it, and says so in its report,
+    the bootstrap's state and the Training tab."""
+    from test_bootstrap import returned_ways
+
+    from agent.core.feedback import VerifiedExample
+    from feedback_store.chroma import ChromaFeedbackStore
+    from finetune import bootstrap as bootstrap_mod
+    from finetune.bootstrap import Bootstrap
+    from ui.training_tab import TrainingHooks, training_view
+
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    first = Bootstrap(s, "shop", device="cpu", pairs=120, general_rows=0, stop_after="build", progress=False,
+                      graph_store=shop).run()
+    assert first.plan["return_style"] == "mixed"
+    folder = home / "bootstrap" / "shop"
+    mixed = {f: (folder / f).read_bytes() for f in ("pairs.jsonl", "train_pairs.jsonl", "pool/pool.jsonl")}
+
+    def round_():
+        return retrain(s, "shop", "tiny-cpu", overrides=QUICK, graph_store=shop, force=True,
+                       generator_factory=_nobody_answers, dataset_options={"heldout_frac": 0.4})
+
+    same = round_()
+    assert same.pool is None and same.status == "rejected"
+    assert {f: (folder / f).read_bytes() for f in mixed} == mixed  # reused
+
+    store = ChromaFeedbackStore(s)
+    for question, cypher in NAMES_CORRECTIONS:
+        store.add_example(VerifiedExample(question, cypher, "shop", "correction", "approved"))
+    store.close()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("generator exploded")
+
+    with monkeypatch.context() as m:
+        m.setattr(bootstrap_mod, "generate_pairs", broken)
+        failed = round_()
+    assert failed.status == "rejected" and failed.pool["status"] == "failed"
+    assert failed.message.startswith("pool not generated again as names (generator exploded); trained on the "
+                                     "mixed pool; v0002")
+    assert {f: (folder / f).read_bytes() for f in mixed} == mixed  # the old pool, whole
+    assert read_active(home) is None
+
+    report = round_()
+    why = "auto: 3 of the 3 approved corrections return names, 0 whole nodes"
+    assert report.pool["status"] == "regenerated" and report.pool["why"] == why
+    said = f"pool generated again with entities returned as names instead of mixed ({why}): 120 pairs"
+    assert report.message.startswith(said) and report.status == "rejected" and report.version == "v0003"
+    assert said in (Path(report.report_dir) / "report.md").read_text()
+    for file in ("pairs.jsonl", "train_pairs.jsonl"):
+        ways = returned_ways(folder, file)
+        assert ways["nodes"] == 0 and ways["names"] > 10, (file, ways)
+    trained_on = {json.loads(x)["cypher"] for x in (home / "datasets" / "shop" / "train.jsonl").open()}
+    assert {json.loads(x)["cypher"] for x in (folder / "train_pairs.jsonl").open()} & trained_on
+    state = json.loads((folder / "state.json").read_text())
+    assert state["restyled"]["run_id"] == state["run_id"] and state["stages"]["build"]["done"]
+    assert "train" not in state["stages"]  # `cypherloop bootstrap` trains a full model on it when run
+    status = training_view(TrainingHooks(s), None)[-1]
+    assert f"Pool of `shop`: entities returned as names ({why}); generated again on " in status
+
+    again = round_()
+    assert again.pool is None  # the pool is the style asked for now

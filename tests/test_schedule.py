@@ -115,6 +115,18 @@ def test_a_busy_lock_does_not_consume_the_corrections(home_settings):
     assert state["last_status"] == "busy" and state.get("corrections_seen", 0) == 0
 
 
+def test_a_round_that_generated_the_pool_again_says_so_in_the_state(home_settings):
+    """The round's ``pool`` account (finetune.bootstrap.refresh_pool) is the state's ``last_pool``."""
+    from finetune.schedule import Runner
+
+    said = "pool generated again with entities returned as names instead of mixed (auto: …): 120 pairs"
+    report = SimpleNamespace(status="rejected", version="v0002", pool={"message": said})
+    runner = Runner(home_settings, "tiny-cpu", [], retrain_fn=lambda *a, **kw: report)
+    assert runner.run_round("cron") is report
+    state = read_state(home_settings.home_dir)["shop"]
+    assert state["last_pool"] == said and state["last_status"] == "rejected"
+
+
 def test_blocking_scheduler_stops_after_max_runs(home_settings):
     fake = FakeRetrain()
     done = {}

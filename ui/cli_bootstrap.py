@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "public text2cypher queries, the whole node for 'Which …' three times in four), "
                         "names (its name), nodes (the whole node), or auto (as the graph's approved "
                         "corrections do when 3 or more agree two to one, else mixed); default: the "
-                        "return_style setting (auto); a resumed run takes it until it has generated")
+                        "return_style setting (auto); kept by later runs, and one that resolves to another "
+                        "style than the generated pairs' generates them again")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--recipe",

@@ -12,6 +12,8 @@ aspect ratio), accuracy from the gate's held-out scores. The buttons go through 
 - Bootstrap: ``cypherloop bootstrap --graph G`` as a child process (it trains for minutes and must not
   hold the app's interpreter); its progress is ``<home>/bootstrap/<graph>/progress.json``, its output
   ``ui-run.log`` beside it.
+- The status names how the graph's bootstrap pool returns entities (``pool_status``), and when a retrain
+  round or a bootstrap generated it again because the return style asked for changed.
 - Promote / Rollback: ``AdapterRegistry(settings.home_dir).promote(version)`` / ``.rollback()``; the tab
   then names the live adapter (``agent.core.adapters.live_adapter``).
 """
@@ -168,6 +170,34 @@ def bootstrap_progress(home: Path, graph: str) -> str:
             f"{float(p.get('fraction', 0)):.0%} ({p.get('message') or 'working'}; at {when})")
 
 
+def pool_status(home: Path, graph: str) -> str:
+    """How the graph's bootstrap pool returns entities and why, and whether a run generated (or generates) it
+    again in another style, from ``<home>/bootstrap/<graph>/state.json``; "" before any pool."""
+    try:
+        state = json.loads((Path(home) / "bootstrap" / graph / "state.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return ""
+    stages, plan = state.get("stages", {}), state.get("plan", {})
+    restyled = state.get("restyled") or {}
+    if restyled.get("run_id") != state.get("run_id"):
+        restyled = {}
+    if restyled and not stages.get("build", {}).get("done"):
+        return (f"Pool of `{graph}`: being generated again with entities returned as {restyled['wanted']} "
+                f"({restyled['why']}); the {restyled['had']} one serves and trains until then.")
+    generated = stages.get("generate", {})
+    if not generated.get("done"):
+        return ""
+    style = generated.get("return_style") or plan.get("return_style", "mixed")
+    flag = plan.get("return_style_flag")
+    why = plan.get("return_style_reason") or (f"--return-style {flag}" if flag else
+                                              "the return_style setting")
+    text = f"Pool of `{graph}`: entities returned as {style} ({why})"
+    if restyled:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(restyled.get("at", 0)))
+        text += f"; generated again on {when}, instead of {restyled['had']}"
+    return text + "."
+
+
 class TrainingHooks:
     """The Training tab's buttons."""
 
@@ -316,6 +346,9 @@ def training_view(hooks: TrainingHooks, store: FeedbackStore | None) -> tuple[An
     status = f"Retrain: {hooks.retrain_status}."
     if hooks.running_elsewhere():
         status += " A retrain round is running (scheduler or CLI)."
+    pool = pool_status(hooks.home, hooks.settings.graph)
+    if pool:
+        status += f"\n\n{pool}"
     loss, accuracy = loss_figure(hooks.home), accuracy_figure(rows)
     plots = []
     for fig in (loss, accuracy):

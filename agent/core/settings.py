@@ -368,7 +368,8 @@ class Settings(BaseSettings):
                     "the graph's approved corrections do when at least 3 of them agree two to one, else "
                     "mixed. The model answers in the style it was trained on, and the wrong one cost 8-19 "
                     "points of accuracy (docs/BENCHMARKS.md A, round 13); `--return-style` overrides it for "
-                    "one run.",
+                    "one graph's bootstrap. When it (auto: counted again) asks for another style than the "
+                    "pool's, the next retrain round or bootstrap run generates the pool again.",
     )
     pool_k: int = Field(
         0,
