@@ -4,8 +4,9 @@ Small models wrap their query in code fences, chat tokens, "Cypher:" prefixes an
 write several statements. ``clean_cypher`` keeps the first statement and nothing else; it never
 repairs or removes clauses (a write clause stays, so the read-only gate can refuse it). A reply
 without any Cypher becomes ``""`` and the agent reports "no Cypher query in the reply". Two slips of
-writing that the database refuses are mended: a sentence's full stop before a clause, and a column name of
-two words (``AS total spent`` → ``AS totalSpent``).
+writing that the database refuses are mended: a sentence's full stop before a clause, a column name of
+two words (``AS total spent`` → ``AS totalSpent``), and a column written twice in a ``RETURN`` (``RETURN
+p.name, p.name`` → ``RETURN p.name``).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ def _first_statement(text: str) -> str:
     out = _strip_inline_trailing_prose(out)
     out = _drop_stray_periods(out)
     out = _join_split_aliases(out)
+    out = _drop_repeated_columns(out)
     return out.rstrip(";").strip().strip("`").strip()
 
 
@@ -158,6 +160,40 @@ def _join_split_aliases(text: str) -> str:
         uses = re.compile(rf"(?<![\w`.$]){re.escape(first)}[ \t]+{re.escape(second)}(?![\w`]|\s*[(.])")
         for use in reversed(list(uses.finditer(masked))):
             text = text[:use.start()] + joined + text[use.end():]
+    return text
+
+
+RETURN_START = re.compile(r"\bRETURN\s+(?:DISTINCT\s+)?", re.IGNORECASE)
+RETURN_END = re.compile(r"\b(?:ORDER\s+BY|SKIP|LIMIT|UNION)\b", re.IGNORECASE)
+
+
+def _drop_repeated_columns(text: str) -> str:
+    """``RETURN p.name, p.name ORDER BY p.name`` → ``RETURN p.name ORDER BY p.name``: an item of a ``RETURN``
+    written again, the same text, is the same column twice, which FalkorDB refuses ("Multiple result columns
+    with the same name"; round 12's movies 132 and 040); the later ones go. Items that differ, even ones
+    that share a name (``c.name AS n, c.city AS n``), stay for the model to choose between."""
+    masked = _mask_strings(text)
+    cuts: list[tuple[int, int]] = []
+    for m in RETURN_START.finditer(masked):
+        if _depth([masked[:m.start()]]) != 0:
+            continue
+        stop = RETURN_END.search(masked, m.end())
+        end = stop.start() if stop else len(masked)
+        seen: set[str] = set()
+        depth, start = 0, m.end()
+        for i in range(m.end(), end + 1):
+            c = masked[i] if i < end else ","
+            depth += c in "([{"
+            depth -= c in ")]}"
+            if c != "," or depth != 0:
+                continue
+            item = text[start:i].strip()
+            if item in seen:
+                cuts.append((start - 1, start + len(text[start:i].rstrip())))  # the comma before it, the item
+            seen.add(item)
+            start = i + 1
+    for a, b in reversed(cuts):
+        text = text[:a] + text[b:]
     return text
 
 

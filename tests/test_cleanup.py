@@ -140,3 +140,44 @@ def test_other_aliases_stay(raw):
 def test_a_joined_alias_runs_on_falkordb(shop):
     rows = shop.query(clean_cypher(TOP + "total spent ORDER BY total spent DESC LIMIT 2")).rows
     assert rows and rows == shop.query(TOP + "spent ORDER BY spent DESC LIMIT 2").rows
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # a column written twice, which FalkorDB refuses ("Multiple result columns with the same name"), is
+        # kept once (round 12's movies 132: ``RETURN p.name, p.name ORDER BY p.name DESC``)
+        ("MATCH (c:Customer) RETURN c.name, c.name ORDER BY c.name DESC LIMIT 5",
+         "MATCH (c:Customer) RETURN c.name ORDER BY c.name DESC LIMIT 5"),
+        ("MATCH (c:Customer) RETURN DISTINCT c.name, c.city, c.name",
+         "MATCH (c:Customer) RETURN DISTINCT c.name, c.city"),
+        ("MATCH (c:Customer) RETURN count(c) AS n, c.city, count(c) AS n",
+         "MATCH (c:Customer) RETURN count(c) AS n, c.city"),
+        ("MATCH (c:Customer) RETURN c.name, c.name\nUNION\nMATCH (s:Supplier) RETURN s.name, s.name",
+         "MATCH (c:Customer) RETURN c.name\nUNION\nMATCH (s:Supplier) RETURN s.name"),
+    ],
+)
+def test_a_column_written_twice_is_kept_once(raw, expected):
+    assert clean_cypher(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "MATCH (c:Customer) RETURN c.name, c.name AS again",  # two names: the database runs it
+        "MATCH (c:Customer) RETURN c.name AS n, c.city AS n",  # one name, two values: the model's to choose
+        "MATCH (c:Customer) WITH c.name AS a, c.name AS b RETURN a, b",
+        "MATCH (c:Customer) RETURN [x IN [c.name, c.name] | x] AS xs, c.city",
+        "MATCH (c:Customer) RETURN 'c.name, c.name' AS s",
+    ],
+)
+def test_other_columns_stay(raw):
+    assert clean_cypher(raw) == raw
+
+
+def test_a_column_kept_once_runs_on_falkordb(shop):
+    twice = "MATCH (c:Customer) RETURN c.name, c.name ORDER BY c.name LIMIT 3"
+    with pytest.raises(Exception, match="same name"):
+        shop.query(twice)
+    rows = shop.query(clean_cypher(twice)).rows
+    assert rows and rows == shop.query("MATCH (c:Customer) RETURN c.name ORDER BY c.name LIMIT 3").rows
