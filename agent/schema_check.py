@@ -31,7 +31,8 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   (s:Supplier)-[:SUPPLIES]->(p:Product), (p)-[:PART_OF]->(cat:Category) …``);
 - ``length(x.name)`` becomes ``size(x.name)``: ``length()`` takes a path (Neo4j 5, FalkorDB), a property
   is a string or a list;
-- before those, ``repair_clauses``: an aggregate written again after the ``WITH`` that named it becomes the
+- before those, ``repair_clauses``: a hop repeated from one node to a node nothing reads (or only a
+  ``count()`` of it) is dropped, an aggregate written again after the ``WITH`` that named it becomes the
   name, one of a variable that the aggregating ``WITH`` before the ``RETURN`` dropped is computed in that
   ``WITH``, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
   its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery);
@@ -1040,9 +1041,19 @@ def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     - a count of the very node the rows are grouped by counts its neighbour in the pattern
       (``MATCH (c:Customer)-[:PURCHASED]->(o:Order) RETURN c.companyName, count(DISTINCT c)`` → ``count(o)``):
       counted distinct it is 1 in every group, and FalkorDB folds the paths of a plain ``count(c)`` through
-      a middle node the query never reads (its issue 2470), so both said 1 where people asked how many.
+      a middle node the query never reads (its issue 2470), so both said 1 where people asked how many;
+    - first, a hop repeated in one chain of a ``MATCH`` (the same type, the same way, from the same node to
+      the same label) to a named node that nothing else reads is dropped: ``MATCH (m:Movie {title: 'Speed
+      Racer'})<-[:PRODUCED]-(p:Person)-[:PRODUCED]->(m2:Movie) RETURN p.name`` → ``MATCH (m:Movie {title:
+      'Speed Racer'})<-[:PRODUCED]-(p:Person) RETURN p.name``: it only repeats each row once for every other
+      film of ``p`` (round 12's movies 231). Where the far node is read only by ``count()`` and the other
+      end only by the ``WHERE`` that filters it, the counted hop goes and the count counts the node that
+      stays (``(m:Movie)<-[:ACTED_IN]-(p)-[:ACTED_IN]->(m2:Movie) WHERE m2.released = 1999 RETURN p.name,
+      count(m)`` → ``(p)-[:ACTED_IN]->(m2:Movie) WHERE … count(m2)``: it counted pairs, 173 and 441).
+      See ``_drop_repeated_hops`` for what keeps a hop.
     """
     fixes: list[str] = []
+    cypher = _drop_repeated_hops(cypher, fixes)
     cypher = _alias_repeated_aggregates(cypher, fixes)
     cypher = _move_dropped_aggregates(cypher, fixes)
     cypher = _count_own_group(cypher, fixes)
@@ -1052,6 +1063,93 @@ def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     if lists:
         cypher = _list_tests(cypher, lists, fixes)
     return cypher, fixes
+
+
+def _drop_repeated_hops(cypher: str, fixes: list[str]) -> str:
+    """Drop a hop repeated to a node that nothing reads (see ``repair_clauses``). Only where it is one: both
+    hops of one type, neither a path (``*``), both the same way from the named node between them (an unnamed
+    one joins the two ends: films that share an actor), at the end of a
+    chain that is a plain ``MATCH``'s own pattern (not ``OPTIONAL``, a path's, a test's); the far node named,
+    of the other's labels, with no map, and its relationship without a map or a name that is read; no
+    ``RETURN *`` or ``WITH *``. For the count: every use of the far node a plain ``count(v)`` (a distinct
+    count of the pairs means something), the node that stays named, with no map, and read only in a
+    ``WHERE`` of the same part of the query that does not pin it by its name (``m2.title = 'X'``: one
+    film, counted once, would make a count of 1 of a count that meant each actor's films)."""
+    masked = mask(cypher)
+    if "`" in masked or re.search(r"\b(?:RETURN|WITH)\s+(?:DISTINCT\s+)?\*", masked, re.IGNORECASE):
+        return cypher
+    clauses = _top_clauses(masked)
+
+    def uses(var: str | None) -> list[re.Match[str]]:
+        return list(re.finditer(rf"(?<![\w.`$]){re.escape(var)}(?![\w`])", masked)) if var else []
+
+    def way(rel: _Rel, node_is_left: bool) -> str:
+        return rel.direction if node_is_left else {"->": "<-", "<-": "->"}.get(rel.direction, "--")
+
+    edits: list[tuple[int, int, str]] = []
+    for chain in _parse_chains(masked):
+        if len(chain) < 5 or not _in_match(masked, chain) or _top_clauses(
+            masked[:chain[0].span[0]]
+        )[-1][0] != "MATCH":
+            continue
+        ends = []  # (far node, its hop, the node between, the node that stays, the span to cut)
+        for far, rel, mid, other, near, left in ((-1, -2, -3, -4, -5, True), (0, 1, 2, 3, 4, False)):
+            x, r, p, r2, y = (chain[far], chain[rel], chain[mid], chain[other], chain[near])
+            assert isinstance(x, _Node) and isinstance(r, _Rel) and isinstance(p, _Node)
+            assert isinstance(r2, _Rel) and isinstance(y, _Node)
+            if (len(r.types) != 1 or r.types != r2.types or r.var_length or r2.var_length or r.props
+                    or way(r, left) != way(r2, not left) or not x.var or not p.var or x.var in (p.var, y.var)
+                    or not x.labels or set(x.labels) != set(y.labels) or x.props
+                    or len(uses(r.var)) > 1):
+                continue
+            cut = (p.span[1], x.span[1]) if left else (x.span[0], p.span[0])
+            ends.append((x, r, p, y, cut))
+        drop = next((e for e in ends if len(uses(e[0].var)) == 1), None)
+        counts: list[re.Match[str]] = []
+        if drop is None:
+            drop = next((e for e in ends if (counts := _counts_only(masked, clauses, e, uses))), None)
+        if drop is None:
+            continue
+        x, r, p, y, cut = drop
+        hop = cypher[cut[0]:cut[1]].strip()
+        edits.append((*cut, ""))
+        edits += [(c.start(), c.end(), f"count({y.var})") for c in counts]
+        what = f"{p.var}'s [:{r.types[0]}] hop again"
+        if counts:
+            fixes.append(f"dropped {hop} and counted {y.var} for {x.var} ({what}; {x.var} was read only by "
+                         f"count(), which counted pairs)")
+        else:
+            fixes.append(f"dropped {hop} ({what}; nothing reads {x.var}, it only repeated the rows)")
+    return _apply(cypher, edits)
+
+
+def _counts_only(
+    masked: str,
+    clauses: list[tuple[str, int, int]],
+    end: tuple[_Node, _Rel, _Node, _Node, tuple[int, int]],
+    uses: Callable[[str | None], list[re.Match[str]]],
+) -> list[re.Match[str]]:
+    """The ``count(x)`` calls that are every use of the far node ``x`` but its pattern's, where the node
+    ``y`` that stays may be counted instead (``_drop_repeated_hops``); none where it may not."""
+    x, _, _, y, _ = end
+    bound_at = x.span[1]
+    assert x.var is not None
+    counts = list(re.finditer(rf"\bcount\s*\(\s*{re.escape(x.var)}\s*\)", masked, re.IGNORECASE))
+    y_reads = [m for m in uses(y.var) if not y.span[0] <= m.start() < y.span[1]]
+    if (not counts or len(uses(x.var)) != 1 + len(counts) or not y.var or y.props or not y_reads
+            or not all(_sees(clauses, bound_at, c.start()) for c in counts)):
+        return []
+    for m in y_reads:
+        clause = max((c for c in clauses if c[1] <= m.start()), key=lambda c: c[1], default=None)
+        if clause is None or clause[0] != "WHERE" or not _sees(clauses, bound_at, m.start()):
+            return []
+        prop = re.compile(rf"\.\s*(?P<prop>{_IDENT})", re.IGNORECASE).match(masked, m.end())
+        if prop is None or _is_name(_unquote(prop.group("prop"))) and (
+            re.match(r"\s*(?:=|IN\b)", masked[prop.end():], re.IGNORECASE)
+            or re.search(r"(?:=|\bIN)\s*$", masked[:m.start()], re.IGNORECASE)
+        ):
+            return []  # read whole, or pinned by its name
+    return counts
 
 
 def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:

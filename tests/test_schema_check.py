@@ -603,7 +603,7 @@ def test_the_agent_grounds_literals_in_the_graph(shop):
         "MATCH (:Order)-[:PLACED]->(:Order) RETURN 1",
         # a hop two nodes of its chain could take (two products have suppliers: the question decides which)
         "MATCH (p1:Product)<-[:CONTAINS]-(o:Order)-[:CONTAINS]->(p2:Product)-[:IN_CATEGORY]->(c:Category)"
-        "<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
+        "<-[:SUPPLIES]-(s:Supplier) RETURN s.name, p1.name",  # p1 read: not a repeated hop to drop
         # ... or one without a name, or in a chain that is not a MATCH's own (a path, a test in a WHERE)
         "MATCH (:Product)<-[:CONTAINS]-(o:Order)<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
         "MATCH path = (p:Product)<-[:CONTAINS]-(o:Order)<-[:SUPPLIES]-(s:Supplier) RETURN s.name",
@@ -904,3 +904,122 @@ def test_an_unbound_variables_hop_runs_on_falkordb(shop):
              "RETURN x.status, count(p) AS n ORDER BY x.status")
     rows = shop.query(r.cypher).rows
     assert rows and rows == shop.query(meant).rows
+
+
+FILMS = GraphSchema(
+    labels=(
+        NodeLabel("Person", _props(name="STRING", born="INTEGER")),
+        NodeLabel("Movie", _props(title="STRING", released="INTEGER", tagline="STRING")),
+    ),
+    relationships=(*CAST.relationships, RelType("PRODUCED"), RelType("FOLLOWS"),
+                   RelType("REVIEWED", _props(rating="INTEGER", summary="STRING"))),
+    patterns=(*(Pattern("Person", t, "Movie") for t in ("ACTED_IN", "PRODUCED", "REVIEWED")),
+              Pattern("Person", "FOLLOWS", "Person")),
+)
+RACER = "MATCH (m:Movie {title: 'Speed Racer'})<-[:PRODUCED]-(p:Person)"
+IN_1999 = ("MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) WHERE m2.released = 1999 "
+           "RETURN p.name, count(m) AS numMovies ORDER BY numMovies DESC, p.name")
+
+
+@pytest.mark.parametrize(
+    "cypher, fixed",
+    [
+        # the same hop again from the same node to a node nothing reads: it only repeats the rows (round
+        # 12's movies 231); the far node read only by count() is counted where the hop stays (173, 441)
+        (RACER + "-[:PRODUCED]->(m2:Movie) RETURN p.name, m.released", RACER + " RETURN p.name, m.released"),
+        (IN_1999, "MATCH (p:Person)-[:ACTED_IN]->(m2:Movie) WHERE m2.released = 1999 "
+                  "RETURN p.name, count(m2) AS numMovies ORDER BY numMovies DESC, p.name"),
+        ("MATCH (m:Movie)<-[r:REVIEWED]-(p:Person)-[:REVIEWED]->(m2:Movie) RETURN DISTINCT r.summary",
+         "MATCH (m:Movie)<-[r:REVIEWED]-(p:Person) RETURN DISTINCT r.summary"),
+        ("MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[r:ACTED_IN]->(m2:Movie) WHERE m2.released < 2000 "
+         "RETURN p.name, r.roles",
+         "MATCH (p:Person)-[r:ACTED_IN]->(m2:Movie) WHERE m2.released < 2000 RETURN p.name, r.roles"),
+        ("MATCH (a:Person)-[:ACTED_IN]->(m:Movie)<-[:ACTED_IN]-(b:Person) WHERE m.released > 2000 "
+         "RETURN a.name",
+         "MATCH (a:Person)-[:ACTED_IN]->(m:Movie) WHERE m.released > 2000 RETURN a.name"),
+        ("MATCH (x:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]-(m:Movie)<-[:PRODUCED]-(q:Person) "
+         "RETURN q.name, m.title",
+         "MATCH (x:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]-(m:Movie)<-[:PRODUCED]-(q:Person) "
+         "RETURN q.name, m.title"),  # the two hops go different ways: kept (see below for a real drop)
+        ("MATCH (x:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m:Movie)<-[:PRODUCED]-(q:Person) "
+         "RETURN q.name, m.title",
+         "MATCH (p:Person)-[:ACTED_IN]->(m:Movie)<-[:PRODUCED]-(q:Person) RETURN q.name, m.title"),
+        ("MATCH (m:Movie)-[:ACTED_IN]-(p:Person)-[:ACTED_IN]-(m2:Movie) RETURN m.title",
+         "MATCH (m:Movie)-[:ACTED_IN]-(p:Person) RETURN m.title"),
+    ],
+)
+def test_a_repeated_hop_nothing_reads_is_dropped(cypher, fixed):
+    r = check_cypher(cypher, FILMS)
+    assert r.cypher == fixed and r.ok
+    assert bool(r.fixes) == (fixed != cypher)
+    assert all("dropped" in f for f in r.fixes)
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        # the far node is read, or its relationship is, or everything is returned
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) WHERE m <> m2 RETURN p.name",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) RETURN m.title, m2.title",
+        "MATCH (m:Movie)<-[r:ACTED_IN]-(p:Person)-[s:ACTED_IN]->(m2:Movie) RETURN r.roles, s.roles",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) RETURN *",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) WITH * RETURN p.name",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) RETURN collect(m2), count(m)",
+        # not the same hop: another type, another way, another label, a path of several hops
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:PRODUCED]->(m2:Movie) RETURN m.title",
+        "MATCH (a:Person)-[:FOLLOWS]->(p:Person)-[:FOLLOWS]->(b:Person) RETURN a.name",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2) RETURN m.title",
+        "MATCH (m:Movie)<-[:ACTED_IN*1..2]-(p:Person)-[:ACTED_IN]->(m2:Movie) RETURN m.title",
+        # the far node says something: a map, a relationship's map, no name (written on purpose)
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie {released: 1999}) RETURN m.title",
+        "MATCH (m:Movie)<-[:REVIEWED]-(p:Person)-[:REVIEWED {rating: 5}]->(m2:Movie) RETURN m.title",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(:Movie) RETURN m.title",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(:Person)-[:ACTED_IN]->(m2:Movie) RETURN m.title",
+        # not a MATCH's own pattern: optional, a path, a test
+        "OPTIONAL MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) RETURN m.title",
+        "MATCH path = (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) RETURN m.title",
+        "MATCH (m:Movie) WHERE (m)<-[:ACTED_IN]-(:Person)-[:ACTED_IN]->(:Movie) RETURN m.title",
+        # counts that mean something as written: distinct, of the other end pinned or returned, of both
+        IN_1999.replace("count(m)", "count(DISTINCT m)"),
+        IN_1999.replace("m2.released = 1999", "m2.title = 'The Matrix'"),
+        IN_1999.replace("WHERE m2.released = 1999 RETURN p.name", "RETURN p.name, m2.title"),
+        IN_1999.replace("AS numMovies", "AS numMovies, count(m2) AS n2"),
+        "MATCH (a:Person {name: 'Tom Hanks'})-[:ACTED_IN]->(m:Movie)<-[:ACTED_IN]-(b:Person) "
+        "RETURN m.title, count(b)",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) WITH p, m2, count(m) AS n "
+        "WHERE m2.released = 1999 RETURN p.name, n",
+        "MATCH (m:Movie)<-[:ACTED_IN]-(p:Person)-[:ACTED_IN]->(m2:Movie) WHERE 'M' = m2.title "
+        "RETURN p.name, count(m)",
+    ],
+)
+def test_a_repeated_hop_stays_where_something_reads_it(cypher):
+    r = check_cypher(cypher, FILMS)
+    assert r.cypher == cypher and not any("dropped" in f for f in r.fixes)
+
+
+def test_a_dropped_hop_runs_on_falkordb(scratch_graph):
+    """Round 12's movies 231 and 173 on a small graph: the repaired query gives the rows meant (a producer
+    of one film only is kept; each actor's 1999 films are counted once), the query as written does not."""
+    for stmt in (
+        "CREATE (:Movie {title: 'Speed Racer', released: 2008}), (:Movie {title: 'M1', released: 1999}), "
+        "(:Movie {title: 'M2', released: 1999}), (:Movie {title: 'M3', released: 2003})",
+        "CREATE (:Person {name: 'A'}), (:Person {name: 'B'}), (:Person {name: 'C'}), "
+        "(:Person {name: 'P1'}), (:Person {name: 'P2'})",
+        "MATCH (p:Person), (m:Movie) WHERE [p.name, m.title] IN [['A', 'M1'], ['A', 'M2'], ['A', 'M3'], "
+        "['B', 'M1'], ['B', 'M3'], ['C', 'M3']] CREATE (p)-[:ACTED_IN]->(m)",
+        "MATCH (p:Person), (m:Movie) WHERE [p.name, m.title] IN [['P1', 'Speed Racer'], ['P1', 'M3'], "
+        "['P2', 'Speed Racer']] CREATE (p)-[:PRODUCED]->(m)",
+    ):
+        scratch_graph.write(stmt)
+    cases = [
+        (RACER + "-[:PRODUCED]->(m2:Movie) RETURN p.name, m.released ORDER BY p.name",
+         "MATCH (p:Person)-[:PRODUCED]->(m:Movie {title: 'Speed Racer'}) RETURN p.name, m.released "
+         "ORDER BY p.name"),
+        (IN_1999, "MATCH (p:Person)-[:ACTED_IN]->(m:Movie {released: 1999}) "
+                  "RETURN p.name, count(m) AS n ORDER BY n DESC, p.name"),
+    ]
+    for written, meant in cases:
+        want = scratch_graph.query(meant).rows
+        assert len(want) == 2 and scratch_graph.query(written).rows != want
+        fixed = check_cypher(written, FILMS)
+        assert fixed.fixes and scratch_graph.query(fixed.cypher).rows == want
