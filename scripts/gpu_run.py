@@ -191,11 +191,14 @@ p95 330.3 ms: issue 15's single stream met), the batched evals with each batched
 GPU_RUN_RETURN_STYLE=names GPU_RUN_GRAPHS=countries ``setup index train:countries ablate:countries`` (55 /
 59 %) and GPU_RUN_GRAPHS=northwind ``setup index train:northwind ablate:northwind`` (43.6 / 44.1 %), each
 with GPU_RUN_FIRST_LEVERS="bootstrap,bootstrap + candidates"; docs/BENCHMARKS.md A, "Round 14". Next round:
-install imports, part0, GPU_RUN_GRAPHS=movies ``model setup`` (carry .gpu/m2), ``index train:movies
+install imports, part0, GPU_RUN_GRAPHS=movies,countries,northwind ``model`` then GPU_RUN_GRAPHS=movies
+``setup`` (one call, carry .gpu/m2; the base converted for every graph's home), ``index train:movies
 ablate:movies`` (carry .gpu/minilm; movies with today's generator), then
 GPU_RUN_LATENCY_EVALS="128/1,128/8,128/8:eval_asks_while_writing=1,128/8:eval_asks_while_writing=2"
 ``evals:movies`` (the first step's ~0.2 s with 7259f67's warm-up of the full sort, each call's captures and
-settled rows; the decoding thread's starvation under the streamed eval's workers: BENCHMARKS says which).
+settled rows; the decoding thread's starvation under the streamed eval's workers: BENCHMARKS says which);
+then, as the budget allows, countries (names) and northwind again: the wording, the six repairs and the
+restyle built after round 14 are untrained and unmeasured on a GPU.
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
