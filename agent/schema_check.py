@@ -273,6 +273,8 @@ def bind_free_vars(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
         var = m.group("var")
         if var not in var_labels and var not in var_types and not var.startswith("`"):
             reads.setdefault(var, []).append(m)
+    if not reads:  # every variable read is bound (nearly every query)
+        return cypher, []
     in_query = {x for labs in var_labels.values() for x in labs} | {
         x for chain in chains for item in chain if isinstance(item, _Node) for x in item.labels}
     clauses = _top_clauses(masked)
@@ -330,6 +332,8 @@ def drop_null_tests(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     NULL`` (false on every row), ``NOT v.p IS NULL``, a test inside brackets or beside an ``OR`` stay errors.
     """
     masked = mask(cypher)
+    if not re.search(r"\bIS\s+NULL\b", masked, re.IGNORECASE):  # nearly every query: nothing to weigh
+        return cypher, []
     var_labels, var_types = _bindings(_parse_chains(masked))
     uses: dict[tuple[str, str], list[int]] = {}
     for m in PROP_ACCESS.finditer(masked):
