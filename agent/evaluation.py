@@ -299,9 +299,7 @@ def run_eval(
     pool = ThreadPoolExecutor(workers, thread_name_prefix="cypherloop-eval") if workers > 1 else None
     ahead = ThreadPoolExecutor(1, thread_name_prefix="cypherloop-eval-gold") if batch_size > 1 else None
     try:
-        step = max(batch_size, workers, 1)
-        for pos in range(0, len(chosen), step):
-            chunk = chosen[pos: pos + step]
+        for chunk in eval_chunks(chosen, batch_size, workers):
             golds: list[GoldRun | None] = [None] * len(chunk)
             drafts: list[list[Generation] | None] = [None] * len(chunk)
             preds: Iterable[dict[str, Any]]
@@ -333,6 +331,14 @@ def run_eval(
             out_file.close()
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def eval_chunks(items: Sequence[EvalItem], batch_size: int = 1, workers: int = 1) -> list[list[EvalItem]]:
+    """The chunks ``run_eval`` asks ``items`` in (``max(batch_size, workers)`` questions each, in order): a
+    batched chunk's first replies come from one ``prefetch``, whose shapes ``CypherAgent.warm_up(chunks=…)``
+    can make before the clock starts."""
+    step = max(batch_size, workers, 1)
+    return [list(items[pos: pos + step]) for pos in range(0, len(items), step)]
 
 
 def _streamed(agent: CypherAgent, store: GraphStore, chunk: Sequence[EvalItem], ahead: ThreadPoolExecutor,
@@ -378,6 +384,7 @@ __all__ = [
     "EvalReport",
     "GoldRun",
     "compare_reports",
+    "eval_chunks",
     "load_dataset",
     "percentile",
     "predict",

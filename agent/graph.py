@@ -36,7 +36,7 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
@@ -899,22 +899,23 @@ class CypherAgent:
         assert result is not None
         return result
 
-    def warm_up(self, batch_size: int = 0) -> list[dict[str, Any]]:
+    def warm_up(self, batch_size: int = 0, chunks: Sequence[Sequence[str]] = ()) -> list[dict[str, Any]]:
         """Compile at load what the first questions would (the transformers backend's static decoding step on
         a GPU, ``TransformersGenerator.warm_up``): two prompts built as ``ask`` builds them, of different
         lengths, asked the way the first attempt asks (1 reply, or the candidates). Long-lived processes call
         it once (the UI, ``serve``, ``eval`` one question at a time, the latency bench); a one-shot ``ask``
         does not (it answers with the dynamic cache). Returns the model calls made ([] where nothing
         compiles); a failure is logged, not raised: the first question reports it again. ``batch_size`` > 1:
-        the shapes of ``prefetch``'s batches of that many questions instead (``batch_cache=static``)."""
-        batched = {"batch_size": batch_size} if batch_size > 1 else {}
+        the shapes of ``prefetch``'s batches of that many questions instead (``batch_cache=static``);
+        ``chunks``: the questions those batches will hold, when the caller knows them (``cypherloop eval``):
+        their prompts, built as ``prefetch`` builds them, give the batches' exact shapes."""
+        batched: dict[str, Any] = {"batch_size": batch_size} if batch_size > 1 else {}
         if not getattr(self.generator, "warms_up", lambda **_: False)(**batched):
             return []
         try:
-            prompts = []
-            for q in WARM_UP_QUESTIONS:
-                st = retrieve(State(question=q), _PlainRuntime(self.context))
-                prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
+            prompts = [self._prompt(q) for q in WARM_UP_QUESTIONS]
+            if batch_size > 1 and chunks:
+                batched["chunks"] = [[self._prompt(q) for q in chunk] for chunk in chunks]
             return self.generator.warm_up(prompts, self.context.candidates,  # type: ignore[attr-defined]
                                           **batched)
         except Exception as e:  # noqa: BLE001 - an optimisation: serving works without it
@@ -929,11 +930,12 @@ class CypherAgent:
         together (the transformers backend's graphed batches), else when the call returns (``first_replies``);
         a caller may ask the question at once, but should only hand it on (the decoding waits for it), and
         what it raises is raised here."""
-        prompts = []
-        for q in questions:
-            st = retrieve(State(question=q), _PlainRuntime(self.context))
-            prompts.append(PromptInput(q, st["schema_text"], st["examples"]))
-        return first_replies(self.generator, prompts, self.context, on_ready)
+        return first_replies(self.generator, [self._prompt(q) for q in questions], self.context, on_ready)
+
+    def _prompt(self, question: str) -> PromptInput:
+        """``question``'s prompt as ``ask`` builds it: the schema text and the retrieved examples."""
+        st = retrieve(State(question=question), _PlainRuntime(self.context))
+        return PromptInput(question, st["schema_text"], st["examples"])
 
     def stream(
         self, question: str, session_id: str = "", draft: list[Generation] | None = None

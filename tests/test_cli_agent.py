@@ -212,6 +212,24 @@ def test_eval_json_and_limit(shop, cl_home, scripted, capsys):
     assert isinstance(data["decoding"], dict)  # the model's calls per decoding path (none traced here)
 
 
+def test_eval_in_batches_warms_up_on_its_own_chunks(shop, cl_home, scripted, capsys, monkeypatch):
+    """``--batch-size``: the warm-up is handed the questions of each chunk the eval asks (after ``--limit``),
+    so that a GPU's batched decoders are made for the chunks' sizes and prompts before the clock starts."""
+    from agent.graph import CypherAgent
+
+    seen = []
+    monkeypatch.setattr(CypherAgent, "warm_up", lambda self, **kw: seen.append(kw) or [])
+    scripted(_eval_script())
+    assert main(["eval", *_args(cl_home, "--dataset", str(EVAL3), "--batch-size", "2", "--json")]) == 0
+    questions = [json.loads(x)["question"] for x in EVAL3.read_text().splitlines() if x.strip()]
+    assert seen == [{"batch_size": 2, "chunks": [questions[:2], questions[2:]]}]
+    seen.clear()
+    assert main(["eval", *_args(cl_home, "--dataset", str(EVAL3), "--batch-size", "4", "--limit", "2")]) == 0
+    assert seen == [{"batch_size": 4, "chunks": [questions[:2]]}]
+    assert main(["eval", *_args(cl_home, "--dataset", str(EVAL3))]) == 0 and seen[-1] == {}
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("content", ["{broken\n", '{"id": "x"}\n'])
 def test_eval_bad_dataset_is_one_line(cl_home, capsys, tmp_path, content):
     path = tmp_path / "bad.jsonl"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.core.errors import DataError
-from agent.evaluation import EvalReport, compare_reports, load_dataset, percentile, run_eval
+from agent.evaluation import EvalReport, compare_reports, eval_chunks, load_dataset, percentile, run_eval
 from agent.graph import CypherAgent, build_graph
 from agent.models.base import Generation, ScriptedGenerator
 
@@ -25,6 +25,13 @@ def test_percentile():
 
 
 # --- dataset ---------------------------------------------------------------------------------------------
+def test_eval_chunks_are_the_batches_run_eval_asks():
+    items = list(range(10))
+    assert eval_chunks(items, batch_size=4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert eval_chunks(items, batch_size=2, workers=5) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert eval_chunks(items) == [[i] for i in items] and eval_chunks([], batch_size=8) == []
+
+
 def test_load_dataset():
     items = load_dataset(EVAL3)
     assert [i.id for i in items] == ["shop-1", "shop-2", "shop-3"]

@@ -717,6 +717,28 @@ def test_a_batch_warm_up_makes_the_smaller_decoders(settings, tiny_dir):
     assert decoder.tail is not None and decoder.tail.rows == 16 and decoder.tail.tail is None
 
 
+def test_a_batch_warm_up_given_the_chunks_makes_the_decoders_their_calls_take(settings, tiny_dir):
+    """Given the eval's chunks, the warm-up makes one decoder per chunk size, from that size's chunk with the
+    longest prompt, so that a later call of any chunk takes it (no new decoder, so no capture on a GPU);
+    without them it warms ``batch_size`` copies of the first prompt, which a smaller chunk does not take."""
+    short = [PromptInput(f"q{i}?", SCHEMA) for i in range(5)]
+    long = [PromptInput("Which customers bought the most expensive product? " * 20, SCHEMA), *short[:4]]
+    tail = short[:3]
+    gen = _gen(settings, tiny_dir, decode_loop="graphed")
+    calls = gen.warm_up([short[0]], candidates=4, batch_size=8, chunks=[short, long, tail])
+    assert sorted(k for k in gen._decoders if k[0] == "batches") == [("batches", 3, 4), ("batches", 5, 4)]
+    assert sorted(c["rows"] for c in calls if "prompt_tokens" in c) == [12, 20]  # one call per chunk size
+    made = dict(gen._decoders)
+    for chunk in (short, long, tail):
+        gen.generate_batch(chunk, n=4, temperature=0.7, max_new_tokens=3, batch_size=8, greedy_first=True)
+        assert gen._decoders == made  # the same decoders: none replaced for a longer prompt, none added
+    plain = _gen(settings, tiny_dir, decode_loop="graphed")
+    plain.warm_up([short[0]], candidates=4, batch_size=8)
+    before = set(plain._decoders)
+    plain.generate_batch(short, n=4, temperature=0.7, max_new_tokens=3, batch_size=8, greedy_first=True)
+    assert set(plain._decoders) - before == {("batches", 5, 4)}
+
+
 def test_a_warm_up_with_candidates_runs_the_full_sort_once(settings, tiny_dir, monkeypatch):
     """With sampled candidates the warm-up runs ``settle`` (the full sort that the top tokens' prefilter falls
     back to) on each of ``SETTLE_WARM_ROWS`` rows, every row flagged, so that no call loads its kernels;

@@ -25,7 +25,7 @@ from typing import Any
 
 from agent.core.errors import DataError, ModelError
 from agent.core.settings import Settings
-from agent.evaluation import load_dataset, run_eval
+from agent.evaluation import eval_chunks, load_dataset, run_eval
 from agent.factory import make_agent, open_graph_checked
 from agent.models import factory as models
 from agent.models.base import ChatGenerator, PromptInput
@@ -200,7 +200,12 @@ def eval_main(argv: list[str] | None = None) -> int:
         # one question at a time: the single-question path, compiled on a GPU first; batches: their shapes
         # when batch_cache=static (their repairs keep the dynamic cache), before the clock starts
         warm_s = time.perf_counter()
-        agent.warm_up(batch_size=args.batch_size if args.batch_size > 1 else 0)
+        if args.batch_size > 1:  # the eval's own chunks: the decoders its calls take, made and captured here
+            chosen = items[: args.limit] if args.limit else items
+            chunks = eval_chunks(chosen, args.batch_size, args.workers)
+            agent.warm_up(batch_size=args.batch_size, chunks=[[item.question for item in c] for c in chunks])
+        else:
+            agent.warm_up()
         warm_s = time.perf_counter() - warm_s
         warm_traces = list(getattr(agent.generator, "traces", []))
         report = run_eval(agent, items, limit=args.limit, progress=True, predictions_path=out,

@@ -212,12 +212,13 @@ class ChatGenerator:
         """Drop the model in memory (the next call loads it again): ``auto``'s chain calls it on a generator
         that refused a new version, whose previous model would otherwise stay beside the fallback's."""
 
-    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
-                batch_size: int = 0) -> list[dict[str, Any]]:
+    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1, batch_size: int = 0,
+                chunks: Sequence[Sequence[PromptInput]] = ()) -> list[dict[str, Any]]:
         """Do at load what the first questions' calls would compile (``prompts``: two of different lengths;
         ``candidates``: the replies a question's first attempt asks for); the calls made. Nothing to compile
         here; the transformers backend compiles its static decoding step on a GPU (``batch_size`` > 1: the
-        steps of batches of that many questions)."""
+        steps of batches of that many questions; ``chunks``: the batches a caller will ask, when it knows
+        them, whose shapes are then the ones made)."""
         return []
 
     def warms_up(self, batch_size: int = 0) -> bool:

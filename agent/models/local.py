@@ -1129,8 +1129,8 @@ class TransformersGenerator(ChatGenerator):
         except Exception as e:  # noqa: BLE001
             self._give_up_graphed(e)
 
-    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1,
-                batch_size: int = 0) -> list[dict[str, Any]]:
+    def warm_up(self, prompts: Sequence[PromptInput], candidates: int = 1, batch_size: int = 0,
+                chunks: Sequence[Sequence[PromptInput]] = ()) -> list[dict[str, Any]]:
         """Compile the static decoding step now rather than on the first questions (``use_static_cache``:
         ``auto`` on CUDA, or ``static``): each prompt (two, of different lengths: round 5 compiled again on a
         second length when the cache followed the prompt; pinned now, it should not, and the timings here say
@@ -1146,7 +1146,12 @@ class TransformersGenerator(ChatGenerator):
 
         ``batch_size`` > 1 (``cypherloop eval --batch-size``): the multi-question batches' shapes instead,
         when ``batch_cache`` is static: the first prompt ``batch_size`` times, greedy, then sampled
-        ``candidates`` - 1 times each (the rows of ``first_replies``)."""
+        ``candidates`` - 1 times each (the rows of ``first_replies``). ``chunks`` (the eval's own chunks of
+        questions, when the caller knows them): for each chunk size, the chunk of that size with the longest
+        prompt instead, so that the decoders made here are the ones its calls take — of the chunk's rows, with
+        a cache as long as any chunk of that size needs. Round 15's H200 eval asked 100 questions after a
+        warm-up of 128: its one call captured three graphs (the 400-row step and its two tails, 131-221 ms
+        each) of its 1.4 s."""
         import torch
 
         if not self.warms_up(batch_size):
@@ -1157,10 +1162,11 @@ class TransformersGenerator(ChatGenerator):
             if batch_size <= 1:
                 self._warmed = True
             floor = BATCH_CACHE_MIN if batch_size > 1 else STATIC_CACHE_MIN
-            for p in prompts[:1] if batch_size > 1 else prompts:
-                n_tok = len(prompt_token_ids(self._tokenizer, p.messages()))
-                calls = (self._batch_calls(p, candidates, batch_size) if batch_size > 1
-                         else self._question_calls(p, candidates))
+            asked = (self._warm_chunks(prompts, chunks, batch_size) if batch_size > 1
+                     else [(len(prompt_token_ids(self._tokenizer, p.messages())), [p]) for p in prompts])
+            for n_tok, chunk in asked:
+                calls = (self._batch_calls(chunk, candidates, batch_size) if batch_size > 1
+                         else self._question_calls(chunk[0], candidates))
                 for rows, call in calls:
                     t = time.perf_counter()
                     call()
@@ -1202,18 +1208,36 @@ class TransformersGenerator(ChatGenerator):
         return "single" not in self._static_failed and use_static_cache(self.settings.generation_cache,
                                                                         device, warmed=True)
 
-    def _batch_calls(self, p: PromptInput, candidates: int, size: int) -> list[tuple[int, Callable[[], Any]]]:
-        """The batched calls ``first_replies`` makes for a chunk of ``size`` questions, 2 new tokens each."""
-        same, t = [p] * size, self.settings.candidate_temperature
+    def _warm_chunks(self, prompts: Sequence[PromptInput], chunks: Sequence[Sequence[PromptInput]],
+                     size: int) -> list[tuple[int, list[PromptInput]]]:
+        """The chunks a batched warm-up asks, each with its longest prompt's tokens: without ``chunks`` the
+        first prompt ``size`` times; else per chunk size, the chunk whose longest prompt is longest (a
+        decoder's cache is sized by its call's longest prompt, and a longer one later replaces it)."""
+        if not chunks:
+            return [(len(prompt_token_ids(self._tokenizer, prompts[0].messages())), [prompts[0]] * size)]
+        longest: dict[int, tuple[int, list[PromptInput]]] = {}
+        for chunk in chunks:
+            if not chunk:
+                continue
+            n_tok = max(len(prompt_token_ids(self._tokenizer, p.messages())) for p in chunk)
+            if n_tok > longest.get(len(chunk), (-1, []))[0]:
+                longest[len(chunk)] = (n_tok, list(chunk))
+        return list(longest.values())
+
+    def _batch_calls(self, chunk: list[PromptInput], candidates: int,
+                     size: int) -> list[tuple[int, Callable[[], Any]]]:
+        """The batched calls ``first_replies`` makes for ``chunk`` (asked in batches of ``size``), 2 new
+        tokens each: (rows, call)."""
+        t, rows = self.settings.candidate_temperature, len(chunk)
         if candidates > 1 and self.one_call_candidates():
-            return [(size * candidates, lambda: self.generate_batch(
-                same, n=candidates, temperature=t, max_new_tokens=2, batch_size=size, greedy_first=True))]
+            return [(rows * candidates, lambda: self.generate_batch(
+                chunk, n=candidates, temperature=t, max_new_tokens=2, batch_size=size, greedy_first=True))]
         if candidates <= 1:
-            return [(size, lambda: self.generate_batch(same, n=1, max_new_tokens=2, batch_size=size))]
-        return [(size, lambda: self.generate_batch(same, n=1, temperature=0.0, max_new_tokens=2,
+            return [(rows, lambda: self.generate_batch(chunk, n=1, max_new_tokens=2, batch_size=size))]
+        return [(rows, lambda: self.generate_batch(chunk, n=1, temperature=0.0, max_new_tokens=2,
                                                    batch_size=size)),
-                (size * (candidates - 1), lambda: self.generate_batch(
-                    same, n=candidates - 1, temperature=t, max_new_tokens=2, batch_size=size))]
+                (rows * (candidates - 1), lambda: self.generate_batch(
+                    chunk, n=candidates - 1, temperature=t, max_new_tokens=2, batch_size=size))]
 
     def _question_calls(self, p: PromptInput, candidates: int) -> list[tuple[int, Callable[[], Any]]]:
         """The model calls one question's first attempt makes (``agent.graph.first_replies``), 2 new tokens
