@@ -1055,9 +1055,14 @@ def repair_clauses(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
       stays (``(m:Movie)<-[:ACTED_IN]-(p)-[:ACTED_IN]->(m2:Movie) WHERE m2.released = 1999 RETURN p.name,
       count(m)`` → ``(p)-[:ACTED_IN]->(m2:Movie) WHERE … count(m2)``: it counted pairs, 173 and 441).
       See ``_drop_repeated_hops`` for what keeps a hop.
+    - a column of the final ``RETURN`` that only repeats a value the query pins with a literal goes, where
+      another column stays: ``MATCH (p:Person {name: 'Keanu Reeves'})-[r:ACTED_IN]->(m:Movie {title: 'The
+      Matrix'}) RETURN m.title, r.roles`` → ``RETURN r.roles`` (round 15's movies 447, 451, 477): every row
+      holds the title the question gave. See ``_drop_pinned_columns``.
     """
     fixes: list[str] = []
     cypher = _drop_repeated_hops(cypher, fixes)
+    cypher = _drop_pinned_columns(cypher, fixes)
     cypher = _alias_repeated_aggregates(cypher, fixes)
     cypher = _move_dropped_aggregates(cypher, fixes)
     cypher = _count_own_group(cypher, fixes)
@@ -1125,6 +1130,110 @@ def _drop_repeated_hops(cypher: str, fixes: list[str]) -> str:
         else:
             fixes.append(f"dropped {hop} ({what}; nothing reads {x.var}, it only repeated the rows)")
     return _apply(cypher, edits)
+
+
+PINNED_VALUE = r"(?:'_*'|\"_*\"|-?\d+(?:\.\d+)?)"
+PINNED_ITEM = re.compile(
+    rf"(?P<var>{_IDENT})\.(?P<prop>{_IDENT})(?:\s+AS\s+(?P<alias>{_IDENT}))?", re.IGNORECASE
+)
+
+
+def _drop_pinned_columns(cypher: str, fixes: list[str]) -> str:
+    """Drop the final ``RETURN``'s items ``v.p`` (``AS name`` or not) whose value the query pins: an entry
+    ``p: literal`` (a string or a number) in the map of ``v``'s pattern in a plain ``MATCH`` (a node's or a
+    relationship's), or a part ``v.p = literal`` that ``AND`` joins to a ``WHERE`` after a ``MATCH`` or
+    ``WITH``. Every row holds the literal the question gave; the golds of the movies and northwind tune
+    halves never repeat a name or a number they pin. A flag (``= true``) stays: a northwind gold shows
+    ``p.discontinued`` beside the name. Only where an item that is not pinned stays, with no ``UNION``, no
+    ``RETURN *``, the item's name read nowhere else, and its expression not in the ``ORDER BY`` of a
+    ``RETURN`` that aggregates or is ``DISTINCT`` (which may order only by its columns)."""
+    if "," not in cypher or ("{" not in cypher and "=" not in cypher):
+        return cypher
+    masked = mask(cypher)
+    clauses = _top_clauses(masked)
+    if not clauses or any(c[0] == "UNION" for c in clauses):
+        return cypher
+    last = max((c for c in clauses if c[0] == "RETURN"), key=lambda c: c[1], default=None)
+    if last is None:
+        return cypher
+    head = re.compile(r"\s*(?P<distinct>DISTINCT\s+)?", re.IGNORECASE).match(masked, last[2])
+    assert head is not None
+    start = head.end()
+    stop = CLAUSE_END.search(masked, start)
+    end = stop.start() if stop else len(masked)
+    spans = _top_level_split(masked[start:end])
+    if len(spans) < 2 or masked[start:end].strip() == "*":
+        return cypher
+    pins = _pins(masked, clauses, last[1])
+    if not pins:
+        return cypher
+    items = []
+    for a, b in spans:
+        text = masked[start + a:start + b]
+        lead = len(text) - len(text.lstrip())
+        m = PINNED_ITEM.fullmatch(text.strip())
+        items.append((start + a + lead, start + b - len(text) + len(text.rstrip()), m))
+    grouped = bool(head.group("distinct")) or any(AGG_CALL.search(masked[a:b]) for a, b, _ in items)
+    tail = masked[end:]
+    drop = []
+    for a, b, m in items:
+        if m is None or (_unquote(m.group("var")), _unquote(m.group("prop"))) not in pins:
+            continue
+        alias = m.group("alias")
+        expr = re.escape(masked[a:a + len(m.group("var")) + 1 + len(m.group("prop"))])
+        if alias and re.search(rf"(?<![\w.`$]){re.escape(alias)}(?![\w`])", tail) or grouped and re.search(
+            rf"(?<![\w.`$]){expr}(?![\w`])", tail
+        ):
+            continue
+        drop.append((a, b))
+    if not drop or len(drop) == len(items):
+        return cypher
+    kept = [cypher[a:b] for a, b, _ in items if (a, b) not in drop]
+    for a, b in drop:
+        fixes.append(f"dropped the column {cypher[a:b]} (the query pins it to one value, which every row "
+                     f"would repeat)")
+    return cypher[:items[0][0]] + ", ".join(kept) + cypher[items[-1][1]:]
+
+
+def _pins(masked: str, clauses: list[tuple[str, int, int]], before: int) -> set[tuple[str, str]]:
+    """``(variable, property)`` pairs the query before offset ``before`` pins to one literal, where every
+    ``WITH`` between the pin and ``before`` carries the variable as it is (see ``_drop_pinned_columns``)."""
+    pins: set[tuple[str, str]] = set()
+    withs = [c for c in clauses if c[0] == "WITH" and c[1] < before]
+
+    def carried(var: str, at: int) -> bool:
+        for _, _, w_end in (w for w in withs if w[1] > at):
+            stop = CLAUSE_END.search(masked, w_end)
+            proj = masked[w_end:stop.start() if stop else len(masked)].strip()
+            proj = re.sub(r"^DISTINCT\s+", "", proj, flags=re.IGNORECASE)
+            if proj != "*" and var not in _with_items(proj)[0]:
+                return False
+        return True
+
+    if "{" in masked:
+        for chain in _parse_chains(masked[:before]):
+            prior = _top_clauses(masked[:chain[0].span[0]])
+            if not prior or prior[-1][0] != "MATCH" or not _in_match(masked, chain):
+                continue
+            for x in chain:
+                body = masked[x.span[0]:x.span[1]]
+                brace = body.find("{")
+                if not x.var or not x.props or brace < 0:
+                    continue
+                for e in re.finditer(rf"(?:^|,)\s*(?P<key>{_IDENT})\s*:\s*{PINNED_VALUE}\s*(?=,|\}})",
+                                     body[brace + 1:]):
+                    if carried(x.var, x.span[0]):
+                        pins.add((x.var, _unquote(e.group("key"))))
+    for where, parts in _and_wheres(masked):
+        prior = [c for c in clauses if c[1] < where]
+        if where > before or not prior or prior[-1][0] not in ("MATCH", "WITH"):
+            continue
+        for a, b in parts:
+            m = re.fullmatch(rf"(?P<var>{_IDENT})\.(?P<prop>{_IDENT})\s*=\s*{PINNED_VALUE}", masked[a:b]) or (
+                re.fullmatch(rf"{PINNED_VALUE}\s*=\s*(?P<var>{_IDENT})\.(?P<prop>{_IDENT})", masked[a:b]))
+            if m and carried(_unquote(m.group("var")), a):
+                pins.add((_unquote(m.group("var")), _unquote(m.group("prop"))))
+    return pins
 
 
 def _counts_only(

@@ -1023,3 +1023,66 @@ def test_a_dropped_hop_runs_on_falkordb(scratch_graph):
         assert len(want) == 2 and scratch_graph.query(written).rows != want
         fixed = check_cypher(written, FILMS)
         assert fixed.fixes and scratch_graph.query(fixed.cypher).rows == want
+
+
+KEANU = "MATCH (p:Person {name: 'Keanu Reeves'})-[r:ACTED_IN]->(m:Movie {title: 'The Matrix'}) RETURN "
+
+
+@pytest.mark.parametrize(
+    "cypher, fixed",
+    [
+        # a column that repeats the literal the query pins goes (round 15's movies 447, 451, 477)
+        (KEANU + "m.title, r.roles", KEANU + "r.roles"),
+        (KEANU + "p.name AS actor, m.title AS movie, r.roles", KEANU + "r.roles"),
+        ("MATCH (m:Movie) WHERE m.released = 1999 AND m.tagline IS NOT NULL RETURN m.title, m.released "
+         "ORDER BY m.released, m.title",
+         "MATCH (m:Movie) WHERE m.released = 1999 AND m.tagline IS NOT NULL RETURN m.title "
+         "ORDER BY m.released, m.title"),
+        ("MATCH (p:Person)-[r:REVIEWED {rating: 100}]->(m:Movie) RETURN p.name, r.rating",
+         "MATCH (p:Person)-[r:REVIEWED {rating: 100}]->(m:Movie) RETURN p.name"),
+        ("MATCH (p:Person)-[:ACTED_IN]->(m:Movie) WHERE 'Tom Hanks' = p.name RETURN p.name, count(m) AS n",
+         "MATCH (p:Person)-[:ACTED_IN]->(m:Movie) WHERE 'Tom Hanks' = p.name RETURN count(m) AS n"),
+        ("MATCH (p:Person {name: 'A'})-[:ACTED_IN]->(m:Movie) WITH p, m RETURN p.name, m.title",
+         "MATCH (p:Person {name: 'A'})-[:ACTED_IN]->(m:Movie) WITH p, m RETURN m.title"),
+    ],
+)
+def test_a_column_the_query_pins_is_dropped(cypher, fixed):
+    r = check_cypher(cypher, FILMS)
+    assert r.cypher == fixed and r.ok
+    assert all("dropped the column" in f for f in r.fixes) and r.fixes
+
+
+@pytest.mark.parametrize(
+    "cypher",
+    [
+        # the only column(s), or every column pinned: the answer is the literal itself
+        KEANU + "m.title",
+        KEANU + "m.title, p.name",
+        # not pinned: another operator, an OR, an optional match, a pattern that is a test, a parameter
+        "MATCH (m:Movie) WHERE m.released > 1999 RETURN m.title, m.released",
+        "MATCH (m:Movie) WHERE m.released = 1999 OR m.released = 2000 RETURN m.title, m.released",
+        "OPTIONAL MATCH (p:Person {name: 'A'})-[:ACTED_IN]->(m:Movie) RETURN p.name, m.title",
+        "MATCH (p:Person) WHERE (p)-[:ACTED_IN]->(:Movie {title: 'X'}) RETURN p.name, p.born",
+        "MATCH (m:Movie {title: $title}) RETURN m.title, m.released",
+        # a flag shown beside the name (a northwind gold does)
+        "MATCH (m:Movie) WHERE m.released < 2000 AND m.seen = true RETURN m.title, m.seen",
+        # the name of the column is read, or a grouped RETURN orders by it; a UNION needs its columns
+        KEANU + "m.title AS t, r.roles ORDER BY t",
+        KEANU + "DISTINCT m.title, r.roles ORDER BY m.title",
+        KEANU + "m.title, r.roles UNION MATCH (m:Movie) RETURN m.title, m.tagline AS roles",
+        # the variable is bound again after a WITH that dropped it: another node
+        "MATCH (m:Movie {title: 'X'}) WITH m.released AS y MATCH (m:Movie) WHERE m.released = y "
+        "RETURN m.title, y",
+    ],
+)
+def test_a_column_stays_where_the_query_does_not_pin_it_alone(cypher):
+    r = check_cypher(cypher, FILMS)
+    assert not any("dropped the column" in f for f in r.fixes)
+
+
+def test_a_dropped_pinned_column_runs_on_falkordb(scratch_graph):
+    scratch_graph.write("CREATE (:Person {name: 'K'})-[:ACTED_IN {roles: ['Neo']}]->(:Movie {title: 'M'}), "
+                        "(:Person {name: 'C'})-[:ACTED_IN {roles: ['Trinity']}]->(:Movie {title: 'M2'})")
+    written = "MATCH (p:Person {name: 'K'})-[r:ACTED_IN]->(m:Movie {title: 'M'}) RETURN m.title, r.roles"
+    fixed = check_cypher(written, FILMS)
+    assert fixed.fixes and scratch_graph.query(fixed.cypher).rows == [[["Neo"]]]
