@@ -288,7 +288,7 @@ def grounded_literals(cypher: str, store: GraphStore, timeout_s: float) -> tuple
     """``schema_check.ground_literals`` with the database answering whether a label holds a value, and
     listing a property's values (one query per literal that no node holds, only then)."""
 
-    def holds(label: str, prop: str, value: str) -> bool:
+    def holds(label: str, prop: str, value: str | float) -> bool:
         try:
             probe = f"MATCH (n:{cypher_name(label)}) WHERE n.{cypher_name(prop)} = $v RETURN 1 LIMIT 1"
             rows = store.query(probe, {"v": value}, timeout_s=timeout_s, max_rows=1).rows

@@ -1558,7 +1558,7 @@ MAP_LITERAL = re.compile(rf"(?P<prop>{_IDENT})\s*:\s*(?P<lit>'_*'|\"_*\")")
 def ground_literals(
     cypher: str,
     schema: GraphSchema,
-    holds: Callable[[str, str, str], bool],
+    holds: Callable[[str, str, str | float], bool],
     values: Callable[[str, str], list[str] | None] | None = None,
 ) -> tuple[str, list[str]]:
     """Move a string compared with ``=`` to a node property that no node of the label has with that value to
@@ -1571,7 +1571,8 @@ def ground_literals(
     label that holds it as a name (``_name_to_neighbour``: ``(p:Product {productName: 'Dairy Products'})`` →
     ``(p:Product)-[:PART_OF]->(:Category {categoryName: 'Dairy Products'})``). ``holds(label, prop, value)``
     says whether some node of ``label`` has ``prop = value`` (the caller asks the database). Only a variable
-    bound with exactly one label is grounded; anything unclear is left alone.
+    bound with exactly one label is grounded; anything unclear is left alone. A number no node holds is
+    dropped where the ``WHERE`` tests the same property otherwise (``_drop_unheld_numbers``).
     """
     masked = mask(cypher)
     var_labels: dict[str, set[str]] = {}
@@ -1610,7 +1611,48 @@ def ground_literals(
                 edits.append((m.start("lit"), m.end("lit"), lit_string(near)))
                 fixes.append(f"replaced {cypher[m.start('lit'):m.end('lit')]} with {lit_string(near)}: no "
                              f"{label} has that {prop}, and it names this one")
+    if "=" in masked and re.search(r"\bAND\b", masked, re.IGNORECASE):
+        _drop_unheld_numbers(cypher, masked, schema, holds, var_labels, edits, fixes)
     return _apply(cypher, edits), fixes
+
+
+EQ_NUMBER = re.compile(rf"(?P<var>{_IDENT})\.(?P<prop>{_IDENT})\s*=\s*(?P<num>-?\d+(?:\.\d+)?)")
+
+
+def _drop_unheld_numbers(
+    cypher: str,
+    masked: str,
+    schema: GraphSchema,
+    holds: Callable[[str, str, str | float], bool],
+    var_labels: dict[str, set[str]],
+    edits: list[tuple[int, int, str]],
+    fixes: list[str],
+) -> None:
+    """``WHERE m.released = 10 AND m.released % 10 = 0`` → ``WHERE m.released % 10 = 0`` (round 15's movies
+    042 and 153, "released in a year divisible by 10"): a part ``v.p = number`` that ``AND`` joins to a
+    ``WHERE`` goes where no node of ``v``'s one label has ``p`` equal to it and another part of the same
+    ``WHERE`` reads ``v.p``: the question's number written once more as an equality, which left no row, while
+    the other part says what was asked."""
+    for _, parts in _and_wheres(masked):
+        for k, (a, b) in enumerate(parts):
+            m = EQ_NUMBER.fullmatch(masked, a, b)
+            if m is None:
+                continue
+            var, prop = _unquote(m.group("var")), _unquote(m.group("prop"))
+            read = re.compile(rf"(?<![\w.`$])`?{re.escape(var)}`?\.`?{re.escape(prop)}(?![\w`])")
+            labels = var_labels.get(var, set())
+            entry = schema.label(next(iter(labels))) if len(labels) == 1 else None
+            if (entry is None or prop not in {p.name for p in entry.properties}
+                    or not any(read.search(masked, x, y) for j, (x, y) in enumerate(parts) if j != k)):
+                continue
+            number = float(m.group("num")) if "." in m.group("num") else int(m.group("num"))
+            if holds(entry.label, prop, number):
+                continue
+            cut = (parts[k - 1][1], b) if k else (a, parts[1][0])
+            edits.append((*cut, ""))
+            fixes.append(f"dropped {cypher[a:b]}: no {entry.label} has {prop} {m.group('num')}, and the "
+                         f"WHERE tests {var}.{prop} otherwise")
+            return
 
 
 def _is_name(prop: str) -> bool:

@@ -1086,3 +1086,38 @@ def test_a_dropped_pinned_column_runs_on_falkordb(scratch_graph):
     written = "MATCH (p:Person {name: 'K'})-[r:ACTED_IN]->(m:Movie {title: 'M'}) RETURN m.title, r.roles"
     fixed = check_cypher(written, FILMS)
     assert fixed.fixes and scratch_graph.query(fixed.cypher).rows == [[["Neo"]]]
+
+
+def test_a_number_no_node_holds_beside_another_test_of_its_property_is_dropped():
+    """Round 15's movies 042 and 153: the question's number written again as an equality left no row."""
+    from agent.schema_check import ground_literals
+
+    holds = lambda label, prop, value: value != 10  # noqa: E731  (no Movie was released in the year 10)
+    for asked, fixed in (
+        ("MATCH (m:Movie) WHERE m.released = 10 AND m.released % 10 = 0 RETURN m",
+         "MATCH (m:Movie) WHERE m.released % 10 = 0 RETURN m"),
+        ("MATCH (m:Movie) WHERE m.tagline IS NOT NULL AND m.released = 10 AND m.released % 10 = 0 "
+         "RETURN m.title",
+         "MATCH (m:Movie) WHERE m.tagline IS NOT NULL AND m.released % 10 = 0 RETURN m.title"),
+        ("MATCH (m:Movie) WHERE m.released % 10 = 0 AND m.released = 10 RETURN m.title LIMIT 3",
+         "MATCH (m:Movie) WHERE m.released % 10 = 0 RETURN m.title LIMIT 3"),
+    ):
+        out, fixes = ground_literals(asked, FILMS, holds)
+        assert out == fixed and len(fixes) == 1 and "dropped m.released = 10" in fixes[0]
+    for kept in (
+        "MATCH (m:Movie) WHERE m.released = 1999 AND m.released % 10 = 9 RETURN m",  # held
+        "MATCH (m:Movie) WHERE m.released = 10 AND m.title = 'X' RETURN m",  # nothing else tests it
+        "MATCH (m:Movie) WHERE m.released = 10 OR m.released % 10 = 0 RETURN m",  # not AND alone
+        "MATCH (m) WHERE m.released = 10 AND m.released % 10 = 0 RETURN m",  # no label
+        "MATCH (m:Movie) WHERE m.votes = 10 AND m.votes > 5 RETURN m",  # not the label's property
+    ):
+        assert ground_literals(kept, FILMS, holds) == (kept, [])
+
+
+def test_the_agent_drops_a_number_no_node_holds(shop):
+    from agent.graph import grounded_literals
+
+    asked = "MATCH (p:Product) WHERE p.stock = 987654 AND p.stock >= 0 RETURN p.name ORDER BY p.name"
+    fixed, fixes = grounded_literals(asked, shop, 5.0)
+    assert fixed == asked.replace("p.stock = 987654 AND ", "") and fixes
+    assert shop.query(fixed).rows and not shop.query(asked).rows
