@@ -35,7 +35,9 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   ``count()`` of it) is dropped, an aggregate written again after the ``WITH`` that named it becomes the
   name, one of a variable that the aggregating ``WITH`` before the ``RETURN`` dropped is computed in that
   ``WITH``, ``sum``/``avg`` of a list property take its ``size()``, a list property tested like a string tests
-  its elements, and ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery);
+  its elements, ``COUNT { pattern }`` becomes ``size([pattern | 1])`` (FalkorDB has no COUNT subquery), and
+  a final ``RETURN`` column that repeats a string or number the query pins goes (``(m:Movie {title: 'X'})
+  … RETURN m.title, r.roles`` → ``RETURN r.roles``);
 - after the name repairs (``drop_null_tests``), a part ``v.p IS NULL`` that ``AND`` joins to a ``WHERE`` is
   dropped where no name near ``p`` is on ``v``'s label, its relationships or its neighbours: a property no
   node has is null on every node (``… AND cou.haparCity IS NULL`` → ``…``); ``IS NOT NULL``, always false,
@@ -46,7 +48,8 @@ as a fix; what stays unclear is reported as an error for the model to correct):
   becomes the one stored value it stands for (another case, the head of a longer name, a close spelling);
   a name that no property of its label holds moves to the one label joined to it that holds it as a name
   (``(p:Product {productName: 'Dairy Products'})`` → ``(p:Product)-[:PART_OF]->(:Category {categoryName:
-  'Dairy Products'})``).
+  'Dairy Products'})``); a number no node holds, ``AND``-joined beside another test of the same property,
+  goes (``m.released = 10 AND m.released % 10 = 0`` → ``m.released % 10 = 0``).
 
 A small model repeats the same invalid query in every repair round; the schema often has the fix.
 
