@@ -40,8 +40,10 @@ def test_every_frame_yields_runnable_queries_on_the_demo_graph(demo, demo_pairs)
     pairs, report = demo_pairs
     assert len(pairs) == 1500, report.table()
     # every frame but "same", which needs two relationship types between one pair of labels (the demo has
-    # none; test_decades_lists_roles_and_the_same_node covers it)
-    assert {p.category for p in pairs} == set(FRAMES) - {"same"}, set(FRAMES) - {p.category for p in pairs}
+    # none; test_decades_lists_roles_and_the_same_node covers it), and "listprop", which needs a list property
+    # (test_list_properties_ranked_summed_counted_and_unwound)
+    missing = set(FRAMES) - {p.category for p in pairs}
+    assert {p.category for p in pairs} == set(FRAMES) - {"same", "listprop"}, missing
     for p in pairs[::3]:
         first = demo.query(p.cypher, timeout_s=10)
         second = demo.query(p.cypher, timeout_s=10)
@@ -1152,3 +1154,71 @@ def test_a_second_aggregate_of_numbers_stored_as_text_reads_them_as_numbers(scra
     for p in also:
         assert re.search(r", (sum|avg|min|max)\(toFloat\(i\.amount\)\) AS \w+ WHERE ", p.cypher), p.cypher
         assert "to_float" in p.features and "amount" in p.question.lower(), p
+
+
+def _tagged_shop(g) -> None:
+    """Products with a list of tags (a node's list) in categories, reviewed by customers with a list of
+    keywords (a relationship's list)."""
+    g.write(
+        "UNWIND range(0, 23) AS i CREATE (:Product {name: 'Prod' + toString(i), price: 5 + (i * 7) % 40, "
+        "tags: [t IN ['red', 'blue', 'green', 'sale', 'new', 'eco'] WHERE (i + size(t)) % (2 + i % 3) <> 0]})"
+    )
+    g.write("UNWIND ['Tools', 'Toys', 'Food', 'Books'] AS c CREATE (:Category {name: c})")
+    g.write(
+        "MATCH (p:Product), (c:Category) WITH p, c, toInteger(substring(p.name, 4)) AS i "
+        "WHERE ['Tools', 'Toys', 'Food', 'Books'][i % 4] = c.name CREATE (p)-[:IN_CATEGORY]->(c)"
+    )
+    g.write("UNWIND range(0, 11) AS j CREATE (:Customer {name: 'Cust' + toString(j), born: 1950 + j * 3})")
+    g.write(
+        "MATCH (c:Customer), (p:Product) WITH c, p, toInteger(substring(c.name, 4)) AS j, "
+        "toInteger(substring(p.name, 4)) AS i WHERE (i + j) % 4 = 0 "
+        "CREATE (c)-[:REVIEWED {keywords: [k IN ['cheap', 'sturdy', 'fun', 'slow', 'tasty'] "
+        "WHERE (i * j + size(k)) % 3 <> 0]}]->(p)"
+    )
+
+
+def test_list_properties_ranked_summed_counted_and_unwound(scratch_graph):
+    """The listprop frame over any list property, of a node (Product.tags) or of a relationship
+    (REVIEWED.keywords): its size ranked, its size summed per group, its different elements counted (UNWIND
+    … count(DISTINCT …)), its different lists counted (said as lists or combinations), its elements ranked by
+    how often they occur, and its distinct elements; every kind runs and returns rows, and names the
+    property."""
+    from agent.core.cypher_text import same_result as results_match
+
+    _tagged_shop(scratch_graph)
+    pairs, report = generate_pairs(scratch_graph, 900, seed=2, frames=["listprop"], paraphrases=2)
+    cov = report.coverage
+    kinds = ("size_top", "sum_size", "distinct_items", "distinct_lists", "item_rank", "items")
+    for kind in kinds:
+        assert cov[f"listprop:{kind}"] > 0, f"{kind} never kept:\n{report.table()}"
+    assert cov["unwind"] > 0 and cov["list_property"] == report.queries_kept
+    by_kind = {k: [p for p in pairs if f"listprop:{k}" in p.features] for k in kinds}
+    for kind, ps in by_kind.items():
+        on = {"tags" if ".tags" in p.cypher else "keywords" for p in ps}
+        assert on == {"tags", "keywords"} or kind in ("size_top", "items"), (kind, on)  # both owners
+        for p in ps[::4]:
+            rows = scratch_graph.query(p.cypher, timeout_s=10).rows
+            assert rows and len(rows) == p.row_count, p
+            assert results_match(rows, scratch_graph.query(p.cypher, timeout_s=10).rows), p
+        for p in ps:
+            words = "tags" if ".tags" in p.cypher else "keywords"
+            assert words in p.question or f"'{words}' values" in p.question or words[:-1] in p.question, p
+    size = re.compile(r"RETURN [\w.]+(, [\w.]+)?, size\(\w+\.(tags|keywords)\) AS num\w+ ORDER BY num\w+")
+    assert all(size.search(p.cypher) for p in by_kind["size_top"]), by_kind["size_top"][:3]
+    assert all("sum(size(" in p.cypher for p in by_kind["sum_size"])
+    unwound = re.compile(r"UNWIND \w+\.(tags|keywords) AS (tag|keyword) RETURN ")
+    for kind in ("distinct_items", "item_rank", "items"):
+        assert all(unwound.search(p.cypher) for p in by_kind[kind]), by_kind[kind][:3]
+    assert all("count(DISTINCT tag)" in p.cypher or "count(DISTINCT keyword)" in p.cypher
+               for p in by_kind["distinct_items"])
+    assert all("RETURN DISTINCT" in p.cypher for p in by_kind["items"])
+    ranked = re.compile(r"RETURN (tag|keyword), count\(\*\) AS n ORDER BY n")
+    assert all(ranked.search(p.cypher) for p in by_kind["item_rank"])
+    # a count of different lists says lists (or combinations); a count of different elements never does
+    assert all(re.search(r"combinations|lists", p.question) for p in by_kind["distinct_lists"])
+    assert not any(re.search(r"combinations|lists of", p.question) for p in by_kind["distinct_items"])
+    assert all("count(DISTINCT " in p.cypher and "UNWIND" not in p.cypher for p in by_kind["distinct_lists"])
+    # modest among all frames on a graph that has lists, and absent where there are none
+    mixed, _ = generate_pairs(scratch_graph, 1500, seed=2)
+    share = sum(p.category == "listprop" for p in mixed) / len(mixed)
+    assert 0 < share < 0.1, share

@@ -21,6 +21,8 @@ existence or absence of a further relationship, and a *frame* — what the quest
     collect   a group key with the collected related keys         "For each category, list its products."
     compare   a property across two nodes, or arithmetic over two  "Which countries have a larger population
               numeric properties (``Compare``)                      than Germany?", "How much larger is …"
+    listprop  a list property's size ranked or summed, its elements "Which 5 countries have the most
+              as rows (UNWIND), counted or ranked (``Listed``)      languages?", "the 5 most common tags"
 
 Queries are sampled by walking the profile's sampled nodes and edges, so every filter value is
 taken from an entity on the walk and the conjunction of filters holds for at least that walk: most
@@ -38,7 +40,7 @@ from typing import Any
 
 from agent.core.errors import DataError
 from finetune.synth.cypher import ident, lit, num
-from finetune.synth.english import Noun, hop_role, is_adjacency, is_rank_one, plural, split_words
+from finetune.synth.english import Noun, hop_role, is_adjacency, is_rank_one, plural, singular, split_words
 from finetune.synth.profile import _MISSING, Label, Profile, Prop, Rel, is_number
 
 FRAMES: dict[str, float] = {
@@ -57,6 +59,7 @@ FRAMES: dict[str, float] = {
     "relprop": 3,
     "compare": 2,
     "relcompare": 2,
+    "listprop": 3,
 }
 """Every frame with its sampling weight. ``first`` and ``top`` (ORDER BY … LIMIT) were 7 and 9: LIMIT
 then closed 16 % of the pairs against 62 % of the packaged text2cypher rows (ORDER BY: 9 % against
@@ -72,6 +75,29 @@ ratio of two measures of one named entity, or the entities ranked by that ratio 
 with the highest population per area", the ratio beside each; added 2026-12-03: the countries tune half's
 "5 most densely populated countries" was wrong in every round, and no generated pair ordered by arithmetic).
 Until then 0.6 / 0.2 / 0.2 / 0."""
+
+LIST_KINDS = {
+    "size_top": 0.22,
+    "sum_size": 0.2,
+    "distinct_items": 0.2,
+    "distinct_lists": 0.06,
+    "item_rank": 0.18,
+    "items": 0.14,
+}
+"""What a ``listprop`` frame (added 2026-12-04 with weight 3, about 2.5 % of draws; no fit where the graph has
+no list property) asks of a list property of a node or a relationship (``Listed``): the entities (or the two
+ends of a relationship) ranked by the list's size (``size_top``: "Which 5 countries have the most
+languages?"), its size summed per group (``sum_size``: "the total number of roles of each person"), the number
+of different elements (``distinct_items``: ``UNWIND … count(DISTINCT x)``, "how many different roles"), the
+number of different lists (``distinct_lists``: ``count(DISTINCT r.roles)``, said "different combinations of
+roles"), the elements ranked by how often they occur (``item_rank``: ``UNWIND … RETURN x, count(*) AS n ORDER
+BY n DESC``) and the distinct elements (``items``: ``UNWIND … RETURN DISTINCT x``, "Which roles did Tom Hanks
+play?"). Until then a list property was only a condition (``'X' IN r.roles``, ``size(r.roles) > 1``) or
+returned whole, and round 12's movies models failed questions that need these (docs/BENCHMARKS.md, "Generator
+constructs that … does not write")."""
+LIST_PER_P = 0.5
+"""How often a ``distinct_items`` / ``distinct_lists`` count is asked per group ("for each person, how many
+different roles …") rather than of one entity or one set of them."""
 
 RELCOMPARE_KINDS = {"than": 0.4, "share": 0.25, "degree": 0.35}
 """What a ``relcompare`` frame asks: entities whose measure is above / below a related entity's of the same
@@ -357,6 +383,26 @@ class Related:
 
 
 @dataclass
+class Listed:
+    """A list property asked about as a list (the ``listprop`` frame, ``LIST_KINDS``): ``on`` "node" (node
+    ``index``'s) or "hop" (the relationship's). The entities returned are ``Query.returns``, a group
+    ``Query.group``; a ranking ``Query.order`` "agg" with ``limit``.
+
+    size_top:       ``RETURN f.key, size(x.p) AS numPs ORDER BY numPs DESC LIMIT k``
+    sum_size:       ``RETURN g.key, sum(size(x.p)) AS totalPs`` (ranked or not)
+    distinct_items: ``UNWIND x.p AS e RETURN [g.key,] count(DISTINCT e)``
+    distinct_lists: ``RETURN [g.key,] count(DISTINCT x.p)``
+    item_rank:      ``UNWIND x.p AS e RETURN e, count(*) AS n ORDER BY n DESC [LIMIT k]``
+    items:          ``UNWIND x.p AS e RETURN DISTINCT e``
+    """
+
+    kind: str
+    on: str
+    index: int
+    prop: Prop
+
+
+@dataclass
 class Query:
     frame: str
     nodes: list[Node]
@@ -383,6 +429,7 @@ class Query:
     cycle: bool = False  # hops 0 and 1 both join the focus to the same node ("… and … the same movie")
     compare: Compare | None = None  # the compare frame's comparison or arithmetic
     related: Related | None = None  # the relcompare frame's comparison along relationships
+    listed: Listed | None = None  # the listprop frame's list property
 
     # --- helpers -------------------------------------------------------------------------------------
     def anchored(self, i: int) -> Filter | None:
@@ -456,9 +503,15 @@ class Query:
             else:
                 kind = self.related.kind
                 out.append("aggregates_compared" if kind == "degree" else "cross_node_comparison")
+        if self.listed:
+            out.append(f"listprop:{self.listed.kind}")
+            if self.listed.kind in ("distinct_items", "item_rank", "items"):
+                out.append("unwind")
+            if self.listed.on == "hop":
+                out.append("relationship_property")
         if any(h.rel.self_loop and is_adjacency(h.rel.type) for h in self.hops):
             out.append("adjacency")
-        if any(f.prop.kind == "list" for f in self.filters) or any(
+        if any(f.prop.kind == "list" for f in self.filters) or self.listed or any(
             r.prop is not None and r.prop.kind == "list" for r in self.returns
         ):
             out.append("list_property")
@@ -794,6 +847,8 @@ def compile_cypher(q: Query) -> str:
         return _compare_cypher(q)
     if q.related is not None:
         return _related_cypher(q)
+    if q.listed is not None:
+        return _listed_cypher(q)
     text = _match(q) + _where(q)
     if q.dedupe_first:
         keep = sorted({q.nodes[0].var} | {q.nodes[g.index].var for g in q.group if g.on == "node"})
@@ -830,6 +885,77 @@ def compile_cypher(q: Query) -> str:
     text += " RETURN " + ", ".join([*keys, _agg_expr(q) + (f" AS {alias}" if named else "")])
     if q.order == "agg":
         text += f" ORDER BY {alias}{' DESC' if q.desc else ''}"
+    if q.limit:
+        text += f" LIMIT {q.limit}"
+    return text
+
+
+CYPHER_WORDS = frozenset(
+    {
+        "all", "and", "any", "as", "asc", "ascending", "by", "call", "case", "contains", "count", "create",
+        "delete", "desc", "descending", "detach", "distinct", "else", "end", "ends", "exists", "false",
+        "filter", "foreach", "in", "index", "is", "key", "limit", "match", "merge", "none", "not", "null",
+        "on", "optional", "or", "order", "remove", "return", "set", "single", "skip", "starts", "then",
+        "true", "union", "unwind", "when", "where", "with", "xor", "yield",
+    }
+)
+"""Words an unwound element's variable may not be."""
+
+
+def item_var(q: Query, p: Prop) -> str:
+    """The variable an element of list property ``p`` is unwound into: its name in the singular (``roles`` →
+    ``role``, ``spokenLanguages`` → ``spokenLanguage``); ``item`` where that is no free variable name."""
+    words = split_words(p.name)
+    last = singular(words[-1])
+    name = p.name[: len(p.name) - len(words[-1])] + last if p.name.lower().endswith(words[-1]) else ""
+    taken = {n.var for n in q.nodes} | {h.var for h in q.hops}
+    ok = re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", name or "") and last != words[-1]
+    if not ok or name.lower() in CYPHER_WORDS or name in taken:
+        return "item" if "item" not in taken else "element"
+    return name
+
+
+def list_alias(p: Prop, head: str) -> str:
+    """``numRoles``, ``totalRoles``: a list property's size (or its sum) as people name it."""
+    stem = "".join(w[:1].upper() + w[1:] for w in plural(" ".join(split_words(p.name))).split())
+    return head + re.sub(r"[^A-Za-z0-9]", "", stem)
+
+
+def _listed_cypher(q: Query) -> str:
+    """The listprop frame's Cypher (``Listed``)."""
+    L = q.listed
+    assert L is not None
+    x = expr(q, Ref(L.on, L.index, L.prop))
+    text = _match(q) + _where(q)
+    if L.kind == "size_top" and L.prop.nullable:  # a missing list has no size: not ranked first
+        text += (" AND " if " WHERE " in text else " WHERE ") + f"{x} IS NOT NULL"
+    keys = [expr(q, g) for g in q.group]
+    order = ""
+    if L.kind == "size_top":
+        alias = list_alias(L.prop, "num")
+        text += " RETURN " + ", ".join([*(expr(q, r) for r in q.returns), f"size({x}) AS {alias}"])
+        order = alias
+    elif L.kind == "sum_size":
+        alias = list_alias(L.prop, "total")
+        text += " RETURN " + ", ".join([*keys, f"sum(size({x})) AS {alias}"])
+        order = alias
+    elif L.kind in ("distinct_items", "distinct_lists"):
+        e = x
+        if L.kind == "distinct_items":
+            e = item_var(q, L.prop)
+            text += f" UNWIND {x} AS {e}"
+        count = f"count(DISTINCT {e})"
+        text += " RETURN " + ", ".join([*keys, count + (f" AS {list_alias(L.prop, 'num')}" if keys else "")])
+    elif L.kind == "item_rank":
+        e = item_var(q, L.prop)
+        n = "n" if all(nd.var != "n" for nd in q.nodes) else "times"
+        text += f" UNWIND {x} AS {e} RETURN {e}, count(*) AS {n}"
+        order = n
+    else:  # items
+        e = item_var(q, L.prop)
+        text += f" UNWIND {x} AS {e} RETURN DISTINCT {e}"
+    if q.order == "agg" and order:
+        text += f" ORDER BY {order}{' DESC' if q.desc else ''}"
     if q.limit:
         text += f" LIMIT {q.limit}"
     return text
@@ -890,6 +1016,8 @@ class Sampler:
             return self._compare()
         if frame == "relcompare":
             return self._relcompare()
+        if frame == "listprop":
+            return self._listprop()
         if frame == "relprop":
             hops = 1
         if frame in NUMERIC_FRAMES and hops == 0 and rng.random() < NUMERIC_HOP_P:
@@ -1809,6 +1937,165 @@ class Sampler:
             cache[key] = got
         return cache[key]
 
+    # --- listprop: a list property as a list --------------------------------------------------------------
+    def _list_owners(self) -> list[tuple[Label | Rel, Prop]]:
+        """Every label and relationship type with a list property of strings or numbers that some sampled
+        entity has non-empty."""
+        if hasattr(self, "_lists"):
+            return self._lists
+        out: list[tuple[Label | Rel, Prop]] = []
+        for lab in self.labels:
+            out += [
+                (lab, p) for p in lab.usable("list") if any(_items(d.get(p.name)) for d in lab.nodes.values())
+            ]
+        for r in self.P.rels:
+            if r.edges:
+                out += [(r, p) for p in r.usable("list") if any(_items(d.get(p.name)) for _, _, d in r.edges)]
+        self._lists = out
+        return out
+
+    def _listprop(self) -> Query | None:
+        """A list property asked about as a list (``Listed``, ``LIST_KINDS``)."""
+        rng = self.rng
+        owners = self._list_owners()
+        if not owners:
+            return None
+        kind = rng.choices(list(LIST_KINDS), weights=list(LIST_KINDS.values()))[0]
+        owner, p = rng.choice(owners)
+        q = self._list_rel(owner, p, kind) if isinstance(owner, Rel) else self._list_node(owner, p, kind)
+        if q is None:
+            return None
+        q.dedupe = False  # DISTINCT is the construct's own (items), never run.py's
+        for j, h in enumerate(q.hops):
+            h.var = "r" if q.listed is not None and q.listed.on == "hop" and j == q.listed.index else ""
+        if any(n.var == "r" for n in q.nodes) and any(h.var for h in q.hops):
+            return None
+        return q
+
+    def _list_rank(self, q: Query, k_choices: tuple[int, ...] = (1, 3, 5, 5, 10)) -> None:
+        q.order, q.desc, q.limit = "agg", self.rng.random() < 0.85, self.rng.choice(k_choices)
+
+    def _list_node(self, lab: Label, p: Prop, kind: str) -> Query | None:
+        """A node's list: "Which 5 countries have the most languages?", "the total number of languages of the
+        countries in each region", "the most common languages among countries in Europe"."""
+        rng = self.rng
+        have = [i for i, d in lab.nodes.items() if _items(d.get(p.name))]
+        q = Query("listprop", [Node(lab, lab.var, rng.choice(have))], style="key")
+        q.listed = Listed(kind, "node", 0, p)
+        counted = kind in ("distinct_items", "distinct_lists")
+        per = kind == "sum_size" or (counted and rng.random() < LIST_PER_P)
+        if per:  # grouped by a related node's key or a category of the focus
+            g = self._list_hop(q, keyed=True) if rng.random() < 0.7 else None
+            if g is None:
+                cats = [c for c in lab.usable("category") if q.nodes[0].data.get(c.name) is not None]
+                if not cats:
+                    return None
+                q.group = [Ref("node", 0, rng.choice(cats))]
+            else:
+                q.group = [Ref("node", g)]
+            if kind == "sum_size" and rng.random() < 0.5:
+                self._list_rank(q)
+        elif rng.random() < 0.35 and self._list_hop(q, keyed=True) is not None:
+            key = q.nodes[1].label.key
+            assert key is not None
+            q.filters.append(Filter("node", 1, key, "eq", q.nodes[1].data[key.name]))
+        if kind == "items" and not q.hops and not self._list_condition(q, 0):
+            return None  # every element of every node, or one node's list (asked by the lookup frame)
+        if kind != "items" and rng.random() < 0.3:
+            self._list_condition(q, 0)
+        if kind == "size_top":
+            if lab.key is None:
+                return None
+            q.returns = [Ref("node", 0)]
+            self._list_rank(q)
+        elif kind == "item_rank":
+            self._list_rank(q, (1, 3, 5, 5, 10, 0))
+        return q if not q.pinned(0) else None
+
+    def _list_hop(self, q: Query, keyed: bool) -> int | None:
+        """One hop from the focus along a sampled edge to a node with a key (node 1), or None."""
+        rng = self.rng
+        f = q.nodes[0]
+        options = [(r, o) for r, o in self.P.rels_at(f.label.label) if f.id in (r.out if o else r.inc)]
+        options = [(r, o) for r, o in options if not keyed or (r.end if o else r.start).key is not None]
+        options = [(r, o) for r, o in options if not r.self_loop]
+        if not options:
+            return None
+        r, o = rng.choice(options)
+        e = rng.choice((r.out if o else r.inc)[f.id])
+        other = r.end if o else r.start
+        oid = r.edges[e][1] if o else r.edges[e][0]
+        if other.key is None or other.nodes.get(oid, {}).get(other.key.name) not in other.unique_keys:
+            return None
+        q.nodes.append(Node(other, self._var(q, other), oid))
+        q.hops.append(Hop(0, 1, r, o, e))
+        return 1
+
+    def _list_condition(self, q: Query, i: int) -> bool:
+        """One condition on node ``i`` (not on the list itself, not naming it alone)."""
+        f = self._filter_on(q, "node", i)
+        if f is None or f.prop.kind in ("list", "key") or (q.listed and f.prop is q.listed.prop):
+            return False
+        q.filters.append(f)
+        if q.pinned(i):
+            q.filters.pop()
+            return False
+        return True
+
+    def _list_rel(self, r: Rel, p: Prop, kind: str) -> Query | None:
+        """A relationship's list: "Which 5 people had the most roles in one movie?", "the total number of
+        roles of each person", "How many different roles did Tom Hanks play?", "the most common roles"."""
+        rng = self.rng
+        out = rng.random() < 0.6  # the focus is the pattern's start (the actor), else its end (the movie)
+        focus, other = (r.start, r.end) if out else (r.end, r.start)
+        edges = [e for e, (_, _, d) in enumerate(r.edges) if _items(d.get(p.name))]
+        if not edges or focus.key is None:
+            return None
+        e = rng.choice(edges)
+        a, b, _ = r.edges[e]
+        fid, oid = (a, b) if out else (b, a)
+        q = Query("listprop", [Node(focus, focus.var, fid)], style="key")
+        q.nodes.append(Node(other, self._var(q, other), oid))
+        q.hops.append(Hop(0, 1, r, out, e))
+        q.listed = Listed(kind, "hop", 0, p)
+        counted = kind in ("distinct_items", "distinct_lists")
+        anchor_f = self._filter_on(q, "node", 0, anchor=True)
+        anchor_o = self._filter_on(q, "node", 1, anchor=True)
+        # An entity named or a condition said of the far end reads as the focus's whole list ("the roles of
+        # people who acted in Apollo 13" are all their roles): the far end is said with the focus only where
+        # the question names its place ("in a single movie", "across the movies they acted in", "the most
+        # roles in Apollo 13"); otherwise only the focus is named or conditioned.
+        far = False
+        if kind == "size_top":
+            if anchor_o is not None and rng.random() < 0.5:  # "Which 3 people have the most roles in X?"
+                q.filters.append(anchor_o)
+                q.returns = [Ref("node", 0)]
+            else:  # the pairs: "Which 5 people had the most roles in a single movie, and in which movie?"
+                if other.key is None:
+                    return None
+                q.returns = [Ref("node", 0), Ref("node", 1)]
+                far = True
+            self._list_rank(q)
+        elif kind == "sum_size" or (counted and rng.random() < LIST_PER_P):
+            q.group = [Ref("node", 0)]
+            far = True
+            if kind == "sum_size" and rng.random() < 0.5:
+                self._list_rank(q)
+        elif kind in ("distinct_items", "distinct_lists", "items"):
+            if anchor_f is None:
+                return None
+            q.filters.append(anchor_f)
+            far = True
+        else:  # item_rank
+            self._list_rank(q, (1, 3, 5, 5, 10, 0))
+        if kind != "items" and rng.random() < 0.3:
+            free = [i for i in ((0, 1) if far else (0,)) if not q.anchored(i)]
+            if free:
+                self._list_condition(q, rng.choice(free))
+        if q.group and q.pinned(0):
+            return None
+        return q
+
     def _frame_relprop(self, q: Query) -> bool:
         """A property of the relationship between two entities: "What roles did Tom Hanks have in …"."""
         if not q.hops:
@@ -1844,6 +2131,13 @@ class Sampler:
             p for p in lab.usable("number", "category", "date", "datetext", "numtext") if p is not exclude
         ]
         return self.rng.choice(props) if props else None
+
+
+def _items(v: Any) -> list[Any]:
+    """The usable elements of a list value (strings that say something, numbers)."""
+    if not isinstance(v, (list, tuple)):
+        return []
+    return [x for x in v if (isinstance(x, str) and x.strip()) or (is_number(x) and not isinstance(x, bool))]
 
 
 def _prune(q: Query) -> None:
@@ -1942,6 +2236,7 @@ __all__ = [
     "Exists",
     "Filter",
     "Hop",
+    "Listed",
     "Node",
     "Query",
     "Ref",

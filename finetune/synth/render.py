@@ -2262,3 +2262,277 @@ class Renderer:
                 f"Show {each} together with the {x} that {v.takes(True, obj)}.",
             ]
         )
+
+    # --- listprop: a list property as a list ------------------------------------------------------------
+    def _across(self, q: Query, subject: str, many: bool) -> str:
+        """The relationship's other ends seen from the focus, for a list on the relationship: "the movies they
+        acted in" (outward), "the people who acted in it" (inward); ``subject`` is the focus as said ("they",
+        "it" or its name; said by its pronoun as an object)."""
+        h = q.hops[0]
+        v = h.rel.verb
+        other = self.np(q, 1)
+        if h.outward:
+            that = "that " if self.rng.random() < 0.5 or not _bare(q, 1) else ""
+            return f"the {other} {that}{subject} {v.finite(many)}"
+        obj = {"they": "them", "it": "it"}.get(subject, "them" if self.noun(q, 0).person else "it")
+        return f"the {other} {self.noun(q, 1).rel} {v.takes(True, obj)}"
+
+    def _pronoun(self, q: Query) -> tuple[str, bool]:
+        """The focus said again after its name: ("they", True) for people, ("it", False) for things."""
+        return ("they", True) if self.noun(q, 0).person else ("it", False)
+
+    def _list_size_in(self, q: Query, items: str, k: int, most: str) -> str:
+        """The entities ranked by the size of their list on the relationship with a named one: "Which 3 people
+        have the most roles in Apollo 13?" (the named one is the end), "In which movie does Tom Hanks have the
+        most roles?" (the start)."""
+        a = self.anchor(q, 1)
+        n = self.noun(q, 0)
+        said = self.np(q, 0, plural_=k != 1, skip_hop=0, skipped_filters=True)  # its conditions too
+        things = said if k == 1 else f"{k} {said}"
+        if not q.hops[0].outward:  # the named one starts the pattern: "In which movie does Tom Hanks have …"
+            return self.pick(
+                [
+                    f"In which {things} does {a} have the {most} {items}?",
+                    f"Which {things} does {a} have the {most} {items} in?",
+                    f"For which {things} does {a} have the {most} {items}?",
+                ]
+            )
+        prep = self.pick(["in", "for"])
+        which = "Who" if k == 1 and n.person and not self._has_mods(q, 0) and self.rng.random() < 0.5 else (
+            f"Which {things}"
+        )
+        return self.pick(
+            [
+                f"{which} {'has' if k == 1 else 'have'} the {most} {items} {prep} {a}?",
+                f"List the {things} with the {most} {items} {prep} {a}.",
+            ]
+        )
+
+    def _list_each(self, q: Query) -> tuple[str, str, bool]:
+        """("each person", the pronoun the focus is said by after it, plural pronoun)."""
+        each = self.np(q, 0, plural_=False, skip_hop=0, det="each") if q.hops else self.np(q, 0, det="each")
+        person = self.noun(q, 0).person
+        return each, ("they" if person else "it"), person
+
+    def _q_listprop(self, q: Query) -> str:
+        L = q.listed
+        assert L is not None
+        p = L.prop
+        items = self.pname_plural(p)
+        item = singular(p.words)
+        on_hop = L.on == "hop"
+        k = q.limit or 0
+        most = "most" if q.desc else "fewest"
+        if L.kind == "size_top":
+            if on_hop and len(q.returns) == 2:  # the pairs, from the pattern's start: "people … in a movie"
+                si = 0 if q.hops[0].outward else 1
+                f, o = self.noun(q, si), self.noun(q, 1 - si)
+                fx = (self.np(q, 0, plural_=k != 1, skip_hop=0, skipped_filters=True) if si == 0
+                      else self.np(q, 1, plural_=k != 1))
+                ox = (self.np(q, 1, plural_=False) if si == 0
+                      else self.np(q, 0, plural_=False, skip_hop=0, skipped_filters=True))
+                prep = self.pick(["in", "for"])
+                if k == 1:
+                    opts = [
+                        f"Which {fx} has the {most} {items} {prep} a single {ox}, and {prep} which "
+                        f"{o.singular}?",
+                        f"Which {f.singular}-{o.singular} pair has the {most} {items}?",
+                    ]
+                else:
+                    opts = [
+                        f"Which {k} {fx} have the {most} {items} {prep} a single {ox}, and {prep} which "
+                        f"{o.plural}?",
+                        f"List the {k} {f.singular}-{o.singular} pairs with the {most} {items}.",
+                        f"Top {k} pairs of {article(f.singular)} and {article(o.singular)} by number of "
+                        f"{items}"
+                        + ("" if q.desc else " (fewest first)"),
+                    ]
+                if self._has_mods(q, 0) or self._has_mods(q, 1):
+                    opts = opts[:1]  # conditions are said in the noun phrases of the first form only
+                return self.pick(opts)
+            if on_hop and q.anchored(1):  # the place of the list named: "the most roles in Apollo 13"
+                return self._list_size_in(q, items, k, most)
+            bare = not self._has_mods(q, 0) and not q.hops  # "with the most" after a clause reads as its
+            if k == 1:
+                one = self.np(q, 0, plural_=False)
+                opts = [f"Which {one} has the {most} {items}?", f"Among the {self.np(q, 0)}, which has the "
+                        f"{most} {items}?"]
+                if bare:
+                    opts += [
+                        f"What is the {one} with the {most} {items}?",
+                        f"Find the {one} with the {most} {items}, and how many it has.",
+                    ]
+                    if q.desc:
+                        opts.append(f"Which {one} has the longest list of {items}?")
+                return self.pick(opts)
+            np_text = self.np(q, 0)
+            opts = [
+                f"Which {k} {np_text} have the {most} {items}?",
+                f"Among the {np_text}, which {k} have the {most} {items}?",
+            ]
+            if bare:
+                opts += [
+                    f"List the {k} {np_text} with the {most} {items}.",
+                    f"What are the {k} {np_text} with the {most} {items}, and how many does each have?",
+                    f"Top {k} {np_text} by number of {items}" + ("" if q.desc else " (fewest first)"),
+                ]
+            return self.pick(opts)
+        if L.kind == "sum_size":
+            return self._list_sum(q, items, k, most)
+        if L.kind in ("distinct_items", "distinct_lists"):
+            return self._list_distinct(q, items, item)
+        if L.kind == "item_rank":
+            np_text = self.np(q, 0)
+            common = self.pick(["most common", "most frequent"] if q.desc else ["least common", "rarest"])
+            if k == 1:
+                return self.pick(
+                    [
+                        f"What is the {common} {item} among {np_text}?",
+                        f"Which {item} occurs most often among {np_text}?"
+                        if q.desc
+                        else f"Which {item} occurs least often among {np_text}?",
+                        f"Find the {common} {item} of {np_text}.",
+                    ]
+                )
+            if k:
+                return self.pick(
+                    [
+                        f"What are the {k} {common} {items} among {np_text}?",
+                        f"Which {k} {items} occur {'most' if q.desc else 'least'} often among {np_text}?",
+                        f"List the {k} {common} {items} of {np_text} and how often each occurs.",
+                    ]
+                )
+            first = "most common first" if q.desc else "least common first"
+            return self.pick(
+                [
+                    f"How many times does each {item} occur among {np_text}? Sort them {first}.",
+                    f"List every {item} of {np_text} with how often it occurs, {first}.",
+                    f"Count how often each {item} appears among {np_text}, {first}.",
+                ]
+            )
+        return self._of_owners(  # items: the distinct elements
+            q,
+            [
+                f"Which {items} does {{a}} have across {{across}}?",
+                f"What are the different {items} of {{a}} across {{across}}?",
+                f"List the distinct {items} {{a}} has across {{across}}.",
+            ],
+            [
+                f"Which {items} do {{np}} have?",
+                f"List the distinct {items} of {{np}}.",
+                f"What are the different {items} among {{np}}?",
+            ],
+        )
+
+    def _of_owners(self, q: Query, named: list[str], unnamed: list[str]) -> str:
+        """One of ``named`` (a template of ``{a}``, the named focus, and ``{across}``, the other ends of its
+        relationships) where the list is on the relationships of one named entity, else one of ``unnamed`` (of
+        ``{np}``, the focus's noun phrase)."""
+        L = q.listed
+        assert L is not None
+        if L.on == "hop" and q.anchored(0):
+            a = self.anchor(q, 0)
+            across = self._across(q, *self._pronoun(q))
+            return self.pick([t.format(a=a, across=across) for t in named])
+        np_text = self.np(q, 0)
+        return self.pick([t.format(np=np_text) for t in unnamed])
+
+    def _list_sum(self, q: Query, items: str, k: int, most: str) -> str:
+        """A list's size summed per group: "the total number of roles of each person across the movies they
+        acted in", "the number of languages summed over the countries of each region"."""
+        if q.listed is not None and q.listed.on == "hop":
+            each, it, many = self._list_each(q)
+            across = self._across(q, it if not many else "they", many)
+            if k:
+                them = "their" if many else "its"
+                groups = self.np(q, 0, plural_=k != 1, skip_hop=0, skipped_filters=True)
+                across_k = self._across(q, "they" if k != 1 or many else "it", k != 1 or many)
+                if k == 1:
+                    return self.pick(
+                        [
+                            f"Which {groups} has the {most} {items} in total across {across_k}?",
+                            f"Find the {groups} with the {most} {items} summed over all {them} "
+                            f"{self.noun(q, 1).plural}.",
+                        ]
+                    )
+                return self.pick(
+                    [
+                        f"Which {k} {groups} have the {most} {items} in total across {across_k}?",
+                        f"Top {k} {groups} by total number of {items}"
+                        + ("" if q.desc else " (fewest first)"),
+                        f"List the {k} {groups} with the highest total number of {items}."
+                        if q.desc
+                        else f"List the {k} {groups} with the lowest total number of {items}.",
+                    ]
+                )
+            return self.pick(
+                [
+                    f"What is the total number of {items} of {each} across {across}?",
+                    f"For {each}, how many {items} are there in total across {across}?",
+                    f"For {each}, add up the number of {items} over {across}.",
+                    f"How many {items} does {each} have in total, summed over {across}?",
+                ]
+            )
+        x, each, groups, _ = self._group_parts(q)
+        g = each[5:]
+        if k:
+            if k == 1:
+                return f"Which {self._singular_groups(q, groups)} has the {most} {items} summed over its {x}?"
+            return self.pick(
+                [
+                    f"Which {k} {groups} have the {most} {items} summed over their {x}?",
+                    f"Top {k} {groups} by the total number of {items} of their {x}"
+                    + ("" if q.desc else " (fewest first)"),
+                ]
+            )
+        return self.pick(
+            [
+                f"For {each}, what is the number of {items} summed over its {x}?",
+                f"What is the total number of {items} of the {x} per {g}, adding up each one's {items}?",
+                f"Sum the number of {items} of the {x} for {each}.",
+            ]
+        )
+
+    def _list_distinct(self, q: Query, items: str, item: str) -> str:
+        """How many different elements (``distinct_items``) or different lists (``distinct_lists``)."""
+        L = q.listed
+        assert L is not None
+        lists = L.kind == "distinct_lists"
+        what = (
+            self.pick([f"different combinations of {items}", f"distinct lists of {items}",
+                       f"different lists of {items}"])
+            if lists
+            else self.pick([f"different {items}", f"distinct {items}", f"unique {items}"])
+        )
+        if q.group:
+            if L.on == "hop":
+                each, it, many = self._list_each(q)
+                across = self._across(q, "they" if many else it, many)
+                return self.pick(
+                    [
+                        f"For {each}, how many {what} are there across {across}?",
+                        f"How many {what} does {each} have across {across}?",
+                        f"Count the {what} of {each} over {across}.",
+                    ]
+                )
+            x, each, groups, _ = self._group_parts(q)
+            return self.pick(
+                [
+                    f"For {each}, how many {what} do its {x} have?",
+                    f"How many {what} are there among the {x} of {each}?",
+                    f"Number of {what} of {x} per {each[5:]}",
+                ]
+            )
+        return self._of_owners(
+            q,
+            [
+                f"How many {what} does {{a}} have across {{across}}?",
+                f"Count the {what} of {{a}} over {{across}}.",
+                f"What is the number of {what} {{a}} has across {{across}}?",
+            ],
+            [
+                f"How many {what} do {{np}} have?",
+                f"How many {what} are there among {{np}}?",
+                f"Count the {what} of {{np}}.",
+            ],
+        )

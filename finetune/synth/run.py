@@ -151,7 +151,11 @@ class Checker:
             return None, "too_many_rows", 0, n[0]
         if says_nothing(res.rows):
             return None, "no_information", 0, n[0]
-        ranked = q.frame in ("top", "first") or (q.compare is not None and q.compare.kind == "rank")
+        ranked = (
+            q.frame in ("top", "first")
+            or (q.compare is not None and q.compare.kind == "rank")
+            or (q.listed is not None and q.order is not None)
+        )
         if q.limit and len(res.rows) < q.limit and ranked and q.limit > 1:
             return None, "fewer_than_limit", 0, n[0]
         if q.order is not None and q.limit:
@@ -163,7 +167,8 @@ class Checker:
                 return None, "error", 0, n[0]
             if len(pr.rows) > k and pr.rows[k - 1][-1] == pr.rows[k][-1]:
                 return None, "tie_at_limit", 0, n[0]
-        if q.group and q.agg and q.agg.func != "collect" and len(res.rows) < 2 and not q.limit:
+        if q.group and (q.agg or q.listed) and (not q.agg or q.agg.func != "collect") and len(res.rows) < 2 \
+                and not q.limit:
             return None, "single_group", 0, n[0]
         return q, "kept", len(res.rows), n[0]
 
