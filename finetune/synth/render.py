@@ -2405,7 +2405,7 @@ class Renderer:
             first = "most common first" if q.desc else "least common first"
             return self.pick(
                 [
-                    f"How many times does each {item} occur among {np_text}? Sort them {first}.",
+                    f"How many times does each {item} occur among {np_text}, {first}?",
                     f"List every {item} of {np_text} with how often it occurs, {first}.",
                     f"Count how often each {item} appears among {np_text}, {first}.",
                 ]
