@@ -14,7 +14,7 @@ from agent.core.errors import GraphUnavailable
 from agent.core.prompt import ErrorFeedback, Example
 from agent.graph import FEW_SHOT_CANDIDATES, CypherAgent, build_graph
 from agent.models.base import Generation, ScriptedGenerator
-from agent.state import State, VotedRun
+from agent.state import Attempt, State, VotedRun
 
 COUNT_CUSTOMERS = "MATCH (c:Customer) RETURN count(c) AS customers"
 
@@ -433,6 +433,27 @@ def test_module_level_graph_is_compiled():
         "give_up",
     }
 
+
+
+def test_a_router_reads_the_state_as_langgraph_would_have_left_it():
+    """The routers run in their node's task (``routed``): the state they read is the node's update applied
+    with the fields' reducers, as a conditional edge would have read it."""
+    first = Attempt(attempt=1, cypher="A", raw="A", error="bad", stage="validate", fixes=[], row_count=None)
+    second = Attempt(attempt=2, cypher="B", raw="B", error=None, stage="execute", fixes=[], row_count=1)
+    state = State(question="q", loop_step=1, attempts=[first], timings={"validate": 1.0}, error="bad")
+    after = agent_graph.updated(state, {"loop_step": 1, "attempts": [second], "error": None,
+                                        "timings": {"validate": 0.5, "execute": 2.0}})
+    assert (after.loop_step, after.attempts, after.error) == (2, [first, second], None)
+    assert after.timings == {"validate": 1.5, "execute": 2.0} and after.question == "q"
+    assert (state.loop_step, state.attempts, state.error) == (1, [first], "bad")  # the node's input stands
+
+
+def test_the_routed_nodes_draw_their_branches():
+    edges = {(e.source, e.target) for e in build_graph().get_graph().edges}
+    assert {("check_scope", "retrieve"), ("check_scope", "__end__"), ("generate", "vote"),
+            ("generate", "validate"), ("validate", "execute"), ("validate", "correct"),
+            ("validate", "give_up"), ("execute", "assess"), ("assess", "answer"),
+            ("give_up", "__end__")} <= edges
 
 # --- the real default model -----------------------------------------------------------------------------
 def test_end_to_end_with_the_real_default_model(shop, settings):
