@@ -199,6 +199,15 @@ GPU_RUN_LATENCY_EVALS="128/1,128/8,128/8:eval_asks_while_writing=1,128/8:eval_as
 settled rows; the decoding thread's starvation under the streamed eval's workers: BENCHMARKS says which);
 then, as the budget allows, countries (names) and northwind again: the wording, the six repairs and the
 restyle built after round 14 are untrained and unmeasured on a GPU.
+Round 15 (2026-12-04, three leases, 1,659 s used) ran that, without northwind: movies 39.3 / 41.8 %, the evals
+(3 graph captures in each call: the warm-up's decoders were for 128 questions, the eval asked 100), countries
+(names) 56 / 58 %; then, after a40e183 (the eval warms up on its own chunks), two repairs and the ``listprop``
+frame: GPU_RUN_GRAPHS=movies ``model setup`` and ``index train:movies ablate:movies`` (41.6 / 42.4 %, report
+half 40.0 / 41.2 %), and ``model`` + ``evals:movies`` twice (no capture in a call; one worker asking while the
+call writes: 55.6 / 58.8 / 45.5 questions/s); docs/BENCHMARKS.md A, "Round 15". The tree grew past what
+fits beside .gpu/m1: move docs/benchmarks/gpu and docs/benchmarks/cpu out of the checkout before the m1 / m2
+calls (and back after: a folder a merge made meanwhile takes the moved one inside it). Next round: northwind
+with today's code (last in round 14), and ``latency:movies`` (the single stream with 2a4eb5c's routers).
 
 Trainings side by side bought nothing on 2026-12-02: two ran at 65k + 63k tokens/s, one
 alone at 140k, and a third ran out of memory (docs/BENCHMARKS.md, A, round 2). Evaluations side by side
