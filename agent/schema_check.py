@@ -62,6 +62,7 @@ is never refused because the checker did not understand it. The database's EXPLA
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,22 +107,26 @@ class SchemaCheck:
         return " ".join(self.errors)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Node:
     var: str | None
-    labels: list[str]
-    props: list[str]
+    labels: tuple[str, ...]
+    props: tuple[str, ...]
     span: tuple[int, int]
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Rel:
     var: str | None
-    types: list[str]
-    props: list[str]
+    types: tuple[str, ...]
+    props: tuple[str, ...]
     direction: str  # "->", "<-", "--"
     span: tuple[int, int]
     var_length: bool = False  # ``*``, ``*1..3``: a path, not one relationship
+
+
+Chain = tuple[_Node | _Rel, ...]
+"""A pattern as ``_parse_chains`` reads it: node (relationship node)*."""
 
 
 def check_cypher(cypher: str, schema: GraphSchema, repair: bool = True) -> SchemaCheck:
@@ -219,7 +224,7 @@ def repair_names(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
                     new = next(iter(between)) if len(between) == 1 else _closest(typ, between or types)
                     if new:
                         replace_in(rel.span, typ, new, "relationship type")
-                elif (rel.types != [typ] or rel.var_length or not a or not b or not (a | b) <= labels
+                elif (rel.types != (typ,) or rel.var_length or not a or not b or not (a | b) <= labels
                       or any((p.start in a and p.end in b) or (p.start in b and p.end in a)
                              for p in schema.patterns if p.type == typ)):
                     continue  # fine, or the direction check's to flip, or not for the schema to decide
@@ -291,7 +296,7 @@ def bind_free_vars(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
                 or len(owners) != 1 or owners[0] in in_query):
             continue  # bound otherwise (an alias, a list's element), a function, or not for the schema
         label, first = owners[0], min(m.start() for m in accesses)
-        hangs: dict[str, tuple[list[_Node | _Rel], list[Pattern]]] = {}  # node → its pattern, joins
+        hangs: dict[str, tuple[Chain, list[Pattern]]] = {}  # node → its pattern, joins
         for chain in chains:
             if chain[0].span[0] > first or not _in_match(masked, chain):
                 continue
@@ -317,7 +322,7 @@ def bind_free_vars(cypher: str, schema: GraphSchema) -> tuple[str, list[str]]:
     return _apply(cypher, edits), fixes
 
 
-def _sees(clauses: list[tuple[str, int, int]], bound_at: int, used_at: int) -> bool:
+def _sees(clauses: tuple[tuple[str, int, int], ...], bound_at: int, used_at: int) -> bool:
     """Whether a variable a ``MATCH`` binds at ``bound_at`` is still defined at ``used_at``: no ``UNION``
     between them, and no ``WITH`` but the clause that holds ``used_at``."""
     between = [(word, at) for word, at, _ in clauses if bound_at <= at < used_at]
@@ -463,7 +468,7 @@ def _relabel_free_end(
 
 def _move_hop(
     masked: str,
-    chain: list[_Node | _Rel],
+    chain: Chain,
     i: int,
     label_map: dict[str, str],
     var_labels: dict[str, set[str]],
@@ -502,7 +507,7 @@ def _move_hop(
                  f":{'|:'.join(sorted(labels[at]))} by it, not :{'|:'.join(sorted(labels[leaves]))})")
 
 
-def _in_match(masked: str, chain: list[_Node | _Rel]) -> bool:
+def _in_match(masked: str, chain: Chain) -> bool:
     """Whether ``chain`` is a pattern of a ``MATCH`` clause's own (not a path's, nor a test's in a ``WHERE``):
     one more pattern may follow it after a comma."""
     before = masked[:chain[0].span[0]]
@@ -531,7 +536,7 @@ def _is_free(masked: str, node: _Node, label: str, schema: GraphSchema) -> bool:
 
 def _hoist_rel_props(
     masked: str,
-    chains: list[list[_Node | _Rel]],
+    chains: tuple[Chain, ...],
     var_labels: dict[str, set[str]],
     schema: GraphSchema,
     edits: dict[tuple[int, int], str],
@@ -587,7 +592,7 @@ def _hoist_rel_props(
 
 def _hoist_neighbour_props(
     masked: str,
-    chains: list[list[_Node | _Rel]],
+    chains: tuple[Chain, ...],
     var_labels: dict[str, set[str]],
     schema: GraphSchema,
     edits: dict[tuple[int, int], str],
@@ -654,13 +659,13 @@ def _label_props(schema: GraphSchema, label: str) -> set[str]:
     return {p.name for p in entry.properties} if entry is not None else set()
 
 
-def _neighbour_var(chains: list[list[_Node | _Rel]], var: str, rtype: str, label: str) -> str | None:
+def _neighbour_var(chains: tuple[Chain, ...], var: str, rtype: str, label: str) -> str | None:
     """The variable of a ``label`` node joined to ``var`` by ``rtype`` in the query, if there is one."""
     for chain in chains:
         for i in range(1, len(chain) - 1, 2):
             rel, left, right = chain[i], chain[i - 1], chain[i + 1]
             assert isinstance(rel, _Rel) and isinstance(left, _Node) and isinstance(right, _Node)
-            if rel.types == [rtype]:
+            if rel.types == (rtype,):
                 for a, b in ((left, right), (right, left)):
                     if a.var == var and b.var and label in b.labels:
                         return b.var
@@ -677,7 +682,7 @@ def _steps(rel: str, other: str, node_is_start: bool) -> tuple[str, str]:
 
 
 def _extend_chain(
-    chains: list[list[_Node | _Rel]], var: str, after: str, before: str, edits: dict[tuple[int, int], str]
+    chains: tuple[Chain, ...], var: str, after: str, before: str, edits: dict[tuple[int, int], str]
 ) -> bool:
     """Write ``after`` behind ``var``'s node where it ends a chain, or ``before`` where it starts one
     (``_steps`` writes both)."""
@@ -697,21 +702,21 @@ def _rel_props(schema: GraphSchema, rtype: str) -> set[str]:
     return {p.name for p in entry.properties} if entry is not None else set()
 
 
-def _rels_next_to(chains: list[list[_Node | _Rel]], var: str, rtype: str) -> list[_Rel]:
+def _rels_next_to(chains: tuple[Chain, ...], var: str, rtype: str) -> list[_Rel]:
     """The ``rtype`` relationships (of that type alone) written next to the node ``var``."""
     found = []
     for chain in chains:
         for i in range(1, len(chain) - 1, 2):
             rel, left, right = chain[i], chain[i - 1], chain[i + 1]
             assert isinstance(rel, _Rel) and isinstance(left, _Node) and isinstance(right, _Node)
-            if rel.types == [rtype] and var in (left.var, right.var):
+            if rel.types == (rtype,) and var in (left.var, right.var):
                 found.append(rel)
     return found
 
 
 def _bind_rel(
     masked: str,
-    chains: list[list[_Node | _Rel]],
+    chains: tuple[Chain, ...],
     var: str,
     rtype: str,
     join: Pattern,
@@ -779,7 +784,7 @@ def _check(cypher: str, schema: GraphSchema) -> SchemaCheck:
 
 def _check_directions(
     cypher: str,
-    chains: list[list[_Node | _Rel]],
+    chains: tuple[Chain, ...],
     var_labels: dict[str, set[str]],
     schema: GraphSchema,
     fixes: list[str],
@@ -849,6 +854,14 @@ def used_names(cypher: str) -> tuple[set[str], set[str]]:
     return types, props
 
 
+PARSE_CACHE_SIZE = 64
+"""How many query texts ``mask`` and ``_parse_chains`` remember (least recently used go): one check masks and
+parses its query in each of its dozen passes, and nearly every pass hands the next the text unchanged. Room
+for the vote's threads checking side by side; far fewer than a benchmark's queries, so a pass over them
+meets none from the pass before."""
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def mask(cypher: str) -> str:
     """The query with string-literal contents and comments replaced by spaces/underscores (same offsets)."""
     out = STRING.sub(lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], cypher)
@@ -859,21 +872,26 @@ def _unquote(name: str) -> str:
     return name[1:-1] if name.startswith("`") and name.endswith("`") else name
 
 
-def _names(expr: str) -> list[str]:
-    return [_unquote(x) for x in re.findall(_IDENT, expr or "")]
+IDENT = re.compile(_IDENT)
 
 
-def _map_keys(props: str | None) -> list[str]:
+def _names(expr: str) -> tuple[str, ...]:
+    return tuple(_unquote(x) for x in IDENT.findall(expr or ""))
+
+
+def _map_keys(props: str | None) -> tuple[str, ...]:
     if not props:
-        return []
+        return ()
     inner = props.strip()[1:-1]
     # Keys are identifiers followed by ':' at the start or after a comma (values are masked strings etc.).
-    return [_unquote(m.group("key")) for m in MAP_KEY.finditer("," + inner)]
+    return tuple(_unquote(m.group("key")) for m in MAP_KEY.finditer("," + inner))
 
 
-def _parse_chains(masked: str) -> list[list[_Node | _Rel]]:
-    """Sequences node (rel node)* found in the masked query."""
-    chains: list[list[_Node | _Rel]] = []
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parse_chains(masked: str) -> tuple[Chain, ...]:
+    """Sequences node (rel node)* found in the masked query (shared by every caller with the same text, so
+    immutable: tuples of frozen ``_Node`` and ``_Rel``)."""
+    chains: list[Chain] = []
     pos = 0
     while True:
         m = NODE.search(masked, pos)
@@ -891,8 +909,8 @@ def _parse_chains(masked: str) -> list[list[_Node | _Rel]]:
             chain.append(_rel(r))
             chain.append(_node(n))
             pos = n.end()
-        chains.append(chain)
-    return chains
+        chains.append(tuple(chain))
+    return tuple(chains)
 
 
 def _skip_ws(text: str, pos: int) -> int:
@@ -902,10 +920,8 @@ def _skip_ws(text: str, pos: int) -> int:
 
 
 def _node(m: re.Match[str]) -> _Node:
-    labels = [x for x in _names(m.group("labels"))]
-    return _Node(
-        _unquote(m.group("var")) if m.group("var") else None, labels, _map_keys(m.group("props")), m.span()
-    )
+    return _Node(_unquote(m.group("var")) if m.group("var") else None, _names(m.group("labels")),
+                 _map_keys(m.group("props")), m.span())
 
 
 def _rel(m: re.Match[str]) -> _Rel:
@@ -952,7 +968,7 @@ def _show(left: set[str], rel: _Rel, right: set[str]) -> str:
     return node(left) + mid + node(right)
 
 
-def _bindings(chains: list[list[_Node | _Rel]]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+def _bindings(chains: tuple[Chain, ...]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """Each node variable of the patterns → its labels, each relationship variable → its types."""
     var_labels: dict[str, set[str]] = {}
     var_types: dict[str, set[str]] = {}
@@ -1022,6 +1038,7 @@ TOP_CLAUSE = re.compile(
     r"(?<![.`])\b(?:OPTIONAL\s+MATCH|MATCH|WHERE|WITH|RETURN|UNWIND|ORDER\s+BY|SKIP|LIMIT|UNION|CALL)\b",
     re.IGNORECASE,
 )
+SPACES = re.compile(r"\s+")
 PATTERN_LIST = re.compile(r"\[\s*(?:[A-Za-z_]\w*\s*=\s*)?\(")
 KEY_PROP = re.compile(rf"(?P<var>{_IDENT})\.{_IDENT}(?:\s+AS\s+{_IDENT})?", re.IGNORECASE)
 
@@ -1198,7 +1215,7 @@ def _drop_pinned_columns(cypher: str, fixes: list[str]) -> str:
     return cypher[:items[0][0]] + ", ".join(kept) + cypher[items[-1][1]:]
 
 
-def _pins(masked: str, clauses: list[tuple[str, int, int]], before: int) -> set[tuple[str, str]]:
+def _pins(masked: str, clauses: tuple[tuple[str, int, int], ...], before: int) -> set[tuple[str, str]]:
     """``(variable, property)`` pairs the query before offset ``before`` pins to one literal, where every
     ``WITH`` between the pin and ``before`` carries the variable as it is (see ``_drop_pinned_columns``)."""
     pins: set[tuple[str, str]] = set()
@@ -1241,7 +1258,7 @@ def _pins(masked: str, clauses: list[tuple[str, int, int]], before: int) -> set[
 
 def _counts_only(
     masked: str,
-    clauses: list[tuple[str, int, int]],
+    clauses: tuple[tuple[str, int, int], ...],
     end: tuple[_Node, _Rel, _Node, _Node, tuple[int, int]],
     uses: Callable[[str | None], list[re.Match[str]]],
 ) -> list[re.Match[str]]:
@@ -1448,7 +1465,7 @@ def _count_own_group(cypher: str, fixes: list[str]) -> str:
     return _apply(cypher, edits)
 
 
-def _neighbour(chains: list[list[_Node | _Rel]], var: str) -> str | None:
+def _neighbour(chains: tuple[Chain, ...], var: str) -> str | None:
     """The named node next to ``var``'s in the first pattern that binds it (the one after it first)."""
     for chain in chains:
         at = next((i for i, x in enumerate(chain) if isinstance(x, _Node) and x.var == var), None)
@@ -1476,14 +1493,19 @@ def _count_subqueries(cypher: str, fixes: list[str]) -> str:
     return _apply(cypher, edits)
 
 
-def _top_clauses(masked: str) -> list[tuple[str, int, int]]:
-    """(keyword, start, end of the keyword) of each clause outside brackets."""
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _top_clauses(masked: str) -> tuple[tuple[str, int, int], ...]:
+    """(keyword, start, end of the keyword) of each clause outside brackets (as many closed as opened before
+    it; counted on from the keyword before). Remembered like ``_parse_chains``, hence a tuple."""
     out = []
+    depth, counted = 0, 0
     for m in TOP_CLAUSE.finditer(masked):
-        before = masked[:m.start()]
-        if sum(map(before.count, "([{")) == sum(map(before.count, ")]}")):
-            out.append((re.sub(r"\s+", " ", m.group(0)).upper(), m.start(), m.end()))
-    return out
+        since = masked[counted:m.start()]
+        depth += sum(map(since.count, "([{")) - sum(map(since.count, ")]}"))
+        counted = m.start()
+        if depth == 0:
+            out.append((SPACES.sub(" ", m.group(0)).upper(), m.start(), m.end()))
+    return tuple(out)
 
 
 def _hoist_pattern_lists(cypher: str, fixes: list[str]) -> str:
@@ -1580,7 +1602,7 @@ def ground_literals(
     masked = mask(cypher)
     var_labels: dict[str, set[str]] = {}
     # (label, the match of property and literal, the map's node and its chain where it is a map's)
-    found: list[tuple[str, re.Match[str], tuple[_Node, list[_Node | _Rel]] | None]] = []
+    found: list[tuple[str, re.Match[str], tuple[_Node, Chain] | None]] = []
     for chain in _parse_chains(masked):
         for item in chain:
             if isinstance(item, _Node) and item.var:
@@ -1671,7 +1693,7 @@ def _name_to_neighbour(
     holds: Callable[[str, str, str], bool],
     label: str,
     m: re.Match[str],
-    node: tuple[_Node, list[_Node | _Rel]] | None,
+    node: tuple[_Node, Chain] | None,
     edits: list[tuple[int, int, str]],
     fixes: list[str],
 ) -> bool:

@@ -1121,3 +1121,26 @@ def test_the_agent_drops_a_number_no_node_holds(shop):
     fixed, fixes = grounded_literals(asked, shop, 5.0)
     assert fixed == asked.replace("p.stock = 987654 AND ", "") and fixes
     assert shop.query(fixed).rows and not shop.query(asked).rows
+
+
+def test_a_remembered_parse_does_not_carry_one_schemas_check_into_anothers():
+    """``mask``, ``_parse_chains`` and ``_top_clauses`` remember texts across checks; the schema decides the
+    rest each time, and what they share cannot be changed by a caller."""
+    from dataclasses import FrozenInstanceError
+
+    from agent import schema_check
+
+    cypher = "MATCH (c:Customer)-[:PLACED]->(o:Order) RETURN c.name, o.total"
+    for f in (schema_check.mask, schema_check._parse_chains, schema_check._top_clauses):
+        f.cache_clear()
+    shop_alone = check_cypher(cypher, SHOP)
+    cast_alone = check_cypher(cypher, CAST)
+    assert shop_alone.ok and not cast_alone.ok  # the two schemas disagree about this query
+    for schema, alone in ((SHOP, shop_alone), (CAST, cast_alone), (SHOP, shop_alone)):
+        again = check_cypher(cypher, schema)  # the text's parse remembered from the checks before
+        assert (again.cypher, again.errors, again.fixes) == (alone.cypher, alone.errors, alone.fixes)
+    assert schema_check._parse_chains.cache_info().hits > 0
+    chains = schema_check._parse_chains(schema_check.mask(cypher))
+    assert isinstance(chains, tuple) and all(isinstance(chain, tuple) for chain in chains)
+    with pytest.raises(FrozenInstanceError):
+        chains[0][0].labels = ("Order",)
