@@ -11,6 +11,7 @@ p.name, p.name`` → ``RETURN p.name``).
 
 from __future__ import annotations
 
+import functools
 import re
 
 # ChatML / Llama 3 (<|…|>), Llama 2 (<s>, [INST]), Gemma (<start_of_turn>, <end_of_turn>, <bos>, <eos>)
@@ -209,6 +210,8 @@ def _drop_stray_periods(text: str) -> str:
 
 def _cut_at_semicolon(text: str) -> str:
     """Everything before the first ``;`` that is outside strings and comments."""
+    if ";" not in text:  # nearly every reply: no need to walk it
+        return text
     quote: str | None = None
     i = 0
     while i < len(text):
@@ -227,13 +230,14 @@ def _cut_at_semicolon(text: str) -> str:
     return text
 
 
+STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+@functools.lru_cache(maxsize=64)
 def _mask_strings(text: str) -> str:
-    """Replace string literal contents with ``_`` (same length) so keywords inside strings are ignored."""
-    return re.sub(
-        r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"",
-        lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1],
-        text,
-    )
+    """Replace string literal contents with ``_`` (same length) so keywords inside strings are ignored.
+    Remembered: the cleanup's passes mask the same text again and again."""
+    return STRING.sub(lambda m: m.group(0)[0] + "_" * (len(m.group(0)) - 2) + m.group(0)[-1], text)
 
 
 def _depth(lines: list[str]) -> int:

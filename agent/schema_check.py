@@ -569,7 +569,7 @@ def _hoist_rel_props(
         if len(found) == 1:
             plans.setdefault((var, found[0][0]), []).append((m, found[0][1]))
     done: set[int] = set()
-    used_names = set(re.findall(_IDENT, masked))
+    used_names = set(IDENT.findall(masked)) if plans else set()
     for (var, rtype), accesses in plans.items():
         labs = var_labels[var]
         joins = [p for p in schema.patterns if p.type == rtype and (p.start in labs or p.end in labs)]
@@ -618,11 +618,11 @@ def _hoist_neighbour_props(
         if not labs or None in owners:
             continue
         own = {p.name for o in owners if o is not None for p in o.properties}
+        if prop in own or _closest(prop, own):
+            continue  # the node's own, or renamed on the node
         touching = [p for p in schema.patterns if (p.start in labs) != (p.end in labs)]
-        if prop in own or _closest(prop, own) or any(
-            prop in _rel_props(schema, p.type) or _closest(prop, _rel_props(schema, p.type)) for p in touching
-        ):
-            continue  # renamed on the node, moved to a relationship, or the model's to correct
+        if any(prop in (names := _rel_props(schema, p.type)) or _closest(prop, names) for p in touching):
+            continue  # moved to a relationship, or the model's to correct
 
         def other(p: Pattern, labs: set[str] = labs) -> str:
             return p.end if p.start in labs else p.start
@@ -633,7 +633,7 @@ def _hoist_neighbour_props(
         if len(found) == 1:
             plans.setdefault((var, found[0][0]), []).append((m, found[0][1]))
     done: set[int] = set()
-    used_names = set(re.findall(_IDENT, masked))
+    used_names = set(IDENT.findall(masked)) if plans else set()
     for (var, join), accesses in plans.items():
         labs = var_labels[var]
         node_is_start = join.start in labs
@@ -1374,8 +1374,10 @@ def _alias_repeated_aggregates(cypher: str, fixes: list[str]) -> str:
 def _move_dropped_aggregates(cypher: str, fixes: list[str]) -> str:
     masked = mask(cypher)
     clauses = _top_clauses(masked)
+    if not any(word == "WITH" for word, _, _ in clauses):  # no WITH before a RETURN (most queries)
+        return cypher
     chains = _parse_chains(masked)
-    taken = {_unquote(x) for x in re.findall(_IDENT, masked)}
+    taken = {_unquote(x) for x in IDENT.findall(masked)}
     edits: list[tuple[int, int, str]] = []
     for k, (word, _, end) in enumerate(clauses):
         j = k - 1
@@ -1438,6 +1440,8 @@ def _aggregate_name(call: str, taken: set[str]) -> str:
 
 def _count_own_group(cypher: str, fixes: list[str]) -> str:
     masked = mask(cypher)
+    if not COUNT_VAR.search(masked):  # no count of a variable anywhere (most queries)
+        return cypher
     chains = _parse_chains(masked)
     edits: list[tuple[int, int, str]] = []
     for w in PROJECTION.finditer(masked):
@@ -1510,8 +1514,8 @@ def _top_clauses(masked: str) -> tuple[tuple[str, int, int], ...]:
 
 def _hoist_pattern_lists(cypher: str, fixes: list[str]) -> str:
     masked = mask(cypher)
-    if re.search(r"\b(?:RETURN|WITH)\s+\*", masked, re.IGNORECASE):
-        return cypher
+    if not PATTERN_LIST.search(masked) or re.search(r"\b(?:RETURN|WITH)\s+\*", masked, re.IGNORECASE):
+        return cypher  # no pattern comprehension (most queries), or a WITH * would pass on its name
     clauses = _top_clauses(masked)
     edits: list[tuple[int, int, str]] = []
     taken = set(re.findall(r"\b_n\d+\b", masked))

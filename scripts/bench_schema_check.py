@@ -8,11 +8,11 @@ its outputs (reads ../shared/bench and docs/benchmarks' stored predictions; neve
 DIR``). Both versions run in their own processes (``PYTHONPATH``), on the schemas
 ``docs/benchmarks/cpu/schema-check-cost/schema.py`` pickled (the public dev graphs, ``--schemas``).
 
-Equivalence: every dev gold query and every stored prediction's ``predicted_cypher`` in
-``docs/benchmarks/gpu/bootstrap-r1*/pred-*.jsonl.gz`` (distinct texts; only the queries are read, never
-whether they were right) goes through ``check_cypher(clean_cypher(q), schema)`` on each schema, and the
-result of ``ground_literals`` on the checked query with a deterministic stand-in for the database; the two
-versions must give the same text, errors and fixes for every one.
+Equivalence: every dev gold query (also followed by ``; MATCH (n) RETURN n``) and every stored prediction's
+``predicted_cypher`` in ``docs/benchmarks/gpu/bootstrap-r1*/pred-*.jsonl.gz`` (distinct texts; only the
+queries are read, never whether they were right) goes through ``check_cypher(clean_cypher(q), schema)`` on
+each schema, and the result of ``ground_literals`` on the checked query with a deterministic stand-in for
+the database; the two versions must give the same text, errors and fixes for every one.
 
 Time: ``check_cypher(clean_cypher(q))`` over the dev golds of each graph, one pass per process after one
 warm-up pass, the two versions alternating ``--rounds`` times; the medians of the passes and their ratio.
@@ -43,8 +43,10 @@ def golds(graph: str) -> list[str]:
 
 
 def corpus() -> list[str]:
-    """The dev golds of both graphs and the stored predictions' queries, each text once, in a fixed order."""
+    """The dev golds of both graphs (each also as a reply with a second statement after a ``;``, for the
+    cleanup) and the stored predictions' queries, each text once, in a fixed order."""
     texts = [q for g in GRAPHS for q in golds(g)]
+    texts += [f"{q}; MATCH (n) RETURN n" for q in texts]
     for path in sorted((ROOT / "docs" / "benchmarks" / "gpu").glob("bootstrap-r1*/pred-*.jsonl.gz")):
         with gzip.open(path, "rt") as f:
             texts += [json.loads(line).get("predicted_cypher") or "" for line in f if line.strip()]
