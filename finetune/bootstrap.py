@@ -57,7 +57,7 @@ from agent.graphdb import GraphStore, open_graph
 from agent.models.local import TransformersGenerator, check_base_model
 from feedback_store.chroma import ChromaFeedbackStore
 from feedback_store.pool import ExamplePool, build_pool, pool_dir
-from finetune.dataset import BuildSpec, build_dataset
+from finetune.dataset import BuildSpec, auto_offline, build_dataset, offline_stamp
 from finetune.decision import Outcome, Verdict, read_outcome
 from finetune.drift import stamp
 from finetune.full import FullConfig, train_full
@@ -316,11 +316,7 @@ class Bootstrap:
     def asked_return_style(self) -> tuple[str, str]:
         """(style, why): the style the pairs should have now: the --return-style this bootstrap was given,
         else the ``return_style`` setting; ``auto`` resolved from today's approved corrections."""
-        flag = self.plan.return_style_flag
-        asked = flag or self.settings.return_style
-        if asked == AUTO:
-            return auto_return_style(self._approved_cyphers(), self._naming_keys())
-        return asked, f"--return-style {asked}" if flag else f"the return_style setting is {asked}"
+        return asked_return_style(self.settings, self.graph, self.plan.return_style_flag, self._naming_keys)
 
     def style_change(self) -> StyleChange | None:
         """How the generated pairs' style differs from the one asked for now; None before they are generated
@@ -484,7 +480,7 @@ class Bootstrap:
         names keyed by the profile's naming keys), written into the plan with the reason."""
         if self.plan.return_style != AUTO:
             return self.plan.return_style
-        style, why = auto_return_style(self._approved_cyphers(), self._naming_keys())
+        style, why = auto_return_style(approved_cyphers(self.settings, self.graph), self._naming_keys())
         self.state["plan"].update(return_style=style, return_style_reason=why)
         self.plan = Plan(**self.state["plan"])
         self._save_state()
@@ -496,18 +492,6 @@ class Bootstrap:
         if not profile.exists():
             return {}
         return {label: info.get("key") for label, info in json.loads(profile.read_text())["labels"].items()}
-
-    def _approved_cyphers(self) -> list[str]:
-        """The graph's approved corrections' queries (none failing on the live schema), from the home's
-        feedback store when it has one."""
-        if not _has_feedback(self.settings):
-            return []
-        store = ChromaFeedbackStore(self.settings)
-        try:
-            return [ex.cypher for ex in store.list_examples(graph=self.graph, status="approved")
-                    if ex.status == "approved" and ex.drift != "failing"]
-        finally:
-            store.close()
 
     def _index(self) -> dict[str, Any]:
         pairs = read_pairs(self.dir / "pairs.jsonl")
@@ -736,6 +720,89 @@ def refresh_pool(settings: Settings, graph: str, store: GraphStore) -> dict[str,
     return {**info, "status": "regenerated", "pairs": report.stages["generate"]["pairs"],
             "message": f"{change.text()}: {report.stages['generate']['pairs']} pairs; `cypherloop bootstrap "
                        f"--graph {graph}` trains a full model on them too"}
+
+
+def refresh_offline(settings: Settings, store: GraphStore, n: int, seed: int = 0
+                    ) -> tuple[Path, dict[str, Any] | None]:
+    """For a retrain round on a graph without a bootstrap pool: its own offline pairs
+    (``finetune.dataset.auto_offline``), in the return style asked for now, resolved as a bootstrap resolves
+    it (``asked_return_style``: a --return-style a stopped bootstrap of the graph was given, else the setting;
+    ``auto`` from today's approved corrections and the graph's naming keys). Returns their path and, when
+    they were generated (first, or again because the style or the schema changed), what happened for the
+    round's report (the shape of ``refresh_pool``'s; None when the generated pairs served as they were).
+
+    A failure to generate them again leaves the pairs of before serving, and the round trains on them and says
+    so, as with the pool; with none before, it is the round's error."""
+    graph = store.name
+    profile: list[Any] = []
+
+    def keys() -> dict[str, str | None]:
+        profile.append(profile_graph(store, seed=seed))
+        return {lab.label: (lab.key.name if lab.key else None) for lab in profile[0].labels.values()}
+
+    wanted, why = asked_return_style(settings, graph, _bootstrap_flag(settings, graph), keys)
+    try:
+        got = auto_offline(settings, store, n, seed, wanted, why=why, profile=profile[0] if profile else None)
+    except Exception as e:
+        had = offline_stamp(settings, graph).get("return_style")
+        path = settings.path("data", "offline", f"{graph}.jsonl")
+        if not had or not path.is_file():
+            raise
+        log.warning("%s: the offline pairs could not be generated again as %s (%s); this round trains on "
+                    "those it has, generated as %s", graph, wanted, e, had)
+        return path, {"source": "offline", "had": had, "wanted": wanted, "why": why, "status": Outcome.FAILED,
+                      "error": f"{type(e).__name__}: {e}",
+                      "message": f"offline pairs not generated again as {wanted} ({e}); trained on the {had} "
+                                 "ones"}
+    if not got.generated:
+        log.info("%s: offline pairs (no bootstrap pool) return entities as %s (%s)", graph, wanted, why)
+        return got.path, None
+    if got.replaced and got.replaced != wanted:
+        what = f"generated again with entities returned as {wanted} instead of {got.replaced}"
+    elif got.replaced:
+        what = f"generated again for the changed schema, entities returned as {wanted}"
+    else:
+        what = f"generated with entities returned as {wanted}"
+    info = {"source": "offline", "had": got.replaced or None, "wanted": wanted, "why": why,
+            "status": "regenerated" if got.replaced else "generated", "pairs": got.pairs,
+            "message": f"offline pairs {what} ({why}): {got.pairs} pairs (no bootstrap pool: "
+                       f"`cypherloop bootstrap --graph {graph}` makes one)"}
+    log.warning("%s: %s", graph, info["message"])
+    return got.path, info
+
+
+def asked_return_style(settings: Settings, graph: str, flag: str,
+                       naming_keys: Callable[[], dict[str, str | None]]) -> tuple[str, str]:
+    """(style, why): the return style asked for now: ``flag`` (a bootstrap's --return-style), else the
+    ``return_style`` setting; ``auto`` resolved from the graph's approved corrections (``auto_return_style``,
+    names told by ``naming_keys()``, label -> naming key, asked for only then)."""
+    asked = flag or settings.return_style
+    if asked == AUTO:
+        return auto_return_style(approved_cyphers(settings, graph), naming_keys())
+    return asked, f"--return-style {asked}" if flag else f"the return_style setting is {asked}"
+
+
+def approved_cyphers(settings: Settings, graph: str) -> list[str]:
+    """The graph's approved corrections' queries (none failing on the live schema), from the home's feedback
+    store when it has one."""
+    if not _has_feedback(settings):
+        return []
+    store = ChromaFeedbackStore(settings)
+    try:
+        return [ex.cypher for ex in store.list_examples(graph=graph, status="approved")
+                if ex.status == "approved" and ex.drift != "failing"]
+    finally:
+        store.close()
+
+
+def _bootstrap_flag(settings: Settings, graph: str) -> str:
+    """The --return-style a bootstrap of ``graph`` was given (from its plan; a plan written before the flag
+    read as ``_flag_of_old_plan``); "" when none was, or no bootstrap ran."""
+    try:
+        plan = json.loads(settings.path("bootstrap", graph, "state.json").read_text()).get("plan") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return ""
+    return str(plan.get("return_style_flag", _flag_of_old_plan(plan)) or "")
 
 
 def _flags(recipe: str | None, overrides: list[str]) -> str:

@@ -14,6 +14,7 @@ import ast
 import csv
 import hashlib
 import json
+import math
 import random
 import sys
 from collections import Counter, defaultdict
@@ -51,6 +52,13 @@ from finetune.synth import generate_pairs, write_pairs
 # regression set (``feedback_regression.jsonl``), the rest go to ``heldout.jsonl``. Extra files
 # (other databases, not executable here) only ever train, and any of their rows that repeats a
 # held-out question or query is dropped.
+#
+# A small pool (a hundred pairs are some thirty groups) can hash no group below the fraction, and a
+# retrain round's gate has nothing to judge on. So whenever ``heldout_frac`` > 0 and at least
+# ``SPLIT_MIN_GROUPS`` groups without feedback exist, at least ``min(HELDOUT_MIN_GROUPS,
+# max(1, floor(heldout_frac * groups)))`` of them are held out: the hash's choice, topped up with the
+# trained groups whose hash comes next (still whole groups, still stable for unchanged data). Below
+# ``SPLIT_MIN_GROUPS`` nothing is forced out; summary.json's ``split`` says how it went.
 
 
 SOURCE_PRIORITY = {
@@ -65,6 +73,12 @@ SOURCE_PRIORITY = {
 FEEDBACK_SOURCES = ("correction", "thumbs_up", "import", "escalation")
 SPLIT_SALT = "cypherloop-heldout-v1"
 """Part of the split hash. Changing it reshuffles every held-out set ever built: don't."""
+HELDOUT_MIN_GROUPS = 10
+"""The held-out set of a split with a held-out fraction holds at least this many groups (or the fraction's
+share of them when that is fewer, but one at least): see the split's comment."""
+SPLIT_MIN_GROUPS = 5
+"""Fewer groups without feedback than this and the split holds none out beyond the hash's choice: the pool is
+too small to give any up for evaluation."""
 FILES = {
     "train": "train.jsonl",
     "heldout": "heldout.jsonl",
@@ -97,6 +111,10 @@ class BuildSpec:
     auto_offline_n: int = 0
     """When > 0 and no ``offline`` file is given: use ``<home>/data/offline/<graph>.jsonl``, generating that
     many pairs first if it does not exist (what an unattended retrain round wants)."""
+    return_style: str = "mixed"
+    """How the pairs generated for ``auto_offline_n`` return entities (``finetune.synth.grammar``'s
+    ``RETURN_STYLES``; a retrain round resolves the style asked for:
+    ``finetune.bootstrap.refresh_offline``)."""
 
     @classmethod
     def for_retrain(
@@ -133,6 +151,9 @@ class BuildSummary:
     dataset_hash: str
     schema_fingerprint: str
     files: dict[str, str] = field(default_factory=dict)
+    split: dict[str, int] = field(default_factory=dict)
+    """How the groups without feedback were split: groups, heldout_groups, topped_up (held out beyond the
+    hash's choice to reach ``heldout_minimum``), min_groups (``SPLIT_MIN_GROUPS``)."""
 
     @property
     def out(self) -> Path:
@@ -149,6 +170,7 @@ class BuildSummary:
             "schema_fingerprint": self.schema_fingerprint,
             "prompt_version": PROMPT_VERSION,
             "files": self.files,
+            "split": self.split,
         }
 
     def table(self) -> str:
@@ -418,17 +440,60 @@ def _read_feedback(store: FeedbackStore, graph: str, weight: int) -> list[_Rec]:
     return out
 
 
-def _auto_offline(settings: Settings, graph_store: GraphStore, n: int, seed: int) -> Path:
-    """``<home>/data/offline/<graph>.jsonl``, generated when missing or when the schema changed."""
+@dataclass(frozen=True)
+class OfflinePairs:
+    """The generated offline pairs a build reads (``auto_offline``): where, in which return style, and whether
+    this call generated them (``replaced``: the style of the pairs they replaced, "" when there were none)."""
+
+    path: Path
+    return_style: str
+    generated: bool
+    replaced: str = ""
+    pairs: int = 0
+
+
+def offline_stamp(settings: Settings, graph: str) -> dict[str, Any]:
+    """What ``<home>/data/offline/<graph>.jsonl`` was generated for: its ``.schema`` stamp
+    (schema_fingerprint, return_style, why); {} when there is none. A stamp written before the style was part
+    of it is the schema's fingerprint alone, and its pairs are mixed (all there was then)."""
+    stamp = settings.path("data", "offline", f"{graph}.schema")
+    try:
+        text = stamp.read_text().strip()
+    except OSError:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        return {"schema_fingerprint": text, "return_style": "mixed"}
+    return data
+
+
+def auto_offline(settings: Settings, graph_store: GraphStore, n: int, seed: int, return_style: str = "mixed",
+                 *, why: str = "", profile: Any = None) -> OfflinePairs:
+    """``<home>/data/offline/<graph>.jsonl``, generated when missing or when the schema or the return style
+    asked for differs from the one it was generated for (its stamp says both).
+
+    Last good state: the new pairs are generated before anything is touched, the stamp is removed before the
+    pairs file is replaced (atomically) and written again after, so a run killed midway leaves either the old
+    pairs or new ones without a stamp, which the next call generates again; never pairs under another style's
+    stamp."""
     path = settings.path("data", "offline", f"{graph_store.name}.jsonl")
     stamp = path.with_suffix(".schema")
     fingerprint = graph_store.schema().fingerprint()
-    if path.exists() and stamp.exists() and stamp.read_text().strip() == fingerprint:
-        return path
-    pairs, _ = generate_pairs(graph_store, n, seed=seed)
+    had = offline_stamp(settings, graph_store.name) if path.exists() else {}
+    if had and had.get("schema_fingerprint") == fingerprint and had.get("return_style") == return_style:
+        return OfflinePairs(path, return_style, generated=False)
+    pairs, _ = generate_pairs(graph_store, n, seed=seed, return_style=return_style, profile=profile)
+    if not pairs:
+        raise DataError(f"no usable question/query pair could be generated on graph {graph_store.name!r}")
+    stamp.unlink(missing_ok=True)
     write_pairs(pairs, path)
-    atomic_write_text(stamp, fingerprint)
-    return path
+    atomic_write_text(stamp, json.dumps({"schema_fingerprint": fingerprint, "return_style": return_style,
+                                         "why": why}))
+    return OfflinePairs(path, return_style, generated=True, replaced=str(had.get("return_style") or ""),
+                        pairs=len(pairs))
 
 
 # --- split -----------------------------------------------------------------------------------------
@@ -501,9 +566,10 @@ def build_dataset(
         schema = store.schema()  # an unknown graph fails here, before any source is read
         dropped: Counter = Counter()
         recs = _dedupe(_gather(settings, spec, store, feedback_store, dropped), dropped)
-        train, heldout, regression = _split(recs, spec, dropped)
+        split_info: dict[str, int] = {}
+        train, heldout, regression = _split(recs, spec, dropped, split_info)
         splits = {"train": train, "heldout": heldout, "feedback_regression": regression}
-        return _write(settings, spec, store, splits, dropped, schema.fingerprint())
+        return _write(settings, spec, store, splits, dropped, schema.fingerprint(), split_info)
     finally:
         if own_graph:
             store.close()
@@ -528,7 +594,8 @@ def _gather(
         recs += _read_teacher(Path(p), spec.graph, spec.teacher_pending_pass, dropped)
     offline = list(spec.offline)
     if not offline and spec.auto_offline_n > 0:
-        offline = [_auto_offline(settings, graph_store, spec.auto_offline_n, spec.seed)]
+        made = auto_offline(settings, graph_store, spec.auto_offline_n, spec.seed, spec.return_style)
+        offline = [made.path]
     for p in offline:
         recs += _read_offline(Path(p), spec.graph, dropped)
     for p in spec.extra:
@@ -558,20 +625,27 @@ def _dedupe(recs: list[_Rec], dropped: Counter) -> list[_Rec]:
     return list(kept.values())
 
 
-def _split(recs: list[_Rec], spec: BuildSpec, dropped: Counter) -> tuple[list[_Rec], list[_Rec], list[_Rec]]:
-    """(train, heldout, regression): graph-bound groups go to one side whole; extra rows train unless they
-    repeat a held-out question or query."""
+def _split(recs: list[_Rec], spec: BuildSpec, dropped: Counter,
+           split_info: dict[str, int] | None = None) -> tuple[list[_Rec], list[_Rec], list[_Rec]]:
+    """(train, heldout, regression): graph-bound groups go to one side whole (a small pool's held-out set
+    topped up to its minimum: ``_heldout_groups``); extra rows train unless they repeat a held-out question or
+    query. ``split_info`` receives how the groups were split (summary.json's ``split``)."""
     train: list[_Rec] = []
     heldout: list[_Rec] = []
     regression: list[_Rec] = []
+    plain: list[tuple[int, str, list[_Rec]]] = []  # groups without feedback: (side hash, anchor, members)
     for group in _groups([r for r in recs if r.bound]):
-        has_feedback = any(r.feedback for r in group)
         anchor = min(group, key=lambda r: (_h(r.nq), r.nq)).nq
-        if held_out(anchor, spec.regression_frac if has_feedback else spec.heldout_frac):
+        if not any(r.feedback for r in group):
+            plain.append((_h(anchor, SPLIT_SALT + ":side"), anchor, group))
+        elif held_out(anchor, spec.regression_frac):
             for r in group:
                 (regression if r.feedback else heldout).append(r)
         else:
             train.extend(group)
+    held = _heldout_groups(plain, spec.heldout_frac, split_info)
+    for i, (_, _, group) in enumerate(plain):
+        (heldout if i in held else train).extend(group)
     held_q = {r.nq for r in heldout + regression}
     held_c = {r.nc for r in heldout + regression}
     for r in recs:
@@ -590,6 +664,31 @@ def _split(recs: list[_Rec], spec: BuildSpec, dropped: Counter) -> tuple[list[_R
     return train, heldout, regression
 
 
+def heldout_minimum(groups: int, frac: float) -> int:
+    """How many of ``groups`` groups without feedback a split with held-out fraction ``frac`` holds out at
+    least: none without a fraction or below ``SPLIT_MIN_GROUPS`` groups, else ``min(HELDOUT_MIN_GROUPS,
+    max(1, floor(frac * groups)))``, always leaving one to train on."""
+    if frac <= 0 or groups < SPLIT_MIN_GROUPS:
+        return 0
+    return min(HELDOUT_MIN_GROUPS, max(1, math.floor(frac * groups)), groups - 1)
+
+
+def _heldout_groups(plain: list[tuple[int, str, list[_Rec]]], frac: float,
+                    split_info: dict[str, int] | None) -> set[int]:
+    """Indexes of the ``plain`` groups held out: those whose side hash falls below ``frac``, then, up to
+    ``heldout_minimum``, the others in the order of their side hash (the next ones the hash would take)."""
+    bound = frac * 2**64
+    held = {i for i, (h, _, _) in enumerate(plain) if frac > 0 and h < bound}
+    need = heldout_minimum(len(plain), frac)
+    by_hash = sorted((h, anchor, i) for i, (h, anchor, _) in enumerate(plain) if i not in held)
+    added = [i for _, _, i in by_hash[: max(0, need - len(held))]]
+    held.update(added)
+    if split_info is not None:
+        split_info.update(groups=len(plain), heldout_groups=len(held), topped_up=len(added),
+                          min_groups=SPLIT_MIN_GROUPS)
+    return held
+
+
 def _write(
     settings: Settings,
     spec: BuildSpec,
@@ -597,6 +696,7 @@ def _write(
     splits: dict[str, list[_Rec]],
     dropped: Counter,
     schema_fingerprint: str,
+    split_info: dict[str, int] | None = None,
 ) -> BuildSummary:
     """Render every record through the shared prompt module, write the splits and summary.json."""
     whole_schema = graph_store.schema_text()
@@ -658,6 +758,7 @@ def _write(
         dataset_hash=dataset_hash(out),
         schema_fingerprint=schema_fingerprint,
         files={split: str(out / name) for split, name in FILES.items()},
+        split=dict(split_info or {}),
     )
     atomic_write_text(out / "summary.json", json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     return summary

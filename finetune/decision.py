@@ -42,7 +42,8 @@ class Outcome(StrEnum):
     TRAINED = "trained"
     """The gate said promote; not promoted on request (``--no-promote``)."""
     SKIPPED = "skipped"
-    """retrain: a version was already trained on the same data with the same recipe."""
+    """retrain: a version was already trained on the same data with the same recipe, or the data holds no
+    held-out questions to gate a candidate on (nothing trained)."""
     PAUSED = "paused"
     """bootstrap: stopped after a stage on request (``--stop-after``)."""
     FAILED = "failed"

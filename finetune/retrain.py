@@ -8,7 +8,10 @@ Training goes to a run folder named after the graph, recipe and dataset hash, so
 resumes its training when started again. The candidate becomes a registry version only when it is
 complete, with the gate's decision in its meta.json, and ACTIVE changes only if the gate says so.
 Before the dataset is built, the graph's bootstrap pool is generated again when the return style asked for
-now differs from its pairs' (``finetune.bootstrap.refresh_pool``; the report's ``pool`` says so).
+now differs from its pairs' (``finetune.bootstrap.refresh_pool``); a graph without a pool gets offline pairs
+generated in that style, again when it changes (``refresh_offline``); the report's ``pool`` says so. A
+dataset without held-out questions (a pool too small to hold any out) ends the round before training:
+skipped, with one line saying why, and the live model stays.
 The report (``<home>/reports/<time>-<graph>-<version>/report.json``, ``report.md``, ``loss.png``)
 holds the data counts, the loss curve, before/after accuracy and the decision.
 """
@@ -21,7 +24,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from agent.core.settings import Settings
 from agent.graphdb import GraphStore, open_graph
 from agent.models.local import base_display_name
 from finetune import gate as gatemod
-from finetune.bootstrap import refresh_pool
+from finetune.bootstrap import refresh_offline, refresh_pool
 from finetune.config import Recipe, load_recipe
 from finetune.dataset import FILES, BuildSpec, build_dataset, dataset_hash
 from finetune.decision import Outcome, Verdict, read_outcome
@@ -71,7 +74,9 @@ class RetrainReport:
     message: str = ""
     pool: dict[str, Any] | None = None
     """When the round generated the bootstrap pool again in another return style (or failed to):
-    ``finetune.bootstrap.refresh_pool``'s account (had, wanted, why, status, message)."""
+    ``finetune.bootstrap.refresh_pool``'s account (had, wanted, why, status, message); on a graph without a
+    pool, when it generated its own offline pairs (first, or again in another style): ``refresh_offline``'s,
+    the same fields with ``source: offline``."""
 
 
 # ---------------------------------------------------------------------- the round
@@ -149,10 +154,16 @@ def _round(
     # 0. The bootstrap pool, in the return style asked for now (generated again when that changed).
     if opts.dataset_dir is None:
         report.pool = refresh_pool(settings, settings.graph, store)
-    # 1. Dataset: built from the graph (offline generator + approved feedback) unless one is given.
-    data_dir = opts.dataset_dir or build_round_dataset(settings, store, opts.dataset_options)
+    # 1. Dataset: built from the graph (the pool or offline pairs in the style asked for now + approved
+    # feedback) unless one is given.
+    data_dir = opts.dataset_dir or build_round_dataset(settings, store, opts.dataset_options, report)
     report.dataset = {**dataset_counts(data_dir), "hash": dataset_hash(data_dir)}
     log.info("dataset %s: %s", data_dir, report.dataset.get("counts"))
+    if not report.dataset["counts"].get("heldout"):  # nothing the gate could judge a candidate on
+        report.status = Outcome.SKIPPED
+        report.message = _no_heldout_note(report.dataset, live)
+        log.warning("%s: %s", settings.graph, report.message)
+        return
     same = [m for m in registry.list() if m.get("dataset_hash") == report.dataset["hash"]
             and m.get("recipe_fingerprint") == rec.fingerprint() and m.get("base_model") == base_name]
     if same and not opts.force and _unsettled(same[-1], live):
@@ -340,13 +351,40 @@ def train_device(settings: Settings) -> str:
 
 # ---------------------------------------------------------------------- dataset
 def build_round_dataset(settings: Settings, graph_store: GraphStore | None = None,
-                        options: dict[str, Any] | None = None) -> Path:
-    """This round's dataset via finetune.dataset (offline pairs generated once, teacher data when reviewed,
-    approved feedback) in ``<home>/datasets/<graph>``; returns the folder."""
+                        options: dict[str, Any] | None = None, report: RetrainReport | None = None) -> Path:
+    """This round's dataset via finetune.dataset (the bootstrap pool's training pairs, else offline pairs
+    generated in the return style asked for now: ``finetune.bootstrap.refresh_offline``; teacher data when
+    reviewed; approved feedback) in ``<home>/datasets/<graph>``; returns the folder. When the offline pairs
+    were generated, ``report.pool`` says so."""
     spec = BuildSpec.for_retrain(settings, settings.graph, **(options or {}))
+    if not spec.offline and spec.auto_offline_n > 0:  # no bootstrap pool: the round's own pairs
+        store = open_graph(settings, settings.graph) if graph_store is None else graph_store
+        try:
+            path, generated = refresh_offline(settings, store, spec.auto_offline_n, spec.seed)
+        finally:
+            if graph_store is None:
+                store.close()
+        spec = replace(spec, offline=[path], auto_offline_n=0)
+        if report is not None and generated:
+            report.pool = generated
     summary = build_dataset(settings, spec, graph_store=graph_store)
     log.info("dataset built in %s: %s", summary.out_dir, summary.counts)
     return Path(summary.out_dir)
+
+
+def _no_heldout_note(dataset: dict[str, Any], live: AdapterRef | None) -> str:
+    """The one line a round without held-out questions ends with: why there are none, and that nothing was
+    trained and the live model stays."""
+    split = (dataset.get("summary") or {}).get("split") or {}
+    groups, least = split.get("groups"), split.get("min_groups")
+    if groups is not None and least is not None and groups < least:
+        why = (f"the data holds {groups} distinct question/query group(s), fewer than the {least} a held-out "
+               "split needs; generate more pairs (`cypherloop bootstrap --pairs N`) or approve more "
+               "corrections")
+    else:
+        why = "heldout.jsonl is empty"
+    return (f"no held-out questions for the gate ({why}): nothing trained, "
+            f"{live.version if live else 'the base model'} stays live")
 
 
 def dataset_counts(folder: Path) -> dict[str, Any]:

@@ -452,3 +452,47 @@ def test_retrain_rounds_use_the_bootstrap_pool_when_there_is_one(shop, tmp_path)
     summary = build_dataset(settings, spec, graph_store=shop)
     (rec,) = _read(summary.out_dir / "train.jsonl")
     assert "Examples:" in rec["prompt"][0]["content"] and "MATCH (p:Product)" in rec["prompt"][0]["content"]
+
+
+def trained_by_hash(n: int) -> list[dict]:
+    """Pairs of ``n`` shop queries, two questions each, none of whose groups the split's hash holds out at
+    0.15 (a small pool as unlucky as one that once left a retrain round's held-out set empty)."""
+    from agent.core.cypher_text import normalize_question
+    from finetune.dataset import held_out
+
+    rows, i = [], 0
+    while len(rows) < 2 * n:
+        i += 1
+        questions = [f"Which customers live in town {i}?", f"Who are the customers of town {i}?"]
+        if any(held_out(normalize_question(q), 0.15) for q in questions):
+            continue
+        cypher = f"MATCH (c:Customer) WHERE c.city = 'Town {i}' RETURN c.name"
+        rows += [{"question": q, "cypher": cypher, "query_id": f"q{i}"} for q in questions]
+    return rows
+
+
+def test_a_small_pool_always_holds_some_groups_out_whole(shop, tmp_path):
+    """When the hash holds no group out of a small pool, the split still holds out its minimum (the groups
+    whose hash comes next, whole: no question or query on both sides); below SPLIT_MIN_GROUPS groups it holds
+    none out, and summary.json says how the groups were split."""
+    from agent.core.settings import Settings
+    from finetune.dataset import SPLIT_MIN_GROUPS, heldout_minimum
+
+    assert [heldout_minimum(n, 0.15) for n in (0, 4, 5, 8, 30, 100, 1000)] == [0, 0, 1, 1, 4, 10, 10]
+    assert heldout_minimum(30, 0.0) == 0 and heldout_minimum(5, 0.99) == 4
+    settings = Settings(_env_file=None, home=tmp_path / "home")
+    for groups, held in ((8, 1), (30, 4), (SPLIT_MIN_GROUPS - 1, 0)):
+        pairs = tmp_path / f"pairs{groups}.jsonl"
+        pairs.write_text("".join(json.dumps(r) + "\n" for r in trained_by_hash(groups)))
+        out = tmp_path / f"ds{groups}"
+        summary = build_dataset(settings, BuildSpec(graph="shop", out_dir=out, offline=[pairs],
+                                                    heldout_frac=0.15), graph_store=shop)
+        heldout, train = _read(out / "heldout.jsonl"), _read(out / "train.jsonl")
+        assert len({x["cypher"] for x in heldout}) == held and len(heldout) == 2 * held, groups
+        assert not {x["cypher"] for x in heldout} & {x["cypher"] for x in train}
+        assert summary.split == {"groups": groups, "heldout_groups": held, "topped_up": held,
+                                 "min_groups": SPLIT_MIN_GROUPS}
+        assert json.loads((out / "summary.json").read_text())["split"] == summary.split
+        again = build_dataset(settings, BuildSpec(graph="shop", out_dir=tmp_path / "again", offline=[pairs],
+                                                  heldout_frac=0.15), graph_store=shop)
+        assert again.dataset_hash == summary.dataset_hash  # the same pool splits the same way

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -306,9 +307,9 @@ def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_s
     folder = home / "bootstrap" / "shop"
     mixed = {f: (folder / f).read_bytes() for f in ("pairs.jsonl", "train_pairs.jsonl", "pool/pool.jsonl")}
 
-    def round_():
-        return retrain(s, "shop", "tiny-cpu", overrides=QUICK, graph_store=shop, force=True,
-                       generator_factory=_nobody_answers, dataset_options={"heldout_frac": 0.4})
+    def round_():  # the pool's prompts carry few-shot examples: most are longer than QUICK's eval allows
+        return retrain(s, "shop", "tiny-cpu", overrides=[*QUICK, "max_length=1024"], graph_store=shop,
+                       force=True, generator_factory=_nobody_answers)
 
     same = round_()
     assert same.pool is None and same.status == "rejected"
@@ -318,6 +319,7 @@ def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_s
     for question, cypher in NAMES_CORRECTIONS:
         store.add_example(VerifiedExample(question, cypher, "shop", "correction", "approved"))
     store.close()
+    why = "auto: 3 of the 3 approved corrections return names, 0 whole nodes"
 
     def broken(*args, **kwargs):
         raise RuntimeError("generator exploded")
@@ -332,7 +334,6 @@ def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_s
     assert read_active(home) is None
 
     report = round_()
-    why = "auto: 3 of the 3 approved corrections return names, 0 whole nodes"
     assert report.pool["status"] == "regenerated" and report.pool["why"] == why
     said = f"pool generated again with entities returned as names instead of mixed ({why}): 120 pairs"
     assert report.message.startswith(said) and report.status == "rejected" and report.version == "v0003"
@@ -350,3 +351,117 @@ def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_s
 
     again = round_()
     assert again.pool is None  # the pool is the style asked for now
+
+
+def _offline_ways(shop, path: Path) -> Counter:
+    """How the queries of an offline pairs file return entities (``returned_entities`` per query, with the
+    shop graph's naming keys)."""
+    from finetune.bootstrap import returned_entities
+    from finetune.synth import profile_graph
+
+    keys = {lab.label: (lab.key.name if lab.key else None) for lab in profile_graph(shop).labels.values()}
+    return Counter(returned_entities(json.loads(x)["cypher"], keys) for x in path.read_text().splitlines())
+
+
+def test_a_round_without_a_pool_generates_its_pairs_in_the_style_asked_for_and_again_when_it_changes(
+        home_settings, shop, monkeypatch):
+    """No bootstrap pool: the round's own offline pairs follow the return style asked for, resolved as a
+    bootstrap resolves it (the setting, auto from the approved corrections), are generated again when it
+    changes (a failure first: the round trains on the pairs it had and says so), and the report, its
+    report.md and the scheduler's state say which style and why."""
+    from agent.core.feedback import VerifiedExample
+    from feedback_store.chroma import ChromaFeedbackStore
+    from finetune import dataset as dataset_mod
+    from finetune.schedule import Runner, read_state
+
+    settings, home = home_settings
+    s = _with_home(settings, home).model_copy(update={"return_style": "names"})
+    offline = home / "data" / "offline" / "shop.jsonl"
+
+    def round_(settings):
+        return retrain(settings, "shop", "tiny-cpu", overrides=QUICK, graph_store=shop, force=True,
+                       generator_factory=_nobody_answers, dataset_options={"auto_offline_n": 120})
+
+    first = round_(s)
+    assert not (home / "bootstrap" / "shop").exists()
+    said = ("offline pairs generated with entities returned as names (the return_style setting is names): "
+            "120 pairs (no bootstrap pool: `cypherloop bootstrap --graph shop` makes one)")
+    assert first.pool["source"] == "offline" and first.pool["status"] == "generated"
+    assert first.message.startswith(said) and first.status == "rejected"
+    assert said in (Path(first.report_dir) / "report.md").read_text()
+    ways = _offline_ways(shop, offline)
+    assert ways["nodes"] == 0 and ways["names"] > 10, ways
+    names = offline.read_bytes()
+
+    same = round_(s)  # the style asked for is still names: the pairs serve as they are
+    assert same.pool is None and offline.read_bytes() == names
+
+    nodes = s.model_copy(update={"return_style": "nodes"})
+    with monkeypatch.context() as m:
+        m.setattr(dataset_mod, "generate_pairs", lambda *a, **kw: (_ for _ in ()).throw(RuntimeError("boom")))
+        failed = round_(nodes)
+    assert failed.pool["status"] == "failed" and failed.status == "rejected"
+    assert failed.message.startswith("offline pairs not generated again as nodes (boom); trained on the "
+                                     "names ones")
+    assert offline.read_bytes() == names  # the pairs of before, whole, still stamped names
+
+    runner = Runner(nodes, "tiny-cpu", QUICK, retrain_fn=lambda st, g, r, **kw: round_(st))
+    again = runner.run_round("cron")
+    said = ("offline pairs generated again with entities returned as nodes instead of names (the "
+            "return_style setting is nodes): 120 pairs")
+    assert again.pool["status"] == "regenerated" and again.message.startswith(said)
+    assert read_state(home)["shop"]["last_pool"].startswith(said)
+    assert _offline_ways(shop, offline)["nodes"] > 10  # none as names
+
+    store = ChromaFeedbackStore(s)
+    for question, cypher in NAMES_CORRECTIONS:
+        store.add_example(VerifiedExample(question, cypher, "shop", "correction", "approved"))
+    store.close()
+    auto = round_(s.model_copy(update={"return_style": "auto"}))
+    why = "auto: 3 of the 3 approved corrections return names, 0 whole nodes"
+    assert auto.pool["why"] == why and auto.pool["wanted"] == "names" and auto.pool["had"] == "nodes"
+    assert _offline_ways(shop, offline)["nodes"] == 0
+    trained_on = {json.loads(x)["cypher"] for x in (home / "datasets" / "shop" / "train.jsonl").open()}
+    assert {json.loads(x)["cypher"] for x in offline.open()} & trained_on
+
+
+def _pool_of(home: Path, rows: list[dict]) -> None:
+    """A bootstrap pool's training pairs for shop (what `cypherloop bootstrap` leaves for the rounds)."""
+    pool = home / "bootstrap" / "shop" / "train_pairs.jsonl"
+    pool.parent.mkdir(parents=True, exist_ok=True)
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_small_pool_the_hash_holds_nothing_out_of_is_still_gated(home_settings, shop):
+    """Eight queries none of which the split's hash holds out (as a 120-pair pool once came out): the round
+    still holds one out whole and gates on it, instead of the gate refusing an empty held-out set."""
+    from test_dataset import trained_by_hash
+
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    _pool_of(home, trained_by_hash(8))
+    report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, graph_store=shop,
+                     generator_factory=_nobody_answers)
+    assert report.dataset["counts"]["heldout"] == 2 and report.dataset["summary"]["split"]["topped_up"] == 1
+    assert report.status == "rejected" and report.gate["candidate"]["heldout"]["n"] == 2
+    assert read_active(home) is None  # a tie keeps the live model
+
+
+def test_a_pool_too_small_to_hold_anything_out_keeps_the_live_model_and_says_why(home_settings, shop):
+    """Four queries: nothing can be held out for the gate, so the round trains nothing, registers nothing,
+    keeps the live model and says why in one line (report, report.md, the command's last line)."""
+    from test_dataset import trained_by_hash
+
+    settings, home = home_settings
+    s = _with_home(settings, home)
+    _pool_of(home, trained_by_hash(4))
+    report = retrain(s, "shop", "tiny-cpu", overrides=QUICK, graph_store=shop,
+                     generator_factory=_nobody_answers)
+    said = ("no held-out questions for the gate (the data holds 4 distinct question/query group(s), fewer "
+            "than the 5 a held-out split needs; generate more pairs (`cypherloop bootstrap --pairs N`) or "
+            "approve more corrections): nothing trained, the base model stays live")
+    assert (report.status, report.message, report.version, report.error) == ("skipped", said, None, None)
+    assert report.dataset["counts"] == {"train": 8, "heldout": 0, "feedback_regression": 0}
+    assert "\n" not in report.message and said in (Path(report.report_dir) / "report.md").read_text()
+    assert AdapterRegistry(home).versions() == [] and read_active(home) is None
+    assert not (home / "runs").exists()
