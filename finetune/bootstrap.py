@@ -722,6 +722,33 @@ def refresh_pool(settings: Settings, graph: str, store: GraphStore) -> dict[str,
                        f"--graph {graph}` trains a full model on them too"}
 
 
+def coming_restyle(settings: Settings, graph: str) -> str:
+    """What the next retrain round generates again before it trains because the return style asked for now
+    differs from its data's, in words (for the Training tab, before a round); "" when nothing. Reads files and
+    the feedback store only, never the graph: offline pairs (no pool) asked for as ``auto`` need the graph's
+    naming keys, so the round's report alone says that case."""
+    folder = settings.path("bootstrap", graph)
+    if (folder / "state.json").is_file() and (folder / "train_pairs.jsonl").is_file():
+        run = Bootstrap(settings, graph, progress=False)
+        change = run.style_change()
+        if change is None and run.restyle_pending():
+            r = run.state["restyled"]
+            change = StyleChange(r["had"], r["wanted"], r["why"])
+        if change is None:
+            return ""
+        return (f"the next retrain round generates the pool of `{graph}` again before training: entities "
+                f"returned as {change.wanted} instead of {change.had} ({change.why})")
+    had = offline_stamp(settings, graph).get("return_style")
+    flag = _bootstrap_flag(settings, graph)
+    if not had or (flag or settings.return_style) == AUTO:
+        return ""
+    wanted, why = asked_return_style(settings, graph, flag, dict)
+    if wanted == had:
+        return ""
+    return (f"the next retrain round generates the offline pairs of `{graph}` (no bootstrap pool) again "
+            f"before training: entities returned as {wanted} instead of {had} ({why})")
+
+
 def refresh_offline(settings: Settings, store: GraphStore, n: int, seed: int = 0
                     ) -> tuple[Path, dict[str, Any] | None]:
     """For a retrain round on a graph without a bootstrap pool: its own offline pairs

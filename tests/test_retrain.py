@@ -320,6 +320,12 @@ def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_s
         store.add_example(VerifiedExample(question, cypher, "shop", "correction", "approved"))
     store.close()
     why = "auto: 3 of the 3 approved corrections return names, 0 whole nodes"
+    coming = (f"The next retrain round generates the pool of `shop` again before training: entities "
+              f"returned as names instead of mixed ({why}).")
+    assert coming in training_view(TrainingHooks(s), None)[-1]  # said before the round
+    hooks = TrainingHooks(s, retrain_fn=lambda settings: None)
+    assert hooks.retrain().endswith(f"press Refresh to follow it. {coming}")
+    hooks.wait()
 
     def broken(*args, **kwargs):
         raise RuntimeError("generator exploded")
@@ -348,6 +354,7 @@ def test_a_round_generates_the_pool_again_once_the_corrections_ask_for_another_s
     assert "train" not in state["stages"]  # `cypherloop bootstrap` trains a full model on it when run
     status = training_view(TrainingHooks(s), None)[-1]
     assert f"Pool of `shop`: entities returned as names ({why}); generated again on " in status
+    assert "The next retrain round" not in status
 
     again = round_()
     assert again.pool is None  # the pool is the style asked for now
@@ -373,6 +380,7 @@ def test_a_round_without_a_pool_generates_its_pairs_in_the_style_asked_for_and_a
     from feedback_store.chroma import ChromaFeedbackStore
     from finetune import dataset as dataset_mod
     from finetune.schedule import Runner, read_state
+    from ui.training_tab import restyle_note
 
     settings, home = home_settings
     s = _with_home(settings, home).model_copy(update={"return_style": "names"})
@@ -404,6 +412,9 @@ def test_a_round_without_a_pool_generates_its_pairs_in_the_style_asked_for_and_a
     assert failed.message.startswith("offline pairs not generated again as nodes (boom); trained on the "
                                      "names ones")
     assert offline.read_bytes() == names  # the pairs of before, whole, still stamped names
+    assert restyle_note(nodes) == ("the next retrain round generates the offline pairs of `shop` (no "
+                                   "bootstrap pool) again before training: entities returned as nodes "
+                                   "instead of names (the return_style setting is nodes)")
 
     runner = Runner(nodes, "tiny-cpu", QUICK, retrain_fn=lambda st, g, r, **kw: round_(st))
     again = runner.run_round("cron")
@@ -412,6 +423,7 @@ def test_a_round_without_a_pool_generates_its_pairs_in_the_style_asked_for_and_a
     assert again.pool["status"] == "regenerated" and again.message.startswith(said)
     assert read_state(home)["shop"]["last_pool"].startswith(said)
     assert _offline_ways(shop, offline)["nodes"] > 10  # none as names
+    assert restyle_note(nodes) == ""
 
     store = ChromaFeedbackStore(s)
     for question, cypher in NAMES_CORRECTIONS:

@@ -13,7 +13,8 @@ aspect ratio), accuracy from the gate's held-out scores. The buttons go through 
   hold the app's interpreter); its progress is ``<home>/bootstrap/<graph>/progress.json``, its output
   ``ui-run.log`` beside it.
 - The status names how the graph's bootstrap pool returns entities (``pool_status``), and when a retrain
-  round or a bootstrap generated it again because the return style asked for changed.
+  round or a bootstrap generated it again because the return style asked for changed; before a round, that
+  the next one will (``restyle_note``: the pool, or a graph's own offline pairs when it has no pool).
 - Promote / Rollback: ``AdapterRegistry(settings.home_dir).promote(version)`` / ``.rollback()``; the tab
   then names the live adapter (``agent.core.adapters.live_adapter``).
 """
@@ -36,6 +37,7 @@ from pydantic import SecretStr
 from agent.core.adapters import SHIPPED_PREFIX, describe, live_adapter, version_dirs
 from agent.core.feedback import FeedbackStore
 from agent.core.settings import Settings
+from finetune.bootstrap import coming_restyle
 from finetune.lock import retrain_running
 from finetune.registry import AdapterRegistry
 from finetune.retrain import RetrainReport, retrain_once
@@ -198,6 +200,15 @@ def pool_status(home: Path, graph: str) -> str:
     return text + "."
 
 
+def restyle_note(settings: Settings) -> str:
+    """What the next retrain round generates again first because the return style asked for changed
+    (``finetune.bootstrap.coming_restyle``); "" when nothing, or when that cannot be told now."""
+    try:
+        return coming_restyle(settings, settings.graph)
+    except Exception:  # noqa: BLE001 - a status hint only; the round's report says what it did
+        return ""
+
+
 class TrainingHooks:
     """The Training tab's buttons."""
 
@@ -227,10 +238,12 @@ class TrainingHooks:
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return f"A retrain is already running ({self.retrain_status})."
+            coming = restyle_note(self.settings)
             self.retrain_status = f"running since {time.strftime('%H:%M:%S')}"
             self._thread = threading.Thread(target=self._run_retrain, name="cypherloop-retrain", daemon=True)
             self._thread.start()
-        return f"Retrain started ({self.retrain_status}); press Refresh to follow it."
+        return (f"Retrain started ({self.retrain_status}); press Refresh to follow it."
+                + (f" {coming[0].upper()}{coming[1:]}." if coming else ""))
 
     def _run_retrain(self) -> None:
         try:
@@ -238,6 +251,10 @@ class TrainingHooks:
             self.retrain_status = f"finished at {time.strftime('%H:%M:%S')}: {_describe(result)}"
         except Exception as e:  # noqa: BLE001 - shown in the tab, never a traceback
             self.retrain_status = f"failed at {time.strftime('%H:%M:%S')}: {e}"
+
+    def retrain_busy(self) -> bool:
+        """A round runs (from this tab, or elsewhere: scheduler, CLI)."""
+        return (self._thread is not None and self._thread.is_alive()) or self.running_elsewhere()
 
     def running_elsewhere(self) -> bool:
         """A round holds the retrain lock but not from this tab."""
@@ -349,6 +366,9 @@ def training_view(hooks: TrainingHooks, store: FeedbackStore | None) -> tuple[An
     pool = pool_status(hooks.home, hooks.settings.graph)
     if pool:
         status += f"\n\n{pool}"
+    coming = "" if hooks.retrain_busy() else restyle_note(hooks.settings)
+    if coming:
+        status += f"\n\nℹ️ {coming[0].upper()}{coming[1:]}."
     loss, accuracy = loss_figure(hooks.home), accuracy_figure(rows)
     plots = []
     for fig in (loss, accuracy):
